@@ -1,0 +1,211 @@
+// The typed GatewayModel: the only thing renderers see. Produced by normalize() from a
+// schema-valid YAML document; every default is filled in here so templates stay dumb.
+// Positions (`at`) point back to gateway.yaml so later stages (rules, `check`) can report
+// problems against the YAML entry that produced them.
+
+export interface SourcePos {
+  file: string; // path as given by the user (relative to cwd when possible)
+  line: number; // 1-based
+  col: number; // 1-based
+  path: string; // YAML key path, e.g. routes[2].upstream
+}
+
+export type Duration = string; // nginx time, validated: e.g. "30s", "5m", "1h", "500ms"
+export type Size = string; // nginx size, validated: e.g. "10m", "512k"
+
+export interface GatewayModel {
+  source: { file: string; hash: string }; // sha256 of the resolved input (after include/env)
+  version: string; // gatewayctl version that built it
+  global: GlobalSettings;
+  listeners: Listener[];
+  upstreams: Upstream[];
+  rateZones: RateZone[];
+  connZones: ConnZone[];
+  caches: CacheZone[];
+  routes: Route[];
+  access: AccessRules; // global IP rules
+  unsafeSnippets: UnsafeSnippet[]; // raw nginx escape hatch, flagged by validate
+  auth?: unknown; // reserved for njs auth (issue: njs modules)
+}
+
+export interface GlobalSettings {
+  workerProcesses: string; // "auto" or a number as string
+  workerConnections: number;
+  serverTokens: boolean; // always false unless explicitly enabled
+  trustedProxies: string[]; // CIDRs; set_real_ip_from
+  realIpHeader: string; // default X-Forwarded-For
+  requestId: { header: string; trustIncoming: boolean };
+  accessLog: { path: string; format: 'json' | 'combined' } | null;
+  errorLog: { path: string; level: 'debug' | 'info' | 'notice' | 'warn' | 'error' | 'crit' };
+  health: { liveness: string; readiness: string }; // paths, e.g. /health, /ready
+  status: { listen: string; path: string } | null; // stub_status listener, internal
+  compression: { gzip: boolean; brotli: boolean; minLength: number; types: string[] };
+  errorPages: 'json' | 'nginx'; // JSON bodies for gateway-produced 4xx/5xx
+  paths: { pid: string; logs: string; temp: string; cache: string }; // relative to nginx prefix
+  modules: { njs: boolean; brotli: boolean }; // load_module lines (brotli degrades with a warning)
+  at: SourcePos;
+}
+
+export interface Listener {
+  name: string;
+  address: string | null; // bind address; null = all
+  port: number;
+  serverNames: string[]; // empty = catch-all for this listener
+  defaultServer: boolean;
+  unknownHost: 404 | 444 | null; // when serverNames set: answer for an unknown Host
+  tls: ListenerTls | null;
+  securityHeaders: SecurityHeaders;
+  at: SourcePos;
+}
+
+export interface ListenerTls {
+  cert: string; // absolute path
+  key: string; // absolute path
+  profile: 'modern' | 'intermediate';
+  http2: boolean;
+  redirectFrom: number | null; // plain-HTTP port that redirects to this listener
+  hsts: { maxAge: number; includeSubdomains: boolean; preload: boolean } | null;
+  at: SourcePos;
+}
+
+export interface SecurityHeaders {
+  preset: 'strict' | 'basic' | 'off';
+  contentSecurityPolicy: string | null;
+  frameOptions: 'DENY' | 'SAMEORIGIN' | null;
+  referrerPolicy: string | null;
+  contentTypeOptions: boolean;
+}
+
+export type Balance = 'round_robin' | 'least_conn' | 'ip_hash' | 'random' | 'consistent_hash';
+
+export type HashKey =
+  | { kind: 'header'; name: string }
+  | { kind: 'cookie'; name: string }
+  | { kind: 'query'; name: string }
+  | { kind: 'client_ip' };
+
+export interface Upstream {
+  name: string;
+  balance: Balance;
+  hashKey: HashKey | null; // consistent_hash key, or sticky source
+  hashFallback: 'client_ip' | 'random' | null; // when the key is missing
+  sticky: { kind: 'cookie'; name: string } | null; // implemented as consistent hash on the cookie
+  servers: UpstreamServer[];
+  keepalive: { connections: number; timeout: Duration; requests: number } | null;
+  at: SourcePos;
+}
+
+export interface UpstreamServer {
+  address: string; // host:port or unix:/path
+  weight: number;
+  maxFails: number;
+  failTimeout: Duration;
+  backup: boolean;
+  down: boolean;
+  at: SourcePos;
+}
+
+export type LimitKey =
+  | { kind: 'client_ip' }
+  | { kind: 'header'; name: string }
+  | { kind: 'client_id' }; // authenticated client (njs auth)
+
+export interface RateZone {
+  name: string;
+  key: LimitKey;
+  rate: string; // nginx rate: "10r/s" or "5r/m"
+  ratePerSecond: number; // derived, for Retry-After
+  burst: number;
+  nodelay: boolean;
+  delay: number | null;
+  size: Size;
+  at: SourcePos;
+}
+
+export interface ConnZone {
+  name: string;
+  key: LimitKey;
+  max: number;
+  size: Size;
+  at: SourcePos;
+}
+
+export interface CacheZone {
+  name: string;
+  path: string; // relative to nginx prefix unless absolute
+  size: Size; // keys_zone size
+  maxSize: Size | null;
+  inactive: Duration;
+  at: SourcePos;
+}
+
+export type PathMatch =
+  | { kind: 'prefix'; value: string }
+  | { kind: 'exact'; value: string }
+  | { kind: 'regex'; value: string; caseInsensitive: boolean };
+
+export interface Route {
+  name: string; // unique, [a-z0-9_-]
+  index: number; // position in routes[]
+  match: {
+    path: PathMatch;
+    methods: string[] | null; // null = any
+    host: string | null;
+    headers: { name: string; value: string; regex: boolean }[];
+  };
+  listeners: string[]; // listener names it is served on
+  upstream: string | null; // null only for `respond` routes
+  respond: { status: number; body: string; contentType: string } | null;
+  rewrite: { stripPrefix: boolean; replacePath: string | null };
+  timeouts: { connect: Duration; send: Duration; read: Duration };
+  retries: { tries: number; timeout: Duration | null; on: string[]; nonIdempotent: boolean } | null;
+  streaming: boolean;
+  websocket: boolean;
+  maxBody: Size | null;
+  rateLimits: string[]; // RateZone names
+  connLimits: string[]; // ConnZone names
+  cache: RouteCache | null;
+  cors: Cors | null;
+  access: AccessRules;
+  setRequestHeaders: { name: string; value: string }[];
+  at: SourcePos;
+}
+
+export interface RouteCache {
+  zone: string;
+  ttl: { status: string; time: Duration }[]; // status: "200", "404", "any"
+  methods: string[]; // GET HEAD (+ POST when keyIncludesBody)
+  keyIncludesBody: boolean;
+  bypassHeader: string | null;
+  lock: boolean;
+}
+
+export interface Cors {
+  origins: string[]; // exact origins or "*"
+  methods: string[];
+  headers: string[];
+  exposeHeaders: string[];
+  credentials: boolean;
+  maxAge: number;
+}
+
+export interface AccessRules {
+  allow: string[]; // CIDRs / addresses
+  deny: string[];
+}
+
+export interface UnsafeSnippet {
+  context: 'http' | 'server' | 'route';
+  target: string | null; // listener or route name
+  text: string;
+  at: SourcePos;
+}
+
+// Diagnostics: stable codes, YAML positions, all collected before failing.
+export type Severity = 'error' | 'warning';
+export interface Diagnostic {
+  code: string; // GW1xx yaml/include/env, GW2xx schema, GW3xx semantic, GW4xx nginx, GW5xx runtime
+  severity: Severity;
+  message: string;
+  at: SourcePos | null;
+}
