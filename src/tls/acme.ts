@@ -1,0 +1,244 @@
+// Certificate issuance and renewal through ACME (acme-client) with the HTTP-01 challenge.
+//
+// The challenge answer is written to <webroot>/.well-known/acme-challenge/<token>; the
+// generated nginx config serves that location from the webroot on every plain-HTTP
+// listener (see acmeChallengeLocation() in ./profiles.ts), so the gateway itself answers
+// the CA's validation request. Nothing is written into the certificate directory until
+// the CA has issued the certificate.
+import * as acme from 'acme-client';
+import { promises as fs, readFileSync } from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
+import {
+  accountKeyPath,
+  certInfo,
+  certPaths,
+  daysLeft,
+  listManaged,
+  storeCertificate,
+  writeFileAtomic,
+  type CertMeta,
+} from './store.ts';
+
+export const ACME_CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
+
+export const LETSENCRYPT_PRODUCTION = acme.directory.letsencrypt.production;
+export const LETSENCRYPT_STAGING = acme.directory.letsencrypt.staging;
+
+export interface IssueOptions {
+  domains: string[]; // first one names the certificate directory
+  email: string | null;
+  directory: string; // ACME directory URL
+  keyType: 'ec' | 'rsa';
+  webroot: string; // absolute
+  certsDir: string; // absolute
+  log?: (line: string) => void;
+}
+
+export interface IssueHooks {
+  /** Called once after new certificate files are in place (e.g. rebuild + reload nginx). */
+  afterIssue?: () => Promise<void>;
+}
+
+export interface IssueResult {
+  primary: string;
+  fullchain: string;
+  privkey: string;
+  meta: CertMeta;
+}
+
+/** An ACME failure with the CA's own explanation (problem document detail) as message. */
+export class AcmeError extends Error {
+  constructor(
+    message: string,
+    readonly stage: string,
+  ) {
+    super(message);
+    this.name = 'AcmeError';
+  }
+}
+
+const DOMAIN_RE = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
+
+/** Lower-cases, de-duplicates and syntax-checks domain names; primary stays first. */
+export function normalizeDomains(domains: string[]): string[] {
+  const out: string[] = [];
+  for (const raw of domains) {
+    const d = raw.trim().toLowerCase().replace(/\.$/, '');
+    if (!d || d.length > 253 || !DOMAIN_RE.test(d)) throw new Error(`invalid domain name: ${JSON.stringify(raw)}`);
+    if (!out.includes(d)) out.push(d);
+  }
+  if (out.length === 0) throw new Error('at least one --domain is required');
+  if (out[0].startsWith('*.')) throw new Error('the first --domain names the certificate and cannot be a wildcard');
+  if (out.some((d) => d.startsWith('*.')))
+    throw new Error('wildcard names need the DNS-01 challenge; HTTP-01 (webroot) cannot validate them');
+  return out;
+}
+
+/**
+ * Trust for the ACME server's HTTPS endpoint. Public CAs need nothing; a private test CA
+ * (e.g. pebble) is trusted through GATEWAYCTL_ACME_CA (a PEM file), applied to
+ * acme-client's own axios instance. NODE_EXTRA_CA_CERTS works as well for a child process.
+ */
+function configureHttpClient(): void {
+  const caFile = process.env.GATEWAYCTL_ACME_CA;
+  const ax = acme.axios as unknown as { defaults: { httpsAgent?: https.Agent } };
+  if (caFile) {
+    const ca = readFileSync(caFile, 'utf8');
+    ax.defaults.httpsAgent = new https.Agent({ ca, keepAlive: false });
+  }
+}
+
+async function loadOrCreateAccountKey(certsDir: string, directory: string, log: (s: string) => void): Promise<Buffer> {
+  const file = accountKeyPath(certsDir, directory);
+  try {
+    return await fs.readFile(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const key = await acme.crypto.createPrivateEcdsaKey('P-256');
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await writeFileAtomic(file, key, 0o600);
+  log(`created ACME account key ${file}`);
+  return key;
+}
+
+function challengeFile(webroot: string, token: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(token)) throw new AcmeError(`ACME server sent an unsafe token: ${JSON.stringify(token)}`, 'challenge');
+  return path.join(webroot, ACME_CHALLENGE_PREFIX, token);
+}
+
+function describeError(e: unknown): string {
+  const err = e as Error & { code?: string; response?: { data?: { detail?: string } } };
+  if (err?.response?.data?.detail) return err.response.data.detail;
+  if (err?.code === 'ECONNREFUSED' || err?.code === 'ENOTFOUND' || err?.code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || err?.code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || err?.code === 'SELF_SIGNED_CERT_IN_CHAIN')
+    return `cannot reach ACME directory: ${err.code} ${err.message}`;
+  return err?.message ?? String(e);
+}
+
+/**
+ * Obtains a certificate for opts.domains and stores it under certsDir/<primary>/.
+ * On any failure throws AcmeError carrying the CA's reason; existing files stay untouched.
+ */
+export async function issue(opts: IssueOptions, hooks: IssueHooks = {}): Promise<IssueResult> {
+  const log = opts.log ?? (() => {});
+  const domains = normalizeDomains(opts.domains);
+  configureHttpClient();
+
+  let stage = 'account';
+  const written: string[] = [];
+  try {
+    const accountKey = await loadOrCreateAccountKey(opts.certsDir, opts.directory, log);
+    const client = new acme.Client({ directoryUrl: opts.directory, accountKey });
+
+    stage = 'key';
+    const privkey =
+      opts.keyType === 'rsa' ? await acme.crypto.createPrivateRsaKey(2048) : await acme.crypto.createPrivateEcdsaKey('P-256');
+    const [, csr] = await acme.crypto.createCsr({ commonName: domains[0], altNames: domains }, privkey);
+
+    stage = 'order';
+    log(`requesting certificate for ${domains.join(', ')} from ${opts.directory}`);
+    const fullchain = await client.auto({
+      csr,
+      email: opts.email ?? undefined,
+      termsOfServiceAgreed: true,
+      challengePriority: ['http-01'],
+      // acme-client's self-check fetches http://<domain>:80 through public DNS before asking
+      // the CA; the CA's own validation is authoritative and reports the precise reason.
+      skipChallengeVerification: true,
+      challengeCreateFn: async (authz, challenge, keyAuthorization) => {
+        if (challenge.type !== 'http-01') throw new AcmeError(`unsupported challenge type ${challenge.type}`, 'challenge');
+        const file = challengeFile(opts.webroot, challenge.token);
+        await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
+        await writeFileAtomic(file, keyAuthorization, 0o644);
+        written.push(file);
+        log(`[${authz.identifier.value}] challenge answer at ${file}`);
+      },
+      challengeRemoveFn: async (_authz, challenge) => {
+        await fs.rm(challengeFile(opts.webroot, challenge.token), { force: true });
+      },
+    });
+
+    stage = 'store';
+    const info = certInfo(fullchain);
+    const meta: CertMeta = {
+      domains,
+      issuer: info.issuer,
+      notAfter: info.notAfter.toISOString(),
+      notBefore: info.notBefore.toISOString(),
+      serial: info.serial,
+      directory: opts.directory,
+      email: opts.email,
+      keyType: opts.keyType,
+      webroot: opts.webroot,
+      issuedAt: new Date().toISOString(),
+    };
+    const keyPem = privkey.toString();
+    await storeCertificate(opts.certsDir, meta, fullchain, keyPem);
+    log(`stored ${certPaths(opts.certsDir, domains[0]).dir} (serial ${info.serial}, expires ${meta.notAfter})`);
+    if (hooks.afterIssue) {
+      stage = 'reload';
+      await hooks.afterIssue();
+    }
+    return { primary: domains[0], fullchain, privkey: keyPem, meta };
+  } catch (e) {
+    if (e instanceof AcmeError) throw e;
+    throw new AcmeError(describeError(e), stage);
+  } finally {
+    await Promise.all(written.map((f) => fs.rm(f, { force: true })));
+  }
+}
+
+export interface RenewOptions {
+  certsDir: string;
+  days: number; // renew when fewer than this many days are left
+  force: boolean;
+  log?: (line: string) => void;
+  now?: Date;
+}
+
+export interface RenewResult {
+  renewed: string[];
+  failed: { primary: string; reason: string }[];
+  skipped: { primary: string; daysLeft: number | null }[];
+}
+
+/**
+ * Renews every managed certificate within the window (or all with force), repeating the
+ * parameters recorded in meta.json. afterIssue runs once, after all renewals, when at
+ * least one succeeded.
+ */
+export async function renew(opts: RenewOptions, hooks: IssueHooks = {}): Promise<RenewResult> {
+  const log = opts.log ?? (() => {});
+  const result: RenewResult = { renewed: [], failed: [], skipped: [] };
+  for (const cert of await listManaged(opts.certsDir)) {
+    if (!cert.meta) {
+      result.failed.push({ primary: cert.primary, reason: cert.error ?? 'meta.json missing' });
+      continue;
+    }
+    const left = cert.info ? daysLeft(cert.info.notAfter, opts.now) : null;
+    const due = opts.force || left === null || left < opts.days || !cert.keyMatch;
+    if (!due) {
+      result.skipped.push({ primary: cert.primary, daysLeft: left });
+      log(`${cert.primary}: ${left} days left, not due`);
+      continue;
+    }
+    log(`${cert.primary}: renewing (${left === null ? 'no readable certificate' : `${left} days left`}${opts.force ? ', forced' : ''})`);
+    try {
+      await issue({
+        domains: cert.meta.domains,
+        email: cert.meta.email,
+        directory: cert.meta.directory,
+        keyType: cert.meta.keyType,
+        webroot: cert.meta.webroot,
+        certsDir: opts.certsDir,
+        log,
+      });
+      result.renewed.push(cert.primary);
+    } catch (e) {
+      result.failed.push({ primary: cert.primary, reason: (e as Error).message });
+    }
+  }
+  if (result.renewed.length > 0 && hooks.afterIssue) await hooks.afterIssue();
+  return result;
+}
