@@ -1,0 +1,239 @@
+// `gatewayctl doctor`: is this machine able to build and run gateways? Checks the nginx
+// binary (and how it was found), its version, the njs and brotli dynamic modules, the
+// built-in modules generated configs use, and openssl. Every failed check names what is
+// missing and the command that fixes it. Exit code 1 when something required is missing.
+
+import { constants as fsConstants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import {
+  BROTLI_MODULE,
+  NJS_MODULE,
+  NginxError,
+  NginxNotFoundError,
+  PROVISION_COMMAND,
+  compareVersions,
+  findNginx,
+  nginxInfo,
+  projectRoot,
+  runtimeDir,
+  type NginxInfo,
+  type NginxLocation,
+} from '../runtime/nginx.ts';
+
+export const describe = 'Check nginx, njs, brotli, built-in modules and openssl; say what is missing and how to fix it';
+
+export const help = `
+Examples:
+  $ gatewayctl doctor                      # check the nginx gatewayctl would use
+  $ gatewayctl doctor --nginx /usr/sbin/nginx
+  $ GATEWAYCTL_NGINX=/opt/nginx/sbin/nginx gatewayctl doctor
+  $ gatewayctl doctor --json | jq '.checks[] | select(.status != "ok")'
+
+nginx is looked up in this order: --nginx, $GATEWAYCTL_NGINX, the project runtime
+(.runtime/bin/nginx, created by \`${PROVISION_COMMAND}\`), then nginx on PATH.
+Exit status: 0 when everything required is present (warnings allowed), 1 otherwise.
+`;
+
+export const MIN_NGINX = '1.24.0';
+export const MIN_NJS = '0.8.0';
+/** Built-in modules the generated configuration relies on. */
+export const REQUIRED_BUILTINS = ['http_ssl', 'http_v2', 'http_realip', 'http_stub_status'] as const;
+
+export type CheckStatus = 'ok' | 'warn' | 'fail';
+
+export interface DoctorCheck {
+  id: 'nginx' | 'version' | 'njs' | 'brotli' | 'builtins' | 'openssl';
+  status: CheckStatus;
+  /** One line: what was found. */
+  summary: string;
+  /** What is missing and how to fix it (warn/fail only). */
+  fix?: string;
+}
+
+export interface DoctorReport {
+  ok: boolean;
+  nginx: NginxLocation | null;
+  nginxVersion: string | null;
+  njsVersion: string | null;
+  checks: DoctorCheck[];
+}
+
+const SOURCE_LABEL: Record<NginxLocation['source'], string> = {
+  flag: 'from --nginx',
+  env: 'from $GATEWAYCTL_NGINX',
+  runtime: 'project runtime .runtime/',
+  path: 'found on PATH',
+};
+
+/** Gather the report without printing (used by run() and tests). */
+export async function diagnose(opts: { nginx?: string } = {}): Promise<DoctorReport> {
+  const checks: DoctorCheck[] = [];
+  let loc: NginxLocation | null = null;
+  let info: NginxInfo | null = null;
+
+  try {
+    loc = await findNginx({ nginx: opts.nginx });
+    checks.push({ id: 'nginx', status: 'ok', summary: `${loc.bin} (${SOURCE_LABEL[loc.source]})` });
+  } catch (err) {
+    const e = err as NginxError;
+    const tried = err instanceof NginxNotFoundError ? err.tried.map((t) => `${t.candidate}: ${t.problem}`).join('; ') : firstLine(e.message);
+    checks.push({ id: 'nginx', status: 'fail', summary: `nginx not found (${tried})`, fix: e.fix ?? e.message });
+  }
+
+  if (loc) {
+    try {
+      info = await nginxInfo(loc);
+    } catch (err) {
+      const e = err as NginxError;
+      checks.push({ id: 'version', status: 'fail', summary: `could not run ${loc.bin}: ${firstLine(e.message)}`, fix: e.fix ?? undefined });
+    }
+  }
+
+  if (info) {
+    const old = compareVersions(info.version, MIN_NGINX) < 0;
+    checks.push({
+      id: 'version',
+      status: old ? 'fail' : 'ok',
+      summary: `nginx ${info.version} (>= ${short(MIN_NGINX)} required)`,
+      fix: old ? `nginx ${info.version} lacks js_shared_dict_zone / js_periodic support; ${provisionFix()}` : undefined,
+    });
+    checks.push(njsCheck(info, loc!));
+    checks.push(brotliCheck(info));
+    const missing = REQUIRED_BUILTINS.filter((m) => !info!.builtinModules.includes(m));
+    checks.push({
+      id: 'builtins',
+      status: missing.length ? 'fail' : 'ok',
+      summary: missing.length
+        ? `missing built-in modules: ${missing.join(', ')} (have ${REQUIRED_BUILTINS.filter((m) => !missing.includes(m)).join(', ') || 'none'})`
+        : `${REQUIRED_BUILTINS.join(', ')}${info.builtinModules.includes('compat') ? ' (+ compat: dynamic modules supported)' : ''}`,
+      fix: missing.length ? `this nginx was built without ${missing.map((m) => `--with-${m}_module`).join(' ')}; ${provisionFix()}` : undefined,
+    });
+  }
+  // Without a runnable nginx the version/module checks cannot run; the failed check above
+  // already says what to do.
+
+  checks.push(await opensslCheck());
+
+  return {
+    ok: checks.every((c) => c.status !== 'fail'),
+    nginx: loc,
+    nginxVersion: info?.version ?? null,
+    njsVersion: info?.njs.version ?? null,
+    checks,
+  };
+}
+
+function njsCheck(info: NginxInfo, loc: NginxLocation): DoctorCheck {
+  const njs = info.njs;
+  if (!njs.module) {
+    const where = info.modulesDir ?? 'no modules directory found';
+    const fix =
+      loc.source === 'runtime'
+        ? `re-provision the runtime: ${PROVISION_COMMAND} --force`
+        : `install the njs module for this nginx (Debian: apt-get install libnginx-mod-http-js, needs njs >= ${short(MIN_NJS)}), or ${provisionFix()}`;
+    return { id: 'njs', status: 'fail', summary: `${NJS_MODULE} missing (${where})`, fix };
+  }
+  if (!njs.module.loads) {
+    return {
+      id: 'njs',
+      status: 'fail',
+      summary: `${njs.module.file} does not load into nginx ${info.version}: ${njs.module.loadError}`,
+      fix: `use an njs module built for nginx ${info.version}, or ${provisionFix()}`,
+    };
+  }
+  if (!njs.version) {
+    return { id: 'njs', status: 'fail', summary: `njs loads but its version could not be read: ${njs.probeError ?? 'unknown'}`, fix: provisionFix() };
+  }
+  const old = compareVersions(njs.version, MIN_NJS) < 0;
+  const how = njs.versionSource === 'probe' ? 'answered by a running nginx' : `read from the module file; live probe failed: ${firstLine(njs.probeError ?? '')}`;
+  return {
+    id: 'njs',
+    status: old ? 'fail' : 'ok',
+    summary: `njs ${njs.version} (>= ${short(MIN_NJS)} required; ${how})`,
+    fix: old ? `njs ${njs.version} lacks js_shared_dict_zone; ${provisionFix()}` : undefined,
+  };
+}
+
+function brotliCheck(info: NginxInfo): DoctorCheck {
+  if (info.brotli?.loads) return { id: 'brotli', status: 'ok', summary: `${BROTLI_MODULE} present` };
+  const why = info.brotli ? `present but does not load: ${info.brotli.loadError}` : `${BROTLI_MODULE} not found${info.modulesDir ? ` in ${info.modulesDir}` : ''}`;
+  return {
+    id: 'brotli',
+    status: 'warn',
+    summary: `brotli ${why}; builds degrade to gzip only`,
+    fix: `optional: install libnginx-mod-http-brotli-filter for this nginx, or ${provisionFix()}`,
+  };
+}
+
+async function opensslCheck(): Promise<DoctorCheck> {
+  const candidates: string[] = [];
+  const rt = runtimeDir();
+  if (rt) candidates.push(path.join(rt, 'bin', 'openssl'));
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)) candidates.push(path.join(dir, 'openssl'));
+  for (const bin of candidates) {
+    if (!(await executable(bin))) continue;
+    try {
+      const r = await execa(bin, ['version'], { reject: false, timeout: 10_000 });
+      if (r.exitCode === 0) return { id: 'openssl', status: 'ok', summary: `${r.stdout.trim()} (${bin})` };
+    } catch {
+      // try the next candidate
+    }
+  }
+  return {
+    id: 'openssl',
+    status: 'warn',
+    summary: 'openssl not found (needed for `tls` self-signed certificates and key inspection)',
+    fix: `${provisionFix()} (it also provides .runtime/bin/openssl), or apt-get install openssl`,
+  };
+}
+
+async function executable(p: string): Promise<boolean> {
+  try {
+    if (!(await stat(p)).isFile()) return false;
+    await access(p, fsConstants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function provisionFix(): string {
+  const root = projectRoot();
+  return `run \`${PROVISION_COMMAND}\`${root ? ` in ${root}` : ''} to get nginx 1.26 + njs 0.8 under .runtime/`;
+}
+
+function short(v: string): string {
+  return v.replace(/\.0$/, '');
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0];
+}
+
+const MARK: Record<CheckStatus, string> = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' };
+
+/** Human-readable report. */
+export function formatReport(report: DoctorReport): string {
+  const lines = ['gatewayctl doctor'];
+  for (const c of report.checks) {
+    lines.push(`  [${MARK[c.status]}] ${c.id.padEnd(9)} ${c.summary}`);
+    if (c.fix && c.status !== 'ok') lines.push(`${' '.repeat(19)}fix: ${c.fix}`);
+  }
+  const failed = report.checks.filter((c) => c.status === 'fail').length;
+  const warned = report.checks.filter((c) => c.status === 'warn').length;
+  lines.push(
+    failed
+      ? `\n${failed} required item${failed > 1 ? 's' : ''} missing: gatewayctl cannot run gateways on this machine yet.`
+      : `\nReady${warned ? ` (${warned} warning${warned > 1 ? 's' : ''})` : ''}.`,
+  );
+  return lines.join('\n');
+}
+
+export async function run(opts: { nginx?: string; json?: boolean } = {}): Promise<number> {
+  const report = await diagnose({ nginx: opts.nginx });
+  if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  else process.stdout.write(formatReport(report) + '\n');
+  return report.ok ? 0 : 1;
+}
