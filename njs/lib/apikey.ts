@@ -1,0 +1,88 @@
+// API keys: extracting the presented key, hashing it, and deciding on the metadata that
+// nginx looked up for that hash. The lookup itself is an nginx `map` generated at build
+// time (see docs/njs-auth.md): hash -> "client|role|tier|expires". No file reads in njs.
+import cr from 'crypto';
+
+export type ApiKeyReason = 'missing_key' | 'malformed_key' | 'unknown_key' | 'expired_key';
+
+export interface KeyMeta {
+  client: string;
+  role: string;
+  tier: string;
+  expires: number; // unix seconds, 0 = never
+}
+
+export interface ApiKeyOk {
+  ok: true;
+  meta: KeyMeta;
+}
+
+export interface ApiKeyFail {
+  ok: false;
+  reason: ApiKeyReason;
+}
+
+export type ApiKeyDecision = ApiKeyOk | ApiKeyFail;
+
+// Longest key accepted before hashing; anything longer is malformed, not hashed.
+export const MAX_API_KEY_LENGTH = 256;
+
+// The presented key: the configured header first, then `Authorization: Bearer <key>`.
+// Returns null when neither carries a value, '' never (empty counts as absent).
+export function extractApiKey(authorization: string | undefined, headerValue: string | undefined): string | null {
+  if (typeof headerValue === 'string') {
+    const v = headerValue.trim();
+    if (v.length > 0) {
+      return v;
+    }
+  }
+  return extractBearer(authorization);
+}
+
+// `Authorization: Bearer <token>`; scheme is case-insensitive (RFC 7235), one or more spaces.
+export function extractBearer(authorization: string | undefined): string | null {
+  if (typeof authorization !== 'string') {
+    return null;
+  }
+  const m = /^[Bb][Ee][Aa][Rr][Ee][Rr] +(\S+)\s*$/.exec(authorization);
+  return m === null ? null : m[1];
+}
+
+// Key syntax accepted before hashing (gw_live_ + base64url, or any token68-ish value).
+export function isWellFormedKey(key: string): boolean {
+  return key.length >= 8 && key.length <= MAX_API_KEY_LENGTH && /^[A-Za-z0-9._~+\/=-]+$/.test(key);
+}
+
+// Lowercase hex SHA-256, the form stored in keys.yaml and used as the map key.
+export function hashApiKey(key: string): string {
+  return cr.createHash('sha256').update(key).digest('hex');
+}
+
+// "client|role|tier|expires" -> KeyMeta; null for anything else (including "").
+export function parseKeyMeta(meta: string | undefined): KeyMeta | null {
+  if (typeof meta !== 'string' || meta.length === 0) {
+    return null;
+  }
+  const parts = meta.split('|');
+  if (parts.length !== 4 || parts[0].length === 0) {
+    return null;
+  }
+  const expires = parts[3].length === 0 ? 0 : Number(parts[3]);
+  if (!Number.isInteger(expires) || expires < 0) {
+    return null;
+  }
+  return { client: parts[0], role: parts[1], tier: parts[2], expires: expires };
+}
+
+// Decide on the looked-up metadata (nowSec: unix seconds). Revoked keys are not in the
+// map, so they arrive here as unknown.
+export function decideApiKey(meta: string | undefined, nowSec: number): ApiKeyDecision {
+  const m = parseKeyMeta(meta);
+  if (m === null) {
+    return { ok: false, reason: 'unknown_key' };
+  }
+  if (m.expires !== 0 && nowSec >= m.expires) {
+    return { ok: false, reason: 'expired_key' };
+  }
+  return { ok: true, meta: m };
+}

@@ -1,0 +1,400 @@
+// JWT (JWS compact) parsing and verification for the njs default engine, engine-neutral
+// so it also runs under Node for unit tests.
+//
+// HS256 uses the synchronous `crypto.createHmac` (njs only offers md5/sha1/sha256 there);
+// HS384/HS512, RS*, PS* and ES* use WebCrypto (`crypto.subtle`, async). Keys come from a
+// JWKS prepared at build time (HMAC secrets as `kty: "oct"` JWKs) and are chosen by `kid`.
+//
+// Rejected: `alg: none` (any spelling), algorithms outside the policy, algorithm/key-type
+// confusion (an HMAC alg against an RSA/EC key and vice versa, or a JWK pinned to another
+// `alg`), `crit` headers, non-canonical base64url, non-object JSON, oversized tokens,
+// expired / not-yet-valid tokens (with leeway), wrong issuer/audience, missing claims.
+import cr from 'crypto';
+import { b64uDecode, b64uDecodeString } from './base64url';
+import { timingSafeEqual } from './timing';
+
+export interface Jwk {
+  kty: string; // 'oct' | 'RSA' | 'EC'
+  kid?: string;
+  alg?: string;
+  use?: string;
+  k?: string; // oct: base64url secret
+  n?: string; // RSA modulus
+  e?: string; // RSA exponent
+  crv?: string; // EC curve
+  x?: string;
+  y?: string;
+}
+
+export interface JwtPolicy {
+  algorithms: string[]; // allowed `alg` values
+  keys: Jwk[]; // JWKS `keys`
+  issuer?: string[]; // accepted `iss` values; absent/empty = not checked
+  audience?: string[]; // at least one must appear in `aud`; absent/empty = not checked
+  leeway?: number; // seconds of clock skew for exp/nbf/iat (default 0)
+  requiredClaims?: string[]; // claim names that must be present
+  requireExp?: boolean; // default true
+  maxLength?: number; // maximum token length in characters (default 8192)
+}
+
+export type JwtReason =
+  | 'missing_token'
+  | 'token_too_large'
+  | 'malformed'
+  | 'bad_header'
+  | 'alg_none'
+  | 'alg_not_allowed'
+  | 'unsupported_crit'
+  | 'no_key'
+  | 'alg_key_mismatch'
+  | 'bad_signature'
+  | 'bad_claims'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'bad_issuer'
+  | 'bad_audience'
+  | 'missing_claim';
+
+export type JsonObject = { [name: string]: unknown };
+
+export interface JwtOk {
+  ok: true;
+  header: JsonObject;
+  claims: JsonObject;
+  payloadSegment: string; // the verified base64url payload, forwardable as-is
+  kid: string | null;
+}
+
+export interface JwtFail {
+  ok: false;
+  reason: JwtReason;
+  detail: string;
+}
+
+export type JwtResult = JwtOk | JwtFail;
+
+export interface ParsedJwt {
+  ok: true;
+  header: JsonObject;
+  claims: JsonObject;
+  signingInput: string;
+  headerSegment: string;
+  payloadSegment: string;
+  signatureSegment: string;
+  signature: Buffer;
+}
+
+export const DEFAULT_MAX_TOKEN_LENGTH = 8192;
+
+export function fail(reason: JwtReason, detail: string): JwtFail {
+  return { ok: false, reason: reason, detail: detail };
+}
+
+function parseJsonObject(text: string | null): JsonObject | null {
+  if (text === null) {
+    return null;
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    return null;
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+    return null;
+  }
+  return v as JsonObject;
+}
+
+function has(o: JsonObject, name: string): boolean {
+  return Object.prototype.hasOwnProperty.call(o, name);
+}
+
+// Split and decode a compact JWS; no signature check.
+export function parseJwt(token: string, maxLength: number): ParsedJwt | JwtFail {
+  if (typeof token !== 'string' || token.length === 0) {
+    return fail('missing_token', 'no token');
+  }
+  if (token.length > maxLength) {
+    return fail('token_too_large', 'token longer than ' + maxLength);
+  }
+  const parts = token.split('.');
+  if (parts.length !== 3) {
+    return fail('malformed', 'expected 3 segments, got ' + parts.length);
+  }
+  if (parts[0].length === 0 || parts[1].length === 0 || parts[2].length === 0) {
+    return fail('malformed', 'empty segment');
+  }
+  const header = parseJsonObject(b64uDecodeString(parts[0]));
+  if (header === null) {
+    return fail('malformed', 'header is not base64url JSON object');
+  }
+  const claims = parseJsonObject(b64uDecodeString(parts[1]));
+  if (claims === null) {
+    return fail('malformed', 'payload is not base64url JSON object');
+  }
+  const signature = b64uDecode(parts[2]);
+  if (signature === null) {
+    return fail('malformed', 'signature is not base64url');
+  }
+  return {
+    ok: true,
+    header: header,
+    claims: claims,
+    signingInput: parts[0] + '.' + parts[1],
+    headerSegment: parts[0],
+    payloadSegment: parts[1],
+    signatureSegment: parts[2],
+    signature: signature,
+  };
+}
+
+// Key type an algorithm needs; '' for algorithms this module does not implement.
+export function keyTypeFor(alg: string): string {
+  if (alg === 'HS256' || alg === 'HS384' || alg === 'HS512') {
+    return 'oct';
+  }
+  if (alg === 'RS256' || alg === 'RS384' || alg === 'RS512' || alg === 'PS256' || alg === 'PS384' || alg === 'PS512') {
+    return 'RSA';
+  }
+  if (alg === 'ES256') {
+    return 'EC:P-256';
+  }
+  if (alg === 'ES384') {
+    return 'EC:P-384';
+  }
+  return '';
+}
+
+function jwkType(k: Jwk): string {
+  return k.kty === 'EC' ? 'EC:' + k.crv : k.kty;
+}
+
+// Header checks and key choice: by `kid` when present, else the only key of the right type.
+export function selectKey(header: JsonObject, policy: JwtPolicy): Jwk | JwtFail {
+  const alg = header.alg;
+  if (typeof alg !== 'string' || alg.length === 0) {
+    return fail('bad_header', 'missing alg');
+  }
+  if (alg.toLowerCase() === 'none') {
+    return fail('alg_none', 'unsigned tokens are not accepted');
+  }
+  if (policy.algorithms.indexOf(alg) < 0 || keyTypeFor(alg) === '') {
+    return fail('alg_not_allowed', 'alg ' + alg + ' not allowed');
+  }
+  if (has(header, 'crit')) {
+    return fail('unsupported_crit', 'crit header not supported');
+  }
+  const kid = header.kid;
+  if (kid !== undefined && typeof kid !== 'string') {
+    return fail('bad_header', 'kid must be a string');
+  }
+  const want = keyTypeFor(alg);
+  const keys = policy.keys;
+  let candidate: Jwk | null = null;
+  let matches = 0;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i];
+    if (typeof kid === 'string' && k.kid !== kid) {
+      continue;
+    }
+    if (typeof kid !== 'string' && jwkType(k) !== want) {
+      continue;
+    }
+    candidate = k;
+    matches++;
+  }
+  if (candidate === null) {
+    return fail('no_key', typeof kid === 'string' ? 'no key with kid ' + kid : 'no key for ' + alg);
+  }
+  if (matches > 1) {
+    return fail('no_key', 'ambiguous key choice; tokens must carry a kid');
+  }
+  // Algorithm confusion: the key decides which family may be used with it.
+  if (jwkType(candidate) !== want) {
+    return fail('alg_key_mismatch', 'alg ' + alg + ' used with a ' + jwkType(candidate) + ' key');
+  }
+  if (typeof candidate.alg === 'string' && candidate.alg !== alg) {
+    return fail('alg_key_mismatch', 'key is pinned to ' + candidate.alg);
+  }
+  if (candidate.use !== undefined && candidate.use !== 'sig') {
+    return fail('alg_key_mismatch', 'key is not a signature key');
+  }
+  return candidate;
+}
+
+function hashName(alg: string): string {
+  const bits = alg.substring(2);
+  return 'SHA-' + bits;
+}
+
+interface WebCryptoParams {
+  format: string;
+  keyData: object;
+  importAlg: object;
+  verifyAlg: object;
+}
+
+function webCryptoParams(alg: string, key: Jwk): WebCryptoParams {
+  const hash = hashName(alg);
+  const family = alg.substring(0, 2);
+  if (family === 'HS') {
+    return {
+      format: 'raw',
+      keyData: b64uDecode(key.k || '') || Buffer.alloc(0),
+      importAlg: { name: 'HMAC', hash: hash },
+      verifyAlg: { name: 'HMAC' },
+    };
+  }
+  if (family === 'RS') {
+    return {
+      format: 'jwk',
+      keyData: { kty: 'RSA', n: key.n, e: key.e },
+      importAlg: { name: 'RSASSA-PKCS1-v1_5', hash: hash },
+      verifyAlg: { name: 'RSASSA-PKCS1-v1_5' },
+    };
+  }
+  if (family === 'PS') {
+    return {
+      format: 'jwk',
+      keyData: { kty: 'RSA', n: key.n, e: key.e },
+      importAlg: { name: 'RSA-PSS', hash: hash },
+      verifyAlg: { name: 'RSA-PSS', saltLength: Number(alg.substring(2)) / 8 },
+    };
+  }
+  return {
+    format: 'jwk',
+    keyData: { kty: 'EC', crv: key.crv, x: key.x, y: key.y },
+    importAlg: { name: 'ECDSA', namedCurve: key.crv },
+    verifyAlg: { name: 'ECDSA', hash: hash },
+  };
+}
+
+interface SubtleLike {
+  importKey(format: string, keyData: object, algorithm: object, extractable: boolean, usages: string[]): Promise<object>;
+  verify(algorithm: object, key: object, signature: Uint8Array, data: Uint8Array): Promise<boolean>;
+}
+
+function subtle(): SubtleLike {
+  return (crypto as unknown as { subtle: SubtleLike }).subtle;
+}
+
+// Signature check only. HS256 stays synchronous (createHmac); the rest use WebCrypto.
+export async function verifySignature(parsed: ParsedJwt, key: Jwk): Promise<boolean> {
+  const alg = parsed.header.alg as string;
+  if (alg === 'HS256') {
+    const secret = b64uDecode(key.k || '');
+    if (secret === null || secret.length === 0) {
+      return false;
+    }
+    const mac = cr.createHmac('sha256', secret).update(parsed.signingInput).digest('base64url');
+    return timingSafeEqual(parsed.signatureSegment, mac);
+  }
+  if (alg === 'ES256' && parsed.signature.length !== 64) {
+    return false;
+  }
+  if (alg === 'ES384' && parsed.signature.length !== 96) {
+    return false;
+  }
+  const p = webCryptoParams(alg, key);
+  try {
+    const ck = await subtle().importKey(p.format, p.keyData, p.importAlg, false, ['verify']);
+    const data = Buffer.from(parsed.signingInput, 'utf8');
+    return (await subtle().verify(p.verifyAlg, ck, parsed.signature, data)) === true;
+  } catch (e) {
+    return false;
+  }
+}
+
+function numericClaim(claims: JsonObject, name: string): number | null | undefined {
+  if (!has(claims, name)) {
+    return undefined;
+  }
+  const v = claims[name];
+  return typeof v === 'number' && isFinite(v) ? v : null;
+}
+
+// Registered-claim checks (RFC 7519 §4.1); nowSec in unix seconds.
+export function checkClaims(claims: JsonObject, policy: JwtPolicy, nowSec: number): JwtFail | null {
+  const leeway = typeof policy.leeway === 'number' ? policy.leeway : 0;
+  const exp = numericClaim(claims, 'exp');
+  const nbf = numericClaim(claims, 'nbf');
+  const iat = numericClaim(claims, 'iat');
+  if (exp === null || nbf === null || iat === null) {
+    return fail('bad_claims', 'exp/nbf/iat must be numbers');
+  }
+  if (exp === undefined && policy.requireExp !== false) {
+    return fail('missing_claim', 'exp is required');
+  }
+  if (exp !== undefined && nowSec >= exp + leeway) {
+    return fail('expired', 'token expired');
+  }
+  if (nbf !== undefined && nowSec + leeway < nbf) {
+    return fail('not_yet_valid', 'token not valid yet');
+  }
+  if (iat !== undefined && iat > nowSec + leeway) {
+    return fail('not_yet_valid', 'token issued in the future');
+  }
+  const issuers = policy.issuer;
+  if (issuers && issuers.length > 0) {
+    const iss = claims.iss;
+    if (typeof iss !== 'string' || issuers.indexOf(iss) < 0) {
+      return fail('bad_issuer', 'issuer not accepted');
+    }
+  }
+  const audiences = policy.audience;
+  if (audiences && audiences.length > 0) {
+    const aud = claims.aud;
+    let list: unknown[] = [];
+    if (typeof aud === 'string') {
+      list = [aud];
+    } else if (Array.isArray(aud)) {
+      list = aud;
+    }
+    let found = false;
+    for (let i = 0; i < list.length; i++) {
+      if (typeof list[i] === 'string' && audiences.indexOf(list[i] as string) >= 0) {
+        found = true;
+      }
+    }
+    if (!found) {
+      return fail('bad_audience', 'audience not accepted');
+    }
+  }
+  const required = policy.requiredClaims || [];
+  for (let i = 0; i < required.length; i++) {
+    if (!has(claims, required[i]) || claims[required[i]] === null) {
+      return fail('missing_claim', 'missing claim ' + required[i]);
+    }
+  }
+  return null;
+}
+
+// Full verification: parse, header/key checks, signature, claims.
+export async function verifyJwt(token: string, policy: JwtPolicy, nowSec: number): Promise<JwtResult> {
+  const maxLength = typeof policy.maxLength === 'number' ? policy.maxLength : DEFAULT_MAX_TOKEN_LENGTH;
+  const parsed = parseJwt(token, maxLength);
+  if (!parsed.ok) {
+    return parsed;
+  }
+  const key = selectKey(parsed.header, policy);
+  if ('ok' in key) {
+    return key;
+  }
+  const good = await verifySignature(parsed, key);
+  if (!good) {
+    return fail('bad_signature', 'signature does not verify');
+  }
+  const bad = checkClaims(parsed.claims, policy, nowSec);
+  if (bad !== null) {
+    return bad;
+  }
+  const kid = parsed.header.kid;
+  return {
+    ok: true,
+    header: parsed.header,
+    claims: parsed.claims,
+    payloadSegment: parsed.payloadSegment,
+    kid: typeof kid === 'string' ? kid : null,
+  };
+}

@@ -1,0 +1,308 @@
+// API key store: only SHA-256 hashes and metadata are kept on disk (YAML, mode 0600,
+// atomic temp-file + rename writes). The plaintext key is printed once by `keys create`
+// and `keys rotate`, never stored. renderKeyMap() turns the store into the nginx `map`
+// include that the njs `gateway.apiKey` handler relies on (docs/njs-auth.md).
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, stringify, type Node as YamlNode } from 'yaml';
+
+export const KEY_PREFIX = 'gw_live_';
+export const KEYS_FILE_VERSION = 1;
+export const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+export const HASH_RE = /^[0-9a-f]{64}$/;
+export const ID_RE = /^key_[0-9a-f]{12}$/;
+
+export interface ApiKeyRecord {
+  id: string; // key_<12 hex>
+  name: string; // client name, forwarded as X-Gateway-Client
+  hash: string; // sha256 hex of the full key
+  role: string; // '' when unset
+  tier: string; // '' when unset
+  created: string; // ISO 8601
+  expires: string | null; // ISO 8601
+  revoked: string | null; // ISO 8601 (revocation time)
+  replacedBy: string | null; // id of the key that rotated this one out
+}
+
+export interface KeyFile {
+  version: number;
+  keys: ApiKeyRecord[];
+}
+
+export class KeyStoreError extends Error {
+  constructor(
+    message: string,
+    readonly file: string,
+    readonly line: number | null = null,
+    readonly col: number | null = null,
+  ) {
+    super(line === null ? `${file}: ${message}` : `${file}:${line}:${col}: ${message}`);
+    this.name = 'KeyStoreError';
+  }
+}
+
+export function hashKey(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}
+
+export function generateKey(): string {
+  return KEY_PREFIX + randomBytes(32).toString('base64url');
+}
+
+export function generateId(): string {
+  return 'key_' + randomBytes(6).toString('hex');
+}
+
+export function validateLabel(kind: string, value: string): void {
+  if (!NAME_RE.test(value)) {
+    throw new Error(`invalid ${kind} ${JSON.stringify(value)}: use 1-64 of A-Z a-z 0-9 _ . -`);
+  }
+}
+
+// Dates: ISO 8601 (2027-01-31, 2027-01-31T12:00:00Z) or relative to now: 30m, 12h, 90d, 2w.
+export function parseWhen(value: string, now: Date): Date {
+  const rel = /^(\d+)([smhdw])$/.exec(value.trim());
+  if (rel) {
+    const unit = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[rel[2] as 's' | 'm' | 'h' | 'd' | 'w'];
+    return new Date(now.getTime() + Number(rel[1]) * unit * 1000);
+  }
+  if (!/^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value.trim())) {
+    throw new Error(`invalid date ${JSON.stringify(value)}: use ISO 8601 (2027-01-31T00:00:00Z) or 30d/12h/2w`);
+  }
+  const t = Date.parse(value.trim());
+  if (Number.isNaN(t)) throw new Error(`invalid date ${JSON.stringify(value)}`);
+  return new Date(t);
+}
+
+export function isActive(k: ApiKeyRecord, now: Date): boolean {
+  if (k.revoked !== null && Date.parse(k.revoked) <= now.getTime()) return false;
+  if (k.expires !== null && Date.parse(k.expires) <= now.getTime()) return false;
+  return true;
+}
+
+// The key a name refers to: not revoked, not rotated out.
+export function currentKey(file: KeyFile, name: string, now: Date): ApiKeyRecord | undefined {
+  return file.keys.find((k) => k.name === name && k.replacedBy === null && isActive(k, now));
+}
+
+// ---------- loading ----------
+
+function pos(lc: LineCounter, node: YamlNode | null | undefined): { line: number | null; col: number | null } {
+  const offset = node && node.range ? node.range[0] : 0;
+  const p = lc.linePos(offset);
+  return { line: p.line, col: p.col };
+}
+
+export async function loadKeys(file: string): Promise<KeyFile> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { version: KEYS_FILE_VERSION, keys: [] };
+    throw e;
+  }
+  return parseKeys(text, file);
+}
+
+export function parseKeys(text: string, file: string): KeyFile {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const err = doc.errors[0];
+    const p = lc.linePos(err.pos[0]);
+    throw new KeyStoreError(err.message.split('\n')[0], file, p.line, p.col);
+  }
+  const root = doc.contents;
+  if (root === null) return { version: KEYS_FILE_VERSION, keys: [] };
+  const bad = (node: YamlNode | null | undefined, msg: string): never => {
+    const p = pos(lc, node ?? root);
+    throw new KeyStoreError(msg, file, p.line, p.col);
+  };
+  if (!isMap(root)) bad(root, 'keys file must be a mapping with `version` and `keys`');
+  const map = root as import('yaml').YAMLMap;
+  const versionNode = map.get('version', true) as YamlNode | undefined;
+  if (!isScalar(versionNode) || versionNode.value !== KEYS_FILE_VERSION) {
+    bad(versionNode, `version must be ${KEYS_FILE_VERSION}`);
+  }
+  const keysNode = map.get('keys', true) as YamlNode | undefined;
+  if (keysNode === undefined || (isScalar(keysNode) && keysNode.value === null)) return { version: KEYS_FILE_VERSION, keys: [] };
+  if (!isSeq(keysNode)) return bad(keysNode, '`keys` must be a list');
+  const keys: ApiKeyRecord[] = [];
+  const ids = new Set<string>();
+  for (const item of keysNode.items as YamlNode[]) {
+    if (!isMap(item)) bad(item, 'each key entry must be a mapping');
+    const m = item as import('yaml').YAMLMap;
+    for (const pair of m.items) {
+      const k = isScalar(pair.key) ? String(pair.key.value) : '';
+      if (!['id', 'name', 'hash', 'role', 'tier', 'created', 'expires', 'revoked', 'replacedBy'].includes(k)) {
+        bad(pair.key as YamlNode, `unknown field ${JSON.stringify(k)}`);
+      }
+    }
+    const str = (field: string, required: boolean, re?: RegExp, what?: string): string | null => {
+      const n = m.get(field, true) as YamlNode | undefined;
+      if (n === undefined || (isScalar(n) && (n.value === null || n.value === ''))) {
+        if (required) bad(item, `missing ${field}`);
+        return null;
+      }
+      if (!isScalar(n) || typeof n.value !== 'string') return bad(n, `${field} must be a string`);
+      const v = n.value as string;
+      if (re && !re.test(v)) bad(n, `${field} ${JSON.stringify(v)} is not ${what}`);
+      return v;
+    };
+    const date = (field: string, required: boolean): string | null => {
+      const v = str(field, required);
+      if (v !== null && Number.isNaN(Date.parse(v))) bad(m.get(field, true) as YamlNode, `${field} is not a date`);
+      return v;
+    };
+    const rec: ApiKeyRecord = {
+      id: str('id', true, ID_RE, 'a key id (key_ + 12 hex)')!,
+      name: str('name', true, NAME_RE, 'a valid name ([A-Za-z0-9_.-]{1,64})')!,
+      hash: str('hash', true, HASH_RE, 'a lowercase sha256 hex digest')!,
+      role: str('role', false, NAME_RE, 'a valid role ([A-Za-z0-9_.-]{1,64})') ?? '',
+      tier: str('tier', false, NAME_RE, 'a valid tier ([A-Za-z0-9_.-]{1,64})') ?? '',
+      created: date('created', true)!,
+      expires: date('expires', false),
+      revoked: date('revoked', false),
+      replacedBy: str('replacedBy', false, ID_RE, 'a key id'),
+    };
+    if (ids.has(rec.id)) bad(m.get('id', true) as YamlNode, `duplicate id ${rec.id}`);
+    ids.add(rec.id);
+    keys.push(rec);
+  }
+  return { version: KEYS_FILE_VERSION, keys };
+}
+
+// ---------- saving ----------
+
+export function serializeKeys(data: KeyFile): string {
+  const header = '# gatewayctl API keys: SHA-256 hashes and metadata only; managed by `gatewayctl keys`.\n';
+  return header + stringify({ version: data.version, keys: data.keys }, { lineWidth: 0 });
+}
+
+export async function saveKeys(file: string, data: KeyFile): Promise<void> {
+  const dir = path.dirname(path.resolve(file));
+  await mkdir(dir, { recursive: true });
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(serializeKeys(data), 'utf8');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await chmod(tmp, 0o600);
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+// ---------- operations (pure on KeyFile) ----------
+
+export interface CreateOptions {
+  name: string;
+  role?: string;
+  tier?: string;
+  expires?: Date | null;
+}
+
+export function createKey(file: KeyFile, opts: CreateOptions, now: Date): { key: string; record: ApiKeyRecord } {
+  validateLabel('name', opts.name);
+  if (opts.role) validateLabel('role', opts.role);
+  if (opts.tier) validateLabel('tier', opts.tier);
+  if (opts.expires && opts.expires.getTime() <= now.getTime()) throw new Error('expiry date is in the past');
+  if (currentKey(file, opts.name, now)) {
+    throw new Error(`a key named ${opts.name} already exists (use \`keys rotate ${opts.name}\`)`);
+  }
+  const key = generateKey();
+  let id = generateId();
+  while (file.keys.some((k) => k.id === id)) id = generateId();
+  const record: ApiKeyRecord = {
+    id,
+    name: opts.name,
+    hash: hashKey(key),
+    role: opts.role ?? '',
+    tier: opts.tier ?? '',
+    created: now.toISOString(),
+    expires: opts.expires ? opts.expires.toISOString() : null,
+    revoked: null,
+    replacedBy: null,
+  };
+  file.keys.push(record);
+  return { key, record };
+}
+
+export function findKeys(file: KeyFile, nameOrId: string): ApiKeyRecord[] {
+  if (ID_RE.test(nameOrId)) return file.keys.filter((k) => k.id === nameOrId);
+  return file.keys.filter((k) => k.name === nameOrId);
+}
+
+// Revoke by id (that key) or by name (every not-yet-revoked key of that name).
+export function revokeKey(file: KeyFile, nameOrId: string, now: Date): ApiKeyRecord[] {
+  const found = findKeys(file, nameOrId);
+  if (found.length === 0) throw new Error(`no key with name or id ${JSON.stringify(nameOrId)}`);
+  const changed = found.filter((k) => k.revoked === null || Date.parse(k.revoked) > now.getTime());
+  for (const k of changed) k.revoked = now.toISOString();
+  return changed;
+}
+
+// New key for a name. The old key is revoked now, or kept valid until `graceUntil`.
+export function rotateKey(
+  file: KeyFile,
+  name: string,
+  now: Date,
+  graceUntil: Date | null = null,
+): { key: string; record: ApiKeyRecord; old: ApiKeyRecord } {
+  const old = currentKey(file, name, now);
+  if (!old) throw new Error(`no active key named ${JSON.stringify(name)}`);
+  if (graceUntil && graceUntil.getTime() <= now.getTime()) throw new Error('grace period end is in the past');
+  old.replacedBy = 'key_000000000000'; // placeholder so createKey sees no current key
+  const created = createKey(
+    file,
+    { name, role: old.role || undefined, tier: old.tier || undefined, expires: old.expires ? new Date(old.expires) : null },
+    now,
+  );
+  old.replacedBy = created.record.id;
+  old.revoked = (graceUntil ?? now).toISOString();
+  return { key: created.key, record: created.record, old };
+}
+
+// ---------- nginx map ----------
+
+function unixSeconds(iso: string | null): number {
+  return iso === null ? 0 : Math.floor(Date.parse(iso) / 1000);
+}
+
+// The nginx include for the API-key lookup. Only active keys; every value is validated
+// against NAME_RE / HASH_RE again here so nothing from the file can inject nginx syntax.
+// A key revoked in the future (rotation grace) stays in, with that time as its expiry.
+export function renderKeyMap(keys: ApiKeyRecord[], now: Date, variables = { from: '$gw_key_hash', to: '$gw_key_meta' }): string {
+  const lines: string[] = [
+    '# Generated by gatewayctl from the API key store; do not edit.',
+    '# sha256(key) -> "client|role|tier|expires" (expires: unix seconds, 0 = never)',
+    `map ${variables.from} ${variables.to} {`,
+    '  default "";',
+  ];
+  const active = keys.filter((k) => isActive(k, now)).sort((a, b) => a.hash.localeCompare(b.hash));
+  const seen = new Set<string>();
+  for (const k of active) {
+    if (!HASH_RE.test(k.hash)) throw new Error(`key ${k.id}: invalid hash`);
+    for (const [what, v] of [
+      ['name', k.name],
+      ['role', k.role],
+      ['tier', k.tier],
+    ] as const) {
+      if (v !== '' && !NAME_RE.test(v)) throw new Error(`key ${k.id}: invalid ${what} ${JSON.stringify(v)}`);
+    }
+    if (seen.has(k.hash)) throw new Error(`key ${k.id}: duplicate hash`);
+    seen.add(k.hash);
+    const ends = [k.expires, k.revoked].filter((x): x is string => x !== null).map(unixSeconds);
+    const expires = ends.length === 0 ? 0 : Math.min(...ends);
+    lines.push(`  "${k.hash}" "${k.name}|${k.role}|${k.tier}|${expires}";`);
+  }
+  lines.push('}');
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,279 @@
+// Bundling njs sources with esbuild, and the njs-subset lint.
+//
+// njs 0.8 (default engine) lacks classes, destructuring, spread, optional chaining,
+// default parameters, for-of, generators, Map and Set, and esbuild cannot lower all of
+// them for it. The lint (TypeScript compiler API) finds them in the sources with
+// file:line:col; the same walker re-checks the bundle esbuild produced.
+// Module top-level code runs for every request in njs, so the lint also allows only
+// imports, function declarations, simple const literals and the export default there.
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+import ts from 'typescript';
+
+export interface NjsLintProblem {
+  file: string;
+  line: number; // 1-based
+  col: number; // 1-based
+  construct: string;
+}
+
+export interface NjsBundleResult {
+  outFile: string;
+  bytes: number;
+}
+
+// Built-in njs modules that must stay imports in the bundle.
+export const NJS_BUILTIN_MODULES = ['crypto', 'fs', 'querystring', 'xml', 'zlib'];
+
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const NJS_SOURCE_DIR = path.join(PROJECT_ROOT, 'njs');
+export const NJS_ENTRY = path.join(NJS_SOURCE_DIR, 'gateway.ts');
+
+export function formatProblem(p: NjsLintProblem): string {
+  return `${p.file}:${p.line}:${p.col}: njs does not support ${p.construct}`;
+}
+
+function isSimpleLiteral(e: ts.Expression): boolean {
+  if (ts.isParenthesizedExpression(e) || ts.isAsExpression(e) || ts.isSatisfiesExpression(e)) {
+    return isSimpleLiteral(e.expression);
+  }
+  if (
+    ts.isStringLiteral(e) ||
+    ts.isNumericLiteral(e) ||
+    ts.isNoSubstitutionTemplateLiteral(e) ||
+    ts.isRegularExpressionLiteral(e) ||
+    e.kind === ts.SyntaxKind.TrueKeyword ||
+    e.kind === ts.SyntaxKind.FalseKeyword ||
+    e.kind === ts.SyntaxKind.NullKeyword
+  ) {
+    return true;
+  }
+  if (ts.isPrefixUnaryExpression(e) && e.operator === ts.SyntaxKind.MinusToken) {
+    return ts.isNumericLiteral(e.operand);
+  }
+  return false;
+}
+
+// The export default object: identifiers / function expressions / literals only.
+function isTrivialExportValue(e: ts.Expression): boolean {
+  if (ts.isIdentifier(e) || isSimpleLiteral(e) || ts.isFunctionExpression(e) || ts.isArrowFunction(e)) {
+    return true;
+  }
+  if (ts.isObjectLiteralExpression(e)) {
+    return e.properties.every(
+      (p) =>
+        ts.isShorthandPropertyAssignment(p) ||
+        ts.isMethodDeclaration(p) ||
+        (ts.isPropertyAssignment(p) && isTrivialExportValue(p.initializer)),
+    );
+  }
+  return false;
+}
+
+function topLevelProblem(stmt: ts.Statement, bundle: boolean): string | null {
+  if (ts.isImportDeclaration(stmt) || ts.isFunctionDeclaration(stmt)) {
+    return null;
+  }
+  if (ts.isInterfaceDeclaration(stmt) || ts.isTypeAliasDeclaration(stmt) || ts.isEmptyStatement(stmt)) {
+    return null;
+  }
+  const isDeclare = ts.canHaveModifiers(stmt) && (ts.getModifiers(stmt) ?? []).some((m) => m.kind === ts.SyntaxKind.DeclareKeyword);
+  if (ts.isModuleDeclaration(stmt) || isDeclare) {
+    return null; // `declare ...`: types only
+  }
+  if (ts.isExportAssignment(stmt)) {
+    return isTrivialExportValue(stmt.expression) ? null : 'a computed export default (export a literal object of handlers)';
+  }
+  if (ts.isExportDeclaration(stmt)) {
+    return stmt.moduleSpecifier === undefined || stmt.isTypeOnly ? null : 're-exports from another module';
+  }
+  if (ts.isVariableStatement(stmt)) {
+    const isConst = (stmt.declarationList.flags & ts.NodeFlags.Const) !== 0;
+    for (const d of stmt.declarationList.declarations) {
+      const init = d.initializer;
+      // esbuild emits `var gateway_default = { ... }` for the export default object.
+      const okInit = init !== undefined && (isSimpleLiteral(init) || (bundle && isTrivialExportValue(init)));
+      if (!(isConst || bundle) || !okInit || !ts.isIdentifier(d.name)) {
+        return 'top-level code other than imports, functions, simple const literals and export default (it runs on every request)';
+      }
+    }
+    return null;
+  }
+  return 'top-level code other than imports, functions, simple const literals and export default (it runs on every request)';
+}
+
+// Walk one source text; `bundle` relaxes the top-level rule for esbuild's own output shape.
+export function lintNjsSource(fileName: string, text: string, bundle = false): NjsLintProblem[] {
+  const kind = fileName.endsWith('.ts') ? ts.ScriptKind.TS : ts.ScriptKind.JS;
+  const sf = ts.createSourceFile(fileName, text, ts.ScriptTarget.Latest, true, kind);
+  const problems: NjsLintProblem[] = [];
+  const report = (node: ts.Node, construct: string) => {
+    const lc = sf.getLineAndCharacterOfPosition(node.getStart(sf));
+    problems.push({ file: fileName, line: lc.line + 1, col: lc.character + 1, construct });
+  };
+
+  for (const stmt of sf.statements) {
+    const p = topLevelProblem(stmt, bundle);
+    if (p !== null) report(stmt, p);
+  }
+
+  const visit = (node: ts.Node): void => {
+    if (ts.isClassDeclaration(node) || ts.isClassExpression(node)) {
+      report(node, 'classes');
+    } else if (ts.isObjectBindingPattern(node) || ts.isArrayBindingPattern(node)) {
+      report(node, 'destructuring');
+    } else if (
+      ts.isBinaryExpression(node) &&
+      node.operatorToken.kind === ts.SyntaxKind.EqualsToken &&
+      (ts.isObjectLiteralExpression(node.left) || ts.isArrayLiteralExpression(node.left))
+    ) {
+      report(node.left, 'destructuring assignment');
+    } else if (ts.isSpreadElement(node)) {
+      report(node, 'spread');
+    } else if (ts.isSpreadAssignment(node)) {
+      report(node, 'object spread');
+    } else if (ts.isParameter(node) && node.dotDotDotToken !== undefined) {
+      report(node, 'rest parameters');
+    } else if (ts.isParameter(node) && node.initializer !== undefined) {
+      report(node, 'default parameters');
+    } else if (ts.isForOfStatement(node)) {
+      report(node, 'for-of');
+    } else if ((ts.isFunctionDeclaration(node) || ts.isFunctionExpression(node) || ts.isMethodDeclaration(node)) && node.asteriskToken) {
+      report(node, 'generators');
+    } else if (ts.isYieldExpression(node)) {
+      report(node, 'yield');
+    } else if (ts.isIdentifier(node) && (node.text === 'Map' || node.text === 'Set' || node.text === 'WeakMap' || node.text === 'WeakSet')) {
+      const parent = node.parent;
+      const isPropName =
+        (ts.isPropertyAccessExpression(parent) && parent.name === node) ||
+        (ts.isPropertyAssignment(parent) && parent.name === node) ||
+        (ts.isMethodDeclaration(parent) && parent.name === node) ||
+        (ts.isPropertySignature(parent) && parent.name === node);
+      if (!isPropName) report(node, ts.isNewExpression(parent) ? `new ${node.text}` : node.text);
+    }
+    if (
+      (ts.isPropertyAccessExpression(node) || ts.isElementAccessExpression(node) || ts.isCallExpression(node)) &&
+      node.questionDotToken !== undefined
+    ) {
+      report(node, 'optional chaining');
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  problems.sort((a, b) => a.line - b.line || a.col - b.col);
+  return problems;
+}
+
+export async function lintNjs(files: string[]): Promise<NjsLintProblem[]> {
+  const out: NjsLintProblem[] = [];
+  for (const f of files) {
+    out.push(...lintNjsSource(f, await readFile(f, 'utf8')));
+  }
+  return out;
+}
+
+// Every njs source file (.ts/.js, not .d.ts) under dir.
+export async function listNjsSources(dir: string = NJS_SOURCE_DIR): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    const entries = await readdir(d, { withFileTypes: true });
+    entries.sort((a, b) => a.name.localeCompare(b.name));
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) {
+        if (e.name !== 'node_modules') await walk(p);
+      } else if (/\.(ts|js)$/.test(e.name) && !e.name.endsWith('.d.ts')) {
+        out.push(p);
+      }
+    }
+  };
+  await walk(dir);
+  return out;
+}
+
+// esbuild emits `export { x as default };`; njs is happiest with a plain `export default x;`.
+function normalizeDefaultExport(code: string): string {
+  const re = /export\s*\{\s*([A-Za-z_$][\w$]*)\s+as\s+default\s*\};?\s*$/;
+  const m = re.exec(code);
+  if (m) return code.slice(0, m.index) + `export default ${m[1]};\n`;
+  return code;
+}
+
+export class NjsBundleError extends Error {
+  constructor(
+    message: string,
+    readonly problems: NjsLintProblem[] = [],
+  ) {
+    super(message);
+  }
+}
+
+// Bundle one entry into one njs module; verifies the output (export default, njs subset).
+export async function bundleNjs(entry: string, outFile: string): Promise<NjsBundleResult> {
+  const result = await esbuild.build({
+    entryPoints: [entry],
+    bundle: true,
+    write: false,
+    format: 'esm',
+    platform: 'neutral',
+    target: 'es2017',
+    minify: false,
+    treeShaking: true,
+    legalComments: 'none',
+    charset: 'utf8',
+    external: NJS_BUILTIN_MODULES,
+    logLevel: 'silent',
+  });
+  if (result.outputFiles.length !== 1) {
+    throw new NjsBundleError(`esbuild produced ${result.outputFiles.length} files for ${entry}`);
+  }
+  const code = normalizeDefaultExport(result.outputFiles[0].text);
+  const problems = verifyNjsBundle(outFile, code);
+  if (problems.length > 0) {
+    throw new NjsBundleError(`bundle ${outFile} is not valid for njs:\n` + problems.map(formatProblem).join('\n'), problems);
+  }
+  await mkdir(path.dirname(outFile), { recursive: true });
+  const tmp = `${outFile}.tmp-${process.pid}`;
+  await writeFile(tmp, code);
+  await rename(tmp, outFile);
+  return { outFile, bytes: Buffer.byteLength(code) };
+}
+
+// Checks on the bundled JavaScript: the njs subset and a final `export default`.
+export function verifyNjsBundle(fileName: string, code: string): NjsLintProblem[] {
+  const problems = lintNjsSource(fileName.replace(/\.ts$/, '.js'), code, true);
+  if (!/export default [A-Za-z_$][\w$]*;\s*$/.test(code)) {
+    const lines = code.split('\n');
+    problems.push({ file: fileName, line: lines.length, col: 1, construct: 'a module that does not end in `export default`' });
+  }
+  return problems;
+}
+
+// For the CLI (`gatewayctl njs-lint`): lint every njs source and the bundle; exit code.
+export async function runNjsLint(): Promise<number> {
+  const files = await listNjsSources();
+  const problems = await lintNjs(files);
+  const rel = (f: string) => path.relative(process.cwd(), f) || f;
+  for (const p of problems) process.stderr.write(formatProblem({ ...p, file: rel(p.file) }) + '\n');
+  if (problems.length > 0) {
+    process.stderr.write(`njs-lint: ${problems.length} problem(s) in ${files.length} file(s)\n`);
+    return 1;
+  }
+  try {
+    const os = await import('node:os');
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'gw-njs-lint-'));
+    try {
+      await bundleNjs(NJS_ENTRY, path.join(dir, 'gateway.js'));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  } catch (e) {
+    process.stderr.write(`njs-lint: ${(e as Error).message}\n`);
+    return 1;
+  }
+  process.stdout.write(`njs-lint: ${files.length} file(s) OK, bundle OK\n`);
+  return 0;
+}
