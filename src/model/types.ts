@@ -43,6 +43,7 @@ export interface GlobalSettings {
   errorPages: 'json' | 'nginx'; // JSON bodies for gateway-produced 4xx/5xx
   paths: { pid: string; logs: string; temp: string; cache: string }; // relative to nginx prefix
   modules: { njs: boolean; brotli: boolean }; // load_module lines (brotli degrades with a warning)
+  acmeWebroot: string | null; // serve /.well-known/acme-challenge/ from here on plain-HTTP servers
   at: SourcePos;
 }
 

@@ -1,0 +1,88 @@
+// The pipeline without side effects beyond reading the input:
+// load → schema → normalize → rules → render (+ manifest). Commands decide what to do next.
+import { createHash } from 'node:crypto';
+import { loadConfig, type LoadOptions } from '../config/load.ts';
+import { checkSchema } from '../config/check-schema.ts';
+import { normalize } from '../model/normalize.ts';
+import { checkRules } from '../model/rules.ts';
+import { hasErrors, sortDiagnostics } from '../model/diagnostics.ts';
+import type { Diagnostic, GatewayModel } from '../model/types.ts';
+import { render, RenderError } from '../render/index.ts';
+import type { RenderOptions } from '../render/view.ts';
+import { VERSION } from '../version.ts';
+
+export interface CompileOptions extends LoadOptions, RenderOptions {}
+
+export interface CompileResult {
+  ok: boolean;
+  model: GatewayModel | null;
+  files: Record<string, string> | null; // relative path → content, manifest.json included
+  diagnostics: Diagnostic[];
+  inputFiles: string[];
+}
+
+export const sha256 = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
+
+export function compile(configPath: string, opts: CompileOptions = {}): CompileResult {
+  const loaded = loadConfig(configPath, opts);
+  const diagnostics: Diagnostic[] = [...loaded.diagnostics];
+  const fail = (): CompileResult => ({ ok: false, model: null, files: null, diagnostics: sortDiagnostics(diagnostics), inputFiles: loaded.files });
+  if (!loaded.value || hasErrors(diagnostics)) return fail();
+  diagnostics.push(...checkSchema(loaded.value, loaded.positions, loaded.file));
+  if (hasErrors(diagnostics)) return fail();
+  const model = normalize({
+    value: loaded.value,
+    positions: loaded.positions,
+    file: loaded.file,
+    baseDir: loaded.baseDir,
+    hash: loaded.hash,
+    version: VERSION,
+  });
+  diagnostics.push(...checkRules(model));
+  if (hasErrors(diagnostics)) return { ...fail(), model };
+  let files: Record<string, string>;
+  try {
+    const r = render(model, opts);
+    files = r.files;
+    for (const w of r.warnings) diagnostics.push({ code: 'GW501', severity: 'warning', message: w, at: null });
+  } catch (e) {
+    if (!(e instanceof RenderError)) throw e;
+    diagnostics.push({ code: 'GW400', severity: 'error', message: `render: ${e.message}`, at: null });
+    return { ...fail(), model };
+  }
+  files['manifest.json'] = manifest(model, files);
+  return { ok: true, model, files, diagnostics: sortDiagnostics(diagnostics), inputFiles: loaded.files };
+}
+
+export interface Manifest {
+  generator: 'gatewayctl';
+  version: string;
+  input: { file: string; sha256: string };
+  files: Record<string, string>;
+  prefixDirs: string[];
+  readiness: { path: string; listen: string };
+  listeners: { name: string; port: number; tls: boolean }[];
+  modules: { njs: boolean; brotli: boolean };
+}
+
+function manifest(m: GatewayModel, files: Record<string, string>): string {
+  const sums: Record<string, string> = {};
+  for (const f of Object.keys(files).sort()) sums[f] = sha256(files[f]);
+  const first = m.listeners.find((l) => !l.tls) ?? m.listeners[0];
+  const readiness = m.global.status
+    ? { path: m.global.health.readiness, listen: m.global.status.listen }
+    : { path: m.global.health.readiness, listen: `${first.address ?? '127.0.0.1'}:${first.port}` };
+  const g = m.global;
+  const prefixDirs = [g.paths.logs, 'run', g.paths.temp, ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${g.paths.temp}/${t}`), g.paths.cache];
+  const man: Manifest = {
+    generator: 'gatewayctl',
+    version: m.version,
+    input: { file: m.source.file, sha256: m.source.hash },
+    files: sums,
+    prefixDirs,
+    readiness,
+    listeners: m.listeners.map((l) => ({ name: l.name, port: l.port, tls: !!l.tls })),
+    modules: { njs: g.modules.njs, brotli: files['nginx.conf'].includes('ngx_http_brotli_filter_module') },
+  };
+  return `${JSON.stringify(man, null, 2)}\n`;
+}

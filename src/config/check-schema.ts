@@ -1,0 +1,86 @@
+// Schema step: ajv over the loaded value; every error becomes a positioned diagnostic.
+import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import { gatewaySchema } from './schema.ts';
+import type { PositionIndex } from './load.ts';
+import type { Diagnostic, SourcePos } from '../model/types.ts';
+
+const ajv = new Ajv2020({ allErrors: true, strict: false, allowUnionTypes: true });
+const validate = ajv.compile(gatewaySchema);
+
+/** /routes/2/upstream → routes[2].upstream */
+export function pointerToPath(pointer: string): string {
+  if (!pointer) return '';
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .reduce((acc, seg) => (/^\d+$/.test(seg) ? `${acc}[${seg}]` : acc ? `${acc}.${seg}` : seg), '');
+}
+
+function describe(e: ErrorObject): { path: string; message: string; useKey: boolean } {
+  const p = pointerToPath(e.instancePath);
+  const params = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const extra = String(params.additionalProperty);
+      return { path: p ? `${p}.${extra}` : extra, message: `unknown key "${extra}"`, useKey: true };
+    }
+    case 'required':
+      return { path: p, message: `missing required key "${params.missingProperty}"`, useKey: false };
+    case 'pattern':
+      return { path: p, message: `invalid value (must match ${params.pattern})`, useKey: false };
+    case 'enum':
+      return { path: p, message: `must be one of: ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`, useKey: false };
+    case 'const':
+      return { path: p, message: `must be ${JSON.stringify(params.allowedValue)}`, useKey: false };
+    case 'propertyNames':
+      return { path: p, message: `invalid name "${params.propertyName}" (lowercase letters, digits, - and _, starting with a letter)`, useKey: false };
+    default:
+      return { path: p, message: e.message ?? e.keyword, useKey: false };
+  }
+}
+
+export function checkSchema(value: unknown, positions: PositionIndex, file: string): Diagnostic[] {
+  if (validate(value)) return [];
+  const errors = validate.errors ?? [];
+  // oneOf produces a cascade (each branch's error + "must match exactly one schema");
+  // keep the branch errors that are most specific, drop the generic summary where a
+  // more specific error exists at or below the same path.
+  const described = errors
+    .filter((e) => e.keyword !== 'if')
+    .map((e) => ({ e, d: describe(e) }));
+  const out: Diagnostic[] = [];
+  const seen = new Set<string>();
+  const oneOfPaths = new Set(described.filter((x) => x.e.keyword === 'oneOf').map((x) => x.d.path));
+  for (const { e, d } of described) {
+    if (e.keyword === 'oneOf') {
+      // only report the summary when no branch explained it
+      const explained = described.some((x) => x.e.keyword !== 'oneOf' && x.e.keyword !== 'type' && x.e.keyword !== 'const' && x.e.keyword !== 'enum' && x.d.path.startsWith(d.path));
+      if (explained) continue;
+      d.message = 'has the wrong shape (see the documented forms)';
+    } else if (oneOfPaths.has(d.path) && (e.keyword === 'type' || e.keyword === 'const' || e.keyword === 'enum') && /oneOf/.test(e.schemaPath)) {
+      continue; // branch mismatch noise
+    }
+    const key = `${d.path}|${d.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const at: SourcePos =
+      (d.useKey ? positions.key.get(d.path) : positions.value.get(d.path)) ??
+      positions.value.get(d.path) ??
+      nearest(positions, d.path) ?? { file, line: 1, col: 1, path: d.path };
+    out.push({ code: 'GW201', severity: 'error', message: d.message, at: { ...at, path: d.path } });
+  }
+  return out;
+}
+
+function nearest(positions: PositionIndex, p: string): SourcePos | undefined {
+  let cur = p;
+  while (cur) {
+    const hit = positions.value.get(cur);
+    if (hit) return hit;
+    const cut = Math.max(cur.lastIndexOf('.'), cur.lastIndexOf('['));
+    if (cut <= 0) break;
+    cur = cur.slice(0, cut);
+  }
+  return undefined;
+}

@@ -1,0 +1,264 @@
+// Load step: the only part of the pipeline (besides write) that touches the disk.
+// Parses gateway.yaml keeping positions, follows `include:`, interpolates ${VAR}, and
+// returns a plain JS value plus an index from key path (routes[2].upstream) to position.
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
+import type { Diagnostic, SourcePos } from '../model/types.ts';
+
+export interface PositionIndex {
+  /** position of the value at a path */
+  value: Map<string, SourcePos>;
+  /** position of the key at a path (for unknown-key errors) */
+  key: Map<string, SourcePos>;
+}
+
+export interface LoadedConfig {
+  file: string;
+  baseDir: string;
+  value: Record<string, unknown> | null;
+  positions: PositionIndex;
+  hash: string;
+  diagnostics: Diagnostic[];
+  files: string[]; // every file read (main + includes), for messages and watch
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  /** text to use instead of reading the main file (tests, stdin) */
+  text?: string;
+}
+
+const ENV_RE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\$\{/g;
+
+export function joinPath(parent: string, key: string | number): string {
+  if (typeof key === 'number') return `${parent}[${key}]`;
+  return parent ? `${parent}.${key}` : key;
+}
+
+export function posAt(file: string, lc: LineCounter, offset: number, p: string): SourcePos {
+  const { line, col } = lc.linePos(offset);
+  return { file, line, col, path: p };
+}
+
+interface WalkCtx {
+  file: string;
+  lc: LineCounter;
+  env: NodeJS.ProcessEnv;
+  positions: PositionIndex;
+  diagnostics: Diagnostic[];
+}
+
+function interpolate(raw: string, at: SourcePos, ctx: WalkCtx): string {
+  return raw.replace(ENV_RE, (whole, name: string | undefined, dflt: string | undefined) => {
+    if (whole === '$${') return '${';
+    const v = ctx.env[name as string];
+    if (v !== undefined && v !== '') return v;
+    if (dflt !== undefined) return dflt;
+    ctx.diagnostics.push({
+      code: 'GW103',
+      severity: 'error',
+      message: `environment variable ${name} is not set (write \${${name}:-default} for a default)`,
+      at,
+    });
+    return '';
+  });
+}
+
+function walk(node: YamlNode | null | undefined, p: string, ctx: WalkCtx): unknown {
+  if (node == null) return null;
+  const range = node.range ?? [0, 0, 0];
+  const at = posAt(ctx.file, ctx.lc, range[0], p);
+  ctx.positions.value.set(p, at);
+  if (isMap(node)) {
+    const out: Record<string, unknown> = {};
+    for (const pair of node.items) {
+      const keyNode = pair.key as YamlNode | null;
+      const key = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
+      const kp = joinPath(p, key);
+      const kAt = posAt(ctx.file, ctx.lc, keyNode?.range?.[0] ?? range[0], kp);
+      ctx.positions.key.set(kp, kAt);
+      if (Object.prototype.hasOwnProperty.call(out, key)) {
+        ctx.diagnostics.push({ code: 'GW102', severity: 'error', message: `duplicate key "${key}"`, at: kAt });
+      }
+      const valueNode = pair.value as YamlNode | null;
+      if (valueNode == null) {
+        ctx.positions.value.set(kp, kAt);
+        out[key] = null;
+      } else {
+        out[key] = walk(valueNode, kp, ctx);
+      }
+    }
+    return out;
+  }
+  if (isSeq(node)) {
+    return node.items.map((item, i) => walk(item as YamlNode, joinPath(p, i), ctx));
+  }
+  if (isScalar(node)) {
+    const v = node.value;
+    if (typeof v === 'string') return interpolate(v, at, ctx);
+    return v;
+  }
+  // aliases are resolved by toJS; we disallow them to keep positions honest
+  ctx.diagnostics.push({ code: 'GW104', severity: 'error', message: 'YAML aliases/anchors are not supported', at });
+  return null;
+}
+
+interface ParsedFile {
+  value: unknown;
+  positions: PositionIndex;
+  diagnostics: Diagnostic[];
+  text: string;
+}
+
+function parseFile(displayFile: string, text: string, env: NodeJS.ProcessEnv): ParsedFile {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false });
+  const positions: PositionIndex = { value: new Map(), key: new Map() };
+  const diagnostics: Diagnostic[] = [];
+  for (const err of doc.errors) {
+    const [line, col] = err.linePos?.[0] ? [err.linePos[0].line, err.linePos[0].col] : [1, 1];
+    diagnostics.push({
+      code: 'GW101',
+      severity: 'error',
+      message: `YAML syntax: ${err.message.split('\n')[0]}`,
+      at: { file: displayFile, line, col, path: '' },
+    });
+  }
+  if (doc.errors.length) return { value: null, positions, diagnostics, text };
+  const ctx: WalkCtx = { file: displayFile, lc, env, positions, diagnostics };
+  const value = walk(doc.contents as YamlNode, '', ctx);
+  return { value, positions, diagnostics, text };
+}
+
+function displayName(file: string): string {
+  const rel = path.relative(process.cwd(), file);
+  return rel && !rel.startsWith('..') ? rel : file;
+}
+
+/** Sections merged from included files: lists concatenate, maps merge by key. */
+const LIST_SECTIONS = ['listeners', 'routes'];
+const MAP_SECTIONS = ['upstreams', 'caches'];
+
+function shiftPositions(into: PositionIndex, from: PositionIndex, rename: (p: string) => string | null): void {
+  for (const [k, v] of from.value) {
+    const n = rename(k);
+    if (n !== null) into.value.set(n, { ...v, path: n });
+  }
+  for (const [k, v] of from.key) {
+    const n = rename(k);
+    if (n !== null) into.key.set(n, { ...v, path: n });
+  }
+}
+
+export function loadConfig(file: string, opts: LoadOptions = {}): LoadedConfig {
+  const env = opts.env ?? process.env;
+  const abs = path.resolve(file);
+  const baseDir = path.dirname(abs);
+  const display = displayName(abs);
+  const diagnostics: Diagnostic[] = [];
+  const files = [abs];
+  let text: string;
+  try {
+    text = opts.text ?? readFileSync(abs, 'utf8');
+  } catch (e) {
+    diagnostics.push({
+      code: 'GW100',
+      severity: 'error',
+      message: `cannot read ${display}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      at: null,
+    });
+    return { file: display, baseDir, value: null, positions: { value: new Map(), key: new Map() }, hash: '', diagnostics, files };
+  }
+  const main = parseFile(display, text, env);
+  diagnostics.push(...main.diagnostics);
+  const hasher = createHash('sha256');
+  if (main.value === null || typeof main.value !== 'object' || Array.isArray(main.value)) {
+    if (!main.diagnostics.length) {
+      diagnostics.push({ code: 'GW101', severity: 'error', message: 'top level must be a mapping', at: { file: display, line: 1, col: 1, path: '' } });
+    }
+    return { file: display, baseDir, value: null, positions: main.positions, hash: '', diagnostics, files };
+  }
+  const root = main.value as Record<string, unknown>;
+  const positions = main.positions;
+
+  const includes = root.include;
+  if (includes !== undefined) {
+    if (!Array.isArray(includes) || includes.some((x) => typeof x !== 'string')) {
+      diagnostics.push({ code: 'GW105', severity: 'error', message: 'include must be a list of file paths', at: positions.value.get('include') ?? null });
+    } else {
+      includes.forEach((inc: string, i: number) => {
+        const incAt = positions.value.get(`include[${i}]`) ?? null;
+        const incAbs = path.resolve(baseDir, inc);
+        let incText: string;
+        try {
+          incText = readFileSync(incAbs, 'utf8');
+        } catch (e) {
+          diagnostics.push({ code: 'GW105', severity: 'error', message: `cannot read included file ${inc}: ${(e as NodeJS.ErrnoException).code ?? e}`, at: incAt });
+          return;
+        }
+        files.push(incAbs);
+        const parsed = parseFile(displayName(incAbs), incText, env);
+        diagnostics.push(...parsed.diagnostics);
+        if (parsed.value === null) return;
+        if (typeof parsed.value !== 'object' || Array.isArray(parsed.value)) {
+          diagnostics.push({ code: 'GW105', severity: 'error', message: `included file ${inc} must be a mapping`, at: incAt });
+          return;
+        }
+        const incRoot = parsed.value as Record<string, unknown>;
+        for (const [section, v] of Object.entries(incRoot)) {
+          const secAt = parsed.positions.key.get(section) ?? incAt;
+          if (LIST_SECTIONS.includes(section) && Array.isArray(v)) {
+            const existing = (Array.isArray(root[section]) ? root[section] : []) as unknown[];
+            const offset = existing.length;
+            root[section] = existing.concat(v);
+            shiftPositions(positions, parsed.positions, (p) => {
+              const m = new RegExp(`^${section}\\[(\\d+)\\](.*)$`).exec(p);
+              return m ? `${section}[${Number(m[1]) + offset}]${m[2]}` : null;
+            });
+          } else if ((MAP_SECTIONS.includes(section) || section === 'limits') && v && typeof v === 'object' && !Array.isArray(v)) {
+            const existing = (root[section] && typeof root[section] === 'object' ? root[section] : {}) as Record<string, unknown>;
+            const merged = mergeMaps(section, existing, v as Record<string, unknown>, section === 'limits' ? 2 : 1, diagnostics, parsed.positions);
+            root[section] = merged;
+            shiftPositions(positions, parsed.positions, (p) => (p.startsWith(`${section}.`) ? p : null));
+          } else {
+            diagnostics.push({
+              code: 'GW105',
+              severity: 'error',
+              message: `included files may only contribute ${[...LIST_SECTIONS, ...MAP_SECTIONS, 'limits'].join(', ')} (got "${section}")`,
+              at: secAt,
+            });
+          }
+        }
+        hasher.update(incText);
+      });
+    }
+    delete root.include;
+  }
+  hasher.update(JSON.stringify(root));
+  return { file: display, baseDir, value: root, positions, hash: hasher.digest('hex'), diagnostics, files };
+}
+
+function mergeMaps(
+  section: string,
+  into: Record<string, unknown>,
+  from: Record<string, unknown>,
+  depth: number,
+  diagnostics: Diagnostic[],
+  fromPos: PositionIndex,
+  prefix = section,
+): Record<string, unknown> {
+  const out = { ...into };
+  for (const [k, v] of Object.entries(from)) {
+    const p = `${prefix}.${k}`;
+    if (depth > 1 && v && typeof v === 'object' && !Array.isArray(v) && out[k] && typeof out[k] === 'object') {
+      out[k] = mergeMaps(section, out[k] as Record<string, unknown>, v as Record<string, unknown>, depth - 1, diagnostics, fromPos, p);
+    } else if (Object.prototype.hasOwnProperty.call(out, k)) {
+      diagnostics.push({ code: 'GW106', severity: 'error', message: `${p} is defined both here and in the including file`, at: fromPos.key.get(p) ?? null });
+    } else {
+      out[k] = v;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,408 @@
+// JSON Schema for gateway.yaml (draft 2020-12 subset understood by ajv).
+// Published for editors as schema/gateway.schema.json (kept in sync by a test).
+// Patterns here are the first line of defence against config injection: every string
+// that reaches nginx is constrained to an allow-list for its context. The render step's
+// quoting helper checks again (defence in depth).
+
+export const PATTERNS = {
+  name: '^[a-z][a-z0-9_-]{0,62}$',
+  duration: '^([0-9]+(ms|s|m|h|d|w)?)+$',
+  size: '^[0-9]+[kKmMgG]?$',
+  rate: '^[0-9]+r/[sm]$',
+  address: '^(unix:/[A-Za-z0-9_./-]+|[A-Za-z0-9.-]+:[0-9]{1,5}|\\[[0-9a-fA-F:.]+\\]:[0-9]{1,5})$',
+  bindAddress: '^([0-9.]+|\\[[0-9a-fA-F:.]+\\]|\\*)$',
+  uriPath: "^/[A-Za-z0-9._~!&()*+,=:@%/-]*$",
+  headerName: '^[A-Za-z0-9][A-Za-z0-9-]{0,63}$',
+  token: '^[A-Za-z0-9_.-]{1,64}$',
+  host: '^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$',
+  cidr: '^(all|[0-9.]+(/[0-9]{1,2})?|[0-9a-fA-F:]+(/[0-9]{1,3})?)$',
+  origin: '^(\\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)$',
+  filePath: '^[A-Za-z0-9._/@+-]+$',
+  // printable text without control characters (newlines never pass)
+  text: '^[^\\x00-\\x1f\\x7f]*$',
+  status: '^([1-5][0-9][0-9]|any)$',
+};
+
+const name = { type: 'string', pattern: PATTERNS.name };
+const duration = { type: 'string', pattern: PATTERNS.duration };
+const size = { type: 'string', pattern: PATTERNS.size };
+const headerName = { type: 'string', pattern: PATTERNS.headerName };
+const text = { type: 'string', pattern: PATTERNS.text, maxLength: 4096 };
+const cidrList = { type: 'array', items: { type: 'string', pattern: PATTERNS.cidr } };
+const method = { enum: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] };
+const unsafe = {
+  type: 'string',
+  description: 'Raw nginx directives inserted verbatim. Escape hatch: validate flags every use.',
+};
+const access = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { allow: cidrList, deny: cidrList },
+};
+const limitKey = {
+  description: 'client_ip, client_id (authenticated client) or { header: NAME }',
+  oneOf: [
+    { enum: ['client_ip', 'client_id'] },
+    { type: 'object', additionalProperties: false, required: ['header'], properties: { header: headerName } },
+  ],
+};
+
+export const gatewaySchema = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  $id: 'https://gatewayctl.dev/schema/gateway.schema.json',
+  title: 'gatewayctl gateway.yaml',
+  type: 'object',
+  additionalProperties: false,
+  required: ['version', 'listeners', 'routes'],
+  properties: {
+    version: { const: 1, description: 'Schema version; must be 1.' },
+    include: { type: 'array', items: { type: 'string', pattern: PATTERNS.filePath } },
+    global: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        worker_processes: { oneOf: [{ const: 'auto' }, { type: 'integer', minimum: 1, maximum: 256 }] },
+        worker_connections: { type: 'integer', minimum: 16, maximum: 1048576 },
+        server_tokens: { type: 'boolean' },
+        trusted_proxies: cidrList,
+        real_ip_header: headerName,
+        request_id: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { header: headerName, trust_incoming: { type: 'boolean' } },
+        },
+        access_log: {
+          oneOf: [
+            { const: false },
+            {
+              type: 'object',
+              additionalProperties: false,
+              properties: { path: { type: 'string', pattern: PATTERNS.filePath }, format: { enum: ['json', 'combined'] } },
+            },
+          ],
+        },
+        error_log: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            path: { type: 'string', pattern: PATTERNS.filePath },
+            level: { enum: ['debug', 'info', 'notice', 'warn', 'error', 'crit'] },
+          },
+        },
+        health: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            liveness: { type: 'string', pattern: PATTERNS.uriPath },
+            readiness: { type: 'string', pattern: PATTERNS.uriPath },
+          },
+        },
+        status: {
+          oneOf: [
+            { const: false },
+            {
+              type: 'object',
+              additionalProperties: false,
+              properties: {
+                listen: { type: 'string', pattern: '^([0-9.]+:)?[0-9]{1,5}$' },
+                path: { type: 'string', pattern: PATTERNS.uriPath },
+              },
+            },
+          ],
+        },
+        compression: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            gzip: { type: 'boolean' },
+            brotli: { type: 'boolean' },
+            min_length: { type: 'integer', minimum: 0 },
+            types: { type: 'array', items: { type: 'string', pattern: '^[a-z0-9.+-]+/[a-z0-9.+*-]+$' } },
+          },
+        },
+        error_pages: { enum: ['json', 'nginx'] },
+        acme_webroot: { type: 'string', pattern: PATTERNS.filePath },
+        access,
+        unsafe_nginx_http: unsafe,
+      },
+    },
+    listeners: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'port'],
+        properties: {
+          name,
+          port: { type: 'integer', minimum: 1, maximum: 65535 },
+          address: { type: 'string', pattern: PATTERNS.bindAddress },
+          server_names: { type: 'array', items: { type: 'string', pattern: PATTERNS.host } },
+          default_server: { type: 'boolean' },
+          unknown_host: { enum: [404, 444] },
+          tls: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['cert', 'key'],
+            properties: {
+              cert: { type: 'string', pattern: PATTERNS.filePath },
+              key: { type: 'string', pattern: PATTERNS.filePath },
+              profile: { enum: ['modern', 'intermediate'] },
+              http2: { type: 'boolean' },
+              redirect_from: { type: 'integer', minimum: 1, maximum: 65535 },
+              hsts: {
+                oneOf: [
+                  { const: false },
+                  {
+                    type: 'object',
+                    additionalProperties: false,
+                    properties: {
+                      max_age: { type: 'integer', minimum: 0 },
+                      include_subdomains: { type: 'boolean' },
+                      preload: { type: 'boolean' },
+                    },
+                  },
+                ],
+              },
+            },
+          },
+          security_headers: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              preset: { enum: ['strict', 'basic', 'off'] },
+              content_security_policy: text,
+              frame_options: { enum: ['DENY', 'SAMEORIGIN', false] },
+              referrer_policy: {
+                enum: [
+                  'no-referrer',
+                  'no-referrer-when-downgrade',
+                  'origin',
+                  'origin-when-cross-origin',
+                  'same-origin',
+                  'strict-origin',
+                  'strict-origin-when-cross-origin',
+                  'unsafe-url',
+                  false,
+                ],
+              },
+            },
+          },
+          unsafe_nginx_server: unsafe,
+        },
+      },
+    },
+    upstreams: {
+      type: 'object',
+      propertyNames: { pattern: PATTERNS.name },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['servers'],
+        properties: {
+          balance: { enum: ['round_robin', 'weighted', 'least_conn', 'ip_hash', 'random', 'consistent_hash'] },
+          hash_key: {
+            oneOf: [
+              { const: 'client_ip' },
+              { type: 'object', additionalProperties: false, required: ['header'], properties: { header: headerName } },
+              { type: 'object', additionalProperties: false, required: ['cookie'], properties: { cookie: { type: 'string', pattern: PATTERNS.token } } },
+              { type: 'object', additionalProperties: false, required: ['query'], properties: { query: { type: 'string', pattern: PATTERNS.token } } },
+            ],
+          },
+          hash_fallback: { enum: ['client_ip', 'random'] },
+          sticky: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['cookie'],
+            properties: { cookie: { type: 'string', pattern: PATTERNS.token } },
+          },
+          max_fails: { type: 'integer', minimum: 0 },
+          fail_timeout: duration,
+          keepalive: {
+            oneOf: [
+              { type: 'integer', minimum: 0 },
+              {
+                type: 'object',
+                additionalProperties: false,
+                properties: { connections: { type: 'integer', minimum: 1 }, timeout: duration, requests: { type: 'integer', minimum: 1 } },
+              },
+            ],
+          },
+          servers: {
+            type: 'array',
+            minItems: 1,
+            items: {
+              oneOf: [
+                { type: 'string', pattern: PATTERNS.address },
+                {
+                  type: 'object',
+                  additionalProperties: false,
+                  required: ['address'],
+                  properties: {
+                    address: { type: 'string', pattern: PATTERNS.address },
+                    weight: { type: 'integer', minimum: 1, maximum: 1000 },
+                    max_fails: { type: 'integer', minimum: 0 },
+                    fail_timeout: duration,
+                    backup: { type: 'boolean' },
+                    down: { type: 'boolean' },
+                  },
+                },
+              ],
+            },
+          },
+        },
+      },
+    },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        rate: {
+          type: 'object',
+          propertyNames: { pattern: PATTERNS.name },
+          additionalProperties: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['rate'],
+            properties: {
+              key: limitKey,
+              rate: { type: 'string', pattern: PATTERNS.rate },
+              burst: { type: 'integer', minimum: 0 },
+              nodelay: { type: 'boolean' },
+              delay: { type: 'integer', minimum: 0 },
+              size: size,
+            },
+          },
+        },
+        conn: {
+          type: 'object',
+          propertyNames: { pattern: PATTERNS.name },
+          additionalProperties: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['max'],
+            properties: { key: limitKey, max: { type: 'integer', minimum: 1 }, size: size },
+          },
+        },
+      },
+    },
+    caches: {
+      type: 'object',
+      propertyNames: { pattern: PATTERNS.name },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          size: size,
+          max_size: size,
+          inactive: duration,
+          path: { type: 'string', pattern: PATTERNS.filePath },
+        },
+      },
+    },
+    routes: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['match'],
+        properties: {
+          name,
+          match: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              prefix: { type: 'string', pattern: PATTERNS.uriPath },
+              exact: { type: 'string', pattern: PATTERNS.uriPath },
+              regex: { type: 'string', pattern: '^[^\\x00-\\x1f\\x7f"]+$' },
+              case_insensitive: { type: 'boolean' },
+              methods: { type: 'array', minItems: 1, items: method },
+              host: { type: 'string', pattern: PATTERNS.host },
+              headers: {
+                type: 'object',
+                propertyNames: { pattern: PATTERNS.headerName },
+                additionalProperties: { type: 'string', pattern: '^[^\\x00-\\x1f\\x7f"$]*$', maxLength: 256 },
+              },
+            },
+          },
+          listeners: { type: 'array', items: name },
+          upstream: name,
+          respond: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['status'],
+            properties: {
+              status: { type: 'integer', minimum: 200, maximum: 599 },
+              body: text,
+              content_type: { type: 'string', pattern: '^[a-z0-9.+-]+/[a-z0-9.+-]+(; ?charset=[a-z0-9-]+)?$' },
+            },
+          },
+          strip_prefix: { type: 'boolean' },
+          rewrite: { type: 'string', pattern: PATTERNS.uriPath },
+          timeouts: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { connect: duration, send: duration, read: duration },
+          },
+          retries: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              tries: { type: 'integer', minimum: 1, maximum: 20 },
+              timeout: duration,
+              on: {
+                type: 'array',
+                items: {
+                  enum: ['error', 'timeout', 'invalid_header', 'http_500', 'http_502', 'http_503', 'http_504', 'http_403', 'http_404', 'http_429'],
+                },
+              },
+              non_idempotent: { type: 'boolean' },
+            },
+          },
+          streaming: { type: 'boolean' },
+          websocket: { type: 'boolean' },
+          max_body: size,
+          rate_limits: { type: 'array', items: name },
+          conn_limits: { type: 'array', items: name },
+          cache: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['zone'],
+            properties: {
+              zone: name,
+              ttl: {
+                type: 'object',
+                propertyNames: { pattern: PATTERNS.status },
+                additionalProperties: duration,
+              },
+              methods: { type: 'array', items: { enum: ['GET', 'HEAD', 'POST'] } },
+              key_includes_body: { type: 'boolean' },
+              bypass_header: headerName,
+              lock: { type: 'boolean' },
+            },
+          },
+          cors: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['origins'],
+            properties: {
+              origins: { type: 'array', minItems: 1, items: { type: 'string', pattern: PATTERNS.origin } },
+              methods: { type: 'array', items: method },
+              headers: { type: 'array', items: headerName },
+              expose_headers: { type: 'array', items: headerName },
+              credentials: { type: 'boolean' },
+              max_age: { type: 'integer', minimum: 0 },
+            },
+          },
+          access,
+          set_headers: {
+            type: 'object',
+            propertyNames: { pattern: PATTERNS.headerName },
+            additionalProperties: { type: 'string', pattern: PATTERNS.text, maxLength: 1024 },
+          },
+          unsafe_nginx_route: unsafe,
+        },
+      },
+    },
+  },
+} as const;

@@ -1,0 +1,353 @@
+// View builders: GatewayModel → plain view objects whose strings are already-safe nginx
+// directives (every user value passed through q()/bare()). Templates only lay them out.
+import type { GatewayModel, Listener, Route, Upstream, RateZone, ConnZone, LimitKey, SecurityHeaders } from '../model/types.ts';
+import { bare, headerVar, ident, jsonBody, q, RenderError } from './quote.ts';
+
+export interface Block {
+  comment?: string;
+  head: string; // e.g. `location = "/health"`
+  lines: string[];
+  blocks?: Block[];
+}
+
+export interface ServerView {
+  comment: string;
+  lines: string[];
+  locations: Block[];
+}
+
+export interface RenderOptions {
+  /** modules found for the target nginx; brotli is dropped with a warning when absent */
+  availableModules?: { brotli: boolean };
+  warnings?: string[];
+}
+
+export const ERROR_STATUSES: Record<number, [string, string]> = {
+  400: ['bad_request', 'bad request'],
+  401: ['unauthorized', 'authentication required'],
+  403: ['forbidden', 'forbidden'],
+  404: ['not_found', 'no route matches this request'],
+  405: ['method_not_allowed', 'method not allowed on this route'],
+  408: ['request_timeout', 'request timed out'],
+  413: ['payload_too_large', 'request body too large'],
+  414: ['uri_too_long', 'request URI too long'],
+  429: ['rate_limited', 'too many requests'],
+  500: ['internal_error', 'internal gateway error'],
+  502: ['bad_gateway', 'upstream unavailable'],
+  503: ['service_unavailable', 'service unavailable'],
+  504: ['gateway_timeout', 'upstream timed out'],
+};
+
+export const d = (...parts: string[]): string => `${parts.join(' ')};`;
+
+/** "A, B, C" from header names, each checked. */
+export function headerList(names: string[]): string {
+  for (const n of names) q(n, 'header');
+  return q(names.join(', '), 'text');
+}
+
+function errorBody(status: number): string {
+  const [code, message] = ERROR_STATUSES[status];
+  return jsonBody({ error: { status, code, message }, request_id: '$gw_request_id' }, ['gw_request_id']);
+}
+
+export function limitKeyVar(zoneName: string, key: LimitKey): string {
+  switch (key.kind) {
+    case 'client_ip':
+      return '$binary_remote_addr';
+    case 'header':
+      return `$gw_limit_key_${ident(zoneName)}`;
+    case 'client_id':
+      return '$gw_client_id';
+  }
+}
+
+export function hashKeyVar(u: Upstream): string {
+  if (!u.hashKey) throw new RenderError(`upstream ${u.name} has no hash key`);
+  if (u.hashKey.kind === 'client_ip') return '$remote_addr';
+  return `$gw_hash_key_${ident(u.name)}`;
+}
+
+export function hashKeySource(u: Upstream): string {
+  const k = u.hashKey;
+  if (!k) throw new RenderError(`upstream ${u.name} has no hash key`);
+  switch (k.kind) {
+    case 'header':
+      return headerVar(k.name);
+    case 'cookie':
+      return `$cookie_${bare(k.name, 'token').replace(/[.-]/g, '_')}`;
+    case 'query':
+      return `$arg_${bare(k.name, 'token').replace(/[.-]/g, '_')}`;
+    case 'client_ip':
+      return '$remote_addr';
+  }
+}
+
+/** Response headers for a listener; add_header is not inherited once a level sets any, so every block repeats them. */
+export function securityHeaderLines(l: Listener, m: GatewayModel): string[] {
+  const s: SecurityHeaders = l.securityHeaders;
+  const out: string[] = [];
+  out.push(d('add_header', q(m.global.requestId.header, 'header'), '$gw_request_id', 'always'));
+  if (s.contentTypeOptions) out.push(d('add_header', 'X-Content-Type-Options', '"nosniff"', 'always'));
+  if (s.frameOptions) out.push(d('add_header', 'X-Frame-Options', q(s.frameOptions, 'token'), 'always'));
+  if (s.referrerPolicy) out.push(d('add_header', 'Referrer-Policy', q(s.referrerPolicy, 'token'), 'always'));
+  if (s.contentSecurityPolicy) out.push(d('add_header', 'Content-Security-Policy', q(s.contentSecurityPolicy, 'text'), 'always'));
+  if (l.tls?.hsts) {
+    const h = l.tls.hsts;
+    const v = `max-age=${h.maxAge}${h.includeSubdomains ? '; includeSubDomains' : ''}${h.preload ? '; preload' : ''}`;
+    out.push(d('add_header', 'Strict-Transport-Security', q(v, 'text'), 'always'));
+  }
+  return out;
+}
+
+export function accessLines(allowRoute: string[], denyRoute: string[], m: GatewayModel): string[] {
+  const deny = [...new Set([...denyRoute, ...m.access.deny])];
+  const allow = allowRoute.length ? allowRoute : m.access.allow;
+  const out = deny.map((c) => d('deny', bare(c, 'cidr')));
+  out.push(...allow.map((c) => d('allow', bare(c, 'cidr'))));
+  if (allow.length && !allow.includes('all')) out.push(d('deny', 'all'));
+  return out;
+}
+
+function errorPageLines(overrides: Record<number, string> = {}): string[] {
+  return Object.keys(ERROR_STATUSES).map((s) => d('error_page', s, '=', overrides[Number(s)] ?? `@gw_error_${s}`));
+}
+
+/** Named locations that answer gateway-produced errors with JSON. */
+export function errorLocations(headers: string[]): Block[] {
+  return Object.keys(ERROR_STATUSES).map((s) => ({
+    head: `location @gw_error_${s}`,
+    lines: [d('default_type', 'application/json'), ...headers, d('return', s, errorBody(Number(s)))],
+  }));
+}
+
+/** error_page at location level replaces the server's list, so only emit it when a route overrides a status. */
+function routeErrorPages(overrides: Record<number, string>): string[] {
+  return Object.keys(overrides).length ? errorPageLines(overrides) : [];
+}
+
+function retryAfterSeconds(zones: RateZone[]): number {
+  const slowest = Math.min(...zones.map((z) => z.ratePerSecond));
+  return Math.max(1, Math.ceil(1 / slowest));
+}
+
+export function routeMatchHead(r: Route): string {
+  const p = r.match.path;
+  switch (p.kind) {
+    case 'exact':
+      return `location = ${q(p.value, 'path')}`;
+    case 'prefix':
+      return `location ${q(p.value, 'path')}`;
+    case 'regex':
+      return `location ${p.caseInsensitive ? '~*' : '~'} ${q(p.value, 'regex')}`;
+  }
+}
+
+export interface RouteBlocks {
+  location: Block;
+  named: Block[];
+}
+
+export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: RenderOptions): RouteBlocks {
+  const rid = `gw_route_${ident(r.name)}`;
+  const headers = securityHeaderLines(l, m);
+  const lines: string[] = [d('set', '$gw_route', q(r.name, 'token'))];
+  const named: Block[] = [];
+  const overrides: Record<number, string> = {};
+
+  // CORS first: a preflight is answered before method checks, limits and auth.
+  const extraHeaders: string[] = [];
+  if (r.cors) {
+    const c = r.cors;
+    extraHeaders.push(d('add_header', 'Access-Control-Allow-Origin', `$gw_cors_origin_${ident(r.name)}`, 'always'));
+    extraHeaders.push(d('add_header', 'Vary', '"Origin"', 'always'));
+    if (c.credentials) extraHeaders.push(d('add_header', 'Access-Control-Allow-Credentials', `$gw_cors_credentials_${ident(r.name)}`, 'always'));
+    if (c.exposeHeaders.length) {
+      extraHeaders.push(d('add_header', 'Access-Control-Expose-Headers', headerList(c.exposeHeaders), 'always'));
+    }
+    extraHeaders.push(d('add_header', 'Access-Control-Allow-Methods', `$gw_cors_preflight_methods_${ident(r.name)}`, 'always'));
+    extraHeaders.push(d('add_header', 'Access-Control-Allow-Headers', `$gw_cors_preflight_headers_${ident(r.name)}`, 'always'));
+    extraHeaders.push(d('add_header', 'Access-Control-Max-Age', `$gw_cors_preflight_max_age_${ident(r.name)}`, 'always'));
+  }
+  if (r.cache) extraHeaders.push(d('add_header', 'X-Cache-Status', '$upstream_cache_status', 'always'));
+  if (r.streaming) extraHeaders.push(d('add_header', 'X-Accel-Buffering', '"no"', 'always'));
+
+  const blocks: Block[] = [];
+  if (r.cors) {
+    blocks.push({
+      head: 'if ($gw_cors_preflight)',
+      lines: [d('return', '204')],
+    });
+  }
+  if (r.match.methods) {
+    const allowed = [...r.match.methods];
+    if (allowed.includes('GET') && !allowed.includes('HEAD')) allowed.push('HEAD');
+    const re = `^(${allowed.map((x) => bare(x, 'method')).join('|')})$`;
+    blocks.push({ head: `if ($request_method !~ ${q(re, 'regex')})`, lines: [d('return', '405')] });
+    overrides[405] = `@${rid}_405`;
+    named.push({
+      head: `location @${rid}_405`,
+      lines: [
+        d('default_type', 'application/json'),
+        ...headers,
+        ...extraHeaders,
+        d('add_header', 'Allow', q(allowed.join(', '), 'text'), 'always'),
+        d('return', '405', errorBody(405)),
+      ],
+    });
+  }
+  for (const h of r.match.headers) {
+    blocks.push({ head: `if (${headerVar(h.name)} != ${q(h.value, 'text')})`, lines: [d('return', '404')] });
+  }
+
+  lines.push(...accessLines(r.access.allow, r.access.deny, m));
+
+  const zones = r.rateLimits.map((z) => m.rateZones.find((x) => x.name === z)!).filter(Boolean);
+  for (const z of zones) {
+    const parts = ['limit_req', `zone=gw_rl_${ident(z.name)}`];
+    if (z.burst) parts.push(`burst=${bare(z.burst, 'int')}`);
+    if (z.delay !== null) parts.push(`delay=${bare(z.delay, 'int')}`);
+    else if (z.nodelay) parts.push('nodelay');
+    lines.push(d(...parts));
+  }
+  for (const cz of r.connLimits.map((z) => m.connZones.find((x) => x.name === z)!).filter(Boolean)) {
+    lines.push(d('limit_conn', `gw_conn_${ident(cz.name)}`, bare(cz.max, 'int')));
+  }
+  if (zones.length || r.connLimits.length) {
+    overrides[429] = `@${rid}_429`;
+    const retryAfter = zones.length ? retryAfterSeconds(zones) : 1;
+    named.push({
+      head: `location @${rid}_429`,
+      lines: [
+        d('default_type', 'application/json'),
+        ...headers,
+        ...extraHeaders,
+        d('add_header', 'Retry-After', bare(retryAfter, 'int'), 'always'),
+        d('return', '429', errorBody(429)),
+      ],
+    });
+  }
+
+  if (r.maxBody) lines.push(d('client_max_body_size', bare(r.maxBody, 'size')));
+
+  if (r.respond) {
+    lines.push(d('default_type', q(r.respond.contentType, 'text')));
+    lines.push(...headers, ...extraHeaders);
+    lines.push(...routeErrorPages(overrides));
+    lines.push(d('return', bare(r.respond.status, 'int'), q(r.respond.body, 'text')));
+    return { location: { comment: `route ${r.name} (routes[${r.index}])`, head: routeMatchHead(r), lines, blocks }, named };
+  }
+
+  const u = m.upstreams.find((x) => x.name === r.upstream);
+  if (!u) throw new RenderError(`route ${r.name}: unknown upstream ${r.upstream}`);
+  let target = `http://${bare(u.name, 'name')}`;
+  if (r.rewrite.stripPrefix) target += '/';
+  else if (r.rewrite.replacePath) target += r.rewrite.replacePath;
+  lines.push(d('proxy_pass', r.rewrite.replacePath ? q(target, 'expr') : target));
+  lines.push(d('proxy_http_version', '1.1'));
+  lines.push(d('proxy_set_header', 'Host', '$host'));
+  if (r.websocket) {
+    lines.push(d('proxy_set_header', 'Upgrade', '$http_upgrade'));
+    lines.push(d('proxy_set_header', 'Connection', '$gw_connection_upgrade'));
+  } else {
+    lines.push(d('proxy_set_header', 'Connection', '""'));
+  }
+  lines.push(d('proxy_set_header', q(m.global.requestId.header, 'header'), '$gw_request_id'));
+  lines.push(d('proxy_set_header', 'X-Real-IP', '$remote_addr'));
+  lines.push(d('proxy_set_header', 'X-Forwarded-For', '$proxy_add_x_forwarded_for'));
+  lines.push(d('proxy_set_header', 'X-Forwarded-Proto', '$scheme'));
+  lines.push(d('proxy_set_header', 'X-Forwarded-Host', '$host'));
+  for (const h of r.setRequestHeaders) lines.push(d('proxy_set_header', q(h.name, 'header'), q(h.value, 'text')));
+  lines.push(d('proxy_connect_timeout', bare(r.timeouts.connect, 'duration')));
+  lines.push(d('proxy_send_timeout', bare(r.timeouts.send, 'duration')));
+  lines.push(d('proxy_read_timeout', bare(r.timeouts.read, 'duration')));
+  if (r.websocket) {
+    // an idle websocket is closed after proxy_read_timeout; keep it long
+  }
+  if (r.retries) {
+    const on = [...r.retries.on.map((x) => bare(x, 'keyword'))];
+    if (r.retries.nonIdempotent) on.push('non_idempotent');
+    lines.push(d('proxy_next_upstream', ...on));
+    lines.push(d('proxy_next_upstream_tries', bare(r.retries.tries, 'int')));
+    if (r.retries.timeout) lines.push(d('proxy_next_upstream_timeout', bare(r.retries.timeout, 'duration')));
+  }
+  if (r.streaming) {
+    // SSE / chunked LLM output: pass every byte on as it arrives.
+    lines.push(d('proxy_buffering', 'off'));
+    lines.push(d('proxy_cache', 'off'));
+    lines.push(d('gzip', 'off'));
+    lines.push(d('chunked_transfer_encoding', 'on'));
+    lines.push(d('tcp_nodelay', 'on'));
+  }
+  if (r.cache) {
+    const c = r.cache;
+    lines.push(d('proxy_cache', `gw_cache_${ident(c.zone)}`));
+    const key = c.keyIncludesBody ? '$scheme$request_method$host$request_uri|$request_body' : '$scheme$request_method$host$request_uri';
+    lines.push(d('proxy_cache_key', q(key, 'expr')));
+    lines.push(d('proxy_cache_methods', ...c.methods.map((x) => bare(x, 'method'))));
+    for (const t of c.ttl) lines.push(d('proxy_cache_valid', bare(t.status, 'status'), bare(t.time, 'duration')));
+    if (c.bypassHeader) {
+      lines.push(d('proxy_cache_bypass', headerVar(c.bypassHeader)));
+      lines.push(d('proxy_no_cache', headerVar(c.bypassHeader)));
+    }
+    if (c.lock) lines.push(d('proxy_cache_lock', 'on'));
+    lines.push(d('proxy_cache_use_stale', 'error', 'timeout', 'updating', 'http_502', 'http_503', 'http_504'));
+    if (c.keyIncludesBody) {
+      // $request_body is only available when the whole body sits in one memory buffer.
+      const buf = r.maxBody ?? '1m';
+      lines.push(d('client_body_buffer_size', bare(buf, 'size')));
+      lines.push(d('client_body_in_single_buffer', 'on'));
+      if (!r.maxBody) lines.push(d('client_max_body_size', '1m'));
+    }
+  }
+  lines.push(...headers, ...extraHeaders);
+  lines.push(...routeErrorPages(overrides));
+  const snippet = m.unsafeSnippets.find((s) => s.context === 'route' && s.target === r.name);
+  if (snippet) lines.push(`# unsafe_nginx_route (verbatim, from ${snippet.at.path})`, ...snippet.text.trim().split('\n'));
+  void opts;
+  return { location: { comment: `route ${r.name} (routes[${r.index}])`, head: routeMatchHead(r), lines, blocks }, named };
+}
+
+export function upstreamLines(u: Upstream): string[] {
+  const out: string[] = [d('zone', `gw_upstream_${ident(u.name)}`, '256k')];
+  switch (u.balance) {
+    case 'least_conn':
+      out.push(d('least_conn'));
+      break;
+    case 'ip_hash':
+      out.push(d('ip_hash'));
+      break;
+    case 'random':
+      out.push(d('random', 'two', 'least_conn'));
+      break;
+    case 'consistent_hash':
+      out.push(d('hash', hashKeyVar(u), 'consistent'));
+      break;
+    case 'round_robin':
+      break;
+  }
+  for (const s of u.servers) {
+    const parts = ['server', bare(s.address, 'address')];
+    if (s.weight !== 1) parts.push(`weight=${bare(s.weight, 'int')}`);
+    parts.push(`max_fails=${bare(s.maxFails, 'int')}`, `fail_timeout=${bare(s.failTimeout, 'duration')}`);
+    if (s.backup) parts.push('backup');
+    if (s.down) parts.push('down');
+    out.push(d(...parts));
+  }
+  if (u.keepalive) {
+    out.push(d('keepalive', bare(u.keepalive.connections, 'int')));
+    out.push(d('keepalive_timeout', bare(u.keepalive.timeout, 'duration')));
+    out.push(d('keepalive_requests', bare(u.keepalive.requests, 'int')));
+  }
+  return out;
+}
+
+export function rateZoneLine(z: RateZone): string {
+  return d('limit_req_zone', limitKeyVar(z.name, z.key), `zone=gw_rl_${ident(z.name)}:${bare(z.size, 'size')}`, `rate=${bare(z.rate, 'rate')}`);
+}
+
+export function connZoneLine(z: ConnZone): string {
+  return d('limit_conn_zone', limitKeyVar(z.name, z.key), `zone=gw_conn_${ident(z.name)}:${bare(z.size, 'size')}`);
+}
+
+export { errorPageLines };
