@@ -153,6 +153,7 @@ export async function issue(opts: IssueOptions, hooks: IssueHooks = {}): Promise
         await writeFileAtomic(file, keyAuthorization, 0o644);
         written.push(file);
         log(`[${authz.identifier.value}] challenge answer at ${file}`);
+        stage = 'validation';
       },
       challengeRemoveFn: async (_authz, challenge) => {
         await fs.rm(challengeFile(opts.webroot, challenge.token), { force: true });
