@@ -1,0 +1,428 @@
+// deploy / rollback: copy a build into a new release, `nginx -t` it, switch TARGET/current
+// atomically, reload (or start) nginx and wait for /ready to report the new input hash.
+// Any failure after the switch points `current` back at the previous release and reloads it.
+
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { atomicSymlink, copyTreeDurable, exists, fsyncPath, sha256File } from './fsutil.ts';
+import { acquireLock, LockBusyError } from './lock.ts';
+import {
+  fatalLines,
+  logOffset,
+  nginxStart,
+  nginxTest,
+  preparePrefixDirs,
+  readLogSince,
+  locateNginx,
+  type NginxLocation,
+  runCapture,
+  runningMaster,
+  signalMaster,
+  sleep,
+  stopMaster,
+  waitLogsQuiet,
+} from './nginx.ts';
+import { mainDirectives } from './nginxconf.ts';
+import { waitReady } from './ready.ts';
+import {
+  type BuildManifest,
+  type Layout,
+  layout,
+  linkedRelease,
+  ManifestError,
+  readManifest,
+  releaseName,
+  releaseNames,
+  sameFiles,
+} from './releases.ts';
+
+export type DeployStep = 'lock' | 'build' | 'copy' | 'test' | 'switch' | 'reload' | 'start' | 'ready' | 'select';
+
+export const STEP_TEXT: Record<DeployStep, string> = {
+  lock: 'acquire deploy lock',
+  build: 'read build',
+  copy: 'copy release',
+  test: 'nginx -t',
+  switch: 'switch current symlink',
+  reload: 'reload nginx',
+  start: 'start nginx',
+  ready: 'wait for /ready',
+  select: 'select release',
+};
+
+export class DeployError extends Error {
+  /** What happened to the previous release after the failure (human readable). */
+  recovery: string | null = null;
+  constructor(
+    public readonly step: DeployStep,
+    message: string,
+    public readonly detail: string = '',
+  ) {
+    super(message);
+  }
+}
+
+export interface CommonOptions {
+  target: string;
+  nginx?: string; // binary; default: GATEWAYCTL_NGINX, project runtime, PATH
+  prefix?: string; // nginx -p; default: TARGET
+  reloadCmd?: string; // shell command instead of HUP/start, e.g. "systemctl reload nginx"
+  readyTimeoutMs?: number; // default 15000
+  log?: (line: string) => void;
+}
+
+export interface DeployOptions extends CommonOptions {
+  from: string; // build output dir (default dist)
+  keep?: number; // releases to keep (default 5; live and previous always kept)
+}
+
+export interface RollbackOptions extends CommonOptions {
+  to?: string; // release name, unique name prefix or input-hash prefix; default: previous
+}
+
+export interface ActivationResult {
+  status: 'deployed' | 'unchanged' | 'rolled-back';
+  release: string;
+  previous: string | null; // the release that was live before (rollback target next time)
+  inputHash: string;
+  started: boolean; // nginx was started rather than reloaded
+  pruned: string[];
+}
+
+interface Ctx {
+  L: Layout;
+  nginx: NginxLocation;
+  reloadCmd?: string;
+  readyTimeoutMs: number;
+  log: (line: string) => void;
+}
+
+async function makeCtx(o: CommonOptions): Promise<Ctx> {
+  let nginx: NginxLocation;
+  try {
+    nginx = await locateNginx(o.nginx);
+  } catch (e) {
+    throw new DeployError('select', (e as Error).message);
+  }
+  return {
+    L: layout(o.target, o.prefix),
+    nginx,
+    reloadCmd: o.reloadCmd,
+    readyTimeoutMs: o.readyTimeoutMs ?? 15_000,
+    log: o.log ?? (() => {}),
+  };
+}
+
+function confOf(ctx: Ctx, release: string): string {
+  return path.join(ctx.L.releasesDir, release, 'nginx.conf');
+}
+
+/** nginx is always run against TARGET/current so a reload re-reads whatever it points at. */
+function liveConf(ctx: Ctx): string {
+  return path.join(ctx.L.current, 'nginx.conf');
+}
+
+interface ReleaseRuntime {
+  pidFile: string;
+  errorLogs: string[];
+}
+
+async function releaseRuntime(ctx: Ctx, release: string | null): Promise<ReleaseRuntime> {
+  let text = '';
+  if (release) text = await fsp.readFile(confOf(ctx, release), 'utf8').catch(() => '');
+  const d = mainDirectives(text);
+  const abs = (p: string) => (path.isAbsolute(p) ? p : path.join(ctx.L.prefix, p));
+  return { pidFile: abs(d.pid ?? 'run/nginx.pid'), errorLogs: d.errorLogs.map(abs) };
+}
+
+/** Verify every file the manifest lists against its checksum. */
+async function verifyFiles(dir: string, m: BuildManifest): Promise<string[]> {
+  const problems: string[] = [];
+  for (const [rel, sum] of Object.entries(m.files)) {
+    const f = path.join(dir, rel);
+    if (!(await exists(f))) problems.push(`${rel}: listed in manifest.json but missing`);
+    else if ((await sha256File(f)) !== sum) problems.push(`${rel}: checksum differs from manifest.json`);
+  }
+  return problems;
+}
+
+/**
+ * Make nginx run `release` (already linked as TARGET/current): reload, or start when not
+ * running; then wait for /ready to report the release's input hash. Throws DeployError.
+ */
+async function applyAndWait(ctx: Ctx, release: string, live: string | null): Promise<{ started: boolean }> {
+  const m = await readManifest(path.join(ctx.L.releasesDir, release));
+  const rtNew = await releaseRuntime(ctx, release);
+  const rtOld = await releaseRuntime(ctx, live);
+  const logs = [...new Set([...rtOld.errorLogs, ...rtNew.errorLogs])];
+  const offsets = new Map<string, number>();
+  for (const l of logs) offsets.set(l, await logOffset(l));
+  const pid = (await runningMaster(rtOld.pidFile)) ?? (await runningMaster(rtNew.pidFile));
+  let started = false;
+  let step: DeployStep;
+
+  if (ctx.reloadCmd) {
+    step = 'reload';
+    ctx.log(`reloading with: ${ctx.reloadCmd}`);
+    const r = await runCapture(ctx.reloadCmd, [], { shell: true, timeoutMs: 120_000 });
+    if (r.code !== 0) throw new DeployError('reload', `reload command failed (exit ${r.code ?? r.signal})`, r.output.trim());
+  } else if (pid !== null) {
+    step = 'reload';
+    ctx.log(`reloading nginx (pid ${pid})`);
+    try {
+      signalMaster(pid, 'SIGHUP');
+    } catch (e) {
+      throw new DeployError('reload', `cannot signal nginx master ${pid}: ${(e as Error).message}`);
+    }
+  } else {
+    step = 'start';
+    ctx.log(`starting nginx: ${ctx.nginx.bin} -p ${ctx.L.prefix}/ -c ${liveConf(ctx)}`);
+    const r = await nginxStart(ctx.nginx, ctx.L.prefix, liveConf(ctx), rtNew.pidFile);
+    if (!r.ok) {
+      const extra = fatalLines((await Promise.all(logs.map((l) => readLogSince(l, offsets.get(l) ?? 0)))).join('\n'));
+      throw new DeployError('start', `nginx failed to start`, [r.output.trim(), ...extra].filter(Boolean).join('\n'));
+    }
+    started = true;
+  }
+
+  // Fail fast when nginx logs that it could not apply the config (bind() failed, …).
+  const check = async (): Promise<string | null> => {
+    const lines: string[] = [];
+    for (const l of logs) lines.push(...fatalLines(await readLogSince(l, offsets.get(l) ?? 0)));
+    if (lines.length) {
+      await sleep(200); // let nginx finish writing related lines
+      const all: string[] = [];
+      for (const l of logs) all.push(...fatalLines(await readLogSince(l, offsets.get(l) ?? 0)));
+      return `nginx could not apply release ${release}:\n${[...new Set(all)].join('\n')}`;
+    }
+    if (!ctx.reloadCmd) {
+      const running = (await runningMaster(rtNew.pidFile)) ?? (await runningMaster(rtOld.pidFile));
+      if (running === null) return 'nginx master is no longer running';
+    }
+    return null;
+  };
+
+  if (!m.readiness) {
+    ctx.log('manifest.json has no readiness endpoint; checking the error log only');
+    await sleep(1000);
+    const reason = await check();
+    if (reason) throw new DeployError(step, reason);
+    return { started };
+  }
+  ctx.log(`waiting for http://${m.readiness.listen}${m.readiness.path} to report ${m.input.sha256.slice(0, 12)}`);
+  const w = await waitReady(m.readiness, m.input.sha256, { timeoutMs: ctx.readyTimeoutMs, check });
+  if (!w.ok) {
+    const fatal = w.reason.startsWith('nginx could not apply') || w.reason.startsWith('nginx master');
+    throw new DeployError(fatal ? step : 'ready', w.reason);
+  }
+  return { started };
+}
+
+/** After a failed activation: point current back at `live`, reload it and confirm it is ready. */
+async function revert(ctx: Ctx, failed: string, live: string | null, err: DeployError, wasRunning: boolean): Promise<void> {
+  if (!live) {
+    await fsp.rm(ctx.L.current, { force: true });
+    const rt = await releaseRuntime(ctx, failed);
+    const pid = wasRunning || ctx.reloadCmd ? null : await runningMaster(rt.pidFile);
+    if (pid !== null) await stopMaster(rt.pidFile);
+    err.recovery = 'no previous release to return to; current link removed' + (pid !== null ? ', nginx stopped' : '');
+    return;
+  }
+  ctx.log(`restoring ${live}`);
+  await atomicSymlink(`releases/${live}`, ctx.L.current);
+  if (err.step === 'reload' || err.step === 'ready') {
+    const logs = [...new Set([...(await releaseRuntime(ctx, live)).errorLogs, ...(await releaseRuntime(ctx, failed)).errorLogs])];
+    await waitLogsQuiet(logs);
+  }
+  try {
+    await applyAndWait(ctx, live, failed);
+    err.recovery = `restored ${live}; it is serving`;
+  } catch (e) {
+    const d = e as DeployError;
+    err.recovery = `restored the current link to ${live}, but ${STEP_TEXT[d.step] ?? d.step} failed: ${d.message}${d.detail ? `\n${d.detail}` : ''}`;
+  }
+}
+
+/** Test, switch, apply; on failure revert and rethrow. */
+async function activate(ctx: Ctx, release: string, live: string | null): Promise<{ started: boolean }> {
+  const t = await nginxTest(ctx.nginx, ctx.L.prefix, confOf(ctx, release));
+  if (!t.ok) throw new DeployError('test', `nginx -t rejected release ${release}`, t.output.trim());
+  ctx.log(`nginx -t ok for ${release}`);
+  try {
+    await atomicSymlink(`releases/${release}`, ctx.L.current);
+  } catch (e) {
+    throw new DeployError('switch', `cannot switch ${ctx.L.current}: ${(e as Error).message}`);
+  }
+  ctx.log(`current -> releases/${release}`);
+  const rtLive = await releaseRuntime(ctx, live);
+  const wasRunning = (await runningMaster(rtLive.pidFile)) !== null;
+  try {
+    return await applyAndWait(ctx, release, live);
+  } catch (e) {
+    const err = e instanceof DeployError ? e : new DeployError('reload', (e as Error).message);
+    await revert(ctx, release, live, err, wasRunning);
+    throw err;
+  }
+}
+
+async function withLock<T>(ctx: Ctx, command: string, fn: () => Promise<T>): Promise<T> {
+  await fsp.mkdir(ctx.L.releasesDir, { recursive: true });
+  let lock;
+  try {
+    lock = await acquireLock(ctx.L.lockFile, command, (msg) => ctx.log(msg));
+  } catch (e) {
+    if (e instanceof LockBusyError) throw new DeployError('lock', e.message);
+    throw new DeployError('lock', `cannot create ${ctx.L.lockFile}: ${(e as Error).message}`);
+  }
+  try {
+    return await fn();
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Remove old releases beyond `keep` (newest first), never the live or previous one. */
+export async function pruneReleases(L: Layout, keep: number): Promise<string[]> {
+  const live = await linkedRelease(L.current);
+  const prev = await linkedRelease(L.previous);
+  const names = (await releaseNames(L)).reverse(); // newest first
+  const removed: string[] = [];
+  let kept = 0;
+  for (const n of names) {
+    if (n === live || n === prev) {
+      kept++;
+      continue;
+    }
+    if (kept < keep) {
+      kept++;
+      continue;
+    }
+    await fsp.rm(path.join(L.releasesDir, n), { recursive: true, force: true });
+    removed.push(n);
+  }
+  // Leftovers of interrupted copies (we hold the lock, so nothing else is writing).
+  for (const e of await fsp.readdir(L.releasesDir).catch(() => [] as string[])) {
+    if (e.startsWith('.tmp-')) await fsp.rm(path.join(L.releasesDir, e), { recursive: true, force: true });
+  }
+  if (removed.length) await fsyncPath(L.releasesDir);
+  return removed;
+}
+
+export async function deploy(o: DeployOptions): Promise<ActivationResult> {
+  const ctx = await makeCtx(o);
+  const from = path.resolve(o.from);
+  const keep = o.keep ?? 5;
+  return withLock(ctx, 'deploy', async () => {
+    // 1. the build
+    let m: BuildManifest;
+    try {
+      m = await readManifest(from);
+    } catch (e) {
+      throw new DeployError('build', (e as Error).message);
+    }
+    const bad = await verifyFiles(from, m);
+    if (bad.length) throw new DeployError('build', `build ${from} does not match its manifest.json`, bad.join('\n'));
+
+    const live = await linkedRelease(ctx.L.current);
+    if (live && !(await exists(path.join(ctx.L.releasesDir, live)))) {
+      throw new DeployError('select', `${ctx.L.current} points at ${live}, which does not exist`);
+    }
+
+    // 2. unchanged?
+    if (live) {
+      const lm = await readManifest(path.join(ctx.L.releasesDir, live)).catch(() => null);
+      if (lm && lm.input.sha256 === m.input.sha256 && sameFiles(lm.files, m.files) && (await verifyFiles(path.join(ctx.L.releasesDir, live), lm)).length === 0) {
+        const rt = await releaseRuntime(ctx, live);
+        let started = false;
+        if (!ctx.reloadCmd && (await runningMaster(rt.pidFile)) === null) {
+          ctx.log(`release ${live} is already live but nginx is not running; starting it`);
+          await preparePrefixDirs(ctx.L.prefix, ctx.nginx);
+          const r = await applyAndWait(ctx, live, live);
+          started = r.started;
+        }
+        return { status: 'unchanged', release: live, previous: await linkedRelease(ctx.L.previous), inputHash: m.input.sha256, started, pruned: [] };
+      }
+    }
+
+    // 3. copy into a new release directory (temp name, fsync, rename)
+    let name = releaseName(new Date(), m.input.sha256);
+    for (let i = 2; await exists(path.join(ctx.L.releasesDir, name)); i++) name = `${releaseName(new Date(), m.input.sha256)}-${i}`;
+    const tmp = path.join(ctx.L.releasesDir, `.tmp-${name}-${process.pid}`);
+    const dir = path.join(ctx.L.releasesDir, name);
+    try {
+      await fsp.rm(tmp, { recursive: true, force: true });
+      await copyTreeDurable(from, tmp);
+      const problems = await verifyFiles(tmp, m);
+      if (problems.length) throw new Error(problems.join('; '));
+      await fsp.rename(tmp, dir);
+      await fsyncPath(ctx.L.releasesDir);
+    } catch (e) {
+      await fsp.rm(tmp, { recursive: true, force: true });
+      throw new DeployError('copy', `cannot copy ${from} to ${dir}: ${(e as Error).message}`);
+    }
+    ctx.log(`copied build to releases/${name}`);
+
+    // 4. test, switch, reload/start, ready — or revert
+    await preparePrefixDirs(ctx.L.prefix, ctx.nginx);
+    let started: boolean;
+    try {
+      ({ started } = await activate(ctx, name, live));
+    } catch (e) {
+      // A release that never went live is removed so rollback never picks it.
+      await fsp.rm(dir, { recursive: true, force: true });
+      throw e;
+    }
+    if (live) await atomicSymlink(`releases/${live}`, ctx.L.previous);
+    const pruned = await pruneReleases(ctx.L, keep);
+    for (const p of pruned) ctx.log(`pruned releases/${p}`);
+    return { status: 'deployed', release: name, previous: live, inputHash: m.input.sha256, started, pruned };
+  });
+}
+
+/** Resolve `--to`: exact name, unique name prefix, or unique input-hash prefix. */
+async function selectRelease(ctx: Ctx, to: string | undefined, live: string | null): Promise<string> {
+  const names = await releaseNames(ctx.L);
+  if (to) {
+    if (names.includes(to)) return to;
+    const byName = names.filter((n) => n.startsWith(to));
+    if (byName.length === 1) return byName[0]!;
+    const byHash = [];
+    for (const n of names) {
+      const m = await readManifest(path.join(ctx.L.releasesDir, n)).catch(() => null);
+      if (m && m.input.sha256.startsWith(to.toLowerCase())) byHash.push(n);
+    }
+    if (byHash.length === 1) return byHash[0]!;
+    const cands = [...new Set([...byName, ...byHash])];
+    if (cands.length > 1) throw new DeployError('select', `"${to}" matches several releases: ${cands.join(', ')}`);
+    throw new DeployError('select', `no release matches "${to}" (see \`gatewayctl releases\`)`);
+  }
+  const prev = await linkedRelease(ctx.L.previous);
+  if (prev && prev !== live && names.includes(prev)) return prev;
+  const older = live ? names.filter((n) => n < live) : [];
+  if (older.length) return older[older.length - 1]!;
+  throw new DeployError('select', 'no previous release to roll back to');
+}
+
+export async function rollback(o: RollbackOptions): Promise<ActivationResult> {
+  const ctx = await makeCtx(o);
+  return withLock(ctx, 'rollback', async () => {
+    const live = await linkedRelease(ctx.L.current);
+    const to = await selectRelease(ctx, o.to, live);
+    let m: BuildManifest;
+    try {
+      m = await readManifest(path.join(ctx.L.releasesDir, to));
+    } catch (e) {
+      throw new DeployError('build', e instanceof ManifestError ? e.message : String(e));
+    }
+    const bad = await verifyFiles(path.join(ctx.L.releasesDir, to), m);
+    if (bad.length) throw new DeployError('build', `release ${to} was modified after deploy`, bad.join('\n'));
+    if (to === live) {
+      return { status: 'unchanged', release: to, previous: await linkedRelease(ctx.L.previous), inputHash: m.input.sha256, started: false, pruned: [] };
+    }
+    await preparePrefixDirs(ctx.L.prefix, ctx.nginx);
+    const { started } = await activate(ctx, to, live);
+    if (live) await atomicSymlink(`releases/${live}`, ctx.L.previous);
+    return { status: 'rolled-back', release: to, previous: live, inputHash: m.input.sha256, started, pruned: [] };
+  });
+}
+

@@ -1,0 +1,106 @@
+// Poll the gateway's readiness endpoint until it reports the expected config hash.
+
+import * as http from 'node:http';
+
+export interface Readiness {
+  path: string; // e.g. /ready
+  listen: string; // host:port as in the manifest, e.g. 127.0.0.1:8080 or [::1]:8080
+}
+
+export interface ReadyProbe {
+  status: number | null;
+  config: string | null;
+  error: string | null;
+}
+
+/** Turn a listen address into something connectable (wildcards become loopback). */
+export function connectAddress(listen: string): { host: string; port: number } {
+  let host = '127.0.0.1';
+  let portText = listen;
+  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(listen);
+  if (v6) {
+    host = v6[1] === '::' ? '::1' : v6[1]!;
+    portText = v6[2]!;
+  } else if (listen.includes(':')) {
+    const i = listen.lastIndexOf(':');
+    host = listen.slice(0, i);
+    portText = listen.slice(i + 1);
+    if (host === '*' || host === '0.0.0.0' || host === '') host = '127.0.0.1';
+  }
+  const port = Number.parseInt(portText, 10);
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`bad readiness listen address: ${listen}`);
+  return { host, port };
+}
+
+export function probeReady(r: Readiness, timeoutMs = 1000): Promise<ReadyProbe> {
+  return new Promise((resolve) => {
+    let addr: { host: string; port: number };
+    try {
+      addr = connectAddress(r.listen);
+    } catch (e) {
+      resolve({ status: null, config: null, error: (e as Error).message });
+      return;
+    }
+    const req = http.get(
+      { host: addr.host, port: addr.port, path: r.path, agent: false, timeout: timeoutMs, headers: { connection: 'close' } },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          if (body.length < 65536) body += c;
+        });
+        res.on('end', () => {
+          let config: string | null = null;
+          try {
+            const v = JSON.parse(body) as { config?: unknown };
+            if (typeof v.config === 'string') config = v.config;
+          } catch {
+            /* not JSON */
+          }
+          resolve({ status: res.statusCode ?? null, config, error: config === null ? `unexpected body: ${body.slice(0, 200)}` : null });
+        });
+        res.on('error', (e) => resolve({ status: res.statusCode ?? null, config: null, error: e.message }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', (e) => resolve({ status: null, config: null, error: e.message }));
+  });
+}
+
+export interface WaitReadyOptions {
+  timeoutMs: number;
+  intervalMs?: number;
+  /** Called between probes; a returned string aborts the wait with that reason. */
+  check?: () => Promise<string | null>;
+}
+
+export type WaitReadyResult = { ok: true; probes: number } | { ok: false; reason: string; last: ReadyProbe | null };
+
+export async function waitReady(r: Readiness, expected: string, opts: WaitReadyOptions): Promise<WaitReadyResult> {
+  const until = Date.now() + opts.timeoutMs;
+  const interval = opts.intervalMs ?? 100;
+  let last: ReadyProbe | null = null;
+  let probes = 0;
+  for (;;) {
+    last = await probeReady(r, Math.min(1000, Math.max(100, until - Date.now())));
+    probes++;
+    if (last.status === 200 && last.config === expected) return { ok: true, probes };
+    if (opts.check) {
+      const reason = await opts.check();
+      if (reason) return { ok: false, reason, last };
+    }
+    if (Date.now() >= until) {
+      const seen = last.error
+        ? last.error
+        : last.status !== 200
+          ? `HTTP ${last.status}`
+          : `still reports config ${last.config}`;
+      return {
+        ok: false,
+        reason: `http://${r.listen}${r.path} did not report config ${expected.slice(0, 12)} within ${opts.timeoutMs} ms (last: ${seen})`,
+        last,
+      };
+    }
+    await new Promise((res) => setTimeout(res, interval));
+  }
+}

@@ -1,0 +1,169 @@
+// Deploy target layout, build manifests and the release list.
+//
+//   TARGET/
+//     releases/<UTC timestamp>-<input hash 12>/   one copied build each (nginx.conf, conf.d/, njs/, manifest.json)
+//     current  -> releases/<name>                  the live release (nginx runs with -c TARGET/current/nginx.conf)
+//     previous -> releases/<name>                  what `rollback` returns to by default
+//     deploy.lock                                  {"pid","time","command"} while a deploy/rollback runs
+//   PREFIX/ (default TARGET)  logs/ run/ temp/ cache/ modules -> nginx modules
+
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { readLinkOrNull } from './fsutil.ts';
+
+export interface Layout {
+  target: string;
+  prefix: string;
+  releasesDir: string;
+  current: string;
+  previous: string;
+  lockFile: string;
+}
+
+export function layout(target: string, prefix?: string): Layout {
+  const t = path.resolve(target);
+  return {
+    target: t,
+    prefix: path.resolve(prefix ?? t),
+    releasesDir: path.join(t, 'releases'),
+    current: path.join(t, 'current'),
+    previous: path.join(t, 'previous'),
+    lockFile: path.join(t, 'deploy.lock'),
+  };
+}
+
+export interface BuildManifest {
+  input: { file: string; sha256: string };
+  version: string;
+  files: Record<string, string>;
+  readiness: { path: string; listen: string } | null;
+  raw: Record<string, unknown>;
+}
+
+export class ManifestError extends Error {}
+
+export async function readManifest(dir: string): Promise<BuildManifest> {
+  const file = path.join(dir, 'manifest.json');
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(await fsp.readFile(file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ManifestError(code === 'ENOENT' ? `${file} not found (is ${dir} a gatewayctl build?)` : `${file}: ${(e as Error).message}`);
+  }
+  const input = raw.input as { file?: unknown; sha256?: unknown } | undefined;
+  if (!input || typeof input.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(input.sha256)) {
+    throw new ManifestError(`${file}: input.sha256 missing or not a sha256 hex digest`);
+  }
+  const files = raw.files as Record<string, unknown> | undefined;
+  if (!files || typeof files !== 'object') throw new ManifestError(`${file}: files map missing`);
+  const fileMap: Record<string, string> = {};
+  for (const [k, v] of Object.entries(files)) {
+    if (typeof v !== 'string') throw new ManifestError(`${file}: files["${k}"] is not a checksum`);
+    if (path.isAbsolute(k) || k.split('/').includes('..')) throw new ManifestError(`${file}: files["${k}"] escapes the build directory`);
+    fileMap[k] = v;
+  }
+  if (!('nginx.conf' in fileMap)) throw new ManifestError(`${file}: files does not list nginx.conf`);
+  const r = raw.readiness as Record<string, unknown> | undefined;
+  let readiness: BuildManifest['readiness'] = null;
+  if (r && typeof r === 'object') {
+    const p = r['url path'] ?? r['path'] ?? r['urlPath'];
+    const listen = r['listen'];
+    if (typeof p === 'string' && typeof listen === 'string') readiness = { path: p, listen };
+  }
+  return {
+    input: { file: typeof input.file === 'string' ? input.file : 'gateway.yaml', sha256: input.sha256 },
+    version: typeof raw.version === 'string' ? raw.version : '?',
+    files: fileMap,
+    readiness,
+    raw,
+  };
+}
+
+export function sameFiles(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a).sort();
+  const kb = Object.keys(b).sort();
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k]);
+}
+
+const NAME_RE = /^(\d{8}T\d{6}(?:\.\d{3})?Z)-([0-9a-f]{12})(?:-\d+)?$/;
+
+export function isReleaseName(name: string): boolean {
+  return NAME_RE.test(name);
+}
+
+/** 20261123T165515.123Z-0123456789ab */
+export function releaseName(now: Date, inputHash: string): string {
+  const iso = now.toISOString(); // 2026-11-23T16:55:15.123Z
+  const stamp = iso.replace(/[-:]/g, '');
+  return `${stamp}-${inputHash.slice(0, 12)}`;
+}
+
+export function releaseTime(name: string): string | null {
+  const m = NAME_RE.exec(name);
+  if (!m) return null;
+  const s = m[1]!;
+  return `${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)}T${s.slice(9, 11)}:${s.slice(11, 13)}:${s.slice(13)}`;
+}
+
+/** Name of the release a TARGET/current or TARGET/previous link points at, or null. */
+export async function linkedRelease(link: string): Promise<string | null> {
+  const t = await readLinkOrNull(link);
+  if (!t) return null;
+  const name = path.basename(t.replace(/\/+$/, ''));
+  return isReleaseName(name) ? name : null;
+}
+
+export async function releaseNames(L: Layout): Promise<string[]> {
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = await fsp.readdir(L.releasesDir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  return entries
+    .filter((e) => e.isDirectory() && isReleaseName(e.name))
+    .map((e) => e.name)
+    .sort();
+}
+
+export interface ReleaseInfo {
+  name: string;
+  dir: string;
+  time: string | null; // ISO, from the name
+  inputHash: string | null;
+  inputFile: string | null;
+  version: string | null;
+  live: boolean;
+  previous: boolean;
+  error?: string; // unreadable manifest
+}
+
+export async function listReleases(L: Layout): Promise<ReleaseInfo[]> {
+  const live = await linkedRelease(L.current);
+  const prev = await linkedRelease(L.previous);
+  const out: ReleaseInfo[] = [];
+  for (const name of await releaseNames(L)) {
+    const dir = path.join(L.releasesDir, name);
+    const info: ReleaseInfo = {
+      name,
+      dir,
+      time: releaseTime(name),
+      inputHash: null,
+      inputFile: null,
+      version: null,
+      live: name === live,
+      previous: name === prev,
+    };
+    try {
+      const m = await readManifest(dir);
+      info.inputHash = m.input.sha256;
+      info.inputFile = m.input.file;
+      info.version = m.version;
+    } catch (e) {
+      info.error = (e as Error).message;
+    }
+    out.push(info);
+  }
+  return out;
+}

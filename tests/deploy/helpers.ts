@@ -1,0 +1,230 @@
+// Test helpers for deploy: hand-written fixture builds (nginx.conf + conf.d + manifest.json
+// in the shape the compiler emits), a steady-load driver and an SSE reader. Upstreams and
+// ports come from tests/support.
+
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export async function tempDir(tag: string): Promise<string> {
+  return fsp.mkdtemp(path.join(os.tmpdir(), `gatewayctl-${tag}-`));
+}
+
+export { freePort } from '../support/ports.ts';
+export { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
+
+export interface FixtureOptions {
+  /** Label that the gateway adds as `x-release` and that makes the input hash differ. */
+  label: string;
+  port: number; // the gateway's listen port (also serves /ready and /health)
+  upstreamPort: number;
+  /** Extra text inside the server block (e.g. a broken directive). */
+  serverExtra?: string;
+  /** Extra top-level http text (e.g. a second server on a taken port). */
+  httpExtra?: string;
+  /** Extra files: relative path -> content (e.g. njs/secrets.json, tls/server.key). */
+  extraFiles?: Record<string, string>;
+}
+
+export interface Fixture {
+  dir: string;
+  hash: string; // input sha256 reported by /ready
+}
+
+const sha = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
+
+/** Write a build directory like `gatewayctl build` would, proxying to a Node upstream. */
+export async function writeFixture(dir: string, o: FixtureOptions): Promise<Fixture> {
+  await fsp.rm(dir, { recursive: true, force: true });
+  await fsp.mkdir(path.join(dir, 'conf.d'), { recursive: true });
+  const input = `# fixture gateway.yaml\nrelease: ${o.label}\nlisten: ${o.port}\nupstream: ${o.upstreamPort}\n${o.serverExtra ?? ''}${o.httpExtra ?? ''}`;
+  const hash = sha(input);
+  const files: Record<string, string> = {};
+  files['nginx.conf'] = `# generated fixture (${o.label})
+worker_processes 1;
+pid run/nginx.pid;
+error_log logs/error.log notice;
+
+events {
+    worker_connections 1024;
+}
+
+http {
+    access_log off;
+    client_body_temp_path temp/client_body;
+    proxy_temp_path temp/proxy;
+    fastcgi_temp_path temp/fastcgi;
+    uwsgi_temp_path temp/uwsgi;
+    scgi_temp_path temp/scgi;
+    include conf.d/*.conf;
+}
+`;
+  files['conf.d/30-upstreams.conf'] = `upstream app {
+    server 127.0.0.1:${o.upstreamPort};
+    keepalive 16;
+}
+`;
+  files['conf.d/40-servers.conf'] = `server {
+    listen 127.0.0.1:${o.port};
+    add_header x-release "${o.label}" always;
+
+    location = /ready {
+        default_type application/json;
+        return 200 '{"status":"ready","config":"${hash}"}';
+    }
+    location = /health {
+        default_type text/plain;
+        return 200 "ok\\n";
+    }
+    location /sse {
+        proxy_pass http://app;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_buffering off;
+        proxy_read_timeout 60s;
+    }
+    location / {
+        proxy_pass http://app;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+${o.serverExtra ?? ''}}
+${o.httpExtra ?? ''}`;
+  for (const [rel, text] of Object.entries(o.extraFiles ?? {})) files[rel] = text;
+  const sums: Record<string, string> = {};
+  for (const [rel, text] of Object.entries(files)) {
+    await fsp.mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+    await fsp.writeFile(path.join(dir, rel), text);
+    sums[rel] = sha(text);
+  }
+  const manifest = {
+    input: { file: 'gateway.yaml', sha256: hash },
+    version: '0.1.0',
+    files: sums,
+    readiness: { 'url path': '/ready', listen: `127.0.0.1:${o.port}` },
+  };
+  await fsp.writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+  return { dir, hash };
+}
+
+export interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+export function get(port: number, p: string, opts: { agent?: http.Agent | false; timeoutMs?: number } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: p, agent: opts.agent ?? false, timeout: opts.timeoutMs ?? 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+export async function readyHash(port: number): Promise<string | null> {
+  try {
+    const r = await get(port, '/ready');
+    return (JSON.parse(r.body) as { config?: string }).config ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export interface LoadStats {
+  ok: number;
+  failed: number;
+  failures: string[];
+  releases: Map<string, number>; // x-release -> count
+}
+
+/**
+ * Steady traffic: `concurrency` loops issuing GETs until `total` requests are done or
+ * stop() is called, pausing `pauseMs` between requests. Every non-200 or transport error is
+ * a failure.
+ */
+export function steadyLoad(port: number, o: { total: number; concurrency: number; pauseMs: number; agent?: http.Agent | false }) {
+  const stats: LoadStats = { ok: 0, failed: 0, failures: [], releases: new Map() };
+  let issued = 0;
+  let stopped = false;
+  const loop = async () => {
+    while (!stopped && issued < o.total) {
+      issued++;
+      const n = issued;
+      try {
+        const r = await get(port, `/api/item/${n}`, { agent: o.agent ?? false });
+        if (r.status === 200) {
+          stats.ok++;
+          const rel = String(r.headers['x-release'] ?? '?');
+          stats.releases.set(rel, (stats.releases.get(rel) ?? 0) + 1);
+        } else {
+          stats.failed++;
+          stats.failures.push(`#${n}: HTTP ${r.status} ${r.body.slice(0, 120)}`);
+        }
+      } catch (e) {
+        stats.failed++;
+        stats.failures.push(`#${n}: ${(e as Error).message}`);
+      }
+      await new Promise((r) => setTimeout(r, o.pauseMs));
+    }
+  };
+  const done = Promise.all(Array.from({ length: o.concurrency }, loop)).then(() => stats);
+  return {
+    stats,
+    done,
+    stop() {
+      stopped = true;
+      return done;
+    },
+  };
+}
+
+/** Read an SSE stream through the gateway; resolves with the event ids in arrival order. */
+export function readSse(port: number, p: string, timeoutMs: number): Promise<{ ids: number[]; status: number; error: string | null }> {
+  return new Promise((resolve) => {
+    const ids: number[] = [];
+    let status = 0;
+    let buf = '';
+    let settled = false;
+    const finish = (error: string | null) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve({ ids, status, error });
+    };
+    const req = http.get({ host: '127.0.0.1', port, path: p, agent: false, headers: { accept: 'text/event-stream' } }, (res) => {
+      status = res.statusCode ?? 0;
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        buf += c;
+        let i: number;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const ev = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const m = /^id: (\d+)$/m.exec(ev);
+          if (m) ids.push(Number(m[1]));
+        }
+      });
+      res.on('end', () => finish(res.complete ? null : 'stream ended early'));
+      res.on('aborted', () => finish('aborted'));
+      res.on('error', (e) => finish(e.message));
+    });
+    req.on('error', (e) => finish(e.message));
+    const timer = setTimeout(() => {
+      req.destroy();
+      finish('timeout');
+    }, timeoutMs);
+  });
+}
+
+export function fileMode(p: string): number {
+  return fs.statSync(p).mode & 0o777;
+}
