@@ -105,8 +105,18 @@ function claimIdentity(claims: JsonObject, name: string | undefined): string | n
   return safeIdentity(claims[name]);
 }
 
-// location = /_gw_auth/jwt/<provider> { internal; js_content gateway.jwt; }
+// location ~ ^/_gw_auth/jwt/<provider>$ { internal; js_content gateway.jwt; }
+// Any unexpected exception answers 500 (auth_request then fails closed with 500).
 export async function jwt(r: NginxHTTPRequest): Promise<void> {
+  try {
+    await jwtCheck(r);
+  } catch (e) {
+    r.error('gateway jwt: internal error: ' + String(e));
+    r.return(500);
+  }
+}
+
+async function jwtCheck(r: NginxHTTPRequest): Promise<void> {
   const name = providerName(r.uri);
   const cfg = typeof gw_auth === 'undefined' || !gw_auth.jwt ? undefined : gw_auth.jwt[name];
   if (cfg === undefined) {

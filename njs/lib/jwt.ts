@@ -106,6 +106,20 @@ function parseJsonObject(text: string | null): JsonObject | null {
   return v as JsonObject;
 }
 
+// Policy lists may come from a js_preload_object: read-only array-likes without Array
+// methods in njs, so they are only ever walked by index.
+export function listHas(list: ArrayLike<unknown> | undefined, v: unknown): boolean {
+  if (!list) {
+    return false;
+  }
+  for (let i = 0; i < list.length; i++) {
+    if (list[i] === v) {
+      return true;
+    }
+  }
+  return false;
+}
+
 function has(o: JsonObject, name: string): boolean {
   return Object.prototype.hasOwnProperty.call(o, name);
 }
@@ -179,7 +193,7 @@ export function selectKey(header: JsonObject, policy: JwtPolicy): Jwk | JwtFail 
   if (alg.toLowerCase() === 'none') {
     return fail('alg_none', 'unsigned tokens are not accepted');
   }
-  if (policy.algorithms.indexOf(alg) < 0 || keyTypeFor(alg) === '') {
+  if (!listHas(policy.algorithms, alg) || keyTypeFor(alg) === '') {
     return fail('alg_not_allowed', 'alg ' + alg + ' not allowed');
   }
   if (has(header, 'crit')) {
@@ -338,7 +352,7 @@ export function checkClaims(claims: JsonObject, policy: JwtPolicy, nowSec: numbe
   const issuers = policy.issuer;
   if (issuers && issuers.length > 0) {
     const iss = claims.iss;
-    if (typeof iss !== 'string' || issuers.indexOf(iss) < 0) {
+    if (typeof iss !== 'string' || !listHas(issuers, iss)) {
       return fail('bad_issuer', 'issuer not accepted');
     }
   }
@@ -350,10 +364,12 @@ export function checkClaims(claims: JsonObject, policy: JwtPolicy, nowSec: numbe
       list = [aud];
     } else if (Array.isArray(aud)) {
       list = aud;
+    } else if (aud !== undefined) {
+      return fail('bad_claims', 'aud must be a string or an array');
     }
     let found = false;
     for (let i = 0; i < list.length; i++) {
-      if (typeof list[i] === 'string' && audiences.indexOf(list[i] as string) >= 0) {
+      if (typeof list[i] === 'string' && listHas(audiences, list[i])) {
         found = true;
       }
     }
