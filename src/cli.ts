@@ -1,0 +1,159 @@
+// CLI wiring only: each command lives in src/commands/<name>.ts as `async run(opts)` and
+// returns an exit code. Nothing here prints except commander's own help and errors.
+import { Command, Option } from 'commander';
+import { VERSION } from './version.ts';
+
+const program = new Command();
+program
+  .name('gatewayctl')
+  .description('Compile a declarative gateway.yaml into a complete nginx + njs API and LLM gateway')
+  .version(VERSION, '-v, --version')
+  .showHelpAfterError();
+
+const configOpt = () => new Option('-c, --config <file>', 'gateway config').default('gateway.yaml');
+const outOpt = () => new Option('-o, --out <dir>', 'build output directory').default('dist');
+const nginxOpt = () => new Option('--nginx <bin>', 'nginx binary (default: $GATEWAYCTL_NGINX, project runtime, PATH)');
+
+let exitCode = 0;
+const wrap =
+  <A extends unknown[]>(fn: (...args: A) => Promise<number>) =>
+  async (...args: A) => {
+    exitCode = await fn(...args);
+  };
+
+async function cmd(name: string) {
+  return import(`./commands/${name}.ts`);
+}
+
+program
+  .command('init')
+  .description('write a commented starter gateway.yaml')
+  .addOption(configOpt())
+  .option('-f, --force', 'overwrite an existing file')
+  .addHelpText('after', '\nExamples:\n  $ gatewayctl init\n  $ gatewayctl init -c gw/prod.yaml --force')
+  .action(wrap(async (o) => (await cmd('init')).run(o)));
+
+program
+  .command('validate')
+  .description('schema and semantic checks; every problem, positioned')
+  .addOption(configOpt())
+  .option('--json', 'machine-readable diagnostics')
+  .addHelpText('after', (await cmd('validate')).help)
+  .action(wrap(async (o) => (await cmd('validate')).run(o)));
+
+program
+  .command('build')
+  .description('validate and render the nginx configuration (atomic swap into the output dir)')
+  .addOption(configOpt())
+  .addOption(outOpt())
+  .option('--check', 'exit 1 when the output on disk is stale; write nothing')
+  .addOption(nginxOpt())
+  .option('--modules-dir <dir>', 'dynamic modules of the target nginx (decides brotli)')
+  .addHelpText('after', (await cmd('build')).help)
+  .action(wrap(async (o) => (await cmd('build')).run(o)));
+
+program
+  .command('check')
+  .description('build, then run nginx -t on the result and map errors back to gateway.yaml')
+  .addOption(configOpt())
+  .addOption(nginxOpt())
+  .option('--strict-dns', 'do not substitute upstream hosts that do not resolve here')
+  .option('--keep', 'keep the scratch directory for inspection')
+  .addHelpText('after', (await cmd('check')).help)
+  .action(wrap(async (o) => (await cmd('check')).run(o)));
+
+program
+  .command('up')
+  .description('build and run nginx in the foreground (Ctrl-C stops)')
+  .addOption(configOpt())
+  .addOption(outOpt())
+  .option('--demo', 'also start the demo upstreams the bundled gateway.yaml points at')
+  .addOption(nginxOpt())
+  .option('--prefix <dir>', 'nginx prefix for logs, pid, temp and cache', '.gatewayctl/run')
+  .addHelpText('after', (await cmd('up')).help)
+  .action(wrap(async (o) => (await cmd('up')).run(o)));
+
+program
+  .command('doctor')
+  .description('find nginx, report nginx/njs versions and modules, say what is missing')
+  .addOption(nginxOpt())
+  .option('--json', 'machine-readable report')
+  .addHelpText('after', (await cmd('doctor')).help)
+  .action(wrap(async (o) => (await cmd('doctor')).run(o)));
+
+const keys = program
+  .command('keys')
+  .description('API keys: create, list, revoke, rotate (only SHA-256 hashes are stored)');
+const keysFile = () => new Option('--file <file>', 'keys file').default('keys.yaml');
+keys
+  .command('create')
+  .description('create a key; it is printed once')
+  .requiredOption('--name <name>', 'client name')
+  .option('--role <role>', 'role')
+  .option('--tier <tier>', 'tier (rate-limit class)')
+  .option('--expires <date>', 'ISO date or relative (90d, 12h)')
+  .option('--json', 'machine-readable output')
+  .addOption(keysFile())
+  .addHelpText('after', '\nExamples:\n  $ gatewayctl keys create --name acme --role admin --tier pro --expires 90d')
+  .action(wrap(async (o) => (await cmd('keys')).run('create', o)));
+keys
+  .command('list')
+  .description('list keys (never shows the keys themselves)')
+  .option('--json', 'machine-readable output')
+  .addOption(keysFile())
+  .action(wrap(async (o) => (await cmd('keys')).run('list', o)));
+keys
+  .command('revoke <target>')
+  .description('revoke a key by name or id')
+  .addOption(keysFile())
+  .action(wrap(async (target, o) => (await cmd('keys')).run('revoke', { ...o, target })));
+keys
+  .command('rotate <name>')
+  .description('issue a new key for a client and revoke the old one')
+  .option('--grace-until <date>', 'keep the old key valid until then')
+  .option('--json', 'machine-readable output')
+  .addOption(keysFile())
+  .action(wrap(async (name, o) => (await cmd('keys')).run('rotate', { ...o, target: name })));
+
+const tls = program.command('tls').description('certificates: self-signed, Let\'s Encrypt (ACME), renewal, status');
+tls
+  .command('selfsigned')
+  .description('write a development certificate and key under ssl/')
+  .requiredOption('--domain <domain...>', 'DNS names')
+  .option('--out <dir>', 'output directory', 'ssl')
+  .option('--key-type <type>', 'ec or rsa', 'ec')
+  .option('--days <n>', 'validity in days', '365')
+  .action(wrap(async (o) => (await cmd('tls')).run('selfsigned', o)));
+tls
+  .command('issue')
+  .description('obtain a certificate over ACME HTTP-01 served by the gateway')
+  .requiredOption('--domain <domain...>', 'DNS names')
+  .requiredOption('--email <email>', 'ACME account contact')
+  .option('--staging', 'Let\'s Encrypt staging directory')
+  .option('--directory <url>', 'ACME directory URL')
+  .option('--key-type <type>', 'ec or rsa', 'ec')
+  .option('--webroot <dir>', 'challenge webroot served by nginx', '.gatewayctl/acme')
+  .option('--certs-dir <dir>', 'managed certificates', 'ssl/managed')
+  .action(wrap(async (o) => (await cmd('tls')).run('issue', o)));
+tls
+  .command('renew')
+  .description('renew managed certificates expiring within the window')
+  .option('--days <n>', 'renewal window in days', '30')
+  .option('--force', 'renew now regardless of expiry')
+  .option('--webroot <dir>', 'challenge webroot served by nginx', '.gatewayctl/acme')
+  .option('--certs-dir <dir>', 'managed certificates', 'ssl/managed')
+  .action(wrap(async (o) => (await cmd('tls')).run('renew', o)));
+tls
+  .command('status')
+  .description('list managed certificates and days to expiry')
+  .option('--certs-dir <dir>', 'managed certificates', 'ssl/managed')
+  .option('--json', 'machine-readable output')
+  .action(wrap(async (o) => (await cmd('tls')).run('status', o)));
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  process.stderr.write(`gatewayctl: ${(e as Error).message}\n`);
+  exitCode = 1;
+}
+process.exitCode = exitCode;

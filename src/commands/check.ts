@@ -1,0 +1,163 @@
+// `gatewayctl check`: build in memory, write to a scratch directory and run the real
+// `nginx -t` on it. nginx's errors are shown with the generated file and line and mapped
+// back to the gateway.yaml entry that produced that block.
+//
+// Hosts that only resolve where the gateway is deployed (docker service names, internal
+// DNS) would fail `nginx -t` here, so unresolvable upstream hosts are replaced by
+// 127.0.0.1 in the checked copy, and missing certificate files by a throwaway self-signed
+// pair; both are reported as warnings. Everything else is checked exactly as built.
+import { lookup } from 'node:dns/promises';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { isIP } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { writeBuild } from '../build/write.ts';
+import { compile } from '../build/compile.ts';
+import { formatDiagnostic } from '../model/diagnostics.ts';
+import type { Diagnostic, GatewayModel, SourcePos } from '../model/types.ts';
+import { render } from '../render/index.ts';
+import { findNginx, preparePrefix, runtimeDir, testConfig, type ConfigError } from '../runtime/nginx.ts';
+import { compileForTarget, printDiagnostics } from './build.ts';
+
+export const help = `
+Examples:
+  $ gatewayctl check                          # ./gateway.yaml with the project's nginx runtime
+  $ gatewayctl check -c examples/openai-compatible/gateway.yaml
+  $ gatewayctl check --nginx /usr/sbin/nginx  # against another nginx binary
+  $ gatewayctl check --strict-dns             # fail instead of substituting unresolvable hosts
+
+Upstream hosts that do not resolve on this machine (docker service names, internal DNS)
+are checked with 127.0.0.1 in their place, and missing certificate files with a throwaway
+self-signed pair; each substitution is printed as a warning.`;
+
+export interface CheckOptions {
+  config: string;
+  nginx?: string;
+  strictDns?: boolean;
+  keep?: boolean;
+}
+
+export interface CheckResult {
+  ok: boolean;
+  diagnostics: Diagnostic[];
+  nginxOutput: string;
+  dir: string | null;
+}
+
+/** Replace hosts that do not resolve here; returns the substitutions made. */
+export async function substituteUnresolvable(m: GatewayModel): Promise<Diagnostic[]> {
+  const out: Diagnostic[] = [];
+  const cache = new Map<string, boolean>();
+  for (const u of m.upstreams) {
+    for (const s of u.servers) {
+      if (s.address.startsWith('unix:')) continue;
+      const host = s.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+      if (isIP(host)) continue;
+      if (!cache.has(host)) {
+        cache.set(host, await lookup(host).then(() => true, () => false));
+      }
+      if (!cache.get(host)) {
+        out.push({
+          code: 'GW402',
+          severity: 'warning',
+          message: `upstream host "${host}" does not resolve here; checked with 127.0.0.1 in its place (it must resolve where the gateway runs)`,
+          at: s.at,
+        });
+        s.address = s.address.replace(/^[^:]+|^\[[^\]]+\]/, '127.0.0.1');
+      }
+    }
+  }
+  return out;
+}
+
+function openssl(): string {
+  const rt = runtimeDir();
+  const bin = rt ? path.join(rt, 'bin', 'openssl') : null;
+  return bin && existsSync(bin) ? bin : 'openssl';
+}
+
+export function substituteMissingCerts(m: GatewayModel, scratch: string): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  let pair: { cert: string; key: string } | null = null;
+  for (const l of m.listeners) {
+    if (!l.tls) continue;
+    if (existsSync(l.tls.cert) && existsSync(l.tls.key)) continue;
+    if (!pair) {
+      pair = { cert: path.join(scratch, 'check-cert.pem'), key: path.join(scratch, 'check-key.pem') };
+      execFileSync(openssl(), ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=gatewayctl-check', '-keyout', pair.key, '-out', pair.cert], { stdio: 'ignore' });
+    }
+    out.push({
+      code: 'GW403',
+      severity: 'warning',
+      message: `certificate ${existsSync(l.tls.cert) ? l.tls.key : l.tls.cert} does not exist here; checked with a throwaway self-signed pair`,
+      at: l.tls.at,
+    });
+    l.tls.cert = pair.cert;
+    l.tls.key = pair.key;
+  }
+  return out;
+}
+
+/** The gateway.yaml entry behind a generated line: the nearest block comment above it. */
+export function blameGenerated(m: GatewayModel, fileText: string, line: number): SourcePos | null {
+  const lines = fileText.split('\n');
+  for (let i = Math.min(line, lines.length) - 1; i >= 0; i--) {
+    const mm = /^\s*# (?:route|upstream|listener) \S+ \(([^)]+)\)/.exec(lines[i]);
+    if (!mm) continue;
+    const p = mm[1];
+    const hit =
+      m.routes.find((r) => r.at.path === p)?.at ??
+      m.upstreams.find((u) => u.at.path === p)?.at ??
+      m.listeners.find((l) => l.at.path === p)?.at;
+    if (hit) return hit;
+  }
+  return null;
+}
+
+export async function checkConfig(opts: CheckOptions): Promise<CheckResult> {
+  const first = await compileForTarget(opts);
+  if (!first.ok || !first.model) return { ok: false, diagnostics: first.diagnostics, nginxOutput: '', dir: null };
+  const diagnostics = [...first.diagnostics];
+  const model = structuredClone(first.model);
+  const scratch = mkdtempSync(path.join(os.tmpdir(), 'gatewayctl-check-'));
+  if (!opts.strictDns) diagnostics.push(...(await substituteUnresolvable(model)));
+  diagnostics.push(...substituteMissingCerts(model, scratch));
+  const files = render(model, { availableModules: { brotli: first.files!['nginx.conf'].includes('brotli_filter') } }).files;
+  const dist = path.join(scratch, 'dist');
+  writeBuild(dist, files);
+  const loc = await findNginx({ nginx: opts.nginx });
+  const prefix = path.join(scratch, 'prefix');
+  await preparePrefix(prefix, loc.modulesDir);
+  const res = await testConfig(loc, prefix, path.join(dist, 'nginx.conf'));
+  const report = (e: ConfigError, severity: 'error' | 'warning') => {
+    let at: SourcePos | null = null;
+    let where = '';
+    if (e.file && e.line && e.file.startsWith(dist)) {
+      const rel = path.relative(dist, e.file);
+      where = ` (generated ${rel}:${e.line})`;
+      at = blameGenerated(model, readFileSync(e.file, 'utf8'), e.line);
+    } else if (e.file) {
+      where = ` (${e.file}${e.line ? `:${e.line}` : ''})`;
+    }
+    diagnostics.push({ code: 'GW401', severity, message: `nginx: ${e.message}${where}`, at });
+  };
+  for (const e of res.errors) report(e, 'error');
+  for (const e of res.warnings) report(e, 'warning');
+  if (!res.ok && !res.errors.length) diagnostics.push({ code: 'GW401', severity: 'error', message: `nginx -t failed:\n${res.output}`, at: null });
+  if (!opts.keep) rmSync(scratch, { recursive: true, force: true });
+  return { ok: res.ok, diagnostics, nginxOutput: res.output, dir: opts.keep ? scratch : null };
+}
+
+export async function run(opts: CheckOptions): Promise<number> {
+  const r = await checkConfig(opts);
+  for (const x of r.diagnostics) (x.severity === 'error' ? process.stderr : process.stdout).write(`${formatDiagnostic(x)}\n`);
+  if (!r.ok) {
+    process.stderr.write(`check failed${r.dir ? ` (scratch kept in ${r.dir})` : ''}\n`);
+    return 1;
+  }
+  process.stdout.write(`${opts.config}: nginx -t passed\n`);
+  return 0;
+}
+
+

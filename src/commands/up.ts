@@ -1,0 +1,106 @@
+// `gatewayctl up`: build and run nginx in the foreground on the output, with a prefix
+// under .gatewayctl/run; logs go to the terminal; Ctrl-C stops everything cleanly.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readSync, statSync, closeSync } from 'node:fs';
+import path from 'node:path';
+import { writeBuild } from '../build/write.ts';
+import { startDemoUpstreams, type DemoServer } from '../demo/upstreams.ts';
+import { findNginx, preparePrefix, startNginx, stopNginx, testConfig, NginxNotFoundError, type NginxLocation } from '../runtime/nginx.ts';
+import { PROJECT_ROOT } from '../version.ts';
+import { compileForTarget, printDiagnostics } from './build.ts';
+
+export const help = `
+Examples:
+  $ gatewayctl up --demo                      # bundled gateway.yaml + demo upstreams on loopback
+  $ gatewayctl up -c gateway.yaml -o dist     # your config, your upstreams
+  $ curl -s localhost:8080/v1/models          # (demo) through the gateway
+
+The nginx prefix (logs, pid, temp, cache) lives in .gatewayctl/run/. When no nginx is found,
+the project runtime is provisioned first (scripts/provision-runtime.sh).`;
+
+export interface UpOptions {
+  config: string;
+  out: string;
+  demo?: boolean;
+  nginx?: string;
+  prefix?: string;
+}
+
+async function nginxOrProvision(flag?: string): Promise<NginxLocation> {
+  try {
+    return await findNginx({ nginx: flag });
+  } catch (e) {
+    if (!(e instanceof NginxNotFoundError) || flag) throw e;
+    process.stdout.write('no nginx found: provisioning the project runtime (nginx + njs)…\n');
+    const r = spawnSync('bash', [path.join(PROJECT_ROOT, 'scripts/provision-runtime.sh')], { stdio: 'inherit' });
+    if (r.status !== 0) throw e;
+    return findNginx({});
+  }
+}
+
+/** Follow a log file from its current end, printing each new line. */
+function follow(file: string, print: (line: string) => void): () => void {
+  let pos = existsSync(file) ? statSync(file).size : 0;
+  let rest = '';
+  const timer = setInterval(() => {
+    if (!existsSync(file)) return;
+    const size = statSync(file).size;
+    if (size < pos) pos = 0;
+    if (size === pos) return;
+    const fd = openSync(file, 'r');
+    const buf = Buffer.alloc(size - pos);
+    readSync(fd, buf, 0, buf.length, pos);
+    closeSync(fd);
+    pos = size;
+    const text = rest + buf.toString('utf8');
+    const lines = text.split('\n');
+    rest = lines.pop() ?? '';
+    for (const l of lines) if (l) print(l);
+  }, 200);
+  return () => clearInterval(timer);
+}
+
+export async function run(opts: UpOptions): Promise<number> {
+  const loc = await nginxOrProvision(opts.nginx);
+  const r = await compileForTarget({ config: opts.config, nginx: loc.bin });
+  printDiagnostics(r);
+  if (!r.ok || !r.files || !r.model) return 1;
+  writeBuild(opts.out, r.files);
+  const prefix = path.resolve(opts.prefix ?? '.gatewayctl/run');
+  mkdirSync(prefix, { recursive: true });
+  await preparePrefix(prefix, loc.modulesDir);
+  const conf = path.resolve(opts.out, 'nginx.conf');
+  const t = await testConfig(loc, prefix, conf);
+  if (!t.ok) {
+    process.stderr.write(`nginx -t failed:\n${t.output}\n`);
+    return 1;
+  }
+  let demo: DemoServer[] = [];
+  if (opts.demo) {
+    demo = await startDemoUpstreams();
+    process.stdout.write(`demo upstreams: ${demo.map((s) => `${s.name} 127.0.0.1:${s.port}`).join(', ')}\n`);
+  }
+  const proc = await startNginx(loc, prefix, conf, { foreground: true, stdio: 'inherit' });
+  const m = r.model;
+  const stopLog = m.global.accessLog ? follow(path.join(prefix, m.global.accessLog.path), (l) => process.stdout.write(`access ${l}\n`)) : () => {};
+  const stopErr = follow(path.join(prefix, m.global.errorLog.path), (l) => process.stderr.write(`${l}\n`));
+  for (const l of m.listeners) {
+    process.stdout.write(`gateway listening: ${l.tls ? 'https' : 'http'}://${l.address ?? '127.0.0.1'}:${l.port}/ (listener ${l.name})\n`);
+  }
+  process.stdout.write(`nginx pid ${proc.pid}, prefix ${prefix}; Ctrl-C to stop\n`);
+  let stopping = false;
+  const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write('\nstopping…\n');
+    await stopNginx(prefix, { graceful: true }).catch(() => undefined);
+    stopLog();
+    stopErr();
+    await Promise.all(demo.map((s) => s.close()));
+  };
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+  const exit = await proc.exited!;
+  await shutdown();
+  return stopping && (exit.code === 0 || exit.signal) ? 0 : (exit.code ?? 1);
+}
