@@ -66,6 +66,13 @@ function interpolate(raw: string, at: SourcePos, ctx: WalkCtx): string {
   });
 }
 
+/** YAML 1.2 core-schema typing of an interpolated plain scalar: integers and booleans. */
+function plainScalar(s: string): string | number | boolean {
+  if (/^[-+]?[0-9]+$/.test(s) && Number.isSafeInteger(Number(s))) return Number(s);
+  if (/^(true|True|TRUE|false|False|FALSE)$/.test(s)) return /^t/i.test(s);
+  return s;
+}
+
 function walk(node: YamlNode | null | undefined, p: string, ctx: WalkCtx): unknown {
   if (node == null) return null;
   const range = node.range ?? [0, 0, 0];
@@ -97,7 +104,12 @@ function walk(node: YamlNode | null | undefined, p: string, ctx: WalkCtx): unkno
   }
   if (isScalar(node)) {
     const v = node.value;
-    if (typeof v === 'string') return interpolate(v, at, ctx);
+    if (typeof v === 'string') {
+      const s = interpolate(v, at, ctx);
+      // An unquoted `${VAR}` takes the type YAML gives the value written in place
+      // (`port: ${PORT}` is an integer); quote it to keep a string.
+      return node.type === 'PLAIN' && s !== v ? plainScalar(s) : s;
+    }
     return v;
   }
   // aliases are resolved by toJS; we disallow them to keep positions honest
