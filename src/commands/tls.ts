@@ -51,9 +51,10 @@ export const help = `Certificates for TLS listeners.
                        [--key-type ec|rsa] [--webroot DIR] [--certs-dir DIR]
       Obtains a certificate via ACME HTTP-01 (Let's Encrypt unless --directory). The CA
       fetches http://D/.well-known/acme-challenge/<token> on port 80, which the gateway's
-      nginx serves from the webroot (default .gatewayctl/acme-webroot). Writes
+      nginx serves from the webroot (default .gatewayctl/acme, the same directory as
+      global.acme_webroot in gateway.yaml). Writes
       <certs-dir>/<D>/fullchain.pem, privkey.pem (0600) and meta.json (default certs dir
-      ssl/acme), then rebuilds and reloads the gateway.
+      ssl/managed), then rebuilds and reloads the gateway.
 
   gatewayctl tls renew [--days 30] [--force] [--certs-dir DIR]
       Renews every managed certificate expiring within --days (all with --force) and
@@ -72,7 +73,7 @@ Examples:
 Environment: GATEWAYCTL_CERTS_DIR, GATEWAYCTL_ACME_WEBROOT (defaults for the flags),
 GATEWAYCTL_ACME_CA (PEM file trusted for a private ACME server's HTTPS, e.g. pebble).
 Then reference the certificate in gateway.yaml:
-  tls: { cert: ssl/acme/api.example.com/fullchain.pem, key: ssl/acme/api.example.com/privkey.pem }
+  tls: { cert: ssl/managed/api.example.com/fullchain.pem, key: ssl/managed/api.example.com/privkey.pem }
 `;
 
 function domainsOf(opts: TlsOptions): string[] {
@@ -170,6 +171,7 @@ async function issueCmd(opts: TlsOptions, hooks: IssueHooks, io: TlsIo): Promise
   const dir = path.join(certsDir, r.primary);
   io.out(`issued ${r.meta.domains.join(', ')}: serial ${r.meta.serial}, expires ${r.meta.notAfter}`);
   io.out(`  tls: { cert: ${rel(path.join(dir, 'fullchain.pem'))}, key: ${rel(path.join(dir, 'privkey.pem'))} }`);
+  if (!hooks.afterIssue) io.err('note: the running gateway was not reloaded; rebuild and reload it to serve the new certificate');
   return 0;
 }
 
@@ -177,6 +179,8 @@ async function renewCmd(opts: TlsOptions, hooks: IssueHooks, io: TlsIo): Promise
   const certsDir = certsDirFrom(opts.certsDir);
   const r = await renew({ certsDir, days: intOf(opts.days, 30, '--days'), force: !!opts.force, log: io.err }, hooks);
   for (const p of r.renewed) io.out(`renewed ${p}`);
+  if (r.renewed.length > 0 && !hooks.afterIssue)
+    io.err('note: the running gateway was not reloaded; rebuild and reload it to serve the renewed certificates');
   for (const s of r.skipped) io.out(`not due ${s.primary} (${s.daysLeft} days left)`);
   for (const f of r.failed) io.err(`tls renew: ${f.primary}: ${f.reason}`);
   if (r.renewed.length + r.skipped.length + r.failed.length === 0) io.out(`no managed certificates in ${rel(certsDir)}`);

@@ -11,8 +11,8 @@ import { createPrivateKey, createPublicKey, randomBytes, X509Certificate } from 
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
-export const DEFAULT_CERTS_DIR = 'ssl/acme';
-export const DEFAULT_WEBROOT = '.gatewayctl/acme-webroot';
+export const DEFAULT_CERTS_DIR = 'ssl/managed';
+export const DEFAULT_WEBROOT = '.gatewayctl/acme'; // = global.acme_webroot in gateway.yaml
 export const ACCOUNT_DIR = 'account';
 
 export interface CertMeta {

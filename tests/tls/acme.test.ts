@@ -1,11 +1,12 @@
 // End to end: pebble (ACME test CA) on loopback validates HTTP-01 against a real nginx that
 // serves the webroot at /.well-known/acme-challenge/; nginx then serves the certificate.
+import { execFile } from 'node:child_process';
 import { promises as fs, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/commands/tls.ts';
 import { accountKeyPath, acmeChallengeLocation, formatDirectives, hstsHeaderValue, tlsProfileDirectives, type CertMeta } from '../../src/tls/index.ts';
-import { freePort, httpGet, httpsRequest, startNginx, startPebble, tempDir, tlsPeer, type Nginx, type Pebble } from './harness.ts';
+import { ROOT, freePort, httpGet, httpsRequest, startNginx, startPebble, tempDir, tlsPeer, type Nginx, type Pebble } from './harness.ts';
 
 const DOMAIN = 'gw.test';
 const BLOCKED = 'blocked.test'; // two labels: pebble 2.4's blocklist check panics on names shorter than an entry
@@ -229,6 +230,30 @@ describe('tls issue/renew against pebble and nginx', () => {
     expect(code).toBe(1);
     expect(c.err.join('\n')).toMatch(/tls issue: ACME order failed: .*forbidden by policy: "blocked\.test"/);
     expect(await fs.readdir(certsDir)).not.toContain(BLOCKED);
+  });
+
+  it('the gatewayctl CLI issues in a child process trusting pebble through NODE_EXTRA_CA_CERTS', async () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, NODE_EXTRA_CA_CERTS: pebble.caFile };
+    delete env.GATEWAYCTL_ACME_CA;
+    const cli = path.join(ROOT, 'bin', 'gatewayctl.js');
+    const args = ['tls', 'issue', '--domain', `cli.${DOMAIN}`, '--email', 'ops@gw.test', '--directory', pebble.directory, '--webroot', webroot, '--certs-dir', certsDir];
+    // asynchronously: the DNS responder pebble asks lives in this process
+    const node = (a: string[]) =>
+      new Promise<{ status: number; stdout: string; stderr: string }>((resolve) =>
+        execFile(process.execPath, [cli, ...a], { env, timeout: 60_000 }, (e, stdout, stderr) =>
+          resolve({ status: e ? Number((e as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        ),
+      );
+    const r = await node(args);
+    expect(r.status, r.stderr + r.stdout).toBe(0);
+    expect(r.stdout).toContain(`issued cli.${DOMAIN}`);
+    const st = await node(['tls', 'status', '--certs-dir', certsDir, '--json']);
+    expect(st.status, st.stderr).toBe(0);
+    const list = JSON.parse(st.stdout) as { primary: string; keyMatch: boolean }[];
+    expect(list.map((x) => [x.primary, x.keyMatch])).toEqual([
+      [`cli.${DOMAIN}`, true],
+      [DOMAIN, true],
+    ]);
   });
 
   it('status lists the managed certificate with issuer, days left and key match', async () => {
