@@ -1,5 +1,5 @@
 // njs entry module, bundled to dist/njs/gateway.js and loaded with
 // `js_import gateway from njs/gateway.js;`. Handlers live in lib/handlers.ts.
-import { apiKey, jwt } from './lib/handlers';
+import { apiKey, jwt } from './lib/handlers.ts';
 
 export default { apiKey: apiKey, jwt: jwt };

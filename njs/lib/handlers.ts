@@ -13,8 +13,9 @@
 //    js_set. The handler answers 204 with identity in `X-Gw-*` response headers (read by
 //    `auth_request_set ... $sent_http_x_gw_*`) or 401 with `X-Gw-Status: <reason>`.
 // See docs/njs-auth.md for the directive shape.
-import { decideApiKey, extractApiKey, extractBearer, hashApiKey, isWellFormedKey } from './apikey';
-import { JsonObject, JwtPolicy, verifyJwt } from './jwt';
+import { decideApiKey, extractApiKey, extractBearer, hashApiKey, isWellFormedKey } from './apikey.ts';
+import { providerName, safeIdentity } from './identity.ts';
+import { JsonObject, JwtPolicy, verifyJwt } from './jwt.ts';
 
 export interface JwtProvider extends JwtPolicy {
   clientClaim?: string; // default "sub"
@@ -29,29 +30,6 @@ export interface AuthPreload {
 
 // js_preload_object gw_auth from njs/auth.json;
 declare const gw_auth: AuthPreload | undefined;
-
-// Identity values end up in upstream request headers: printable ASCII only, bounded.
-export function safeIdentity(v: unknown): string | null {
-  if (typeof v === 'number' && isFinite(v)) {
-    return String(v);
-  }
-  if (typeof v === 'string') {
-    return /^[\x21-\x7e]([\x20-\x7e]{0,254}[\x21-\x7e])?$/.test(v) ? v : null;
-  }
-  if (Array.isArray(v) && v.length > 0 && v.length <= 32) {
-    const out: string[] = [];
-    for (let i = 0; i < v.length; i++) {
-      const s = safeIdentity(v[i]);
-      if (s === null || s.indexOf(',') >= 0) {
-        return null;
-      }
-      out.push(s);
-    }
-    const joined = out.join(',');
-    return joined.length <= 1024 ? joined : null;
-  }
-  return null;
-}
 
 function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
@@ -84,12 +62,6 @@ function apiKeyCheck(r: NginxHTTPRequest): string {
   v.gw_client_role = d.meta.role;
   v.gw_client_tier = d.meta.tier;
   return 'ok';
-}
-
-// The provider name is the last path segment of the auth location (/_gw_auth/jwt/<name>).
-export function providerName(uri: string): string {
-  const i = uri.lastIndexOf('/');
-  return i < 0 ? uri : uri.substring(i + 1);
 }
 
 function deny(r: NginxHTTPRequest, reason: string, detail: string): void {

@@ -10,8 +10,8 @@
 // `alg`), `crit` headers, non-canonical base64url, non-object JSON, oversized tokens,
 // expired / not-yet-valid tokens (with leeway), wrong issuer/audience, missing claims.
 import cr from 'crypto';
-import { b64uDecode, b64uDecodeString } from './base64url';
-import { timingSafeEqual } from './timing';
+import { b64uDecode, b64uDecodeString } from './base64url.ts';
+import { timingSafeEqual } from './timing.ts';
 
 export interface Jwk {
   kty: string; // 'oct' | 'RSA' | 'EC'

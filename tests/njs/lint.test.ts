@@ -1,0 +1,116 @@
+// The njs-subset lint and the bundle checks.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { bundleNjs, lintNjs, lintNjsSource, listNjsSources, NJS_ENTRY, runNjsLint, verifyNjsBundle } from '../../src/njs/bundle.ts';
+
+function constructs(src: string): string[] {
+  return lintNjsSource('x.ts', src).map((p) => p.construct);
+}
+
+describe('lintNjsSource', () => {
+  const cases: [string, string, string][] = [
+    ['class declaration', 'function f() { class A {} }', 'classes'],
+    ['class expression', 'function f() { return class {}; }', 'classes'],
+    ['object destructuring', 'function f(o: any) { const { a } = o; return a; }', 'destructuring'],
+    ['array destructuring', 'function f(o: any) { const [a] = o; return a; }', 'destructuring'],
+    ['destructuring parameter', 'function f({ a }: any) { return a; }', 'destructuring'],
+    ['destructuring assignment', 'function f(o: any) { let a; [a] = o; return a; }', 'destructuring assignment'],
+    ['call spread', 'function f(a: number[]) { return Math.max(...a); }', 'spread'],
+    ['array spread', 'function f(a: number[]) { return [...a]; }', 'spread'],
+    ['object spread', 'function f(a: object) { return { ...a }; }', 'object spread'],
+    ['rest parameter', 'function f(...a: number[]) { return a; }', 'rest parameters'],
+    ['optional property access', 'function f(a: any) { return a?.b; }', 'optional chaining'],
+    ['optional call', 'function f(a: any) { return a.b?.(); }', 'optional chaining'],
+    ['optional element access', 'function f(a: any) { return a?.[0]; }', 'optional chaining'],
+    ['default parameter', 'function f(a = 1) { return a; }', 'default parameters'],
+    ['default arrow parameter', 'function f() { return (a = 1) => a; }', 'default parameters'],
+    ['for-of', 'function f(a: number[]) { for (const x of a) { return x; } }', 'for-of'],
+    ['generator', 'function* f() { yield 1; }', 'generators'],
+    ['new Map', 'function f() { return new Map(); }', 'new Map'],
+    ['new Set', 'function f() { return new Set(); }', 'new Set'],
+    ['Map reference', 'function f(x: any) { return x instanceof Map; }', 'Map'],
+    ['WeakMap', 'function f() { return new WeakMap(); }', 'new WeakMap'],
+  ];
+  for (const [what, src, construct] of cases) {
+    it(`flags ${what}`, () => {
+      expect(constructs(src)).toContain(construct);
+    });
+  }
+
+  it('reports file:line:col', () => {
+    const p = lintNjsSource('njs/x.ts', 'function f(o: any) {\n  return o?.a;\n}\n');
+    expect(p).toEqual([{ file: 'njs/x.ts', line: 2, col: 10, construct: 'optional chaining' }]);
+  });
+
+  it('flags top-level code that would run on every request', () => {
+    const top = 'top-level code other than imports, functions, simple const literals and export default (it runs on every request)';
+    expect(constructs('const table = build();\nfunction build() { return 1; }')).toEqual([top]);
+    expect(constructs('let x = 1;')).toEqual([top]);
+    expect(constructs('const t = { a: 1 };')).toEqual([top]);
+    expect(constructs('console.log(1);')).toEqual([top]);
+    expect(constructs('for (let i = 0; i < 3; i++) {}')).toEqual([top]);
+    expect(constructs('export default make();\nfunction make() { return {}; }')).toEqual(['a computed export default (export a literal object of handlers)']);
+  });
+
+  it('allows imports, functions, simple const literals, types, declare and export default', () => {
+    const src = [
+      "import cr from 'crypto';",
+      "import { x } from './y.ts';",
+      "const NAME = 'gw';",
+      'const LIMIT = -5;',
+      'const RE = /^a+$/;',
+      'export const MAX = 10;',
+      'interface A { Map: number }',
+      'type B = string;',
+      'declare const gw_auth: unknown;',
+      'export function f(o: { Set: number }) { return o.Set + x + cr.createHash; }',
+      'export default { f: f, g: function () { return 1; }, h: () => 2 };',
+    ].join('\n');
+    expect(lintNjsSource('ok.ts', src)).toEqual([]);
+  });
+
+  it('passes the real njs sources', async () => {
+    const files = await listNjsSources();
+    expect(files.map((f) => path.basename(f))).toEqual(expect.arrayContaining(['gateway.ts', 'jwt.ts', 'apikey.ts', 'base64url.ts', 'timing.ts']));
+    expect(await lintNjs(files)).toEqual([]);
+  });
+
+  it('runNjsLint returns 0 for the project sources', async () => {
+    const out: string[] = [];
+    const w = process.stdout.write;
+    process.stdout.write = ((s: string) => (out.push(s), true)) as typeof process.stdout.write;
+    try {
+      expect(await runNjsLint()).toBe(0);
+    } finally {
+      process.stdout.write = w;
+    }
+    expect(out.join('')).toMatch(/OK/);
+  });
+});
+
+describe('bundleNjs', () => {
+  it('produces one njs module ending in export default, with builtins kept as imports', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'gw-bundle-'));
+    try {
+      const out = path.join(dir, 'njs/gateway.js');
+      const res = await bundleNjs(NJS_ENTRY, out);
+      const code = await readFile(out, 'utf8');
+      expect(res.bytes).toBe(Buffer.byteLength(code));
+      expect(code).toMatch(/export default gateway_default;\n$/);
+      expect(code).toMatch(/^import \w+ from "crypto";$/m);
+      expect(code).not.toMatch(/\brequire\(|\bclass\b|\?\.|\.\.\./);
+      expect(verifyNjsBundle(out, code)).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('verifyNjsBundle rejects a bundle without export default or with forbidden constructs', () => {
+    expect(verifyNjsBundle('b.js', 'function f() {}\nexport { f as default };\n').map((p) => p.construct)).toContain(
+      'a module that does not end in `export default`',
+    );
+    expect(verifyNjsBundle('b.js', 'function f(a) { return a?.b; }\nexport default f;\n').map((p) => p.construct)).toEqual(['optional chaining']);
+  });
+});
