@@ -72,6 +72,12 @@ export interface WaitReadyOptions {
   intervalMs?: number;
   /** Called between probes; a returned string aborts the wait with that reason. */
   check?: () => Promise<string | null>;
+  /**
+   * The expected hash must be seen on every probe for this long (default 300 ms). Right
+   * after a reload, old workers may still accept a connection or two before they close
+   * their listening sockets.
+   */
+  stableMs?: number;
 }
 
 export type WaitReadyResult = { ok: true; probes: number } | { ok: false; reason: string; last: ReadyProbe | null };
@@ -79,12 +85,20 @@ export type WaitReadyResult = { ok: true; probes: number } | { ok: false; reason
 export async function waitReady(r: Readiness, expected: string, opts: WaitReadyOptions): Promise<WaitReadyResult> {
   const until = Date.now() + opts.timeoutMs;
   const interval = opts.intervalMs ?? 100;
+  const stableMs = opts.stableMs ?? 300;
   let last: ReadyProbe | null = null;
   let probes = 0;
+  let firstOk: number | null = null;
   for (;;) {
     last = await probeReady(r, Math.min(1000, Math.max(100, until - Date.now())));
     probes++;
-    if (last.status === 200 && last.config === expected) return { ok: true, probes };
+    if (last.status === 200 && last.config === expected) {
+      firstOk ??= Date.now();
+      if (Date.now() - firstOk >= stableMs) return { ok: true, probes };
+      await new Promise((res) => setTimeout(res, 30));
+      continue;
+    }
+    firstOk = null;
     if (opts.check) {
       const reason = await opts.check();
       if (reason) return { ok: false, reason, last };

@@ -1,0 +1,378 @@
+// deploy / rollback / releases through a real nginx (project runtime), with hand-written
+// fixture builds proxying to Node upstreams.
+
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { run as runDeploy } from '../../src/commands/deploy.ts';
+import { run as runReleases } from '../../src/commands/releases.ts';
+import { run as runRollback } from '../../src/commands/rollback.ts';
+import { deploy, DeployError, rollback } from '../../src/deploy/deploy.ts';
+import { acquireLock } from '../../src/deploy/lock.ts';
+import { stopMaster } from '../../src/deploy/nginx.ts';
+import { layout, listReleases } from '../../src/deploy/releases.ts';
+import { fileMode, freePort, get, readyHash, startEchoUpstream, steadyLoad, tempDir, writeFixture, type EchoUpstream } from './helpers.ts';
+
+let upA: EchoUpstream;
+let upB: EchoUpstream;
+const targets: string[] = [];
+
+beforeAll(async () => {
+  upA = await startEchoUpstream({ id: 'A' });
+  upB = await startEchoUpstream({ id: 'B' });
+});
+
+afterEach(async () => {
+  for (const t of targets.splice(0)) {
+    await stopMaster(path.join(t, 'run', 'nginx.pid'));
+    await fsp.rm(path.dirname(t), { recursive: true, force: true });
+  }
+});
+
+afterAll(async () => {
+  await upA?.close();
+  await upB?.close();
+});
+
+interface Env {
+  root: string;
+  target: string;
+  port: number;
+  log: string[];
+  build(label: string, o?: { upstream?: EchoUpstream; serverExtra?: string; httpExtra?: string; extraFiles?: Record<string, string> }): Promise<{ dir: string; hash: string }>;
+  deploy(from: string, extra?: { keep?: number; readyTimeoutMs?: number }): ReturnType<typeof deploy>;
+  rollback(to?: string): ReturnType<typeof rollback>;
+}
+
+async function env(): Promise<Env> {
+  const root = await tempDir('deploy');
+  const target = path.join(root, 'target');
+  targets.push(target);
+  const port = await freePort();
+  const log: string[] = [];
+  let n = 0;
+  return {
+    root,
+    target,
+    port,
+    log,
+    build: (label, o = {}) =>
+      writeFixture(path.join(root, `build-${++n}`), {
+        label,
+        port,
+        upstreamPort: (o.upstream ?? upA).port,
+        serverExtra: o.serverExtra,
+        httpExtra: o.httpExtra,
+        extraFiles: o.extraFiles,
+      }),
+    deploy: (from, extra = {}) => deploy({ from, target, log: (l) => log.push(l), readyTimeoutMs: 8000, ...extra }),
+    rollback: (to) => rollback({ target, to, log: (l) => log.push(l), readyTimeoutMs: 8000 }),
+  };
+}
+
+async function caught<T>(p: Promise<T>): Promise<DeployError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof DeployError) return e;
+    throw e;
+  }
+  throw new Error('expected a DeployError');
+}
+
+function upstreamOf(body: string): string {
+  return (JSON.parse(body) as { id: string }).id;
+}
+
+async function captureStdout(fn: () => Promise<number>): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const ow = process.stdout.write.bind(process.stdout);
+  const ew = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((c: string | Uint8Array) => ((out += String(c)), true)) as typeof process.stdout.write;
+  process.stderr.write = ((c: string | Uint8Array) => ((err += String(c)), true)) as typeof process.stderr.write;
+  try {
+    const code = await fn();
+    return { code, out, err };
+  } finally {
+    process.stdout.write = ow;
+    process.stderr.write = ew;
+  }
+}
+
+describe('deploy', () => {
+  it('starts nginx on the first deploy, then switches traffic to v2 and /ready reports the new hash', async () => {
+    const e = await env();
+    const v1 = await e.build('v1', { upstream: upA });
+    const r1 = await e.deploy(v1.dir);
+    expect(r1.status).toBe('deployed');
+    expect(r1.started).toBe(true);
+    expect(r1.release).toMatch(new RegExp(`^\\d{8}T\\d{6}\\.\\d{3}Z-${v1.hash.slice(0, 12)}$`));
+    expect(await readyHash(e.port)).toBe(v1.hash);
+    expect(upstreamOf((await get(e.port, '/x')).body)).toBe('A');
+    expect(fs.readlinkSync(path.join(e.target, 'current'))).toBe(`releases/${r1.release}`);
+
+    const v2 = await e.build('v2', { upstream: upB });
+    const r2 = await e.deploy(v2.dir);
+    expect(r2).toMatchObject({ status: 'deployed', started: false, previous: r1.release });
+    expect(await readyHash(e.port)).toBe(v2.hash);
+    const res = await get(e.port, '/x');
+    expect(upstreamOf(res.body)).toBe('B');
+    expect(res.headers['x-release']).toBe('v2');
+    expect(fs.readlinkSync(path.join(e.target, 'previous'))).toBe(`releases/${r1.release}`);
+
+    // Release contents match the build byte for byte.
+    for (const f of ['nginx.conf', 'conf.d/40-servers.conf', 'manifest.json']) {
+      expect(fs.readFileSync(path.join(e.target, 'releases', r2.release, f), 'utf8')).toBe(fs.readFileSync(path.join(v2.dir, f), 'utf8'));
+    }
+  });
+
+  it('detects a no-op deploy and does nothing', async () => {
+    const e = await env();
+    const v1 = await e.build('v1');
+    const r1 = await e.deploy(v1.dir);
+    const before = fs.readdirSync(path.join(e.target, 'releases'));
+    const r2 = await e.deploy(v1.dir);
+    expect(r2).toMatchObject({ status: 'unchanged', release: r1.release, started: false });
+    expect(fs.readdirSync(path.join(e.target, 'releases'))).toEqual(before);
+
+    const out = await captureStdout(() => runDeploy({ from: v1.dir, target: e.target, quiet: true }));
+    expect(out.code).toBe(0);
+    expect(out.out).toMatch(/already live; nothing to do/);
+
+    // A changed file with the same input hash is not a no-op.
+    fs.appendFileSync(path.join(v1.dir, 'conf.d', '30-upstreams.conf'), '# edited\n');
+    const bad = await caught(e.deploy(v1.dir));
+    expect(bad.step).toBe('build');
+    expect(bad.detail).toMatch(/30-upstreams.conf: checksum differs/);
+  });
+
+  it('refuses a release nginx -t rejects; the old one keeps serving without a failed request', async () => {
+    const e = await env();
+    const v1 = await e.build('v1');
+    const r1 = await e.deploy(v1.dir);
+    const load = steadyLoad(e.port, { total: 100_000, concurrency: 3, pauseMs: 10 });
+    await new Promise((r) => setTimeout(r, 300));
+    const broken = await e.build('broken', { serverExtra: '    bogus_directive on;\n' });
+    const err = await caught(e.deploy(broken.dir));
+    await new Promise((r) => setTimeout(r, 300));
+    const stats = await load.stop();
+    expect(err.step).toBe('test');
+    expect(err.detail).toMatch(/unknown directive "bogus_directive"/);
+    expect(stats.failed, stats.failures.join('\n')).toBe(0);
+    expect(stats.ok).toBeGreaterThan(20);
+    expect(await readyHash(e.port)).toBe(v1.hash);
+    expect(fs.readlinkSync(path.join(e.target, 'current'))).toBe(`releases/${r1.release}`);
+    // The refused release is not kept around as a rollback candidate.
+    expect(fs.readdirSync(path.join(e.target, 'releases'))).toEqual([r1.release]);
+
+    const out = await captureStdout(() => runDeploy({ from: broken.dir, target: e.target, quiet: true }));
+    expect(out.code).toBe(1);
+    expect(out.err).toMatch(/deploy failed at step "nginx -t"/);
+    expect(out.err).toMatch(/unknown directive/);
+  });
+
+  it('rolls back a release that passes nginx -t but cannot be applied (listen port taken)', async () => {
+    const e = await env();
+    const v1 = await e.build('v1');
+    const r1 = await e.deploy(v1.dir);
+    const blockerPort = await freePort();
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(blockerPort, '127.0.0.1', r));
+    try {
+      const load = steadyLoad(e.port, { total: 100_000, concurrency: 3, pauseMs: 10 });
+      const bad = await e.build('v2-port-taken', { upstream: upB, httpExtra: `server {\n    listen 127.0.0.1:${blockerPort};\n    return 204;\n}\n` });
+      const err = await caught(e.deploy(bad.dir));
+      const stats = await load.stop();
+      expect(err.step).toBe('reload');
+      expect(err.message).toMatch(/bind\(\) to 127\.0\.0\.1:\d+ failed \(98: Address already in use\)/);
+      expect(err.recovery).toMatch(new RegExp(`restored ${r1.release}`));
+      expect(stats.failed, stats.failures.join('\n')).toBe(0);
+      expect(fs.readlinkSync(path.join(e.target, 'current'))).toBe(`releases/${r1.release}`);
+      expect(await readyHash(e.port)).toBe(v1.hash);
+      expect(upstreamOf((await get(e.port, '/x')).body)).toBe('A');
+
+      // nginx is healthy afterwards: the next good deploy goes through.
+      const v3 = await e.build('v3', { upstream: upB });
+      await e.deploy(v3.dir);
+      expect(await readyHash(e.port)).toBe(v3.hash);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('rolls back when /ready never reports the new hash', async () => {
+    const e = await env();
+    const v1 = await e.build('v1');
+    const r1 = await e.deploy(v1.dir);
+    // /ready keeps answering v1's hash: the manifest claims something nginx never serves.
+    const lying = await e.build('v2-wrong-ready', { upstream: upB });
+    const conf = path.join(lying.dir, 'conf.d', '40-servers.conf');
+    const text = fs.readFileSync(conf, 'utf8').replace(lying.hash, v1.hash);
+    fs.writeFileSync(conf, text);
+    const man = JSON.parse(fs.readFileSync(path.join(lying.dir, 'manifest.json'), 'utf8'));
+    man.files['conf.d/40-servers.conf'] = (await import('node:crypto')).createHash('sha256').update(text).digest('hex');
+    fs.writeFileSync(path.join(lying.dir, 'manifest.json'), JSON.stringify(man));
+    const err = await caught(e.deploy(lying.dir, { readyTimeoutMs: 1500 }));
+    expect(err.step).toBe('ready');
+    expect(err.message).toMatch(/did not report config/);
+    expect(err.recovery).toMatch(/restored/);
+    expect(fs.readlinkSync(path.join(e.target, 'current'))).toBe(`releases/${r1.release}`);
+    expect(upstreamOf((await get(e.port, '/x')).body)).toBe('A');
+  });
+
+  it('a failed first deploy leaves nothing running', async () => {
+    const e = await env();
+    const v1 = await e.build('v1');
+    const conf = path.join(v1.dir, 'conf.d', '40-servers.conf');
+    // Passes nginx -t, fails at start: the listen port is taken.
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(e.port, '127.0.0.1', r));
+    try {
+      expect(fs.existsSync(conf)).toBe(true);
+      const err = await caught(e.deploy(v1.dir));
+      expect(err.step).toBe('start');
+      expect(err.detail).toMatch(/Address already in use/);
+      expect(err.recovery).toMatch(/no previous release/);
+      expect(fs.existsSync(path.join(e.target, 'current'))).toBe(false);
+      expect(fs.readdirSync(path.join(e.target, 'releases'))).toEqual([]);
+    } finally {
+      blocker.close();
+    }
+  });
+});
+
+describe('rollback and releases', () => {
+  it('returns to the previous release, toggles back, and selects by hash prefix', async () => {
+    const e = await env();
+    const v1 = await e.build('v1', { upstream: upA });
+    const v2 = await e.build('v2', { upstream: upB });
+    const v3 = await e.build('v3', { upstream: upA });
+    const r1 = await e.deploy(v1.dir);
+    const r2 = await e.deploy(v2.dir);
+
+    const rb = await e.rollback();
+    expect(rb).toMatchObject({ status: 'rolled-back', release: r1.release, previous: r2.release });
+    expect(await readyHash(e.port)).toBe(v1.hash);
+    expect(upstreamOf((await get(e.port, '/x')).body)).toBe('A');
+
+    const back = await e.rollback();
+    expect(back.release).toBe(r2.release);
+    expect(await readyHash(e.port)).toBe(v2.hash);
+
+    const r3 = await e.deploy(v3.dir);
+    const to = await e.rollback(v1.hash.slice(0, 10));
+    expect(to.release).toBe(r1.release);
+    expect(await readyHash(e.port)).toBe(v1.hash);
+
+    expect((await e.rollback(r1.release)).status).toBe('unchanged');
+    const missing = await caught(e.rollback('nope'));
+    expect(missing.step).toBe('select');
+
+    const list = await listReleases(layout(e.target));
+    expect(list.map((r) => r.name)).toEqual([r1.release, r2.release, r3.release]);
+    expect(list.find((r) => r.live)?.name).toBe(r1.release);
+    expect(list.find((r) => r.previous)?.name).toBe(r3.release);
+    expect(list.map((r) => r.inputHash)).toEqual([v1.hash, v2.hash, v3.hash]);
+
+    const json = await captureStdout(() => runReleases({ target: e.target, json: true }));
+    expect(json.code).toBe(0);
+    const parsed = JSON.parse(json.out) as { name: string; live: boolean; inputHash: string; time: string }[];
+    expect(parsed[0]!.name).toBe(r3.release); // newest first
+    expect(parsed.filter((r) => r.live).map((r) => r.name)).toEqual([r1.release]);
+    expect(Date.parse(parsed[0]!.time)).not.toBeNaN();
+
+    const text = await captureStdout(() => runReleases({ target: e.target }));
+    expect(text.out).toMatch(new RegExp(`\\* +${r1.release.replace('.', '\\.')} .* live`));
+    expect(text.out).toMatch(/previous/);
+
+    const cmd = await captureStdout(() => runRollback({ target: e.target, quiet: true }));
+    expect(cmd.code).toBe(0);
+    expect(cmd.out).toMatch(`rolled back to ${r3.release}`);
+  });
+
+  it('prunes to --keep, never the live or previous release', async () => {
+    const e = await env();
+    const names: string[] = [];
+    for (let i = 1; i <= 5; i++) {
+      const b = await e.build(`v${i}`, { upstream: i % 2 ? upA : upB });
+      names.push((await e.deploy(b.dir, { keep: 2 })).release);
+    }
+    expect(fs.readdirSync(path.join(e.target, 'releases')).sort()).toEqual([names[3], names[4]]);
+
+    // Roll back to v4, then deploy v6 with keep 1: v6 is live, v4 previous, both stay.
+    await e.rollback();
+    const b6 = await e.build('v6');
+    const r6 = await e.deploy(b6.dir, { keep: 1 });
+    expect(fs.readdirSync(path.join(e.target, 'releases')).sort()).toEqual([names[3], r6.release].sort());
+    expect(r6.pruned).toEqual([names[4]]);
+  });
+});
+
+describe('deploy lock', () => {
+  it('refuses a second concurrent deploy', async () => {
+    const e = await env();
+    const v1 = await e.build('v1');
+    await e.deploy(v1.dir);
+    const v2 = await e.build('v2', { upstream: upB });
+    const v3 = await e.build('v3');
+    const results = await Promise.allSettled([e.deploy(v2.dir), e.deploy(v3.dir)]);
+    const failed = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
+    expect(failed).toHaveLength(1);
+    expect(failed[0]!.reason).toBeInstanceOf(DeployError);
+    expect((failed[0]!.reason as DeployError).step).toBe('lock');
+    expect((failed[0]!.reason as DeployError).message).toMatch(/another deploy holds .*deploy\.lock \(pid \d+, deploy/);
+    expect(fs.existsSync(path.join(e.target, 'deploy.lock'))).toBe(false);
+
+    // A lock held by a live process (this one) refuses deploys and rollbacks.
+    const held = await acquireLock(path.join(e.target, 'deploy.lock'), 'test');
+    try {
+      expect((await caught(e.deploy(v3.dir))).step).toBe('lock');
+      expect((await caught(e.rollback())).step).toBe('lock');
+    } finally {
+      await held.release();
+    }
+  });
+
+  it('replaces a stale lock left by a dead process, with a message', async () => {
+    const e = await env();
+    const v1 = await e.build('v1');
+    const dead = spawnSync(process.execPath, ['-e', 'process.pid']).pid!;
+    await fsp.mkdir(e.target, { recursive: true });
+    fs.writeFileSync(path.join(e.target, 'deploy.lock'), JSON.stringify({ pid: dead, time: '2020-01-01T00:00:00.000Z', command: 'deploy' }));
+    const r = await e.deploy(v1.dir);
+    expect(r.status).toBe('deployed');
+    expect(e.log.join('\n')).toMatch(new RegExp(`removed stale deploy lock .*pid ${dead} from 2020-01-01T00:00:00.000Z is not running`));
+    expect(fs.existsSync(path.join(e.target, 'deploy.lock'))).toBe(false);
+  });
+});
+
+describe('release file modes', () => {
+  it('keeps secret-like files 0600 and the rest 0644', async () => {
+    const e = await env();
+    const key = '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n';
+    const b = await e.build('v1', {
+      extraFiles: {
+        'tls/server.key': key,
+        'tls/bundle.pem': key,
+        'tls/chain.pem': '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+        'njs/secrets.json': '{"hmac":"s3cret"}\n',
+        'njs/api-keys.json': '{"keys":[]}\n',
+        'njs/auth.js': 'export default {};\n',
+      },
+    });
+    const r = await e.deploy(b.dir);
+    const rel = (f: string) => fileMode(path.join(e.target, 'releases', r.release, f));
+    expect(rel('tls/server.key')).toBe(0o600);
+    expect(rel('tls/bundle.pem')).toBe(0o600);
+    expect(rel('njs/secrets.json')).toBe(0o600);
+    expect(rel('njs/api-keys.json')).toBe(0o600);
+    expect(rel('tls/chain.pem')).toBe(0o644);
+    expect(rel('njs/auth.js')).toBe(0o644);
+    expect(rel('nginx.conf')).toBe(0o644);
+    expect(rel('manifest.json')).toBe(0o644);
+  });
+});
