@@ -11,7 +11,7 @@
 // Nothing here prints or exits: failures are thrown as NginxError with a `fix` hint.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, openSync, closeSync, constants as fsConstants } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync, openSync, closeSync, constants as fsConstants } from 'node:fs';
 import { access, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
@@ -806,7 +806,7 @@ async function readPidFile(file: string): Promise<number | null> {
 }
 
 /** A live (non-zombie) process; on Linux also checks it is an nginx (guards against pid reuse). */
-function pidAlive(pid: number): boolean {
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (err) {
@@ -817,8 +817,10 @@ function pidAlive(pid: number): boolean {
       const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const state = st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3);
       if (state === 'Z' || state === 'X') return false;
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      return cmd.includes('nginx');
+      // The project runtime runs nginx through its glibc loader, so the master may show up
+      // as ld-linux (its retitled argv is not always visible in cmdline).
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8') + readFileSync(`/proc/${pid}/comm`, 'utf8');
+      return cmd.includes('nginx') || cmd.includes('ld-linux');
     } catch {
       return false;
     }
@@ -849,6 +851,61 @@ export function childPids(pid: number): number[] {
   return out;
 }
 
+/** True when none of `pids` is alive and still holding a listening socket. */
+function oldWorkersRetired(pids: Set<number>): boolean {
+  const listening = listeningInodes();
+  for (const p of pids) {
+    if (!pidAlive(p)) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${p}/fd`);
+    } catch {
+      continue; // not inspectable: cannot tell, do not block on it
+    }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSyncSafe(`/proc/${p}/fd/${fd}`));
+        if (m && listening.has(m[1])) return false;
+      } catch {
+        // fd closed while scanning
+      }
+    }
+  }
+  return true;
+}
+
+function readlinkSyncSafe(p: string): string {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return '';
+  }
+}
+
+/** Inodes of listening TCP and unix sockets in this network namespace (Linux /proc/net). */
+function listeningInodes(): Set<string> {
+  const out = new Set<string>();
+  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    try {
+      for (const line of readFileSync(f, 'utf8').split('\n').slice(1)) {
+        const cols = line.trim().split(/\s+/);
+        if (cols[3] === '0A' && cols[9]) out.add(cols[9]); // st 0A = LISTEN
+      }
+    } catch {
+      // no IPv6, or not Linux
+    }
+  }
+  try {
+    for (const line of readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length >= 7 && (parseInt(cols[3], 16) & 0x10000) !== 0) out.add(cols[6]); // __SO_ACCEPTCON
+    }
+  } catch {
+    // not Linux
+  }
+  return out;
+}
+
 /** True when PREFIX's pid file names a live nginx master. */
 export async function isRunning(prefix: string, opts: { pidFile?: string } = {}): Promise<boolean> {
   const pid = await readPid(prefix, opts);
@@ -858,8 +915,9 @@ export async function isRunning(prefix: string, opts: { pidFile?: string } = {})
 export interface ReloadOptions {
   pidFile?: string; // relative to prefix; default run/nginx.pid
   /**
-   * Wait until the master has started new worker processes (Linux; default true), which is
-   * when the new configuration is live. A rejected configuration never gets new workers:
+   * Wait until the master has started new worker processes and the old ones have closed
+   * their listening sockets (Linux; default true): from then on every new connection gets
+   * the new configuration. A rejected configuration never gets new workers:
    * with `errorLog` given, its [emerg] lines written after the HUP fail the reload early.
    */
   wait?: boolean;
@@ -890,7 +948,9 @@ export async function reloadNginx(prefix: string, opts: ReloadOptions = {}): Pro
   try {
     await waitFor(
       async () => {
-        if (childPids(pid).some((c) => !before.has(c))) return true;
+        // Live when new workers run and the old ones have stopped accepting (on SIGQUIT they
+        // close their listening sockets, then finish in-flight requests and exit).
+        if (childPids(pid).some((c) => !before.has(c)) && oldWorkersRetired(before)) return true;
         const fresh = await readNewLog();
         const emerg = parseNginxErrors(fresh).filter((e) => e.level === 'emerg');
         if (emerg.length) {
@@ -942,8 +1002,11 @@ export async function stopNginx(prefix: string, opts: StopOptions = {}): Promise
   return true;
 }
 
-/** Signal an nginx master and wait for it to go; escalate to SIGKILL (master and children). */
-async function killProcess(pid: number, signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
+/**
+ * Signal an nginx master and wait for it to go; after timeoutMs escalate to SIGKILL for the
+ * master and its children (workers outlive a SIGKILLed master otherwise, keeping the ports).
+ */
+export async function killProcess(pid: number, signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
   const children = childPids(pid);
   try {
     process.kill(pid, signal);
