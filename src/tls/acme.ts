@@ -103,6 +103,16 @@ async function loadOrCreateAccountKey(certsDir: string, directory: string, log: 
   return key;
 }
 
+/** mkdir -p where every created directory is world-traversable (nginx workers read it). */
+async function mkdirReadable(dir: string): Promise<void> {
+  const first = await fs.mkdir(dir, { recursive: true });
+  if (!first) return;
+  for (let d = dir; ; d = path.dirname(d)) {
+    await fs.chmod(d, 0o755);
+    if (d === first || d === path.dirname(d)) break;
+  }
+}
+
 function challengeFile(webroot: string, token: string): string {
   if (!/^[A-Za-z0-9_-]+$/.test(token)) throw new AcmeError(`ACME server sent an unsafe token: ${JSON.stringify(token)}`, 'challenge');
   return path.join(webroot, ACME_CHALLENGE_PREFIX, token);
@@ -149,7 +159,7 @@ export async function issue(opts: IssueOptions, hooks: IssueHooks = {}): Promise
       challengeCreateFn: async (authz, challenge, keyAuthorization) => {
         if (challenge.type !== 'http-01') throw new AcmeError(`unsupported challenge type ${challenge.type}`, 'challenge');
         const file = challengeFile(opts.webroot, challenge.token);
-        await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
+        await mkdirReadable(path.dirname(file));
         await writeFileAtomic(file, keyAuthorization, 0o644);
         written.push(file);
         log(`[${authz.identifier.value}] challenge answer at ${file}`);

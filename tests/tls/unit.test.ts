@@ -143,3 +143,33 @@ describe('test DNS responder', () => {
     expect(answer(q(28))!.readUInt16BE(6)).toBe(0);
   });
 });
+
+describe('systemd renewal units', () => {
+  const ini = (text: string) => {
+    const sections: Record<string, Record<string, string>> = {};
+    let cur = '';
+    for (const line of text.split('\n')) {
+      const t = line.trim();
+      if (!t || t.startsWith('#')) continue;
+      const sec = /^\[(\w+)\]$/.exec(t);
+      if (sec) sections[(cur = sec[1])] = {};
+      else {
+        const kv = /^(\w+)=(.*)$/.exec(t);
+        expect(kv, `bad line: ${line}`).not.toBeNull();
+        sections[cur][kv![1]] = kv![2];
+      }
+    }
+    return sections;
+  };
+  it('service runs `gatewayctl tls renew` once; timer fires twice daily, persistent', async () => {
+    const root = path.resolve(import.meta.dirname, '..', '..');
+    const svc = ini(await fs.readFile(path.join(root, 'scripts/gatewayctl-renew.service'), 'utf8'));
+    expect(svc.Service.Type).toBe('oneshot');
+    expect(svc.Service.ExecStart).toMatch(/gatewayctl tls renew --days 30$/);
+    expect(svc.Service.WorkingDirectory).toBeTruthy();
+    const timer = ini(await fs.readFile(path.join(root, 'scripts/gatewayctl-renew.timer'), 'utf8'));
+    expect(timer.Timer.OnCalendar).toBe('*-*-* 00,12:00:00');
+    expect(timer.Timer.Persistent).toBe('true');
+    expect(timer.Install.WantedBy).toBe('timers.target');
+  });
+});
