@@ -28,17 +28,29 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
   const diagnostics: Diagnostic[] = [...loaded.diagnostics];
   const fail = (): CompileResult => ({ ok: false, model: null, files: null, diagnostics: sortDiagnostics(diagnostics), inputFiles: loaded.files });
   if (!loaded.value || hasErrors(diagnostics)) return fail();
-  diagnostics.push(...checkSchema(loaded.value, loaded.positions, loaded.file));
-  if (hasErrors(diagnostics)) return fail();
-  const model = normalize({
+  const schemaErrors = checkSchema(loaded.value, loaded.positions, loaded.file);
+  diagnostics.push(...schemaErrors);
+  const normalizeInput = {
     value: loaded.value,
     positions: loaded.positions,
     file: loaded.file,
     baseDir: loaded.baseDir,
     hash: loaded.hash,
     version: VERSION,
-  });
-  diagnostics.push(...checkRules(model));
+  };
+  if (hasErrors(diagnostics)) {
+    // Report semantic problems together with schema ones where the document's shape still
+    // allows it; a shape too broken to normalize just yields the schema errors.
+    try {
+      const seen = new Set(schemaErrors.map((x) => x.at?.path));
+      for (const x of checkRules(normalize(normalizeInput), loaded.positions)) if (!seen.has(x.at?.path)) diagnostics.push(x);
+    } catch {
+      // shape errors already reported
+    }
+    return fail();
+  }
+  const model = normalize(normalizeInput);
+  diagnostics.push(...checkRules(model, loaded.positions));
   if (hasErrors(diagnostics)) return { ...fail(), model };
   let files: Record<string, string>;
   try {

@@ -37,7 +37,8 @@ const IDEMPOTENT_RETRY_ON = ['error', 'timeout'];
 
 export function normalize(input: NormalizeInput): GatewayModel {
   const { value: v, positions, file } = input;
-  const at = (p: string): SourcePos => positions.value.get(p) ?? positions.key.get(p) ?? { file, line: 1, col: 1, path: p };
+  // an entry's position is its key (`api:`) where it has one, else the value (a list item)
+  const at = (p: string): SourcePos => positions.key.get(p) ?? positions.value.get(p) ?? { file, line: 1, col: 1, path: p };
   const g: Raw = v.global ?? {};
   const unsafeSnippets: UnsafeSnippet[] = [];
   if (typeof g.unsafe_nginx_http === 'string') {

@@ -1,13 +1,21 @@
 // Cross-field rules over the GatewayModel. Every rule reports with a stable code and the
 // YAML position of the entry at fault; all problems are collected, none stops the others.
+import type { PositionIndex } from '../config/load.ts';
 import type { Diagnostic, GatewayModel, Route, SourcePos } from './types.ts';
 
-export function checkRules(m: GatewayModel): Diagnostic[] {
+/**
+ * `positions` (from the load step) lets each diagnostic point at the offending key itself;
+ * without it, the position of the enclosing entry is used.
+ */
+export function checkRules(m: GatewayModel, positions?: PositionIndex): Diagnostic[] {
   const out: Diagnostic[] = [];
+  // an entry itself is reported where it is named (its key); a field of it at its value
+  const locate = (at: SourcePos, path: string): SourcePos =>
+    path === at.path ? at : { ...(positions?.value.get(path) ?? positions?.key.get(path) ?? at), path };
   const err = (code: string, at: SourcePos, path: string, message: string) =>
-    out.push({ code, severity: 'error', message, at: { ...at, path } });
+    out.push({ code, severity: 'error', message, at: locate(at, path) });
   const warn = (code: string, at: SourcePos, path: string, message: string) =>
-    out.push({ code, severity: 'warning', message, at: { ...at, path } });
+    out.push({ code, severity: 'warning', message, at: locate(at, path) });
   const list = (xs: string[]) => (xs.length ? xs.join(', ') : 'none');
 
   const upstreamNames = m.upstreams.map((u) => u.name);
@@ -48,8 +56,7 @@ export function checkRules(m: GatewayModel): Diagnostic[] {
   for (const z of [...m.rateZones, ...m.connZones, ...m.caches]) {
     const owners = zoneOwners.get(z.name)!;
     if (owners.length > 1) {
-      const own = owners.find((o) => o.endsWith(`.${z.name}`) && z.at.path === o) ?? owners[0];
-      err('GW312', z.at, z.at.path || own, `zone name "${z.name}" collides (${owners.join(', ')}): nginx shares one namespace for limit and cache zones`);
+      err('GW312', z.at, z.at.path, `zone name "${z.name}" collides (${owners.join(', ')}): nginx shares one namespace for limit and cache zones`);
     }
   }
   for (const z of [...m.rateZones, ...m.connZones]) {
@@ -156,9 +163,6 @@ export function checkRules(m: GatewayModel): Diagnostic[] {
   for (const s of m.unsafeSnippets) {
     warn('GW390', s.at, s.at.path, `raw nginx snippet (unsafe escape hatch) inserted verbatim into ${s.context}${s.target ? ` "${s.target}"` : ''}; review it by hand`);
     if (/[{}]/.test(s.text) && !balanced(s.text)) err('GW391', s.at, s.at.path, 'raw nginx snippet has unbalanced braces');
-  }
-  if (m.global.modules.brotli && m.global.compression.brotli === false) {
-    // unreachable today; kept for when brotli is detected per target
   }
   return out;
 }
