@@ -16,6 +16,7 @@ import {
   daysLeft,
   listManaged,
   storeCertificate,
+  withCertsLock,
   writeFileAtomic,
   type CertMeta,
 } from './store.ts';
@@ -131,6 +132,18 @@ function describeError(e: unknown): string {
  * On any failure throws AcmeError carrying the CA's reason; existing files stay untouched.
  */
 export async function issue(opts: IssueOptions, hooks: IssueHooks = {}): Promise<IssueResult> {
+  const r = await withCertsLock(opts.certsDir, () => issueLocked(opts));
+  if (hooks.afterIssue) {
+    try {
+      await hooks.afterIssue();
+    } catch (e) {
+      throw new AcmeError(`certificate stored, but rebuild/reload failed: ${(e as Error).message}`, 'reload');
+    }
+  }
+  return r;
+}
+
+async function issueLocked(opts: IssueOptions): Promise<IssueResult> {
   const log = opts.log ?? (() => {});
   const domains = normalizeDomains(opts.domains);
   configureHttpClient();
@@ -187,10 +200,6 @@ export async function issue(opts: IssueOptions, hooks: IssueHooks = {}): Promise
     const keyPem = privkey.toString();
     await storeCertificate(opts.certsDir, meta, fullchain, keyPem);
     log(`stored ${certPaths(opts.certsDir, domains[0]).dir} (serial ${info.serial}, expires ${meta.notAfter})`);
-    if (hooks.afterIssue) {
-      stage = 'reload';
-      await hooks.afterIssue();
-    }
     return { primary: domains[0], fullchain, privkey: keyPem, meta };
   } catch (e) {
     if (e instanceof AcmeError) throw e;
@@ -221,6 +230,12 @@ export interface RenewResult {
  */
 export async function renew(opts: RenewOptions, hooks: IssueHooks = {}): Promise<RenewResult> {
   const log = opts.log ?? (() => {});
+  const result = await withCertsLock(opts.certsDir, () => renewLocked(opts, log));
+  if (result.renewed.length > 0 && hooks.afterIssue) await hooks.afterIssue();
+  return result;
+}
+
+async function renewLocked(opts: RenewOptions, log: (line: string) => void): Promise<RenewResult> {
   const result: RenewResult = { renewed: [], failed: [], skipped: [] };
   for (const cert of await listManaged(opts.certsDir)) {
     if (!cert.meta) {
@@ -236,7 +251,7 @@ export async function renew(opts: RenewOptions, hooks: IssueHooks = {}): Promise
     }
     log(`${cert.primary}: renewing (${left === null ? 'no readable certificate' : `${left} days left`}${opts.force ? ', forced' : ''})`);
     try {
-      await issue({
+      await issueLocked({
         domains: cert.meta.domains,
         email: cert.meta.email,
         directory: cert.meta.directory,
@@ -250,6 +265,5 @@ export async function renew(opts: RenewOptions, hooks: IssueHooks = {}): Promise
       result.failed.push({ primary: cert.primary, reason: (e as Error).message });
     }
   }
-  if (result.renewed.length > 0 && hooks.afterIssue) await hooks.afterIssue();
   return result;
 }

@@ -199,3 +199,39 @@ export async function listManaged(certsDir: string): Promise<ManagedCert[]> {
   }
   return out;
 }
+
+/**
+ * Runs fn while holding <certsDir>/.lock (O_EXCL file with the holder's pid), so a timer
+ * renewal and a manual issue never interleave. A lock left by a dead process is taken over.
+ */
+export async function withCertsLock<T>(certsDir: string, fn: () => Promise<T>): Promise<T> {
+  await fs.mkdir(certsDir, { recursive: true });
+  const lock = path.join(certsDir, '.lock');
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fh = await fs.open(lock, 'wx', 0o644);
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
+      const pid = Number((await fs.readFile(lock, 'utf8').catch(() => '')).trim());
+      let alive = false;
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
+        try {
+          process.kill(pid, 0);
+          alive = true;
+        } catch (k) {
+          alive = (k as NodeJS.ErrnoException).code === 'EPERM';
+        }
+      }
+      if (alive) throw new Error(`another gatewayctl tls run (pid ${pid}) is working on ${certsDir}; ${lock} is its lock`);
+      await fs.rm(lock, { force: true });
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await fs.rm(lock, { force: true });
+  }
+}

@@ -4,7 +4,7 @@ import { promises as fs, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/commands/tls.ts';
-import { certificateWarnings, createSelfSigned, keyMatchesCert, normalizeDomains, type CertMeta } from '../../src/tls/index.ts';
+import { certificateWarnings, createSelfSigned, keyMatchesCert, normalizeDomains, withCertsLock, type CertMeta } from '../../src/tls/index.ts';
 import { answer } from './dns.ts';
 import { requireRuntime, tempDir } from './harness.ts';
 
@@ -125,6 +125,21 @@ describe('tls issue arguments', () => {
     expect(normalizeDomains(['GW.test.', 'gw.test', 'www.gw.test'])).toEqual(['gw.test', 'www.gw.test']);
     expect(await run('issue', { domain: ['gw.test'], email: 'a@b.c', keyType: 'dsa' }, {}, c.io)).toBe(1);
     expect(c.err.at(-1)).toMatch(/--key-type must be ec or rsa/);
+  });
+});
+
+describe('certificate directory lock', () => {
+  it('refuses while a live process holds it, takes over a stale one, releases after use', async () => {
+    const dir = path.join(work, 'locked');
+    await fs.mkdir(dir, { recursive: true });
+    await fs.writeFile(path.join(dir, '.lock'), String(process.ppid));
+    await expect(withCertsLock(dir, async () => 1)).rejects.toThrow(/another gatewayctl tls run \(pid \d+\)/);
+    const c = capture();
+    expect(await run('renew', { certsDir: dir }, {}, c.io)).toBe(1);
+    expect(c.err.join('\n')).toMatch(/another gatewayctl tls run/);
+    await fs.writeFile(path.join(dir, '.lock'), '2147483646'); // no such process
+    expect(await withCertsLock(dir, async () => 42)).toBe(42);
+    expect(await fs.readdir(dir)).toEqual([]);
   });
 });
 
