@@ -163,6 +163,29 @@ describe('API key via js_set + nginx map', () => {
   });
 });
 
+describe('per-client rate limits keyed by the authenticated identity', () => {
+  it('API key: limit_req sees $gw_client_id set by the js_set handler', async () => {
+    const a1 = await get('/apikey-limited/', { 'X-API-Key': keys.alice });
+    const a2 = await get('/apikey-limited/', { 'X-API-Key': keys.alice });
+    const d1 = await get('/apikey-limited/', { 'X-API-Key': keys.dave });
+    expect([a1.status, a2.status, d1.status]).toEqual([200, 429, 200]);
+    expect(a1.json.headers['x-gateway-client']).toBe('alice');
+    expect((await get('/apikey-limited/')).status).toBe(401);
+  });
+
+  it('JWT: auth_request, then try_files into a named location where limit_req sees the identity', async () => {
+    const t1 = await token('HS256', HS_SECRET, 'hs256', { sub: 'lim-1' });
+    const t2 = await token('HS256', HS_SECRET, 'hs256', { sub: 'lim-2' });
+    const r1 = await get('/jwt-limited/x', { Authorization: `Bearer ${t1}` });
+    const r2 = await get('/jwt-limited/x', { Authorization: `Bearer ${t1}` });
+    const r3 = await get('/jwt-limited/x', { Authorization: `Bearer ${t2}` });
+    expect([r1.status, r2.status, r3.status]).toEqual([200, 429, 200]);
+    expect(r1.json.path).toBe('/jwt-limited/x');
+    expect(r1.json.headers['x-gateway-client']).toBe('lim-1');
+    expect401(await get('/jwt-limited/x'), 'missing_token', 'Bearer realm="gateway"');
+  });
+});
+
 describe('JWT via auth_request + js_content', () => {
   it('HS256 / HS384 / HS512 valid -> 200 and claims forwarded', async () => {
     for (const alg of ['HS256', 'HS384', 'HS512']) {
