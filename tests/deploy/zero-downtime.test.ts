@@ -1,0 +1,87 @@
+// Zero failed requests across repeated deploys: steady traffic plus one long SSE stream
+// through nginx while deploying four times (v2, v3, a refused broken release, v4).
+
+import * as http from 'node:http';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { deploy, DeployError } from '../../src/deploy/deploy.ts';
+import { stopMaster } from '../../src/deploy/nginx.ts';
+import { freePort, readSse, readyHash, startEchoUpstream, steadyLoad, tempDir, writeFixture, type EchoUpstream } from './helpers.ts';
+
+const cleanup: (() => Promise<unknown>)[] = [];
+afterAll(async () => {
+  for (const c of cleanup.reverse()) await c();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('zero-downtime deploys', () => {
+  it('keeps every request and an SSE stream intact while deploying repeatedly', { timeout: 90_000 }, async () => {
+    const ups: EchoUpstream[] = [];
+    for (const id of ['A', 'B']) ups.push(await startEchoUpstream({ id }));
+    cleanup.push(async () => Promise.all(ups.map((u) => u.close())));
+    const root = await tempDir('zd');
+    const target = path.join(root, 'target');
+    cleanup.push(() => fsp.rm(root, { recursive: true, force: true }));
+    cleanup.push(() => stopMaster(path.join(target, 'run', 'nginx.pid')));
+    const port = await freePort();
+    const build = (label: string, up: EchoUpstream, serverExtra?: string) =>
+      writeFixture(path.join(root, label), { label, port, upstreamPort: up.port, serverExtra });
+    const log: string[] = [];
+    const doDeploy = (dir: string) => deploy({ from: dir, target, log: (l) => log.push(l), readyTimeoutMs: 10_000 });
+
+    const v1 = await build('v1', ups[0]!);
+    await doDeploy(v1.dir);
+    expect(await readyHash(port)).toBe(v1.hash);
+
+    // One long stream: 60 events, 100 ms apart (~6 s), opened before the first deploy.
+    const EVENTS = 60;
+    const stream = readSse(port, `/sse?events=${EVENTS}&intervalMs=100`, 30_000);
+    // Steady traffic, bounded: 400 requests, 4 workers. Half on fresh connections, half on
+    // keep-alive connections (the ones a reload's old workers close when idle).
+    const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 2 });
+    cleanup.push(async () => keepAlive.destroy());
+    const fresh = steadyLoad(port, { total: 200, concurrency: 2, pauseMs: 60 });
+    const reused = steadyLoad(port, { total: 200, concurrency: 2, pauseMs: 60, agent: keepAlive });
+    const started = Date.now();
+
+    await sleep(500);
+    const deployed: string[] = [v1.hash];
+    const plan: [string, EchoUpstream, string?][] = [
+      ['v2', ups[1]!],
+      ['v3', ups[0]!],
+      ['broken', ups[1]!, '    bogus_directive on;\n'],
+      ['v4', ups[1]!],
+    ];
+    for (const [label, up, extra] of plan) {
+      const b = await build(label, up, extra);
+      if (extra) {
+        await expect(doDeploy(b.dir)).rejects.toBeInstanceOf(DeployError);
+      } else {
+        await doDeploy(b.dir);
+        deployed.push(b.hash);
+        expect(await readyHash(port)).toBe(b.hash);
+      }
+      await sleep(700);
+    }
+
+    const [a, k] = await Promise.all([fresh.done, reused.done]);
+    const sse = await stream;
+    const elapsed = Date.now() - started;
+
+    const failures = [...a.failures, ...k.failures];
+    expect(failures, failures.join('\n')).toEqual([]);
+    expect(a.ok + k.ok).toBe(400);
+    expect(elapsed).toBeGreaterThan(3000); // traffic really spanned the deploys
+    // Traffic reached more than one release, and the last one at the end.
+    const seen = new Set([...a.releases.keys(), ...k.releases.keys()]);
+    expect(seen.size).toBeGreaterThanOrEqual(2);
+    expect(seen.has('v4')).toBe(true);
+
+    expect(sse.error).toBeNull();
+    expect(sse.status).toBe(200);
+    expect(sse.ids).toEqual(Array.from({ length: EVENTS }, (_, i) => i + 1));
+    expect(deployed).toHaveLength(4);
+  });
+});
