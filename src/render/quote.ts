@@ -38,6 +38,7 @@ const BARE: Record<string, RegExp> = {
   status: /^[1-5][0-9][0-9]$|^any$/,
   mime: /^[a-z0-9.+-]+\/[a-z0-9.+*-]+$/,
   keyword: /^[a-z_0-9]+$/,
+  token: /^[A-Za-z0-9_.-]{1,64}$/,
 };
 
 export type QuotedKind = keyof typeof QUOTED;

@@ -1,0 +1,72 @@
+// Golden cases as folders: each holds gateway.yaml beside either expected/ (the exact
+// generated files) or expected-error.txt (the exact diagnostics). Cases live under
+// tests/golden/ and examples/. Regenerate with UPDATE_GOLDEN=1 and review the diff like code.
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { compile } from '../src/build/compile.ts';
+import { formatDiagnostic } from '../src/model/diagnostics.ts';
+
+const UPDATE = process.env.UPDATE_GOLDEN === '1';
+const ENV = { GOLDEN_UPSTREAM_HOST: '10.9.8.7' }; // used by the env-interpolation case
+
+function cases(root: string): string[] {
+  return readdirSync(root)
+    .filter((d) => existsSync(path.join(root, d, 'gateway.yaml')))
+    .sort()
+    .map((d) => path.join(root, d));
+}
+
+function listFiles(dir: string, base = dir): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? listFiles(path.join(dir, e.name), base) : [path.relative(base, path.join(dir, e.name))],
+  );
+}
+
+describe.each([...cases('tests/golden'), ...cases('examples')])('golden %s', (dir) => {
+  it('renders exactly the expected output', () => {
+    const r = compile(path.join(dir, 'gateway.yaml'), { env: ENV, availableModules: { brotli: true } });
+    const errFile = path.join(dir, 'expected-error.txt');
+    const expDir = path.join(dir, 'expected');
+    if (UPDATE) {
+      rmSync(expDir, { recursive: true, force: true });
+      rmSync(errFile, { force: true });
+      if (r.ok) {
+        for (const [rel, text] of Object.entries(r.files!)) {
+          mkdirSync(path.dirname(path.join(expDir, rel)), { recursive: true });
+          writeFileSync(path.join(expDir, rel), text);
+        }
+      } else {
+        writeFileSync(errFile, `${r.diagnostics.map(formatDiagnostic).join('\n')}\n`);
+      }
+    }
+    if (existsSync(errFile)) {
+      expect(r.ok).toBe(false);
+      expect(`${r.diagnostics.map(formatDiagnostic).join('\n')}\n`).toBe(readFileSync(errFile, 'utf8'));
+      return;
+    }
+    expect(r.diagnostics.filter((x) => x.severity === 'error').map(formatDiagnostic)).toEqual([]);
+    const expected = listFiles(expDir).sort();
+    expect(Object.keys(r.files!).sort()).toEqual(expected);
+    for (const rel of expected) {
+      expect(r.files![rel], `${dir}/expected/${rel}`).toBe(readFileSync(path.join(expDir, rel), 'utf8'));
+    }
+  });
+});
+
+// Every golden output must also be accepted by real nginx (`gatewayctl check` path:
+// unresolvable hosts and missing certificates substituted, everything else as built).
+import { checkConfig } from '../src/commands/check.ts';
+
+describe.each([...cases('tests/golden'), ...cases('examples')].filter((d) => existsSync(path.join(d, 'expected'))))('nginx -t %s', (dir) => {
+  it('passes nginx -t', async () => {
+    const prev = { ...process.env };
+    Object.assign(process.env, ENV);
+    try {
+      const r = await checkConfig({ config: path.join(dir, 'gateway.yaml') });
+      expect(r.ok, `${r.nginxOutput}\n${r.diagnostics.map(formatDiagnostic).join('\n')}`).toBe(true);
+    } finally {
+      for (const k of Object.keys(ENV)) if (!(k in prev)) delete process.env[k];
+    }
+  });
+});
