@@ -11,6 +11,7 @@ import {
   revokeKey,
   rotateKey,
   saveKeys,
+  withKeysLock,
 } from '../keys/store.ts';
 
 export interface KeysOptions {
@@ -46,10 +47,13 @@ export async function run(action: string, opts: KeysOptions = {}): Promise<numbe
       case 'create': {
         const name = opts.name ?? opts.target;
         if (!name) throw new UsageError('keys create needs --name NAME');
-        const data = await loadKeys(file);
         const expires = opts.expires ? parseWhen(opts.expires, now) : null;
-        const { key, record } = createKey(data, { name, role: opts.role, tier: opts.tier, expires }, now);
-        await saveKeys(file, data);
+        const { key, record } = await withKeysLock(file, async () => {
+          const data = await loadKeys(file);
+          const created = createKey(data, { name, role: opts.role, tier: opts.tier, expires }, now);
+          await saveKeys(file, data);
+          return created;
+        });
         if (opts.json) {
           out(JSON.stringify({ key, id: record.id, name: record.name, expires: record.expires }) + '\n');
         } else {
@@ -83,9 +87,12 @@ export async function run(action: string, opts: KeysOptions = {}): Promise<numbe
       case 'revoke': {
         const target = opts.target ?? opts.name;
         if (!target) throw new UsageError('keys revoke needs NAME or ID');
-        const data = await loadKeys(file);
-        const changed = revokeKey(data, target, now);
-        await saveKeys(file, data);
+        const changed = await withKeysLock(file, async () => {
+          const data = await loadKeys(file);
+          const res = revokeKey(data, target, now);
+          await saveKeys(file, data);
+          return res;
+        });
         if (changed.length === 0) err(`${target}: already revoked\n`);
         for (const k of changed) err(`revoked ${k.id} (${k.name})\n`);
         return 0;
@@ -93,10 +100,13 @@ export async function run(action: string, opts: KeysOptions = {}): Promise<numbe
       case 'rotate': {
         const name = opts.target ?? opts.name;
         if (!name) throw new UsageError('keys rotate needs NAME');
-        const data = await loadKeys(file);
         const grace = opts.graceUntil ? parseWhen(opts.graceUntil, now) : null;
-        const { key, record, old } = rotateKey(data, name, now, grace);
-        await saveKeys(file, data);
+        const { key, record, old } = await withKeysLock(file, async () => {
+          const data = await loadKeys(file);
+          const res = rotateKey(data, name, now, grace);
+          await saveKeys(file, data);
+          return res;
+        });
         if (opts.json) {
           out(JSON.stringify({ key, id: record.id, name: record.name, replaced: old.id, oldValidUntil: old.revoked }) + '\n');
         } else {

@@ -3,7 +3,7 @@
 // and `keys rotate`, never stored. renderKeyMap() turns the store into the nginx `map`
 // include that the njs `gateway.apiKey` handler relies on (docs/njs-auth.md).
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, stringify, type Node as YamlNode } from 'yaml';
 
@@ -197,6 +197,36 @@ export async function saveKeys(file: string, data: KeyFile): Promise<void> {
   } catch (e) {
     await rm(tmp, { force: true });
     throw e;
+  }
+}
+
+// Serialises read-modify-write cycles of concurrent `keys` commands on one file with an
+// exclusive lock file next to it. A lock older than `staleMs` is taken over.
+export async function withKeysLock<T>(file: string, fn: () => Promise<T>, opts = { waitMs: 5000, staleMs: 30_000 }): Promise<T> {
+  const lock = `${path.resolve(file)}.lock`;
+  await mkdir(path.dirname(lock), { recursive: true });
+  const deadline = Date.now() + opts.waitMs;
+  for (;;) {
+    try {
+      const fh = await open(lock, 'wx', 0o600);
+      await fh.writeFile(`${process.pid}\n`);
+      await fh.close();
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const st = await stat(lock).catch(() => null);
+      if (st && Date.now() - st.mtimeMs > opts.staleMs) {
+        await rm(lock, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new KeyStoreError(`locked by ${lock} (another keys command is running?)`, file);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lock, { force: true });
   }
 }
 

@@ -125,6 +125,13 @@ describe('keys command', () => {
     expect(await readFile(out, 'utf8')).toBe(r.out);
   });
 
+  it('concurrent creates do not lose updates (lock file)', async () => {
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => cli('create', { name: `c${i}` })));
+    expect(results.map((r) => r.code)).toEqual(Array(8).fill(0));
+    expect((await loadKeys(file)).keys.map((k) => k.name).sort()).toEqual(['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7']);
+    expect((await readdir(dir)).sort()).toEqual(['keys.yaml']);
+  });
+
   it('unknown action', async () => {
     const r = await cli('frobnicate');
     expect(r.code).toBe(2);
