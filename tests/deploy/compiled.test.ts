@@ -1,0 +1,74 @@
+// deploy with real compiler output (src/build): the manifest's readiness endpoint (status
+// listener), quoted pid/error_log paths and mime.types all go through the deploy path.
+
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { compile } from '../../src/build/compile.ts';
+import { writeBuild } from '../../src/build/write.ts';
+import { deploy, rollback } from '../../src/deploy/deploy.ts';
+import { stopMaster } from '../../src/deploy/nginx.ts';
+import { freePort, get, startEchoUpstream, tempDir, type EchoUpstream } from './helpers.ts';
+
+const cleanup: (() => Promise<unknown>)[] = [];
+afterAll(async () => {
+  for (const c of cleanup.reverse()) await c();
+});
+
+async function buildFrom(root: string, name: string, yaml: string): Promise<{ dir: string; hash: string }> {
+  const src = path.join(root, `${name}.yaml`);
+  fs.writeFileSync(src, yaml);
+  const r = await compile(src, { availableModules: { brotli: false } } as Parameters<typeof compile>[1]);
+  expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+  expect(r.ok).toBe(true);
+  const dir = path.join(root, `dist-${name}`);
+  writeBuild(dir, r.files!);
+  return { dir, hash: r.model!.source.hash };
+}
+
+describe('deploy of compiled builds', () => {
+  it('deploys, switches and rolls back gatewayctl build output', async () => {
+    const ups: EchoUpstream[] = [await startEchoUpstream({ id: 'one' }), await startEchoUpstream({ id: 'two' })];
+    cleanup.push(() => Promise.all(ups.map((u) => u.close())));
+    const root = await tempDir('compiled');
+    const target = path.join(root, 'target');
+    cleanup.push(() => fsp.rm(root, { recursive: true, force: true }));
+    cleanup.push(() => stopMaster(path.join(target, 'run', 'nginx.pid')));
+    const [port, status] = [await freePort(), await freePort()];
+    const yaml = (up: EchoUpstream) => `version: 1
+global:
+  worker_processes: 1
+  status: { listen: "127.0.0.1:${status}" }
+listeners:
+  - name: public
+    address: 127.0.0.1
+    port: ${port}
+upstreams:
+  app:
+    servers: [127.0.0.1:${up.port}]
+routes:
+  - name: api
+    match: { prefix: /api/ }
+    upstream: app
+`;
+    const b1 = await buildFrom(root, 'v1', yaml(ups[0]!));
+    const b2 = await buildFrom(root, 'v2', yaml(ups[1]!));
+    const man = JSON.parse(fs.readFileSync(path.join(b1.dir, 'manifest.json'), 'utf8'));
+    expect(man.readiness.listen).toBe(`127.0.0.1:${status}`);
+
+    const r1 = await deploy({ from: b1.dir, target, readyTimeoutMs: 10_000 });
+    expect(r1.started).toBe(true);
+    expect(JSON.parse((await get(port, '/api/x')).body).id).toBe('one');
+    const r2 = await deploy({ from: b2.dir, target, readyTimeoutMs: 10_000 });
+    expect(r2.status).toBe('deployed');
+    expect(JSON.parse((await get(port, '/api/x')).body).id).toBe('two');
+    expect(JSON.parse((await get(status, '/ready')).body)).toEqual({ status: 'ready', config: b2.hash });
+    expect((await deploy({ from: b2.dir, target })).status).toBe('unchanged');
+
+    const rb = await rollback({ target, readyTimeoutMs: 10_000 });
+    expect(rb.release).toBe(r1.release);
+    expect(JSON.parse((await get(port, '/api/x')).body).id).toBe('one');
+    expect(JSON.parse((await get(status, '/ready')).body).config).toBe(b1.hash);
+  });
+});
