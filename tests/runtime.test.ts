@@ -30,7 +30,7 @@ import {
   type NginxInfo,
   type NginxLocation,
 } from '../src/runtime/nginx.ts';
-import { completeRawConf, rewriteRawConf, startRawNginx, stopAllGateways, withErrorLog, type Gateway } from './support/nginx.ts';
+import { completeRawConf, rewriteRawConf, startGateway, startRawNginx, stopAllGateways, withErrorLog, type Gateway } from './support/nginx.ts';
 import { freePort } from './support/ports.ts';
 import { closeAll, decodeServerFrame, encodeClientFrame, startEchoUpstream, type EchoUpstream } from './support/upstreams.ts';
 
@@ -170,6 +170,16 @@ describe('preparePrefix', () => {
     expect(readlinkSync(path.join(prefix, 'modules'))).toBe(loc.modulesDir);
     expect(existsSync(path.join(prefix, 'modules', 'ngx_http_js_module.so'))).toBe(true);
     expect(first.pidFile).toBe(path.join(prefix, 'run', 'nginx.pid'));
+  });
+
+  it('adds extra directories inside the prefix and refuses ones outside it', async () => {
+    const prefix = await tmp('prefix-extra');
+    const layout = await preparePrefix(prefix, null, { dirs: ['var/cache/api', 'logs'] });
+    expect(statSync(path.join(prefix, 'var', 'cache', 'api')).isDirectory()).toBe(true);
+    expect(layout.modules).toBeNull();
+    expect(layout.dirs.filter((d) => d.endsWith(`${path.sep}logs`))).toHaveLength(1);
+    await expect(preparePrefix(prefix, null, { dirs: ['../escape'] })).rejects.toThrow(/not a directory inside the prefix/);
+    await expect(preparePrefix(prefix, null, { dirs: ['/abs'] })).rejects.toThrow(/not a directory inside the prefix/);
   });
 
   it('repoints a stale modules link', async () => {
@@ -344,8 +354,13 @@ http {
       expect((await get(`http://127.0.0.1:${port}/`)).body).toBe('daemon\n');
       const again = await startNginx(loc, prefix, confPath).catch((e) => e);
       expect(again.code).toBe('NGINX_ALREADY_RUNNING');
-      await reloadNginx(prefix, { errorLog: 'logs/error.log' });
+      await reloadNginx(prefix);
       expect((await get(`http://127.0.0.1:${port}/`)).body).toBe('daemon\n');
+      // A rejected config is reported from the default error log, quickly, not by timeout.
+      await writeFile(confPath, completeRawConf(conf(port, 'daemon')).replace('events {}', 'events { bogus; }'));
+      const t0 = Date.now();
+      await expect(reloadNginx(prefix)).rejects.toMatchObject({ code: 'NGINX_RELOAD_FAILED', message: expect.stringContaining('unknown directive "bogus"') });
+      expect(Date.now() - t0).toBeLessThan(5_000);
     } finally {
       expect(await stopNginx(prefix, { graceful: true })).toBe(true);
     }
@@ -353,6 +368,49 @@ http {
     expect(existsSync(path.join(prefix, 'run', 'nginx.pid'))).toBe(false);
     expect(await stopNginx(prefix, { graceful: true })).toBe(false);
     await expect(reloadNginx(prefix)).rejects.toMatchObject({ code: 'NGINX_NOT_RUNNING' });
+  });
+
+  it('startGateway runs a build directory: own pid/log paths, manifest prefix dirs, conf.d includes', async () => {
+    const port = await freePort();
+    const dist = await tmp('dist');
+    await mkdir(path.join(dist, 'conf.d'));
+    await writeFile(
+      path.join(dist, 'nginx.conf'),
+      `pid run/gw.pid;
+error_log logs/gw-error.log info;
+events {}
+http {
+  client_body_temp_path tmp/client_body;
+  proxy_temp_path tmp/proxy;
+  fastcgi_temp_path tmp/fastcgi;
+  uwsgi_temp_path tmp/uwsgi;
+  scgi_temp_path tmp/scgi;
+  include conf.d/*.conf;
+}
+`,
+    );
+    await writeFile(
+      path.join(dist, 'conf.d', '40-servers.conf'),
+      `log_format plain '$request $status';
+access_log logs/gw-access.log plain;
+server { listen 127.0.0.1:${port}; location / { return 200 "dist\\n"; } }
+`,
+    );
+    await writeFile(path.join(dist, 'manifest.json'), JSON.stringify({ prefixDirs: ['logs', 'run', 'tmp'] }));
+    const gw = await startGateway({ distDir: dist, ports: [port] });
+    try {
+      await withErrorLog(gw, async () => {
+        expect((await get(gw.url('/hello'))).body).toBe('dist\n');
+        expect(existsSync(path.join(gw.prefix, 'run', 'gw.pid'))).toBe(true);
+        expect(existsSync(path.join(gw.prefix, 'run', 'nginx.pid'))).toBe(false);
+        await gw.reload();
+        expect((await get(gw.url('/again'))).status).toBe(200);
+        expect(gw.accessLog()).toMatch(/GET \/hello HTTP\/1\.1 200/);
+        expect(gw.errorLog()).toContain('reconfiguring');
+      });
+    } finally {
+      await gw.stop();
+    }
   });
 
   it('a port already in use fails the start with nginx\'s reason', async () => {

@@ -413,7 +413,9 @@ async function checkModuleLoads(loc: NginxLocation, modulesDir: string, files: s
 /** Run nginx in a scratch prefix with a js_content handler on a unix socket; return njs.version. */
 async function probeNjsVersion(loc: NginxLocation, modulesDir: string): Promise<string> {
   return withScratchPrefix(modulesDir, async (prefix) => {
-    const sock = path.join(prefix, 'run', 'njs.sock');
+    // sun_path holds 108 bytes; a deep TMPDIR falls back to a short name in /tmp.
+    let sock = path.join(prefix, 'run', 'njs.sock');
+    if (Buffer.byteLength(sock) > 100) sock = `/tmp/gatewayctl-njs-${process.pid}-${Date.now()}.sock`;
     const confDir = path.join(prefix, 'conf');
     await mkdir(confDir, { recursive: true });
     await writeFile(path.join(confDir, 'probe.js'), 'function version(r) { r.return(200, njs.version); }\nexport default { version };\n');
@@ -456,6 +458,7 @@ async function probeNjsVersion(loc: NginxLocation, modulesDir: string): Promise<
       throw new Error(`${(err as Error).message}${log ? `\n${tail(log, 20)}` : ''}`);
     } finally {
       await killProcess(proc.pid, 'SIGTERM', 5_000);
+      await rm(sock, { force: true });
     }
   });
 }
@@ -495,7 +498,7 @@ export const PREFIX_DIRS = [
 
 export interface PrefixLayout {
   prefix: string; // absolute
-  dirs: string[]; // absolute paths of PREFIX_DIRS
+  dirs: string[]; // absolute paths of PREFIX_DIRS and the extra dirs
   pidFile: string; // PREFIX/run/nginx.pid
   /** PREFIX/modules when it was linked (or already is a directory); null when modulesDir was null. */
   modules: string | null;
@@ -503,13 +506,26 @@ export interface PrefixLayout {
 
 /**
  * Create the prefix layout (idempotent): logs/, run/, temp/{client_body,proxy,fastcgi,uwsgi,scgi},
- * cache/, and `modules` → modulesDir. An existing symlink pointing elsewhere is replaced
+ * cache/, any extra `opts.dirs` (relative to the prefix, e.g. a build manifest's prefixDirs),
+ * and `modules` → modulesDir. An existing symlink pointing elsewhere is replaced
  * atomically; an existing real `modules` directory is left alone (e.g. inside a container
  * image that ships its modules there).
  */
-export async function preparePrefix(prefix: string, modulesDir: string | null): Promise<PrefixLayout> {
+export async function preparePrefix(
+  prefix: string,
+  modulesDir: string | null,
+  opts: { dirs?: string[] } = {},
+): Promise<PrefixLayout> {
   const root = path.resolve(prefix);
-  const dirs = PREFIX_DIRS.map((d) => path.join(root, d));
+  const rels: string[] = [...PREFIX_DIRS];
+  for (const d of opts.dirs ?? []) {
+    const norm = path.normalize(d);
+    if (path.isAbsolute(norm) || norm === '..' || norm.startsWith(`..${path.sep}`)) {
+      throw new Error(`preparePrefix: ${JSON.stringify(d)} is not a directory inside the prefix`);
+    }
+    if (norm !== '.' && !rels.includes(norm)) rels.push(norm);
+  }
+  const dirs = rels.map((d) => path.join(root, d));
   for (const d of dirs) await mkdir(d, { recursive: true });
 
   let modules: string | null = null;
@@ -917,13 +933,15 @@ export interface ReloadOptions {
   /**
    * Wait until the master has started new worker processes and the old ones have closed
    * their listening sockets (Linux; default true): from then on every new connection gets
-   * the new configuration. A rejected configuration never gets new workers:
-   * with `errorLog` given, its [emerg] lines written after the HUP fail the reload early.
+   * the new configuration. A rejected configuration never gets new workers: [emerg] lines
+   * the error log (`errorLog`) receives after the HUP fail the reload early.
    */
   wait?: boolean;
   timeoutMs?: number; // default 10000
-  errorLog?: string; // absolute, or relative to prefix
+  errorLog?: string; // absolute, or relative to prefix; default logs/error.log
 }
+
+const DEFAULT_ERROR_LOG = 'logs/error.log';
 
 /** SIGHUP to the master named by the pid file: nginx re-reads its config without dropping connections. */
 export async function reloadNginx(prefix: string, opts: ReloadOptions = {}): Promise<void> {
@@ -935,13 +953,12 @@ export async function reloadNginx(prefix: string, opts: ReloadOptions = {}): Pro
   }
   const wait = (opts.wait ?? true) && process.platform === 'linux';
   const before = new Set(childPids(pid));
-  const logPath = opts.errorLog ? path.resolve(prefix, opts.errorLog) : null;
-  const logStart = logPath ? await stat(logPath).then((s) => s.size).catch(() => 0) : 0;
+  const logPath = path.resolve(prefix, opts.errorLog ?? DEFAULT_ERROR_LOG);
+  const logStart = await stat(logPath).then((s) => s.size).catch(() => 0);
   process.kill(pid, 'SIGHUP');
   if (!wait) return;
 
   const readNewLog = async () => {
-    if (!logPath) return '';
     const buf = await readFile(logPath).catch(() => Buffer.alloc(0));
     return buf.subarray(Math.min(logStart, buf.length)).toString('utf8');
   };

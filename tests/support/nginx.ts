@@ -94,7 +94,10 @@ function nginxLocation(explicit?: string): Promise<NginxLocation> {
   return cachedLoc;
 }
 
-/** Start real nginx on a build output directory. */
+/**
+ * Start real nginx on a build output directory: the prefix gets the standard layout plus the
+ * manifest's prefixDirs, and the modules link to the runtime's modules.
+ */
 export async function startGateway(opts: StartGatewayOptions): Promise<Gateway> {
   const confPath = path.resolve(opts.distDir, 'nginx.conf');
   if (!existsSync(confPath)) throw new Error(`startGateway: ${confPath} does not exist`);
@@ -176,7 +179,7 @@ async function launch(confPath: string, ports: number[], opts: LaunchOptions): P
   const loc = await nginxLocation(opts.nginx);
   const ownsPrefix = opts.ownsPrefix ?? !opts.prefix;
   const prefix = opts.prefix ? path.resolve(opts.prefix) : await makePrefix();
-  await preparePrefix(prefix, loc.modulesDir);
+  await preparePrefix(prefix, loc.modulesDir, { dirs: manifestPrefixDirs(opts.confRoot) });
   if (process.getuid?.() === 0) {
     try {
       chmodSync(prefix, 0o755);
@@ -241,7 +244,7 @@ async function launch(confPath: string, ports: number[], opts: LaunchOptions): P
     accessLog: () => readText(accessLogFile),
     reload: async () => {
       try {
-        await reloadNginx(prefix, { wait: true, errorLog: errorLogFile ?? undefined, timeoutMs: 10_000 });
+        await reloadNginx(prefix, { wait: true, pidFile: proc.pidFile, errorLog: errorLogFile ?? undefined, timeoutMs: 10_000 });
       } catch (err) {
         throw attachLog(err, gw);
       }
@@ -257,6 +260,16 @@ async function launch(confPath: string, ports: number[], opts: LaunchOptions): P
     throw e;
   }
   return gw;
+}
+
+/** `prefixDirs` from a build's manifest.json (directories the config expects under the prefix). */
+function manifestPrefixDirs(distDir: string): string[] {
+  try {
+    const m = JSON.parse(readFileSync(path.join(distDir, 'manifest.json'), 'utf8')) as { prefixDirs?: unknown };
+    return Array.isArray(m.prefixDirs) ? m.prefixDirs.filter((d): d is string => typeof d === 'string') : [];
+  } catch {
+    return [];
+  }
 }
 
 /** Main-level error_log and the first non-off access_log across the config's *.conf files. */
