@@ -171,9 +171,6 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean): ConfView {
       d('brotli_types', ...g.compression.types.map((t) => bare(t, 'mime'))),
     );
   }
-  if (m.listeners.some((l) => l.tls)) {
-    http.push(d('ssl_session_cache', 'shared:gw_ssl:10m'), d('ssl_session_timeout', '1d'), d('ssl_session_tickets', 'off'));
-  }
   const snippet = m.unsafeSnippets.find((s) => s.context === 'http');
   if (snippet) http.push(`# unsafe_nginx_http (verbatim, from ${snippet.at.path})`, ...snippet.text.trim().split('\n'));
   for (const f of Object.values(CONF_FILES)) http.push(d('include', f));

@@ -2,6 +2,7 @@
 // directives (every user value passed through q()/bare()). Templates only lay them out.
 import type { GatewayModel, Listener, Route, Upstream, RateZone, ConnZone, LimitKey, SecurityHeaders } from '../model/types.ts';
 import { bare, headerVar, ident, jsonBody, q, RenderError } from './quote.ts';
+import { hstsHeaderValue } from '../tls/profiles.ts';
 
 export interface Block {
   comment?: string;
@@ -93,9 +94,7 @@ export function securityHeaderLines(l: Listener, m: GatewayModel): string[] {
   if (s.referrerPolicy) out.push(d('add_header', 'Referrer-Policy', q(s.referrerPolicy, 'token'), 'always'));
   if (s.contentSecurityPolicy) out.push(d('add_header', 'Content-Security-Policy', q(s.contentSecurityPolicy, 'text'), 'always'));
   if (l.tls?.hsts) {
-    const h = l.tls.hsts;
-    const v = `max-age=${h.maxAge}${h.includeSubdomains ? '; includeSubDomains' : ''}${h.preload ? '; preload' : ''}`;
-    out.push(d('add_header', 'Strict-Transport-Security', q(v, 'text'), 'always'));
+    out.push(d('add_header', 'Strict-Transport-Security', q(hstsHeaderValue(l.tls.hsts), 'text'), 'always'));
   }
   return out;
 }
