@@ -4,6 +4,7 @@ import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleNjs, NJS_ENTRY } from '../../src/njs/bundle.ts';
+import { renderAuthPreload } from '../../src/njs/preload.ts';
 import { createKey, revokeKey, renderKeyMap, type KeyFile } from '../../src/keys/store.ts';
 import { freePort } from '../support/ports.ts';
 import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
@@ -56,26 +57,26 @@ beforeAll(async () => {
   ps = await generateKeyPair('PS256', { extractable: true });
   const pub = async (k: CryptoKeyPair, kid: string, alg: string): Promise<JWK> => ({ ...(await exportJWK(k.publicKey)), kid, alg, use: 'sig' });
   const common = { issuer: [ISS], audience: [AUD], leeway: 5, requiredClaims: ['sub'], clientClaim: 'sub', roleClaim: 'role', tierClaim: 'tier' };
-  const auth = {
-    version: 1,
-    jwt: {
-      hs: {
-        ...common,
-        maxLength: 4096,
-        algorithms: ['HS256', 'HS384', 'HS512'],
-        keys: [
-          { kty: 'oct', kid: 'hs256', alg: 'HS256', k: HS_SECRET.toString('base64url') },
-          { kty: 'oct', kid: 'hs384', alg: 'HS384', k: HS_SECRET.toString('base64url') },
-          { kty: 'oct', kid: 'hs512', alg: 'HS512', k: HS_SECRET.toString('base64url') },
-        ],
-      },
-      asym: {
-        ...common,
-        algorithms: ['RS256', 'ES256', 'PS256'],
-        keys: [await pub(rsa, 'rsa1', 'RS256'), await pub(ec, 'ec1', 'ES256'), await pub(ps, 'ps1', 'PS256')],
-      },
+  // Built the way a build would: JWKS documents and HMAC secrets through renderAuthPreload().
+  const authJson = renderAuthPreload([
+    {
+      name: 'hs',
+      ...common,
+      maxLength: 4096,
+      algorithms: ['HS256', 'HS384', 'HS512'],
+      secrets: [
+        { kid: 'hs256', alg: 'HS256', secret: HS_SECRET.toString() },
+        { kid: 'hs384', alg: 'HS384', secret: HS_SECRET.toString() },
+        { kid: 'hs512', alg: 'HS512', secret: HS_SECRET.toString() },
+      ],
     },
-  };
+    {
+      name: 'asym',
+      ...common,
+      algorithms: ['RS256', 'ES256', 'PS256'],
+      jwks: { keys: [await pub(rsa, 'rsa1', 'RS256'), await pub(ec, 'ec1', 'ES256'), await pub(ps, 'ps1', 'PS256')] },
+    },
+  ]);
 
   await bundleNjs(NJS_ENTRY, path.join(prefix, 'njs/gateway.js'));
   await writeFiles(prefix, {
@@ -83,7 +84,7 @@ beforeAll(async () => {
     'conf.d/05-auth.conf': await fixture('auth-http.conf', {}),
     'conf.d/40-servers.conf': await fixture('auth-server.conf', { PORT: port, UPSTREAM_PORT: upstream.port }),
     'conf.d/keys.map': keyMap,
-    'njs/auth.json': JSON.stringify(auth, null, 2),
+    'njs/auth.json': authJson,
   });
   nginx = await startNginx(prefix, port);
 });

@@ -1,0 +1,167 @@
+// Build-time preparation of the `gw_auth` preload object (dist/njs/auth.json) that the njs
+// `gateway.jwt` handler reads. Takes JWKS documents / HMAC secrets as configured, keeps only
+// public signature keys the njs module can use, and checks everything the handler relies
+// on, so request-time code never meets a key it cannot handle.
+import type { Jwk, JwtPolicy } from '../../njs/lib/jwt.ts';
+
+export const SUPPORTED_JWT_ALGS = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384'] as const;
+export const PROVIDER_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
+const CLAIM_NAME_RE = /^[A-Za-z0-9_.:\/-]{1,128}$/;
+const B64U_RE = /^[A-Za-z0-9_-]+$/;
+
+export interface JwtSecretInput {
+  kid?: string;
+  alg?: string; // pins the secret to one HS algorithm
+  secret: string; // raw secret text (UTF-8); at least 32 bytes
+}
+
+export interface JwtProviderInput {
+  name: string;
+  algorithms: string[];
+  jwks?: unknown; // a parsed JWKS document ({ keys: [...] })
+  secrets?: JwtSecretInput[];
+  issuer?: string[];
+  audience?: string[];
+  leeway?: number;
+  requiredClaims?: string[];
+  requireExp?: boolean;
+  maxLength?: number;
+  clientClaim?: string;
+  roleClaim?: string;
+  tierClaim?: string;
+}
+
+export interface JwtProviderOutput extends JwtPolicy {
+  clientClaim: string;
+  roleClaim?: string;
+  tierClaim?: string;
+}
+
+export interface AuthPreloadObject {
+  version: 1;
+  jwt: Record<string, JwtProviderOutput>;
+}
+
+export class PreloadError extends Error {
+  constructor(
+    readonly provider: string,
+    message: string,
+  ) {
+    super(`auth provider ${provider}: ${message}`);
+    this.name = 'PreloadError';
+  }
+}
+
+function keyTypeFor(alg: string): string {
+  if (alg.startsWith('HS')) return 'oct';
+  if (alg.startsWith('RS') || alg.startsWith('PS')) return 'RSA';
+  return alg === 'ES256' ? 'EC:P-256' : 'EC:P-384';
+}
+
+const minSecretBytes = (alg: string | undefined) => (alg === 'HS512' ? 64 : alg === 'HS384' ? 48 : 32);
+
+// One public JWK reduced to the fields the njs module reads; null for keys to skip
+// (encryption keys, unsupported types/curves). Private members are never copied.
+export function publicJwk(raw: unknown, provider: string, index: number): Jwk | null {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new PreloadError(provider, `jwks.keys[${index}] is not an object`);
+  const k = raw as Record<string, unknown>;
+  if (k.use !== undefined && k.use !== 'sig') return null;
+  if (Array.isArray(k.key_ops) && !k.key_ops.includes('verify')) return null;
+  const str = (f: string, required: boolean): string | undefined => {
+    const v = k[f];
+    if (v === undefined && !required) return undefined;
+    if (typeof v !== 'string' || v.length === 0) throw new PreloadError(provider, `jwks.keys[${index}].${f} must be a non-empty string`);
+    return v;
+  };
+  const kid = str('kid', false);
+  const alg = str('alg', false);
+  if (alg !== undefined && !(SUPPORTED_JWT_ALGS as readonly string[]).includes(alg)) return null;
+  if (k.kty === 'RSA') {
+    const n = str('n', true)!;
+    const e = str('e', true)!;
+    if (!B64U_RE.test(n) || !B64U_RE.test(e)) throw new PreloadError(provider, `jwks.keys[${index}]: n/e must be base64url`);
+    if (Buffer.from(n, 'base64url').length < 256) throw new PreloadError(provider, `jwks.keys[${index}]: RSA keys below 2048 bits are refused`);
+    return { kty: 'RSA', ...(kid ? { kid } : {}), ...(alg ? { alg } : {}), use: 'sig', n, e };
+  }
+  if (k.kty === 'EC') {
+    const crv = str('crv', true)!;
+    if (crv !== 'P-256' && crv !== 'P-384') return null;
+    const x = str('x', true)!;
+    const y = str('y', true)!;
+    if (!B64U_RE.test(x) || !B64U_RE.test(y)) throw new PreloadError(provider, `jwks.keys[${index}]: x/y must be base64url`);
+    return { kty: 'EC', ...(kid ? { kid } : {}), ...(alg ? { alg } : {}), use: 'sig', crv, x, y };
+  }
+  return null; // oct keys never come from a JWKS document; OKP (EdDSA) unsupported by the module
+}
+
+export function buildJwtProvider(input: JwtProviderInput): JwtProviderOutput {
+  const p = input.name;
+  if (!PROVIDER_NAME_RE.test(p)) throw new PreloadError(p, 'name must match [A-Za-z0-9_-]{1,64}');
+  if (input.algorithms.length === 0) throw new PreloadError(p, 'no algorithms');
+  for (const a of input.algorithms) {
+    if (!(SUPPORTED_JWT_ALGS as readonly string[]).includes(a)) throw new PreloadError(p, `unsupported algorithm ${JSON.stringify(a)}`);
+  }
+  const keys: Jwk[] = [];
+  if (input.jwks !== undefined) {
+    const doc = input.jwks as { keys?: unknown };
+    if (doc === null || typeof doc !== 'object' || !Array.isArray(doc.keys)) throw new PreloadError(p, 'jwks must be an object with a keys array');
+    doc.keys.forEach((raw, i) => {
+      const k = publicJwk(raw, p, i);
+      if (k) keys.push(k);
+    });
+  }
+  (input.secrets ?? []).forEach((s, i) => {
+    if (s.alg !== undefined && !s.alg.startsWith('HS')) throw new PreloadError(p, `secrets[${i}].alg must be HS256/HS384/HS512`);
+    const bytes = Buffer.from(s.secret, 'utf8');
+    if (bytes.length < minSecretBytes(s.alg)) throw new PreloadError(p, `secrets[${i}] is shorter than ${minSecretBytes(s.alg)} bytes`);
+    keys.push({ kty: 'oct', ...(s.kid ? { kid: s.kid } : {}), ...(s.alg ? { alg: s.alg } : {}), use: 'sig', k: bytes.toString('base64url') });
+  });
+  // Keep only keys some allowed algorithm can use, then check the set is usable.
+  const usable = keys.filter((k) =>
+    input.algorithms.some((a) => (k.alg === undefined || k.alg === a) && keyTypeFor(a) === (k.kty === 'EC' ? `EC:${k.crv}` : k.kty)),
+  );
+  if (usable.length === 0) throw new PreloadError(p, `no key usable with ${input.algorithms.join(', ')}`);
+  const kids = new Set<string>();
+  for (const k of usable) {
+    if (k.kid === undefined) continue;
+    if (kids.has(k.kid)) throw new PreloadError(p, `duplicate kid ${JSON.stringify(k.kid)}`);
+    kids.add(k.kid);
+  }
+  const claim = (what: string, v: string | undefined) => {
+    if (v !== undefined && !CLAIM_NAME_RE.test(v)) throw new PreloadError(p, `${what} ${JSON.stringify(v)} is not a valid claim name`);
+    return v;
+  };
+  for (const c of input.requiredClaims ?? []) claim('required claim', c);
+  const leeway = input.leeway ?? 0;
+  if (!Number.isInteger(leeway) || leeway < 0 || leeway > 600) throw new PreloadError(p, 'leeway must be 0..600 seconds');
+  const maxLength = input.maxLength ?? 8192;
+  if (!Number.isInteger(maxLength) || maxLength < 64 || maxLength > 65536) throw new PreloadError(p, 'maxLength must be 64..65536');
+  const out: JwtProviderOutput = {
+    algorithms: [...input.algorithms],
+    keys: usable,
+    issuer: input.issuer ?? [],
+    audience: input.audience ?? [],
+    leeway,
+    requiredClaims: input.requiredClaims ?? [],
+    requireExp: input.requireExp ?? true,
+    maxLength,
+    clientClaim: claim('clientClaim', input.clientClaim) ?? 'sub',
+  };
+  if (input.roleClaim !== undefined) out.roleClaim = claim('roleClaim', input.roleClaim);
+  if (input.tierClaim !== undefined) out.tierClaim = claim('tierClaim', input.tierClaim);
+  return out;
+}
+
+export function buildAuthPreload(providers: JwtProviderInput[]): AuthPreloadObject {
+  const jwt: Record<string, JwtProviderOutput> = {};
+  for (const input of providers) {
+    if (Object.prototype.hasOwnProperty.call(jwt, input.name)) throw new PreloadError(input.name, 'defined twice');
+    jwt[input.name] = buildJwtProvider(input);
+  }
+  return { version: 1, jwt };
+}
+
+// The text of dist/njs/auth.json (write it with mode 0600: it may hold HMAC secrets).
+export function renderAuthPreload(providers: JwtProviderInput[]): string {
+  return JSON.stringify(buildAuthPreload(providers), null, 2) + '\n';
+}
