@@ -17,6 +17,7 @@ import {
   rateZoneLine,
   routeBlocks,
   securityHeaderLines,
+  stripPrefixMap,
   upstreamLines,
   type Block,
   type RenderOptions,
@@ -229,6 +230,10 @@ function mapBlocks(m: GatewayModel): Block[] {
     head: 'map $http_upgrade $gw_connection_upgrade',
     lines: [d('default', 'upgrade'), d('""', '""')],
   });
+  for (const r of m.routes) {
+    const strip = stripPrefixMap(r);
+    if (strip) blocks.push(strip);
+  }
   const corsRoutes = m.routes.filter((r) => r.cors);
   if (corsRoutes.length) {
     blocks.push({

@@ -142,6 +142,22 @@ export function routeMatchHead(r: Route): string {
   }
 }
 
+/**
+ * strip_prefix on a prefix without a trailing slash: proxy_pass URI replacement would send
+ * `/api/users` as `//users`, so the upstream URI comes from a map over $request_uri instead
+ * (`/api/users?x` → `/users?x`, `/api` → `/`). Null when plain replacement is right.
+ */
+export function stripPrefixMap(r: Route): Block | null {
+  const p = r.match.path;
+  if (!r.rewrite.stripPrefix || p.kind !== 'prefix' || p.value.endsWith('/')) return null;
+  const escaped = p.value.replace(/^\/+/, '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return {
+    comment: `strip_prefix ${p.value} for route ${r.name}`,
+    head: `map $request_uri $gw_strip_${ident(r.name)}`,
+    lines: [d('default', '$request_uri'), d(q(`~^/+${escaped}/*(.*)$`, 'regex'), '/$1')],
+  };
+}
+
 export interface RouteBlocks {
   location: Block;
   named: Block[];
@@ -240,7 +256,7 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: Render
   const u = m.upstreams.find((x) => x.name === r.upstream);
   if (!u) throw new RenderError(`route ${r.name}: unknown upstream ${r.upstream}`);
   let target = `http://${bare(u.name, 'name')}`;
-  if (r.rewrite.stripPrefix) target += '/';
+  if (r.rewrite.stripPrefix) target += stripPrefixMap(r) ? `$gw_strip_${ident(r.name)}` : '/';
   else if (r.rewrite.replacePath) target += r.rewrite.replacePath;
   lines.push(d('proxy_pass', r.rewrite.replacePath ? q(target, 'expr') : target));
   lines.push(d('proxy_http_version', '1.1'));
