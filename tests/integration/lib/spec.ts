@@ -17,7 +17,8 @@
 //     "repeat": N,                       // send it N times (sequentially)
 //     "expect": Expect,                  // checked on every response
 //     "tally": { "by": "status" | "header:<name>", "counts": { "<value>": n } },
-//     "hits": { "UP_A": n },             // requests each upstream received during the step
+//     "hits": { "UP_A": n | Matcher },   // requests each upstream received during the step
+//     "errorLog": { "<regex>": n | Matcher }, // error-log lines matching, after the step
 //     "background": "<label>" }          // send without waiting (await it in a later step)
 //   { "name", "await": "<label>", "expect": Expect }
 //   { "name", "waitHits": { "UP_A": n } } // until the upstream has received n requests in total
@@ -30,7 +31,7 @@
 // Values are matched exactly after ${…} substitution (ports, UP_*, CONFIG_HASH,
 // res.header.<name> = this response's header, req.header.<name> = header sent);
 // a Matcher is { "$match": "regex" } | { "$absent": true } | { "$contains": "text" } |
-// { "$not": value }.
+// { "$not": value } | { "$min": n, "$max": n }.
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -64,7 +65,9 @@ export interface Step {
   repeat?: number;
   expect?: Expect;
   tally?: { by: string; counts: Record<string, number> };
-  hits?: Record<string, number>;
+  hits?: Record<string, unknown>;
+  /** regex → number of error-log lines matching it (total so far), after the step */
+  errorLog?: Record<string, unknown>;
   background?: string;
   await?: string;
   waitHits?: Record<string, number>;
@@ -189,6 +192,13 @@ export function matchValue(actual: unknown, expected: unknown, where: string, va
   if ('$match' in e) {
     const re = new RegExp(substitute(String(e.$match), vars));
     if (actual === undefined || !re.test(String(actual))) errors.push(`${where}: expected to match /${re.source}/, got ${JSON.stringify(actual)}`);
+    return;
+  }
+  if ('$min' in e || '$max' in e) {
+    const n = typeof actual === 'number' ? actual : Number.NaN;
+    if (Number.isNaN(n) || ('$min' in e && n < Number(e.$min)) || ('$max' in e && n > Number(e.$max))) {
+      errors.push(`${where}: expected a number in [${e.$min ?? '-inf'}, ${e.$max ?? 'inf'}], got ${JSON.stringify(actual)}`);
+    }
     return;
   }
   if ('$contains' in e) {
@@ -354,7 +364,14 @@ export async function runStep(ctx: SpecContext, step: Step): Promise<void> {
     if (step.hits && !errors.length) {
       for (const [name, n] of Object.entries(step.hits)) {
         const got = upstream(ctx, name).hits - (before.get(name) ?? 0);
-        if (got !== n) errors.push(`upstream ${name}: expected ${n} request(s) during the step, got ${got}`);
+        matchValue(got, n, `requests upstream ${name} received during the step`, ctx.env, errors);
+      }
+    }
+    if (step.errorLog && !errors.length) {
+      const log = ctx.gateway.gw.errorLog();
+      for (const [pattern, n] of Object.entries(step.errorLog)) {
+        const count = log.split('\n').filter((l) => new RegExp(pattern).test(l)).length;
+        matchValue(count, n, `error-log lines matching /${pattern}/`, ctx.env, errors);
       }
     }
     if (errors.length) {
