@@ -1,0 +1,93 @@
+// Pure pieces of deploy: nginx.conf main directives, secret-file policy, release names,
+// readiness addresses, manifest validation.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { isSecretFile } from '../../src/deploy/fsutil.ts';
+import { mainDirectives } from '../../src/deploy/nginxconf.ts';
+import { connectAddress } from '../../src/deploy/ready.ts';
+import { isReleaseName, readManifest, releaseName, releaseTime } from '../../src/deploy/releases.ts';
+import { tempDir } from './helpers.ts';
+
+describe('mainDirectives', () => {
+  it('reads top-level pid and error_log, quoted or not, ignoring nested and commented ones', () => {
+    const d = mainDirectives(`# pid nope.pid;
+worker_processes auto;
+pid "run/nginx.pid";
+error_log 'logs/error.log' warn;
+error_log stderr;
+events { worker_connections 1024; }
+http {
+    error_log logs/http.log;
+    server { error_log "logs/s{1}.log"; location / { return 200 "a;b}"; } }
+}
+`);
+    expect(d).toEqual({ pid: 'run/nginx.pid', errorLogs: ['logs/error.log'] });
+    expect(mainDirectives('events {}\n')).toEqual({ pid: null, errorLogs: [] });
+  });
+});
+
+describe('isSecretFile', () => {
+  const key = Buffer.from('-----BEGIN EC PRIVATE KEY-----\nx\n-----END EC PRIVATE KEY-----\n');
+  const cert = Buffer.from('-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n');
+  const plain = Buffer.from('{}');
+  it.each([
+    ['tls/site.key', plain, 0o644, true],
+    ['tls/privkey.pem', key, 0o644, true],
+    ['tls/fullchain.pem', cert, 0o644, false],
+    ['njs/secrets.json', plain, 0o644, true],
+    ['njs/api-keys.json', plain, 0o644, true],
+    ['njs/jwks-private.json', plain, 0o644, true],
+    ['njs/monkeys.json', plain, 0o644, false],
+    ['njs/routes.json', plain, 0o644, false],
+    ['keys/store.txt', plain, 0o644, true],
+    ['conf.d/40-servers.conf', plain, 0o600, true],
+    ['nginx.conf', plain, 0o644, false],
+  ])('%s → %s', (rel, content, mode, want) => {
+    expect(isSecretFile(rel as string, content as Buffer, mode as number)).toBe(want);
+  });
+});
+
+describe('release names', () => {
+  it('sort chronologically and carry the input hash', () => {
+    const h = 'ab'.repeat(32);
+    const a = releaseName(new Date('2026-11-23T16:55:15.123Z'), h);
+    expect(a).toBe('20261123T165515.123Z-abababababab');
+    expect(isReleaseName(a)).toBe(true);
+    expect(isReleaseName(`${a}-2`)).toBe(true);
+    expect(isReleaseName('.tmp-x')).toBe(false);
+    expect(releaseTime(a)).toBe('2026-11-23T16:55:15.123Z');
+    expect(releaseName(new Date('2026-11-23T16:55:16.001Z'), h) > a).toBe(true);
+  });
+});
+
+describe('connectAddress', () => {
+  it('maps wildcards to loopback and parses IPv6', () => {
+    expect(connectAddress('127.0.0.1:8081')).toEqual({ host: '127.0.0.1', port: 8081 });
+    expect(connectAddress('0.0.0.0:80')).toEqual({ host: '127.0.0.1', port: 80 });
+    expect(connectAddress('*:80')).toEqual({ host: '127.0.0.1', port: 80 });
+    expect(connectAddress('8080')).toEqual({ host: '127.0.0.1', port: 8080 });
+    expect(connectAddress('[::]:8080')).toEqual({ host: '::1', port: 8080 });
+    expect(() => connectAddress('host:99999')).toThrow(/bad readiness/);
+  });
+});
+
+describe('readManifest', () => {
+  it('accepts the compiler shape and the "url path" spelling, rejects unsafe or incomplete ones', async () => {
+    const dir = await tempDir('manifest');
+    const write = (m: unknown) => fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(m));
+    const sha = 'c'.repeat(64);
+    write({ input: { file: 'g.yaml', sha256: sha }, version: '0.1.0', files: { 'nginx.conf': sha }, readiness: { path: '/ready', listen: '127.0.0.1:8081' } });
+    expect((await readManifest(dir)).readiness).toEqual({ path: '/ready', listen: '127.0.0.1:8081' });
+    write({ input: { file: 'g.yaml', sha256: sha }, files: { 'nginx.conf': sha }, readiness: { 'url path': '/r', listen: '127.0.0.1:1' } });
+    expect((await readManifest(dir)).readiness).toEqual({ path: '/r', listen: '127.0.0.1:1' });
+    write({ input: { sha256: 'nope' }, files: { 'nginx.conf': sha } });
+    await expect(readManifest(dir)).rejects.toThrow(/input.sha256/);
+    write({ input: { sha256: sha }, files: { '../etc/passwd': sha, 'nginx.conf': sha } });
+    await expect(readManifest(dir)).rejects.toThrow(/escapes/);
+    write({ input: { sha256: sha }, files: {} });
+    await expect(readManifest(dir)).rejects.toThrow(/nginx.conf/);
+    fs.rmSync(dir, { recursive: true, force: true });
+    await expect(readManifest(dir)).rejects.toThrow(/not found/);
+  });
+});
