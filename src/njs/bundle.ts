@@ -35,6 +35,16 @@ export function formatProblem(p: NjsLintProblem): string {
   return `${p.file}:${p.line}:${p.col}: njs does not support ${p.construct}`;
 }
 
+// Globals the njs 0.8 default engine does not have (checked against njs 0.8.9).
+const MISSING_GLOBALS = new Set(['Map', 'Set', 'WeakMap', 'WeakSet', 'WeakRef', 'FinalizationRegistry', 'Proxy', 'Reflect', 'Intl', 'structuredClone']);
+// Methods it lacks: a syntactic check on `x.name(...)` calls, whatever `x` is.
+const MISSING_METHODS = new Set(['flat', 'flatMap', 'at', 'fromEntries', 'localeCompare', 'findLast', 'findLastIndex', 'toSorted', 'toReversed']);
+const LOGICAL_ASSIGNMENT = new Set([
+  ts.SyntaxKind.QuestionQuestionEqualsToken,
+  ts.SyntaxKind.BarBarEqualsToken,
+  ts.SyntaxKind.AmpersandAmpersandEqualsToken,
+]);
+
 function isSimpleLiteral(e: ts.Expression): boolean {
   if (ts.isParenthesizedExpression(e) || ts.isAsExpression(e) || ts.isSatisfiesExpression(e)) {
     return isSimpleLiteral(e.expression);
@@ -144,7 +154,21 @@ export function lintNjsSource(fileName: string, text: string, bundle = false): N
       report(node, 'generators');
     } else if (ts.isYieldExpression(node)) {
       report(node, 'yield');
-    } else if (ts.isIdentifier(node) && (node.text === 'Map' || node.text === 'Set' || node.text === 'WeakMap' || node.text === 'WeakSet')) {
+    } else if (ts.isCatchClause(node) && node.variableDeclaration === undefined) {
+      report(node, 'optional catch binding (write `catch (e)`)');
+    } else if (ts.isBinaryExpression(node) && LOGICAL_ASSIGNMENT.has(node.operatorToken.kind)) {
+      report(node.operatorToken, `logical assignment ${ts.tokenToString(node.operatorToken.kind)}`);
+    } else if (ts.isBigIntLiteral(node)) {
+      report(node, 'BigInt literals');
+    } else if (ts.isTaggedTemplateExpression(node)) {
+      report(node, 'tagged templates');
+    } else if (
+      ts.isCallExpression(node) &&
+      ts.isPropertyAccessExpression(node.expression) &&
+      MISSING_METHODS.has(node.expression.name.text)
+    ) {
+      report(node.expression.name, `the ${node.expression.name.text}() method`);
+    } else if (ts.isIdentifier(node) && MISSING_GLOBALS.has(node.text)) {
       const parent = node.parent;
       const isPropName =
         (ts.isPropertyAccessExpression(parent) && parent.name === node) ||

@@ -32,6 +32,17 @@ describe('lintNjsSource', () => {
     ['new Set', 'function f() { return new Set(); }', 'new Set'],
     ['Map reference', 'function f(x: any) { return x instanceof Map; }', 'Map'],
     ['WeakMap', 'function f() { return new WeakMap(); }', 'new WeakMap'],
+    ['Proxy', 'function f() { return new Proxy({}, {}); }', 'new Proxy'],
+    ['Reflect', 'function f(o: object) { return Reflect.ownKeys(o); }', 'Reflect'],
+    ['optional catch binding', 'function f() { try { f(); } catch { return 1; } }', 'optional catch binding (write `catch (e)`)'],
+    ['??=', 'function f(a: any) { a.b ??= 1; }', 'logical assignment ??='],
+    ['||=', 'function f(a: any) { a.b ||= 1; }', 'logical assignment ||='],
+    ['&&=', 'function f(a: any) { a.b &&= 1; }', 'logical assignment &&='],
+    ['BigInt literal', 'function f() { return 10n; }', 'BigInt literals'],
+    ['tagged template', 'function f() { return String.raw`a`; }', 'tagged templates'],
+    ['Array.prototype.flat', 'function f(a: number[][]) { return a.flat(); }', 'the flat() method'],
+    ['Array.prototype.at', 'function f(a: number[]) { return a.at(-1); }', 'the at() method'],
+    ['Object.fromEntries', 'function f(a: [string, number][]) { return Object.fromEntries(a); }', 'the fromEntries() method'],
   ];
   for (const [what, src, construct] of cases) {
     it(`flags ${what}`, () => {
