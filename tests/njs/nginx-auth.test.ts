@@ -216,6 +216,23 @@ describe('JWT via auth_request + js_content', () => {
     }
   });
 
+  it('POST bodies pass through the auth step untouched (API key and JWT)', async () => {
+    const body = JSON.stringify({ prompt: 'x'.repeat(20000) });
+    const t = await token('ES256', ec.privateKey, 'ec1');
+    for (const [p, h] of [
+      ['/jwt-asym/post', { Authorization: `Bearer ${t}` }],
+      ['/apikey/post', { 'X-API-Key': keys.alice }],
+    ] as const) {
+      const res = await fetch(base + p, { method: 'POST', body, headers: { ...h, 'Content-Type': 'application/json' } });
+      const j = await res.json();
+      expect(res.status).toBe(200);
+      expect(j.method).toBe('POST');
+      expect(j.body).toBe(body);
+    }
+    const denied = await fetch(base + '/jwt-asym/post', { method: 'POST', body });
+    expect(denied.status).toBe(401);
+  });
+
   it('missing token -> 401 without error attribute', async () => {
     expect401(await get('/jwt-asym/'), 'missing_token', 'Bearer realm="gateway"');
   });

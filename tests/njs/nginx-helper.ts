@@ -1,7 +1,7 @@
 // Private helper for the njs integration tests: runs the project nginx runtime on a
 // prepared prefix directory (files given as relative path -> text) and stops it after.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,10 +17,14 @@ export interface RunningNginx {
   stop(): Promise<void>;
 }
 
+// When the tests run as root, nginx workers run as `nobody`: the prefix must be
+// traversable and the temp directories writable for them.
 export async function makePrefix(): Promise<string> {
   const prefix = await mkdtemp(path.join(os.tmpdir(), 'gw-njs-'));
-  for (const d of ['tmp/body', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi', 'njs', 'conf.d']) {
+  await chmod(prefix, 0o755);
+  for (const d of ['tmp', 'tmp/body', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi', 'njs', 'conf.d', 'html']) {
     await mkdir(path.join(prefix, d), { recursive: true });
+    await chmod(path.join(prefix, d), d.startsWith('tmp') ? 0o777 : 0o755);
   }
   return prefix;
 }
