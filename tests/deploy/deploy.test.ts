@@ -1,11 +1,12 @@
 // deploy / rollback / releases through a real nginx (project runtime), with hand-written
 // fixture builds proxying to Node upstreams.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { run as runDeploy } from '../../src/commands/deploy.ts';
 import { run as runReleases } from '../../src/commands/releases.ts';
@@ -335,6 +336,35 @@ describe('deploy lock', () => {
     } finally {
       await held.release();
     }
+  });
+
+  it('a deploy process holding the lock blocks others until it dies; its lock is then stale', async () => {
+    const e = await env();
+    const v1 = await e.build('v1');
+    await fsp.mkdir(e.target, { recursive: true });
+    const lockFile = path.join(e.target, 'deploy.lock');
+    // Another process takes the lock with the real acquireLock and hangs (a stuck deploy).
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '-e', `const { acquireLock } = await import(${JSON.stringify(fileURLToPath(new URL('../../src/deploy/lock.ts', import.meta.url)))}); await acquireLock(${JSON.stringify(lockFile)}, 'deploy'); console.log('locked'); setInterval(() => {}, 1000);`],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout!.on('data', (c: Buffer) => c.toString().includes('locked') && resolve());
+        child.on('exit', (code) => reject(new Error(`lock holder exited early (${code})`)));
+      });
+      const busy = await caught(e.deploy(v1.dir));
+      expect(busy.step).toBe('lock');
+      expect(busy.message).toContain(`pid ${child.pid}, deploy`);
+    } finally {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    }
+    expect(fs.existsSync(lockFile)).toBe(true); // killed holders leave their lock behind
+    const r = await e.deploy(v1.dir);
+    expect(r.status).toBe('deployed');
+    expect(e.log.join('\n')).toMatch(new RegExp(`removed stale deploy lock .*pid ${child.pid} .*is not running`));
   });
 
   it('replaces a stale lock left by a dead process, with a message', async () => {
