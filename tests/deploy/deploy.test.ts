@@ -144,6 +144,13 @@ describe('deploy', () => {
     expect(out.code).toBe(0);
     expect(out.out).toMatch(/already live; nothing to do/);
 
+    // Same build while nginx is down: still a no-op for the release, but nginx is started.
+    await stopMaster(path.join(e.target, 'run', 'nginx.pid'));
+    expect(await readyHash(e.port)).toBeNull();
+    const r3 = await e.deploy(v1.dir);
+    expect(r3).toMatchObject({ status: 'unchanged', release: r1.release, started: true });
+    expect(await readyHash(e.port)).toBe(v1.hash);
+
     // A changed file with the same input hash is not a no-op.
     fs.appendFileSync(path.join(v1.dir, 'conf.d', '30-upstreams.conf'), '# edited\n');
     const bad = await caught(e.deploy(v1.dir));
