@@ -200,6 +200,8 @@ describe('JWT via auth_request + js_content', () => {
       const claims = JSON.parse(Buffer.from(r.json.headers['x-gateway-claims'], 'base64url').toString());
       expect(claims).toMatchObject({ sub: `svc-${alg}`, iss: ISS, aud: AUD });
       expect(r.json.headers['authorization']).toBe(`Bearer ${t}`);
+      // The auth subrequest's X-Gw-* headers never reach the client.
+      expect([...r.headers.keys()].filter((h) => h.startsWith('x-gw'))).toEqual([]);
     }
   });
 
