@@ -209,7 +209,7 @@ async function applyAndWait(ctx: Ctx, release: string, live: string | null): Pro
     if (reason) throw new DeployError(step, reason);
     return { started };
   }
-  ctx.log(`waiting for http://${m.readiness.listen}${m.readiness.path} to report ${m.input.sha256.slice(0, 12)}`);
+  ctx.log(`waiting for ${m.readiness.tls ? 'https' : 'http'}://${m.readiness.listen}${m.readiness.path} to report ${m.input.sha256.slice(0, 12)}`);
   const w = await waitReady(m.readiness, m.input.sha256, { timeoutMs: ctx.readyTimeoutMs, check });
   if (!w.ok) {
     const fatal = w.reason.startsWith('nginx could not apply') || w.reason.startsWith('nginx master');

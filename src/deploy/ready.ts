@@ -1,10 +1,12 @@
 // Poll the gateway's readiness endpoint until it reports the expected config hash.
 
 import * as http from 'node:http';
+import * as https from 'node:https';
 
 export interface Readiness {
   path: string; // e.g. /ready
   listen: string; // host:port as in the manifest, e.g. 127.0.0.1:8080 or [::1]:8080
+  tls?: boolean; // probe over https (certificate not verified: it is our own listener on loopback)
 }
 
 export interface ReadyProbe {
@@ -41,8 +43,9 @@ export function probeReady(r: Readiness, timeoutMs = 1000): Promise<ReadyProbe> 
       resolve({ status: null, config: null, error: (e as Error).message });
       return;
     }
-    const req = http.get(
-      { host: addr.host, port: addr.port, path: r.path, agent: false, timeout: timeoutMs, headers: { connection: 'close' } },
+    const get = r.tls ? https.get : http.get;
+    const req = get(
+      { host: addr.host, port: addr.port, path: r.path, agent: false, timeout: timeoutMs, headers: { connection: 'close' }, ...(r.tls ? { rejectUnauthorized: false } : {}) },
       (res) => {
         let body = '';
         res.setEncoding('utf8');
@@ -111,7 +114,7 @@ export async function waitReady(r: Readiness, expected: string, opts: WaitReadyO
           : `still reports config ${last.config}`;
       return {
         ok: false,
-        reason: `http://${r.listen}${r.path} did not report config ${expected.slice(0, 12)} within ${opts.timeoutMs} ms (last: ${seen})`,
+        reason: `${r.tls ? 'https' : 'http'}://${r.listen}${r.path} did not report config ${expected.slice(0, 12)} within ${opts.timeoutMs} ms (last: ${seen})`,
         last,
       };
     }

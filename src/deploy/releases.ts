@@ -36,7 +36,7 @@ export interface BuildManifest {
   input: { file: string; sha256: string };
   version: string;
   files: Record<string, string>;
-  readiness: { path: string; listen: string } | null;
+  readiness: { path: string; listen: string; tls?: boolean } | null;
   raw: Record<string, unknown>;
 }
 
@@ -70,6 +70,12 @@ export async function readManifest(dir: string): Promise<BuildManifest> {
     const p = r['url path'] ?? r['path'] ?? r['urlPath'];
     const listen = r['listen'];
     if (typeof p === 'string' && typeof listen === 'string') readiness = { path: p, listen };
+  }
+  // A readiness endpoint on a TLS listener (no plain listener, no status listener) is probed over https.
+  if (readiness && Array.isArray(raw.listeners)) {
+    const port = Number(/(\d+)$/.exec(readiness.listen)?.[1]);
+    const l = (raw.listeners as { port?: unknown; tls?: unknown }[]).find((x) => x && x.port === port);
+    if (l?.tls === true) readiness.tls = true;
   }
   return {
     input: { file: typeof input.file === 'string' ? input.file : 'gateway.yaml', sha256: input.sha256 },

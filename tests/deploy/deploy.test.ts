@@ -387,6 +387,27 @@ describe('deploy lock', () => {
   });
 });
 
+describe('TLS readiness', () => {
+  it('probes /ready over https when the readiness listener is a TLS listener', async () => {
+    const e = await env();
+    const dir = path.join(e.root, 'pki');
+    fs.mkdirSync(dir);
+    const openssl = path.resolve(fileURLToPath(new URL('../../.runtime/bin/openssl', import.meta.url)));
+    const gen = spawnSync(openssl, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=localhost',
+      '-keyout', path.join(dir, 'k.pem'), '-out', path.join(dir, 'c.pem')], { encoding: 'utf8' });
+    expect(gen.status, gen.stderr).toBe(0);
+    const tls = { cert: fs.readFileSync(path.join(dir, 'c.pem'), 'utf8'), key: fs.readFileSync(path.join(dir, 'k.pem'), 'utf8') };
+    const v1 = await writeFixture(path.join(e.root, 'tls-v1'), { label: 'v1', port: e.port, upstreamPort: upA.port, tls });
+    const v2 = await writeFixture(path.join(e.root, 'tls-v2'), { label: 'v2', port: e.port, upstreamPort: upB.port, tls });
+    await e.deploy(v1.dir);
+    const r2 = await e.deploy(v2.dir);
+    expect(r2.status).toBe('deployed');
+    expect(e.log.join('\n')).toContain(`waiting for https://127.0.0.1:${e.port}/ready`);
+    expect(fileMode(path.join(e.target, 'releases', r2.release, 'tls/server.key'))).toBe(0o600);
+    expect(fileMode(path.join(e.target, 'releases', r2.release, 'tls/server.crt'))).toBe(0o644);
+  });
+});
+
 describe('release file modes', () => {
   it('keeps secret-like files 0600 and the rest 0644', async () => {
     const e = await env();

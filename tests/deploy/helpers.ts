@@ -27,6 +27,8 @@ export interface FixtureOptions {
   httpExtra?: string;
   /** Extra files: relative path -> content (e.g. njs/secrets.json, tls/server.key). */
   extraFiles?: Record<string, string>;
+  /** Serve the listener (and so /ready) over TLS with this PEM certificate and key. */
+  tls?: { cert: string; key: string };
 }
 
 export interface Fixture {
@@ -67,9 +69,14 @@ http {
     keepalive 16;
 }
 `;
+  const tlsLines = o.tls ? `    ssl_certificate tls/server.crt;\n    ssl_certificate_key tls/server.key;\n` : '';
+  if (o.tls) {
+    files['tls/server.crt'] = o.tls.cert;
+    files['tls/server.key'] = o.tls.key;
+  }
   files['conf.d/40-servers.conf'] = `server {
-    listen 127.0.0.1:${o.port};
-    add_header x-release "${o.label}" always;
+    listen 127.0.0.1:${o.port}${o.tls ? ' ssl' : ''};
+${tlsLines}    add_header x-release "${o.label}" always;
 
     location = /ready {
         default_type application/json;
@@ -105,6 +112,7 @@ ${o.httpExtra ?? ''}`;
     version: '0.1.0',
     files: sums,
     readiness: { 'url path': '/ready', listen: `127.0.0.1:${o.port}` },
+    listeners: [{ name: 'public', port: o.port, tls: !!o.tls }],
   };
   await fsp.writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   return { dir, hash };

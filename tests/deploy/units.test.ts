@@ -81,6 +81,8 @@ describe('readManifest', () => {
     expect((await readManifest(dir)).readiness).toEqual({ path: '/ready', listen: '127.0.0.1:8081' });
     write({ input: { file: 'g.yaml', sha256: sha }, files: { 'nginx.conf': sha }, readiness: { 'url path': '/r', listen: '127.0.0.1:1' } });
     expect((await readManifest(dir)).readiness).toEqual({ path: '/r', listen: '127.0.0.1:1' });
+    write({ input: { sha256: sha }, files: { 'nginx.conf': sha }, readiness: { path: '/ready', listen: '127.0.0.1:8443' }, listeners: [{ name: 'https', port: 8443, tls: true }] });
+    expect((await readManifest(dir)).readiness).toEqual({ path: '/ready', listen: '127.0.0.1:8443', tls: true });
     write({ input: { sha256: 'nope' }, files: { 'nginx.conf': sha } });
     await expect(readManifest(dir)).rejects.toThrow(/input.sha256/);
     write({ input: { sha256: sha }, files: { '../etc/passwd': sha, 'nginx.conf': sha } });
