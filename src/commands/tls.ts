@@ -120,7 +120,8 @@ export async function run(action: TlsAction, opts: TlsOptions = {}, hooks: Issue
         return 2;
     }
   } catch (e) {
-    if (e instanceof AcmeError) io.err(`tls ${action}: ACME ${e.stage} failed: ${e.message}`);
+    if (e instanceof AcmeError && e.stage !== 'reload' && e.stage !== 'directory')
+      io.err(`tls ${action}: ACME ${e.stage} failed: ${e.message}`);
     else io.err(`tls ${action}: ${(e as Error).message}`);
     return 1;
   }

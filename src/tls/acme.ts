@@ -7,6 +7,7 @@
 // the CA has issued the certificate.
 import * as acme from 'acme-client';
 import { promises as fs, readFileSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import {
@@ -81,13 +82,45 @@ export function normalizeDomains(domains: string[]): string[] {
  * (e.g. pebble) is trusted through GATEWAYCTL_ACME_CA (a PEM file), applied to
  * acme-client's own axios instance. NODE_EXTRA_CA_CERTS works as well for a child process.
  */
-function configureHttpClient(): void {
+function configureHttpClient(): https.Agent | undefined {
   const caFile = process.env.GATEWAYCTL_ACME_CA;
   const ax = acme.axios as unknown as { defaults: { httpsAgent?: https.Agent } };
   if (caFile) {
     const ca = readFileSync(caFile, 'utf8');
     ax.defaults.httpsAgent = new https.Agent({ ca, keepAlive: false });
   }
+  return ax.defaults.httpsAgent;
+}
+
+/**
+ * One plain GET of the directory before anything else: acme-client retries network errors
+ * with a growing delay (about 75 s in total), which is right for a flaky CA but a poor
+ * answer to a wrong URL, an unreachable host or an untrusted certificate.
+ */
+function checkDirectory(url: string, agent: https.Agent | undefined, timeoutMs = 15_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const mod = u.protocol === 'http:' ? http : https;
+    const req = mod.get(u, u.protocol === 'https:' && agent ? { agent } : {}, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => {
+        if (res.statusCode !== 200) return reject(new AcmeError(`ACME directory ${url} answered HTTP ${res.statusCode}`, 'directory'));
+        try {
+          const dir = JSON.parse(body) as { newOrder?: unknown };
+          if (typeof dir.newOrder !== 'string') throw new Error('no newOrder');
+        } catch {
+          return reject(new AcmeError(`${url} is not an ACME directory`, 'directory'));
+        }
+        resolve();
+      });
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
+    req.on('error', (e: NodeJS.ErrnoException) =>
+      reject(new AcmeError(`cannot reach ACME directory ${url}: ${e.code ? `${e.code} ` : ''}${e.message}`, 'directory')),
+    );
+  });
 }
 
 async function loadOrCreateAccountKey(certsDir: string, directory: string, log: (s: string) => void): Promise<Buffer> {
@@ -122,8 +155,9 @@ function challengeFile(webroot: string, token: string): string {
 function describeError(e: unknown): string {
   const err = e as Error & { code?: string; response?: { data?: { detail?: string } } };
   if (err?.response?.data?.detail) return err.response.data.detail;
-  if (err?.code === 'ECONNREFUSED' || err?.code === 'ENOTFOUND' || err?.code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || err?.code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || err?.code === 'SELF_SIGNED_CERT_IN_CHAIN')
-    return `cannot reach ACME directory: ${err.code} ${err.message}`;
+  if (err?.code) return `${err.code} ${err.message}`;
+  // acme-client's retry interceptor ends in this TypeError when every retry hit a network error
+  if (/reading 'config'/.test(err?.message ?? '')) return 'network error talking to the ACME server (retries exhausted)';
   return err?.message ?? String(e);
 }
 
@@ -146,7 +180,7 @@ export async function issue(opts: IssueOptions, hooks: IssueHooks = {}): Promise
 async function issueLocked(opts: IssueOptions): Promise<IssueResult> {
   const log = opts.log ?? (() => {});
   const domains = normalizeDomains(opts.domains);
-  configureHttpClient();
+  await checkDirectory(opts.directory, configureHttpClient());
 
   let stage = 'account';
   const written: string[] = [];

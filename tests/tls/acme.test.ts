@@ -256,6 +256,24 @@ describe('tls issue/renew against pebble and nginx', () => {
     ]);
   });
 
+  it('an ACME server whose HTTPS certificate is not trusted is refused with the TLS reason', async () => {
+    const saved = process.env.GATEWAYCTL_ACME_CA;
+    delete process.env.GATEWAYCTL_ACME_CA;
+    const acme = await import('acme-client');
+    const ax = acme.axios as unknown as { defaults: { httpsAgent?: unknown } };
+    const agent = ax.defaults.httpsAgent;
+    ax.defaults.httpsAgent = undefined;
+    try {
+      const c = capture();
+      const code = await run('issue', { domain: [DOMAIN], email: 'ops@gw.test', directory: pebble.directory, webroot, certsDir }, {}, c.io);
+      expect(code).toBe(1);
+      expect(c.err.join('\n')).toMatch(/cannot reach ACME directory .*(SELF_SIGNED|UNABLE_TO_VERIFY|self-signed|unable to verify)/i);
+    } finally {
+      process.env.GATEWAYCTL_ACME_CA = saved;
+      ax.defaults.httpsAgent = agent;
+    }
+  });
+
   it('status lists the managed certificate with issuer, days left and key match', async () => {
     const c = capture();
     expect(await run('status', { certsDir }, {}, c.io)).toBe(0);

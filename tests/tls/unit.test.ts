@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/commands/tls.ts';
 import { certificateWarnings, createSelfSigned, keyMatchesCert, normalizeDomains, withCertsLock, type CertMeta } from '../../src/tls/index.ts';
 import { answer } from './dns.ts';
-import { requireRuntime, tempDir } from './harness.ts';
+import { freePort, requireRuntime, tempDir } from './harness.ts';
 
 let work: string;
 beforeAll(async () => {
@@ -125,6 +125,18 @@ describe('tls issue arguments', () => {
     expect(normalizeDomains(['GW.test.', 'gw.test', 'www.gw.test'])).toEqual(['gw.test', 'www.gw.test']);
     expect(await run('issue', { domain: ['gw.test'], email: 'a@b.c', keyType: 'dsa' }, {}, c.io)).toBe(1);
     expect(c.err.at(-1)).toMatch(/--key-type must be ec or rsa/);
+  });
+
+  it('an unreachable ACME directory fails fast with the network reason and writes nothing', async () => {
+    const c = capture();
+    const certsDir = path.join(work, 'unreachable');
+    const port = await freePort();
+    const t0 = Date.now();
+    const code = await run('issue', { domain: ['gw.test'], email: 'a@b.c', directory: `https://127.0.0.1:${port}/dir`, certsDir }, {}, c.io);
+    expect(code).toBe(1);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(c.err.join('\n')).toContain(`tls issue: cannot reach ACME directory https://127.0.0.1:${port}/dir: ECONNREFUSED`);
+    expect(await fs.readdir(certsDir)).toEqual([]);
   });
 });
 
