@@ -1,0 +1,608 @@
+// Semantic diff of two GatewayModels: what an ops reviewer needs to know, in words
+// ("route chat: upstream llm → llm-v2", "rate limit api: 10r/s → 50r/s (loosened)"),
+// with risky changes flagged. Entities are matched by name; positions (`at`) and the
+// source hash are ignored. Fields this file does not know about (new model fields such as
+// route-level auth) are still compared generically, so nothing changes silently.
+import type {
+  AccessRules,
+  CacheZone,
+  ConnZone,
+  Cors,
+  GatewayModel,
+  LimitKey,
+  Listener,
+  RateZone,
+  Route,
+  UnsafeSnippet,
+  Upstream,
+  UpstreamServer,
+} from '../model/types.ts';
+
+export type Section = 'routes' | 'upstreams' | 'listeners' | 'tls' | 'limits' | 'auth' | 'access' | 'caches' | 'global' | 'unsafe';
+
+/** Output order and headings. */
+export const SECTIONS: { id: Section; title: string }[] = [
+  { id: 'routes', title: 'Routes' },
+  { id: 'upstreams', title: 'Upstreams' },
+  { id: 'listeners', title: 'Listeners (servers)' },
+  { id: 'tls', title: 'TLS' },
+  { id: 'limits', title: 'Limits' },
+  { id: 'auth', title: 'Auth' },
+  { id: 'access', title: 'Access rules' },
+  { id: 'caches', title: 'Caches' },
+  { id: 'global', title: 'Global settings' },
+  { id: 'unsafe', title: 'Raw nginx snippets' },
+];
+
+export type RiskCode =
+  | 'auth-removed'
+  | 'access-removed'
+  | 'rate-limit-loosened'
+  | 'conn-limit-loosened'
+  | 'upstream-no-servers'
+  | 'tls-disabled'
+  | 'tls-downgraded'
+  | 'hsts-removed'
+  | 'cors-wildcard'
+  | 'unsafe-snippet';
+
+export interface Change {
+  section: Section;
+  kind: 'added' | 'removed' | 'changed';
+  /** what changed, e.g. "route chat", "rate limit api", "listener public" */
+  subject: string;
+  /** the whole sentence, e.g. "route chat: upstream llm → llm-v2" */
+  text: string;
+  /** set when the change weakens the gateway's protection */
+  risk: RiskCode | null;
+}
+
+// ---------------------------------------------------------------------------------------
+// value helpers
+
+type Plain = Record<string, unknown>;
+const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Drop source positions recursively; they move with every edit and mean nothing here. */
+function strip(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(strip);
+  if (isPlain(v)) {
+    const o: Plain = {};
+    for (const k of Object.keys(v).sort()) if (k !== 'at' && v[k] !== undefined) o[k] = strip(v[k]);
+    return o;
+  }
+  return v;
+}
+
+const canon = (v: unknown): string => JSON.stringify(strip(v)) ?? 'undefined';
+export const same = (a: unknown, b: unknown): boolean => canon(a) === canon(b);
+
+/** YAML spelling of a model key path: maxBody → max_body, timeouts.read → timeouts.read */
+const snake = (p: string): string => p.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/** A value as an ops reviewer reads it. */
+export function fmt(v: unknown): string {
+  if (v === null || v === undefined) return 'none';
+  if (typeof v === 'boolean') return v ? 'on' : 'off';
+  if (typeof v === 'string') return v === '' ? '""' : v;
+  if (typeof v === 'number') return String(v);
+  if (Array.isArray(v)) return v.length ? v.map(fmt).join(', ') : 'none';
+  if (isPlain(v)) {
+    const s = strip(v) as Plain;
+    return `{ ${Object.entries(s)
+      .map(([k, x]) => `${snake(k)}: ${Array.isArray(x) ? `[${fmt(x)}]` : fmt(x)}`)
+      .join(', ')} }`;
+  }
+  return String(v);
+}
+
+function listChange(a: unknown[], b: unknown[]): string {
+  const as = a.map(fmt);
+  const bs = b.map(fmt);
+  const added = bs.filter((x) => !as.includes(x));
+  const removed = as.filter((x) => !bs.includes(x));
+  if (as.length + bs.length > 8 && (added.length || removed.length)) {
+    return [added.length ? `+${added.join(', +')}` : '', removed.length ? `-${removed.join(', -')}` : ''].filter(Boolean).join('; ');
+  }
+  return `${fmt(a)} → ${fmt(b)}`;
+}
+
+interface FieldChange {
+  path: string; // snake_case, dotted
+  before: unknown;
+  after: unknown;
+}
+
+/** Leaf-level differences between two values; lists are compared as a whole. */
+export function deepDiff(a: unknown, b: unknown, prefix = ''): FieldChange[] {
+  if (same(a, b)) return [];
+  if (isPlain(a) && isPlain(b)) {
+    const out: FieldChange[] = [];
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => k !== 'at');
+    for (const k of keys) out.push(...deepDiff(a[k], b[k], prefix ? `${prefix}.${snake(k)}` : snake(k)));
+    return out;
+  }
+  return [{ path: prefix, before: a, after: b }];
+}
+
+function fieldText(f: FieldChange): string {
+  const label = f.path ? `${f.path} ` : '';
+  if (Array.isArray(f.before) && Array.isArray(f.after)) return `${label}${listChange(f.before, f.after)}`;
+  return `${label}${fmt(f.before)} → ${fmt(f.after)}`;
+}
+
+/** Whether an auth setting (of any shape) actually authenticates. */
+export function hasAuth(v: unknown): boolean {
+  if (v === null || v === undefined || v === false) return false;
+  if (typeof v === 'string') return !['', 'none', 'off', 'disabled', 'public'].includes(v);
+  if (Array.isArray(v)) return v.some(hasAuth);
+  if (isPlain(v)) {
+    if (v.enabled === false || v.required === false) return false;
+    for (const k of ['kind', 'type', 'mode', 'method']) if (typeof v[k] === 'string' && !hasAuth(v[k])) return false;
+    return Object.keys(v).filter((k) => k !== 'at').length > 0;
+  }
+  return true;
+}
+
+function byName<T extends { name: string }>(xs: T[]): Map<string, T> {
+  return new Map(xs.map((x) => [x.name, x]));
+}
+
+/** Names in base order, then names only in head. */
+function names<T extends { name: string }>(a: T[], b: T[]): string[] {
+  return [...new Set([...a.map((x) => x.name), ...b.map((x) => x.name)])];
+}
+
+// ---------------------------------------------------------------------------------------
+// descriptions
+
+function keyText(k: LimitKey): string {
+  return k.kind === 'header' ? `header ${k.name}` : k.kind;
+}
+
+export function matchText(r: Route): string {
+  const p = r.match.path;
+  const parts: string[] = [];
+  parts.push(r.match.methods ? r.match.methods.join(',') : 'any method');
+  if (p.kind === 'exact') parts.push(`= ${p.value}`);
+  else if (p.kind === 'prefix') parts.push(`${p.value}*`);
+  else parts.push(`${p.caseInsensitive ? '~*' : '~'} ${p.value}`);
+  if (r.match.host) parts.push(`host ${r.match.host}`);
+  for (const h of r.match.headers) parts.push(`${h.name}: ${h.value}`);
+  return parts.join(' ');
+}
+
+function targetText(r: Route): string {
+  if (r.upstream) return `upstream ${r.upstream}`;
+  if (r.respond) return `respond ${r.respond.status}`;
+  return 'no target';
+}
+
+function listenerText(l: Listener): string {
+  const parts = [`${l.address ?? '*'}:${l.port}`, l.tls ? `TLS ${l.tls.profile}` : 'plain HTTP'];
+  if (l.serverNames.length) parts.push(`server_names ${l.serverNames.join(', ')}`);
+  return parts.join(', ');
+}
+
+function rateText(z: RateZone): string {
+  return `${z.rate} burst ${z.burst}${z.nodelay ? ' nodelay' : z.delay !== null ? ` delay ${z.delay}` : ''}, key ${keyText(z.key)}`;
+}
+
+function serverText(s: UpstreamServer): string {
+  const flags: string[] = [];
+  if (s.weight !== 1) flags.push(`weight ${s.weight}`);
+  if (s.backup) flags.push('backup');
+  if (s.down) flags.push('down');
+  return flags.length ? `${s.address} (${flags.join(', ')})` : s.address;
+}
+
+function unsafeLabel(s: UnsafeSnippet): string {
+  const where = s.context === 'server' ? 'listener' : s.context === 'route' ? 'route' : null;
+  return where && s.target ? `unsafe_nginx_${s.context} on ${where} ${s.target}` : `unsafe_nginx_${s.context}`;
+}
+
+// ---------------------------------------------------------------------------------------
+// the diff
+
+class Changes {
+  readonly list: Change[] = [];
+  add(section: Section, kind: Change['kind'], subject: string, text: string, risk: RiskCode | null = null): void {
+    this.list.push({ section, kind, subject, text, risk });
+  }
+}
+
+const KNOWN_ROUTE_KEYS = new Set([
+  'name',
+  'index',
+  'at',
+  'match',
+  'listeners',
+  'upstream',
+  'respond',
+  'rewrite',
+  'timeouts',
+  'retries',
+  'streaming',
+  'websocket',
+  'maxBody',
+  'rateLimits',
+  'connLimits',
+  'cache',
+  'cors',
+  'access',
+  'setRequestHeaders',
+  'auth',
+]);
+
+const KNOWN_MODEL_KEYS = new Set([
+  'source',
+  'version',
+  'global',
+  'listeners',
+  'upstreams',
+  'rateZones',
+  'connZones',
+  'caches',
+  'routes',
+  'access',
+  'unsafeSnippets',
+  'auth',
+]);
+
+/** Semantic changes from `base` to `head`, grouped in SECTIONS order. */
+export function semanticDiff(base: GatewayModel, head: GatewayModel): Change[] {
+  const c = new Changes();
+  diffRoutes(c, base, head);
+  diffUpstreams(c, base.upstreams, head.upstreams);
+  diffListeners(c, base.listeners, head.listeners);
+  diffRateZones(c, base.rateZones, head.rateZones);
+  diffConnZones(c, base.connZones, head.connZones);
+  diffModelAuth(c, base.auth, head.auth);
+  diffAccess(c, 'access', 'global access', base.access, head.access);
+  diffCaches(c, base.caches, head.caches);
+  for (const f of deepDiff(base.global, head.global)) c.add('global', 'changed', `global ${f.path}`, `global: ${fieldText(f)}`);
+  diffUnsafe(c, base.unsafeSnippets, head.unsafeSnippets);
+  const extra = [...new Set([...Object.keys(base), ...Object.keys(head)])].filter((k) => !KNOWN_MODEL_KEYS.has(k));
+  for (const k of extra) {
+    for (const f of deepDiff((base as unknown as Plain)[k], (head as unknown as Plain)[k], snake(k))) {
+      c.add('global', 'changed', f.path, fieldText(f));
+    }
+  }
+  const order = new Map(SECTIONS.map((s, i) => [s.id, i]));
+  return c.list.map((x, i) => ({ x, i })).sort((p, q) => order.get(p.x.section)! - order.get(q.x.section)! || p.i - q.i).map((p) => p.x);
+}
+
+function diffRoutes(c: Changes, base: GatewayModel, head: GatewayModel): void {
+  const a = byName(base.routes);
+  const b = byName(head.routes);
+  for (const n of names(base.routes, head.routes)) {
+    const ra = a.get(n);
+    const rb = b.get(n);
+    const subject = `route ${n}`;
+    if (!ra && rb) {
+      c.add('routes', 'added', subject, `route ${n} added: ${matchText(rb)} → ${targetText(rb)}`);
+      continue;
+    }
+    if (ra && !rb) {
+      c.add('routes', 'removed', subject, `route ${n} removed (was ${matchText(ra)} → ${targetText(ra)})`);
+      continue;
+    }
+    if (ra && rb) diffRoute(c, ra, rb);
+  }
+  // order matters for regex routes and is visible to reviewers; report it once
+  const common = new Set(base.routes.filter((r) => b.has(r.name)).map((r) => r.name));
+  const orderA = base.routes.filter((r) => common.has(r.name)).map((r) => r.name);
+  const orderB = head.routes.filter((r) => common.has(r.name)).map((r) => r.name);
+  if (orderA.join('\n') !== orderB.join('\n')) {
+    c.add('routes', 'changed', 'route order', `route order: ${orderA.join(', ')} → ${orderB.join(', ')}`);
+  }
+}
+
+function diffRoute(c: Changes, a: Route, b: Route): void {
+  const s = `route ${a.name}`;
+  const say = (text: string, risk: RiskCode | null = null) => c.add('routes', 'changed', s, `${s}: ${text}`, risk);
+  if (!same(a.match, b.match)) say(`match ${matchText(a)} → ${matchText(b)}`);
+  if (a.upstream !== b.upstream || !same(a.respond, b.respond)) {
+    if (a.respond || b.respond) {
+      if (targetText(a) !== targetText(b)) say(`${targetText(a)} → ${targetText(b)}`);
+      if (a.respond && b.respond) for (const f of deepDiff(a.respond, b.respond, 'respond')) say(fieldText(f));
+    } else {
+      say(`upstream ${fmt(a.upstream)} → ${fmt(b.upstream)}`);
+    }
+  }
+  if (!same(a.listeners, b.listeners)) say(`listeners ${listChange(a.listeners, b.listeners)}`);
+  for (const f of deepDiff(a.rewrite, b.rewrite, 'rewrite')) say(fieldText(f));
+  for (const f of deepDiff(a.timeouts, b.timeouts, 'timeouts')) say(fieldText(f));
+  if (!same(a.retries, b.retries)) {
+    if (!a.retries) say(`retries enabled (${fmt(b.retries)})`);
+    else if (!b.retries) say('retries disabled');
+    else for (const f of deepDiff(a.retries, b.retries, 'retries')) say(fieldText(f));
+  }
+  if (a.streaming !== b.streaming) say(`streaming ${fmt(a.streaming)} → ${fmt(b.streaming)}`);
+  if (a.websocket !== b.websocket) say(`websocket ${fmt(a.websocket)} → ${fmt(b.websocket)}`);
+  if (a.maxBody !== b.maxBody) say(`max_body ${fmt(a.maxBody ?? 'nginx default (1m)')} → ${fmt(b.maxBody ?? 'nginx default (1m)')}`);
+
+  // per-route limit selections (Limits section): any zone taken off a route loosens it
+  const lim = (text: string, risk: RiskCode | null = null) => c.add('limits', 'changed', s, `${s}: ${text}`, risk);
+  const lostRate = a.rateLimits.filter((z) => !b.rateLimits.includes(z));
+  const newRate = b.rateLimits.filter((z) => !a.rateLimits.includes(z));
+  if (lostRate.length && !b.rateLimits.length) {
+    lim(`loses all rate limits (was ${a.rateLimits.join(', ')})`, 'rate-limit-loosened');
+  } else {
+    for (const z of lostRate) lim(`rate limit ${z} removed (loosened)`, 'rate-limit-loosened');
+  }
+  for (const z of newRate) lim(`rate limit ${z} added`);
+  for (const z of a.connLimits.filter((x) => !b.connLimits.includes(x))) lim(`connection limit ${z} removed (loosened)`, 'conn-limit-loosened');
+  for (const z of b.connLimits.filter((x) => !a.connLimits.includes(x))) lim(`connection limit ${z} added`);
+
+  if (!same(a.cache, b.cache)) {
+    if (!a.cache) say(`cache enabled (zone ${b.cache!.zone}, ttl ${b.cache!.ttl.map((t) => `${t.status}=${t.time}`).join(' ')})`);
+    else if (!b.cache) say(`cache disabled (was zone ${a.cache.zone})`);
+    else for (const f of deepDiff(a.cache, b.cache, 'cache')) say(fieldText(f));
+  }
+  diffCors(say, a.cors, b.cors);
+  diffAccess(c, 'access', s, a.access, b.access);
+  if (!same(a.setRequestHeaders, b.setRequestHeaders)) {
+    const h = (xs: { name: string; value: string }[]) => xs.map((x) => `${x.name}: ${x.value}`);
+    say(`set_headers ${listChange(h(a.setRequestHeaders), h(b.setRequestHeaders))}`);
+  }
+  const ax = a as unknown as Plain;
+  const bx = b as unknown as Plain;
+  diffAuth(c, s, ax.auth, bx.auth);
+  const extra = [...new Set([...Object.keys(ax), ...Object.keys(bx)])].filter((k) => !KNOWN_ROUTE_KEYS.has(k));
+  for (const k of extra) for (const f of deepDiff(ax[k], bx[k], snake(k))) say(fieldText(f));
+}
+
+function diffCors(say: (t: string, r?: RiskCode | null) => void, a: Cors | null, b: Cors | null): void {
+  if (same(a, b)) return;
+  const wildA = !!a && a.origins.includes('*');
+  const wildB = !!b && b.origins.includes('*');
+  const risk: RiskCode | null = wildB && !wildA ? 'cors-wildcard' : null;
+  if (!a && b) {
+    say(`CORS enabled for ${b.origins.join(', ')}${b.credentials ? ' with credentials' : ''}${risk ? ' (open to any origin)' : ''}`, risk);
+    return;
+  }
+  if (a && !b) {
+    say(`CORS disabled (was ${a.origins.join(', ')})`);
+    return;
+  }
+  if (!a || !b) return;
+  if (!same(a.origins, b.origins)) say(`CORS origins ${listChange(a.origins, b.origins)}${risk ? ' (open to any origin)' : ''}`, risk);
+  for (const f of deepDiff({ ...a, origins: null }, { ...b, origins: null }, 'cors')) say(fieldText(f));
+}
+
+function diffAuth(c: Changes, subject: string, a: unknown, b: unknown): void {
+  if (same(a, b)) return;
+  const had = hasAuth(a);
+  const has = hasAuth(b);
+  if (had && !has) {
+    c.add('auth', 'changed', subject, `${subject}: loses its auth (was ${fmt(a)}; now open to unauthenticated clients)`, 'auth-removed');
+  } else if (!had && has) {
+    c.add('auth', 'changed', subject, `${subject}: auth added (${fmt(b)})`);
+  } else {
+    for (const f of deepDiff(a, b, 'auth')) c.add('auth', 'changed', subject, `${subject}: ${fieldText(f)}`);
+  }
+}
+
+function diffModelAuth(c: Changes, a: unknown, b: unknown): void {
+  if (same(a, b)) return;
+  if (hasAuth(a) && !hasAuth(b)) {
+    c.add('auth', 'removed', 'auth', 'auth configuration removed (clients are no longer authenticated)', 'auth-removed');
+    return;
+  }
+  if (!hasAuth(a) && hasAuth(b)) {
+    c.add('auth', 'added', 'auth', `auth configured (${fmt(b)})`);
+    return;
+  }
+  for (const f of deepDiff(a, b, 'auth')) c.add('auth', 'changed', 'auth', fieldText(f));
+}
+
+function diffAccess(c: Changes, section: Section, subject: string, a: AccessRules, b: AccessRules): void {
+  if (same(a, b)) return;
+  const openAll = (x: AccessRules) => x.allow.some((v) => v === 'all' || v === '0.0.0.0/0' || v === '::/0');
+  if (a.allow.length && !b.allow.length) {
+    c.add(section, 'changed', subject, `${subject}: loses its access allow-list (was ${a.allow.join(', ')}; now open to all)`, 'access-removed');
+  } else if (a.allow.length && !openAll(a) && openAll(b)) {
+    c.add(section, 'changed', subject, `${subject}: access allow-list opened to all (${listChange(a.allow, b.allow)})`, 'access-removed');
+  } else if (!same(a.allow, b.allow)) {
+    c.add(section, 'changed', subject, `${subject}: access allow ${listChange(a.allow, b.allow)}`);
+  }
+  if (!same(a.deny, b.deny)) c.add(section, 'changed', subject, `${subject}: access deny ${listChange(a.deny, b.deny)}`);
+}
+
+function diffUpstreams(c: Changes, as: Upstream[], bs: Upstream[]): void {
+  const a = byName(as);
+  const b = byName(bs);
+  for (const n of names(as, bs)) {
+    const ua = a.get(n);
+    const ub = b.get(n);
+    const s = `upstream ${n}`;
+    if (!ua && ub) {
+      c.add('upstreams', 'added', s, `upstream ${n} added: ${ub.balance}, servers ${ub.servers.map(serverText).join(', ')}`);
+      continue;
+    }
+    if (ua && !ub) {
+      c.add('upstreams', 'removed', s, `upstream ${n} removed (was ${ua.servers.map(serverText).join(', ')})`);
+      continue;
+    }
+    if (!ua || !ub) continue;
+    const say = (text: string, risk: RiskCode | null = null) => c.add('upstreams', 'changed', s, `${s}: ${text}`, risk);
+    const sa = new Map(ua.servers.map((x) => [x.address, x]));
+    const sb = new Map(ub.servers.map((x) => [x.address, x]));
+    const gone = ua.servers.filter((x) => !sb.has(x.address));
+    const fresh = ub.servers.filter((x) => !sa.has(x.address));
+    if (gone.length === 1 && fresh.length === 1) {
+      say(`server ${serverText(gone[0])} → ${serverText(fresh[0])}`);
+    } else {
+      for (const x of gone) say(`server ${serverText(x)} removed`);
+      for (const x of fresh) say(`server ${serverText(x)} added`);
+    }
+    for (const x of ua.servers) {
+      const y = sb.get(x.address);
+      if (!y || same(x, y)) continue;
+      if (x.down !== y.down) say(`server ${x.address} ${y.down ? 'marked down' : 'back in service (no longer down)'}`);
+      if (x.backup !== y.backup) say(`server ${x.address} ${y.backup ? 'now a backup' : 'no longer a backup'}`);
+      for (const f of deepDiff({ ...x, down: null, backup: null }, { ...y, down: null, backup: null })) say(`server ${x.address} ${fieldText(f)}`);
+    }
+    const live = (u: Upstream) => u.servers.filter((x) => !x.down);
+    const primary = (u: Upstream) => live(u).filter((x) => !x.backup);
+    if (live(ua).length && !live(ub).length) {
+      say('loses all servers (every server is removed or down)', 'upstream-no-servers');
+    } else if (primary(ua).length && !primary(ub).length) {
+      say('loses all non-backup servers (only backups left)', 'upstream-no-servers');
+    }
+    const rest = (u: Upstream) => ({ ...u, servers: null, name: null });
+    for (const f of deepDiff(rest(ua), rest(ub))) say(fieldText(f));
+  }
+}
+
+function diffListeners(c: Changes, as: Listener[], bs: Listener[]): void {
+  const a = byName(as);
+  const b = byName(bs);
+  for (const n of names(as, bs)) {
+    const la = a.get(n);
+    const lb = b.get(n);
+    const s = `listener ${n}`;
+    if (!la && lb) {
+      c.add('listeners', 'added', s, `listener ${n} added: ${listenerText(lb)}`);
+      continue;
+    }
+    if (la && !lb) {
+      c.add('listeners', 'removed', s, `listener ${n} removed (was ${listenerText(la)})`);
+      continue;
+    }
+    if (!la || !lb) continue;
+    const rest = (l: Listener) => ({ ...l, tls: null, name: null });
+    for (const f of deepDiff(rest(la), rest(lb))) c.add('listeners', 'changed', s, `${s}: ${fieldText(f)}`);
+    diffTls(c, la, lb);
+  }
+}
+
+function diffTls(c: Changes, la: Listener, lb: Listener): void {
+  const s = `listener ${la.name}`;
+  const say = (text: string, risk: RiskCode | null = null) => c.add('tls', 'changed', s, `${s}: ${text}`, risk);
+  const a = la.tls;
+  const b = lb.tls;
+  if (same(a, b)) return;
+  if (a && !b) {
+    say(`TLS disabled (now plain HTTP on port ${lb.port})`, 'tls-disabled');
+    return;
+  }
+  if (!a && b) {
+    say(`TLS enabled (profile ${b.profile}${b.hsts ? ', HSTS' : ''})`);
+    return;
+  }
+  if (!a || !b) return;
+  if (a.profile !== b.profile) {
+    const down = a.profile === 'modern' && b.profile === 'intermediate';
+    say(`TLS profile ${a.profile} → ${b.profile} (${down ? 'downgraded' : 'upgraded'})`, down ? 'tls-downgraded' : null);
+  }
+  if (a.hsts && !b.hsts) say('HSTS removed', 'hsts-removed');
+  else if (!a.hsts && b.hsts) say(`HSTS enabled (max-age ${b.hsts.maxAge})`);
+  else if (a.hsts && b.hsts) {
+    for (const f of deepDiff(a.hsts, b.hsts, 'hsts')) {
+      const shorter = f.path === 'hsts.max_age' && (f.after as number) < (f.before as number) ? ' (shorter)' : '';
+      say(`${fieldText(f)}${shorter}`);
+    }
+  }
+  for (const f of deepDiff({ ...a, profile: null, hsts: null }, { ...b, profile: null, hsts: null }, 'tls')) say(fieldText(f));
+}
+
+function diffRateZones(c: Changes, as: RateZone[], bs: RateZone[]): void {
+  const a = byName(as);
+  const b = byName(bs);
+  for (const n of names(as, bs)) {
+    const za = a.get(n);
+    const zb = b.get(n);
+    const s = `rate limit ${n}`;
+    if (!za && zb) {
+      c.add('limits', 'added', s, `rate limit ${n} added: ${rateText(zb)}`);
+      continue;
+    }
+    if (za && !zb) {
+      c.add('limits', 'removed', s, `rate limit ${n} removed (was ${rateText(za)})`);
+      continue;
+    }
+    if (!za || !zb) continue;
+    const say = (text: string, risk: RiskCode | null = null) => c.add('limits', 'changed', s, `${s}: ${text}`, risk);
+    if (za.rate !== zb.rate) {
+      const looser = zb.ratePerSecond > za.ratePerSecond;
+      const tighter = zb.ratePerSecond < za.ratePerSecond;
+      say(`${za.rate} → ${zb.rate}${looser ? ' (loosened)' : tighter ? ' (tightened)' : ''}`, looser ? 'rate-limit-loosened' : null);
+    }
+    if (za.burst !== zb.burst) {
+      const looser = zb.burst > za.burst;
+      say(`burst ${za.burst} → ${zb.burst} (${looser ? 'loosened' : 'tightened'})`, looser ? 'rate-limit-loosened' : null);
+    }
+    if (za.nodelay !== zb.nodelay || za.delay !== zb.delay) {
+      const mode = (z: RateZone) => (z.nodelay ? 'nodelay' : z.delay !== null ? `delay ${z.delay}` : 'queue (delay all)');
+      say(`excess handling ${mode(za)} → ${mode(zb)}`);
+    }
+    if (!same(za.key, zb.key)) say(`key ${keyText(za.key)} → ${keyText(zb.key)}`);
+    if (za.size !== zb.size) say(`zone size ${za.size} → ${zb.size}`);
+  }
+}
+
+function diffConnZones(c: Changes, as: ConnZone[], bs: ConnZone[]): void {
+  const a = byName(as);
+  const b = byName(bs);
+  for (const n of names(as, bs)) {
+    const za = a.get(n);
+    const zb = b.get(n);
+    const s = `connection limit ${n}`;
+    if (!za && zb) {
+      c.add('limits', 'added', s, `connection limit ${n} added: max ${zb.max}, key ${keyText(zb.key)}`);
+      continue;
+    }
+    if (za && !zb) {
+      c.add('limits', 'removed', s, `connection limit ${n} removed (was max ${za.max})`);
+      continue;
+    }
+    if (!za || !zb) continue;
+    const say = (text: string, risk: RiskCode | null = null) => c.add('limits', 'changed', s, `${s}: ${text}`, risk);
+    if (za.max !== zb.max) {
+      const looser = zb.max > za.max;
+      say(`max ${za.max} → ${zb.max} (${looser ? 'loosened' : 'tightened'})`, looser ? 'conn-limit-loosened' : null);
+    }
+    if (!same(za.key, zb.key)) say(`key ${keyText(za.key)} → ${keyText(zb.key)}`);
+    if (za.size !== zb.size) say(`zone size ${za.size} → ${zb.size}`);
+  }
+}
+
+function diffCaches(c: Changes, as: CacheZone[], bs: CacheZone[]): void {
+  const a = byName(as);
+  const b = byName(bs);
+  const text = (z: CacheZone) => `size ${z.size}${z.maxSize ? `, max_size ${z.maxSize}` : ''}, inactive ${z.inactive}, path ${z.path}`;
+  for (const n of names(as, bs)) {
+    const za = a.get(n);
+    const zb = b.get(n);
+    const s = `cache ${n}`;
+    if (!za && zb) c.add('caches', 'added', s, `cache ${n} added: ${text(zb)}`);
+    else if (za && !zb) c.add('caches', 'removed', s, `cache ${n} removed (was ${text(za)})`);
+    else if (za && zb) for (const f of deepDiff({ ...za, name: null }, { ...zb, name: null })) c.add('caches', 'changed', s, `${s}: ${fieldText(f)}`);
+  }
+}
+
+function diffUnsafe(c: Changes, as: UnsafeSnippet[], bs: UnsafeSnippet[]): void {
+  const key = (x: UnsafeSnippet) => `${x.context}:${x.target ?? ''}`;
+  const a = new Map(as.map((x) => [key(x), x]));
+  const b = new Map(bs.map((x) => [key(x), x]));
+  for (const k of new Set([...a.keys(), ...b.keys()])) {
+    const xa = a.get(k);
+    const xb = b.get(k);
+    if (!xa && xb) {
+      c.add('unsafe', 'added', unsafeLabel(xb), `raw nginx snippet ${unsafeLabel(xb)} added (${lines(xb.text)}; not validated by gatewayctl)`, 'unsafe-snippet');
+    } else if (xa && !xb) {
+      c.add('unsafe', 'removed', unsafeLabel(xa), `raw nginx snippet ${unsafeLabel(xa)} removed`);
+    } else if (xa && xb && xa.text.trim() !== xb.text.trim()) {
+      c.add('unsafe', 'changed', unsafeLabel(xb), `raw nginx snippet ${unsafeLabel(xb)} changed (${lines(xb.text)}; not validated by gatewayctl)`, 'unsafe-snippet');
+    }
+  }
+}
+
+function lines(text: string): string {
+  const n = text.trim().split('\n').length;
+  return n === 1 ? '1 line' : `${n} lines`;
+}
+
+export const risky = (changes: Change[]): Change[] => changes.filter((x) => x.risk);
