@@ -273,7 +273,9 @@ async function renewLocked(opts: RenewOptions, log: (line: string) => void): Pro
   const result: RenewResult = { renewed: [], failed: [], skipped: [] };
   for (const cert of await listManaged(opts.certsDir)) {
     if (!cert.meta) {
-      result.failed.push({ primary: cert.primary, reason: cert.error ?? 'meta.json missing' });
+      // not issued by `tls issue` (e.g. a placeholder before the first issuance): nothing to repeat
+      log(`${cert.primary}: no meta.json, not managed by tls issue; skipped`);
+      result.skipped.push({ primary: cert.primary, daysLeft: cert.info ? daysLeft(cert.info.notAfter, opts.now) : null });
       continue;
     }
     const left = cert.info ? daysLeft(cert.info.notAfter, opts.now) : null;
