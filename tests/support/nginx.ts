@@ -210,7 +210,13 @@ async function launch(confPath: string, ports: number[], opts: LaunchOptions): P
   const errorLogFile = resolveLog(errorLogRel);
   const accessLogFile = resolveLog(accessLogRel);
 
-  const proc = await startNginx(loc, prefix, confPath, { foreground: true, timeoutMs: opts.timeoutMs ?? 15_000 });
+  let proc: NginxProcess;
+  try {
+    proc = await startNginx(loc, prefix, confPath, { foreground: true, timeoutMs: opts.timeoutMs ?? 15_000 });
+  } catch (err) {
+    if (ownsPrefix && !process.env.GATEWAYCTL_KEEP_PREFIX) await rm(prefix, { recursive: true, force: true }).catch(() => undefined);
+    throw err;
+  }
   const entry: Live = { proc, stop: async () => undefined };
   live.add(entry);
   let exited = false;
