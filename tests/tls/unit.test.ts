@@ -113,6 +113,20 @@ describe('tls status and certificateWarnings', () => {
     expect(await run('renew', { certsDir: path.join(work, 'empty') }, {}, c.io)).toBe(0);
     expect(c.out.join('\n')).toMatch(/no managed certificates/);
   });
+
+  it('renew skips a certificate directory without meta.json (placeholder) and exits 0', async () => {
+    const certsDir = path.join(work, 'placeholder');
+    const ss = await createSelfSigned({ domains: ['ph.gw.test'], outDir: path.join(work, 'ph-src'), days: 3 });
+    await fs.mkdir(path.join(certsDir, 'ph.gw.test'), { recursive: true });
+    await fs.copyFile(ss.cert, path.join(certsDir, 'ph.gw.test/fullchain.pem'));
+    await fs.copyFile(ss.key, path.join(certsDir, 'ph.gw.test/privkey.pem'));
+    const c = capture();
+    let reloaded = 0;
+    expect(await run('renew', { certsDir }, { afterIssue: async () => void reloaded++ }, c.io)).toBe(0);
+    expect(reloaded).toBe(0);
+    expect(c.err.join('\n')).toMatch(/ph\.gw\.test: no meta\.json, not managed by tls issue; skipped/);
+    expect((await certificateWarnings(certsDir)).map((w) => w.code)).toEqual(['expiring']);
+  });
 });
 
 describe('tls issue arguments', () => {
