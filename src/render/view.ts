@@ -246,10 +246,19 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: Render
   if (r.maxBody) lines.push(d('client_max_body_size', bare(r.maxBody, 'size')));
 
   if (r.respond) {
-    lines.push(d('default_type', q(r.respond.contentType, 'text')));
-    lines.push(...headers, ...extraHeaders);
+    // `return` here would run in the rewrite phase: before the method/header checks below,
+    // allow/deny and limits. try_files runs after them and hands over to the answer.
     lines.push(...routeErrorPages(overrides));
-    lines.push(d('return', bare(r.respond.status, 'int'), q(r.respond.body, 'text')));
+    lines.push(d('try_files', q('/.gatewayctl-no-such-file', 'path'), `@${rid}_respond`));
+    named.push({
+      head: `location @${rid}_respond`,
+      lines: [
+        d('default_type', q(r.respond.contentType, 'text')),
+        ...headers,
+        ...extraHeaders,
+        d('return', bare(r.respond.status, 'int'), q(r.respond.body, 'text')),
+      ],
+    });
     return { location: { comment: `route ${r.name} (routes[${r.index}])`, head: routeMatchHead(r), lines, blocks }, named };
   }
 
