@@ -64,11 +64,12 @@ type Plain = Record<string, unknown>;
 const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Drop source positions recursively; they move with every edit and mean nothing here. */
-function strip(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(strip);
+function strip(v: unknown, sort = true): unknown {
+  if (Array.isArray(v)) return v.map((x) => strip(x, sort));
   if (isPlain(v)) {
     const o: Plain = {};
-    for (const k of Object.keys(v).sort()) if (k !== 'at' && v[k] !== undefined) o[k] = strip(v[k]);
+    const keys = sort ? Object.keys(v).sort() : Object.keys(v);
+    for (const k of keys) if (k !== 'at' && v[k] !== undefined) o[k] = strip(v[k], sort);
     return o;
   }
   return v;
@@ -88,7 +89,7 @@ export function fmt(v: unknown): string {
   if (typeof v === 'number') return String(v);
   if (Array.isArray(v)) return v.length ? v.map(fmt).join(', ') : 'none';
   if (isPlain(v)) {
-    const s = strip(v) as Plain;
+    const s = strip(v, false) as Plain;
     return `{ ${Object.entries(s)
       .map(([k, x]) => `${snake(k)}: ${Array.isArray(x) ? `[${fmt(x)}]` : fmt(x)}`)
       .join(', ')} }`;
