@@ -230,6 +230,13 @@ function mapBlocks(m: GatewayModel): Block[] {
     head: 'map $http_upgrade $gw_connection_upgrade',
     lines: [d('default', 'upgrade'), d('""', '""')],
   });
+  if (m.global.trustedProxies.length) {
+    blocks.push({
+      comment: 'X-Forwarded-For behind trusted proxies: the chain as received plus the peer that sent it ($proxy_add_x_forwarded_for would append the real client again)',
+      head: 'map $http_x_forwarded_for $gw_forwarded_for',
+      lines: [d('""', '$realip_remote_addr'), d('default', '"$http_x_forwarded_for, $realip_remote_addr"')],
+    });
+  }
   for (const r of m.routes) {
     const strip = stripPrefixMap(r);
     if (strip) blocks.push(strip);
@@ -328,6 +335,10 @@ function serverBlocks(m: GatewayModel, opts: RenderOptions): Block[] {
   const out: Block[] = [];
   const serverAccess = accessLines([], [], m);
   for (const l of m.listeners) {
+    if (l.tls?.pending) {
+      out.push(pendingCertificateServer(l, m));
+      continue;
+    }
     const headers = securityHeaderLines(l, m);
     const routes = m.routes.filter((r) => r.listeners.includes(l.name));
     const hosts = [...new Set(routes.map((r) => r.match.host).filter((h): h is string => h !== null))].sort();
@@ -407,6 +418,31 @@ function unknownHostServer(l: Listener, m: GatewayModel): Block {
     head: 'server',
     lines,
     blocks: [...acmeLocation(m), { head: 'location /', lines: [d('return', '404')] }, ...errorLocations(headers)],
+  };
+}
+
+/** Until the ACME certificate exists: challenges and health on the plain-HTTP port, 503 for the rest. */
+function pendingCertificateServer(l: Listener, m: GatewayModel): Block {
+  const port = l.tls!.redirectFrom ?? 80;
+  return {
+    comment: `listener ${l.name} (${l.at.path}): certificate pending, port ${port} serves ACME challenges only`,
+    head: 'server',
+    lines: [
+      listenLine(l.address, port, false, l.defaultServer),
+      d('server_name', ...(l.serverNames.length ? l.serverNames.map((n) => q(n, 'host')) : ['_'])),
+      d('set', '$gw_route', '"certificate-pending"'),
+    ],
+    blocks: [
+      ...acmeLocation(m),
+      ...healthLocations(m, []),
+      {
+        head: 'location /',
+        lines: [
+          d('default_type', 'application/json'),
+          d('return', '503', jsonBody({ error: { status: 503, code: 'certificate_pending', message: 'TLS certificate not issued yet' } })),
+        ],
+      },
+    ],
   };
 }
 

@@ -278,7 +278,7 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: Render
   }
   lines.push(d('proxy_set_header', q(m.global.requestId.header, 'header'), '$gw_request_id'));
   lines.push(d('proxy_set_header', 'X-Real-IP', '$remote_addr'));
-  lines.push(d('proxy_set_header', 'X-Forwarded-For', '$proxy_add_x_forwarded_for'));
+  lines.push(d('proxy_set_header', 'X-Forwarded-For', m.global.trustedProxies.length ? '$gw_forwarded_for' : '$proxy_add_x_forwarded_for'));
   lines.push(d('proxy_set_header', 'X-Forwarded-Proto', '$scheme'));
   lines.push(d('proxy_set_header', 'X-Forwarded-Host', '$host'));
   for (const h of r.setRequestHeaders) lines.push(d('proxy_set_header', q(h.name, 'header'), q(h.value, 'text')));
