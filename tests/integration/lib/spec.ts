@@ -99,8 +99,31 @@ export interface SpecContext {
   close(): Promise<void>;
 }
 
+const STEP_KEYS = ['name', 'request', 'repeat', 'expect', 'tally', 'hits', 'errorLog', 'background', 'await', 'waitHits', 'sleepMs'];
+const EXPECT_KEYS = ['status', 'closed', 'headers', 'json', 'bodyContains', 'accessLog'];
+const REQUEST_KEYS = ['method', 'path', 'headers', 'body', 'port'];
+
+/** Read spec.json and reject typos: an unknown key would otherwise be an assertion that never runs. */
 export function loadSpec(dir: string): Spec {
-  return JSON.parse(readFileSync(path.join(dir, 'spec.json'), 'utf8')) as Spec;
+  const file = path.join(dir, 'spec.json');
+  const spec = JSON.parse(readFileSync(file, 'utf8')) as Spec;
+  const unknown = (o: object, allowed: string[], where: string) => {
+    for (const k of Object.keys(o)) if (!allowed.includes(k)) throw new Error(`${file}: unknown key "${k}" in ${where}`);
+  };
+  unknown(spec, ['description', 'ports', 'upstreams', 'steps'], 'the spec');
+  if (!Array.isArray(spec.steps) || !spec.steps.length) throw new Error(`${file}: no steps`);
+  for (const [i, st] of spec.steps.entries()) {
+    const where = `steps[${i}] (${st.name})`;
+    if (!st.name) throw new Error(`${file}: steps[${i}] has no name`);
+    unknown(st, STEP_KEYS, where);
+    if (st.expect) unknown(st.expect, EXPECT_KEYS, `${where}.expect`);
+    if (st.request) unknown(st.request, REQUEST_KEYS, `${where}.request`);
+    if (st.request && !st.background && !st.expect && !st.tally && !st.hits && !st.errorLog) {
+      throw new Error(`${file}: ${where} sends a request but checks nothing`);
+    }
+    if (st.await && !st.expect) throw new Error(`${file}: ${where} awaits a request but checks nothing`);
+  }
+  return spec;
 }
 
 /** Start the spec's upstreams and its gateway. */
