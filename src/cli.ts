@@ -124,25 +124,50 @@ tls
   .option('--key-type <type>', 'ec or rsa', 'ec')
   .option('--days <n>', 'validity in days', '365')
   .action(wrap(async (o) => (await cmd('tls')).run('selfsigned', o)));
-tls
-  .command('issue')
-  .description('obtain a certificate over ACME HTTP-01 served by the gateway')
-  .requiredOption('--domain <domain...>', 'DNS names')
-  .requiredOption('--email <email>', 'ACME account contact')
-  .option('--staging', 'Let\'s Encrypt staging directory')
-  .option('--directory <url>', 'ACME directory URL')
-  .option('--key-type <type>', 'ec or rsa', 'ec')
-  .option('--webroot <dir>', 'challenge webroot served by nginx', '.gatewayctl/acme')
-  .option('--certs-dir <dir>', 'managed certificates', 'ssl/managed')
-  .action(wrap(async (o) => (await cmd('tls')).run('issue', o)));
-tls
-  .command('renew')
-  .description('renew managed certificates expiring within the window')
-  .option('--days <n>', 'renewal window in days', '30')
-  .option('--force', 'renew now regardless of expiry')
-  .option('--webroot <dir>', 'challenge webroot served by nginx', '.gatewayctl/acme')
-  .option('--certs-dir <dir>', 'managed certificates', 'ssl/managed')
-  .action(wrap(async (o) => (await cmd('tls')).run('renew', o)));
+// issue/renew read their defaults from gateway.yaml's tls.acme, then rebuild and reload.
+const gatewayOpts = (c: Command) =>
+  c
+    .addOption(configOpt())
+    .addOption(outOpt())
+    .option('--prefix <dir>', 'nginx prefix of the running gateway to reload', '.gatewayctl/run')
+    .option('--no-reload', 'only rebuild; do not reload nginx')
+    .addOption(nginxOpt());
+gatewayOpts(
+  tls
+    .command('issue')
+    .description('obtain a certificate over ACME HTTP-01 served by the gateway, rebuild and reload')
+    .option('--domain <domain...>', 'DNS names (default: tls.acme.domains)')
+    .option('--email <email>', 'ACME account contact (default: tls.acme.email)')
+    .option('--staging', 'Let\'s Encrypt staging directory')
+    .option('--directory <url>', 'ACME directory URL (default: tls.acme.directory or Let\'s Encrypt)')
+    .option('--key-type <type>', 'ec or rsa')
+    .option('--webroot <dir>', 'challenge webroot served by nginx (default: tls.acme.webroot or .gatewayctl/acme)')
+    .option('--certs-dir <dir>', 'managed certificates (default: tls.acme.certs_dir or ssl/managed)'),
+)
+  .addHelpText('after', '\nExamples:\n  $ gatewayctl tls issue                       # everything from gateway.yaml tls.acme\n  $ gatewayctl tls issue --domain api.example.com --email ops@example.com --staging')
+  .action(
+    wrap(async (o) => {
+      const g = await import('./commands/tls-gateway.ts');
+      const full = g.withConfigDefaults(o);
+      return (await cmd('tls')).run('issue', full, { afterIssue: g.rebuildAndReload(full) });
+    }),
+  );
+gatewayOpts(
+  tls
+    .command('renew')
+    .description('renew managed certificates expiring within the window; rebuild and reload once')
+    .option('--days <n>', 'renewal window in days', '30')
+    .option('--force', 'renew now regardless of expiry')
+    .option('--certs-dir <dir>', 'managed certificates (default: tls.acme.certs_dir or ssl/managed)'),
+)
+  .addHelpText('after', '\nExamples:\n  $ gatewayctl tls renew                       # from cron or scripts/gatewayctl-renew.timer\n  $ gatewayctl tls renew --force --days 90')
+  .action(
+    wrap(async (o) => {
+      const g = await import('./commands/tls-gateway.ts');
+      const full = g.withConfigDefaults(o);
+      return (await cmd('tls')).run('renew', full, { afterIssue: g.rebuildAndReload(full) });
+    }),
+  );
 tls
   .command('status')
   .description('list managed certificates and days to expiry')

@@ -1,6 +1,7 @@
 // The pipeline without side effects beyond reading the input:
 // load → schema → normalize → rules → render (+ manifest). Commands decide what to do next.
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { loadConfig, type LoadOptions } from '../config/load.ts';
 import { checkSchema } from '../config/check-schema.ts';
 import { normalize } from '../model/normalize.ts';
@@ -51,6 +52,7 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
   }
   const model = normalize(normalizeInput);
   diagnostics.push(...checkRules(model, loaded.positions));
+  markPendingCertificates(model, diagnostics);
   if (hasErrors(diagnostics)) return { ...fail(), model };
   let files: Record<string, string>;
   try {
@@ -64,6 +66,25 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
   }
   files['manifest.json'] = manifest(model, files);
   return { ok: true, model, files, diagnostics: sortDiagnostics(diagnostics), inputFiles: loaded.files };
+}
+
+/**
+ * An ACME-managed certificate that has not been issued yet cannot be loaded by nginx, so
+ * until it exists the build serves plain HTTP with the challenge location only (and nginx
+ * accepts the config); `gatewayctl tls issue` then rebuilds with the TLS server in place.
+ */
+function markPendingCertificates(m: GatewayModel, diagnostics: Diagnostic[]): void {
+  for (const l of m.listeners) {
+    if (!l.tls?.acme || !m.acme) continue;
+    if (existsSync(l.tls.cert) && existsSync(l.tls.key)) continue;
+    l.tls.pending = true;
+    diagnostics.push({
+      code: 'GW502',
+      severity: 'warning',
+      message: `certificate for ${m.acme.domains[0]} not issued yet: listener ${l.name} is left out and port ${l.tls.redirectFrom ?? 80} serves ACME challenges only; run \`gatewayctl tls issue\``,
+      at: l.tls.at,
+    });
+  }
 }
 
 export interface Manifest {

@@ -126,6 +126,27 @@ export const gatewaySchema = {
         unsafe_nginx_http: unsafe,
       },
     },
+    tls: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        acme: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['email', 'domains'],
+          description: 'Let\'s Encrypt (or any ACME directory) over HTTP-01, served by the gateway itself',
+          properties: {
+            email: { type: 'string', pattern: '^[^\\s@"]+@[^\\s@"]+$' },
+            domains: { type: 'array', minItems: 1, items: { type: 'string', pattern: PATTERNS.host } },
+            directory: { type: 'string', pattern: '^https://[^\\s"]+$' },
+            staging: { type: 'boolean' },
+            key_type: { enum: ['ec', 'rsa'] },
+            certs_dir: { type: 'string', pattern: PATTERNS.filePath },
+            webroot: { type: 'string', pattern: PATTERNS.filePath },
+          },
+        },
+      },
+    },
     listeners: {
       type: 'array',
       minItems: 1,
@@ -143,10 +164,11 @@ export const gatewaySchema = {
           tls: {
             type: 'object',
             additionalProperties: false,
-            required: ['cert', 'key'],
+            description: 'cert + key paths, or acme: true for the certificate managed by `gatewayctl tls issue` (top-level tls.acme)',
             properties: {
               cert: { type: 'string', pattern: PATTERNS.filePath },
               key: { type: 'string', pattern: PATTERNS.filePath },
+              acme: { type: 'boolean' },
               profile: { enum: ['modern', 'intermediate'] },
               http2: { type: 'boolean' },
               redirect_from: { type: 'integer', minimum: 1, maximum: 65535 },

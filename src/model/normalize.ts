@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { PositionIndex } from '../config/load.ts';
 import type {
   AccessRules,
+  AcmeSettings,
   CacheZone,
   ConnZone,
   Cors,
@@ -20,6 +21,7 @@ import type {
   Upstream,
   UnsafeSnippet,
 } from './types.ts';
+import { normalizeModels, routingNeedsNjs } from '../routing/normalize.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Raw = any;
@@ -34,6 +36,8 @@ export interface NormalizeInput {
 }
 
 const IDEMPOTENT_RETRY_ON = ['error', 'timeout'];
+export const LETSENCRYPT = 'https://acme-v02.api.letsencrypt.org/directory';
+export const LETSENCRYPT_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
 
 export function normalize(input: NormalizeInput): GatewayModel {
   const { value: v, positions, file } = input;
@@ -79,15 +83,33 @@ export function normalize(input: NormalizeInput): GatewayModel {
     at: at('global'),
   };
 
+  const a: Raw = (v.tls as Raw)?.acme;
+  const acme: AcmeSettings | null = a
+    ? {
+        email: a.email,
+        domains: a.domains,
+        directory: a.directory ?? (a.staging ? LETSENCRYPT_STAGING : LETSENCRYPT),
+        keyType: a.key_type ?? 'ec',
+        certsDir: path.resolve(input.baseDir, a.certs_dir ?? 'ssl/managed'),
+        webroot: path.resolve(input.baseDir, a.webroot ?? '.gatewayctl/acme'),
+        at: at('tls.acme'),
+      }
+    : null;
+  // ACME challenges are served from the managed webroot unless one is set explicitly
+  if (acme && !global.acmeWebroot) global.acmeWebroot = acme.webroot;
+
   const listeners: Listener[] = ((v.listeners as Raw[]) ?? []).map((l: Raw, i: number) => {
     const p = `listeners[${i}]`;
     if (typeof l.unsafe_nginx_server === 'string') {
       unsafeSnippets.push({ context: 'server', target: l.name, text: l.unsafe_nginx_server, at: at(`${p}.unsafe_nginx_server`) });
     }
+    const managed = l.tls?.acme === true && acme !== null;
     const tls = l.tls
       ? {
-          cert: path.resolve(input.baseDir, l.tls.cert),
-          key: path.resolve(input.baseDir, l.tls.key),
+          cert: managed ? path.join(acme.certsDir, acme.domains[0], 'fullchain.pem') : path.resolve(input.baseDir, l.tls.cert ?? ''),
+          key: managed ? path.join(acme.certsDir, acme.domains[0], 'privkey.pem') : path.resolve(input.baseDir, l.tls.key ?? ''),
+          acme: l.tls.acme === true,
+          pending: false,
           profile: l.tls.profile ?? 'intermediate',
           http2: l.tls.http2 ?? true,
           redirectFrom: l.tls.redirect_from ?? null,
@@ -246,6 +268,7 @@ export function normalize(input: NormalizeInput): GatewayModel {
       cors: r.cors ? cors(r.cors) : null,
       access: accessRules(r.access),
       setRequestHeaders: Object.entries((r.set_headers as Record<string, string>) ?? {}).map(([name, value]) => ({ name, value })),
+      models: r.models ?? null,
       at: at(p),
     } satisfies Route;
   });
@@ -262,7 +285,10 @@ export function normalize(input: NormalizeInput): GatewayModel {
     routes,
     access: accessRules(g.access),
     unsafeSnippets,
+    models: normalizeModels(v.models, at),
+    acme,
   };
+  if (routingNeedsNjs(model)) model.global.modules.njs = true;
   return model;
 }
 
@@ -275,6 +301,9 @@ function hashKey(k: Raw): HashKey | null {
   if (k === 'client_ip') return { kind: 'client_ip' };
   if (k.header) return { kind: 'header', name: k.header };
   if (k.cookie) return { kind: 'cookie', name: k.cookie };
+  if (k === 'client_id') return { kind: 'client_id' };
+  if (k.jwt_claim) return { kind: 'jwt_claim', name: k.jwt_claim };
+  if (k.body_field) return { kind: 'body_field', name: k.body_field };
   return { kind: 'query', name: k.query };
 }
 

@@ -37,6 +37,14 @@ export function checkRules(m: GatewayModel, positions?: PositionIndex): Diagnost
     seenBind.set(bind, p);
   }
   for (const [i, l] of m.listeners.entries()) {
+    const p = `listeners[${i}].tls`;
+    if (l.tls?.acme && !m.acme) err('GW350', l.tls.at, `${p}.acme`, 'acme: true needs a top-level tls.acme section (email, domains)');
+    const raw = l.tls && !l.tls.acme;
+    if (raw && (l.tls!.cert === '' || l.tls!.key === '' || l.tls!.cert.endsWith('/') || l.tls!.key.endsWith('/'))) {
+      err('GW350', l.tls!.at, p, 'tls needs cert and key, or acme: true');
+    }
+  }
+  for (const [i, l] of m.listeners.entries()) {
     const r = l.tls?.redirectFrom;
     if (r) {
       const clash = m.listeners.find((o) => o.port === r);

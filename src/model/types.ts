@@ -25,7 +25,9 @@ export interface GatewayModel {
   routes: Route[];
   access: AccessRules; // global IP rules
   unsafeSnippets: UnsafeSnippet[]; // raw nginx escape hatch, flagged by validate
-  auth?: unknown; // reserved for njs auth (issue: njs modules)
+  auth: AuthSettings | null; // njs authentication (API keys, JWT); null = not configured
+  models: ModelEntry[]; // model catalogue for model-aware routes and /v1/models (src/routing)
+  acme: AcmeSettings | null; // certificates managed by `gatewayctl tls issue|renew`
 }
 
 export interface GlobalSettings {
@@ -59,9 +61,21 @@ export interface Listener {
   at: SourcePos;
 }
 
+export interface AcmeSettings {
+  email: string;
+  domains: string[];
+  directory: string;
+  keyType: 'ec' | 'rsa';
+  certsDir: string; // absolute
+  webroot: string; // absolute; served at /.well-known/acme-challenge/ on plain-HTTP servers
+  at: SourcePos;
+}
+
 export interface ListenerTls {
   cert: string; // absolute path
   key: string; // absolute path
+  acme: boolean; // cert/key are the ACME-managed pair of tls.acme.domains[0]
+  pending: boolean; // acme certificate not issued yet: serve challenges only (set by compile)
   profile: 'modern' | 'intermediate';
   http2: boolean;
   redirectFrom: number | null; // plain-HTTP port that redirects to this listener
@@ -83,7 +97,11 @@ export type HashKey =
   | { kind: 'header'; name: string }
   | { kind: 'cookie'; name: string }
   | { kind: 'query'; name: string }
-  | { kind: 'client_ip' };
+  | { kind: 'client_ip' }
+  // derived by njs (src/routing, njs/lib/routing.ts); nginx still places the key on the ring
+  | { kind: 'client_id' } // authenticated client ($gw_client_id from auth)
+  | { kind: 'jwt_claim'; name: string } // a claim of the verified JWT
+  | { kind: 'body_field'; name: string }; // a top-level field of the JSON request body
 
 export interface Upstream {
   name: string;
@@ -120,6 +138,7 @@ export interface RateZone {
   nodelay: boolean;
   delay: number | null;
   size: Size;
+  tier: string | null; // only clients of this tier are counted (others get an empty key)
   at: SourcePos;
 }
 
@@ -128,6 +147,7 @@ export interface ConnZone {
   key: LimitKey;
   max: number;
   size: Size;
+  tier: string | null; // only clients of this tier are counted
   at: SourcePos;
 }
 
@@ -169,6 +189,15 @@ export interface Route {
   cors: Cors | null;
   access: AccessRules;
   setRequestHeaders: { name: string; value: string }[];
+  models: 'route' | 'list' | null; // route by the body's `model` / answer GET /v1/models (src/routing)
+  at: SourcePos;
+}
+
+export interface ModelEntry {
+  id: string; // as clients send it in `model`
+  upstream: string;
+  ownedBy: string;
+  created: number; // unix seconds shown in /v1/models
   at: SourcePos;
 }
 
@@ -199,6 +228,45 @@ export interface UnsafeSnippet {
   context: 'http' | 'server' | 'route';
   target: string | null; // listener or route name
   text: string;
+  at: SourcePos;
+}
+
+// njs authentication (docs/njs-auth.md for the nginx shape, docs/auth.md for the YAML).
+export type AuthMethod = 'api_key' | 'jwt';
+
+export interface AuthSettings {
+  apiKeys: { file: string; header: string; at: SourcePos } | null; // file: absolute path of the keys store
+  jwt: JwtProviderSettings[];
+  /** upstream request headers carrying the identity; null = not forwarded (still stripped when named) */
+  identityHeaders: { client: string | null; role: string | null; tier: string | null; method: string | null; claims: string | null };
+  failureLog: string | null; // path relative to the nginx prefix; null = no dedicated log
+  at: SourcePos;
+}
+
+export interface JwtProviderSettings {
+  name: string;
+  algorithms: string[];
+  jwksFile: string | null; // absolute
+  secretFile: string | null; // absolute
+  secretEnv: string | null; // environment variable read at build time
+  issuer: string[];
+  audience: string[];
+  leeway: number; // seconds
+  requiredClaims: string[];
+  requireExp: boolean;
+  maxTokenLength: number;
+  clientClaim: string;
+  roleClaim: string | null;
+  tierClaim: string | null;
+  at: SourcePos;
+}
+
+export interface RouteAuth {
+  methods: AuthMethod[]; // non-empty; both = either credential is accepted
+  jwtProvider: string | null; // resolved provider name when jwt is allowed
+  roles: string[]; // empty = any authenticated client
+  stripCredentials: boolean; // clear Authorization / the key header before proxying
+  keyHeader: string; // API-key header for this route
   at: SourcePos;
 }
 
