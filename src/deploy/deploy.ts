@@ -17,7 +17,7 @@ import {
   type NginxLocation,
   runCapture,
   runningMaster,
-  signalMaster,
+  nginxReload,
   sleep,
   stopMaster,
   waitLogsQuiet,
@@ -157,7 +157,8 @@ async function applyAndWait(ctx: Ctx, release: string, live: string | null): Pro
   const logs = [...new Set([...rtOld.errorLogs, ...rtNew.errorLogs])];
   const offsets = new Map<string, number>();
   for (const l of logs) offsets.set(l, await logOffset(l));
-  const pid = (await runningMaster(rtOld.pidFile)) ?? (await runningMaster(rtNew.pidFile));
+  const pidFile = (await runningMaster(rtOld.pidFile)) !== null ? rtOld.pidFile : rtNew.pidFile;
+  const pid = await runningMaster(pidFile);
   let started = false;
   let step: DeployStep;
 
@@ -169,15 +170,12 @@ async function applyAndWait(ctx: Ctx, release: string, live: string | null): Pro
   } else if (pid !== null) {
     step = 'reload';
     ctx.log(`reloading nginx (pid ${pid})`);
-    try {
-      signalMaster(pid, 'SIGHUP');
-    } catch (e) {
-      throw new DeployError('reload', `cannot signal nginx master ${pid}: ${(e as Error).message}`);
-    }
+    const r = await nginxReload(ctx.L.prefix, pidFile, rtNew.errorLogs[0] ?? rtOld.errorLogs[0], ctx.readyTimeoutMs);
+    if (!r.ok) throw new DeployError('reload', `nginx could not apply release ${release}:\n${r.output.trim()}`);
   } else {
     step = 'start';
     ctx.log(`starting nginx: ${ctx.nginx.bin} -p ${ctx.L.prefix}/ -c ${liveConf(ctx)}`);
-    const r = await nginxStart(ctx.nginx, ctx.L.prefix, liveConf(ctx), rtNew.pidFile);
+    const r = await nginxStart(ctx.nginx, ctx.L.prefix, liveConf(ctx));
     if (!r.ok) {
       const extra = fatalLines((await Promise.all(logs.map((l) => readLogSince(l, offsets.get(l) ?? 0)))).join('\n'));
       throw new DeployError('start', `nginx failed to start`, [r.output.trim(), ...extra].filter(Boolean).join('\n'));

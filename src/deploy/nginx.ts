@@ -8,7 +8,18 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { findNginx, type NginxLocation, preparePrefix, testConfig } from '../runtime/nginx.ts';
+import {
+  findNginx,
+  NginxError,
+  type NginxLocation,
+  pidAlive,
+  preparePrefix,
+  readPid,
+  reloadNginx,
+  startNginx,
+  stopNginx,
+  testConfig,
+} from '../runtime/nginx.ts';
 
 export type { NginxLocation };
 
@@ -72,75 +83,42 @@ export async function nginxTest(loc: NginxLocation, prefix: string, conf: string
   return { ok: r.ok, output: r.output };
 }
 
-/**
- * Start nginx daemonized with `-p PREFIX -c CONF` and wait for the master's pid file.
- * (Own implementation: the launch must report nginx's own stderr, and the master of the
- * project runtime runs under its loader, so its /proc cmdline does not always say "nginx".)
- */
-export async function nginxStart(loc: NginxLocation, prefix: string, conf: string, pidFile: string, timeoutMs = 15_000): Promise<{ ok: boolean; output: string }> {
-  const p = path.resolve(prefix);
-  const r = await runCapture(loc.bin, ['-p', p.endsWith('/') ? p : p + '/', '-c', conf], { timeoutMs });
-  if (r.code !== 0) return { ok: false, output: r.output || `nginx exited with ${r.code ?? r.signal}` };
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if ((await runningMaster(pidFile)) !== null) return { ok: true, output: r.output };
-    await sleep(25);
-  }
-  return { ok: false, output: `${r.output}
-nginx did not write ${pidFile} within ${timeoutMs} ms`.trim() };
-}
-
-export async function readPidFile(pidFile: string): Promise<number | null> {
+/** Start nginx daemonized with `-p PREFIX/ -c CONF`; resolves once the master's pid file is written. */
+export async function nginxStart(loc: NginxLocation, prefix: string, conf: string, timeoutMs = 15_000): Promise<{ ok: boolean; output: string }> {
   try {
-    const n = Number.parseInt((await fsp.readFile(pidFile, 'utf8')).trim(), 10);
-    return Number.isInteger(n) && n > 0 ? n : null;
-  } catch {
-    return null;
-  }
-}
-
-/** A live, non-zombie process. */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
+    const p = await startNginx(loc, prefix, conf, { timeoutMs });
+    return { ok: true, output: p.output() };
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+    return { ok: false, output: e instanceof NginxError ? e.message : (e as Error).message };
   }
+}
+
+/**
+ * SIGHUP the master and wait until new workers run and the old ones stopped accepting
+ * (src/runtime reloadNginx); [emerg] lines in errorLog after the HUP fail it early.
+ */
+export async function nginxReload(prefix: string, pidFile: string, errorLog: string | undefined, timeoutMs: number): Promise<{ ok: boolean; output: string }> {
   try {
-    const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return process.platform !== 'linux';
+    await reloadNginx(prefix, { pidFile, errorLog, timeoutMs });
+    return { ok: true, output: '' };
+  } catch (e) {
+    if (e instanceof NginxError) {
+      const lines = fatalLines(e.output);
+      return { ok: false, output: [e.message.split('\nFix:')[0], ...lines].join('\n') };
+    }
+    return { ok: false, output: (e as Error).message };
   }
 }
 
 /** Pid of the live master named by pidFile (absolute), or null. */
 export async function runningMaster(pidFile: string): Promise<number | null> {
-  const pid = await readPidFile(pidFile);
-  return pid !== null && processAlive(pid) ? pid : null;
+  const pid = await readPid(path.dirname(pidFile), { pidFile });
+  return pid !== null && pidAlive(pid) ? pid : null;
 }
 
-export function signalMaster(pid: number, sig: NodeJS.Signals): void {
-  process.kill(pid, sig);
-}
-
-/** Ask a master to finish in-flight requests and quit; wait for it (TERM, then KILL after graceMs). */
+/** Ask a master to finish in-flight requests and quit; wait for it (SIGKILL after graceMs). */
 export async function stopMaster(pidFile: string, graceMs = 10_000): Promise<boolean> {
-  const pid = await runningMaster(pidFile);
-  if (pid === null) return false;
-  for (const [sig, wait] of [['SIGQUIT', graceMs], ['SIGTERM', 3000], ['SIGKILL', 3000]] as const) {
-    try {
-      process.kill(pid, sig);
-    } catch {
-      break;
-    }
-    const until = Date.now() + wait;
-    while (processAlive(pid) && Date.now() < until) await sleep(25);
-    if (!processAlive(pid)) break;
-  }
-  await fsp.rm(pidFile, { force: true }).catch(() => {});
-  return true;
+  return stopNginx(path.dirname(pidFile), { pidFile, timeoutMs: graceMs });
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -134,7 +134,11 @@ export function get(port: number, p: string, opts: { agent?: http.Agent | false;
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
+    req.on('error', (e: Error & { reusedSocket?: boolean; gotResponse?: boolean }) => {
+      // Whether the request went out on an idle keep-alive connection (see steadyLoad's retry).
+      e.reusedSocket = req.reusedSocket;
+      reject(e);
+    });
   });
 }
 
@@ -151,16 +155,22 @@ export interface LoadStats {
   ok: number;
   failed: number;
   failures: string[];
+  /** Requests retried once because their idle keep-alive connection was closed under them. */
+  retried: string[];
   releases: Map<string, number>; // x-release -> count
 }
 
 /**
  * Steady traffic: `concurrency` loops issuing GETs until `total` requests are done or
  * stop() is called, pausing `pauseMs` between requests. Every non-200 or transport error is
- * a failure.
+ * a failure. With a keep-alive agent, a GET whose *reused idle* connection is closed before
+ * any response arrives is retried once on a new connection, as HTTP clients do for
+ * idempotent requests (RFC 9112 §9.3.1): a server may close an idle connection at any time,
+ * and nginx's old workers do exactly that when a reload retires them. Those are recorded in
+ * `retried`; a second failure counts as failed.
  */
 export function steadyLoad(port: number, o: { total: number; concurrency: number; pauseMs: number; agent?: http.Agent | false }) {
-  const stats: LoadStats = { ok: 0, failed: 0, failures: [], releases: new Map() };
+  const stats: LoadStats = { ok: 0, failed: 0, failures: [], retried: [], releases: new Map() };
   let issued = 0;
   let stopped = false;
   const loop = async () => {
@@ -168,7 +178,14 @@ export function steadyLoad(port: number, o: { total: number; concurrency: number
       issued++;
       const n = issued;
       try {
-        const r = await get(port, `/api/item/${n}`, { agent: o.agent ?? false });
+        let r: Reply;
+        try {
+          r = await get(port, `/api/item/${n}`, { agent: o.agent ?? false });
+        } catch (e) {
+          if (!(e as { reusedSocket?: boolean }).reusedSocket) throw e;
+          stats.retried.push(`#${n}: ${(e as Error).message}`);
+          r = await get(port, `/api/item/${n}`, { agent: o.agent ?? false });
+        }
         if (r.status === 200) {
           stats.ok++;
           const rel = String(r.headers['x-release'] ?? '?');
