@@ -108,16 +108,28 @@ export function accessLines(allowRoute: string[], denyRoute: string[], m: Gatewa
   return out;
 }
 
+/**
+ * nginx raises 400 and 414 while reading the request line, before there is a URI, and then
+ * refuses a redirect to a named location ("empty URI in redirect to named location") and
+ * answers 500. Those two go to internal URI locations instead.
+ */
+const EARLY_ERRORS = new Set([400, 414]);
+const errorTarget = (s: number): string => (EARLY_ERRORS.has(s) ? `/_gatewayctl/error/${s}` : `@gw_error_${s}`);
+
 function errorPageLines(overrides: Record<number, string> = {}): string[] {
-  return Object.keys(ERROR_STATUSES).map((s) => d('error_page', s, '=', overrides[Number(s)] ?? `@gw_error_${s}`));
+  return Object.keys(ERROR_STATUSES).map((s) => d('error_page', s, '=', overrides[Number(s)] ?? errorTarget(Number(s))));
 }
 
 /** Named locations that answer gateway-produced errors with JSON. */
 export function errorLocations(headers: string[]): Block[] {
-  return Object.keys(ERROR_STATUSES).map((s) => ({
-    head: `location @gw_error_${s}`,
-    lines: [d('default_type', 'application/json'), ...headers, d('return', s, errorBody(Number(s)))],
-  }));
+  return Object.keys(ERROR_STATUSES).map((s) => {
+    const target = errorTarget(Number(s));
+    const internal = target.startsWith('/');
+    return {
+      head: internal ? `location = ${q(target, 'path')}` : `location ${target}`,
+      lines: [...(internal ? [d('internal')] : []), d('default_type', 'application/json'), ...headers, d('return', s, errorBody(Number(s)))],
+    };
+  });
 }
 
 /** error_page at location level replaces the server's list, so only emit it when a route overrides a status. */
