@@ -1,0 +1,44 @@
+// Schema fragments for consistent-hash keys derived by njs and for model-aware routing.
+// Spliced into src/config/schema.ts.
+
+// Model ids as OpenAI-compatible clients send them: gpt-4o, meta-llama/Llama-3-70b, ft:gpt-4o:acme:x.
+export const MODEL_ID = '^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,99}$';
+// JSON member / claim names used as hash keys.
+export const FIELD_NAME = '^[A-Za-z_][A-Za-z0-9_.-]{0,63}$';
+
+export const njsHashKeys = [
+  { const: 'client_id', description: 'the authenticated client (needs auth on the routes)' },
+  {
+    type: 'object',
+    additionalProperties: false,
+    required: ['jwt_claim'],
+    properties: { jwt_claim: { type: 'string', pattern: FIELD_NAME, description: 'a claim of the verified JWT' } },
+  },
+  {
+    type: 'object',
+    additionalProperties: false,
+    required: ['body_field'],
+    properties: { body_field: { type: 'string', pattern: FIELD_NAME, description: 'a top-level field of the JSON request body (e.g. user)' } },
+  },
+];
+
+export const modelsSchema = {
+  type: 'array',
+  description: 'Model catalogue: model-aware routes send a request to the upstream of the `model` in its JSON body; `models: list` routes answer /v1/models from it.',
+  items: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['id', 'upstream'],
+    properties: {
+      id: { type: 'string', pattern: MODEL_ID },
+      upstream: { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,62}$' },
+      owned_by: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._ -]{0,63}$' },
+      created: { type: 'integer', minimum: 0 },
+    },
+  },
+};
+
+export const routeModels = {
+  enum: ['route', 'list'],
+  description: 'route: pick the upstream by the JSON body\'s `model` (400 missing, 404 unknown); list: answer with the model list (OpenAI /v1/models shape)',
+};
