@@ -1,13 +1,14 @@
 // Zero failed requests across repeated deploys: steady traffic plus one long SSE stream
 // through nginx while deploying four times (v2, v3, a refused broken release, v4).
 
-import * as http from 'node:http';
+import { spawn } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { deploy, DeployError } from '../../src/deploy/deploy.ts';
 import { stopMaster } from '../../src/deploy/nginx.ts';
-import { freePort, readSse, readyHash, startEchoUpstream, steadyLoad, tempDir, writeFixture, type EchoUpstream } from './helpers.ts';
+import { freePort, readyHash, startEchoUpstream, tempDir, writeFixture, type EchoUpstream, type LoadStats } from './helpers.ts';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterAll(async () => {
@@ -35,16 +36,23 @@ describe('zero-downtime deploys', () => {
     await doDeploy(v1.dir);
     expect(await readyHash(port)).toBe(v1.hash);
 
-    // One long stream: 60 events, 100 ms apart (~6 s), opened before the first deploy.
+    // Clients run in their own process: one long SSE stream (60 events, 100 ms apart, ~6 s)
+    // and 400 requests (200 on fresh connections, 200 on keep-alive connections).
     const EVENTS = 60;
-    const stream = readSse(port, `/sse?events=${EVENTS}&intervalMs=100`, 30_000);
-    // Steady traffic, bounded: 400 requests, 4 workers. Half on fresh connections, half on
-    // keep-alive connections (the ones a reload's old workers close when idle).
-    const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 2 });
-    cleanup.push(async () => keepAlive.destroy());
-    const fresh = steadyLoad(port, { total: 200, concurrency: 2, pauseMs: 60 });
-    const reused = steadyLoad(port, { total: 200, concurrency: 2, pauseMs: 60, agent: keepAlive });
-    const started = Date.now();
+    const client = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./load-client.ts', import.meta.url)), String(port), String(EVENTS), '200'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    cleanup.push(async () => client.exitCode === null && client.kill('SIGKILL'));
+    let out = '';
+    client.stdout!.setEncoding('utf8');
+    await new Promise<void>((resolve, reject) => {
+      client.stdout!.on('data', (c: string) => {
+        out += c;
+        if (out.includes('started\n')) resolve();
+      });
+      client.on('exit', (code) => reject(new Error(`load client exited early (${code}): ${out}`)));
+    });
+    const finished = new Promise<number | null>((r) => client.on('exit', (code) => r(code)));
 
     await sleep(500);
     const deployed: string[] = [v1.hash];
@@ -66,13 +74,19 @@ describe('zero-downtime deploys', () => {
       await sleep(700);
     }
 
-    const [a, k] = await Promise.all([fresh.done, reused.done]);
-    const sse = await stream;
-    const elapsed = Date.now() - started;
+    expect(await finished).toBe(0);
+    type Stats = Omit<LoadStats, 'releases'> & { releases: Record<string, number> };
+    const res = JSON.parse(out.slice(out.indexOf('started\n') + 8).trim()) as {
+      fresh: Stats;
+      keepAlive: Stats;
+      sse: { ids: number[]; status: number; error: string | null };
+      elapsed: number;
+    };
+    const [a, k, sse, elapsed] = [res.fresh, res.keepAlive, res.sse, res.elapsed];
 
     console.log(
       `zero-downtime: ${a.ok + k.ok} ok, ${a.failed + k.failed} failed, keep-alive retries ${k.retried.length} (${k.retried.join('; ')}), ` +
-        `SSE events ${sse.ids.length}, releases seen ${[...new Set([...a.releases.keys(), ...k.releases.keys()])].join(',')}, ${elapsed} ms`,
+        `SSE events ${sse.ids.length}, releases seen ${[...new Set([...Object.keys(a.releases), ...Object.keys(k.releases)])].join(',')}, ${elapsed} ms`,
     );
     const failures = [...a.failures.map((f) => `fresh ${f}`), ...k.failures.map((f) => `keep-alive ${f}`)];
     expect(failures, failures.join('\n')).toEqual([]);
@@ -83,7 +97,7 @@ describe('zero-downtime deploys', () => {
     expect(a.ok + k.ok).toBe(400);
     expect(elapsed).toBeGreaterThan(3000); // traffic really spanned the deploys
     // Traffic reached more than one release, and the last one at the end.
-    const seen = new Set([...a.releases.keys(), ...k.releases.keys()]);
+    const seen = new Set([...Object.keys(a.releases), ...Object.keys(k.releases)]);
     expect(seen.size).toBeGreaterThanOrEqual(2);
     expect(seen.has('v4')).toBe(true);
 
