@@ -47,6 +47,28 @@ export function parsePositiveInt(v: number | string | undefined, name: string, d
   return n;
 }
 
+/**
+ * While a deploy/rollback runs, a first SIGINT/SIGTERM only warns: stopping between the
+ * switch and the readiness check would leave an unverified release live and a stale lock.
+ * A second one exits at once (130).
+ */
+export async function withSignalGuard<T>(command: string, fn: () => Promise<T>): Promise<T> {
+  let seen = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (seen) process.exit(130);
+    seen = true;
+    process.stderr.write(`${command}: ${sig} received; finishing (a failure still restores the previous release). Send it again to abort now.\n`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await fn();
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
 export function formatFailure(command: string, e: DeployError): string {
   const lines = [`${command} failed at step "${STEP_TEXT[e.step] ?? e.step}": ${e.message}`];
   if (e.detail) lines.push(...e.detail.split('\n').map((l) => `  ${l}`));
@@ -66,16 +88,18 @@ export async function run(opts: DeployCommandOptions): Promise<number> {
   }
   const log = opts.quiet || opts.json ? () => {} : (l: string) => process.stderr.write(`deploy: ${l}\n`);
   try {
-    const r = await deploy({
-      from: opts.from ?? 'dist',
-      target: opts.target ?? DEFAULT_TARGET,
-      nginx: opts.nginx,
-      prefix: opts.prefix,
-      keep,
-      reloadCmd: opts.reloadCmd,
-      readyTimeoutMs,
-      log,
-    });
+    const r = await withSignalGuard('deploy', () =>
+      deploy({
+        from: opts.from ?? 'dist',
+        target: opts.target ?? DEFAULT_TARGET,
+        nginx: opts.nginx,
+        prefix: opts.prefix,
+        keep,
+        reloadCmd: opts.reloadCmd,
+        readyTimeoutMs,
+        log,
+      }),
+    );
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     } else if (r.status === 'unchanged') {

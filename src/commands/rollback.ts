@@ -1,6 +1,6 @@
 // `gatewayctl rollback`: make an earlier release live again (test, switch, reload, /ready).
 import { DeployError, rollback } from '../deploy/deploy.ts';
-import { DEFAULT_TARGET, formatFailure, parsePositiveInt } from './deploy.ts';
+import { DEFAULT_TARGET, formatFailure, parsePositiveInt, withSignalGuard } from './deploy.ts';
 
 export const help = `
 Returns to the previous release (the one live before the last deploy or rollback), or to
@@ -39,15 +39,17 @@ export async function run(opts: RollbackCommandOptions): Promise<number> {
   }
   const log = opts.quiet || opts.json ? () => {} : (l: string) => process.stderr.write(`rollback: ${l}\n`);
   try {
-    const r = await rollback({
-      to: opts.to,
-      target: opts.target ?? DEFAULT_TARGET,
-      nginx: opts.nginx,
-      prefix: opts.prefix,
-      reloadCmd: opts.reloadCmd,
-      readyTimeoutMs,
-      log,
-    });
+    const r = await withSignalGuard('rollback', () =>
+      rollback({
+        to: opts.to,
+        target: opts.target ?? DEFAULT_TARGET,
+        nginx: opts.nginx,
+        prefix: opts.prefix,
+        reloadCmd: opts.reloadCmd,
+        readyTimeoutMs,
+        log,
+      }),
+    );
     if (opts.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     else if (r.status === 'unchanged') process.stdout.write(`release ${r.release} is already live; nothing to do\n`);
     else process.stdout.write(`rolled back to ${r.release} (input ${r.inputHash.slice(0, 12)})${r.previous ? `; previous: ${r.previous}` : ''}\n`);
