@@ -387,6 +387,32 @@ describe('deploy lock', () => {
   });
 });
 
+describe('--reload-cmd', () => {
+  it('reloads through a user command (as with systemctl reload nginx) and reports its failure', async () => {
+    const e = await env();
+    const v1 = await e.build('v1', { upstream: upA });
+    const v2 = await e.build('v2', { upstream: upB });
+    const r1 = await e.deploy(v1.dir);
+    const pidFile = path.join(e.target, 'run', 'nginx.pid');
+    const reloadCmd = `kill -HUP "$(cat '${pidFile}')"`;
+    const r2 = await deploy({ from: v2.dir, target: e.target, reloadCmd, readyTimeoutMs: 8000, log: (l) => e.log.push(l) });
+    expect(r2.status).toBe('deployed');
+    expect(e.log.join('\n')).toContain(`reloading with: ${reloadCmd}`);
+    expect(upstreamOf((await get(e.port, '/x')).body)).toBe('B');
+
+    const v3 = await e.build('v3');
+    const err = await caught(deploy({ from: v3.dir, target: e.target, reloadCmd: 'echo "unit nginx.service not loaded" >&2; exit 5', readyTimeoutMs: 3000 }));
+    expect(err.step).toBe('reload');
+    expect(err.message).toMatch(/reload command failed \(exit 5\)/);
+    expect(err.detail).toContain('unit nginx.service not loaded');
+    // The link is back on v2 even though the same command cannot reload it either.
+    expect(fs.readlinkSync(path.join(e.target, 'current'))).toBe(`releases/${r2.release}`);
+    expect(err.recovery).toMatch(/restored the current link to .*, but reload nginx failed/);
+    expect(await readyHash(e.port)).toBe(v2.hash);
+    expect(r1.release).not.toBe(r2.release);
+  });
+});
+
 describe('TLS readiness', () => {
   it('probes /ready over https when the readiness listener is a TLS listener', async () => {
     const e = await env();
