@@ -175,6 +175,17 @@ tls
   .option('--json', 'machine-readable output')
   .action(wrap(async (o) => (await cmd('tls')).run('status', o)));
 
+program
+  .command('route')
+  .description('explain where a consistent-hash key goes (nginx\'s own ring placement) and where it fails over')
+  .addOption(configOpt())
+  .requiredOption('--key <key>', 'the value nginx hashes (header, cookie, claim, body field, …)')
+  .option('--upstream <name>', 'consistent_hash upstream (needed when there are several)')
+  .option('--unavailable <server...>', 'treat these servers as failed (passive health)')
+  .option('--json', 'machine-readable output')
+  .addHelpText('after', (await cmd('route')).help)
+  .action(wrap(async (o) => (await cmd('route')).run(o)));
+
 try {
   await program.parseAsync(process.argv);
 } catch (e) {

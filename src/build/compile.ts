@@ -11,6 +11,7 @@ import type { Diagnostic, GatewayModel } from '../model/types.ts';
 import { render, RenderError } from '../render/index.ts';
 import type { RenderOptions } from '../render/view.ts';
 import { VERSION } from '../version.ts';
+import { addNjsFiles } from './njs.ts';
 
 export interface CompileOptions extends LoadOptions, RenderOptions {}
 
@@ -64,6 +65,7 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
     diagnostics.push({ code: 'GW400', severity: 'error', message: `render: ${e.message}`, at: null });
     return { ...fail(), model };
   }
+  addNjsFiles(model, files);
   files['manifest.json'] = manifest(model, files);
   return { ok: true, model, files, diagnostics: sortDiagnostics(diagnostics), inputFiles: loaded.files };
 }

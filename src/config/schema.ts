@@ -3,6 +3,7 @@
 // Patterns here are the first line of defence against config injection: every string
 // that reaches nginx is constrained to an allow-list for its context. The render step's
 // quoting helper checks again (defence in depth).
+import { modelsSchema, njsHashKeys, routeModels } from '../routing/schema.ts';
 
 export const PATTERNS = {
   name: '^[a-z][a-z0-9_-]{0,62}$',
@@ -229,6 +230,7 @@ export const gatewaySchema = {
               { type: 'object', additionalProperties: false, required: ['header'], properties: { header: headerName } },
               { type: 'object', additionalProperties: false, required: ['cookie'], properties: { cookie: { type: 'string', pattern: PATTERNS.token } } },
               { type: 'object', additionalProperties: false, required: ['query'], properties: { query: { type: 'string', pattern: PATTERNS.token } } },
+              ...njsHashKeys,
             ],
           },
           hash_fallback: { enum: ['client_ip', 'random'] },
@@ -322,6 +324,7 @@ export const gatewaySchema = {
         },
       },
     },
+    models: modelsSchema,
     routes: {
       type: 'array',
       items: {
@@ -422,6 +425,7 @@ export const gatewaySchema = {
             propertyNames: { pattern: PATTERNS.headerName },
             additionalProperties: { type: 'string', pattern: PATTERNS.text, maxLength: 1024 },
           },
+          models: routeModels,
           unsafe_nginx_route: unsafe,
         },
       },

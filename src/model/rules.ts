@@ -2,6 +2,7 @@
 // YAML position of the entry at fault; all problems are collected, none stops the others.
 import type { PositionIndex } from '../config/load.ts';
 import type { Diagnostic, GatewayModel, Route, SourcePos } from './types.ts';
+import { checkRoutingRules, routesUsing } from '../routing/rules.ts';
 
 /**
  * `positions` (from the load step) lets each diagnostic point at the offending key itself;
@@ -99,7 +100,7 @@ export function checkRules(m: GatewayModel, positions?: PositionIndex): Diagnost
       if (seen.has(s.address)) err('GW325', s.at, `${p}.servers[${j}]`, `duplicate server ${s.address}`);
       seen.add(s.address);
     }
-    if (!m.routes.some((r) => r.upstream === u.name)) warn('GW326', u.at, p, `upstream "${u.name}" is not used by any route`);
+    if (!routesUsing(m, u.name).length) warn('GW326', u.at, p, `upstream "${u.name}" is not used by any route`);
   }
 
   // routes
@@ -110,7 +111,7 @@ export function checkRules(m: GatewayModel, positions?: PositionIndex): Diagnost
     const p = `routes[${r.index}]`;
     if (seenNames.has(r.name)) err('GW330', r.at, `${p}.name`, `duplicate route name "${r.name}" (also routes[${seenNames.get(r.name)}])`);
     seenNames.set(r.name, r.index);
-    if (r.upstream === null && r.respond === null) err('GW331', r.at, p, 'route needs an upstream or a respond block');
+    if (r.upstream === null && r.respond === null && r.models === null) err('GW331', r.at, p, 'route needs an upstream or a respond block');
     if (r.upstream !== null && r.respond !== null) err('GW331', r.at, `${p}.respond`, 'route has both upstream and respond; choose one');
     if (r.upstream !== null && !upstreamNames.includes(r.upstream)) {
       err('GW204', r.at, `${p}.upstream`, `unknown upstream "${r.upstream}" (defined: ${list(upstreamNames)})`);
@@ -167,6 +168,8 @@ export function checkRules(m: GatewayModel, positions?: PositionIndex): Diagnost
       warn('GW341', r.at, `${p}.match.host`, `host ${r.match.host} is not among the listener's server_names; a server block is added for it`);
     }
   }
+
+  checkRoutingRules(m, err, warn);
 
   for (const s of m.unsafeSnippets) {
     warn('GW390', s.at, s.at.path, `raw nginx snippet (unsafe escape hatch) inserted verbatim into ${s.context}${s.target ? ` "${s.target}"` : ''}; review it by hand`);

@@ -23,6 +23,8 @@ import {
   type RenderOptions,
 } from './view.ts';
 import { tlsLines } from './tls.ts';
+import { routingHttpLines, routingMapBlocks } from './routing.ts';
+import { njsHttpLines } from '../build/njs.ts';
 
 const TEMPLATES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../templates');
 
@@ -73,7 +75,7 @@ export function render(m: GatewayModel, opts: RenderOptions = {}): RenderResult 
   const files: Record<string, string> = {};
   files['nginx.conf'] = renderConf(mainConf(m, header, brotli));
   files['mime.types'] = readFileSync(path.join(TEMPLATES, 'mime.types'), 'utf8');
-  files[CONF_FILES.maps] = renderConf({ header, lines: [], blocks: mapBlocks(m) });
+  files[CONF_FILES.maps] = renderConf({ header, lines: routingHttpLines(m), blocks: [...mapBlocks(m), ...routingMapBlocks(m)] });
   files[CONF_FILES.limits] = renderConf({
     header,
     lines: [
@@ -174,6 +176,7 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean): ConfView {
   }
   const snippet = m.unsafeSnippets.find((s) => s.context === 'http');
   if (snippet) http.push(`# unsafe_nginx_http (verbatim, from ${snippet.at.path})`, ...snippet.text.trim().split('\n'));
+  if (g.modules.njs) http.push(...njsHttpLines());
   for (const f of Object.values(CONF_FILES)) http.push(d('include', f));
   return {
     header,

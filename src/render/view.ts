@@ -3,6 +3,7 @@
 import type { GatewayModel, Listener, Route, Upstream, RateZone, ConnZone, LimitKey, SecurityHeaders } from '../model/types.ts';
 import { bare, headerVar, ident, jsonBody, q, RenderError } from './quote.ts';
 import { hstsHeaderValue } from '../tls/profiles.ts';
+import { claimSpecLines, modelsListLines, MODEL_UPSTREAM_TARGET, njsKeySource, withBodyStep } from './routing.ts';
 
 export interface Block {
   comment?: string;
@@ -81,6 +82,8 @@ export function hashKeySource(u: Upstream): string {
       return `$arg_${bare(k.name, 'token').replace(/[.-]/g, '_')}`;
     case 'client_ip':
       return '$remote_addr';
+    default:
+      return njsKeySource(u) ?? '$remote_addr'; // client_id, jwt_claim, body_field (src/render/routing.ts)
   }
 }
 
@@ -274,9 +277,18 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: Render
     return { location: { comment: `route ${r.name} (routes[${r.index}])`, head: routeMatchHead(r), lines, blocks }, named };
   }
 
+  if (r.models === 'list') {
+    // answered by the gateway from the model catalogue, after method checks and limits (as respond)
+    lines.push(...routeErrorPages(overrides));
+    lines.push(d('try_files', q('/.gatewayctl-no-such-file', 'path'), `@${rid}_models`));
+    named.push({ head: `location @${rid}_models`, lines: modelsListLines(m, [...headers, ...extraHeaders]) });
+    return { location: { comment: `route ${r.name} (routes[${r.index}])`, head: routeMatchHead(r), lines, blocks }, named };
+  }
+  lines.push(...claimSpecLines(r, m));
+  const split = lines.length; // routes that need the body hand over to a named location from here
   const u = m.upstreams.find((x) => x.name === r.upstream);
-  if (!u) throw new RenderError(`route ${r.name}: unknown upstream ${r.upstream}`);
-  let target = `http://${bare(u.name, 'name')}`;
+  if (!u && r.models !== 'route') throw new RenderError(`route ${r.name}: unknown upstream ${r.upstream}`);
+  let target = u ? `http://${bare(u.name, 'name')}` : MODEL_UPSTREAM_TARGET;
   if (r.rewrite.stripPrefix) target += stripPrefixMap(r) ? `$gw_strip_${ident(r.name)}` : '/';
   else if (r.rewrite.replacePath) target += r.rewrite.replacePath;
   lines.push(d('proxy_pass', r.rewrite.replacePath ? q(target, 'expr') : target));
@@ -341,7 +353,8 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: Render
   const snippet = m.unsafeSnippets.find((s) => s.context === 'route' && s.target === r.name);
   if (snippet) lines.push(`# unsafe_nginx_route (verbatim, from ${snippet.at.path})`, ...snippet.text.trim().split('\n'));
   void opts;
-  return { location: { comment: `route ${r.name} (routes[${r.index}])`, head: routeMatchHead(r), lines, blocks }, named };
+  const rb = { location: { comment: `route ${r.name} (routes[${r.index}])`, head: routeMatchHead(r), lines, blocks }, named };
+  return withBodyStep(r, m, rb, split, [...headers, ...extraHeaders], routeErrorPages(overrides));
 }
 
 export function upstreamLines(u: Upstream): string[] {

@@ -1,0 +1,58 @@
+// The njs module in the build output. One place for everything that needs it (auth, routing):
+// when the model sets global.modules.njs, the renderer emits njsHttpLines() once in http{}
+// and compile() adds the bundle as NJS_BUNDLE_PATH next to nginx.conf.
+//
+// `js_path` and `js_import` resolve relative to the directory of nginx.conf (checked with
+// nginx 1.26 + njs 0.8.9), so dist/ stays self-contained wherever the prefix is.
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import * as esbuild from 'esbuild';
+import { formatProblem, NJS_BUILTIN_MODULES, NJS_ENTRY, NJS_SOURCE_DIR, verifyNjsBundle } from '../njs/bundle.ts';
+
+export const NJS_BUNDLE_PATH = 'njs/gateway.js';
+
+/** http-level directives that load the bundle as module `gateway` (emit once). */
+export function njsHttpLines(): string[] {
+  return ['js_path "njs/";', 'js_import gateway from gateway.js;'];
+}
+
+function listSources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .sort((a, b) => (a.name < b.name ? -1 : 1))
+    .flatMap((e) => (e.isDirectory() ? listSources(path.join(dir, e.name)) : /\.(ts|js)$/.test(e.name) ? [path.join(dir, e.name)] : []));
+}
+
+let cache: { stamp: string; code: string } | null = null;
+
+/** The bundled module text (esbuild, synchronous), verified against the njs subset; cached per process. */
+export function njsBundleText(): string {
+  const files = listSources(NJS_SOURCE_DIR);
+  const stamp = files.map((f) => `${f}:${statSync(f).mtimeMs}:${statSync(f).size}`).join('|');
+  if (cache && cache.stamp === stamp) return cache.code;
+  const result = esbuild.buildSync({
+    entryPoints: [NJS_ENTRY],
+    bundle: true,
+    write: false,
+    format: 'esm',
+    platform: 'neutral',
+    target: 'es2017',
+    minify: false,
+    treeShaking: true,
+    legalComments: 'none',
+    charset: 'utf8',
+    external: NJS_BUILTIN_MODULES,
+    logLevel: 'silent',
+  });
+  let code = result.outputFiles[0].text;
+  const m = /export\s*\{\s*([A-Za-z_$][\w$]*)\s+as\s+default\s*\};?\s*$/.exec(code);
+  if (m) code = `${code.slice(0, m.index)}export default ${m[1]};\n`;
+  const problems = verifyNjsBundle(NJS_BUNDLE_PATH, code);
+  if (problems.length) throw new Error(`njs bundle is not valid for njs:\n${problems.map(formatProblem).join('\n')}`);
+  cache = { stamp, code };
+  return code;
+}
+
+/** Add the bundle to the build files when the model uses njs. */
+export function addNjsFiles(model: { global: { modules: { njs: boolean } } }, files: Record<string, string>): void {
+  if (model.global.modules.njs) files[NJS_BUNDLE_PATH] = njsBundleText();
+}

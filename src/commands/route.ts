@@ -1,0 +1,57 @@
+// `gatewayctl route`: where a consistent-hash key goes, computed exactly as nginx places it.
+import { compile } from '../build/compile.ts';
+import { formatDiagnostic } from '../model/diagnostics.ts';
+import { explainRoute, RouteError } from '../routing/explain.ts';
+
+export const help = `
+Examples:
+  $ gatewayctl route --key user-42                      # the only consistent_hash upstream
+  $ gatewayctl route --key alice --upstream sessions -c prod.yaml
+  $ gatewayctl route --key alice --unavailable 10.0.2.1:8000   # where it goes while that server is failed
+  $ gatewayctl route --key alice --json | jq .peer
+
+The key is the value nginx hashes: the header/cookie/query value, the client id, the JWT
+claim or the JSON body field named by the upstream's hash_key. The placement is nginx's own
+\`hash … consistent\` (ketama: crc32 of each server address as written, 160 points per weight
+unit); successors are where the key moves, in order, when the servers before it fail.`;
+
+export interface RouteOptions {
+  config: string;
+  key: string;
+  upstream?: string;
+  unavailable?: string[];
+  json?: boolean;
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+
+export async function run(opts: RouteOptions): Promise<number> {
+  const r = compile(opts.config);
+  if (!r.model || r.diagnostics.some((x) => x.severity === 'error')) {
+    for (const x of r.diagnostics) process.stderr.write(`${formatDiagnostic(x)}\n`);
+    return 1;
+  }
+  let e;
+  try {
+    e = explainRoute(r.model, opts.key, { upstream: opts.upstream, unavailable: opts.unavailable });
+  } catch (err) {
+    if (!(err instanceof RouteError)) throw err;
+    process.stderr.write(`gatewayctl route: ${err.message}\n`);
+    return 1;
+  }
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(e, null, 2)}\n`);
+    return e.peer ? 0 : 1;
+  }
+  const out = [
+    `upstream ${e.upstream}: key from ${e.keySource}`,
+    `key ${JSON.stringify(e.key)} → ${e.peer ?? 'no usable server (502)'}`,
+    `successors: ${e.successors.length ? e.successors.join(' → ') : 'none'}`,
+    'why:',
+    ...e.reasons.map((x) => `  ${x}`),
+    'share of keys:',
+    ...Object.entries(e.share).map(([s, x]) => `  ${s.padEnd(24)} ${pct(x)}`),
+  ];
+  process.stdout.write(`${out.join('\n')}\n`);
+  return e.peer ? 0 : 1;
+}

@@ -1,0 +1,150 @@
+// Rendering for njs-derived consistent-hash keys and model-aware routing.
+//
+// nginx keeps the ring: every consistent_hash upstream renders `hash $gw_hash_key_<name>
+// consistent`, and only the *key* comes from njs:
+//   body_field  js_content gateway.route (public location) reads the body, writes the field to
+//               the js_var $gw_hash_value and redirects to the named location @gw_next_<route>,
+//               which proxies; the body read by njs is the one sent upstream.
+//   jwt_claim   js_set $gw_claim_key gateway.claimKey, evaluated lazily when the upstream
+//               hashes (after auth_request has set $gw_client_claims); claim from $gw_hash_spec.
+//   client_id   no njs of its own: a map over $gw_client_id, which auth sets.
+// Each map turns "" into the upstream's hash_fallback. Model routes use the same js_content
+// step: njs writes $gw_model, nginx maps it to an upstream name ($gw_model_upstream) and
+// `proxy_pass http://$gw_model_upstream` needs no resolver because the name is an upstream
+// block. Missing/unknown models are answered by njs (400/404, OpenAI error shape).
+import type { GatewayModel, Route, Upstream } from '../model/types.ts';
+import { MODEL_ID } from '../routing/schema.ts';
+import { bare, ident, jsonBody, q, RenderError } from './quote.ts';
+import { d, type Block, type RouteBlocks } from './view.ts';
+
+const MODEL_ID_RE = new RegExp(MODEL_ID);
+const FIELD_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+
+/** js_content step for requests whose routing needs the body. */
+export const ROUTE_HANDLER = 'gateway.route';
+export const CLAIM_HANDLER = 'gateway.claimKey';
+
+/** The nginx variable an njs-derived key kind is read from (the map source). */
+export function njsKeySource(u: Upstream): string | null {
+  switch (u.hashKey?.kind) {
+    case 'body_field':
+      return '$gw_hash_value';
+    case 'jwt_claim':
+      return '$gw_claim_key';
+    case 'client_id':
+      return '$gw_client_id';
+    default:
+      return null;
+  }
+}
+
+/** "body:user" / "claim:tenant" for njs, or null when njs derives nothing for this upstream. */
+export function hashSpec(u: Upstream | undefined): string | null {
+  const k = u?.balance === 'consistent_hash' ? u.hashKey : null;
+  if (!k) return null;
+  if (k.kind === 'body_field' && FIELD_RE.test(k.name)) return `body:${k.name}`;
+  if (k.kind === 'jwt_claim' && FIELD_RE.test(k.name)) return `claim:${k.name}`;
+  if (k.kind === 'body_field' || k.kind === 'jwt_claim') throw new RenderError(`upstream ${u!.name}: unsafe field name ${JSON.stringify(k.name)}`);
+  return null;
+}
+
+function modelId(id: string): string {
+  if (!MODEL_ID_RE.test(id)) throw new RenderError(`unsafe model id ${JSON.stringify(id)}`);
+  return q(id, 'expr');
+}
+
+const upstreamOf = (m: GatewayModel, name: string | null) => m.upstreams.find((u) => u.name === name);
+
+/** Does this route need the js_content body step? */
+export function needsBodyStep(r: Route, m: GatewayModel): boolean {
+  if (r.models === 'route') return true;
+  return hashSpec(upstreamOf(m, r.upstream))?.startsWith('body:') ?? false;
+}
+
+/** http-level declarations (00-maps.conf lines); empty unless routing uses njs. */
+export function routingHttpLines(m: GatewayModel): string[] {
+  const kinds = new Set(m.upstreams.filter((u) => u.balance === 'consistent_hash').map((u) => u.hashKey?.kind));
+  const models = m.routes.some((r) => r.models === 'route');
+  const out: string[] = [];
+  if (models || kinds.has('body_field') || kinds.has('jwt_claim')) {
+    out.push(d('js_var', '$gw_hash_spec'), d('js_var', '$gw_hash_value'));
+  }
+  if (models) out.push(d('js_var', '$gw_model'));
+  if (kinds.has('jwt_claim')) out.push(d('js_var', '$gw_client_claims'), d('js_set', '$gw_claim_key', CLAIM_HANDLER));
+  if (kinds.has('client_id')) out.push(d('js_var', '$gw_client_id'));
+  return out;
+}
+
+/** Model catalogue maps: model → upstream name, and model → hash spec of that upstream. */
+export function routingMapBlocks(m: GatewayModel): Block[] {
+  if (!m.routes.some((r) => r.models === 'route') || !m.models.length) return [];
+  const blocks: Block[] = [
+    {
+      comment: 'model-aware routing: the JSON body\'s "model" (set by njs) → upstream block; "" = unknown model (404)',
+      head: 'map $gw_model $gw_model_upstream',
+      lines: [d('default', '""'), ...m.models.map((e) => d(modelId(e.id), bare(e.upstream, 'name')))],
+    },
+  ];
+  const specs = m.models.map((e) => [e, hashSpec(upstreamOf(m, e.upstream))] as const).filter(([, s]) => s !== null);
+  if (specs.length) {
+    blocks.push({
+      comment: 'hash key njs derives for the chosen model\'s upstream',
+      head: 'map $gw_model $gw_model_hash',
+      lines: [d('default', '""'), ...specs.map(([e, s]) => d(modelId(e.id), q(s!, 'expr')))],
+    });
+  }
+  return blocks;
+}
+
+/** GET /v1/models in the OpenAI list shape, rendered at build time. */
+export function modelsListJson(m: GatewayModel): unknown {
+  return {
+    object: 'list',
+    data: m.models.map((e) => ({ id: e.id, object: 'model', created: e.created, owned_by: e.ownedBy })),
+  };
+}
+
+/** Location lines for a `models: list` route (replaces proxying). */
+export function modelsListLines(m: GatewayModel, responseHeaders: string[]): string[] {
+  for (const e of m.models) modelId(e.id);
+  return [d('default_type', 'application/json'), ...responseHeaders, d('return', '200', jsonBody(modelsListJson(m)))];
+}
+
+export const MODEL_UPSTREAM_TARGET = 'http://$gw_model_upstream';
+
+/** Extra lines for a plain location whose upstream hashes on a JWT claim (no body step). */
+export function claimSpecLines(r: Route, m: GatewayModel): string[] {
+  if (needsBodyStep(r, m)) return [];
+  const spec = hashSpec(upstreamOf(m, r.upstream));
+  return spec?.startsWith('claim:') ? [d('set', '$gw_hash_spec', q(spec, 'expr'))] : [];
+}
+
+/**
+ * Split a proxying route in two when its routing needs the body: the public location keeps
+ * everything up to `split` (route name, access, limits, body size) and runs the njs step;
+ * the proxy part moves to the named location @gw_next_<route>.
+ */
+export function withBodyStep(
+  r: Route,
+  m: GatewayModel,
+  rb: RouteBlocks,
+  split: number,
+  responseHeaders: string[],
+  errorPages: string[],
+): RouteBlocks {
+  if (!needsBodyStep(r, m)) return rb;
+  const loc = rb.location;
+  const proxyLines = loc.lines.splice(split);
+  const next = `@gw_next_${ident(r.name)}`;
+  const buf = r.maxBody ?? '1m';
+  // the body must sit in one memory buffer for njs (r.requestText); larger bodies get 413
+  if (!r.maxBody) loc.lines.push(d('client_max_body_size', '1m'));
+  loc.lines.push(d('client_body_buffer_size', bare(buf, 'size')), d('client_body_in_single_buffer', 'on'));
+  if (r.models === 'route') loc.lines.push(d('set', '$gw_route_mode', 'model'));
+  else loc.lines.push(d('set', '$gw_hash_spec', q(hashSpec(upstreamOf(m, r.upstream))!, 'expr')));
+  loc.lines.push(d('set', '$gw_route_next', q(next, 'expr')));
+  loc.lines.push(...responseHeaders, ...errorPages);
+  loc.lines.push(d('js_content', ROUTE_HANDLER));
+  const named: Block = { comment: `route ${r.name}: proxying after the njs body step`, head: `location ${next}`, lines: proxyLines };
+  return { location: loc, named: [named, ...rb.named] };
+}

@@ -1,0 +1,102 @@
+// Where a consistent-hash key goes, explained from the GatewayModel (used by `gatewayctl route`).
+import type { GatewayModel, Upstream } from '../model/types.ts';
+import { buildRing, place, shares, type Placement, type Ring } from './ketama.ts';
+
+export interface RouteExplanation {
+  upstream: string;
+  key: string;
+  keySource: string; // where nginx takes the key from, in words
+  keyHash: number; // crc32(key)
+  ringPoints: number;
+  start: number; // first ring point >= keyHash (wraps to 0 at the end)
+  peer: string | null; // server address nginx picks with every server healthy
+  successors: string[]; // where the key goes when the ones before are down/failed, in order
+  skipped: { server: string; reason: 'down' | 'unavailable' }[];
+  share: Record<string, number>; // fraction of the hash space per server
+  reasons: string[];
+}
+
+export class RouteError extends Error {}
+
+export function keySourceText(u: Upstream): string {
+  const k = u.hashKey;
+  const fb = u.hashFallback === 'client_ip' ? 'the client IP' : 'the request id (random spread)';
+  switch (k?.kind) {
+    case 'header':
+      return `header ${k.name} (missing: ${fb})`;
+    case 'cookie':
+      return `cookie ${k.name} (missing: ${fb})`;
+    case 'query':
+      return `query argument ${k.name} (missing: ${fb})`;
+    case 'client_ip':
+      return 'the client IP';
+    case 'client_id':
+      return `the authenticated client id (unauthenticated: ${fb})`;
+    case 'jwt_claim':
+      return `JWT claim ${k.name} (missing: ${fb})`;
+    case 'body_field':
+      return `JSON body field ${k.name} (missing: ${fb})`;
+    default:
+      return 'none';
+  }
+}
+
+export function hashedUpstreams(m: GatewayModel): Upstream[] {
+  return m.upstreams.filter((u) => u.balance === 'consistent_hash');
+}
+
+export function ringFor(u: Upstream): Ring {
+  // backup servers are not allowed with hashing (GW321), so every server is on the ring
+  return buildRing(u.servers.map((s) => ({ address: s.address, weight: s.weight, down: s.down })));
+}
+
+/** `unavailable`: server addresses to treat as failed (passive health), as nginx would skip them. */
+export function explainRoute(m: GatewayModel, key: string, opts: { upstream?: string; unavailable?: string[] } = {}): RouteExplanation {
+  const hashed = hashedUpstreams(m);
+  let u: Upstream | undefined;
+  if (opts.upstream) {
+    u = m.upstreams.find((x) => x.name === opts.upstream);
+    if (!u) throw new RouteError(`unknown upstream "${opts.upstream}" (defined: ${m.upstreams.map((x) => x.name).join(', ') || 'none'})`);
+    if (u.balance !== 'consistent_hash') throw new RouteError(`upstream "${u.name}" balances with ${u.balance}, not consistent_hash: there is no fixed place for a key`);
+  } else {
+    if (hashed.length !== 1) {
+      throw new RouteError(
+        hashed.length ? `several consistent_hash upstreams (${hashed.map((x) => x.name).join(', ')}); choose one with --upstream` : 'no upstream uses consistent_hash',
+      );
+    }
+    u = hashed[0];
+  }
+  const ring = ringFor(u);
+  const unavailable = new Set<number>();
+  for (const a of opts.unavailable ?? []) {
+    const i = u.servers.findIndex((s) => s.address === a);
+    if (i < 0) throw new RouteError(`--unavailable ${a}: not a server of upstream ${u.name}`);
+    unavailable.add(i);
+  }
+  const p: Placement = place(ring, key, unavailable);
+  const addr = (i: number) => u!.servers[i].address;
+  const sh = shares(ring);
+  const share: Record<string, number> = {};
+  u.servers.forEach((s, i) => (share[s.address] = sh[i]));
+  const reasons: string[] = [
+    `key ${JSON.stringify(key)} → crc32 ${p.keyHash} (0x${p.keyHash.toString(16).padStart(8, '0')})`,
+    `ring: ${ring.points.length} points (160 per weight unit; ${u.servers.map((s) => `${s.address}×${s.weight}`).join(', ')})`,
+    `first point >= hash: #${p.start % ring.points.length}${p.start === ring.points.length ? ' (wrapped around)' : ''} → ${addr(ring.points[p.start % ring.points.length].server)}`,
+  ];
+  for (const s of p.skipped) reasons.push(`${addr(s.server)} skipped (${s.reason === 'down' ? 'marked down' : 'unavailable: failed within fail_timeout'}), next point`);
+  if (p.server !== null) reasons.push(`picked ${addr(p.server)}; if it fails (max_fails within fail_timeout) the key moves to ${p.order[1] ? addr(p.order[1].server) : 'nowhere (no other server)'}`);
+  else reasons.push('no usable server: nginx answers 502');
+  return {
+    upstream: u.name,
+    key,
+    keySource: keySourceText(u),
+    keyHash: p.keyHash,
+    ringPoints: ring.points.length,
+    start: p.start,
+    peer: p.server === null ? null : addr(p.server),
+    successors: p.order.slice(1).map((o) => addr(o.server)),
+    skipped: p.skipped.map((s) => ({ server: addr(s.server), reason: s.reason })),
+    share,
+    reasons,
+  };
+}
