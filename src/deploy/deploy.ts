@@ -334,7 +334,7 @@ export async function deploy(o: DeployOptions): Promise<ActivationResult> {
         let started = false;
         if (!ctx.reloadCmd && (await runningMaster(rt.pidFile)) === null) {
           ctx.log(`release ${live} is already live but nginx is not running; starting it`);
-          await preparePrefixDirs(ctx.L.prefix, ctx.nginx);
+          await preparePrefixDirs(ctx.L.prefix, ctx.nginx, lm.prefixDirs);
           const r = await applyAndWait(ctx, live, live);
           started = r.started;
         }
@@ -361,7 +361,7 @@ export async function deploy(o: DeployOptions): Promise<ActivationResult> {
     ctx.log(`copied build to releases/${name}`);
 
     // 4. test, switch, reload/start, ready — or revert
-    await preparePrefixDirs(ctx.L.prefix, ctx.nginx);
+    await preparePrefixDirs(ctx.L.prefix, ctx.nginx, m.prefixDirs);
     let started: boolean;
     try {
       ({ started } = await activate(ctx, name, live));
@@ -417,7 +417,7 @@ export async function rollback(o: RollbackOptions): Promise<ActivationResult> {
     if (to === live) {
       return { status: 'unchanged', release: to, previous: await linkedRelease(ctx.L.previous), inputHash: m.input.sha256, started: false, pruned: [] };
     }
-    await preparePrefixDirs(ctx.L.prefix, ctx.nginx);
+    await preparePrefixDirs(ctx.L.prefix, ctx.nginx, m.prefixDirs);
     const { started } = await activate(ctx, to, live);
     if (live) await atomicSymlink(`releases/${live}`, ctx.L.previous);
     return { status: 'rolled-back', release: to, previous: live, inputHash: m.input.sha256, started, pruned: [] };

@@ -74,8 +74,13 @@ export async function locateNginx(flag?: string): Promise<NginxLocation> {
   return findNginx({ nginx: flag });
 }
 
-export async function preparePrefixDirs(prefix: string, loc: NginxLocation): Promise<void> {
+/** src/runtime's prefix layout plus the directories a manifest lists (`prefixDirs`). */
+export async function preparePrefixDirs(prefix: string, loc: NginxLocation, extra: string[] = []): Promise<void> {
   await preparePrefix(prefix, loc.modulesDir);
+  for (const d of extra) {
+    if (path.isAbsolute(d) || d.split('/').includes('..')) continue;
+    await fsp.mkdir(path.join(prefix, d), { recursive: true });
+  }
 }
 
 export async function nginxTest(loc: NginxLocation, prefix: string, conf: string): Promise<{ ok: boolean; output: string }> {

@@ -37,6 +37,7 @@ export interface BuildManifest {
   version: string;
   files: Record<string, string>;
   readiness: { path: string; listen: string; tls?: boolean } | null;
+  prefixDirs: string[]; // relative to the nginx prefix
   raw: Record<string, unknown>;
 }
 
@@ -82,6 +83,7 @@ export async function readManifest(dir: string): Promise<BuildManifest> {
     version: typeof raw.version === 'string' ? raw.version : '?',
     files: fileMap,
     readiness,
+    prefixDirs: Array.isArray(raw.prefixDirs) ? raw.prefixDirs.filter((d): d is string => typeof d === 'string') : [],
     raw,
   };
 }
