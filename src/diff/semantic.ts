@@ -36,6 +36,7 @@ export const SECTIONS: { id: Section; title: string }[] = [
 
 export type RiskCode =
   | 'auth-removed'
+  | 'auth-weakened'
   | 'access-removed'
   | 'rate-limit-loosened'
   | 'conn-limit-loosened'
@@ -112,9 +113,16 @@ interface FieldChange {
   path: string; // snake_case, dotted
   before: unknown;
   after: unknown;
+  text?: string; // set when "before → after" does not read well
 }
 
-/** Leaf-level differences between two values; lists are compared as a whole. */
+const isNamedList = (v: unknown): v is { name: string }[] =>
+  Array.isArray(v) && v.length > 0 && v.every((x) => isPlain(x) && typeof x.name === 'string');
+
+/**
+ * Leaf-level differences between two values. Lists of named objects (JWT providers, …)
+ * are matched by name (path `list[name]`); other lists are compared as a whole.
+ */
 export function deepDiff(a: unknown, b: unknown, prefix = ''): FieldChange[] {
   if (same(a, b)) return [];
   if (isPlain(a) && isPlain(b)) {
@@ -123,10 +131,24 @@ export function deepDiff(a: unknown, b: unknown, prefix = ''): FieldChange[] {
     for (const k of keys) out.push(...deepDiff(a[k], b[k], prefix ? `${prefix}.${snake(k)}` : snake(k)));
     return out;
   }
+  if ((isNamedList(a) || isNamedList(b)) && (isNamedList(a) || (Array.isArray(a) && !a.length)) && (isNamedList(b) || (Array.isArray(b) && !b.length))) {
+    const as = new Map((a as { name: string }[]).map((x) => [x.name, x]));
+    const bs = new Map((b as { name: string }[]).map((x) => [x.name, x]));
+    const out: FieldChange[] = [];
+    for (const n of new Set([...as.keys(), ...bs.keys()])) {
+      const xa = as.get(n);
+      const xb = bs.get(n);
+      const p = `${prefix}[${n}]`;
+      if (!xa || !xb) out.push({ path: p, before: xa ?? null, after: xb ?? null, text: `${p} ${xb ? 'added' : 'removed'}` });
+      else out.push(...deepDiff({ ...xa, name: undefined }, { ...xb, name: undefined }, p));
+    }
+    return out;
+  }
   return [{ path: prefix, before: a, after: b }];
 }
 
 function fieldText(f: FieldChange): string {
+  if (f.text) return f.text;
   const label = f.path ? `${f.path} ` : '';
   if (Array.isArray(f.before) && Array.isArray(f.after)) return `${label}${listChange(f.before, f.after)}`;
   return `${label}${fmt(f.before)} → ${fmt(f.after)}`;
@@ -350,8 +372,7 @@ function diffRoute(c: Changes, a: Route, b: Route): void {
   const ax = a as unknown as Plain;
   const bx = b as unknown as Plain;
   diffAuth(c, s, ax.auth, bx.auth);
-  const extra = [...new Set([...Object.keys(ax), ...Object.keys(bx)])].filter((k) => !KNOWN_ROUTE_KEYS.has(k));
-  for (const k of extra) for (const f of deepDiff(ax[k], bx[k], snake(k))) say(fieldText(f));
+  for (const f of extraFields(a, b, KNOWN_ROUTE_KEYS)) say(fieldText(f));
 }
 
 function diffCors(say: (t: string, r?: RiskCode | null) => void, a: Cors | null, b: Cors | null): void {
@@ -372,16 +393,34 @@ function diffCors(say: (t: string, r?: RiskCode | null) => void, a: Cors | null,
   for (const f of deepDiff({ ...a, origins: null }, { ...b, origins: null }, 'cors')) say(fieldText(f));
 }
 
+/** Route auth in words: "api_key or jwt (provider main), roles admin"; other shapes as values. */
+export function authText(v: unknown): string {
+  if (isPlain(v) && Array.isArray(v.methods)) {
+    const provider = typeof v.jwtProvider === 'string' ? ` (provider ${v.jwtProvider})` : '';
+    const roles = Array.isArray(v.roles) && v.roles.length ? `, roles ${v.roles.join(', ')}` : '';
+    return `${v.methods.join(' or ')}${provider}${roles}`;
+  }
+  return fmt(v);
+}
+
 function diffAuth(c: Changes, subject: string, a: unknown, b: unknown): void {
   if (same(a, b)) return;
   const had = hasAuth(a);
   const has = hasAuth(b);
   if (had && !has) {
-    c.add('auth', 'changed', subject, `${subject}: loses its auth (was ${fmt(a)}; now open to unauthenticated clients)`, 'auth-removed');
-  } else if (!had && has) {
-    c.add('auth', 'changed', subject, `${subject}: auth added (${fmt(b)})`);
-  } else {
-    for (const f of deepDiff(a, b, 'auth')) c.add('auth', 'changed', subject, `${subject}: ${fieldText(f)}`);
+    c.add('auth', 'changed', subject, `${subject}: loses its auth (was ${authText(a)}; now open to unauthenticated clients)`, 'auth-removed');
+    return;
+  }
+  if (!had && has) {
+    c.add('auth', 'changed', subject, `${subject}: auth added (${authText(b)})`);
+    return;
+  }
+  for (const f of deepDiff(a, b, 'auth')) {
+    // a role restriction dropped: any authenticated client may now call the route
+    const widened =
+      f.path === 'auth.roles' && Array.isArray(f.before) && f.before.length > 0 && Array.isArray(f.after) && f.after.length === 0;
+    if (widened) c.add('auth', 'changed', subject, `${subject}: auth roles ${fmt(f.before)} removed (any authenticated client)`, 'auth-weakened');
+    else c.add('auth', 'changed', subject, `${subject}: ${fieldText(f)}`);
   }
 }
 
@@ -541,7 +580,19 @@ function diffRateZones(c: Changes, as: RateZone[], bs: RateZone[]): void {
     }
     if (!same(za.key, zb.key)) say(`key ${keyText(za.key)} → ${keyText(zb.key)}`);
     if (za.size !== zb.size) say(`zone size ${za.size} → ${zb.size}`);
+    for (const f of extraFields(za, zb, RATE_KEYS)) say(fieldText(f));
   }
+}
+
+const RATE_KEYS = new Set(['name', 'key', 'rate', 'ratePerSecond', 'burst', 'nodelay', 'delay', 'size', 'at']);
+const CONN_KEYS = new Set(['name', 'key', 'max', 'size', 'at']);
+
+/** Differences in fields a diff function does not handle by name. */
+function extraFields(a: object, b: object, known: Set<string>): FieldChange[] {
+  const pa = a as Plain;
+  const pb = b as Plain;
+  const keys = [...new Set([...Object.keys(pa), ...Object.keys(pb)])].filter((k) => !known.has(k));
+  return keys.flatMap((k) => deepDiff(pa[k], pb[k], snake(k)));
 }
 
 function diffConnZones(c: Changes, as: ConnZone[], bs: ConnZone[]): void {
@@ -567,6 +618,7 @@ function diffConnZones(c: Changes, as: ConnZone[], bs: ConnZone[]): void {
     }
     if (!same(za.key, zb.key)) say(`key ${keyText(za.key)} → ${keyText(zb.key)}`);
     if (za.size !== zb.size) say(`zone size ${za.size} → ${zb.size}`);
+    for (const f of extraFields(za, zb, CONN_KEYS)) say(fieldText(f));
   }
 }
 

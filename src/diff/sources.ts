@@ -75,15 +75,15 @@ export function gitContext(config: string): GitContext {
  * The default base: the merge base of HEAD with main (then origin/main, for CI checkouts
  * without a local main), falling back to HEAD.
  */
-export function defaultBase(top: string): string {
+export function defaultBase(top: string): { ref: string; label: string } {
   for (const main of ['main', 'origin/main']) {
     try {
-      return git(top, ['merge-base', 'HEAD', main]).trim();
+      return { ref: git(top, ['merge-base', 'HEAD', main]).trim(), label: `merge-base with ${main}` };
     } catch {
       /* try the next candidate */
     }
   }
-  return 'HEAD';
+  return { ref: 'HEAD', label: 'HEAD (no main branch to merge-base with)' };
 }
 
 function resolveRef(top: string, ref: string): string {
@@ -102,14 +102,37 @@ function showFile(top: string, commit: string, rel: string): Buffer | null {
   }
 }
 
+function parseOrNull(text: string): unknown {
+  try {
+    return parseYaml(text) as unknown;
+  } catch {
+    return null;
+  }
+}
+
 /** Included files named by a config text (relative to the config's directory). */
 export function includesOf(text: string): string[] {
-  try {
-    const v = parseYaml(text) as { include?: unknown } | null;
-    return v && Array.isArray(v.include) ? v.include.filter((x): x is string => typeof x === 'string') : [];
-  } catch {
-    return [];
-  }
+  const v = parseOrNull(text) as { include?: unknown } | null;
+  return v && Array.isArray(v.include) ? v.include.filter((x): x is string => typeof x === 'string') : [];
+}
+
+const RELATIVE_FILE = /^(?!\/)[A-Za-z0-9._@+-][A-Za-z0-9._/@+-]*$/;
+
+/**
+ * Every string value in a config that could be a relative file path (keys file, JWKS,
+ * secrets, certificates, …). Over-approximates on purpose: a candidate is only used when
+ * such a file exists.
+ */
+export function fileCandidates(text: string): string[] {
+  const out = new Set<string>();
+  const walk = (v: unknown): void => {
+    if (typeof v === 'string') {
+      if (RELATIVE_FILE.test(v)) out.add(v);
+    } else if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+  };
+  walk(parseOrNull(text));
+  return [...out];
 }
 
 /** Swap every occurrence of `from` for `to` in a JSON-able value's strings. */
@@ -130,9 +153,10 @@ export interface BaseOptions extends CompileOptions {
  */
 export function baseSide(config: string, opts: BaseOptions = {}): Side {
   const { top, rel } = gitContext(config);
-  const refName = opts.ref ?? defaultBase(top);
+  const dflt = opts.ref === undefined ? defaultBase(top) : null;
+  const refName = opts.ref ?? dflt!.ref;
   const commit = resolveRef(top, refName);
-  const label = `${opts.ref ?? (refName === 'HEAD' ? 'HEAD' : 'merge-base with main')} (${commit.slice(0, 12)})`;
+  const label = `${opts.ref ?? dflt!.label} (${commit.slice(0, 12)})`;
   const main = showFile(top, commit, rel);
   if (!main) {
     // a config that does not exist at the base is new: everything in it is added
@@ -147,11 +171,40 @@ export function baseSide(config: string, opts: BaseOptions = {}): Side {
     };
     put(rel, main);
     const relDir = path.posix.dirname(rel);
-    for (const inc of includesOf(main.toString('utf8'))) {
-      const incRel = path.posix.normalize(path.posix.join(relDir, inc));
-      if (incRel.startsWith('..')) continue; // outside the repository: compile reports it as missing
+    const inRepo = (p: string) => {
+      const r = path.posix.normalize(path.posix.join(relDir, p));
+      return r.startsWith('..') ? null : r;
+    };
+    const texts = [main.toString('utf8')];
+    for (const inc of includesOf(texts[0])) {
+      const incRel = inRepo(inc);
+      if (!incRel) continue; // outside the repository: compile reports it as missing
       const content = showFile(top, commit, incRel);
-      if (content) put(incRel, content); // a missing include is reported by compile (GW105)
+      if (content) {
+        put(incRel, content);
+        texts.push(content.toString('utf8'));
+      } // a missing include is reported by compile (GW105)
+    }
+    // Other files the build reads (API keys store, JWKS, secrets): as committed at the ref;
+    // files git does not track there (local secrets, untracked key stores) are environment,
+    // the same for both sides, and are taken from the working tree.
+    const tracked = new Set(git(top, ['ls-tree', '-r', '--name-only', '-z', commit]).split('\0'));
+    const written = new Set([rel, ...includesOf(texts[0]).map(inRepo)]);
+    for (const cand of new Set(texts.flatMap(fileCandidates))) {
+      const candRel = inRepo(cand);
+      if (!candRel || written.has(candRel)) continue;
+      written.add(candRel);
+      if (tracked.has(candRel)) {
+        const content = showFile(top, commit, candRel);
+        if (content) put(candRel, content);
+        continue;
+      }
+      const local = path.join(top, candRel);
+      try {
+        if (statSync(local).isFile()) put(candRel, readFileSync(local));
+      } catch {
+        /* not a file here either */
+      }
     }
     const tmpConfig = path.join(tmp, rel);
     const r = compile(tmpConfig, opts);

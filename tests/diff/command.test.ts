@@ -7,7 +7,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeBuild } from '../../src/build/write.ts';
 import { run } from '../../src/commands/diff.ts';
+import { gatewaySchema } from '../../src/config/schema.ts';
 import { modelJson } from '../../src/diff/sources.ts';
+import { createKey, KEYS_FILE_VERSION, serializeKeys, type KeyFile } from '../../src/keys/store.ts';
 import { baseConfig, capture, clone, compileCfg, tempDir, yaml, type Cfg } from './helpers.ts';
 
 const dirs: string[] = [];
@@ -157,6 +159,43 @@ describe('gatewayctl diff --base (git)', () => {
     expect((await capture(() => run({ config, base: 'HEAD', against: repo }))).code).toBe(2);
     expect((await capture(() => run({ config, format: 'yaml' }))).code).toBe(2);
     expect((await capture(() => run({ config, color: 'sometimes' }))).code).toBe(2);
+  });
+});
+
+describe.runIf('auth' in (gatewaySchema.properties as Record<string, unknown>))('gatewayctl diff --base: files the config reads', () => {
+  it('takes tracked files (API key store) at the ref and untracked ones (secrets) from the working tree', async () => {
+    const repo = tempDir('repo-auth');
+    dirs.push(repo);
+    git(repo, 'init', '-q', '-b', 'main');
+    const cfg = baseConfig();
+    cfg.auth = {
+      api_keys: { file: 'keys.yaml' },
+      jwt: { main: { algorithms: ['HS256'], secret_file: 'secrets/jwt.key' } },
+    };
+    cfg.routes[0].auth = { methods: ['api_key', 'jwt'] };
+    writeFileSync(path.join(repo, 'gateway.yaml'), yaml(cfg));
+    const store: KeyFile = { version: KEYS_FILE_VERSION, keys: [] };
+    createKey(store, { name: 'acme' }, new Date());
+    writeFileSync(path.join(repo, 'keys.yaml'), serializeKeys(store));
+    mkdirSync(path.join(repo, 'secrets'));
+    writeFileSync(path.join(repo, 'secrets', 'jwt.key'), 'k'.repeat(64));
+    writeFileSync(path.join(repo, '.gitignore'), 'secrets/\n');
+    git(repo, 'add', '.');
+    git(repo, 'commit', '-qm', 'gateway with auth');
+    const config = path.join(repo, 'gateway.yaml');
+
+    const same = await capture(() => run({ config, base: 'HEAD', exitCode: true, color: 'never' }));
+    expect(same.stderr).toBe('');
+    expect(same.code).toBe(0);
+
+    createKey(store, { name: 'globex' }, new Date());
+    writeFileSync(path.join(repo, 'keys.yaml'), serializeKeys(store));
+    const r = await capture(() => run({ config, base: 'HEAD', exitCode: true, format: 'json' }));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(1);
+    const j = JSON.parse(r.stdout);
+    expect(j.semantic.changes).toEqual([]); // keys are data, not config
+    expect(j.files.map((f: { path: string }) => f.path)).toEqual(['conf.d/keys.map']);
   });
 });
 

@@ -73,9 +73,9 @@ export const clone = (c: Cfg): Cfg => structuredClone(c);
 /** A config path that need not exist: compile() reads `text` instead. */
 export const FAKE_PATH = path.join(os.tmpdir(), 'gatewayctl-diff-fixture', 'gateway.yaml');
 
-export function compileCfg(cfg: Cfg | string, file = FAKE_PATH): { model: GatewayModel; files: Record<string, string> } {
+export function compileCfg(cfg: Cfg | string, file = FAKE_PATH, env: NodeJS.ProcessEnv = {}): { model: GatewayModel; files: Record<string, string> } {
   const text = typeof cfg === 'string' ? cfg : stringify(cfg);
-  const r = compile(file, { text, env: {}, availableModules: { brotli: false } });
+  const r = compile(file, { text, env, availableModules: { brotli: false } });
   const errors = r.diagnostics.filter((d) => d.severity === 'error');
   if (!r.ok || errors.length) throw new Error(`fixture does not compile: ${JSON.stringify(errors)}`);
   return { model: r.model!, files: r.files! };

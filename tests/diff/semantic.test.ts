@@ -1,9 +1,13 @@
 // Semantic diff on pairs of YAML configs: wording an ops reviewer reads, and every risk flag.
-import { describe, expect, it } from 'vitest';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { gatewaySchema } from '../../src/config/schema.ts';
 import { compareFiles } from '../../src/diff/files.ts';
 import { semanticDiff, type Change } from '../../src/diff/semantic.ts';
 import type { GatewayModel } from '../../src/model/types.ts';
-import { baseConfig, clone, compileCfg, type Cfg } from './helpers.ts';
+import { KEYS_FILE_VERSION, serializeKeys } from '../../src/keys/store.ts';
+import { baseConfig, clone, compileCfg, FAKE_PATH, type Cfg } from './helpers.ts';
 
 function diff(edit: (c: Cfg) => void, start: Cfg = baseConfig()): Change[] {
   const after = clone(start);
@@ -205,7 +209,7 @@ describe('semantic diff: risky changes', () => {
   it('flags gateway-level auth removed and diffs unknown model fields generically', () => {
     const a = compileCfg(baseConfig()).model;
     const b = structuredClone(a);
-    a.auth = { apiKeys: { file: 'keys.yaml' } };
+    (a as unknown as { auth: unknown }).auth = { apiKeys: { file: 'keys.yaml' } };
     (b as unknown as { telemetry: unknown }).telemetry = { otlp: 'http://collector:4318' };
     const cs = semanticDiff(a, b);
     expect(cs.map((c) => [c.text, c.risk])).toEqual([
@@ -315,5 +319,66 @@ describe('semantic diff: models from older builds', () => {
     const b = JSON.parse(JSON.stringify(a)) as GatewayModel;
     delete (a.routes[0] as unknown as Record<string, unknown>).websocket;
     expect(texts(semanticDiff(a, b))).toEqual(['route chat: websocket none → off']);
+  });
+});
+
+// route-level auth from gateway.yaml (njs auth); skipped while the schema has no `auth:`
+const AUTH_IN_SCHEMA = 'auth' in (gatewaySchema.properties as Record<string, unknown>);
+
+describe.runIf(AUTH_IN_SCHEMA)('semantic diff: auth from gateway.yaml', () => {
+  const env = { JWT_SECRET: 's'.repeat(48) };
+  beforeAll(() => {
+    // the build reads the API key store named by auth.api_keys.file
+    mkdirSync(path.dirname(FAKE_PATH), { recursive: true });
+    writeFileSync(path.join(path.dirname(FAKE_PATH), 'keys.yaml'), serializeKeys({ version: KEYS_FILE_VERSION, keys: [] }));
+  });
+  function authConfig(): Cfg {
+    const c = baseConfig();
+    c.auth = {
+      api_keys: { file: 'keys.yaml' },
+      jwt: { main: { algorithms: ['HS256'], secret_env: 'JWT_SECRET', role_claim: 'role' } },
+    };
+    c.routes[0].auth = 'api_key';
+    c.routes[2].auth = { methods: ['jwt'], roles: ['admin', 'ops'] };
+    return c;
+  }
+  function authDiff(edit: (c: Cfg) => void): Change[] {
+    const start = authConfig();
+    const after = clone(start);
+    edit(after);
+    return semanticDiff(compileCfg(start, undefined, env).model, compileCfg(after, undefined, env).model);
+  }
+
+  it('flags a route losing its auth', () => {
+    const cs = authDiff((c) => delete c.routes[0].auth);
+    expect(cs.map((x) => [x.text, x.risk])).toEqual([
+      ['route chat: loses its auth (was api_key; now open to unauthenticated clients)', 'auth-removed'],
+    ]);
+    expect(risks(authDiff((c) => (c.routes[2].auth = 'none')))).toEqual(['auth-removed']);
+  });
+
+  it('reports auth added and changed, and flags a dropped role restriction', () => {
+    expect(texts(authDiff((c) => (c.routes[3].auth = 'jwt')))).toEqual(['route api: auth added (jwt (provider main))']);
+    const roles = authDiff((c) => (c.routes[2].auth = { methods: ['jwt'], roles: ['admin'] }));
+    expect(roles.map((x) => [x.text, x.risk])).toEqual([['route admin: auth.roles admin, ops → admin', null]]);
+    const open = authDiff((c) => (c.routes[2].auth = { methods: ['jwt'] }));
+    expect(open.map((x) => [x.text, x.risk])).toEqual([['route admin: auth roles admin, ops removed (any authenticated client)', 'auth-weakened']]);
+  });
+
+  it('diffs gateway-level auth settings, JWT providers by name', () => {
+    const cs = authDiff((c) => {
+      c.auth.jwt.main.leeway = '30s';
+      c.auth.jwt.partner = { algorithms: ['HS256'], secret_env: 'JWT_SECRET' };
+      c.routes[2].auth.jwt_provider = 'main';
+      c.auth.api_keys.header = 'X-Key';
+    });
+    expect(texts(cs)).toEqual([
+      'route chat: auth.key_header X-API-Key → X-Key',
+      'route admin: auth.key_header X-API-Key → X-Key',
+      'auth.api_keys.header X-API-Key → X-Key',
+      'auth.jwt[main].leeway 0 → 30',
+      'auth.jwt[partner] added',
+    ]);
+    expect(risks(cs)).toEqual([]);
   });
 });
