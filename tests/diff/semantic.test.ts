@@ -1,7 +1,7 @@
 // Semantic diff on pairs of YAML configs: wording an ops reviewer reads, and every risk flag.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gatewaySchema } from '../../src/config/schema.ts';
 import { compareFiles } from '../../src/diff/files.ts';
 import { semanticDiff, type Change } from '../../src/diff/semantic.ts';
@@ -332,6 +332,7 @@ describe.runIf(AUTH_IN_SCHEMA)('semantic diff: auth from gateway.yaml', () => {
     mkdirSync(path.dirname(FAKE_PATH), { recursive: true });
     writeFileSync(path.join(path.dirname(FAKE_PATH), 'keys.yaml'), serializeKeys({ version: KEYS_FILE_VERSION, keys: [] }));
   });
+  afterAll(() => rmSync(path.dirname(FAKE_PATH), { recursive: true, force: true }));
   function authConfig(): Cfg {
     const c = baseConfig();
     c.auth = {
