@@ -44,8 +44,9 @@ export function checkRoutingRules(m: GatewayModel, err: Report, warn: Report): v
     if (r.models === 'route' && r.match.methods && r.match.methods.every((x) => BODYLESS.includes(x))) {
       err('GW364', r.at, `${p}.match.methods`, 'models: route reads `model` from the JSON request body; the route only accepts methods without a body');
     }
-    if (r.models === 'route' && (r.websocket || r.cache)) {
-      err('GW364', r.at, `${p}.models`, `models: route cannot be combined with ${r.websocket ? 'websocket' : 'cache'}`);
+    if (r.models === 'route' && (r.websocket || r.cache || r.rewrite.stripPrefix || r.rewrite.replacePath)) {
+      const what = r.websocket ? 'websocket' : r.cache ? 'cache' : 'strip_prefix/rewrite';
+      err('GW364', r.at, `${p}.models`, `models: route cannot be combined with ${what} (the request goes to the model's upstream as it came)`);
     }
     if (r.models === 'list' && (r.streaming || r.websocket || r.cache || r.retries)) {
       err('GW364', r.at, `${p}.models`, 'models: list is answered by the gateway itself (no streaming, websocket, cache or retries)');
@@ -58,7 +59,8 @@ export function checkRoutingRules(m: GatewayModel, err: Report, warn: Report): v
     const p = `upstreams.${u.name}.hash_key`;
     const users = routesUsing(m, u.name);
     if (k.kind === 'body_field') {
-      for (const r of users) {
+      for (const r of users.filter((x) => x.models !== 'route')) {
+        // (model routes: GW364 already covers bodyless methods)
         if ((r.match.methods && r.match.methods.every((x) => BODYLESS.includes(x))) || r.websocket) {
           err('GW365', r.at, `routes[${r.index}]${r.websocket ? '.websocket' : '.match.methods'}`, `upstream ${u.name} hashes on body field "${k.name}", but route ${r.name} ${r.websocket ? 'is a websocket route' : `only accepts ${r.match.methods!.join(', ')} (no request body)`}`);
         }
