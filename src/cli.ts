@@ -81,6 +81,43 @@ program
   .addHelpText('after', (await cmd('doctor')).help)
   .action(wrap(async (o) => (await cmd('doctor')).run(o)));
 
+program
+  .command('deploy')
+  .description('install a build as a new release, nginx -t, switch, reload, wait for /ready; restore on failure')
+  .option('--from <dir>', 'build output to deploy', 'dist')
+  .option('--target <dir>', 'deploy directory (releases/, current, previous, deploy.lock)', '.gatewayctl/deploy')
+  .addOption(nginxOpt())
+  .option('--prefix <dir>', 'nginx prefix (logs, run, temp, cache); default: the target')
+  .option('--keep <n>', 'releases to keep (live and previous always kept)', '5')
+  .option('--reload-cmd <cmd>', 'reload with this shell command instead of SIGHUP/start (e.g. "systemctl reload nginx")')
+  .option('--ready-timeout <seconds>', 'how long to wait for /ready to report the new config', '15')
+  .option('--json', 'machine-readable result')
+  .option('-q, --quiet', 'print only the result')
+  .addHelpText('after', (await cmd('deploy')).help)
+  .action(wrap(async (o) => (await cmd('deploy')).run(o)));
+
+program
+  .command('rollback')
+  .description('make the previous (or --to) release live again')
+  .option('--to <release>', 'release name, name prefix or input-hash prefix (default: previous)')
+  .option('--target <dir>', 'deploy directory', '.gatewayctl/deploy')
+  .addOption(nginxOpt())
+  .option('--prefix <dir>', 'nginx prefix; default: the target')
+  .option('--reload-cmd <cmd>', 'reload with this shell command instead of SIGHUP/start')
+  .option('--ready-timeout <seconds>', 'how long to wait for /ready', '15')
+  .option('--json', 'machine-readable result')
+  .option('-q, --quiet', 'print only the result')
+  .addHelpText('after', (await cmd('rollback')).help)
+  .action(wrap(async (o) => (await cmd('rollback')).run(o)));
+
+program
+  .command('releases')
+  .description('list deployed releases (time, input hash, live/previous)')
+  .option('--target <dir>', 'deploy directory', '.gatewayctl/deploy')
+  .option('--json', 'machine-readable list')
+  .addHelpText('after', (await cmd('releases')).help)
+  .action(wrap(async (o) => (await cmd('releases')).run(o)));
+
 const keys = program
   .command('keys')
   .description('API keys: create, list, revoke, rotate (only SHA-256 hashes are stored)');
