@@ -208,18 +208,22 @@ export function baseSide(config: string, opts: BaseOptions = {}): Side {
     }
     const tmpConfig = path.join(tmp, rel);
     const r = compile(tmpConfig, opts);
-    const realConfig = path.join(top, rel);
+    // the working tree resolves paths from the config path as given (not its real path),
+    // so map the temp dir onto the repository root as seen through that path
+    const given = path.resolve(config);
+    const relNative = rel.split('/').join(path.sep);
+    const topGiven = given.endsWith(path.sep + relNative) ? given.slice(0, -relNative.length - 1) : top;
     const display = (() => {
-      const d = path.relative(process.cwd(), path.resolve(config));
-      return d && !d.startsWith('..') ? d : path.resolve(config);
+      const d = path.relative(process.cwd(), given);
+      return d && !d.startsWith('..') ? d : given;
     })();
-    const fix = <T>(v: T): T => rewriteStrings(rewriteStrings(v, tmp, top), `from ${realConfig} (`, `from ${display} (`);
+    const fix = <T>(v: T): T => rewriteStrings(rewriteStrings(v, tmp, topGiven), `from ${path.join(topGiven, relNative)} (`, `from ${display} (`);
     const files = r.ok && r.files ? fix(r.files) : null;
     const model = r.ok && r.model ? fix(r.model) : null;
     if (model) model.source.file = display;
     // positions name the file as it is in git: REF:path/in/repo.yaml
     const diagnostics = fix(r.diagnostics).map((d) =>
-      d.at ? { ...d, at: { ...d.at, file: `${refName}:${path.relative(top, path.resolve(d.at.file)).split(path.sep).join('/')}` } } : d,
+      d.at ? { ...d, at: { ...d.at, file: `${refName}:${path.relative(topGiven, path.resolve(d.at.file)).split(path.sep).join('/')}` } } : d,
     );
     return {
       label,

@@ -62,6 +62,16 @@ describe('gatewayctl diff --base (git)', () => {
     expect(r.stdout).toContain('Generated nginx config: identical');
   });
 
+  it('compares equal through a symlinked path to the repository (certificate paths)', async () => {
+    const link = path.join(tempDir('link'), 'repo');
+    dirs.push(path.dirname(link));
+    symlinkSync(repo, link);
+    const r = await capture(() => run({ config: path.join(link, 'gw', 'gateway.yaml'), base: 'HEAD', exitCode: true, format: 'json' }));
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toMatchObject({ differs: false, semantic: { changes: [] } });
+    expect(r.code).toBe(0);
+  });
+
   it('diffs working-tree edits in the config and its include file against HEAD', async () => {
     const cfg = baseConfig();
     cfg.routes[0].upstream = 'llm-v2';
