@@ -75,8 +75,9 @@ program
 
 program
   .command('doctor')
-  .description('find nginx, report nginx/njs versions and modules, say what is missing')
+  .description('find nginx, report nginx/njs versions and modules, managed certificates; say what is missing')
   .addOption(nginxOpt())
+  .option('-c, --config <file>', 'gateway config (locates managed certificates)')
   .option('--json', 'machine-readable report')
   .addHelpText('after', (await cmd('doctor')).help)
   .action(wrap(async (o) => (await cmd('doctor')).run(o)));

@@ -21,6 +21,8 @@ import {
   type NginxInfo,
   type NginxLocation,
 } from '../runtime/nginx.ts';
+import { existsSync } from 'node:fs';
+import { certificateWarnings } from '../tls/status.ts';
 
 export const describe = 'Check nginx, njs, brotli, built-in modules and openssl; say what is missing and how to fix it';
 
@@ -231,8 +233,28 @@ export function formatReport(report: DoctorReport): string {
   return lines.join('\n');
 }
 
-export async function run(opts: { nginx?: string; json?: boolean } = {}): Promise<number> {
+/**
+ * Managed certificates (tls.acme certs_dir of the config, else ssl/managed): expiring within
+ * 14 days, expired, unreadable or not matching their key are warnings.
+ */
+async function certificateCheck(config: string | undefined): Promise<DoctorCheck | null> {
+  let certsDir = 'ssl/managed';
+  const file = config ?? 'gateway.yaml';
+  if (existsSync(file)) {
+    const { compile } = await import('../build/compile.ts');
+    certsDir = compile(file).model?.acme?.certsDir ?? certsDir;
+  }
+  if (!existsSync(certsDir)) return null;
+  const warnings = await certificateWarnings(certsDir);
+  return warnings.length
+    ? { id: 'certs', status: 'warn', summary: warnings.map((w) => w.message).join('; '), fix: 'run `gatewayctl tls renew` (or `tls issue` for a new pair)' }
+    : { id: 'certs', status: 'ok', summary: `managed certificates in ${certsDir} are valid for 14+ days` };
+}
+
+export async function run(opts: { nginx?: string; json?: boolean; config?: string } = {}): Promise<number> {
   const report = await diagnose({ nginx: opts.nginx });
+  const certs = await certificateCheck(opts.config);
+  if (certs) report.checks.push(certs);
   if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   else process.stdout.write(formatReport(report) + '\n');
   return report.ok ? 0 : 1;
