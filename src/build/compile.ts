@@ -12,8 +12,12 @@ import { render, RenderError } from '../render/index.ts';
 import type { RenderOptions } from '../render/view.ts';
 import { VERSION } from '../version.ts';
 import { addNjsFiles } from './njs.ts';
+import { buildAuthArtifacts } from './auth.ts';
 
-export interface CompileOptions extends LoadOptions, RenderOptions {}
+export interface CompileOptions extends LoadOptions, RenderOptions {
+  /** clock for the API-key map (revoked/expired keys are left out); default now */
+  now?: Date;
+}
 
 export interface CompileResult {
   ok: boolean;
@@ -55,6 +59,15 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
   diagnostics.push(...checkRules(model, loaded.positions));
   markPendingCertificates(model, diagnostics);
   if (hasErrors(diagnostics)) return { ...fail(), model };
+  // auth inputs (keys file, JWKS, secrets) are inputs like includes: part of the input hash
+  const auth = buildAuthArtifacts(model, {
+    env: opts.env,
+    now: opts.now,
+    locate: (p, fallback) => loaded.positions.value.get(p) ?? loaded.positions.key.get(p) ?? fallback,
+  });
+  diagnostics.push(...auth.diagnostics);
+  if (hasErrors(diagnostics)) return { ...fail(), model };
+  if (auth.inputDigest) model.source.hash = sha256(`${model.source.hash}\n${auth.inputDigest}`);
   let files: Record<string, string>;
   try {
     const r = render(model, opts);
@@ -66,6 +79,7 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
     return { ...fail(), model };
   }
   addNjsFiles(model, files);
+  Object.assign(files, auth.files);
   files['manifest.json'] = manifest(model, files);
   return { ok: true, model, files, diagnostics: sortDiagnostics(diagnostics), inputFiles: loaded.files };
 }

@@ -11,7 +11,7 @@ export function writeBuild(outDir: string, files: Record<string, string>): void 
   for (const [rel, content] of Object.entries(files)) {
     const p = path.join(tmp, rel);
     mkdirSync(path.dirname(p), { recursive: true });
-    writeFileSync(p, content, { mode: /secret|\.key$/.test(rel) ? 0o600 : 0o644 });
+    writeFileSync(p, content, { mode: isPrivateOutput(rel) ? 0o600 : 0o644 });
   }
   if (existsSync(abs)) renameSync(abs, old);
   try {
@@ -21,6 +21,14 @@ export function writeBuild(outDir: string, files: Record<string, string>): void 
     throw e;
   }
   rmSync(old, { recursive: true, force: true });
+}
+
+/**
+ * Build outputs readable by the owner only: secrets, private keys, the njs auth preload
+ * object (it holds HMAC secrets) and the API-key map (key hashes).
+ */
+export function isPrivateOutput(rel: string): boolean {
+  return /secret|\.key$/.test(rel) || rel === 'njs/auth.json' || rel.endsWith('keys.map');
 }
 
 function listFiles(dir: string, base = dir): string[] {

@@ -123,7 +123,8 @@ export async function checkConfig(opts: CheckOptions): Promise<CheckResult> {
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'gatewayctl-check-'));
   if (!opts.strictDns) diagnostics.push(...(await substituteUnresolvable(model)));
   diagnostics.push(...substituteMissingCerts(model, scratch));
-  const files = render(model, { availableModules: { brotli: first.files!['nginx.conf'].includes('brotli_filter') } }).files;
+  // build artefacts that are not rendered (njs bundle, auth preload, key map) come from the first build
+  const files = { ...first.files!, ...render(model, { availableModules: { brotli: first.files!['nginx.conf'].includes('brotli_filter') } }).files };
   const dist = path.join(scratch, 'dist');
   writeBuild(dist, files);
   const loc = await findNginx({ nginx: opts.nginx });

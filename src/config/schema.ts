@@ -4,6 +4,7 @@
 // that reaches nginx is constrained to an allow-list for its context. The render step's
 // quoting helper checks again (defence in depth).
 import { modelsSchema, njsHashKeys, routeModels } from '../routing/schema.ts';
+import { authSchema, routeAuthSchema, zoneTier } from './auth-schema.ts';
 
 export const PATTERNS = {
   name: '^[a-z][a-z0-9_-]{0,62}$',
@@ -290,6 +291,7 @@ export const gatewaySchema = {
             required: ['rate'],
             properties: {
               key: limitKey,
+              tier: zoneTier,
               rate: { type: 'string', pattern: PATTERNS.rate },
               burst: { type: 'integer', minimum: 0 },
               nodelay: { type: 'boolean' },
@@ -305,7 +307,7 @@ export const gatewaySchema = {
             type: 'object',
             additionalProperties: false,
             required: ['max'],
-            properties: { key: limitKey, max: { type: 'integer', minimum: 1 }, size: size },
+            properties: { key: limitKey, tier: zoneTier, max: { type: 'integer', minimum: 1 }, size: size },
           },
         },
       },
@@ -325,6 +327,7 @@ export const gatewaySchema = {
       },
     },
     models: modelsSchema,
+    auth: authSchema,
     routes: {
       type: 'array',
       items: {
@@ -426,6 +429,7 @@ export const gatewaySchema = {
             additionalProperties: { type: 'string', pattern: PATTERNS.text, maxLength: 1024 },
           },
           models: routeModels,
+          auth: routeAuthSchema,
           unsafe_nginx_route: unsafe,
         },
       },

@@ -22,6 +22,7 @@ import type {
   UnsafeSnippet,
 } from './types.ts';
 import { normalizeModels, routingNeedsNjs } from '../routing/normalize.ts';
+import { normalizeAuth, normalizeRouteAuth } from './auth.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Raw = any;
@@ -183,6 +184,7 @@ export function normalize(input: NormalizeInput): GatewayModel {
       nodelay: z.nodelay ?? z.delay === undefined,
       delay: z.delay ?? null,
       size: z.size ?? '10m',
+      tier: z.tier ?? null,
       at: at(`limits.rate.${nm}`),
     };
   });
@@ -191,6 +193,7 @@ export function normalize(input: NormalizeInput): GatewayModel {
     key: limitKey(z.key),
     max: z.max,
     size: z.size ?? '10m',
+    tier: z.tier ?? null,
     at: at(`limits.conn.${nm}`),
   }));
   const caches: CacheZone[] = Object.entries((v.caches as Record<string, Raw>) ?? {}).map(([nm, c]) => ({
@@ -202,6 +205,7 @@ export function normalize(input: NormalizeInput): GatewayModel {
     at: at(`caches.${nm}`),
   }));
 
+  const auth = normalizeAuth(v.auth, input.baseDir, at);
   const allListenerNames = listeners.map((l) => l.name);
   const routes: Route[] = ((v.routes as Raw[]) ?? []).map((r: Raw, i: number) => {
     const p = `routes[${i}]`;
@@ -269,6 +273,7 @@ export function normalize(input: NormalizeInput): GatewayModel {
       access: accessRules(r.access),
       setRequestHeaders: Object.entries((r.set_headers as Record<string, string>) ?? {}).map(([name, value]) => ({ name, value })),
       models: r.models ?? null,
+      auth: normalizeRouteAuth(r.auth, auth, at(`${p}.auth`)),
       at: at(p),
     } satisfies Route;
   });
@@ -285,10 +290,12 @@ export function normalize(input: NormalizeInput): GatewayModel {
     routes,
     access: accessRules(g.access),
     unsafeSnippets,
+    auth,
     models: normalizeModels(v.models, at),
     acme,
   };
   if (routingNeedsNjs(model)) model.global.modules.njs = true;
+  if (auth) model.global.modules.njs = true; // the auth handlers live in the njs module
   return model;
 }
 

@@ -3,6 +3,7 @@
 import type { PositionIndex } from '../config/load.ts';
 import type { Diagnostic, GatewayModel, Route, SourcePos } from './types.ts';
 import { checkRoutingRules, routesUsing } from '../routing/rules.ts';
+import { checkAuthRules } from './auth-rules.ts';
 
 /**
  * `positions` (from the load step) lets each diagnostic point at the offending key itself;
@@ -68,11 +69,7 @@ export function checkRules(m: GatewayModel, positions?: PositionIndex): Diagnost
       err('GW312', z.at, z.at.path, `zone name "${z.name}" collides (${owners.join(', ')}): nginx shares one namespace for limit and cache zones`);
     }
   }
-  for (const z of [...m.rateZones, ...m.connZones]) {
-    if (z.key.kind === 'client_id') {
-      err('GW313', z.at, `${z.at.path}.key`, 'key client_id needs authentication (auth) configured on the routes using this zone');
-    }
-  }
+  checkAuthRules(m, err, warn); // GW313 (zones keyed by the authenticated client), GW37x
   for (const z of m.rateZones) {
     if (z.delay !== null && z.delay > z.burst) err('GW314', z.at, `${z.at.path}.delay`, `delay ${z.delay} exceeds burst ${z.burst}`);
   }

@@ -189,6 +189,7 @@ export interface Route {
   cors: Cors | null;
   access: AccessRules;
   setRequestHeaders: { name: string; value: string }[];
+  auth: RouteAuth | null; // null = public route (njs auth)
   models: 'route' | 'list' | null; // route by the body's `model` / answer GET /v1/models (src/routing)
   at: SourcePos;
 }

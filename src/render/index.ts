@@ -25,6 +25,7 @@ import {
 import { tlsLines } from './tls.ts';
 import { routingHttpLines, routingMapBlocks } from './routing.ts';
 import { njsHttpLines } from '../build/njs.ts';
+import { AUTH_CONF, authConf, authLogFields, authServerLocations } from './auth.ts';
 
 const TEMPLATES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../templates');
 
@@ -114,6 +115,7 @@ export function render(m: GatewayModel, opts: RenderOptions = {}): RenderResult 
     })),
   });
   files[CONF_FILES.servers] = renderConf({ header, lines: [], blocks: serverBlocks(m, opts) });
+  if (m.auth) files[AUTH_CONF] = renderConf({ header, ...authConf(m) });
   return { files, warnings };
 }
 
@@ -145,7 +147,7 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean): ConfView {
   ];
   if (g.accessLog) {
     if (g.accessLog.format === 'json') {
-      http.push(`log_format gw_json escape=json ${jsonLogFormat()};`);
+      http.push(`log_format gw_json escape=json ${jsonLogFormat(authLogFields(m))};`);
       http.push(d('access_log', q(g.accessLog.path, 'file'), 'gw_json'));
     } else {
       http.push(d('access_log', q(g.accessLog.path, 'file'), 'combined'));
@@ -177,6 +179,7 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean): ConfView {
   const snippet = m.unsafeSnippets.find((s) => s.context === 'http');
   if (snippet) http.push(`# unsafe_nginx_http (verbatim, from ${snippet.at.path})`, ...snippet.text.trim().split('\n'));
   if (g.modules.njs) http.push(...njsHttpLines());
+  if (m.auth) http.push(d('include', AUTH_CONF));
   for (const f of Object.values(CONF_FILES)) http.push(d('include', f));
   return {
     header,
@@ -188,7 +191,7 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean): ConfView {
   };
 }
 
-function jsonLogFormat(): string {
+function jsonLogFormat(extra: [string, string, boolean][] = []): string {
   const fields: [string, string, boolean][] = [
     ['time', '$time_iso8601', true],
     ['request_id', '$gw_request_id', true],
@@ -207,6 +210,7 @@ function jsonLogFormat(): string {
     ['upstream_response_time', '$upstream_response_time', true],
     ['cache', '$upstream_cache_status', true],
     ['user_agent', '$http_user_agent', true],
+    ...extra,
   ];
   return `'{${fields.map(([k, v, s]) => (s ? `"${k}":"${v}"` : `"${k}":${v}`)).join(',')}}'`;
 }
@@ -360,7 +364,7 @@ function serverBlocks(m: GatewayModel, opts: RenderOptions): Block[] {
       lines.push(...serverAccess, ...headers, ...errorPageLines());
       const snippet = m.unsafeSnippets.find((s) => s.context === 'server' && s.target === l.name);
       if (snippet) lines.push(`# unsafe_nginx_server (verbatim, from ${snippet.at.path})`, ...snippet.text.trim().split('\n'));
-      const locations: Block[] = [...healthLocations(m, headers)];
+      const locations: Block[] = [...healthLocations(m, headers), ...authServerLocations(m, g.routes)];
       if (!l.tls) locations.push(...acmeLocation(m));
       const named: Block[] = [];
       for (const r of g.routes) {

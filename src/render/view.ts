@@ -4,6 +4,7 @@ import type { GatewayModel, Listener, Route, Upstream, RateZone, ConnZone, Limit
 import { bare, headerVar, ident, jsonBody, q, RenderError } from './quote.ts';
 import { hstsHeaderValue } from '../tls/profiles.ts';
 import { claimSpecLines, modelsListLines, MODEL_UPSTREAM_TARGET, njsKeySource, withBodyStep } from './routing.ts';
+import { isClientZone, routeAuthParts, tierKeyVar, withAuthStep } from './auth.ts';
 
 export interface Block {
   comment?: string;
@@ -201,6 +202,8 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: Render
   }
   if (r.cache) extraHeaders.push(d('add_header', 'X-Cache-Status', '$upstream_cache_status', 'always'));
   if (r.streaming) extraHeaders.push(d('add_header', 'X-Accel-Buffering', '"no"', 'always'));
+  const auth = routeAuthParts(r, m, rid, [...headers, ...extraHeaders]); // njs auth (src/render/auth.ts)
+  const late: string[] = []; // limits keyed by the authenticated client
 
   const blocks: Block[] = [];
   if (r.cors) {
@@ -229,8 +232,12 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: Render
   for (const h of r.match.headers) {
     blocks.push({ head: `if (${headerVar(h.name)} != ${q(h.value, 'text')})`, lines: [d('return', '404')] });
   }
+  blocks.push(...auth.blocks);
+  named.push(...auth.named);
+  Object.assign(overrides, auth.overrides);
 
   lines.push(...accessLines(r.access.allow, r.access.deny, m));
+  lines.push(...auth.early);
 
   const zones = r.rateLimits.map((z) => m.rateZones.find((x) => x.name === z)!).filter(Boolean);
   for (const z of zones) {
@@ -238,10 +245,10 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: Render
     if (z.burst) parts.push(`burst=${bare(z.burst, 'int')}`);
     if (z.delay !== null) parts.push(`delay=${bare(z.delay, 'int')}`);
     else if (z.nodelay) parts.push('nodelay');
-    lines.push(d(...parts));
+    (isClientZone(z) ? late : lines).push(d(...parts));
   }
   for (const cz of r.connLimits.map((z) => m.connZones.find((x) => x.name === z)!).filter(Boolean)) {
-    lines.push(d('limit_conn', `gw_conn_${ident(cz.name)}`, bare(cz.max, 'int')));
+    (isClientZone(cz) ? late : lines).push(d('limit_conn', `gw_conn_${ident(cz.name)}`, bare(cz.max, 'int')));
   }
   if (zones.length || r.connLimits.length) {
     overrides[429] = `@${rid}_429`;
@@ -274,7 +281,7 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: Render
         d('return', bare(r.respond.status, 'int'), q(r.respond.body, 'text')),
       ],
     });
-    return { location: { comment: `route ${r.name} (routes[${r.index}])`, head: routeMatchHead(r), lines, blocks }, named };
+    return withAuthStep(r, { location: { comment: `route ${r.name} (routes[${r.index}])`, head: routeMatchHead(r), lines, blocks }, named }, auth, late, null, []);
   }
 
   if (r.models === 'list') {
@@ -282,10 +289,11 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: Render
     lines.push(...routeErrorPages(overrides));
     lines.push(d('try_files', q('/.gatewayctl-no-such-file', 'path'), `@${rid}_models`));
     named.push({ head: `location @${rid}_models`, lines: modelsListLines(m, [...headers, ...extraHeaders]) });
-    return { location: { comment: `route ${r.name} (routes[${r.index}])`, head: routeMatchHead(r), lines, blocks }, named };
+    return withAuthStep(r, { location: { comment: `route ${r.name} (routes[${r.index}])`, head: routeMatchHead(r), lines, blocks }, named }, auth, late, null, []);
   }
   lines.push(...claimSpecLines(r, m));
   const split = lines.length; // routes that need the body hand over to a named location from here
+  lines.push(...late);
   const u = m.upstreams.find((x) => x.name === r.upstream);
   if (!u && r.models !== 'route') throw new RenderError(`route ${r.name}: unknown upstream ${r.upstream}`);
   let target = u ? `http://${bare(u.name, 'name')}` : MODEL_UPSTREAM_TARGET;
@@ -306,6 +314,7 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: Render
   lines.push(d('proxy_set_header', 'X-Forwarded-Proto', '$scheme'));
   lines.push(d('proxy_set_header', 'X-Forwarded-Host', '$host'));
   for (const h of r.setRequestHeaders) lines.push(d('proxy_set_header', q(h.name, 'header'), q(h.value, 'text')));
+  lines.push(...auth.proxyHeaders);
   lines.push(d('proxy_connect_timeout', bare(r.timeouts.connect, 'duration')));
   lines.push(d('proxy_send_timeout', bare(r.timeouts.send, 'duration')));
   lines.push(d('proxy_read_timeout', bare(r.timeouts.read, 'duration')));
@@ -354,7 +363,8 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: Render
   if (snippet) lines.push(`# unsafe_nginx_route (verbatim, from ${snippet.at.path})`, ...snippet.text.trim().split('\n'));
   void opts;
   const rb = { location: { comment: `route ${r.name} (routes[${r.index}])`, head: routeMatchHead(r), lines, blocks }, named };
-  return withBodyStep(r, m, rb, split, [...headers, ...extraHeaders], routeErrorPages(overrides));
+  const stepped = withBodyStep(r, m, rb, split, [...headers, ...extraHeaders], routeErrorPages(overrides));
+  return withAuthStep(r, stepped, auth, late, split, [...headers, ...extraHeaders, ...routeErrorPages(overrides)]);
 }
 
 export function upstreamLines(u: Upstream): string[] {
@@ -392,11 +402,11 @@ export function upstreamLines(u: Upstream): string[] {
 }
 
 export function rateZoneLine(z: RateZone): string {
-  return d('limit_req_zone', limitKeyVar(z.name, z.key), `zone=gw_rl_${ident(z.name)}:${bare(z.size, 'size')}`, `rate=${bare(z.rate, 'rate')}`);
+  return d('limit_req_zone', tierKeyVar(z) ?? limitKeyVar(z.name, z.key), `zone=gw_rl_${ident(z.name)}:${bare(z.size, 'size')}`, `rate=${bare(z.rate, 'rate')}`);
 }
 
 export function connZoneLine(z: ConnZone): string {
-  return d('limit_conn_zone', limitKeyVar(z.name, z.key), `zone=gw_conn_${ident(z.name)}:${bare(z.size, 'size')}`);
+  return d('limit_conn_zone', tierKeyVar(z) ?? limitKeyVar(z.name, z.key), `zone=gw_conn_${ident(z.name)}:${bare(z.size, 'size')}`);
 }
 
 export { errorPageLines };

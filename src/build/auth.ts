@@ -1,0 +1,200 @@
+// Build-time inputs and artefacts of njs authentication. Reads what `auth:` names (the keys
+// store, JWKS documents, HMAC secrets from files or the environment) and turns it into
+// build output: conf.d/keys.map (SHA-256 hashes only), njs/auth.json (the gw_auth preload
+// object; holds HMAC secrets, written 0600). The njs module itself comes from ./njs.ts.
+// Part of compile(): reads inputs, writes nothing. A broken input is a diagnostic (GW379)
+// positioned inside that file where possible.
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
+import { KeyStoreError, parseKeys, renderKeyMap } from '../keys/store.ts';
+import { PreloadError, renderAuthPreload, type JwtProviderInput } from '../njs/preload.ts';
+import type { Diagnostic, GatewayModel, SourcePos } from '../model/types.ts';
+
+export const AUTH_FILES = {
+  keyMap: 'conf.d/keys.map',
+  preload: 'njs/auth.json',
+};
+
+export interface AuthBuildOptions {
+  env?: NodeJS.ProcessEnv;
+  now?: Date; // keys revoked or expired before this are left out of the key map
+  locate: (yamlPath: string, fallback: SourcePos) => SourcePos; // gateway.yaml positions
+}
+
+export interface AuthBuild {
+  files: Record<string, string>;
+  diagnostics: Diagnostic[];
+  /** sha256 over every auth input read (folded into the build's input hash); null when none */
+  inputDigest: string | null;
+}
+
+const display = (f: string): string => {
+  const rel = path.relative(process.cwd(), f);
+  return rel && !rel.startsWith('..') ? rel : f;
+};
+
+const errnoText = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+
+/** line/col (1-based) of a character offset. */
+function lineCol(text: string, offset: number): { line: number; col: number } {
+  const before = text.slice(0, Math.max(0, Math.min(offset, text.length)));
+  const line = before.split('\n').length;
+  return { line, col: offset - before.lastIndexOf('\n') };
+}
+
+/** Parse a JWKS document strictly (JSON) and index the position of each `keys[i]`. */
+export function parseJwks(text: string, file: string): { doc: unknown; keyPos: SourcePos[] } | { error: SourcePos & { message: string } } {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    const msg = (e as Error).message;
+    const m = /at position (\d+)/.exec(msg) ?? /line (\d+) column (\d+)/.exec(msg);
+    let pos = { line: 1, col: 1 };
+    if (m && m.length === 2) pos = lineCol(text, Number(m[1]));
+    else if (m) pos = { line: Number(m[1]), col: Number(m[2]) };
+    return { error: { file, ...pos, path: '', message: `invalid JSON: ${msg.replace(/ in JSON at position \d+.*$/, '').replace(/\s*\(line \d+ column \d+\)$/, '')}` } };
+  }
+  // JSON is YAML: reuse the YAML parser for positions of keys[i]
+  const lc = new LineCounter();
+  const ydoc = parseDocument(text, { lineCounter: lc });
+  const keyPos: SourcePos[] = [];
+  const root = ydoc.contents;
+  const keys = isMap(root) ? (root.get('keys', true) as YamlNode | undefined) : undefined;
+  if (keys && isSeq(keys)) {
+    keys.items.forEach((item, i) => {
+      const { line, col } = lc.linePos((item as YamlNode).range?.[0] ?? 0);
+      keyPos.push({ file, line, col, path: `keys[${i}]` });
+    });
+  }
+  return { doc, keyPos };
+}
+
+/** Secret file content without one trailing newline (editors add it). */
+function secretText(raw: string): string {
+  return raw.replace(/\r?\n$/, '');
+}
+
+export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): AuthBuild {
+  const files: Record<string, string> = {};
+  const diagnostics: Diagnostic[] = [];
+  const env = opts.env ?? process.env;
+  const now = opts.now ?? new Date();
+  const hasher = createHash('sha256');
+  let readAny = false;
+  const fail = (at: SourcePos, message: string) => diagnostics.push({ code: 'GW379', severity: 'error', message, at });
+  const auth = m.auth;
+
+  if (auth?.apiKeys) {
+    const k = auth.apiKeys;
+    const at = opts.locate('auth.api_keys.file', k.at);
+    let text: string | null = null;
+    try {
+      text = readFileSync(k.file, 'utf8');
+    } catch (e) {
+      fail(
+        at,
+        `cannot read keys file ${display(k.file)}: ${errnoText(e)}` +
+          ((e as NodeJS.ErrnoException).code === 'ENOENT' ? ` (create one with: gatewayctl keys create --file ${display(k.file)} --name NAME)` : ''),
+      );
+    }
+    if (text !== null) {
+      readAny = true;
+      hasher.update(`keys\0${text}\0`);
+      try {
+        files[AUTH_FILES.keyMap] = renderKeyMap(parseKeys(text, display(k.file)).keys, now);
+      } catch (e) {
+        if (e instanceof KeyStoreError) {
+          const msg = e.message.replace(/^.*?:\d+:\d+: /, '').replace(/^[^:]*: /, '');
+          fail({ file: e.file, line: e.line ?? 1, col: e.col ?? 1, path: '' }, `keys file: ${msg}`);
+        } else {
+          fail(at, `keys file ${display(k.file)}: ${(e as Error).message}`);
+        }
+      }
+    }
+  }
+
+  const providers: JwtProviderInput[] = [];
+  const jwksPositions = new Map<string, SourcePos[]>();
+  for (const pr of auth?.jwt ?? []) {
+    const p = `auth.jwt.${pr.name}`;
+    const input: JwtProviderInput = {
+      name: pr.name,
+      algorithms: pr.algorithms,
+      issuer: pr.issuer,
+      audience: pr.audience,
+      leeway: pr.leeway,
+      requiredClaims: pr.requiredClaims,
+      requireExp: pr.requireExp,
+      maxLength: pr.maxTokenLength,
+      clientClaim: pr.clientClaim,
+      ...(pr.roleClaim ? { roleClaim: pr.roleClaim } : {}),
+      ...(pr.tierClaim ? { tierClaim: pr.tierClaim } : {}),
+    };
+    let ok = true;
+    if (pr.jwksFile) {
+      const at = opts.locate(`${p}.jwks_file`, pr.at);
+      try {
+        const text = readFileSync(pr.jwksFile, 'utf8');
+        readAny = true;
+        hasher.update(`jwks:${pr.name}\0${text}\0`);
+        const parsed = parseJwks(text, display(pr.jwksFile));
+        if ('error' in parsed) {
+          const { message, ...pos } = parsed.error;
+          fail(pos, `JWKS: ${message}`);
+          ok = false;
+        } else {
+          input.jwks = parsed.doc;
+          jwksPositions.set(pr.name, parsed.keyPos);
+        }
+      } catch (e) {
+        fail(at, `cannot read JWKS ${display(pr.jwksFile)}: ${errnoText(e)}`);
+        ok = false;
+      }
+    }
+    let secret: string | null = null;
+    if (pr.secretFile) {
+      try {
+        secret = secretText(readFileSync(pr.secretFile, 'utf8'));
+      } catch (e) {
+        fail(opts.locate(`${p}.secret_file`, pr.at), `cannot read secret file ${display(pr.secretFile)}: ${errnoText(e)}`);
+        ok = false;
+      }
+    } else if (pr.secretEnv) {
+      const v = env[pr.secretEnv];
+      if (v === undefined || v === '') {
+        fail(opts.locate(`${p}.secret_env`, pr.at), `environment variable ${pr.secretEnv} (the HMAC secret) is not set`);
+        ok = false;
+      } else {
+        secret = v;
+      }
+    }
+    if (secret !== null) {
+      readAny = true;
+      hasher.update(`secret:${pr.name}\0${secret}\0`);
+      input.secrets = [{ secret }];
+    }
+    if (ok) providers.push(input);
+  }
+
+  if (providers.length && !diagnostics.length) {
+    // one provider at a time, so every problem is reported against its own provider
+    for (const input of providers) {
+      try {
+        renderAuthPreload([input]);
+      } catch (e) {
+        if (!(e instanceof PreloadError)) throw e;
+        const pr = auth!.jwt.find((x) => x.name === input.name)!;
+        const idx = /jwks\.keys\[(\d+)\]/.exec(e.message);
+        const keyAt = idx ? jwksPositions.get(input.name)?.[Number(idx[1])] : undefined;
+        // the message may quote configuration, never secret material
+        fail(keyAt ?? opts.locate(`auth.jwt.${input.name}`, pr.at), e.message);
+      }
+    }
+    if (!diagnostics.length) files[AUTH_FILES.preload] = renderAuthPreload(providers);
+  }
+
+  return { files, diagnostics, inputDigest: readAny ? hasher.digest('hex') : null };
+}

@@ -1,0 +1,124 @@
+// Schema fragments for njs authentication (`auth:` at the top level, `auth:` on routes,
+// `tier:` on limit zones). Spliced into src/config/schema.ts; the patterns are repeated
+// here so this module does not import schema.ts (which imports it).
+import { SUPPORTED_JWT_ALGS } from '../njs/preload.ts';
+
+const HEADER = '^[A-Za-z0-9][A-Za-z0-9-]{0,63}$';
+const NAME = '^[a-z][a-z0-9_-]{0,62}$';
+const FILE = '^[A-Za-z0-9._/@+-]+$';
+const LABEL = '^[A-Za-z0-9_.-]{1,64}$'; // roles and tiers, as in the keys store
+const CLAIM = '^[A-Za-z0-9_.:/-]{1,128}$';
+const ENV = '^[A-Za-z_][A-Za-z0-9_]{0,127}$';
+// issuer / audience values end up in njs/auth.json only (JSON-encoded), never in nginx config
+const CLAIM_VALUE = '^[^\\x00-\\x1f\\x7f]{1,512}$';
+
+const stringOrList = (description: string) => ({
+  description,
+  oneOf: [
+    { type: 'string', pattern: CLAIM_VALUE },
+    { type: 'array', minItems: 1, items: { type: 'string', pattern: CLAIM_VALUE } },
+  ],
+});
+
+const identityHeader = (what: string, dflt: string) => ({
+  description: `upstream request header carrying ${what} (default ${dflt}); false = not forwarded`,
+  oneOf: [{ type: 'string', pattern: HEADER }, { const: false }],
+});
+
+export const authSchema = {
+  type: 'object',
+  additionalProperties: false,
+  description:
+    'Authentication inside nginx by the njs module: API keys (from a keys file managed by `gatewayctl keys`) and JWT providers. Routes opt in with their own `auth:`. See docs/auth.md.',
+  properties: {
+    api_keys: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['file'],
+      description: 'API keys: the store written by `gatewayctl keys` (SHA-256 hashes only); read at build time into conf.d/keys.map.',
+      properties: {
+        file: { type: 'string', pattern: FILE, description: 'keys file, relative to gateway.yaml (e.g. keys.yaml)' },
+        header: { type: 'string', pattern: HEADER, description: 'request header carrying the key (default X-API-Key); `Authorization: Bearer <key>` is accepted too' },
+      },
+    },
+    jwt: {
+      type: 'object',
+      description: 'JWT providers by name; a route picks one with `jwt_provider` (optional when there is only one).',
+      propertyNames: { pattern: NAME },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['algorithms'],
+        properties: {
+          algorithms: {
+            type: 'array',
+            minItems: 1,
+            uniqueItems: true,
+            items: { enum: [...SUPPORTED_JWT_ALGS] },
+            description: 'accepted `alg` values; `none` is never accepted',
+          },
+          jwks_file: { type: 'string', pattern: FILE, description: 'JWKS document with the public keys (RS*/PS*/ES*), relative to gateway.yaml' },
+          secret_file: { type: 'string', pattern: FILE, description: 'file holding the HMAC secret (HS*; at least 32 bytes for HS256)' },
+          secret_env: { type: 'string', pattern: ENV, description: 'environment variable holding the HMAC secret, read at build time' },
+          issuer: stringOrList('accepted `iss` value(s); not checked when absent'),
+          audience: stringOrList('accepted `aud` value(s); not checked when absent'),
+          leeway: { type: 'string', pattern: '^[0-9]+(s|m)?$', description: 'clock skew allowed for exp/nbf/iat, e.g. 30s (max 10m; default 0)' },
+          required_claims: { type: 'array', items: { type: 'string', pattern: CLAIM }, description: 'claims every token must carry' },
+          require_exp: { type: 'boolean', description: 'refuse tokens without `exp` (default true)' },
+          max_token_length: { type: 'integer', minimum: 64, maximum: 8000, description: 'longest token accepted, in characters (default 4096)' },
+          client_claim: { type: 'string', pattern: CLAIM, description: 'claim naming the client (default sub)' },
+          role_claim: { type: 'string', pattern: CLAIM, description: 'claim holding the role checked by route `roles`' },
+          tier_claim: { type: 'string', pattern: CLAIM, description: 'claim holding the tier used by tiered limits' },
+        },
+      },
+    },
+    identity_headers: {
+      type: 'object',
+      additionalProperties: false,
+      description:
+        'Headers that carry the authenticated identity to upstreams. The gateway always replaces them: a client cannot forge them, on public routes either.',
+      properties: {
+        client: identityHeader('the client id (key name or client claim)', 'X-Gateway-Client'),
+        role: identityHeader('the role', 'X-Gateway-Role'),
+        tier: identityHeader('the tier', 'X-Gateway-Tier'),
+        method: identityHeader('the method used: apikey or jwt', 'X-Gateway-Auth'),
+        claims: identityHeader('the verified JWT payload (base64url JSON)', 'X-Gateway-Claims'),
+      },
+    },
+    failure_log: {
+      description: 'log of failed authentication (time, client IP, route, reason; never the credential). Default logs/auth.log; false = off',
+      oneOf: [{ type: 'string', pattern: FILE }, { const: false }],
+    },
+  },
+};
+
+export const routeAuthSchema = {
+  description: 'Who may use this route: `none` (public, the default), `api_key`, `jwt`, or an object. With both methods either credential is accepted.',
+  oneOf: [
+    { enum: ['none', 'api_key', 'jwt'] },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['methods'],
+      properties: {
+        methods: {
+          type: 'array',
+          minItems: 1,
+          uniqueItems: true,
+          items: { enum: ['api_key', 'jwt'] },
+          description: 'accepted credentials: [api_key], [jwt] or [api_key, jwt] (either)',
+        },
+        jwt_provider: { type: 'string', pattern: NAME, description: 'auth.jwt provider (optional when only one is defined)' },
+        roles: { type: 'array', minItems: 1, items: { type: 'string', pattern: LABEL }, description: 'roles allowed (403 otherwise); any authenticated client when absent' },
+        strip_credentials: { type: 'boolean', description: 'remove Authorization and the API-key header before proxying (default true)' },
+        key_header: { type: 'string', pattern: HEADER, description: 'API-key header for this route (default auth.api_keys.header)' },
+      },
+    },
+  ],
+};
+
+export const zoneTier = {
+  type: 'string',
+  pattern: LABEL,
+  description: 'count only clients of this tier (key client_id); other clients are not limited by this zone',
+};

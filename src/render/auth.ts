@@ -1,0 +1,336 @@
+// Rendering for njs authentication (the directive shape of docs/njs-auth.md, driven by
+// `auth:` in gateway.yaml; docs/auth.md for users).
+//
+//   http level   conf.d/05-auth.conf: js_var identity variables, js_set $gw_apikey, the key
+//                map include, js_preload_object gw_auth (JWT), challenge / role / tier maps and
+//                the auth-failure log.
+//   server       one `location = /_gw_auth/jwt/<provider>` (internal, js_content) per provider
+//                used by the server's routes.
+//   route        api_key only: everything in the rewrite phase of the route's own location
+//                (`if ($gw_apikey != ok)`, role check), so limits keyed by the client work as is.
+//                jwt (alone or with api_key): auth_request runs in the access phase, after
+//                limit_req; the public location authenticates and hands over (try_files) to
+//                the named location @gw_route_<name>_auth, where the role check, limits keyed
+//                by the client and the proxying happen. With both methods an accepted API key
+//                jumps there directly (`return 418` + error_page, recursive_error_pages on).
+//
+// Identity headers are set on every proxied route when auth is configured: the client's own
+// copies are always replaced (an empty value removes them), also on public routes.
+import type { GatewayModel, RateZone, ConnZone, Route } from '../model/types.ts';
+import { bare, headerVar, ident, jsonBody, q, RenderError } from './quote.ts';
+import { d, type Block, type RouteBlocks } from './view.ts';
+
+export const AUTH_CONF = 'conf.d/05-auth.conf';
+export const KEY_MAP_INCLUDE = 'conf.d/keys.map';
+export const PRELOAD_FILE = 'njs/auth.json';
+const NO_FILE = '/.gw-no-such-file';
+
+/** Reason codes njs writes to $gw_auth_status, plus role_denied set by the role check. */
+export const AUTH_FAILURE_REASONS = ['missing_key', 'malformed_key', 'unknown_key', 'expired_key', 'role_denied'];
+
+const has = (r: Route, x: 'api_key' | 'jwt') => !!r.auth?.methods.includes(x);
+export const usesJwt = (r: Route): boolean => has(r, 'jwt');
+const either = (r: Route) => has(r, 'api_key') && has(r, 'jwt');
+
+/** A limit zone whose key is only known after authentication. */
+export const isClientZone = (z: RateZone | ConnZone): boolean => z.key.kind === 'client_id' || z.tier !== null;
+
+/** limit_req_zone / limit_conn_zone key for a tiered zone (empty for other tiers: not counted). */
+export function tierKeyVar(z: RateZone | ConnZone): string | null {
+  return z.tier === null ? null : `$gw_tier_key_${ident(z.name)}`;
+}
+
+const labelRe = (s: string) => bare(s, 'token').replace(/\./g, '\\.');
+
+// ---------------------------------------------------------------------------------------
+// http level
+
+export function authLogFields(m: GatewayModel): [string, string, boolean][] {
+  return m.auth ? [['auth', '$gw_auth_status', true], ['client', '$gw_client_id', true]] : [];
+}
+
+function failureLogFormat(): string {
+  const fields: [string, string, boolean][] = [
+    ['time', '$time_iso8601', true],
+    ['request_id', '$gw_request_id', true],
+    ['remote_addr', '$remote_addr', true],
+    ['host', '$host', true],
+    ['method', '$request_method', true],
+    ['path', '$uri', true], // without the query string
+    ['route', '$gw_route', true],
+    ['status', '$status', false],
+    ['reason', '$gw_auth_status', true],
+    ['client', '$gw_client_id', true],
+    ['user_agent', '$http_user_agent', true],
+  ];
+  return `'{${fields.map(([k, v, s]) => (s ? `"${k}":"${v}"` : `"${k}":${v}`)).join(',')}}'`;
+}
+
+export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } {
+  const a = m.auth;
+  if (!a) throw new RenderError('authConf without auth');
+  const lines: string[] = [];
+  const apiKeys = !!a.apiKeys;
+  const jwt = a.jwt.length > 0;
+  lines.push('# identity, written by gateway.apiKey (js_set) or copied from the JWT subrequest (auth_request_set)');
+  for (const v of ['gw_key_hash', 'gw_key_header', 'gw_client_id', 'gw_client_role', 'gw_client_tier', 'gw_client_claims', 'gw_auth_status']) {
+    lines.push(d('js_var', `$${v}`));
+  }
+  if (jwt) lines.push(d('js_preload_object', 'gw_auth', 'from', q(PRELOAD_FILE, 'file')));
+  if (apiKeys) {
+    lines.push('# one njs call per request: hash the presented key, look it up in the key map, set the identity');
+    lines.push(d('js_set', '$gw_apikey', 'gateway.apiKey'));
+    lines.push('# sha256(key) -> "client|role|tier|expires"; never read $gw_key_meta anywhere else');
+    lines.push(d('include', KEY_MAP_INCLUDE));
+  }
+  if (a.failureLog) {
+    lines.push(`log_format gw_auth escape=json ${failureLogFormat()};`);
+    lines.push(d('access_log', q(a.failureLog, 'file'), 'gw_auth', 'if=$gw_auth_failed'));
+  }
+
+  const blocks: Block[] = [];
+  blocks.push({
+    comment: 'RFC 6750 challenge: no error attribute when no credentials were presented',
+    head: 'map $gw_auth_status $gw_auth_challenge',
+    lines: [
+      d('default', q('Bearer realm="gateway", error="invalid_token"', 'text')),
+      d('""', q('Bearer realm="gateway"', 'text')),
+      d('missing_key', q('Bearer realm="gateway"', 'text')),
+      d('missing_token', q('Bearer realm="gateway"', 'text')),
+      d('role_denied', q('Bearer realm="gateway", error="insufficient_scope"', 'text')),
+    ],
+  });
+  blocks.push({
+    comment: 'failed authentication (any reason code) goes to the auth-failure log',
+    head: 'map $gw_auth_status $gw_auth_failed',
+    lines: [d('default', '1'), d('""', '0'), d('ok', '0')],
+  });
+  blocks.push({
+    head: 'map $gw_auth_status $gw_forbidden_message',
+    lines: [d('default', '"forbidden"'), d('role_denied', '"role not allowed on this route"')],
+  });
+  // API-key header sent? (routes accepting both methods: a sent key decides, else the JWT)
+  const sent = [...new Set(m.routes.filter(either).map((r) => r.auth!.keyHeader.toLowerCase()))].sort();
+  for (const h of sent) {
+    blocks.push({ head: `map ${headerVar(h)} ${keySentVar(h)}`, lines: [d('default', '1'), d('""', '0')] });
+  }
+  for (const r of m.routes) {
+    if (!r.auth?.roles.length) continue;
+    blocks.push({
+      comment: `roles allowed on route ${r.name} (a JWT role claim may list several, comma-separated)`,
+      head: `map $gw_client_role ${roleOkVar(r)}`,
+      lines: [d('default', '0'), ...r.auth.roles.map((x) => d(q(`~(^|,)${labelRe(x)}(,|$)`, 'regex'), '1'))],
+    });
+  }
+  for (const z of [...m.rateZones, ...m.connZones]) {
+    const v = tierKeyVar(z);
+    if (!v) continue;
+    blocks.push({
+      comment: `zone ${z.name} counts tier ${z.tier} only; other clients get an empty key (not counted)`,
+      head: `map $gw_client_tier ${v}`,
+      lines: [d('default', '""'), d(q(`~^${labelRe(z.tier!)}$`, 'regex'), '$gw_client_id')],
+    });
+  }
+  for (const r of m.routes) {
+    const mp = upstreamUriMap(r);
+    if (mp) blocks.push(mp);
+  }
+  return { lines, blocks };
+}
+
+const keySentVar = (header: string) => `$gw_key_sent_${bare(header.toLowerCase().replace(/-/g, '_'), 'ident')}`;
+const roleOkVar = (r: Route) => `$gw_role_ok_${ident(r.name)}`;
+
+/**
+ * proxy_pass with a URI part is refused in a named location: routes that hand over and
+ * strip or replace their prefix compute the upstream URI with a map instead (the same
+ * result nginx's prefix replacement gives). Prefixes without a trailing slash already use
+ * $gw_strip_<route> (view.ts).
+ */
+function upstreamUriMap(r: Route): Block | null {
+  if (!usesJwt(r) || r.match.path.kind !== 'prefix') return null;
+  const p = r.match.path.value;
+  const replace = r.rewrite.replacePath ?? (r.rewrite.stripPrefix && p.endsWith('/') ? '/' : null);
+  if (replace === null) return null;
+  const escaped = p.replace(/^\/+/, '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return {
+    comment: `upstream URI for route ${r.name} (proxied from a named location)`,
+    head: `map $request_uri $gw_upstream_uri_${ident(r.name)}`,
+    lines: [d('default', '$request_uri'), d(q(`~^/+${escaped}(.*)$`, 'regex'), q(`${replace}$1`, 'expr'))],
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// server level
+
+/** Internal JWT locations for the providers used by these routes. */
+export function authServerLocations(m: GatewayModel, routes: Route[]): Block[] {
+  if (!m.auth) return [];
+  const providers = [...new Set(routes.filter(usesJwt).map((r) => r.auth!.jwtProvider!))].sort();
+  return providers.map((p) => ({
+    comment: `JWT provider ${p}: answers the auth_request subrequest (204 + X-Gw-* identity, or 401 + reason)`,
+    head: `location = ${q(`/_gw_auth/jwt/${bare(p, 'name')}`, 'path')}`,
+    lines: [d('internal'), d('access_log', 'off'), d('js_content', 'gateway.jwt')],
+  }));
+}
+
+// ---------------------------------------------------------------------------------------
+// route level
+
+export interface RouteAuthParts {
+  /** public location, right after allow/deny (rewrite-phase `set`s, auth_request) */
+  early: string[];
+  /** `if` blocks of the public location (after the method and header checks) */
+  blocks: Block[];
+  /** checks that need the identity in the post-auth location (JWT) */
+  lateBlocks: Block[];
+  /** proxy_set_header lines: identity, stripped credentials (also for public routes) */
+  proxyHeaders: string[];
+  overrides: Record<number, string>;
+  named: Block[];
+  /** the route authenticates with JWT: limits keyed by the client and roles run after a handover */
+  handover: boolean;
+  /** name of the post-auth named location when the route itself provides none */
+  next: string;
+}
+
+const AUTH_ERRORS: Record<number, [string, string, string]> = {
+  401: ['unauthorized', 'authentication required', '$gw_auth_status'],
+  403: ['forbidden', '$gw_forbidden_message', '$gw_auth_status'],
+};
+
+/** JSON error body with the reason code (only ever a fixed code from njs or role_denied). */
+function authErrorBody(status: 401 | 403): string {
+  const [code, message, reason] = AUTH_ERRORS[status];
+  return jsonBody({ error: { status, code, message, reason }, request_id: '$gw_request_id' }, ['gw_request_id', 'gw_auth_status', 'gw_forbidden_message']);
+}
+
+export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseHeaders: string[]): RouteAuthParts {
+  const out: RouteAuthParts = { early: [], blocks: [], lateBlocks: [], proxyHeaders: [], overrides: {}, named: [], handover: false, next: `@${rid}_auth` };
+  const a = m.auth;
+  if (!a) return out;
+  const ih = a.identityHeaders;
+  const ra = r.auth;
+  if (!ra) {
+    for (const h of Object.values(ih)) if (h) out.proxyHeaders.push(d('proxy_set_header', q(h, 'header'), '""'));
+    return out;
+  }
+  const key = has(r, 'api_key');
+  const jwt = has(r, 'jwt');
+  out.handover = jwt;
+  out.overrides[401] = `@${rid}_401`;
+  out.named.push({
+    head: `location @${rid}_401`,
+    lines: [
+      d('default_type', 'application/json'),
+      ...responseHeaders,
+      d('add_header', 'WWW-Authenticate', '$gw_auth_challenge', 'always'),
+      d('add_header', 'Cache-Control', '"no-store"', 'always'),
+      d('return', '401', authErrorBody(401)),
+    ],
+  });
+  if (ra.roles.length) {
+    out.overrides[403] = `@${rid}_403`;
+    out.named.push({
+      head: `location @${rid}_403`,
+      lines: [d('default_type', 'application/json'), ...responseHeaders, d('add_header', 'Cache-Control', '"no-store"', 'always'), d('return', '403', authErrorBody(403))],
+    });
+    const check: Block = { head: `if (${roleOkVar(r)} = 0)`, lines: [d('set', '$gw_auth_status', 'role_denied'), d('return', '403')] };
+    (jwt ? out.lateBlocks : out.blocks).push(check);
+  }
+  if (key) out.early.push(d('set', '$gw_key_header', q(ra.keyHeader, 'header')));
+  if (key && !jwt) out.blocks.unshift({ head: 'if ($gw_apikey != ok)', lines: [d('return', '401')] });
+  if (jwt) {
+    const provider = ra.jwtProvider;
+    if (!provider) throw new RenderError(`route ${r.name}: no JWT provider`);
+    if (either(r)) {
+      out.early.push(d('set', '$gw_auth_method', 'jwt'));
+      out.early.push(d('recursive_error_pages', 'on'));
+      out.blocks.push({ head: 'if ($gw_apikey = ok)', lines: [d('set', '$gw_auth_method', 'apikey'), d('return', '418')] });
+      out.blocks.push({ head: `if (${keySentVar(ra.keyHeader)})`, lines: [d('return', '401')] });
+    }
+    out.early.push(d('auth_request', q(`/_gw_auth/jwt/${bare(provider, 'name')}`, 'path')));
+    for (const [v, h] of [
+      ['gw_auth_status', 'status'],
+      ['gw_client_id', 'client'],
+      ['gw_client_role', 'role'],
+      ['gw_client_tier', 'tier'],
+      ['gw_client_claims', 'claims'],
+    ]) {
+      out.early.push(d('auth_request_set', `$${v}`, `$sent_http_x_gw_${h}`));
+    }
+  }
+  const method = either(r) ? '$gw_auth_method' : key ? 'apikey' : 'jwt';
+  const values: [string | null, string][] = [
+    [ih.method, method],
+    [ih.client, '$gw_client_id'],
+    [ih.role, '$gw_client_role'],
+    [ih.tier, '$gw_client_tier'],
+    [ih.claims, jwt ? '$gw_client_claims' : '""'],
+  ];
+  // with both methods an API-key request has no claims: $gw_client_claims stays empty
+  for (const [h, v] of values) if (h) out.proxyHeaders.push(d('proxy_set_header', q(h, 'header'), v));
+  if (ra.stripCredentials) {
+    const own = new Set(r.setRequestHeaders.map((x) => x.name.toLowerCase()));
+    const strip = ['Authorization', ...(key ? [ra.keyHeader] : [])].filter((h) => !own.has(h.toLowerCase()));
+    for (const h of [...new Set(strip)]) out.proxyHeaders.push(d('proxy_set_header', q(h, 'header'), '""'));
+  }
+  return out;
+}
+
+/**
+ * Place the post-auth parts: JWT routes hand over to a named location after auth_request.
+ * Routes that already answer or proxy from a named location (respond, models list, the
+ * routing body step) get the late parts there; others are split at `split` (the start of
+ * the proxying lines, where the late lines were inserted).
+ */
+export function withAuthStep(r: Route, rb: RouteBlocks, parts: RouteAuthParts, late: string[], split: number | null, tail: string[]): RouteBlocks {
+  if (!r.auth) return rb;
+  const loc = rb.location;
+  const targetName = existingNext(loc.lines);
+  if (targetName) {
+    const target = rb.named.find((b) => b.head === `location ${targetName}`);
+    if (!target) throw new RenderError(`route ${r.name}: no named location ${targetName}`);
+    if (either(r) && loc.lines.some((x) => x.startsWith('js_content '))) {
+      throw new RenderError(`route ${r.name}: api_key together with jwt is not supported where routing reads the request body; use one method`);
+    }
+    // limits keyed by the client were kept out of the public location when it has no split
+    if (split === null) target.lines.unshift(...late);
+    target.lines.unshift(d('set', '$gw_route', q(r.name, 'token')));
+    target.blocks = [...(target.blocks ?? []), ...parts.lateBlocks];
+    if (either(r)) loc.lines.push(d('error_page', '418', '=', targetName));
+    return rb;
+  }
+  if (!parts.handover) return rb;
+  if (split === null) throw new RenderError(`route ${r.name}: nothing to hand over`);
+  const proxyLines = loc.lines.splice(split);
+  const named: Block = {
+    comment: `route ${r.name}: after authentication`,
+    head: `location ${parts.next}`,
+    lines: [d('set', '$gw_route', q(r.name, 'token')), ...proxyLines.map((x) => namedProxyPass(r, x))],
+    blocks: parts.lateBlocks,
+  };
+  loc.lines.push(...tail);
+  if (either(r)) loc.lines.push(d('error_page', '418', '=', parts.next));
+  loc.lines.push(d('try_files', q(NO_FILE, 'path'), parts.next));
+  return { location: loc, named: [named, ...rb.named] };
+}
+
+/** The named location a public location already hands over to, if any. */
+function existingNext(lines: string[]): string | null {
+  for (const x of lines) {
+    const t = /^try_files "[^"]*" (@[a-z0-9_]+);$/.exec(x);
+    if (t) return t[1];
+    const n = /^set \$gw_route_next "(@[a-z0-9_]+)";$/.exec(x);
+    if (n) return n[1];
+  }
+  return null;
+}
+
+function namedProxyPass(r: Route, line: string): string {
+  if (!line.startsWith('proxy_pass ') || !upstreamUriMap(r)) return line;
+  const m = /^proxy_pass "?(http:\/\/[a-z0-9_$-]+?)(\/[^"]*)?"?;$/.exec(line);
+  if (!m) throw new RenderError(`route ${r.name}: cannot move ${line} to a named location`);
+  const host = m[1].replace(/^http:\/\//, '');
+  return d('proxy_pass', `http://${bare(host, 'name')}$gw_upstream_uri_${ident(r.name)}`);
+}
