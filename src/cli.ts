@@ -119,6 +119,19 @@ program
   .addHelpText('after', (await cmd('releases')).help)
   .action(wrap(async (o) => (await cmd('releases')).run(o)));
 
+program
+  .command('diff')
+  .description('what a config change does: semantic summary (risky changes flagged) and unified diff of the generated nginx files')
+  .addOption(configOpt())
+  .option('--base <ref>', 'git ref to compare with (default: merge base with main)')
+  .option('--against <dir>', 'build, release or deploy target directory to compare with')
+  .option('--format <format>', 'text, json or markdown', 'text')
+  .option('--exit-code', 'exit 1 when the generated config differs (errors exit 2)')
+  .option('--color <when>', 'auto, always or never (text output only)', 'auto')
+  .option('-U, --context <n>', 'lines of context in the unified diff', '3')
+  .addHelpText('after', (await cmd('diff')).help)
+  .action(wrap(async (o) => (await cmd('diff')).run(o)));
+
 const keys = program
   .command('keys')
   .description('API keys: create, list, revoke, rotate (only SHA-256 hashes are stored)');
