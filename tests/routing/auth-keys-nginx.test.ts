@@ -1,0 +1,134 @@
+// Hash keys that come from authentication, end to end with the real `auth:` section:
+// client_id from an API key, a JWT claim (HS256), and model routing behind JWT auth (auth_request
+// in the public location, then the njs body step), each landing where `gatewayctl route` says.
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKey, serializeKeys, type KeyFile } from '../../src/keys/store.ts';
+import { explainRoute } from '../../src/routing/explain.ts';
+import { compile } from '../../src/build/compile.ts';
+import { freePort } from '../support/ports.ts';
+import { closeAll, startUpstreams, type EchoUpstream } from '../support/upstreams.ts';
+import { withErrorLog } from '../support/nginx.ts';
+import { request, startProject, type AuthProject } from '../auth/lib.ts';
+
+const SECRET = 'routing-hs256-secret-0123456789abcdefghij';
+let project: AuthProject;
+let ups: EchoUpstream[] = [];
+let port: number;
+const keys: Record<string, string> = {};
+
+const yaml = (a: string[]) => `version: 1
+global: { status: false, worker_processes: 1 }
+listeners:
+  - { name: main, port: ${port}, address: 127.0.0.1 }
+upstreams:
+  clients:
+    balance: consistent_hash
+    hash_key: client_id
+    servers: [${a[0]}, ${a[1]}, ${a[2]}]
+  tenants:
+    balance: consistent_hash
+    hash_key: { jwt_claim: tenant }
+    hash_fallback: client_ip
+    servers: [${a[0]}, ${a[1]}, ${a[2]}]
+  chat:
+    balance: consistent_hash
+    hash_key: { body_field: user }
+    servers: [${a[0]}, ${a[1]}, ${a[2]}]
+models:
+  - { id: chat-model, upstream: chat }
+  - { id: tenant-model, upstream: tenants }
+auth:
+  api_keys: { file: keys.yaml }
+  jwt:
+    internal: { algorithms: [HS256], secret_env: GW_ROUTING_SECRET }
+routes:
+  - { name: by-client, match: { prefix: /client/ }, upstream: clients, auth: api_key }
+  - { name: by-tenant, match: { prefix: /tenant/ }, upstream: tenants, auth: { methods: [jwt] } }
+  - name: chat
+    match: { exact: /v1/chat/completions, methods: [POST] }
+    models: route
+    auth: { methods: [jwt] }
+`;
+
+const jwt = (claims: Record<string, unknown>) =>
+  new SignJWT(claims)
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(String(claims.sub ?? 'user'))
+    .setIssuedAt()
+    .setExpirationTime('5m')
+    .sign(new TextEncoder().encode(SECRET));
+
+let model: ReturnType<typeof compile>['model'];
+const idOf = (addr: string) => ups.find((u) => u.address === addr)!.id;
+const where = (upstream: string, key: string) => idOf(explainRoute(model!, key, { upstream }).peer!);
+const url = (p: string) => `http://127.0.0.1:${port}${p}`;
+
+beforeAll(async () => {
+  ups = await startUpstreams(3, { idPrefix: 'a' });
+  port = await freePort();
+  const store: KeyFile = { version: 1, keys: [] };
+  for (let i = 0; i < 30; i++) keys[`client-${i}`] = createKey(store, { name: `client-${i}` }, new Date()).key;
+  const env = { GW_ROUTING_SECRET: SECRET };
+  project = await startProject({ 'gateway.yaml': yaml(ups.map((u) => u.address)), 'keys.yaml': serializeKeys(store) }, [port], { env });
+  model = compile(`${project.dir}/gateway.yaml`, { env }).model;
+});
+
+afterAll(async () => {
+  await project?.stop();
+  await closeAll(ups);
+});
+
+describe('hash keys from authentication', () => {
+  it('client_id: the API key\'s client name is the key', async () => {
+    await withErrorLog(project.gw, async () => {
+      const seen = new Set<string>();
+      for (const [name, key] of Object.entries(keys)) {
+        const r = await request(url('/client/x'), { 'X-API-Key': key });
+        expect(r.status, r.text).toBe(200);
+        expect(r.json.id, name).toBe(where('clients', name));
+        seen.add(r.json.id);
+      }
+      expect(seen.size).toBe(3);
+      expect((await request(url('/client/x'))).status).toBe(401);
+    });
+  });
+
+  it('jwt_claim: a claim of the verified token is the key; a token without it falls back to the client IP', async () => {
+    await withErrorLog(project.gw, async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 30; i++) {
+        const r = await request(url('/tenant/x'), { Authorization: `Bearer ${await jwt({ sub: `u${i}`, tenant: `t-${i}` })}` });
+        expect(r.status, r.text).toBe(200);
+        expect(r.json.id).toBe(where('tenants', `t-${i}`));
+        seen.add(r.json.id);
+      }
+      expect(seen.size).toBe(3);
+      const none = await request(url('/tenant/x'), { Authorization: `Bearer ${await jwt({ sub: 'u' })}` });
+      expect(none.json.id).toBe(where('tenants', '127.0.0.1'));
+      expect((await request(url('/tenant/x'))).status).toBe(401);
+    });
+  });
+
+  it('model routing behind JWT: 401 first, then the model\'s pool with its own key (body field or claim)', async () => {
+    await withErrorLog(project.gw, async () => {
+      const post = async (body: unknown, token?: string) =>
+        request(url('/v1/chat/completions'), { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) }, { method: 'POST', body: JSON.stringify(body) });
+      expect((await post({ model: 'chat-model', user: 'x' })).status).toBe(401);
+      const t = await jwt({ sub: 's', tenant: 'acme' });
+      for (let i = 0; i < 20; i++) {
+        const r = await post({ model: 'chat-model', user: `end-${i}` }, t);
+        expect(r.status, r.text).toBe(200);
+        expect(r.json.id).toBe(where('chat', `end-${i}`));
+        expect(JSON.parse(r.json.body)).toEqual({ model: 'chat-model', user: `end-${i}` });
+      }
+      for (const tenant of ['acme', 'globex', 'initech', 'umbrella']) {
+        const r = await post({ model: 'tenant-model' }, await jwt({ sub: 's', tenant }));
+        expect(r.json.id, tenant).toBe(where('tenants', tenant));
+      }
+      const unknown = await post({ model: 'nope' }, t);
+      expect(unknown.status).toBe(404);
+      expect(unknown.json.error.code).toBe('model_not_found');
+    });
+  });
+});
