@@ -28,6 +28,8 @@ export interface AuthBuild {
   diagnostics: Diagnostic[];
   /** sha256 over every auth input read (folded into the build's input hash); null when none */
   inputDigest: string | null;
+  /** files read (keys store, JWKS, secret files) */
+  inputFiles: string[];
 }
 
 const display = (f: string): string => {
@@ -84,6 +86,7 @@ export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): Aut
   const now = opts.now ?? new Date();
   const hasher = createHash('sha256');
   let readAny = false;
+  const inputFiles: string[] = [];
   const fail = (at: SourcePos, message: string) => diagnostics.push({ code: 'GW379', severity: 'error', message, at });
   const auth = m.auth;
 
@@ -93,6 +96,7 @@ export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): Aut
     let text: string | null = null;
     try {
       text = readFileSync(k.file, 'utf8');
+      inputFiles.push(k.file);
     } catch (e) {
       fail(
         at,
@@ -138,6 +142,7 @@ export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): Aut
       const at = opts.locate(`${p}.jwks_file`, pr.at);
       try {
         const text = readFileSync(pr.jwksFile, 'utf8');
+        inputFiles.push(pr.jwksFile);
         readAny = true;
         hasher.update(`jwks:${pr.name}\0${text}\0`);
         const parsed = parseJwks(text, display(pr.jwksFile));
@@ -158,6 +163,7 @@ export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): Aut
     if (pr.secretFile) {
       try {
         secret = secretText(readFileSync(pr.secretFile, 'utf8'));
+        inputFiles.push(pr.secretFile);
       } catch (e) {
         fail(opts.locate(`${p}.secret_file`, pr.at), `cannot read secret file ${display(pr.secretFile)}: ${errnoText(e)}`);
         ok = false;
@@ -179,7 +185,7 @@ export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): Aut
     if (ok) providers.push(input);
   }
 
-  if (providers.length && !diagnostics.length) {
+  if (providers.length) {
     // one provider at a time, so every problem is reported against its own provider
     for (const input of providers) {
       try {
@@ -190,11 +196,13 @@ export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): Aut
         const idx = /jwks\.keys\[(\d+)\]/.exec(e.message);
         const keyAt = idx ? jwksPositions.get(input.name)?.[Number(idx[1])] : undefined;
         // the message may quote configuration, never secret material
-        fail(keyAt ?? opts.locate(`auth.jwt.${input.name}`, pr.at), e.message);
+        const detail = e.message.replace(/^auth provider [^:]*: /, '');
+        if (keyAt) fail(keyAt, `JWKS of provider ${input.name}: ${detail.replace(/^jwks\.keys\[\d+\]:? ?/, '')}`);
+        else fail(opts.locate(`auth.jwt.${input.name}`, pr.at), `JWT provider ${input.name}: ${detail}`);
       }
     }
     if (!diagnostics.length) files[AUTH_FILES.preload] = renderAuthPreload(providers);
   }
 
-  return { files, diagnostics, inputDigest: readAny ? hasher.digest('hex') : null };
+  return { files, diagnostics, inputDigest: readAny ? hasher.digest('hex') : null, inputFiles };
 }

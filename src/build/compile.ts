@@ -81,7 +81,7 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
   addNjsFiles(model, files);
   Object.assign(files, auth.files);
   files['manifest.json'] = manifest(model, files);
-  return { ok: true, model, files, diagnostics: sortDiagnostics(diagnostics), inputFiles: loaded.files };
+  return { ok: true, model, files, diagnostics: sortDiagnostics(diagnostics), inputFiles: [...loaded.files, ...auth.inputFiles] };
 }
 
 /**

@@ -62,9 +62,9 @@ export function checkAuthRules(m: GatewayModel, err: Report, warn: Report): void
       const asym = pr.algorithms.filter((a) => !HS(a));
       if (pr.secretFile && pr.secretEnv) err('GW374', pr.at, `${p}.secret_env`, 'use either secret_file or secret_env, not both');
       if (hs.length && !pr.secretFile && !pr.secretEnv) {
-        err('GW374', pr.at, `${p}.algorithms`, `${hs.join(', ')} need an HMAC secret (secret_file or secret_env)`);
+        err('GW374', pr.at, `${p}.algorithms`, `an HMAC secret (secret_file or secret_env) is required for ${hs.join(', ')}`);
       }
-      if (asym.length && !pr.jwksFile) err('GW374', pr.at, `${p}.algorithms`, `${asym.join(', ')} need public keys (jwks_file)`);
+      if (asym.length && !pr.jwksFile) err('GW374', pr.at, `${p}.algorithms`, `public keys (jwks_file) are required for ${asym.join(', ')}`);
       if (!hs.length && (pr.secretFile || pr.secretEnv)) warn('GW374', pr.at, p, 'an HMAC secret is configured but no HS* algorithm is allowed; it is not used');
       if (!asym.length && pr.jwksFile) warn('GW374', pr.at, `${p}.jwks_file`, 'jwks_file is configured but no RS*/PS*/ES* algorithm is allowed; it is not used');
       if (!(pr.leeway >= 0 && pr.leeway <= 600)) err('GW375', pr.at, `${p}.leeway`, 'leeway must be at most 10m');
