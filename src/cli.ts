@@ -165,6 +165,19 @@ keys
   .option('--json', 'machine-readable output')
   .addOption(keysFile())
   .action(wrap(async (name, o) => (await cmd('keys')).run('rotate', { ...o, target: name })));
+keys
+  .command('map')
+  .description('print the nginx key map (hashes of active keys; `build` writes it to conf.d/keys.map)')
+  .option('--out <file>', 'write it here (mode 0600) instead of stdout')
+  .addOption(keysFile())
+  .addHelpText('after', '\nExamples:\n  $ gatewayctl keys map\n  $ gatewayctl keys map --file keys.yaml --out dist/conf.d/keys.map')
+  .action(wrap(async (o) => (await cmd('keys')).run('map', o)));
+
+program
+  .command('njs-lint')
+  .description('check the njs sources and bundle against the njs 0.8 language subset')
+  .addHelpText('after', (await cmd('njs-lint')).help)
+  .action(wrap(async () => (await cmd('njs-lint')).run()));
 
 const tls = program.command('tls').description('certificates: self-signed, Let\'s Encrypt (ACME), renewal, status');
 tls
