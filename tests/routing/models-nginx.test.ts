@@ -7,6 +7,7 @@
 // unsafe_nginx_route escape hatch sets them from test headers, so the routing half is tested
 // on its own.
 
+import { request as httpRequest } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -61,6 +62,10 @@ routes:
   - name: models
     match: { exact: /v1/models, methods: [GET] }
     models: list
+  - name: sse
+    match: { exact: /sse, methods: [POST] }
+    models: route
+    streaming: true
   - name: embeddings
     match: { exact: /v1/embeddings, methods: [GET, POST] }
     upstream: embeddings
@@ -154,6 +159,34 @@ describe('model-aware routing', () => {
       expect(get.status).toBe(405);
       const big = await post('/v1/chat/completions', { model: 'gpt-4o', pad: 'x'.repeat(70 * 1024) });
       expect(big.status).toBe(413);
+    });
+  });
+
+  it('streams SSE from the chosen pool token by token (body step + named location keep streaming)', async () => {
+    await withErrorLog(g.gw, async () => {
+      const t0 = Date.now();
+      const chunks: { t: number; text: string }[] = [];
+      const status = await new Promise<number>((resolve, reject) => {
+        const body = JSON.stringify({ model: 'meta-llama/Llama-3-70b', stream: true });
+        const req = httpRequest(
+          { host: '127.0.0.1', port, path: '/sse?events=3&intervalMs=400', method: 'POST', headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } },
+          (r) => {
+            expect(r.headers['content-type']).toContain('text/event-stream');
+            expect(r.headers['x-accel-buffering']).toBe('no');
+            r.on('data', (c: Buffer) => chunks.push({ t: Date.now() - t0, text: c.toString() }));
+            r.on('end', () => resolve(r.statusCode ?? 0));
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+      expect(status).toBe(200);
+      const all = chunks.map((c) => c.text).join('');
+      expect(all.match(/^data: /gm)?.length).toBe(3);
+      expect(all).toContain(`"id":"${ups[3].id}"`);
+      const first = chunks.find((c) => c.text.includes('data: '))!;
+      expect(first.t, 'first event arrives before the stream ends').toBeLessThan(600);
+      expect(chunks[chunks.length - 1].t - first.t).toBeGreaterThan(500);
     });
   });
 
