@@ -219,9 +219,13 @@ export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseH
   const jwt = has(r, 'jwt');
   out.handover = jwt;
   out.overrides[401] = `@${rid}_401`;
+  // the JWT subrequest runs the server-level `set $gw_route "-"` on variables it shares with
+  // the request: name the route again for the logs
+  const routeName = d('set', '$gw_route', q(r.name, 'token'));
   out.named.push({
     head: `location @${rid}_401`,
     lines: [
+      routeName,
       d('default_type', 'application/json'),
       ...responseHeaders,
       d('add_header', 'WWW-Authenticate', '$gw_auth_challenge', 'always'),
@@ -233,7 +237,7 @@ export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseH
     out.overrides[403] = `@${rid}_403`;
     out.named.push({
       head: `location @${rid}_403`,
-      lines: [d('default_type', 'application/json'), ...responseHeaders, d('add_header', 'Cache-Control', '"no-store"', 'always'), d('return', '403', authErrorBody(403))],
+      lines: [routeName, d('default_type', 'application/json'), ...responseHeaders, d('add_header', 'Cache-Control', '"no-store"', 'always'), d('return', '403', authErrorBody(403))],
     });
     const check: Block = { head: `if (${roleOkVar(r)} = 0)`, lines: [d('set', '$gw_auth_status', 'role_denied'), d('return', '403')] };
     (jwt ? out.lateBlocks : out.blocks).push(check);

@@ -117,6 +117,11 @@ routes:
     upstream: app
     auth: { methods: [jwt], jwt_provider: main }
     rate_limits: [free, pro]
+  - name: either-limited
+    match: { prefix: /either-limited/ }
+    upstream: app
+    auth: { methods: [api_key, jwt], jwt_provider: main }
+    rate_limits: [free, pro]
   - name: public
     match: { prefix: /public/ }
     upstream: app
@@ -133,6 +138,7 @@ beforeAll(async () => {
   const hourAgo = new Date(now.getTime() - 3600_000);
   keys.alice = createKey(store, { name: 'alice', role: 'admin', tier: 'pro' }, now).key;
   keys.bob = createKey(store, { name: 'bob', role: 'user', tier: 'free' }, now).key;
+  keys.erin = createKey(store, { name: 'erin', tier: 'free' }, now).key;
   keys.carol = createKey(store, { name: 'carol' }, new Date(now.getTime() - 7200_000)).key;
   revokeKey(store, 'carol', new Date(hourAgo.getTime() - 1000));
   keys.dave = createKey(store, { name: 'dave', expires: new Date(now.getTime() - 60_000) }, hourAgo).key;
@@ -340,6 +346,16 @@ describe('limits by tier, keyed by the authenticated client', () => {
     const other = await token('ES256', ec.privateKey, 'ec1', { sub: 'jwt-free-2', tier: 'free' });
     expect((await get('/jwt-limited/', bearer(other))).status).toBe(200); // its own bucket
   });
+
+  it('either method: an accepted API key reaches the limits too, and 429 keeps its JSON page', async () => {
+    const first = await get('/either-limited/', { 'X-API-Key': keys.erin });
+    const second = await get('/either-limited/', { 'X-API-Key': keys.erin });
+    expect([first.status, second.status]).toEqual([200, 429]);
+    expect(second.json.error.code).toBe('rate_limited');
+    expect(second.headers.get('retry-after')).toBe('60');
+    const jwtFree = await token('ES256', ec.privateKey, 'ec1', { sub: 'either-free', tier: 'free' });
+    expect([(await get('/either-limited/', bearer(jwtFree))).status, (await get('/either-limited/', bearer(jwtFree))).status]).toEqual([200, 429]);
+  });
 });
 
 describe('public routes and logging', () => {
@@ -355,6 +371,8 @@ describe('public routes and logging', () => {
     const marker = `/key/log-marker-${Date.now()}`;
     await get(marker, { 'X-API-Key': keys.carol });
     await get('/jwt-admin/log', bearer(await token('ES256', ec.privateKey, 'ec1', { sub: 'log-reader', role: 'reader' })));
+    const forged = await token('RS256', rsaOther.privateKey, 'rsa1', { sub: 'log-forger' });
+    await get('/jwt/log-jwt', bearer(forged));
     const logFile = path.join(project.gw.prefix, 'logs/auth.log');
     let lines: Record<string, unknown>[] = [];
     for (let i = 0; i < 40; i++) {
@@ -365,15 +383,17 @@ describe('public routes and logging', () => {
         // not yet written
       }
       lines = text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
-      if (lines.some((l) => l.path === marker) && lines.some((l) => l.client === 'log-reader')) break;
+      if (lines.some((l) => l.path === marker) && lines.some((l) => l.client === 'log-reader') && lines.some((l) => l.path === '/jwt/log-jwt')) break;
       await new Promise((r) => setTimeout(r, 50));
     }
     expect(lines.find((l) => l.path === marker)).toMatchObject({ remote_addr: '127.0.0.1', reason: 'unknown_key', status: 401, route: 'key' });
     expect(lines.find((l) => l.client === 'log-reader')).toMatchObject({ reason: 'role_denied', status: 403, route: 'jwt-admin' });
+    expect(lines.find((l) => l.path === '/jwt/log-jwt')).toMatchObject({ remote_addr: '127.0.0.1', reason: 'bad_signature', status: 401, route: 'jwt' });
     expect(lines.some((l) => l.reason === 'ok' || l.reason === '')).toBe(false); // successes stay out
     const logs = readFileSync(logFile, 'utf8') + project.gw.accessLog() + project.gw.errorLog();
     for (const k of Object.values(keys)) expect(logs).not.toContain(k);
     expect(logs).not.toContain(HS_SECRET);
+    expect(logs).not.toContain(forged);
     // the main access log carries the auth status and client of every request
     const access = project.gw.accessLog().trim().split('\n').map((l) => JSON.parse(l));
     expect(access.some((l) => l.route === 'key' && l.auth === 'ok' && l.client === 'alice')).toBe(true);
