@@ -95,7 +95,7 @@ export function route(r: NginxHTTPRequest): void {
     }
     v.gw_model = model;
     if (!v.gw_model_upstream) {
-      reject(r, 404, 'The model `' + (model.length > 200 ? model.substring(0, 200) + '...' : model) + '` does not exist.', 'model_not_found');
+      reject(r, 404, 'The model `' + (model.length > 200 ? model.substring(0, 200) + ' (truncated)' : model) + '` does not exist.', 'model_not_found');
       return;
     }
     spec = v.gw_model_hash || '';
