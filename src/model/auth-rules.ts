@@ -70,6 +70,11 @@ export function checkAuthRules(m: GatewayModel, err: Report, warn: Report): void
       if (!(pr.leeway >= 0 && pr.leeway <= 600)) err('GW375', pr.at, `${p}.leeway`, 'leeway must be at most 10m');
     }
     if (!m.routes.some((r) => r.auth !== null)) warn('GW377', auth.at, 'auth', 'auth is configured but no route uses it (set auth: on routes)');
+    for (const r of m.routes) {
+      for (const h of r.setRequestHeaders.filter((x) => names.includes(x.name.toLowerCase()))) {
+        err('GW376', r.at, `routes[${r.index}].set_headers.${h.name}`, `${h.name} is an identity header (auth.identity_headers): the gateway sets it`);
+      }
+    }
   }
 
   for (const r of m.routes) checkRoute(m, r, err, warn, providerNames);
