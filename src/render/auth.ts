@@ -23,7 +23,7 @@ import { d, type Block, type RouteBlocks } from './view.ts';
 export const AUTH_CONF = 'conf.d/05-auth.conf';
 export const KEY_MAP_INCLUDE = 'conf.d/keys.map';
 export const PRELOAD_FILE = 'njs/auth.json';
-const NO_FILE = '/.gw-no-such-file';
+const NO_FILE = '/.gatewayctl-no-such-file'; // as respond routes (view.ts)
 
 /** Reason codes njs writes to $gw_auth_status, plus role_denied set by the role check. */
 export const AUTH_FAILURE_REASONS = ['missing_key', 'malformed_key', 'unknown_key', 'expired_key', 'role_denied'];

@@ -143,7 +143,7 @@ describe('render', () => {
     const servers = r.files!['conf.d/40-servers.conf'];
     const pub = servers.slice(servers.indexOf('location "/r/"'), servers.indexOf('location @gw_route_r_auth'));
     expect(pub).toContain('auth_request "/_gw_auth/jwt/main";');
-    expect(pub).toContain('try_files "/.gw-no-such-file" @gw_route_r_auth;');
+    expect(pub).toContain('try_files "/.gatewayctl-no-such-file" @gw_route_r_auth;');
     expect(pub).not.toContain('limit_req zone=gw_rl_free'); // before auth the client is unknown
     const named = servers.slice(servers.indexOf('location @gw_route_r_auth'));
     expect(named).toMatch(/^location @gw_route_r_auth \{\n\s+set \$gw_route "r";\n\s+limit_req zone=gw_rl_free nodelay;\n\s+proxy_pass http:\/\/app;/);
