@@ -1,4 +1,4 @@
-// Cross-field rules for njs authentication (codes GW313, GW370-GW378). Problems found
+// Cross-field rules for njs authentication (codes GW313, GW370-GW378, GW380). Problems found
 // while reading the keys file, JWKS documents and secrets are reported by the build
 // (src/build/auth.ts, GW379) at the position inside that file.
 import type { GatewayModel, Route, SourcePos } from './types.ts';
@@ -98,6 +98,9 @@ function checkRoute(m: GatewayModel, r: Route, err: Report, warn: Report, provid
       const pr = m.auth!.jwt.find((x) => x.name === a.jwtProvider)!;
       if (pr.roleClaim === null) err('GW372', a.at, `${p}.roles`, `JWT provider "${pr.name}" has no role_claim, so no token could carry an allowed role`);
     }
+  }
+  if (r.cache) {
+    warn('GW380', a.at, `routes[${r.index}].cache`, 'cached responses are shared by every authenticated client (the cache key does not include the client)');
   }
   if (r.auth && !a.methods.includes('jwt') && a.jwtProvider !== null) warn('GW371', a.at, `${p}.jwt_provider`, 'jwt_provider is ignored: jwt is not among the methods');
 }
