@@ -60,6 +60,21 @@ function follow(file: string, print: (line: string) => void): () => void {
   return () => clearInterval(timer);
 }
 
+/**
+ * Started as root, nginx runs its workers as `nobody`; they must traverse every directory
+ * above the prefix to use the cache and temp directories (a 0700 mkdtemp parent breaks
+ * caching with "Permission denied").
+ */
+function warnUnreachablePrefix(prefix: string): void {
+  if (process.getuid?.() !== 0) return;
+  for (let dir = prefix; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) {
+      process.stderr.write(`warning: nginx workers (user nobody) cannot enter ${dir}; caching and request buffering will fail. Fix: chmod o+x ${dir}, or use another --prefix\n`);
+      return;
+    }
+  }
+}
+
 export async function run(opts: UpOptions): Promise<number> {
   const loc = await nginxOrProvision(opts.nginx);
   const r = await compileForTarget({ config: opts.config, nginx: loc.bin });
@@ -69,6 +84,7 @@ export async function run(opts: UpOptions): Promise<number> {
   const prefix = path.resolve(opts.prefix ?? '.gatewayctl/run');
   mkdirSync(prefix, { recursive: true });
   await preparePrefix(prefix, loc.modulesDir);
+  warnUnreachablePrefix(prefix);
   const conf = path.resolve(opts.out, 'nginx.conf');
   const t = await testConfig(loc, prefix, conf);
   if (!t.ok) {
