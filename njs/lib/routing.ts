@@ -10,57 +10,7 @@
 //   $gw_model       js_var: the body's `model` (model routes)
 //   $gw_route_mode  "model" on model routes
 //   $gw_route_next  named location that proxies (@gw_next_<route>)
-import { b64uDecodeString } from './base64url.ts';
-
-// Keys longer than this are ignored (fallback): they come from the client.
-export const MAX_KEY_LENGTH = 512;
-
-// A top-level JSON object from a request body; null for anything else.
-export function parseObject(text: string | undefined | null): { [k: string]: unknown } | null {
-  if (typeof text !== 'string' || text.length === 0) {
-    return null;
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    return null;
-  }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) {
-    return null;
-  }
-  return v as { [k: string]: unknown };
-}
-
-// A member as a hash key: strings as they are, finite numbers and booleans as text,
-// anything else (objects, arrays, null, missing, over-long) as "" (the fallback).
-export function keyOf(doc: { [k: string]: unknown } | null, name: string): string {
-  if (doc === null || !Object.prototype.hasOwnProperty.call(doc, name)) {
-    return '';
-  }
-  const v = doc[name];
-  let s = '';
-  if (typeof v === 'string') {
-    s = v;
-  } else if ((typeof v === 'number' && isFinite(v)) || typeof v === 'boolean') {
-    s = String(v);
-  }
-  return s.length <= MAX_KEY_LENGTH ? s : '';
-}
-
-// The claim named in spec "claim:<name>" from a base64url JSON payload segment.
-export function claimKeyFrom(spec: string | undefined, claims: string | undefined): string {
-  if (typeof spec !== 'string' || spec.indexOf('claim:') !== 0 || typeof claims !== 'string' || claims.length === 0) {
-    return '';
-  }
-  const json = b64uDecodeString(claims);
-  return keyOf(parseObject(json), spec.substring(6));
-}
-
-// OpenAI-style error body.
-export function openAiError(message: string, type: string, code: string): string {
-  return JSON.stringify({ error: { message: message, type: type, code: code } });
-}
+import { claimKeyFrom, keyOf, openAiError, parseObject } from './keys.ts';
 
 function reject(r: NginxHTTPRequest, status: number, message: string, code: string): void {
   r.headersOut['Content-Type'] = 'application/json';

@@ -1,7 +1,7 @@
 // `gatewayctl route`: where a consistent-hash key goes, computed exactly as nginx places it.
 import { compile } from '../build/compile.ts';
 import { formatDiagnostic } from '../model/diagnostics.ts';
-import { explainRoute, RouteError } from '../routing/explain.ts';
+import { explainRoute, resolveQuery, RouteError } from '../routing/explain.ts';
 
 export const help = `
 Examples:
@@ -9,6 +9,8 @@ Examples:
   $ gatewayctl route --key alice --upstream sessions -c prod.yaml
   $ gatewayctl route --key alice --unavailable 10.0.2.1:8000   # where it goes while that server is failed
   $ gatewayctl route --key alice --json | jq .peer
+  $ gatewayctl route --model gpt-4o --key end-user-7          # the pool serving a model
+  $ gatewayctl route --body '{"model":"gpt-4o","user":"end-user-7"}'   # model and key as njs reads them
 
 The key is the value nginx hashes: the header/cookie/query value, the client id, the JWT
 claim or the JSON body field named by the upstream's hash_key. The placement is nginx's own
@@ -17,8 +19,10 @@ unit); successors are where the key moves, in order, when the servers before it 
 
 export interface RouteOptions {
   config: string;
-  key: string;
+  key?: string;
   upstream?: string;
+  model?: string;
+  body?: string;
   unavailable?: string[];
   json?: boolean;
 }
@@ -32,8 +36,18 @@ export async function run(opts: RouteOptions): Promise<number> {
     return 1;
   }
   let e;
+  let notes: string[] = [];
   try {
-    e = explainRoute(r.model, opts.key, { upstream: opts.upstream, unavailable: opts.unavailable });
+    const q = resolveQuery(r.model, { key: opts.key, upstream: opts.upstream, model: opts.model, body: opts.body });
+    notes = q.notes;
+    const u = r.model.upstreams.find((x) => x.name === q.upstream);
+    if (u && u.balance !== 'consistent_hash' && opts.upstream === undefined) {
+      // reached through the model catalogue: say where the model goes, there is no ring
+      process.stdout.write(`${[...notes, `upstream ${u.name} balances with ${u.balance}: no fixed place for a key`].join('\n')}\n`);
+      return 0;
+    }
+    if (q.key === null) throw new RouteError(notes.length ? notes[notes.length - 1] : 'give --key, or --body with the field the upstream hashes on');
+    e = { ...explainRoute(r.model, q.key, { upstream: q.upstream, unavailable: opts.unavailable }), notes };
   } catch (err) {
     if (!(err instanceof RouteError)) throw err;
     process.stderr.write(`gatewayctl route: ${err.message}\n`);
@@ -44,6 +58,7 @@ export async function run(opts: RouteOptions): Promise<number> {
     return e.peer ? 0 : 1;
   }
   const out = [
+    ...notes,
     `upstream ${e.upstream}: key from ${e.keySource}`,
     `key ${JSON.stringify(e.key)} → ${e.peer ?? 'no usable server (502)'}`,
     `successors: ${e.successors.length ? e.successors.join(' → ') : 'none'}`,

@@ -1,6 +1,7 @@
 // Where a consistent-hash key goes, explained from the GatewayModel (used by `gatewayctl route`).
 import type { GatewayModel, Upstream } from '../model/types.ts';
 import { buildRing, place, shares, type Placement, type Ring } from './ketama.ts';
+import { keyOf, parseObject } from '../../njs/lib/keys.ts';
 
 export interface RouteExplanation {
   upstream: string;
@@ -99,4 +100,41 @@ export function explainRoute(m: GatewayModel, key: string, opts: { upstream?: st
     share,
     reasons,
   };
+}
+
+export interface RequestQuery {
+  key?: string; // the hashed value itself
+  upstream?: string;
+  model?: string; // pick the upstream through the model catalogue
+  body?: string; // a JSON request body: the model and a body_field key are taken from it, as njs does
+}
+
+export interface ResolvedQuery {
+  upstream: string | undefined;
+  key: string | null; // null: the request has no key, nginx uses hash_fallback
+  notes: string[];
+}
+
+/** Turn --model/--body into the upstream and key nginx would use (same parsing as njs/lib/routing.ts). */
+export function resolveQuery(m: GatewayModel, q: RequestQuery): ResolvedQuery {
+  const notes: string[] = [];
+  let upstream = q.upstream;
+  const doc = q.body === undefined ? null : parseObject(q.body);
+  if (q.body !== undefined && doc === null) throw new RouteError('--body is not a JSON object (a model route answers 400 invalid_json)');
+  const model = q.model ?? (upstream === undefined && doc && typeof doc.model === 'string' ? doc.model : undefined);
+  if (model !== undefined && upstream === undefined) {
+    const e = m.models.find((x) => x.id.toLowerCase() === model.toLowerCase()); // nginx map keys are case-insensitive
+    if (!e) throw new RouteError(`model "${model}" is not in the catalogue (a model route answers 404 model_not_found)`);
+    upstream = e.upstream;
+    notes.push(`model ${model} → upstream ${upstream}`);
+  }
+  let key: string | null = q.key ?? null;
+  if (key === null && doc) {
+    const u = m.upstreams.find((x) => x.name === upstream) ?? (upstream === undefined ? hashedUpstreams(m)[0] : undefined);
+    if (u?.hashKey?.kind === 'body_field') {
+      key = keyOf(doc, u.hashKey.name) || null;
+      notes.push(key === null ? `body has no usable "${u.hashKey.name}": nginx uses hash_fallback (${u.hashFallback})` : `key from body field ${u.hashKey.name}`);
+    }
+  }
+  return { upstream, key, notes };
 }

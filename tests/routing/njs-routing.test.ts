@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { run, type RouteOptions } from '../../src/commands/route.ts';
-import { claimKeyFrom, keyOf, MAX_KEY_LENGTH, openAiError, parseObject } from '../../njs/lib/routing.ts';
+import { claimKeyFrom, keyOf, MAX_KEY_LENGTH, openAiError, parseObject } from '../../njs/lib/keys.ts';
 
 describe('njs routing helpers', () => {
   it('parses only top-level JSON objects', () => {
@@ -81,6 +81,19 @@ routes:
     }
   };
 
+  const cliWith = async (config: string, o: Omit<RouteOptions, 'config'>) => {
+    let out = '';
+    const w = (c: string | Uint8Array) => ((out += String(c)), true);
+    const so = vi.spyOn(process.stdout, 'write').mockImplementation(w);
+    const se = vi.spyOn(process.stderr, 'write').mockImplementation(w);
+    try {
+      return { code: await run({ config, ...o }), out };
+    } finally {
+      so.mockRestore();
+      se.mockRestore();
+    }
+  };
+
   it('is wired into the CLI', () => {
     const out = execFileSync('node', ['bin/gatewayctl.js', 'route', '-c', cfg, '--key', 'alice'], { encoding: 'utf8' });
     expect(out).toMatch(/key "alice" → 127\.0\.0\.1:900[123]/);
@@ -99,6 +112,32 @@ routes:
     expect(j.ringPoints).toBe(640);
     const failed = JSON.parse((await cli('--key', 'alice', '--json', '--unavailable', j.peer)).out);
     expect(failed.peer).toBe(j.successors[0]);
+  });
+
+  it('takes the model and the body-field key from --body as the gateway does', async () => {
+    const models = path.join(dir, 'models.yaml');
+    writeFileSync(
+      models,
+      `version: 1
+listeners: [{ name: public, port: 8080 }]
+upstreams:
+  pool: { balance: consistent_hash, hash_key: { body_field: user }, servers: ["10.0.0.1:80", "10.0.0.2:80"] }
+  other: { servers: ["10.0.1.1:80"] }
+models: [{ id: gpt-4o, upstream: pool }, { id: llama, upstream: other }]
+routes:
+  - { match: { exact: /v1/chat/completions, methods: [POST] }, models: route }
+`,
+    );
+    const viaBody = await cliWith(models, { body: '{"model":"GPT-4o","user":"u-1","messages":[]}', json: true });
+    const direct = await cliWith(models, { key: 'u-1', upstream: 'pool', json: true });
+    expect(viaBody.code).toBe(0);
+    expect(JSON.parse(viaBody.out).peer).toBe(JSON.parse(direct.out).peer);
+    expect(JSON.parse(viaBody.out).notes).toEqual(['model GPT-4o → upstream pool', 'key from body field user']);
+    expect((await cliWith(models, { model: 'llama', key: 'x' })).out).toContain('balances with round_robin');
+    const unknown = await cliWith(models, { body: '{"model":"nope"}' });
+    expect(unknown.code).toBe(1);
+    expect(unknown.out).toContain('404 model_not_found');
+    expect((await cliWith(models, { body: '{"model":"gpt-4o"}' })).out).toContain('hash_fallback');
   });
 
   it('refuses upstreams without consistent hashing and unknown names', async () => {
