@@ -17,6 +17,7 @@ import type {
   Upstream,
   UpstreamServer,
 } from '../model/types.ts';
+import { keysMovedShare } from '../routing/explain.ts';
 
 export type Section = 'routes' | 'upstreams' | 'listeners' | 'tls' | 'limits' | 'auth' | 'access' | 'caches' | 'global' | 'unsafe';
 
@@ -491,6 +492,8 @@ function diffUpstreams(c: Changes, as: Upstream[], bs: Upstream[]): void {
     } else if (primary(ua).length && !primary(ub).length) {
       say('loses all non-backup servers (only backups left)', 'upstream-no-servers');
     }
+    const moved = keysMovedShare(ua, ub); // consistent_hash: exact share of keys that change server
+    if (moved !== null && moved > 0) say(`moves ${(moved * 100).toFixed(1)}% of consistent-hash keys to another server`);
     const rest = (u: Upstream) => ({ ...u, servers: null, name: null });
     for (const f of deepDiff(rest(ua), rest(ub))) say(fieldText(f));
   }

@@ -1,6 +1,6 @@
 // Where a consistent-hash key goes, explained from the GatewayModel (used by `gatewayctl route`).
 import type { GatewayModel, Upstream } from '../model/types.ts';
-import { buildRing, place, shares, type Placement, type Ring } from './ketama.ts';
+import { buildRing, movedShare, place, shares, type Placement, type Ring } from './ketama.ts';
 import { keyOf, parseObject } from '../../njs/lib/keys.ts';
 
 export interface RouteExplanation {
@@ -137,4 +137,15 @@ export function resolveQuery(m: GatewayModel, q: RequestQuery): ResolvedQuery {
     }
   }
   return { upstream, key, notes };
+}
+
+/**
+ * Share of keys that land on another server after a change of a consistent_hash upstream
+ * (servers added/removed/reweighted/down), or null when it is not comparable (not hashed on
+ * both sides, or the hash key itself changed: then every key is placed anew).
+ */
+export function keysMovedShare(before: Upstream, after: Upstream): number | null {
+  if (before.balance !== 'consistent_hash' || after.balance !== 'consistent_hash') return null;
+  if (JSON.stringify(before.hashKey) !== JSON.stringify(after.hashKey)) return null;
+  return movedShare(ringFor(before), ringFor(after));
 }

@@ -157,3 +157,32 @@ export function shares(ring: Ring): number[] {
   }
   return out;
 }
+
+/** The server (address) a hash lands on: the first usable server from the first point >= h. */
+function ownerOf(ring: Ring, h: number): string | null {
+  const n = ring.points.length;
+  const start = findPoint(ring, h);
+  for (let t = 0; t < n; t++) {
+    const s = ring.servers[ring.points[(start + t) % n].server];
+    if (!s.down) return s.address;
+  }
+  return null;
+}
+
+/**
+ * Exact share of the hash space (= share of keys) whose server changes between two rings,
+ * matched by server address; `down` servers' keys count where nginx sends them (successor).
+ * Owners only change at points of either ring, so each arc between consecutive points of the
+ * union is checked once.
+ */
+export function movedShare(before: Ring, after: Ring): number {
+  const cuts = [...new Set([...before.points.map((p) => p.hash), ...after.points.map((p) => p.hash)])].sort((a, b) => a - b);
+  if (!cuts.length) return 0;
+  let moved = 0;
+  for (let i = 0; i < cuts.length; i++) {
+    // the arc (cuts[i-1], cuts[i]] (the first one wraps from the last cut through 2^32)
+    const len = i === 0 ? cuts[0] + 0x100000000 - cuts[cuts.length - 1] : cuts[i] - cuts[i - 1];
+    if (ownerOf(before, cuts[i]) !== ownerOf(after, cuts[i])) moved += len;
+  }
+  return moved / 0x100000000;
+}

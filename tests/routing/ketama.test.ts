@@ -2,7 +2,7 @@
 // lookup. Agreement with real nginx is proven in hash-nginx.test.ts.
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { buildRing, crc32, findPoint, place, shares, splitServer } from '../../src/routing/ketama.ts';
+import { buildRing, crc32, findPoint, movedShare, place, shares, splitServer } from '../../src/routing/ketama.ts';
 
 describe('crc32', () => {
   it('is the IEEE CRC-32 nginx uses (ngx_crc32_long)', () => {
@@ -73,5 +73,32 @@ describe('ring', () => {
     expect(weighted[0] + weighted[1]).toBeCloseTo(1, 9);
     expect(weighted[1] / weighted[0]).toBeGreaterThan(2.3);
     expect(weighted[1] / weighted[0]).toBeLessThan(3.9);
+  });
+});
+
+describe('movedShare', () => {
+  const ring = (xs: [number, number, boolean?][]) => buildRing(xs.map(([i, w, down]) => ({ address: `10.0.0.${i}:80`, weight: w, down })));
+  const sampled = (a: ReturnType<typeof buildRing>, b: ReturnType<typeof buildRing>) => {
+    let moved = 0;
+    const n = 20000;
+    for (let i = 0; i < n; i++) {
+      const key = `key-${i}`;
+      if (a.servers[place(a, key).server!].address !== b.servers[place(b, key).server!].address) moved++;
+    }
+    return moved / n;
+  };
+
+  it('is the exact share of keys that change server (agrees with sampling)', () => {
+    const four = ring([[1, 1], [2, 1], [3, 1], [4, 1]]);
+    const cases: [ReturnType<typeof buildRing>, ReturnType<typeof buildRing>][] = [
+      [four, ring([[1, 1], [2, 1], [3, 1]])], // remove one
+      [four, ring([[1, 1], [2, 1], [3, 1], [4, 1], [5, 1]])], // add one
+      [four, ring([[1, 1], [2, 1], [3, 1], [4, 3]])], // reweight
+      [four, ring([[1, 1], [2, 1], [3, 1], [4, 1, true]])], // mark down
+    ];
+    for (const [a, b] of cases) expect(Math.abs(movedShare(a, b) - sampled(a, b))).toBeLessThan(0.015);
+    expect(movedShare(four, four)).toBe(0);
+    // removing a server moves exactly its share
+    expect(movedShare(four, ring([[1, 1], [2, 1], [3, 1]]))).toBeCloseTo(shares(four)[3], 9);
   });
 });
