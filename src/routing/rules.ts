@@ -13,10 +13,10 @@ export function routesUsing(m: GatewayModel, name: string): Route[] {
   return m.routes.filter((r) => r.upstream === name || (r.models === 'route' && viaModel));
 }
 
-/** True when the route has auth configured (the auth section decides how; any non-null value counts). */
-function hasAuth(r: Route): boolean {
-  const a = (r as unknown as { auth?: unknown }).auth;
-  return a !== undefined && a !== null && a !== false;
+/** True when the route authenticates (with `method`: when that method is among its auth methods). */
+function hasAuth(r: Route, method?: 'jwt'): boolean {
+  if (!r.auth) return false;
+  return method === undefined || r.auth.methods.includes(method);
 }
 
 export function checkRoutingRules(m: GatewayModel, err: Report, warn: Report): void {
@@ -70,7 +70,10 @@ export function checkRoutingRules(m: GatewayModel, err: Report, warn: Report): v
     if (k.kind === 'client_id' || k.kind === 'jwt_claim') {
       const what = k.kind === 'client_id' ? 'client_id' : `jwt_claim ${k.name}`;
       for (const r of users) {
-        if (!hasAuth(r)) warn('GW366', u.at, p, `hash key ${what} needs authentication: route ${r.name} has no auth, so its requests always use hash_fallback`);
+        if (!hasAuth(r, k.kind === 'jwt_claim' ? 'jwt' : undefined)) {
+          const missing = k.kind === 'jwt_claim' && r.auth ? 'does not accept JWTs' : 'has no auth';
+          warn('GW366', u.at, p, `hash key ${what} needs ${k.kind === 'jwt_claim' ? 'JWT ' : ''}authentication: route ${r.name} ${missing}, so its requests always use hash_fallback`);
+        }
       }
     }
   }
