@@ -206,3 +206,23 @@ export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): Aut
 
   return { files, diagnostics, inputDigest: readAny ? hasher.digest('hex') : null, inputFiles };
 }
+
+/**
+ * A build output with its secret material replaced, for showing it (`gatewayctl diff`):
+ * HMAC secrets in njs/auth.json become `<secret sha256:…>` (a 12-hex-digit prefix tells a
+ * rotation apart without revealing anything about a ≥ 32-byte secret). Other files as is.
+ */
+export function redactSecrets(rel: string, text: string): string {
+  if (rel !== AUTH_FILES.preload) return text;
+  try {
+    const doc = JSON.parse(text) as { jwt?: Record<string, { keys?: { kty?: string; k?: string }[] }> };
+    for (const p of Object.values(doc.jwt ?? {})) {
+      for (const k of p.keys ?? []) {
+        if (k.kty === 'oct' && typeof k.k === 'string') k.k = `<secret sha256:${createHash('sha256').update(k.k).digest('hex').slice(0, 12)}>`;
+      }
+    }
+    return `${JSON.stringify(doc, null, 2)}\n`;
+  } catch {
+    return '(njs/auth.json: not shown, it may hold secrets)\n';
+  }
+}

@@ -150,3 +150,21 @@ describe('render', () => {
     expect(servers).toContain('location = "/_gw_auth/jwt/main" {');
   });
 });
+
+describe('gatewayctl diff never shows HMAC secrets', () => {
+  it('njs/auth.json is compared with secrets replaced by short hashes', async () => {
+    const { compareFiles } = await import('../../src/diff/files.ts');
+    const cfg = project(base('auth: { jwt: { hs: { algorithms: [HS256], secret_env: S } } }', '    auth: jwt'));
+    const a = build(cfg, { env: { S: SECRET } });
+    const b = build(cfg, { env: { S: `${SECRET}-rotated` } });
+    const diffs = compareFiles(a.files!, b.files!);
+    const preload = diffs.find((x) => x.path === 'njs/auth.json');
+    expect(preload?.status).toBe('modified');
+    expect(preload!.diff).toMatch(/-\s+"k": "<secret sha256:[0-9a-f]{12}>"/);
+    const all = diffs.map((x) => x.diff).join('\n');
+    for (const s of [SECRET, `${SECRET}-rotated`]) {
+      expect(all).not.toContain(s);
+      expect(all).not.toContain(Buffer.from(s).toString('base64url'));
+    }
+  });
+});
