@@ -46,7 +46,7 @@ export const REQUIRED_BUILTINS = ['http_ssl', 'http_v2', 'http_realip', 'http_st
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
 export interface DoctorCheck {
-  id: 'nginx' | 'version' | 'njs' | 'brotli' | 'builtins' | 'openssl';
+  id: 'nginx' | 'version' | 'njs' | 'brotli' | 'builtins' | 'openssl' | 'certs';
   status: CheckStatus;
   /** One line: what was found. */
   summary: string;
