@@ -240,15 +240,21 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: Render
   lines.push(...auth.early);
 
   const zones = r.rateLimits.map((z) => m.rateZones.find((x) => x.name === z)!).filter(Boolean);
+  const conns = r.connLimits.map((z) => m.connZones.find((x) => x.name === z)!).filter(Boolean);
+  // nginx runs limit_req (and limit_conn) once per request: after the first location that
+  // applied one, a named location's limits are skipped. So when some zone must wait for the
+  // identity (after the auth/body hand-over), every zone of that kind waits with it.
+  const reqLate = zones.some(isClientZone);
+  const connLate = conns.some(isClientZone);
   for (const z of zones) {
     const parts = ['limit_req', `zone=gw_rl_${ident(z.name)}`];
     if (z.burst) parts.push(`burst=${bare(z.burst, 'int')}`);
     if (z.delay !== null) parts.push(`delay=${bare(z.delay, 'int')}`);
     else if (z.nodelay) parts.push('nodelay');
-    (isClientZone(z) ? late : lines).push(d(...parts));
+    (reqLate ? late : lines).push(d(...parts));
   }
-  for (const cz of r.connLimits.map((z) => m.connZones.find((x) => x.name === z)!).filter(Boolean)) {
-    (isClientZone(cz) ? late : lines).push(d('limit_conn', `gw_conn_${ident(cz.name)}`, bare(cz.max, 'int')));
+  for (const cz of conns) {
+    (connLate ? late : lines).push(d('limit_conn', `gw_conn_${ident(cz.name)}`, bare(cz.max, 'int')));
   }
   if (zones.length || r.connLimits.length) {
     overrides[429] = `@${rid}_429`;

@@ -61,6 +61,7 @@ limits:
   rate:
     free: { key: client_id, tier: free, rate: 1r/m }
     pro: { key: client_id, tier: pro, rate: 100r/s, burst: 50 }
+    per_ip: { key: client_ip, rate: 100r/s, burst: 100 }
 auth:
   api_keys: { file: keys.yaml }
   jwt:
@@ -122,6 +123,16 @@ routes:
     upstream: app
     auth: { methods: [api_key, jwt], jwt_provider: main }
     rate_limits: [free, pro]
+  - name: jwt-mixed-limits
+    match: { prefix: /jwt-mixed/ }
+    upstream: app
+    auth: { methods: [jwt], jwt_provider: main }
+    rate_limits: [per_ip, free, pro]
+  - name: key-mixed-limits
+    match: { prefix: /key-mixed/ }
+    upstream: app
+    auth: api_key
+    rate_limits: [per_ip, free, pro]
   - name: public
     match: { prefix: /public/ }
     upstream: app
@@ -139,6 +150,7 @@ beforeAll(async () => {
   keys.alice = createKey(store, { name: 'alice', role: 'admin', tier: 'pro' }, now).key;
   keys.bob = createKey(store, { name: 'bob', role: 'user', tier: 'free' }, now).key;
   keys.erin = createKey(store, { name: 'erin', tier: 'free' }, now).key;
+  keys.gina = createKey(store, { name: 'gina', tier: 'free' }, now).key;
   keys.carol = createKey(store, { name: 'carol' }, new Date(now.getTime() - 7200_000)).key;
   revokeKey(store, 'carol', new Date(hourAgo.getTime() - 1000));
   keys.dave = createKey(store, { name: 'dave', expires: new Date(now.getTime() - 60_000) }, hourAgo).key;
@@ -355,6 +367,20 @@ describe('limits by tier, keyed by the authenticated client', () => {
     expect(second.headers.get('retry-after')).toBe('60');
     const jwtFree = await token('ES256', ec.privateKey, 'ec1', { sub: 'either-free', tier: 'free' });
     expect([(await get('/either-limited/', bearer(jwtFree))).status, (await get('/either-limited/', bearer(jwtFree))).status]).toEqual([200, 429]);
+  });
+});
+
+describe('IP-keyed and client-keyed limits on one route', () => {
+  // nginx applies limit_req once per request: zones split between the public location and
+  // the post-auth named location would leave the tier zones unenforced.
+  it('JWT: the tier limit still applies next to an IP limit', async () => {
+    const free = await token('ES256', ec.privateKey, 'ec1', { sub: 'mixed-free', tier: 'free' });
+    const f = [await get('/jwt-mixed/', bearer(free)), await get('/jwt-mixed/', bearer(free))];
+    expect(f.map((r) => r.status)).toEqual([200, 429]);
+  });
+  it('API key: the tier limit still applies next to an IP limit', async () => {
+    const f = [await get('/key-mixed/', { 'X-API-Key': keys.gina }), await get('/key-mixed/', { 'X-API-Key': keys.gina })];
+    expect(f.map((r) => r.status)).toEqual([200, 429]);
   });
 });
 
