@@ -122,7 +122,6 @@ export const gatewaySchema = {
             types: { type: 'array', items: { type: 'string', pattern: '^[a-z0-9.+-]+/[a-z0-9.+*-]+$' } },
           },
         },
-        error_pages: { enum: ['json', 'nginx'] },
         acme_webroot: { type: 'string', pattern: PATTERNS.filePath },
         access,
         unsafe_nginx_http: unsafe,

@@ -77,7 +77,6 @@ export function normalize(input: NormalizeInput): GatewayModel {
         'text/xml',
       ],
     },
-    errorPages: g.error_pages ?? 'json',
     paths: { pid: 'run/nginx.pid', logs: 'logs', temp: 'temp', cache: 'cache' },
     modules: { njs: false, brotli: g.compression?.brotli ?? false },
     acmeWebroot: typeof g.acme_webroot === 'string' ? path.resolve(input.baseDir, g.acme_webroot) : null,

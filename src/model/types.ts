@@ -42,7 +42,6 @@ export interface GlobalSettings {
   health: { liveness: string; readiness: string }; // paths, e.g. /health, /ready
   status: { listen: string; path: string } | null; // stub_status listener, internal
   compression: { gzip: boolean; brotli: boolean; minLength: number; types: string[] };
-  errorPages: 'json' | 'nginx'; // JSON bodies for gateway-produced 4xx/5xx
   paths: { pid: string; logs: string; temp: string; cache: string }; // relative to nginx prefix
   modules: { njs: boolean; brotli: boolean }; // load_module lines (brotli degrades with a warning)
   acmeWebroot: string | null; // serve /.well-known/acme-challenge/ from here on plain-HTTP servers
