@@ -4,6 +4,7 @@ import path from 'node:path';
 import { compile, type CompileResult } from '../build/compile.ts';
 import { staleFiles, writeBuild } from '../build/write.ts';
 import { formatDiagnostic } from '../model/diagnostics.ts';
+import { modelJson } from '../diff/sources.ts';
 import { BROTLI_MODULE, findNginx } from '../runtime/nginx.ts';
 
 export const help = `
@@ -51,8 +52,11 @@ export async function run(opts: BuildOptions): Promise<number> {
     process.stderr.write(`build failed: ${opts.out} left unchanged\n`);
     return 1;
   }
+  // model.json: the typed model beside the build, so `gatewayctl diff --against` a build or a
+  // deployed release can give the semantic summary. Not part of the manifest's checksums.
+  const files = { ...r.files, 'model.json': modelJson(r.model!) };
   if (opts.check) {
-    const stale = staleFiles(opts.out, r.files);
+    const stale = staleFiles(opts.out, files);
     if (stale.length) {
       process.stderr.write(`${opts.out} is stale (${stale.length} file(s) differ): ${stale.join(', ')}\nrun: gatewayctl build -c ${opts.config} -o ${opts.out}\n`);
       return 1;
@@ -60,7 +64,7 @@ export async function run(opts: BuildOptions): Promise<number> {
     process.stdout.write(`${opts.out} is up to date\n`);
     return 0;
   }
-  writeBuild(opts.out, r.files);
-  process.stdout.write(`built ${opts.out}/ from ${opts.config} (${Object.keys(r.files).length} files, sha256 ${r.model!.source.hash.slice(0, 12)})\n`);
+  writeBuild(opts.out, files);
+  process.stdout.write(`built ${opts.out}/ from ${opts.config} (${Object.keys(files).length} files, sha256 ${r.model!.source.hash.slice(0, 12)})\n`);
   return 0;
 }

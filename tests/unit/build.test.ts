@@ -67,6 +67,10 @@ describe('build', () => {
     const stale = gw(['build', '--check'], dir);
     expect(stale.status).toBe(1);
     expect(stale.stderr).toContain('conf.d/10-limits.conf');
+    // model.json beside the build gives `diff --against` its semantic summary
+    expect(existsSync(path.join(dir, 'dist', 'model.json'))).toBe(true);
+    const diff = gw(['diff', '--against', 'dist'], dir);
+    expect(diff.stdout).toContain('rate limit per_ip: 10r/s → 11r/s (loosened)');
     writeFileSync(path.join(dir, 'dist', 'extra.conf'), '');
     expect(gw(['build', '--check'], dir).stderr).toContain('extra.conf');
   });
