@@ -41,6 +41,16 @@ export async function compileForTarget(opts: { config: string; nginx?: string; m
   return compile(opts.config, { availableModules });
 }
 
+/**
+ * What goes on disk for a successful compile: the rendered files plus model.json, the typed
+ * model beside the build, so `gatewayctl diff --against` a build or a deployed release can
+ * give the semantic summary. model.json is not part of the manifest's checksums.
+ */
+export function outputFiles(r: CompileResult): Record<string, string> {
+  if (!r.files || !r.model) throw new Error('outputFiles: compile failed');
+  return { ...r.files, 'model.json': modelJson(r.model) };
+}
+
 export function printDiagnostics(r: CompileResult): void {
   for (const x of r.diagnostics) (x.severity === 'error' ? process.stderr : process.stdout).write(`${formatDiagnostic(x)}\n`);
 }
@@ -52,9 +62,7 @@ export async function run(opts: BuildOptions): Promise<number> {
     process.stderr.write(`build failed: ${opts.out} left unchanged\n`);
     return 1;
   }
-  // model.json: the typed model beside the build, so `gatewayctl diff --against` a build or a
-  // deployed release can give the semantic summary. Not part of the manifest's checksums.
-  const files = { ...r.files, 'model.json': modelJson(r.model!) };
+  const files = outputFiles(r);
   if (opts.check) {
     const stale = staleFiles(opts.out, files);
     if (stale.length) {

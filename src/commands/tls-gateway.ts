@@ -9,7 +9,7 @@ import { compile } from '../build/compile.ts';
 import { writeBuild } from '../build/write.ts';
 import { formatDiagnostic } from '../model/diagnostics.ts';
 import { findNginx, isRunning, preparePrefix, reloadNginx, testConfig } from '../runtime/nginx.ts';
-import { detectModules } from './build.ts';
+import { detectModules, outputFiles } from './build.ts';
 import type { TlsOptions } from './tls.ts';
 
 export interface GatewayTlsOptions extends TlsOptions {
@@ -49,7 +49,7 @@ export function rebuildAndReload(opts: GatewayTlsOptions): () => Promise<void> {
     if (!r.ok || !r.files) {
       throw new Error(`rebuild failed:\n${r.diagnostics.map(formatDiagnostic).join('\n')}`);
     }
-    writeBuild(out, r.files);
+    writeBuild(out, outputFiles(r));
     process.stderr.write(`rebuilt ${out}/ from ${config}\n`);
     const prefix = path.resolve(opts.prefix ?? '.gatewayctl/run');
     if (opts.reload === false || !(await isRunning(prefix))) {

@@ -7,7 +7,7 @@ import { writeBuild } from '../build/write.ts';
 import { startDemoUpstreams, type DemoServer } from '../demo/upstreams.ts';
 import { findNginx, preparePrefix, startNginx, stopNginx, testConfig, NginxNotFoundError, type NginxLocation } from '../runtime/nginx.ts';
 import { PROJECT_ROOT } from '../version.ts';
-import { compileForTarget, printDiagnostics } from './build.ts';
+import { compileForTarget, outputFiles, printDiagnostics } from './build.ts';
 
 export const help = `
 Examples:
@@ -80,7 +80,7 @@ export async function run(opts: UpOptions): Promise<number> {
   const r = await compileForTarget({ config: opts.config, nginx: loc.bin });
   printDiagnostics(r);
   if (!r.ok || !r.files || !r.model) return 1;
-  writeBuild(opts.out, r.files);
+  writeBuild(opts.out, outputFiles(r));
   const prefix = path.resolve(opts.prefix ?? '.gatewayctl/run');
   mkdirSync(prefix, { recursive: true });
   await preparePrefix(prefix, loc.modulesDir);
