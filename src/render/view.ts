@@ -121,7 +121,12 @@ const EARLY_ERRORS = new Set([400, 414]);
 const errorTarget = (s: number): string => (EARLY_ERRORS.has(s) ? `/_gatewayctl/error/${s}` : `@gw_error_${s}`);
 
 function errorPageLines(overrides: Record<number, string> = {}): string[] {
-  return Object.keys(ERROR_STATUSES).map((s) => d('error_page', s, '=', overrides[Number(s)] ?? errorTarget(Number(s))));
+  return [
+    ...Object.keys(ERROR_STATUSES).map((s) => d('error_page', s, '=', overrides[Number(s)] ?? errorTarget(Number(s)))),
+    // nginx's own codes for a request header too large (494) and plain HTTP on a TLS port
+    // (497) otherwise get nginx's HTML 400 page
+    d('error_page', '494', '497', '=', errorTarget(400)),
+  ];
 }
 
 /** Named locations that answer gateway-produced errors with JSON. */
@@ -269,6 +274,19 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: Render
         d('return', '429', errorBody(429)),
       ],
     });
+  }
+
+  if (r.cors) {
+    // Errors the gateway itself produces on a CORS route carry the route's CORS headers, or
+    // the browser hides the JSON error from the page (the server-wide pages cannot know them).
+    for (const s of Object.keys(ERROR_STATUSES).map(Number)) {
+      if (overrides[s] || EARLY_ERRORS.has(s)) continue;
+      overrides[s] = `@${rid}_error_${s}`;
+      named.push({
+        head: `location @${rid}_error_${s}`,
+        lines: [d('default_type', 'application/json'), ...headers, ...extraHeaders, d('return', String(s), errorBody(s))],
+      });
+    }
   }
 
   if (r.maxBody) lines.push(d('client_max_body_size', bare(r.maxBody, 'size')));
