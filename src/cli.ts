@@ -78,6 +78,7 @@ program
   .description('find nginx, report nginx/njs versions and modules, managed certificates; say what is missing')
   .addOption(nginxOpt())
   .option('-c, --config <file>', 'gateway config (locates managed certificates)')
+  .option('--dist <dir>', 'build output to check against this nginx (default: dist when present)')
   .option('--json', 'machine-readable report')
   .addHelpText('after', (await cmd('doctor')).help)
   .action(wrap(async (o) => (await cmd('doctor')).run(o)));

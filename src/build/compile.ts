@@ -112,6 +112,14 @@ export interface Manifest {
   readiness: { path: string; listen: string };
   listeners: { name: string; port: number; tls: boolean }[];
   modules: { njs: boolean; brotli: boolean };
+  /** oldest nginx / njs this output runs on (checked by `gatewayctl doctor` against a target) */
+  requires: { nginx: string; njs: string | null };
+}
+
+/** `http2 on` needs nginx 1.25.1; js_var, js_preload_object and the handlers need njs 0.8. */
+export function requirements(m: GatewayModel, njs: boolean): Manifest['requires'] {
+  const http2 = m.listeners.some((l) => l.tls && !l.tls.pending && l.tls.http2);
+  return { nginx: http2 ? '1.25.1' : '1.24.0', njs: njs ? '0.8.0' : null };
 }
 
 function manifest(m: GatewayModel, files: Record<string, string>): string {
@@ -132,6 +140,7 @@ function manifest(m: GatewayModel, files: Record<string, string>): string {
     readiness,
     listeners: m.listeners.map((l) => ({ name: l.name, port: l.port, tls: !!l.tls })),
     modules: { njs: g.modules.njs, brotli: files['nginx.conf'].includes('ngx_http_brotli_filter_module') },
+    requires: requirements(m, files['nginx.conf'].includes('ngx_http_js_module')),
   };
   return `${JSON.stringify(man, null, 2)}\n`;
 }

@@ -21,7 +21,7 @@ import {
   type NginxInfo,
   type NginxLocation,
 } from '../runtime/nginx.ts';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { certificateWarnings } from '../tls/status.ts';
 
 export const describe = 'Check nginx, njs, brotli, built-in modules and openssl; say what is missing and how to fix it';
@@ -46,7 +46,7 @@ export const REQUIRED_BUILTINS = ['http_ssl', 'http_v2', 'http_realip', 'http_st
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
 export interface DoctorCheck {
-  id: 'nginx' | 'version' | 'njs' | 'brotli' | 'builtins' | 'openssl' | 'certs';
+  id: 'nginx' | 'version' | 'njs' | 'brotli' | 'builtins' | 'openssl' | 'certs' | 'build';
   status: CheckStatus;
   /** One line: what was found. */
   summary: string;
@@ -251,10 +251,39 @@ async function certificateCheck(config: string | undefined): Promise<DoctorCheck
     : { id: 'certs', status: 'ok', summary: `managed certificates in ${certsDir} are valid for 14+ days` };
 }
 
-export async function run(opts: { nginx?: string; json?: boolean; config?: string } = {}): Promise<number> {
+/**
+ * Does this nginx run the build in `dist`? Its manifest says which nginx/njs versions and
+ * modules the output needs (e.g. `http2 on` needs nginx 1.25.1, auth and routing need njs).
+ */
+export function buildCheck(report: DoctorReport, dist: string): DoctorCheck | null {
+  const file = path.join(dist, 'manifest.json');
+  if (!existsSync(file)) return null;
+  let man: { requires?: { nginx: string; njs: string | null }; modules?: { njs: boolean; brotli: boolean } };
+  try {
+    man = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    return { id: 'build', status: 'fail', summary: `${file}: ${(e as Error).message}`, fix: 'rebuild with `gatewayctl build`' };
+  }
+  const req = man.requires ?? { nginx: MIN_NGINX, njs: man.modules?.njs ? MIN_NJS : null };
+  const problems: string[] = [];
+  if (report.nginxVersion && compareVersions(report.nginxVersion, req.nginx) < 0) problems.push(`needs nginx >= ${req.nginx}, target has ${report.nginxVersion}`);
+  if (req.njs) {
+    if (!report.njsVersion) problems.push(`needs njs >= ${req.njs}, target has none`);
+    else if (compareVersions(report.njsVersion, req.njs) < 0) problems.push(`needs njs >= ${req.njs}, target has ${report.njsVersion}`);
+  }
+  if (man.modules?.brotli && report.checks.some((c) => c.id === 'brotli' && c.status !== 'ok')) problems.push('uses brotli, which the target lacks');
+  return problems.length
+    ? { id: 'build', status: 'fail', summary: `${dist}/: ${problems.join('; ')}`, fix: 'upgrade the target nginx/njs, or rebuild for it (`gatewayctl build --nginx BIN`)' }
+    : { id: 'build', status: 'ok', summary: `${dist}/ runs here (needs nginx >= ${req.nginx}${req.njs ? `, njs >= ${req.njs}` : ''})` };
+}
+
+export async function run(opts: { nginx?: string; json?: boolean; config?: string; dist?: string } = {}): Promise<number> {
   const report = await diagnose({ nginx: opts.nginx });
   const certs = await certificateCheck(opts.config);
   if (certs) report.checks.push(certs);
+  const build = buildCheck(report, opts.dist ?? 'dist');
+  if (build) report.checks.push(build);
+  report.ok = report.checks.every((c) => c.status !== 'fail');
   if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   else process.stdout.write(formatReport(report) + '\n');
   return report.ok ? 0 : 1;
