@@ -12,6 +12,7 @@
 import cr from 'crypto';
 import { b64uDecode, b64uDecodeString } from './base64url.ts';
 import { timingSafeEqual } from './timing.ts';
+import { parseObject, type JsonObject } from './json.ts';
 
 export interface Jwk {
   kty: string; // 'oct' | 'RSA' | 'EC'
@@ -55,7 +56,7 @@ export type JwtReason =
   | 'bad_audience'
   | 'missing_claim';
 
-export type JsonObject = { [name: string]: unknown };
+export type { JsonObject };
 
 export interface JwtOk {
   ok: true;
@@ -88,22 +89,6 @@ export const DEFAULT_MAX_TOKEN_LENGTH = 8192;
 
 export function fail(reason: JwtReason, detail: string): JwtFail {
   return { ok: false, reason: reason, detail: detail };
-}
-
-function parseJsonObject(text: string | null): JsonObject | null {
-  if (text === null) {
-    return null;
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    return null;
-  }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) {
-    return null;
-  }
-  return v as JsonObject;
 }
 
 // Policy lists may come from a js_preload_object: read-only array-likes without Array
@@ -139,11 +124,11 @@ export function parseJwt(token: string, maxLength: number): ParsedJwt | JwtFail 
   if (parts[0].length === 0 || parts[1].length === 0 || parts[2].length === 0) {
     return fail('malformed', 'empty segment');
   }
-  const header = parseJsonObject(b64uDecodeString(parts[0]));
+  const header = parseObject(b64uDecodeString(parts[0]));
   if (header === null) {
     return fail('malformed', 'header is not base64url JSON object');
   }
-  const claims = parseJsonObject(b64uDecodeString(parts[1]));
+  const claims = parseObject(b64uDecodeString(parts[1]));
   if (claims === null) {
     return fail('malformed', 'payload is not base64url JSON object');
   }

@@ -1,26 +1,12 @@
 // Hash keys as njs derives them (engine-neutral: also used by `gatewayctl route`, so the CLI
 // reads a body exactly as the gateway does). njs subset: no classes, spread, optional chaining.
 import { b64uDecodeString } from './base64url.ts';
+import { parseObject } from './json.ts';
+
+export { parseObject };
 
 // Keys longer than this are ignored (fallback): they come from the client.
 export const MAX_KEY_LENGTH = 512;
-
-// A top-level JSON object from a request body; null for anything else.
-export function parseObject(text: string | undefined | null): { [k: string]: unknown } | null {
-  if (typeof text !== 'string' || text.length === 0) {
-    return null;
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    return null;
-  }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) {
-    return null;
-  }
-  return v as { [k: string]: unknown };
-}
 
 // A member as a hash key: strings as they are, finite numbers and booleans as text,
 // anything else (objects, arrays, null, missing, over-long) as "" (the fallback).

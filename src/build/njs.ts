@@ -6,8 +6,7 @@
 // nginx 1.26 + njs 0.8.9), so dist/ stays self-contained wherever the prefix is.
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import * as esbuild from 'esbuild';
-import { formatProblem, NJS_BUILTIN_MODULES, NJS_ENTRY, NJS_SOURCE_DIR, verifyNjsBundle } from '../njs/bundle.ts';
+import { bundleNjsText, NJS_ENTRY, NJS_SOURCE_DIR } from '../njs/bundle.ts';
 
 export const NJS_BUNDLE_PATH = 'njs/gateway.js';
 
@@ -29,25 +28,7 @@ export function njsBundleText(): string {
   const files = listSources(NJS_SOURCE_DIR);
   const stamp = files.map((f) => `${f}:${statSync(f).mtimeMs}:${statSync(f).size}`).join('|');
   if (cache && cache.stamp === stamp) return cache.code;
-  const result = esbuild.buildSync({
-    entryPoints: [NJS_ENTRY],
-    bundle: true,
-    write: false,
-    format: 'esm',
-    platform: 'neutral',
-    target: 'es2017',
-    minify: false,
-    treeShaking: true,
-    legalComments: 'none',
-    charset: 'utf8',
-    external: NJS_BUILTIN_MODULES,
-    logLevel: 'silent',
-  });
-  let code = result.outputFiles[0].text;
-  const m = /export\s*\{\s*([A-Za-z_$][\w$]*)\s+as\s+default\s*\};?\s*$/.exec(code);
-  if (m) code = `${code.slice(0, m.index)}export default ${m[1]};\n`;
-  const problems = verifyNjsBundle(NJS_BUNDLE_PATH, code);
-  if (problems.length) throw new Error(`njs bundle is not valid for njs:\n${problems.map(formatProblem).join('\n')}`);
+  const code = bundleNjsText(NJS_ENTRY, NJS_BUNDLE_PATH);
   cache = { stamp, code };
   return code;
 }

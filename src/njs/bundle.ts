@@ -234,9 +234,12 @@ export class NjsBundleError extends Error {
   }
 }
 
-// Bundle one entry into one njs module; verifies the output (export default, njs subset).
-export async function bundleNjs(entry: string, outFile: string): Promise<NjsBundleResult> {
-  const result = await esbuild.build({
+/**
+ * Bundle one entry into one njs module and verify it (export default, njs subset); throws
+ * NjsBundleError. Synchronous, so compile() can include the bundle in the build output.
+ */
+export function bundleNjsText(entry: string, fileName: string): string {
+  const result = esbuild.buildSync({
     entryPoints: [entry],
     bundle: true,
     write: false,
@@ -254,10 +257,16 @@ export async function bundleNjs(entry: string, outFile: string): Promise<NjsBund
     throw new NjsBundleError(`esbuild produced ${result.outputFiles.length} files for ${entry}`);
   }
   const code = normalizeDefaultExport(result.outputFiles[0].text);
-  const problems = verifyNjsBundle(outFile, code);
+  const problems = verifyNjsBundle(fileName, code);
   if (problems.length > 0) {
-    throw new NjsBundleError(`bundle ${outFile} is not valid for njs:\n` + problems.map(formatProblem).join('\n'), problems);
+    throw new NjsBundleError(`bundle ${fileName} is not valid for njs:\n` + problems.map(formatProblem).join('\n'), problems);
   }
+  return code;
+}
+
+// Bundle one entry into one njs module file (written atomically).
+export async function bundleNjs(entry: string, outFile: string): Promise<NjsBundleResult> {
+  const code = bundleNjsText(entry, outFile);
   await mkdir(path.dirname(outFile), { recursive: true });
   const tmp = `${outFile}.tmp-${process.pid}`;
   await writeFile(tmp, code);
