@@ -18,7 +18,7 @@
 // copies are always replaced (an empty value removes them), also on public routes.
 import type { GatewayModel, RateZone, ConnZone, Route } from '../model/types.ts';
 import { bare, headerVar, ident, jsonBody, q, RenderError } from './quote.ts';
-import { d, type Block, type RouteBlocks } from './view.ts';
+import { d, jsonLogTemplate, type Block, type LogField, type RouteBlocks } from './view.ts';
 
 export const AUTH_CONF = 'conf.d/05-auth.conf';
 export const KEY_MAP_INCLUDE = 'conf.d/keys.map';
@@ -45,12 +45,12 @@ const labelRe = (s: string) => bare(s, 'token').replace(/\./g, '\\.');
 // ---------------------------------------------------------------------------------------
 // http level
 
-export function authLogFields(m: GatewayModel): [string, string, boolean][] {
+export function authLogFields(m: GatewayModel): LogField[] {
   return m.auth ? [['auth', '$gw_auth_status', true], ['client', '$gw_client_id', true]] : [];
 }
 
 function failureLogFormat(): string {
-  const fields: [string, string, boolean][] = [
+  const fields: LogField[] = [
     ['time', '$time_iso8601', true],
     ['request_id', '$gw_request_id', true],
     ['remote_addr', '$remote_addr', true],
@@ -63,7 +63,7 @@ function failureLogFormat(): string {
     ['client', '$gw_client_id', true],
     ['user_agent', '$http_user_agent', true],
   ];
-  return `'{${fields.map(([k, v, s]) => (s ? `"${k}":"${v}"` : `"${k}":${v}`)).join(',')}}'`;
+  return jsonLogTemplate(fields);
 }
 
 export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } {

@@ -14,12 +14,14 @@ import {
   errorPageLines,
   hashKeySource,
   headerList,
+  jsonLogTemplate,
   rateZoneLine,
   routeBlocks,
   securityHeaderLines,
   stripPrefixMap,
   upstreamLines,
   type Block,
+  type LogField,
   type RenderOptions,
 } from './view.ts';
 import { tlsLines } from './tls.ts';
@@ -191,8 +193,8 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean): ConfView {
   };
 }
 
-function jsonLogFormat(extra: [string, string, boolean][] = []): string {
-  const fields: [string, string, boolean][] = [
+function jsonLogFormat(extra: LogField[] = []): string {
+  const fields: LogField[] = [
     ['time', '$time_iso8601', true],
     ['request_id', '$gw_request_id', true],
     ['remote_addr', '$remote_addr', true],
@@ -212,7 +214,7 @@ function jsonLogFormat(extra: [string, string, boolean][] = []): string {
     ['user_agent', '$http_user_agent', true],
     ...extra,
   ];
-  return `'{${fields.map(([k, v, s]) => (s ? `"${k}":"${v}"` : `"${k}":${v}`)).join(',')}}'`;
+  return jsonLogTemplate(fields);
 }
 
 function mapBlocks(m: GatewayModel): Block[] {

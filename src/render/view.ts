@@ -43,6 +43,14 @@ export const ERROR_STATUSES: Record<number, [string, string]> = {
 
 export const d = (...parts: string[]): string => `${parts.join(' ')};`;
 
+/** A JSON access-log field: name, nginx variable, whether the value is quoted (strings) or not (numbers). */
+export type LogField = [string, string, boolean];
+
+/** The single-quoted template of a `log_format … escape=json` line. */
+export function jsonLogTemplate(fields: LogField[]): string {
+  return `'{${fields.map(([k, v, quoted]) => (quoted ? `"${k}":"${v}"` : `"${k}":${v}`)).join(',')}}'`;
+}
+
 /** "A, B, C" from header names, each checked. */
 export function headerList(names: string[]): string {
   for (const n of names) q(n, 'header');
