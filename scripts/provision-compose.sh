@@ -29,19 +29,10 @@ if command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; 
   exit 0
 fi
 
-command -v apt-get >/dev/null 2>&1 || { echo "provision-compose: docker-compose missing and apt-get unavailable (install docker-compose or the compose plugin)" >&2; exit 1; }
-SUDO=()
-if [ "$(id -u)" != 0 ]; then
-  command -v sudo >/dev/null 2>&1 || { echo "provision-compose: need root or sudo to apt-get install docker-compose" >&2; exit 1; }
-  SUDO=(sudo -n)
-fi
-
 say "installing Debian's docker-compose package"
-export DEBIAN_FRONTEND=noninteractive
-if ! "${SUDO[@]}" apt-get install -y -qq --no-install-recommends docker-compose >&2; then
-  "${SUDO[@]}" apt-get update -qq >&2
-  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends docker-compose >&2
-fi
+# shellcheck source=lib/apt-install.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt-install.sh"
+apt_install compose docker-compose
 command -v docker-compose >/dev/null 2>&1 && docker-compose version >/dev/null 2>&1 \
   || { echo "provision-compose: docker-compose still not usable after install" >&2; exit 1; }
 say "installed $(docker-compose version --short 2>/dev/null || echo docker-compose)"

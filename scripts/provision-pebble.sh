@@ -30,23 +30,9 @@ if command -v pebble >/dev/null 2>&1; then
   exit 0
 fi
 
-command -v apt-get >/dev/null || { echo "provision-pebble: apt-get is required (Debian/Ubuntu host) or set GATEWAYCTL_PEBBLE" >&2; exit 1; }
-SUDO=()
-if [ "$(id -u)" != 0 ]; then
-  command -v sudo >/dev/null || { echo "provision-pebble: run as root (or install sudo) to apt-get install pebble" >&2; exit 1; }
-  SUDO=(sudo -n)
-fi
-
-export DEBIAN_FRONTEND=noninteractive
 say "installing Debian package pebble"
-if ! "${SUDO[@]}" apt-get install -y --no-install-recommends pebble >/tmp/provision-pebble.log 2>&1; then
-  # A bare machine may have no package lists yet.
-  "${SUDO[@]}" apt-get update >>/tmp/provision-pebble.log 2>&1 || true
-  if ! "${SUDO[@]}" apt-get install -y --no-install-recommends pebble >>/tmp/provision-pebble.log 2>&1; then
-    echo "provision-pebble: apt-get install pebble failed; see /tmp/provision-pebble.log" >&2
-    tail -n 20 /tmp/provision-pebble.log >&2
-    exit 1
-  fi
-fi
+# shellcheck source=lib/apt-install.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt-install.sh"
+apt_install pebble pebble
 command -v pebble >/dev/null || { echo "provision-pebble: pebble not on PATH after install" >&2; exit 1; }
 say "pebble installed at $(command -v pebble)"
