@@ -1,21 +1,28 @@
-// Per-request cost of routing through real nginx on loopback (prints numbers; not a test):
+// Per-request cost of routing and authentication through real nginx on loopback (prints
+// numbers; not a test):
 //   plain       round robin, GET                 (baseline)
 //   post        round robin, POST with a JSON body (baseline for the body cases)
 //   header      consistent_hash on a header (nginx map, no njs)
 //   body_field  consistent_hash on a JSON body field (njs js_content → named location)
 //   model       model-aware route + body_field pool (njs picks the model and the key)
+//   api_key     API key: one js_set (SHA-256) + the key map
+//   jwt_hs256   JWT HS256 through auth_request + js_content
+//   jwt_es256   JWT ES256 (WebCrypto) through auth_request + js_content
 //
 // The measure is nginx's own CPU time (utime+stime of its single worker, from /proc) per
 // request, so client noise does not count; wall-clock throughput is printed as well. The
 // upstream is a `return 200` server inside the same nginx, i.e. a constant cost in every row.
 //
-//   npx tsx scripts/bench-routing.ts [--requests 20000] [--concurrency 8]
+//   npx tsx scripts/bench.ts [--requests 20000] [--concurrency 8]
 import { Agent, request } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { compile } from '../src/build/compile.ts';
+import { createKey, saveKeys, type KeyFile } from '../src/keys/store.ts';
 import { writeBuild } from '../src/build/write.ts';
 import { childPids } from '../src/runtime/nginx.ts';
 import { startGateway } from '../tests/support/nginx.ts';
@@ -51,13 +58,24 @@ routes:
   - { name: header, match: { exact: /header }, upstream: hdr }
   - { name: body, match: { exact: /body, methods: [POST] }, upstream: body }
   - { name: model, match: { exact: /v1/chat/completions, methods: [POST] }, models: route }
+  - { name: apikey, match: { exact: /apikey }, upstream: rr, auth: api_key }
+  - { name: hs, match: { exact: /hs }, upstream: rr, auth: { methods: [jwt], jwt_provider: hs } }
+  - { name: es, match: { exact: /es }, upstream: rr, auth: { methods: [jwt], jwt_provider: es } }
+auth:
+  api_keys: { file: keys.yaml }
+  identity_headers: { claims: false }
+  failure_log: false
+  jwt:
+    hs: { algorithms: [HS256], secret_file: hs.secret }
+    es: { algorithms: [ES256], jwks_file: jwks.json }
 `;
 
 interface Scenario {
   name: string;
   path: string;
   method: 'GET' | 'POST';
-  headers?: Record<string, string>;
+  headers?: Record<string, string>; // varied per request (value-<i mod 1000>)
+  fixedHeaders?: Record<string, string>; // sent as they are (credentials)
 }
 const SCENARIOS: Scenario[] = [
   { name: 'plain', path: '/plain', method: 'GET' },
@@ -65,6 +83,9 @@ const SCENARIOS: Scenario[] = [
   { name: 'header', path: '/header', method: 'GET', headers: { 'X-User': 'end-user' } },
   { name: 'body_field', path: '/body', method: 'POST' },
   { name: 'model', path: '/v1/chat/completions', method: 'POST' },
+  { name: 'api_key', path: '/apikey', method: 'GET' },
+  { name: 'jwt_hs256', path: '/hs', method: 'GET' },
+  { name: 'jwt_es256', path: '/es', method: 'GET' },
 ];
 
 function cpuTicks(pid: number): number {
@@ -80,6 +101,7 @@ async function drive(port: number, s: Scenario, n: number, agent: Agent): Promis
       const body = bodyFor(i);
       const headers: Record<string, string | number> = s.method === 'POST' ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } : {};
       if (s.headers) for (const [k, v] of Object.entries(s.headers)) headers[k] = `${v}-${i % 1000}`;
+      if (s.fixedHeaders) Object.assign(headers, s.fixedHeaders);
       const req = request(
         { host: '127.0.0.1', port, path: s.path, method: s.method, agent, headers },
         (res) => {
@@ -101,6 +123,22 @@ const upPort = await freePort();
 const upPort2 = await freePort();
 const work = await mkdtemp(path.join(tmpdir(), 'gatewayctl-bench-'));
 const cfg = path.join(work, 'gateway.yaml');
+// credentials for the auth scenarios: a key store, an HMAC secret and an EC key pair
+const store: KeyFile = { version: 1, keys: [] };
+const apiKey = createKey(store, { name: 'bench' }, new Date()).key;
+await saveKeys(path.join(work, 'keys.yaml'), store);
+const secret = 'bench-secret-0123456789abcdef0123456789abcdef';
+await writeFile(path.join(work, 'hs.secret'), secret);
+const ec = await generateKeyPair('ES256', { extractable: true });
+await writeFile(path.join(work, 'jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(ec.publicKey)), kid: 'b1', alg: 'ES256' }] }));
+const exp = Math.floor(Date.now() / 1000) + 3600;
+const hsToken = await new SignJWT({ sub: 'bench' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(exp).sign(new TextEncoder().encode(secret));
+const esToken = await new SignJWT({ sub: 'bench' }).setProtectedHeader({ alg: 'ES256', kid: 'b1' }).setExpirationTime(exp).sign(ec.privateKey);
+for (const s of SCENARIOS) {
+  if (s.name === 'api_key') s.fixedHeaders = { 'X-API-Key': apiKey };
+  if (s.name === 'jwt_hs256') s.fixedHeaders = { Authorization: `Bearer ${hsToken}` };
+  if (s.name === 'jwt_es256') s.fixedHeaders = { Authorization: `Bearer ${esToken}` };
+}
 const r = compile(cfg, { text: yaml(gwPort, upPort, upPort2) });
 if (!r.ok || !r.files) {
   console.error(r.diagnostics.map((d) => d.message).join('\n'));
