@@ -1,6 +1,6 @@
 // njs entry module, bundled to dist/njs/gateway.js and loaded with
 // `js_import gateway from njs/gateway.js;`. Handlers live in lib/handlers.ts.
-import { apiKey, jwt } from './lib/handlers.ts';
+import { apiKey, jwt, jwtSync } from './lib/handlers.ts';
 import { claimKey, route } from './lib/routing.ts';
 
-export default { apiKey: apiKey, jwt: jwt, route: route, claimKey: claimKey };
+export default { apiKey: apiKey, jwt: jwt, jwtSync: jwtSync, route: route, claimKey: claimKey };

@@ -15,7 +15,7 @@
 // See docs/njs-auth.md for the directive shape.
 import { decideApiKey, extractApiKey, extractBearer, hashApiKey, isWellFormedKey } from './apikey.ts';
 import { providerName, safeIdentity } from './identity.ts';
-import { JsonObject, JwtPolicy, verifyJwt } from './jwt.ts';
+import { JsonObject, JwtOk, JwtPolicy, verifyJwt, verifyJwtSync } from './jwt.ts';
 
 export interface JwtProvider extends JwtPolicy {
   clientClaim?: string; // default "sub"
@@ -77,6 +77,64 @@ function claimIdentity(claims: JsonObject, name: string | undefined): string | n
   return safeIdentity(claims[name]);
 }
 
+interface JwtIdentity {
+  client: string;
+  role: string;
+  tier: string;
+}
+
+// Identity from verified claims, or null when the configured claims are missing or unsafe.
+function jwtIdentity(res: JwtOk, cfg: JwtProvider): JwtIdentity | null {
+  const client = claimIdentity(res.claims, cfg.clientClaim || 'sub');
+  const role = claimIdentity(res.claims, cfg.roleClaim);
+  const tier = claimIdentity(res.claims, cfg.tierClaim);
+  if (client === undefined || client === null || role === null || tier === null) {
+    return null;
+  }
+  return { client: client, role: role || '', tier: tier || '' };
+}
+
+function providerConfig(name: string): JwtProvider | undefined {
+  return typeof gw_auth === 'undefined' || !gw_auth.jwt ? undefined : gw_auth.jwt[name];
+}
+
+// js_set $gw_jwt gateway.jwtSync;  (routes whose provider accepts HS256 only)
+// One synchronous njs call in the route's own location, like API keys: no auth_request
+// subrequest. $gw_jwt_provider names the provider; returns "ok" or a reason code, also
+// written to $gw_auth_status, and sets the identity variables.
+export function jwtSync(r: NginxHTTPRequest): string {
+  const status = jwtSyncCheck(r);
+  r.variables.gw_auth_status = status;
+  return status;
+}
+
+function jwtSyncCheck(r: NginxHTTPRequest): string {
+  const v = r.variables;
+  const cfg = providerConfig(v.gw_jwt_provider || '');
+  if (cfg === undefined) {
+    r.error('gateway jwt: no provider "' + v.gw_jwt_provider + '" in the gw_auth preload object');
+    return 'no_key';
+  }
+  const token = extractBearer(r.headersIn['Authorization']);
+  if (token === null) {
+    return 'missing_token';
+  }
+  const res = verifyJwtSync(token, cfg, nowSeconds());
+  if (!res.ok) {
+    r.log('gateway jwt: ' + res.reason + ': ' + res.detail);
+    return res.reason;
+  }
+  const id = jwtIdentity(res, cfg);
+  if (id === null) {
+    return 'bad_claims';
+  }
+  v.gw_client_id = id.client;
+  v.gw_client_role = id.role;
+  v.gw_client_tier = id.tier;
+  v.gw_client_claims = res.payloadSegment;
+  return 'ok';
+}
+
 // location ~ ^/_gw_auth/jwt/<provider>$ { internal; js_content gateway.jwt; }
 // Any unexpected exception answers 500 (auth_request then fails closed with 500).
 export async function jwt(r: NginxHTTPRequest): Promise<void> {
@@ -90,7 +148,7 @@ export async function jwt(r: NginxHTTPRequest): Promise<void> {
 
 async function jwtCheck(r: NginxHTTPRequest): Promise<void> {
   const name = providerName(r.uri);
-  const cfg = typeof gw_auth === 'undefined' || !gw_auth.jwt ? undefined : gw_auth.jwt[name];
+  const cfg = providerConfig(name);
   if (cfg === undefined) {
     r.error('gateway jwt: no provider "' + name + '" in the gw_auth preload object');
     r.return(500);
@@ -106,17 +164,15 @@ async function jwtCheck(r: NginxHTTPRequest): Promise<void> {
     deny(r, res.reason, res.detail);
     return;
   }
-  const client = claimIdentity(res.claims, cfg.clientClaim || 'sub');
-  const role = claimIdentity(res.claims, cfg.roleClaim);
-  const tier = claimIdentity(res.claims, cfg.tierClaim);
-  if (client === undefined || client === null || role === null || tier === null) {
+  const id = jwtIdentity(res, cfg);
+  if (id === null) {
     deny(r, 'bad_claims', 'identity claims missing or not header-safe');
     return;
   }
   r.headersOut['X-Gw-Status'] = 'ok';
-  r.headersOut['X-Gw-Client'] = client;
-  r.headersOut['X-Gw-Role'] = role || '';
-  r.headersOut['X-Gw-Tier'] = tier || '';
+  r.headersOut['X-Gw-Client'] = id.client;
+  r.headersOut['X-Gw-Role'] = id.role;
+  r.headersOut['X-Gw-Tier'] = id.tier;
   r.headersOut['X-Gw-Claims'] = res.payloadSegment;
   r.return(204);
 }

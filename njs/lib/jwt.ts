@@ -278,16 +278,21 @@ function subtle(): SubtleLike {
   return (crypto as unknown as { subtle: SubtleLike }).subtle;
 }
 
+// HS256 signature check: synchronous (createHmac), constant-time comparison.
+function hs256Matches(parsed: ParsedJwt, key: Jwk): boolean {
+  const secret = b64uDecode(key.k || '');
+  if (secret === null || secret.length === 0) {
+    return false;
+  }
+  const mac = cr.createHmac('sha256', secret).update(parsed.signingInput).digest('base64url');
+  return timingSafeEqual(parsed.signatureSegment, mac);
+}
+
 // Signature check only. HS256 stays synchronous (createHmac); the rest use WebCrypto.
 export async function verifySignature(parsed: ParsedJwt, key: Jwk): Promise<boolean> {
   const alg = parsed.header.alg as string;
   if (alg === 'HS256') {
-    const secret = b64uDecode(key.k || '');
-    if (secret === null || secret.length === 0) {
-      return false;
-    }
-    const mac = cr.createHmac('sha256', secret).update(parsed.signingInput).digest('base64url');
-    return timingSafeEqual(parsed.signatureSegment, mac);
+    return hs256Matches(parsed, key);
   }
   if (alg === 'ES256' && parsed.signature.length !== 64) {
     return false;
@@ -371,6 +376,39 @@ export function checkClaims(claims: JsonObject, policy: JwtPolicy, nowSec: numbe
   return null;
 }
 
+function success(parsed: ParsedJwt): JwtOk {
+  const kid = parsed.header.kid;
+  return {
+    ok: true,
+    header: parsed.header,
+    claims: parsed.claims,
+    payloadSegment: parsed.payloadSegment,
+    kid: typeof kid === 'string' ? kid : null,
+  };
+}
+
+// Synchronous verification for providers that accept HS256 only (usable from js_set, no
+// subrequest): the same parse, header/key and claim checks as verifyJwt; any other alg fails.
+export function verifyJwtSync(token: string, policy: JwtPolicy, nowSec: number): JwtResult {
+  const maxLength = typeof policy.maxLength === 'number' ? policy.maxLength : DEFAULT_MAX_TOKEN_LENGTH;
+  const parsed = parseJwt(token, maxLength);
+  if (!parsed.ok) {
+    return parsed;
+  }
+  const key = selectKey(parsed.header, policy);
+  if ('ok' in key) {
+    return key;
+  }
+  if (parsed.header.alg !== 'HS256') {
+    return fail('alg_not_allowed', 'only HS256 is verified synchronously');
+  }
+  if (!hs256Matches(parsed, key)) {
+    return fail('bad_signature', 'signature does not verify');
+  }
+  const bad = checkClaims(parsed.claims, policy, nowSec);
+  return bad !== null ? bad : success(parsed);
+}
+
 // Full verification: parse, header/key checks, signature, claims.
 export async function verifyJwt(token: string, policy: JwtPolicy, nowSec: number): Promise<JwtResult> {
   const maxLength = typeof policy.maxLength === 'number' ? policy.maxLength : DEFAULT_MAX_TOKEN_LENGTH;
@@ -387,15 +425,5 @@ export async function verifyJwt(token: string, policy: JwtPolicy, nowSec: number
     return fail('bad_signature', 'signature does not verify');
   }
   const bad = checkClaims(parsed.claims, policy, nowSec);
-  if (bad !== null) {
-    return bad;
-  }
-  const kid = parsed.header.kid;
-  return {
-    ok: true,
-    header: parsed.header,
-    claims: parsed.claims,
-    payloadSegment: parsed.payloadSegment,
-    kid: typeof kid === 'string' ? kid : null,
-  };
+  return bad !== null ? bad : success(parsed);
 }

@@ -29,8 +29,21 @@ const NO_FILE = '/.gatewayctl-no-such-file'; // as respond routes (view.ts)
 export const AUTH_FAILURE_REASONS = ['missing_key', 'malformed_key', 'unknown_key', 'expired_key', 'role_denied'];
 
 const has = (r: Route, x: 'api_key' | 'jwt') => !!r.auth?.methods.includes(x);
-export const usesJwt = (r: Route): boolean => has(r, 'jwt');
 const either = (r: Route) => has(r, 'api_key') && has(r, 'jwt');
+
+/**
+ * JWT-only routes whose provider accepts HS256 alone verify in one synchronous `js_set`
+ * (createHmac) in their own location, like API keys; every other JWT route needs WebCrypto
+ * (async) and authenticates through an auth_request subrequest and a hand-over.
+ */
+export function syncJwt(r: Route, m: GatewayModel): boolean {
+  if (!has(r, 'jwt') || has(r, 'api_key') || !m.auth) return false;
+  const p = m.auth.jwt.find((x) => x.name === r.auth!.jwtProvider);
+  return !!p && p.algorithms.length > 0 && p.algorithms.every((a) => a === 'HS256');
+}
+
+/** The route authenticates with a JWT through the auth_request subrequest. */
+export const asyncJwt = (r: Route, m: GatewayModel): boolean => has(r, 'jwt') && !syncJwt(r, m);
 
 /** A limit zone whose key is only known after authentication. */
 export const isClientZone = (z: RateZone | ConnZone): boolean => z.key.kind === 'client_id' || z.tier !== null;
@@ -77,6 +90,11 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
     lines.push(d('js_var', `$${v}`));
   }
   if (jwt) lines.push(d('js_preload_object', 'gw_auth', 'from', q(PRELOAD_FILE, 'file')));
+  if (m.routes.some((r) => syncJwt(r, m))) {
+    lines.push('# HS256-only providers: one synchronous njs call verifies the token and sets the identity');
+    lines.push(d('js_var', '$gw_jwt_provider'));
+    lines.push(d('js_set', '$gw_jwt', 'gateway.jwtSync'));
+  }
   if (apiKeys) {
     lines.push('# one njs call per request: hash the presented key, look it up in the key map, set the identity');
     lines.push(d('js_set', '$gw_apikey', 'gateway.apiKey'));
@@ -132,7 +150,7 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
     });
   }
   for (const r of m.routes) {
-    const mp = upstreamUriMap(r);
+    const mp = upstreamUriMap(r, m);
     if (mp) blocks.push(mp);
   }
   return { lines, blocks };
@@ -147,8 +165,12 @@ const roleOkVar = (r: Route) => `$gw_role_ok_${ident(r.name)}`;
  * result nginx's prefix replacement gives). Prefixes without a trailing slash already use
  * $gw_strip_<route> (view.ts).
  */
-function upstreamUriMap(r: Route): Block | null {
-  if (!usesJwt(r) || r.match.path.kind !== 'prefix') return null;
+function upstreamUriMap(r: Route, m: GatewayModel): Block | null {
+  return asyncJwt(r, m) ? uriReplacementMap(r) : null;
+}
+
+function uriReplacementMap(r: Route): Block | null {
+  if (r.match.path.kind !== 'prefix') return null;
   const p = r.match.path.value;
   const replace = r.rewrite.replacePath ?? (r.rewrite.stripPrefix && p.endsWith('/') ? '/' : null);
   if (replace === null) return null;
@@ -166,7 +188,7 @@ function upstreamUriMap(r: Route): Block | null {
 /** Internal JWT locations for the providers used by these routes. */
 export function authServerLocations(m: GatewayModel, routes: Route[]): Block[] {
   if (!m.auth) return [];
-  const providers = [...new Set(routes.filter(usesJwt).map((r) => r.auth!.jwtProvider!))].sort();
+  const providers = [...new Set(routes.filter((r) => asyncJwt(r, m)).map((r) => r.auth!.jwtProvider!))].sort();
   return providers.map((p) => ({
     comment: `JWT provider ${p}: answers the auth_request subrequest (204 + X-Gw-* identity, or 401 + reason)`,
     head: `location = ${q(`/_gw_auth/jwt/${bare(p, 'name')}`, 'path')}`,
@@ -216,7 +238,8 @@ export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseH
     return out;
   }
   const key = has(r, 'api_key');
-  const jwt = has(r, 'jwt');
+  const jwtInPlace = syncJwt(r, m);
+  const jwt = has(r, 'jwt') && !jwtInPlace; // through auth_request and a hand-over
   out.handover = jwt;
   out.overrides[401] = `@${rid}_401`;
   // the JWT subrequest runs the server-level `set $gw_route "-"` on variables it shares with
@@ -244,6 +267,10 @@ export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseH
   }
   if (key) out.early.push(d('set', '$gw_key_header', q(ra.keyHeader, 'header')));
   if (key && !jwt) out.blocks.unshift({ head: 'if ($gw_apikey != ok)', lines: [d('return', '401')] });
+  if (jwtInPlace) {
+    out.early.push(d('set', '$gw_jwt_provider', q(ra.jwtProvider!, 'token')));
+    out.blocks.unshift({ head: 'if ($gw_jwt != ok)', lines: [d('return', '401')] });
+  }
   if (jwt) {
     const provider = ra.jwtProvider;
     if (!provider) throw new RenderError(`route ${r.name}: no JWT provider`);
@@ -265,12 +292,13 @@ export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseH
     }
   }
   const method = either(r) ? '$gw_auth_method' : key ? 'apikey' : 'jwt';
+  const claims = jwt || jwtInPlace;
   const values: [string | null, string][] = [
     [ih.method, method],
     [ih.client, '$gw_client_id'],
     [ih.role, '$gw_client_role'],
     [ih.tier, '$gw_client_tier'],
-    [ih.claims, jwt ? '$gw_client_claims' : '""'],
+    [ih.claims, claims ? '$gw_client_claims' : '""'],
   ];
   // with both methods an API-key request has no claims: $gw_client_claims stays empty
   for (const [h, v] of values) if (h) out.proxyHeaders.push(d('proxy_set_header', q(h, 'header'), v));
@@ -332,7 +360,7 @@ function existingNext(lines: string[]): string | null {
 }
 
 function namedProxyPass(r: Route, line: string): string {
-  if (!line.startsWith('proxy_pass ') || !upstreamUriMap(r)) return line;
+  if (!line.startsWith('proxy_pass ') || !uriReplacementMap(r)) return line;
   const m = /^proxy_pass "?(http:\/\/[a-z0-9_$-]+?)(\/[^"]*)?"?;$/.exec(line);
   if (!m) throw new RenderError(`route ${r.name}: cannot move ${line} to a named location`);
   const host = m[1].replace(/^http:\/\//, '');

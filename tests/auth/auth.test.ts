@@ -78,6 +78,7 @@ auth:
       algorithms: [HS256]
       secret_env: GW_TEST_JWT_SECRET
       role_claim: role
+      tier_claim: tier
 routes:
   - name: key
     match: { prefix: /key/ }
@@ -132,6 +133,11 @@ routes:
     match: { prefix: /key-mixed/ }
     upstream: app
     auth: api_key
+    rate_limits: [per_ip, free, pro]
+  - name: hs-limited
+    match: { prefix: /hs-limited/ }
+    upstream: app
+    auth: { methods: [jwt], jwt_provider: internal, roles: [svc] }
     rate_limits: [per_ip, free, pro]
   - name: public
     match: { prefix: /public/ }
@@ -283,6 +289,32 @@ describe('JWT', () => {
     expect(r.json.headers['authorization']).toBe(`Bearer ${t}`);
     const wrong = await token('HS256', new TextEncoder().encode('another-secret-another-secret-xx'), null);
     expect401(await get('/hs/x', bearer(wrong)), 'bad_signature');
+  });
+
+  it('HS256-only providers verify in place (one js_set, no auth_request): refusals, roles and tier limits', async () => {
+    const servers = readFileSync(path.join(project.distDir, 'conf.d/40-servers.conf'), 'utf8');
+    const loc = servers.slice(servers.indexOf('location "/hs-limited/"'));
+    expect(loc.slice(0, loc.indexOf('\n    }'))).not.toContain('auth_request');
+    expect(servers).not.toContain('/_gw_auth/jwt/internal');
+    const key = new TextEncoder().encode(HS_SECRET);
+    const exp = Math.floor(Date.now() / 1000) + 300;
+    const svcFree = await token('HS256', key, null, { sub: 'svc-free', role: 'svc', tier: 'free' });
+    const first = await get('/hs-limited/x', bearer(svcFree));
+    expect(first.status, first.text).toBe(200);
+    expect(first.json.headers['x-gateway-tier']).toBe('free');
+    expect(JSON.parse(Buffer.from(first.json.headers['x-gateway-claims'], 'base64url').toString()).sub).toBe('svc-free');
+    expect((await get('/hs-limited/x', bearer(svcFree))).status).toBe(429); // tier limit next to an IP limit
+    const other = await token('HS256', key, null, { sub: 'svc-x', role: 'reader', tier: 'pro' });
+    const denied = await get('/hs-limited/x', bearer(other));
+    expect(denied.status).toBe(403);
+    expect(denied.json.error.reason).toBe('role_denied');
+    const rsSigned = await token('RS256', rsa.privateKey, 'rsa1', { sub: 'svc-rs', role: 'svc' });
+    expect401(await get('/hs-limited/x', bearer(rsSigned)), 'alg_not_allowed');
+    const payload = b64u(JSON.stringify({ sub: 'svc', role: 'svc', exp }));
+    expect401(await get('/hs-limited/x', bearer(`${b64u(JSON.stringify({ alg: 'none' }))}.${payload}.c2ln`)), 'alg_none');
+    const expired = await token('HS256', key, null, { sub: 'svc-old', role: 'svc' }, { exp: -600 });
+    expect401(await get('/hs-limited/x', bearer(expired)), 'expired');
+    expect401(await get('/hs-limited/x'), 'missing_token', 'Bearer realm="gateway"');
   });
 
   it('alg none, algorithm confusion, bad signature, expiry and issuer are refused', async () => {

@@ -3,7 +3,7 @@
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { b64uDecode, b64uEncode, isBase64Url } from '../../njs/lib/base64url.ts';
-import { checkClaims, keyTypeFor, parseJwt, verifyJwt, type Jwk, type JwtPolicy, type JwtResult } from '../../njs/lib/jwt.ts';
+import { checkClaims, keyTypeFor, parseJwt, verifyJwt, verifyJwtSync, type Jwk, type JwtPolicy, type JwtResult } from '../../njs/lib/jwt.ts';
 import { timingSafeEqual } from '../../njs/lib/timing.ts';
 
 const NOW = 1_800_000_000;
@@ -89,6 +89,25 @@ describe('RFC 7515 A.1 (HS256)', () => {
     expect(reason(await verifyJwt(bad, p, 1300819000))).toBe('bad_signature');
     expect(reason(await verifyJwt(token, p, 1300819380))).toBe('expired');
     expect(reason(await verifyJwt(token, { ...p, issuer: ['jane'] }, 1300819000))).toBe('bad_issuer');
+  });
+  it('verifies synchronously too (js_set path), with the same refusals', () => {
+    const r = verifyJwtSync(token, p, 1300819380 - 100);
+    expect(r.ok).toBe(true);
+    const bad = token.slice(0, -2) + (token.endsWith('Xk') ? 'Xl' : 'Xk');
+    expect(reason(verifyJwtSync(bad, p, 1300819000))).toBe('bad_signature');
+    expect(reason(verifyJwtSync(token, p, 1300819380))).toBe('expired');
+    expect(reason(verifyJwtSync(token, { ...p, issuer: ['jane'] }, 1300819000))).toBe('bad_issuer');
+    const none = `${b64u({ alg: 'none' })}.${token.split('.')[1]}.c2ln`;
+    expect(reason(verifyJwtSync(none, p, 1300819000))).toBe('alg_none');
+  });
+});
+
+describe('synchronous verification refuses everything but HS256', () => {
+  it('an RS256 token, even when the policy lists RS256, is not verified synchronously', async () => {
+    const policy: JwtPolicy = { algorithms: ['HS256', 'RS256'], keys: jwks };
+    const rs = await mint('RS256');
+    expect(reason(await verifyJwt(rs, policy, NOW))).toBe('ok');
+    expect(reason(verifyJwtSync(rs, policy, NOW))).toBe('alg_not_allowed');
   });
 });
 
