@@ -131,9 +131,9 @@ describe('rules', () => {
 });
 
 describe('render', () => {
-  it('tiered zones key on a per-tier map; JWT routes hand over to a named location', () => {
+  it('tiered zones key on a per-tier map; JWT routes needing WebCrypto hand over to a named location', () => {
     const yaml = base(
-      'limits: { rate: { free: { key: client_id, tier: free, rate: 1r/s } } }\nauth: { jwt: { main: { algorithms: [HS256], secret_env: S, tier_claim: tier } } }',
+      'limits: { rate: { free: { key: client_id, tier: free, rate: 1r/s } } }\nauth: { jwt: { main: { algorithms: [HS256, HS512], secret_env: S, tier_claim: tier } } }',
       '    auth: jwt\n    rate_limits: [free]',
     );
     const r = build(project(yaml), { env: { S: SECRET } });
@@ -148,6 +148,25 @@ describe('render', () => {
     const named = servers.slice(servers.indexOf('location @gw_route_r_auth'));
     expect(named).toMatch(/^location @gw_route_r_auth \{\n\s+set \$gw_route "r";\n\s+limit_req zone=gw_rl_free nodelay;\n\s+proxy_pass http:\/\/app;/);
     expect(servers).toContain('location = "/_gw_auth/jwt/main" {');
+  });
+
+  it('HS256-only providers verify in the route location: one js_set, no subrequest, limits in place', () => {
+    const yaml = base(
+      'limits: { rate: { free: { key: client_id, tier: free, rate: 1r/s } } }\nauth: { jwt: { main: { algorithms: [HS256], secret_env: S, tier_claim: tier } } }',
+      '    auth: jwt\n    rate_limits: [free]',
+    );
+    const r = build(project(yaml), { env: { S: SECRET } });
+    expect(r.ok, r.text).toBe(true);
+    expect(r.files!['conf.d/05-auth.conf']).toContain('js_set $gw_jwt gateway.jwtSync;');
+    const servers = r.files!['conf.d/40-servers.conf'];
+    const pub = servers.slice(servers.indexOf('location "/r/"'));
+    const body = pub.slice(0, pub.indexOf('\n    }\n'));
+    expect(body).toContain('set $gw_jwt_provider "main";');
+    expect(body).toContain('limit_req zone=gw_rl_free nodelay;');
+    expect(body).toMatch(/if \(\$gw_jwt != ok\) \{\n\s+return 401;/);
+    expect(servers).not.toContain('auth_request');
+    expect(servers).not.toContain('/_gw_auth/jwt/main');
+    expect(servers).not.toContain('@gw_route_r_auth');
   });
 });
 
