@@ -4,9 +4,8 @@
 //
 // `js_path` and `js_import` resolve relative to the directory of nginx.conf (checked with
 // nginx 1.26 + njs 0.8.9), so dist/ stays self-contained wherever the prefix is.
-import { readdirSync, statSync } from 'node:fs';
-import path from 'node:path';
-import { bundleNjsText, NJS_ENTRY, NJS_SOURCE_DIR } from '../njs/bundle.ts';
+import { statSync } from 'node:fs';
+import { bundleNjsText, listNjsSourcesSync, NJS_ENTRY, NJS_SOURCE_DIR } from '../njs/bundle.ts';
 
 export const NJS_BUNDLE_PATH = 'njs/gateway.js';
 
@@ -15,17 +14,11 @@ export function njsHttpLines(): string[] {
   return ['js_path "njs/";', 'js_import gateway from gateway.js;'];
 }
 
-function listSources(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .sort((a, b) => (a.name < b.name ? -1 : 1))
-    .flatMap((e) => (e.isDirectory() ? listSources(path.join(dir, e.name)) : /\.(ts|js)$/.test(e.name) ? [path.join(dir, e.name)] : []));
-}
-
 let cache: { stamp: string; code: string } | null = null;
 
 /** The bundled module text (esbuild, synchronous), verified against the njs subset; cached per process. */
 export function njsBundleText(): string {
-  const files = listSources(NJS_SOURCE_DIR);
+  const files = listNjsSourcesSync(NJS_SOURCE_DIR);
   const stamp = files.map((f) => `${f}:${statSync(f).mtimeMs}:${statSync(f).size}`).join('|');
   if (cache && cache.stamp === stamp) return cache.code;
   const code = bundleNjsText(NJS_ENTRY, NJS_BUNDLE_PATH);

@@ -17,7 +17,8 @@ import { compile } from '../build/compile.ts';
 import { formatDiagnostic } from '../model/diagnostics.ts';
 import type { Diagnostic, GatewayModel, SourcePos } from '../model/types.ts';
 import { render } from '../render/index.ts';
-import { findNginx, preparePrefix, runtimeDir, testConfig, type ConfigError } from '../runtime/nginx.ts';
+import { findNginx, preparePrefix, testConfig, type ConfigError } from '../runtime/nginx.ts';
+import { findOpenssl } from '../tls/openssl.ts';
 import { compileForTarget, printDiagnostics } from './build.ts';
 
 export const help = `
@@ -71,12 +72,6 @@ export async function substituteUnresolvable(m: GatewayModel): Promise<Diagnosti
   return out;
 }
 
-function openssl(): string {
-  const rt = runtimeDir();
-  const bin = rt ? path.join(rt, 'bin', 'openssl') : null;
-  return bin && existsSync(bin) ? bin : 'openssl';
-}
-
 export function substituteMissingCerts(m: GatewayModel, scratch: string): Diagnostic[] {
   const out: Diagnostic[] = [];
   let pair: { cert: string; key: string } | null = null;
@@ -85,7 +80,7 @@ export function substituteMissingCerts(m: GatewayModel, scratch: string): Diagno
     if (existsSync(l.tls.cert) && existsSync(l.tls.key)) continue;
     if (!pair) {
       pair = { cert: path.join(scratch, 'check-cert.pem'), key: path.join(scratch, 'check-key.pem') };
-      execFileSync(openssl(), ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=gatewayctl-check', '-keyout', pair.key, '-out', pair.cert], { stdio: 'ignore' });
+      execFileSync(findOpenssl(), ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=gatewayctl-check', '-keyout', pair.key, '-out', pair.cert], { stdio: 'ignore' });
     }
     out.push({
       code: 'GW403',

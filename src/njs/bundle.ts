@@ -6,7 +6,8 @@
 // file:line:col; the same walker re-checks the bundle esbuild produced.
 // Module top-level code runs for every request in njs, so the lint also allows only
 // imports, function declarations, simple const literals and the export default there.
-import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
@@ -199,22 +200,23 @@ export async function lintNjs(files: string[]): Promise<NjsLintProblem[]> {
 }
 
 // Every njs source file (.ts/.js, not .d.ts) under dir.
-export async function listNjsSources(dir: string = NJS_SOURCE_DIR): Promise<string[]> {
+/** The njs sources (.ts/.js, not .d.ts) below `dir`, in a stable order. */
+export function listNjsSourcesSync(dir: string = NJS_SOURCE_DIR): string[] {
   const out: string[] = [];
-  const walk = async (d: string): Promise<void> => {
-    const entries = await readdir(d, { withFileTypes: true });
-    entries.sort((a, b) => a.name.localeCompare(b.name));
-    for (const e of entries) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) {
-        if (e.name !== 'node_modules') await walk(p);
-      } else if (/\.(ts|js)$/.test(e.name) && !e.name.endsWith('.d.ts')) {
-        out.push(p);
-      }
+  const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) {
+      if (e.name !== 'node_modules') out.push(...listNjsSourcesSync(p));
+    } else if (/\.(ts|js)$/.test(e.name) && !e.name.endsWith('.d.ts')) {
+      out.push(p);
     }
-  };
-  await walk(dir);
+  }
   return out;
+}
+
+export async function listNjsSources(dir: string = NJS_SOURCE_DIR): Promise<string[]> {
+  return listNjsSourcesSync(dir);
 }
 
 // esbuild emits `export { x as default };`; njs is happiest with a plain `export default x;`.
