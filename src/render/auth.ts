@@ -18,12 +18,11 @@
 // copies are always replaced (an empty value removes them), also on public routes.
 import type { GatewayModel, RateZone, ConnZone, Route } from '../model/types.ts';
 import { bare, headerVar, ident, jsonBody, q, RenderError } from './quote.ts';
-import { d, jsonLogTemplate, type Block, type LogField, type RouteBlocks } from './view.ts';
+import { d, jsonLogTemplate, type Block, type Directive, type LogField } from '../plan/directive.ts';
 
 export const AUTH_CONF = 'conf.d/05-auth.conf';
 export const KEY_MAP_INCLUDE = 'conf.d/keys.map';
 export const PRELOAD_FILE = 'njs/auth.json';
-const NO_FILE = '/.gatewayctl-no-such-file'; // as respond routes (view.ts)
 
 /** Reason codes njs writes to $gw_auth_status, plus role_denied set by the role check. */
 export const AUTH_FAILURE_REASONS = ['missing_key', 'malformed_key', 'unknown_key', 'expired_key', 'role_denied'];
@@ -169,7 +168,7 @@ function upstreamUriMap(r: Route, m: GatewayModel): Block | null {
   return asyncJwt(r, m) ? uriReplacementMap(r) : null;
 }
 
-function uriReplacementMap(r: Route): Block | null {
+export function uriReplacementMap(r: Route): Block | null {
   if (r.match.path.kind !== 'prefix') return null;
   const p = r.match.path.value;
   const replace = r.rewrite.replacePath ?? (r.rewrite.stripPrefix && p.endsWith('/') ? '/' : null);
@@ -201,19 +200,21 @@ export function authServerLocations(m: GatewayModel, routes: Route[]): Block[] {
 
 export interface RouteAuthParts {
   /** public location, right after allow/deny (rewrite-phase `set`s, auth_request) */
-  early: string[];
+  early: Directive[];
   /** `if` blocks of the public location (after the method and header checks) */
   blocks: Block[];
   /** checks that need the identity in the post-auth location (JWT) */
   lateBlocks: Block[];
   /** proxy_set_header lines: identity, stripped credentials (also for public routes) */
-  proxyHeaders: string[];
+  proxyHeaders: Directive[];
   overrides: Record<number, string>;
   named: Block[];
   /** the route authenticates with JWT: limits keyed by the client and roles run after a handover */
   handover: boolean;
   /** name of the post-auth named location when the route itself provides none */
   next: string;
+  /** API key or JWT: an accepted key skips the JWT subrequest */
+  either: boolean;
 }
 
 const AUTH_ERRORS: Record<number, [string, string, string]> = {
@@ -228,7 +229,7 @@ function authErrorBody(status: 401 | 403): string {
 }
 
 export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseHeaders: string[]): RouteAuthParts {
-  const out: RouteAuthParts = { early: [], blocks: [], lateBlocks: [], proxyHeaders: [], overrides: {}, named: [], handover: false, next: `@${rid}_auth` };
+  const out: RouteAuthParts = { early: [], blocks: [], lateBlocks: [], proxyHeaders: [], overrides: {}, named: [], handover: false, next: `@${rid}_auth`, either: false };
   const a = m.auth;
   if (!a) return out;
   const ih = a.identityHeaders;
@@ -241,6 +242,7 @@ export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseH
   const jwtInPlace = syncJwt(r, m);
   const jwt = has(r, 'jwt') && !jwtInPlace; // through auth_request and a hand-over
   out.handover = jwt;
+  out.either = either(r);
   out.overrides[401] = `@${rid}_401`;
   // the JWT subrequest runs the server-level `set $gw_route "-"` on variables it shares with
   // the request: name the route again for the logs
@@ -308,61 +310,4 @@ export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseH
     for (const h of [...new Set(strip)]) out.proxyHeaders.push(d('proxy_set_header', q(h, 'header'), '""'));
   }
   return out;
-}
-
-/**
- * Place the post-auth parts: JWT routes hand over to a named location after auth_request.
- * Routes that already answer or proxy from a named location (respond, models list, the
- * routing body step) get the late parts there; others are split at `split` (the start of
- * the proxying lines, where the late lines were inserted).
- */
-export function withAuthStep(r: Route, rb: RouteBlocks, parts: RouteAuthParts, late: string[], split: number | null, tail: string[]): RouteBlocks {
-  if (!r.auth) return rb;
-  const loc = rb.location;
-  const targetName = existingNext(loc.lines);
-  if (targetName) {
-    const target = rb.named.find((b) => b.head === `location ${targetName}`);
-    if (!target) throw new RenderError(`route ${r.name}: no named location ${targetName}`);
-    if (either(r) && loc.lines.some((x) => x.startsWith('js_content '))) {
-      throw new RenderError(`route ${r.name}: api_key together with jwt is not supported where routing reads the request body; use one method`);
-    }
-    // limits keyed by the client were kept out of the public location when it has no split
-    if (split === null) target.lines.unshift(...late);
-    target.lines.unshift(d('set', '$gw_route', q(r.name, 'token')));
-    target.blocks = [...(target.blocks ?? []), ...parts.lateBlocks];
-    if (either(r)) loc.lines.push(d('error_page', '418', '=', targetName));
-    return rb;
-  }
-  if (!parts.handover) return rb;
-  if (split === null) throw new RenderError(`route ${r.name}: nothing to hand over`);
-  const proxyLines = loc.lines.splice(split);
-  const named: Block = {
-    comment: `route ${r.name}: after authentication`,
-    head: `location ${parts.next}`,
-    lines: [d('set', '$gw_route', q(r.name, 'token')), ...proxyLines.map((x) => namedProxyPass(r, x))],
-    blocks: parts.lateBlocks,
-  };
-  loc.lines.push(...tail);
-  if (either(r)) loc.lines.push(d('error_page', '418', '=', parts.next));
-  loc.lines.push(d('try_files', q(NO_FILE, 'path'), parts.next));
-  return { location: loc, named: [named, ...rb.named] };
-}
-
-/** The named location a public location already hands over to, if any. */
-function existingNext(lines: string[]): string | null {
-  for (const x of lines) {
-    const t = /^try_files "[^"]*" (@[a-z0-9_]+);$/.exec(x);
-    if (t) return t[1];
-    const n = /^set \$gw_route_next "(@[a-z0-9_]+)";$/.exec(x);
-    if (n) return n[1];
-  }
-  return null;
-}
-
-function namedProxyPass(r: Route, line: string): string {
-  if (!line.startsWith('proxy_pass ') || !uriReplacementMap(r)) return line;
-  const m = /^proxy_pass "?(http:\/\/[a-z0-9_$-]+?)(\/[^"]*)?"?;$/.exec(line);
-  if (!m) throw new RenderError(`route ${r.name}: cannot move ${line} to a named location`);
-  const host = m[1].replace(/^http:\/\//, '');
-  return d('proxy_pass', `http://${bare(host, 'name')}$gw_upstream_uri_${ident(r.name)}`);
 }

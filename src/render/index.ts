@@ -370,7 +370,7 @@ function serverBlocks(m: GatewayModel, opts: RenderOptions): Block[] {
       if (!l.tls) locations.push(...acmeLocation(m));
       const named: Block[] = [];
       for (const r of g.routes) {
-        const rb = routeBlocks(r, l, m, opts);
+        const rb = routeBlocks(r, l, m);
         locations.push(rb.location);
         named.push(...rb.named);
       }

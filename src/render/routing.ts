@@ -15,7 +15,8 @@
 import type { GatewayModel, Route, Upstream } from '../model/types.ts';
 import { MODEL_ID } from '../routing/schema.ts';
 import { bare, ident, jsonBody, q, RenderError } from './quote.ts';
-import { d, type Block, type RouteBlocks } from './view.ts';
+import { d, type Block, type Directive } from '../plan/directive.ts';
+import type { BodyStep } from '../plan/route.ts';
 
 const MODEL_ID_RE = new RegExp(MODEL_ID);
 const FIELD_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
@@ -105,7 +106,7 @@ export function modelsListJson(m: GatewayModel): unknown {
 }
 
 /** Location lines for a `models: list` route (replaces proxying). */
-export function modelsListLines(m: GatewayModel, responseHeaders: string[]): string[] {
+export function modelsListLines(m: GatewayModel, responseHeaders: Directive[]): Directive[] {
   for (const e of m.models) modelId(e.id);
   return [d('default_type', 'application/json'), ...responseHeaders, d('return', '200', jsonBody(modelsListJson(m)))];
 }
@@ -113,38 +114,26 @@ export function modelsListLines(m: GatewayModel, responseHeaders: string[]): str
 export const MODEL_UPSTREAM_TARGET = 'http://$gw_model_upstream';
 
 /** Extra lines for a plain location whose upstream hashes on a JWT claim (no body step). */
-export function claimSpecLines(r: Route, m: GatewayModel): string[] {
+export function claimSpecLines(r: Route, m: GatewayModel): Directive[] {
   if (needsBodyStep(r, m)) return [];
   const spec = hashSpec(upstreamOf(m, r.upstream));
   return spec?.startsWith('claim:') ? [d('set', '$gw_hash_spec', q(spec, 'expr'))] : [];
 }
 
 /**
- * Split a proxying route in two when its routing needs the body: the public location keeps
- * everything up to `split` (route name, access, limits, body size) and runs the njs step;
- * the proxy part moves to the named location @gw_next_<route>.
+ * The njs body step of a route whose routing needs the body: the public location buffers the
+ * body in one piece (njs reads it with r.requestText; larger bodies get 413), names the
+ * routing mode and runs the handler, which continues in the named location @gw_next_<route>.
  */
-export function withBodyStep(
-  r: Route,
-  m: GatewayModel,
-  rb: RouteBlocks,
-  split: number,
-  responseHeaders: string[],
-  errorPages: string[],
-): RouteBlocks {
-  if (!needsBodyStep(r, m)) return rb;
-  const loc = rb.location;
-  const proxyLines = loc.lines.splice(split);
+export function bodyStep(r: Route, m: GatewayModel): BodyStep | null {
+  if (!needsBodyStep(r, m)) return null;
   const next = `@gw_next_${ident(r.name)}`;
   const buf = r.maxBody ?? '1m';
-  // the body must sit in one memory buffer for njs (r.requestText); larger bodies get 413
-  if (!r.maxBody) loc.lines.push(d('client_max_body_size', '1m'));
-  loc.lines.push(d('client_body_buffer_size', bare(buf, 'size')), d('client_body_in_single_buffer', 'on'));
-  if (r.models === 'route') loc.lines.push(d('set', '$gw_route_mode', 'model'));
-  else loc.lines.push(d('set', '$gw_hash_spec', q(hashSpec(upstreamOf(m, r.upstream))!, 'expr')));
-  loc.lines.push(d('set', '$gw_route_next', q(next, 'expr')));
-  loc.lines.push(...responseHeaders, ...errorPages);
-  loc.lines.push(d('js_content', ROUTE_HANDLER));
-  const named: Block = { comment: `route ${r.name}: proxying after the njs body step`, head: `location ${next}`, lines: proxyLines };
-  return { location: loc, named: [named, ...rb.named] };
+  const lines: Directive[] = [];
+  if (!r.maxBody) lines.push(d('client_max_body_size', '1m'));
+  lines.push(d('client_body_buffer_size', bare(buf, 'size')), d('client_body_in_single_buffer', 'on'));
+  if (r.models === 'route') lines.push(d('set', '$gw_route_mode', 'model'));
+  else lines.push(d('set', '$gw_hash_spec', q(hashSpec(upstreamOf(m, r.upstream))!, 'expr')));
+  lines.push(d('set', '$gw_route_next', q(next, 'expr')));
+  return { next, lines, handler: d('js_content', ROUTE_HANDLER) };
 }

@@ -3,7 +3,7 @@
 import type { Listener } from '../model/types.ts';
 import { tlsProfileDirectives } from '../tls/profiles.ts';
 import { q, RenderError } from './quote.ts';
-import { d } from './view.ts';
+import { d } from '../plan/directive.ts';
 
 const PROFILE_ARG = /^[A-Za-z0-9_.:=@+-]+$/;
 

@@ -3,15 +3,12 @@
 import type { GatewayModel, Listener, Route, Upstream, RateZone, ConnZone, LimitKey, SecurityHeaders } from '../model/types.ts';
 import { bare, headerVar, ident, jsonBody, q, RenderError } from './quote.ts';
 import { hstsHeaderValue } from '../tls/profiles.ts';
-import { claimSpecLines, modelsListLines, MODEL_UPSTREAM_TARGET, njsKeySource, withBodyStep } from './routing.ts';
-import { isClientZone, routeAuthParts, tierKeyVar, withAuthStep } from './auth.ts';
+import { bodyStep, claimSpecLines, modelsListLines, MODEL_UPSTREAM_TARGET, njsKeySource } from './routing.ts';
+import { isClientZone, routeAuthParts, tierKeyVar, uriReplacementMap } from './auth.ts';
+import { d, raw, type Block, type Directive } from '../plan/directive.ts';
+import { emptySlots, layoutRoute, PlanError, type RouteLocations, type RouteNeeds, type RoutePlan } from '../plan/route.ts';
 
-export interface Block {
-  comment?: string;
-  head: string; // e.g. `location = "/health"`
-  lines: string[];
-  blocks?: Block[];
-}
+export { d, jsonLogTemplate, type Block, type LogField } from '../plan/directive.ts';
 
 export interface ServerView {
   comment: string;
@@ -41,15 +38,6 @@ export const ERROR_STATUSES: Record<number, [string, string]> = {
   504: ['gateway_timeout', 'upstream timed out'],
 };
 
-export const d = (...parts: string[]): string => `${parts.join(' ')};`;
-
-/** A JSON access-log field: name, nginx variable, whether the value is quoted (strings) or not (numbers). */
-export type LogField = [string, string, boolean];
-
-/** The single-quoted template of a `log_format … escape=json` line. */
-export function jsonLogTemplate(fields: LogField[]): string {
-  return `'{${fields.map(([k, v, quoted]) => (quoted ? `"${k}":"${v}"` : `"${k}":${v}`)).join(',')}}'`;
-}
 
 /** "A, B, C" from header names, each checked. */
 export function headerList(names: string[]): string {
@@ -97,9 +85,9 @@ export function hashKeySource(u: Upstream): string {
 }
 
 /** Response headers for a listener; add_header is not inherited once a level sets any, so every block repeats them. */
-export function securityHeaderLines(l: Listener, m: GatewayModel): string[] {
+export function securityHeaderLines(l: Listener, m: GatewayModel): Directive[] {
   const s: SecurityHeaders = l.securityHeaders;
-  const out: string[] = [];
+  const out: Directive[] = [];
   out.push(d('add_header', q(m.global.requestId.header, 'header'), '$gw_request_id', 'always'));
   if (s.contentTypeOptions) out.push(d('add_header', 'X-Content-Type-Options', '"nosniff"', 'always'));
   if (s.frameOptions) out.push(d('add_header', 'X-Frame-Options', q(s.frameOptions, 'token'), 'always'));
@@ -111,7 +99,7 @@ export function securityHeaderLines(l: Listener, m: GatewayModel): string[] {
   return out;
 }
 
-export function accessLines(allowRoute: string[], denyRoute: string[], m: GatewayModel): string[] {
+export function accessLines(allowRoute: string[], denyRoute: string[], m: GatewayModel): Directive[] {
   const deny = [...new Set([...denyRoute, ...m.access.deny])];
   const allow = allowRoute.length ? allowRoute : m.access.allow;
   const out = deny.map((c) => d('deny', bare(c, 'cidr')));
@@ -128,7 +116,7 @@ export function accessLines(allowRoute: string[], denyRoute: string[], m: Gatewa
 const EARLY_ERRORS = new Set([400, 414]);
 const errorTarget = (s: number): string => (EARLY_ERRORS.has(s) ? `/_gatewayctl/error/${s}` : `@gw_error_${s}`);
 
-function errorPageLines(overrides: Record<number, string> = {}): string[] {
+function errorPageLines(overrides: Record<number, string> = {}): Directive[] {
   return [
     ...Object.keys(ERROR_STATUSES).map((s) => d('error_page', s, '=', overrides[Number(s)] ?? errorTarget(Number(s)))),
     // nginx's own codes for a request header too large (494) and plain HTTP on a TLS port
@@ -150,7 +138,7 @@ export function errorLocations(headers: string[]): Block[] {
 }
 
 /** error_page at location level replaces the server's list, so only emit it when a route overrides a status. */
-function routeErrorPages(overrides: Record<number, string>): string[] {
+function routeErrorPages(overrides: Record<number, string>): Directive[] {
   return Object.keys(overrides).length ? errorPageLines(overrides) : [];
 }
 
@@ -187,20 +175,23 @@ export function stripPrefixMap(r: Route): Block | null {
   };
 }
 
-export interface RouteBlocks {
-  location: Block;
-  named: Block[];
-}
+export type RouteBlocks = RouteLocations;
 
-export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: RenderOptions): RouteBlocks {
+/**
+ * A route's location plan: every concern puts its directives into the plan's slots and
+ * declares what it needs; layoutRoute() (src/plan/route.ts) decides the locations.
+ */
+export function routePlan(r: Route, l: Listener, m: GatewayModel): RoutePlan {
   const rid = `gw_route_${ident(r.name)}`;
   const headers = securityHeaderLines(l, m);
-  const lines: string[] = [d('set', '$gw_route', q(r.name, 'token'))];
-  const named: Block[] = [];
+  const slots = emptySlots();
+  const routeName = d('set', '$gw_route', q(r.name, 'token'));
+  slots.name.push(routeName);
+  const errorLocations: Block[] = [];
   const overrides: Record<number, string> = {};
 
   // CORS first: a preflight is answered before method checks, limits and auth.
-  const extraHeaders: string[] = [];
+  const extraHeaders: Directive[] = [];
   if (r.cors) {
     const c = r.cors;
     extraHeaders.push(d('add_header', 'Access-Control-Allow-Origin', `$gw_cors_origin_${ident(r.name)}`, 'always'));
@@ -215,12 +206,12 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: Render
   }
   if (r.cache) extraHeaders.push(d('add_header', 'X-Cache-Status', '$upstream_cache_status', 'always'));
   if (r.streaming) extraHeaders.push(d('add_header', 'X-Accel-Buffering', '"no"', 'always'));
-  const auth = routeAuthParts(r, m, rid, [...headers, ...extraHeaders]); // njs auth (src/render/auth.ts)
-  const late: string[] = []; // limits keyed by the authenticated client
+  const responseHeaders = [...headers, ...extraHeaders];
+  const auth = routeAuthParts(r, m, rid, responseHeaders); // njs auth (src/render/auth.ts)
 
-  const blocks: Block[] = [];
+  const checks: Block[] = [];
   if (r.cors) {
-    blocks.push({
+    checks.push({
       head: 'if ($gw_cors_preflight)',
       lines: [d('return', '204')],
     });
@@ -229,28 +220,27 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: Render
     const allowed = [...r.match.methods];
     if (allowed.includes('GET') && !allowed.includes('HEAD')) allowed.push('HEAD');
     const re = `^(${allowed.map((x) => bare(x, 'method')).join('|')})$`;
-    blocks.push({ head: `if ($request_method !~ ${q(re, 'regex')})`, lines: [d('return', '405')] });
+    checks.push({ head: `if ($request_method !~ ${q(re, 'regex')})`, lines: [d('return', '405')] });
     overrides[405] = `@${rid}_405`;
-    named.push({
+    errorLocations.push({
       head: `location @${rid}_405`,
       lines: [
         d('default_type', 'application/json'),
-        ...headers,
-        ...extraHeaders,
+        ...responseHeaders,
         d('add_header', 'Allow', q(allowed.join(', '), 'text'), 'always'),
         d('return', '405', errorBody(405)),
       ],
     });
   }
   for (const h of r.match.headers) {
-    blocks.push({ head: `if (${headerVar(h.name)} != ${q(h.value, 'text')})`, lines: [d('return', '404')] });
+    checks.push({ head: `if (${headerVar(h.name)} != ${q(h.value, 'text')})`, lines: [d('return', '404')] });
   }
-  blocks.push(...auth.blocks);
-  named.push(...auth.named);
+  checks.push(...auth.blocks);
+  errorLocations.push(...auth.named);
   Object.assign(overrides, auth.overrides);
 
-  lines.push(...accessLines(r.access.allow, r.access.deny, m));
-  lines.push(...auth.early);
+  slots.access.push(...accessLines(r.access.allow, r.access.deny, m));
+  slots.auth.push(...auth.early);
 
   const zones = r.rateLimits.map((z) => m.rateZones.find((x) => x.name === z)!).filter(Boolean);
   const conns = r.connLimits.map((z) => m.connZones.find((x) => x.name === z)!).filter(Boolean);
@@ -264,20 +254,19 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: Render
     if (z.burst) parts.push(`burst=${bare(z.burst, 'int')}`);
     if (z.delay !== null) parts.push(`delay=${bare(z.delay, 'int')}`);
     else if (z.nodelay) parts.push('nodelay');
-    (reqLate ? late : lines).push(d(...parts));
+    (reqLate ? slots.clientLimits : slots.limits).push(d(...parts));
   }
   for (const cz of conns) {
-    (connLate ? late : lines).push(d('limit_conn', `gw_conn_${ident(cz.name)}`, bare(cz.max, 'int')));
+    (connLate ? slots.clientLimits : slots.limits).push(d('limit_conn', `gw_conn_${ident(cz.name)}`, bare(cz.max, 'int')));
   }
   if (zones.length || r.connLimits.length) {
     overrides[429] = `@${rid}_429`;
     const retryAfter = zones.length ? retryAfterSeconds(zones) : 1;
-    named.push({
+    errorLocations.push({
       head: `location @${rid}_429`,
       lines: [
         d('default_type', 'application/json'),
-        ...headers,
-        ...extraHeaders,
+        ...responseHeaders,
         d('add_header', 'Retry-After', bare(retryAfter, 'int'), 'always'),
         d('return', '429', errorBody(429)),
       ],
@@ -290,113 +279,127 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: Render
     for (const s of Object.keys(ERROR_STATUSES).map(Number)) {
       if (overrides[s] || EARLY_ERRORS.has(s)) continue;
       overrides[s] = `@${rid}_error_${s}`;
-      named.push({
+      errorLocations.push({
         head: `location @${rid}_error_${s}`,
-        lines: [d('default_type', 'application/json'), ...headers, ...extraHeaders, d('return', String(s), errorBody(s))],
+        lines: [d('default_type', 'application/json'), ...responseHeaders, d('return', String(s), errorBody(s))],
       });
     }
   }
 
-  if (r.maxBody) lines.push(d('client_max_body_size', bare(r.maxBody, 'size')));
+  if (r.maxBody) slots.body.push(d('client_max_body_size', bare(r.maxBody, 'size')));
+  slots.errorPages.push(...routeErrorPages(overrides));
+  const needs: RouteNeeds = {
+    auth: r.auth !== null,
+    authHandover: auth.handover ? { next: auth.next } : null,
+    bodyStep: null,
+    eitherMethod: auth.either,
+  };
+  const plan = (content: RoutePlan['content']): RoutePlan => ({
+    route: { name: r.name, index: r.index },
+    head: routeMatchHead(r),
+    routeName,
+    slots,
+    checks,
+    lateChecks: auth.lateBlocks,
+    content,
+    errorLocations,
+    needs,
+  });
 
   if (r.respond) {
     // `return` here would run in the rewrite phase: before the method/header checks below,
     // allow/deny and limits. try_files runs after them and hands over to the answer.
-    lines.push(...routeErrorPages(overrides));
-    lines.push(d('try_files', q('/.gatewayctl-no-such-file', 'path'), `@${rid}_respond`));
-    named.push({
-      head: `location @${rid}_respond`,
-      lines: [
-        d('default_type', q(r.respond.contentType, 'text')),
-        ...headers,
-        ...extraHeaders,
-        d('return', bare(r.respond.status, 'int'), q(r.respond.body, 'text')),
-      ],
+    return plan({
+      kind: 'answer',
+      name: `@${rid}_respond`,
+      lines: [d('default_type', q(r.respond.contentType, 'text')), ...responseHeaders, d('return', bare(r.respond.status, 'int'), q(r.respond.body, 'text'))],
     });
-    return withAuthStep(r, { location: { comment: `route ${r.name} (routes[${r.index}])`, head: routeMatchHead(r), lines, blocks }, named }, auth, late, null, []);
   }
-
   if (r.models === 'list') {
     // answered by the gateway from the model catalogue, after method checks and limits (as respond)
-    lines.push(...routeErrorPages(overrides));
-    lines.push(d('try_files', q('/.gatewayctl-no-such-file', 'path'), `@${rid}_models`));
-    named.push({ head: `location @${rid}_models`, lines: modelsListLines(m, [...headers, ...extraHeaders]) });
-    return withAuthStep(r, { location: { comment: `route ${r.name} (routes[${r.index}])`, head: routeMatchHead(r), lines, blocks }, named }, auth, late, null, []);
+    return plan({ kind: 'answer', name: `@${rid}_models`, lines: modelsListLines(m, responseHeaders) });
   }
-  lines.push(...claimSpecLines(r, m));
-  const split = lines.length; // routes that need the body hand over to a named location from here
-  lines.push(...late);
+
+  slots.routingKey.push(...claimSpecLines(r, m));
+  needs.bodyStep = bodyStep(r, m);
   const u = m.upstreams.find((x) => x.name === r.upstream);
   if (!u && r.models !== 'route') throw new RenderError(`route ${r.name}: unknown upstream ${r.upstream}`);
-  let target = u ? `http://${bare(u.name, 'name')}` : MODEL_UPSTREAM_TARGET;
+  const host = u ? `http://${bare(u.name, 'name')}` : MODEL_UPSTREAM_TARGET;
+  let target = host;
   if (r.rewrite.stripPrefix) target += stripPrefixMap(r) ? `$gw_strip_${ident(r.name)}` : '/';
   else if (r.rewrite.replacePath) target += r.rewrite.replacePath;
-  lines.push(d('proxy_pass', r.rewrite.replacePath ? q(target, 'expr') : target));
-  lines.push(d('proxy_http_version', '1.1'));
-  lines.push(d('proxy_set_header', 'Host', '$host'));
+  const proxyPass = d('proxy_pass', r.rewrite.replacePath ? q(target, 'expr') : target);
+  // a named location may not carry a URI part: the URI comes from a map (src/render/auth.ts)
+  const proxyPassNamed = uriReplacementMap(r) && u ? d('proxy_pass', `${host}$gw_upstream_uri_${ident(r.name)}`) : proxyPass;
+
+  const c = slots.content;
+  c.push(d('proxy_http_version', '1.1'));
+  c.push(d('proxy_set_header', 'Host', '$host'));
   if (r.websocket) {
-    lines.push(d('proxy_set_header', 'Upgrade', '$http_upgrade'));
-    lines.push(d('proxy_set_header', 'Connection', '$gw_connection_upgrade'));
+    c.push(d('proxy_set_header', 'Upgrade', '$http_upgrade'));
+    c.push(d('proxy_set_header', 'Connection', '$gw_connection_upgrade'));
   } else {
-    lines.push(d('proxy_set_header', 'Connection', '""'));
+    c.push(d('proxy_set_header', 'Connection', '""'));
   }
-  lines.push(d('proxy_set_header', q(m.global.requestId.header, 'header'), '$gw_request_id'));
-  lines.push(d('proxy_set_header', 'X-Real-IP', '$remote_addr'));
-  lines.push(d('proxy_set_header', 'X-Forwarded-For', m.global.trustedProxies.length ? '$gw_forwarded_for' : '$proxy_add_x_forwarded_for'));
-  lines.push(d('proxy_set_header', 'X-Forwarded-Proto', '$scheme'));
-  lines.push(d('proxy_set_header', 'X-Forwarded-Host', '$host'));
-  for (const h of r.setRequestHeaders) lines.push(d('proxy_set_header', q(h.name, 'header'), q(h.value, 'text')));
-  lines.push(...auth.proxyHeaders);
-  lines.push(d('proxy_connect_timeout', bare(r.timeouts.connect, 'duration')));
-  lines.push(d('proxy_send_timeout', bare(r.timeouts.send, 'duration')));
-  lines.push(d('proxy_read_timeout', bare(r.timeouts.read, 'duration')));
-  if (r.websocket) {
-    // an idle websocket is closed after proxy_read_timeout; keep it long
-  }
+  c.push(d('proxy_set_header', q(m.global.requestId.header, 'header'), '$gw_request_id'));
+  c.push(d('proxy_set_header', 'X-Real-IP', '$remote_addr'));
+  c.push(d('proxy_set_header', 'X-Forwarded-For', m.global.trustedProxies.length ? '$gw_forwarded_for' : '$proxy_add_x_forwarded_for'));
+  c.push(d('proxy_set_header', 'X-Forwarded-Proto', '$scheme'));
+  c.push(d('proxy_set_header', 'X-Forwarded-Host', '$host'));
+  for (const h of r.setRequestHeaders) c.push(d('proxy_set_header', q(h.name, 'header'), q(h.value, 'text')));
+  c.push(...auth.proxyHeaders);
+  c.push(d('proxy_connect_timeout', bare(r.timeouts.connect, 'duration')));
+  c.push(d('proxy_send_timeout', bare(r.timeouts.send, 'duration')));
+  c.push(d('proxy_read_timeout', bare(r.timeouts.read, 'duration')));
   if (r.retries) {
     const on = [...r.retries.on.map((x) => bare(x, 'keyword'))];
     if (r.retries.nonIdempotent) on.push('non_idempotent');
-    lines.push(d('proxy_next_upstream', ...on));
-    lines.push(d('proxy_next_upstream_tries', bare(r.retries.tries, 'int')));
-    if (r.retries.timeout) lines.push(d('proxy_next_upstream_timeout', bare(r.retries.timeout, 'duration')));
+    c.push(d('proxy_next_upstream', ...on));
+    c.push(d('proxy_next_upstream_tries', bare(r.retries.tries, 'int')));
+    if (r.retries.timeout) c.push(d('proxy_next_upstream_timeout', bare(r.retries.timeout, 'duration')));
   }
   if (r.streaming) {
     // SSE / chunked LLM output: pass every byte on as it arrives.
-    lines.push(d('proxy_buffering', 'off'));
-    lines.push(d('proxy_cache', 'off'));
-    lines.push(d('gzip', 'off'));
-    lines.push(d('chunked_transfer_encoding', 'on'));
-    lines.push(d('tcp_nodelay', 'on'));
+    c.push(d('proxy_buffering', 'off'));
+    c.push(d('proxy_cache', 'off'));
+    c.push(d('gzip', 'off'));
+    c.push(d('chunked_transfer_encoding', 'on'));
+    c.push(d('tcp_nodelay', 'on'));
   }
   if (r.cache) {
-    const c = r.cache;
-    lines.push(d('proxy_cache', `gw_cache_${ident(c.zone)}`));
-    const key = c.keyIncludesBody ? '$scheme$request_method$host$request_uri|$request_body' : '$scheme$request_method$host$request_uri';
-    lines.push(d('proxy_cache_key', q(key, 'expr')));
-    lines.push(d('proxy_cache_methods', ...c.methods.map((x) => bare(x, 'method'))));
-    for (const t of c.ttl) lines.push(d('proxy_cache_valid', bare(t.status, 'status'), bare(t.time, 'duration')));
-    if (c.bypassHeader) {
-      lines.push(d('proxy_cache_bypass', headerVar(c.bypassHeader)));
-      lines.push(d('proxy_no_cache', headerVar(c.bypassHeader)));
+    const cache = r.cache;
+    c.push(d('proxy_cache', `gw_cache_${ident(cache.zone)}`));
+    const key = cache.keyIncludesBody ? '$scheme$request_method$host$request_uri|$request_body' : '$scheme$request_method$host$request_uri';
+    c.push(d('proxy_cache_key', q(key, 'expr')));
+    c.push(d('proxy_cache_methods', ...cache.methods.map((x) => bare(x, 'method'))));
+    for (const t of cache.ttl) c.push(d('proxy_cache_valid', bare(t.status, 'status'), bare(t.time, 'duration')));
+    if (cache.bypassHeader) {
+      c.push(d('proxy_cache_bypass', headerVar(cache.bypassHeader)));
+      c.push(d('proxy_no_cache', headerVar(cache.bypassHeader)));
     }
-    if (c.lock) lines.push(d('proxy_cache_lock', 'on'));
-    lines.push(d('proxy_cache_use_stale', 'error', 'timeout', 'updating', 'http_502', 'http_503', 'http_504'));
-    if (c.keyIncludesBody) {
+    if (cache.lock) c.push(d('proxy_cache_lock', 'on'));
+    c.push(d('proxy_cache_use_stale', 'error', 'timeout', 'updating', 'http_502', 'http_503', 'http_504'));
+    if (cache.keyIncludesBody) {
       // $request_body is only available when the whole body sits in one memory buffer.
       const buf = r.maxBody ?? '1m';
-      lines.push(d('client_body_buffer_size', bare(buf, 'size')));
-      lines.push(d('client_body_in_single_buffer', 'on'));
-      if (!r.maxBody) lines.push(d('client_max_body_size', '1m'));
+      c.push(d('client_body_buffer_size', bare(buf, 'size')));
+      c.push(d('client_body_in_single_buffer', 'on'));
+      if (!r.maxBody) c.push(d('client_max_body_size', '1m'));
     }
   }
-  lines.push(...headers, ...extraHeaders);
-  lines.push(...routeErrorPages(overrides));
+  slots.responseHeaders.push(...responseHeaders);
   const snippet = m.unsafeSnippets.find((s) => s.context === 'route' && s.target === r.name);
-  if (snippet) lines.push(`# unsafe_nginx_route (verbatim, from ${snippet.at.path})`, ...snippet.text.trim().split('\n'));
-  void opts;
-  const rb = { location: { comment: `route ${r.name} (routes[${r.index}])`, head: routeMatchHead(r), lines, blocks }, named };
-  const stepped = withBodyStep(r, m, rb, split, [...headers, ...extraHeaders], routeErrorPages(overrides));
-  return withAuthStep(r, stepped, auth, late, split, [...headers, ...extraHeaders, ...routeErrorPages(overrides)]);
+  if (snippet) slots.raw.push(raw(`# unsafe_nginx_route (verbatim, from ${snippet.at.path})`), ...snippet.text.trim().split('\n').map(raw));
+  return plan({ kind: 'proxy', proxyPass, proxyPassNamed });
+}
+
+export function routeBlocks(r: Route, l: Listener, m: GatewayModel): RouteBlocks {
+  try {
+    return layoutRoute(routePlan(r, l, m));
+  } catch (e) {
+    if (e instanceof PlanError) throw new RenderError(`route ${r.name}: ${e.message}`);
+    throw e;
+  }
 }
 
 export function upstreamLines(u: Upstream): string[] {

@@ -1,0 +1,31 @@
+// Typed nginx directives and blocks: the vocabulary every plan contribution is written in.
+//
+// A Directive is a printed nginx directive line, branded so that only d() (a directive whose
+// arguments were already passed through the quoting helper in src/render/quote.ts) and raw()
+// (the unsafe_nginx_* escape hatch and comments) can make one: a plan slot can never receive
+// an arbitrary string. Nothing downstream ever parses a Directive back: the plan decides where
+// each one goes from the slot it was put in, not from its text.
+
+declare const directiveBrand: unique symbol;
+export type Directive = string & { readonly [directiveBrand]: true };
+
+/** `name arg1 arg2;` — arguments must already be quoted/checked (q(), bare()). */
+export const d = (...parts: string[]): Directive => `${parts.join(' ')};` as Directive;
+
+/** A verbatim line: a comment, or a line of an unsafe_nginx_* snippet (flagged by validate). */
+export const raw = (line: string): Directive => line as Directive;
+
+export interface Block {
+  comment?: string;
+  head: string; // e.g. `location = "/health"`
+  lines: string[];
+  blocks?: Block[];
+}
+
+/** A JSON access-log field: name, nginx variable, whether the value is quoted (strings) or not (numbers). */
+export type LogField = [string, string, boolean];
+
+/** The single-quoted template of a `log_format … escape=json` line. */
+export function jsonLogTemplate(fields: LogField[]): string {
+  return `'{${fields.map(([k, v, quoted]) => (quoted ? `"${k}":"${v}"` : `"${k}":${v}`)).join(',')}}'`;
+}

@@ -1,0 +1,179 @@
+// The typed location plan of one route.
+//
+// Features do not write a location; they put directives into named slots of a RoutePlan and
+// declare what the route needs (a body read by njs, an asynchronous auth subrequest). The one
+// function that turns a plan into nginx locations, layoutRoute(), decides from those needs
+// whether the route is one location or a public location that hands over to a named one, and
+// which slot lands on which side. Nothing here looks at directive text.
+//
+// Slot order is the print order, fixed once (ROUTE_SLOTS). nginx itself runs directives by
+// phase, not by position; the order only keeps the output stable and readable:
+//
+//   name             rewrite     set $gw_route (logs, error bodies)
+//   access           access      allow / deny
+//   auth             rewrite+access  credential header, auth_request (+ auth_request_set)
+//   limits           preaccess   limit_req / limit_conn keyed by what is known up front
+//   body             —           client_max_body_size
+//   routingKey       rewrite     what njs derives the hash key from (set $gw_hash_spec)
+//   clientLimits     preaccess   limits keyed by the authenticated client: must run in the
+//                                location that has the identity (after any hand-over); nginx
+//                                runs limit_req/limit_conn once per request, so when one zone
+//                                waits, every zone of that kind waits with it (limits feature)
+//   content          content     proxy_* (proxy_pass comes from ProxyContent), or an answer
+//   responseHeaders  header filter   add_header (security presets, CORS, cache status, …)
+//   errorPages       —           error_page overrides of this route
+//   raw              —           unsafe_nginx_route, verbatim, last
+//
+// Checks (`if` blocks of the rewrite phase: CORS preflight, methods, header matches, auth
+// results) stay in the public location; lateChecks need the identity and go where it exists.
+import { d, type Block, type Directive } from './directive.ts';
+
+export const ROUTE_SLOTS = [
+  'name',
+  'access',
+  'auth',
+  'limits',
+  'body',
+  'routingKey',
+  'clientLimits',
+  'content',
+  'responseHeaders',
+  'errorPages',
+  'raw',
+] as const;
+export type RouteSlot = (typeof ROUTE_SLOTS)[number];
+export type RouteSlots = Record<RouteSlot, Directive[]>;
+
+export const emptySlots = (): RouteSlots => Object.fromEntries(ROUTE_SLOTS.map((s) => [s, []])) as unknown as RouteSlots;
+
+/** The route proxies: proxy_pass differs in a named location (no URI part allowed there). */
+export interface ProxyContent {
+  kind: 'proxy';
+  /** proxy_pass in the route's own location */
+  proxyPass: Directive;
+  /** proxy_pass once moved to a named location after an auth hand-over */
+  proxyPassNamed: Directive;
+}
+
+/** The gateway answers itself (respond, models list) from a named location, after checks and limits. */
+export interface AnswerContent {
+  kind: 'answer';
+  /** the named location's name, `@…` */
+  name: string;
+  lines: Directive[];
+}
+
+/** njs reads the body (js_content) and redirects to a named location that proxies. */
+export interface BodyStep {
+  /** the named location the njs handler continues in */
+  next: string;
+  /** buffering and routing-mode lines for the public location, before the handler */
+  lines: Directive[];
+  handler: Directive; // js_content …
+}
+
+/** What the route needs from the layout, declared by the features that contributed. */
+export interface RouteNeeds {
+  /** the route authenticates at all (any method) */
+  auth: boolean;
+  /** an auth_request subrequest runs (async JWT): the identity exists only after a hand-over
+   *  to this named location (`@…`) */
+  authHandover: { next: string } | null;
+  /** njs must read the request body before proxying */
+  bodyStep: BodyStep | null;
+  /** API key or JWT on one route: an accepted key jumps to the post-auth location (error_page 418) */
+  eitherMethod: boolean;
+}
+
+export interface RoutePlan {
+  /** route name and index in gateway.yaml, for the location comments */
+  route: { name: string; index: number };
+  head: string; // `location …`
+  /** set $gw_route "<name>", repeated in every named location that continues the request */
+  routeName: Directive;
+  slots: RouteSlots;
+  checks: Block[];
+  lateChecks: Block[];
+  content: ProxyContent | AnswerContent;
+  /** named locations the route's own error pages point at (@…_405, @…_429, …) */
+  errorLocations: Block[];
+  needs: RouteNeeds;
+}
+
+export interface RouteLocations {
+  location: Block;
+  named: Block[];
+}
+
+/** A plan that cannot be laid out (a combination the rules should have refused). */
+export class PlanError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PlanError';
+  }
+}
+
+/**
+ * Lay a route plan out as nginx locations:
+ *  - answer: the public location runs checks and limits, then try_files hands over to the
+ *    answering named location, which gets the identity-dependent parts;
+ *  - body step: the public location runs the njs body handler, which continues in a named
+ *    location holding everything from the client limits on;
+ *  - auth hand-over: the public location authenticates (auth_request) and hands over with
+ *    try_files to a named location holding everything from the client limits on;
+ *  - otherwise one location holds every slot.
+ */
+export function layoutRoute(p: RoutePlan): RouteLocations {
+  const s = p.slots;
+  const pre = [...s.name, ...s.access, ...s.auth, ...s.limits, ...s.body];
+  const label = `route ${p.route.name}`;
+  const location: Block = { comment: `${label} (routes[${p.route.index}])`, head: p.head, lines: [], blocks: p.checks };
+  const handOver = (next: string): Directive[] => [
+    ...(p.needs.eitherMethod ? [d('error_page', '418', '=', next)] : []),
+    d('try_files', NO_FILE, next),
+  ];
+  const continueIn = (b: Block): Block => ({
+    ...b,
+    lines: p.needs.auth ? [p.routeName, ...b.lines] : b.lines,
+    blocks: [...(b.blocks ?? []), ...(p.needs.auth ? p.lateChecks : [])],
+  });
+
+  if (p.content.kind === 'answer') {
+    const answer: Block = { head: `location ${p.content.name}`, lines: p.content.lines };
+    // try_files before error_page 418: the order wave 1 printed
+    location.lines = [...pre, ...s.errorPages, ...handOver(p.content.name).reverse()];
+    const target = p.needs.auth ? continueIn({ ...answer, lines: [...s.clientLimits, ...answer.lines] }) : answer;
+    return { location, named: [...p.errorLocations, target] };
+  }
+
+  const proxying = (proxyPass: Directive): Directive[] => [
+    ...s.clientLimits,
+    proxyPass,
+    ...s.content,
+    ...s.responseHeaders,
+    ...s.errorPages,
+    ...s.raw,
+  ];
+  const step = p.needs.bodyStep;
+  if (step) {
+    if (p.needs.eitherMethod) {
+      throw new PlanError('api_key together with jwt is not supported where routing reads the request body; use one method');
+    }
+    location.lines = [...pre, ...s.routingKey, ...step.lines, ...s.responseHeaders, ...s.errorPages, step.handler];
+    const next: Block = { comment: `${label}: proxying after the njs body step`, head: `location ${step.next}`, lines: proxying(p.content.proxyPass) };
+    return { location, named: [p.needs.auth ? continueIn(next) : next, ...p.errorLocations] };
+  }
+
+  const handover = p.needs.authHandover;
+  if (handover) {
+    location.lines = [...pre, ...s.routingKey, ...s.responseHeaders, ...s.errorPages, ...handOver(handover.next)];
+    const next = continueIn({ comment: `${label}: after authentication`, head: `location ${handover.next}`, lines: proxying(p.content.proxyPassNamed) });
+    return { location, named: [next, ...p.errorLocations] };
+  }
+
+  location.lines = [...pre, ...s.routingKey, ...proxying(p.content.proxyPass)];
+  return { location, named: [...p.errorLocations] };
+}
+
+/** A path that never exists: try_files falls through to its named location at once. */
+export const NO_FILE = '"/.gatewayctl-no-such-file"';
