@@ -13,6 +13,7 @@ import type { RenderOptions } from '../render/view.ts';
 import { VERSION } from '../version.ts';
 import { addNjsFiles } from './njs.ts';
 import { buildAuthArtifacts } from './auth.ts';
+import { FEATURES } from '../features/index.ts';
 
 export interface CompileOptions extends LoadOptions, RenderOptions {
   /** clock for the API-key map (revoked/expired keys are left out); default now */
@@ -70,7 +71,7 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
   if (auth.inputDigest) model.source.hash = sha256(`${model.source.hash}\n${auth.inputDigest}`);
   let files: Record<string, string>;
   try {
-    const r = render(model, opts);
+    const r = render(model, FEATURES, opts);
     files = r.files;
     for (const w of r.warnings) diagnostics.push({ code: 'GW501', severity: 'warning', message: w, at: null });
   } catch (e) {

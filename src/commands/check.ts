@@ -17,6 +17,7 @@ import { compile } from '../build/compile.ts';
 import { formatDiagnostic } from '../model/diagnostics.ts';
 import type { Diagnostic, GatewayModel, SourcePos } from '../model/types.ts';
 import { render } from '../render/index.ts';
+import { FEATURES } from '../features/index.ts';
 import { findNginx, preparePrefix, testConfig, type ConfigError } from '../runtime/nginx.ts';
 import { findOpenssl } from '../tls/openssl.ts';
 import { compileForTarget, printDiagnostics } from './build.ts';
@@ -119,7 +120,7 @@ export async function checkConfig(opts: CheckOptions): Promise<CheckResult> {
   if (!opts.strictDns) diagnostics.push(...(await substituteUnresolvable(model)));
   diagnostics.push(...substituteMissingCerts(model, scratch));
   // build artefacts that are not rendered (njs bundle, auth preload, key map) come from the first build
-  const files = { ...first.files!, ...render(model, { availableModules: { brotli: first.files!['nginx.conf'].includes('brotli_filter') } }).files };
+  const files = { ...first.files!, ...render(model, FEATURES, { availableModules: { brotli: first.files!['nginx.conf'].includes('brotli_filter') } }).files };
   const dist = path.join(scratch, 'dist');
   writeBuild(dist, files);
   const loc = await findNginx({ nginx: opts.nginx });

@@ -19,14 +19,22 @@
 //                                location that has the identity (after any hand-over); nginx
 //                                runs limit_req/limit_conn once per request, so when one zone
 //                                waits, every zone of that kind waits with it (limits feature)
-//   content          content     proxy_* (proxy_pass comes from ProxyContent), or an answer
+//   (proxy_pass)     content     from ProxyContent: differs in a named location
+//   upstream         content     proxy_http_version, Host, Connection, forwarding headers
+//   requestHeaders   content     set_headers, then identity headers (auth)
+//   proxyTuning      content     timeouts, retries
+//   streaming        content     unbuffered SSE / chunked output
+//   cache            content     proxy_cache*
 //   responseHeaders  header filter   add_header (security presets, CORS, cache status, …)
 //   errorPages       —           error_page overrides of this route
 //   raw              —           unsafe_nginx_route, verbatim, last
 //
 // Checks (`if` blocks of the rewrite phase: CORS preflight, methods, header matches, auth
 // results) stay in the public location; lateChecks need the identity and go where it exists.
+import type { Feature } from '../core/feature.ts';
+import type { GatewayModel, Listener, Route } from '../model/types.ts';
 import { d, type Block, type Directive } from './directive.ts';
+import { routeErrorPages } from './errors.ts';
 
 export const ROUTE_SLOTS = [
   'name',
@@ -36,7 +44,11 @@ export const ROUTE_SLOTS = [
   'body',
   'routingKey',
   'clientLimits',
-  'content',
+  'upstream',
+  'requestHeaders',
+  'proxyTuning',
+  'streaming',
+  'cache',
   'responseHeaders',
   'errorPages',
   'raw',
@@ -149,7 +161,11 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
   const proxying = (proxyPass: Directive): Directive[] => [
     ...s.clientLimits,
     proxyPass,
-    ...s.content,
+    ...s.upstream,
+    ...s.requestHeaders,
+    ...s.proxyTuning,
+    ...s.streaming,
+    ...s.cache,
     ...s.responseHeaders,
     ...s.errorPages,
     ...s.raw,
@@ -157,7 +173,7 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
   const step = p.needs.bodyStep;
   if (step) {
     if (p.needs.eitherMethod) {
-      throw new PlanError('api_key together with jwt is not supported where routing reads the request body; use one method');
+      throw new PlanError(`route ${p.route.name}: api_key together with jwt is not supported where routing reads the request body; use one method`);
     }
     location.lines = [...pre, ...s.routingKey, ...step.lines, ...s.responseHeaders, ...s.errorPages, step.handler];
     const next: Block = { comment: `${label}: proxying after the njs body step`, head: `location ${step.next}`, lines: proxying(p.content.proxyPass) };
@@ -177,3 +193,73 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
 
 /** A path that never exists: try_files falls through to its named location at once. */
 export const NO_FILE = '"/.gatewayctl-no-such-file"';
+
+/** What features see and fill while a route is planned (src/core/feature.ts). */
+export interface RouteContext {
+  route: Route;
+  listener: Listener;
+  model: GatewayModel;
+  /** `gw_route_<name>`: the prefix of this route's named locations */
+  rid: string;
+  slots: RouteSlots;
+  checks: Block[];
+  lateChecks: Block[];
+  errorLocations: Block[];
+  /** status → the named location that answers it on this route (its error_page overrides) */
+  overrides: Record<number, string>;
+  /** every response header of the route, complete once pass 1 ran */
+  responseHeaders: Directive[];
+  content: ProxyContent | AnswerContent | null;
+  /** set by a feature that chooses where requests go (model routing: a map variable) */
+  proxyHost: string | null;
+  needs: RouteNeeds;
+}
+
+/**
+ * Plan one route: the core names the route and adds the error pages and the raw snippet;
+ * every feature contributes in three passes (response headers, route, finish).
+ */
+export function planRoute(
+  r: Route,
+  l: Listener,
+  m: GatewayModel,
+  features: readonly Feature[],
+  base: { rid: string; head: string; routeName: Directive; raw: Directive[] },
+): RoutePlan {
+  const { rid, routeName } = base;
+  const ctx: RouteContext = {
+    route: r,
+    listener: l,
+    model: m,
+    rid,
+    slots: emptySlots(),
+    checks: [],
+    lateChecks: [],
+    errorLocations: [],
+    overrides: {},
+    responseHeaders: [],
+    content: null,
+    proxyHost: null,
+    needs: { auth: r.auth !== null, authHandover: null, bodyStep: null, eitherMethod: false },
+  };
+  ctx.slots.name.push(routeName);
+  for (const f of features) if (f.listenerResponseHeaders) ctx.responseHeaders.push(...f.listenerResponseHeaders(l, m));
+  for (const f of features) if (f.routeResponseHeaders) ctx.responseHeaders.push(...f.routeResponseHeaders(ctx));
+  for (const f of features) f.route?.(ctx);
+  for (const f of features) f.routeFinish?.(ctx);
+  ctx.slots.responseHeaders.push(...ctx.responseHeaders);
+  ctx.slots.errorPages.push(...routeErrorPages(ctx.overrides));
+  ctx.slots.raw.push(...base.raw);
+  if (!ctx.content) throw new PlanError(`route ${r.name}: no feature answers or proxies it`);
+  return {
+    route: { name: r.name, index: r.index },
+    head: base.head,
+    routeName,
+    slots: ctx.slots,
+    checks: ctx.checks,
+    lateChecks: ctx.lateChecks,
+    content: ctx.content,
+    errorLocations: ctx.errorLocations,
+    needs: ctx.needs,
+  };
+}

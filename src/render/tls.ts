@@ -3,14 +3,14 @@
 import type { Listener } from '../model/types.ts';
 import { tlsProfileDirectives } from '../tls/profiles.ts';
 import { q, RenderError } from './quote.ts';
-import { d } from '../plan/directive.ts';
+import { d, type Directive } from '../plan/directive.ts';
 
 const PROFILE_ARG = /^[A-Za-z0-9_.:=@+-]+$/;
 
-export function tlsLines(l: Listener): string[] {
+export function tlsLines(l: Listener): Directive[] {
   const t = l.tls;
   if (!t) return [];
-  const out: string[] = [];
+  const out: Directive[] = [];
   if (t.http2) out.push(d('http2', 'on'));
   out.push(d('ssl_certificate', q(t.cert, 'file')), d('ssl_certificate_key', q(t.key, 'file')));
   for (const [name, ...args] of tlsProfileDirectives(t.profile, { sessionCacheZone: 'gw_tls' })) {

@@ -1,64 +1,16 @@
-// View builders: GatewayModel → plain view objects whose strings are already-safe nginx
-// directives (every user value passed through q()/bare()). Templates only lay them out.
-import type { GatewayModel, Listener, Route, Upstream, RateZone, ConnZone, LimitKey, SecurityHeaders } from '../model/types.ts';
-import { bare, headerVar, ident, jsonBody, q, RenderError } from './quote.ts';
-import { hstsHeaderValue } from '../tls/profiles.ts';
-import { bodyStep, claimSpecLines, modelsListLines, MODEL_UPSTREAM_TARGET, njsKeySource } from './routing.ts';
-import { isClientZone, routeAuthParts, tierKeyVar, uriReplacementMap } from './auth.ts';
-import { d, raw, type Block, type Directive } from '../plan/directive.ts';
-import { emptySlots, layoutRoute, PlanError, type RouteLocations, type RouteNeeds, type RoutePlan } from '../plan/route.ts';
-
-export { d, jsonLogTemplate, type Block, type LogField } from '../plan/directive.ts';
-
-export interface ServerView {
-  comment: string;
-  lines: string[];
-  locations: Block[];
-}
+// Core views: a route's location head and its plan, upstream blocks, consistent-hash keys.
+// Every feature-specific directive comes from the features (src/features/, through the
+// Feature contract in src/core/feature.ts); nothing here knows a feature by name.
+import type { Feature } from '../core/feature.ts';
+import type { GatewayModel, Listener, Route, Upstream } from '../model/types.ts';
+import { bare, headerVar, ident, q, RenderError } from './quote.ts';
+import { d, raw, type Directive } from '../plan/directive.ts';
+import { layoutRoute, planRoute, PlanError, type RouteLocations } from '../plan/route.ts';
 
 export interface RenderOptions {
   /** modules found for the target nginx; brotli is dropped with a warning when absent */
   availableModules?: { brotli: boolean };
   warnings?: string[];
-}
-
-export const ERROR_STATUSES: Record<number, [string, string]> = {
-  400: ['bad_request', 'bad request'],
-  401: ['unauthorized', 'authentication required'],
-  403: ['forbidden', 'forbidden'],
-  404: ['not_found', 'no route matches this request'],
-  405: ['method_not_allowed', 'method not allowed on this route'],
-  408: ['request_timeout', 'request timed out'],
-  413: ['payload_too_large', 'request body too large'],
-  414: ['uri_too_long', 'request URI too long'],
-  429: ['rate_limited', 'too many requests'],
-  500: ['internal_error', 'internal gateway error'],
-  502: ['bad_gateway', 'upstream unavailable'],
-  503: ['service_unavailable', 'service unavailable'],
-  504: ['gateway_timeout', 'upstream timed out'],
-};
-
-
-/** "A, B, C" from header names, each checked. */
-export function headerList(names: string[]): string {
-  for (const n of names) q(n, 'header');
-  return q(names.join(', '), 'text');
-}
-
-function errorBody(status: number): string {
-  const [code, message] = ERROR_STATUSES[status];
-  return jsonBody({ error: { status, code, message }, request_id: '$gw_request_id' }, ['gw_request_id']);
-}
-
-export function limitKeyVar(zoneName: string, key: LimitKey): string {
-  switch (key.kind) {
-    case 'client_ip':
-      return '$binary_remote_addr';
-    case 'header':
-      return `$gw_limit_key_${ident(zoneName)}`;
-    case 'client_id':
-      return '$gw_client_id';
-  }
 }
 
 export function hashKeyVar(u: Upstream): string {
@@ -67,7 +19,8 @@ export function hashKeyVar(u: Upstream): string {
   return `$gw_hash_key_${ident(u.name)}`;
 }
 
-export function hashKeySource(u: Upstream): string {
+/** The variable a consistent-hash key is read from: nginx's own, or one a feature derives. */
+export function hashKeySource(u: Upstream, m: GatewayModel, features: readonly Feature[]): string {
   const k = u.hashKey;
   if (!k) throw new RenderError(`upstream ${u.name} has no hash key`);
   switch (k.kind) {
@@ -80,71 +33,17 @@ export function hashKeySource(u: Upstream): string {
     case 'client_ip':
       return '$remote_addr';
     default:
-      return njsKeySource(u) ?? '$remote_addr'; // client_id, jwt_claim, body_field (src/render/routing.ts)
+      for (const f of features) {
+        const v = f.upstreamHashKeySource?.(u, m);
+        if (v) return v;
+      }
+      return '$remote_addr';
   }
 }
 
-/** Response headers for a listener; add_header is not inherited once a level sets any, so every block repeats them. */
-export function securityHeaderLines(l: Listener, m: GatewayModel): Directive[] {
-  const s: SecurityHeaders = l.securityHeaders;
-  const out: Directive[] = [];
-  out.push(d('add_header', q(m.global.requestId.header, 'header'), '$gw_request_id', 'always'));
-  if (s.contentTypeOptions) out.push(d('add_header', 'X-Content-Type-Options', '"nosniff"', 'always'));
-  if (s.frameOptions) out.push(d('add_header', 'X-Frame-Options', q(s.frameOptions, 'token'), 'always'));
-  if (s.referrerPolicy) out.push(d('add_header', 'Referrer-Policy', q(s.referrerPolicy, 'token'), 'always'));
-  if (s.contentSecurityPolicy) out.push(d('add_header', 'Content-Security-Policy', q(s.contentSecurityPolicy, 'text'), 'always'));
-  if (l.tls?.hsts) {
-    out.push(d('add_header', 'Strict-Transport-Security', q(hstsHeaderValue(l.tls.hsts), 'text'), 'always'));
-  }
-  return out;
-}
-
-export function accessLines(allowRoute: string[], denyRoute: string[], m: GatewayModel): Directive[] {
-  const deny = [...new Set([...denyRoute, ...m.access.deny])];
-  const allow = allowRoute.length ? allowRoute : m.access.allow;
-  const out = deny.map((c) => d('deny', bare(c, 'cidr')));
-  out.push(...allow.map((c) => d('allow', bare(c, 'cidr'))));
-  if (allow.length && !allow.includes('all')) out.push(d('deny', 'all'));
-  return out;
-}
-
-/**
- * nginx raises 400 and 414 while reading the request line, before there is a URI, and then
- * refuses a redirect to a named location ("empty URI in redirect to named location") and
- * answers 500. Those two go to internal URI locations instead.
- */
-const EARLY_ERRORS = new Set([400, 414]);
-const errorTarget = (s: number): string => (EARLY_ERRORS.has(s) ? `/_gatewayctl/error/${s}` : `@gw_error_${s}`);
-
-function errorPageLines(overrides: Record<number, string> = {}): Directive[] {
-  return [
-    ...Object.keys(ERROR_STATUSES).map((s) => d('error_page', s, '=', overrides[Number(s)] ?? errorTarget(Number(s)))),
-    // nginx's own codes for a request header too large (494) and plain HTTP on a TLS port
-    // (497) otherwise get nginx's HTML 400 page
-    d('error_page', '494', '497', '=', errorTarget(400)),
-  ];
-}
-
-/** Named locations that answer gateway-produced errors with JSON. */
-export function errorLocations(headers: string[]): Block[] {
-  return Object.keys(ERROR_STATUSES).map((s) => {
-    const target = errorTarget(Number(s));
-    const internal = target.startsWith('/');
-    return {
-      head: internal ? `location = ${q(target, 'path')}` : `location ${target}`,
-      lines: [...(internal ? [d('internal')] : []), d('default_type', 'application/json'), ...headers, d('return', s, errorBody(Number(s)))],
-    };
-  });
-}
-
-/** error_page at location level replaces the server's list, so only emit it when a route overrides a status. */
-function routeErrorPages(overrides: Record<number, string>): Directive[] {
-  return Object.keys(overrides).length ? errorPageLines(overrides) : [];
-}
-
-function retryAfterSeconds(zones: RateZone[]): number {
-  const slowest = Math.min(...zones.map((z) => z.ratePerSecond));
-  return Math.max(1, Math.ceil(1 / slowest));
+/** Response headers of a listener, from every feature that sets some (add_header is not inherited once a level sets any). */
+export function listenerHeaders(l: Listener, m: GatewayModel, features: readonly Feature[]): Directive[] {
+  return features.flatMap((f) => f.listenerResponseHeaders?.(l, m) ?? []);
 }
 
 export function routeMatchHead(r: Route): string {
@@ -159,245 +58,20 @@ export function routeMatchHead(r: Route): string {
   }
 }
 
-/**
- * strip_prefix on a prefix without a trailing slash: proxy_pass URI replacement would send
- * `/api/users` as `//users`, so the upstream URI comes from a map over $request_uri instead
- * (`/api/users?x` → `/users?x`, `/api` → `/`). Null when plain replacement is right.
- */
-export function stripPrefixMap(r: Route): Block | null {
-  const p = r.match.path;
-  if (!r.rewrite.stripPrefix || p.kind !== 'prefix' || p.value.endsWith('/')) return null;
-  const escaped = p.value.replace(/^\/+/, '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return {
-    comment: `strip_prefix ${p.value} for route ${r.name}`,
-    head: `map $request_uri $gw_strip_${ident(r.name)}`,
-    lines: [d('default', '$request_uri'), d(q(`~^/+${escaped}/*(.*)$`, 'regex'), '/$1')],
-  };
-}
-
-export type RouteBlocks = RouteLocations;
-
-/**
- * A route's location plan: every concern puts its directives into the plan's slots and
- * declares what it needs; layoutRoute() (src/plan/route.ts) decides the locations.
- */
-export function routePlan(r: Route, l: Listener, m: GatewayModel): RoutePlan {
-  const rid = `gw_route_${ident(r.name)}`;
-  const headers = securityHeaderLines(l, m);
-  const slots = emptySlots();
-  const routeName = d('set', '$gw_route', q(r.name, 'token'));
-  slots.name.push(routeName);
-  const errorLocations: Block[] = [];
-  const overrides: Record<number, string> = {};
-
-  // CORS first: a preflight is answered before method checks, limits and auth.
-  const extraHeaders: Directive[] = [];
-  if (r.cors) {
-    const c = r.cors;
-    extraHeaders.push(d('add_header', 'Access-Control-Allow-Origin', `$gw_cors_origin_${ident(r.name)}`, 'always'));
-    extraHeaders.push(d('add_header', 'Vary', '"Origin"', 'always'));
-    if (c.credentials) extraHeaders.push(d('add_header', 'Access-Control-Allow-Credentials', `$gw_cors_credentials_${ident(r.name)}`, 'always'));
-    if (c.exposeHeaders.length) {
-      extraHeaders.push(d('add_header', 'Access-Control-Expose-Headers', headerList(c.exposeHeaders), 'always'));
-    }
-    extraHeaders.push(d('add_header', 'Access-Control-Allow-Methods', `$gw_cors_preflight_methods_${ident(r.name)}`, 'always'));
-    extraHeaders.push(d('add_header', 'Access-Control-Allow-Headers', `$gw_cors_preflight_headers_${ident(r.name)}`, 'always'));
-    extraHeaders.push(d('add_header', 'Access-Control-Max-Age', `$gw_cors_preflight_max_age_${ident(r.name)}`, 'always'));
-  }
-  if (r.cache) extraHeaders.push(d('add_header', 'X-Cache-Status', '$upstream_cache_status', 'always'));
-  if (r.streaming) extraHeaders.push(d('add_header', 'X-Accel-Buffering', '"no"', 'always'));
-  const responseHeaders = [...headers, ...extraHeaders];
-  const auth = routeAuthParts(r, m, rid, responseHeaders); // njs auth (src/render/auth.ts)
-
-  const checks: Block[] = [];
-  if (r.cors) {
-    checks.push({
-      head: 'if ($gw_cors_preflight)',
-      lines: [d('return', '204')],
-    });
-  }
-  if (r.match.methods) {
-    const allowed = [...r.match.methods];
-    if (allowed.includes('GET') && !allowed.includes('HEAD')) allowed.push('HEAD');
-    const re = `^(${allowed.map((x) => bare(x, 'method')).join('|')})$`;
-    checks.push({ head: `if ($request_method !~ ${q(re, 'regex')})`, lines: [d('return', '405')] });
-    overrides[405] = `@${rid}_405`;
-    errorLocations.push({
-      head: `location @${rid}_405`,
-      lines: [
-        d('default_type', 'application/json'),
-        ...responseHeaders,
-        d('add_header', 'Allow', q(allowed.join(', '), 'text'), 'always'),
-        d('return', '405', errorBody(405)),
-      ],
-    });
-  }
-  for (const h of r.match.headers) {
-    checks.push({ head: `if (${headerVar(h.name)} != ${q(h.value, 'text')})`, lines: [d('return', '404')] });
-  }
-  checks.push(...auth.blocks);
-  errorLocations.push(...auth.named);
-  Object.assign(overrides, auth.overrides);
-
-  slots.access.push(...accessLines(r.access.allow, r.access.deny, m));
-  slots.auth.push(...auth.early);
-
-  const zones = r.rateLimits.map((z) => m.rateZones.find((x) => x.name === z)!).filter(Boolean);
-  const conns = r.connLimits.map((z) => m.connZones.find((x) => x.name === z)!).filter(Boolean);
-  // nginx runs limit_req (and limit_conn) once per request: after the first location that
-  // applied one, a named location's limits are skipped. So when some zone must wait for the
-  // identity (after the auth/body hand-over), every zone of that kind waits with it.
-  const reqLate = zones.some(isClientZone);
-  const connLate = conns.some(isClientZone);
-  for (const z of zones) {
-    const parts = ['limit_req', `zone=gw_rl_${ident(z.name)}`];
-    if (z.burst) parts.push(`burst=${bare(z.burst, 'int')}`);
-    if (z.delay !== null) parts.push(`delay=${bare(z.delay, 'int')}`);
-    else if (z.nodelay) parts.push('nodelay');
-    (reqLate ? slots.clientLimits : slots.limits).push(d(...parts));
-  }
-  for (const cz of conns) {
-    (connLate ? slots.clientLimits : slots.limits).push(d('limit_conn', `gw_conn_${ident(cz.name)}`, bare(cz.max, 'int')));
-  }
-  if (zones.length || r.connLimits.length) {
-    overrides[429] = `@${rid}_429`;
-    const retryAfter = zones.length ? retryAfterSeconds(zones) : 1;
-    errorLocations.push({
-      head: `location @${rid}_429`,
-      lines: [
-        d('default_type', 'application/json'),
-        ...responseHeaders,
-        d('add_header', 'Retry-After', bare(retryAfter, 'int'), 'always'),
-        d('return', '429', errorBody(429)),
-      ],
-    });
-  }
-
-  if (r.cors) {
-    // Errors the gateway itself produces on a CORS route carry the route's CORS headers, or
-    // the browser hides the JSON error from the page (the server-wide pages cannot know them).
-    for (const s of Object.keys(ERROR_STATUSES).map(Number)) {
-      if (overrides[s] || EARLY_ERRORS.has(s)) continue;
-      overrides[s] = `@${rid}_error_${s}`;
-      errorLocations.push({
-        head: `location @${rid}_error_${s}`,
-        lines: [d('default_type', 'application/json'), ...responseHeaders, d('return', String(s), errorBody(s))],
-      });
-    }
-  }
-
-  if (r.maxBody) slots.body.push(d('client_max_body_size', bare(r.maxBody, 'size')));
-  slots.errorPages.push(...routeErrorPages(overrides));
-  const needs: RouteNeeds = {
-    auth: r.auth !== null,
-    authHandover: auth.handover ? { next: auth.next } : null,
-    bodyStep: null,
-    eitherMethod: auth.either,
-  };
-  const plan = (content: RoutePlan['content']): RoutePlan => ({
-    route: { name: r.name, index: r.index },
-    head: routeMatchHead(r),
-    routeName,
-    slots,
-    checks,
-    lateChecks: auth.lateBlocks,
-    content,
-    errorLocations,
-    needs,
-  });
-
-  if (r.respond) {
-    // `return` here would run in the rewrite phase: before the method/header checks below,
-    // allow/deny and limits. try_files runs after them and hands over to the answer.
-    return plan({
-      kind: 'answer',
-      name: `@${rid}_respond`,
-      lines: [d('default_type', q(r.respond.contentType, 'text')), ...responseHeaders, d('return', bare(r.respond.status, 'int'), q(r.respond.body, 'text'))],
-    });
-  }
-  if (r.models === 'list') {
-    // answered by the gateway from the model catalogue, after method checks and limits (as respond)
-    return plan({ kind: 'answer', name: `@${rid}_models`, lines: modelsListLines(m, responseHeaders) });
-  }
-
-  slots.routingKey.push(...claimSpecLines(r, m));
-  needs.bodyStep = bodyStep(r, m);
-  const u = m.upstreams.find((x) => x.name === r.upstream);
-  if (!u && r.models !== 'route') throw new RenderError(`route ${r.name}: unknown upstream ${r.upstream}`);
-  const host = u ? `http://${bare(u.name, 'name')}` : MODEL_UPSTREAM_TARGET;
-  let target = host;
-  if (r.rewrite.stripPrefix) target += stripPrefixMap(r) ? `$gw_strip_${ident(r.name)}` : '/';
-  else if (r.rewrite.replacePath) target += r.rewrite.replacePath;
-  const proxyPass = d('proxy_pass', r.rewrite.replacePath ? q(target, 'expr') : target);
-  // a named location may not carry a URI part: the URI comes from a map (src/render/auth.ts)
-  const proxyPassNamed = uriReplacementMap(r) && u ? d('proxy_pass', `${host}$gw_upstream_uri_${ident(r.name)}`) : proxyPass;
-
-  const c = slots.content;
-  c.push(d('proxy_http_version', '1.1'));
-  c.push(d('proxy_set_header', 'Host', '$host'));
-  if (r.websocket) {
-    c.push(d('proxy_set_header', 'Upgrade', '$http_upgrade'));
-    c.push(d('proxy_set_header', 'Connection', '$gw_connection_upgrade'));
-  } else {
-    c.push(d('proxy_set_header', 'Connection', '""'));
-  }
-  c.push(d('proxy_set_header', q(m.global.requestId.header, 'header'), '$gw_request_id'));
-  c.push(d('proxy_set_header', 'X-Real-IP', '$remote_addr'));
-  c.push(d('proxy_set_header', 'X-Forwarded-For', m.global.trustedProxies.length ? '$gw_forwarded_for' : '$proxy_add_x_forwarded_for'));
-  c.push(d('proxy_set_header', 'X-Forwarded-Proto', '$scheme'));
-  c.push(d('proxy_set_header', 'X-Forwarded-Host', '$host'));
-  for (const h of r.setRequestHeaders) c.push(d('proxy_set_header', q(h.name, 'header'), q(h.value, 'text')));
-  c.push(...auth.proxyHeaders);
-  c.push(d('proxy_connect_timeout', bare(r.timeouts.connect, 'duration')));
-  c.push(d('proxy_send_timeout', bare(r.timeouts.send, 'duration')));
-  c.push(d('proxy_read_timeout', bare(r.timeouts.read, 'duration')));
-  if (r.retries) {
-    const on = [...r.retries.on.map((x) => bare(x, 'keyword'))];
-    if (r.retries.nonIdempotent) on.push('non_idempotent');
-    c.push(d('proxy_next_upstream', ...on));
-    c.push(d('proxy_next_upstream_tries', bare(r.retries.tries, 'int')));
-    if (r.retries.timeout) c.push(d('proxy_next_upstream_timeout', bare(r.retries.timeout, 'duration')));
-  }
-  if (r.streaming) {
-    // SSE / chunked LLM output: pass every byte on as it arrives.
-    c.push(d('proxy_buffering', 'off'));
-    c.push(d('proxy_cache', 'off'));
-    c.push(d('gzip', 'off'));
-    c.push(d('chunked_transfer_encoding', 'on'));
-    c.push(d('tcp_nodelay', 'on'));
-  }
-  if (r.cache) {
-    const cache = r.cache;
-    c.push(d('proxy_cache', `gw_cache_${ident(cache.zone)}`));
-    const key = cache.keyIncludesBody ? '$scheme$request_method$host$request_uri|$request_body' : '$scheme$request_method$host$request_uri';
-    c.push(d('proxy_cache_key', q(key, 'expr')));
-    c.push(d('proxy_cache_methods', ...cache.methods.map((x) => bare(x, 'method'))));
-    for (const t of cache.ttl) c.push(d('proxy_cache_valid', bare(t.status, 'status'), bare(t.time, 'duration')));
-    if (cache.bypassHeader) {
-      c.push(d('proxy_cache_bypass', headerVar(cache.bypassHeader)));
-      c.push(d('proxy_no_cache', headerVar(cache.bypassHeader)));
-    }
-    if (cache.lock) c.push(d('proxy_cache_lock', 'on'));
-    c.push(d('proxy_cache_use_stale', 'error', 'timeout', 'updating', 'http_502', 'http_503', 'http_504'));
-    if (cache.keyIncludesBody) {
-      // $request_body is only available when the whole body sits in one memory buffer.
-      const buf = r.maxBody ?? '1m';
-      c.push(d('client_body_buffer_size', bare(buf, 'size')));
-      c.push(d('client_body_in_single_buffer', 'on'));
-      if (!r.maxBody) c.push(d('client_max_body_size', '1m'));
-    }
-  }
-  slots.responseHeaders.push(...responseHeaders);
+/** Plan a route with every feature and lay it out as locations (src/plan/route.ts). */
+export function routeBlocks(r: Route, l: Listener, m: GatewayModel, features: readonly Feature[]): RouteLocations {
   const snippet = m.unsafeSnippets.find((s) => s.context === 'route' && s.target === r.name);
-  if (snippet) slots.raw.push(raw(`# unsafe_nginx_route (verbatim, from ${snippet.at.path})`), ...snippet.text.trim().split('\n').map(raw));
-  return plan({ kind: 'proxy', proxyPass, proxyPassNamed });
-}
-
-export function routeBlocks(r: Route, l: Listener, m: GatewayModel): RouteBlocks {
+  const rawLines = snippet ? [raw(`# unsafe_nginx_route (verbatim, from ${snippet.at.path})`), ...snippet.text.trim().split('\n').map(raw)] : [];
   try {
-    return layoutRoute(routePlan(r, l, m));
+    const plan = planRoute(r, l, m, features, {
+      rid: `gw_route_${ident(r.name)}`,
+      head: routeMatchHead(r),
+      routeName: d('set', '$gw_route', q(r.name, 'token')),
+      raw: rawLines,
+    });
+    return layoutRoute(plan);
   } catch (e) {
-    if (e instanceof PlanError) throw new RenderError(`route ${r.name}: ${e.message}`);
+    if (e instanceof PlanError) throw new RenderError(e.message);
     throw e;
   }
 }
@@ -436,12 +110,3 @@ export function upstreamLines(u: Upstream): string[] {
   return out;
 }
 
-export function rateZoneLine(z: RateZone): string {
-  return d('limit_req_zone', tierKeyVar(z) ?? limitKeyVar(z.name, z.key), `zone=gw_rl_${ident(z.name)}:${bare(z.size, 'size')}`, `rate=${bare(z.rate, 'rate')}`);
-}
-
-export function connZoneLine(z: ConnZone): string {
-  return d('limit_conn_zone', tierKeyVar(z) ?? limitKeyVar(z.name, z.key), `zone=gw_conn_${ident(z.name)}:${bare(z.size, 'size')}`);
-}
-
-export { errorPageLines };

@@ -16,9 +16,11 @@
 //
 // Identity headers are set on every proxied route when auth is configured: the client's own
 // copies are always replaced (an empty value removes them), also on public routes.
-import type { GatewayModel, RateZone, ConnZone, Route } from '../model/types.ts';
-import { bare, headerVar, ident, jsonBody, q, RenderError } from './quote.ts';
-import { d, jsonLogTemplate, type Block, type Directive, type LogField } from '../plan/directive.ts';
+import type { GatewayModel, Route } from '../../model/types.ts';
+import { bare, headerVar, ident, jsonBody, q, RenderError } from '../../render/quote.ts';
+import { tierKeyVar } from '../limits/index.ts';
+import { uriReplacementMap } from '../proxy/index.ts';
+import { d, jsonLogTemplate, type Block, type Directive, type LogField } from '../../plan/directive.ts';
 
 export const AUTH_CONF = 'conf.d/05-auth.conf';
 export const KEY_MAP_INCLUDE = 'conf.d/keys.map';
@@ -43,14 +45,6 @@ export function syncJwt(r: Route, m: GatewayModel): boolean {
 
 /** The route authenticates with a JWT through the auth_request subrequest. */
 export const asyncJwt = (r: Route, m: GatewayModel): boolean => has(r, 'jwt') && !syncJwt(r, m);
-
-/** A limit zone whose key is only known after authentication. */
-export const isClientZone = (z: RateZone | ConnZone): boolean => z.key.kind === 'client_id' || z.tier !== null;
-
-/** limit_req_zone / limit_conn_zone key for a tiered zone (empty for other tiers: not counted). */
-export function tierKeyVar(z: RateZone | ConnZone): string | null {
-  return z.tier === null ? null : `$gw_tier_key_${ident(z.name)}`;
-}
 
 const labelRe = (s: string) => bare(s, 'token').replace(/\./g, '\\.');
 
@@ -166,19 +160,6 @@ const roleOkVar = (r: Route) => `$gw_role_ok_${ident(r.name)}`;
  */
 function upstreamUriMap(r: Route, m: GatewayModel): Block | null {
   return asyncJwt(r, m) ? uriReplacementMap(r) : null;
-}
-
-export function uriReplacementMap(r: Route): Block | null {
-  if (r.match.path.kind !== 'prefix') return null;
-  const p = r.match.path.value;
-  const replace = r.rewrite.replacePath ?? (r.rewrite.stripPrefix && p.endsWith('/') ? '/' : null);
-  if (replace === null) return null;
-  const escaped = p.replace(/^\/+/, '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return {
-    comment: `upstream URI for route ${r.name} (proxied from a named location)`,
-    head: `map $request_uri $gw_upstream_uri_${ident(r.name)}`,
-    lines: [d('default', '$request_uri'), d(q(`~^/+${escaped}(.*)$`, 'regex'), q(`${replace}$1`, 'expr'))],
-  };
 }
 
 // ---------------------------------------------------------------------------------------

@@ -12,11 +12,11 @@
 // step: njs writes $gw_model, nginx maps it to an upstream name ($gw_model_upstream) and
 // `proxy_pass http://$gw_model_upstream` needs no resolver because the name is an upstream
 // block. Missing/unknown models are answered by njs (400/404, OpenAI error shape).
-import type { GatewayModel, Route, Upstream } from '../model/types.ts';
-import { MODEL_ID } from '../routing/schema.ts';
-import { bare, ident, jsonBody, q, RenderError } from './quote.ts';
-import { d, type Block, type Directive } from '../plan/directive.ts';
-import type { BodyStep } from '../plan/route.ts';
+import type { GatewayModel, Route, Upstream } from '../../model/types.ts';
+import { MODEL_ID } from '../../routing/schema.ts';
+import { bare, ident, jsonBody, q, RenderError } from '../../render/quote.ts';
+import { d, type Block, type Directive } from '../../plan/directive.ts';
+import type { BodyStep } from '../../plan/route.ts';
 
 const MODEL_ID_RE = new RegExp(MODEL_ID);
 const FIELD_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
@@ -63,10 +63,10 @@ export function needsBodyStep(r: Route, m: GatewayModel): boolean {
 }
 
 /** http-level declarations (00-maps.conf lines); empty unless routing uses njs. */
-export function routingHttpLines(m: GatewayModel): string[] {
+export function routingHttpLines(m: GatewayModel): Directive[] {
   const kinds = new Set(m.upstreams.filter((u) => u.balance === 'consistent_hash').map((u) => u.hashKey?.kind));
   const models = m.routes.some((r) => r.models === 'route');
-  const out: string[] = [];
+  const out: Directive[] = [];
   if (models || kinds.has('body_field') || kinds.has('jwt_claim')) {
     out.push(d('js_var', '$gw_hash_spec'), d('js_var', '$gw_hash_value'));
   }

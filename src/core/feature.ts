@@ -1,0 +1,82 @@
+// The Feature contract. A feature (src/features/<name>/) owns one concern of the gateway end
+// to end: the keys of gateway.yaml it reads, its cross-field rules, what it contributes to the
+// nginx configuration at http, server and route level, the njs handlers it calls, the files
+// it writes, the oldest nginx/njs it runs on, and what it costs per request.
+//
+// The core (load → schema → normalize → rules → plan → print → write) receives the list of
+// features (src/features/index.ts) from the composition root and calls these hooks; it never
+// imports a feature. Hooks run in registry order, which is therefore also the order of their
+// contributions inside each slot.
+import type { Diagnostic, GatewayModel, Listener, Route, SourcePos, Upstream } from '../model/types.ts';
+import type { Block, Directive, LogField } from '../plan/directive.ts';
+import type { RouteContext } from '../plan/route.ts';
+
+/** A rule reports through these (the key path is relative to the document root). */
+export type Report = (code: string, at: SourcePos | null, path: string, message: string) => void;
+
+/** An njs entry point the feature calls, and in which request phase. */
+export interface NjsUse {
+  handler: string; // `gateway.<export>`
+  /** js_set (variable, evaluated lazily by nginx), js_content (content phase, may be async),
+   *  auth_request (an internal js_content location), log (js_set read by the access log) */
+  phase: 'js_set' | 'js_content' | 'auth_request' | 'log';
+}
+
+/**
+ * The per-request price of a feature, as measured by scripts/bench.ts (ratio to a plain
+ * proxy_pass in the same run): the number of njs calls it adds to a route is what the plan
+ * counts; `measured` quotes the benchmark so reviewers see what a route pays.
+ */
+export interface FeatureCost {
+  /** njs calls this feature adds to one request on this route (0 when it uses nginx alone) */
+  njsCalls(r: Route, m: GatewayModel): number;
+  /** what the benchmark measured for the feature's own path */
+  measured: string;
+}
+
+/** http-level contributions; each list is placed in its file in registry order. */
+export interface HttpContribution {
+  /** conf.d/00-maps.conf: variable declarations (js_var/js_set …) */
+  mapLines?: Directive[];
+  /** conf.d/00-maps.conf: map/geo blocks */
+  maps?: Block[];
+  /** conf.d/10-limits.conf */
+  limits?: Directive[];
+  /** conf.d/20-caches.conf */
+  caches?: Directive[];
+  /** extra JSON access-log fields */
+  logFields?: LogField[];
+  /** files of their own (relative path → text), included from http{} */
+  confFiles?: Record<string, { lines: string[]; blocks: Block[] }>;
+}
+
+export interface Feature {
+  name: string;
+  /** one line: what it does for a user */
+  summary: string;
+  njs?: NjsUse[];
+  /** the oldest nginx/njs this feature's output runs on, when it needs more than the core */
+  requires?(m: GatewayModel): { nginx?: string; njs?: string } | null;
+  cost?: FeatureCost;
+  /** cross-field rules over the normalized model */
+  rules?(m: GatewayModel, err: Report, warn: Report): void;
+  http?(m: GatewayModel): HttpContribution;
+  /** response headers on every answer of a listener (server level, error pages, routes) */
+  listenerResponseHeaders?(l: Listener, m: GatewayModel): Directive[];
+  /** server-level directives right after `listen` (TLS certificates and profile) */
+  serverHead?(m: GatewayModel, l: Listener): Directive[];
+  /** server-level directives after the server's name (access rules, …) */
+  serverLines?(m: GatewayModel, l: Listener): Directive[];
+  /** the nginx variable a consistent-hash key kind is read from, for kinds this feature derives */
+  upstreamHashKeySource?(u: Upstream, m: GatewayModel): string | null;
+  /** internal locations a server block needs for these routes (before the routes') */
+  serverLocations?(m: GatewayModel, l: Listener, routes: Route[]): Block[];
+  /** pass 1: response headers every answer of this route carries (error pages included) */
+  routeResponseHeaders?(ctx: RouteContext): Directive[];
+  /** pass 2: checks, slots, content, needs */
+  route?(ctx: RouteContext): void;
+  /** pass 3: after every feature's route(), e.g. to wrap the error pages the others chose */
+  routeFinish?(ctx: RouteContext): void;
+}
+
+export type Diagnostics = Diagnostic[];

@@ -1,0 +1,50 @@
+// Response caches: zones in conf.d/20-caches.conf; per route TTLs by status, methods, a bypass
+// header, locking, stale answers on upstream errors, and idempotent POSTs keyed by body.
+import type { Feature } from '../../core/feature.ts';
+import { d } from '../../plan/directive.ts';
+import { bare, headerVar, ident, q } from '../../render/quote.ts';
+
+export const cacheFeature: Feature = {
+  name: 'cache',
+  summary: 'proxy caches per route, with X-Cache-Status',
+  cost: { njsCalls: () => 0, measured: 'nginx proxy_cache only' },
+  http: (m) => ({
+    caches: m.caches.map((c) => {
+      const parts = [
+        'proxy_cache_path',
+        q(c.path, 'file'),
+        'levels=1:2',
+        `keys_zone=gw_cache_${ident(c.name)}:${bare(c.size, 'size')}`,
+        `inactive=${bare(c.inactive, 'duration')}`,
+        'use_temp_path=off',
+      ];
+      if (c.maxSize) parts.splice(4, 0, `max_size=${bare(c.maxSize, 'size')}`);
+      return d(...parts);
+    }),
+  }),
+  routeResponseHeaders: (ctx) => (ctx.route.cache ? [d('add_header', 'X-Cache-Status', '$upstream_cache_status', 'always')] : []),
+  route(ctx) {
+    const { route: r } = ctx;
+    if (!r.cache || ctx.content?.kind !== 'proxy') return;
+    const c = ctx.slots.cache;
+    const cache = r.cache;
+    c.push(d('proxy_cache', `gw_cache_${ident(cache.zone)}`));
+    const key = cache.keyIncludesBody ? '$scheme$request_method$host$request_uri|$request_body' : '$scheme$request_method$host$request_uri';
+    c.push(d('proxy_cache_key', q(key, 'expr')));
+    c.push(d('proxy_cache_methods', ...cache.methods.map((x) => bare(x, 'method'))));
+    for (const t of cache.ttl) c.push(d('proxy_cache_valid', bare(t.status, 'status'), bare(t.time, 'duration')));
+    if (cache.bypassHeader) {
+      c.push(d('proxy_cache_bypass', headerVar(cache.bypassHeader)));
+      c.push(d('proxy_no_cache', headerVar(cache.bypassHeader)));
+    }
+    if (cache.lock) c.push(d('proxy_cache_lock', 'on'));
+    c.push(d('proxy_cache_use_stale', 'error', 'timeout', 'updating', 'http_502', 'http_503', 'http_504'));
+    if (cache.keyIncludesBody) {
+      // $request_body is only available when the whole body sits in one memory buffer.
+      const buf = r.maxBody ?? '1m';
+      c.push(d('client_body_buffer_size', bare(buf, 'size')));
+      c.push(d('client_body_in_single_buffer', 'on'));
+      if (!r.maxBody) c.push(d('client_max_body_size', '1m'));
+    }
+  },
+};

@@ -1,0 +1,33 @@
+// The feature registry: every feature of the gateway, in the order their contributions are
+// printed inside each slot (src/plan/route.ts) and each http-level file. The composition root
+// (src/build/compile.ts, commands) passes this list to the core; the core never imports it.
+//
+// Order matters where features share a slot: request checks follow the CORS preflight and
+// precede auth's; set_headers precede the identity headers; respond and model lists answer
+// before proxy takes what is left; cache reads the proxy content.
+import type { Feature } from '../core/feature.ts';
+import { headersFeature } from './headers/index.ts';
+import { tlsFeature } from './tls/index.ts';
+import { corsFeature } from './cors/index.ts';
+import { requestFeature } from './request/index.ts';
+import { respondFeature } from './respond/index.ts';
+import { authFeature } from './auth/index.ts';
+import { accessFeature } from './access/index.ts';
+import { limitsFeature } from './limits/index.ts';
+import { routingFeature } from './routing/index.ts';
+import { proxyFeature } from './proxy/index.ts';
+import { cacheFeature } from './cache/index.ts';
+
+export const FEATURES: readonly Feature[] = [
+  headersFeature,
+  tlsFeature,
+  corsFeature,
+  requestFeature,
+  respondFeature,
+  authFeature,
+  accessFeature,
+  limitsFeature,
+  routingFeature,
+  proxyFeature,
+  cacheFeature,
+];

@@ -1,0 +1,103 @@
+// Rate and connection limits: zones in conf.d/10-limits.conf, keyed by client address, a
+// header (the address when absent, so omitting it never bypasses), the authenticated client
+// or a tier; a route's limits answer 429 with a JSON body and Retry-After.
+import type { Feature } from '../../core/feature.ts';
+import type { ConnZone, GatewayModel, LimitKey, RateZone } from '../../model/types.ts';
+import { d, type Block, type Directive } from '../../plan/directive.ts';
+import { errorBody } from '../../plan/errors.ts';
+import { bare, headerVar, ident } from '../../render/quote.ts';
+
+/** A limit zone whose key is only known after authentication. */
+export const isClientZone = (z: RateZone | ConnZone): boolean => z.key.kind === 'client_id' || z.tier !== null;
+
+/** limit_req_zone / limit_conn_zone key for a tiered zone (empty for other tiers: not counted). */
+export function tierKeyVar(z: RateZone | ConnZone): string | null {
+  return z.tier === null ? null : `$gw_tier_key_${ident(z.name)}`;
+}
+
+export function limitKeyVar(zoneName: string, key: LimitKey): string {
+  switch (key.kind) {
+    case 'client_ip':
+      return '$binary_remote_addr';
+    case 'header':
+      return `$gw_limit_key_${ident(zoneName)}`;
+    case 'client_id':
+      return '$gw_client_id';
+  }
+}
+
+export function rateZoneLine(z: RateZone): Directive {
+  return d('limit_req_zone', tierKeyVar(z) ?? limitKeyVar(z.name, z.key), `zone=gw_rl_${ident(z.name)}:${bare(z.size, 'size')}`, `rate=${bare(z.rate, 'rate')}`);
+}
+
+export function connZoneLine(z: ConnZone): Directive {
+  return d('limit_conn_zone', tierKeyVar(z) ?? limitKeyVar(z.name, z.key), `zone=gw_conn_${ident(z.name)}:${bare(z.size, 'size')}`);
+}
+
+function retryAfterSeconds(zones: RateZone[]): number {
+  const slowest = Math.min(...zones.map((z) => z.ratePerSecond));
+  return Math.max(1, Math.ceil(1 / slowest));
+}
+
+function limitKeyMaps(m: GatewayModel): Block[] {
+  const blocks: Block[] = [];
+  for (const z of [...m.rateZones, ...m.connZones]) {
+    if (z.key.kind !== 'header') continue;
+    blocks.push({
+      comment: `limit key for zone ${z.name}: header ${z.key.name}, or the client IP when absent (no bypass by omitting it)`,
+      head: `map ${headerVar(z.key.name)} $gw_limit_key_${ident(z.name)}`,
+      lines: [d('""', '$binary_remote_addr'), d('default', headerVar(z.key.name))],
+    });
+  }
+  return blocks;
+}
+
+export const limitsFeature: Feature = {
+  name: 'limits',
+  summary: 'rate and connection limits with JSON 429 and Retry-After',
+  cost: { njsCalls: () => 0, measured: 'nginx limit_req/limit_conn only' },
+  http: (m) => ({
+    maps: limitKeyMaps(m),
+    limits: [
+      d('limit_req_status', '429'),
+      d('limit_conn_status', '429'),
+      d('limit_req_log_level', 'warn'),
+      d('limit_conn_log_level', 'warn'),
+      ...m.rateZones.map(rateZoneLine),
+      ...m.connZones.map(connZoneLine),
+    ],
+  }),
+  route(ctx) {
+    const { route: r, model: m, slots } = ctx;
+    const zones = r.rateLimits.map((z) => m.rateZones.find((x) => x.name === z)!).filter(Boolean);
+    const conns = r.connLimits.map((z) => m.connZones.find((x) => x.name === z)!).filter(Boolean);
+    // nginx runs limit_req (and limit_conn) once per request: after the first location that
+    // applied one, a named location's limits are skipped. So when some zone must wait for the
+    // identity (after the auth/body hand-over), every zone of that kind waits with it.
+    const reqLate = zones.some(isClientZone);
+    const connLate = conns.some(isClientZone);
+    for (const z of zones) {
+      const parts = ['limit_req', `zone=gw_rl_${ident(z.name)}`];
+      if (z.burst) parts.push(`burst=${bare(z.burst, 'int')}`);
+      if (z.delay !== null) parts.push(`delay=${bare(z.delay, 'int')}`);
+      else if (z.nodelay) parts.push('nodelay');
+      (reqLate ? slots.clientLimits : slots.limits).push(d(...parts));
+    }
+    for (const cz of conns) {
+      (connLate ? slots.clientLimits : slots.limits).push(d('limit_conn', `gw_conn_${ident(cz.name)}`, bare(cz.max, 'int')));
+    }
+    if (zones.length || r.connLimits.length) {
+      ctx.overrides[429] = `@${ctx.rid}_429`;
+      const retryAfter = zones.length ? retryAfterSeconds(zones) : 1;
+      ctx.errorLocations.push({
+        head: `location @${ctx.rid}_429`,
+        lines: [
+          d('default_type', 'application/json'),
+          ...ctx.responseHeaders,
+          d('add_header', 'Retry-After', bare(retryAfter, 'int'), 'always'),
+          d('return', '429', errorBody(429)),
+        ],
+      });
+    }
+  },
+};

@@ -1,0 +1,37 @@
+// Routing keys and model-aware routing: njs derives consistent-hash keys that nginx cannot
+// read itself (JSON body field, JWT claim, authenticated client) and the OpenAI `model` of a
+// request; nginx keeps the ring and the balancing. docs/routing.md.
+import type { Feature } from '../../core/feature.ts';
+import type { GatewayModel, Route } from '../../model/types.ts';
+import { bodyStep, claimSpecLines, CLAIM_HANDLER, hashSpec, modelsListLines, MODEL_UPSTREAM_TARGET, needsBodyStep, njsKeySource, ROUTE_HANDLER, routingHttpLines, routingMapBlocks } from './render.ts';
+
+function njsCalls(r: Route, m: GatewayModel): number {
+  if (r.models === 'list' || r.respond) return 0;
+  if (needsBodyStep(r, m)) return 1; // js_content gateway.route
+  const u = m.upstreams.find((x) => x.name === r.upstream);
+  return hashSpec(u)?.startsWith('claim:') ? 1 : 0; // js_set $gw_claim_key, read when the upstream hashes
+}
+
+export const routingFeature: Feature = {
+  name: 'routing',
+  summary: 'consistent-hash keys from body fields, JWT claims and clients; model-aware routing and /v1/models',
+  njs: [
+    { handler: ROUTE_HANDLER, phase: 'js_content' },
+    { handler: CLAIM_HANDLER, phase: 'js_set' },
+  ],
+  cost: { njsCalls, measured: 'scripts/bench.ts: model routing and body-field hash scenarios' },
+  http: (m) => ({ mapLines: routingHttpLines(m), maps: routingMapBlocks(m) }),
+  upstreamHashKeySource: (u) => njsKeySource(u),
+  route(ctx) {
+    const { route: r, model: m } = ctx;
+    if (ctx.content) return;
+    if (r.models === 'list') {
+      // answered by the gateway from the model catalogue, after method checks and limits (as respond)
+      ctx.content = { kind: 'answer', name: `@${ctx.rid}_models`, lines: modelsListLines(m, ctx.responseHeaders) };
+      return;
+    }
+    ctx.slots.routingKey.push(...claimSpecLines(r, m));
+    ctx.needs.bodyStep = bodyStep(r, m);
+    if (r.models === 'route') ctx.proxyHost = MODEL_UPSTREAM_TARGET;
+  },
+};

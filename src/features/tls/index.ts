@@ -1,0 +1,15 @@
+// TLS listeners: certificates, Mozilla profiles, HTTP/2 and HSTS. The ACME flow, certificate
+// store and the pending/redirect server blocks are in src/tls and the core server printer.
+import type { Feature } from '../../core/feature.ts';
+import { d } from '../../plan/directive.ts';
+import { q } from '../../render/quote.ts';
+import { tlsLines } from '../../render/tls.ts';
+import { hstsHeaderValue } from '../../tls/profiles.ts';
+
+export const tlsFeature: Feature = {
+  name: 'tls',
+  summary: 'TLS profiles, certificates, HTTP/2, HSTS',
+  cost: { njsCalls: () => 0, measured: 'TLS handshakes are per connection, not per request' },
+  listenerResponseHeaders: (l) => (l.tls?.hsts ? [d('add_header', 'Strict-Transport-Security', q(hstsHeaderValue(l.tls.hsts), 'text'), 'always')] : []),
+  serverHead: (_m, l) => tlsLines(l),
+};
