@@ -466,7 +466,8 @@ function pendingCertificateServer(l: Listener, m: GatewayModel): Block {
 function redirectHost(l: Listener, m: GatewayModel): { host: string; map: Block | null } {
   if (!l.serverNames.length) return { host: '$host', map: null };
   const routeHosts = m.routes.filter((r) => r.listeners.includes(l.name) && r.match.host !== null).map((r) => r.match.host!);
-  const names = [...new Set([...l.serverNames, ...routeHosts])];
+  const seen = new Set<string>(); // map keys are case-insensitive: one entry per name
+  const names = [...l.serverNames, ...routeHosts].filter((n) => !seen.has(n.toLowerCase()) && !!seen.add(n.toLowerCase()));
   const v = `$gw_https_host_${ident(l.name)}`;
   // the first exact server name; with wildcards only, the domain of the first one
   const fallback = l.serverNames.find((n) => !n.startsWith('*.')) ?? l.serverNames[0].slice(2);
