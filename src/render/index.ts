@@ -386,7 +386,7 @@ function serverBlocks(m: GatewayModel, opts: RenderOptions): Block[] {
       });
     }
     if (!catchAllMain) out.push(unknownHostServer(l, m));
-    if (l.tls?.redirectFrom) out.push(redirectServer(l, m));
+    if (l.tls?.redirectFrom) out.push(...redirectServer(l, m));
   }
   if (m.global.status) {
     const s = m.global.status;
@@ -455,10 +455,42 @@ function pendingCertificateServer(l: Listener, m: GatewayModel): Block {
   };
 }
 
-function redirectServer(l: Listener, m: GatewayModel): Block {
+/**
+ * The redirect target's host. A listener with server_names never echoes the client's Host:
+ * a configured name (or a route host of the listener) is kept, a name matching a wildcard
+ * only when it is made of plain DNS labels, anything else goes to the first server name
+ * (the first exact one; with wildcards only, the first wildcard's domain).
+ * A listener without server_names answers every name on HTTPS too, so the requested name
+ * is kept ($host): the Location then names whatever the client itself asked for.
+ */
+function redirectHost(l: Listener, m: GatewayModel): { host: string; map: Block | null } {
+  if (!l.serverNames.length) return { host: '$host', map: null };
+  const routeHosts = m.routes.filter((r) => r.listeners.includes(l.name) && r.match.host !== null).map((r) => r.match.host!);
+  const seen = new Set<string>(); // map keys are case-insensitive: one entry per name
+  const names = [...l.serverNames, ...routeHosts].filter((n) => !seen.has(n.toLowerCase()) && !!seen.add(n.toLowerCase()));
+  const v = `$gw_https_host_${ident(l.name)}`;
+  // the first exact server name; with wildcards only, the domain of the first one
+  const fallback = l.serverNames.find((n) => !n.startsWith('*.')) ?? l.serverNames[0].slice(2);
+  const lines = [d('default', q(fallback, 'host'))];
+  for (const n of names) {
+    if (n.startsWith('*.')) {
+      const suffix = q(n.slice(2), 'host').slice(1, -1).toLowerCase().replace(/\./g, '\\.');
+      lines.push(d(q(`~^[a-z0-9-]+(\\.[a-z0-9-]+)*\\.${suffix}$`, 'regex'), '$host'));
+    } else {
+      lines.push(d(q(n.toLowerCase(), 'host'), q(n, 'host')));
+    }
+  }
+  return {
+    host: v,
+    map: { comment: `listener ${l.name}: HTTPS redirect target, a configured name (never the client's Host as sent)`, head: `map $host ${v}`, lines },
+  };
+}
+
+function redirectServer(l: Listener, m: GatewayModel): Block[] {
   const tls = l.tls!;
   const portPart = l.port === 443 ? '' : `:${bare(l.port, 'int')}`;
-  return {
+  const target = redirectHost(l, m);
+  const server: Block = {
     comment: `listener ${l.name}: plain HTTP on ${tls.redirectFrom} redirects to HTTPS`,
     head: 'server',
     lines: [
@@ -469,9 +501,10 @@ function redirectServer(l: Listener, m: GatewayModel): Block {
     blocks: [
       ...acmeLocation(m),
       ...healthLocations(m, []),
-      { head: 'location /', lines: [d('return', '301', `https://$host${portPart}$request_uri`)] },
+      { head: 'location /', lines: [d('return', '301', `https://${target.host}${portPart}$request_uri`)] },
     ],
   };
+  return target.map ? [target.map, server] : [server];
 }
 
 export { RenderError };

@@ -5,6 +5,7 @@ import { bare, headerVar, ident, jsonBody, q, RenderError } from './quote.ts';
 import { hstsHeaderValue } from '../tls/profiles.ts';
 import { claimSpecLines, modelsListLines, MODEL_UPSTREAM_TARGET, njsKeySource, withBodyStep } from './routing.ts';
 import { isClientZone, routeAuthParts, tierKeyVar, withAuthStep } from './auth.ts';
+import { isFramingHeader, namedCaptures, reservedVariable } from '../model/reserved-names.ts';
 
 export interface Block {
   comment?: string;
@@ -49,6 +50,12 @@ export type LogField = [string, string, boolean];
 /** The single-quoted template of a `log_format … escape=json` line. */
 export function jsonLogTemplate(fields: LogField[]): string {
   return `'{${fields.map(([k, v, quoted]) => (quoted ? `"${k}":"${v}"` : `"${k}":${v}`)).join(',')}}'`;
+}
+
+/** A configured header name the gateway sets (quoted); framing and hop-by-hop names never pass (rules: GW230). */
+export function settableHeader(name: string): string {
+  if (isFramingHeader(name)) throw new RenderError(`framing header ${JSON.stringify(name)} cannot be set`);
+  return q(name, 'header');
 }
 
 /** "A, B, C" from header names, each checked. */
@@ -100,7 +107,7 @@ export function hashKeySource(u: Upstream): string {
 export function securityHeaderLines(l: Listener, m: GatewayModel): string[] {
   const s: SecurityHeaders = l.securityHeaders;
   const out: string[] = [];
-  out.push(d('add_header', q(m.global.requestId.header, 'header'), '$gw_request_id', 'always'));
+  out.push(d('add_header', settableHeader(m.global.requestId.header), '$gw_request_id', 'always'));
   if (s.contentTypeOptions) out.push(d('add_header', 'X-Content-Type-Options', '"nosniff"', 'always'));
   if (s.frameOptions) out.push(d('add_header', 'X-Frame-Options', q(s.frameOptions, 'token'), 'always'));
   if (s.referrerPolicy) out.push(d('add_header', 'Referrer-Policy', q(s.referrerPolicy, 'token'), 'always'));
@@ -167,6 +174,10 @@ export function routeMatchHead(r: Route): string {
     case 'prefix':
       return `location ${q(p.value, 'path')}`;
     case 'regex':
+      // a named capture becomes a variable: never one nginx or the gateway defines (rules: GW231)
+      for (const c of namedCaptures(p.value)) {
+        if (reservedVariable(c.name)) throw new RenderError(`route ${r.name}: named capture ${JSON.stringify(c.name)} shadows a variable`);
+      }
       return `location ${p.caseInsensitive ? '~*' : '~'} ${q(p.value, 'regex')}`;
   }
 }
@@ -340,12 +351,12 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: Render
   } else {
     lines.push(d('proxy_set_header', 'Connection', '""'));
   }
-  lines.push(d('proxy_set_header', q(m.global.requestId.header, 'header'), '$gw_request_id'));
+  lines.push(d('proxy_set_header', settableHeader(m.global.requestId.header), '$gw_request_id'));
   lines.push(d('proxy_set_header', 'X-Real-IP', '$remote_addr'));
   lines.push(d('proxy_set_header', 'X-Forwarded-For', m.global.trustedProxies.length ? '$gw_forwarded_for' : '$proxy_add_x_forwarded_for'));
   lines.push(d('proxy_set_header', 'X-Forwarded-Proto', '$scheme'));
   lines.push(d('proxy_set_header', 'X-Forwarded-Host', '$host'));
-  for (const h of r.setRequestHeaders) lines.push(d('proxy_set_header', q(h.name, 'header'), q(h.value, 'text')));
+  for (const h of r.setRequestHeaders) lines.push(d('proxy_set_header', settableHeader(h.name), q(h.value, 'text')));
   lines.push(...auth.proxyHeaders);
   lines.push(d('proxy_connect_timeout', bare(r.timeouts.connect, 'duration')));
   lines.push(d('proxy_send_timeout', bare(r.timeouts.send, 'duration')));
