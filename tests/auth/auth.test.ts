@@ -23,6 +23,12 @@ let rsaPublicPem: string;
 const url = (p: string) => `http://127.0.0.1:${port}${p}`;
 const get = (p: string, headers: Record<string, string> = {}) => request(url(p), headers);
 const b64u = (s: string) => Buffer.from(s).toString('base64url');
+const B64U = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+/** The other spellings of a base64url segment: same bytes, unused low bits of the last character set. */
+function otherSpellings(seg: string): string[] {
+  const bytes = Buffer.from(seg, 'base64url');
+  return [...B64U].map((c) => seg.slice(0, -1) + c).filter((alt) => alt !== seg && Buffer.from(alt, 'base64url').equals(bytes));
+}
 
 async function token(alg: string, key: CryptoKey | Uint8Array, kid: string | null, claims: Record<string, unknown> = {}, opts: { exp?: number; iss?: string } = {}) {
   const now = Math.floor(Date.now() / 1000);
@@ -334,6 +340,20 @@ describe('JWT', () => {
     expect401(await get('/jwt/', bearer(await token('ES256', ec.privateKey, 'ec1', {}, { exp: -60 }))), 'expired');
     expect401(await get('/jwt/', bearer(await token('ES256', ec.privateKey, 'ec1', {}, { iss: 'https://evil.test' }))), 'bad_issuer');
     expect401(await get('/jwt/'), 'missing_token', 'Bearer realm="gateway"');
+  });
+
+  it('one signature has one spelling: non-canonical base64url (RS256, ES256, HS256) → 401 malformed', async () => {
+    for (const [p, t] of [
+      ['/jwt/', await token('RS256', rsa.privateKey, 'rsa1')],
+      ['/jwt/', await token('ES256', ec.privateKey, 'ec1')],
+      ['/hs/', await token('HS256', new TextEncoder().encode(HS_SECRET), null)],
+    ] as const) {
+      expect((await get(p, bearer(t))).status, t).toBe(200);
+      const [h, pl, sig] = t.split('.');
+      const spellings = otherSpellings(sig);
+      expect(spellings.length).toBe(p === '/hs/' ? 3 : 15); // 16 strings for one RS256/ES256 signature, 4 for HS256
+      for (const alt of spellings) expect401(await get(p, bearer(`${h}.${pl}.${alt}`)), 'malformed');
+    }
   });
 
   it('roles from the role claim: 403 otherwise; a claim listing several roles matches', async () => {
