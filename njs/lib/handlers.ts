@@ -14,7 +14,7 @@
 //    `auth_request_set ... $sent_http_x_gw_*`) or 401 with `X-Gw-Status: <reason>`.
 // See docs/njs-auth.md for the directive shape.
 import { decideApiKey, extractApiKey, extractBearer, hashApiKey, isWellFormedKey } from './apikey.ts';
-import { providerName, safeIdentity } from './identity.ts';
+import { providerName, safeIdentity, safeRole } from './identity.ts';
 import { JsonObject, JwtOk, JwtPolicy, verifyJwt, verifyJwtSync } from './jwt.ts';
 
 export interface JwtProvider extends JwtPolicy {
@@ -70,11 +70,11 @@ function deny(r: NginxHTTPRequest, reason: string, detail: string): void {
   r.return(401);
 }
 
-function claimIdentity(claims: JsonObject, name: string | undefined): string | null | undefined {
+function claimIdentity(claims: JsonObject, name: string | undefined, role: boolean): string | null | undefined {
   if (typeof name !== 'string' || name.length === 0 || !Object.prototype.hasOwnProperty.call(claims, name)) {
     return undefined;
   }
-  return safeIdentity(claims[name]);
+  return role ? safeRole(claims[name]) : safeIdentity(claims[name]);
 }
 
 interface JwtIdentity {
@@ -85,9 +85,9 @@ interface JwtIdentity {
 
 // Identity from verified claims, or null when the configured claims are missing or unsafe.
 function jwtIdentity(res: JwtOk, cfg: JwtProvider): JwtIdentity | null {
-  const client = claimIdentity(res.claims, cfg.clientClaim || 'sub');
-  const role = claimIdentity(res.claims, cfg.roleClaim);
-  const tier = claimIdentity(res.claims, cfg.tierClaim);
+  const client = claimIdentity(res.claims, cfg.clientClaim || 'sub', false);
+  const role = claimIdentity(res.claims, cfg.roleClaim, true);
+  const tier = claimIdentity(res.claims, cfg.tierClaim, false);
   if (client === undefined || client === null || role === null || tier === null) {
     return null;
   }

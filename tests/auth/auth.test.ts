@@ -365,6 +365,29 @@ describe('JWT', () => {
     expect((await get('/jwt-admin/', bearer(await token('ES256', ec.privateKey, 'ec1', { role: 'admin' })))).status).toBe(200);
     expect((await get('/jwt-admin/', bearer(await token('ES256', ec.privateKey, 'ec1', { role: ['reader', 'admin'] })))).status).toBe(200);
   });
+
+  it('a string role claim is ONE role: "user,admin" never passes roles: [admin]', async () => {
+    const before = upstream.hits;
+    // roles travel comma-separated: a string holding a comma cannot be one role there → refused
+    for (const role of ['user,admin', 'admin,', ',admin']) {
+      const t = await token('ES256', ec.privateKey, 'ec1', { role });
+      expect401(await get('/jwt-admin/', bearer(t)), 'bad_claims');
+      expect401(await get('/jwt/', bearer(t)), 'bad_claims'); // never forwarded as two roles either
+    }
+    // no other splitting: a string with spaces is one (unknown) role
+    for (const role of ['user admin', 'Admin', 'admins']) {
+      const denied = await get('/jwt-admin/', bearer(await token('ES256', ec.privateKey, 'ec1', { role })));
+      expect(denied.status, role).toBe(403);
+      expect(denied.json.error.reason).toBe('role_denied');
+    }
+    expect(upstream.hits).toBe(before);
+    // the synchronous HS256 path decides the same way
+    const key = new TextEncoder().encode(HS_SECRET);
+    expect401(await get('/hs-limited/x', bearer(await token('HS256', key, null, { sub: 'svc-c', role: 'reader,svc', tier: 'pro' }))), 'bad_claims');
+    const listed = await get('/hs-limited/x', bearer(await token('HS256', key, null, { sub: 'svc-l', role: ['reader', 'svc'], tier: 'pro' })));
+    expect(listed.status, listed.text).toBe(200);
+    expect(listed.json.headers['x-gateway-role']).toBe('reader,svc');
+  });
 });
 
 describe('API key or JWT on one route', () => {
