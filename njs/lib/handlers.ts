@@ -15,6 +15,7 @@
 // See docs/njs-auth.md for the directive shape.
 import { decideApiKey, extractApiKey, extractBearer, hashApiKey, isWellFormedKey } from './apikey.ts';
 import { providerName, safeIdentity, safeRole } from './identity.ts';
+import { logLine, logText } from './logtext.ts';
 import { JsonObject, JwtOk, JwtPolicy, verifyJwt, verifyJwtSync } from './jwt.ts';
 
 export interface JwtProvider extends JwtPolicy {
@@ -65,7 +66,7 @@ function apiKeyCheck(r: NginxHTTPRequest): string {
 }
 
 function deny(r: NginxHTTPRequest, reason: string, detail: string): void {
-  r.log('gateway jwt: ' + reason + ': ' + detail);
+  r.log(logLine('gateway jwt: ' + reason + ': ' + detail, 512));
   r.headersOut['X-Gw-Status'] = reason;
   r.return(401);
 }
@@ -112,7 +113,7 @@ function jwtSyncCheck(r: NginxHTTPRequest): string {
   const v = r.variables;
   const cfg = providerConfig(v.gw_jwt_provider || '');
   if (cfg === undefined) {
-    r.error('gateway jwt: no provider "' + v.gw_jwt_provider + '" in the gw_auth preload object');
+    r.error('gateway jwt: no provider ' + logText(v.gw_jwt_provider) + ' in the gw_auth preload object');
     return 'no_key';
   }
   const token = extractBearer(r.headersIn['Authorization']);
@@ -121,7 +122,7 @@ function jwtSyncCheck(r: NginxHTTPRequest): string {
   }
   const res = verifyJwtSync(token, cfg, nowSeconds());
   if (!res.ok) {
-    r.log('gateway jwt: ' + res.reason + ': ' + res.detail);
+    r.log(logLine('gateway jwt: ' + res.reason + ': ' + res.detail, 512));
     return res.reason;
   }
   const id = jwtIdentity(res, cfg);
@@ -141,7 +142,7 @@ export async function jwt(r: NginxHTTPRequest): Promise<void> {
   try {
     await jwtCheck(r);
   } catch (e) {
-    r.error('gateway jwt: internal error: ' + String(e));
+    r.error('gateway jwt: internal error: ' + logText(String(e), 200));
     r.return(500);
   }
 }
@@ -150,7 +151,7 @@ async function jwtCheck(r: NginxHTTPRequest): Promise<void> {
   const name = providerName(r.uri);
   const cfg = providerConfig(name);
   if (cfg === undefined) {
-    r.error('gateway jwt: no provider "' + name + '" in the gw_auth preload object');
+    r.error('gateway jwt: no provider ' + logText(name) + ' in the gw_auth preload object');
     r.return(500);
     return;
   }

@@ -10,9 +10,12 @@
 // confusion (an HMAC alg against an RSA/EC key and vice versa, or a JWK pinned to another
 // `alg`), `crit` headers, non-canonical base64url, non-object JSON, oversized tokens,
 // expired / not-yet-valid tokens (with leeway), wrong issuer/audience, missing claims.
+// Failure details end up in the error log: token-derived strings in them go through
+// logText() (quoted, escaped, length-capped), never verbatim.
 import cr from 'crypto';
 import { b64uDecode, b64uDecodeString } from './base64url.ts';
 import { timingSafeEqual } from './timing.ts';
+import { logText } from './logtext.ts';
 import { parseObject, type JsonObject } from './json.ts';
 
 export interface Jwk {
@@ -180,7 +183,7 @@ export function selectKey(header: JsonObject, policy: JwtPolicy): Jwk | JwtFail 
     return fail('alg_none', 'unsigned tokens are not accepted');
   }
   if (!listHas(policy.algorithms, alg) || keyTypeFor(alg) === '') {
-    return fail('alg_not_allowed', 'alg ' + alg + ' not allowed');
+    return fail('alg_not_allowed', 'alg ' + logText(alg) + ' not allowed');
   }
   if (has(header, 'crit')) {
     return fail('unsupported_crit', 'crit header not supported');
@@ -205,17 +208,17 @@ export function selectKey(header: JsonObject, policy: JwtPolicy): Jwk | JwtFail 
     matches++;
   }
   if (candidate === null) {
-    return fail('no_key', typeof kid === 'string' ? 'no key with kid ' + kid : 'no key for ' + alg);
+    return fail('no_key', typeof kid === 'string' ? 'no key with kid ' + logText(kid) : 'no key for ' + logText(alg));
   }
   if (matches > 1) {
     return fail('no_key', 'ambiguous key choice; tokens must carry a kid');
   }
   // Algorithm confusion: the key decides which family may be used with it.
   if (jwkType(candidate) !== want) {
-    return fail('alg_key_mismatch', 'alg ' + alg + ' used with a ' + jwkType(candidate) + ' key');
+    return fail('alg_key_mismatch', 'alg ' + logText(alg) + ' used with a ' + logText(jwkType(candidate)) + ' key');
   }
   if (typeof candidate.alg === 'string' && candidate.alg !== alg) {
-    return fail('alg_key_mismatch', 'key is pinned to ' + candidate.alg);
+    return fail('alg_key_mismatch', 'key is pinned to ' + logText(candidate.alg));
   }
   if (candidate.use !== undefined && candidate.use !== 'sig') {
     return fail('alg_key_mismatch', 'key is not a signature key');

@@ -56,6 +56,7 @@ function gatewayYaml(upstreamAddr: string): string {
   return `version: 1
 global:
   status: false
+  error_log: { level: info } # njs logs each JWT refusal at info
 listeners:
   - name: main
     port: ${port}
@@ -387,6 +388,39 @@ describe('JWT', () => {
     const listed = await get('/hs-limited/x', bearer(await token('HS256', key, null, { sub: 'svc-l', role: ['reader', 'svc'], tier: 'pro' })));
     expect(listed.status, listed.text).toBe(200);
     expect(listed.json.headers['x-gateway-role']).toBe('reader,svc');
+  });
+});
+
+describe('token text in the logs', () => {
+  it('a kid or alg holding CR/LF, quotes or control characters cannot forge error-log lines (both JWT paths)', async () => {
+    const marker = `FORGED${Date.now()}`;
+    const forged = `\r\n2026/12/01 06:00:00 [emerg] 1#1: ${marker} "x" \\ \u0007`;
+    const payload = b64u(JSON.stringify({ sub: 'x', iss: ISS, aud: AUD, exp: Math.floor(Date.now() / 1000) + 300 }));
+    const seg = (h: unknown) => Buffer.from(JSON.stringify(h)).toString('base64url');
+    for (const [p, header, reason] of [
+      ['/jwt/', { alg: 'ES256', kid: forged }, 'no_key'],
+      ['/jwt/', { alg: `RS256${forged}` }, 'alg_not_allowed'],
+      ['/hs/', { alg: 'HS256', kid: forged }, 'no_key'],
+      ['/hs/', { alg: forged }, 'alg_not_allowed'],
+      ['/jwt/', { alg: 'ES256', kid: 'k'.repeat(1500) + forged }, 'no_key'],
+    ] as const) {
+      expect401(await get(p, bearer(`${seg(header)}.${payload}.c2ln`)), reason);
+    }
+    const log = project.gw.errorLog();
+    const lines = log.split('\n').filter((l) => l.includes(marker) || l.includes('"kkkkkkkkkk'));
+    expect(lines.length, log.slice(-3000)).toBe(5); // the capped kid's line ends before its marker
+    for (const l of lines) {
+      expect(l).toMatch(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[info\] \d+#\d+: \*\d+ js: gateway jwt: (no_key|alg_not_allowed): /);
+      if (l.includes(marker)) expect(l).toContain('\\x0d\\x0a2026/12/01 06:00:00 [emerg] 1#1: ');
+      expect(l).not.toMatch(/[\r\x00-\x08\x0b-\x1f\x7f]/);
+    }
+    expect(log).not.toMatch(new RegExp(`^2026/12/01 06:00:00 \\[emerg\\] 1#1: ${marker}`, 'm'));
+    const capped = log.split('\n').find((l) => l.includes('kkkkkkkkkk'))!;
+    expect(capped).toMatch(/"k{64}"\[\+\d+ more\]/);
+    expect(capped.length).toBeLessThan(600);
+    // the auth-failure log (escape=json) stays one JSON object per line
+    const authLog = readFileSync(path.join(project.gw.prefix, 'logs/auth.log'), 'utf8');
+    for (const l of authLog.trim().split('\n')) expect(() => JSON.parse(l), l).not.toThrow();
   });
 });
 
