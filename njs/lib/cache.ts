@@ -1,0 +1,24 @@
+/// <reference path="../../node_modules/njs-types/ngx_http_js_module.d.ts" />
+// Body-keyed response caches: `js_set $gw_body_sha256 gateway.bodyDigest;` puts a SHA-256
+// digest of the request body in proxy_cache_key instead of the body itself (nginx builds the
+// key in the proxy_buffer_size buffer, too small for real bodies). The variable is first
+// evaluated when the proxy module builds the cache key, after nginx has read the body into
+// one memory buffer (the location sets client_body_buffer_size to its max body size and
+// client_body_in_single_buffer on). See src/render/cache.ts.
+import cr from 'crypto';
+
+// Hex SHA-256 of the body (of "" when there is none); "" when the body cannot be read
+// (written to a temporary file): the location then bypasses the cache for this request.
+export function bodyDigest(r: NginxHTTPRequest): string {
+  const h = cr.createHash('sha256');
+  try {
+    const body = r.requestBuffer;
+    // an empty body comes as a zero-length buffer that njs refuses to read (detached)
+    if (body && body.length > 0) {
+      h.update(body);
+    }
+  } catch (e) {
+    return '';
+  }
+  return h.digest('hex');
+}

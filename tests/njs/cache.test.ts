@@ -1,0 +1,31 @@
+// gateway.bodyDigest (njs/lib/cache.ts) under Node with request-shaped objects: the cache key
+// part of body-keyed caches. Through real nginx: tests/integration/cache-body.test.ts.
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { bodyDigest } from '../../njs/lib/cache.ts';
+
+const req = (get: () => unknown) => ({ get requestBuffer() { return get(); } }) as unknown as NginxHTTPRequest;
+const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+describe('bodyDigest', () => {
+  it('hex SHA-256 of the whole body, byte for byte', () => {
+    const body = Buffer.from(JSON.stringify({ messages: ['x'.repeat(20000)], tag: 'é' }));
+    expect(bodyDigest(req(() => body))).toBe(sha(body));
+    const other = Buffer.from(body);
+    other[other.length - 2] ^= 1;
+    expect(bodyDigest(req(() => other))).not.toBe(bodyDigest(req(() => body)));
+  });
+  it('no body or an empty one: the digest of ""', () => {
+    expect(bodyDigest(req(() => undefined))).toBe(sha(''));
+    expect(bodyDigest(req(() => Buffer.alloc(0)))).toBe(sha(''));
+  });
+  it('a body njs cannot read (in a temporary file): "" so the request bypasses the cache', () => {
+    expect(
+      bodyDigest(
+        req(() => {
+          throw new Error('request body is in a file');
+        }),
+      ),
+    ).toBe('');
+  });
+});
