@@ -1,4 +1,3 @@
-/// <reference path="../../node_modules/njs-types/ngx_http_js_module.d.ts" />
 // Body-keyed response caches: `js_set $gw_body_sha256 gateway.bodyDigest;` puts a SHA-256
 // digest of the request body in proxy_cache_key instead of the body itself (nginx builds the
 // key in the proxy_buffer_size buffer, too small for real bodies). The variable is first
@@ -7,9 +6,15 @@
 // client_body_in_single_buffer on). See src/render/cache.ts.
 import cr from 'crypto';
 
+// The part of NginxHTTPRequest this needs (kept structural: no njs-types globals here, so
+// the module also type-checks next to Node's in unit tests).
+export interface BodyRequest {
+  readonly requestBuffer?: Buffer;
+}
+
 // Hex SHA-256 of the body (of "" when there is none); "" when the body cannot be read
 // (written to a temporary file): the location then bypasses the cache for this request.
-export function bodyDigest(r: NginxHTTPRequest): string {
+export function bodyDigest(r: BodyRequest): string {
   const h = cr.createHash('sha256');
   try {
     const body = r.requestBuffer;

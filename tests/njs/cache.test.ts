@@ -2,9 +2,9 @@
 // part of body-keyed caches. Through real nginx: tests/integration/cache-body.test.ts.
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { bodyDigest } from '../../njs/lib/cache.ts';
+import { bodyDigest, type BodyRequest } from '../../njs/lib/cache.ts';
 
-const req = (get: () => unknown) => ({ get requestBuffer() { return get(); } }) as unknown as NginxHTTPRequest;
+const req = (get: () => unknown): BodyRequest => ({ get requestBuffer() { return get() as Buffer | undefined; } });
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
 describe('bodyDigest', () => {
