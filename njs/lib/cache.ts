@@ -10,19 +10,32 @@ import cr from 'crypto';
 // the module also type-checks next to Node's in unit tests).
 export interface BodyRequest {
   readonly requestBuffer?: Buffer;
+  readonly headersIn: { [name: string]: string | undefined };
 }
 
-// Hex SHA-256 of the body (of "" when there is none); "" when the body cannot be read
-// (written to a temporary file): the location then bypasses the cache for this request.
+// Hex SHA-256 of the body (of "" when there is none). "" when the digest would not stand for
+// the whole body: njs cannot read it (written to a temporary file), or what nginx holds is
+// not all of it (shorter than Content-Length, or a chunked body not read yet, e.g. if the
+// variable were evaluated before the body was read). The location then bypasses the cache
+// for this request, so two different bodies never share a key.
 export function bodyDigest(r: BodyRequest): string {
   const h = cr.createHash('sha256');
+  let length = 0;
   try {
     const body = r.requestBuffer;
     // an empty body comes as a zero-length buffer that njs refuses to read (detached)
     if (body && body.length > 0) {
+      length = body.length;
       h.update(body);
     }
   } catch (e) {
+    return '';
+  }
+  const declared = r.headersIn['Content-Length'];
+  if (typeof declared === 'string' && declared !== String(length)) {
+    return '';
+  }
+  if (typeof declared !== 'string' && length === 0 && typeof r.headersIn['Transfer-Encoding'] === 'string') {
     return '';
   }
   return h.digest('hex');

@@ -124,6 +124,38 @@ describe('body-keyed cache with realistic bodies', () => {
     expect(tooBig.hits).toBe(0);
   });
 
+  it('a chunked body (no Content-Length) is keyed on the whole body too', async () => {
+    const body = chatBody(20, 'chunked');
+    const chunked = async () => {
+      const before = up.hits;
+      const parts = [body.slice(0, 7000), body.slice(7000, 15000), body.slice(15000)];
+      const stream = new ReadableStream<Uint8Array>({
+        start(c) {
+          for (const p of parts) c.enqueue(new TextEncoder().encode(p));
+          c.close();
+        },
+      });
+      const res = await fetch(`http://127.0.0.1:${g.gw.ports[0]}/v1/chat/completions`, {
+        method: 'POST',
+        body: stream,
+        headers: { 'Content-Type': 'application/json' },
+        duplex: 'half',
+      } as RequestInit);
+      const json = (await res.json()) as { body: string; headers: Record<string, string> };
+      return { status: res.status, cache: res.headers.get('x-cache-status'), hits: up.hits - before, json };
+    };
+    const first = await chunked();
+    expect(first.status).toBe(200);
+    expect(first.cache).toBe('MISS');
+    expect(first.json.body).toBe(body);
+    const second = await chunked();
+    expect(second.cache).toBe('HIT');
+    expect(second.hits).toBe(0);
+    // the same bytes with a Content-Length share the key
+    const plain = await counted('/v1/chat/completions', body);
+    expect(plain.res.headers['x-cache-status']).toBe('HIT');
+  });
+
   it('an empty body is a key of its own', async () => {
     const first = await counted('/v1/chat/completions', '');
     expect(first.res.headers['x-cache-status']).toBe('MISS');
