@@ -26,6 +26,7 @@ import {
 } from './view.ts';
 import { tlsLines } from './tls.ts';
 import { routingHttpLines, routingMapBlocks } from './routing.ts';
+import { bodyKeyHttp } from './cache.ts';
 import { njsHttpLines } from '../build/njs.ts';
 import { AUTH_CONF, authConf, authLogFields, authServerLocations } from './auth.ts';
 
@@ -104,8 +105,8 @@ export function render(m: GatewayModel, opts: RenderOptions = {}): RenderResult 
       ];
       if (c.maxSize) parts.splice(4, 0, `max_size=${bare(c.maxSize, 'size')}`);
       return d(...parts);
-    }),
-    blocks: [],
+    }).concat(bodyKeyHttp(m).lines),
+    blocks: bodyKeyHttp(m).blocks,
   });
   files[CONF_FILES.upstreams] = renderConf({
     header,

@@ -6,6 +6,7 @@ import { hstsHeaderValue } from '../tls/profiles.ts';
 import { claimSpecLines, modelsListLines, MODEL_UPSTREAM_TARGET, njsKeySource, withBodyStep } from './routing.ts';
 import { isClientZone, routeAuthParts, tierKeyVar, withAuthStep } from './auth.ts';
 import { isFramingHeader, namedCaptures, reservedVariable } from '../model/reserved-names.ts';
+import { bodyKeyLocationLines, cacheKey } from './cache.ts';
 
 export interface Block {
   comment?: string;
@@ -382,8 +383,7 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: Render
   if (r.cache) {
     const c = r.cache;
     lines.push(d('proxy_cache', `gw_cache_${ident(c.zone)}`));
-    const key = c.keyIncludesBody ? '$scheme$request_method$host$request_uri|$request_body' : '$scheme$request_method$host$request_uri';
-    lines.push(d('proxy_cache_key', q(key, 'expr')));
+    lines.push(d('proxy_cache_key', q(cacheKey(c.keyIncludesBody), 'expr')));
     lines.push(d('proxy_cache_methods', ...c.methods.map((x) => bare(x, 'method'))));
     for (const t of c.ttl) lines.push(d('proxy_cache_valid', bare(t.status, 'status'), bare(t.time, 'duration')));
     if (c.bypassHeader) {
@@ -392,13 +392,7 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, opts: Render
     }
     if (c.lock) lines.push(d('proxy_cache_lock', 'on'));
     lines.push(d('proxy_cache_use_stale', 'error', 'timeout', 'updating', 'http_502', 'http_503', 'http_504'));
-    if (c.keyIncludesBody) {
-      // $request_body is only available when the whole body sits in one memory buffer.
-      const buf = r.maxBody ?? '1m';
-      lines.push(d('client_body_buffer_size', bare(buf, 'size')));
-      lines.push(d('client_body_in_single_buffer', 'on'));
-      if (!r.maxBody) lines.push(d('client_max_body_size', '1m'));
-    }
+    if (c.keyIncludesBody) lines.push(...bodyKeyLocationLines(r)); // key on a digest of the body (render/cache.ts)
   }
   lines.push(...headers, ...extraHeaders);
   lines.push(...routeErrorPages(overrides));
