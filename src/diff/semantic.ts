@@ -315,12 +315,12 @@ const LOCAL_ADDRESS = /^(127\.|::1$|\[::1\]$|localhost$|unix:)/i;
 
 /**
  * Why a route is open to anyone on the network with nothing to slow them down, or null:
- * it proxies to an upstream (a fixed `respond:` reaches nothing behind the gateway), has no
+ * it proxies to an upstream (a fixed `respond:` or `models: list` reaches nothing behind the gateway), has no
  * auth, no rate and no connection limit, no access allow-list of its own or global, and is
  * served on at least one listener that is not bound to loopback or a unix socket.
  */
 export function publicUnlimited(r: Route, m: GatewayModel): boolean {
-  if (r.respond) return false;
+  if (r.respond || r.models === 'list') return false; // answered by the gateway itself
   if (hasAuth((r as unknown as Plain).auth)) return false;
   if (r.rateLimits.length || r.connLimits.length) return false;
   const restricted = (a: AccessRules) => a.allow.length > 0 && !a.allow.some((v) => v === 'all' || v === '0.0.0.0/0' || v === '::/0');

@@ -317,6 +317,15 @@ describe('semantic diff: risky changes', () => {
     expect(risks(add({ access: { allow: ['0.0.0.0/0'] } }))).toEqual(['public-unlimited-route']);
   });
 
+  it('flags a new open models: route (it proxies), not a models: list route (answered by the gateway)', () => {
+    const cs = diff((c) => {
+      c.models = [{ id: 'gpt-4o', upstream: 'llm' }];
+      c.routes.push({ name: 'catalogue', match: { exact: '/v2/models', methods: ['GET'] }, models: 'list' });
+      c.routes.push({ name: 'any-model', match: { exact: '/v1/responses', methods: ['POST'] }, models: 'route' });
+    });
+    expect(cs.filter((x) => x.risk).map((x) => x.subject)).toEqual(['route any-model']);
+  });
+
   it('does not flag a new open route served only on loopback listeners', () => {
     const cs = diff((c) => {
       c.listeners.push({ name: 'internal', address: '127.0.0.1', port: 9090 });
