@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readSync, statSync, closeSync } from 'node:fs';
 import path from 'node:path';
+import { UnsafeReplaceError } from '../build/guard.ts';
 import { writeBuild } from '../build/write.ts';
 import { startDemoUpstreams, type DemoServer } from '../demo/upstreams.ts';
 import { findNginx, preparePrefix, startNginx, stopNginx, testConfig, NginxNotFoundError, type NginxLocation } from '../runtime/nginx.ts';
@@ -80,7 +81,13 @@ export async function run(opts: UpOptions): Promise<number> {
   const r = await compileForTarget({ config: opts.config, nginx: loc.bin });
   printDiagnostics(r);
   if (!r.ok || !r.files || !r.model) return 1;
-  writeBuild(opts.out, outputFiles(r));
+  try {
+    writeBuild(opts.out, outputFiles(r));
+  } catch (e) {
+    if (!(e instanceof UnsafeReplaceError)) throw e;
+    process.stderr.write(`${e.message}\n(choose another -o)\n`);
+    return 1;
+  }
   const prefix = path.resolve(opts.prefix ?? '.gatewayctl/run');
   mkdirSync(prefix, { recursive: true });
   await preparePrefix(prefix, loc.modulesDir);

@@ -8,6 +8,7 @@
 import * as acme from 'acme-client';
 import { promises as fs, readFileSync } from 'node:fs';
 import http from 'node:http';
+import { assertReplaceable } from '../build/guard.ts';
 import https from 'node:https';
 import path from 'node:path';
 import {
@@ -16,6 +17,7 @@ import {
   certPaths,
   daysLeft,
   listManaged,
+  managedCertDir,
   storeCertificate,
   withCertsLock,
   writeFileAtomic,
@@ -180,6 +182,8 @@ export async function issue(opts: IssueOptions, hooks: IssueHooks = {}): Promise
 async function issueLocked(opts: IssueOptions): Promise<IssueResult> {
   const log = opts.log ?? (() => {});
   const domains = normalizeDomains(opts.domains);
+  // before any order: a directory holding someone else's certificate is never overwritten
+  assertReplaceable(certPaths(opts.certsDir, domains[0]).dir, 'certificate directory', managedCertDir);
   await checkDirectory(opts.directory, configureHttpClient());
 
   let stage = 'account';
