@@ -24,7 +24,7 @@ import {
   type LogField,
   type RenderOptions,
 } from './view.ts';
-import { tlsLines } from './tls.ts';
+import { tlsLines, tlsProfileLines } from './tls.ts';
 import { routingHttpLines, routingMapBlocks } from './routing.ts';
 import { njsHttpLines } from '../build/njs.ts';
 import { AUTH_CONF, authConf, authLogFields, authServerLocations } from './auth.ts';
@@ -411,8 +411,10 @@ function serverBlocks(m: GatewayModel, opts: RenderOptions): Block[] {
 function unknownHostServer(l: Listener, m: GatewayModel): Block {
   const lines = [listenLine(l.address, l.port, !!l.tls, l.defaultServer), d('server_name', '_')];
   if (l.tls) {
-    // No certificate is presented for unknown names: the handshake is refused.
-    lines.push(d('ssl_reject_handshake', 'on'));
+    // No certificate is presented for unknown names: the handshake is refused. As the default
+    // server of the port it also decides protocol, suites and groups for every name (see
+    // src/render/tls.ts), so it carries the listener's profile.
+    lines.push(d('ssl_reject_handshake', 'on'), ...tlsProfileLines(l));
     return { comment: `listener ${l.name}: unknown Host`, head: 'server', lines };
   }
   lines.push(d('set', '$gw_route', '"unknown-host"'));
