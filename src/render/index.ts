@@ -432,6 +432,9 @@ function unknownHostServer(l: Listener, m: GatewayModel): Block {
   };
 }
 
+/** $gw_route of the server that stands in for a listener whose ACME certificate is not issued yet. */
+export const PENDING_CERTIFICATE_ROUTE = 'certificate-pending';
+
 /** Until the ACME certificate exists: challenges and health on the plain-HTTP port, 503 for the rest. */
 function pendingCertificateServer(l: Listener, m: GatewayModel): Block {
   const port = l.tls!.redirectFrom ?? 80;
@@ -441,7 +444,7 @@ function pendingCertificateServer(l: Listener, m: GatewayModel): Block {
     lines: [
       listenLine(l.address, port, false, l.defaultServer),
       d('server_name', ...(l.serverNames.length ? l.serverNames.map((n) => q(n, 'host')) : ['_'])),
-      d('set', '$gw_route', '"certificate-pending"'),
+      d('set', '$gw_route', `"${PENDING_CERTIFICATE_ROUTE}"`),
     ],
     blocks: [
       ...acmeLocation(m),
