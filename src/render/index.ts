@@ -24,7 +24,7 @@ import {
   type LogField,
   type RenderOptions,
 } from './view.ts';
-import { tlsLines } from './tls.ts';
+import { tlsLines, tlsProfileLines } from './tls.ts';
 import { routingHttpLines, routingMapBlocks } from './routing.ts';
 import { bodyKeyHttp } from './cache.ts';
 import { njsHttpLines } from '../build/njs.ts';
@@ -412,8 +412,10 @@ function serverBlocks(m: GatewayModel, opts: RenderOptions): Block[] {
 function unknownHostServer(l: Listener, m: GatewayModel): Block {
   const lines = [listenLine(l.address, l.port, !!l.tls, l.defaultServer), d('server_name', '_')];
   if (l.tls) {
-    // No certificate is presented for unknown names: the handshake is refused.
-    lines.push(d('ssl_reject_handshake', 'on'));
+    // No certificate is presented for unknown names: the handshake is refused. As the default
+    // server of the port it also decides protocol, suites and groups for every name (see
+    // src/render/tls.ts), so it carries the listener's profile.
+    lines.push(d('ssl_reject_handshake', 'on'), ...tlsProfileLines(l));
     return { comment: `listener ${l.name}: unknown Host`, head: 'server', lines };
   }
   lines.push(d('set', '$gw_route', '"unknown-host"'));
@@ -431,6 +433,9 @@ function unknownHostServer(l: Listener, m: GatewayModel): Block {
   };
 }
 
+/** $gw_route of the server that stands in for a listener whose ACME certificate is not issued yet. */
+export const PENDING_CERTIFICATE_ROUTE = 'certificate-pending';
+
 /** Until the ACME certificate exists: challenges and health on the plain-HTTP port, 503 for the rest. */
 function pendingCertificateServer(l: Listener, m: GatewayModel): Block {
   const port = l.tls!.redirectFrom ?? 80;
@@ -440,7 +445,7 @@ function pendingCertificateServer(l: Listener, m: GatewayModel): Block {
     lines: [
       listenLine(l.address, port, false, l.defaultServer),
       d('server_name', ...(l.serverNames.length ? l.serverNames.map((n) => q(n, 'host')) : ['_'])),
-      d('set', '$gw_route', '"certificate-pending"'),
+      d('set', '$gw_route', `"${PENDING_CERTIFICATE_ROUTE}"`),
     ],
     blocks: [
       ...acmeLocation(m),
