@@ -2,5 +2,6 @@
 // `js_import gateway from njs/gateway.js;`. Handlers live in lib/handlers.ts.
 import { apiKey, jwt, jwtSync } from './lib/handlers.ts';
 import { claimKey, route } from './lib/routing.ts';
+import { bodyDigest } from './lib/cache.ts';
 
-export default { apiKey: apiKey, jwt: jwt, jwtSync: jwtSync, route: route, claimKey: claimKey };
+export default { apiKey: apiKey, jwt: jwt, jwtSync: jwtSync, route: route, claimKey: claimKey, bodyDigest: bodyDigest };

@@ -7,6 +7,10 @@
 # touched), unpack them with `dpkg -x`, and run nginx through the unpacked glibc's own
 # dynamic loader. The result is wrapped in .runtime/bin/nginx and .runtime/bin/openssl.
 #
+# The Debian mirror is the host's own (the first Debian archive in /etc/apt/sources.list
+# and sources.list.d, not the security one), or $GATEWAYCTL_DEBIAN_MIRROR; see
+# scripts/lib/debian-mirror.sh. $GATEWAYCTL_RUNTIME_DIR installs elsewhere than .runtime/.
+#
 # Idempotent: a stamp file records the package set; a second run is a no-op.
 # Usage: scripts/provision-runtime.sh [--quiet] [--force]
 set -euo pipefail
@@ -47,12 +51,16 @@ for tool in apt-get dpkg; do
   command -v "$tool" >/dev/null || { echo "provision-runtime: $tool is required (Debian/Ubuntu host)" >&2; exit 1; }
 done
 
-say "provisioning nginx + njs from Debian $SUITE into $RT"
+# shellcheck source=lib/debian-mirror.sh
+. "$ROOT/scripts/lib/debian-mirror.sh"
+MIRROR="$(debian_mirror)" || { echo "provision-runtime: cannot choose a Debian mirror" >&2; exit 1; }
+
+say "provisioning nginx + njs from Debian $SUITE ($MIRROR) into $RT"
 rm -rf "$RT.tmp"
 mkdir -p "$RT.tmp/apt/lists/partial" "$RT.tmp/apt/cache/archives/partial" "$RT.tmp/debs" "$RT.tmp/root" "$RT.tmp/bin"
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 [ -f "$KEYRING" ] || { echo "provision-runtime: $KEYRING missing (install debian-archive-keyring)" >&2; exit 1; }
-echo "deb [signed-by=$KEYRING] http://deb.debian.org/debian $SUITE main" > "$RT.tmp/sources.list"
+echo "deb [signed-by=$KEYRING] $MIRROR $SUITE main" > "$RT.tmp/sources.list"
 APT_OPTS=(
   -o "Dir::Etc::SourceList=$RT.tmp/sources.list"
   -o "Dir::Etc::SourceParts=/dev/null"

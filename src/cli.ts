@@ -189,18 +189,20 @@ tls
   .option('--key-type <type>', 'ec or rsa', 'ec')
   .option('--days <n>', 'validity in days', '365')
   .action(wrap(async (o) => (await cmd('tls')).run('selfsigned', o)));
-// issue/renew read their defaults from gateway.yaml's tls.acme, then rebuild and reload.
+// issue/renew read their defaults from gateway.yaml's tls.acme, then reload the gateway
+// that serves the config (src/commands/tls-gateway.ts).
 const gatewayOpts = (c: Command) =>
   c
     .addOption(configOpt())
-    .addOption(outOpt())
-    .option('--prefix <dir>', 'nginx prefix of the running gateway to reload', '.gatewayctl/run')
-    .option('--no-reload', 'only rebuild; do not reload nginx')
+    .option('--target <dir>', 'deployment to reload (gatewayctl deploy --target)', '.gatewayctl/deploy')
+    .option('--prefix <dir>', 'nginx prefix of the gateway to reload (default: the target for a deployment, .gatewayctl/run for gatewayctl up)')
+    .option('--reload-cmd <cmd>', "shell command that reloads the serving nginx, e.g. 'systemctl reload nginx'")
+    .option('--no-reload', 'only store the certificate; do not reload (the gateway keeps serving the old one)')
     .addOption(nginxOpt());
 gatewayOpts(
   tls
     .command('issue')
-    .description('obtain a certificate over ACME HTTP-01 served by the gateway, rebuild and reload')
+    .description('obtain a certificate over ACME HTTP-01 served by the gateway, then reload the gateway')
     .option('--domain <domain...>', 'DNS names (default: tls.acme.domains)')
     .option('--email <email>', 'ACME account contact (default: tls.acme.email)')
     .option('--staging', 'Let\'s Encrypt staging directory')
@@ -214,23 +216,26 @@ gatewayOpts(
     wrap(async (o) => {
       const g = await import('./commands/tls-gateway.ts');
       const full = g.withConfigDefaults(o);
-      return (await cmd('tls')).run('issue', full, { afterIssue: g.rebuildAndReload(full) });
+      return (await cmd('tls')).run('issue', full, { afterIssue: g.reloadServingGateway(full, 'issue') });
     }),
   );
 gatewayOpts(
   tls
     .command('renew')
-    .description('renew managed certificates expiring within the window; rebuild and reload once')
+    .description('renew managed certificates expiring within the window, then reload the gateway once')
     .option('--days <n>', 'renewal window in days', '30')
     .option('--force', 'renew now regardless of expiry')
     .option('--certs-dir <dir>', 'managed certificates (default: tls.acme.certs_dir or ssl/managed)'),
 )
-  .addHelpText('after', '\nExamples:\n  $ gatewayctl tls renew                       # from cron or scripts/gatewayctl-renew.timer\n  $ gatewayctl tls renew --force --days 90')
+  .addHelpText(
+    'after',
+    "\nExamples:\n  $ gatewayctl tls renew                       # from cron or scripts/gatewayctl-renew.timer\n  $ gatewayctl tls renew --force --days 90\n  $ gatewayctl tls renew --target /etc/gatewayctl --prefix /etc/nginx --nginx /usr/sbin/nginx --reload-cmd 'systemctl reload nginx'\n\nExit status: 0 nothing due, or renewed and reloaded; 1 a renewal failed, or no running gateway could be reloaded\n(the renewed certificate is stored; the next run retries the reload).",
+  )
   .action(
     wrap(async (o) => {
       const g = await import('./commands/tls-gateway.ts');
       const full = g.withConfigDefaults(o);
-      return (await cmd('tls')).run('renew', full, { afterIssue: g.rebuildAndReload(full) });
+      return (await cmd('tls')).run('renew', full, { afterIssue: g.reloadServingGateway(full, 'renew') });
     }),
   );
 tls

@@ -1,13 +1,26 @@
 // base64url (RFC 4648 §5, no padding) helpers shared by the JWT and API-key code.
 // Engine-neutral: `Buffer` exists in njs 0.8 and in Node, both accept 'base64url'.
-// Decoding is strict: only the URL-safe alphabet, no padding, no impossible lengths.
+// Decoding is strict: only the URL-safe alphabet, no padding, no impossible lengths, and
+// canonical only (RFC 4648 §3.5): the unused low bits of the last character must be zero.
+// Decoders ignore those bits, so without this check one signature has up to 16 spellings.
 // (njs subset: no classes, destructuring, spread, optional chaining, for-of, Map/Set.)
+
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
 export function isBase64Url(s: string): boolean {
   if (typeof s !== 'string' || s.length % 4 === 1) {
     return false;
   }
-  return /^[A-Za-z0-9_-]*$/.test(s);
+  if (!/^[A-Za-z0-9_-]*$/.test(s)) {
+    return false;
+  }
+  const rest = s.length % 4;
+  if (rest === 0) {
+    return true;
+  }
+  // 2 characters carry 1 byte (4 unused bits), 3 characters carry 2 bytes (2 unused bits)
+  const last = ALPHABET.indexOf(s.charAt(s.length - 1));
+  return (last & (rest === 2 ? 15 : 3)) === 0;
 }
 
 // Decode to bytes; null when the input is not canonical base64url.

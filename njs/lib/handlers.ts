@@ -14,7 +14,8 @@
 //    `auth_request_set ... $sent_http_x_gw_*`) or 401 with `X-Gw-Status: <reason>`.
 // See docs/njs-auth.md for the directive shape.
 import { decideApiKey, extractApiKey, extractBearer, hashApiKey, isWellFormedKey } from './apikey.ts';
-import { providerName, safeIdentity } from './identity.ts';
+import { providerName, safeIdentity, safeRole } from './identity.ts';
+import { logLine, logText } from './logtext.ts';
 import { JsonObject, JwtOk, JwtPolicy, verifyJwt, verifyJwtSync } from './jwt.ts';
 
 export interface JwtProvider extends JwtPolicy {
@@ -65,16 +66,16 @@ function apiKeyCheck(r: NginxHTTPRequest): string {
 }
 
 function deny(r: NginxHTTPRequest, reason: string, detail: string): void {
-  r.log('gateway jwt: ' + reason + ': ' + detail);
+  r.log(logLine('gateway jwt: ' + reason + ': ' + detail, 512));
   r.headersOut['X-Gw-Status'] = reason;
   r.return(401);
 }
 
-function claimIdentity(claims: JsonObject, name: string | undefined): string | null | undefined {
+function claimIdentity(claims: JsonObject, name: string | undefined, role: boolean): string | null | undefined {
   if (typeof name !== 'string' || name.length === 0 || !Object.prototype.hasOwnProperty.call(claims, name)) {
     return undefined;
   }
-  return safeIdentity(claims[name]);
+  return role ? safeRole(claims[name]) : safeIdentity(claims[name]);
 }
 
 interface JwtIdentity {
@@ -85,9 +86,9 @@ interface JwtIdentity {
 
 // Identity from verified claims, or null when the configured claims are missing or unsafe.
 function jwtIdentity(res: JwtOk, cfg: JwtProvider): JwtIdentity | null {
-  const client = claimIdentity(res.claims, cfg.clientClaim || 'sub');
-  const role = claimIdentity(res.claims, cfg.roleClaim);
-  const tier = claimIdentity(res.claims, cfg.tierClaim);
+  const client = claimIdentity(res.claims, cfg.clientClaim || 'sub', false);
+  const role = claimIdentity(res.claims, cfg.roleClaim, true);
+  const tier = claimIdentity(res.claims, cfg.tierClaim, false);
   if (client === undefined || client === null || role === null || tier === null) {
     return null;
   }
@@ -112,7 +113,7 @@ function jwtSyncCheck(r: NginxHTTPRequest): string {
   const v = r.variables;
   const cfg = providerConfig(v.gw_jwt_provider || '');
   if (cfg === undefined) {
-    r.error('gateway jwt: no provider "' + v.gw_jwt_provider + '" in the gw_auth preload object');
+    r.error('gateway jwt: no provider ' + logText(v.gw_jwt_provider) + ' in the gw_auth preload object');
     return 'no_key';
   }
   const token = extractBearer(r.headersIn['Authorization']);
@@ -121,7 +122,7 @@ function jwtSyncCheck(r: NginxHTTPRequest): string {
   }
   const res = verifyJwtSync(token, cfg, nowSeconds());
   if (!res.ok) {
-    r.log('gateway jwt: ' + res.reason + ': ' + res.detail);
+    r.log(logLine('gateway jwt: ' + res.reason + ': ' + res.detail, 512));
     return res.reason;
   }
   const id = jwtIdentity(res, cfg);
@@ -141,7 +142,7 @@ export async function jwt(r: NginxHTTPRequest): Promise<void> {
   try {
     await jwtCheck(r);
   } catch (e) {
-    r.error('gateway jwt: internal error: ' + String(e));
+    r.error('gateway jwt: internal error: ' + logText(String(e), 200));
     r.return(500);
   }
 }
@@ -150,7 +151,7 @@ async function jwtCheck(r: NginxHTTPRequest): Promise<void> {
   const name = providerName(r.uri);
   const cfg = providerConfig(name);
   if (cfg === undefined) {
-    r.error('gateway jwt: no provider "' + name + '" in the gw_auth preload object');
+    r.error('gateway jwt: no provider ' + logText(name) + ' in the gw_auth preload object');
     r.return(500);
     return;
   }

@@ -2,16 +2,20 @@
 // so it also runs under Node for unit tests.
 //
 // HS256 uses the synchronous `crypto.createHmac` (njs only offers md5/sha1/sha256 there);
-// HS384/HS512, RS*, PS* and ES* use WebCrypto (`crypto.subtle`, async). Keys come from a
+// HS384/HS512 compute the MAC with WebCrypto; every HMAC is compared in constant time
+// (timing.ts). RS*, PS* and ES* are verified by WebCrypto (`crypto.subtle`, async). Keys come from a
 // JWKS prepared at build time (HMAC secrets as `kty: "oct"` JWKs) and are chosen by `kid`.
 //
 // Rejected: `alg: none` (any spelling), algorithms outside the policy, algorithm/key-type
 // confusion (an HMAC alg against an RSA/EC key and vice versa, or a JWK pinned to another
 // `alg`), `crit` headers, non-canonical base64url, non-object JSON, oversized tokens,
 // expired / not-yet-valid tokens (with leeway), wrong issuer/audience, missing claims.
+// Failure details end up in the error log: token-derived strings in them go through
+// logText() (quoted, escaped, length-capped), never verbatim.
 import cr from 'crypto';
 import { b64uDecode, b64uDecodeString } from './base64url.ts';
 import { timingSafeEqual } from './timing.ts';
+import { logText } from './logtext.ts';
 import { parseObject, type JsonObject } from './json.ts';
 
 export interface Jwk {
@@ -179,7 +183,7 @@ export function selectKey(header: JsonObject, policy: JwtPolicy): Jwk | JwtFail 
     return fail('alg_none', 'unsigned tokens are not accepted');
   }
   if (!listHas(policy.algorithms, alg) || keyTypeFor(alg) === '') {
-    return fail('alg_not_allowed', 'alg ' + alg + ' not allowed');
+    return fail('alg_not_allowed', 'alg ' + logText(alg) + ' not allowed');
   }
   if (has(header, 'crit')) {
     return fail('unsupported_crit', 'crit header not supported');
@@ -204,17 +208,17 @@ export function selectKey(header: JsonObject, policy: JwtPolicy): Jwk | JwtFail 
     matches++;
   }
   if (candidate === null) {
-    return fail('no_key', typeof kid === 'string' ? 'no key with kid ' + kid : 'no key for ' + alg);
+    return fail('no_key', typeof kid === 'string' ? 'no key with kid ' + logText(kid) : 'no key for ' + logText(alg));
   }
   if (matches > 1) {
     return fail('no_key', 'ambiguous key choice; tokens must carry a kid');
   }
   // Algorithm confusion: the key decides which family may be used with it.
   if (jwkType(candidate) !== want) {
-    return fail('alg_key_mismatch', 'alg ' + alg + ' used with a ' + jwkType(candidate) + ' key');
+    return fail('alg_key_mismatch', 'alg ' + logText(alg) + ' used with a ' + logText(jwkType(candidate)) + ' key');
   }
   if (typeof candidate.alg === 'string' && candidate.alg !== alg) {
-    return fail('alg_key_mismatch', 'key is pinned to ' + candidate.alg);
+    return fail('alg_key_mismatch', 'key is pinned to ' + logText(candidate.alg));
   }
   if (candidate.use !== undefined && candidate.use !== 'sig') {
     return fail('alg_key_mismatch', 'key is not a signature key');
@@ -237,14 +241,6 @@ interface WebCryptoParams {
 function webCryptoParams(alg: string, key: Jwk): WebCryptoParams {
   const hash = hashName(alg);
   const family = alg.substring(0, 2);
-  if (family === 'HS') {
-    return {
-      format: 'raw',
-      keyData: b64uDecode(key.k || '') || Buffer.alloc(0),
-      importAlg: { name: 'HMAC', hash: hash },
-      verifyAlg: { name: 'HMAC' },
-    };
-  }
   if (family === 'RS') {
     return {
       format: 'jwk',
@@ -272,23 +268,42 @@ function webCryptoParams(alg: string, key: Jwk): WebCryptoParams {
 interface SubtleLike {
   importKey(format: string, keyData: object, algorithm: object, extractable: boolean, usages: string[]): Promise<object>;
   verify(algorithm: object, key: object, signature: Uint8Array, data: Uint8Array): Promise<boolean>;
+  sign(algorithm: object, key: object, data: Uint8Array): Promise<ArrayBuffer>;
 }
 
 function subtle(): SubtleLike {
   return (crypto as unknown as { subtle: SubtleLike }).subtle;
 }
 
+function hmacSecret(key: Jwk): Buffer | null {
+  const secret = b64uDecode(key.k || '');
+  return secret === null || secret.length === 0 ? null : secret;
+}
+
 // HS256 signature check: synchronous (createHmac), constant-time comparison.
 function hs256Matches(parsed: ParsedJwt, key: Jwk): boolean {
-  const secret = b64uDecode(key.k || '');
-  if (secret === null || secret.length === 0) {
+  const secret = hmacSecret(key);
+  if (secret === null) {
     return false;
   }
   const mac = cr.createHmac('sha256', secret).update(parsed.signingInput).digest('base64url');
   return timingSafeEqual(parsed.signatureSegment, mac);
 }
 
-// Signature check only. HS256 stays synchronous (createHmac); the rest use WebCrypto.
+// HS384/HS512: njs's createHmac has no SHA-384/512, so WebCrypto computes the MAC
+// (subtle.sign), and it is compared with the same constant-time function as HS256; never
+// subtle.verify, whose comparison is not documented to be constant-time.
+async function hmacMatches(parsed: ParsedJwt, key: Jwk, alg: string): Promise<boolean> {
+  const secret = hmacSecret(key);
+  if (secret === null) {
+    return false;
+  }
+  const ck = await subtle().importKey('raw', secret, { name: 'HMAC', hash: hashName(alg) }, false, ['sign']);
+  const mac = await subtle().sign({ name: 'HMAC' }, ck, Buffer.from(parsed.signingInput, 'utf8'));
+  return timingSafeEqual(parsed.signatureSegment, Buffer.from(mac).toString('base64url'));
+}
+
+// Signature check only. Every HMAC ends in timingSafeEqual; RS*/PS*/ES* use WebCrypto verify.
 export async function verifySignature(parsed: ParsedJwt, key: Jwk): Promise<boolean> {
   const alg = parsed.header.alg as string;
   if (alg === 'HS256') {
@@ -300,8 +315,11 @@ export async function verifySignature(parsed: ParsedJwt, key: Jwk): Promise<bool
   if (alg === 'ES384' && parsed.signature.length !== 96) {
     return false;
   }
-  const p = webCryptoParams(alg, key);
   try {
+    if (alg === 'HS384' || alg === 'HS512') {
+      return await hmacMatches(parsed, key, alg);
+    }
+    const p = webCryptoParams(alg, key);
     const ck = await subtle().importKey(p.format, p.keyData, p.importAlg, false, ['verify']);
     const data = Buffer.from(parsed.signingInput, 'utf8');
     return (await subtle().verify(p.verifyAlg, ck, parsed.signature, data)) === true;

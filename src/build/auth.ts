@@ -46,6 +46,29 @@ function lineCol(text: string, offset: number): { line: number; col: number } {
   return { line, col: offset - before.lastIndexOf('\n') };
 }
 
+/**
+ * What is wrong with a JSON text, in words that never quote it: JSON.parse messages echo the
+ * start of the input (`Unexpected token 'm', "my-hmac-se"... is not valid JSON`), and a
+ * jwks_file may by mistake name a secret or a private key.
+ */
+export function jsonSyntaxText(parseMessage: string): string {
+  const known: [RegExp, string][] = [
+    [/^Unexpected end of JSON input/, 'unexpected end of input'],
+    [/^Expected property name/, "expected a property name or '}'"],
+    [/^Expected ',' or '}'/, "expected ',' or '}' after a property value"],
+    [/^Expected ',' or '\]'/, "expected ',' or ']' after an array element"],
+    [/^Expected ':'/, "expected ':' after a property name"],
+    [/^Expected double-quoted property name/, 'expected a double-quoted property name'],
+    [/^Unterminated string/, 'unterminated string'],
+    [/^Bad control character/, 'control character inside a string'],
+    [/^Bad (escaped character|Unicode escape)/, 'bad escape sequence inside a string'],
+    [/^Unexpected non-whitespace character after JSON/, 'unexpected text after the JSON value'],
+    [/^(Exponent part is missing|No number after minus sign|Unterminated fractional number)/, 'malformed number'],
+  ];
+  for (const [re, text] of known) if (re.test(parseMessage)) return text;
+  return 'not a JSON document (unexpected character)';
+}
+
 /** Parse a JWKS document strictly (JSON) and index the position of each `keys[i]`. */
 export function parseJwks(text: string, file: string): { doc: unknown; keyPos: SourcePos[] } | { error: SourcePos & { message: string } } {
   let doc: unknown;
@@ -57,7 +80,7 @@ export function parseJwks(text: string, file: string): { doc: unknown; keyPos: S
     let pos = { line: 1, col: 1 };
     if (m && m.length === 2) pos = lineCol(text, Number(m[1]));
     else if (m) pos = { line: Number(m[1]), col: Number(m[2]) };
-    return { error: { file, ...pos, path: '', message: `invalid JSON: ${msg.replace(/ in JSON at position \d+.*$/, '').replace(/\s*\(line \d+ column \d+\)$/, '')}` } };
+    return { error: { file, ...pos, path: '', message: `invalid JSON: ${jsonSyntaxText(msg)}` } };
   }
   // JSON is YAML: reuse the YAML parser for positions of keys[i]
   const lc = new LineCounter();

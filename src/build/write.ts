@@ -1,10 +1,14 @@
 // Write step: the build goes into a sibling temp directory and is swapped into place only
-// when complete, so a failed build never leaves a half-written output behind.
+// when complete, so a failed build never leaves a half-written output behind. Only an
+// absent or empty directory, or a previous gatewayctl build, is replaced (src/build/guard.ts).
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { assertReplaceable, previousBuild } from './guard.ts';
 
+/** Throws UnsafeReplaceError (and writes nothing) when outDir is not replaceable. */
 export function writeBuild(outDir: string, files: Record<string, string>): void {
   const abs = path.resolve(outDir);
+  assertReplaceable(abs, 'build output directory', previousBuild);
   const tmp = `${abs}.tmp-${process.pid}`;
   const old = `${abs}.old-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });

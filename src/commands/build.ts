@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { compile, type CompileResult } from '../build/compile.ts';
+import { UnsafeReplaceError } from '../build/guard.ts';
 import { staleFiles, writeBuild } from '../build/write.ts';
 import { formatDiagnostic } from '../model/diagnostics.ts';
 import { modelJson } from '../diff/sources.ts';
@@ -15,7 +16,9 @@ Examples:
 
 Output: nginx.conf, mime.types, conf.d/{00-maps,10-limits,20-caches,30-upstreams,40-servers}.conf
 and manifest.json (input hash, version, files with sha256). Same input, byte-identical output.
-A failed build leaves the previous output untouched.`;
+A failed build leaves the previous output untouched. The output directory is replaced only
+when it is absent, empty or a previous gatewayctl build (its manifest.json lists every file);
+anything else is refused (GW610) and left as it is.`;
 
 export interface BuildOptions {
   config: string;
@@ -72,7 +75,13 @@ export async function run(opts: BuildOptions): Promise<number> {
     process.stdout.write(`${opts.out} is up to date\n`);
     return 0;
   }
-  writeBuild(opts.out, files);
+  try {
+    writeBuild(opts.out, files);
+  } catch (e) {
+    if (!(e instanceof UnsafeReplaceError)) throw e;
+    process.stderr.write(`${e.message}\n(a build output directory is replaced only when it is absent, empty or a previous gatewayctl build; choose another -o)\n`);
+    return 1;
+  }
   process.stdout.write(`built ${opts.out}/ from ${opts.config} (${Object.keys(files).length} files, sha256 ${r.model!.source.hash.slice(0, 12)})\n`);
   return 0;
 }

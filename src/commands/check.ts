@@ -115,8 +115,39 @@ export async function checkConfig(opts: CheckOptions): Promise<CheckResult> {
   const first = await compileForTarget(opts);
   if (!first.ok || !first.model) return { ok: false, diagnostics: first.diagnostics, nginxOutput: '', dir: null };
   const diagnostics = [...first.diagnostics];
-  const model = structuredClone(first.model);
+  // The scratch directory holds the full build, HMAC secrets (njs/auth.json) included: it
+  // is removed on every way out (errors thrown, Ctrl-C), kept only when --keep asks for it.
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'gatewayctl-check-'));
+  const remove = () => rmSync(scratch, { recursive: true, force: true });
+  const onSignal = (sig: NodeJS.Signals) => {
+    remove();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.kill(process.pid, sig);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('exit', remove);
+  let keep = false;
+  try {
+    const r = await checkIn(scratch, opts, first, diagnostics);
+    keep = !!opts.keep;
+    return { ...r, dir: keep ? scratch : null };
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('exit', remove);
+    if (!keep) remove();
+  }
+}
+
+async function checkIn(
+  scratch: string,
+  opts: CheckOptions,
+  first: Awaited<ReturnType<typeof compileForTarget>>,
+  diagnostics: Diagnostic[],
+): Promise<Omit<CheckResult, 'dir'>> {
+  const model = structuredClone(first.model!);
   if (!opts.strictDns) diagnostics.push(...(await substituteUnresolvable(model)));
   diagnostics.push(...substituteMissingCerts(model, scratch));
   // build artefacts that are not rendered (njs bundle, auth preload, key map) come from the first build
@@ -142,8 +173,7 @@ export async function checkConfig(opts: CheckOptions): Promise<CheckResult> {
   for (const e of res.errors) report(e, 'error');
   for (const e of res.warnings) report(e, 'warning');
   if (!res.ok && !res.errors.length) diagnostics.push({ code: 'GW401', severity: 'error', message: `nginx -t failed:\n${res.output}`, at: null });
-  if (!opts.keep) rmSync(scratch, { recursive: true, force: true });
-  return { ok: res.ok, diagnostics, nginxOutput: res.output, dir: opts.keep ? scratch : null };
+  return { ok: res.ok, diagnostics, nginxOutput: res.output };
 }
 
 export async function run(opts: CheckOptions): Promise<number> {

@@ -54,11 +54,16 @@ export const help = `Certificates for TLS listeners.
       nginx serves from the webroot (default .gatewayctl/acme, the same directory as
       global.acme_webroot in gateway.yaml). Writes
       <certs-dir>/<D>/fullchain.pem, privkey.pem (0600) and meta.json (default certs dir
-      ssl/managed), then rebuilds and reloads the gateway.
+      ssl/managed), then reloads the gateway that serves the config.
 
   gatewayctl tls renew [--days 30] [--force] [--certs-dir DIR]
       Renews every managed certificate expiring within --days (all with --force) and
       reloads once. Exits 0 when nothing is due. See scripts/gatewayctl-renew.timer.
+
+  Reload after issue/renew: the deployment (--target, default .gatewayctl/deploy; nginx -t,
+  then SIGHUP or --reload-cmd), else --reload-cmd, else the nginx of \`gatewayctl up\`
+  (--prefix, default .gatewayctl/run). Nothing to reload, or a failed reload: exit 1, the
+  certificate stays stored and the next \`tls renew\` retries. --no-reload: store only.
 
   gatewayctl tls status [--certs-dir DIR] [--json]
       Managed certificates: names, issuer, days to expiry, whether the key matches.
@@ -181,12 +186,13 @@ async function renewCmd(opts: TlsOptions, hooks: IssueHooks, io: TlsIo): Promise
   const r = await renew({ certsDir, days: intOf(opts.days, 30, '--days'), force: !!opts.force, log: io.err }, hooks);
   for (const p of r.renewed) io.out(`renewed ${p}`);
   if (r.renewed.length > 0 && !hooks.afterIssue)
-    io.err('note: the running gateway was not reloaded; rebuild and reload it to serve the renewed certificates');
+    io.err('note: the running gateway was not reloaded; reload it to serve the renewed certificates');
   for (const s of r.skipped) io.out(`not due ${s.primary} (${s.daysLeft} days left)`);
   for (const f of r.failed) io.err(`tls renew: ${f.primary}: ${f.reason}`);
   if (r.renewed.length + r.skipped.length + r.failed.length === 0) io.out(`no managed certificates in ${rel(certsDir)}`);
-  else if (r.renewed.length === 0 && r.failed.length === 0) io.out('nothing due');
-  return r.failed.length > 0 ? 1 : 0;
+  else if (r.renewed.length === 0 && r.failed.length === 0 && !r.reloadError) io.out('nothing due');
+  if (r.reloadError) io.err(`tls renew: ${r.reloadError}`);
+  return r.failed.length > 0 || r.reloadError ? 1 : 0;
 }
 
 async function statusCmd(opts: TlsOptions, io: TlsIo): Promise<number> {

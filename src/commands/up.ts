@@ -1,8 +1,9 @@
 // `gatewayctl up`: build and run nginx in the foreground on the output, with a prefix
 // under .gatewayctl/run; logs go to the terminal; Ctrl-C stops everything cleanly.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readSync, statSync, closeSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, closeSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { UnsafeReplaceError } from '../build/guard.ts';
 import { writeBuild } from '../build/write.ts';
 import { startDemoUpstreams, type DemoServer } from '../demo/upstreams.ts';
 import { findNginx, preparePrefix, startNginx, stopNginx, testConfig, NginxNotFoundError, type NginxLocation } from '../runtime/nginx.ts';
@@ -17,6 +18,27 @@ Examples:
 
 The nginx prefix (logs, pid, temp, cache) lives in .gatewayctl/run/. When no nginx is found,
 the project runtime is provisioned first (scripts/provision-runtime.sh).`;
+
+/**
+ * `<prefix>/gatewayctl-up.json`: what the running `up` serves ({ pid, conf, config }), so
+ * `gatewayctl tls issue|renew` can test and reload that configuration. Removed on stop.
+ */
+export const UP_RECORD = 'gatewayctl-up.json';
+
+export interface UpRecord {
+  pid: number;
+  conf: string; // absolute nginx.conf nginx runs with
+  config: string; // absolute gateway.yaml it was built from
+}
+
+export function readUpRecord(prefix: string): UpRecord | null {
+  try {
+    const r = JSON.parse(readFileSync(path.join(prefix, UP_RECORD), 'utf8')) as UpRecord;
+    return Number.isInteger(r.pid) && typeof r.conf === 'string' && typeof r.config === 'string' ? r : null;
+  } catch {
+    return null;
+  }
+}
 
 export interface UpOptions {
   config: string;
@@ -80,7 +102,13 @@ export async function run(opts: UpOptions): Promise<number> {
   const r = await compileForTarget({ config: opts.config, nginx: loc.bin });
   printDiagnostics(r);
   if (!r.ok || !r.files || !r.model) return 1;
-  writeBuild(opts.out, outputFiles(r));
+  try {
+    writeBuild(opts.out, outputFiles(r));
+  } catch (e) {
+    if (!(e instanceof UnsafeReplaceError)) throw e;
+    process.stderr.write(`${e.message}\n(choose another -o)\n`);
+    return 1;
+  }
   const prefix = path.resolve(opts.prefix ?? '.gatewayctl/run');
   mkdirSync(prefix, { recursive: true });
   await preparePrefix(prefix, loc.modulesDir);
@@ -97,6 +125,8 @@ export async function run(opts: UpOptions): Promise<number> {
     process.stdout.write(`demo upstreams: ${demo.map((s) => `${s.name} 127.0.0.1:${s.port}`).join(', ')}\n`);
   }
   const proc = await startNginx(loc, prefix, conf, { foreground: true, stdio: 'inherit' });
+  const record: UpRecord = { pid: proc.pid, conf, config: path.resolve(opts.config) };
+  writeFileSync(path.join(prefix, UP_RECORD), `${JSON.stringify(record, null, 2)}\n`);
   const m = r.model;
   const stopLog = m.global.accessLog ? follow(path.join(prefix, m.global.accessLog.path), (l) => process.stdout.write(`access ${l}\n`)) : () => {};
   const stopErr = follow(path.join(prefix, m.global.errorLog.path), (l) => process.stderr.write(`${l}\n`));
@@ -110,6 +140,7 @@ export async function run(opts: UpOptions): Promise<number> {
     stopping = true;
     process.stdout.write('\nstopping…\n');
     await stopNginx(prefix, { graceful: true }).catch(() => undefined);
+    rmSync(path.join(prefix, UP_RECORD), { force: true });
     stopLog();
     stopErr();
     await Promise.all(demo.map((s) => s.close()));

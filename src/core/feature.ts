@@ -42,8 +42,10 @@ export interface HttpContribution {
   maps?: Block[];
   /** conf.d/10-limits.conf */
   limits?: Directive[];
-  /** conf.d/20-caches.conf */
+  /** conf.d/20-caches.conf: zones and variables */
   caches?: Directive[];
+  /** conf.d/20-caches.conf: map blocks */
+  cacheMaps?: Block[];
   /** extra JSON access-log fields */
   logFields?: LogField[];
   /** files of their own (relative path → text), included from http{} */
@@ -64,7 +66,7 @@ export interface Feature {
   /** response headers on every answer of a listener (server level, error pages, routes) */
   listenerResponseHeaders?(l: Listener, m: GatewayModel): Directive[];
   /** server-level directives right after `listen` (TLS certificates and profile) */
-  serverHead?(m: GatewayModel, l: Listener): Directive[];
+  serverHead?(m: GatewayModel, l: Listener, server: { catchAll: boolean }): Directive[];
   /** server-level directives after the server's name (access rules, …) */
   serverLines?(m: GatewayModel, l: Listener): Directive[];
   /** the nginx variable a consistent-hash key kind is read from, for kinds this feature derives */

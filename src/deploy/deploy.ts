@@ -4,6 +4,7 @@
 
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { assertReplaceable, deployTarget, UnsafeReplaceError } from '../build/guard.ts';
 import { atomicSymlink, copyTreeDurable, exists, fsyncPath, sha256File } from './fsutil.ts';
 import { acquireLock, LockBusyError } from './lock.ts';
 import {
@@ -264,6 +265,14 @@ async function activate(ctx: Ctx, release: string, live: string | null): Promise
 }
 
 async function withLock<T>(ctx: Ctx, command: string, fn: () => Promise<T>): Promise<T> {
+  // The target must be new, empty or a deploy target already: deploy prunes releases/ and
+  // renames links over `current`/`previous`, so it never claims a directory it did not create.
+  try {
+    assertReplaceable(ctx.L.target, 'deploy target', deployTarget);
+  } catch (e) {
+    if (e instanceof UnsafeReplaceError) throw new DeployError('lock', `${e.message} (choose a new or empty --target)`);
+    throw e;
+  }
   await fsp.mkdir(ctx.L.releasesDir, { recursive: true });
   let lock;
   try {

@@ -17,7 +17,7 @@ import type {
   Upstream,
   UpstreamServer,
 } from '../model/types.ts';
-import { keysMovedShare } from '../routing/explain.ts';
+import { keysMoved } from '../routing/explain.ts';
 
 export type Section = 'routes' | 'upstreams' | 'listeners' | 'tls' | 'limits' | 'auth' | 'access' | 'caches' | 'global' | 'unsafe';
 
@@ -46,7 +46,9 @@ export type RiskCode =
   | 'tls-downgraded'
   | 'hsts-removed'
   | 'cors-wildcard'
-  | 'unsafe-snippet';
+  | 'unsafe-snippet'
+  | 'public-unlimited-route'
+  | 'hash-keys-moved';
 
 export interface Change {
   section: Section;
@@ -296,6 +298,39 @@ export function semanticDiff(base: GatewayModel, head: GatewayModel): Change[] {
   return c.list.map((x, i) => ({ x, i })).sort((p, q) => order.get(p.x.section)! - order.get(q.x.section)! || p.i - q.i).map((p) => p.x);
 }
 
+/**
+ * The margin above the least possible movement at which a consistent-hash change is
+ * flagged (docs/diff-ci.md): more than 5 percentage points and more than a quarter above
+ * it. nginx's ring (160 points per weight unit) stays within a few points of the minimum
+ * when servers are added, removed, reweighted or marked down; replacing a server (a new
+ * address) moves its keys and also hands the new one keys from every other server.
+ */
+export const HASH_MOVE_MARGIN = { points: 0.05, ratio: 0.25 } as const;
+
+export function excessiveMove(moved: number, minimal: number): boolean {
+  return moved - minimal > Math.max(HASH_MOVE_MARGIN.points, HASH_MOVE_MARGIN.ratio * minimal);
+}
+
+const LOCAL_ADDRESS = /^(127\.|::1$|\[::1\]$|localhost$|unix:)/i;
+
+/**
+ * Why a route is open to anyone on the network with nothing to slow them down, or null:
+ * it proxies to an upstream (a fixed `respond:` or `models: list` reaches nothing behind the gateway), has no
+ * auth, no rate and no connection limit, no access allow-list of its own or global, and is
+ * served on at least one listener that is not bound to loopback or a unix socket.
+ */
+export function publicUnlimited(r: Route, m: GatewayModel): boolean {
+  if (r.respond || r.models === 'list') return false; // answered by the gateway itself
+  if (hasAuth((r as unknown as Plain).auth)) return false;
+  if (r.rateLimits.length || r.connLimits.length) return false;
+  const restricted = (a: AccessRules) => a.allow.length > 0 && !a.allow.some((v) => v === 'all' || v === '0.0.0.0/0' || v === '::/0');
+  if (restricted(r.access) || restricted(m.access)) return false;
+  const served = m.listeners.filter((l) => r.listeners.includes(l.name));
+  return served.some((l) => !l.address || !LOCAL_ADDRESS.test(l.address));
+}
+
+const PUBLIC_NOTE = 'reachable by anyone, with no auth and no rate or connection limit';
+
 function diffRoutes(c: Changes, base: GatewayModel, head: GatewayModel): void {
   const a = byName(base.routes);
   const b = byName(head.routes);
@@ -304,14 +339,22 @@ function diffRoutes(c: Changes, base: GatewayModel, head: GatewayModel): void {
     const rb = b.get(n);
     const subject = `route ${n}`;
     if (!ra && rb) {
-      c.add('routes', 'added', subject, `route ${n} added: ${matchText(rb)} → ${targetText(rb)}`);
+      const open = publicUnlimited(rb, head);
+      c.add('routes', 'added', subject, `route ${n} added: ${matchText(rb)} → ${targetText(rb)}${open ? ` (${PUBLIC_NOTE})` : ''}`, open ? 'public-unlimited-route' : null);
       continue;
     }
     if (ra && !rb) {
       c.add('routes', 'removed', subject, `route ${n} removed (was ${matchText(ra)} → ${targetText(ra)})`);
       continue;
     }
-    if (ra && rb) diffRoute(c, ra, rb);
+    if (ra && rb) {
+      diffRoute(c, ra, rb);
+      // newly open (auth, limits or an allow-list gone), or open and now reaching more
+      const reach = (r: Route) => ({ match: r.match, listeners: r.listeners, upstream: r.upstream, models: r.models });
+      if (publicUnlimited(rb, head) && (!publicUnlimited(ra, base) || !same(reach(ra), reach(rb)))) {
+        c.add('routes', 'changed', subject, `route ${n}: now ${PUBLIC_NOTE} (${matchText(rb)} → ${targetText(rb)})`, 'public-unlimited-route');
+      }
+    }
   }
   // order matters for regex routes and is visible to reviewers; report it once
   const common = new Set(base.routes.filter((r) => b.has(r.name)).map((r) => r.name));
@@ -492,8 +535,15 @@ function diffUpstreams(c: Changes, as: Upstream[], bs: Upstream[]): void {
     } else if (primary(ua).length && !primary(ub).length) {
       say('loses all non-backup servers (only backups left)', 'upstream-no-servers');
     }
-    const moved = keysMovedShare(ua, ub); // consistent_hash: exact share of keys that change server
-    if (moved !== null && moved > 0) say(`moves ${(moved * 100).toFixed(1)}% of consistent-hash keys to another server`);
+    const km = keysMoved(ua, ub); // consistent_hash: exact share of keys that change server
+    if (km && km.moved > 0) {
+      const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+      if (excessiveMove(km.moved, km.minimal)) {
+        say(`moves ${pct(km.moved)} of consistent-hash keys to another server; the change needs only ${pct(km.minimal)} (caches and sessions on the other servers are lost too)`, 'hash-keys-moved');
+      } else {
+        say(`moves ${pct(km.moved)} of consistent-hash keys to another server`);
+      }
+    }
     const rest = (u: Upstream) => ({ ...u, servers: null, name: null });
     for (const f of deepDiff(rest(ua), rest(ub))) say(fieldText(f));
   }

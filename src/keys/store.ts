@@ -147,7 +147,8 @@ export function parseKeys(text: string, file: string): KeyFile {
       }
       if (!isScalar(n) || typeof n.value !== 'string') return bad(n, `${field} must be a string`);
       const v = n.value as string;
-      if (re && !re.test(v)) bad(n, `${field} ${JSON.stringify(v)} is not ${what}`);
+      // a malformed hash may be a plaintext key pasted in by mistake: never echo it
+      if (re && !re.test(v)) bad(n, field === 'hash' ? `${field} is not ${what}` : `${field} ${JSON.stringify(v)} is not ${what}`);
       return v;
     };
     const date = (field: string, required: boolean): string | null => {

@@ -52,7 +52,8 @@ export function checkAuthRules(m: GatewayModel, err: Report, warn: Report): void
     const names = Object.values(ih).filter((h): h is string => h !== null).map((h) => h.toLowerCase());
     const dup = names.find((h, i) => names.indexOf(h) !== i);
     if (dup) err('GW376', auth.at, 'auth.identity_headers', `identity header ${dup} is used twice`);
-    const reserved = ['authorization', 'host', 'connection', 'upgrade', 'x-forwarded-for', 'x-real-ip', 'x-forwarded-proto', 'x-forwarded-host'];
+    // framing headers (Host, Connection, Upgrade, …) are refused for every header setting (GW230)
+    const reserved = ['authorization', 'x-forwarded-for', 'x-real-ip', 'x-forwarded-proto', 'x-forwarded-host'];
     for (const h of names.filter((x) => reserved.includes(x))) {
       err('GW376', auth.at, 'auth.identity_headers', `identity header ${h} would replace a header the gateway already sets`);
     }

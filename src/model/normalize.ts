@@ -294,6 +294,7 @@ export function normalize(input: NormalizeInput): GatewayModel {
     acme,
   };
   if (routingNeedsNjs(model)) model.global.modules.njs = true;
+  if (routes.some((r) => r.cache?.keyIncludesBody)) model.global.modules.njs = true; // body digest for the cache key
   if (auth) model.global.modules.njs = true; // the auth handlers live in the njs module
   return model;
 }

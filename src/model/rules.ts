@@ -4,6 +4,7 @@ import type { PositionIndex } from '../config/load.ts';
 import type { Diagnostic, GatewayModel, Route, SourcePos } from './types.ts';
 import { checkRoutingRules, routesUsing } from '../routing/rules.ts';
 import { checkAuthRules } from './auth-rules.ts';
+import { checkReservedNames } from './reserved-names.ts';
 
 /**
  * `positions` (from the load step) lets each diagnostic point at the offending key itself;
@@ -70,6 +71,7 @@ export function checkRules(m: GatewayModel, positions?: PositionIndex): Diagnost
     }
   }
   checkAuthRules(m, err, warn); // GW313 (zones keyed by the authenticated client), GW37x
+  checkReservedNames(m, err); // GW230 (framing header names), GW231 (regex captures shadowing variables)
   for (const z of m.rateZones) {
     if (z.delay !== null && z.delay > z.burst) err('GW314', z.at, `${z.at.path}.delay`, `delay ${z.delay} exceeds burst ${z.burst}`);
   }

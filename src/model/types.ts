@@ -237,7 +237,7 @@ export type AuthMethod = 'api_key' | 'jwt';
 export interface AuthSettings {
   apiKeys: { file: string; header: string; at: SourcePos } | null; // file: absolute path of the keys store
   jwt: JwtProviderSettings[];
-  /** upstream request headers carrying the identity; null = not forwarded (still stripped when named) */
+  /** upstream request headers carrying the identity; null = not forwarded (the client's copy of the default name is still removed) */
   identityHeaders: { client: string | null; role: string | null; tier: string | null; method: string | null; claims: string | null };
   failureLog: string | null; // path relative to the nginx prefix; null = no dedicated log
   at: SourcePos;

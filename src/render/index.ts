@@ -69,7 +69,7 @@ export function render(m: GatewayModel, features: readonly Feature[], opts: Rend
   files['mime.types'] = readFileSync(path.join(TEMPLATES, 'mime.types'), 'utf8');
   files[CONF_FILES.maps] = renderConf({ header, lines: all('mapLines') as string[], blocks: [...mapBlocks(m, features), ...(all('maps') as Block[])] });
   files[CONF_FILES.limits] = renderConf({ header, lines: all('limits') as string[], blocks: [] });
-  files[CONF_FILES.caches] = renderConf({ header, lines: all('caches') as string[], blocks: [] });
+  files[CONF_FILES.caches] = renderConf({ header, lines: all('caches') as string[], blocks: all('cacheMaps') as Block[] });
   files[CONF_FILES.upstreams] = renderConf({
     header,
     lines: [],
@@ -278,7 +278,7 @@ function serverBlocks(m: GatewayModel, features: readonly Feature[], opts: Rende
       if (gi === 0 && !catchAllMain && g.names.length === 0) continue; // every name has its own host group
       const isDefault = gi === 0 && catchAllMain && l.defaultServer;
       const lines: string[] = [listenLine(l.address, l.port, !!l.tls, isDefault)];
-      for (const f of features) lines.push(...(f.serverHead?.(m, l) ?? []));
+      for (const f of features) lines.push(...(f.serverHead?.(m, l, { catchAll: false }) ?? []));
       lines.push(d('server_name', ...(g.names.length ? g.names.map((n) => q(n, 'host')) : ['_'])));
       lines.push(d('set', '$gw_route', '"-"'));
       for (const f of features) lines.push(...(f.serverLines?.(m, l) ?? []));
@@ -305,7 +305,7 @@ function serverBlocks(m: GatewayModel, features: readonly Feature[], opts: Rende
       });
     }
     if (!catchAllMain) out.push(unknownHostServer(l, m, features));
-    if (l.tls?.redirectFrom) out.push(redirectServer(l, m));
+    if (l.tls?.redirectFrom) out.push(...redirectServer(l, m));
   }
   if (m.global.status) {
     const s = m.global.status;
@@ -330,8 +330,11 @@ function serverBlocks(m: GatewayModel, features: readonly Feature[], opts: Rende
 function unknownHostServer(l: Listener, m: GatewayModel, features: readonly Feature[]): Block {
   const lines = [listenLine(l.address, l.port, !!l.tls, l.defaultServer), d('server_name', '_')];
   if (l.tls) {
-    // No certificate is presented for unknown names: the handshake is refused.
+    // No certificate is presented for unknown names: the handshake is refused. As the default
+    // server of the port it also decides protocol, suites and groups for every name (see
+    // src/render/tls.ts), so it carries the listener's profile.
     lines.push(d('ssl_reject_handshake', 'on'));
+    for (const f of features) lines.push(...(f.serverHead?.(m, l, { catchAll: true }) ?? []));
     return { comment: `listener ${l.name}: unknown Host`, head: 'server', lines };
   }
   lines.push(d('set', '$gw_route', '"unknown-host"'));
@@ -349,6 +352,9 @@ function unknownHostServer(l: Listener, m: GatewayModel, features: readonly Feat
   };
 }
 
+/** $gw_route of the server that stands in for a listener whose ACME certificate is not issued yet. */
+export const PENDING_CERTIFICATE_ROUTE = 'certificate-pending';
+
 /** Until the ACME certificate exists: challenges and health on the plain-HTTP port, 503 for the rest. */
 function pendingCertificateServer(l: Listener, m: GatewayModel): Block {
   const port = l.tls!.redirectFrom ?? 80;
@@ -358,7 +364,7 @@ function pendingCertificateServer(l: Listener, m: GatewayModel): Block {
     lines: [
       listenLine(l.address, port, false, l.defaultServer),
       d('server_name', ...(l.serverNames.length ? l.serverNames.map((n) => q(n, 'host')) : ['_'])),
-      d('set', '$gw_route', '"certificate-pending"'),
+      d('set', '$gw_route', `"${PENDING_CERTIFICATE_ROUTE}"`),
     ],
     blocks: [
       ...acmeLocation(m),
@@ -374,10 +380,42 @@ function pendingCertificateServer(l: Listener, m: GatewayModel): Block {
   };
 }
 
-function redirectServer(l: Listener, m: GatewayModel): Block {
+/**
+ * The redirect target's host. A listener with server_names never echoes the client's Host:
+ * a configured name (or a route host of the listener) is kept, a name matching a wildcard
+ * only when it is made of plain DNS labels, anything else goes to the first server name
+ * (the first exact one; with wildcards only, the first wildcard's domain).
+ * A listener without server_names answers every name on HTTPS too, so the requested name
+ * is kept ($host): the Location then names whatever the client itself asked for.
+ */
+function redirectHost(l: Listener, m: GatewayModel): { host: string; map: Block | null } {
+  if (!l.serverNames.length) return { host: '$host', map: null };
+  const routeHosts = m.routes.filter((r) => r.listeners.includes(l.name) && r.match.host !== null).map((r) => r.match.host!);
+  const seen = new Set<string>(); // map keys are case-insensitive: one entry per name
+  const names = [...l.serverNames, ...routeHosts].filter((n) => !seen.has(n.toLowerCase()) && !!seen.add(n.toLowerCase()));
+  const v = `$gw_https_host_${ident(l.name)}`;
+  // the first exact server name; with wildcards only, the domain of the first one
+  const fallback = l.serverNames.find((n) => !n.startsWith('*.')) ?? l.serverNames[0].slice(2);
+  const lines = [d('default', q(fallback, 'host'))];
+  for (const n of names) {
+    if (n.startsWith('*.')) {
+      const suffix = q(n.slice(2), 'host').slice(1, -1).toLowerCase().replace(/\./g, '\\.');
+      lines.push(d(q(`~^[a-z0-9-]+(\\.[a-z0-9-]+)*\\.${suffix}$`, 'regex'), '$host'));
+    } else {
+      lines.push(d(q(n.toLowerCase(), 'host'), q(n, 'host')));
+    }
+  }
+  return {
+    host: v,
+    map: { comment: `listener ${l.name}: HTTPS redirect target, a configured name (never the client's Host as sent)`, head: `map $host ${v}`, lines },
+  };
+}
+
+function redirectServer(l: Listener, m: GatewayModel): Block[] {
   const tls = l.tls!;
   const portPart = l.port === 443 ? '' : `:${bare(l.port, 'int')}`;
-  return {
+  const target = redirectHost(l, m);
+  const server: Block = {
     comment: `listener ${l.name}: plain HTTP on ${tls.redirectFrom} redirects to HTTPS`,
     head: 'server',
     lines: [
@@ -388,9 +426,10 @@ function redirectServer(l: Listener, m: GatewayModel): Block {
     blocks: [
       ...acmeLocation(m),
       ...healthLocations(m, []),
-      { head: 'location /', lines: [d('return', '301', `https://$host${portPart}$request_uri`)] },
+      { head: 'location /', lines: [d('return', '301', `https://${target.host}${portPart}$request_uri`)] },
     ],
   };
+  return target.map ? [target.map, server] : [server];
 }
 
 export { RenderError };

@@ -3,6 +3,8 @@
 // allow-list for its context and THROW on anything else: a renderer never silently emits
 // an empty or half-escaped value. Newlines and control characters never pass.
 
+import { isFramingHeader } from '../model/reserved-names.ts';
+
 export class RenderError extends Error {
   constructor(message: string) {
     super(message);
@@ -72,6 +74,12 @@ export function bare(value: unknown, kind: BareKind): string {
   if (!re) throw new RenderError(`unknown bare context "${kind}"`);
   if (!re.test(s)) throw new RenderError(`unsafe ${kind} value ${JSON.stringify(s)}`);
   return s;
+}
+
+/** A header name the gateway may set (request or response): never a framing header (rules: GW230). */
+export function settableHeader(name: string): string {
+  if (isFramingHeader(name)) throw new RenderError(`framing header ${JSON.stringify(name)} cannot be set`);
+  return q(name, 'header');
 }
 
 /** nginx variable name for a request header: X-User-Id → $http_x_user_id */

@@ -4,6 +4,7 @@
 import type { Feature } from '../core/feature.ts';
 import type { GatewayModel, Listener, Route, Upstream } from '../model/types.ts';
 import { bare, headerVar, ident, q, RenderError } from './quote.ts';
+import { namedCaptures, reservedVariable } from '../model/reserved-names.ts';
 import { d, raw, type Directive } from '../plan/directive.ts';
 import { layoutRoute, planRoute, PlanError, type RouteLocations } from '../plan/route.ts';
 
@@ -54,6 +55,10 @@ export function routeMatchHead(r: Route): string {
     case 'prefix':
       return `location ${q(p.value, 'path')}`;
     case 'regex':
+      // a named capture becomes a variable: never one nginx or the gateway defines (rules: GW231)
+      for (const c of namedCaptures(p.value)) {
+        if (reservedVariable(c.name)) throw new RenderError(`route ${r.name}: named capture ${JSON.stringify(c.name)} shadows a variable`);
+      }
       return `location ${p.caseInsensitive ? '~*' : '~'} ${q(p.value, 'regex')}`;
   }
 }

@@ -1,6 +1,6 @@
 // Where a consistent-hash key goes, explained from the GatewayModel (used by `gatewayctl route`).
 import type { GatewayModel, Upstream } from '../model/types.ts';
-import { buildRing, movedShare, place, shares, type Placement, type Ring } from './ketama.ts';
+import { buildRing, minimalMovedShare, movedShare, place, shares, type Placement, type Ring } from './ketama.ts';
 import { keyOf, parseObject } from '../../njs/lib/keys.ts';
 
 export interface RouteExplanation {
@@ -148,4 +148,15 @@ export function keysMovedShare(before: Upstream, after: Upstream): number | null
   if (before.balance !== 'consistent_hash' || after.balance !== 'consistent_hash') return null;
   if (JSON.stringify(before.hashKey) !== JSON.stringify(after.hashKey)) return null;
   return movedShare(ringFor(before), ringFor(after));
+}
+
+/**
+ * Keys a server change of a consistent_hash upstream moves (keysMovedShare) and the least
+ * any placement would have to move (minimalMovedShare); null when not comparable.
+ */
+export function keysMoved(before: Upstream, after: Upstream): { moved: number; minimal: number } | null {
+  const moved = keysMovedShare(before, after);
+  if (moved === null) return null;
+  const minimal = minimalMovedShare(ringFor(before).servers, ringFor(after).servers);
+  return minimal === null ? null : { moved, minimal };
 }

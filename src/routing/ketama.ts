@@ -186,3 +186,28 @@ export function movedShare(before: Ring, after: Ring): number {
   }
   return moved / 0x100000000;
 }
+
+/**
+ * The least share of keys any placement has to move between two server lists: the keys
+ * whose server must change because its share of the weight changed (total variation
+ * distance of the weight shares, matched by address; `down` servers hold none). Adding a
+ * server to three gives 25%; replacing one of three gives 33.3% (only the replaced server's
+ * keys), where nginx's ring moves about half (the new server also takes keys from the others).
+ * null when either side has no usable server.
+ */
+export function minimalMovedShare(before: RingServer[], after: RingServer[]): number | null {
+  const dist = (xs: RingServer[]): Map<string, number> | null => {
+    const live = xs.filter((x) => !x.down && x.weight > 0);
+    const total = live.reduce((s, x) => s + x.weight, 0);
+    if (!total) return null;
+    const m = new Map<string, number>();
+    for (const x of live) m.set(x.address, (m.get(x.address) ?? 0) + x.weight / total);
+    return m;
+  };
+  const a = dist(before);
+  const b = dist(after);
+  if (!a || !b) return null;
+  let d = 0;
+  for (const k of new Set([...a.keys(), ...b.keys()])) d += Math.abs((a.get(k) ?? 0) - (b.get(k) ?? 0));
+  return d / 2;
+}

@@ -509,7 +509,7 @@ export interface PrefixLayout {
  * cache/, any extra `opts.dirs` (relative to the prefix, e.g. a build manifest's prefixDirs),
  * and `modules` → modulesDir. An existing symlink pointing elsewhere is replaced
  * atomically; an existing real `modules` directory is left alone (e.g. inside a container
- * image that ships its modules there).
+ * image that ships its modules there); any other file there is refused, never replaced.
  */
 export async function preparePrefix(
   prefix: string,
@@ -537,10 +537,13 @@ export async function preparePrefix(
       modules = link;
     } else if (existing?.isSymbolicLink() && path.resolve(root, await readlink(link)) === target) {
       modules = link;
+    } else if (existing && !existing.isSymbolicLink()) {
+      // a file of someone else's: never replaced (only gatewayctl's own link is)
+      throw new Error(`${link} exists and is not a directory or symbolic link; move it away so nginx modules can be linked there`);
     } else {
       const tmp = `${link}.tmp-${process.pid}-${Date.now()}`;
       await symlink(target, tmp);
-      await rename(tmp, link); // atomic replace of a stale link or file
+      await rename(tmp, link); // atomic replace of a stale link
       modules = link;
     }
   }

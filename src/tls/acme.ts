@@ -8,6 +8,7 @@
 import * as acme from 'acme-client';
 import { promises as fs, readFileSync } from 'node:fs';
 import http from 'node:http';
+import { assertReplaceable } from '../build/guard.ts';
 import https from 'node:https';
 import path from 'node:path';
 import {
@@ -16,6 +17,7 @@ import {
   certPaths,
   daysLeft,
   listManaged,
+  managedCertDir,
   storeCertificate,
   withCertsLock,
   writeFileAtomic,
@@ -38,8 +40,42 @@ export interface IssueOptions {
 }
 
 export interface IssueHooks {
-  /** Called once after new certificate files are in place (e.g. rebuild + reload nginx). */
-  afterIssue?: () => Promise<void>;
+  /**
+   * Called once after new certificate files are in place: make the serving gateway load
+   * them (reload). Throwing makes issue/renew fail (exit 1) with the certificates stored;
+   * resolving to false means it deliberately did not reload (the files stay marked as not
+   * loaded, see RELOAD_PENDING_FILE).
+   */
+  afterIssue?: () => Promise<void | boolean>;
+}
+
+/**
+ * `<certs-dir>/.reload-pending` exists while stored certificates have not been loaded by
+ * the gateway (the reload after an issue or renewal failed). The next `renew` reloads even
+ * when nothing is due, so a failed reload is retried by the timer instead of leaving the
+ * new certificate unused until the served one expires.
+ */
+export const RELOAD_PENDING_FILE = '.reload-pending';
+
+async function runAfterIssue(certsDir: string, hooks: IssueHooks, what: string): Promise<void> {
+  if (!hooks.afterIssue) return;
+  const marker = path.join(certsDir, RELOAD_PENDING_FILE);
+  await writeFileAtomic(marker, `${new Date().toISOString()} ${what}\n`, 0o644);
+  let reloaded: void | boolean;
+  try {
+    reloaded = await hooks.afterIssue();
+  } catch (e) {
+    throw new AcmeError(`${what}, but the gateway was not reloaded and still serves the old certificate: ${(e as Error).message}`, 'reload');
+  }
+  if (reloaded !== false) await fs.rm(marker, { force: true });
+}
+
+/** True when a previous issue/renew stored certificates the gateway has not loaded yet. */
+export async function reloadPending(certsDir: string): Promise<boolean> {
+  return fs.access(path.join(certsDir, RELOAD_PENDING_FILE)).then(
+    () => true,
+    () => false,
+  );
 }
 
 export interface IssueResult {
@@ -167,19 +203,15 @@ function describeError(e: unknown): string {
  */
 export async function issue(opts: IssueOptions, hooks: IssueHooks = {}): Promise<IssueResult> {
   const r = await withCertsLock(opts.certsDir, () => issueLocked(opts));
-  if (hooks.afterIssue) {
-    try {
-      await hooks.afterIssue();
-    } catch (e) {
-      throw new AcmeError(`certificate stored, but rebuild/reload failed: ${(e as Error).message}`, 'reload');
-    }
-  }
+  await runAfterIssue(opts.certsDir, hooks, `certificate for ${r.primary} stored (serial ${r.meta.serial})`);
   return r;
 }
 
 async function issueLocked(opts: IssueOptions): Promise<IssueResult> {
   const log = opts.log ?? (() => {});
   const domains = normalizeDomains(opts.domains);
+  // before any order: a directory holding someone else's certificate is never overwritten
+  assertReplaceable(certPaths(opts.certsDir, domains[0]).dir, 'certificate directory', managedCertDir);
   await checkDirectory(opts.directory, configureHttpClient());
 
   let stage = 'account';
@@ -255,17 +287,29 @@ export interface RenewResult {
   renewed: string[];
   failed: { primary: string; reason: string }[];
   skipped: { primary: string; daysLeft: number | null }[];
+  /** The certificates are stored but the gateway could not be made to load them. */
+  reloadError?: string;
 }
 
 /**
  * Renews every managed certificate within the window (or all with force), repeating the
  * parameters recorded in meta.json. afterIssue runs once, after all renewals, when at
- * least one succeeded.
+ * least one succeeded, or when an earlier reload failed (RELOAD_PENDING_FILE).
  */
 export async function renew(opts: RenewOptions, hooks: IssueHooks = {}): Promise<RenewResult> {
   const log = opts.log ?? (() => {});
+  const pendingBefore = await reloadPending(opts.certsDir);
   const result = await withCertsLock(opts.certsDir, () => renewLocked(opts, log));
-  if (result.renewed.length > 0 && hooks.afterIssue) await hooks.afterIssue();
+  try {
+    if (result.renewed.length > 0) {
+      await runAfterIssue(opts.certsDir, hooks, `renewed ${result.renewed.join(', ')}`);
+    } else if (pendingBefore && hooks.afterIssue) {
+      log('certificates stored earlier were never loaded (a reload failed): reloading now');
+      await runAfterIssue(opts.certsDir, hooks, 'certificates stored earlier');
+    }
+  } catch (e) {
+    result.reloadError = (e as Error).message;
+  }
   return result;
 }
 

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { normalizeDomains } from './acme.ts';
 import { openssl } from './openssl.ts';
-import { certInfo, writeFileAtomic, type CertInfo } from './store.ts';
+import { assertSelfSignedPairReplaceable, certInfo, writeFileAtomic, type CertInfo } from './store.ts';
 
 export interface SelfSignedOptions {
   domains: string[]; // DNS names or IP addresses; the first becomes the subject CN
@@ -34,6 +34,7 @@ export async function createSelfSigned(opts: SelfSignedOptions): Promise<SelfSig
   const keyFile = path.join(outDir, `${base}.key`);
   const san = names.map((n) => (isIP(n) ? `IP:${n}` : `DNS:${n}`)).join(',');
 
+  assertSelfSignedPairReplaceable(certFile, keyFile);
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'gatewayctl-selfsigned-'));
   try {
     const tmpKey = path.join(work, 'key.pem');

@@ -8,8 +8,9 @@
 // Files are replaced atomically: new contents go to temporary files in the same directory
 // and are renamed over the old ones only after the whole issuance succeeded.
 import { createPrivateKey, createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { assertReplaceable, UnsafeReplaceError, type Recogniser } from '../build/guard.ts';
 
 export const DEFAULT_CERTS_DIR = 'ssl/managed';
 export const DEFAULT_WEBROOT = '.gatewayctl/acme'; // = global.acme_webroot in gateway.yaml
@@ -136,6 +137,7 @@ export async function storeCertificate(
   privkey: string,
 ): Promise<ReturnType<typeof certPaths>> {
   const p = certPaths(certsDir, meta.domains[0]);
+  assertReplaceable(p.dir, 'certificate directory', managedCertDir);
   await fs.mkdir(p.dir, { recursive: true, mode: 0o755 });
   const temps: [string, string][] = [];
   try {
@@ -148,6 +150,63 @@ export async function storeCertificate(
   }
   for (const [tmp, final] of temps) await fs.rename(tmp, final);
   return p;
+}
+
+const MANAGED_FILES = new Set(['fullchain.pem', 'privkey.pem', 'meta.json']);
+
+/** Whether a PEM certificate is self-signed (issued by its own key): a development pair or placeholder. */
+export function isSelfSigned(pem: string | Buffer): boolean {
+  try {
+    const x = new X509Certificate(pem);
+    // subject = issuer and signed by its own key (checkIssued would also demand keyCertSign)
+    return x.subject === x.issuer && x.verify(x.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A certificate directory `tls issue` may write into: one it wrote before (meta.json), or a
+ * self-signed placeholder pair (fullchain.pem + privkey.pem) that lets nginx start before
+ * the first issuance. A CA-issued certificate without meta.json, or any other file, is
+ * someone else's and is never overwritten.
+ */
+export const managedCertDir: Recogniser = (dir) => {
+  const names = readdirSync(dir);
+  const foreign = names.filter((n) => !MANAGED_FILES.has(n) && !/^\..+\.tmp-[0-9a-f]+$/.test(n) && n !== '.lock');
+  if (foreign.length) return `it holds files gatewayctl does not manage: ${foreign.join(', ')}`;
+  if (names.includes('meta.json')) {
+    try {
+      const m = JSON.parse(readFileSync(path.join(dir, 'meta.json'), 'utf8')) as Partial<CertMeta>;
+      if (Array.isArray(m.domains) && typeof m.directory === 'string') return null;
+    } catch {
+      /* below */
+    }
+    return 'its meta.json was not written by gatewayctl tls issue';
+  }
+  if (!names.includes('fullchain.pem')) return 'it holds a private key without the certificate gatewayctl would replace';
+  if (!lstatSync(path.join(dir, 'fullchain.pem')).isFile() || !isSelfSigned(readFileSync(path.join(dir, 'fullchain.pem')))) {
+    return 'it holds a certificate gatewayctl did not issue (no meta.json, and fullchain.pem is not a self-signed placeholder)';
+  }
+  return null;
+};
+
+/**
+ * Refuses (UnsafeReplaceError GW611) to overwrite an existing certificate or key file unless
+ * the pair is a self-signed development pair: the certificate is self-signed and the key
+ * belongs to it. Absent files are fine.
+ */
+export function assertSelfSignedPairReplaceable(certFile: string, keyFile: string): void {
+  const cert = lstatSync(certFile, { throwIfNoEntry: false });
+  const key = lstatSync(keyFile, { throwIfNoEntry: false });
+  if (!cert && !key) return;
+  const refuse = (file: string, reason: string) => new UnsafeReplaceError('GW611', file, 'file', `${reason} (only a previous self-signed pair is replaced; choose another --out)`);
+  if (cert && !cert.isFile()) throw refuse(certFile, 'it is not a regular file');
+  if (key && !key.isFile()) throw refuse(keyFile, 'it is not a regular file');
+  if (!cert) throw refuse(keyFile, 'a private key exists without its certificate');
+  const certPem = readFileSync(certFile);
+  if (!isSelfSigned(certPem)) throw refuse(certFile, 'it is not a self-signed certificate');
+  if (key && !keyMatchesCert(certPem, readFileSync(keyFile))) throw refuse(keyFile, 'it is not the key of the self-signed certificate beside it');
 }
 
 export interface ManagedCert {

@@ -23,6 +23,12 @@ let rsaPublicPem: string;
 const url = (p: string) => `http://127.0.0.1:${port}${p}`;
 const get = (p: string, headers: Record<string, string> = {}) => request(url(p), headers);
 const b64u = (s: string) => Buffer.from(s).toString('base64url');
+const B64U = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+/** The other spellings of a base64url segment: same bytes, unused low bits of the last character set. */
+function otherSpellings(seg: string): string[] {
+  const bytes = Buffer.from(seg, 'base64url');
+  return [...B64U].map((c) => seg.slice(0, -1) + c).filter((alt) => alt !== seg && Buffer.from(alt, 'base64url').equals(bytes));
+}
 
 async function token(alg: string, key: CryptoKey | Uint8Array, kid: string | null, claims: Record<string, unknown> = {}, opts: { exp?: number; iss?: string } = {}) {
   const now = Math.floor(Date.now() / 1000);
@@ -50,6 +56,7 @@ function gatewayYaml(upstreamAddr: string): string {
   return `version: 1
 global:
   status: false
+  error_log: { level: info } # njs logs each JWT refusal at info
 listeners:
   - name: main
     port: ${port}
@@ -336,6 +343,20 @@ describe('JWT', () => {
     expect401(await get('/jwt/'), 'missing_token', 'Bearer realm="gateway"');
   });
 
+  it('one signature has one spelling: non-canonical base64url (RS256, ES256, HS256) → 401 malformed', async () => {
+    for (const [p, t] of [
+      ['/jwt/', await token('RS256', rsa.privateKey, 'rsa1')],
+      ['/jwt/', await token('ES256', ec.privateKey, 'ec1')],
+      ['/hs/', await token('HS256', new TextEncoder().encode(HS_SECRET), null)],
+    ] as const) {
+      expect((await get(p, bearer(t))).status, t).toBe(200);
+      const [h, pl, sig] = t.split('.');
+      const spellings = otherSpellings(sig);
+      expect(spellings.length).toBe(p === '/hs/' ? 3 : 15); // 16 strings for one RS256/ES256 signature, 4 for HS256
+      for (const alt of spellings) expect401(await get(p, bearer(`${h}.${pl}.${alt}`)), 'malformed');
+    }
+  });
+
   it('roles from the role claim: 403 otherwise; a claim listing several roles matches', async () => {
     const reader = await token('ES256', ec.privateKey, 'ec1', { role: 'reader' });
     const denied = await get('/jwt-admin/', bearer(reader));
@@ -344,6 +365,62 @@ describe('JWT', () => {
     expect(denied.headers.get('www-authenticate')).toBeNull();
     expect((await get('/jwt-admin/', bearer(await token('ES256', ec.privateKey, 'ec1', { role: 'admin' })))).status).toBe(200);
     expect((await get('/jwt-admin/', bearer(await token('ES256', ec.privateKey, 'ec1', { role: ['reader', 'admin'] })))).status).toBe(200);
+  });
+
+  it('a string role claim is ONE role: "user,admin" never passes roles: [admin]', async () => {
+    const before = upstream.hits;
+    // roles travel comma-separated: a string holding a comma cannot be one role there → refused
+    for (const role of ['user,admin', 'admin,', ',admin']) {
+      const t = await token('ES256', ec.privateKey, 'ec1', { role });
+      expect401(await get('/jwt-admin/', bearer(t)), 'bad_claims');
+      expect401(await get('/jwt/', bearer(t)), 'bad_claims'); // never forwarded as two roles either
+    }
+    // no other splitting: a string with spaces is one (unknown) role
+    for (const role of ['user admin', 'Admin', 'admins']) {
+      const denied = await get('/jwt-admin/', bearer(await token('ES256', ec.privateKey, 'ec1', { role })));
+      expect(denied.status, role).toBe(403);
+      expect(denied.json.error.reason).toBe('role_denied');
+    }
+    expect(upstream.hits).toBe(before);
+    // the synchronous HS256 path decides the same way
+    const key = new TextEncoder().encode(HS_SECRET);
+    expect401(await get('/hs-limited/x', bearer(await token('HS256', key, null, { sub: 'svc-c', role: 'reader,svc', tier: 'pro' }))), 'bad_claims');
+    const listed = await get('/hs-limited/x', bearer(await token('HS256', key, null, { sub: 'svc-l', role: ['reader', 'svc'], tier: 'pro' })));
+    expect(listed.status, listed.text).toBe(200);
+    expect(listed.json.headers['x-gateway-role']).toBe('reader,svc');
+  });
+});
+
+describe('token text in the logs', () => {
+  it('a kid or alg holding CR/LF, quotes or control characters cannot forge error-log lines (both JWT paths)', async () => {
+    const marker = `FORGED${Date.now()}`;
+    const forged = `\r\n2026/12/01 06:00:00 [emerg] 1#1: ${marker} "x" \\ \u0007`;
+    const payload = b64u(JSON.stringify({ sub: 'x', iss: ISS, aud: AUD, exp: Math.floor(Date.now() / 1000) + 300 }));
+    const seg = (h: unknown) => Buffer.from(JSON.stringify(h)).toString('base64url');
+    for (const [p, header, reason] of [
+      ['/jwt/', { alg: 'ES256', kid: forged }, 'no_key'],
+      ['/jwt/', { alg: `RS256${forged}` }, 'alg_not_allowed'],
+      ['/hs/', { alg: 'HS256', kid: forged }, 'no_key'],
+      ['/hs/', { alg: forged }, 'alg_not_allowed'],
+      ['/jwt/', { alg: 'ES256', kid: 'k'.repeat(1500) + forged }, 'no_key'],
+    ] as const) {
+      expect401(await get(p, bearer(`${seg(header)}.${payload}.c2ln`)), reason);
+    }
+    const log = project.gw.errorLog();
+    const lines = log.split('\n').filter((l) => l.includes(marker) || l.includes('"kkkkkkkkkk'));
+    expect(lines.length, log.slice(-3000)).toBe(5); // the capped kid's line ends before its marker
+    for (const l of lines) {
+      expect(l).toMatch(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[info\] \d+#\d+: \*\d+ js: gateway jwt: (no_key|alg_not_allowed): /);
+      if (l.includes(marker)) expect(l).toContain('\\x0d\\x0a2026/12/01 06:00:00 [emerg] 1#1: ');
+      expect(l).not.toMatch(/[\r\x00-\x08\x0b-\x1f\x7f]/);
+    }
+    expect(log).not.toMatch(new RegExp(`^2026/12/01 06:00:00 \\[emerg\\] 1#1: ${marker}`, 'm'));
+    const capped = log.split('\n').find((l) => l.includes('kkkkkkkkkk'))!;
+    expect(capped).toMatch(/"k{64}"\[\+\d+ more\]/);
+    expect(capped.length).toBeLessThan(600);
+    // the auth-failure log (escape=json) stays one JSON object per line
+    const authLog = readFileSync(path.join(project.gw.prefix, 'logs/auth.log'), 'utf8');
+    for (const l of authLog.trim().split('\n')) expect(() => JSON.parse(l), l).not.toThrow();
   });
 });
 

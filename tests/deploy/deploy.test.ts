@@ -320,6 +320,66 @@ describe('rollback and releases', () => {
   });
 });
 
+describe('deploy target guard', () => {
+  /** Every entry under dir: files with content, directories, links with their target. */
+  function snapshot(dir: string): Record<string, string> {
+    const out: Record<string, string> = {};
+    const walk = (rel: string) => {
+      for (const d of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+        const r = rel ? `${rel}/${d.name}` : d.name;
+        const p = path.join(dir, r);
+        if (d.isSymbolicLink()) out[r] = `-> ${fs.readlinkSync(p)}`;
+        else if (d.isDirectory()) {
+          out[r] = '<dir>';
+          walk(r);
+        } else out[r] = fs.readFileSync(p, 'utf8');
+      }
+    };
+    walk('');
+    return out;
+  }
+
+  it('refuses a non-empty directory that is not a deploy target, for deploy and rollback; nothing is touched', async () => {
+    const e = await env();
+    const v1 = await e.build('v1');
+    await fsp.mkdir(path.join(e.target, 'data'), { recursive: true });
+    await fsp.writeFile(path.join(e.target, 'gateway.yaml'), 'version: 1\n');
+    await fsp.writeFile(path.join(e.target, 'data/notes.txt'), 'notes\n');
+    const before = snapshot(e.target);
+    const err = await caught(e.deploy(v1.dir));
+    expect(err.step).toBe('lock');
+    expect(err.message).toMatch(/GW610 refusing to replace deploy target .*: it is not empty and is not a gatewayctl deploy target \(no releases\/ directory\)/);
+    expect((await caught(e.rollback())).message).toMatch(/GW610/);
+    expect(snapshot(e.target)).toEqual(before);
+  });
+
+  it('refuses a releases/ holding foreign entries and a `current` that is not a link', async () => {
+    const e = await env();
+    const v1 = await e.build('v1');
+    await fsp.mkdir(path.join(e.target, 'releases/v1.0'), { recursive: true });
+    await fsp.writeFile(path.join(e.target, 'releases/v1.0/app.tar'), 'x');
+    let before = snapshot(e.target);
+    expect((await caught(e.deploy(v1.dir))).message).toMatch(/releases\/ holds entries gatewayctl did not create: v1\.0/);
+    expect(snapshot(e.target)).toEqual(before);
+    await fsp.rm(path.join(e.target, 'releases/v1.0'), { recursive: true });
+    await fsp.writeFile(path.join(e.target, 'current'), 'mine\n');
+    before = snapshot(e.target);
+    expect((await caught(e.deploy(v1.dir))).message).toMatch(/current is not a symbolic link to a release/);
+    expect(snapshot(e.target)).toEqual(before);
+  });
+
+  it('deploys into an empty existing directory, and again into its own deploy target', async () => {
+    const e = await env();
+    await fsp.mkdir(e.target, { recursive: true });
+    const r1 = await e.deploy((await e.build('v1')).dir);
+    expect(r1.status).toBe('deployed');
+    const v2 = await e.build('v2', { upstream: upB });
+    const r2 = await e.deploy(v2.dir);
+    expect(r2).toMatchObject({ status: 'deployed', previous: r1.release });
+    expect(await readyHash(e.port)).toBe(v2.hash);
+  });
+});
+
 describe('deploy lock', () => {
   it('refuses a second concurrent deploy', async () => {
     const e = await env();

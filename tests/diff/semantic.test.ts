@@ -56,7 +56,7 @@ describe('semantic diff: wording', () => {
     });
     expect(texts(cs)).toEqual([
       'route api removed (was any method /api/* → upstream api)',
-      'route embed added: POST = /v1/embeddings → upstream llm-v2',
+      'route embed added: POST = /v1/embeddings → upstream llm-v2 (reachable by anyone, with no auth and no rate or connection limit)',
     ]);
   });
 
@@ -301,6 +301,50 @@ describe('semantic diff: risky changes', () => {
     expect(diff((c) => delete c.routes[3].unsafe_nginx_route, start).map((c) => [c.text, c.risk])).toEqual([
       ['raw nginx snippet unsafe_nginx_route on route api removed', null],
     ]);
+  });
+
+  it('flags a new route that proxies with no auth and no limit; not one with a limit, auth, an allow-list or a fixed response', () => {
+    const add = (r: Cfg) => diff((c) => c.routes.push({ name: 'open', match: { prefix: '/open/' }, upstream: 'api', ...r }));
+    const open = add({});
+    expect(open).toHaveLength(1);
+    expect(open[0]).toMatchObject({ kind: 'added', risk: 'public-unlimited-route' });
+    expect(open[0].text).toBe('route open added: any method /open/* → upstream api (reachable by anyone, with no auth and no rate or connection limit)');
+    expect(risks(add({ rate_limits: ['api'] }))).toEqual([]);
+    expect(risks(add({ conn_limits: ['streams'] }))).toEqual([]);
+    expect(risks(add({ access: { allow: ['10.0.0.0/8'], deny: ['all'] } }))).toEqual([]);
+    expect(risks(add({ upstream: undefined, respond: { status: 200, body: 'ok' } }))).toEqual([]);
+    // an allow-list that admits everyone protects nothing
+    expect(risks(add({ access: { allow: ['0.0.0.0/0'] } }))).toEqual(['public-unlimited-route']);
+  });
+
+  it('flags a new open models: route (it proxies), not a models: list route (answered by the gateway)', () => {
+    const cs = diff((c) => {
+      c.models = [{ id: 'gpt-4o', upstream: 'llm' }];
+      c.routes.push({ name: 'catalogue', match: { exact: '/v2/models', methods: ['GET'] }, models: 'list' });
+      c.routes.push({ name: 'any-model', match: { exact: '/v1/responses', methods: ['POST'] }, models: 'route' });
+    });
+    expect(cs.filter((x) => x.risk).map((x) => x.subject)).toEqual(['route any-model']);
+  });
+
+  it('does not flag a new open route served only on loopback listeners', () => {
+    const cs = diff((c) => {
+      c.listeners.push({ name: 'internal', address: '127.0.0.1', port: 9090 });
+      c.routes.push({ name: 'debug', match: { prefix: '/debug/' }, upstream: 'api', listeners: ['internal'] });
+    });
+    expect(risks(cs)).toEqual([]);
+  });
+
+  it('flags a route that becomes open (its last limit removed), or an open route that reaches further', () => {
+    const lost = diff((c) => (c.routes[3].rate_limits = []));
+    expect(risks(lost)).toEqual(['public-unlimited-route', 'rate-limit-loosened']);
+    expect(texts(lost)[0]).toBe('route api: now reachable by anyone, with no auth and no rate or connection limit (any method /api/* → upstream api)');
+    const start = baseConfig();
+    start.routes.push({ name: 'open', match: { prefix: '/open/' }, upstream: 'api' });
+    expect(risks(diff((c) => (c.routes[4].match = { prefix: '/' }), start))).toEqual(['public-unlimited-route']);
+    // an open route whose timeouts change is listed, not flagged again
+    const t = diff((c) => (c.routes[4].timeouts = { read: '120s' }), start);
+    expect(t.length).toBeGreaterThan(0);
+    expect(risks(t)).toEqual([]);
   });
 
   it('orders changes by section', () => {

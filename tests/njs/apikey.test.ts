@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { decideApiKey, extractApiKey, extractBearer, hashApiKey, isWellFormedKey, parseKeyMeta } from '../../njs/lib/apikey.ts';
-import { providerName, safeIdentity } from '../../njs/lib/identity.ts';
+import { providerName, safeIdentity, safeRole } from '../../njs/lib/identity.ts';
 
 describe('extractApiKey', () => {
   it('configured header first, then Authorization: Bearer', () => {
@@ -65,6 +65,15 @@ describe('identity', () => {
     expect(safeIdentity({ a: 1 })).toBeNull();
     expect(safeIdentity(['a,b'])).toBeNull();
     expect(safeIdentity(true)).toBeNull();
+  });
+  it('safeRole: a string is one role, a list is several; a comma never splits a string', () => {
+    expect(safeRole('admin')).toBe('admin');
+    expect(safeRole(['user', 'admin'])).toBe('user,admin');
+    expect(safeRole('user,admin')).toBeNull(); // would read as two roles in $gw_client_role
+    expect(safeRole(',admin')).toBeNull();
+    expect(safeRole('user admin')).toBe('user admin'); // one role, matches neither "user" nor "admin"
+    expect(safeRole(['user,admin'])).toBeNull();
+    expect(safeRole('evil\r\nX: 1')).toBeNull();
   });
   it('providerName', () => {
     expect(providerName('/_gw_auth/jwt/main')).toBe('main');

@@ -47,6 +47,19 @@ async function mint(alg: string, claims: Record<string, unknown> = {}, header: R
     .sign(k);
 }
 
+const B64U = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/** Other spellings of a base64url string that decode to the same bytes (last character's unused bits set). */
+function nonCanonical(seg: string): string[] {
+  const bytes = Buffer.from(seg, 'base64url');
+  const out = [];
+  for (const c of B64U) {
+    const alt = seg.slice(0, -1) + c;
+    if (alt !== seg && Buffer.from(alt, 'base64url').equals(bytes)) out.push(alt);
+  }
+  return out;
+}
+
 function reason(r: JwtResult): string {
   return r.ok ? 'ok' : r.reason;
 }
@@ -61,6 +74,18 @@ describe('base64url and timing helpers', () => {
     expect(b64uDecode('aGV sbG8')).toBeNull();
     expect(b64uEncode('hello')).toBe('aGVsbG8');
     expect(b64uEncode(new Uint8Array([251, 255]))).toBe('-_8');
+  });
+  it('canonical only: the unused low bits of the last character must be zero', () => {
+    expect(isBase64Url('aA')).toBe(true); // 1 byte, 4 unused bits
+    for (const c of 'BCDEFGHIJKLMNOP') expect(isBase64Url('a' + c), c).toBe(false);
+    expect(isBase64Url('aGVsbG8')).toBe(true); // 2 bytes in the last group, 2 unused bits
+    for (const c of '9-_') expect(isBase64Url('aGVsbG' + c), c).toBe(false);
+    expect(b64uDecode('aGVsbG9')).toBeNull(); // Buffer would decode it to "hello" as well
+    for (let n = 1; n < 40; n++) {
+      const enc = b64uEncode(new Uint8Array(n).fill(0xa5 + n));
+      expect(isBase64Url(enc), enc).toBe(true);
+      expect(nonCanonical(enc).length).toBe([0, 15, 3][n % 3]);
+    }
   });
   it('constant-time compare', () => {
     expect(timingSafeEqual('abc', 'abc')).toBe(true);
@@ -85,7 +110,7 @@ describe('RFC 7515 A.1 (HS256)', () => {
     if (r.ok) expect(r.claims).toEqual({ iss: 'joe', exp: 1300819380, 'http://example.com/is_root': true });
   });
   it('rejects a flipped signature bit, after exp, wrong issuer', async () => {
-    const bad = token.slice(0, -2) + (token.endsWith('Xk') ? 'Xl' : 'Xk');
+    const bad = token.slice(0, -2) + 'Xg'; // 'k' → 'g': a bit that carries data ('l' would only set an unused one)
     expect(reason(await verifyJwt(bad, p, 1300819000))).toBe('bad_signature');
     expect(reason(await verifyJwt(token, p, 1300819380))).toBe('expired');
     expect(reason(await verifyJwt(token, { ...p, issuer: ['jane'] }, 1300819000))).toBe('bad_issuer');
@@ -93,7 +118,7 @@ describe('RFC 7515 A.1 (HS256)', () => {
   it('verifies synchronously too (js_set path), with the same refusals', () => {
     const r = verifyJwtSync(token, p, 1300819380 - 100);
     expect(r.ok).toBe(true);
-    const bad = token.slice(0, -2) + (token.endsWith('Xk') ? 'Xl' : 'Xk');
+    const bad = token.slice(0, -2) + 'Xg'; // 'k' → 'g': a bit that carries data ('l' would only set an unused one)
     expect(reason(verifyJwtSync(bad, p, 1300819000))).toBe('bad_signature');
     expect(reason(verifyJwtSync(token, p, 1300819380))).toBe('expired');
     expect(reason(verifyJwtSync(token, { ...p, issuer: ['jane'] }, 1300819000))).toBe('bad_issuer');
@@ -224,6 +249,24 @@ describe('rejections', () => {
       expect(['malformed', 'missing_token', 'bad_signature'], t).toContain(reason(r));
     }
     expect(reason(await verifyJwt('', policy(), NOW))).toBe('missing_token');
+  });
+
+  it('non-canonical base64url in any segment is malformed, for every algorithm (one signature, one spelling)', async () => {
+    for (const alg of ['RS256', 'RS512', 'PS256', 'ES256', 'ES384', 'HS256', 'HS384', 'HS512']) {
+      // a header whose encoding leaves unused bits, so that segment has other spellings too
+      const t = await mint(alg, {}, { typ: 'JWT', x: 'ab' });
+      const [h, p, s] = t.split('.');
+      expect(reason(await verifyJwt(t, policy(), NOW)), alg).toBe('ok');
+      const sigs = nonCanonical(s);
+      // RS256 (256 bytes) and ES256 (64 bytes): 15 other spellings of the last character
+      if (alg === 'RS256' || alg === 'ES256' || alg === 'PS256') expect(sigs.length, alg).toBe(15);
+      const variants = [...sigs.map((x) => `${h}.${p}.${x}`), ...nonCanonical(h).map((x) => `${x}.${p}.${s}`), ...nonCanonical(p).map((x) => `${h}.${x}.${s}`)];
+      expect(variants.length, alg).toBeGreaterThan(0);
+      for (const v of variants) {
+        expect(reason(await verifyJwt(v, policy(), NOW)), `${alg} ${v}`).toBe('malformed');
+        if (alg === 'HS256') expect(reason(verifyJwtSync(v, policy(), NOW)), v).toBe('malformed');
+      }
+    }
   });
 
   it('ES256 signature of the wrong length (DER instead of raw r||s)', async () => {

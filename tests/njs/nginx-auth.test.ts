@@ -218,6 +218,21 @@ describe('JWT via auth_request + js_content', () => {
     }
   });
 
+  it('non-canonical base64url signatures (RS256, ES256, PS256: 16 spellings of one signature) -> 401 malformed', async () => {
+    const B64U = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    for (const [alg, pair, kid] of [
+      ['RS256', rsa, 'rsa1'],
+      ['ES256', ec, 'ec1'],
+      ['PS256', ps, 'ps1'],
+    ] as const) {
+      const [h, p, s] = (await token(alg, pair.privateKey, kid)).split('.');
+      const bytes = Buffer.from(s, 'base64url');
+      const others = [...B64U].map((c) => s.slice(0, -1) + c).filter((x) => x !== s && Buffer.from(x, 'base64url').equals(bytes));
+      expect(others.length, alg).toBe(15);
+      for (const x of others) expect401(await get('/jwt-asym/', { Authorization: `Bearer ${h}.${p}.${x}` }), 'malformed');
+    }
+  });
+
   it('POST bodies pass through the auth step untouched (API key and JWT)', async () => {
     const body = JSON.stringify({ prompt: 'x'.repeat(20000) });
     const t = await token('ES256', ec.privateKey, 'ec1');
@@ -242,8 +257,10 @@ describe('JWT via auth_request + js_content', () => {
   it('bad signature -> 401', async () => {
     const t = await token('RS256', rsaOther.privateKey, 'rsa1');
     expect401(await get('/jwt-asym/', { Authorization: `Bearer ${t}` }), 'bad_signature');
-    const h = await token('HS256', Buffer.from('another-secret-another-secret-another-secret'), 'hs256');
-    expect401(await get('/jwt-hs/', { Authorization: `Bearer ${h}` }), 'bad_signature');
+    for (const alg of ['HS256', 'HS384', 'HS512']) {
+      const h = await token(alg, Buffer.from('another-secret-another-secret-another-secret'), alg.toLowerCase());
+      expect401(await get('/jwt-hs/', { Authorization: `Bearer ${h}` }), 'bad_signature');
+    }
     const e = await token('ES256', ec.privateKey, 'ec1');
     const tampered = e.split('.');
     tampered[1] = b64u(JSON.stringify({ sub: 'admin', iss: ISS, aud: AUD, exp: 9999999999 }));

@@ -1,22 +1,25 @@
 // tls.acme in gateway.yaml, end to end with the real CLI: before the first certificate the
-// build is HTTP-only (challenges + health, 503 elsewhere) and nginx accepts it; then a bare
-// `gatewayctl tls issue` (everything from gateway.yaml) obtains the certificate from pebble
-// through that nginx, rebuilds and reloads, and the gateway serves HTTPS with it.
+// build is HTTP-only (challenges + health, 503 elsewhere) and nginx accepts it; it is
+// deployed (`gatewayctl deploy`, default target). Then a bare `gatewayctl tls issue`
+// (everything from gateway.yaml) obtains the certificate from pebble through that nginx,
+// deploys a rebuild with the TLS listener as a new release, and the gateway serves HTTPS
+// with it. Nothing is written to dist/ in the working directory.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compile } from '../../src/build/compile.ts';
 import { run as build } from '../../src/commands/build.ts';
-import { startGateway, type Gateway } from '../support/nginx.ts';
+import { deploy } from '../../src/deploy/deploy.ts';
+import { stopMaster } from '../../src/deploy/nginx.ts';
+import { linkedRelease } from '../../src/deploy/releases.ts';
 import { freePort, httpGet, httpsRequest, startPebble, tempDir, tlsPeer, type Pebble, ROOT } from './harness.ts';
 
 const DOMAIN = 'acme.gw.test';
 let pebble: Pebble;
-let gw: Gateway;
 let work: string;
 let httpPort: number;
 let httpsPort: number;
-let prefix: string;
+let target: string;
 
 beforeAll(async () => {
   work = await tempDir('gw-tls-acme-config-');
@@ -45,14 +48,14 @@ routes:
   // the webroot must be readable by nginx workers
   await fs.mkdir(path.join(work, '.gatewayctl/acme'), { recursive: true, mode: 0o755 });
   await fs.chmod(work, 0o755);
-  const code = await build({ config: path.join(work, 'gateway.yaml'), out: path.join(work, 'dist') });
+  const code = await build({ config: path.join(work, 'gateway.yaml'), out: path.join(work, 'build') });
   expect(code).toBe(0);
-  prefix = path.join(work, 'prefix');
-  gw = await startGateway({ distDir: path.join(work, 'dist'), ports: [httpPort], prefix });
+  target = path.join(work, '.gatewayctl/deploy');
+  await deploy({ from: path.join(work, 'build'), target });
 });
 
 afterAll(async () => {
-  await gw?.stop();
+  if (target) await stopMaster(path.join(target, 'run/nginx.pid'));
   await pebble?.stop();
   if (work) await fs.rm(work, { recursive: true, force: true });
 });
@@ -69,20 +72,26 @@ describe('tls.acme in gateway.yaml', () => {
     expect((await httpGet(httpPort, DOMAIN, '/health')).status).toBe(200);
   });
 
-  it('`gatewayctl tls issue` with no flags issues, rebuilds, reloads and serves HTTPS', async () => {
+  it('`gatewayctl tls issue` with no flags issues, deploys the rebuild and serves HTTPS', async () => {
+    const pendingRelease = await linkedRelease(path.join(target, 'current'));
     const cli = path.join(ROOT, 'bin/gatewayctl.js');
     const env = { ...process.env, GATEWAYCTL_ACME_CA: pebble.caFile };
     const r = await new Promise<{ code: number; out: string }>((resolve) => {
       import('node:child_process').then(({ spawn }) => {
-        const p = spawn('node', [cli, 'tls', 'issue', '--prefix', prefix], { cwd: work, env });
+        const p = spawn('node', [cli, 'tls', 'issue'], { cwd: work, env });
         let out = '';
         p.stdout.on('data', (d) => (out += d));
         p.stderr.on('data', (d) => (out += d));
         p.on('close', (code) => resolve({ code: code ?? 1, out }));
       });
     });
-    expect(r.code, `${r.out}\n${gw.errorLog()}\n${pebble.log()}`).toBe(0);
-    expect(r.out).toContain('reloaded the gateway');
+    const errorLog = await fs.readFile(path.join(target, 'logs/error.log'), 'utf8').catch(() => '');
+    expect(r.code, `${r.out}\n${errorLog}\n${pebble.log()}`).toBe(0);
+    expect(r.out).toContain('the live release predates the certificate');
+    const release = await linkedRelease(path.join(target, 'current'));
+    expect(release).not.toBe(pendingRelease);
+    expect(r.out).toContain(`deployed ${release}`);
+    expect(await fs.stat(path.join(work, 'dist')).catch(() => null)).toBeNull();
     const meta = JSON.parse(await fs.readFile(path.join(work, 'ssl/managed', DOMAIN, 'meta.json'), 'utf8'));
     const deadline = Date.now() + 10_000;
     let peer = await tlsPeer(httpsPort, DOMAIN, pebble.issuerRoot).catch(() => null);

@@ -236,7 +236,7 @@ describe('tls issue/renew against pebble and nginx', () => {
     const env: NodeJS.ProcessEnv = { ...process.env, NODE_EXTRA_CA_CERTS: pebble.caFile };
     delete env.GATEWAYCTL_ACME_CA;
     const cli = path.join(ROOT, 'bin', 'gatewayctl.js');
-    const args = ['tls', 'issue', '--domain', `cli.${DOMAIN}`, '--email', 'ops@gw.test', '--directory', pebble.directory, '--webroot', webroot, '--certs-dir', certsDir];
+    const args = ['tls', 'issue', '--domain', `cli.${DOMAIN}`, '--email', 'ops@gw.test', '--directory', pebble.directory, '--webroot', webroot, '--certs-dir', certsDir, '--no-reload'];
     // asynchronously: the DNS responder pebble asks lives in this process
     const node = (a: string[]) =>
       new Promise<{ status: number; stdout: string; stderr: string }>((resolve) =>
@@ -247,6 +247,8 @@ describe('tls issue/renew against pebble and nginx', () => {
     const r = await node(args);
     expect(r.status, r.stderr + r.stdout).toBe(0);
     expect(r.stdout).toContain(`issued cli.${DOMAIN}`);
+    // the nginx here is hand-written, not a gatewayctl gateway: stored without a reload
+    expect(r.stderr).toContain('--no-reload: the gateway was not reloaded');
     const st = await node(['tls', 'status', '--certs-dir', certsDir, '--json']);
     expect(st.status, st.stderr).toBe(0);
     const list = JSON.parse(st.stdout) as { primary: string; keyMatch: boolean }[];

@@ -43,6 +43,8 @@ export function run(bin: string, args: string[], input = ''): Promise<{ code: nu
       const code = err ? ((err as { code?: unknown }).code as number) ?? 1 : 0;
       resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
     });
+    // a tool that exits without reading stdin makes this write fail with EPIPE: not an error
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(input);
   });
 }

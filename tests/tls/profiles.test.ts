@@ -12,6 +12,7 @@ import {
   tlsProfileDirectives,
   type TlsProfile,
 } from '../../src/tls/index.ts';
+import { compile } from '../../src/build/compile.ts';
 import { freePort, httpsRequest, OPENSSL, run, startNginx, tempDir, type Nginx } from './harness.ts';
 
 let nginx: Nginx;
@@ -151,5 +152,58 @@ describe('tlsProfileDirectives', () => {
         ['access_log', 'off'],
       ],
     });
+  });
+});
+
+describe('generated TLS servers', () => {
+  // top-level `server { ... }` blocks of a generated conf file
+  function serverBlocks(conf: string): string[] {
+    const out: string[] = [];
+    const re = /^server \{$/gm;
+    for (let m = re.exec(conf); m; m = re.exec(conf)) {
+      let depth = 0;
+      let i = m.index;
+      for (; i < conf.length; i++) {
+        if (conf[i] === '{') depth++;
+        else if (conf[i] === '}' && --depth === 0) break;
+      }
+      out.push(conf.slice(m.index, i + 1));
+    }
+    return out;
+  }
+
+  it.each(['modern', 'intermediate'] as const)('every server of a %s listener carries the profile, the catch-all included', async (profile) => {
+    const dir = await tempDir('gw-tls-servers-');
+    try {
+      const ss = await createSelfSigned({ domains: ['gw.test'], outDir: path.join(dir, 'ssl') });
+      await fs.writeFile(
+        path.join(dir, 'gateway.yaml'),
+        `version: 1
+listeners:
+  - name: secure
+    port: 8443
+    server_names: [gw.test, www.gw.test]
+    tls: { cert: ${JSON.stringify(ss.cert)}, key: ${JSON.stringify(ss.key)}, profile: ${profile} }
+routes:
+  - name: a
+    match: { prefix: / }
+    respond: { status: 200, body: a }
+  - name: b
+    match: { prefix: /b, host: www.gw.test }
+    respond: { status: 200, body: b }
+`,
+      );
+      const r = compile(path.join(dir, 'gateway.yaml'));
+      expect(r.ok, JSON.stringify(r.diagnostics)).toBe(true);
+      const tlsServers = serverBlocks(r.files!['conf.d/40-servers.conf']).filter((b) => /^\s*listen [^;]* ssl\b/m.test(b));
+      // one per name group plus the catch-all that refuses unknown names
+      expect(tlsServers.length).toBe(3);
+      expect(tlsServers.filter((b) => b.includes('ssl_reject_handshake on;'))).toHaveLength(1);
+      for (const b of tlsServers) {
+        for (const [name, ...args] of tlsProfileDirectives(profile)) expect(b, b).toContain(`    ${name} ${args.join(' ')};`);
+      }
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });

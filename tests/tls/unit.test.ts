@@ -214,3 +214,42 @@ describe('systemd renewal units', () => {
     expect(timer.Install.WantedBy).toBe('timers.target');
   });
 });
+
+describe('shipped renewal unit (scripts/gatewayctl-renew.service)', () => {
+  // systemd keeps the last assignment of a setting; [Service] only
+  async function serviceSettings(): Promise<Map<string, string>> {
+    const text = await fs.readFile(path.join(import.meta.dirname, '../../scripts/gatewayctl-renew.service'), 'utf8');
+    const settings = new Map<string, string>();
+    let section = '';
+    for (const raw of text.split('\n')) {
+      const line = raw.trim();
+      if (!line || line.startsWith('#') || line.startsWith(';')) continue;
+      const sec = /^\[(.+)\]$/.exec(line);
+      if (sec) {
+        section = sec[1]!;
+        continue;
+      }
+      const kv = /^([A-Za-z]+)=(.*)$/.exec(line);
+      if (kv && section === 'Service') settings.set(kv[1]!, kv[2]!);
+    }
+    return settings;
+  }
+
+  it('leaves the certificate directory, webroot, deploy target and nginx prefix writable', async () => {
+    const s = await serviceSettings();
+    // full/strict make /etc (or everything) read-only; ProtectHome hides or freezes /home
+    expect(['true', 'yes', 'no', 'false', undefined]).toContain(s.get('ProtectSystem'));
+    expect(['no', 'false', undefined]).toContain(s.get('ProtectHome'));
+    expect(s.has('ReadOnlyPaths')).toBe(false);
+    expect(s.has('InaccessiblePaths')).toBe(false);
+    const wd = s.get('WorkingDirectory') ?? '';
+    expect(wd).not.toMatch(/^\/(usr|boot)(\/|$)/);
+  });
+
+  it('runs tls renew, which reloads the serving gateway itself', async () => {
+    const s = await serviceSettings();
+    expect(s.get('ExecStart')).toMatch(/gatewayctl tls renew\b/);
+    expect(s.get('ExecStart')).not.toMatch(/--no-reload/);
+    expect(s.get('Type')).toBe('oneshot');
+  });
+});

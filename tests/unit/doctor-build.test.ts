@@ -39,6 +39,7 @@ describe('doctor: does the target run this build?', () => {
     expect(buildCheck(target('1.24.0', null), tls)!.summary).toContain('needs nginx >= 1.25.1, target has 1.24.0');
     expect(buildCheck(target('1.27.4', null), tls)!.status).toBe('ok');
     const plain = built('examples/chat-and-models/gateway.yaml');
-    expect(buildCheck(target('1.24.0', null), plain)!.status).toBe('ok');
+    // chat-and-models loads njs (its body-keyed cache digests the body): give the target njs too
+    expect(buildCheck(target('1.24.0', '0.8.9'), plain)!.status).toBe('ok');
   });
 });

@@ -14,13 +14,15 @@
 //                by the client and the proxying happen. With both methods an accepted API key
 //                jumps there directly (`return 418` + error_page, recursive_error_pages on).
 //
-// Identity headers are set on every proxied route when auth is configured: the client's own
-// copies are always replaced (an empty value removes them), also on public routes.
+// Identity headers: the client's own copies never reach an upstream. Every name the gateway
+// knows (the defaults and the configured names, forwarded or disabled) is set by the gateway
+// or removed (an empty value) on every proxied route, public ones and configs without auth.
 import type { GatewayModel, Route } from '../../model/types.ts';
-import { bare, headerVar, ident, jsonBody, q, RenderError } from '../../render/quote.ts';
+import { bare, headerVar, ident, jsonBody, q, RenderError, settableHeader } from '../../render/quote.ts';
 import { tierKeyVar } from '../limits/index.ts';
 import { uriReplacementMap } from '../proxy/index.ts';
 import { d, jsonLogTemplate, type Block, type Directive, type LogField } from '../../plan/directive.ts';
+import { DEFAULT_IDENTITY_HEADERS } from '../../model/auth.ts';
 
 export const AUTH_CONF = 'conf.d/05-auth.conf';
 export const KEY_MAP_INCLUDE = 'conf.d/keys.map';
@@ -212,13 +214,12 @@ function authErrorBody(status: 401 | 403): string {
 export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseHeaders: string[]): RouteAuthParts {
   const out: RouteAuthParts = { early: [], blocks: [], lateBlocks: [], proxyHeaders: [], overrides: {}, named: [], handover: false, next: `@${rid}_auth`, either: false };
   const a = m.auth;
-  if (!a) return out;
-  const ih = a.identityHeaders;
-  const ra = r.auth;
-  if (!ra) {
-    for (const h of Object.values(ih)) if (h) out.proxyHeaders.push(d('proxy_set_header', q(h, 'header'), '""'));
+  const ra = a ? r.auth : null;
+  if (!a || !ra) {
+    out.proxyHeaders.push(...identityStripLines(r, m, []));
     return out;
   }
+  const ih = a.identityHeaders;
   const key = has(r, 'api_key');
   const jwtInPlace = syncJwt(r, m);
   const jwt = has(r, 'jwt') && !jwtInPlace; // through auth_request and a hand-over
@@ -284,11 +285,44 @@ export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseH
     [ih.claims, claims ? '$gw_client_claims' : '""'],
   ];
   // with both methods an API-key request has no claims: $gw_client_claims stays empty
-  for (const [h, v] of values) if (h) out.proxyHeaders.push(d('proxy_set_header', q(h, 'header'), v));
+  const sent: string[] = [];
+  for (const [h, v] of values) {
+    if (!h) continue;
+    out.proxyHeaders.push(d('proxy_set_header', settableHeader(h), v));
+    sent.push(h);
+  }
   if (ra.stripCredentials) {
     const own = new Set(r.setRequestHeaders.map((x) => x.name.toLowerCase()));
     const strip = ['Authorization', ...(key ? [ra.keyHeader] : [])].filter((h) => !own.has(h.toLowerCase()));
-    for (const h of [...new Set(strip)]) out.proxyHeaders.push(d('proxy_set_header', q(h, 'header'), '""'));
+    for (const h of [...new Set(strip)]) {
+      out.proxyHeaders.push(d('proxy_set_header', settableHeader(h), '""'));
+      sent.push(h);
+    }
   }
+  out.proxyHeaders.push(...identityStripLines(r, m, sent));
   return out;
 }
+
+/**
+ * Every identity header name the gateway knows: the defaults and the configured names,
+ * forwarded or disabled (`false`), also without an `auth:` section. Upstreams may trust
+ * any of them, so a client's copy never passes.
+ */
+export function knownIdentityHeaders(m: GatewayModel): string[] {
+  const names: string[] = [...Object.values(DEFAULT_IDENTITY_HEADERS)];
+  if (m.auth) for (const h of Object.values(m.auth.identityHeaders)) if (h) names.push(h);
+  const seen = new Set<string>();
+  return names.filter((h) => !seen.has(h.toLowerCase()) && !!seen.add(h.toLowerCase()));
+}
+
+/**
+ * `proxy_set_header NAME ""` (removes the client's header) for each known identity header the
+ * route does not set itself: neither as identity (`sent`) nor in its own set_headers.
+ */
+function identityStripLines(r: Route, m: GatewayModel, sent: string[]): Directive[] {
+  const own = new Set([...sent, ...r.setRequestHeaders.map((x) => x.name)].map((h) => h.toLowerCase()));
+  return knownIdentityHeaders(m)
+    .filter((h) => !own.has(h.toLowerCase()))
+    .map((h) => d('proxy_set_header', settableHeader(h), '""'));
+}
+

@@ -3,12 +3,18 @@
 import type { Feature } from '../../core/feature.ts';
 import { d } from '../../plan/directive.ts';
 import { bare, headerVar, ident, q } from '../../render/quote.ts';
+import { BODY_DIGEST_HANDLER, bodyKeyHttp, bodyKeyLocationLines, cacheKey } from './render.ts';
 
 export const cacheFeature: Feature = {
   name: 'cache',
   summary: 'proxy caches per route, with X-Cache-Status',
-  cost: { njsCalls: () => 0, measured: 'nginx proxy_cache only' },
+  cost: {
+    njsCalls: (r) => (r.cache?.keyIncludesBody ? 1 : 0), // js_set $gw_body_sha256 when the key is built
+    measured: 'nginx proxy_cache; body-keyed: one js_set digest of the body',
+  },
+  njs: [{ handler: BODY_DIGEST_HANDLER, phase: 'js_set' }],
   http: (m) => ({
+    cacheMaps: bodyKeyHttp(m).blocks,
     caches: m.caches.map((c) => {
       const parts = [
         'proxy_cache_path',
@@ -20,7 +26,7 @@ export const cacheFeature: Feature = {
       ];
       if (c.maxSize) parts.splice(4, 0, `max_size=${bare(c.maxSize, 'size')}`);
       return d(...parts);
-    }),
+    }).concat(bodyKeyHttp(m).lines),
   }),
   routeResponseHeaders: (ctx) => (ctx.route.cache ? [d('add_header', 'X-Cache-Status', '$upstream_cache_status', 'always')] : []),
   route(ctx) {
@@ -29,8 +35,7 @@ export const cacheFeature: Feature = {
     const c = ctx.slots.cache;
     const cache = r.cache;
     c.push(d('proxy_cache', `gw_cache_${ident(cache.zone)}`));
-    const key = cache.keyIncludesBody ? '$scheme$request_method$host$request_uri|$request_body' : '$scheme$request_method$host$request_uri';
-    c.push(d('proxy_cache_key', q(key, 'expr')));
+    c.push(d('proxy_cache_key', q(cacheKey(cache.keyIncludesBody), 'expr')));
     c.push(d('proxy_cache_methods', ...cache.methods.map((x) => bare(x, 'method'))));
     for (const t of cache.ttl) c.push(d('proxy_cache_valid', bare(t.status, 'status'), bare(t.time, 'duration')));
     if (cache.bypassHeader) {
@@ -39,12 +44,6 @@ export const cacheFeature: Feature = {
     }
     if (cache.lock) c.push(d('proxy_cache_lock', 'on'));
     c.push(d('proxy_cache_use_stale', 'error', 'timeout', 'updating', 'http_502', 'http_503', 'http_504'));
-    if (cache.keyIncludesBody) {
-      // $request_body is only available when the whole body sits in one memory buffer.
-      const buf = r.maxBody ?? '1m';
-      c.push(d('client_body_buffer_size', bare(buf, 'size')));
-      c.push(d('client_body_in_single_buffer', 'on'));
-      if (!r.maxBody) c.push(d('client_max_body_size', '1m'));
-    }
+    if (cache.keyIncludesBody) c.push(...bodyKeyLocationLines(r)); // key on a digest of the body (render.ts)
   },
 };

@@ -3,13 +3,13 @@
 import type { Feature } from '../../core/feature.ts';
 import type { GatewayModel, Listener, SecurityHeaders } from '../../model/types.ts';
 import { d, type Directive } from '../../plan/directive.ts';
-import { q } from '../../render/quote.ts';
+import { q, settableHeader } from '../../render/quote.ts';
 
 /** add_header is not inherited once a level sets any, so every block repeats these. */
 export function securityHeaderLines(l: Listener, m: GatewayModel): Directive[] {
   const s: SecurityHeaders = l.securityHeaders;
   const out: Directive[] = [];
-  out.push(d('add_header', q(m.global.requestId.header, 'header'), '$gw_request_id', 'always'));
+  out.push(d('add_header', settableHeader(m.global.requestId.header), '$gw_request_id', 'always'));
   if (s.contentTypeOptions) out.push(d('add_header', 'X-Content-Type-Options', '"nosniff"', 'always'));
   if (s.frameOptions) out.push(d('add_header', 'X-Frame-Options', q(s.frameOptions, 'token'), 'always'));
   if (s.referrerPolicy) out.push(d('add_header', 'Referrer-Policy', q(s.referrerPolicy, 'token'), 'always'));
@@ -23,6 +23,6 @@ export const headersFeature: Feature = {
   cost: { njsCalls: () => 0, measured: 'nginx add_header/proxy_set_header only' },
   listenerResponseHeaders: securityHeaderLines,
   route(ctx) {
-    for (const h of ctx.route.setRequestHeaders) ctx.slots.requestHeaders.push(d('proxy_set_header', q(h.name, 'header'), q(h.value, 'text')));
+    for (const h of ctx.route.setRequestHeaders) ctx.slots.requestHeaders.push(d('proxy_set_header', settableHeader(h.name), q(h.value, 'text')));
   },
 };

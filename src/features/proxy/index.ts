@@ -4,7 +4,7 @@
 import type { Feature } from '../../core/feature.ts';
 import type { GatewayModel, Route } from '../../model/types.ts';
 import { d, type Block } from '../../plan/directive.ts';
-import { bare, ident, q, RenderError } from '../../render/quote.ts';
+import { bare, ident, q, RenderError, settableHeader } from '../../render/quote.ts';
 
 /**
  * strip_prefix on a prefix without a trailing slash: proxy_pass URI replacement would send
@@ -72,7 +72,7 @@ export const proxyFeature: Feature = {
     } else {
       up.push(d('proxy_set_header', 'Connection', '""'));
     }
-    up.push(d('proxy_set_header', q(m.global.requestId.header, 'header'), '$gw_request_id'));
+    up.push(d('proxy_set_header', settableHeader(m.global.requestId.header), '$gw_request_id'));
     up.push(d('proxy_set_header', 'X-Real-IP', '$remote_addr'));
     up.push(d('proxy_set_header', 'X-Forwarded-For', m.global.trustedProxies.length ? '$gw_forwarded_for' : '$proxy_add_x_forwarded_for'));
     up.push(d('proxy_set_header', 'X-Forwarded-Proto', '$scheme'));

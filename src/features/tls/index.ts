@@ -3,7 +3,7 @@
 import type { Feature } from '../../core/feature.ts';
 import { d } from '../../plan/directive.ts';
 import { q } from '../../render/quote.ts';
-import { tlsLines } from '../../render/tls.ts';
+import { tlsLines, tlsProfileLines } from '../../render/tls.ts';
 import { hstsHeaderValue } from '../../tls/profiles.ts';
 
 export const tlsFeature: Feature = {
@@ -11,5 +11,7 @@ export const tlsFeature: Feature = {
   summary: 'TLS profiles, certificates, HTTP/2, HSTS',
   cost: { njsCalls: () => 0, measured: 'TLS handshakes are per connection, not per request' },
   listenerResponseHeaders: (l) => (l.tls?.hsts ? [d('add_header', 'Strict-Transport-Security', q(hstsHeaderValue(l.tls.hsts), 'text'), 'always')] : []),
-  serverHead: (_m, l) => tlsLines(l),
+  // the catch-all server rejects the handshake for unknown names, but as the port's default
+  // server it decides protocol, suites and groups for every name, so it carries the profile
+  serverHead: (_m, l, server) => (server.catchAll ? tlsProfileLines(l) : tlsLines(l)),
 };
