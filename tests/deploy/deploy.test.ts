@@ -111,7 +111,7 @@ describe('deploy', () => {
     const r1 = await e.deploy(v1.dir);
     expect(r1.status).toBe('deployed');
     expect(r1.started).toBe(true);
-    expect(r1.release).toMatch(new RegExp(`^\\d{8}T\\d{6}\\.\\d{3}Z-${v1.hash.slice(0, 12)}$`));
+    expect(r1.release).toMatch(new RegExp(`^0001-\\d{8}T\\d{6}\\.\\d{3}Z-${r1.outputHash.slice(0, 12)}$`));
     expect(await readyHash(e.port)).toBe(v1.hash);
     expect(upstreamOf((await get(e.port, '/x')).body)).toBe('A');
     expect(fs.readlinkSync(path.join(e.target, 'current'))).toBe(`releases/${r1.release}`);
@@ -317,6 +317,94 @@ describe('rollback and releases', () => {
     const r6 = await e.deploy(b6.dir, { keep: 1 });
     expect(fs.readdirSync(path.join(e.target, 'releases')).sort()).toEqual([names[3], r6.release].sort());
     expect(r6.pruned).toEqual([names[4]]);
+  });
+});
+
+describe('release ids', () => {
+  /** The same input (same input hash) with a different output, as before/after `tls issue`. */
+  async function sameInputOtherOutput(dir: string, into: string): Promise<string> {
+    await fsp.cp(dir, into, { recursive: true });
+    const conf = path.join(into, 'conf.d', '40-servers.conf');
+    const text = fs.readFileSync(conf, 'utf8').replace('location = /health {', 'location = /health {\n        add_header x-variant b always;');
+    fs.writeFileSync(conf, text);
+    const man = JSON.parse(fs.readFileSync(path.join(into, 'manifest.json'), 'utf8'));
+    man.files['conf.d/40-servers.conf'] = (await import('node:crypto')).createHash('sha256').update(text).digest('hex');
+    fs.writeFileSync(path.join(into, 'manifest.json'), JSON.stringify(man, null, 2));
+    return into;
+  }
+
+  it('numbers releases, reuses an identical older release, and refuses ambiguous --to prefixes', async () => {
+    const e = await env();
+    const v1 = await e.build('v1', { upstream: upA });
+    const v2 = await e.build('v2', { upstream: upB });
+    const r1 = await e.deploy(v1.dir);
+    const r2 = await e.deploy(v2.dir);
+    expect(r1.release).toMatch(/^0001-/);
+    expect(r2.release).toMatch(/^0002-/);
+
+    // Back to v1 by deploying the same build again: no duplicate folder, release 0001 is live.
+    const again = await e.deploy(v1.dir);
+    expect(again).toMatchObject({ status: 'deployed', reused: true, release: r1.release, previous: r2.release });
+    expect(fs.readdirSync(path.join(e.target, 'releases')).sort()).toEqual([r1.release, r2.release]);
+    expect(fs.readlinkSync(path.join(e.target, 'current'))).toBe(`releases/${r1.release}`);
+    expect(upstreamOf((await get(e.port, '/x')).body)).toBe('A');
+    expect((await e.deploy(v1.dir)).status).toBe('unchanged');
+    const rebuilt = await e.build('v1', { upstream: upA }); // an identical rebuild elsewhere
+    expect(await e.deploy(rebuilt.dir)).toMatchObject({ status: 'unchanged', release: r1.release });
+
+    // Same input hash, different output: a new release with its own id.
+    const v1b = await sameInputOtherOutput(v1.dir, path.join(e.root, 'v1b'));
+    const r3 = await e.deploy(v1b);
+    expect(r3.status).toBe('deployed');
+    expect(r3.reused).toBeUndefined();
+    expect(r3.release).toMatch(/^0003-/);
+    expect(r3.inputHash).toBe(r1.inputHash);
+    expect(r3.outputHash).not.toBe(r1.outputHash);
+    expect(r3.release.endsWith(r3.outputHash.slice(0, 12))).toBe(true);
+
+    // The input-hash prefix now names two releases: refused, candidates listed.
+    const amb = await caught(e.rollback(v1.hash.slice(0, 8)));
+    expect(amb.step).toBe('select');
+    expect(amb.message).toMatch(/is ambiguous: it matches 2 releases/);
+    expect(amb.detail).toContain(r1.release);
+    expect(amb.detail).toContain(r3.release);
+    expect(fs.readlinkSync(path.join(e.target, 'current'))).toBe(`releases/${r3.release}`);
+    const cli = await captureStdout(() => runRollback({ target: e.target, to: v1.hash.slice(0, 8), quiet: true }));
+    expect(cli.code).toBe(1);
+    expect(cli.err).toMatch(/ambiguous/);
+    expect(cli.err).toContain(r1.release);
+
+    // Unique ids: the sequence number, the full name, an output-hash prefix.
+    expect((await e.rollback('#1')).release).toBe(r1.release);
+    expect((await e.rollback('3')).release).toBe(r3.release);
+    expect((await e.rollback(r2.outputHash.slice(0, 10))).release).toBe(r2.release);
+    expect((await e.rollback(r1.release)).release).toBe(r1.release);
+    expect((await caught(e.rollback('9'))).message).toMatch(/no release matches/);
+
+    const json = await captureStdout(() => runReleases({ target: e.target, json: true }));
+    const parsed = JSON.parse(json.out) as { name: string; seq: number; inputHash: string; outputHash: string }[];
+    expect(parsed.map((r) => r.seq)).toEqual([3, 2, 1]);
+    expect(parsed.map((r) => r.outputHash)).toEqual([r3.outputHash, r2.outputHash, r1.outputHash]);
+    const text = await captureStdout(() => runReleases({ target: e.target }));
+    expect(text.out).toMatch(/RELEASE +TIME \(UTC\) +INPUT +OUTPUT/);
+    expect(text.out).toContain(r3.outputHash.slice(0, 12));
+  });
+
+  it('keeps releases named by older versions usable and numbers new ones after them', async () => {
+    const e = await env();
+    const v1 = await e.build('v1');
+    const r1 = await e.deploy(v1.dir);
+    // Rename it the way older versions named releases (<time>-<input hash 12>).
+    const legacy = `20261101T000000.000Z-${v1.hash.slice(0, 12)}`;
+    fs.renameSync(path.join(e.target, 'releases', r1.release), path.join(e.target, 'releases', legacy));
+    fs.rmSync(path.join(e.target, 'current'));
+    fs.symlinkSync(`releases/${legacy}`, path.join(e.target, 'current'));
+    expect((await e.deploy(v1.dir)).status).toBe('unchanged');
+    const v2 = await e.build('v2', { upstream: upB });
+    const r2 = await e.deploy(v2.dir);
+    expect(r2.release).toMatch(/^0001-/);
+    expect((await e.rollback()).release).toBe(legacy);
+    expect((await listReleases(layout(e.target))).map((r) => r.name)).toEqual([legacy, r2.release]);
   });
 });
 

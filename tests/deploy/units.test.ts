@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { isSecretFile } from '../../src/deploy/fsutil.ts';
 import { mainDirectives } from '../../src/deploy/nginxconf.ts';
 import { connectAddress } from '../../src/deploy/ready.ts';
-import { isReleaseName, readManifest, releaseName, releaseTime } from '../../src/deploy/releases.ts';
+import { compareReleases, isReleaseName, readManifest, releaseName, releaseSeq, releaseTime } from '../../src/deploy/releases.ts';
 import { tempDir } from './helpers.ts';
 
 describe('mainDirectives', () => {
@@ -49,15 +49,25 @@ describe('isSecretFile', () => {
 });
 
 describe('release names', () => {
-  it('sort chronologically and carry the input hash', () => {
+  it('carry a sequence number, the time and the output hash, and sort by sequence', () => {
     const h = 'ab'.repeat(32);
-    const a = releaseName(new Date('2026-11-23T16:55:15.123Z'), h);
-    expect(a).toBe('20261123T165515.123Z-abababababab');
+    const a = releaseName(7, new Date('2026-11-23T16:55:15.123Z'), h);
+    expect(a).toBe('0007-20261123T165515.123Z-abababababab');
     expect(isReleaseName(a)).toBe(true);
-    expect(isReleaseName(`${a}-2`)).toBe(true);
+    expect(releaseSeq(a)).toBe(7);
     expect(isReleaseName('.tmp-x')).toBe(false);
     expect(releaseTime(a)).toBe('2026-11-23T16:55:15.123Z');
-    expect(releaseName(new Date('2026-11-23T16:55:16.001Z'), h) > a).toBe(true);
+    // Sequence 10 sorts after 9 even when its clock went backwards; 10000 after 9999.
+    const b = releaseName(10, new Date('2026-11-23T16:00:00.000Z'), h);
+    const c = releaseName(10000, new Date('2026-11-23T16:00:00.000Z'), h);
+    const d = releaseName(9999, new Date('2026-11-23T16:00:00.000Z'), h);
+    // Names from older versions (<time>-<input hash>[-n]) are still releases, oldest of all.
+    const legacy = '20261123T165515.123Z-abababababab';
+    expect(isReleaseName(legacy)).toBe(true);
+    expect(isReleaseName(`${legacy}-2`)).toBe(true);
+    expect(releaseSeq(legacy)).toBe(0);
+    expect(releaseTime(legacy)).toBe('2026-11-23T16:55:15.123Z');
+    expect([c, b, legacy, d, a].sort(compareReleases)).toEqual([legacy, a, b, d, c]);
   });
 });
 
