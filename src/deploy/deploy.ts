@@ -24,6 +24,7 @@ import {
 } from './nginx.ts';
 import { mainDirectives } from './nginxconf.ts';
 import { waitReady } from './ready.ts';
+import { proveRelease } from './shadow.ts';
 import {
   type BuildManifest,
   type Layout,
@@ -37,13 +38,14 @@ import {
   releaseSeq,
 } from './releases.ts';
 
-export type DeployStep = 'lock' | 'build' | 'copy' | 'test' | 'switch' | 'reload' | 'start' | 'ready' | 'select';
+export type DeployStep = 'lock' | 'build' | 'copy' | 'test' | 'prove' | 'switch' | 'reload' | 'start' | 'ready' | 'select';
 
 export const STEP_TEXT: Record<DeployStep, string> = {
   lock: 'acquire deploy lock',
   build: 'read build',
   copy: 'copy release',
   test: 'nginx -t',
+  prove: 'prove release on shadow ports',
   switch: 'switch current symlink',
   reload: 'reload nginx',
   start: 'start nginx',
@@ -54,6 +56,8 @@ export const STEP_TEXT: Record<DeployStep, string> = {
 export class DeployError extends Error {
   /** What happened to the previous release after the failure (human readable). */
   recovery: string | null = null;
+  /** reload only: nginx refused the new configuration and kept serving the old one. */
+  refused = false;
   constructor(
     public readonly step: DeployStep,
     message: string,
@@ -176,7 +180,11 @@ async function applyAndWait(ctx: Ctx, release: string, live: string | null): Pro
     step = 'reload';
     ctx.log(`reloading nginx (pid ${pid})`);
     const r = await nginxReload(ctx.L.prefix, pidFile, rtNew.errorLogs[0] ?? rtOld.errorLogs[0], ctx.readyTimeoutMs);
-    if (!r.ok) throw new DeployError('reload', `nginx could not apply release ${release}:\n${r.output.trim()}`);
+    if (!r.ok) {
+      const err = new DeployError('reload', `nginx could not apply release ${release}:\n${r.output.trim()}`);
+      err.refused = r.refused;
+      throw err;
+    }
   } else {
     step = 'start';
     ctx.log(`starting nginx: ${ctx.nginx.bin} -p ${ctx.L.prefix}/ -c ${liveConf(ctx)}`);
@@ -237,6 +245,19 @@ async function revert(ctx: Ctx, failed: string, live: string | null, err: Deploy
     const logs = [...new Set([...(await releaseRuntime(ctx, live)).errorLogs, ...(await releaseRuntime(ctx, failed)).errorLogs])];
     await waitLogsQuiet(logs);
   }
+  // nginx refused the reload and kept running the old configuration: the link is restored,
+  // and a second reload would only restart workers for nothing. Confirm it still serves.
+  if (err.refused) {
+    const lm = await readManifest(path.join(ctx.L.releasesDir, live)).catch(() => null);
+    const rt = await releaseRuntime(ctx, live);
+    const running = (await runningMaster(rt.pidFile)) !== null;
+    const w = lm?.readiness && running ? await waitReady(lm.readiness, lm.input.sha256, { timeoutMs: Math.min(ctx.readyTimeoutMs, 5000) }) : null;
+    if (running && (w === null ? !lm?.readiness : w.ok)) {
+      err.recovery = `restored ${live}; nginx refused the new configuration and kept serving it (not reloaded again)`;
+      return;
+    }
+    ctx.log(`${live} is not answering after the refused reload; reloading it`);
+  }
   try {
     await applyAndWait(ctx, live, failed);
     err.recovery = `restored ${live}; it is serving`;
@@ -251,6 +272,20 @@ async function activate(ctx: Ctx, release: string, live: string | null): Promise
   const t = await nginxTest(ctx.nginx, ctx.L.prefix, confOf(ctx, release));
   if (!t.ok) throw new DeployError('test', `nginx -t rejected release ${release}`, t.output.trim());
   ctx.log(`nginx -t ok for ${release}`);
+  const m = await readManifest(path.join(ctx.L.releasesDir, release));
+  const proof = await proveRelease({
+    nginx: ctx.nginx,
+    releaseDir: path.join(ctx.L.releasesDir, release),
+    shadowRoot: ctx.L.shadow,
+    prefixDirs: m.prefixDirs,
+    readiness: m.readiness,
+    health: m.readiness?.health ?? null,
+    expectedHash: m.input.sha256,
+    timeoutMs: ctx.readyTimeoutMs,
+    log: ctx.log,
+  });
+  if (!proof.ok) throw new DeployError('prove', `release ${release} was not switched live: ${proof.reason}`, proof.detail);
+  ctx.log(`release ${release} answered on shadow ports${proof.readyAt ? ` (${proof.readyAt})` : ''}`);
   try {
     await atomicSymlink(`releases/${release}`, ctx.L.current);
   } catch (e) {

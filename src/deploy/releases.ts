@@ -19,6 +19,7 @@ export interface Layout {
   current: string;
   previous: string;
   lockFile: string;
+  shadow: string; // prefix + config copy of the throwaway nginx that proves a release (while locked)
 }
 
 export function layout(target: string, prefix?: string): Layout {
@@ -30,6 +31,7 @@ export function layout(target: string, prefix?: string): Layout {
     current: path.join(t, 'current'),
     previous: path.join(t, 'previous'),
     lockFile: path.join(t, 'deploy.lock'),
+    shadow: path.join(t, 'shadow'),
   };
 }
 
@@ -37,7 +39,8 @@ export interface BuildManifest {
   input: { file: string; sha256: string };
   version: string;
   files: Record<string, string>;
-  readiness: { path: string; listen: string; tls?: boolean; host?: string } | null;
+  /** host: Host/SNI to send; health: liveness path on the same listener (200 expected) */
+  readiness: { path: string; listen: string; tls?: boolean; host?: string; health?: string } | null;
   prefixDirs: string[]; // relative to the nginx prefix
   raw: Record<string, unknown>;
 }
@@ -74,6 +77,7 @@ export async function readManifest(dir: string): Promise<BuildManifest> {
     if (typeof p === 'string' && typeof listen === 'string') readiness = { path: p, listen };
     // The name the readiness server answers to (listeners with server_names and no status listener).
     if (readiness && typeof r['host'] === 'string' && /^[A-Za-z0-9.-]{1,253}$/.test(r['host'])) readiness.host = r['host'];
+    if (readiness && typeof r['health'] === 'string' && /^\/[\x21-\x7e]{0,1023}$/.test(r['health'])) readiness.health = r['health'];
   }
   // A readiness endpoint on a TLS listener (no plain listener, no status listener) is probed over https.
   if (readiness && Array.isArray(raw.listeners)) {

@@ -15,7 +15,7 @@ import { deploy, DeployError, rollback } from '../../src/deploy/deploy.ts';
 import { acquireLock } from '../../src/deploy/lock.ts';
 import { stopMaster } from '../../src/deploy/nginx.ts';
 import { layout, listReleases } from '../../src/deploy/releases.ts';
-import { fileMode, freePort, get, readyHash, startEchoUpstream, steadyLoad, tempDir, writeFixture, type EchoUpstream } from './helpers.ts';
+import { fileMode, freePort, get, readyHash, reloadSignals, startEchoUpstream, steadyLoad, tempDir, writeFixture, type EchoUpstream } from './helpers.ts';
 
 let upA: EchoUpstream;
 let upB: EchoUpstream;
@@ -193,11 +193,17 @@ describe('deploy', () => {
     try {
       const load = steadyLoad(e.port, { total: 100_000, concurrency: 3, pauseMs: 10 });
       const bad = await e.build('v2-port-taken', { upstream: upB, httpExtra: `server {\n    listen 127.0.0.1:${blockerPort};\n    return 204;\n}\n` });
+      const signals = reloadSignals(e.target);
       const err = await caught(e.deploy(bad.dir));
       const stats = await load.stop();
+      // It passes on shadow ports (its listen addresses are remapped there), then the live
+      // nginx refuses it. That refusal keeps the old configuration running: one reload only.
+      expect(e.log.join('\n')).toMatch(/answered on shadow ports/);
       expect(err.step).toBe('reload');
+      expect(err.refused).toBe(true);
       expect(err.message).toMatch(/bind\(\) to 127\.0\.0\.1:\d+ failed \(98: Address already in use\)/);
-      expect(err.recovery).toMatch(new RegExp(`restored ${r1.release}`));
+      expect(err.recovery).toMatch(new RegExp(`restored ${r1.release}; nginx refused the new configuration and kept serving it`));
+      expect(reloadSignals(e.target)).toBe(signals + 1);
       expect(stats.failed, stats.failures.join('\n')).toBe(0);
       expect(fs.readlinkSync(path.join(e.target, 'current'))).toBe(`releases/${r1.release}`);
       expect(await readyHash(e.port)).toBe(v1.hash);
@@ -212,7 +218,7 @@ describe('deploy', () => {
     }
   });
 
-  it('rolls back when /ready never reports the new hash', async () => {
+  it('refuses a release whose /ready never reports its hash before it takes traffic', async () => {
     const e = await env();
     const v1 = await e.build('v1');
     const r1 = await e.deploy(v1.dir);
@@ -224,11 +230,17 @@ describe('deploy', () => {
     const man = JSON.parse(fs.readFileSync(path.join(lying.dir, 'manifest.json'), 'utf8'));
     man.files['conf.d/40-servers.conf'] = (await import('node:crypto')).createHash('sha256').update(text).digest('hex');
     fs.writeFileSync(path.join(lying.dir, 'manifest.json'), JSON.stringify(man));
+    const signals = reloadSignals(e.target);
     const err = await caught(e.deploy(lying.dir, { readyTimeoutMs: 1500 }));
-    expect(err.step).toBe('ready');
-    expect(err.message).toMatch(/did not report config/);
-    expect(err.recovery).toMatch(/restored/);
+    expect(err.step).toBe('prove');
+    expect(err.message).toMatch(/was not switched live: readiness failed on shadow ports .*did not report config/);
+    expect(err.message).toMatch(new RegExp(`shadow ports \\(127\\.0\\.0\\.1:${e.port} → 127\\.0\\.0\\.1:\\d+\\)`));
+    expect(err.recovery).toBeNull();
+    // The live nginx was never touched: no reload, same release, same upstream.
+    expect(reloadSignals(e.target)).toBe(signals);
     expect(fs.readlinkSync(path.join(e.target, 'current'))).toBe(`releases/${r1.release}`);
+    expect(fs.readdirSync(path.join(e.target, 'releases'))).toEqual([r1.release]);
+    expect(fs.existsSync(path.join(e.target, 'shadow'))).toBe(false);
     expect(upstreamOf((await get(e.port, '/x')).body)).toBe('A');
   });
 

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isSecretFile } from '../../src/deploy/fsutil.ts';
 import { mainDirectives } from '../../src/deploy/nginxconf.ts';
+import { listenKey, rewriteForShadow, shadowAddress } from '../../src/deploy/shadow.ts';
 import { connectAddress } from '../../src/deploy/ready.ts';
 import { compareReleases, isReleaseName, readManifest, releaseName, releaseSeq, releaseTime } from '../../src/deploy/releases.ts';
 import { tempDir } from './helpers.ts';
@@ -101,5 +102,59 @@ describe('readManifest', () => {
     await expect(readManifest(dir)).rejects.toThrow(/nginx.conf/);
     fs.rmSync(dir, { recursive: true, force: true });
     await expect(readManifest(dir)).rejects.toThrow(/not found/);
+  });
+});
+
+describe('rewriteForShadow', () => {
+  it('moves every listen address inside server blocks to its own loopback port, and nothing else', async () => {
+    let next = 40000;
+    const alloc = async () => next++;
+    const main = `worker_processes auto;
+pid "/run/nginx.pid";
+error_log /var/log/nginx/error.log warn;
+events { worker_connections 64; }
+http {
+    map $gw_model $gw_up { "listen" a; default b; }
+    server { listen 8080 default_server; listen [::]:8080 ipv6only=on; server_name _; }
+    include conf.d/*.conf;
+}
+`;
+    const servers = `# listen 1.2.3.4:1;
+server {
+    listen 127.0.0.1:8443 ssl reuseport;
+    server_name "api.example.com";
+    location / { return 200 "listen 9999;"; }
+}
+server {
+    listen 127.0.0.1:8443 ssl;
+    server_name "www.example.com";
+}
+server {
+    listen 0.0.0.0:8080;
+}
+`;
+    const rw = await rewriteForShadow({ 'nginx.conf': main, 'conf.d/40-servers.conf': servers, 'conf.d/00-maps.conf': 'map $a $b { default 1; }\n' }, alloc);
+    expect([...rw.addrs.entries()]).toEqual([
+      ['127.0.0.1:8443', '127.0.0.1:40000'],
+      ['*:8080', '127.0.0.1:40001'],
+      ['[::]:8080', '127.0.0.1:40002'],
+    ]);
+    expect(rw.files['conf.d/40-servers.conf']).toBe(servers.replace(/127\.0\.0\.1:8443/g, '127.0.0.1:40000').replace('0.0.0.0:8080', '127.0.0.1:40001'));
+    expect(rw.files['nginx.conf']).toBe(
+      main
+        .replace('worker_processes auto', 'worker_processes 1')
+        .replace('"/run/nginx.pid"', '"run/nginx.pid"')
+        .replace('/var/log/nginx/error.log', '"logs/error.log"')
+        .replace('listen 8080 default_server', 'listen 127.0.0.1:40001 default_server')
+        .replace('listen [::]:8080 ipv6only=on', 'listen 127.0.0.1:40002 '),
+    );
+    expect(rw.files['conf.d/00-maps.conf']).toBeUndefined();
+    expect(shadowAddress(rw.addrs, '127.0.0.1:8080')).toBe('127.0.0.1:40001');
+    expect(shadowAddress(rw.addrs, '127.0.0.1:8443')).toBe('127.0.0.1:40000');
+    expect(shadowAddress(rw.addrs, '127.0.0.1:9')).toBeNull();
+    expect(listenKey('80')).toBe('*:80');
+    expect(listenKey('[::]:80')).toBe('[::]:80');
+    expect(listenKey('[::1]:443')).toBe('[::1]:443');
+    expect(listenKey('example.com')).toBe('example.com:80');
   });
 });
