@@ -4,7 +4,9 @@ import { deploy, DeployError, STEP_TEXT } from '../deploy/deploy.ts';
 
 export const help = `
 Copies the build (default dist/) into TARGET/releases/<seq>-<UTC time>-<output hash>, runs
-\`nginx -t\` on it, points TARGET/current at it atomically, reloads nginx (SIGHUP to the
+\`nginx -t\` on it, proves it in a throwaway nginx on shadow loopback ports (its /ready must
+report the new input hash, its health path answer 200) before any client sees it, points
+TARGET/current at it atomically, reloads nginx (SIGHUP to the
 master in PREFIX/run/nginx.pid) or starts it, and waits until the readiness endpoint from
 manifest.json (e.g. http://127.0.0.1:8080/ready) reports the new input hash. If any step
 fails, TARGET/current goes back to the previous release, nginx reloads it, and the command

@@ -9,6 +9,8 @@ import { compile } from '../../src/build/compile.ts';
 import { writeBuild } from '../../src/build/write.ts';
 import { deploy, rollback } from '../../src/deploy/deploy.ts';
 import { stopMaster } from '../../src/deploy/nginx.ts';
+import { probePath } from '../../src/deploy/ready.ts';
+import { createSelfSigned } from '../../src/tls/selfsigned.ts';
 import { freePort, get, startEchoUpstream, tempDir, type EchoUpstream } from './helpers.ts';
 
 const cleanup: (() => Promise<unknown>)[] = [];
@@ -71,4 +73,59 @@ routes:
     expect(JSON.parse((await get(port, '/api/x')).body).id).toBe('one');
     expect(JSON.parse((await get(status, '/ready')).body).config).toBe(b1.hash);
   });
+
+  // Without a status listener, /ready lives on the public listener; with server_names the
+  // catch-all server answers other names with 444, and on TLS refuses the handshake
+  // ("unrecognized name") without the right SNI. deploy sends the configured name.
+  for (const tls of [false, true]) {
+    it(`deploys a config with server_names and status: false (${tls ? 'TLS, self-signed' : 'plain HTTP'})`, async () => {
+      const up = await startEchoUpstream({ id: 'named' });
+      cleanup.push(() => up.close());
+      const root = await tempDir('named');
+      const target = path.join(root, 'target');
+      cleanup.push(() => fsp.rm(root, { recursive: true, force: true }));
+      cleanup.push(() => stopMaster(path.join(target, 'run', 'nginx.pid')));
+      const port = await freePort();
+      let tlsYaml = '';
+      if (tls) {
+        const pair = await createSelfSigned({ domains: ['api.example.test'], outDir: path.join(root, 'pki'), days: 2 });
+        tlsYaml = `    tls: { cert: ${JSON.stringify(pair.cert)}, key: ${JSON.stringify(pair.key)} }\n`;
+      }
+      const yaml = (label: string) => `version: 1
+global:
+  worker_processes: 1
+  status: false
+listeners:
+  - name: public
+    address: 127.0.0.1
+    port: ${port}
+    server_names: ["*.example.test", api.example.test]
+${tlsYaml}upstreams:
+  app:
+    servers: [127.0.0.1:${up.port}]
+routes:
+  - name: ${label}
+    match: { prefix: /api/ }
+    upstream: app
+`;
+      const b1 = await buildFrom(root, 'v1', yaml('one'));
+      const b2 = await buildFrom(root, 'v2', yaml('two'));
+      const man = JSON.parse(fs.readFileSync(path.join(b1.dir, 'manifest.json'), 'utf8'));
+      expect(man.readiness).toEqual({ path: '/ready', listen: `127.0.0.1:${port}`, host: 'api.example.test', health: '/health' });
+
+      const log: string[] = [];
+      const r1 = await deploy({ from: b1.dir, target, readyTimeoutMs: 10_000, log: (l) => log.push(l) });
+      expect(r1.started).toBe(true);
+      const r2 = await deploy({ from: b2.dir, target, readyTimeoutMs: 10_000, log: (l) => log.push(l) });
+      expect(r2.status).toBe('deployed');
+      expect(log.join('\n')).toMatch(/answered on shadow ports/);
+      const named = { path: '/ready', listen: `127.0.0.1:${port}`, tls, host: 'api.example.test' };
+      expect(JSON.parse((await probePath(named, '/ready')).body).config).toBe(b2.hash);
+      // Without the name the gateway does not answer: the probe really needs Host/SNI.
+      const anonymous = await probePath({ ...named, host: undefined }, '/ready');
+      if (tls) expect(anonymous.error).toMatch(/unrecognized name/);
+      else expect(anonymous.status).toBe(404); // unknown_host default
+    });
+  }
 });
+
