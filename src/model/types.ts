@@ -33,6 +33,12 @@ export interface GatewayModel {
 export interface GlobalSettings {
   workerProcesses: string; // "auto" or a number as string
   workerConnections: number;
+  /**
+   * nginx worker_shutdown_timeout: how long workers retired by a reload may finish open
+   * requests and streams. from: the YAML path it comes from (global.worker_shutdown_timeout,
+   * or the streaming route whose read timeout it was derived from), null = the 30s default.
+   */
+  workerShutdownTimeout: { value: Duration; from: string | null };
   serverTokens: boolean; // always false unless explicitly enabled
   trustedProxies: string[]; // CIDRs; set_real_ip_from
   realIpHeader: string; // default X-Forwarded-For

@@ -11,7 +11,8 @@ import { deploy, rollback } from '../../src/deploy/deploy.ts';
 import { stopMaster } from '../../src/deploy/nginx.ts';
 import { probePath } from '../../src/deploy/ready.ts';
 import { createSelfSigned } from '../../src/tls/selfsigned.ts';
-import { freePort, get, startEchoUpstream, tempDir, type EchoUpstream } from './helpers.ts';
+import { childPids, readPid } from '../../src/runtime/nginx.ts';
+import { freePort, get, readSse, startEchoUpstream, tempDir, type EchoUpstream } from './helpers.ts';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterAll(async () => {
@@ -127,5 +128,54 @@ routes:
       else expect(anonymous.status).toBe(404); // unknown_host default
     });
   }
+
+  it('retires the old worker set after global.worker_shutdown_timeout although a stream is still open', { timeout: 60_000 }, async () => {
+    const up = await startEchoUpstream({ id: 'sse' });
+    cleanup.push(() => up.close());
+    const root = await tempDir('shutdown');
+    const target = path.join(root, 'target');
+    cleanup.push(() => fsp.rm(root, { recursive: true, force: true }));
+    cleanup.push(() => stopMaster(path.join(target, 'run', 'nginx.pid')));
+    const [port, status] = [await freePort(), await freePort()];
+    const yaml = (label: string) => `version: 1
+global:
+  worker_processes: 1
+  worker_shutdown_timeout: 2s
+  status: { listen: "127.0.0.1:${status}" }
+listeners:
+  - name: public
+    address: 127.0.0.1
+    port: ${port}
+upstreams:
+  app:
+    servers: [127.0.0.1:${up.port}]
+routes:
+  - name: events-${label}
+    match: { prefix: /sse }
+    upstream: app
+    streaming: true
+`;
+    const b1 = await buildFrom(root, 'v1', yaml('one'));
+    const b2 = await buildFrom(root, 'v2', yaml('two'));
+    expect(fs.readFileSync(path.join(b1.dir, 'nginx.conf'), 'utf8')).toMatch(/^worker_shutdown_timeout 2s;$/m);
+    await deploy({ from: b1.dir, target, readyTimeoutMs: 10_000 });
+    const master = (await readPid(path.join(target, 'run'), { pidFile: path.join(target, 'run', 'nginx.pid') }))!;
+    const retiring = () => childPids(master).filter((p) => fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('shutting down'));
+
+    // A 30-second stream (300 events, 100 ms apart) is open on the v1 worker during the deploy.
+    const stream = readSse(port, '/sse?events=300&intervalMs=100', 60_000);
+    await new Promise((r) => setTimeout(r, 500));
+    await deploy({ from: b2.dir, target, readyTimeoutMs: 10_000 });
+    expect(retiring().length).toBeGreaterThan(0); // the old worker still serves the stream
+
+    // nginx closes what is left 2 s after the reload; give it a generous margin.
+    const deadline = Date.now() + 10_000;
+    while (retiring().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(retiring()).toEqual([]);
+    const sse = await stream;
+    expect(sse.error).not.toBeNull(); // the trade-off: the stream was cut
+    expect(sse.ids.length).toBeGreaterThan(0);
+    expect(sse.ids.length).toBeLessThan(300);
+  });
 });
 
