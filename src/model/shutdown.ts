@@ -30,7 +30,7 @@ export function durationSeconds(d: string): number {
 
 /** Routes whose connections outlive an ordinary request: streaming (SSE, chunked) and WebSocket. */
 export function longLivedRoutes(routes: Route[]): Route[] {
-  return routes.filter((r) => r.upstream !== null && (r.streaming || r.websocket));
+  return routes.filter((r) => r.respond === null && (r.streaming || r.websocket));
 }
 
 /**

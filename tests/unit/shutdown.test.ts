@@ -69,3 +69,27 @@ ${read ? `    timeouts: { read: ${read} }\n` : ''}`;
     }
   });
 });
+
+describe('worker_shutdown_timeout with model routing', () => {
+  it('counts streaming routes that pick their upstream by model', () => {
+    const text = `version: 1
+listeners:
+  - name: public
+    port: 8080
+upstreams:
+  pool:
+    servers: [127.0.0.1:9001]
+models:
+  - { id: m1, upstream: pool }
+routes:
+  - name: chat
+    match: { exact: /v1/chat/completions, methods: [POST] }
+    models: route
+    streaming: true
+    timeouts: { read: 4m }
+`;
+    const r = compile('gateway.yaml', { text });
+    expect(r.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic)).toEqual([]);
+    expect(r.files!['nginx.conf']).toMatch(/^worker_shutdown_timeout 240s;$/m);
+  });
+});
