@@ -115,7 +115,8 @@ export interface Manifest {
    * health: the liveness path on the same listener.
    */
   readiness: { path: string; listen: string; host?: string; health: string };
-  listeners: { name: string; port: number; tls: boolean }[];
+  /** certificatePending: an ACME listener left out until `tls issue` (plain HTTP on its redirect port only) */
+  listeners: { name: string; port: number; tls: boolean; certificatePending?: true }[];
   modules: { njs: boolean; brotli: boolean };
   /** oldest nginx / njs this output runs on (checked by `gatewayctl doctor` against a target) */
   requires: { nginx: string; njs: string | null };
@@ -162,7 +163,7 @@ function manifest(m: GatewayModel, files: Record<string, string>): string {
     files: sums,
     prefixDirs,
     readiness,
-    listeners: m.listeners.map((l) => ({ name: l.name, port: l.port, tls: !!l.tls })),
+    listeners: m.listeners.map((l) => ({ name: l.name, port: l.port, tls: !!l.tls, ...(l.tls?.pending ? { certificatePending: true as const } : {}) })),
     modules: { njs: g.modules.njs, brotli: files['nginx.conf'].includes('ngx_http_brotli_filter_module') },
     requires: requirements(m, files['nginx.conf'].includes('ngx_http_js_module')),
   };

@@ -72,6 +72,11 @@ export async function withSignalGuard<T>(command: string, fn: () => Promise<T>):
   }
 }
 
+/** Said whenever a release without its ACME certificate goes live: it serves plain HTTP only. */
+export function pendingNote(release: string, listeners: string[]): string {
+  return `note: release ${release} was built before the ACME certificate was issued: listener(s) ${listeners.join(', ')} serve plain HTTP only (ACME challenges and 503) until a release with the certificate is live`;
+}
+
 export function formatFailure(command: string, e: DeployError): string {
   const lines = [`${command} failed at step "${STEP_TEXT[e.step] ?? e.step}": ${e.message}`];
   if (e.detail) lines.push(...e.detail.split('\n').map((l) => `  ${l}`));
@@ -113,6 +118,7 @@ export async function run(opts: DeployCommandOptions): Promise<number> {
       process.stdout.write(`deployed ${r.release} (input ${r.inputHash.slice(0, 12)})${r.started ? ', nginx started' : ''}${r.previous ? `; previous: ${r.previous}` : ''}\n`);
       if (r.pruned.length) process.stdout.write(`pruned ${r.pruned.length} old release(s)\n`);
     }
+    if (!opts.json && r.certificatePending?.length) process.stderr.write(`${pendingNote(r.release, r.certificatePending)}\n`);
     return 0;
   } catch (e) {
     if (e instanceof DeployError) {

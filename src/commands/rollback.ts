@@ -1,6 +1,6 @@
 // `gatewayctl rollback`: make an earlier release live again (test, switch, reload, /ready).
 import { DeployError, rollback } from '../deploy/deploy.ts';
-import { DEFAULT_TARGET, formatFailure, parsePositiveInt, withSignalGuard } from './deploy.ts';
+import { DEFAULT_TARGET, formatFailure, parsePositiveInt, pendingNote, withSignalGuard } from './deploy.ts';
 
 export const help = `
 Returns to the previous release (the one live before the last deploy or rollback), or to
@@ -56,6 +56,7 @@ export async function run(opts: RollbackCommandOptions): Promise<number> {
     if (opts.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     else if (r.status === 'unchanged') process.stdout.write(`release ${r.release} is already live; nothing to do\n`);
     else process.stdout.write(`rolled back to ${r.release} (input ${r.inputHash.slice(0, 12)})${r.previous ? `; previous: ${r.previous}` : ''}\n`);
+    if (!opts.json && r.status === 'rolled-back' && r.certificatePending?.length) process.stderr.write(`${pendingNote(r.release, r.certificatePending)}\n`);
     return 0;
   } catch (e) {
     if (e instanceof DeployError) {

@@ -94,6 +94,8 @@ export interface ActivationResult {
   previous: string | null; // the release that was live before (rollback target next time)
   inputHash: string;
   outputHash: string;
+  /** listeners the now-live release leaves out because its ACME certificate was pending when built */
+  certificatePending?: string[];
   started: boolean; // nginx was started rather than reloaded
   pruned: string[];
 }
@@ -319,6 +321,10 @@ async function withLock<T>(ctx: Ctx, command: string, fn: () => Promise<T>): Pro
   }
 }
 
+function pendingOf(m: BuildManifest): Pick<ActivationResult, 'certificatePending'> {
+  return m.certificatePending.length ? { certificatePending: m.certificatePending } : {};
+}
+
 /** Remove old releases beyond `keep` (newest first), never the live or previous one. */
 export async function pruneReleases(L: Layout, keep: number): Promise<string[]> {
   const live = await linkedRelease(L.current);
@@ -400,7 +406,7 @@ export async function deploy(o: DeployOptions): Promise<ActivationResult> {
       if (live) await atomicSymlink(`releases/${live}`, ctx.L.previous);
       const pruned = await pruneReleases(ctx.L, keep);
       for (const p of pruned) ctx.log(`pruned releases/${p}`);
-      return { status: 'deployed', reused: true, release: same, previous: live, inputHash: m.input.sha256, outputHash: outHash, started, pruned };
+      return { status: 'deployed', reused: true, release: same, previous: live, inputHash: m.input.sha256, outputHash: outHash, started, pruned, ...pendingOf(m) };
     }
 
     // 3. copy into a new release directory (temp name, fsync, rename)
@@ -434,7 +440,7 @@ export async function deploy(o: DeployOptions): Promise<ActivationResult> {
     if (live) await atomicSymlink(`releases/${live}`, ctx.L.previous);
     const pruned = await pruneReleases(ctx.L, keep);
     for (const p of pruned) ctx.log(`pruned releases/${p}`);
-    return { status: 'deployed', release: name, previous: live, inputHash: m.input.sha256, outputHash: outHash, started, pruned };
+    return { status: 'deployed', release: name, previous: live, inputHash: m.input.sha256, outputHash: outHash, started, pruned, ...pendingOf(m) };
   });
 }
 
@@ -500,7 +506,7 @@ export async function rollback(o: RollbackOptions): Promise<ActivationResult> {
     await preparePrefixDirs(ctx.L.prefix, ctx.nginx, m.prefixDirs);
     const { started } = await activate(ctx, to, live);
     if (live) await atomicSymlink(`releases/${live}`, ctx.L.previous);
-    return { status: 'rolled-back', release: to, previous: live, inputHash: m.input.sha256, outputHash: outHash, started, pruned: [] };
+    return { status: 'rolled-back', release: to, previous: live, inputHash: m.input.sha256, outputHash: outHash, started, pruned: [], ...pendingOf(m) };
   });
 }
 

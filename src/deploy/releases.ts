@@ -42,6 +42,8 @@ export interface BuildManifest {
   /** host: Host/SNI to send; health: liveness path on the same listener (200 expected) */
   readiness: { path: string; listen: string; tls?: boolean; host?: string; health?: string } | null;
   prefixDirs: string[]; // relative to the nginx prefix
+  /** TLS listeners this build leaves out because their ACME certificate was not issued yet */
+  certificatePending: string[];
   raw: Record<string, unknown>;
 }
 
@@ -91,6 +93,9 @@ export async function readManifest(dir: string): Promise<BuildManifest> {
     files: fileMap,
     readiness,
     prefixDirs: Array.isArray(raw.prefixDirs) ? raw.prefixDirs.filter((d): d is string => typeof d === 'string') : [],
+    certificatePending: Array.isArray(raw.listeners)
+      ? (raw.listeners as { name?: unknown; certificatePending?: unknown }[]).filter((l) => l && l.certificatePending === true && typeof l.name === 'string').map((l) => l.name as string)
+      : [],
     raw,
   };
 }
@@ -182,6 +187,7 @@ export interface ReleaseInfo {
   inputHash: string | null;
   inputFile: string | null;
   version: string | null;
+  certificatePending: string[]; // listeners served without TLS (ACME certificate not issued in this build)
   live: boolean;
   previous: boolean;
   error?: string; // unreadable manifest
@@ -200,6 +206,7 @@ export async function listReleases(L: Layout): Promise<ReleaseInfo[]> {
       time: releaseTime(name),
       outputHash: null,
       inputHash: null,
+      certificatePending: [],
       inputFile: null,
       version: null,
       live: name === live,
@@ -211,6 +218,7 @@ export async function listReleases(L: Layout): Promise<ReleaseInfo[]> {
       info.inputFile = m.input.file;
       info.version = m.version;
       info.outputHash = await outputHash(dir, m);
+      info.certificatePending = m.certificatePending;
     } catch (e) {
       info.error = (e as Error).message;
     }

@@ -7,7 +7,9 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compile } from '../../src/build/compile.ts';
 import { writeBuild } from '../../src/build/write.ts';
-import { deploy, rollback } from '../../src/deploy/deploy.ts';
+import { run as runReleases } from '../../src/commands/releases.ts';
+import { run as runRollback } from '../../src/commands/rollback.ts';
+import { deploy, DeployError, rollback } from '../../src/deploy/deploy.ts';
 import { stopMaster } from '../../src/deploy/nginx.ts';
 import { probePath } from '../../src/deploy/ready.ts';
 import { createSelfSigned } from '../../src/tls/selfsigned.ts';
@@ -177,5 +179,94 @@ routes:
     expect(sse.ids.length).toBeGreaterThan(0);
     expect(sse.ids.length).toBeLessThan(300);
   });
+
+  it('tells the ACME-pending build and the issued build of one gateway.yaml apart', { timeout: 60_000 }, async () => {
+    const up = await startEchoUpstream({ id: 'acme' });
+    cleanup.push(() => up.close());
+    const root = await tempDir('acme-ids');
+    const target = path.join(root, 'target');
+    cleanup.push(() => fsp.rm(root, { recursive: true, force: true }));
+    cleanup.push(() => stopMaster(path.join(target, 'run', 'nginx.pid')));
+    const [tlsPort, httpPort, status] = [await freePort(), await freePort(), await freePort()];
+    const certs = path.join(root, 'certs');
+    const src = path.join(root, 'gateway.yaml');
+    fs.writeFileSync(
+      src,
+      `version: 1
+global:
+  worker_processes: 1
+  status: { listen: "127.0.0.1:${status}" }
+tls:
+  acme:
+    email: ops@example.test
+    domains: [api.example.test]
+    staging: true
+    certs_dir: ${JSON.stringify(certs)}
+    webroot: ${JSON.stringify(path.join(root, 'webroot'))}
+listeners:
+  - name: https
+    address: 127.0.0.1
+    port: ${tlsPort}
+    server_names: [api.example.test]
+    tls: { acme: true, redirect_from: ${httpPort} }
+upstreams:
+  app:
+    servers: [127.0.0.1:${up.port}]
+routes:
+  - name: api
+    match: { prefix: /api/ }
+    upstream: app
+`,
+    );
+    const build = (name: string) => {
+      const r = compile(src, { availableModules: { brotli: false } } as Parameters<typeof compile>[1]);
+      expect(r.ok).toBe(true);
+      const dir = path.join(root, name);
+      writeBuild(dir, r.files!);
+      return dir;
+    };
+    const pending = build('dist-pending');
+    const pair = await createSelfSigned({ domains: ['api.example.test'], outDir: path.join(root, 'pki'), days: 2 });
+    fs.mkdirSync(path.join(certs, 'api.example.test'), { recursive: true });
+    fs.copyFileSync(pair.cert, path.join(certs, 'api.example.test', 'fullchain.pem'));
+    fs.copyFileSync(pair.key, path.join(certs, 'api.example.test', 'privkey.pem'));
+    const issued = build('dist-issued');
+
+    const r1 = await deploy({ from: pending, target, readyTimeoutMs: 10_000 });
+    expect(r1.certificatePending).toEqual(['https']);
+    const r2 = await deploy({ from: issued, target, readyTimeoutMs: 10_000 });
+    expect(r2.status).toBe('deployed');
+    expect(r2.certificatePending).toBeUndefined();
+    expect(r2.inputHash).toBe(r1.inputHash);
+    expect(r2.release).not.toBe(r1.release);
+    expect(r2.outputHash).not.toBe(r1.outputHash);
+
+    const list = await captureOut(() => runReleases({ target }));
+    expect(list.out).toMatch(new RegExp(`${r1.release} .*previous \\(TLS pending: https\\)`));
+    // The input hash names both: refused, listing both, nothing changes.
+    const amb = await rollback({ target, to: r1.inputHash.slice(0, 12) }).catch((e: unknown) => e);
+    expect(amb).toBeInstanceOf(DeployError);
+    expect((amb as DeployError).detail.split('\n')).toHaveLength(2);
+    // A rollback to the pending release says that it serves plain HTTP only.
+    const rb = await captureOut(() => runRollback({ target, readyTimeout: 10 }));
+    expect(rb.code).toBe(0);
+    expect(rb.out).toContain(`rolled back to ${r1.release}`);
+    expect(rb.err).toContain(`note: release ${r1.release} was built before the ACME certificate was issued: listener(s) https serve plain HTTP only`);
+  });
 });
+
+async function captureOut(fn: () => Promise<number>): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const ow = process.stdout.write.bind(process.stdout);
+  const ew = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((c: string | Uint8Array) => ((out += String(c)), true)) as typeof process.stdout.write;
+  process.stderr.write = ((c: string | Uint8Array) => ((err += String(c)), true)) as typeof process.stderr.write;
+  try {
+    return { code: await fn(), out, err };
+  } finally {
+    process.stdout.write = ow;
+    process.stderr.write = ew;
+  }
+}
 
