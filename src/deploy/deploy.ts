@@ -254,7 +254,7 @@ async function revert(ctx: Ctx, failed: string, live: string | null, err: Deploy
     const rt = await releaseRuntime(ctx, live);
     const running = (await runningMaster(rt.pidFile)) !== null;
     const w = lm?.readiness && running ? await waitReady(lm.readiness, lm.input.sha256, { timeoutMs: Math.min(ctx.readyTimeoutMs, 5000) }) : null;
-    if (running && (w === null ? !lm?.readiness : w.ok)) {
+    if (lm && running && (lm.readiness ? w?.ok === true : true)) {
       err.recovery = `restored ${live}; nginx refused the new configuration and kept serving it (not reloaded again)`;
       return;
     }

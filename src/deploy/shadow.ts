@@ -16,7 +16,7 @@
 import * as fsp from 'node:fs/promises';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { fatalLines, nginxStart, type NginxLocation, preparePrefixDirs, readLogSince, runningMaster } from './nginx.ts';
+import { fatalLines, logOffset, nginxStart, type NginxLocation, preparePrefixDirs, readLogSince, runningMaster } from './nginx.ts';
 import { applyEdits, mainDirectives, statements } from './nginxconf.ts';
 import { probePath, type Readiness, waitReady } from './ready.ts';
 import { stopNginx } from '../runtime/nginx.ts';
@@ -115,6 +115,8 @@ export interface ProveOptions {
   expectedHash: string;
   timeoutMs: number;
   log: (line: string) => void;
+  /** port picker (default: a free loopback port) */
+  allocatePort?: () => Promise<number>;
 }
 
 export type ProveResult = { ok: true; readyAt: string | null } | { ok: false; reason: string; detail: string };
@@ -123,28 +125,39 @@ export type ProveResult = { ok: true; readyAt: string | null } | { ok: false; re
 export async function proveRelease(o: ProveOptions): Promise<ProveResult> {
   const root = path.resolve(o.shadowRoot);
   const confDir = path.join(root, 'config');
+  const pidFile = path.join(root, 'run', 'nginx.pid'); // pid is rewritten to it, or startNginx sets it
+  // A shadow left running by a deploy that was killed mid-proof goes first.
+  await stopNginx(root, { pidFile, graceful: false, timeoutMs: 5_000 }).catch(() => false);
   await fsp.rm(root, { recursive: true, force: true });
   await fsp.mkdir(root, { recursive: true });
-  const pidFile = path.join(root, 'run', 'nginx.pid'); // pid is rewritten to it, or startNginx sets it
   try {
     await fsp.cp(o.releaseDir, confDir, { recursive: true });
     const texts: Record<string, string> = {};
     for (const rel of await listFiles(confDir)) if (rel === 'nginx.conf' || rel.endsWith('.conf')) texts[rel] = await fsp.readFile(path.join(confDir, rel), 'utf8');
-    const rw = await rewriteForShadow(texts, freeLoopbackPort);
-    for (const [rel, text] of Object.entries(rw.files)) await fsp.writeFile(path.join(confDir, rel), text);
     const main = mainDirectives(texts['nginx.conf'] ?? '');
     const errorLogs = main.errorLogs.map((p) => (path.isAbsolute(p) ? path.join(root, 'logs/error.log') : path.join(root, p)));
     await preparePrefixDirs(root, o.nginx, o.prefixDirs);
-
     const conf = path.join(confDir, 'nginx.conf');
-    o.log(`proving the release on shadow ports (${[...rw.addrs.entries()].map(([k, v]) => `${k} → ${v}`).join(', ') || 'no listen directives'})`);
-    const started = await nginxStart(o.nginx, root, conf);
-    if (!started.ok) {
-      const extra = fatalLines((await Promise.all(errorLogs.map((l) => readLogSince(l, 0)))).join('\n'));
-      return { ok: false, reason: 'the release failed to start on shadow ports', detail: [started.output.trim(), ...extra].filter(Boolean).join('\n') };
+
+    // Free ports are picked, then bound by nginx: another process may take one in between.
+    // Such a start is retried with fresh ports; any other failure is the release's.
+    let rw: ShadowRewrite;
+    let offsets: number[];
+    for (let attempt = 1; ; attempt++) {
+      rw = await rewriteForShadow(texts, o.allocatePort ?? freeLoopbackPort);
+      for (const [rel, text] of Object.entries(rw.files)) await fsp.writeFile(path.join(confDir, rel), text);
+      o.log(`proving the release on shadow ports (${[...rw.addrs.entries()].map(([k, v]) => `${k} → ${v}`).join(', ') || 'no listen directives'})`);
+      offsets = await Promise.all(errorLogs.map(logOffset));
+      const started = await nginxStart(o.nginx, root, conf);
+      if (started.ok) break;
+      const extra = fatalLines((await Promise.all(errorLogs.map((l, i) => readLogSince(l, offsets[i] ?? 0)))).join('\n'));
+      const detail = [started.output.trim(), ...extra].filter(Boolean).join('\n');
+      const shadowPortTaken = [...rw.addrs.values()].some((a) => detail.includes(`bind() to ${a} failed (98`));
+      if (shadowPortTaken && attempt < 3) continue;
+      return { ok: false, reason: 'the release failed to start on shadow ports', detail };
     }
     const check = async (): Promise<string | null> => {
-      const lines = fatalLines((await Promise.all(errorLogs.map((l) => readLogSince(l, 0)))).join('\n'));
+      const lines = fatalLines((await Promise.all(errorLogs.map((l, i) => readLogSince(l, offsets[i] ?? 0)))).join('\n'));
       if (lines.length) return `the release logged errors on shadow ports:\n${lines.join('\n')}`;
       if ((await runningMaster(pidFile)) === null) return 'the shadow nginx master exited';
       return null;
