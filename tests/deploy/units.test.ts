@@ -94,6 +94,12 @@ describe('readManifest', () => {
     expect((await readManifest(dir)).readiness).toEqual({ path: '/r', listen: '127.0.0.1:1' });
     write({ input: { sha256: sha }, files: { 'nginx.conf': sha }, readiness: { path: '/ready', listen: '127.0.0.1:8443' }, listeners: [{ name: 'https', port: 8443, tls: true }] });
     expect((await readManifest(dir)).readiness).toEqual({ path: '/ready', listen: '127.0.0.1:8443', tls: true });
+    write({ input: { sha256: sha }, files: { 'nginx.conf': sha }, readiness: { path: '/ready', listen: '127.0.0.1:80', host: 'api.example.com', health: '/health' } });
+    expect((await readManifest(dir)).readiness).toEqual({ path: '/ready', listen: '127.0.0.1:80', host: 'api.example.com', health: '/health' });
+    write({ input: { sha256: sha }, files: { 'nginx.conf': sha }, readiness: { path: '/ready', listen: '127.0.0.1:80', host: 'evil\r\nx: y', health: 'no-slash' } });
+    expect((await readManifest(dir)).readiness).toEqual({ path: '/ready', listen: '127.0.0.1:80' });
+    write({ input: { sha256: sha }, files: { 'nginx.conf': sha }, listeners: [{ name: 'https', port: 443, tls: true, certificatePending: true }, { name: 'web', port: 80, tls: false }] });
+    expect((await readManifest(dir)).certificatePending).toEqual(['https']);
     write({ input: { sha256: 'nope' }, files: { 'nginx.conf': sha } });
     await expect(readManifest(dir)).rejects.toThrow(/input.sha256/);
     write({ input: { sha256: sha }, files: { '../etc/passwd': sha, 'nginx.conf': sha } });
