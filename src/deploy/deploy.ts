@@ -219,16 +219,26 @@ async function applyAndWait(ctx: Ctx, release: string, live: string | null): Pro
     ctx.log('manifest.json has no readiness endpoint; checking the error log only');
     await sleep(1000);
     const reason = await check();
-    if (reason) throw new DeployError(step, reason);
+    if (reason) throw refusal(step, reason);
     return { started };
   }
   ctx.log(`waiting for ${m.readiness.tls ? 'https' : 'http'}://${m.readiness.listen}${m.readiness.path} to report ${m.input.sha256.slice(0, 12)}`);
   const w = await waitReady(m.readiness, m.input.sha256, { timeoutMs: ctx.readyTimeoutMs, check });
   if (!w.ok) {
     const fatal = w.reason.startsWith('nginx could not apply') || w.reason.startsWith('nginx master');
-    throw new DeployError(fatal ? step : 'ready', w.reason);
+    throw fatal ? refusal(step, w.reason) : new DeployError('ready', w.reason);
   }
   return { started };
+}
+
+/**
+ * A reload (signal or --reload-cmd) after which nginx logged [emerg]: nginx refused the new
+ * configuration and kept running the old one (a failed cycle never replaces the live one).
+ */
+function refusal(step: DeployStep, reason: string): DeployError {
+  const err = new DeployError(step, reason);
+  err.refused = step === 'reload' && reason.startsWith('nginx could not apply');
+  return err;
 }
 
 /** After a failed activation: point current back at `live`, reload it and confirm it is ready. */

@@ -513,6 +513,31 @@ describe('--reload-cmd', () => {
   });
 });
 
+describe('--reload-cmd and a refused reload', () => {
+  it('does not reload a second time when nginx refused the release the command reloaded', async () => {
+    const e = await env();
+    const v1 = await e.build('v1', { upstream: upA });
+    const r1 = await e.deploy(v1.dir);
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    try {
+      const taken = (blocker.address() as net.AddressInfo).port;
+      const bad = await e.build('v2-port-taken', { upstream: upB, httpExtra: `server {\n    listen 127.0.0.1:${taken};\n    return 204;\n}\n` });
+      const pidFile = path.join(e.target, 'run', 'nginx.pid');
+      const signals = reloadSignals(e.target);
+      const err = await caught(deploy({ from: bad.dir, target: e.target, reloadCmd: `kill -HUP "$(cat '${pidFile}')"`, readyTimeoutMs: 8000 }));
+      expect(err.step).toBe('reload');
+      expect(err.refused).toBe(true);
+      expect(err.message).toMatch(/Address already in use/);
+      expect(err.recovery).toMatch(new RegExp(`restored ${r1.release}; nginx refused the new configuration and kept serving it`));
+      expect(reloadSignals(e.target)).toBe(signals + 1);
+      expect(upstreamOf((await get(e.port, '/x')).body)).toBe('A');
+    } finally {
+      blocker.close();
+    }
+  });
+});
+
 describe('TLS readiness', () => {
   it('probes /ready over https when the readiness listener is a TLS listener', async () => {
     const e = await env();
