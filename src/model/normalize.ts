@@ -54,7 +54,7 @@ export function normalize(input: NormalizeInput): GatewayModel {
   const global: GlobalSettings = {
     workerProcesses: String(g.worker_processes ?? 'auto'),
     workerConnections: g.worker_connections ?? 4096,
-    workerShutdownTimeout: { value: `${SHUTDOWN_DEFAULT_S}s`, from: null }, // set once routes are known
+    workerShutdownTimeout: `${SHUTDOWN_DEFAULT_S}s`, // set once routes are known
     serverTokens: g.server_tokens ?? false,
     trustedProxies: g.trusted_proxies ?? [],
     realIpHeader: g.real_ip_header ?? 'X-Forwarded-For',
@@ -295,10 +295,7 @@ export function normalize(input: NormalizeInput): GatewayModel {
     models: normalizeModels(v.models, at),
     acme,
   };
-  model.global.workerShutdownTimeout =
-    typeof g.worker_shutdown_timeout === 'string'
-      ? { value: g.worker_shutdown_timeout, from: 'global.worker_shutdown_timeout' }
-      : defaultShutdownTimeout(routes);
+  model.global.workerShutdownTimeout = typeof g.worker_shutdown_timeout === 'string' ? g.worker_shutdown_timeout : defaultShutdownTimeout(routes);
   if (routingNeedsNjs(model)) model.global.modules.njs = true;
   if (auth) model.global.modules.njs = true; // the auth handlers live in the njs module
   return model;

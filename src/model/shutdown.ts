@@ -37,30 +37,27 @@ export function longLivedRoutes(routes: Route[]): Route[] {
  * Default worker_shutdown_timeout: the longest read timeout of a streaming or WebSocket route,
  * kept within 30s..10m; 30s when there is none.
  */
-export function defaultShutdownTimeout(routes: Route[]): { value: Duration; from: string | null } {
-  let best: Route | null = null;
-  let bestS = 0;
+export function defaultShutdownTimeout(routes: Route[]): Duration {
+  let longest = 0;
   for (const r of longLivedRoutes(routes)) {
     const s = durationSeconds(r.timeouts.read);
-    if (Number.isFinite(s) && s > bestS) {
-      best = r;
-      bestS = s;
-    }
+    if (Number.isFinite(s)) longest = Math.max(longest, s);
   }
-  if (!best) return { value: `${SHUTDOWN_DEFAULT_S}s`, from: null };
-  const s = Math.min(SHUTDOWN_MAX_S, Math.max(SHUTDOWN_MIN_S, Math.ceil(bestS)));
-  return { value: `${s}s`, from: `routes[${best.index}].timeouts.read` };
+  if (longest === 0) return `${SHUTDOWN_DEFAULT_S}s`;
+  return `${Math.min(SHUTDOWN_MAX_S, Math.max(SHUTDOWN_MIN_S, Math.ceil(longest)))}s`;
 }
 
-/** GW280: a configured worker_shutdown_timeout outside 1s..24h. */
+/**
+ * GW280: worker_shutdown_timeout outside 1s..24h. Derived values always lie within 30s..10m,
+ * so only a configured value can trip it.
+ */
 export function checkShutdownRules(
   m: GatewayModel,
   err: (code: string, at: SourcePos, path: string, message: string) => void,
 ): void {
-  const w = m.global.workerShutdownTimeout;
-  if (w.from !== 'global.worker_shutdown_timeout') return;
-  const s = durationSeconds(w.value);
+  const v = m.global.workerShutdownTimeout;
+  const s = durationSeconds(v);
   if (!Number.isFinite(s) || s < CONFIG_MIN_S || s > CONFIG_MAX_S) {
-    err('GW280', m.global.at, 'global.worker_shutdown_timeout', `worker_shutdown_timeout must be between 1s and 24h (got ${w.value}); old workers must not outlive a reload indefinitely`);
+    err('GW280', m.global.at, 'global.worker_shutdown_timeout', `worker_shutdown_timeout must be between 1s and 24h (got ${v}); old workers must not outlive a reload indefinitely`);
   }
 }

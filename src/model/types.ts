@@ -35,10 +35,9 @@ export interface GlobalSettings {
   workerConnections: number;
   /**
    * nginx worker_shutdown_timeout: how long workers retired by a reload may finish open
-   * requests and streams. from: the YAML path it comes from (global.worker_shutdown_timeout,
-   * or the streaming route whose read timeout it was derived from), null = the 30s default.
+   * requests and streams (global.worker_shutdown_timeout, else derived: src/model/shutdown.ts).
    */
-  workerShutdownTimeout: { value: Duration; from: string | null };
+  workerShutdownTimeout: Duration;
   serverTokens: boolean; // always false unless explicitly enabled
   trustedProxies: string[]; // CIDRs; set_real_ip_from
   realIpHeader: string; // default X-Forwarded-For
