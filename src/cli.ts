@@ -101,7 +101,7 @@ program
 program
   .command('rollback')
   .description('make the previous (or --to) release live again')
-  .option('--to <release>', 'release name, name prefix or input-hash prefix (default: previous)')
+  .option('--to <release>', 'release name or sequence number, or a unique prefix of a name, output hash or input hash (default: previous)')
   .option('--target <dir>', 'deploy directory', '.gatewayctl/deploy')
   .addOption(nginxOpt())
   .option('--prefix <dir>', 'nginx prefix; default: the target')
@@ -114,7 +114,7 @@ program
 
 program
   .command('releases')
-  .description('list deployed releases (time, input hash, live/previous)')
+  .description('list deployed releases (id, time, input and output hash, live/previous)')
   .option('--target <dir>', 'deploy directory', '.gatewayctl/deploy')
   .option('--json', 'machine-readable list')
   .addHelpText('after', (await cmd('releases')).help)

@@ -110,8 +110,14 @@ export interface Manifest {
   input: { file: string; sha256: string };
   files: Record<string, string>;
   prefixDirs: string[];
-  readiness: { path: string; listen: string };
-  listeners: { name: string; port: number; tls: boolean }[];
+  /**
+   * Where `deploy` checks the config hash. host: the Host header / TLS SNI to send when the
+   * endpoint is on a listener with server_names (the catch-all server refuses other names);
+   * health: the liveness path on the same listener.
+   */
+  readiness: { path: string; listen: string; host?: string; health: string };
+  /** certificatePending: an ACME listener left out until `tls issue` (plain HTTP on its redirect port only) */
+  listeners: { name: string; port: number; tls: boolean; certificatePending?: true }[];
   modules: { njs: boolean; brotli: boolean };
   /** oldest nginx / njs this output runs on (checked by `gatewayctl doctor` against a target) */
   requires: { nginx: string; njs: string | null };
@@ -123,13 +129,32 @@ export function requirements(m: GatewayModel, njs: boolean): Manifest['requires'
   return { nginx: http2 ? '1.25.1' : '1.24.0', njs: njs ? '0.8.0' : null };
 }
 
+/**
+ * The status listener when there is one; else the first plain-HTTP listener (a listener whose
+ * certificate is pending serves plain HTTP on its redirect_from port), else the first one.
+ */
+export function readinessEndpoint(m: GatewayModel): Manifest['readiness'] {
+  const base = { path: m.global.health.readiness };
+  const health = m.global.health.liveness;
+  if (m.global.status) return { ...base, listen: m.global.status.listen, health };
+  const first = m.listeners.find((l) => !l.tls || l.tls.pending) ?? m.listeners[0];
+  const port = first.tls?.pending ? (first.tls.redirectFrom ?? 80) : first.port;
+  const host = readinessHost(first.serverNames);
+  return { ...base, listen: `${first.address ?? '127.0.0.1'}:${port}`, ...(host ? { host } : {}), health };
+}
+
+/** A name the listener's servers answer to: the first exact server name, else one under the first wildcard. */
+function readinessHost(names: string[]): string | null {
+  const exact = names.find((n) => !n.startsWith('*.') && n !== '_');
+  if (exact) return exact;
+  const wild = names.find((n) => n.startsWith('*.'));
+  return wild ? `ready.${wild.slice(2)}` : null;
+}
+
 function manifest(m: GatewayModel, files: Record<string, string>): string {
   const sums: Record<string, string> = {};
   for (const f of Object.keys(files).sort()) sums[f] = sha256(files[f]);
-  const first = m.listeners.find((l) => !l.tls) ?? m.listeners[0];
-  const readiness = m.global.status
-    ? { path: m.global.health.readiness, listen: m.global.status.listen }
-    : { path: m.global.health.readiness, listen: `${first.address ?? '127.0.0.1'}:${first.port}` };
+  const readiness = readinessEndpoint(m);
   const g = m.global;
   const prefixDirs = [g.paths.logs, 'run', g.paths.temp, ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${g.paths.temp}/${t}`), g.paths.cache];
   const man: Manifest = {
@@ -139,7 +164,7 @@ function manifest(m: GatewayModel, files: Record<string, string>): string {
     files: sums,
     prefixDirs,
     readiness,
-    listeners: m.listeners.map((l) => ({ name: l.name, port: l.port, tls: !!l.tls })),
+    listeners: m.listeners.map((l) => ({ name: l.name, port: l.port, tls: !!l.tls, ...(l.tls?.pending ? { certificatePending: true as const } : {}) })),
     modules: { njs: g.modules.njs, brotli: files['nginx.conf'].includes('ngx_http_brotli_filter_module') },
     requires: requirements(m, files['nginx.conf'].includes('ngx_http_js_module')),
   };

@@ -3,13 +3,16 @@
 import { deploy, DeployError, STEP_TEXT } from '../deploy/deploy.ts';
 
 export const help = `
-Copies the build (default dist/) into TARGET/releases/<UTC time>-<input hash>, runs
-\`nginx -t\` on it, points TARGET/current at it atomically, reloads nginx (SIGHUP to the
+Copies the build (default dist/) into TARGET/releases/<seq>-<UTC time>-<output hash>, runs
+\`nginx -t\` on it, proves it in a throwaway nginx on shadow loopback ports (its /ready must
+report the new input hash, its health path answer 200) before any client sees it, points
+TARGET/current at it atomically, reloads nginx (SIGHUP to the
 master in PREFIX/run/nginx.pid) or starts it, and waits until the readiness endpoint from
 manifest.json (e.g. http://127.0.0.1:8080/ready) reports the new input hash. If any step
 fails, TARGET/current goes back to the previous release, nginx reloads it, and the command
-exits 1 naming the failed step and nginx's error text. Deploying the build that is already
-live does nothing. TARGET/deploy.lock keeps deploys and rollbacks from overlapping.
+exits 1 naming the failed step and nginx's error text. Deploying a build identical to the
+live release does nothing; one identical to an older release makes that release live again
+instead of copying it twice. TARGET/deploy.lock keeps deploys and rollbacks from overlapping.
 
 nginx always runs as: nginx -p PREFIX/ -c TARGET/current/nginx.conf
 
@@ -69,6 +72,11 @@ export async function withSignalGuard<T>(command: string, fn: () => Promise<T>):
   }
 }
 
+/** Said whenever a release without its ACME certificate goes live: it serves plain HTTP only. */
+export function pendingNote(release: string, listeners: string[]): string {
+  return `note: release ${release} was built before the ACME certificate was issued: listener(s) ${listeners.join(', ')} serve plain HTTP only (ACME challenges and 503) until a release with the certificate is live`;
+}
+
 export function formatFailure(command: string, e: DeployError): string {
   const lines = [`${command} failed at step "${STEP_TEXT[e.step] ?? e.step}": ${e.message}`];
   if (e.detail) lines.push(...e.detail.split('\n').map((l) => `  ${l}`));
@@ -104,10 +112,13 @@ export async function run(opts: DeployCommandOptions): Promise<number> {
       process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     } else if (r.status === 'unchanged') {
       process.stdout.write(`release ${r.release} (input ${r.inputHash.slice(0, 12)}) is already live; nothing to do${r.started ? ' (nginx was not running and has been started)' : ''}\n`);
+    } else if (r.reused) {
+      process.stdout.write(`deployed ${r.release} again (identical build; input ${r.inputHash.slice(0, 12)})${r.started ? ', nginx started' : ''}${r.previous ? `; previous: ${r.previous}` : ''}\n`);
     } else {
       process.stdout.write(`deployed ${r.release} (input ${r.inputHash.slice(0, 12)})${r.started ? ', nginx started' : ''}${r.previous ? `; previous: ${r.previous}` : ''}\n`);
       if (r.pruned.length) process.stdout.write(`pruned ${r.pruned.length} old release(s)\n`);
     }
+    if (!opts.json && r.certificatePending?.length) process.stderr.write(`${pendingNote(r.release, r.certificatePending)}\n`);
     return 0;
   } catch (e) {
     if (e instanceof DeployError) {

@@ -3,8 +3,10 @@ import { layout, listReleases } from '../deploy/releases.ts';
 import { DEFAULT_TARGET } from './deploy.ts';
 
 export const help = `
-Lists TARGET/releases newest first: creation time (UTC), input hash, gatewayctl version,
-and which release is live (*) and which rollback would return to (previous).
+Lists TARGET/releases newest first: the release name (<sequence>-<UTC time>-<output hash>),
+the hash of the input (gateway.yaml) and of the whole output, gatewayctl version, and which
+release is live (*) and which rollback would return to (previous). \`rollback --to\` takes
+a name, a sequence number (7 or #7), or a unique prefix of a name or either hash.
 
 Examples:
   $ gatewayctl releases
@@ -21,7 +23,7 @@ export async function run(opts: ReleasesCommandOptions): Promise<number> {
   if (opts.json) {
     process.stdout.write(
       `${JSON.stringify(
-        list.map((r) => ({ name: r.name, time: r.time, inputHash: r.inputHash, inputFile: r.inputFile, version: r.version, live: r.live, previous: r.previous, ...(r.error ? { error: r.error } : {}) })),
+        list.map((r) => ({ name: r.name, seq: r.seq, time: r.time, inputHash: r.inputHash, outputHash: r.outputHash, inputFile: r.inputFile, version: r.version, certificatePending: r.certificatePending, live: r.live, previous: r.previous, ...(r.error ? { error: r.error } : {}) })),
         null,
         2,
       )}\n`,
@@ -32,8 +34,8 @@ export async function run(opts: ReleasesCommandOptions): Promise<number> {
     process.stdout.write(`no releases in ${L.releasesDir}\n`);
     return 0;
   }
-  const rows = list.map((r) => [r.live ? '*' : ' ', r.name, r.time ?? '?', r.inputHash ? r.inputHash.slice(0, 12) : '?', r.version ?? '?', r.live ? 'live' : r.previous ? 'previous' : r.error ? `unreadable: ${r.error}` : '']);
-  const head = [' ', 'RELEASE', 'TIME (UTC)', 'INPUT', 'VERSION', ''];
+  const rows = list.map((r) => [r.live ? '*' : ' ', r.name, r.time ?? '?', r.inputHash ? r.inputHash.slice(0, 12) : '?', r.outputHash ? r.outputHash.slice(0, 12) : '?', r.version ?? '?', [r.live ? 'live' : r.previous ? 'previous' : r.error ? `unreadable: ${r.error}` : '', r.certificatePending.length ? `(TLS pending: ${r.certificatePending.join(', ')})` : ''].filter(Boolean).join(' ')]);
+  const head = [' ', 'RELEASE', 'TIME (UTC)', 'INPUT', 'OUTPUT', 'VERSION', ''];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
   process.stdout.write([fmt(head), ...rows.map(fmt)].join('\n') + '\n');

@@ -65,6 +65,11 @@ export const gatewaySchema = {
       properties: {
         worker_processes: { oneOf: [{ const: 'auto' }, { type: 'integer', minimum: 1, maximum: 256 }] },
         worker_connections: { type: 'integer', minimum: 16, maximum: 1048576 },
+        worker_shutdown_timeout: {
+          ...duration,
+          description:
+            'How long workers retired by a reload may finish open requests and streams before nginx closes them (1s..24h). Default: the longest read timeout of a streaming/WebSocket route, within 30s..10m; 30s without such routes.',
+        },
         server_tokens: { type: 'boolean' },
         trusted_proxies: cidrList,
         real_ip_header: headerName,

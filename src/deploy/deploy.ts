@@ -25,25 +25,28 @@ import {
 } from './nginx.ts';
 import { mainDirectives } from './nginxconf.ts';
 import { waitReady } from './ready.ts';
+import { proveRelease } from './shadow.ts';
 import {
   type BuildManifest,
   type Layout,
   layout,
   linkedRelease,
   ManifestError,
+  outputHash,
   readManifest,
   releaseName,
   releaseNames,
-  sameFiles,
+  releaseSeq,
 } from './releases.ts';
 
-export type DeployStep = 'lock' | 'build' | 'copy' | 'test' | 'switch' | 'reload' | 'start' | 'ready' | 'select';
+export type DeployStep = 'lock' | 'build' | 'copy' | 'test' | 'prove' | 'switch' | 'reload' | 'start' | 'ready' | 'select';
 
 export const STEP_TEXT: Record<DeployStep, string> = {
   lock: 'acquire deploy lock',
   build: 'read build',
   copy: 'copy release',
   test: 'nginx -t',
+  prove: 'prove release on shadow ports',
   switch: 'switch current symlink',
   reload: 'reload nginx',
   start: 'start nginx',
@@ -54,6 +57,8 @@ export const STEP_TEXT: Record<DeployStep, string> = {
 export class DeployError extends Error {
   /** What happened to the previous release after the failure (human readable). */
   recovery: string | null = null;
+  /** reload only: nginx refused the new configuration and kept serving the old one. */
+  refused = false;
   constructor(
     public readonly step: DeployStep,
     message: string,
@@ -78,14 +83,20 @@ export interface DeployOptions extends CommonOptions {
 }
 
 export interface RollbackOptions extends CommonOptions {
-  to?: string; // release name, unique name prefix or input-hash prefix; default: previous
+  /** release name, sequence number, or a unique prefix of a name, output hash or input hash; default: previous */
+  to?: string;
 }
 
 export interface ActivationResult {
   status: 'deployed' | 'unchanged' | 'rolled-back';
   release: string;
+  /** deployed: the build is byte-identical to this existing (older) release, which was made live again */
+  reused?: boolean;
   previous: string | null; // the release that was live before (rollback target next time)
   inputHash: string;
+  outputHash: string;
+  /** listeners the now-live release leaves out because its ACME certificate was pending when built */
+  certificatePending?: string[];
   started: boolean; // nginx was started rather than reloaded
   pruned: string[];
 }
@@ -172,7 +183,11 @@ async function applyAndWait(ctx: Ctx, release: string, live: string | null): Pro
     step = 'reload';
     ctx.log(`reloading nginx (pid ${pid})`);
     const r = await nginxReload(ctx.L.prefix, pidFile, rtNew.errorLogs[0] ?? rtOld.errorLogs[0], ctx.readyTimeoutMs);
-    if (!r.ok) throw new DeployError('reload', `nginx could not apply release ${release}:\n${r.output.trim()}`);
+    if (!r.ok) {
+      const err = new DeployError('reload', `nginx could not apply release ${release}:\n${r.output.trim()}`);
+      err.refused = r.refused;
+      throw err;
+    }
   } else {
     step = 'start';
     ctx.log(`starting nginx: ${ctx.nginx.bin} -p ${ctx.L.prefix}/ -c ${liveConf(ctx)}`);
@@ -205,16 +220,26 @@ async function applyAndWait(ctx: Ctx, release: string, live: string | null): Pro
     ctx.log('manifest.json has no readiness endpoint; checking the error log only');
     await sleep(1000);
     const reason = await check();
-    if (reason) throw new DeployError(step, reason);
+    if (reason) throw refusal(step, reason);
     return { started };
   }
   ctx.log(`waiting for ${m.readiness.tls ? 'https' : 'http'}://${m.readiness.listen}${m.readiness.path} to report ${m.input.sha256.slice(0, 12)}`);
   const w = await waitReady(m.readiness, m.input.sha256, { timeoutMs: ctx.readyTimeoutMs, check });
   if (!w.ok) {
     const fatal = w.reason.startsWith('nginx could not apply') || w.reason.startsWith('nginx master');
-    throw new DeployError(fatal ? step : 'ready', w.reason);
+    throw fatal ? refusal(step, w.reason) : new DeployError('ready', w.reason);
   }
   return { started };
+}
+
+/**
+ * A reload (signal or --reload-cmd) after which nginx logged [emerg]: nginx refused the new
+ * configuration and kept running the old one (a failed cycle never replaces the live one).
+ */
+function refusal(step: DeployStep, reason: string): DeployError {
+  const err = new DeployError(step, reason);
+  err.refused = step === 'reload' && reason.startsWith('nginx could not apply');
+  return err;
 }
 
 /** After a failed activation: point current back at `live`, reload it and confirm it is ready. */
@@ -233,6 +258,19 @@ async function revert(ctx: Ctx, failed: string, live: string | null, err: Deploy
     const logs = [...new Set([...(await releaseRuntime(ctx, live)).errorLogs, ...(await releaseRuntime(ctx, failed)).errorLogs])];
     await waitLogsQuiet(logs);
   }
+  // nginx refused the reload and kept running the old configuration: the link is restored,
+  // and a second reload would only restart workers for nothing. Confirm it still serves.
+  if (err.refused) {
+    const lm = await readManifest(path.join(ctx.L.releasesDir, live)).catch(() => null);
+    const rt = await releaseRuntime(ctx, live);
+    const running = (await runningMaster(rt.pidFile)) !== null;
+    const w = lm?.readiness && running ? await waitReady(lm.readiness, lm.input.sha256, { timeoutMs: Math.min(ctx.readyTimeoutMs, 5000) }) : null;
+    if (lm && running && (lm.readiness ? w?.ok === true : true)) {
+      err.recovery = `restored ${live}; nginx refused the new configuration and kept serving it (not reloaded again)`;
+      return;
+    }
+    ctx.log(`${live} is not answering after the refused reload; reloading it`);
+  }
   try {
     await applyAndWait(ctx, live, failed);
     err.recovery = `restored ${live}; it is serving`;
@@ -247,6 +285,20 @@ async function activate(ctx: Ctx, release: string, live: string | null): Promise
   const t = await nginxTest(ctx.nginx, ctx.L.prefix, confOf(ctx, release));
   if (!t.ok) throw new DeployError('test', `nginx -t rejected release ${release}`, t.output.trim());
   ctx.log(`nginx -t ok for ${release}`);
+  const m = await readManifest(path.join(ctx.L.releasesDir, release));
+  const proof = await proveRelease({
+    nginx: ctx.nginx,
+    releaseDir: path.join(ctx.L.releasesDir, release),
+    shadowRoot: ctx.L.shadow,
+    prefixDirs: m.prefixDirs,
+    readiness: m.readiness,
+    health: m.readiness?.health ?? null,
+    expectedHash: m.input.sha256,
+    timeoutMs: ctx.readyTimeoutMs,
+    log: ctx.log,
+  });
+  if (!proof.ok) throw new DeployError('prove', `release ${release} was not switched live: ${proof.reason}`, proof.detail);
+  ctx.log(`release ${release} answered on shadow ports${proof.readyAt ? ` (${proof.readyAt})` : ''}`);
   try {
     await atomicSymlink(`releases/${release}`, ctx.L.current);
   } catch (e) {
@@ -286,6 +338,10 @@ async function withLock<T>(ctx: Ctx, command: string, fn: () => Promise<T>): Pro
   } finally {
     await lock.release();
   }
+}
+
+function pendingOf(m: BuildManifest): Pick<ActivationResult, 'certificatePending'> {
+  return m.certificatePending.length ? { certificatePending: m.certificatePending } : {};
 }
 
 /** Remove old releases beyond `keep` (newest first), never the live or previous one. */
@@ -335,25 +391,46 @@ export async function deploy(o: DeployOptions): Promise<ActivationResult> {
       throw new DeployError('select', `${ctx.L.current} points at ${live}, which does not exist`);
     }
 
-    // 2. unchanged?
-    if (live) {
-      const lm = await readManifest(path.join(ctx.L.releasesDir, live)).catch(() => null);
-      if (lm && lm.input.sha256 === m.input.sha256 && sameFiles(lm.files, m.files) && (await verifyFiles(path.join(ctx.L.releasesDir, live), lm)).length === 0) {
-        const rt = await releaseRuntime(ctx, live);
-        let started = false;
-        if (!ctx.reloadCmd && (await runningMaster(rt.pidFile)) === null) {
-          ctx.log(`release ${live} is already live but nginx is not running; starting it`);
-          await preparePrefixDirs(ctx.L.prefix, ctx.nginx, lm.prefixDirs);
-          const r = await applyAndWait(ctx, live, live);
-          started = r.started;
-        }
-        return { status: 'unchanged', release: live, previous: await linkedRelease(ctx.L.previous), inputHash: m.input.sha256, started, pruned: [] };
+    // 2. the same output already deployed? Live: nothing to do. Older release: make it live
+    //    again instead of copying a duplicate (one release per distinct output).
+    const outHash = await outputHash(from, m);
+    const names = await releaseNames(ctx.L);
+    const identical = async (n: string): Promise<boolean> => {
+      const dir = path.join(ctx.L.releasesDir, n);
+      const rm = await readManifest(dir).catch(() => null);
+      return !!rm && (await outputHash(dir, rm).catch(() => null)) === outHash && (await verifyFiles(dir, rm)).length === 0;
+    };
+    let same: string | null = null;
+    if (live && (await identical(live))) same = live;
+    for (const n of [...names].reverse()) {
+      if (same) break;
+      if (n !== live && (await identical(n))) same = n;
+    }
+    if (live && same === live) {
+      const lm = await readManifest(path.join(ctx.L.releasesDir, live));
+      const rt = await releaseRuntime(ctx, live);
+      let started = false;
+      if (!ctx.reloadCmd && (await runningMaster(rt.pidFile)) === null) {
+        ctx.log(`release ${live} is already live but nginx is not running; starting it`);
+        await preparePrefixDirs(ctx.L.prefix, ctx.nginx, lm.prefixDirs);
+        const r = await applyAndWait(ctx, live, live);
+        started = r.started;
       }
+      return { status: 'unchanged', release: live, previous: await linkedRelease(ctx.L.previous), inputHash: m.input.sha256, outputHash: outHash, started, pruned: [] };
+    }
+    if (same) {
+      ctx.log(`the build is identical to releases/${same}; making it live again`);
+      await preparePrefixDirs(ctx.L.prefix, ctx.nginx, m.prefixDirs);
+      const { started } = await activate(ctx, same, live);
+      if (live) await atomicSymlink(`releases/${live}`, ctx.L.previous);
+      const pruned = await pruneReleases(ctx.L, keep);
+      for (const p of pruned) ctx.log(`pruned releases/${p}`);
+      return { status: 'deployed', reused: true, release: same, previous: live, inputHash: m.input.sha256, outputHash: outHash, started, pruned, ...pendingOf(m) };
     }
 
     // 3. copy into a new release directory (temp name, fsync, rename)
-    let name = releaseName(new Date(), m.input.sha256);
-    for (let i = 2; await exists(path.join(ctx.L.releasesDir, name)); i++) name = `${releaseName(new Date(), m.input.sha256)}-${i}`;
+    const seq = Math.max(0, ...names.map((n) => releaseSeq(n) ?? 0)) + 1;
+    const name = releaseName(seq, new Date(), outHash);
     const tmp = path.join(ctx.L.releasesDir, `.tmp-${name}-${process.pid}`);
     const dir = path.join(ctx.L.releasesDir, name);
     try {
@@ -382,31 +459,49 @@ export async function deploy(o: DeployOptions): Promise<ActivationResult> {
     if (live) await atomicSymlink(`releases/${live}`, ctx.L.previous);
     const pruned = await pruneReleases(ctx.L, keep);
     for (const p of pruned) ctx.log(`pruned releases/${p}`);
-    return { status: 'deployed', release: name, previous: live, inputHash: m.input.sha256, started, pruned };
+    return { status: 'deployed', release: name, previous: live, inputHash: m.input.sha256, outputHash: outHash, started, pruned, ...pendingOf(m) };
   });
 }
 
-/** Resolve `--to`: exact name, unique name prefix, or unique input-hash prefix. */
-async function selectRelease(ctx: Ctx, to: string | undefined, live: string | null): Promise<string> {
-  const names = await releaseNames(ctx.L);
-  if (to) {
-    if (names.includes(to)) return to;
-    const byName = names.filter((n) => n.startsWith(to));
-    if (byName.length === 1) return byName[0]!;
-    const byHash = [];
-    for (const n of names) {
-      const m = await readManifest(path.join(ctx.L.releasesDir, n)).catch(() => null);
-      if (m && m.input.sha256.startsWith(to.toLowerCase())) byHash.push(n);
+/**
+ * Resolve `--to`. Ids: the full release name or its sequence number (`7`, `#7`, `0007`).
+ * Prefixes (at least 4 characters): of a name, an output hash or an input hash. Anything
+ * that matches more than one release is refused with the candidates listed.
+ */
+export async function selectRelease(L: Layout, to: string | undefined, live: string | null): Promise<string> {
+  const names = await releaseNames(L);
+  if (to !== undefined) {
+    const want = to.trim();
+    if (names.includes(want)) return want;
+    const found = new Set<string>();
+    const seqText = /^#?(\d{1,9})$/.exec(want)?.[1];
+    if (seqText !== undefined) for (const n of names) if (releaseSeq(n) === Number(seqText) && releaseSeq(n) !== 0) found.add(n);
+    const details = new Map<string, string>();
+    if (want.length >= 4) {
+      const lower = want.toLowerCase();
+      for (const n of names) {
+        const dir = path.join(L.releasesDir, n);
+        const m = await readManifest(dir).catch(() => null);
+        const out = m ? await outputHash(dir, m).catch(() => null) : null;
+        details.set(n, `input ${m ? m.input.sha256.slice(0, 12) : '?'}, output ${out ? out.slice(0, 12) : '?'}`);
+        if (n.startsWith(want) || (out && out.startsWith(lower)) || (m && m.input.sha256.startsWith(lower))) found.add(n);
+      }
     }
-    if (byHash.length === 1) return byHash[0]!;
-    const cands = [...new Set([...byName, ...byHash])];
-    if (cands.length > 1) throw new DeployError('select', `"${to}" matches several releases: ${cands.join(', ')}`);
+    const cands = names.filter((n) => found.has(n));
+    if (cands.length === 1) return cands[0]!;
+    if (cands.length > 1) {
+      throw new DeployError(
+        'select',
+        `"${to}" is ambiguous: it matches ${cands.length} releases; give the full name or its sequence number`,
+        cands.map((n) => `${n}  (${details.get(n) ?? ''}${n === live ? ', live' : ''})`).join('\n'),
+      );
+    }
     throw new DeployError('select', `no release matches "${to}" (see \`gatewayctl releases\`)`);
   }
-  const prev = await linkedRelease(ctx.L.previous);
+  const prev = await linkedRelease(L.previous);
   if (prev && prev !== live && names.includes(prev)) return prev;
-  const older = live ? names.filter((n) => n < live) : [];
-  if (older.length) return older[older.length - 1]!;
+  const i = live ? names.indexOf(live) : -1;
+  if (i > 0) return names[i - 1]!;
   throw new DeployError('select', 'no previous release to roll back to');
 }
 
@@ -414,7 +509,7 @@ export async function rollback(o: RollbackOptions): Promise<ActivationResult> {
   const ctx = await makeCtx(o);
   return withLock(ctx, 'rollback', async () => {
     const live = await linkedRelease(ctx.L.current);
-    const to = await selectRelease(ctx, o.to, live);
+    const to = await selectRelease(ctx.L, o.to, live);
     let m: BuildManifest;
     try {
       m = await readManifest(path.join(ctx.L.releasesDir, to));
@@ -423,13 +518,14 @@ export async function rollback(o: RollbackOptions): Promise<ActivationResult> {
     }
     const bad = await verifyFiles(path.join(ctx.L.releasesDir, to), m);
     if (bad.length) throw new DeployError('build', `release ${to} was modified after deploy`, bad.join('\n'));
+    const outHash = await outputHash(path.join(ctx.L.releasesDir, to), m);
     if (to === live) {
-      return { status: 'unchanged', release: to, previous: await linkedRelease(ctx.L.previous), inputHash: m.input.sha256, started: false, pruned: [] };
+      return { status: 'unchanged', release: to, previous: await linkedRelease(ctx.L.previous), inputHash: m.input.sha256, outputHash: outHash, started: false, pruned: [] };
     }
     await preparePrefixDirs(ctx.L.prefix, ctx.nginx, m.prefixDirs);
     const { started } = await activate(ctx, to, live);
     if (live) await atomicSymlink(`releases/${live}`, ctx.L.previous);
-    return { status: 'rolled-back', release: to, previous: live, inputHash: m.input.sha256, started, pruned: [] };
+    return { status: 'rolled-back', release: to, previous: live, inputHash: m.input.sha256, outputHash: outHash, started, pruned: [], ...pendingOf(m) };
   });
 }
 

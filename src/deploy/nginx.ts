@@ -102,16 +102,18 @@ export async function nginxStart(loc: NginxLocation, prefix: string, conf: strin
  * SIGHUP the master and wait until new workers run and the old ones stopped accepting
  * (src/runtime reloadNginx); [emerg] lines in errorLog after the HUP fail it early.
  */
-export async function nginxReload(prefix: string, pidFile: string, errorLog: string | undefined, timeoutMs: number): Promise<{ ok: boolean; output: string }> {
+export async function nginxReload(prefix: string, pidFile: string, errorLog: string | undefined, timeoutMs: number): Promise<{ ok: boolean; output: string; refused: boolean }> {
   try {
     await reloadNginx(prefix, { pidFile, errorLog, timeoutMs });
-    return { ok: true, output: '' };
+    return { ok: true, output: '', refused: false };
   } catch (e) {
     if (e instanceof NginxError) {
       const lines = fatalLines(e.output);
-      return { ok: false, output: [e.message.split('\nFix:')[0], ...lines].join('\n') };
+      // [emerg] while applying: nginx keeps the old configuration and its workers.
+      const refused = e.code === 'NGINX_RELOAD_FAILED' && /rejected the new configuration/.test(e.message);
+      return { ok: false, output: [e.message.split('\nFix:')[0], ...lines].join('\n'), refused };
     }
-    return { ok: false, output: (e as Error).message };
+    return { ok: false, output: (e as Error).message, refused: false };
   }
 }
 

@@ -2,11 +2,14 @@
 
 import * as http from 'node:http';
 import * as https from 'node:https';
+import * as net from 'node:net';
 
 export interface Readiness {
   path: string; // e.g. /ready
   listen: string; // host:port as in the manifest, e.g. 127.0.0.1:8080 or [::1]:8080
   tls?: boolean; // probe over https (certificate not verified: it is our own listener on loopback)
+  /** Host header (and TLS SNI) to send: a name the readiness server answers to (server_names). */
+  host?: string;
 }
 
 export interface ReadyProbe {
@@ -34,40 +37,49 @@ export function connectAddress(listen: string): { host: string; port: number } {
   return { host, port };
 }
 
-export function probeReady(r: Readiness, timeoutMs = 1000): Promise<ReadyProbe> {
+function isIp(h: string): boolean {
+  return net.isIP(h) !== 0;
+}
+
+/** GET `p` on the readiness listener with its Host/SNI; resolves with the status and body. */
+export function probePath(r: Readiness, p: string, timeoutMs = 1000): Promise<{ status: number | null; body: string; error: string | null }> {
   return new Promise((resolve) => {
     let addr: { host: string; port: number };
     try {
       addr = connectAddress(r.listen);
     } catch (e) {
-      resolve({ status: null, config: null, error: (e as Error).message });
+      resolve({ status: null, body: '', error: (e as Error).message });
       return;
     }
     const get = r.tls ? https.get : http.get;
-    const req = get(
-      { host: addr.host, port: addr.port, path: r.path, agent: false, timeout: timeoutMs, headers: { connection: 'close' }, ...(r.tls ? { rejectUnauthorized: false } : {}) },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => {
-          if (body.length < 65536) body += c;
-        });
-        res.on('end', () => {
-          let config: string | null = null;
-          try {
-            const v = JSON.parse(body) as { config?: unknown };
-            if (typeof v.config === 'string') config = v.config;
-          } catch {
-            /* not JSON */
-          }
-          resolve({ status: res.statusCode ?? null, config, error: config === null ? `unexpected body: ${body.slice(0, 200)}` : null });
-        });
-        res.on('error', (e) => resolve({ status: res.statusCode ?? null, config: null, error: e.message }));
-      },
-    );
+    const headers: Record<string, string> = { connection: 'close' };
+    if (r.host) headers.host = r.host;
+    const tlsOpts = r.tls ? { rejectUnauthorized: false, ...(r.host && !isIp(r.host) ? { servername: r.host } : {}) } : {};
+    const req = get({ host: addr.host, port: addr.port, path: p, agent: false, timeout: timeoutMs, headers, ...tlsOpts }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        if (body.length < 65536) body += c;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? null, body, error: null }));
+      res.on('error', (e) => resolve({ status: res.statusCode ?? null, body, error: e.message }));
+    });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', (e) => resolve({ status: null, config: null, error: e.message }));
+    req.on('error', (e) => resolve({ status: null, body: '', error: e.message }));
   });
+}
+
+export async function probeReady(r: Readiness, timeoutMs = 1000): Promise<ReadyProbe> {
+  const res = await probePath(r, r.path, timeoutMs);
+  if (res.error !== null && res.status === null) return { status: null, config: null, error: res.error };
+  let config: string | null = null;
+  try {
+    const v = JSON.parse(res.body) as { config?: unknown };
+    if (typeof v.config === 'string') config = v.config;
+  } catch {
+    /* not JSON */
+  }
+  return { status: res.status, config, error: res.error ?? (config === null ? `unexpected body: ${res.body.slice(0, 200)}` : null) };
 }
 
 export interface WaitReadyOptions {
@@ -107,11 +119,12 @@ export async function waitReady(r: Readiness, expected: string, opts: WaitReadyO
       if (reason) return { ok: false, reason, last };
     }
     if (Date.now() >= until) {
-      const seen = last.error
-        ? last.error
-        : last.status !== 200
+      const seen =
+        last.status !== null && last.status !== 200
           ? `HTTP ${last.status}`
-          : `still reports config ${last.config}`;
+          : last.error
+            ? last.error
+            : `still reports config ${last.config}`;
       return {
         ok: false,
         reason: `${r.tls ? 'https' : 'http'}://${r.listen}${r.path} did not report config ${expected.slice(0, 12)} within ${opts.timeoutMs} ms (last: ${seen})`,

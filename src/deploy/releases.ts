@@ -1,12 +1,13 @@
 // Deploy target layout, build manifests and the release list.
 //
 //   TARGET/
-//     releases/<UTC timestamp>-<input hash 12>/   one copied build each (nginx.conf, conf.d/, njs/, manifest.json)
+//     releases/<seq>-<UTC timestamp>-<output hash 12>/   one copied build each (nginx.conf, conf.d/, njs/, manifest.json)
 //     current  -> releases/<name>                  the live release (nginx runs with -c TARGET/current/nginx.conf)
 //     previous -> releases/<name>                  what `rollback` returns to by default
 //     deploy.lock                                  {"pid","time","command"} while a deploy/rollback runs
 //   PREFIX/ (default TARGET)  logs/ run/ temp/ cache/ modules -> nginx modules
 
+import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { readLinkOrNull } from './fsutil.ts';
@@ -18,6 +19,7 @@ export interface Layout {
   current: string;
   previous: string;
   lockFile: string;
+  shadow: string; // prefix + config copy of the throwaway nginx that proves a release (while locked)
 }
 
 export function layout(target: string, prefix?: string): Layout {
@@ -29,6 +31,7 @@ export function layout(target: string, prefix?: string): Layout {
     current: path.join(t, 'current'),
     previous: path.join(t, 'previous'),
     lockFile: path.join(t, 'deploy.lock'),
+    shadow: path.join(t, 'shadow'),
   };
 }
 
@@ -36,8 +39,11 @@ export interface BuildManifest {
   input: { file: string; sha256: string };
   version: string;
   files: Record<string, string>;
-  readiness: { path: string; listen: string; tls?: boolean } | null;
+  /** host: Host/SNI to send; health: liveness path on the same listener (200 expected) */
+  readiness: { path: string; listen: string; tls?: boolean; host?: string; health?: string } | null;
   prefixDirs: string[]; // relative to the nginx prefix
+  /** TLS listeners this build leaves out because their ACME certificate was not issued yet */
+  certificatePending: string[];
   raw: Record<string, unknown>;
 }
 
@@ -71,6 +77,9 @@ export async function readManifest(dir: string): Promise<BuildManifest> {
     const p = r['url path'] ?? r['path'] ?? r['urlPath'];
     const listen = r['listen'];
     if (typeof p === 'string' && typeof listen === 'string') readiness = { path: p, listen };
+    // The name the readiness server answers to (listeners with server_names and no status listener).
+    if (readiness && typeof r['host'] === 'string' && /^[A-Za-z0-9.-]{1,253}$/.test(r['host'])) readiness.host = r['host'];
+    if (readiness && typeof r['health'] === 'string' && /^\/[\x21-\x7e]{0,1023}$/.test(r['health'])) readiness.health = r['health'];
   }
   // A readiness endpoint on a TLS listener (no plain listener, no status listener) is probed over https.
   if (readiness && Array.isArray(raw.listeners)) {
@@ -84,6 +93,9 @@ export async function readManifest(dir: string): Promise<BuildManifest> {
     files: fileMap,
     readiness,
     prefixDirs: Array.isArray(raw.prefixDirs) ? raw.prefixDirs.filter((d): d is string => typeof d === 'string') : [],
+    certificatePending: Array.isArray(raw.listeners)
+      ? (raw.listeners as { name?: unknown; certificatePending?: unknown }[]).filter((l) => l && l.certificatePending === true && typeof l.name === 'string').map((l) => l.name as string)
+      : [],
     raw,
   };
 }
@@ -94,24 +106,55 @@ export function sameFiles(a: Record<string, string>, b: Record<string, string>):
   return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k]);
 }
 
-const NAME_RE = /^(\d{8}T\d{6}(?:\.\d{3})?Z)-([0-9a-f]{12})(?:-\d+)?$/;
+// Release names: <sequence>-<UTC timestamp>-<output hash, 12 hex>, e.g.
+// 0007-20261123T165515.123Z-3f2a9c81d0e4. The sequence number is unique and increases with
+// every new release; the output hash covers every file of the build (manifest.json
+// included), so two builds of the same input that differ in output (ACME pending vs issued)
+// get different names. Names of older versions (<timestamp>-<input hash 12>[-n]) are still
+// recognised, with sequence 0, and sort before all new ones.
+const NAME_RE = /^(\d{4,9})-(\d{8}T\d{6}(?:\.\d{3})?Z)-([0-9a-f]{12})$/;
+const LEGACY_RE = /^(\d{8}T\d{6}(?:\.\d{3})?Z)-([0-9a-f]{12})(?:-\d+)?$/;
 
 export function isReleaseName(name: string): boolean {
-  return NAME_RE.test(name);
+  return NAME_RE.test(name) || LEGACY_RE.test(name);
 }
 
-/** 20261123T165515.123Z-0123456789ab */
-export function releaseName(now: Date, inputHash: string): string {
+/** 0007-20261123T165515.123Z-0123456789ab */
+export function releaseName(seq: number, now: Date, outputHash: string): string {
   const iso = now.toISOString(); // 2026-11-23T16:55:15.123Z
   const stamp = iso.replace(/[-:]/g, '');
-  return `${stamp}-${inputHash.slice(0, 12)}`;
+  return `${String(seq).padStart(4, '0')}-${stamp}-${outputHash.slice(0, 12)}`;
+}
+
+/** The release's sequence number (0 for names from older versions), or null for other names. */
+export function releaseSeq(name: string): number | null {
+  const m = NAME_RE.exec(name);
+  if (m) return Number(m[1]);
+  return LEGACY_RE.test(name) ? 0 : null;
 }
 
 export function releaseTime(name: string): string | null {
-  const m = NAME_RE.exec(name);
+  const m = NAME_RE.exec(name) ?? LEGACY_RE.exec(name);
   if (!m) return null;
-  const s = m[1]!;
+  const s = (NAME_RE.test(name) ? m[2] : m[1])!;
   return `${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)}T${s.slice(9, 11)}:${s.slice(11, 13)}:${s.slice(13)}`;
+}
+
+/** Oldest first: by sequence number, then by name (timestamps). */
+export function compareReleases(a: string, b: string): number {
+  const d = (releaseSeq(a) ?? 0) - (releaseSeq(b) ?? 0);
+  return d !== 0 ? d : a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * Content hash of a whole build: sha256 of its sha256sum-style listing (`<sha256>  <path>`
+ * per line, sorted by path) of every file the manifest lists plus manifest.json itself.
+ */
+export async function outputHash(dir: string, m: BuildManifest): Promise<string> {
+  const manifestSum = createHash('sha256').update(await fsp.readFile(path.join(dir, 'manifest.json'))).digest('hex');
+  const entries: [string, string][] = [...Object.entries(m.files), ['manifest.json', manifestSum]];
+  entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return createHash('sha256').update(entries.map(([f, h]) => `${h}  ${f}\n`).join('')).digest('hex');
 }
 
 /** Name of the release a TARGET/current or TARGET/previous link points at, or null. */
@@ -132,16 +175,19 @@ export async function releaseNames(L: Layout): Promise<string[]> {
   return entries
     .filter((e) => e.isDirectory() && isReleaseName(e.name))
     .map((e) => e.name)
-    .sort();
+    .sort(compareReleases);
 }
 
 export interface ReleaseInfo {
   name: string;
   dir: string;
+  seq: number; // 0 for names from older versions
   time: string | null; // ISO, from the name
+  outputHash: string | null; // content hash of the whole release (see outputHash)
   inputHash: string | null;
   inputFile: string | null;
   version: string | null;
+  certificatePending: string[]; // listeners served without TLS (ACME certificate not issued in this build)
   live: boolean;
   previous: boolean;
   error?: string; // unreadable manifest
@@ -156,8 +202,11 @@ export async function listReleases(L: Layout): Promise<ReleaseInfo[]> {
     const info: ReleaseInfo = {
       name,
       dir,
+      seq: releaseSeq(name) ?? 0,
       time: releaseTime(name),
+      outputHash: null,
       inputHash: null,
+      certificatePending: [],
       inputFile: null,
       version: null,
       live: name === live,
@@ -168,6 +217,8 @@ export async function listReleases(L: Layout): Promise<ReleaseInfo[]> {
       info.inputHash = m.input.sha256;
       info.inputFile = m.input.file;
       info.version = m.version;
+      info.outputHash = await outputHash(dir, m);
+      info.certificatePending = m.certificatePending;
     } catch (e) {
       info.error = (e as Error).message;
     }

@@ -2,6 +2,7 @@
 // No validation beyond what the types need (cross-field rules live in rules.ts).
 import path from 'node:path';
 import type { PositionIndex } from '../config/load.ts';
+import { defaultShutdownTimeout, SHUTDOWN_DEFAULT_S } from './shutdown.ts';
 import type {
   AccessRules,
   AcmeSettings,
@@ -53,6 +54,7 @@ export function normalize(input: NormalizeInput): GatewayModel {
   const global: GlobalSettings = {
     workerProcesses: String(g.worker_processes ?? 'auto'),
     workerConnections: g.worker_connections ?? 4096,
+    workerShutdownTimeout: `${SHUTDOWN_DEFAULT_S}s`, // set once routes are known
     serverTokens: g.server_tokens ?? false,
     trustedProxies: g.trusted_proxies ?? [],
     realIpHeader: g.real_ip_header ?? 'X-Forwarded-For',
@@ -293,6 +295,7 @@ export function normalize(input: NormalizeInput): GatewayModel {
     models: normalizeModels(v.models, at),
     acme,
   };
+  model.global.workerShutdownTimeout = typeof g.worker_shutdown_timeout === 'string' ? g.worker_shutdown_timeout : defaultShutdownTimeout(routes);
   if (routingNeedsNjs(model)) model.global.modules.njs = true;
   if (routes.some((r) => r.cache?.keyIncludesBody)) model.global.modules.njs = true; // body digest for the cache key
   if (auth) model.global.modules.njs = true; // the auth handlers live in the njs module

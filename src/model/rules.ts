@@ -5,6 +5,7 @@ import type { Diagnostic, GatewayModel, Route, SourcePos } from './types.ts';
 import { checkRoutingRules, routesUsing } from '../routing/rules.ts';
 import { checkAuthRules } from './auth-rules.ts';
 import { checkReservedNames } from './reserved-names.ts';
+import { checkShutdownRules } from './shutdown.ts';
 
 /**
  * `positions` (from the load step) lets each diagnostic point at the offending key itself;
@@ -169,6 +170,7 @@ export function checkRules(m: GatewayModel, positions?: PositionIndex): Diagnost
   }
 
   checkRoutingRules(m, err, warn);
+  checkShutdownRules(m, err); // GW280
 
   for (const s of m.unsafeSnippets) {
     warn('GW390', s.at, s.at.path, `raw nginx snippet (unsafe escape hatch) inserted verbatim into ${s.context}${s.target ? ` "${s.target}"` : ''}; review it by hand`);

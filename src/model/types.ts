@@ -33,6 +33,11 @@ export interface GatewayModel {
 export interface GlobalSettings {
   workerProcesses: string; // "auto" or a number as string
   workerConnections: number;
+  /**
+   * nginx worker_shutdown_timeout: how long workers retired by a reload may finish open
+   * requests and streams (global.worker_shutdown_timeout, else derived: src/model/shutdown.ts).
+   */
+  workerShutdownTimeout: Duration;
   serverTokens: boolean; // always false unless explicitly enabled
   trustedProxies: string[]; // CIDRs; set_real_ip_from
   realIpHeader: string; // default X-Forwarded-For

@@ -91,6 +91,7 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: L
   if (brotli) lines.push(d('load_module', 'modules/ngx_http_brotli_filter_module.so'));
   lines.push(
     d('worker_processes', bare(g.workerProcesses, g.workerProcesses === 'auto' ? 'keyword' : 'int')),
+    d('worker_shutdown_timeout', bare(g.workerShutdownTimeout, 'duration')),
     d('pid', q(g.paths.pid, 'file')),
     d('error_log', q(g.errorLog.path, 'file'), bare(g.errorLog.level, 'keyword')),
   );

@@ -15,7 +15,7 @@ import { deploy, DeployError, rollback } from '../../src/deploy/deploy.ts';
 import { acquireLock } from '../../src/deploy/lock.ts';
 import { stopMaster } from '../../src/deploy/nginx.ts';
 import { layout, listReleases } from '../../src/deploy/releases.ts';
-import { fileMode, freePort, get, readyHash, startEchoUpstream, steadyLoad, tempDir, writeFixture, type EchoUpstream } from './helpers.ts';
+import { fileMode, freePort, get, readyHash, reloadSignals, startEchoUpstream, steadyLoad, tempDir, writeFixture, type EchoUpstream } from './helpers.ts';
 
 let upA: EchoUpstream;
 let upB: EchoUpstream;
@@ -111,7 +111,7 @@ describe('deploy', () => {
     const r1 = await e.deploy(v1.dir);
     expect(r1.status).toBe('deployed');
     expect(r1.started).toBe(true);
-    expect(r1.release).toMatch(new RegExp(`^\\d{8}T\\d{6}\\.\\d{3}Z-${v1.hash.slice(0, 12)}$`));
+    expect(r1.release).toMatch(new RegExp(`^0001-\\d{8}T\\d{6}\\.\\d{3}Z-${r1.outputHash.slice(0, 12)}$`));
     expect(await readyHash(e.port)).toBe(v1.hash);
     expect(upstreamOf((await get(e.port, '/x')).body)).toBe('A');
     expect(fs.readlinkSync(path.join(e.target, 'current'))).toBe(`releases/${r1.release}`);
@@ -193,11 +193,17 @@ describe('deploy', () => {
     try {
       const load = steadyLoad(e.port, { total: 100_000, concurrency: 3, pauseMs: 10 });
       const bad = await e.build('v2-port-taken', { upstream: upB, httpExtra: `server {\n    listen 127.0.0.1:${blockerPort};\n    return 204;\n}\n` });
+      const signals = reloadSignals(e.target);
       const err = await caught(e.deploy(bad.dir));
       const stats = await load.stop();
+      // It passes on shadow ports (its listen addresses are remapped there), then the live
+      // nginx refuses it. That refusal keeps the old configuration running: one reload only.
+      expect(e.log.join('\n')).toMatch(/answered on shadow ports/);
       expect(err.step).toBe('reload');
+      expect(err.refused).toBe(true);
       expect(err.message).toMatch(/bind\(\) to 127\.0\.0\.1:\d+ failed \(98: Address already in use\)/);
-      expect(err.recovery).toMatch(new RegExp(`restored ${r1.release}`));
+      expect(err.recovery).toMatch(new RegExp(`restored ${r1.release}; nginx refused the new configuration and kept serving it`));
+      expect(reloadSignals(e.target)).toBe(signals + 1);
       expect(stats.failed, stats.failures.join('\n')).toBe(0);
       expect(fs.readlinkSync(path.join(e.target, 'current'))).toBe(`releases/${r1.release}`);
       expect(await readyHash(e.port)).toBe(v1.hash);
@@ -212,7 +218,7 @@ describe('deploy', () => {
     }
   });
 
-  it('rolls back when /ready never reports the new hash', async () => {
+  it('refuses a release whose /ready never reports its hash before it takes traffic', async () => {
     const e = await env();
     const v1 = await e.build('v1');
     const r1 = await e.deploy(v1.dir);
@@ -224,11 +230,17 @@ describe('deploy', () => {
     const man = JSON.parse(fs.readFileSync(path.join(lying.dir, 'manifest.json'), 'utf8'));
     man.files['conf.d/40-servers.conf'] = (await import('node:crypto')).createHash('sha256').update(text).digest('hex');
     fs.writeFileSync(path.join(lying.dir, 'manifest.json'), JSON.stringify(man));
+    const signals = reloadSignals(e.target);
     const err = await caught(e.deploy(lying.dir, { readyTimeoutMs: 1500 }));
-    expect(err.step).toBe('ready');
-    expect(err.message).toMatch(/did not report config/);
-    expect(err.recovery).toMatch(/restored/);
+    expect(err.step).toBe('prove');
+    expect(err.message).toMatch(/was not switched live: readiness failed on shadow ports .*did not report config/);
+    expect(err.message).toMatch(new RegExp(`shadow ports \\(127\\.0\\.0\\.1:${e.port} → 127\\.0\\.0\\.1:\\d+\\)`));
+    expect(err.recovery).toBeNull();
+    // The live nginx was never touched: no reload, same release, same upstream.
+    expect(reloadSignals(e.target)).toBe(signals);
     expect(fs.readlinkSync(path.join(e.target, 'current'))).toBe(`releases/${r1.release}`);
+    expect(fs.readdirSync(path.join(e.target, 'releases'))).toEqual([r1.release]);
+    expect(fs.existsSync(path.join(e.target, 'shadow'))).toBe(false);
     expect(upstreamOf((await get(e.port, '/x')).body)).toBe('A');
   });
 
@@ -380,6 +392,94 @@ describe('deploy target guard', () => {
   });
 });
 
+describe('release ids', () => {
+  /** The same input (same input hash) with a different output, as before/after `tls issue`. */
+  async function sameInputOtherOutput(dir: string, into: string): Promise<string> {
+    await fsp.cp(dir, into, { recursive: true });
+    const conf = path.join(into, 'conf.d', '40-servers.conf');
+    const text = fs.readFileSync(conf, 'utf8').replace('location = /health {', 'location = /health {\n        add_header x-variant b always;');
+    fs.writeFileSync(conf, text);
+    const man = JSON.parse(fs.readFileSync(path.join(into, 'manifest.json'), 'utf8'));
+    man.files['conf.d/40-servers.conf'] = (await import('node:crypto')).createHash('sha256').update(text).digest('hex');
+    fs.writeFileSync(path.join(into, 'manifest.json'), JSON.stringify(man, null, 2));
+    return into;
+  }
+
+  it('numbers releases, reuses an identical older release, and refuses ambiguous --to prefixes', async () => {
+    const e = await env();
+    const v1 = await e.build('v1', { upstream: upA });
+    const v2 = await e.build('v2', { upstream: upB });
+    const r1 = await e.deploy(v1.dir);
+    const r2 = await e.deploy(v2.dir);
+    expect(r1.release).toMatch(/^0001-/);
+    expect(r2.release).toMatch(/^0002-/);
+
+    // Back to v1 by deploying the same build again: no duplicate folder, release 0001 is live.
+    const again = await e.deploy(v1.dir);
+    expect(again).toMatchObject({ status: 'deployed', reused: true, release: r1.release, previous: r2.release });
+    expect(fs.readdirSync(path.join(e.target, 'releases')).sort()).toEqual([r1.release, r2.release]);
+    expect(fs.readlinkSync(path.join(e.target, 'current'))).toBe(`releases/${r1.release}`);
+    expect(upstreamOf((await get(e.port, '/x')).body)).toBe('A');
+    expect((await e.deploy(v1.dir)).status).toBe('unchanged');
+    const rebuilt = await e.build('v1', { upstream: upA }); // an identical rebuild elsewhere
+    expect(await e.deploy(rebuilt.dir)).toMatchObject({ status: 'unchanged', release: r1.release });
+
+    // Same input hash, different output: a new release with its own id.
+    const v1b = await sameInputOtherOutput(v1.dir, path.join(e.root, 'v1b'));
+    const r3 = await e.deploy(v1b);
+    expect(r3.status).toBe('deployed');
+    expect(r3.reused).toBeUndefined();
+    expect(r3.release).toMatch(/^0003-/);
+    expect(r3.inputHash).toBe(r1.inputHash);
+    expect(r3.outputHash).not.toBe(r1.outputHash);
+    expect(r3.release.endsWith(r3.outputHash.slice(0, 12))).toBe(true);
+
+    // The input-hash prefix now names two releases: refused, candidates listed.
+    const amb = await caught(e.rollback(v1.hash.slice(0, 8)));
+    expect(amb.step).toBe('select');
+    expect(amb.message).toMatch(/is ambiguous: it matches 2 releases/);
+    expect(amb.detail).toContain(r1.release);
+    expect(amb.detail).toContain(r3.release);
+    expect(fs.readlinkSync(path.join(e.target, 'current'))).toBe(`releases/${r3.release}`);
+    const cli = await captureStdout(() => runRollback({ target: e.target, to: v1.hash.slice(0, 8), quiet: true }));
+    expect(cli.code).toBe(1);
+    expect(cli.err).toMatch(/ambiguous/);
+    expect(cli.err).toContain(r1.release);
+
+    // Unique ids: the sequence number, the full name, an output-hash prefix.
+    expect((await e.rollback('#1')).release).toBe(r1.release);
+    expect((await e.rollback('3')).release).toBe(r3.release);
+    expect((await e.rollback(r2.outputHash.slice(0, 10))).release).toBe(r2.release);
+    expect((await e.rollback(r1.release)).release).toBe(r1.release);
+    expect((await caught(e.rollback('9'))).message).toMatch(/no release matches/);
+
+    const json = await captureStdout(() => runReleases({ target: e.target, json: true }));
+    const parsed = JSON.parse(json.out) as { name: string; seq: number; inputHash: string; outputHash: string }[];
+    expect(parsed.map((r) => r.seq)).toEqual([3, 2, 1]);
+    expect(parsed.map((r) => r.outputHash)).toEqual([r3.outputHash, r2.outputHash, r1.outputHash]);
+    const text = await captureStdout(() => runReleases({ target: e.target }));
+    expect(text.out).toMatch(/RELEASE +TIME \(UTC\) +INPUT +OUTPUT/);
+    expect(text.out).toContain(r3.outputHash.slice(0, 12));
+  });
+
+  it('keeps releases named by older versions usable and numbers new ones after them', async () => {
+    const e = await env();
+    const v1 = await e.build('v1');
+    const r1 = await e.deploy(v1.dir);
+    // Rename it the way older versions named releases (<time>-<input hash 12>).
+    const legacy = `20261101T000000.000Z-${v1.hash.slice(0, 12)}`;
+    fs.renameSync(path.join(e.target, 'releases', r1.release), path.join(e.target, 'releases', legacy));
+    fs.rmSync(path.join(e.target, 'current'));
+    fs.symlinkSync(`releases/${legacy}`, path.join(e.target, 'current'));
+    expect((await e.deploy(v1.dir)).status).toBe('unchanged');
+    const v2 = await e.build('v2', { upstream: upB });
+    const r2 = await e.deploy(v2.dir);
+    expect(r2.release).toMatch(/^0001-/);
+    expect((await e.rollback()).release).toBe(legacy);
+    expect((await listReleases(layout(e.target))).map((r) => r.name)).toEqual([legacy, r2.release]);
+  });
+});
+
 describe('deploy lock', () => {
   it('refuses a second concurrent deploy', async () => {
     const e = await env();
@@ -470,6 +570,31 @@ describe('--reload-cmd', () => {
     expect(err.recovery).toMatch(/restored the current link to .*, but reload nginx failed/);
     expect(await readyHash(e.port)).toBe(v2.hash);
     expect(r1.release).not.toBe(r2.release);
+  });
+});
+
+describe('--reload-cmd and a refused reload', () => {
+  it('does not reload a second time when nginx refused the release the command reloaded', async () => {
+    const e = await env();
+    const v1 = await e.build('v1', { upstream: upA });
+    const r1 = await e.deploy(v1.dir);
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    try {
+      const taken = (blocker.address() as net.AddressInfo).port;
+      const bad = await e.build('v2-port-taken', { upstream: upB, httpExtra: `server {\n    listen 127.0.0.1:${taken};\n    return 204;\n}\n` });
+      const pidFile = path.join(e.target, 'run', 'nginx.pid');
+      const signals = reloadSignals(e.target);
+      const err = await caught(deploy({ from: bad.dir, target: e.target, reloadCmd: `kill -HUP "$(cat '${pidFile}')"`, readyTimeoutMs: 8000 }));
+      expect(err.step).toBe('reload');
+      expect(err.refused).toBe(true);
+      expect(err.message).toMatch(/Address already in use/);
+      expect(err.recovery).toMatch(new RegExp(`restored ${r1.release}; nginx refused the new configuration and kept serving it`));
+      expect(reloadSignals(e.target)).toBe(signals + 1);
+      expect(upstreamOf((await get(e.port, '/x')).body)).toBe('A');
+    } finally {
+      blocker.close();
+    }
   });
 });
 

@@ -29,6 +29,8 @@ export interface FixtureOptions {
   extraFiles?: Record<string, string>;
   /** Serve the listener (and so /ready) over TLS with this PEM certificate and key. */
   tls?: { cert: string; key: string };
+  /** A release that is not ready: /ready answers 503 and every proxied request 503. */
+  notReady?: boolean;
 }
 
 export interface Fixture {
@@ -80,7 +82,7 @@ ${tlsLines}    add_header x-release "${o.label}" always;
 
     location = /ready {
         default_type application/json;
-        return 200 '{"status":"ready","config":"${hash}"}';
+        return ${o.notReady ? `503 '{"status":"not ready"}'` : `200 '{"status":"ready","config":"${hash}"}'`};
     }
     location = /health {
         default_type text/plain;
@@ -94,7 +96,7 @@ ${tlsLines}    add_header x-release "${o.label}" always;
         proxy_read_timeout 60s;
     }
     location / {
-        proxy_pass http://app;
+${o.notReady ? '        return 503;\n' : ''}        proxy_pass http://app;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
     }
@@ -248,6 +250,48 @@ export function readSse(port: number, p: string, timeoutMs: number): Promise<{ i
       finish('timeout');
     }, timeoutMs);
   });
+}
+
+/** How many reload signals the master in TARGET (prefix = target) has received so far. */
+export function reloadSignals(target: string): number {
+  const log = fs.readFileSync(path.join(target, 'logs', 'error.log'), 'utf8');
+  return (log.match(/signal 1 \(SIGHUP\) received/g) ?? []).length;
+}
+
+export interface LoadClientResult {
+  fresh: Omit<LoadStats, 'releases'> & { releases: Record<string, number> };
+  keepAlive: Omit<LoadStats, 'releases'> & { releases: Record<string, number> };
+  sse: { ids: number[]; status: number; error: string | null };
+  elapsed: number;
+}
+
+/**
+ * Start tests/deploy/load-client.ts in its own process against `port` (one SSE stream of
+ * `events` events plus `total` fresh and `total` keep-alive requests); resolves once traffic
+ * runs. `result` resolves with the client's statistics when it is done.
+ */
+export async function startLoadClient(port: number, events: number, total: number): Promise<{ result: Promise<LoadClientResult>; kill(): void }> {
+  const { spawn } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const client = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./load-client.ts', import.meta.url)), String(port), String(events), String(total)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  client.stdout!.setEncoding('utf8');
+  await new Promise<void>((resolve, reject) => {
+    client.stdout!.on('data', (c: string) => {
+      out += c;
+      if (out.includes('started\n')) resolve();
+    });
+    client.on('exit', (code) => reject(new Error(`load client exited early (${code}): ${out}`)));
+  });
+  const result = new Promise<LoadClientResult>((resolve, reject) =>
+    client.on('exit', (code) => {
+      if (code !== 0) reject(new Error(`load client exited with ${code}: ${out}`));
+      else resolve(JSON.parse(out.slice(out.indexOf('started\n') + 8).trim()) as LoadClientResult);
+    }),
+  );
+  return { result, kill: () => void (client.exitCode === null && client.kill('SIGKILL')) };
 }
 
 export function fileMode(p: string): number {

@@ -5,8 +5,9 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isSecretFile } from '../../src/deploy/fsutil.ts';
 import { mainDirectives } from '../../src/deploy/nginxconf.ts';
+import { listenKey, rewriteForShadow, shadowAddress } from '../../src/deploy/shadow.ts';
 import { connectAddress } from '../../src/deploy/ready.ts';
-import { isReleaseName, readManifest, releaseName, releaseTime } from '../../src/deploy/releases.ts';
+import { compareReleases, isReleaseName, readManifest, releaseName, releaseSeq, releaseTime } from '../../src/deploy/releases.ts';
 import { tempDir } from './helpers.ts';
 
 describe('mainDirectives', () => {
@@ -49,15 +50,25 @@ describe('isSecretFile', () => {
 });
 
 describe('release names', () => {
-  it('sort chronologically and carry the input hash', () => {
+  it('carry a sequence number, the time and the output hash, and sort by sequence', () => {
     const h = 'ab'.repeat(32);
-    const a = releaseName(new Date('2026-11-23T16:55:15.123Z'), h);
-    expect(a).toBe('20261123T165515.123Z-abababababab');
+    const a = releaseName(7, new Date('2026-11-23T16:55:15.123Z'), h);
+    expect(a).toBe('0007-20261123T165515.123Z-abababababab');
     expect(isReleaseName(a)).toBe(true);
-    expect(isReleaseName(`${a}-2`)).toBe(true);
+    expect(releaseSeq(a)).toBe(7);
     expect(isReleaseName('.tmp-x')).toBe(false);
     expect(releaseTime(a)).toBe('2026-11-23T16:55:15.123Z');
-    expect(releaseName(new Date('2026-11-23T16:55:16.001Z'), h) > a).toBe(true);
+    // Sequence 10 sorts after 9 even when its clock went backwards; 10000 after 9999.
+    const b = releaseName(10, new Date('2026-11-23T16:00:00.000Z'), h);
+    const c = releaseName(10000, new Date('2026-11-23T16:00:00.000Z'), h);
+    const d = releaseName(9999, new Date('2026-11-23T16:00:00.000Z'), h);
+    // Names from older versions (<time>-<input hash>[-n]) are still releases, oldest of all.
+    const legacy = '20261123T165515.123Z-abababababab';
+    expect(isReleaseName(legacy)).toBe(true);
+    expect(isReleaseName(`${legacy}-2`)).toBe(true);
+    expect(releaseSeq(legacy)).toBe(0);
+    expect(releaseTime(legacy)).toBe('2026-11-23T16:55:15.123Z');
+    expect([c, b, legacy, d, a].sort(compareReleases)).toEqual([legacy, a, b, d, c]);
   });
 });
 
@@ -83,6 +94,12 @@ describe('readManifest', () => {
     expect((await readManifest(dir)).readiness).toEqual({ path: '/r', listen: '127.0.0.1:1' });
     write({ input: { sha256: sha }, files: { 'nginx.conf': sha }, readiness: { path: '/ready', listen: '127.0.0.1:8443' }, listeners: [{ name: 'https', port: 8443, tls: true }] });
     expect((await readManifest(dir)).readiness).toEqual({ path: '/ready', listen: '127.0.0.1:8443', tls: true });
+    write({ input: { sha256: sha }, files: { 'nginx.conf': sha }, readiness: { path: '/ready', listen: '127.0.0.1:80', host: 'api.example.com', health: '/health' } });
+    expect((await readManifest(dir)).readiness).toEqual({ path: '/ready', listen: '127.0.0.1:80', host: 'api.example.com', health: '/health' });
+    write({ input: { sha256: sha }, files: { 'nginx.conf': sha }, readiness: { path: '/ready', listen: '127.0.0.1:80', host: 'evil\r\nx: y', health: 'no-slash' } });
+    expect((await readManifest(dir)).readiness).toEqual({ path: '/ready', listen: '127.0.0.1:80' });
+    write({ input: { sha256: sha }, files: { 'nginx.conf': sha }, listeners: [{ name: 'https', port: 443, tls: true, certificatePending: true }, { name: 'web', port: 80, tls: false }] });
+    expect((await readManifest(dir)).certificatePending).toEqual(['https']);
     write({ input: { sha256: 'nope' }, files: { 'nginx.conf': sha } });
     await expect(readManifest(dir)).rejects.toThrow(/input.sha256/);
     write({ input: { sha256: sha }, files: { '../etc/passwd': sha, 'nginx.conf': sha } });
@@ -91,5 +108,59 @@ describe('readManifest', () => {
     await expect(readManifest(dir)).rejects.toThrow(/nginx.conf/);
     fs.rmSync(dir, { recursive: true, force: true });
     await expect(readManifest(dir)).rejects.toThrow(/not found/);
+  });
+});
+
+describe('rewriteForShadow', () => {
+  it('moves every listen address inside server blocks to its own loopback port, and nothing else', async () => {
+    let next = 40000;
+    const alloc = async () => next++;
+    const main = `worker_processes auto;
+pid "/run/nginx.pid";
+error_log /var/log/nginx/error.log warn;
+events { worker_connections 64; }
+http {
+    map $gw_model $gw_up { "listen" a; default b; }
+    server { listen 8080 default_server; listen [::]:8080 ipv6only=on; server_name _; }
+    include conf.d/*.conf;
+}
+`;
+    const servers = `# listen 1.2.3.4:1;
+server {
+    listen 127.0.0.1:8443 ssl reuseport;
+    server_name "api.example.com";
+    location / { return 200 "listen 9999;"; }
+}
+server {
+    listen 127.0.0.1:8443 ssl;
+    server_name "www.example.com";
+}
+server {
+    listen 0.0.0.0:8080;
+}
+`;
+    const rw = await rewriteForShadow({ 'nginx.conf': main, 'conf.d/40-servers.conf': servers, 'conf.d/00-maps.conf': 'map $a $b { default 1; }\n' }, alloc);
+    expect([...rw.addrs.entries()]).toEqual([
+      ['127.0.0.1:8443', '127.0.0.1:40000'],
+      ['*:8080', '127.0.0.1:40001'],
+      ['[::]:8080', '127.0.0.1:40002'],
+    ]);
+    expect(rw.files['conf.d/40-servers.conf']).toBe(servers.replace(/127\.0\.0\.1:8443/g, '127.0.0.1:40000').replace('0.0.0.0:8080', '127.0.0.1:40001'));
+    expect(rw.files['nginx.conf']).toBe(
+      main
+        .replace('worker_processes auto', 'worker_processes 1')
+        .replace('"/run/nginx.pid"', '"run/nginx.pid"')
+        .replace('/var/log/nginx/error.log', '"logs/error.log"')
+        .replace('listen 8080 default_server', 'listen 127.0.0.1:40001 default_server')
+        .replace('listen [::]:8080 ipv6only=on', 'listen 127.0.0.1:40002 '),
+    );
+    expect(rw.files['conf.d/00-maps.conf']).toBeUndefined();
+    expect(shadowAddress(rw.addrs, '127.0.0.1:8080')).toBe('127.0.0.1:40001');
+    expect(shadowAddress(rw.addrs, '127.0.0.1:8443')).toBe('127.0.0.1:40000');
+    expect(shadowAddress(rw.addrs, '127.0.0.1:9')).toBeNull();
+    expect(listenKey('80')).toBe('*:80');
+    expect(listenKey('[::]:80')).toBe('[::]:80');
+    expect(listenKey('[::1]:443')).toBe('[::1]:443');
+    expect(listenKey('example.com')).toBe('example.com:80');
   });
 });

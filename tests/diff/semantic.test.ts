@@ -72,6 +72,8 @@ describe('semantic diff: wording', () => {
       'route chat: timeouts.read 3600s → 120s',
       'route chat: max_body nginx default (1m) → 50m',
       'route api: rewrite.strip_prefix on → off',
+      // derived from the longest streaming read timeout: old workers now get 120s after a reload
+      'global: worker_shutdown_timeout 600s → 120s',
     ]);
   });
 
