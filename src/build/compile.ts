@@ -50,14 +50,14 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
     // allows it; a shape too broken to normalize just yields the schema errors.
     try {
       const seen = new Set(schemaErrors.map((x) => x.at?.path));
-      for (const x of checkRules(normalize(normalizeInput), loaded.positions)) if (!seen.has(x.at?.path)) diagnostics.push(x);
+      for (const x of checkRules(normalize(normalizeInput), FEATURES, loaded.positions)) if (!seen.has(x.at?.path)) diagnostics.push(x);
     } catch {
       // shape errors already reported
     }
     return fail();
   }
   const model = normalize(normalizeInput);
-  diagnostics.push(...checkRules(model, loaded.positions));
+  diagnostics.push(...checkRules(model, FEATURES, loaded.positions));
   markPendingCertificates(model, diagnostics);
   if (hasErrors(diagnostics)) return { ...fail(), model };
   // auth inputs (keys file, JWKS, secrets) are inputs like includes: part of the input hash

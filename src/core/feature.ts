@@ -12,7 +12,7 @@ import type { Block, Directive, LogField } from '../plan/directive.ts';
 import type { RouteContext } from '../plan/route.ts';
 
 /** A rule reports through these (the key path is relative to the document root). */
-export type Report = (code: string, at: SourcePos | null, path: string, message: string) => void;
+export type Report = (code: string, at: SourcePos, path: string, message: string) => void;
 
 /** An njs entry point the feature calls, and in which request phase. */
 export interface NjsUse {

@@ -2,8 +2,8 @@
 // YAML position of the entry at fault; all problems are collected, none stops the others.
 import type { PositionIndex } from '../config/load.ts';
 import type { Diagnostic, GatewayModel, Route, SourcePos } from './types.ts';
-import { checkRoutingRules, routesUsing } from '../routing/rules.ts';
-import { checkAuthRules } from './auth-rules.ts';
+import type { Feature } from '../core/feature.ts';
+import { routesUsing } from './routes.ts';
 import { checkReservedNames } from './reserved-names.ts';
 import { checkShutdownRules } from './shutdown.ts';
 
@@ -11,7 +11,7 @@ import { checkShutdownRules } from './shutdown.ts';
  * `positions` (from the load step) lets each diagnostic point at the offending key itself;
  * without it, the position of the enclosing entry is used.
  */
-export function checkRules(m: GatewayModel, positions?: PositionIndex): Diagnostic[] {
+export function checkRules(m: GatewayModel, features: readonly Feature[], positions?: PositionIndex): Diagnostic[] {
   const out: Diagnostic[] = [];
   // an entry itself is reported where it is named (its key); a field of it at its value
   const locate = (at: SourcePos, path: string): SourcePos =>
@@ -71,7 +71,6 @@ export function checkRules(m: GatewayModel, positions?: PositionIndex): Diagnost
       err('GW312', z.at, z.at.path, `zone name "${z.name}" collides (${owners.join(', ')}): nginx shares one namespace for limit and cache zones`);
     }
   }
-  checkAuthRules(m, err, warn); // GW313 (zones keyed by the authenticated client), GW37x
   checkReservedNames(m, err); // GW230 (framing header names), GW231 (regex captures shadowing variables)
   for (const z of m.rateZones) {
     if (z.delay !== null && z.delay > z.burst) err('GW314', z.at, `${z.at.path}.delay`, `delay ${z.delay} exceeds burst ${z.burst}`);
@@ -169,7 +168,7 @@ export function checkRules(m: GatewayModel, positions?: PositionIndex): Diagnost
     }
   }
 
-  checkRoutingRules(m, err, warn);
+  for (const f of features) f.rules?.(m, err, warn);
   checkShutdownRules(m, err); // GW280
 
   for (const s of m.unsafeSnippets) {

@@ -3,6 +3,7 @@
 // headers, tier limits and the auth-failure log. docs/auth.md, docs/njs-auth.md.
 import type { Feature, HttpContribution } from '../../core/feature.ts';
 import type { GatewayModel, Route } from '../../model/types.ts';
+import { checkAuthRules } from './rules.ts';
 import { AUTH_CONF, authConf, authLogFields, authServerLocations, routeAuthParts, syncJwt } from './render.ts';
 
 function njsCalls(r: Route, m: GatewayModel): number {
@@ -26,6 +27,7 @@ export const authFeature: Feature = {
     njsCalls,
     measured: 'scripts/bench.ts: API key +11.8 µs, JWT HS256 +31.5 µs, JWT ES256 +158 µs over the plain baseline (wave 1)',
   },
+  rules: checkAuthRules, // GW313 (zones keyed by the authenticated client), GW37x
   http(m) {
     const confFiles: HttpContribution['confFiles'] = {};
     if (m.auth) confFiles[AUTH_CONF] = authConf(m);

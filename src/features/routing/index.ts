@@ -3,6 +3,7 @@
 // request; nginx keeps the ring and the balancing. docs/routing.md.
 import type { Feature } from '../../core/feature.ts';
 import type { GatewayModel, Route } from '../../model/types.ts';
+import { checkRoutingRules } from './rules.ts';
 import { bodyStep, claimSpecLines, CLAIM_HANDLER, hashSpec, modelsListLines, MODEL_UPSTREAM_TARGET, needsBodyStep, njsKeySource, ROUTE_HANDLER, routingHttpLines, routingMapBlocks } from './render.ts';
 
 function njsCalls(r: Route, m: GatewayModel): number {
@@ -20,6 +21,7 @@ export const routingFeature: Feature = {
     { handler: CLAIM_HANDLER, phase: 'js_set' },
   ],
   cost: { njsCalls, measured: 'scripts/bench.ts: model routing and body-field hash scenarios' },
+  rules: checkRoutingRules, // GW36x
   http: (m) => ({ mapLines: routingHttpLines(m), maps: routingMapBlocks(m) }),
   upstreamHashKeySource: (u) => njsKeySource(u),
   route(ctx) {

@@ -1,17 +1,11 @@
 // Semantic rules for njs-derived hash keys and model-aware routing (codes GW36x).
-import type { GatewayModel, Route, SourcePos } from '../model/types.ts';
-
-type Report = (code: string, at: SourcePos, path: string, message: string) => void;
+import type { Report } from '../../core/feature.ts';
+import type { GatewayModel, Route } from '../../model/types.ts';
+import { routesUsing } from '../../model/routes.ts';
 
 // nginx `map` keywords: a model id spelled like one would not be a plain key.
 const MAP_KEYWORDS = ['default', 'hostnames', 'include', 'volatile'];
 const BODYLESS = ['GET', 'HEAD', 'DELETE', 'OPTIONS'];
-
-/** Routes that send requests to upstream `name` (directly or through a model). */
-export function routesUsing(m: GatewayModel, name: string): Route[] {
-  const viaModel = m.models.some((x) => x.upstream === name);
-  return m.routes.filter((r) => r.upstream === name || (r.models === 'route' && viaModel));
-}
 
 /** True when the route authenticates (with `method`: when that method is among its auth methods). */
 function hasAuth(r: Route, method?: 'jwt'): boolean {

@@ -1,9 +1,8 @@
 // Cross-field rules for njs authentication (codes GW313, GW370-GW378, GW380). Problems found
 // while reading the keys file, JWKS documents and secrets are reported by the build
 // (src/build/auth.ts, GW379) at the position inside that file.
-import type { GatewayModel, Route, SourcePos } from './types.ts';
-
-type Report = (code: string, at: SourcePos, path: string, message: string) => void;
+import type { Report } from '../../core/feature.ts';
+import type { GatewayModel, Route, SourcePos } from '../../model/types.ts';
 
 const HS = (a: string) => a.startsWith('HS');
 
