@@ -4,7 +4,10 @@ import { gatewaySchema } from './schema.ts';
 import type { PositionIndex } from './load.ts';
 import type { Diagnostic, SourcePos } from '../model/types.ts';
 
-const ajv = new Ajv2020({ allErrors: true, strict: false, allowUnionTypes: true });
+// Compiled on every CLI start that validates, so the two costly extras are off: checking the
+// schema against the JSON Schema meta-schema (done once in tests/unit/cli-startup.test.ts)
+// and ajv's code optimizer (smaller generated code, same results). About 100 ms less.
+const ajv = new Ajv2020({ allErrors: true, strict: false, allowUnionTypes: true, validateSchema: false, code: { optimize: false } });
 const validate = ajv.compile(gatewaySchema);
 
 /** /routes/2/upstream → routes[2].upstream */
