@@ -5,6 +5,9 @@
 // the test suite's global setup (tests/support/global-setup.ts). The TypeScript sources
 // stay the truth; lib/ is not committed.
 //
+// Generated at build time (see generatedModules): ajv's validator for the schema and the
+// njs bundle, so neither is compiled on a CLI start.
+//
 // TypeScript (the njs lint), esbuild (njs bundling) and acme-client (`tls issue`/`renew`)
 // stay external: they load from node_modules at their point of use, only for the commands
 // that need them. The other dependencies are bundled. Measured with scripts/measure-cli.sh
@@ -25,15 +28,23 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ALWAYS_EXTERNAL = ['typescript', 'esbuild', 'acme-client'];
 
 /**
- * ajv's standalone code for gatewaySchema, compiled with check-schema.ts's AJV_OPTIONS:
- * the module that replaces src/config/schema-validator.ts in the bundle, so the CLI does
- * not compile the schema on every start (the largest start-up cost of `validate`).
+ * Modules generated from the sources at build time, each replacing a stand-in file of src/
+ * in the bundle only:
+ * - src/config/schema-validator.ts: ajv's standalone code for gatewaySchema, compiled with
+ *   check-schema.ts's AJV_OPTIONS, so the CLI does not compile the schema on every start
+ *   (the largest start-up cost of `validate`);
+ * - src/build/njs-prebuilt.ts: the njs bundle of njs/ with the content key of its sources,
+ *   so a build that uses njs loads neither esbuild nor TypeScript while njs/ is unchanged.
  */
-export async function schemaValidatorSource() {
+export async function generatedModules() {
   const entry = await esbuild.build({
     absWorkingDir: root,
     stdin: {
-      contents: "export { gatewaySchema } from './src/config/schema.ts';\nexport { AJV_OPTIONS } from './src/config/check-schema.ts';\n",
+      contents: [
+        "export { gatewaySchema } from './src/config/schema.ts';",
+        "export { AJV_OPTIONS } from './src/config/check-schema.ts';",
+        "export { njsBundleText, njsSourcesKey } from './src/build/njs.ts';",
+      ].join('\n'),
       resolveDir: root,
       loader: 'ts',
     },
@@ -44,8 +55,9 @@ export async function schemaValidatorSource() {
     packages: 'external',
     logLevel: 'silent',
   });
-  // a file inside the project, so its imports resolve from node_modules
-  const tmp = path.join(root, 'lib', `.schema-${process.pid}.mjs`);
+  // a file one level below the project root (PROJECT_ROOT resolves as from lib/gatewayctl.mjs),
+  // so its imports resolve from node_modules
+  const tmp = path.join(root, 'lib', `.generate-${process.pid}.mjs`);
   mkdirSync(path.dirname(tmp), { recursive: true });
   writeFileSync(tmp, entry.outputFiles[0].text);
   let mod;
@@ -57,8 +69,17 @@ export async function schemaValidatorSource() {
   const { Ajv2020 } = await import('ajv/dist/2020.js');
   const { default: standaloneCode } = await import('ajv/dist/standalone/index.js');
   const ajv = new Ajv2020({ ...mod.AJV_OPTIONS, code: { source: true, esm: true } });
-  const code = standaloneCode(ajv, ajv.compile(mod.gatewaySchema));
-  return `${code}\nexport { validate as precompiledValidator };\n`;
+  const validator = `${standaloneCode(ajv, ajv.compile(mod.gatewaySchema))}\nexport { validate as precompiledValidator };\n`;
+  let prebuilt = null;
+  try {
+    prebuilt = { key: mod.njsSourcesKey(), code: mod.njsBundleText() };
+  } catch (e) {
+    // njs/ does not bundle or lint clean: the CLI still builds, and reports it where it
+    // bundles njs (build, njs-lint) with positions
+    process.stderr.write(`build-cli: no prebuilt njs bundle: ${e.message.split('\n')[0]}\n`);
+  }
+  const njs = `export const prebuiltNjs = ${JSON.stringify(prebuilt)};\n`;
+  return { 'src/config/schema-validator.ts': validator, 'src/build/njs-prebuilt.ts': njs };
 }
 
 async function main() {
@@ -72,7 +93,7 @@ async function main() {
   const tmp = `${outfile}.tmp-${process.pid}`;
   mkdirSync(path.dirname(outfile), { recursive: true });
   try {
-    const validatorSource = await schemaValidatorSource();
+    const generated = await generatedModules();
     await esbuild.build({
       absWorkingDir: root,
       entryPoints: ['src/cli.ts'],
@@ -87,9 +108,13 @@ async function main() {
       banner: { js: "import { createRequire as __gwCreateRequire } from 'node:module';\nconst require = __gwCreateRequire(import.meta.url);" },
       plugins: [
         {
-          name: 'schema-validator',
+          name: 'generated',
           setup(build) {
-            build.onLoad({ filter: /[\\/]src[\\/]config[\\/]schema-validator\.ts$/ }, () => ({ contents: validatorSource, loader: 'js', resolveDir: root }));
+            build.onLoad({ filter: /[\\/]src[\\/](config[\\/]schema-validator|build[\\/]njs-prebuilt)\.ts$/ }, (args) => ({
+              contents: generated[path.relative(root, args.path).split(path.sep).join('/')],
+              loader: 'js',
+              resolveDir: root,
+            }));
           },
         },
       ],

@@ -257,6 +257,9 @@ export class NjsBundleError extends Error {
 export function bundleNjsText(entry: string, fileName: string): string {
   loadEsbuild();
   const result = esbuild.buildSync({
+    // esbuild names each source in a comment relative to this: the project root, so the
+    // bundle (and the manifest's hash of it) does not depend on where gatewayctl runs
+    absWorkingDir: PROJECT_ROOT,
     entryPoints: [entry],
     bundle: true,
     write: false,
