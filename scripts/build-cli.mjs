@@ -36,7 +36,7 @@ const ALWAYS_EXTERNAL = ['typescript', 'esbuild', 'acme-client'];
  * - src/build/njs-prebuilt.ts: the njs bundle of njs/ with the content key of its sources,
  *   so a build that uses njs loads neither esbuild nor TypeScript while njs/ is unchanged.
  */
-export async function generatedModules() {
+async function generatedModules() {
   const entry = await esbuild.build({
     absWorkingDir: root,
     stdin: {
@@ -130,4 +130,4 @@ async function main() {
   }
 }
 
-if (process.argv[1] && pathToFileURL(path.resolve(process.argv[1])).href === import.meta.url) await main();
+await main();
