@@ -8,11 +8,11 @@
 #
 #   scripts/measure-cli.sh [--runs N] [--no-build] [--config FILE]
 #
-# Budget (issue 9): --version under 150 ms and 80 MiB, validate of the demo under 300 ms.
-# Prints one line per command: name, median wall ms, median CPU ms (user + system: less
-# sensitive than wall time to other load on the machine), max RSS MiB, and the budget
-# verdict (on wall time and RSS); exit status 0 (the figures are the output). Needs GNU time (/usr/bin/time; Debian: apt-get
-# install time).
+# Budget: --version under 150 ms and 80 MiB, validate of the demo under 300 ms. Prints one
+# line per command: name, median wall ms, median CPU ms (user + system: less sensitive than
+# wall time to other load on the machine), max RSS MiB, and the budget verdict (on wall time
+# and RSS); exit status 0 (the figures are the output). Needs GNU time at /usr/bin/time
+# (Debian: apt-get install time).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     --runs) runs="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
     --config) config="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "measure-cli: unknown argument $1" >&2; exit 2 ;;
   esac
 done
