@@ -1,7 +1,6 @@
 // Render step: GatewayModel → { relative path → file text }. Pure: no disk access except
 // reading the bundled templates once. Output is deterministic (stable order, no clocks).
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import Handlebars from 'handlebars';
 import type { GatewayModel, Listener, Route } from '../model/types.ts';
@@ -29,8 +28,9 @@ import { routingHttpLines, routingMapBlocks } from './routing.ts';
 import { bodyKeyHttp } from './cache.ts';
 import { njsHttpLines } from '../build/njs.ts';
 import { AUTH_CONF, authConf, authLogFields, authServerLocations } from './auth.ts';
+import { PROJECT_ROOT } from '../version.ts';
 
-const TEMPLATES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../templates');
+const TEMPLATES = path.join(PROJECT_ROOT, 'templates');
 
 let compiled: Handlebars.TemplateDelegate | null = null;
 function confTemplate(): Handlebars.TemplateDelegate {
