@@ -25,6 +25,15 @@ async function cmd(name: string) {
   return import(`./commands/${name}.ts`);
 }
 
+// A command's extra help text lives in its module. Commander prints it only for a command
+// named on the command line (`gatewayctl build --help`, `gatewayctl help build`, or after a
+// usage error in `build`), so only those modules load here: `--version` or a command's run
+// does not pay for loading every other command.
+const named = new Set(process.argv.slice(2));
+async function help(name: string): Promise<string> {
+  return named.has(name) ? ((await cmd(name)) as { help: string }).help : '';
+}
+
 program
   .command('init')
   .description('write a commented starter gateway.yaml')
@@ -38,7 +47,7 @@ program
   .description('schema and semantic checks; every problem, positioned')
   .addOption(configOpt())
   .option('--json', 'machine-readable diagnostics')
-  .addHelpText('after', (await cmd('validate')).help)
+  .addHelpText('after', await help('validate'))
   .action(wrap(async (o) => (await cmd('validate')).run(o)));
 
 program
@@ -49,7 +58,7 @@ program
   .option('--check', 'exit 1 when the output on disk is stale; write nothing')
   .addOption(nginxOpt())
   .option('--modules-dir <dir>', 'dynamic modules of the target nginx (decides brotli)')
-  .addHelpText('after', (await cmd('build')).help)
+  .addHelpText('after', await help('build'))
   .action(wrap(async (o) => (await cmd('build')).run(o)));
 
 program
@@ -59,7 +68,7 @@ program
   .addOption(nginxOpt())
   .option('--strict-dns', 'do not substitute upstream hosts that do not resolve here')
   .option('--keep', 'keep the scratch directory for inspection')
-  .addHelpText('after', (await cmd('check')).help)
+  .addHelpText('after', await help('check'))
   .action(wrap(async (o) => (await cmd('check')).run(o)));
 
 program
@@ -70,7 +79,7 @@ program
   .option('--demo', 'also start the demo upstreams the bundled gateway.yaml points at')
   .addOption(nginxOpt())
   .option('--prefix <dir>', 'nginx prefix for logs, pid, temp and cache', '.gatewayctl/run')
-  .addHelpText('after', (await cmd('up')).help)
+  .addHelpText('after', await help('up'))
   .action(wrap(async (o) => (await cmd('up')).run(o)));
 
 program
@@ -80,7 +89,7 @@ program
   .option('-c, --config <file>', 'gateway config (locates managed certificates)')
   .option('--dist <dir>', 'build output to check against this nginx (default: dist when present)')
   .option('--json', 'machine-readable report')
-  .addHelpText('after', (await cmd('doctor')).help)
+  .addHelpText('after', await help('doctor'))
   .action(wrap(async (o) => (await cmd('doctor')).run(o)));
 
 program
@@ -95,7 +104,7 @@ program
   .option('--ready-timeout <seconds>', 'how long to wait for /ready to report the new config', '15')
   .option('--json', 'machine-readable result')
   .option('-q, --quiet', 'print only the result')
-  .addHelpText('after', (await cmd('deploy')).help)
+  .addHelpText('after', await help('deploy'))
   .action(wrap(async (o) => (await cmd('deploy')).run(o)));
 
 program
@@ -109,7 +118,7 @@ program
   .option('--ready-timeout <seconds>', 'how long to wait for /ready', '15')
   .option('--json', 'machine-readable result')
   .option('-q, --quiet', 'print only the result')
-  .addHelpText('after', (await cmd('rollback')).help)
+  .addHelpText('after', await help('rollback'))
   .action(wrap(async (o) => (await cmd('rollback')).run(o)));
 
 program
@@ -117,7 +126,7 @@ program
   .description('list deployed releases (id, time, input and output hash, live/previous)')
   .option('--target <dir>', 'deploy directory', '.gatewayctl/deploy')
   .option('--json', 'machine-readable list')
-  .addHelpText('after', (await cmd('releases')).help)
+  .addHelpText('after', await help('releases'))
   .action(wrap(async (o) => (await cmd('releases')).run(o)));
 
 program
@@ -130,7 +139,7 @@ program
   .option('--exit-code', 'exit 1 when the generated config differs (errors exit 2)')
   .option('--color <when>', 'auto, always or never (text output only)', 'auto')
   .option('-U, --context <n>', 'lines of context in the unified diff', '3')
-  .addHelpText('after', (await cmd('diff')).help)
+  .addHelpText('after', await help('diff'))
   .action(wrap(async (o) => (await cmd('diff')).run(o)));
 
 const keys = program
@@ -177,7 +186,7 @@ keys
 program
   .command('njs-lint')
   .description('check the njs sources and bundle against the njs 0.8 language subset')
-  .addHelpText('after', (await cmd('njs-lint')).help)
+  .addHelpText('after', await help('njs-lint'))
   .action(wrap(async () => (await cmd('njs-lint')).run()));
 
 const tls = program.command('tls').description('certificates: self-signed, Let\'s Encrypt (ACME), renewal, status');
@@ -255,7 +264,7 @@ program
   .option('--body <json>', 'a JSON request body: model and body-field key as njs reads them')
   .option('--unavailable <server...>', 'treat these servers as failed (passive health)')
   .option('--json', 'machine-readable output')
-  .addHelpText('after', (await cmd('route')).help)
+  .addHelpText('after', await help('route'))
   .action(wrap(async (o) => (await cmd('route')).run(o)));
 
 try {

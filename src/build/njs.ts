@@ -4,8 +4,11 @@
 //
 // `js_path` and `js_import` resolve relative to the directory of nginx.conf (checked with
 // nginx 1.26 + njs 0.8.9), so dist/ stays self-contained wherever the prefix is.
-import { statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { bundleNjsText, listNjsSourcesSync, NJS_ENTRY, NJS_SOURCE_DIR } from '../njs/bundle.ts';
+import { prebuiltNjs } from './njs-prebuilt.ts';
 
 export const NJS_BUNDLE_PATH = 'njs/gateway.js';
 
@@ -14,15 +17,29 @@ export function njsHttpLines(): string[] {
   return ['js_path "njs/";', 'js_import gateway from gateway.js;'];
 }
 
-let cache: { stamp: string; code: string } | null = null;
-
-/** The bundled module text (esbuild, synchronous), verified against the njs subset; cached per process. */
-export function njsBundleText(): string {
+/** Content key of the njs sources (each file's path and bytes, and njs/tsconfig.json). */
+export function njsSourcesKey(): string {
+  const h = createHash('sha256');
   const files = listNjsSourcesSync(NJS_SOURCE_DIR);
-  const stamp = files.map((f) => `${f}:${statSync(f).mtimeMs}:${statSync(f).size}`).join('|');
-  if (cache && cache.stamp === stamp) return cache.code;
-  const code = bundleNjsText(NJS_ENTRY, NJS_BUNDLE_PATH);
-  cache = { stamp, code };
+  const tsconfig = path.join(NJS_SOURCE_DIR, 'tsconfig.json');
+  if (existsSync(tsconfig)) files.push(tsconfig);
+  for (const f of files) h.update(`${path.relative(NJS_SOURCE_DIR, f)}\0`).update(readFileSync(f)).update('\0');
+  return h.digest('hex');
+}
+
+let cache: { key: string; code: string } | null = null;
+
+/**
+ * The bundled module text (esbuild, synchronous), verified against the njs subset; cached
+ * per process. The bundled CLI carries the bundle built with it (scripts/build-cli.mjs fills
+ * ./njs-prebuilt.ts) and uses it while the njs sources have the same content, so only an
+ * edit under njs/ since the CLI was built pays for esbuild and the TypeScript-based lint.
+ */
+export function njsBundleText(): string {
+  const key = njsSourcesKey();
+  if (cache && cache.key === key) return cache.code;
+  const code = prebuiltNjs && prebuiltNjs.key === key ? prebuiltNjs.code : bundleNjsText(NJS_ENTRY, NJS_BUNDLE_PATH);
+  cache = { key, code };
   return code;
 }
 

@@ -1,11 +1,25 @@
 // Schema step: ajv over the loaded value; every error becomes a positioned diagnostic.
-import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { gatewaySchema } from './schema.ts';
+import { precompiledValidator } from './schema-validator.ts';
 import type { PositionIndex } from './load.ts';
 import type { Diagnostic, SourcePos } from '../model/types.ts';
 
-const ajv = new Ajv2020({ allErrors: true, strict: false, allowUnionTypes: true });
-const validate = ajv.compile(gatewaySchema);
+/** ajv settings of the schema step (scripts/build-cli.mjs generates the CLI's validator with them). */
+export const AJV_OPTIONS = { allErrors: true, strict: false, allowUnionTypes: true } as const;
+
+// The bundled CLI carries the validator ajv generated from gatewaySchema when the CLI was
+// built (scripts/build-cli.mjs substitutes ./schema-validator.ts), so a start-up does not
+// pay for compiling the schema. Run from the sources, ajv compiles it on first use, without
+// the two costly extras: checking the schema against the JSON Schema meta-schema (done in
+// tests/unit/cli-startup.test.ts) and ajv's code optimizer (smaller code, same results).
+let compiled: ValidateFunction | undefined;
+function validator(): ValidateFunction {
+  compiled ??=
+    (precompiledValidator as ValidateFunction | null) ??
+    new Ajv2020({ ...AJV_OPTIONS, validateSchema: false, code: { optimize: false } }).compile(gatewaySchema);
+  return compiled;
+}
 
 /** /routes/2/upstream → routes[2].upstream */
 export function pointerToPath(pointer: string): string {
@@ -41,6 +55,7 @@ function describe(e: ErrorObject): { path: string; message: string; useKey: bool
 }
 
 export function checkSchema(value: unknown, positions: PositionIndex, file: string): Diagnostic[] {
+  const validate = validator();
   if (validate(value)) return [];
   const errors = validate.errors ?? [];
   // oneOf produces a cascade (each branch's error + "must match exactly one schema");

@@ -6,12 +6,27 @@
 // file:line:col; the same walker re-checks the bundle esbuild produced.
 // Module top-level code runs for every request in njs, so the lint also allows only
 // imports, function declarations, simple const literals and the export default there.
+//
+// esbuild and the TypeScript compiler (about 9 MB of JavaScript) load on first use, not with
+// this module: most CLI commands never lint or bundle njs. Synchronously (createRequire),
+// because compile() is synchronous and bundles the njs module on a cache miss.
 import { readdirSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import * as esbuild from 'esbuild';
-import ts from 'typescript';
+import type * as Esbuild from 'esbuild';
+import type * as TS from 'typescript';
+import { PROJECT_ROOT } from '../version.ts';
+
+let ts: typeof TS;
+let esbuild: typeof Esbuild;
+const lazyRequire = createRequire(import.meta.url);
+function loadTypescript(): void {
+  ts ??= lazyRequire('typescript') as typeof TS;
+}
+function loadEsbuild(): void {
+  esbuild ??= lazyRequire('esbuild') as typeof Esbuild;
+}
 
 export interface NjsLintProblem {
   file: string;
@@ -28,7 +43,7 @@ export interface NjsBundleResult {
 // Built-in njs modules that must stay imports in the bundle.
 export const NJS_BUILTIN_MODULES = ['crypto', 'fs', 'querystring', 'xml', 'zlib'];
 
-export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export { PROJECT_ROOT };
 export const NJS_SOURCE_DIR = path.join(PROJECT_ROOT, 'njs');
 export const NJS_ENTRY = path.join(NJS_SOURCE_DIR, 'gateway.ts');
 
@@ -40,13 +55,10 @@ export function formatProblem(p: NjsLintProblem): string {
 const MISSING_GLOBALS = new Set(['Map', 'Set', 'WeakMap', 'WeakSet', 'WeakRef', 'FinalizationRegistry', 'Proxy', 'Reflect', 'Intl', 'structuredClone']);
 // Methods it lacks: a syntactic check on `x.name(...)` calls, whatever `x` is.
 const MISSING_METHODS = new Set(['flat', 'flatMap', 'at', 'fromEntries', 'localeCompare', 'findLast', 'findLastIndex', 'toSorted', 'toReversed']);
-const LOGICAL_ASSIGNMENT = new Set([
-  ts.SyntaxKind.QuestionQuestionEqualsToken,
-  ts.SyntaxKind.BarBarEqualsToken,
-  ts.SyntaxKind.AmpersandAmpersandEqualsToken,
-]);
+const logicalAssignment = (): Set<TS.SyntaxKind> =>
+  new Set([ts.SyntaxKind.QuestionQuestionEqualsToken, ts.SyntaxKind.BarBarEqualsToken, ts.SyntaxKind.AmpersandAmpersandEqualsToken]);
 
-function isSimpleLiteral(e: ts.Expression): boolean {
+function isSimpleLiteral(e: TS.Expression): boolean {
   if (ts.isParenthesizedExpression(e) || ts.isAsExpression(e) || ts.isSatisfiesExpression(e)) {
     return isSimpleLiteral(e.expression);
   }
@@ -68,7 +80,7 @@ function isSimpleLiteral(e: ts.Expression): boolean {
 }
 
 // The export default object: identifiers / function expressions / literals only.
-function isTrivialExportValue(e: ts.Expression): boolean {
+function isTrivialExportValue(e: TS.Expression): boolean {
   if (ts.isIdentifier(e) || isSimpleLiteral(e) || ts.isFunctionExpression(e) || ts.isArrowFunction(e)) {
     return true;
   }
@@ -83,7 +95,7 @@ function isTrivialExportValue(e: ts.Expression): boolean {
   return false;
 }
 
-function topLevelProblem(stmt: ts.Statement, bundle: boolean): string | null {
+function topLevelProblem(stmt: TS.Statement, bundle: boolean): string | null {
   if (ts.isImportDeclaration(stmt) || ts.isFunctionDeclaration(stmt)) {
     return null;
   }
@@ -117,10 +129,12 @@ function topLevelProblem(stmt: ts.Statement, bundle: boolean): string | null {
 
 // Walk one source text; `bundle` relaxes the top-level rule for esbuild's own output shape.
 export function lintNjsSource(fileName: string, text: string, bundle = false): NjsLintProblem[] {
+  loadTypescript();
+  const LOGICAL_ASSIGNMENT = logicalAssignment();
   const kind = fileName.endsWith('.ts') ? ts.ScriptKind.TS : ts.ScriptKind.JS;
   const sf = ts.createSourceFile(fileName, text, ts.ScriptTarget.Latest, true, kind);
   const problems: NjsLintProblem[] = [];
-  const report = (node: ts.Node, construct: string) => {
+  const report = (node: TS.Node, construct: string) => {
     const lc = sf.getLineAndCharacterOfPosition(node.getStart(sf));
     problems.push({ file: fileName, line: lc.line + 1, col: lc.character + 1, construct });
   };
@@ -130,7 +144,7 @@ export function lintNjsSource(fileName: string, text: string, bundle = false): N
     if (p !== null) report(stmt, p);
   }
 
-  const visit = (node: ts.Node): void => {
+  const visit = (node: TS.Node): void => {
     if (ts.isClassDeclaration(node) || ts.isClassExpression(node)) {
       report(node, 'classes');
     } else if (ts.isObjectBindingPattern(node) || ts.isArrayBindingPattern(node)) {
@@ -241,7 +255,11 @@ export class NjsBundleError extends Error {
  * NjsBundleError. Synchronous, so compile() can include the bundle in the build output.
  */
 export function bundleNjsText(entry: string, fileName: string): string {
+  loadEsbuild();
   const result = esbuild.buildSync({
+    // esbuild names each source in a comment relative to this: the project root, so the
+    // bundle (and the manifest's hash of it) does not depend on where gatewayctl runs
+    absWorkingDir: PROJECT_ROOT,
     entryPoints: [entry],
     bundle: true,
     write: false,

@@ -1,7 +1,6 @@
 // Render step: GatewayModel → { relative path → file text }. Pure: no disk access except
 // reading the bundled templates once. Output is deterministic (stable order, no clocks).
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import Handlebars from 'handlebars';
 import type { GatewayModel, Listener, Route } from '../model/types.ts';
@@ -13,8 +12,9 @@ import { errorLocations, errorPageLines } from '../plan/errors.ts';
 
 /** http-level directives that load the njs bundle (njs/gateway.js, written by the build) as module `gateway`. */
 const NJS_HTTP_LINES = ['js_path "njs/";', 'js_import gateway from gateway.js;'];
+import { PROJECT_ROOT } from '../version.ts';
 
-const TEMPLATES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../templates');
+const TEMPLATES = path.join(PROJECT_ROOT, 'templates');
 
 let compiled: Handlebars.TemplateDelegate | null = null;
 function confTemplate(): Handlebars.TemplateDelegate {

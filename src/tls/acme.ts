@@ -5,7 +5,7 @@
 // listener (see acmeChallengeLocation() in ./profiles.ts), so the gateway itself answers
 // the CA's validation request. Nothing is written into the certificate directory until
 // the CA has issued the certificate.
-import * as acme from 'acme-client';
+import type * as AcmeClient from 'acme-client';
 import { promises as fs, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { assertReplaceable } from '../build/guard.ts';
@@ -26,8 +26,13 @@ import {
 
 export const ACME_CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
 
-export const LETSENCRYPT_PRODUCTION = acme.directory.letsencrypt.production;
-export const LETSENCRYPT_STAGING = acme.directory.letsencrypt.staging;
+// acme-client's directory.letsencrypt values, spelled out so that importing this module
+// (normalizeDomains, the constants) does not load acme-client: it loads when a certificate
+// is issued (a test compares these with acme-client's own).
+export const LETSENCRYPT_PRODUCTION = 'https://acme-v02.api.letsencrypt.org/directory';
+export const LETSENCRYPT_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
+
+let acme: typeof AcmeClient;
 
 export interface IssueOptions {
   domains: string[]; // first one names the certificate directory
@@ -212,6 +217,7 @@ async function issueLocked(opts: IssueOptions): Promise<IssueResult> {
   const domains = normalizeDomains(opts.domains);
   // before any order: a directory holding someone else's certificate is never overwritten
   assertReplaceable(certPaths(opts.certsDir, domains[0]).dir, 'certificate directory', managedCertDir);
+  acme ??= await import('acme-client');
   await checkDirectory(opts.directory, configureHttpClient());
 
   let stage = 'account';

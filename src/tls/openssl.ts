@@ -4,9 +4,9 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PROJECT_ROOT } from '../version.ts';
 
-const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const projectRoot = PROJECT_ROOT;
 
 export function findOpenssl(): string {
   const fromEnv = process.env.GATEWAYCTL_OPENSSL;
