@@ -24,7 +24,7 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { compile } from '../src/build/compile.ts';
 import { createKey, saveKeys, type KeyFile } from '../src/keys/store.ts';
 import { writeBuild } from '../src/build/write.ts';
-import { childPids } from '../src/runtime/nginx.ts';
+import { childPids } from '../src/runtime/nginx/index.ts';
 import { startGateway } from '../tests/support/nginx.ts';
 import { freePort } from '../tests/support/ports.ts';
 

@@ -29,7 +29,7 @@ import {
   testConfig,
   type NginxInfo,
   type NginxLocation,
-} from '../src/runtime/nginx.ts';
+} from '../src/runtime/nginx/index.ts';
 import { completeRawConf, rewriteRawConf, startGateway, startRawNginx, stopAllGateways, withErrorLog, type Gateway } from './support/nginx.ts';
 import { freePort } from './support/ports.ts';
 import { closeAll, decodeServerFrame, encodeClientFrame, startEchoUpstream, type EchoUpstream } from './support/upstreams.ts';

@@ -6,7 +6,7 @@ import { UnsafeReplaceError } from '../build/guard.ts';
 import { staleFiles, writeBuild } from '../build/write.ts';
 import { formatDiagnostic } from '../model/diagnostics.ts';
 import { modelJson } from '../diff/sources.ts';
-import { BROTLI_MODULE, findNginx } from '../runtime/nginx.ts';
+import { BROTLI_MODULE, findNginx } from '../runtime/nginx/index.ts';
 
 export const help = `
 Examples:

@@ -18,7 +18,7 @@ import { formatDiagnostic } from '../model/diagnostics.ts';
 import type { Diagnostic, GatewayModel, SourcePos } from '../model/types.ts';
 import { render } from '../render/index.ts';
 import { FEATURES } from '../features/index.ts';
-import { findNginx, preparePrefix, testConfig, type ConfigError } from '../runtime/nginx.ts';
+import { findNginx, preparePrefix, testConfig, type ConfigError } from '../runtime/nginx/index.ts';
 import { findOpenssl } from '../tls/openssl.ts';
 import { compileForTarget, printDiagnostics } from './build.ts';
 

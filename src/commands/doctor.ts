@@ -20,7 +20,7 @@ import {
   runtimeDir,
   type NginxInfo,
   type NginxLocation,
-} from '../runtime/nginx.ts';
+} from '../runtime/nginx/index.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { certificateWarnings } from '../tls/status.ts';
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { UnsafeReplaceError } from '../build/guard.ts';
 import { writeBuild } from '../build/write.ts';
 import { startDemoUpstreams, type DemoServer } from '../demo/upstreams.ts';
-import { findNginx, preparePrefix, startNginx, stopNginx, testConfig, NginxNotFoundError, type NginxLocation } from '../runtime/nginx.ts';
+import { findNginx, preparePrefix, startNginx, stopNginx, testConfig, NginxNotFoundError, type NginxLocation } from '../runtime/nginx/index.ts';
 import { PROJECT_ROOT } from '../version.ts';
 import { compileForTarget, outputFiles, printDiagnostics } from './build.ts';
 

@@ -1,4 +1,4 @@
-// nginx process control as deploy needs it, on top of src/runtime/nginx.ts: locate the
+// nginx process control as deploy needs it, on top of src/runtime/nginx/: locate the
 // binary, prepare a prefix, `nginx -t`, start (daemonized), signal the master by its pid
 // file, run a user reload command (e.g. `systemctl reload nginx`), and read the error log
 // written since a reload to tell why nginx refused a configuration.
@@ -19,7 +19,7 @@ import {
   startNginx,
   stopNginx,
   testConfig,
-} from '../runtime/nginx.ts';
+} from '../runtime/nginx/index.ts';
 
 export type { NginxLocation };
 

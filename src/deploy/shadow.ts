@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import { fatalLines, logOffset, nginxStart, type NginxLocation, preparePrefixDirs, readLogSince, runningMaster } from './nginx.ts';
 import { applyEdits, mainDirectives, statements } from './nginxconf.ts';
 import { probePath, type Readiness, waitReady } from './ready.ts';
-import { stopNginx } from '../runtime/nginx.ts';
+import { stopNginx } from '../runtime/nginx/index.ts';
 
 /** `listen` address → comparable key: `*:80`, `127.0.0.1:8080`, `[::]:443`, `unix:/run/x.sock`. IPv6 addresses keep their own key (`listen 80; listen [::]:80;` are two sockets). */
 export function listenKey(addr: string): string {

@@ -13,7 +13,7 @@ import { deploy, DeployError, rollback } from '../../src/deploy/deploy.ts';
 import { stopMaster } from '../../src/deploy/nginx.ts';
 import { probePath } from '../../src/deploy/ready.ts';
 import { createSelfSigned } from '../../src/tls/selfsigned.ts';
-import { childPids, readPid } from '../../src/runtime/nginx.ts';
+import { childPids, readPid } from '../../src/runtime/nginx/index.ts';
 import { freePort, get, readSse, startEchoUpstream, tempDir, type EchoUpstream } from './helpers.ts';
 
 const cleanup: (() => Promise<unknown>)[] = [];

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { deploy, DeployError } from '../../src/deploy/deploy.ts';
 import { locateNginx, nginxStart, preparePrefixDirs, runningMaster, stopMaster } from '../../src/deploy/nginx.ts';
 import { proveRelease } from '../../src/deploy/shadow.ts';
-import { pidAlive } from '../../src/runtime/nginx.ts';
+import { pidAlive } from '../../src/runtime/nginx/index.ts';
 import { freePort, readyHash, reloadSignals, startEchoUpstream, startLoadClient, tempDir, writeFixture, type EchoUpstream } from './helpers.ts';
 
 const cleanup: (() => Promise<unknown>)[] = [];

@@ -25,7 +25,7 @@ import {
   waitForPorts,
   type NginxLocation,
   type NginxProcess,
-} from '../../src/runtime/nginx.ts';
+} from '../../src/runtime/nginx/index.ts';
 
 export interface Gateway {
   /** Absolute nginx prefix (`-p`). */

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { assertReplaceable, previousBuild, UnsafeReplaceError } from '../../src/build/guard.ts';
 import { run as tlsRun } from '../../src/commands/tls.ts';
-import { preparePrefix } from '../../src/runtime/nginx.ts';
+import { preparePrefix } from '../../src/runtime/nginx/index.ts';
 import { createSelfSigned, findOpenssl, storeCertificate, type CertMeta } from '../../src/tls/index.ts';
 
 const CLI = path.resolve('bin/gatewayctl.js');
