@@ -20,7 +20,7 @@ import { NJS_BUNDLE_PATH, njsBundleText } from '../../src/build/njs.ts';
 import { formatDiagnostic } from '../../src/model/diagnostics.ts';
 import type { Diagnostic } from '../../src/model/types.ts';
 import { LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING } from '../../src/tls/acme.ts';
-import { BROTLI_MODULE } from '../../src/runtime/nginx.ts';
+import { BROTLI_MODULE } from '../../src/runtime/nginx/index.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = path.join(ROOT, 'bin', 'gatewayctl.js');
