@@ -70,9 +70,11 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
   if (hasErrors(diagnostics)) return { ...fail(), model };
   if (auth.inputDigest) model.source.hash = sha256(`${model.source.hash}\n${auth.inputDigest}`);
   let files: Record<string, string>;
+  let modules: Manifest['modules'];
   try {
     const r = render(model, FEATURES, opts);
     files = r.files;
+    modules = r.modules;
     for (const w of r.warnings) diagnostics.push({ code: 'GW501', severity: 'warning', message: w, at: null });
   } catch (e) {
     if (!(e instanceof RenderError)) throw e;
@@ -81,7 +83,7 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
   }
   addNjsFiles(model, files);
   Object.assign(files, auth.files);
-  files['manifest.json'] = manifest(model, files);
+  files['manifest.json'] = manifest(model, files, modules);
   return { ok: true, model, files, diagnostics: sortDiagnostics(diagnostics), inputFiles: [...loaded.files, ...auth.inputFiles] };
 }
 
@@ -121,6 +123,8 @@ export interface Manifest {
   modules: { njs: boolean; brotli: boolean };
   /** oldest nginx / njs this output runs on (checked by `gatewayctl doctor` against a target) */
   requires: { nginx: string; njs: string | null };
+  /** where the running nginx keeps its pid and error log, relative to the prefix unless absolute */
+  runtime: { pid: string; errorLog: string };
 }
 
 /** `http2 on` needs nginx 1.25.1; js_var, js_preload_object and the handlers need njs 0.8. */
@@ -151,7 +155,7 @@ function readinessHost(names: string[]): string | null {
   return wild ? `ready.${wild.slice(2)}` : null;
 }
 
-function manifest(m: GatewayModel, files: Record<string, string>): string {
+function manifest(m: GatewayModel, files: Record<string, string>, modules: Manifest['modules']): string {
   const sums: Record<string, string> = {};
   for (const f of Object.keys(files).sort()) sums[f] = sha256(files[f]);
   const readiness = readinessEndpoint(m);
@@ -165,8 +169,9 @@ function manifest(m: GatewayModel, files: Record<string, string>): string {
     prefixDirs,
     readiness,
     listeners: m.listeners.map((l) => ({ name: l.name, port: l.port, tls: !!l.tls, ...(l.tls?.pending ? { certificatePending: true as const } : {}) })),
-    modules: { njs: g.modules.njs, brotli: files['nginx.conf'].includes('ngx_http_brotli_filter_module') },
-    requires: requirements(m, files['nginx.conf'].includes('ngx_http_js_module')),
+    modules,
+    requires: requirements(m, modules.njs),
+    runtime: { pid: g.paths.pid, errorLog: g.errorLog.path },
   };
   return `${JSON.stringify(man, null, 2)}\n`;
 }

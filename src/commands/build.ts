@@ -39,9 +39,10 @@ export async function detectModules(opts: { nginx?: string; modulesDir?: string 
   }
 }
 
-export async function compileForTarget(opts: { config: string; nginx?: string; modulesDir?: string }): Promise<CompileResult> {
+/** Compile for the target nginx: the modules found there decide what the output may load. */
+export async function compileForTarget(opts: { config: string; nginx?: string; modulesDir?: string }): Promise<CompileResult & { availableModules: { brotli: boolean } }> {
   const availableModules = await detectModules(opts);
-  return compile(opts.config, { availableModules });
+  return { ...compile(opts.config, { availableModules }), availableModules };
 }
 
 /**

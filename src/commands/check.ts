@@ -151,7 +151,7 @@ async function checkIn(
   if (!opts.strictDns) diagnostics.push(...(await substituteUnresolvable(model)));
   diagnostics.push(...substituteMissingCerts(model, scratch));
   // build artefacts that are not rendered (njs bundle, auth preload, key map) come from the first build
-  const files = { ...first.files!, ...render(model, FEATURES, { availableModules: { brotli: first.files!['nginx.conf'].includes('brotli_filter') } }).files };
+  const files = { ...first.files!, ...render(model, FEATURES, { availableModules: first.availableModules }).files };
   const dist = path.join(scratch, 'dist');
   writeBuild(dist, files);
   const loc = await findNginx({ nginx: opts.nginx });

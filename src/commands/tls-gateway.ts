@@ -18,7 +18,7 @@
 // Nothing running, or any of these failing, is an error (exit 1, the certificates stay
 // stored and the next `tls renew` retries the reload); --no-reload skips this on purpose.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { compile } from '../build/compile.ts';
@@ -68,8 +68,22 @@ export function withConfigDefaults(opts: GatewayTlsOptions): GatewayTlsOptions {
   };
 }
 
-/** A build that left an ACME listener out because its certificate did not exist yet. */
+/** The build's manifest, or null (not a gatewayctl build, or unreadable). */
+function manifestOf(buildDir: string): Record<string, unknown> | null {
+  try {
+    return JSON.parse(readFileSync(path.join(buildDir, 'manifest.json'), 'utf8')) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A build that left an ACME listener out because its certificate did not exist yet, as its
+ * manifest says; builds made before the manifest said so carry the pending route's marker.
+ */
 export function servesPendingCertificate(buildDir: string): boolean {
+  const listeners = manifestOf(buildDir)?.listeners;
+  if (Array.isArray(listeners) && listeners.some((l) => l && typeof l === 'object' && 'certificatePending' in l)) return true;
   const confD = path.join(buildDir, 'conf.d');
   let names: string[];
   try {
@@ -81,12 +95,18 @@ export function servesPendingCertificate(buildDir: string): boolean {
   return names.some((n) => readFileSync(path.join(confD, n), 'utf8').includes(marker));
 }
 
-function errorLogOf(conf: string | null): string | undefined {
-  if (!conf) return undefined;
+/** pid file and error log of the nginx serving a build: from its manifest, else (older builds) its nginx.conf. */
+function runtimeOf(conf: string): { pid: string | null; errorLog: string | undefined } {
+  const declared = manifestOf(path.dirname(conf))?.runtime as { pid?: unknown; errorLog?: unknown } | undefined;
+  if (declared && typeof declared.pid === 'string' && typeof declared.errorLog === 'string') {
+    const file = declared.errorLog !== 'stderr' && !/^(syslog|memory):/.test(declared.errorLog);
+    return { pid: declared.pid, errorLog: file ? declared.errorLog : undefined };
+  }
   try {
-    return mainDirectives(readFileSync(conf, 'utf8')).errorLogs[0];
+    const d = mainDirectives(readFileSync(conf, 'utf8'));
+    return { pid: d.pid, errorLog: d.errorLogs[0] };
   } catch {
-    return undefined;
+    return { pid: null, errorLog: undefined };
   }
 }
 
@@ -150,8 +170,8 @@ export function reloadServingGateway(
         return true;
       }
       const loc = await findNginx({ nginx: opts.nginx });
-      const d = mainDirectives(await readFile(conf, 'utf8').catch(() => ''));
-      const pidFile = path.resolve(L.prefix, d.pid ?? DEFAULT_PID_FILE);
+      const rt = runtimeOf(conf);
+      const pidFile = path.resolve(L.prefix, rt.pid ?? DEFAULT_PID_FILE);
       if (opts.reloadCmd) {
         await nginxTestOrThrow(loc, L.prefix, conf, `release ${live}`);
         await runReloadCmd(opts.reloadCmd, log);
@@ -160,7 +180,7 @@ export function reloadServingGateway(
       }
       if ((await runningMaster(pidFile)) !== null) {
         await nginxTestOrThrow(loc, L.prefix, conf, `release ${live}`);
-        await reloadNginx(L.prefix, { pidFile, errorLog: d.errorLogs[0] });
+        await reloadNginx(L.prefix, { pidFile, errorLog: rt.errorLog });
         log(`reloaded the deployment at ${target} (release ${live}, nginx prefix ${L.prefix})`);
         return true;
       }
@@ -191,7 +211,7 @@ export function reloadServingGateway(
           await preparePrefix(upPrefix, loc.modulesDir);
           await nginxTestOrThrow(loc, upPrefix, conf, conf);
         }
-        await reloadNginx(upPrefix, { errorLog: errorLogOf(conf) });
+        await reloadNginx(upPrefix, { errorLog: conf ? runtimeOf(conf).errorLog : undefined });
         log(`reloaded the gateway under ${upPrefix}${conf ? ` (${conf})` : ''}`);
         return true;
       }

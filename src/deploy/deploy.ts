@@ -139,13 +139,23 @@ interface ReleaseRuntime {
   errorLogs: string[];
 }
 
+/**
+ * The pid file and error log of the nginx running a release: from its manifest, which the
+ * build writes from the model; releases built before the manifest carried them are read
+ * from their nginx.conf.
+ */
 async function releaseRuntime(ctx: Ctx, release: string | null): Promise<ReleaseRuntime> {
+  const abs = (p: string) => (path.isAbsolute(p) ? p : path.join(ctx.L.prefix, p));
+  const declared = release ? (await readManifest(path.dirname(confOf(ctx, release))).catch(() => null))?.runtime : null;
+  if (declared) return { pidFile: abs(declared.pid), errorLogs: isLogFile(declared.errorLog) ? [abs(declared.errorLog)] : [] };
   let text = '';
   if (release) text = await fsp.readFile(confOf(ctx, release), 'utf8').catch(() => '');
   const d = mainDirectives(text);
-  const abs = (p: string) => (path.isAbsolute(p) ? p : path.join(ctx.L.prefix, p));
   return { pidFile: abs(d.pid ?? 'run/nginx.pid'), errorLogs: d.errorLogs.map(abs) };
 }
+
+/** An error_log target that is a file (not stderr, syslog: or memory:). */
+const isLogFile = (target: string): boolean => target !== 'stderr' && !/^(syslog|memory):/.test(target);
 
 /** Verify every file the manifest lists against its checksum. */
 async function verifyFiles(dir: string, m: BuildManifest): Promise<string[]> {

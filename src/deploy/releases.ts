@@ -44,10 +44,17 @@ export interface BuildManifest {
   prefixDirs: string[]; // relative to the nginx prefix
   /** TLS listeners this build leaves out because their ACME certificate was not issued yet */
   certificatePending: string[];
+  /** pid file and error log of the nginx running this build (builds older than this field: null) */
+  runtime: { pid: string; errorLog: string } | null;
   raw: Record<string, unknown>;
 }
 
 export class ManifestError extends Error {}
+
+function manifestRuntime(x: unknown): BuildManifest['runtime'] {
+  const r = x as { pid?: unknown; errorLog?: unknown } | undefined;
+  return r && typeof r.pid === 'string' && typeof r.errorLog === 'string' ? { pid: r.pid, errorLog: r.errorLog } : null;
+}
 
 export async function readManifest(dir: string): Promise<BuildManifest> {
   const file = path.join(dir, 'manifest.json');
@@ -96,6 +103,7 @@ export async function readManifest(dir: string): Promise<BuildManifest> {
     certificatePending: Array.isArray(raw.listeners)
       ? (raw.listeners as { name?: unknown; certificatePending?: unknown }[]).filter((l) => l && l.certificatePending === true && typeof l.name === 'string').map((l) => l.name as string)
       : [],
+    runtime: manifestRuntime(raw.runtime),
     raw,
   };
 }

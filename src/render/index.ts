@@ -42,6 +42,8 @@ function renderConf(view: ConfView): string {
 export interface RenderResult {
   files: Record<string, string>;
   warnings: string[];
+  /** the dynamic modules the output loads (brotli only where the target nginx has it) */
+  modules: { njs: boolean; brotli: boolean };
 }
 
 export const CONF_FILES = {
@@ -81,7 +83,7 @@ export function render(m: GatewayModel, features: readonly Feature[], opts: Rend
   });
   files[CONF_FILES.servers] = renderConf({ header, lines: [], blocks: serverBlocks(m, features, opts) });
   for (const [rel, view] of Object.entries(confFiles)) files[rel] = renderConf({ header, ...view });
-  return { files, warnings };
+  return { files, warnings, modules: { njs: m.global.modules.njs, brotli } };
 }
 
 function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: LogField[], featureConfs: string[]): ConfView {
