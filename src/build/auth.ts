@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
-import { KeyStoreError, parseKeys, renderKeyMap } from '../keys/store.ts';
+import { KeyStoreError, parseKeys, readKeysText, renderKeyMap } from '../keys/store.ts';
 import { PreloadError, renderAuthPreload, type JwtProviderInput } from '../njs/preload.ts';
 import type { Diagnostic, GatewayModel, SourcePos } from '../model/types.ts';
 
@@ -95,14 +95,19 @@ export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): Aut
     const at = opts.locate('auth.api_keys.file', k.at);
     let text: string | null = null;
     try {
-      text = readFileSync(k.file, 'utf8');
+      text = readKeysText(k.file, display(k.file));
       inputFiles.push(k.file);
     } catch (e) {
-      fail(
-        at,
-        `cannot read keys file ${display(k.file)}: ${errnoText(e)}` +
-          ((e as NodeJS.ErrnoException).code === 'ENOENT' ? ` (create one with: gatewayctl keys create --file ${display(k.file)} --name NAME)` : ''),
-      );
+      if (e instanceof KeyStoreError) {
+        // too large: refused before reading; reported at auth.api_keys.file
+        diagnostics.push({ code: 'GW110', severity: 'error', message: e.message.replace(/^.*?:\d+:\d+: /, ''), at });
+      } else {
+        fail(
+          at,
+          `cannot read keys file ${display(k.file)}: ${errnoText(e)}` +
+            ((e as NodeJS.ErrnoException).code === 'ENOENT' ? ` (create one with: gatewayctl keys create --file ${display(k.file)} --name NAME)` : ''),
+        );
+      }
     }
     if (text !== null) {
       readAny = true;
