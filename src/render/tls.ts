@@ -12,7 +12,7 @@ export function tlsLines(l: Listener): string[] {
   if (!t) return [];
   const out: string[] = [];
   if (t.http2) out.push(d('http2', 'on'));
-  out.push(d('ssl_certificate', q(t.cert, 'file')), d('ssl_certificate_key', q(t.key, 'file')));
+  out.push(d('ssl_certificate', q(t.cert, 'abspath')), d('ssl_certificate_key', q(t.key, 'abspath')));
   for (const [name, ...args] of tlsProfileDirectives(t.profile, { sessionCacheZone: 'gw_tls' })) {
     for (const a of [name, ...args]) if (!PROFILE_ARG.test(a)) throw new RenderError(`unexpected TLS profile argument ${JSON.stringify(a)}`);
     out.push(d(name, ...args));
