@@ -68,6 +68,8 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
   diagnostics.push(...auth.diagnostics);
   if (hasErrors(diagnostics)) return { ...fail(), model };
   if (auth.inputDigest) model.source.hash = sha256(`${model.source.hash}\n${auth.inputDigest}`);
+  const keyMap = auth.files['conf.d/keys.map'];
+  if (keyMap) model.externalMapKeys = [[...keyMap.matchAll(/^\s*"([0-9a-f]{64})"/gm)].map((x) => x[1])];
   let files: Record<string, string>;
   try {
     const r = render(model, opts);
@@ -131,6 +133,11 @@ function manifest(m: GatewayModel, files: Record<string, string>): string {
     : { path: m.global.health.readiness, listen: `${first.address ?? '127.0.0.1'}:${first.port}` };
   const g = m.global;
   const prefixDirs = [g.paths.logs, 'run', g.paths.temp, ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${g.paths.temp}/${t}`), g.paths.cache];
+  // directories of relative log files (nginx opens them, it does not create their directory)
+  for (const f of [g.accessLog?.path, g.errorLog.path, m.auth?.failureLog]) {
+    const dir = f && !f.startsWith('/') ? f.split('/').slice(0, -1).join('/') : '';
+    if (dir && !dir.split('/').includes('..') && !prefixDirs.includes(dir)) prefixDirs.push(dir);
+  }
   const man: Manifest = {
     generator: 'gatewayctl',
     version: m.version,

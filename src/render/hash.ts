@@ -1,0 +1,69 @@
+// Sizing nginx's hash tables from the data. nginx refuses a config ("could not build
+// server_names_hash, you should increase server_names_hash_bucket_size") when one name does
+// not fit a bucket or when no table size up to *_max_size spreads the names thinly enough.
+// This replays ngx_hash_init's search (src/core/ngx_hash.c) over the names the config
+// declares and picks the smallest bucket size (a power of two from 128) and a max_size that
+// nginx will succeed with; the buckets nginx allocates follow the data, so a larger limit
+// costs nothing when it is not needed.
+
+const PTR = 8; // sizeof(void *) on the 64-bit platforms nginx runs on here
+const MASK = (1n << 64n) - 1n;
+
+const align = (n: number, a: number) => Math.ceil(n / a) * a;
+/** NGX_HASH_ELT_SIZE: value pointer + u_short length + name, pointer-aligned */
+const eltSize = (len: number) => PTR + align(len + 2, PTR);
+
+/** ngx_hash_key_lc over the name's bytes (ngx_uint_t arithmetic: 64-bit wrap-around) */
+function hashKey(name: string): bigint {
+  let k = 0n;
+  for (const b of Buffer.from(name.toLowerCase(), 'utf8')) k = (k * 31n + BigInt(b)) & MASK;
+  return k;
+}
+
+/** Does ngx_hash_init succeed for these names with this bucket size and max_size? */
+export function hashFits(names: string[], bucketSize: number, maxSize: number): boolean {
+  const keys = [...new Set(names.map((n) => n.toLowerCase()))];
+  if (!keys.length) return true;
+  const elts = keys.map((k) => eltSize(Buffer.byteLength(k)));
+  if (elts.some((e) => bucketSize < e + PTR)) return false;
+  const hashes = keys.map(hashKey);
+  const limit = bucketSize - PTR;
+  let start = Math.floor(keys.length / Math.floor(bucketSize / (2 * PTR))) || 1;
+  if (maxSize > 10000 && maxSize / keys.length < 100) start = maxSize - 1000;
+  for (let size = start; size <= maxSize; size++) {
+    const test = new Map<number, number>();
+    let ok = true;
+    for (let i = 0; i < keys.length; i++) {
+      const slot = Number(hashes[i] % BigInt(size));
+      const len = (test.get(slot) ?? 0) + elts[i];
+      if (len > limit) {
+        ok = false;
+        break;
+      }
+      test.set(slot, len);
+    }
+    if (ok) return true;
+  }
+  return false;
+}
+
+export interface HashSizing {
+  bucketSize: number;
+  maxSize: number;
+}
+
+/**
+ * The smallest bucket size (128, 256, …) and a max_size (at least nginx's default) with
+ * which every one of `tables` builds. Each table is the names of one hash (one map, or the
+ * server names of one listening port).
+ */
+export function sizeHashes(tables: string[][], defaultMax: number): HashSizing {
+  const nonEmpty = tables.filter((t) => t.length);
+  for (let bucketSize = 128; bucketSize <= 4096; bucketSize *= 2) {
+    for (let maxSize = defaultMax; maxSize <= 8192; maxSize *= 2) {
+      if (nonEmpty.every((t) => hashFits(t, bucketSize, maxSize))) return { bucketSize, maxSize };
+    }
+  }
+  // names this long or this many do not pass the schema; keep nginx's own error then
+  return { bucketSize: 4096, maxSize: 8192 };
+}
