@@ -91,6 +91,10 @@ export function checkNginxLimits(m: GatewayModel, err: Report): void {
       if (!validCidr(c)) err('GW240', at, `${path}[${k}]`, `"${c}" is not an IP address or CIDR (10.0.0.0/8, 2001:db8::/32)`);
     });
   cidrs(m.global.trustedProxies, 'global.trusted_proxies', m.global.at);
+  m.global.trustedProxies.forEach((c, k) => {
+    // set_real_ip_from has no `all` (allow/deny do)
+    if (c === 'all') err('GW240', m.global.at, `global.trusted_proxies[${k}]`, 'trusted_proxies takes addresses or CIDRs, not "all" (write 0.0.0.0/0 and ::/0 to trust every peer)');
+  });
   cidrs(m.access.allow, 'global.access.allow', m.global.at);
   cidrs(m.access.deny, 'global.access.deny', m.global.at);
 

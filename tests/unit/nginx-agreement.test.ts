@@ -52,6 +52,7 @@ describe('refused by validate, positioned, as nginx would refuse them', () => {
     ['upstream port 99999', BASE.replace('127.0.0.1:9001', '127.0.0.1:99999'), /error GW201 upstreams\.api\.servers\[0\]/],
     ['status.listen port 0', `${BASE}global:\n  status: { listen: "127.0.0.1:0" }\n`, /gateway\.yaml:13:21 error GW201 global\.status\.listen/],
     ['CIDR fffff', `${BASE}global:\n  trusted_proxies: [fffff]\n`, /gateway\.yaml:13:21 error GW240 global\.trusted_proxies\[0\]: "fffff" is not an IP address or CIDR/],
+    ['trusted_proxies: [all]', `${BASE}global:\n  trusted_proxies: [all]\n`, /gateway\.yaml:13:21 error GW240 global\.trusted_proxies\[0\]: trusted_proxies takes addresses or CIDRs, not "all"/],
     ['CIDR /99', BASE.replace('    upstream: api\n', '    upstream: api\n    access: { allow: [10.0.0.0/99] }\n'), /gateway\.yaml:12:23 error GW240 routes\[0\]\.access\.allow\[0\]: "10\.0\.0\.0\/99" is not an IP address or CIDR/],
     ['rate: 0r/s', `${BASE}limits:\n  rate:\n    z: { rate: 0r/s }\n`, /gateway\.yaml:14:16 error GW201 limits\.rate\.z\.rate/],
     ['a host name over 253 characters', BASE.replace('{ prefix: /a/ }', `{ prefix: /a/, host: ${Array(5).fill('h'.repeat(60)).join('.')}.example }`), /error GW201 routes\[0\]\.match\.host: must NOT have more than 253 characters/],
