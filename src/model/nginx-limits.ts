@@ -5,6 +5,7 @@
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import type { GatewayModel, SourcePos } from './types.ts';
 import { q, type QuotedKind } from '../render/quote.ts';
+import { needsBodyStep } from '../render/routing.ts';
 
 type Report = (code: string, at: SourcePos, path: string, message: string) => void;
 
@@ -119,8 +120,19 @@ export function checkNginxLimits(m: GatewayModel, err: Report): void {
   // shared-memory zones: nginx refuses tiny ones, and maps big ones at startup
   const zone = (size: string, at: SourcePos, path: string) => {
     const n = sizeBytes(size);
-    if (!(n >= ZONE_MIN && n <= ZONE_MAX)) err('GW243', at, path, `zone size ${size} is out of range: 64k to 1g (10m holds about 160,000 keys)`);
+    if (/g$/i.test(size)) err('GW243', at, path, `zone size ${size}: nginx takes zone sizes in k or m (1g is 1024m)`);
+    else if (!(n >= ZONE_MIN && n <= ZONE_MAX)) err('GW243', at, path, `zone size ${size} is out of range: 64k to 1024m (10m holds about 160,000 keys)`);
   };
   for (const z of [...m.rateZones, ...m.connZones]) zone(z.size, z.at, `${z.at.path}.size`);
   for (const c of m.caches) zone(c.size, c.at, `caches.${c.name}.size`);
+
+  // where the whole body is kept in memory (model routing, body hash keys, body-keyed cache)
+  // max_body is also client_body_buffer_size, which nginx takes in k or m only
+  for (const r of m.routes) {
+    if (!r.maxBody || !(needsBodyStep(r, m) || r.cache?.keyIncludesBody)) continue;
+    const n = sizeBytes(r.maxBody);
+    if (/g$/i.test(r.maxBody) || n > ZONE_MAX) {
+      err('GW244', r.at, `routes[${r.index}].max_body`, `max_body ${r.maxBody} is also this route's in-memory body buffer: at most 1024m, written in k or m`);
+    }
+  }
 }
