@@ -117,6 +117,20 @@ export function checkNginxLimits(m: GatewayModel, err: Report): void {
     }
   }
 
+  // file names: no file system takes a path component over 255 bytes
+  const files: [string | null | undefined, string, SourcePos][] = [
+    [m.global.accessLog?.path, 'global.access_log.path', m.global.at],
+    [m.global.errorLog.path, 'global.error_log.path', m.global.at],
+    [m.auth?.failureLog, 'auth.failure_log', m.auth?.at ?? m.global.at],
+    ...m.caches.map((c): [string, string, SourcePos] => [c.path, `caches.${c.name}.path`, c.at]),
+    ...m.listeners.flatMap((l, i): [string, string, SourcePos][] =>
+      l.tls && !l.tls.acme ? [[l.tls.cert, `listeners[${i}].tls.cert`, l.tls.at], [l.tls.key, `listeners[${i}].tls.key`, l.tls.at]] : [],
+    ),
+  ];
+  for (const [f, path, at] of files) {
+    if (f && f.split('/').some((part) => Buffer.byteLength(part) > 255)) err('GW246', at, path, 'a file or directory name in this path is longer than 255 bytes');
+  }
+
   // shared-memory zones: nginx refuses tiny ones, and maps big ones at startup
   const zone = (size: string, at: SourcePos, path: string) => {
     const n = sizeBytes(size);
