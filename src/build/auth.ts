@@ -4,11 +4,22 @@
 // object; holds HMAC secrets, written 0600). The njs module itself comes from ./njs.ts.
 // Part of compile(): reads inputs, writes nothing. A broken input is a diagnostic (GW379)
 // positioned inside that file where possible.
-import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import { KeyStoreError, parseKeys, readKeysText, renderKeyMap } from '../keys/store.ts';
+import { formatBytes, readBounded } from '../config/load.ts';
+
+// key files read at build time are bounded like the config (checked before reading)
+const JWKS_MAX_BYTES = 1024 * 1024;
+const SECRET_MAX_BYTES = 64 * 1024;
+
+/** The file's text, or an error naming only its size (never its contents) when over `limit`. */
+function boundedText(file: string, limit: number, what: string): string {
+  const r = readBounded(file, limit);
+  if ('tooLarge' in r) throw new Error(`${what} is ${formatBytes(r.tooLarge)}; gatewayctl reads at most ${formatBytes(limit)}`);
+  return r.text;
+}
 import { PreloadError, renderAuthPreload, type JwtProviderInput } from '../njs/preload.ts';
 import type { Diagnostic, GatewayModel, SourcePos } from '../model/types.ts';
 
@@ -146,7 +157,7 @@ export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): Aut
     if (pr.jwksFile) {
       const at = opts.locate(`${p}.jwks_file`, pr.at);
       try {
-        const text = readFileSync(pr.jwksFile, 'utf8');
+        const text = boundedText(pr.jwksFile, JWKS_MAX_BYTES, 'JWKS');
         inputFiles.push(pr.jwksFile);
         readAny = true;
         hasher.update(`jwks:${pr.name}\0${text}\0`);
@@ -167,7 +178,7 @@ export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): Aut
     let secret: string | null = null;
     if (pr.secretFile) {
       try {
-        secret = secretText(readFileSync(pr.secretFile, 'utf8'));
+        secret = secretText(boundedText(pr.secretFile, SECRET_MAX_BYTES, 'secret file'));
         inputFiles.push(pr.secretFile);
       } catch (e) {
         fail(opts.locate(`${p}.secret_file`, pr.at), `cannot read secret file ${display(pr.secretFile)}: ${errnoText(e)}`);

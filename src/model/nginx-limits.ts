@@ -129,6 +129,7 @@ export function checkNginxLimits(m: GatewayModel, err: Report): void {
   ];
   for (const [f, path, at] of files) {
     if (f && f.split('/').some((part) => Buffer.byteLength(part) > 255)) err('GW246', at, path, 'a file or directory name in this path is longer than 255 bytes');
+    else if (f && /log$|log\.path$/.test(path) && /(^|\/)(\.{0,2})$/.test(f)) err('GW246', at, path, `"${f}" names a directory; a log path names a file`);
   }
 
   // shared-memory zones: nginx refuses tiny ones, and maps big ones at startup

@@ -130,3 +130,18 @@ describe('API key store size limit', () => {
     ]);
   });
 });
+
+describe('JWKS and secret file size limits', () => {
+  it('refuses an oversized JWKS file before reading it, naming only its size (GW379)', () => {
+    const sub = path.join(dir, 'jwks');
+    mkdirSync(sub, { recursive: true });
+    writeFileSync(path.join(sub, 'jwks.json'), '{"keys":[]}');
+    truncateSync(path.join(sub, 'jwks.json'), 5 * 1024 * 1024);
+    writeFileSync(
+      path.join(sub, 'gateway.yaml'),
+      `version: 1\nlisteners:\n  - name: web\n    port: 8080\nauth:\n  jwt:\n    idp:\n      algorithms: [RS256]\n      jwks_file: jwks.json\nroutes:\n  - match: { prefix: / }\n    auth: jwt\n    respond: { status: 200 }\n`,
+    );
+    const out = compile(path.join(sub, 'gateway.yaml')).diagnostics.map(formatDiagnostic);
+    expect(out).toContainEqual(expect.stringMatching(/gateway\.yaml:9:18 error GW379 auth\.jwt\.idp\.jwks_file: cannot read JWKS \S*jwks\.json: JWKS is 5 MiB; gatewayctl reads at most 1 MiB$/));
+  });
+});
