@@ -26,21 +26,25 @@ export function hashFits(names: string[], bucketSize: number, maxSize: number): 
   if (!keys.length) return true;
   const elts = keys.map((k) => eltSize(Buffer.byteLength(k)));
   if (elts.some((e) => bucketSize < e + PTR)) return false;
-  const hashes = keys.map(hashKey);
+  // the 64-bit keys as two 32-bit halves: key % size = (hi % size * 2^32 % size + lo % size) % size
+  const hi = keys.map((k) => Number(hashKey(k) >> 32n));
+  const lo = keys.map((k) => Number(hashKey(k) & 0xffffffffn));
   const limit = bucketSize - PTR;
   let start = Math.floor(keys.length / Math.floor(bucketSize / (2 * PTR))) || 1;
   if (maxSize > 10000 && maxSize / keys.length < 100) start = maxSize - 1000;
+  const test = new Uint32Array(maxSize + 1);
   for (let size = start; size <= maxSize; size++) {
-    const test = new Map<number, number>();
+    test.fill(0, 0, size);
+    const high = 4294967296 % size;
     let ok = true;
     for (let i = 0; i < keys.length; i++) {
-      const slot = Number(hashes[i] % BigInt(size));
-      const len = (test.get(slot) ?? 0) + elts[i];
+      const slot = ((hi[i] % size) * high + (lo[i] % size)) % size;
+      const len = test[slot] + elts[i];
       if (len > limit) {
         ok = false;
         break;
       }
-      test.set(slot, len);
+      test[slot] = len;
     }
     if (ok) return true;
   }

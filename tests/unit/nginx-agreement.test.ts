@@ -1,6 +1,7 @@
 // validate agrees with nginx -t on the cases found by review: each refusal is positioned
 // with a GW code, and each acceptance is checked with real nginx (the `check` path).
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -110,5 +111,17 @@ describe('accepted by validate and by nginx -t', () => {
 
   it('a host route and a host-less route with the same path', async () => {
     await nginxAccepts(`${BASE}  - name: b\n    match: { prefix: /a/, host: b.example }\n    upstream: api\n`);
+  });
+
+  it('an API key store of 3,000 keys (the key map is sized for them)', async () => {
+    const dir = path.join(scratch, 'many-keys');
+    mkdirSync(dir, { recursive: true });
+    const keys = Array.from({ length: 3000 }, (_, i) => {
+      const hash = createHash('sha256').update(`key-${i}`).digest('hex');
+      return `  - id: key_${i.toString(16).padStart(12, '0')}\n    name: client-${i}\n    hash: ${hash}\n    created: 2026-01-01T00:00:00.000Z\n`;
+    });
+    writeFileSync(path.join(dir, 'keys.yaml'), `version: 1\nkeys:\n${keys.join('')}`);
+    const r = await nginxAccepts(`${BASE.replace('    upstream: api\n', '    upstream: api\n    auth: api_key\n')}auth:\n  api_keys: { file: keys.yaml }\n`, dir);
+    expect(r.files!['nginx.conf']).toMatch(/map_hash_max_size \d+;|map_hash_bucket_size (256|512|1024);/);
   });
 });
