@@ -20,26 +20,40 @@ function hashKey(name: string): bigint {
   return k;
 }
 
-/** Does ngx_hash_init succeed for these names with this bucket size and max_size? */
-export function hashFits(names: string[], bucketSize: number, maxSize: number): boolean {
+interface Table {
+  elts: number[];
+  hi: number[];
+  lo: number[];
+}
+
+function table(names: string[]): Table {
   const keys = [...new Set(names.map((n) => n.toLowerCase()))];
-  if (!keys.length) return true;
-  const elts = keys.map((k) => eltSize(Buffer.byteLength(k)));
-  if (elts.some((e) => bucketSize < e + PTR)) return false;
+  const hashes = keys.map(hashKey);
   // the 64-bit keys as two 32-bit halves: key % size = (hi % size * 2^32 % size + lo % size) % size
-  const hi = keys.map((k) => Number(hashKey(k) >> 32n));
-  const lo = keys.map((k) => Number(hashKey(k) & 0xffffffffn));
+  return {
+    elts: keys.map((k) => eltSize(Buffer.byteLength(k))),
+    hi: hashes.map((h) => Number(h >> 32n)),
+    lo: hashes.map((h) => Number(h & 0xffffffffn)),
+  };
+}
+
+function fits(t: Table, bucketSize: number, maxSize: number): boolean {
+  const n = t.elts.length;
+  if (!n) return true;
+  if (t.elts.some((e) => bucketSize < e + PTR)) return false;
   const limit = bucketSize - PTR;
-  let start = Math.floor(keys.length / Math.floor(bucketSize / (2 * PTR))) || 1;
-  if (maxSize > 10000 && maxSize / keys.length < 100) start = maxSize - 1000;
+  let start = Math.floor(n / Math.floor(bucketSize / (2 * PTR))) || 1;
+  if (maxSize > 10000 && maxSize / n < 100) start = maxSize - 1000;
+  // nginx tries every size from `start` up to max_size and takes the first that fits; one
+  // fitting size near the top is enough to know it will succeed
   const test = new Uint32Array(maxSize + 1);
-  for (let size = start; size <= maxSize; size++) {
+  for (let size = maxSize; size >= Math.max(start, maxSize - 64); size--) {
     test.fill(0, 0, size);
     const high = 4294967296 % size;
     let ok = true;
-    for (let i = 0; i < keys.length; i++) {
-      const slot = ((hi[i] % size) * high + (lo[i] % size)) % size;
-      const len = test[slot] + elts[i];
+    for (let i = 0; i < n; i++) {
+      const slot = ((t.hi[i] % size) * high + (t.lo[i] % size)) % size;
+      const len = test[slot] + t.elts[i];
       if (len > limit) {
         ok = false;
         break;
@@ -49,6 +63,11 @@ export function hashFits(names: string[], bucketSize: number, maxSize: number): 
     if (ok) return true;
   }
   return false;
+}
+
+/** Will ngx_hash_init succeed for these names with this bucket size and max_size? */
+export function hashFits(names: string[], bucketSize: number, maxSize: number): boolean {
+  return fits(table(names), bucketSize, maxSize);
 }
 
 export interface HashSizing {
@@ -63,11 +82,16 @@ export interface HashSizing {
  */
 export function sizeHashes(tables: string[][], defaultMax: number): HashSizing {
   const nonEmpty = tables.filter((t) => t.length);
+  const most = Math.max(0, ...nonEmpty.map((t) => t.length));
+  const prepared = nonEmpty.map(table);
+  // max_size up to 4 slots per name: nginx allocates only the size it settles on
+  let top = defaultMax;
+  while (top < 4 * most && top < 262144) top *= 2;
   for (let bucketSize = 128; bucketSize <= 4096; bucketSize *= 2) {
-    for (let maxSize = defaultMax; maxSize <= 8192; maxSize *= 2) {
-      if (nonEmpty.every((t) => hashFits(t, bucketSize, maxSize))) return { bucketSize, maxSize };
+    for (let maxSize = defaultMax; maxSize <= top; maxSize *= 2) {
+      if (prepared.every((t) => fits(t, bucketSize, maxSize))) return { bucketSize, maxSize };
     }
   }
   // names this long or this many do not pass the schema; keep nginx's own error then
-  return { bucketSize: 4096, maxSize: 8192 };
+  return { bucketSize: 4096, maxSize: top };
 }
