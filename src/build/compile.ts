@@ -27,6 +27,12 @@ export interface CompileResult {
   inputFiles: string[];
 }
 
+/** Keys of the maps built outside the renderer (the API key map), for sizing map_hash_*. */
+export function externalMapKeys(files: Record<string, string>): string[][] {
+  const keyMap = files['conf.d/keys.map'];
+  return keyMap ? [[...keyMap.matchAll(/^\s*"([0-9a-f]{64})"/gm)].map((x) => x[1])] : [];
+}
+
 export const sha256 = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
 
 export function compile(configPath: string, opts: CompileOptions = {}): CompileResult {
@@ -68,11 +74,10 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
   diagnostics.push(...auth.diagnostics);
   if (hasErrors(diagnostics)) return { ...fail(), model };
   if (auth.inputDigest) model.source.hash = sha256(`${model.source.hash}\n${auth.inputDigest}`);
-  const keyMap = auth.files['conf.d/keys.map'];
-  if (keyMap) model.externalMapKeys = [[...keyMap.matchAll(/^\s*"([0-9a-f]{64})"/gm)].map((x) => x[1])];
+
   let files: Record<string, string>;
   try {
-    const r = render(model, opts);
+    const r = render(model, { ...opts, externalMapKeys: externalMapKeys(auth.files) });
     files = r.files;
     for (const w of r.warnings) diagnostics.push({ code: 'GW501', severity: 'warning', message: w, at: null });
   } catch (e) {

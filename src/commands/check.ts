@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { writeBuild } from '../build/write.ts';
-import { compile } from '../build/compile.ts';
+import { compile, externalMapKeys } from '../build/compile.ts';
 import { formatDiagnostic } from '../model/diagnostics.ts';
 import type { Diagnostic, GatewayModel, SourcePos } from '../model/types.ts';
 import { render } from '../render/index.ts';
@@ -209,7 +209,10 @@ export async function checkConfig(opts: CheckOptions): Promise<CheckResult> {
   diagnostics.push(...substituteMissingCerts(model, scratch));
   diagnostics.push(...substituteForeignAddresses(model));
   // build artefacts that are not rendered (njs bundle, auth preload, key map) come from the first build
-  const files = { ...first.files!, ...render(model, { availableModules: { brotli: first.files!['nginx.conf'].includes('brotli_filter') } }).files };
+  const files = {
+    ...first.files!,
+    ...render(model, { availableModules: { brotli: first.files!['nginx.conf'].includes('brotli_filter') }, externalMapKeys: externalMapKeys(first.files!) }).files,
+  };
   const dist = path.join(scratch, 'dist');
   writeBuild(dist, files);
   const loc = await findNginx({ nginx: opts.nginx });

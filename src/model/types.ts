@@ -28,8 +28,6 @@ export interface GatewayModel {
   auth: AuthSettings | null; // njs authentication (API keys, JWT); null = not configured
   models: ModelEntry[]; // model catalogue for model-aware routes and /v1/models (src/routing)
   acme: AcmeSettings | null; // certificates managed by `gatewayctl tls issue|renew`
-  /** keys of maps rendered outside render/ (the API key map), so map_hash_* can be sized for them */
-  externalMapKeys?: string[][];
 }
 
 export interface GlobalSettings {

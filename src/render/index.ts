@@ -81,7 +81,7 @@ export function render(m: GatewayModel, opts: RenderOptions = {}): RenderResult 
   }
 
   const files: Record<string, string> = {};
-  files['nginx.conf'] = renderConf(mainConf(m, header, brotli));
+  files['nginx.conf'] = renderConf(mainConf(m, header, brotli, opts.externalMapKeys ?? []));
   files['mime.types'] = readFileSync(path.join(TEMPLATES, 'mime.types'), 'utf8');
   files[CONF_FILES.maps] = renderConf({ header, lines: routingHttpLines(m), blocks: [...mapBlocks(m), ...routingMapBlocks(m)] });
   files[CONF_FILES.limits] = renderConf({
@@ -126,7 +126,7 @@ export function render(m: GatewayModel, opts: RenderOptions = {}): RenderResult 
   return { files, warnings };
 }
 
-function mainConf(m: GatewayModel, header: string, brotli: boolean): ConfView {
+function mainConf(m: GatewayModel, header: string, brotli: boolean, externalMapKeys: string[][]): ConfView {
   const g = m.global;
   const lines: string[] = [];
   if (g.modules.njs) lines.push(d('load_module', 'modules/ngx_http_js_module.so'));
@@ -143,7 +143,7 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean): ConfView {
     d('sendfile', 'on'),
     d('tcp_nopush', 'on'),
     d('keepalive_timeout', '65s'),
-    ...hashSizeLines(m),
+    ...hashSizeLines(m, externalMapKeys),
     d('client_body_temp_path', q(`${g.paths.temp}/client_body`, 'file')),
     d('proxy_temp_path', q(`${g.paths.temp}/proxy`, 'file')),
     d('fastcgi_temp_path', q(`${g.paths.temp}/fastcgi`, 'file')),
@@ -202,7 +202,7 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean): ConfView {
  * per listening port, one per map with user-given keys): long host names, CORS origins and
  * large API key sets build where nginx's defaults would refuse them.
  */
-function hashSizeLines(m: GatewayModel): string[] {
+function hashSizeLines(m: GatewayModel, externalMapKeys: string[][]): string[] {
   const ports = new Map<string, string[]>();
   const add = (addr: string | null, port: number, names: string[]) => {
     const k = `${addr ?? '*'}:${port}`;
@@ -222,7 +222,7 @@ function hashSizeLines(m: GatewayModel): string[] {
   const mapTables: string[][] = [
     ...m.routes.filter((r) => r.cors).map((r) => r.cors!.origins.filter((o) => o !== '*')),
     m.models.map((e) => e.id),
-    ...(m.externalMapKeys ?? []),
+    ...externalMapKeys,
   ];
   const s = sizeHashes(serverTables, 512);
   const mp = sizeHashes(mapTables, 2048);
