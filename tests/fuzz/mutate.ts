@@ -97,9 +97,19 @@ function boundary(r: () => number, original: unknown): unknown {
   return pick(r, [true, false, null, [], {}]);
 }
 
-/** One mutation of `text`; `describe` says what was done (for the failure report). */
+/** One to three mutations of `text`; `describe` says what was done (for the failure report). */
 export function mutate(text: string, seed: number): { text: string; describe: string } {
   const r = rng(seed);
+  const steps = 1 + Math.floor(r() * r() * 3); // mostly one
+  let out = { text, describe: '' };
+  for (let i = 0; i < steps; i++) {
+    const m = mutateOnce(out.text, r);
+    out = { text: m.text, describe: out.describe ? `${out.describe}; ${m.describe}` : m.describe };
+  }
+  return out;
+}
+
+function mutateOnce(text: string, r: () => number): { text: string; describe: string } {
   const doc = parseDocument(text, { uniqueKeys: false });
   const all = sites(doc).filter((s) => s.path.length > 0);
   const op = r();
