@@ -27,6 +27,12 @@ export interface CompileResult {
   inputFiles: string[];
 }
 
+/** Keys of the maps built outside the renderer (the API key map), for sizing map_hash_*. */
+export function externalMapKeys(files: Record<string, string>): string[][] {
+  const keyMap = files['conf.d/keys.map'];
+  return keyMap ? [[...keyMap.matchAll(/^\s*"([0-9a-f]{64})"/gm)].map((x) => x[1])] : [];
+}
+
 export const sha256 = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
 
 export function compile(configPath: string, opts: CompileOptions = {}): CompileResult {
@@ -68,9 +74,10 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
   diagnostics.push(...auth.diagnostics);
   if (hasErrors(diagnostics)) return { ...fail(), model };
   if (auth.inputDigest) model.source.hash = sha256(`${model.source.hash}\n${auth.inputDigest}`);
+
   let files: Record<string, string>;
   try {
-    const r = render(model, opts);
+    const r = render(model, { ...opts, externalMapKeys: externalMapKeys(auth.files) });
     files = r.files;
     for (const w of r.warnings) diagnostics.push({ code: 'GW501', severity: 'warning', message: w, at: null });
   } catch (e) {
@@ -156,6 +163,11 @@ function manifest(m: GatewayModel, files: Record<string, string>): string {
   const readiness = readinessEndpoint(m);
   const g = m.global;
   const prefixDirs = [g.paths.logs, 'run', g.paths.temp, ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${g.paths.temp}/${t}`), g.paths.cache];
+  // directories of relative log files (nginx opens them, it does not create their directory)
+  for (const f of [g.accessLog?.path, g.errorLog.path, m.auth?.failureLog]) {
+    const dir = f && !f.startsWith('/') ? f.split('/').slice(0, -1).join('/') : '';
+    if (dir && !dir.split('/').includes('..') && !prefixDirs.includes(dir)) prefixDirs.push(dir);
+  }
   const man: Manifest = {
     generator: 'gatewayctl',
     version: m.version,

@@ -25,6 +25,8 @@ export interface RenderOptions {
   /** modules found for the target nginx; brotli is dropped with a warning when absent */
   availableModules?: { brotli: boolean };
   warnings?: string[];
+  /** keys of maps written outside render/ (the API key map), so map_hash_* is sized for them */
+  externalMapKeys?: string[][];
 }
 
 export const ERROR_STATUSES: Record<number, [string, string]> = {
