@@ -4,11 +4,22 @@
 // object; holds HMAC secrets, written 0600). The njs module itself comes from ./njs.ts.
 // Part of compile(): reads inputs, writes nothing. A broken input is a diagnostic (GW379)
 // positioned inside that file where possible.
-import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
-import { KeyStoreError, parseKeys, renderKeyMap } from '../keys/store.ts';
+import { isActive, KeyStoreError, parseKeys, readKeysText, renderKeyMap } from '../keys/store.ts';
+import { formatBytes, readBounded } from '../config/load.ts';
+
+// key files read at build time are bounded like the config (checked before reading)
+const JWKS_MAX_BYTES = 1024 * 1024;
+const SECRET_MAX_BYTES = 64 * 1024;
+
+/** The file's text, or an error naming only its size (never its contents) when over `limit`. */
+function boundedText(file: string, limit: number, what: string): string {
+  const r = readBounded(file, limit);
+  if ('tooLarge' in r) throw new Error(`${what} is ${formatBytes(r.tooLarge)}; gatewayctl reads at most ${formatBytes(limit)}`);
+  return r.text;
+}
 import { PreloadError, renderAuthPreload, type JwtProviderInput } from '../njs/preload.ts';
 import type { Diagnostic, GatewayModel, SourcePos } from '../model/types.ts';
 
@@ -30,6 +41,8 @@ export interface AuthBuild {
   inputDigest: string | null;
   /** files read (keys store, JWKS, secret files) */
   inputFiles: string[];
+  /** keys of the maps written here (the active API key hashes), for sizing map_hash_* */
+  mapKeys: string[][];
 }
 
 const display = (f: string): string => {
@@ -110,6 +123,7 @@ export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): Aut
   const hasher = createHash('sha256');
   let readAny = false;
   const inputFiles: string[] = [];
+  const mapKeys: string[][] = [];
   const fail = (at: SourcePos, message: string) => diagnostics.push({ code: 'GW379', severity: 'error', message, at });
   const auth = m.auth;
 
@@ -118,20 +132,27 @@ export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): Aut
     const at = opts.locate('auth.api_keys.file', k.at);
     let text: string | null = null;
     try {
-      text = readFileSync(k.file, 'utf8');
+      text = readKeysText(k.file, display(k.file));
       inputFiles.push(k.file);
     } catch (e) {
-      fail(
-        at,
-        `cannot read keys file ${display(k.file)}: ${errnoText(e)}` +
-          ((e as NodeJS.ErrnoException).code === 'ENOENT' ? ` (create one with: gatewayctl keys create --file ${display(k.file)} --name NAME)` : ''),
-      );
+      if (e instanceof KeyStoreError) {
+        // too large: refused before reading; reported at auth.api_keys.file
+        diagnostics.push({ code: 'GW110', severity: 'error', message: e.message.replace(/^.*?:\d+:\d+: /, ''), at });
+      } else {
+        fail(
+          at,
+          `cannot read keys file ${display(k.file)}: ${errnoText(e)}` +
+            ((e as NodeJS.ErrnoException).code === 'ENOENT' ? ` (create one with: gatewayctl keys create --file ${display(k.file)} --name NAME)` : ''),
+        );
+      }
     }
     if (text !== null) {
       readAny = true;
       hasher.update(`keys\0${text}\0`);
       try {
-        files[AUTH_FILES.keyMap] = renderKeyMap(parseKeys(text, display(k.file)).keys, now);
+        const keys = parseKeys(text, display(k.file)).keys;
+        files[AUTH_FILES.keyMap] = renderKeyMap(keys, now);
+        mapKeys.push(keys.filter((x) => isActive(x, now)).map((x) => x.hash));
       } catch (e) {
         if (e instanceof KeyStoreError) {
           const msg = e.message.replace(/^.*?:\d+:\d+: /, '').replace(/^[^:]*: /, '');
@@ -164,7 +185,7 @@ export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): Aut
     if (pr.jwksFile) {
       const at = opts.locate(`${p}.jwks_file`, pr.at);
       try {
-        const text = readFileSync(pr.jwksFile, 'utf8');
+        const text = boundedText(pr.jwksFile, JWKS_MAX_BYTES, 'JWKS');
         inputFiles.push(pr.jwksFile);
         readAny = true;
         hasher.update(`jwks:${pr.name}\0${text}\0`);
@@ -185,7 +206,7 @@ export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): Aut
     let secret: string | null = null;
     if (pr.secretFile) {
       try {
-        secret = secretText(readFileSync(pr.secretFile, 'utf8'));
+        secret = secretText(boundedText(pr.secretFile, SECRET_MAX_BYTES, 'secret file'));
         inputFiles.push(pr.secretFile);
       } catch (e) {
         fail(opts.locate(`${p}.secret_file`, pr.at), `cannot read secret file ${display(pr.secretFile)}: ${errnoText(e)}`);
@@ -227,7 +248,7 @@ export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): Aut
     if (!diagnostics.length) files[AUTH_FILES.preload] = renderAuthPreload(providers);
   }
 
-  return { files, diagnostics, inputDigest: readAny ? hasher.digest('hex') : null, inputFiles };
+  return { files, diagnostics, inputDigest: readAny ? hasher.digest('hex') : null, inputFiles, mapKeys };
 }
 
 /**

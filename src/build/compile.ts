@@ -26,6 +26,8 @@ export interface CompileResult {
   files: Record<string, string> | null; // relative path → content, manifest.json included
   diagnostics: Diagnostic[];
   inputFiles: string[];
+  /** keys of maps written outside render (API key hashes): render sizes map_hash_* with them */
+  mapKeys: string[][];
 }
 
 export const sha256 = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
@@ -33,7 +35,7 @@ export const sha256 = (s: string | Buffer): string => createHash('sha256').updat
 export function compile(configPath: string, opts: CompileOptions = {}): CompileResult {
   const loaded = loadConfig(configPath, opts);
   const diagnostics: Diagnostic[] = [...loaded.diagnostics];
-  const fail = (): CompileResult => ({ ok: false, model: null, files: null, diagnostics: sortDiagnostics(diagnostics), inputFiles: loaded.files });
+  const fail = (): CompileResult => ({ ok: false, model: null, files: null, diagnostics: sortDiagnostics(diagnostics), inputFiles: loaded.files, mapKeys: [] });
   if (!loaded.value || hasErrors(diagnostics)) return fail();
   const schemaErrors = checkSchema(loaded.value, loaded.positions, loaded.file);
   diagnostics.push(...schemaErrors);
@@ -69,10 +71,11 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
   diagnostics.push(...auth.diagnostics);
   if (hasErrors(diagnostics)) return { ...fail(), model };
   if (auth.inputDigest) model.source.hash = sha256(`${model.source.hash}\n${auth.inputDigest}`);
+
   let files: Record<string, string>;
   let modules: Manifest['modules'];
   try {
-    const r = render(model, FEATURES, opts);
+    const r = render(model, FEATURES, { ...opts, externalMapKeys: auth.mapKeys });
     files = r.files;
     modules = r.modules;
     for (const w of r.warnings) diagnostics.push({ code: 'GW501', severity: 'warning', message: w, at: null });
@@ -84,7 +87,7 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
   addNjsFiles(model, files);
   Object.assign(files, auth.files);
   files['manifest.json'] = manifest(model, files, modules);
-  return { ok: true, model, files, diagnostics: sortDiagnostics(diagnostics), inputFiles: [...loaded.files, ...auth.inputFiles] };
+  return { ok: true, model, files, diagnostics: sortDiagnostics(diagnostics), inputFiles: [...loaded.files, ...auth.inputFiles], mapKeys: auth.mapKeys };
 }
 
 /**
@@ -161,6 +164,11 @@ function manifest(m: GatewayModel, files: Record<string, string>, modules: Manif
   const readiness = readinessEndpoint(m);
   const g = m.global;
   const prefixDirs = [g.paths.logs, 'run', g.paths.temp, ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${g.paths.temp}/${t}`), g.paths.cache];
+  // directories of relative log files (nginx opens them, it does not create their directory)
+  for (const f of [g.accessLog?.path, g.errorLog.path, m.auth?.failureLog]) {
+    const dir = f && !f.startsWith('/') ? f.split('/').slice(0, -1).join('/') : '';
+    if (dir && !dir.split('/').includes('..') && !prefixDirs.includes(dir)) prefixDirs.push(dir);
+  }
   const man: Manifest = {
     generator: 'gatewayctl',
     version: m.version,

@@ -30,8 +30,9 @@ Examples:
   $ gatewayctl check --strict-dns             # fail instead of substituting unresolvable hosts
 
 Upstream hosts that do not resolve on this machine (docker service names, internal DNS)
-are checked with 127.0.0.1 in their place, and missing certificate files with a throwaway
-self-signed pair; each substitution is printed as a warning.`;
+are checked with 127.0.0.1 in their place, missing certificate files with a throwaway
+self-signed pair, and listen addresses this machine does not have on all addresses; each
+substitution is printed as a warning.`;
 
 export interface CheckOptions {
   config: string;
@@ -73,6 +74,38 @@ export async function substituteUnresolvable(m: GatewayModel): Promise<Diagnosti
   return out;
 }
 
+/**
+ * nginx -t binds every listening socket, so a listener address that belongs to the target
+ * machine (a public or VPC address) fails here; such listeners are checked on all
+ * addresses instead, with a warning (GW247), as unresolvable upstream hosts are.
+ */
+export function substituteForeignAddresses(m: GatewayModel): Diagnostic[] {
+  const local = new Set(['127.0.0.1', '::1', '0.0.0.0', '::']);
+  for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) local.add(a.address);
+  const out: Diagnostic[] = [];
+  for (const l of m.listeners) {
+    if (!l.address) continue;
+    const ip = l.address.replace(/^\[|\]$/g, '');
+    if (local.has(ip)) continue;
+    out.push({
+      code: 'GW247',
+      severity: 'warning',
+      message: `listen address ${l.address} is not an address of this machine; checked on all addresses (it must exist where the gateway runs)`,
+      at: l.at,
+    });
+    l.address = null;
+  }
+  const st = m.global.status;
+  if (st) {
+    const host = st.listen.replace(/:[0-9]+$/, '').replace(/^\[|\]$/g, '');
+    if (host !== st.listen && !local.has(host)) {
+      out.push({ code: 'GW247', severity: 'warning', message: `global.status.listen address ${host} is not an address of this machine; checked on 127.0.0.1`, at: m.global.at });
+      st.listen = `127.0.0.1:${st.listen.split(':').pop()}`;
+    }
+  }
+  return out;
+}
+
 export function substituteMissingCerts(m: GatewayModel, scratch: string): Diagnostic[] {
   const out: Diagnostic[] = [];
   let pair: { cert: string; key: string } | null = null;
@@ -95,18 +128,74 @@ export function substituteMissingCerts(m: GatewayModel, scratch: string): Diagno
   return out;
 }
 
-/** The gateway.yaml entry behind a generated line: the nearest block comment above it. */
+/**
+ * The gateway.yaml entry behind a generated line: the directive itself, then each enclosing
+ * block (innermost first) with the comment above it, is matched against the names the
+ * renderer writes (route/upstream/listener comments, `@gw_route_<route>_…` named locations,
+ * `gw_rl_`/`gw_conn_`/`gw_cache_` zones). A named location that follows the routes of a
+ * server is thus blamed on its own route, not on the last route above it.
+ */
 export function blameGenerated(m: GatewayModel, fileText: string, line: number): SourcePos | null {
   const lines = fileText.split('\n');
-  for (let i = Math.min(line, lines.length) - 1; i >= 0; i--) {
-    const mm = /^\s*# (?:route|upstream|listener) \S+ \(([^)]+)\)/.exec(lines[i]);
-    if (!mm) continue;
-    const p = mm[1];
-    const hit =
-      m.routes.find((r) => r.at.path === p)?.at ??
-      m.upstreams.find((u) => u.at.path === p)?.at ??
-      m.listeners.find((l) => l.at.path === p)?.at;
-    if (hit) return hit;
+  const idx = Math.min(Math.max(line, 1), lines.length) - 1;
+  const indentOf = (t: string) => /^ */.exec(t)![0].length;
+  const texts: string[] = [lines[idx]];
+  let indent = indentOf(lines[idx]);
+  for (let i = idx - 1; i >= 0 && indent > 0; i--) {
+    const t = lines[i];
+    if (t.trim().endsWith('{') && indentOf(t) < indent) {
+      texts.push(t);
+      for (let c = i - 1; c >= 0 && /^\s*#/.test(lines[c]); c--) texts.push(lines[c]);
+      indent = indentOf(t);
+    }
+  }
+  // raw snippets sit at the end of their block, under a comment naming their YAML path
+  for (let i = idx; i >= 0 && indentOf(lines[i]) === indentOf(lines[idx]) && !lines[i].trim().endsWith('{'); i--) {
+    const sn = /^\s*# unsafe_nginx_\w+ \(verbatim, from (\S+)\)/.exec(lines[i]);
+    const hit = sn && m.unsafeSnippets.find((x) => x.at.path === sn[1]);
+    if (hit) return hit.at;
+  }
+  const byIdent = <T extends { name: string }>(xs: T[]) => [...xs].sort((a, b) => b.name.length - a.name.length);
+  const id = (n: string) => n.replace(/-/g, '_');
+  for (const t of texts) {
+    const named = /^\s*# (?:CORS for |strip_prefix \S+ for |roles allowed on |upstream URI for )?route (\S+?)(?:[ :]|$)/.exec(t);
+    if (named) {
+      const r = m.routes.find((x) => x.name === named[1]);
+      if (r) return r.at;
+    }
+    const up = /^\s*# (?:upstream|consistent-hash key for upstream) (\S+?)[ ;:(]/.exec(t) ?? /^\s*upstream (\S+) \{/.exec(t);
+    if (up) {
+      const u = m.upstreams.find((x) => x.name === up[1]);
+      if (u) return u.at;
+    }
+    const li = /^\s*# listener (\S+?)[ :]/.exec(t);
+    if (li) {
+      const l = m.listeners.find((x) => x.name === li[1]);
+      if (l) return l.at;
+    }
+    for (const r of byIdent(m.routes)) if (t.includes(`gw_route_${id(r.name)}_`) || new RegExp(`_${id(r.name)}( \\{|;)`).test(t)) return r.at;
+    for (const z of byIdent(m.rateZones)) if (t.includes(`gw_rl_${id(z.name)}:`) || t.includes(`gw_rl_${id(z.name)} `)) return z.at;
+    for (const z of byIdent(m.connZones)) if (t.includes(`gw_conn_${id(z.name)}:`) || t.includes(`gw_conn_${id(z.name)} `)) return z.at;
+    for (const c of byIdent(m.caches)) if (t.includes(`gw_cache_${id(c.name)}:`) || t.includes(`gw_cache_${id(c.name)};`)) return c.at;
+    const zone = /^\s*# limit key for zone (\S+?):/.exec(t);
+    if (zone) {
+      const z = [...m.rateZones, ...m.connZones].find((x) => x.name === zone[1]);
+      if (z) return z.at;
+    }
+  }
+  return null;
+}
+
+/** The entry behind an nginx error that names no generated line (bind(), hash tables). */
+function blameMessage(m: GatewayModel, message: string): SourcePos | null {
+  const bind = /bind\(\) to (.+):([0-9]+) failed/.exec(message);
+  if (bind) {
+    const l = m.listeners.find((x) => x.port === Number(bind[2]) || x.tls?.redirectFrom === Number(bind[2]));
+    if (l) return l.at;
+  }
+  if (/server_names_hash/.test(message)) {
+    const l = m.listeners.find((x) => x.serverNames.length) ?? m.listeners[0];
+    if (l) return l.at;
   }
   return null;
 }
@@ -150,13 +239,14 @@ async function checkIn(
   const model = structuredClone(first.model!);
   if (!opts.strictDns) diagnostics.push(...(await substituteUnresolvable(model)));
   diagnostics.push(...substituteMissingCerts(model, scratch));
+  diagnostics.push(...substituteForeignAddresses(model));
   // build artefacts that are not rendered (njs bundle, auth preload, key map) come from the first build
-  const files = { ...first.files!, ...render(model, FEATURES, { availableModules: first.availableModules }).files };
+  const files = { ...first.files!, ...render(model, FEATURES, { availableModules: first.availableModules, externalMapKeys: first.mapKeys }).files };
   const dist = path.join(scratch, 'dist');
   writeBuild(dist, files);
   const loc = await findNginx({ nginx: opts.nginx });
   const prefix = path.join(scratch, 'prefix');
-  await preparePrefix(prefix, loc.modulesDir);
+  await preparePrefix(prefix, loc.modulesDir, { dirs: (JSON.parse(files['manifest.json']) as { prefixDirs: string[] }).prefixDirs });
   const res = await testConfig(loc, prefix, path.join(dist, 'nginx.conf'));
   const report = (e: ConfigError, severity: 'error' | 'warning') => {
     let at: SourcePos | null = null;
@@ -168,11 +258,15 @@ async function checkIn(
     } else if (e.file) {
       where = ` (${e.file}${e.line ? `:${e.line}` : ''})`;
     }
+    // every problem carries a position: the entry behind it, else the top of gateway.yaml
+    at ??= blameMessage(model, e.message) ?? { file: model.source.file, line: 1, col: 1, path: '' };
     diagnostics.push({ code: 'GW401', severity, message: `nginx: ${e.message}${where}`, at });
   };
   for (const e of res.errors) report(e, 'error');
   for (const e of res.warnings) report(e, 'warning');
-  if (!res.ok && !res.errors.length) diagnostics.push({ code: 'GW401', severity: 'error', message: `nginx -t failed:\n${res.output}`, at: null });
+  if (!res.ok && !res.errors.length) {
+    diagnostics.push({ code: 'GW401', severity: 'error', message: `nginx -t failed:\n${res.output}`, at: { file: model.source.file, line: 1, col: 1, path: '' } });
+  }
   return { ok: res.ok, diagnostics, nginxOutput: res.output };
 }
 

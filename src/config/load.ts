@@ -1,10 +1,10 @@
 // Load step: the only part of the pipeline (besides write) that touches the disk.
 // Parses gateway.yaml keeping positions, follows `include:`, interpolates ${VAR}, and
 // returns a plain JS value plus an index from key path (routes[2].upstream) to position.
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, Parser, type Node as YamlNode, type YAMLError } from 'yaml';
 import type { Diagnostic, SourcePos } from '../model/types.ts';
 
 export interface PositionIndex {
@@ -28,6 +28,51 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** text to use instead of reading the main file (tests, stdin) */
   text?: string;
+}
+
+/**
+ * Input bounds, checked before anything is parsed so memory stays proportional to them. A
+ * real gateway.yaml with a thousand routes is about 300 KB; one value longer than 64 KiB
+ * cannot reach nginx anyway (its parameters end at 4 KiB).
+ */
+export const LIMITS = {
+  /** one file: gateway.yaml or an included file */
+  fileBytes: 1024 * 1024,
+  /** gateway.yaml plus every included file */
+  totalBytes: 2 * 1024 * 1024,
+  /** one scalar (key or value), after ${VAR} interpolation */
+  scalarBytes: 64 * 1024,
+};
+
+export function formatBytes(n: number): string {
+  if (n >= 1024 * 1024) return `${(n / (1024 * 1024)).toFixed(1).replace(/\.0$/, '')} MiB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1).replace(/\.0$/, '')} KiB`;
+  return `${n} bytes`;
+}
+
+/**
+ * Read a text file of at most `limit` bytes. The size is checked on the open descriptor
+ * before any byte is read, so an oversized file costs no memory; 'too-large' carries it.
+ */
+export function readBounded(file: string, limit: number): { text: string } | { tooLarge: number } {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size > limit) return { tooLarge: size };
+    // read up to limit + 1 bytes: a file that grows while being read is still caught
+    const buf = Buffer.alloc(Math.min(limit + 1, Math.max(size, 0) + 1));
+    let got = 0;
+    for (;;) {
+      const n = readSync(fd, buf, got, buf.length - got, null);
+      if (n === 0) break;
+      got += n;
+      if (got === buf.length) break;
+    }
+    if (got > limit) return { tooLarge: got };
+    return { text: buf.subarray(0, got).toString('utf8') };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 const ENV_RE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\$\{/g;
@@ -82,9 +127,14 @@ function walk(node: YamlNode | null | undefined, p: string, ctx: WalkCtx): unkno
     const out: Record<string, unknown> = {};
     for (const pair of node.items) {
       const keyNode = pair.key as YamlNode | null;
-      const key = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
+      let key = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
+      const kAt0 = posAt(ctx.file, ctx.lc, keyNode?.range?.[0] ?? range[0], p);
+      if (Buffer.byteLength(key) > 256) {
+        ctx.diagnostics.push({ code: 'GW108', severity: 'error', message: `key is ${Buffer.byteLength(key)} bytes long; keys are at most 256 bytes`, at: kAt0 });
+        key = `${key.slice(0, 32)}…`;
+      }
       const kp = joinPath(p, key);
-      const kAt = posAt(ctx.file, ctx.lc, keyNode?.range?.[0] ?? range[0], kp);
+      const kAt = { ...kAt0, path: kp };
       ctx.positions.key.set(kp, kAt);
       if (Object.prototype.hasOwnProperty.call(out, key)) {
         ctx.diagnostics.push({ code: 'GW102', severity: 'error', message: `duplicate key "${key}"`, at: kAt });
@@ -105,7 +155,9 @@ function walk(node: YamlNode | null | undefined, p: string, ctx: WalkCtx): unkno
   if (isScalar(node)) {
     const v = node.value;
     if (typeof v === 'string') {
+      if (Buffer.byteLength(v) > LIMITS.scalarBytes) return tooLong(v, at, ctx);
       const s = interpolate(v, at, ctx);
+      if (Buffer.byteLength(s) > LIMITS.scalarBytes) return tooLong(s, at, ctx);
       // An unquoted `${VAR}` takes the type YAML gives the value written in place
       // (`port: ${PORT}` is an integer); quote it to keep a string.
       return node.type === 'PLAIN' && s !== v ? plainScalar(s) : s;
@@ -115,6 +167,77 @@ function walk(node: YamlNode | null | undefined, p: string, ctx: WalkCtx): unkno
   // aliases are resolved by toJS; we disallow them to keep positions honest
   ctx.diagnostics.push({ code: 'GW104', severity: 'error', message: 'YAML aliases/anchors are not supported', at });
   return null;
+}
+
+function tooLong(s: string, at: SourcePos, ctx: WalkCtx): null {
+  ctx.diagnostics.push({
+    code: 'GW108',
+    severity: 'error',
+    message: `value is ${Buffer.byteLength(s)} bytes long; a value is at most ${LIMITS.scalarBytes} bytes (${formatBytes(LIMITS.scalarBytes)})`,
+    at,
+  });
+  return null;
+}
+
+/** Flow collections (`[`, `{`) that are never closed, from the concrete syntax tree. */
+function unclosedFlows(text: string): { offset: number; open: string }[] {
+  const out: { offset: number; open: string }[] = [];
+  const visit = (t: unknown): void => {
+    if (!t || typeof t !== 'object') return;
+    if (Array.isArray(t)) {
+      for (const x of t) visit(x);
+      return;
+    }
+    const tok = t as Record<string, unknown> & { type?: string };
+    if (tok.type === 'flow-collection') {
+      const start = tok.start as { offset: number; source: string };
+      const close = start.source === '[' ? ']' : '}';
+      if (!(tok.end as { source: string }[]).some((e) => e.source === close)) out.push({ offset: start.offset, open: start.source });
+      visit(tok.items);
+      return;
+    }
+    for (const k of Object.keys(tok)) visit(tok[k]);
+  };
+  for (const tok of new Parser().parse(text)) visit(tok);
+  return out;
+}
+
+/**
+ * YAML (and JSON) syntax errors at the place the parser failed, once per real problem: an
+ * error whose range encloses another one is the same problem seen from outside, and an
+ * unclosed `[`/`{` is reported where it was opened (the parser only notices at the end).
+ */
+export function syntaxDiagnostics(displayFile: string, text: string, lc: LineCounter, errors: YAMLError[]): Diagnostic[] {
+  const opens = errors.some((e) => /end with an? [\]}]/.test(e.message)) ? unclosedFlows(text) : [];
+  const used = new Set<number>();
+  const located = errors.map((e) => {
+    let offset = e.pos[0];
+    let message = e.message.split('\n')[0];
+    const m = /end with an? ([\]}])/.exec(message);
+    if (m) {
+      const open = m[1] === ']' ? '[' : '{';
+      const hit = opens.filter((o) => o.open === open && o.offset < e.pos[0] && !used.has(o.offset)).pop();
+      if (hit) {
+        used.add(hit.offset);
+        offset = hit.offset;
+        message = `${open} is never closed with ${m[1]} (${message})`;
+      }
+    }
+    return { e, offset, message };
+  });
+  const out: Diagnostic[] = [];
+  const seen = new Set<string>();
+  for (const x of located) {
+    const [a, b] = x.e.pos;
+    // a cascade: this error's range strictly encloses the start of another error
+    if (located.some((y) => y !== x && y.offset > a && y.offset < b && y.e.pos[1] - y.e.pos[0] < b - a)) continue;
+    const { line, col } = lc.linePos(Math.min(x.offset, text.length));
+    const key = `${line}:${col}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ code: 'GW101', severity: 'error', message: `YAML syntax: ${x.message}`, at: { file: displayFile, line, col, path: '' } });
+  }
+  return out;
 }
 
 interface ParsedFile {
@@ -129,15 +252,7 @@ function parseFile(displayFile: string, text: string, env: NodeJS.ProcessEnv): P
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false });
   const positions: PositionIndex = { value: new Map(), key: new Map() };
   const diagnostics: Diagnostic[] = [];
-  for (const err of doc.errors) {
-    const [line, col] = err.linePos?.[0] ? [err.linePos[0].line, err.linePos[0].col] : [1, 1];
-    diagnostics.push({
-      code: 'GW101',
-      severity: 'error',
-      message: `YAML syntax: ${err.message.split('\n')[0]}`,
-      at: { file: displayFile, line, col, path: '' },
-    });
-  }
+  diagnostics.push(...syntaxDiagnostics(displayFile, text, lc, doc.errors));
   if (doc.errors.length) return { value: null, positions, diagnostics, text };
   const ctx: WalkCtx = { file: displayFile, lc, env, positions, diagnostics };
   const value = walk(doc.contents as YamlNode, '', ctx);
@@ -172,8 +287,27 @@ export function loadConfig(file: string, opts: LoadOptions = {}): LoadedConfig {
   const diagnostics: Diagnostic[] = [];
   const files = [abs];
   let text: string;
+  const tooLarge = (size: number, what: string, at: SourcePos, limit = LIMITS.fileBytes): Diagnostic => ({
+    code: 'GW107',
+    severity: 'error',
+    message: `${what} is ${formatBytes(size)}; gatewayctl reads at most ${formatBytes(limit)}${limit === LIMITS.totalBytes ? ' for a config and all its included files' : ' per config file'}`,
+    at,
+  });
   try {
-    text = opts.text ?? readFileSync(abs, 'utf8');
+    if (opts.text !== undefined) {
+      text = opts.text;
+    } else {
+      const r = readBounded(abs, LIMITS.fileBytes);
+      if ('tooLarge' in r) {
+        diagnostics.push(tooLarge(r.tooLarge, display, { file: display, line: 1, col: 1, path: '' }));
+        return { file: display, baseDir, value: null, positions: { value: new Map(), key: new Map() }, hash: '', diagnostics, files };
+      }
+      text = r.text;
+    }
+    if (Buffer.byteLength(text) > LIMITS.fileBytes) {
+      diagnostics.push(tooLarge(Buffer.byteLength(text), display, { file: display, line: 1, col: 1, path: '' }));
+      return { file: display, baseDir, value: null, positions: { value: new Map(), key: new Map() }, hash: '', diagnostics, files };
+    }
   } catch (e) {
     diagnostics.push({
       code: 'GW100',
@@ -200,16 +334,25 @@ export function loadConfig(file: string, opts: LoadOptions = {}): LoadedConfig {
     if (!Array.isArray(includes) || includes.some((x) => typeof x !== 'string')) {
       diagnostics.push({ code: 'GW105', severity: 'error', message: 'include must be a list of file paths', at: positions.value.get('include') ?? null });
     } else {
+      let total = Buffer.byteLength(text);
       includes.forEach((inc: string, i: number) => {
         const incAt = positions.value.get(`include[${i}]`) ?? null;
         const incAbs = path.resolve(baseDir, inc);
         let incText: string;
+        const here = incAt ?? { file: display, line: 1, col: 1, path: `include[${i}]` };
         try {
-          incText = readFileSync(incAbs, 'utf8');
+          const r = readBounded(incAbs, Math.min(LIMITS.fileBytes, LIMITS.totalBytes - total));
+          if ('tooLarge' in r) {
+            const overTotal = r.tooLarge <= LIMITS.fileBytes;
+            diagnostics.push(tooLarge(overTotal ? total + r.tooLarge : r.tooLarge, overTotal ? `${inc} with the files before it` : `included file ${inc}`, here, overTotal ? LIMITS.totalBytes : LIMITS.fileBytes));
+            return;
+          }
+          incText = r.text;
         } catch (e) {
           diagnostics.push({ code: 'GW105', severity: 'error', message: `cannot read included file ${inc}: ${(e as NodeJS.ErrnoException).code ?? e}`, at: incAt });
           return;
         }
+        total += Buffer.byteLength(incText);
         files.push(incAbs);
         const parsed = parseFile(displayName(incAbs), incText, env);
         diagnostics.push(...parsed.diagnostics);

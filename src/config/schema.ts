@@ -6,19 +6,33 @@
 import { modelsSchema, njsHashKeys, routeModels } from '../routing/schema.ts';
 import { authSchema, routeAuthSchema, zoneTier } from './auth-schema.ts';
 
+// Building blocks for the patterns below: what nginx itself parses, so a value the schema
+// accepts is one nginx accepts (ports 1-65535, dotted-quad IPv4, ordered time units).
+const PORT = '(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])';
+const OCTET = '(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
+const IPV4 = `(?:${OCTET}\\.){3}${OCTET}`;
+// the shape of an IPv6 literal; rules.ts checks it is a real one (node:net isIPv6)
+const IPV6 = '[0-9a-fA-F:.]{2,45}';
+const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
+// nginx's time syntax: units in decreasing order, each once (1h30m, not 30m1h); ms only where
+// nginx takes milliseconds (timeouts), not where it takes seconds (fail_timeout, cache times)
+const UNITS = '(?=[0-9])(?:[0-9]{1,7}w)?(?:[0-9]{1,7}d)?(?:[0-9]{1,7}h)?(?:[0-9]{1,7}m(?!s))?(?:[0-9]{1,7}s)?';
+
 export const PATTERNS = {
   name: '^[a-z][a-z0-9_-]{0,62}$',
-  duration: '^([0-9]+(ms|s|m|h|d|w)?)+$',
-  size: '^[0-9]+[kKmMgG]?$',
-  rate: '^[0-9]+r/[sm]$',
-  address: '^(unix:/[A-Za-z0-9_./-]+|[A-Za-z0-9.-]+:[0-9]{1,5}|\\[[0-9a-fA-F:.]+\\]:[0-9]{1,5})$',
-  bindAddress: '^([0-9.]+|\\[[0-9a-fA-F:.]+\\]|\\*)$',
+  duration: `^(?:[0-9]{1,7}|${UNITS}(?:[0-9]{1,7}ms)?)$`,
+  durationSec: `^(?:[0-9]{1,7}|${UNITS})$`,
+  size: '^[0-9]{1,9}[kKmMgG]?$',
+  rate: '^[1-9][0-9]{0,5}r/[sm]$',
+  address: `^(unix:/[A-Za-z0-9_./-]{1,100}|${LABEL}(?:\\.${LABEL})*:${PORT}|\\[${IPV6}\\]:${PORT})$`,
+  bindAddress: `^(${IPV4}|\\[${IPV6}\\]|\\*)$`,
+  listen: `^((${IPV4}|\\[${IPV6}\\]):)?${PORT}$`,
   uriPath: "^/[A-Za-z0-9._~!&()*+,=:@%/-]*$",
   headerName: '^[A-Za-z0-9][A-Za-z0-9-]{0,63}$',
   token: '^[A-Za-z0-9_.-]{1,64}$',
   host: '^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$',
-  cidr: '^(all|[0-9.]+(/[0-9]{1,2})?|[0-9a-fA-F:]+(/[0-9]{1,3})?)$',
-  origin: '^(\\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)$',
+  cidr: `^(all|${IPV4}(/(3[0-2]|[12]?[0-9]))?|${IPV6}(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)$`,
+  origin: `^(\\*|https?://${LABEL}(\\.${LABEL})*(:${PORT})?)$`,
   filePath: '^[A-Za-z0-9._/@+-]+$',
   // printable text without control characters (newlines never pass)
   text: '^[^\\x00-\\x1f\\x7f]*$',
@@ -27,10 +41,14 @@ export const PATTERNS = {
 
 const name = { type: 'string', pattern: PATTERNS.name };
 const duration = { type: 'string', pattern: PATTERNS.duration };
+const durationSec = { type: 'string', pattern: PATTERNS.durationSec };
+const host = { type: 'string', pattern: PATTERNS.host, maxLength: 253 };
+const uriPath = { type: 'string', pattern: PATTERNS.uriPath, maxLength: 1024 };
+const filePath = { type: 'string', pattern: PATTERNS.filePath, maxLength: 1024 };
 const size = { type: 'string', pattern: PATTERNS.size };
 const headerName = { type: 'string', pattern: PATTERNS.headerName };
 const text = { type: 'string', pattern: PATTERNS.text, maxLength: 4096 };
-const cidrList = { type: 'array', items: { type: 'string', pattern: PATTERNS.cidr } };
+const cidrList = { type: 'array', maxItems: 1000, items: { type: 'string', pattern: PATTERNS.cidr } };
 const method = { enum: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] };
 const unsafe = {
   type: 'string',
@@ -58,7 +76,7 @@ export const gatewaySchema = {
   required: ['version', 'listeners', 'routes'],
   properties: {
     version: { const: 1, description: 'Schema version; must be 1.' },
-    include: { type: 'array', items: { type: 'string', pattern: PATTERNS.filePath } },
+    include: { type: 'array', maxItems: 100, items: filePath },
     global: {
       type: 'object',
       additionalProperties: false,
@@ -84,7 +102,7 @@ export const gatewaySchema = {
             {
               type: 'object',
               additionalProperties: false,
-              properties: { path: { type: 'string', pattern: PATTERNS.filePath }, format: { enum: ['json', 'combined'] } },
+              properties: { path: filePath, format: { enum: ['json', 'combined'] } },
             },
           ],
         },
@@ -92,7 +110,7 @@ export const gatewaySchema = {
           type: 'object',
           additionalProperties: false,
           properties: {
-            path: { type: 'string', pattern: PATTERNS.filePath },
+            path: filePath,
             level: { enum: ['debug', 'info', 'notice', 'warn', 'error', 'crit'] },
           },
         },
@@ -100,8 +118,8 @@ export const gatewaySchema = {
           type: 'object',
           additionalProperties: false,
           properties: {
-            liveness: { type: 'string', pattern: PATTERNS.uriPath },
-            readiness: { type: 'string', pattern: PATTERNS.uriPath },
+            liveness: uriPath,
+            readiness: uriPath,
           },
         },
         status: {
@@ -111,8 +129,8 @@ export const gatewaySchema = {
               type: 'object',
               additionalProperties: false,
               properties: {
-                listen: { type: 'string', pattern: '^([0-9.]+:)?[0-9]{1,5}$' },
-                path: { type: 'string', pattern: PATTERNS.uriPath },
+                listen: { type: 'string', pattern: PATTERNS.listen },
+                path: uriPath,
               },
             },
           ],
@@ -123,11 +141,11 @@ export const gatewaySchema = {
           properties: {
             gzip: { type: 'boolean' },
             brotli: { type: 'boolean' },
-            min_length: { type: 'integer', minimum: 0 },
-            types: { type: 'array', items: { type: 'string', pattern: '^[a-z0-9.+-]+/[a-z0-9.+*-]+$' } },
+            min_length: { type: 'integer', minimum: 0, maximum: 1073741824 },
+            types: { type: 'array', maxItems: 100, items: { type: 'string', pattern: '^[a-z0-9.+-]+/[a-z0-9.+*-]+$', maxLength: 127 } },
           },
         },
-        acme_webroot: { type: 'string', pattern: PATTERNS.filePath },
+        acme_webroot: filePath,
         access,
         unsafe_nginx_http: unsafe,
       },
@@ -143,12 +161,12 @@ export const gatewaySchema = {
           description: 'Let\'s Encrypt (or any ACME directory) over HTTP-01, served by the gateway itself',
           properties: {
             email: { type: 'string', pattern: '^[^\\s@"]+@[^\\s@"]+$' },
-            domains: { type: 'array', minItems: 1, items: { type: 'string', pattern: PATTERNS.host } },
+            domains: { type: 'array', minItems: 1, maxItems: 100, items: host },
             directory: { type: 'string', pattern: '^https://[^\\s"]+$' },
             staging: { type: 'boolean' },
             key_type: { enum: ['ec', 'rsa'] },
-            certs_dir: { type: 'string', pattern: PATTERNS.filePath },
-            webroot: { type: 'string', pattern: PATTERNS.filePath },
+            certs_dir: filePath,
+            webroot: filePath,
           },
         },
       },
@@ -156,6 +174,7 @@ export const gatewaySchema = {
     listeners: {
       type: 'array',
       minItems: 1,
+      maxItems: 100,
       items: {
         type: 'object',
         additionalProperties: false,
@@ -164,7 +183,7 @@ export const gatewaySchema = {
           name,
           port: { type: 'integer', minimum: 1, maximum: 65535 },
           address: { type: 'string', pattern: PATTERNS.bindAddress },
-          server_names: { type: 'array', items: { type: 'string', pattern: PATTERNS.host } },
+          server_names: { type: 'array', maxItems: 1000, items: host },
           default_server: { type: 'boolean' },
           unknown_host: { enum: [404, 444] },
           tls: {
@@ -172,8 +191,8 @@ export const gatewaySchema = {
             additionalProperties: false,
             description: 'cert + key paths, or acme: true for the certificate managed by `gatewayctl tls issue` (top-level tls.acme)',
             properties: {
-              cert: { type: 'string', pattern: PATTERNS.filePath },
-              key: { type: 'string', pattern: PATTERNS.filePath },
+              cert: filePath,
+              key: filePath,
               acme: { type: 'boolean' },
               profile: { enum: ['modern', 'intermediate'] },
               http2: { type: 'boolean' },
@@ -185,7 +204,7 @@ export const gatewaySchema = {
                     type: 'object',
                     additionalProperties: false,
                     properties: {
-                      max_age: { type: 'integer', minimum: 0 },
+                      max_age: { type: 'integer', minimum: 0, maximum: 315360000 },
                       include_subdomains: { type: 'boolean' },
                       preload: { type: 'boolean' },
                     },
@@ -245,33 +264,38 @@ export const gatewaySchema = {
             required: ['cookie'],
             properties: { cookie: { type: 'string', pattern: PATTERNS.token } },
           },
-          max_fails: { type: 'integer', minimum: 0 },
-          fail_timeout: duration,
+          max_fails: { type: 'integer', minimum: 0, maximum: 1000 },
+          fail_timeout: durationSec,
           keepalive: {
             oneOf: [
-              { type: 'integer', minimum: 0 },
+              { type: 'integer', minimum: 0, maximum: 10000 },
               {
                 type: 'object',
                 additionalProperties: false,
-                properties: { connections: { type: 'integer', minimum: 1 }, timeout: duration, requests: { type: 'integer', minimum: 1 } },
+                properties: {
+                  connections: { type: 'integer', minimum: 1, maximum: 10000 },
+                  timeout: duration,
+                  requests: { type: 'integer', minimum: 1, maximum: 100000000 },
+                },
               },
             ],
           },
           servers: {
             type: 'array',
             minItems: 1,
+            maxItems: 1000,
             items: {
               oneOf: [
-                { type: 'string', pattern: PATTERNS.address },
+                { type: 'string', pattern: PATTERNS.address, maxLength: 300 },
                 {
                   type: 'object',
                   additionalProperties: false,
                   required: ['address'],
                   properties: {
-                    address: { type: 'string', pattern: PATTERNS.address },
+                    address: { type: 'string', pattern: PATTERNS.address, maxLength: 300 },
                     weight: { type: 'integer', minimum: 1, maximum: 1000 },
-                    max_fails: { type: 'integer', minimum: 0 },
-                    fail_timeout: duration,
+                    max_fails: { type: 'integer', minimum: 0, maximum: 1000 },
+                    fail_timeout: durationSec,
                     backup: { type: 'boolean' },
                     down: { type: 'boolean' },
                   },
@@ -297,9 +321,9 @@ export const gatewaySchema = {
               key: limitKey,
               tier: zoneTier,
               rate: { type: 'string', pattern: PATTERNS.rate },
-              burst: { type: 'integer', minimum: 0 },
+              burst: { type: 'integer', minimum: 0, maximum: 1000000 },
               nodelay: { type: 'boolean' },
-              delay: { type: 'integer', minimum: 0 },
+              delay: { type: 'integer', minimum: 0, maximum: 1000000 },
               size: size,
             },
           },
@@ -311,7 +335,7 @@ export const gatewaySchema = {
             type: 'object',
             additionalProperties: false,
             required: ['max'],
-            properties: { key: limitKey, tier: zoneTier, max: { type: 'integer', minimum: 1 }, size: size },
+            properties: { key: limitKey, tier: zoneTier, max: { type: 'integer', minimum: 1, maximum: 65535 }, size: size },
           },
         },
       },
@@ -325,8 +349,8 @@ export const gatewaySchema = {
         properties: {
           size: size,
           max_size: size,
-          inactive: duration,
-          path: { type: 'string', pattern: PATTERNS.filePath },
+          inactive: durationSec,
+          path: filePath,
         },
       },
     },
@@ -334,6 +358,7 @@ export const gatewaySchema = {
     auth: authSchema,
     routes: {
       type: 'array',
+      maxItems: 5000,
       items: {
         type: 'object',
         additionalProperties: false,
@@ -344,20 +369,21 @@ export const gatewaySchema = {
             type: 'object',
             additionalProperties: false,
             properties: {
-              prefix: { type: 'string', pattern: PATTERNS.uriPath },
-              exact: { type: 'string', pattern: PATTERNS.uriPath },
-              regex: { type: 'string', pattern: '^[^\\x00-\\x1f\\x7f"]+$' },
+              prefix: uriPath,
+              exact: uriPath,
+              regex: { type: 'string', pattern: '^[^\\x00-\\x1f\\x7f"]+$', maxLength: 2048 },
               case_insensitive: { type: 'boolean' },
               methods: { type: 'array', minItems: 1, items: method },
-              host: { type: 'string', pattern: PATTERNS.host },
+              host,
               headers: {
                 type: 'object',
+                maxProperties: 50,
                 propertyNames: { pattern: PATTERNS.headerName },
                 additionalProperties: { type: 'string', pattern: '^[^\\x00-\\x1f\\x7f"$]*$', maxLength: 256 },
               },
             },
           },
-          listeners: { type: 'array', items: name },
+          listeners: { type: 'array', maxItems: 100, items: name },
           upstream: name,
           respond: {
             type: 'object',
@@ -370,7 +396,7 @@ export const gatewaySchema = {
             },
           },
           strip_prefix: { type: 'boolean' },
-          rewrite: { type: 'string', pattern: PATTERNS.uriPath },
+          rewrite: uriPath,
           timeouts: {
             type: 'object',
             additionalProperties: false,
@@ -394,8 +420,8 @@ export const gatewaySchema = {
           streaming: { type: 'boolean' },
           websocket: { type: 'boolean' },
           max_body: size,
-          rate_limits: { type: 'array', items: name },
-          conn_limits: { type: 'array', items: name },
+          rate_limits: { type: 'array', maxItems: 20, uniqueItems: true, items: name },
+          conn_limits: { type: 'array', maxItems: 20, uniqueItems: true, items: name },
           cache: {
             type: 'object',
             additionalProperties: false,
@@ -405,7 +431,7 @@ export const gatewaySchema = {
               ttl: {
                 type: 'object',
                 propertyNames: { pattern: PATTERNS.status },
-                additionalProperties: duration,
+                additionalProperties: durationSec,
               },
               methods: { type: 'array', items: { enum: ['GET', 'HEAD', 'POST'] } },
               key_includes_body: { type: 'boolean' },
@@ -418,17 +444,19 @@ export const gatewaySchema = {
             additionalProperties: false,
             required: ['origins'],
             properties: {
-              origins: { type: 'array', minItems: 1, items: { type: 'string', pattern: PATTERNS.origin } },
+              origins: { type: 'array', minItems: 1, maxItems: 1000, items: { type: 'string', pattern: PATTERNS.origin, maxLength: 300 } },
               methods: { type: 'array', items: method },
-              headers: { type: 'array', items: headerName },
-              expose_headers: { type: 'array', items: headerName },
+              // sent as one comma-separated header value: 50 names stay within nginx's 4 KiB parameter
+              headers: { type: 'array', maxItems: 50, items: headerName },
+              expose_headers: { type: 'array', maxItems: 50, items: headerName },
               credentials: { type: 'boolean' },
-              max_age: { type: 'integer', minimum: 0 },
+              max_age: { type: 'integer', minimum: 0, maximum: 31536000 },
             },
           },
           access,
           set_headers: {
             type: 'object',
+            maxProperties: 100,
             propertyNames: { pattern: PATTERNS.headerName },
             additionalProperties: { type: 'string', pattern: PATTERNS.text, maxLength: 1024 },
           },

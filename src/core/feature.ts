@@ -46,6 +46,8 @@ export interface HttpContribution {
   caches?: Directive[];
   /** conf.d/20-caches.conf: map blocks */
   cacheMaps?: Block[];
+  /** keys of each map this feature fills with user-given keys (sizes map_hash_*) */
+  mapKeys?: string[][];
   /** extra JSON access-log fields */
   logFields?: LogField[];
   /** files of their own (relative path → text), included from http{} */
@@ -60,6 +62,8 @@ export interface Feature {
   /** the oldest nginx/njs this feature's output runs on, when it needs more than the core */
   requires?(m: GatewayModel): { nginx?: string; njs?: string } | null;
   cost?: FeatureCost;
+  /** the route keeps the whole request body in memory (client_body_in_single_buffer) */
+  buffersBody?(r: Route, m: GatewayModel): boolean;
   /** cross-field rules over the normalized model */
   rules?(m: GatewayModel, err: Report, warn: Report): void;
   http?(m: GatewayModel): HttpContribution;

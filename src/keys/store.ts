@@ -3,9 +3,10 @@
 // and `keys rotate`, never stored. renderKeyMap() turns the store into the nginx `map`
 // include that the njs `gateway.apiKey` handler relies on (docs/njs-auth.md).
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, stringify, type Node as YamlNode } from 'yaml';
+import { formatBytes, readBounded } from '../config/load.ts';
 
 export const KEY_PREFIX = 'gw_live_';
 export const KEYS_FILE_VERSION = 1;
@@ -94,10 +95,27 @@ function pos(lc: LineCounter, node: YamlNode | null | undefined): { line: number
   return { line: p.line, col: p.col };
 }
 
+/**
+ * Largest keys file gatewayctl reads: about 60,000 keys (a record is some 270 bytes). The
+ * size is checked before the file is read or parsed.
+ */
+export const KEYS_FILE_MAX_BYTES = 16 * 1024 * 1024;
+
+function tooLarge(file: string, size: number): KeyStoreError {
+  return new KeyStoreError(`keys file is ${formatBytes(size)}; gatewayctl reads at most ${formatBytes(KEYS_FILE_MAX_BYTES)}`, file, 1, 1);
+}
+
+/** The keys file's text, refused with a positioned KeyStoreError when over KEYS_FILE_MAX_BYTES (errno errors pass through). */
+export function readKeysText(file: string, display = file): string {
+  const r = readBounded(file, KEYS_FILE_MAX_BYTES);
+  if ('tooLarge' in r) throw tooLarge(display, r.tooLarge);
+  return r.text;
+}
+
 export async function loadKeys(file: string): Promise<KeyFile> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = readKeysText(file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { version: KEYS_FILE_VERSION, keys: [] };
     throw e;
@@ -106,6 +124,7 @@ export async function loadKeys(file: string): Promise<KeyFile> {
 }
 
 export function parseKeys(text: string, file: string): KeyFile {
+  if (text.length > KEYS_FILE_MAX_BYTES || Buffer.byteLength(text) > KEYS_FILE_MAX_BYTES) throw tooLarge(file, Buffer.byteLength(text));
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {

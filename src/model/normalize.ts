@@ -108,8 +108,9 @@ export function normalize(input: NormalizeInput): GatewayModel {
     const managed = l.tls?.acme === true && acme !== null;
     const tls = l.tls
       ? {
-          cert: managed ? path.join(acme.certsDir, acme.domains[0], 'fullchain.pem') : path.resolve(input.baseDir, l.tls.cert ?? ''),
-          key: managed ? path.join(acme.certsDir, acme.domains[0], 'privkey.pem') : path.resolve(input.baseDir, l.tls.key ?? ''),
+          // a missing cert/key stays '' (rules.ts reports it), not the config's directory
+          cert: managed ? path.join(acme.certsDir, acme.domains[0], 'fullchain.pem') : l.tls.cert ? path.resolve(input.baseDir, l.tls.cert) : '',
+          key: managed ? path.join(acme.certsDir, acme.domains[0], 'privkey.pem') : l.tls.key ? path.resolve(input.baseDir, l.tls.key) : '',
           acme: l.tls.acme === true,
           pending: false,
           profile: l.tls.profile ?? 'intermediate',

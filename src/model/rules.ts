@@ -6,6 +6,8 @@ import type { Feature } from '../core/feature.ts';
 import { routesUsing } from './routes.ts';
 import { checkReservedNames } from './reserved-names.ts';
 import { checkShutdownRules } from './shutdown.ts';
+import { checkNginxLimits } from './nginx-limits.ts';
+import { pcreProblem } from './pcre.ts';
 
 /**
  * `positions` (from the load step) lets each diagnostic point at the offending key itself;
@@ -170,6 +172,7 @@ export function checkRules(m: GatewayModel, features: readonly Feature[], positi
 
   for (const f of features) f.rules?.(m, err, warn);
   checkShutdownRules(m, err); // GW280
+  checkNginxLimits(m, err, (r) => features.some((f) => f.buffersBody?.(r, m))); // GW240-GW246: what nginx enforces beyond the schema's patterns
 
   for (const s of m.unsafeSnippets) {
     warn('GW390', s.at, s.at.path, `raw nginx snippet (unsafe escape hatch) inserted verbatim into ${s.context}${s.target ? ` "${s.target}"` : ''}; review it by hand`);
@@ -188,27 +191,7 @@ function balanced(s: string): boolean {
   return depth === 0;
 }
 
-/**
- * nginx compiles location regexes with PCRE2. JavaScript's engine is close enough to catch
- * the common mistakes (unbalanced groups, bad quantifiers); constructs PCRE accepts and JS
- * does not are translated first so they are not false alarms. `check` runs nginx -t for
- * the final word.
- */
+/** Why nginx's PCRE2 would refuse a location regex (src/model/pcre.ts), or null. */
 export function regexProblem(re: string): string | null {
-  if (/[\s]/.test(re) && !/\\s/.test(re) && /\s/.test(re)) return 'whitespace must be written as \\s (nginx splits arguments on spaces)';
-  const jsCompatible = re
-    .replace(/\(\?P?<([A-Za-z_][A-Za-z0-9_]*)>/g, '(?<$1>')
-    .replace(/\(\?i\)/g, '')
-    .replace(/\\[AzZ]/g, '');
-  try {
-    new RegExp(jsCompatible, 'u');
-    return null;
-  } catch {
-    try {
-      new RegExp(jsCompatible);
-      return null;
-    } catch (e2) {
-      return (e2 as Error).message.replace(/^Invalid regular expression: /, '');
-    }
-  }
+  return pcreProblem(re);
 }

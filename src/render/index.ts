@@ -12,6 +12,7 @@ import { errorLocations, errorPageLines } from '../plan/errors.ts';
 
 /** http-level directives that load the njs bundle (njs/gateway.js, written by the build) as module `gateway`. */
 const NJS_HTTP_LINES = ['js_path "njs/";', 'js_import gateway from gateway.js;'];
+import { sizeHashes } from './hash.ts';
 import { PROJECT_ROOT } from '../version.ts';
 
 const TEMPLATES = path.join(PROJECT_ROOT, 'templates');
@@ -31,8 +32,12 @@ interface ConfView {
   blocks: Block[];
 }
 
+/** nginx reads a comment like a parameter: past 4 KiB it fails ("too long parameter") */
+const MAX_COMMENT = 1000;
+
 function fill(b: Block): Required<Block> {
-  return { comment: b.comment ?? '', head: b.head, lines: b.lines, blocks: (b.blocks ?? []).map(fill) };
+  const comment = (b.comment ?? '').length > MAX_COMMENT ? `${b.comment!.slice(0, MAX_COMMENT)}…` : (b.comment ?? '');
+  return { comment, head: b.head, lines: b.lines, blocks: (b.blocks ?? []).map(fill) };
 }
 
 function renderConf(view: ConfView): string {
@@ -67,7 +72,7 @@ export function render(m: GatewayModel, features: readonly Feature[], opts: Rend
   const confFiles = Object.assign({}, ...http.map((h) => h.confFiles ?? {})) as NonNullable<HttpContribution['confFiles']>;
 
   const files: Record<string, string> = {};
-  files['nginx.conf'] = renderConf(mainConf(m, header, brotli, all('logFields') as LogField[], Object.keys(confFiles)));
+  files['nginx.conf'] = renderConf(mainConf(m, header, brotli, all('logFields') as LogField[], Object.keys(confFiles), [...(all('mapKeys') as string[][]), ...(opts.externalMapKeys ?? [])]));
   files['mime.types'] = readFileSync(path.join(TEMPLATES, 'mime.types'), 'utf8');
   files[CONF_FILES.maps] = renderConf({ header, lines: all('mapLines') as string[], blocks: [...mapBlocks(m, features), ...(all('maps') as Block[])] });
   files[CONF_FILES.limits] = renderConf({ header, lines: all('limits') as string[], blocks: [] });
@@ -86,7 +91,7 @@ export function render(m: GatewayModel, features: readonly Feature[], opts: Rend
   return { files, warnings, modules: { njs: m.global.modules.njs, brotli } };
 }
 
-function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: LogField[], featureConfs: string[]): ConfView {
+function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: LogField[], featureConfs: string[], mapKeys: string[][]): ConfView {
   const g = m.global;
   const lines: string[] = [];
   if (g.modules.njs) lines.push(d('load_module', 'modules/ngx_http_js_module.so'));
@@ -104,8 +109,7 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: L
     d('sendfile', 'on'),
     d('tcp_nopush', 'on'),
     d('keepalive_timeout', '65s'),
-    d('server_names_hash_bucket_size', '128'),
-    d('map_hash_bucket_size', '128'),
+    ...hashSizeLines(m, mapKeys),
     d('client_body_temp_path', q(`${g.paths.temp}/client_body`, 'file')),
     d('proxy_temp_path', q(`${g.paths.temp}/proxy`, 'file')),
     d('fastcgi_temp_path', q(`${g.paths.temp}/fastcgi`, 'file')),
@@ -157,6 +161,36 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: L
       { head: 'http', lines: http },
     ],
   };
+}
+
+/**
+ * server_names_hash_* and map_hash_* sized from the names this config declares (one table
+ * per listening port; one per map with user-given keys, as the features declare them): long
+ * host names, CORS origins and large API key sets build where nginx's defaults would refuse them.
+ */
+function hashSizeLines(m: GatewayModel, mapTables: string[][]): string[] {
+  const ports = new Map<string, string[]>();
+  const add = (addr: string | null, port: number, names: string[]) => {
+    const k = `${addr ?? '*'}:${port}`;
+    ports.set(k, [...(ports.get(k) ?? []), ...names]);
+  };
+  const wildcardLabels: string[][] = [];
+  for (const l of m.listeners) {
+    const hosts = m.routes.filter((r) => r.listeners.includes(l.name) && r.match.host).map((r) => r.match.host!);
+    const names = [...l.serverNames, ...hosts, '_'];
+    const exact = names.filter((n) => !n.startsWith('*.'));
+    for (const n of names) if (n.startsWith('*.')) wildcardLabels.push(n.slice(2).split('.'));
+    add(l.address, l.port, exact);
+    if (l.tls?.redirectFrom) add(l.address, l.tls.redirectFrom, exact);
+  }
+  // wildcard names are hashed label by label; each label is checked on its own
+  const serverTables = [...ports.values(), ...wildcardLabels.flat().map((x) => [x])];
+  const s = sizeHashes(serverTables, 512);
+  const mp = sizeHashes(mapTables, 2048);
+  const out = [d('server_names_hash_bucket_size', bare(s.bucketSize, 'int')), d('map_hash_bucket_size', bare(mp.bucketSize, 'int'))];
+  if (s.maxSize !== 512) out.push(d('server_names_hash_max_size', bare(s.maxSize, 'int')));
+  if (mp.maxSize !== 2048) out.push(d('map_hash_max_size', bare(mp.maxSize, 'int')));
+  return out;
 }
 
 function jsonLogFormat(extra: LogField[] = []): string {
@@ -226,7 +260,7 @@ function mapBlocks(m: GatewayModel, features: readonly Feature[]): Block[] {
 }
 
 function listenLine(address: string | null, port: number, ssl: boolean, def: boolean): string {
-  const parts = ['listen', address ? `${bare(address, 'cidr')}:${bare(port, 'int')}` : bare(port, 'int')];
+  const parts = ['listen', address ? `${bare(address, 'bind')}:${bare(port, 'int')}` : bare(port, 'int')];
   if (ssl) parts.push('ssl');
   if (def) parts.push('default_server');
   return d(...parts);
@@ -256,7 +290,7 @@ function acmeLocation(m: GatewayModel): Block[] {
     {
       comment: 'ACME HTTP-01 challenges are always answered, even where everything else redirects',
       head: 'location ^~ /.well-known/acme-challenge/',
-      lines: [d('root', q(m.global.acmeWebroot, 'file')), d('default_type', 'text/plain'), d('try_files', '$uri', '=404')],
+      lines: [d('root', q(m.global.acmeWebroot, 'abspath')), d('default_type', 'text/plain'), d('try_files', '$uri', '=404')],
     },
   ];
 }
@@ -275,7 +309,13 @@ function serverBlocks(m: GatewayModel, features: readonly Feature[], opts: Rende
     const groups: { names: string[]; routes: Route[] }[] = [];
     const mainNames = l.serverNames.filter((n) => !hosts.includes(n));
     groups.push({ names: mainNames, routes: routes.filter((r) => r.match.host === null) });
-    for (const h of hosts) groups.push({ names: [h], routes: routes.filter((r) => r.match.host === null || r.match.host === h) });
+    // a route for one host takes precedence over a host-less route with the same path there
+    // (nginx refuses two prefix or exact locations with one path in a server)
+    const samePath = (a: Route, b: Route) => a.match.path.kind !== 'regex' && a.match.path.kind === b.match.path.kind && a.match.path.value === b.match.path.value;
+    for (const h of hosts) {
+      const own = routes.filter((r) => r.match.host === h);
+      groups.push({ names: [h], routes: routes.filter((r) => r.match.host === h || (r.match.host === null && !own.some((o) => samePath(o, r)))) });
+    }
     const catchAllMain = l.serverNames.length === 0;
     for (const [gi, g] of groups.entries()) {
       if (gi === 0 && !catchAllMain && g.names.length === 0) continue; // every name has its own host group

@@ -19,6 +19,10 @@ const QUOTED: Record<string, RegExp> = {
   header: /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/,
   token: /^[A-Za-z0-9_.-]{1,64}$/,
   file: /^[A-Za-z0-9._/@+-]+$/,
+  // an absolute path resolved against the config's directory (which may hold spaces or
+  // non-ASCII letters): anything printable except `"`, `\` and `$` (nginx would read a
+  // variable in ssl_certificate)
+  abspath: /^\/[^\x00-\x1f\x7f"\\$]*$/,
   origin: /^(\*|https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?)$/,
   // free text for header values and response bodies; `$` is neutralised below
   text: /^[^\x00-\x1f\x7f]*$/,
@@ -35,7 +39,8 @@ const BARE: Record<string, RegExp> = {
   rate: /^[0-9]+r\/[sm]$/,
   address: /^(unix:\/[A-Za-z0-9_./-]+|[A-Za-z0-9.-]+:[0-9]{1,5}|\[[0-9a-fA-F:.]+\]:[0-9]{1,5})$/,
   listen: /^(([0-9.]+|\[[0-9a-fA-F:.]+\]):)?[0-9]{1,5}$/,
-  cidr: /^(all|unix:|[0-9.]+(\/[0-9]{1,2})?|[0-9a-fA-F:]+(\/[0-9]{1,3})?)$/,
+  bind: /^([0-9.]+|\[[0-9a-fA-F:.]+\])$/,
+  cidr: /^(all|unix:|[0-9.]+(\/[0-9]{1,2})?|[0-9a-fA-F:.]+(\/[0-9]{1,3})?)$/,
   method: /^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$/,
   status: /^[1-5][0-9][0-9]$|^any$/,
   mime: /^[a-z0-9.+-]+\/[a-z0-9.+*-]+$/,
@@ -84,8 +89,8 @@ export function settableHeader(name: string): string {
 
 /** nginx variable name for a request header: X-User-Id → $http_x_user_id */
 export function headerVar(name: string): string {
-  bare(name.toLowerCase().replace(/-/g, '_'), 'ident');
-  return `$http_${name.toLowerCase().replace(/-/g, '_')}`;
+  // checked with its prefix: a header name may start with a digit (X-… is not required)
+  return `$${bare(`http_${name.toLowerCase().replace(/-/g, '_')}`, 'ident')}`;
 }
 
 /** A safe nginx identifier derived from a user name (route-1 → route_1). */

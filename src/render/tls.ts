@@ -19,7 +19,7 @@ export function tlsLines(l: Listener): Directive[] {
   if (!t) return [];
   const out: Directive[] = [];
   if (t.http2) out.push(d('http2', 'on'));
-  out.push(d('ssl_certificate', q(t.cert, 'file')), d('ssl_certificate_key', q(t.key, 'file')));
+  out.push(d('ssl_certificate', q(t.cert, 'abspath')), d('ssl_certificate_key', q(t.key, 'abspath')));
   out.push(...tlsProfileLines(l));
   return out;
 }

@@ -12,6 +12,9 @@ export interface RenderOptions {
   /** modules found for the target nginx; brotli is dropped with a warning when absent */
   availableModules?: { brotli: boolean };
   warnings?: string[];
+  /** keys of maps written outside render/ (the API key map), so map_hash_* is sized for them */
+  /** keys of maps written outside render (the API key map), for sizing map_hash_* */
+  externalMapKeys?: string[][];
 }
 
 export function hashKeyVar(u: Upstream): string {

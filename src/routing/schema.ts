@@ -33,7 +33,7 @@ export const modelsSchema = {
       id: { type: 'string', pattern: MODEL_ID },
       upstream: { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,62}$' },
       owned_by: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._ -]{0,63}$' },
-      created: { type: 'integer', minimum: 0 },
+      created: { type: 'integer', minimum: 0, maximum: 9999999999 },
     },
   },
 };

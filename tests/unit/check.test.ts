@@ -4,7 +4,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkConfig } from '../../src/commands/check.ts';
+import { blameGenerated, checkConfig } from '../../src/commands/check.ts';
+import { compile } from '../../src/build/compile.ts';
 import { formatDiagnostic } from '../../src/model/diagnostics.ts';
 
 function config(text: string): string {
@@ -37,8 +38,9 @@ describe('check', () => {
     const err = r.diagnostics.find((d) => d.code === 'GW401');
     expect(err, r.nginxOutput).toBeDefined();
     expect(err!.message).toMatch(/^nginx: unknown directive "proxy_bogus_directive" \(generated conf\.d\/40-servers\.conf:\d+\)$/);
-    expect(err!.at?.path).toBe('routes[1]');
-    expect(formatDiagnostic(err!)).toMatch(/gateway\.yaml:12:5 error GW401 routes\[1\]: nginx: unknown directive/);
+    // the raw snippet itself, not just its route
+    expect(err!.at?.path).toBe('routes[1].unsafe_nginx_route');
+    expect(formatDiagnostic(err!)).toMatch(/gateway\.yaml:15:5 error GW401 routes\[1\]\.unsafe_nginx_route: nginx: unknown directive/);
   });
 
   it('substitutes upstream hosts that do not resolve here, says so, and still checks the rest', async () => {
@@ -50,5 +52,48 @@ describe('check', () => {
     const strict = await checkConfig({ config: config(text), strictDns: true });
     expect(strict.ok).toBe(false);
     expect(strict.nginxOutput).toContain('host not found in upstream');
+  });
+
+  it('blames a named location on its own route, not on the last route above it', () => {
+    // route "limited" has a 429 named location; it is written after route "last"'s location
+    const text = `${BASE.replace(/  - name: broken[\s\S]*$/, '')}  - name: limited
+    match: { prefix: /l/ }
+    upstream: api
+    rate_limits: [slow]
+  - name: last
+    match: { prefix: /z/ }
+    upstream: api
+limits:
+  rate:
+    slow: { rate: 1r/s }
+`;
+    const r = compile('gateway.yaml', { text });
+    expect(r.ok).toBe(true);
+    const conf = r.files!['conf.d/40-servers.conf'];
+    const lines = conf.split('\n');
+    const named = lines.findIndex((l) => l.includes('location @gw_route_limited_429'));
+    const lastRoute = lines.findIndex((l) => l.includes('# route last (routes[2])'));
+    expect(lastRoute).toBeGreaterThan(0);
+    expect(named).toBeGreaterThan(lastRoute); // the case the old lookup got wrong
+    const inNamed = named + 2; // a directive inside the named location (1-based line numbers)
+    expect(blameGenerated(r.model!, conf, inNamed)?.path).toBe('routes[1]');
+    const zoneLine = r.files!['conf.d/10-limits.conf'].split('\n').findIndex((l) => l.includes('zone=gw_rl_slow')) + 1;
+    expect(blameGenerated(r.model!, r.files!['conf.d/10-limits.conf'], zoneLine)?.path).toBe('limits.rate.slow');
+  });
+
+  it('positions every nginx error: an http-level snippet, and a listen address this machine lacks', async () => {
+    const http = BASE.replace(/  - name: broken[\s\S]*$/, '').replace('version: 1\n', 'version: 1\nglobal:\n  unsafe_nginx_http: "bogus_http_directive on;"\n');
+    const r = await checkConfig({ config: config(http) });
+    expect(r.ok).toBe(false);
+    const err = r.diagnostics.find((d) => d.code === 'GW401')!;
+    expect(formatDiagnostic(err)).toMatch(/gateway\.yaml:3:3 error GW401 global\.unsafe_nginx_http: nginx: unknown directive "bogus_http_directive"/);
+
+    // nginx -t binds its sockets: an address of the target machine is checked on all addresses
+    const foreign = BASE.replace(/  - name: broken[\s\S]*$/, '').replace('    port: 8080\n', '    port: 8080\n    address: 192.0.2.10\n');
+    const f = await checkConfig({ config: config(foreign) });
+    expect(f.ok, f.nginxOutput).toBe(true);
+    expect(f.diagnostics.map(formatDiagnostic)).toContainEqual(
+      expect.stringMatching(/gateway\.yaml:3:5 warning GW247 listeners\[0\]: listen address 192\.0\.2\.10 is not an address of this machine/),
+    );
   });
 });

@@ -55,7 +55,7 @@ export const corsFeature: Feature = {
   name: 'cors',
   summary: 'CORS origins, preflights and headers per route',
   cost: { njsCalls: () => 0, measured: 'nginx maps only' },
-  http: (m) => ({ maps: corsMaps(m) }),
+  http: (m) => ({ maps: corsMaps(m), mapKeys: m.routes.filter((r) => r.cors).map((r) => r.cors!.origins.filter((o) => o !== '*')) }),
   routeResponseHeaders(ctx) {
     const r = ctx.route;
     if (!r.cors) return [];

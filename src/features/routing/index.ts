@@ -22,7 +22,8 @@ export const routingFeature: Feature = {
   ],
   cost: { njsCalls, measured: 'scripts/bench.ts: model routing and body-field hash scenarios' },
   rules: checkRoutingRules, // GW36x
-  http: (m) => ({ mapLines: routingHttpLines(m), maps: routingMapBlocks(m) }),
+  buffersBody: needsBodyStep, // njs reads the body (r.requestText)
+  http: (m) => ({ mapLines: routingHttpLines(m), maps: routingMapBlocks(m), mapKeys: [m.models.map((e) => e.id)] }),
   upstreamHashKeySource: (u) => njsKeySource(u),
   route(ctx) {
     const { route: r, model: m } = ctx;
