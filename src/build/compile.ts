@@ -14,6 +14,7 @@ import { VERSION } from '../version.ts';
 import { addNjsFiles } from './njs.ts';
 import { buildAuthArtifacts } from './auth.ts';
 import { FEATURES } from '../features/index.ts';
+import { routeNjsCalls } from '../plan/route.ts';
 
 export interface CompileOptions extends LoadOptions, RenderOptions {
   /** clock for the API-key map (revoked/expired keys are left out); default now */
@@ -128,6 +129,8 @@ export interface Manifest {
   requires: { nginx: string; njs: string | null };
   /** where the running nginx keeps its pid and error log, relative to the prefix unless absolute */
   runtime: { pid: string; errorLog: string };
+  /** each route's njs calls per request, in total and by feature (the features' declared cost) */
+  routes: { name: string; njsCalls: number; byFeature: Record<string, number> }[];
 }
 
 /** `http2 on` needs nginx 1.25.1; js_var, js_preload_object and the handlers need njs 0.8. */
@@ -180,6 +183,10 @@ function manifest(m: GatewayModel, files: Record<string, string>, modules: Manif
     modules,
     requires: requirements(m, modules.njs),
     runtime: { pid: g.paths.pid, errorLog: g.errorLog.path },
+    routes: m.routes.map((r) => {
+      const c = routeNjsCalls(r, m, FEATURES);
+      return { name: r.name, njsCalls: c.total, byFeature: c.byFeature };
+    }),
   };
   return `${JSON.stringify(man, null, 2)}\n`;
 }

@@ -100,6 +100,8 @@ export interface RouteNeeds {
 export interface RoutePlan {
   /** route name and index in gateway.yaml, for the location comments */
   route: { name: string; index: number };
+  /** njs calls per request on this route, by feature (their declared cost) */
+  njsCalls: NjsCalls;
   head: string; // `location …`
   /** set $gw_route "<name>", repeated in every named location that continues the request */
   routeName: Directive;
@@ -139,7 +141,7 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
   const s = p.slots;
   const pre = [...s.name, ...s.access, ...s.auth, ...s.limits, ...s.body];
   const label = `route ${p.route.name}`;
-  const location: Block = { comment: `${label} (routes[${p.route.index}])`, head: p.head, lines: [], blocks: p.checks };
+  const location: Block = { comment: `${label} (routes[${p.route.index}])${njsCallsNote(p.njsCalls)}`, head: p.head, lines: [], blocks: p.checks };
   const handOver = (next: string): Directive[] => [
     ...(p.needs.eitherMethod ? [d('error_page', '418', '=', next)] : []),
     d('try_files', NO_FILE, next),
@@ -193,6 +195,25 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
 
 /** A path that never exists: try_files falls through to its named location at once. */
 export const NO_FILE = '"/.gatewayctl-no-such-file"';
+
+/** njs calls one request on a route makes, in total and by feature. */
+export interface NjsCalls {
+  total: number;
+  byFeature: Record<string, number>;
+}
+
+/** Sum of the features' declared njs calls for a route (the per-request price reviewers see). */
+export function routeNjsCalls(r: Route, m: GatewayModel, features: readonly Feature[]): NjsCalls {
+  const byFeature: Record<string, number> = {};
+  for (const f of features) {
+    const n = f.cost?.njsCalls(r, m) ?? 0;
+    if (n > 0) byFeature[f.name] = n;
+  }
+  return { total: Object.values(byFeature).reduce((a, b) => a + b, 0), byFeature };
+}
+
+const njsCallsNote = (c: NjsCalls): string =>
+  c.total ? `; njs calls per request: ${c.total} (${Object.entries(c.byFeature).map(([f, n]) => `${f} ${n}`).join(', ')})` : '';
 
 /** What features see and fill while a route is planned (src/core/feature.ts). */
 export interface RouteContext {
@@ -253,6 +274,7 @@ export function planRoute(
   if (!ctx.content) throw new PlanError(`route ${r.name}: no feature answers or proxies it`);
   return {
     route: { name: r.name, index: r.index },
+    njsCalls: routeNjsCalls(r, m, features),
     head: base.head,
     routeName,
     slots: ctx.slots,
