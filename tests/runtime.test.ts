@@ -4,11 +4,10 @@
 
 import { existsSync, lstatSync, readlinkSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
-import { connect, createServer, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import * as doctor from '../src/commands/doctor.ts';
 import {
   NginxError,
@@ -31,8 +30,10 @@ import {
   type NginxLocation,
 } from '../src/runtime/nginx/index.ts';
 import { completeRawConf, rewriteRawConf, startGateway, startRawNginx, stopAllGateways, withErrorLog, type Gateway } from './support/nginx.ts';
+import { capture } from './support/capture.ts';
+import { getUrl, openWebSocket, stream } from './support/http.ts';
 import { freePort } from './support/ports.ts';
-import { closeAll, decodeServerFrame, encodeClientFrame, startEchoUpstream, type EchoUpstream } from './support/upstreams.ts';
+import { closeAll, startEchoUpstream, type EchoUpstream } from './support/upstreams.ts';
 
 const ROOT = projectRoot()!;
 const RUNTIME_NGINX = path.join(ROOT, '.runtime', 'bin', 'nginx');
@@ -234,21 +235,6 @@ describe('testConfig', () => {
   });
 });
 
-/** GET over a fresh connection (no pooling, so reload/stop never wait on our sockets). */
-function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { agent: false, headers: { Connection: 'close', ...headers } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.setTimeout(10_000, () => req.destroy(new Error(`GET ${url} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 const NJS_MAIN = `
 function hello(r) {
   const n = ngx.shared.kv.incr('hits', 1, 0);
@@ -284,8 +270,8 @@ describe('njs through a real request', () => {
 
   it('loads njs >= 0.8 with js_import, js_content and js_shared_dict_zone', async () => {
     await withErrorLog(gw, async () => {
-      const a = await get(gw.url('/a'));
-      const b = await get(gw.url('/b'));
+      const a = await getUrl(gw.url('/a'));
+      const b = await getUrl(gw.url('/b'));
       expect(a.status).toBe(200);
       const ja = JSON.parse(a.body);
       const jb = JSON.parse(b.body);
@@ -309,13 +295,13 @@ http {
     const gw = await startRawNginx(conf(port, 'v1'), [port]);
     try {
       await withErrorLog(gw, async () => {
-        expect((await get(gw.url('/'))).body).toBe('v1\n');
+        expect((await getUrl(gw.url('/'))).body).toBe('v1\n');
         // A request in flight across the reload still completes.
-        const inFlight = get(gw.url('/'));
+        const inFlight = getUrl(gw.url('/'));
         await rewriteRawConf(gw, conf(port, 'v2'));
         await gw.reload();
         expect((await inFlight).status).toBe(200);
-        expect((await get(gw.url('/'))).body).toBe('v2\n');
+        expect((await getUrl(gw.url('/'))).body).toBe('v2\n');
         expect(await readPid(gw.prefix)).toBe(gw.pid);
       });
     } finally {
@@ -334,7 +320,7 @@ http {
       expect(err.code).toBe('NGINX_RELOAD_FAILED');
       expect(err.message).toContain('unknown directive "retrun"');
       expect(err.message).toContain('--- nginx error log');
-      expect((await get(gw.url('/'))).body).toBe('v1\n');
+      expect((await getUrl(gw.url('/'))).body).toBe('v1\n');
     } finally {
       await gw.stop();
     }
@@ -351,11 +337,11 @@ http {
       expect(proc.mode).toBe('daemon');
       expect(await readPid(prefix)).toBe(proc.pid);
       expect(await isRunning(prefix)).toBe(true);
-      expect((await get(`http://127.0.0.1:${port}/`)).body).toBe('daemon\n');
+      expect((await getUrl(`http://127.0.0.1:${port}/`)).body).toBe('daemon\n');
       const again = await startNginx(loc, prefix, confPath).catch((e) => e);
       expect(again.code).toBe('NGINX_ALREADY_RUNNING');
       await reloadNginx(prefix);
-      expect((await get(`http://127.0.0.1:${port}/`)).body).toBe('daemon\n');
+      expect((await getUrl(`http://127.0.0.1:${port}/`)).body).toBe('daemon\n');
       // A rejected config is reported from the default error log, quickly, not by timeout.
       await writeFile(confPath, completeRawConf(conf(port, 'daemon')).replace('events {}', 'events { bogus; }'));
       const t0 = Date.now();
@@ -400,11 +386,11 @@ server { listen 127.0.0.1:${port}; location / { return 200 "dist\\n"; } }
     const gw = await startGateway({ distDir: dist, ports: [port] });
     try {
       await withErrorLog(gw, async () => {
-        expect((await get(gw.url('/hello'))).body).toBe('dist\n');
+        expect((await getUrl(gw.url('/hello'))).body).toBe('dist\n');
         expect(existsSync(path.join(gw.prefix, 'run', 'gw.pid'))).toBe(true);
         expect(existsSync(path.join(gw.prefix, 'run', 'nginx.pid'))).toBe(false);
         await gw.reload();
-        expect((await get(gw.url('/again'))).status).toBe(200);
+        expect((await getUrl(gw.url('/again'))).status).toBe(200);
         expect(gw.accessLog()).toMatch(/GET \/hello HTTP\/1\.1 200/);
         expect(gw.errorLog()).toContain('reconfiguring');
       });
@@ -430,17 +416,7 @@ server { listen 127.0.0.1:${port}; location / { return 200 "dist\\n"; } }
 
 describe('doctor', () => {
   it('returns 0 on this machine and names the njs version', async () => {
-    let out = '';
-    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      out += String(chunk);
-      return true;
-    });
-    let code: number;
-    try {
-      code = await doctor.run({});
-    } finally {
-      spy.mockRestore();
-    }
+    const { code, stdout: out } = await capture(() => doctor.run({}));
     expect(code).toBe(0);
     expect(out).toContain(`njs ${info.njs.version}`);
     expect(out).toContain(`nginx ${info.version}`);
@@ -453,17 +429,7 @@ describe('doctor', () => {
     expect(report.njsVersion).toBe(info.njs.version);
     expect(report.checks.map((c) => c.id)).toEqual(['nginx', 'version', 'njs', 'brotli', 'builtins', 'openssl']);
 
-    let out = '';
-    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      out += String(chunk);
-      return true;
-    });
-    let code: number;
-    try {
-      code = await doctor.run({ nginx: '/nonexistent/nginx', json: true });
-    } finally {
-      spy.mockRestore();
-    }
+    const { code, stdout: out } = await capture(() => doctor.run({ nginx: '/nonexistent/nginx', json: true }));
     expect(code).toBe(1);
     const json = JSON.parse(out);
     expect(json.ok).toBe(false);
@@ -518,7 +484,7 @@ http {
     );
     try {
       await withErrorLog(gw, async () => {
-        const r = await get(gw.url('/x?y=1'), { 'X-Test': 't' });
+        const r = await getUrl(gw.url('/x?y=1'), { 'X-Test': 't' });
         expect(r.status).toBe(200);
         expect(r.headers['x-upstream-id']).toBe('a');
         expect(JSON.parse(r.body)).toMatchObject({ id: 'a', method: 'GET', path: '/x?y=1', headers: { 'x-test': 't' }, body: '' });
@@ -526,59 +492,29 @@ http {
 
         // SSE: events arrive one by one, not buffered until the end.
         const arrivals: number[] = [];
-        const started = Date.now();
-        await new Promise<void>((resolve, reject) => {
-          const req = httpRequest(gw.url('/sse?events=3&intervalMs=300'), { agent: false }, (res) => {
-            expect(res.headers['content-type']).toBe('text/event-stream');
-            res.setEncoding('utf8');
-            res.on('data', (c: string) => {
-              for (const _ of c.matchAll(/^data: /gm)) arrivals.push(Date.now() - started);
-            });
-            res.on('end', resolve);
-          });
-          req.on('error', reject);
-          req.end();
-        });
+        const sse = await stream({ url: gw.url('/sse?events=3&intervalMs=300') });
+        expect(sse.headers['content-type']).toBe('text/event-stream');
+        for (const c of sse.chunks) for (const _ of c.text.matchAll(/^data: /gm)) arrivals.push(c.ms);
         expect(arrivals).toHaveLength(3);
         // Buffered by nginx, all three would arrive together at the end.
         expect(arrivals[2] - arrivals[0]).toBeGreaterThanOrEqual(450);
 
         const slow = Date.now();
-        expect((await get(gw.url('/slow?ms=200'))).status).toBe(200);
+        expect((await getUrl(gw.url('/slow?ms=200'))).status).toBe(200);
         expect(Date.now() - slow).toBeGreaterThanOrEqual(190);
-        expect((await get(gw.url('/status/503'))).status).toBe(503);
+        expect((await getUrl(gw.url('/status/503'))).status).toBe(503);
 
         // WebSocket echo through nginx.
-        const echoed = await new Promise<string>((resolve, reject) => {
-          const sock = connect(port, '127.0.0.1');
-          let buf = Buffer.alloc(0);
-          let upgraded = false;
-          sock.on('connect', () =>
-            sock.write(
-              'GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
-            ),
-          );
-          sock.on('data', (c: Buffer) => {
-            buf = Buffer.concat([buf, c]);
-            if (!upgraded) {
-              const end = buf.indexOf('\r\n\r\n');
-              if (end < 0) return;
-              const head = buf.subarray(0, end).toString();
-              if (!head.startsWith('HTTP/1.1 101')) return reject(new Error(head));
-              expect(head).toContain('Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=');
-              upgraded = true;
-              buf = buf.subarray(end + 4);
-              sock.write(encodeClientFrame('hello ws'));
-            }
-            const f = decodeServerFrame(buf);
-            if (f) {
-              sock.destroy();
-              resolve(f.text);
-            }
-          });
-          sock.on('error', reject);
-          setTimeout(() => reject(new Error('websocket echo timed out')), 5_000).unref();
-        });
+        const ws = await openWebSocket(port, '/ws', 't');
+        let echoed: string;
+        try {
+          if (!ws.head.startsWith('HTTP/1.1 101')) throw new Error(ws.head);
+          expect(ws.head).toContain('Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=');
+          ws.send('hello ws');
+          echoed = (await ws.next()).text;
+        } finally {
+          ws.close();
+        }
         expect(echoed).toBe('hello ws');
       });
     } finally {

@@ -7,7 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey, revokeKey, serializeKeys, type KeyFile } from '../../src/keys/store.ts';
 import { freePort } from '../support/ports.ts';
 import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
-import { fileMode, request, startProject, type AuthProject, type Reply } from './lib.ts';
+import { startProject, type Project as AuthProject } from '../support/gateway.ts';
+import { request, type FetchReply as Reply } from '../support/http.ts';
+import { fileMode } from '../support/files.ts';
 
 const ISS = 'https://issuer.test';
 const AUD = 'gateway-api';
@@ -194,7 +196,7 @@ afterAll(async () => {
 
 describe('build output', () => {
   it('writes the preload object 0600, holds HMAC secrets only there, and only hashes in the key map', async () => {
-    expect(await fileMode(path.join(project.distDir, 'njs/auth.json'))).toBe(0o600);
+    expect(fileMode(path.join(project.distDir, 'njs/auth.json'))).toBe(0o600);
     const secretB64 = Buffer.from(HS_SECRET).toString('base64url');
     expect(project.files['njs/auth.json']).toContain(secretB64);
     for (const [rel, text] of Object.entries(project.files)) {

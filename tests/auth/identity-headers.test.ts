@@ -6,7 +6,8 @@ import { SignJWT } from 'jose';
 import { createKey, serializeKeys, type KeyFile } from '../../src/keys/store.ts';
 import { freePort } from '../support/ports.ts';
 import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
-import { request, startProject, type AuthProject } from './lib.ts';
+import { startProject, type Project as AuthProject } from '../support/gateway.ts';
+import { request } from '../support/http.ts';
 
 const HS_SECRET = 'identity-test-secret-0123456789abcdef';
 

@@ -14,7 +14,11 @@ import { stopMaster } from '../../src/deploy/nginx.ts';
 import { probePath } from '../../src/deploy/ready.ts';
 import { createSelfSigned } from '../../src/tls/selfsigned.ts';
 import { childPids, readPid } from '../../src/runtime/nginx/index.ts';
-import { freePort, get, readSse, startEchoUpstream, tempDir, type EchoUpstream } from './helpers.ts';
+import { tempDir } from './helpers.ts';
+import { get, readSse } from '../support/http.ts';
+import { capture } from '../support/capture.ts';
+import { freePort } from '../support/ports.ts';
+import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterAll(async () => {
@@ -241,32 +245,18 @@ routes:
     expect(r2.release).not.toBe(r1.release);
     expect(r2.outputHash).not.toBe(r1.outputHash);
 
-    const list = await captureOut(() => runReleases({ target }));
-    expect(list.out).toMatch(new RegExp(`${r1.release} .*previous \\(TLS pending: https\\)`));
+    const list = await capture(() => runReleases({ target }));
+    expect(list.stdout).toMatch(new RegExp(`${r1.release} .*previous \\(TLS pending: https\\)`));
     // The input hash names both: refused, listing both, nothing changes.
     const amb = await rollback({ target, to: r1.inputHash.slice(0, 12) }).catch((e: unknown) => e);
     expect(amb).toBeInstanceOf(DeployError);
     expect((amb as DeployError).detail.split('\n')).toHaveLength(2);
     // A rollback to the pending release says that it serves plain HTTP only.
-    const rb = await captureOut(() => runRollback({ target, readyTimeout: 10 }));
+    const rb = await capture(() => runRollback({ target, readyTimeout: 10 }));
     expect(rb.code).toBe(0);
-    expect(rb.out).toContain(`rolled back to ${r1.release}`);
-    expect(rb.err).toContain(`note: release ${r1.release} was built before the ACME certificate was issued: listener(s) https serve plain HTTP only`);
+    expect(rb.stdout).toContain(`rolled back to ${r1.release}`);
+    expect(rb.stderr).toContain(`note: release ${r1.release} was built before the ACME certificate was issued: listener(s) https serve plain HTTP only`);
   });
 });
 
-async function captureOut(fn: () => Promise<number>): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const ow = process.stdout.write.bind(process.stdout);
-  const ew = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((c: string | Uint8Array) => ((out += String(c)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((c: string | Uint8Array) => ((err += String(c)), true)) as typeof process.stderr.write;
-  try {
-    return { code: await fn(), out, err };
-  } finally {
-    process.stdout.write = ow;
-    process.stderr.write = ew;
-  }
-}
 

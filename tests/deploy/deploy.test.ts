@@ -15,7 +15,12 @@ import { deploy, DeployError, rollback } from '../../src/deploy/deploy.ts';
 import { acquireLock } from '../../src/deploy/lock.ts';
 import { stopMaster } from '../../src/deploy/nginx.ts';
 import { layout, listReleases } from '../../src/deploy/releases.ts';
-import { fileMode, freePort, get, readyHash, reloadSignals, startEchoUpstream, steadyLoad, tempDir, writeFixture, type EchoUpstream } from './helpers.ts';
+import { readyHash, reloadSignals, steadyLoad, tempDir, writeFixture } from './helpers.ts';
+import { fileMode } from '../support/files.ts';
+import { get } from '../support/http.ts';
+import { capture } from '../support/capture.ts';
+import { freePort } from '../support/ports.ts';
+import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
 
 let upA: EchoUpstream;
 let upB: EchoUpstream;
@@ -88,21 +93,6 @@ function upstreamOf(body: string): string {
   return (JSON.parse(body) as { id: string }).id;
 }
 
-async function captureStdout(fn: () => Promise<number>): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const ow = process.stdout.write.bind(process.stdout);
-  const ew = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((c: string | Uint8Array) => ((out += String(c)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((c: string | Uint8Array) => ((err += String(c)), true)) as typeof process.stderr.write;
-  try {
-    const code = await fn();
-    return { code, out, err };
-  } finally {
-    process.stdout.write = ow;
-    process.stderr.write = ew;
-  }
-}
 
 describe('deploy', () => {
   it('starts nginx on the first deploy, then switches traffic to v2 and /ready reports the new hash', async () => {
@@ -140,9 +130,9 @@ describe('deploy', () => {
     expect(r2).toMatchObject({ status: 'unchanged', release: r1.release, started: false });
     expect(fs.readdirSync(path.join(e.target, 'releases'))).toEqual(before);
 
-    const out = await captureStdout(() => runDeploy({ from: v1.dir, target: e.target, quiet: true }));
+    const out = await capture(() => runDeploy({ from: v1.dir, target: e.target, quiet: true }));
     expect(out.code).toBe(0);
-    expect(out.out).toMatch(/already live; nothing to do/);
+    expect(out.stdout).toMatch(/already live; nothing to do/);
 
     // Same build while nginx is down: still a no-op for the release, but nginx is started.
     await stopMaster(path.join(e.target, 'run', 'nginx.pid'));
@@ -177,10 +167,10 @@ describe('deploy', () => {
     // The refused release is not kept around as a rollback candidate.
     expect(fs.readdirSync(path.join(e.target, 'releases'))).toEqual([r1.release]);
 
-    const out = await captureStdout(() => runDeploy({ from: broken.dir, target: e.target, quiet: true }));
+    const out = await capture(() => runDeploy({ from: broken.dir, target: e.target, quiet: true }));
     expect(out.code).toBe(1);
-    expect(out.err).toMatch(/deploy failed at step "nginx -t"/);
-    expect(out.err).toMatch(/unknown directive/);
+    expect(out.stderr).toMatch(/deploy failed at step "nginx -t"/);
+    expect(out.stderr).toMatch(/unknown directive/);
   });
 
   it('rolls back a release that passes nginx -t but cannot be applied (listen port taken)', async () => {
@@ -298,20 +288,20 @@ describe('rollback and releases', () => {
     expect(list.find((r) => r.previous)?.name).toBe(r3.release);
     expect(list.map((r) => r.inputHash)).toEqual([v1.hash, v2.hash, v3.hash]);
 
-    const json = await captureStdout(() => runReleases({ target: e.target, json: true }));
+    const json = await capture(() => runReleases({ target: e.target, json: true }));
     expect(json.code).toBe(0);
-    const parsed = JSON.parse(json.out) as { name: string; live: boolean; inputHash: string; time: string }[];
+    const parsed = JSON.parse(json.stdout) as { name: string; live: boolean; inputHash: string; time: string }[];
     expect(parsed[0]!.name).toBe(r3.release); // newest first
     expect(parsed.filter((r) => r.live).map((r) => r.name)).toEqual([r1.release]);
     expect(Date.parse(parsed[0]!.time)).not.toBeNaN();
 
-    const text = await captureStdout(() => runReleases({ target: e.target }));
-    expect(text.out).toMatch(new RegExp(`\\* +${r1.release.replace('.', '\\.')} .* live`));
-    expect(text.out).toMatch(/previous/);
+    const text = await capture(() => runReleases({ target: e.target }));
+    expect(text.stdout).toMatch(new RegExp(`\\* +${r1.release.replace('.', '\\.')} .* live`));
+    expect(text.stdout).toMatch(/previous/);
 
-    const cmd = await captureStdout(() => runRollback({ target: e.target, quiet: true }));
+    const cmd = await capture(() => runRollback({ target: e.target, quiet: true }));
     expect(cmd.code).toBe(0);
-    expect(cmd.out).toMatch(`rolled back to ${r3.release}`);
+    expect(cmd.stdout).toMatch(`rolled back to ${r3.release}`);
   });
 
   it('prunes to --keep, never the live or previous release', async () => {
@@ -441,10 +431,10 @@ describe('release ids', () => {
     expect(amb.detail).toContain(r1.release);
     expect(amb.detail).toContain(r3.release);
     expect(fs.readlinkSync(path.join(e.target, 'current'))).toBe(`releases/${r3.release}`);
-    const cli = await captureStdout(() => runRollback({ target: e.target, to: v1.hash.slice(0, 8), quiet: true }));
+    const cli = await capture(() => runRollback({ target: e.target, to: v1.hash.slice(0, 8), quiet: true }));
     expect(cli.code).toBe(1);
-    expect(cli.err).toMatch(/ambiguous/);
-    expect(cli.err).toContain(r1.release);
+    expect(cli.stderr).toMatch(/ambiguous/);
+    expect(cli.stderr).toContain(r1.release);
 
     // Unique ids: the sequence number, the full name, an output-hash prefix.
     expect((await e.rollback('#1')).release).toBe(r1.release);
@@ -453,13 +443,13 @@ describe('release ids', () => {
     expect((await e.rollback(r1.release)).release).toBe(r1.release);
     expect((await caught(e.rollback('9'))).message).toMatch(/no release matches/);
 
-    const json = await captureStdout(() => runReleases({ target: e.target, json: true }));
-    const parsed = JSON.parse(json.out) as { name: string; seq: number; inputHash: string; outputHash: string }[];
+    const json = await capture(() => runReleases({ target: e.target, json: true }));
+    const parsed = JSON.parse(json.stdout) as { name: string; seq: number; inputHash: string; outputHash: string }[];
     expect(parsed.map((r) => r.seq)).toEqual([3, 2, 1]);
     expect(parsed.map((r) => r.outputHash)).toEqual([r3.outputHash, r2.outputHash, r1.outputHash]);
-    const text = await captureStdout(() => runReleases({ target: e.target }));
-    expect(text.out).toMatch(/RELEASE +TIME \(UTC\) +INPUT +OUTPUT/);
-    expect(text.out).toContain(r3.outputHash.slice(0, 12));
+    const text = await capture(() => runReleases({ target: e.target }));
+    expect(text.stdout).toMatch(/RELEASE +TIME \(UTC\) +INPUT +OUTPUT/);
+    expect(text.stdout).toContain(r3.outputHash.slice(0, 12));
   });
 
   it('keeps releases named by older versions usable and numbers new ones after them', async () => {

@@ -1,11 +1,11 @@
 // Test helpers for deploy: hand-written fixture builds (nginx.conf + conf.d + manifest.json
-// in the shape the compiler emits), a steady-load driver and an SSE reader. Upstreams and
-// ports come from tests/support.
+// in the shape the compiler emits), a steady-load driver and the out-of-process load client.
+// Ports, upstreams, the HTTP client (get, readSse) and fileMode come from tests/support.
 
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import * as http from 'node:http';
+import type * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -13,8 +13,7 @@ export async function tempDir(tag: string): Promise<string> {
   return fsp.mkdtemp(path.join(os.tmpdir(), `gatewayctl-${tag}-`));
 }
 
-export { freePort } from '../support/ports.ts';
-export { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
+import { get, type Reply } from '../support/http.ts';
 
 export interface FixtureOptions {
   /** Label that the gateway adds as `x-release` and that makes the input hash differ. */
@@ -120,30 +119,6 @@ ${o.httpExtra ?? ''}`;
   return { dir, hash };
 }
 
-export interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-export function get(port: number, p: string, opts: { agent?: http.Agent | false; timeoutMs?: number } = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: p, agent: opts.agent ?? false, timeout: opts.timeoutMs ?? 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (e: Error & { reusedSocket?: boolean; gotResponse?: boolean }) => {
-      // Whether the request went out on an idle keep-alive connection (see steadyLoad's retry).
-      e.reusedSocket = req.reusedSocket;
-      reject(e);
-    });
-  });
-}
-
 export async function readyHash(port: number): Promise<string | null> {
   try {
     const r = await get(port, '/ready');
@@ -214,44 +189,6 @@ export function steadyLoad(port: number, o: { total: number; concurrency: number
   };
 }
 
-/** Read an SSE stream through the gateway; resolves with the event ids in arrival order. */
-export function readSse(port: number, p: string, timeoutMs: number): Promise<{ ids: number[]; status: number; error: string | null }> {
-  return new Promise((resolve) => {
-    const ids: number[] = [];
-    let status = 0;
-    let buf = '';
-    let settled = false;
-    const finish = (error: string | null) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve({ ids, status, error });
-    };
-    const req = http.get({ host: '127.0.0.1', port, path: p, agent: false, headers: { accept: 'text/event-stream' } }, (res) => {
-      status = res.statusCode ?? 0;
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        buf += c;
-        let i: number;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const ev = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const m = /^id: (\d+)$/m.exec(ev);
-          if (m) ids.push(Number(m[1]));
-        }
-      });
-      res.on('end', () => finish(res.complete ? null : 'stream ended early'));
-      res.on('aborted', () => finish('aborted'));
-      res.on('error', (e) => finish(e.message));
-    });
-    req.on('error', (e) => finish(e.message));
-    const timer = setTimeout(() => {
-      req.destroy();
-      finish('timeout');
-    }, timeoutMs);
-  });
-}
-
 /** How many reload signals the master in TARGET (prefix = target) has received so far. */
 export function reloadSignals(target: string): number {
   const log = fs.readFileSync(path.join(target, 'logs', 'error.log'), 'utf8');
@@ -292,8 +229,4 @@ export async function startLoadClient(port: number, events: number, total: numbe
     }),
   );
   return { result, kill: () => void (client.exitCode === null && client.kill('SIGKILL')) };
-}
-
-export function fileMode(p: string): number {
-  return fs.statSync(p).mode & 0o777;
 }

@@ -3,7 +3,8 @@
 // Usage: node --import tsx tests/deploy/load-client.ts PORT EVENTS TOTAL_PER_KIND
 // Prints "started" once the SSE stream is open, then one JSON line with the results.
 import * as http from 'node:http';
-import { readSse, steadyLoad } from './helpers.ts';
+import { steadyLoad } from './helpers.ts';
+import { readSse } from '../support/http.ts';
 
 const [port, events, total] = process.argv.slice(2).map(Number) as [number, number, number];
 const stream = readSse(port, `/sse?events=${events}&intervalMs=100`, 60_000);

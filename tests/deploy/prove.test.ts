@@ -10,7 +10,9 @@ import { deploy, DeployError } from '../../src/deploy/deploy.ts';
 import { locateNginx, nginxStart, preparePrefixDirs, runningMaster, stopMaster } from '../../src/deploy/nginx.ts';
 import { proveRelease } from '../../src/deploy/shadow.ts';
 import { pidAlive } from '../../src/runtime/nginx/index.ts';
-import { freePort, readyHash, reloadSignals, startEchoUpstream, startLoadClient, tempDir, writeFixture, type EchoUpstream } from './helpers.ts';
+import { readyHash, reloadSignals, startLoadClient, tempDir, writeFixture } from './helpers.ts';
+import { freePort } from '../support/ports.ts';
+import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterAll(async () => {

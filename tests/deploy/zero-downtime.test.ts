@@ -1,21 +1,20 @@
 // Zero failed requests across repeated deploys: steady traffic plus one long SSE stream
 // through nginx while deploying four times (v2, v3, a refused broken release, v4).
 
-import { spawn } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { deploy, DeployError } from '../../src/deploy/deploy.ts';
 import { stopMaster } from '../../src/deploy/nginx.ts';
-import { freePort, readyHash, startEchoUpstream, tempDir, writeFixture, type EchoUpstream, type LoadStats } from './helpers.ts';
+import { readyHash, startLoadClient, tempDir, writeFixture } from './helpers.ts';
+import { sleep } from '../support/http.ts';
+import { freePort } from '../support/ports.ts';
+import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterAll(async () => {
   for (const c of cleanup.reverse()) await c();
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('zero-downtime deploys', () => {
   it('keeps every request and an SSE stream intact while deploying repeatedly', { timeout: 90_000 }, async () => {
@@ -39,20 +38,8 @@ describe('zero-downtime deploys', () => {
     // Clients run in their own process: one long SSE stream (60 events, 100 ms apart, ~6 s)
     // and 400 requests (200 on fresh connections, 200 on keep-alive connections).
     const EVENTS = 60;
-    const client = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./load-client.ts', import.meta.url)), String(port), String(EVENTS), '200'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    cleanup.push(async () => client.exitCode === null && client.kill('SIGKILL'));
-    let out = '';
-    client.stdout!.setEncoding('utf8');
-    await new Promise<void>((resolve, reject) => {
-      client.stdout!.on('data', (c: string) => {
-        out += c;
-        if (out.includes('started\n')) resolve();
-      });
-      client.on('exit', (code) => reject(new Error(`load client exited early (${code}): ${out}`)));
-    });
-    const finished = new Promise<number | null>((r) => client.on('exit', (code) => r(code)));
+    const client = await startLoadClient(port, EVENTS, 200);
+    cleanup.push(async () => client.kill());
 
     await sleep(500);
     const deployed: string[] = [v1.hash];
@@ -74,14 +61,7 @@ describe('zero-downtime deploys', () => {
       await sleep(700);
     }
 
-    expect(await finished).toBe(0);
-    type Stats = Omit<LoadStats, 'releases'> & { releases: Record<string, number> };
-    const res = JSON.parse(out.slice(out.indexOf('started\n') + 8).trim()) as {
-      fresh: Stats;
-      keepAlive: Stats;
-      sse: { ids: number[]; status: number; error: string | null };
-      elapsed: number;
-    };
+    const res = await client.result; // rejects unless the load client exited 0
     const [a, k, sse, elapsed] = [res.fresh, res.keepAlive, res.sse, res.elapsed];
 
     console.log(

@@ -10,7 +10,8 @@ import { run } from '../../src/commands/diff.ts';
 import { gatewaySchema } from '../../src/config/schema.ts';
 import { modelJson } from '../../src/diff/sources.ts';
 import { createKey, KEYS_FILE_VERSION, serializeKeys, type KeyFile } from '../../src/keys/store.ts';
-import { baseConfig, capture, clone, compileCfg, tempDir, yaml, type Cfg } from './helpers.ts';
+import { baseConfig, clone, compileCfg, tempDir, yaml, type Cfg } from './helpers.ts';
+import { capture } from '../support/capture.ts';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));

@@ -1,9 +1,8 @@
 // Shared fixtures for the diff tests: a base gateway config as a plain object (edit a
-// clone, stringify, compile) and stdout capture for command runs.
+// clone, stringify, compile). Output capture for command runs is tests/support/capture.ts.
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { vi } from 'vitest';
 import { stringify } from 'yaml';
 import { compile } from '../../src/build/compile.ts';
 import type { GatewayModel } from '../../src/model/types.ts';
@@ -85,25 +84,4 @@ export const yaml = (cfg: Cfg): string => stringify(cfg);
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(path.join(os.tmpdir(), `gatewayctl-diff-${prefix}-`));
-}
-
-/** Run a command's `run()` and capture what it prints. */
-export async function capture(fn: () => Promise<number>): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => {
-    stdout += String(s);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => {
-    stderr += String(s);
-    return true;
-  });
-  try {
-    const code = await fn();
-    return { code, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
 }

@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.ts';
 import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
 import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
-import { buildAndStart, type BuiltGateway } from './lib/gateway.ts';
-import { send, type HttpResponse } from './lib/http.ts';
+import { buildAndStart, type BuiltGateway } from '../support/gateway.ts';
+import { send, type HttpResponse } from '../support/http.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 

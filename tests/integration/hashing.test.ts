@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.ts';
 import { closeAll, startUpstreams, type EchoUpstream } from '../support/upstreams.ts';
 import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
-import { buildAndStart, type BuiltGateway } from './lib/gateway.ts';
-import { send } from './lib/http.ts';
+import { buildAndStart, type BuiltGateway } from '../support/gateway.ts';
+import { send } from '../support/http.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const KEYS = Array.from({ length: 300 }, (_, i) => `user-${i}-${(i * 7919) % 1000}`);

@@ -11,8 +11,8 @@ import { formatDiagnostic } from '../../src/model/diagnostics.ts';
 import { freePort } from '../support/ports.ts';
 import { closeAll, startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
 import { stopAllGateways } from '../support/nginx.ts';
-import { buildAndStart, type BuiltGateway } from './lib/gateway.ts';
-import { send } from './lib/http.ts';
+import { buildAndStart, type BuiltGateway } from '../support/gateway.ts';
+import { send } from '../support/http.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CONFIG = path.join(HERE, 'reserved-captures.gateway.yaml');

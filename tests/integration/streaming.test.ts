@@ -1,15 +1,14 @@
 // Streaming through real nginx: SSE events reach the client as the upstream produces them
 // (streaming: true), and a WebSocket upgrade is proxied (websocket: true).
 
-import { connect, type Socket } from 'node:net';
-import { request as httpRequest } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.ts';
-import { closeAll, decodeServerFrame, encodeClientFrame, startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
+import { closeAll, startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
 import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
-import { buildAndStart, type BuiltGateway } from './lib/gateway.ts';
+import { buildAndStart, type BuiltGateway } from '../support/gateway.ts';
+import { openWebSocket, stream } from '../support/http.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -69,32 +68,15 @@ interface StreamTiming {
   events: string[];
 }
 
-function readStream(pathname: string): Promise<StreamTiming> {
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path: pathname, agent: false, headers: { Accept: 'text/event-stream', 'Accept-Encoding': 'gzip' } }, (res) => {
-      let firstEventMs = -1;
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        text += chunk;
-        if (firstEventMs < 0 && text.includes('data:')) firstEventMs = Date.now() - t0;
-      });
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          firstEventMs,
-          endMs: Date.now() - t0,
-          events: text.split('\n').filter((l) => l.startsWith('data:')),
-        }),
-      );
-      res.on('error', reject);
-    });
-    req.setTimeout(15_000, () => req.destroy(new Error('SSE request timed out')));
-    req.on('error', reject);
-    req.end();
-  });
+async function readStream(pathname: string): Promise<StreamTiming> {
+  const r = await stream({ port, path: pathname, headers: { Accept: 'text/event-stream', 'Accept-Encoding': 'gzip' }, timeoutMs: 15_000 });
+  let text = '';
+  let firstEventMs = -1;
+  for (const c of r.chunks) {
+    text += c.text;
+    if (firstEventMs < 0 && text.includes('data:')) firstEventMs = c.ms;
+  }
+  return { status: r.status, headers: r.headers, firstEventMs, endMs: r.endMs, events: text.split('\n').filter((l) => l.startsWith('data:')) };
 }
 
 describe('streaming', () => {
@@ -116,48 +98,22 @@ describe('streaming', () => {
 
   it('proxies a WebSocket upgrade and echoes messages', async () => {
     await withErrorLog(g.gw, async () => {
-      const sock: Socket = connect(port, '127.0.0.1');
+      const ws = await openWebSocket(port, '/ws/chat');
       try {
-        await new Promise<void>((resolve, reject) => {
-          sock.once('connect', resolve);
-          sock.once('error', reject);
-        });
-        let buf = Buffer.alloc(0);
-        const more = () =>
-          new Promise<void>((resolve, reject) => {
-            const t = setTimeout(() => reject(new Error(`no data from the gateway; got so far: ${JSON.stringify(buf.toString('latin1'))}`)), 5_000);
-            sock.once('data', (c: Buffer) => {
-              clearTimeout(t);
-              buf = Buffer.concat([buf, c]);
-              resolve();
-            });
-          });
-        sock.write(
-          'GET /ws/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-            'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
-        );
-        while (!buf.includes('\r\n\r\n')) await more();
-        const end = buf.indexOf('\r\n\r\n');
-        const head = buf.subarray(0, end).toString('latin1');
-        buf = buf.subarray(end + 4);
+        const head = ws.head;
         expect(head).toMatch(/^HTTP\/1\.1 101 /);
         expect(head).toMatch(/\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=/i);
         expect(head).toMatch(/\r\nx-upstream-id: a/i);
         expect(up.requests.at(-1)?.path).toBe('/chat');
 
         for (const msg of ['hello', 'through nginx']) {
-          sock.write(encodeClientFrame(msg));
-          let frame = decodeServerFrame(buf);
-          while (!frame) {
-            await more();
-            frame = decodeServerFrame(buf);
-          }
-          buf = buf.subarray(frame.size);
+          ws.send(msg);
+          const frame = await ws.next();
           expect(frame.opcode).toBe(1);
           expect(frame.text).toBe(msg);
         }
       } finally {
-        sock.destroy();
+        ws.close();
       }
     });
   });

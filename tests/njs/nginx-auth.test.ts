@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleNjs, NJS_ENTRY } from '../../src/njs/bundle.ts';
 import { renderAuthPreload } from '../../src/njs/preload.ts';
 import { createKey, revokeKey, renderKeyMap, type KeyFile } from '../../src/keys/store.ts';
+import { request } from '../support/http.ts';
 import { freePort } from '../support/ports.ts';
 import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
 import { fixture, makePrefix, NJS_MODULE_SO, startNginx, writeFiles, type RunningNginx } from './nginx-helper.ts';
@@ -94,17 +95,7 @@ afterAll(async () => {
   await upstream?.close();
 });
 
-async function get(p: string, headers: Record<string, string> = {}) {
-  const res = await fetch(base + p, { headers });
-  const text = await res.text();
-  let json: any = null;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    /* not JSON */
-  }
-  return { status: res.status, headers: res.headers, text, json };
-}
+const get = (p: string, headers: Record<string, string> = {}) => request(base + p, headers);
 
 function expect401(r: Awaited<ReturnType<typeof get>>, reason: string, challenge = 'Bearer realm="gateway", error="invalid_token"') {
   expect(r.status, r.text).toBe(401);

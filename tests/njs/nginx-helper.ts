@@ -1,11 +1,10 @@
-// Private helper for the njs integration tests: runs the project nginx runtime on a
-// prepared prefix directory (files given as relative path -> text) and stops it after.
-import { spawn, type ChildProcess } from 'node:child_process';
+// njs integration fixtures: a prefix directory laid out for the hand-written configs in
+// fixtures/ (files given as relative path -> text), served by the shared nginx runner.
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../../src/njs/bundle.ts';
+import { startGateway } from '../support/nginx.ts';
 
 export const NGINX_BIN = path.join(PROJECT_ROOT, '.runtime/bin/nginx');
 export const NJS_MODULE_SO = path.join(PROJECT_ROOT, '.runtime/modules/ngx_http_js_module.so');
@@ -44,55 +43,19 @@ export async function fixture(name: string, vars: Record<string, string | number
   return text;
 }
 
-function waitForPort(port: number, child: ChildProcess, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      if (child.exitCode !== null) return reject(new Error(`nginx exited with ${child.exitCode}`));
-      const s = connect({ host: '127.0.0.1', port }, () => {
-        s.destroy();
-        resolve();
-      });
-      s.on('error', () => {
-        s.destroy();
-        if (Date.now() > deadline) reject(new Error(`nginx did not listen on ${port}`));
-        else setTimeout(attempt, 50);
-      });
-    };
-    attempt();
-  });
-}
-
+/**
+ * Start nginx (the shared runner, tests/support/nginx.ts) on a prefix prepared with
+ * makePrefix()/writeFiles(): `<prefix>/nginx.conf`, error log as that config names it.
+ * stop() removes the prefix unless GW_NJS_DEBUG is set (then it prints the error log).
+ */
 export async function startNginx(prefix: string, port: number): Promise<RunningNginx> {
-  const errorLog = () => readFile(path.join(prefix, 'error.log'), 'utf8').catch(() => '');
-  const test = spawn(NGINX_BIN, ['-p', prefix + '/', '-c', path.join(prefix, 'nginx.conf'), '-t', '-q'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let testOut = '';
-  test.stderr!.on('data', (d) => (testOut += d));
-  const testCode: number = await new Promise((r) => test.on('exit', (c) => r(c ?? 1)));
-  if (testCode !== 0) throw new Error(`nginx -t failed:\n${testOut}`);
-  const child = spawn(NGINX_BIN, ['-p', prefix + '/', '-c', path.join(prefix, 'nginx.conf'), '-g', 'daemon off;'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
-  try {
-    await waitForPort(port, child);
-  } catch (e) {
-    child.kill('SIGKILL');
-    throw new Error(`${(e as Error).message}\n${stderr}\n${await errorLog()}`);
-  }
+  const gw = await startGateway({ distDir: prefix, prefix, ports: [port], timeoutMs: 10_000 });
   return {
     prefix,
-    errorLog,
+    errorLog: async () => gw.errorLog(),
     async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(timer);
-      }
-      if (process.env.GW_NJS_DEBUG) process.stderr.write(`--- nginx error.log (${prefix})\n${await errorLog()}\n`);
+      await gw.stop();
+      if (process.env.GW_NJS_DEBUG) process.stderr.write(`--- nginx error.log (${prefix})\n${gw.errorLog()}\n`);
       else await rm(prefix, { recursive: true, force: true });
     },
   };

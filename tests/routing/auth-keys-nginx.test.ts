@@ -9,7 +9,8 @@ import { compile } from '../../src/build/compile.ts';
 import { freePort } from '../support/ports.ts';
 import { closeAll, startUpstreams, type EchoUpstream } from '../support/upstreams.ts';
 import { withErrorLog } from '../support/nginx.ts';
-import { request, startProject, type AuthProject } from '../auth/lib.ts';
+import { startProject, type Project as AuthProject } from '../support/gateway.ts';
+import { request } from '../support/http.ts';
 
 const SECRET = 'routing-hs256-secret-0123456789abcdefghij';
 let project: AuthProject;

@@ -10,8 +10,8 @@ import { explainRoute } from '../../src/routing/explain.ts';
 import { freePort } from '../support/ports.ts';
 import { closeAll, startEchoUpstream, startUpstreams, type EchoUpstream } from '../support/upstreams.ts';
 import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
-import { buildAndStart, type BuiltGateway } from '../integration/lib/gateway.ts';
-import { send, sleep } from '../integration/lib/http.ts';
+import { buildAndStart, type BuiltGateway } from '../support/gateway.ts';
+import { send, sleep } from '../support/http.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const KEYS = Array.from({ length: 300 }, (_, i) => `user-${i}-${(i * 7919) % 1009}`);

@@ -7,7 +7,6 @@
 // unsafe_nginx_route escape hatch sets them from test headers, so the routing half is tested
 // on its own.
 
-import { request as httpRequest } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,8 +14,8 @@ import { explainRoute } from '../../src/routing/explain.ts';
 import { freePort } from '../support/ports.ts';
 import { closeAll, startUpstreams, type EchoUpstream } from '../support/upstreams.ts';
 import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
-import { buildAndStart, type BuiltGateway } from '../integration/lib/gateway.ts';
-import { send } from '../integration/lib/http.ts';
+import { buildAndStart, type BuiltGateway } from '../support/gateway.ts';
+import { send, stream } from '../support/http.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -164,22 +163,12 @@ describe('model-aware routing', () => {
 
   it('streams SSE from the chosen pool token by token (body step + named location keep streaming)', async () => {
     await withErrorLog(g.gw, async () => {
-      const t0 = Date.now();
-      const chunks: { t: number; text: string }[] = [];
-      const status = await new Promise<number>((resolve, reject) => {
-        const body = JSON.stringify({ model: 'meta-llama/Llama-3-70b', stream: true });
-        const req = httpRequest(
-          { host: '127.0.0.1', port, path: '/sse?events=3&intervalMs=400', method: 'POST', headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } },
-          (r) => {
-            expect(r.headers['content-type']).toContain('text/event-stream');
-            expect(r.headers['x-accel-buffering']).toBe('no');
-            r.on('data', (c: Buffer) => chunks.push({ t: Date.now() - t0, text: c.toString() }));
-            r.on('end', () => resolve(r.statusCode ?? 0));
-          },
-        );
-        req.on('error', reject);
-        req.end(body);
-      });
+      const body = JSON.stringify({ model: 'meta-llama/Llama-3-70b', stream: true });
+      const r = await stream({ port, path: '/sse?events=3&intervalMs=400', method: 'POST', headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) }, body });
+      expect(r.headers['content-type']).toContain('text/event-stream');
+      expect(r.headers['x-accel-buffering']).toBe('no');
+      const status = r.status;
+      const chunks = r.chunks.map((c) => ({ t: c.ms, text: c.text }));
       expect(status).toBe(200);
       const all = chunks.map((c) => c.text).join('');
       expect(all.match(/^data: /gm)?.length).toBe(3);

@@ -10,10 +10,13 @@
 //   WebSocket upgrade   echoes text/binary messages back, answers ping, closes on close
 // `delayMs` delays every answer. Keep-alive: the idle timeout (65 s) outlives nginx's
 // upstream keepalive_timeout (60 s default), so nginx never reuses a connection we are closing.
+// Also here: startFixedStatusUpstream() (one status for every request, e.g. 502 for retry
+// tests) and deadPort() (a loopback port nobody listens on).
 
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { freePort } from './ports.ts';
 
 export interface EchoRequest {
   id: string;
@@ -245,4 +248,67 @@ export function encodeClientFrame(text: string, opcode = 0x1): Buffer {
 export function decodeServerFrame(buf: Buffer): { opcode: number; text: string; size: number } | null {
   const f = parseFrame(buf);
   return f ? { opcode: f.opcode, text: f.payload.toString('utf8'), size: f.size } : null;
+}
+
+// --- Fixed-status upstream and a dead address.
+
+export interface FixedStatusUpstream {
+  id: string;
+  port: number;
+  readonly address: string;
+  readonly hits: number;
+  readonly requests: EchoRequest[];
+  resetHits(): void;
+  close(): Promise<void>;
+}
+
+export async function startFixedStatusUpstream(id: string, status: number): Promise<FixedStatusUpstream> {
+  const requests: EchoRequest[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const echo: EchoRequest = { id, method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+      requests.push(echo);
+      const body = JSON.stringify({ ...echo, status });
+      res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'X-Upstream-Id': id });
+      res.end(body);
+    });
+  });
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    id,
+    port,
+    get address() {
+      return `127.0.0.1:${port}`;
+    },
+    get hits() {
+      return requests.length;
+    },
+    get requests() {
+      return requests;
+    },
+    resetHits() {
+      requests.length = 0;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A loopback port nobody listens on (connections are refused). */
+export async function deadPort(): Promise<number> {
+  return freePort();
 }

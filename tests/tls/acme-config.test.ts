@@ -12,7 +12,9 @@ import { run as build } from '../../src/commands/build.ts';
 import { deploy } from '../../src/deploy/deploy.ts';
 import { stopMaster } from '../../src/deploy/nginx.ts';
 import { linkedRelease } from '../../src/deploy/releases.ts';
-import { freePort, httpGet, httpsRequest, startPebble, tempDir, tlsPeer, type Pebble, ROOT } from './harness.ts';
+import { startPebble, tempDir, tlsPeer, type Pebble, ROOT } from './harness.ts';
+import { freePort } from '../support/ports.ts';
+import { httpsRequest, rawGet } from '../support/http.ts';
 
 const DOMAIN = 'acme.gw.test';
 let pebble: Pebble;
@@ -66,10 +68,10 @@ describe('tls.acme in gateway.yaml', () => {
     expect(r.ok).toBe(true);
     expect(r.diagnostics.map((d) => d.code)).toContain('GW502');
     expect(r.files!['conf.d/40-servers.conf']).not.toContain('ssl_certificate');
-    const res = await httpGet(httpPort, DOMAIN, '/anything');
+    const res = await rawGet(httpPort, DOMAIN, '/anything');
     expect(res.status).toBe(503);
     expect(JSON.parse(res.body).error.code).toBe('certificate_pending');
-    expect((await httpGet(httpPort, DOMAIN, '/health')).status).toBe(200);
+    expect((await rawGet(httpPort, DOMAIN, '/health')).status).toBe(200);
   });
 
   it('`gatewayctl tls issue` with no flags issues, deploys the rebuild and serves HTTPS', async () => {
@@ -104,6 +106,6 @@ describe('tls.acme in gateway.yaml', () => {
     const res = await httpsRequest(httpsPort, DOMAIN, pebble.issuerRoot);
     expect(res.status).toBe(200);
     expect(res.body).toBe('hello over tls');
-    expect((await httpGet(httpPort, DOMAIN, '/x')).status).toBe(301);
+    expect((await rawGet(httpPort, DOMAIN, '/x')).status).toBe(301);
   });
 });

@@ -6,7 +6,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/commands/tls.ts';
 import { accountKeyPath, acmeChallengeLocation, formatDirectives, hstsHeaderValue, tlsProfileDirectives, type CertMeta } from '../../src/tls/index.ts';
-import { ROOT, freePort, httpGet, httpsRequest, startNginx, startPebble, tempDir, tlsPeer, type Nginx, type Pebble } from './harness.ts';
+import { ROOT, startNginx, startPebble, tempDir, tlsPeer, type Nginx, type Pebble } from './harness.ts';
+import { freePort } from '../support/ports.ts';
+import { httpsRequest, rawGet } from '../support/http.ts';
 
 const DOMAIN = 'gw.test';
 const BLOCKED = 'blocked.test'; // two labels: pebble 2.4's blocklist check panics on names shorter than an entry
@@ -102,9 +104,9 @@ describe('tls issue/renew against pebble and nginx', () => {
   it('keeps the challenge location reachable while everything else redirects to HTTPS', async () => {
     await fs.mkdir(path.join(webroot, '.well-known/acme-challenge'), { recursive: true });
     await fs.writeFile(path.join(webroot, '.well-known/acme-challenge/probe'), 'probe-token');
-    const probe = await httpGet(httpPort, DOMAIN, '/.well-known/acme-challenge/probe');
+    const probe = await rawGet(httpPort, DOMAIN, '/.well-known/acme-challenge/probe');
     expect(probe).toMatchObject({ status: 200, body: 'probe-token' });
-    const other = await httpGet(httpPort, DOMAIN, '/api/x');
+    const other = await rawGet(httpPort, DOMAIN, '/api/x');
     expect(other.status).toBe(301);
     expect(other.location).toBe(`https://${DOMAIN}:${httpsPort}/api/x`);
     await fs.rm(path.join(webroot, '.well-known/acme-challenge/probe'));

@@ -9,7 +9,9 @@ import { run as build } from '../../src/commands/build.ts';
 import { run as tls } from '../../src/commands/tls.ts';
 import { createSelfSigned } from '../../src/tls/index.ts';
 import { startGateway, type Gateway } from '../support/nginx.ts';
-import { freePort, httpGet, httpsRequest, startPebble, tempDir, tlsPeer, type Pebble } from './harness.ts';
+import { startPebble, tempDir, tlsPeer, type Pebble } from './harness.ts';
+import { freePort } from '../support/ports.ts';
+import { httpsRequest, rawGet } from '../support/http.ts';
 
 const DOMAIN = 'gw.test';
 let pebble: Pebble;
@@ -75,8 +77,8 @@ describe('tls issue through a built gateway', () => {
     await fs.chmod(path.join(work, 'acme/.well-known'), 0o755);
     await fs.chmod(ch, 0o755);
     await fs.writeFile(path.join(ch, 'probe'), 'probe');
-    expect(await httpGet(httpPort, DOMAIN, '/.well-known/acme-challenge/probe')).toMatchObject({ status: 200, body: 'probe' });
-    expect((await httpGet(httpPort, DOMAIN, '/anything')).status).toBe(301);
+    expect(await rawGet(httpPort, DOMAIN, '/.well-known/acme-challenge/probe')).toMatchObject({ status: 200, body: 'probe' });
+    expect((await rawGet(httpPort, DOMAIN, '/anything')).status).toBe(301);
     await fs.rm(path.join(ch, 'probe'));
   });
 

@@ -1,13 +1,17 @@
-// Test harness for the TLS suite: free ports, openssl, a private nginx runner and a pebble
-// ACME server on loopback. Nothing here is skipped silently: missing tools throw.
+// Test harness for the TLS suite: openssl, an nginx on a hand-written http { } body (built on
+// the shared raw-config runner), a pebble ACME server on loopback and TLS handshake probes.
+// Ports, HTTP(S) requests and the nginx runner itself come from tests/support. Nothing here
+// is skipped silently: missing tools throw.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
-import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { rewriteRawConf, startRawNginx } from '../support/nginx.ts';
+import { httpsGet } from '../support/http.ts';
+import { freePort } from '../support/ports.ts';
 import { startDns, type DnsServer } from './dns.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -17,17 +21,6 @@ export const OPENSSL = path.join(ROOT, '.runtime', 'bin', 'openssl');
 export function requireRuntime(): void {
   if (!existsSync(NGINX) || !existsSync(OPENSSL))
     throw new Error(`project runtime missing (${NGINX}); run: bash scripts/provision-runtime.sh`);
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export async function tempDir(prefix: string): Promise<string> {
@@ -76,56 +69,35 @@ export interface Nginx {
   errorLog(): Promise<string>;
 }
 
-/** Starts nginx with `httpBody` placed inside `http { }`; waits for all ports. */
+/**
+ * Starts nginx (the shared raw-config runner, tests/support/nginx.ts) with `httpBody` placed
+ * inside `http { }`; waits for all ports. reload() and configure() send SIGHUP and return at
+ * once, like an operator's reload: callers poll for the effect.
+ */
 export async function startNginx(httpBody: string, ports: number[]): Promise<Nginx> {
   requireRuntime();
-  const dir = await tempDir('gw-tls-nginx-');
-  for (const d of ['logs', 'tmp']) await fs.mkdir(path.join(dir, d), { recursive: true });
   const user = process.getuid?.() === 0 ? 'user nobody nogroup;\n' : '';
   const confText = (httpBody: string) => `${user}worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/logs/error.log info;
+error_log logs/error.log info;
 events { worker_connections 256; }
 http {
   access_log off;
-  client_body_temp_path ${dir}/tmp/body;
-  proxy_temp_path ${dir}/tmp/proxy;
-  fastcgi_temp_path ${dir}/tmp/fastcgi;
-  uwsgi_temp_path ${dir}/tmp/uwsgi;
-  scgi_temp_path ${dir}/tmp/scgi;
 ${httpBody}
 }
 `;
-  const conf = confText(httpBody);
-  await fs.writeFile(path.join(dir, 'nginx.conf'), conf);
-  const child = spawn(NGINX, ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  for (const p of ports) await waitForPort(p, child, 'nginx', () => out + '\n' + conf);
+  const gw = await startRawNginx(confText(httpBody), ports);
   return {
-    dir,
-    pid: child.pid!,
+    dir: gw.prefix,
+    pid: gw.pid,
     async reload() {
-      process.kill(child.pid!, 'SIGHUP');
+      process.kill(gw.pid, 'SIGHUP');
     },
     async configure(body: string) {
-      const file = path.join(dir, 'nginx.conf');
-      await fs.writeFile(file + '.tmp', confText(body));
-      await fs.rename(file + '.tmp', file);
-      process.kill(child.pid!, 'SIGHUP');
+      await rewriteRawConf(gw, confText(body));
+      process.kill(gw.pid, 'SIGHUP');
     },
-    async stop() {
-      if (child.exitCode === null) {
-        const done = new Promise((r) => child.once('exit', r));
-        child.kill('SIGQUIT');
-        await Promise.race([done, new Promise((r) => setTimeout(r, 5000))]);
-        if (child.exitCode === null) child.kill('SIGKILL');
-      }
-    },
-    errorLog: () => fs.readFile(path.join(dir, 'logs', 'error.log'), 'utf8').catch(() => ''),
+    stop: () => gw.stop(),
+    errorLog: async () => gw.errorLog(),
   };
 }
 
@@ -151,19 +123,6 @@ function findPebble(): string {
   throw new Error(
     `pebble (ACME test server) is not available and scripts/provision-pebble.sh could not install it:\n${prov.stderr}${prov.stdout}`,
   );
-}
-
-export function httpsGet(url: string, ca: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    https
-      .get(url, { ca, agent: false }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => (body += d));
-        res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${url}: ${res.statusCode} ${body}`))));
-      })
-      .on('error', reject);
-  });
 }
 
 /** Starts pebble on loopback; HTTP-01 validation goes to 127.0.0.1:httpPort. */
@@ -265,47 +224,5 @@ export function tlsPeer(port: number, servername: string, ca: string, alpn?: str
     });
     s.once('error', reject);
     s.setTimeout(5000, () => s.destroy(new Error('tls connect timeout')));
-  });
-}
-
-/** One HTTPS GET on a fresh connection; resolves status, headers, body and peer serial. */
-export function httpsRequest(
-  port: number,
-  servername: string,
-  ca: string,
-  pathname = '/',
-): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string; serial: string }> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      { host: '127.0.0.1', port, path: pathname, servername, ca, agent: false, headers: { host: servername }, timeout: 5000 },
-      (res) => {
-        const serial = (res.socket as tls.TLSSocket).getPeerCertificate().serialNumber?.toUpperCase() ?? '';
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, serial }));
-      },
-    );
-    req.on('error', reject);
-    req.on('timeout', () => req.destroy(new Error('https request timeout')));
-    req.end();
-  });
-}
-
-export function httpGet(port: number, host: string, pathname: string): Promise<{ status: number; body: string; location?: string }> {
-  return new Promise((resolve, reject) => {
-    const req = net.connect(port, '127.0.0.1', () => {
-      req.write(`GET ${pathname} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
-    });
-    let raw = '';
-    req.setEncoding('utf8');
-    req.on('data', (d) => (raw += d));
-    req.on('end', () => {
-      const [head, ...rest] = raw.split('\r\n\r\n');
-      const status = Number(/^HTTP\/1\.1 (\d+)/.exec(head)?.[1] ?? 0);
-      const location = /\r\nlocation: *([^\r\n]+)/i.exec(head)?.[1];
-      resolve({ status, body: rest.join('\r\n\r\n'), location });
-    });
-    req.on('error', reject);
   });
 }

@@ -13,7 +13,9 @@ import {
   type TlsProfile,
 } from '../../src/tls/index.ts';
 import { compile } from '../../src/build/compile.ts';
-import { freePort, httpsRequest, OPENSSL, run, startNginx, tempDir, type Nginx } from './harness.ts';
+import { OPENSSL, run, startNginx, tempDir, type Nginx } from './harness.ts';
+import { freePort } from '../support/ports.ts';
+import { httpsRequest } from '../support/http.ts';
 
 let nginx: Nginx;
 let work: string;

@@ -9,7 +9,9 @@ import { writeBuild } from '../../src/build/write.ts';
 import { formatDiagnostic } from '../../src/model/diagnostics.ts';
 import { createSelfSigned } from '../../src/tls/index.ts';
 import { startGateway, type Gateway } from '../support/nginx.ts';
-import { freePort, httpGet, tempDir } from './harness.ts';
+import { tempDir } from './harness.ts';
+import { freePort } from '../support/ports.ts';
+import { rawGet } from '../support/http.ts';
 
 let gw: Gateway;
 let work: string;
@@ -59,20 +61,20 @@ describe('HTTP → HTTPS redirect target', () => {
   const target = (host: string) => `https://${host}:${httpsPort}/v1/x?y=1`;
 
   it('a foreign Host is redirected to the first configured name, not echoed', async () => {
-    const r = await httpGet(httpPort, 'evil.example', '/v1/x?y=1');
+    const r = await rawGet(httpPort, 'evil.example', '/v1/x?y=1');
     expect(r.status, gw.errorLog()).toBe(301);
     expect(r.location).toBe(target('gw.test'));
   });
 
   it('configured names, route hosts and plain names under a wildcard are kept (any case in, the configured name out)', async () => {
-    expect((await httpGet(httpPort, 'gw.test', '/v1/x?y=1')).location).toBe(target('gw.test'));
-    expect((await httpGet(httpPort, 'GW.Test:80', '/v1/x?y=1')).location).toBe(target('gw.test'));
-    expect((await httpGet(httpPort, 'api.test', '/v1/x?y=1')).location).toBe(target('api.test'));
-    expect((await httpGet(httpPort, 'eu.wild.test', '/v1/x?y=1')).location).toBe(target('eu.wild.test'));
+    expect((await rawGet(httpPort, 'gw.test', '/v1/x?y=1')).location).toBe(target('gw.test'));
+    expect((await rawGet(httpPort, 'GW.Test:80', '/v1/x?y=1')).location).toBe(target('gw.test'));
+    expect((await rawGet(httpPort, 'api.test', '/v1/x?y=1')).location).toBe(target('api.test'));
+    expect((await rawGet(httpPort, 'eu.wild.test', '/v1/x?y=1')).location).toBe(target('eu.wild.test'));
   });
 
   it('a Host that only looks like a wildcard match (userinfo trick) goes to the first name', async () => {
-    const r = await httpGet(httpPort, 'evil.example@x.wild.test', '/v1/x?y=1');
+    const r = await rawGet(httpPort, 'evil.example@x.wild.test', '/v1/x?y=1');
     expect(r.status, gw.errorLog()).toBe(301);
     expect(r.location).toBe(target('gw.test'));
   });

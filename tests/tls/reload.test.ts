@@ -13,7 +13,8 @@ import { run as build } from '../../src/commands/build.ts';
 import { deploy } from '../../src/deploy/deploy.ts';
 import { stopMaster } from '../../src/deploy/nginx.ts';
 import { createSelfSigned, RELOAD_PENDING_FILE, type CertMeta } from '../../src/tls/index.ts';
-import { ROOT, freePort, startPebble, tempDir, tlsPeer, type Pebble } from './harness.ts';
+import { ROOT, startPebble, tempDir, tlsPeer, type Pebble } from './harness.ts';
+import { freePort } from '../support/ports.ts';
 
 const DOMAIN = 'gw.test';
 const CLI = path.join(ROOT, 'bin/gatewayctl.js');

@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run as build } from '../../src/commands/build.ts';
 import { createSelfSigned, INTERMEDIATE_CIPHERS, ECDH_CURVES } from '../../src/tls/index.ts';
 import { startGateway, type Gateway } from '../support/nginx.ts';
-import { freePort, run, tempDir } from './harness.ts';
+import { run, tempDir } from './harness.ts';
+import { freePort } from '../support/ports.ts';
 
 const NAME = 'gw.test';
 // Both certificate types: with ECDSA, TLS 1.2 only negotiates the certificate's own curve

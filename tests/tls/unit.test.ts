@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/commands/tls.ts';
 import { certificateWarnings, createSelfSigned, keyMatchesCert, normalizeDomains, withCertsLock, type CertMeta } from '../../src/tls/index.ts';
 import { answer } from './dns.ts';
-import { freePort, requireRuntime, tempDir } from './harness.ts';
+import { requireRuntime, tempDir } from './harness.ts';
+import { freePort } from '../support/ports.ts';
 
 let work: string;
 beforeAll(async () => {

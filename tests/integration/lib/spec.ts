@@ -36,11 +36,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../../support/ports.ts';
-import { closeAll, startEchoUpstream, type EchoUpstream } from '../../support/upstreams.ts';
+import { closeAll, deadPort, startEchoUpstream, startFixedStatusUpstream, type EchoUpstream, type FixedStatusUpstream } from '../../support/upstreams.ts';
 import { withErrorLog } from '../../support/nginx.ts';
-import { buildAndStart, type BuiltGateway } from './gateway.ts';
-import { send, sleep, waitUntil, type HttpResponse } from './http.ts';
-import { deadPort, startFixedStatusUpstream, type FixedStatusUpstream } from './upstreams.ts';
+import { buildAndStart, type BuiltGateway } from '../../support/gateway.ts';
+import { send, sleep, waitUntil, type HttpResponse } from '../../support/http.ts';
 
 export interface SpecRequest {
   method?: string;
