@@ -8,7 +8,7 @@ import { compile } from '../../src/build/compile.ts';
 import { d, type Directive } from '../../src/plan/directive.ts';
 import { emptySlots, layoutRoute, PlanError, ROUTE_SLOTS, type RoutePlan } from '../../src/plan/route.ts';
 
-function plan(over: Partial<RoutePlan> & { needs?: Partial<RoutePlan['needs']> } = {}): RoutePlan {
+function plan(over: Omit<Partial<RoutePlan>, 'needs'> & { needs?: Partial<RoutePlan['needs']> } = {}): RoutePlan {
   const slots = emptySlots();
   // one recognisable directive per slot
   for (const s of ROUTE_SLOTS) slots[s].push(d(`slot_${s}`));
