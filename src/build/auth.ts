@@ -7,18 +7,34 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
-import { isActive, KeyStoreError, parseKeys, readKeysText, renderKeyMap } from '../keys/store.ts';
-import { formatBytes, readBounded } from '../config/load.ts';
+import { isActive, KEYS_FILE_MAX_BYTES, KeyStoreError, keysFileTooLarge, parseKeys, renderKeyMap } from '../keys/store.ts';
+import { formatBytes } from '../config/load.ts';
+import type { InputRequest, Inputs } from '../config/inputs.ts';
 
 // key files read at build time are bounded like the config (checked before reading)
 const JWKS_MAX_BYTES = 1024 * 1024;
 const SECRET_MAX_BYTES = 64 * 1024;
 
-/** The file's text, or an error naming only its size (never its contents) when over `limit`. */
-function boundedText(file: string, limit: number, what: string): string {
-  const r = readBounded(file, limit);
-  if ('tooLarge' in r) throw new Error(`${what} is ${formatBytes(r.tooLarge)}; gatewayctl reads at most ${formatBytes(limit)}`);
-  return r.text;
+/** The files and environment values the auth outputs are built from (read in the load stage). */
+export function authInputRequests(m: GatewayModel): InputRequest[] {
+  const out: InputRequest[] = [];
+  const auth = m.auth;
+  if (auth?.apiKeys) out.push({ kind: 'text', file: auth.apiKeys.file, maxBytes: KEYS_FILE_MAX_BYTES });
+  for (const pr of auth?.jwt ?? []) {
+    if (pr.jwksFile) out.push({ kind: 'text', file: pr.jwksFile, maxBytes: JWKS_MAX_BYTES });
+    if (pr.secretFile) out.push({ kind: 'text', file: pr.secretFile, maxBytes: SECRET_MAX_BYTES });
+    else if (pr.secretEnv) out.push({ kind: 'env', name: pr.secretEnv });
+  }
+  return out;
+}
+
+/** The file's text from the inputs, or an error naming only its size (never its contents) or errno. */
+function inputText(inputs: Inputs, file: string, what: string): { text: string } | { error: unknown } {
+  const v = inputs.text(file);
+  if (v?.kind === 'text') return { text: v.text };
+  if (v?.kind === 'tooLarge') return { error: new Error(`${what} is ${formatBytes(v.size)}; gatewayctl reads at most ${formatBytes(v.maxBytes)}`) };
+  if (v?.kind === 'error') return { error: v.error };
+  return { error: new Error(`${what} was not read`) };
 }
 import { PreloadError, renderAuthPreload, type JwtProviderInput } from '../njs/preload.ts';
 import type { Diagnostic, GatewayModel, SourcePos } from '../model/types.ts';
@@ -29,7 +45,6 @@ export const AUTH_FILES = {
 };
 
 export interface AuthBuildOptions {
-  env?: NodeJS.ProcessEnv;
   now?: Date; // keys revoked or expired before this are left out of the key map
   locate: (yamlPath: string, fallback: SourcePos) => SourcePos; // gateway.yaml positions
 }
@@ -37,10 +52,6 @@ export interface AuthBuildOptions {
 export interface AuthBuild {
   files: Record<string, string>;
   diagnostics: Diagnostic[];
-  /** sha256 over every auth input read (folded into the build's input hash); null when none */
-  inputDigest: string | null;
-  /** files read (keys store, JWKS, secret files) */
-  inputFiles: string[];
   /** keys of the maps written here (the active API key hashes), for sizing map_hash_* */
   mapKeys: string[][];
 }
@@ -115,14 +126,11 @@ function secretText(raw: string): string {
   return raw.replace(/\r?\n$/, '');
 }
 
-export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): AuthBuild {
+/** The key map and the JWT preload object, from inputs read in the load stage (no disk access). */
+export function buildAuthArtifacts(m: GatewayModel, inputs: Inputs, opts: AuthBuildOptions): AuthBuild {
   const files: Record<string, string> = {};
   const diagnostics: Diagnostic[] = [];
-  const env = opts.env ?? process.env;
   const now = opts.now ?? new Date();
-  const hasher = createHash('sha256');
-  let readAny = false;
-  const inputFiles: string[] = [];
   const mapKeys: string[][] = [];
   const fail = (at: SourcePos, message: string) => diagnostics.push({ code: 'GW379', severity: 'error', message, at });
   const auth = m.auth;
@@ -131,24 +139,20 @@ export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): Aut
     const k = auth.apiKeys;
     const at = opts.locate('auth.api_keys.file', k.at);
     let text: string | null = null;
-    try {
-      text = readKeysText(k.file, display(k.file));
-      inputFiles.push(k.file);
-    } catch (e) {
-      if (e instanceof KeyStoreError) {
-        // too large: refused before reading; reported at auth.api_keys.file
-        diagnostics.push({ code: 'GW110', severity: 'error', message: e.message.replace(/^.*?:\d+:\d+: /, ''), at });
-      } else {
-        fail(
-          at,
-          `cannot read keys file ${display(k.file)}: ${errnoText(e)}` +
-            ((e as NodeJS.ErrnoException).code === 'ENOENT' ? ` (create one with: gatewayctl keys create --file ${display(k.file)} --name NAME)` : ''),
-        );
-      }
+    const v = inputs.text(k.file);
+    if (v?.kind === 'text') text = v.text;
+    else if (v?.kind === 'tooLarge') {
+      // too large: refused before reading; reported at auth.api_keys.file
+      diagnostics.push({ code: 'GW110', severity: 'error', message: keysFileTooLarge(v.size), at });
+    } else {
+      const e = v?.kind === 'error' ? v.error : new Error('not read');
+      fail(
+        at,
+        `cannot read keys file ${display(k.file)}: ${errnoText(e)}` +
+          ((e as NodeJS.ErrnoException).code === 'ENOENT' ? ` (create one with: gatewayctl keys create --file ${display(k.file)} --name NAME)` : ''),
+      );
     }
     if (text !== null) {
-      readAny = true;
-      hasher.update(`keys\0${text}\0`);
       try {
         const keys = parseKeys(text, display(k.file)).keys;
         files[AUTH_FILES.keyMap] = renderKeyMap(keys, now);
@@ -184,12 +188,9 @@ export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): Aut
     let ok = true;
     if (pr.jwksFile) {
       const at = opts.locate(`${p}.jwks_file`, pr.at);
-      try {
-        const text = boundedText(pr.jwksFile, JWKS_MAX_BYTES, 'JWKS');
-        inputFiles.push(pr.jwksFile);
-        readAny = true;
-        hasher.update(`jwks:${pr.name}\0${text}\0`);
-        const parsed = parseJwks(text, display(pr.jwksFile));
+      const read = inputText(inputs, pr.jwksFile, 'JWKS');
+      if ('text' in read) {
+        const parsed = parseJwks(read.text, display(pr.jwksFile));
         if ('error' in parsed) {
           const { message, ...pos } = parsed.error;
           fail(pos, `JWKS: ${message}`);
@@ -198,22 +199,22 @@ export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): Aut
           input.jwks = parsed.doc;
           jwksPositions.set(pr.name, parsed.keyPos);
         }
-      } catch (e) {
-        fail(at, `cannot read JWKS ${display(pr.jwksFile)}: ${errnoText(e)}`);
+      } else {
+        fail(at, `cannot read JWKS ${display(pr.jwksFile)}: ${errnoText(read.error)}`);
         ok = false;
       }
     }
     let secret: string | null = null;
     if (pr.secretFile) {
-      try {
-        secret = secretText(boundedText(pr.secretFile, SECRET_MAX_BYTES, 'secret file'));
-        inputFiles.push(pr.secretFile);
-      } catch (e) {
-        fail(opts.locate(`${p}.secret_file`, pr.at), `cannot read secret file ${display(pr.secretFile)}: ${errnoText(e)}`);
+      const read = inputText(inputs, pr.secretFile, 'secret file');
+      if ('text' in read) {
+        secret = secretText(read.text);
+      } else {
+        fail(opts.locate(`${p}.secret_file`, pr.at), `cannot read secret file ${display(pr.secretFile)}: ${errnoText(read.error)}`);
         ok = false;
       }
     } else if (pr.secretEnv) {
-      const v = env[pr.secretEnv];
+      const v = inputs.env(pr.secretEnv);
       if (v === undefined || v === '') {
         fail(opts.locate(`${p}.secret_env`, pr.at), `environment variable ${pr.secretEnv} (the HMAC secret) is not set`);
         ok = false;
@@ -221,11 +222,7 @@ export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): Aut
         secret = v;
       }
     }
-    if (secret !== null) {
-      readAny = true;
-      hasher.update(`secret:${pr.name}\0${secret}\0`);
-      input.secrets = [{ secret }];
-    }
+    if (secret !== null) input.secrets = [{ secret }];
     if (ok) providers.push(input);
   }
 
@@ -248,7 +245,7 @@ export function buildAuthArtifacts(m: GatewayModel, opts: AuthBuildOptions): Aut
     if (!diagnostics.length) files[AUTH_FILES.preload] = renderAuthPreload(providers);
   }
 
-  return { files, diagnostics, inputDigest: readAny ? hasher.digest('hex') : null, inputFiles, mapKeys };
+  return { files, diagnostics, mapKeys };
 }
 
 /**

@@ -1,18 +1,21 @@
 // The pipeline without side effects beyond reading the input:
-// load → schema → normalize → rules → render (+ manifest). Commands decide what to do next.
+// load (gateway.yaml, then the inputs features ask for) → schema → normalize → finalize →
+// rules → outputs + plan/render (+ manifest). Only the load stage reads the disk; the model
+// is final before the rules run. Commands decide what to do next.
+//
+// This module is a composition root: it passes the feature registry to the core.
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { loadConfig, type LoadOptions } from '../config/load.ts';
 import { checkSchema } from '../config/check-schema.ts';
 import { normalize } from '../model/normalize.ts';
 import { checkRules } from '../model/rules.ts';
 import { hasErrors, sortDiagnostics } from '../model/diagnostics.ts';
-import type { Diagnostic, GatewayModel } from '../model/types.ts';
+import type { Diagnostic, GatewayModel, SourcePos } from '../model/types.ts';
 import { render, RenderError } from '../render/index.ts';
 import type { RenderOptions } from '../render/view.ts';
 import { VERSION } from '../version.ts';
 import { addNjsFiles } from './njs.ts';
-import { buildAuthArtifacts } from './auth.ts';
+import { readInputs } from '../config/inputs.ts';
 import { FEATURES } from '../features/index.ts';
 import { routeNjsCalls } from '../plan/route.ts';
 
@@ -60,23 +63,28 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
     return fail();
   }
   const model = normalize(normalizeInput);
+  // the rest of the load stage: what the features build from (key store, JWKS, secrets,
+  // certificate files), read once, bounded
+  const inputs = readInputs(FEATURES.flatMap((f) => f.inputs?.(model) ?? []), opts.env);
+  // finalize, before any rule looks at the model: inputs are part of the input hash like
+  // includes, and features complete what depends on them (a pending ACME certificate)
+  if (inputs.digest) model.source.hash = sha256(`${model.source.hash}\n${inputs.digest}`);
+  for (const f of FEATURES) diagnostics.push(...(f.finalize?.(model, inputs) ?? []));
   diagnostics.push(...checkRules(model, FEATURES, loaded.positions));
-  markPendingCertificates(model, diagnostics);
   if (hasErrors(diagnostics)) return { ...fail(), model };
-  // auth inputs (keys file, JWKS, secrets) are inputs like includes: part of the input hash
-  const auth = buildAuthArtifacts(model, {
-    env: opts.env,
+  const outputCtx = {
     now: opts.now,
-    locate: (p, fallback) => loaded.positions.value.get(p) ?? loaded.positions.key.get(p) ?? fallback,
-  });
-  diagnostics.push(...auth.diagnostics);
+    locate: (p: string, fallback: SourcePos) => loaded.positions.value.get(p) ?? loaded.positions.key.get(p) ?? fallback,
+  };
+  const outputs = FEATURES.map((f) => f.outputs?.(model, inputs, outputCtx) ?? { files: {}, diagnostics: [], mapKeys: [] });
+  for (const o of outputs) diagnostics.push(...o.diagnostics);
   if (hasErrors(diagnostics)) return { ...fail(), model };
-  if (auth.inputDigest) model.source.hash = sha256(`${model.source.hash}\n${auth.inputDigest}`);
+  const mapKeys = outputs.flatMap((o) => o.mapKeys);
 
   let files: Record<string, string>;
   let modules: Manifest['modules'];
   try {
-    const r = render(model, FEATURES, { ...opts, externalMapKeys: auth.mapKeys });
+    const r = render(model, FEATURES, { ...opts, externalMapKeys: mapKeys });
     files = r.files;
     modules = r.modules;
     for (const w of r.warnings) diagnostics.push({ code: 'GW501', severity: 'warning', message: w, at: null });
@@ -86,28 +94,9 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
     return { ...fail(), model };
   }
   addNjsFiles(model, files);
-  Object.assign(files, auth.files);
+  for (const o of outputs) Object.assign(files, o.files);
   files['manifest.json'] = manifest(model, files, modules);
-  return { ok: true, model, files, diagnostics: sortDiagnostics(diagnostics), inputFiles: [...loaded.files, ...auth.inputFiles], mapKeys: auth.mapKeys };
-}
-
-/**
- * An ACME-managed certificate that has not been issued yet cannot be loaded by nginx, so
- * until it exists the build serves plain HTTP with the challenge location only (and nginx
- * accepts the config); `gatewayctl tls issue` then rebuilds with the TLS server in place.
- */
-function markPendingCertificates(m: GatewayModel, diagnostics: Diagnostic[]): void {
-  for (const l of m.listeners) {
-    if (!l.tls?.acme || !m.acme) continue;
-    if (existsSync(l.tls.cert) && existsSync(l.tls.key)) continue;
-    l.tls.pending = true;
-    diagnostics.push({
-      code: 'GW502',
-      severity: 'warning',
-      message: `certificate for ${m.acme.domains[0]} not issued yet: listener ${l.name} is left out and port ${l.tls.redirectFrom ?? 80} serves ACME challenges only; run \`gatewayctl tls issue\``,
-      at: l.tls.at,
-    });
-  }
+  return { ok: true, model, files, diagnostics: sortDiagnostics(diagnostics), inputFiles: [...loaded.files, ...inputs.files], mapKeys };
 }
 
 export interface Manifest {

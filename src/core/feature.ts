@@ -10,6 +10,22 @@
 import type { Diagnostic, GatewayModel, Listener, Route, SourcePos, Upstream } from '../model/types.ts';
 import type { Block, Directive, LogField } from '../plan/directive.ts';
 import type { RouteContext } from '../plan/route.ts';
+import type { InputRequest, Inputs } from '../config/inputs.ts';
+
+export interface OutputContext {
+  /** clock for time-dependent outputs (revoked/expired API keys); default now */
+  now?: Date;
+  /** the gateway.yaml position of a key path, or the fallback */
+  locate(yamlPath: string, fallback: SourcePos): SourcePos;
+}
+
+export interface FeatureOutputs {
+  /** relative path → content (secret-bearing files are written 0600 by the write step) */
+  files: Record<string, string>;
+  diagnostics: Diagnostic[];
+  /** keys of maps written here (sizes map_hash_*) */
+  mapKeys: string[][];
+}
 
 /** A rule reports through these (the key path is relative to the document root). */
 export type Report = (code: string, at: SourcePos, path: string, message: string) => void;
@@ -64,6 +80,12 @@ export interface Feature {
   cost?: FeatureCost;
   /** the route keeps the whole request body in memory (client_body_in_single_buffer) */
   buffersBody?(r: Route, m: GatewayModel): boolean;
+  /** inputs besides gateway.yaml this feature's outputs are built from (read in the load stage) */
+  inputs?(m: GatewayModel): InputRequest[];
+  /** complete the model from the inputs, before any rule runs (the model is final afterwards) */
+  finalize?(m: GatewayModel, inputs: Inputs): Diagnostic[];
+  /** files of the build besides the rendered config (from the inputs; no disk access) */
+  outputs?(m: GatewayModel, inputs: Inputs, ctx: OutputContext): FeatureOutputs;
   /** cross-field rules over the normalized model */
   rules?(m: GatewayModel, err: Report, warn: Report): void;
   http?(m: GatewayModel): HttpContribution;

@@ -101,8 +101,13 @@ function pos(lc: LineCounter, node: YamlNode | null | undefined): { line: number
  */
 export const KEYS_FILE_MAX_BYTES = 16 * 1024 * 1024;
 
+/** Why a keys file is refused before it is read (it names the size only, never the contents). */
+export function keysFileTooLarge(size: number): string {
+  return `keys file is ${formatBytes(size)}; gatewayctl reads at most ${formatBytes(KEYS_FILE_MAX_BYTES)}`;
+}
+
 function tooLarge(file: string, size: number): KeyStoreError {
-  return new KeyStoreError(`keys file is ${formatBytes(size)}; gatewayctl reads at most ${formatBytes(KEYS_FILE_MAX_BYTES)}`, file, 1, 1);
+  return new KeyStoreError(keysFileTooLarge(size), file, 1, 1);
 }
 
 /** The keys file's text, refused with a positioned KeyStoreError when over KEYS_FILE_MAX_BYTES (errno errors pass through). */
