@@ -30,8 +30,9 @@ const ALWAYS_EXTERNAL = ['typescript', 'esbuild', 'acme-client'];
 /**
  * Modules generated from the sources at build time, each replacing a stand-in file of src/
  * in the bundle only:
- * - src/config/schema-validator.ts: ajv's standalone code for gatewaySchema, compiled with
- *   check-schema.ts's AJV_OPTIONS, so the CLI does not compile the schema on every start
+ * - src/config/schema-validator.ts: ajv's standalone code for gatewaySchema(FEATURES) (the
+ *   core's keys and the registered features' fragments), compiled with check-schema.ts's
+ *   AJV_OPTIONS, and the schema's key, so the CLI does not compile the schema on every start
  *   (the largest start-up cost of `validate`);
  * - src/build/njs-prebuilt.ts: the njs bundle of njs/ with the content key of its sources,
  *   so a build that uses njs loads neither esbuild nor TypeScript while njs/ is unchanged.
@@ -42,7 +43,8 @@ async function generatedModules() {
     stdin: {
       contents: [
         "export { gatewaySchema } from './src/config/schema.ts';",
-        "export { AJV_OPTIONS } from './src/config/check-schema.ts';",
+        "export { FEATURES } from './src/features/index.ts';",
+        "export { AJV_OPTIONS, schemaKey } from './src/config/check-schema.ts';",
         "export { njsBundleText, njsSourcesKey } from './src/build/njs.ts';",
       ].join('\n'),
       resolveDir: root,
@@ -69,7 +71,8 @@ async function generatedModules() {
   const { Ajv2020 } = await import('ajv/dist/2020.js');
   const { default: standaloneCode } = await import('ajv/dist/standalone/index.js');
   const ajv = new Ajv2020({ ...mod.AJV_OPTIONS, code: { source: true, esm: true } });
-  const validator = `${standaloneCode(ajv, ajv.compile(mod.gatewaySchema))}\nexport { validate as precompiledValidator };\n`;
+  const schema = mod.gatewaySchema(mod.FEATURES);
+  const validator = `${standaloneCode(ajv, ajv.compile(schema))}\nexport { validate as precompiledValidator };\nexport const precompiledSchemaKey = ${JSON.stringify(mod.schemaKey(schema))};\n`;
   let prebuilt = null;
   try {
     prebuilt = { key: mod.njsSourcesKey(), code: mod.njsBundleText() };

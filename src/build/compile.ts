@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { loadConfig, type LoadOptions } from '../config/load.ts';
 import { checkSchema } from '../config/check-schema.ts';
+import { gatewaySchema } from '../config/schema.ts';
 import { normalize } from '../model/normalize.ts';
 import { checkRules } from '../model/rules.ts';
 import { hasErrors, sortDiagnostics } from '../model/diagnostics.ts';
@@ -41,7 +42,7 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
   const diagnostics: Diagnostic[] = [...loaded.diagnostics];
   const fail = (): CompileResult => ({ ok: false, model: null, files: null, diagnostics: sortDiagnostics(diagnostics), inputFiles: loaded.files, mapKeys: [] });
   if (!loaded.value || hasErrors(diagnostics)) return fail();
-  const schemaErrors = checkSchema(loaded.value, loaded.positions, loaded.file);
+  const schemaErrors = checkSchema(loaded.value, loaded.positions, loaded.file, gatewaySchema(FEATURES));
   diagnostics.push(...schemaErrors);
   const normalizeInput = {
     value: loaded.value,

@@ -1,24 +1,36 @@
 // Schema step: ajv over the loaded value; every error becomes a positioned diagnostic.
+// The schema comes from the composition root (gatewaySchema(FEATURES) in src/build/compile.ts).
+import { createHash } from 'node:crypto';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
-import { gatewaySchema } from './schema.ts';
-import { precompiledValidator } from './schema-validator.ts';
+import { precompiledSchemaKey, precompiledValidator } from './schema-validator.ts';
 import type { PositionIndex } from './load.ts';
 import type { Diagnostic, SourcePos } from '../model/types.ts';
+import type { JsonSchema } from '../core/feature.ts';
 
 /** ajv settings of the schema step (scripts/build-cli.mjs generates the CLI's validator with them). */
 export const AJV_OPTIONS = { allErrors: true, strict: false, allowUnionTypes: true } as const;
 
-// The bundled CLI carries the validator ajv generated from gatewaySchema when the CLI was
-// built (scripts/build-cli.mjs substitutes ./schema-validator.ts), so a start-up does not
-// pay for compiling the schema. Run from the sources, ajv compiles it on first use, without
-// the two costly extras: checking the schema against the JSON Schema meta-schema (done in
+// The bundled CLI carries the validator ajv generated from gatewaySchema(FEATURES) when the
+// CLI was built (scripts/build-cli.mjs substitutes ./schema-validator.ts), so a start-up
+// does not pay for compiling the schema; it is used for the schema it was generated from
+// only (same key). Otherwise ajv compiles the schema on first use, without the two costly
+// extras: checking the schema against the JSON Schema meta-schema (done in
 // tests/unit/cli-startup.test.ts) and ajv's code optimizer (smaller code, same results).
-let compiled: ValidateFunction | undefined;
-function validator(): ValidateFunction {
-  compiled ??=
-    (precompiledValidator as ValidateFunction | null) ??
-    new Ajv2020({ ...AJV_OPTIONS, validateSchema: false, code: { optimize: false } }).compile(gatewaySchema);
-  return compiled;
+const compiled = new WeakMap<JsonSchema, ValidateFunction>();
+
+/** what identifies a schema for the precompiled validator: sha256 of its JSON */
+export const schemaKey = (schema: JsonSchema): string => createHash('sha256').update(JSON.stringify(schema)).digest('hex');
+
+function validator(schema: JsonSchema): ValidateFunction {
+  let v = compiled.get(schema);
+  if (!v) {
+    v =
+      precompiledValidator && precompiledSchemaKey === schemaKey(schema)
+        ? (precompiledValidator as ValidateFunction)
+        : new Ajv2020({ ...AJV_OPTIONS, validateSchema: false, code: { optimize: false } }).compile(schema);
+    compiled.set(schema, v);
+  }
+  return v;
 }
 
 /** /routes/2/upstream → routes[2].upstream */
@@ -54,8 +66,8 @@ function describe(e: ErrorObject): { path: string; message: string; useKey: bool
   }
 }
 
-export function checkSchema(value: unknown, positions: PositionIndex, file: string): Diagnostic[] {
-  const validate = validator();
+export function checkSchema(value: unknown, positions: PositionIndex, file: string, schema: JsonSchema): Diagnostic[] {
+  const validate = validator(schema);
   if (validate(value)) return [];
   const errors = validate.errors ?? [];
   // oneOf produces a cascade (each branch's error + "must match exactly one schema");

@@ -1,10 +1,12 @@
-// JSON Schema for gateway.yaml (draft 2020-12 subset understood by ajv).
-// Published for editors as schema/gateway.schema.json (kept in sync by a test).
+// JSON Schema for gateway.yaml (draft 2020-12 subset understood by ajv): the core's keys,
+// and gatewaySchema(features), which merges the features' fragments (Feature.schema, each in
+// src/features/<name>/schema.ts) into them. Published for editors as
+// schema/gateway.schema.json (scripts/write-schema.ts; kept in sync by a test).
 // Patterns here are the first line of defence against config injection: every string
 // that reaches nginx is constrained to an allow-list for its context. The render step's
-// quoting helper checks again (defence in depth).
-import { modelsSchema, njsHashKeys, routeModels } from '../routing/schema.ts';
-import { authSchema, routeAuthSchema, zoneTier } from './auth-schema.ts';
+// quoting helper checks again (defence in depth). Features build their keys from the
+// PATTERNS and `parts` below.
+import type { Feature, JsonSchema, SchemaKeys, SchemaPlace } from '../core/feature.ts';
 
 // Building blocks for the patterns below: what nginx itself parses, so a value the schema
 // accepts is one nginx accepts (ports 1-65535, dotted-quad IPv4, ordered time units).
@@ -54,20 +56,12 @@ const unsafe = {
   type: 'string',
   description: 'Raw nginx directives inserted verbatim. Escape hatch: validate flags every use.',
 };
-const access = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { allow: cidrList, deny: cidrList },
-};
-const limitKey = {
-  description: 'client_ip, client_id (authenticated client) or { header: NAME }',
-  oneOf: [
-    { enum: ['client_ip', 'client_id'] },
-    { type: 'object', additionalProperties: false, required: ['header'], properties: { header: headerName } },
-  ],
-};
 
-export const gatewaySchema = {
+/** the building blocks of keys, for the core's and the features' fragments */
+export const parts = { name, duration, durationSec, host, uriPath, filePath, size, headerName, text, cidrList, method, unsafe };
+
+/** The core's keys: what every gateway.yaml has, whichever features are registered. */
+const coreSchema = (): JsonSchema => ({
   $schema: 'https://json-schema.org/draft/2020-12/schema',
   $id: 'https://gatewayctl.dev/schema/gateway.schema.json',
   title: 'gatewayctl gateway.yaml',
@@ -146,29 +140,7 @@ export const gatewaySchema = {
           },
         },
         acme_webroot: filePath,
-        access,
         unsafe_nginx_http: unsafe,
-      },
-    },
-    tls: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        acme: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['email', 'domains'],
-          description: 'Let\'s Encrypt (or any ACME directory) over HTTP-01, served by the gateway itself',
-          properties: {
-            email: { type: 'string', pattern: '^[^\\s@"]+@[^\\s@"]+$' },
-            domains: { type: 'array', minItems: 1, maxItems: 100, items: host },
-            directory: { type: 'string', pattern: '^https://[^\\s"]+$' },
-            staging: { type: 'boolean' },
-            key_type: { enum: ['ec', 'rsa'] },
-            certs_dir: filePath,
-            webroot: filePath,
-          },
-        },
       },
     },
     listeners: {
@@ -186,33 +158,6 @@ export const gatewaySchema = {
           server_names: { type: 'array', maxItems: 1000, items: host },
           default_server: { type: 'boolean' },
           unknown_host: { enum: [404, 444] },
-          tls: {
-            type: 'object',
-            additionalProperties: false,
-            description: 'cert + key paths, or acme: true for the certificate managed by `gatewayctl tls issue` (top-level tls.acme)',
-            properties: {
-              cert: filePath,
-              key: filePath,
-              acme: { type: 'boolean' },
-              profile: { enum: ['modern', 'intermediate'] },
-              http2: { type: 'boolean' },
-              redirect_from: { type: 'integer', minimum: 1, maximum: 65535 },
-              hsts: {
-                oneOf: [
-                  { const: false },
-                  {
-                    type: 'object',
-                    additionalProperties: false,
-                    properties: {
-                      max_age: { type: 'integer', minimum: 0, maximum: 315360000 },
-                      include_subdomains: { type: 'boolean' },
-                      preload: { type: 'boolean' },
-                    },
-                  },
-                ],
-              },
-            },
-          },
           security_headers: {
             type: 'object',
             additionalProperties: false,
@@ -254,7 +199,6 @@ export const gatewaySchema = {
               { type: 'object', additionalProperties: false, required: ['header'], properties: { header: headerName } },
               { type: 'object', additionalProperties: false, required: ['cookie'], properties: { cookie: { type: 'string', pattern: PATTERNS.token } } },
               { type: 'object', additionalProperties: false, required: ['query'], properties: { query: { type: 'string', pattern: PATTERNS.token } } },
-              ...njsHashKeys,
             ],
           },
           hash_fallback: { enum: ['client_ip', 'random'] },
@@ -306,56 +250,6 @@ export const gatewaySchema = {
         },
       },
     },
-    limits: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        rate: {
-          type: 'object',
-          propertyNames: { pattern: PATTERNS.name },
-          additionalProperties: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['rate'],
-            properties: {
-              key: limitKey,
-              tier: zoneTier,
-              rate: { type: 'string', pattern: PATTERNS.rate },
-              burst: { type: 'integer', minimum: 0, maximum: 1000000 },
-              nodelay: { type: 'boolean' },
-              delay: { type: 'integer', minimum: 0, maximum: 1000000 },
-              size: size,
-            },
-          },
-        },
-        conn: {
-          type: 'object',
-          propertyNames: { pattern: PATTERNS.name },
-          additionalProperties: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['max'],
-            properties: { key: limitKey, tier: zoneTier, max: { type: 'integer', minimum: 1, maximum: 65535 }, size: size },
-          },
-        },
-      },
-    },
-    caches: {
-      type: 'object',
-      propertyNames: { pattern: PATTERNS.name },
-      additionalProperties: {
-        type: 'object',
-        additionalProperties: false,
-        properties: {
-          size: size,
-          max_size: size,
-          inactive: durationSec,
-          path: filePath,
-        },
-      },
-    },
-    models: modelsSchema,
-    auth: authSchema,
     routes: {
       type: 'array',
       maxItems: 5000,
@@ -420,51 +314,119 @@ export const gatewaySchema = {
           streaming: { type: 'boolean' },
           websocket: { type: 'boolean' },
           max_body: size,
-          rate_limits: { type: 'array', maxItems: 20, uniqueItems: true, items: name },
-          conn_limits: { type: 'array', maxItems: 20, uniqueItems: true, items: name },
-          cache: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['zone'],
-            properties: {
-              zone: name,
-              ttl: {
-                type: 'object',
-                propertyNames: { pattern: PATTERNS.status },
-                additionalProperties: durationSec,
-              },
-              methods: { type: 'array', items: { enum: ['GET', 'HEAD', 'POST'] } },
-              key_includes_body: { type: 'boolean' },
-              bypass_header: headerName,
-              lock: { type: 'boolean' },
-            },
-          },
-          cors: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['origins'],
-            properties: {
-              origins: { type: 'array', minItems: 1, maxItems: 1000, items: { type: 'string', pattern: PATTERNS.origin, maxLength: 300 } },
-              methods: { type: 'array', items: method },
-              // sent as one comma-separated header value: 50 names stay within nginx's 4 KiB parameter
-              headers: { type: 'array', maxItems: 50, items: headerName },
-              expose_headers: { type: 'array', maxItems: 50, items: headerName },
-              credentials: { type: 'boolean' },
-              max_age: { type: 'integer', minimum: 0, maximum: 31536000 },
-            },
-          },
-          access,
           set_headers: {
             type: 'object',
             maxProperties: 100,
             propertyNames: { pattern: PATTERNS.headerName },
             additionalProperties: { type: 'string', pattern: PATTERNS.text, maxLength: 1024 },
           },
-          models: routeModels,
-          auth: routeAuthSchema,
           unsafe_nginx_route: unsafe,
         },
       },
     },
   },
-} as const;
+});
+
+// Where the core's places are (JSON Pointers into the schema). A feature can open places
+// in the keys it adds (SchemaFragment.hosts): limits hosts the limit zones.
+const CORE_PLACES: Partial<Record<SchemaPlace, string[]>> = {
+  root: [''],
+  global: ['/properties/global'],
+  listener: ['/properties/listeners/items'],
+  upstream: ['/properties/upstreams/additionalProperties'],
+  route: ['/properties/routes/items'],
+};
+/** the order places are merged in: the root first, since features host places in their root keys */
+const PLACE_ORDER: readonly SchemaPlace[] = ['root', 'global', 'listener', 'upstream', 'route', 'limitZone'];
+const HASH_KEY_FORMS = '/properties/upstreams/additionalProperties/properties/hash_key/oneOf';
+
+export class SchemaFragmentError extends Error {}
+
+function at(schema: JsonSchema, pointer: string): unknown {
+  let cur: unknown = schema;
+  for (const seg of pointer.split('/').slice(1)) {
+    cur = cur && typeof cur === 'object' ? (cur as Record<string, unknown>)[seg.replace(/~1/g, '/').replace(/~0/g, '~')] : undefined;
+  }
+  return cur;
+}
+
+/** the object schema at `pointer` whose `properties` a place adds to */
+function placeAt(schema: JsonSchema, pointer: string, place: SchemaPlace): { properties: Record<string, JsonSchema> } {
+  const target = at(schema, pointer) as { properties?: unknown } | undefined;
+  if (!target || typeof target !== 'object' || !target.properties || typeof target.properties !== 'object') {
+    throw new SchemaFragmentError(`schema place ${place} (${pointer || '/'}) is not an object schema with properties`);
+  }
+  return target as { properties: Record<string, JsonSchema> };
+}
+
+/**
+ * Adds each feature's keys of one place to `target`, refusing a key the core or another
+ * feature already has. A group follows its `after` key (the core's or another feature's,
+ * whichever feature adds it); groups are placed in registry order, in passes, so an anchor a
+ * later feature adds still resolves. Groups without an anchor, or whose anchor no registered
+ * feature adds (a registry without that feature), go last, in registry order.
+ */
+function mergePlace(target: { properties: Record<string, JsonSchema> }, place: SchemaPlace, groups: { feature: string; frag: SchemaKeys }[], where: string): void {
+  const owner = new Map<string, string>(Object.keys(target.properties).map((k) => [k, 'the core']));
+  for (const g of groups) {
+    for (const key of Object.keys(g.frag.properties)) {
+      const had = owner.get(key);
+      if (had) throw new SchemaFragmentError(`schema: ${place} key "${key}" (${where}) is claimed by both ${had} and feature ${g.feature}`);
+      owner.set(key, `feature ${g.feature}`);
+    }
+  }
+  const order = Object.keys(target.properties);
+  let pending = groups.filter((g) => g.frag.after !== undefined && owner.has(g.frag.after));
+  while (pending.length) {
+    const left = pending.filter((g) => {
+      const i = order.indexOf(g.frag.after!);
+      if (i >= 0) order.splice(i + 1, 0, ...Object.keys(g.frag.properties));
+      return i < 0;
+    });
+    // every anchor is some group's key, so a pass that places nothing means a circle
+    if (left.length === pending.length) {
+      throw new SchemaFragmentError(`schema: the ${place} keys of ${left.map((g) => `feature ${g.feature} (after "${g.frag.after}")`).join(', ')} follow each other in a circle`);
+    }
+    pending = left;
+  }
+  for (const g of groups) if (!order.includes(Object.keys(g.frag.properties)[0]!)) order.push(...Object.keys(g.frag.properties));
+  const value: Record<string, JsonSchema> = { ...target.properties };
+  for (const g of groups) Object.assign(value, g.frag.properties);
+  target.properties = Object.fromEntries(order.map((k) => [k, value[k]!]));
+}
+
+const built = new WeakMap<readonly Feature[], JsonSchema>();
+
+/**
+ * The schema of gateway.yaml for these features: the core's keys with every feature's
+ * fragment merged in registry order. The same list gives the same schema, key order
+ * included (the published schema/gateway.schema.json is compared byte for byte). Throws
+ * SchemaFragmentError when two features (or a feature and the core) claim one key, or a
+ * hosted place's pointer does not lead to an object schema.
+ */
+export function gatewaySchema(features: readonly Feature[]): JsonSchema {
+  const cached = built.get(features);
+  if (cached) return cached;
+  const schema = coreSchema();
+  // fragments are copied: merging writes into the places they host
+  const frags = features.filter((f) => f.schema).map((f) => ({ feature: f.name, frag: structuredClone(f.schema!) }));
+  const places: Partial<Record<SchemaPlace, string[]>> = structuredClone(CORE_PLACES);
+  // hosted places resolve when they are merged, after the keys holding them
+  for (const x of frags) {
+    for (const [hosted, ptrs] of Object.entries(x.frag.hosts ?? {}) as [SchemaPlace, string[]][]) {
+      if (hosted === 'root') throw new SchemaFragmentError(`schema: feature ${x.feature} cannot host the root`);
+      (places[hosted] ??= []).push(...ptrs);
+    }
+  }
+  for (const place of PLACE_ORDER) {
+    const groups = frags.flatMap((x) => (x.frag[place] ? [{ feature: x.feature, frag: x.frag[place]! }] : []));
+    // a place no registered feature hosts (no limits, so no limit zones) takes no keys
+    const pointers = places[place] ?? [];
+    // each host's copy of the groups: a place with several locations gets its own objects in each
+    for (const pointer of pointers) mergePlace(placeAt(schema, pointer, place), place, groups.map((g) => ({ ...g, frag: structuredClone(g.frag) })), pointer || '/');
+  }
+  const forms = at(schema, HASH_KEY_FORMS) as JsonSchema[];
+  for (const x of frags) forms.push(...(x.frag.hashKeys ?? []));
+  built.set(features, schema);
+  return schema;
+}

@@ -70,10 +70,44 @@ export interface HttpContribution {
   confFiles?: Record<string, { lines: string[]; blocks: Block[] }>;
 }
 
+/** a JSON Schema (draft 2020-12) object, as JSON */
+export type JsonSchema = { [key: string]: unknown };
+
+/**
+ * The places of gateway.yaml a feature adds keys to: the top level (`root`), `global`, a
+ * listener, an upstream, a route (entries of `listeners`, `upstreams`, `routes`) and a limit
+ * zone (each zone of `limits.rate` and `limits.conn`, hosted by the limits feature).
+ */
+export type SchemaPlace = 'root' | 'global' | 'listener' | 'upstream' | 'route' | 'limitZone';
+
+/** keys a feature adds to one place, and where they go */
+export interface SchemaKeys {
+  /** the key they follow, the core's or another feature's (the published schema keeps its
+   *  key order); absent, or a key no registered feature adds: after every other key, in
+   *  registry order */
+  after?: string;
+  properties: Record<string, JsonSchema>;
+}
+
+/**
+ * A feature's part of the gateway.yaml schema (src/config/schema.ts merges the fragments
+ * into the core's keys in registry order and refuses a key two features claim).
+ */
+export type SchemaFragment = { [P in SchemaPlace]?: SchemaKeys } & {
+  /** further forms of an upstream's `hash_key` (oneOf branches after the core's) */
+  hashKeys?: JsonSchema[];
+  /** places inside this fragment's own keys that other features add to, as JSON Pointers
+   *  from the document root (the limit zones live in the limits feature's `limits`); keys
+   *  for a place no registered feature hosts are left out */
+  hosts?: { [P in Exclude<SchemaPlace, 'root'>]?: string[] };
+};
+
 export interface Feature {
   name: string;
   /** one line: what it does for a user */
   summary: string;
+  /** its keys of gateway.yaml (src/features/<name>/schema.ts) */
+  schema?: SchemaFragment;
   njs?: NjsUse[];
   /** the oldest nginx/njs this feature's output runs on, when it needs more than the core */
   requires?(m: GatewayModel): { nginx?: string; njs?: string } | null;

@@ -3,8 +3,7 @@
 // public signature keys the njs module can use, and checks everything the handler relies
 // on, so request-time code never meets a key it cannot handle.
 import type { Jwk, JwtPolicy } from '../../njs/lib/jwt.ts';
-
-export const SUPPORTED_JWT_ALGS = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384'] as const;
+import { SUPPORTED_JWT_ALGS } from '../features/auth/schema.ts';
 export const PROVIDER_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const CLAIM_NAME_RE = /^[A-Za-z0-9_.:\/-]{1,128}$/;
 const B64U_RE = /^[A-Za-z0-9_-]+$/;

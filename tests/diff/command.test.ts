@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeBuild } from '../../src/build/write.ts';
 import { run } from '../../src/commands/diff.ts';
 import { gatewaySchema } from '../../src/config/schema.ts';
+import { FEATURES } from '../../src/features/index.ts';
 import { modelJson } from '../../src/diff/sources.ts';
 import { createKey, KEYS_FILE_VERSION, serializeKeys, type KeyFile } from '../../src/keys/store.ts';
 import { baseConfig, clone, compileCfg, tempDir, yaml, type Cfg } from './helpers.ts';
@@ -173,7 +174,7 @@ describe('gatewayctl diff --base (git)', () => {
   });
 });
 
-describe.runIf('auth' in (gatewaySchema.properties as Record<string, unknown>))('gatewayctl diff --base: files the config reads', () => {
+describe.runIf('auth' in (gatewaySchema(FEATURES).properties as Record<string, unknown>))('gatewayctl diff --base: files the config reads', () => {
   it('takes tracked files (API key store) at the ref and untracked ones (secrets) from the working tree', async () => {
     const repo = tempDir('repo-auth');
     dirs.push(repo);

@@ -3,6 +3,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gatewaySchema } from '../../src/config/schema.ts';
+import { FEATURES } from '../../src/features/index.ts';
 import { compareFiles } from '../../src/diff/files.ts';
 import { semanticDiff, type Change } from '../../src/diff/semantic.ts';
 import type { GatewayModel } from '../../src/model/types.ts';
@@ -369,7 +370,7 @@ describe('semantic diff: models from older builds', () => {
 });
 
 // route-level auth from gateway.yaml (njs auth); skipped while the schema has no `auth:`
-const AUTH_IN_SCHEMA = 'auth' in (gatewaySchema.properties as Record<string, unknown>);
+const AUTH_IN_SCHEMA = 'auth' in (gatewaySchema(FEATURES).properties as Record<string, unknown>);
 
 describe.runIf(AUTH_IN_SCHEMA)('semantic diff: auth from gateway.yaml', () => {
   const env = { JWT_SECRET: 's'.repeat(48) };

@@ -4,6 +4,7 @@ import type { Feature } from '../../core/feature.ts';
 import type { GatewayModel } from '../../model/types.ts';
 import { d, type Directive } from '../../plan/directive.ts';
 import { bare } from '../../render/quote.ts';
+import { accessSchema } from './schema.ts';
 
 export function accessLines(allowRoute: string[], denyRoute: string[], m: GatewayModel): Directive[] {
   const deny = [...new Set([...denyRoute, ...m.access.deny])];
@@ -17,6 +18,7 @@ export function accessLines(allowRoute: string[], denyRoute: string[], m: Gatewa
 export const accessFeature: Feature = {
   name: 'access',
   summary: 'allow/deny by client address, globally and per route',
+  schema: accessSchema,
   cost: { njsCalls: () => 0, measured: 'nginx access module only' },
   serverLines: (m) => accessLines([], [], m),
   route(ctx) {

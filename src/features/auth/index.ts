@@ -6,6 +6,7 @@ import type { GatewayModel, Route } from '../../model/types.ts';
 import { checkAuthRules } from './rules.ts';
 import { authInputRequests, buildAuthArtifacts } from '../../build/auth.ts';
 import { AUTH_CONF, authConf, authLogFields, authServerLocations, routeAuthParts, syncJwt } from './render.ts';
+import { authSchema } from './schema.ts';
 
 function njsCalls(r: Route, m: GatewayModel): number {
   const methods = r.auth?.methods ?? [];
@@ -19,6 +20,7 @@ function njsCalls(r: Route, m: GatewayModel): number {
 export const authFeature: Feature = {
   name: 'auth',
   summary: 'API keys, JWT, roles, identity headers, tier limits, auth-failure log',
+  schema: authSchema,
   njs: [
     { handler: 'gateway.apiKey', phase: 'js_set' },
     { handler: 'gateway.jwtSync', phase: 'js_set' },

@@ -4,10 +4,12 @@ import type { Feature } from '../../core/feature.ts';
 import { d } from '../../plan/directive.ts';
 import { bare, headerVar, ident, q } from '../../render/quote.ts';
 import { BODY_DIGEST_HANDLER, bodyKeyHttp, bodyKeyLocationLines, cacheKey } from './render.ts';
+import { cacheSchema } from './schema.ts';
 
 export const cacheFeature: Feature = {
   name: 'cache',
   summary: 'proxy caches per route, with X-Cache-Status',
+  schema: cacheSchema,
   cost: {
     njsCalls: (r) => (r.cache?.keyIncludesBody ? 1 : 0), // js_set $gw_body_sha256 when the key is built
     measured: 'nginx proxy_cache; body-keyed: one js_set digest of the body',

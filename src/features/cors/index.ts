@@ -5,6 +5,7 @@ import type { GatewayModel } from '../../model/types.ts';
 import { d, type Block, type Directive } from '../../plan/directive.ts';
 import { EARLY_ERRORS, ERROR_STATUSES, errorBody } from '../../plan/errors.ts';
 import { bare, ident, q } from '../../render/quote.ts';
+import { corsSchema } from './schema.ts';
 
 /** "A, B, C" from header names, each checked. */
 export function headerList(names: string[]): string {
@@ -54,6 +55,7 @@ function corsMaps(m: GatewayModel): Block[] {
 export const corsFeature: Feature = {
   name: 'cors',
   summary: 'CORS origins, preflights and headers per route',
+  schema: corsSchema,
   cost: { njsCalls: () => 0, measured: 'nginx maps only' },
   http: (m) => ({ maps: corsMaps(m), mapKeys: m.routes.filter((r) => r.cors).map((r) => r.cors!.origins.filter((o) => o !== '*')) }),
   routeResponseHeaders(ctx) {

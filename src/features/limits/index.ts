@@ -6,6 +6,7 @@ import type { ConnZone, GatewayModel, LimitKey, RateZone } from '../../model/typ
 import { d, type Block, type Directive } from '../../plan/directive.ts';
 import { errorBody } from '../../plan/errors.ts';
 import { bare, headerVar, ident } from '../../render/quote.ts';
+import { limitsSchema } from './schema.ts';
 
 /** A limit zone whose key is only known after authentication. */
 export const isClientZone = (z: RateZone | ConnZone): boolean => z.key.kind === 'client_id' || z.tier !== null;
@@ -55,6 +56,7 @@ function limitKeyMaps(m: GatewayModel): Block[] {
 export const limitsFeature: Feature = {
   name: 'limits',
   summary: 'rate and connection limits with JSON 429 and Retry-After',
+  schema: limitsSchema,
   cost: { njsCalls: () => 0, measured: 'nginx limit_req/limit_conn only' },
   http: (m) => ({
     maps: limitKeyMaps(m),

@@ -5,6 +5,7 @@ import type { Feature } from '../../core/feature.ts';
 import type { GatewayModel, Route } from '../../model/types.ts';
 import { checkRoutingRules } from './rules.ts';
 import { bodyStep, claimSpecLines, CLAIM_HANDLER, hashSpec, modelsListLines, MODEL_UPSTREAM_TARGET, needsBodyStep, njsKeySource, ROUTE_HANDLER, routingHttpLines, routingMapBlocks } from './render.ts';
+import { routingSchema } from './schema.ts';
 
 function njsCalls(r: Route, m: GatewayModel): number {
   if (r.models === 'list' || r.respond) return 0;
@@ -16,6 +17,7 @@ function njsCalls(r: Route, m: GatewayModel): number {
 export const routingFeature: Feature = {
   name: 'routing',
   summary: 'consistent-hash keys from body fields, JWT claims and clients; model-aware routing and /v1/models',
+  schema: routingSchema,
   njs: [
     { handler: ROUTE_HANDLER, phase: 'js_content' },
     { handler: CLAIM_HANDLER, phase: 'js_set' },

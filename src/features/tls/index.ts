@@ -7,6 +7,7 @@ import { d } from '../../plan/directive.ts';
 import { q } from '../../render/quote.ts';
 import { tlsLines, tlsProfileLines } from '../../render/tls.ts';
 import { hstsHeaderValue } from '../../tls/profiles.ts';
+import { tlsSchema } from './schema.ts';
 
 /** ACME listeners whose certificate files must exist before they are served. */
 const acmeListeners = (m: GatewayModel) => (m.acme ? m.listeners.filter((l) => l.tls?.acme) : []);
@@ -34,6 +35,7 @@ function markPendingCertificates(m: GatewayModel, inputs: Inputs): Diagnostic[] 
 export const tlsFeature: Feature = {
   name: 'tls',
   summary: 'TLS profiles, certificates, HTTP/2, HSTS',
+  schema: tlsSchema,
   cost: { njsCalls: () => 0, measured: 'TLS handshakes are per connection, not per request' },
   listenerResponseHeaders: (l) => (l.tls?.hsts ? [d('add_header', 'Strict-Transport-Security', q(hstsHeaderValue(l.tls.hsts), 'text'), 'always')] : []),
   // the catch-all server rejects the handshake for unknown names, but as the port's default

@@ -1,12 +1,15 @@
-// Schema fragments for njs authentication (`auth:` at the top level, `auth:` on routes,
-// `tier:` on limit zones). Spliced into src/config/schema.ts; the patterns are repeated
-// here so this module does not import schema.ts (which imports it).
-import { SUPPORTED_JWT_ALGS } from '../njs/preload.ts';
+// The keys of njs authentication: `auth:` at the top level, `auth:` on routes, `tier:` on
+// limit zones.
+import type { SchemaFragment } from '../../core/feature.ts';
+import { PATTERNS } from '../../config/schema.ts';
 
-const HEADER = '^[A-Za-z0-9][A-Za-z0-9-]{0,63}$';
-const NAME = '^[a-z][a-z0-9_-]{0,62}$';
-const FILE = '^[A-Za-z0-9._/@+-]+$';
-const LABEL = '^[A-Za-z0-9_.-]{1,64}$'; // roles and tiers, as in the keys store
+/** the JWT algorithms the njs handler verifies (src/njs/preload.ts checks keys against them) */
+export const SUPPORTED_JWT_ALGS = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384'] as const;
+
+const HEADER = PATTERNS.headerName;
+const NAME = PATTERNS.name;
+const FILE = PATTERNS.filePath;
+const LABEL = PATTERNS.token; // roles and tiers, as in the keys store
 const CLAIM = '^[A-Za-z0-9_.:/-]{1,128}$';
 const ENV = '^[A-Za-z_][A-Za-z0-9_]{0,127}$';
 // issuer / audience values end up in njs/auth.json only (JSON-encoded), never in nginx config
@@ -25,7 +28,7 @@ const identityHeader = (what: string, dflt: string) => ({
   oneOf: [{ type: 'string', pattern: HEADER }, { const: false }],
 });
 
-export const authSchema = {
+const authKeys = {
   type: 'object',
   additionalProperties: false,
   description:
@@ -92,7 +95,7 @@ export const authSchema = {
   },
 };
 
-export const routeAuthSchema = {
+const routeAuth = {
   description: 'Who may use this route: `none` (public, the default), `api_key`, `jwt`, or an object. With both methods either credential is accepted.',
   oneOf: [
     { enum: ['none', 'api_key', 'jwt'] },
@@ -117,8 +120,14 @@ export const routeAuthSchema = {
   ],
 };
 
-export const zoneTier = {
+const zoneTier = {
   type: 'string',
   pattern: LABEL,
   description: 'count only clients of this tier (key client_id); other clients are not limited by this zone',
+};
+
+export const authSchema: SchemaFragment = {
+  root: { after: 'models', properties: { auth: authKeys } },
+  route: { after: 'models', properties: { auth: routeAuth } },
+  limitZone: { after: 'key', properties: { tier: zoneTier } },
 };
