@@ -16,7 +16,7 @@ import { writeBuild } from '../build/write.ts';
 import { compile } from '../build/compile.ts';
 import { formatDiagnostic } from '../model/diagnostics.ts';
 import type { Diagnostic, GatewayModel, SourcePos } from '../model/types.ts';
-import { render } from '../render/index.ts';
+import { render } from '../targets/nginx/render.ts';
 import { FEATURES } from '../features/index.ts';
 import { findNginx, preparePrefix, testConfig, type ConfigError } from '../runtime/nginx/index.ts';
 import { findOpenssl } from '../tls/openssl.ts';

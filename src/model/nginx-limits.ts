@@ -4,7 +4,7 @@
 // take). Each reports at the YAML value at fault with a GW24x code.
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import type { GatewayModel, Route, SourcePos } from './types.ts';
-import { q, type QuotedKind } from '../render/quote.ts';
+import { q, type QuotedKind } from '../plan/quote.ts';
 
 type Report = (code: string, at: SourcePos, path: string, message: string) => void;
 

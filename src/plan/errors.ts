@@ -2,7 +2,7 @@
 // locations answering it, and a route's own overrides (a feature that answers a status on a
 // route, e.g. 429 with Retry-After, registers it in RouteContext.overrides).
 import { d, type Block, type Directive } from './directive.ts';
-import { jsonBody, q } from '../render/quote.ts';
+import { jsonBody, q } from './quote.ts';
 
 export const ERROR_STATUSES: Record<number, [string, string]> = {
   400: ['bad_request', 'bad request'],

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { pcreProblem } from '../../src/model/pcre.ts';
-import { q } from '../../src/render/quote.ts';
+import { q } from '../../src/plan/quote.ts';
 import { findNginx, preparePrefix, testConfig } from '../../src/runtime/nginx/index.ts';
 import { completeRawConf } from '../support/nginx.ts';
 

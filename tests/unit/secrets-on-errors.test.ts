@@ -6,7 +6,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync }
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { jsonSyntaxText } from '../../src/build/auth.ts';
+import { jsonSyntaxText } from '../../src/features/auth/outputs.ts';
 
 const CLI = path.resolve('bin/gatewayctl.js');
 const dirs: string[] = [];

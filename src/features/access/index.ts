@@ -3,7 +3,7 @@
 import type { Feature } from '../../core/feature.ts';
 import type { GatewayModel } from '../../model/types.ts';
 import { d, type Directive } from '../../plan/directive.ts';
-import { bare } from '../../render/quote.ts';
+import { bare } from '../../plan/quote.ts';
 import { accessSchema } from './schema.ts';
 
 export function accessLines(allowRoute: string[], denyRoute: string[], m: GatewayModel): Directive[] {

@@ -4,7 +4,7 @@
 import type { Feature, HttpContribution } from '../../core/feature.ts';
 import type { GatewayModel, Route } from '../../model/types.ts';
 import { checkAuthRules } from './rules.ts';
-import { authInputRequests, buildAuthArtifacts } from '../../build/auth.ts';
+import { authInputRequests, buildAuthArtifacts } from './outputs.ts';
 import { AUTH_CONF, authConf, authLogFields, authServerLocations, routeAuthParts, syncJwt } from './render.ts';
 import { authSchema } from './schema.ts';
 

@@ -18,7 +18,7 @@
 // knows (the defaults and the configured names, forwarded or disabled) is set by the gateway
 // or removed (an empty value) on every proxied route, public ones and configs without auth.
 import type { GatewayModel, Route } from '../../model/types.ts';
-import { bare, headerVar, ident, jsonBody, q, RenderError, settableHeader } from '../../render/quote.ts';
+import { bare, headerVar, ident, jsonBody, q, RenderError, settableHeader } from '../../plan/quote.ts';
 import { tierKeyVar } from '../limits/index.ts';
 import { uriReplacementMap } from '../proxy/index.ts';
 import { d, jsonLogTemplate, type Block, type Directive, type LogField } from '../../plan/directive.ts';

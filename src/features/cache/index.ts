@@ -2,7 +2,7 @@
 // header, locking, stale answers on upstream errors, and idempotent POSTs keyed by body.
 import type { Feature } from '../../core/feature.ts';
 import { d } from '../../plan/directive.ts';
-import { bare, headerVar, ident, q } from '../../render/quote.ts';
+import { bare, headerVar, ident, q } from '../../plan/quote.ts';
 import { BODY_DIGEST_HANDLER, bodyKeyHttp, bodyKeyLocationLines, cacheKey } from './render.ts';
 import { cacheSchema } from './schema.ts';
 

@@ -9,7 +9,7 @@
 // client_body_in_single_buffer on, as for the njs body-routing step). When njs cannot read
 // the body it returns "" and the request neither uses nor fills the cache.
 import type { GatewayModel, Route } from '../../model/types.ts';
-import { bare } from '../../render/quote.ts';
+import { bare } from '../../plan/quote.ts';
 import { d, raw, type Block, type Directive } from '../../plan/directive.ts';
 
 export const BODY_DIGEST_VAR = '$gw_body_sha256';

@@ -4,7 +4,7 @@ import type { Feature } from '../../core/feature.ts';
 import type { GatewayModel } from '../../model/types.ts';
 import { d, type Block, type Directive } from '../../plan/directive.ts';
 import { EARLY_ERRORS, ERROR_STATUSES, errorBody } from '../../plan/errors.ts';
-import { bare, ident, q } from '../../render/quote.ts';
+import { bare, ident, q } from '../../plan/quote.ts';
 import { corsSchema } from './schema.ts';
 
 /** "A, B, C" from header names, each checked. */

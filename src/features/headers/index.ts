@@ -3,7 +3,7 @@
 import type { Feature } from '../../core/feature.ts';
 import type { GatewayModel, Listener, SecurityHeaders } from '../../model/types.ts';
 import { d, type Directive } from '../../plan/directive.ts';
-import { q, settableHeader } from '../../render/quote.ts';
+import { q, settableHeader } from '../../plan/quote.ts';
 
 /** add_header is not inherited once a level sets any, so every block repeats these. */
 export function securityHeaderLines(l: Listener, m: GatewayModel): Directive[] {

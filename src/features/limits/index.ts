@@ -5,7 +5,7 @@ import type { Feature } from '../../core/feature.ts';
 import type { ConnZone, GatewayModel, LimitKey, RateZone } from '../../model/types.ts';
 import { d, type Block, type Directive } from '../../plan/directive.ts';
 import { errorBody } from '../../plan/errors.ts';
-import { bare, headerVar, ident } from '../../render/quote.ts';
+import { bare, headerVar, ident } from '../../plan/quote.ts';
 import { limitsSchema } from './schema.ts';
 
 /** A limit zone whose key is only known after authentication. */

@@ -4,7 +4,7 @@
 import type { Feature } from '../../core/feature.ts';
 import type { GatewayModel, Route } from '../../model/types.ts';
 import { d, type Block } from '../../plan/directive.ts';
-import { bare, ident, q, RenderError, settableHeader } from '../../render/quote.ts';
+import { bare, ident, q, RenderError, settableHeader } from '../../plan/quote.ts';
 
 /**
  * strip_prefix on a prefix without a trailing slash: proxy_pass URI replacement would send

@@ -3,7 +3,7 @@
 import type { Feature } from '../../core/feature.ts';
 import { d } from '../../plan/directive.ts';
 import { errorBody } from '../../plan/errors.ts';
-import { bare, headerVar, q } from '../../render/quote.ts';
+import { bare, headerVar, q } from '../../plan/quote.ts';
 
 export const requestFeature: Feature = {
   name: 'request',

@@ -3,7 +3,7 @@
 // would run in the rewrite phase, before all of them).
 import type { Feature } from '../../core/feature.ts';
 import { d } from '../../plan/directive.ts';
-import { bare, q } from '../../render/quote.ts';
+import { bare, q } from '../../plan/quote.ts';
 
 export const respondFeature: Feature = {
   name: 'respond',

@@ -14,7 +14,7 @@
 // block. Missing/unknown models are answered by njs (400/404, OpenAI error shape).
 import type { GatewayModel, Route, Upstream } from '../../model/types.ts';
 import { MODEL_ID } from './schema.ts';
-import { bare, ident, jsonBody, q, RenderError } from '../../render/quote.ts';
+import { bare, ident, jsonBody, q, RenderError } from '../../plan/quote.ts';
 import { d, type Block, type Directive } from '../../plan/directive.ts';
 import type { BodyStep } from '../../plan/route.ts';
 

@@ -4,8 +4,8 @@ import type { Feature } from '../../core/feature.ts';
 import type { Diagnostic, GatewayModel } from '../../model/types.ts';
 import type { Inputs } from '../../config/inputs.ts';
 import { d } from '../../plan/directive.ts';
-import { q } from '../../render/quote.ts';
-import { tlsLines, tlsProfileLines } from '../../render/tls.ts';
+import { q } from '../../plan/quote.ts';
+import { tlsLines, tlsProfileLines } from './render.ts';
 import { hstsHeaderValue } from '../../tls/profiles.ts';
 import { tlsSchema } from './schema.ts';
 

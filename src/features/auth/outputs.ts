@@ -7,9 +7,9 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
-import { isActive, KEYS_FILE_MAX_BYTES, KeyStoreError, keysFileTooLarge, parseKeys, renderKeyMap } from '../keys/store.ts';
-import { formatBytes } from '../config/load.ts';
-import type { InputRequest, Inputs } from '../config/inputs.ts';
+import { isActive, KEYS_FILE_MAX_BYTES, KeyStoreError, keysFileTooLarge, parseKeys, renderKeyMap } from '../../keys/store.ts';
+import { formatBytes } from '../../config/load.ts';
+import type { InputRequest, Inputs } from '../../config/inputs.ts';
 
 // key files read at build time are bounded like the config (checked before reading)
 const JWKS_MAX_BYTES = 1024 * 1024;
@@ -36,8 +36,8 @@ function inputText(inputs: Inputs, file: string, what: string): { text: string }
   if (v?.kind === 'error') return { error: v.error };
   return { error: new Error(`${what} was not read`) };
 }
-import { PreloadError, renderAuthPreload, type JwtProviderInput } from '../njs/preload.ts';
-import type { Diagnostic, GatewayModel, SourcePos } from '../model/types.ts';
+import { PreloadError, renderAuthPreload, type JwtProviderInput } from '../../njs/preload.ts';
+import type { Diagnostic, GatewayModel, SourcePos } from '../../model/types.ts';
 
 export const AUTH_FILES = {
   keyMap: 'conf.d/keys.map',

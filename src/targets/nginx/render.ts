@@ -3,17 +3,17 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import Handlebars from 'handlebars';
-import type { GatewayModel, Listener, Route } from '../model/types.ts';
-import { bare, headerVar, ident, jsonBody, q, RenderError } from './quote.ts';
-import type { Feature, HttpContribution } from '../core/feature.ts';
-import { hashKeySource, hashKeyVar, listenerHeaders, routeBlocks, upstreamLines, type RenderOptions } from './view.ts';
-import { d, jsonLogTemplate, type Block, type LogField } from '../plan/directive.ts';
-import { errorLocations, errorPageLines } from '../plan/errors.ts';
+import type { GatewayModel, Listener, Route } from '../../model/types.ts';
+import { bare, headerVar, ident, jsonBody, q, RenderError } from '../../plan/quote.ts';
+import type { Feature, HttpContribution } from '../../core/feature.ts';
+import { hashKeySource, hashKeyVar, listenerHeaders, routeBlocks, upstreamLines, type RenderOptions } from './route.ts';
+import { d, jsonLogTemplate, type Block, type LogField } from '../../plan/directive.ts';
+import { errorLocations, errorPageLines } from '../../plan/errors.ts';
 
 /** http-level directives that load the njs bundle (njs/gateway.js, written by the build) as module `gateway`. */
 const NJS_HTTP_LINES = ['js_path "njs/";', 'js_import gateway from gateway.js;'];
 import { sizeHashes } from './hash.ts';
-import { PROJECT_ROOT } from '../version.ts';
+import { PROJECT_ROOT } from '../../version.ts';
 
 const TEMPLATES = path.join(PROJECT_ROOT, 'templates');
 
@@ -375,7 +375,7 @@ function unknownHostServer(l: Listener, m: GatewayModel, features: readonly Feat
   if (l.tls) {
     // No certificate is presented for unknown names: the handshake is refused. As the default
     // server of the port it also decides protocol, suites and groups for every name (see
-    // src/render/tls.ts), so it carries the listener's profile.
+    // src/features/tls/render.ts), so it carries the listener's profile.
     lines.push(d('ssl_reject_handshake', 'on'));
     for (const f of features) lines.push(...(f.serverHead?.(m, l, { catchAll: true }) ?? []));
     return { comment: `listener ${l.name}: unknown Host`, head: 'server', lines };

@@ -1,12 +1,12 @@
 // Core views: a route's location head and its plan, upstream blocks, consistent-hash keys.
 // Every feature-specific directive comes from the features (src/features/, through the
 // Feature contract in src/core/feature.ts); nothing here knows a feature by name.
-import type { Feature } from '../core/feature.ts';
-import type { GatewayModel, Listener, Route, Upstream } from '../model/types.ts';
-import { bare, headerVar, ident, q, RenderError } from './quote.ts';
-import { namedCaptures, reservedVariable } from '../model/reserved-names.ts';
-import { d, raw, type Directive } from '../plan/directive.ts';
-import { layoutRoute, planRoute, PlanError, type RouteLocations } from '../plan/route.ts';
+import type { Feature } from '../../core/feature.ts';
+import type { GatewayModel, Listener, Route, Upstream } from '../../model/types.ts';
+import { bare, headerVar, ident, q, RenderError } from '../../plan/quote.ts';
+import { namedCaptures, reservedVariable } from '../../model/reserved-names.ts';
+import { d, raw, type Directive } from '../../plan/directive.ts';
+import { layoutRoute, planRoute, PlanError, type RouteLocations } from '../../plan/route.ts';
 
 export interface RenderOptions {
   /** modules found for the target nginx; brotli is dropped with a warning when absent */

@@ -6,10 +6,10 @@
 // exchange group with the settings of the default server of the address:port, before the
 // SNI name selects a server (the name only swaps the certificate). A catch-all without the
 // profile would let TLS 1.2, CBC suites and every OpenSSL default group in.
-import type { Listener } from '../model/types.ts';
-import { tlsProfileDirectives } from '../tls/profiles.ts';
-import { q, RenderError } from './quote.ts';
-import { d, type Directive } from '../plan/directive.ts';
+import type { Listener } from '../../model/types.ts';
+import { tlsProfileDirectives } from '../../tls/profiles.ts';
+import { q, RenderError } from '../../plan/quote.ts';
+import { d, type Directive } from '../../plan/directive.ts';
 
 const PROFILE_ARG = /^[A-Za-z0-9_.:=@+-]+$/;
 
