@@ -57,13 +57,13 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
     // allows it; a shape too broken to normalize just yields the schema errors.
     try {
       const seen = new Set(schemaErrors.map((x) => x.at?.path));
-      for (const x of checkRules(normalize(normalizeInput), FEATURES, loaded.positions)) if (!seen.has(x.at?.path)) diagnostics.push(x);
+      for (const x of checkRules(normalize(normalizeInput, FEATURES), FEATURES, loaded.positions)) if (!seen.has(x.at?.path)) diagnostics.push(x);
     } catch {
       // shape errors already reported
     }
     return fail();
   }
-  const model = normalize(normalizeInput);
+  const model = normalize(normalizeInput, FEATURES);
   // the rest of the load stage: what the features build from (key store, JWKS, secrets,
   // certificate files), read once, bounded
   const inputs = readInputs(FEATURES.flatMap((f) => f.inputs?.(model) ?? []), opts.env);

@@ -12,6 +12,13 @@ import type { Block, Directive, LogField } from '../plan/directive.ts';
 import type { RouteContext } from '../plan/route.ts';
 import type { InputRequest, Inputs } from '../config/inputs.ts';
 
+export interface NormalizeContext {
+  /** the position of a key path in gateway.yaml */
+  at(path: string): SourcePos;
+  /** the directory relative paths in gateway.yaml are resolved against */
+  baseDir: string;
+}
+
 export interface OutputContext {
   /** clock for time-dependent outputs (revoked/expired API keys); default now */
   now?: Date;
@@ -114,6 +121,10 @@ export interface Feature {
   cost?: FeatureCost;
   /** the route keeps the whole request body in memory (client_body_in_single_buffer) */
   buffersBody?(r: Route, m: GatewayModel): boolean;
+  /** fill this feature's part of the typed model from the schema-valid document */
+  normalize?(raw: Record<string, unknown>, m: GatewayModel, ctx: NormalizeContext): void;
+  /** the output loads the njs module because of this feature */
+  needsNjs?(m: GatewayModel): boolean;
   /** inputs besides gateway.yaml this feature's outputs are built from (read in the load stage) */
   inputs?(m: GatewayModel): InputRequest[];
   /** complete the model from the inputs, before any rule runs (the model is final afterwards) */

@@ -22,8 +22,7 @@ import type {
   Upstream,
   UnsafeSnippet,
 } from './types.ts';
-import { normalizeModels, routingNeedsNjs } from '../routing/normalize.ts';
-import { normalizeAuth, normalizeRouteAuth } from './auth.ts';
+import type { Feature } from '../core/feature.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Raw = any;
@@ -41,7 +40,11 @@ const IDEMPOTENT_RETRY_ON = ['error', 'timeout'];
 export const LETSENCRYPT = 'https://acme-v02.api.letsencrypt.org/directory';
 export const LETSENCRYPT_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
 
-export function normalize(input: NormalizeInput): GatewayModel {
+/**
+ * The core's part of the model, then each feature's (Feature.normalize, registry order); the
+ * njs module is loaded when some feature needs it for this model (Feature.needsNjs).
+ */
+export function normalize(input: NormalizeInput, features: readonly Feature[]): GatewayModel {
   const { value: v, positions, file } = input;
   // an entry's position is its key (`api:`) where it has one, else the value (a list item)
   const at = (p: string): SourcePos => positions.key.get(p) ?? positions.value.get(p) ?? { file, line: 1, col: 1, path: p };
@@ -207,7 +210,6 @@ export function normalize(input: NormalizeInput): GatewayModel {
     at: at(`caches.${nm}`),
   }));
 
-  const auth = normalizeAuth(v.auth, input.baseDir, at);
   const allListenerNames = listeners.map((l) => l.name);
   const routes: Route[] = ((v.routes as Raw[]) ?? []).map((r: Raw, i: number) => {
     const p = `routes[${i}]`;
@@ -275,7 +277,7 @@ export function normalize(input: NormalizeInput): GatewayModel {
       access: accessRules(r.access),
       setRequestHeaders: Object.entries((r.set_headers as Record<string, string>) ?? {}).map(([name, value]) => ({ name, value })),
       models: r.models ?? null,
-      auth: normalizeRouteAuth(r.auth, auth, at(`${p}.auth`)),
+      auth: null, // the auth feature's (Feature.normalize)
       at: at(p),
     } satisfies Route;
   });
@@ -292,14 +294,13 @@ export function normalize(input: NormalizeInput): GatewayModel {
     routes,
     access: accessRules(g.access),
     unsafeSnippets,
-    auth,
-    models: normalizeModels(v.models, at),
+    auth: null,
+    models: [],
     acme,
   };
   model.global.workerShutdownTimeout = typeof g.worker_shutdown_timeout === 'string' ? g.worker_shutdown_timeout : defaultShutdownTimeout(routes);
-  if (routingNeedsNjs(model)) model.global.modules.njs = true;
-  if (routes.some((r) => r.cache?.keyIncludesBody)) model.global.modules.njs = true; // body digest for the cache key
-  if (auth) model.global.modules.njs = true; // the auth handlers live in the njs module
+  for (const f of features) f.normalize?.(v, model, { at, baseDir: input.baseDir });
+  model.global.modules.njs = features.some((f) => f.needsNjs?.(model));
   return model;
 }
 

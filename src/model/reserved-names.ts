@@ -13,7 +13,7 @@
 // real_ip_header) or only listed in a value (CORS allow/expose headers) cannot change how a
 // request is framed and are not restricted.
 import type { GatewayModel, SourcePos } from './types.ts';
-import { DEFAULT_IDENTITY_HEADERS } from './auth.ts';
+import { DEFAULT_IDENTITY_HEADERS } from './identity.ts';
 
 type Report = (code: string, at: SourcePos, path: string, message: string) => void;
 

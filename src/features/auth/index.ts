@@ -4,6 +4,7 @@
 import type { Feature, HttpContribution } from '../../core/feature.ts';
 import type { GatewayModel, Route } from '../../model/types.ts';
 import { checkAuthRules } from './rules.ts';
+import { normalizeAuth, normalizeRouteAuth } from './normalize.ts';
 import { authInputRequests, buildAuthArtifacts } from './outputs.ts';
 import { AUTH_CONF, authConf, authLogFields, authServerLocations, routeAuthParts, syncJwt } from './render.ts';
 import { authSchema } from './schema.ts';
@@ -30,6 +31,12 @@ export const authFeature: Feature = {
     njsCalls,
     measured: 'scripts/bench.ts: API key +11.8 µs, JWT HS256 +31.5 µs, JWT ES256 +158 µs over the plain baseline (wave 1)',
   },
+  normalize(raw, m, ctx) {
+    m.auth = normalizeAuth(raw.auth, ctx.baseDir, ctx.at);
+    const routes = (raw.routes as { auth?: unknown }[] | undefined) ?? [];
+    for (const r of m.routes) r.auth = normalizeRouteAuth(routes[r.index]?.auth, m.auth, ctx.at(`routes[${r.index}].auth`));
+  },
+  needsNjs: (m) => m.auth !== null, // the auth handlers live in the njs module
   inputs: authInputRequests,
   outputs: (m, inputs, ctx) => buildAuthArtifacts(m, inputs, ctx),
   rules: checkAuthRules, // GW313 (zones keyed by the authenticated client), GW37x

@@ -22,7 +22,7 @@ import { bare, headerVar, ident, jsonBody, q, RenderError, settableHeader } from
 import { tierKeyVar } from '../limits/index.ts';
 import { uriReplacementMap } from '../proxy/index.ts';
 import { d, jsonLogTemplate, type Block, type Directive, type LogField } from '../../plan/directive.ts';
-import { DEFAULT_IDENTITY_HEADERS } from '../../model/auth.ts';
+import { DEFAULT_IDENTITY_HEADERS } from '../../model/identity.ts';
 
 export const AUTH_CONF = 'conf.d/05-auth.conf';
 export const KEY_MAP_INCLUDE = 'conf.d/keys.map';

@@ -15,6 +15,7 @@ export const cacheFeature: Feature = {
     measured: 'nginx proxy_cache; body-keyed: one js_set digest of the body',
   },
   njs: [{ handler: BODY_DIGEST_HANDLER, phase: 'js_set' }],
+  needsNjs: (m) => m.routes.some((r) => r.cache?.keyIncludesBody), // body digest for the cache key
   buffersBody: (r) => !!r.cache?.keyIncludesBody, // njs digests the body (r.requestBuffer)
   http: (m) => ({
     cacheMaps: bodyKeyHttp(m).blocks,

@@ -4,6 +4,7 @@
 import type { Feature } from '../../core/feature.ts';
 import type { GatewayModel, Route } from '../../model/types.ts';
 import { checkRoutingRules } from './rules.ts';
+import { normalizeModels, routingNeedsNjs } from './normalize.ts';
 import { bodyStep, claimSpecLines, CLAIM_HANDLER, hashSpec, modelsListLines, MODEL_UPSTREAM_TARGET, needsBodyStep, njsKeySource, ROUTE_HANDLER, routingHttpLines, routingMapBlocks } from './render.ts';
 import { routingSchema } from './schema.ts';
 
@@ -23,6 +24,10 @@ export const routingFeature: Feature = {
     { handler: CLAIM_HANDLER, phase: 'js_set' },
   ],
   cost: { njsCalls, measured: 'scripts/bench.ts: model routing and body-field hash scenarios' },
+  normalize: (raw, m, ctx) => {
+    m.models = normalizeModels(raw.models, ctx.at);
+  },
+  needsNjs: routingNeedsNjs, // keys njs derives, model-aware routes
   rules: checkRoutingRules, // GW36x
   buffersBody: needsBodyStep, // njs reads the body (r.requestText)
   http: (m) => ({ mapLines: routingHttpLines(m), maps: routingMapBlocks(m), mapKeys: [m.models.map((e) => e.id)] }),

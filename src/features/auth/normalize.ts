@@ -1,20 +1,17 @@
 // Normalize step for njs authentication: the schema-valid `auth:` sections (top level and
 // per route) → AuthSettings / RouteAuth with every default filled. Files named here are
-// read later, by the build (src/build/auth.ts); the model never holds key material.
+// read in the load stage (Feature.inputs) and turned into outputs by outputs.ts; the model
+// never holds key material.
 import path from 'node:path';
-import type { AuthSettings, JwtProviderSettings, RouteAuth, SourcePos } from './types.ts';
+import type { AuthSettings, JwtProviderSettings, RouteAuth, SourcePos } from '../../model/types.ts';
+import { DEFAULT_IDENTITY_HEADERS } from '../../model/identity.ts';
+
+export { DEFAULT_IDENTITY_HEADERS };
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Raw = any;
 
 export const DEFAULT_KEY_HEADER = 'X-API-Key';
-export const DEFAULT_IDENTITY_HEADERS = {
-  client: 'X-Gateway-Client',
-  role: 'X-Gateway-Role',
-  tier: 'X-Gateway-Tier',
-  method: 'X-Gateway-Auth',
-  claims: 'X-Gateway-Claims',
-} as const;
 export const DEFAULT_FAILURE_LOG = 'logs/auth.log';
 export const DEFAULT_MAX_TOKEN_LENGTH = 4096;
 

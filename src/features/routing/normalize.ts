@@ -1,6 +1,6 @@
 // Normalization of the routing additions: the top-level model catalogue and whether the
 // build needs njs for routing (keys njs derives, model-aware routes).
-import type { GatewayModel, ModelEntry, SourcePos } from '../model/types.ts';
+import type { GatewayModel, ModelEntry, SourcePos } from '../../model/types.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 export function normalizeModels(raw: unknown, at: (p: string) => SourcePos): ModelEntry[] {
