@@ -2,6 +2,7 @@
 // default the merge base with main, or a deployed release / build directory) and the working
 // tree, then prints a semantic summary with risky changes flagged and the unified diff of the
 // generated nginx files.
+import { FEATURES } from '../features/index.ts';
 import { diffSides, DiffSourceError, formatResult, type Format } from '../diff/index.ts';
 import { againstSide, baseSide, headSide, type Side } from '../diff/sources.ts';
 import { formatDiagnostic } from '../model/diagnostics.ts';
@@ -86,7 +87,7 @@ export async function run(opts: DiffCommandOptions): Promise<number> {
     return 2;
   }
 
-  const result = diffSides(base, head, { context });
+  const result = diffSides(base, head, FEATURES, { context });
   const color = format === 'text' && (colorMode === 'always' || (colorMode === 'auto' && !!process.stdout.isTTY && !process.env.NO_COLOR));
   process.stdout.write(formatResult(result, format, { color }));
   return opts.exitCode && result.differs ? 1 : 0;

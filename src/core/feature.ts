@@ -131,6 +131,8 @@ export interface Feature {
   finalize?(m: GatewayModel, inputs: Inputs): Diagnostic[];
   /** files of the build besides the rendered config (from the inputs; no disk access) */
   outputs?(m: GatewayModel, inputs: Inputs, ctx: OutputContext): FeatureOutputs;
+  /** a build file as it may be shown (diff): the secret material this feature wrote replaced */
+  redact?(rel: string, text: string): string;
   /** cross-field rules over the normalized model */
   rules?(m: GatewayModel, err: Report, warn: Report): void;
   http?(m: GatewayModel): HttpContribution;

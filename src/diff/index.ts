@@ -1,5 +1,6 @@
 // Config diff: semantic summary of two GatewayModels plus the unified diff of the generated
 // nginx files. `gatewayctl diff` (src/commands/diff.ts) is the only caller that prints.
+import type { Feature } from '../core/feature.ts';
 import { compareFiles } from './files.ts';
 import type { DiffResult } from './format.ts';
 import { risky, semanticDiff } from './semantic.ts';
@@ -16,9 +17,9 @@ export interface DiffOptions {
 }
 
 /** Compare two built sides (both must have files). */
-export function diffSides(base: Side, head: Side, opts: DiffOptions = {}): DiffResult {
+export function diffSides(base: Side, head: Side, features: readonly Feature[], opts: DiffOptions = {}): DiffResult {
   if (!base.files || !head.files) throw new Error('diffSides: both sides must be built');
-  const files = compareFiles(base.files, head.files, { baseLabel: 'a', headLabel: 'b', context: opts.context });
+  const files = compareFiles(base.files, head.files, features, { baseLabel: 'a', headLabel: 'b', context: opts.context });
   const available = !!base.model && !!head.model;
   const changes = available ? semanticDiff(base.model!, head.model!) : [];
   return {

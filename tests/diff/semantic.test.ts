@@ -34,7 +34,7 @@ describe('semantic diff: wording', () => {
     expect(semanticDiff(ma.model, mb.model)).toEqual([]);
     // the only textual differences are the header lines and the hash in /ready
     expect(Object.keys(ma.files).filter((f) => ma.files[f] !== mb.files[f]).length).toBeGreaterThan(0);
-    expect(compareFiles(ma.files, mb.files)).toEqual([]);
+    expect(compareFiles(ma.files, mb.files, FEATURES)).toEqual([]);
   });
 
   it('matches upstreams by name, not position', () => {

@@ -1,5 +1,6 @@
 // auth: in gateway.yaml: normalization, rules, build inputs (keys store, JWKS, secrets) and
 // what the renderer emits. Through real nginx: tests/auth/.
+import { FEATURES } from '../../src/features/index.ts';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -176,7 +177,7 @@ describe('gatewayctl diff never shows HMAC secrets', () => {
     const cfg = project(base('auth: { jwt: { hs: { algorithms: [HS256], secret_env: S } } }', '    auth: jwt'));
     const a = build(cfg, { env: { S: SECRET } });
     const b = build(cfg, { env: { S: `${SECRET}-rotated` } });
-    const diffs = compareFiles(a.files!, b.files!);
+    const diffs = compareFiles(a.files!, b.files!, FEATURES);
     const preload = diffs.find((x) => x.path === 'njs/auth.json');
     expect(preload?.status).toBe('modified');
     expect(preload!.diff).toMatch(/-\s+"k": "<secret sha256:[0-9a-f]{12}>"/);

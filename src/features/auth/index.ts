@@ -5,7 +5,7 @@ import type { Feature, HttpContribution } from '../../core/feature.ts';
 import type { GatewayModel, Route } from '../../model/types.ts';
 import { checkAuthRules } from './rules.ts';
 import { normalizeAuth, normalizeRouteAuth } from './normalize.ts';
-import { authInputRequests, buildAuthArtifacts } from './outputs.ts';
+import { authInputRequests, buildAuthArtifacts, redactSecrets } from './outputs.ts';
 import { AUTH_CONF, authConf, authLogFields, authServerLocations, routeAuthParts, syncJwt } from './render.ts';
 import { authSchema } from './schema.ts';
 
@@ -39,6 +39,7 @@ export const authFeature: Feature = {
   needsNjs: (m) => m.auth !== null, // the auth handlers live in the njs module
   inputs: authInputRequests,
   outputs: (m, inputs, ctx) => buildAuthArtifacts(m, inputs, ctx),
+  redact: redactSecrets, // HMAC secrets in njs/auth.json as short hashes
   rules: checkAuthRules, // GW313 (zones keyed by the authenticated client), GW37x
   http(m) {
     const confFiles: HttpContribution['confFiles'] = {};
