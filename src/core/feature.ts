@@ -9,7 +9,7 @@
 // contributions inside each slot.
 import type { Diagnostic, GatewayModel, Listener, Route, SourcePos, Upstream } from '../model/types.ts';
 import type { Block, Directive, LogField } from '../plan/directive.ts';
-import type { RouteContext } from '../plan/route.ts';
+import type { RouteContext } from '../plan/slots.ts';
 import type { InputRequest, Inputs } from '../config/inputs.ts';
 
 export interface NormalizeContext {

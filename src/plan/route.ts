@@ -35,89 +35,10 @@ import type { Feature } from '../core/feature.ts';
 import type { GatewayModel, Listener, Route } from '../model/types.ts';
 import { d, type Block, type Directive } from './directive.ts';
 import { routeErrorPages } from './errors.ts';
+import { emptySlots, type NjsCalls, type RouteContext, type RouteLocations, type RoutePlan } from './slots.ts';
 
-export const ROUTE_SLOTS = [
-  'name',
-  'access',
-  'auth',
-  'limits',
-  'body',
-  'routingKey',
-  'clientLimits',
-  'upstream',
-  'requestHeaders',
-  'proxyTuning',
-  'streaming',
-  'cache',
-  'responseHeaders',
-  'errorPages',
-  'raw',
-] as const;
-export type RouteSlot = (typeof ROUTE_SLOTS)[number];
-export type RouteSlots = Record<RouteSlot, Directive[]>;
-
-export const emptySlots = (): RouteSlots => Object.fromEntries(ROUTE_SLOTS.map((s) => [s, []])) as unknown as RouteSlots;
-
-/** The route proxies: proxy_pass differs in a named location (no URI part allowed there). */
-export interface ProxyContent {
-  kind: 'proxy';
-  /** proxy_pass in the route's own location */
-  proxyPass: Directive;
-  /** proxy_pass once moved to a named location after an auth hand-over */
-  proxyPassNamed: Directive;
-}
-
-/** The gateway answers itself (respond, models list) from a named location, after checks and limits. */
-export interface AnswerContent {
-  kind: 'answer';
-  /** the named location's name, `@…` */
-  name: string;
-  lines: Directive[];
-}
-
-/** njs reads the body (js_content) and redirects to a named location that proxies. */
-export interface BodyStep {
-  /** the named location the njs handler continues in */
-  next: string;
-  /** buffering and routing-mode lines for the public location, before the handler */
-  lines: Directive[];
-  handler: Directive; // js_content …
-}
-
-/** What the route needs from the layout, declared by the features that contributed. */
-export interface RouteNeeds {
-  /** the route authenticates at all (any method) */
-  auth: boolean;
-  /** an auth_request subrequest runs (async JWT): the identity exists only after a hand-over
-   *  to this named location (`@…`) */
-  authHandover: { next: string } | null;
-  /** njs must read the request body before proxying */
-  bodyStep: BodyStep | null;
-  /** API key or JWT on one route: an accepted key jumps to the post-auth location (error_page 418) */
-  eitherMethod: boolean;
-}
-
-export interface RoutePlan {
-  /** route name and index in gateway.yaml, for the location comments */
-  route: { name: string; index: number };
-  /** njs calls per request on this route, by feature (their declared cost) */
-  njsCalls: NjsCalls;
-  head: string; // `location …`
-  /** set $gw_route "<name>", repeated in every named location that continues the request */
-  routeName: Directive;
-  slots: RouteSlots;
-  checks: Block[];
-  lateChecks: Block[];
-  content: ProxyContent | AnswerContent;
-  /** named locations the route's own error pages point at (@…_405, @…_429, …) */
-  errorLocations: Block[];
-  needs: RouteNeeds;
-}
-
-export interface RouteLocations {
-  location: Block;
-  named: Block[];
-}
+// the plan's types live in the leaf slots.ts; importers of the planner get them here too
+export * from './slots.ts';
 
 /** A plan that cannot be laid out (a combination the rules should have refused). */
 export class PlanError extends Error {
@@ -196,12 +117,6 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
 /** A path that never exists: try_files falls through to its named location at once. */
 export const NO_FILE = '"/.gatewayctl-no-such-file"';
 
-/** njs calls one request on a route makes, in total and by feature. */
-export interface NjsCalls {
-  total: number;
-  byFeature: Record<string, number>;
-}
-
 /** Sum of the features' declared njs calls for a route (the per-request price reviewers see). */
 export function routeNjsCalls(r: Route, m: GatewayModel, features: readonly Feature[]): NjsCalls {
   const byFeature: Record<string, number> = {};
@@ -214,27 +129,6 @@ export function routeNjsCalls(r: Route, m: GatewayModel, features: readonly Feat
 
 const njsCallsNote = (c: NjsCalls): string =>
   c.total ? `; njs calls per request: ${c.total} (${Object.entries(c.byFeature).map(([f, n]) => `${f} ${n}`).join(', ')})` : '';
-
-/** What features see and fill while a route is planned (src/core/feature.ts). */
-export interface RouteContext {
-  route: Route;
-  listener: Listener;
-  model: GatewayModel;
-  /** `gw_route_<name>`: the prefix of this route's named locations */
-  rid: string;
-  slots: RouteSlots;
-  checks: Block[];
-  lateChecks: Block[];
-  errorLocations: Block[];
-  /** status → the named location that answers it on this route (its error_page overrides) */
-  overrides: Record<number, string>;
-  /** every response header of the route, complete once pass 1 ran */
-  responseHeaders: Directive[];
-  content: ProxyContent | AnswerContent | null;
-  /** set by a feature that chooses where requests go (model routing: a map variable) */
-  proxyHost: string | null;
-  needs: RouteNeeds;
-}
 
 /**
  * Plan one route: the core names the route and adds the error pages and the raw snippet;

@@ -2,7 +2,8 @@
 // `fix` hint and nginx's raw output, and NginxNotFoundError listing every place findNginx()
 // checked.
 
-import type { NginxSource } from './locate.ts';
+/** Where a candidate nginx binary came from (flag, environment, project runtime, PATH). */
+export type NginxSource = 'flag' | 'env' | 'runtime' | 'path';
 
 export type NginxErrorCode =
   | 'NGINX_NOT_FOUND' // no usable binary (see NginxNotFoundError.tried)

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NginxNotFoundError, type NginxCandidate } from './errors.ts';
 
-export type NginxSource = 'flag' | 'env' | 'runtime' | 'path';
+export type { NginxSource } from './errors.ts';
+import type { NginxSource } from './errors.ts';
 
 export interface NginxLocation {
   /** Absolute path of the executable (the runtime's is a wrapper script around Debian's nginx). */
