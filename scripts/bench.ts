@@ -4,8 +4,8 @@
 //
 //   npx tsx scripts/bench.ts [--seconds 3] [--rounds 3] [--warmup 1] [--connections 32]
 //        [--threads 2] [--client auto|wrk|node] [--only name,name] [--json] [--quiet]
-//        [--guard] [--write-bounds tests/bench/bounds.json]
-import { writeFileSync } from 'node:fs';
+//        [--paired] [--guard] [--write-bounds tests/bench/bounds.json [--merge]]
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { BASELINE, DEFAULTS, formatTable, runBench, type Report } from './bench/lib.ts';
 import { boundsFromReport, GUARD_RUN, GUARDED } from './bench/bounds.ts';
 
@@ -27,6 +27,7 @@ const report: Report = await runBench({
   warmup: num('--warmup', base.warmup),
   connections: num('--connections', base.connections),
   threads: num('--threads', base.threads),
+  paired: argv.includes('--paired') || guard,
   client: (val('--client') as 'auto' | 'wrk' | 'node' | undefined) ?? 'auto',
   only: (val('--only')?.split(',') ?? (guard ? GUARDED : undefined))?.filter((n) => n && n !== BASELINE),
   log: quiet ? undefined : (l) => process.stderr.write(`${l}\n`),
@@ -35,6 +36,12 @@ if (json) console.log(JSON.stringify(report, null, 2));
 else console.log(formatTable(report));
 const boundsFile = val('--write-bounds');
 if (boundsFile) {
-  writeFileSync(boundsFile, JSON.stringify(boundsFromReport(report), null, 2) + '\n');
+  const bounds = boundsFromReport(report);
+  // --merge: keep the higher of the recorded and the measured ratio (record over several runs)
+  if (argv.includes('--merge') && existsSync(boundsFile)) {
+    const old = JSON.parse(readFileSync(boundsFile, 'utf8')) as typeof bounds;
+    for (const [k, v] of Object.entries(old.cpuRatio)) if (k in bounds.cpuRatio) bounds.cpuRatio[k] = Math.max(bounds.cpuRatio[k], v);
+  }
+  writeFileSync(boundsFile, JSON.stringify(bounds, null, 2) + '\n');
   process.stderr.write(`wrote ${boundsFile}\n`);
 }

@@ -55,6 +55,8 @@ export interface BenchOptions {
   connections: number;
   threads: number;
   client: 'auto' | ClientKind;
+  /** Measure the baseline next to every row (twice the time; ratios less sensitive to drift). */
+  paired?: boolean;
   /** Scenario names to run (the baseline is always added). */
   only?: string[];
   log?: (line: string) => void;
@@ -74,9 +76,11 @@ export interface Row {
   /** Gateway worker CPU per request, µs. */
   cpuUs: Spread;
   rps: Spread;
-  /** Per-round ratios to the baseline of the same round. */
+  /** Per-round ratios to the baseline of the same round (with `paired`, the baseline measured next to the row). */
   cpuRatio: Spread;
   rpsRatio: Spread;
+  /** Median CPU per request over the rounds / the baseline's median: less sensitive to one noisy baseline sample (what the CI guard compares). */
+  cpuRatioOfMedians: number;
   requests: number;
   /** First-sight rows: some token was sent twice (the pool ran out). */
   reusedTokens?: boolean;
@@ -85,6 +89,7 @@ export interface Report {
   client: ClientKind;
   seconds: number;
   rounds: number;
+  paired: boolean;
   connections: number;
   threads: number;
   cpus: number;
@@ -191,26 +196,50 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
     }
 
     const raw: Record<string, { cpu: number[]; rps: number[]; requests: number; reused: boolean }> = {};
-    const perRound: Array<Record<string, { cpu: number; rps: number }>> = [];
+    const measure = async (s: Scenario, round: number): Promise<{ cpu: number; rps: number }> => {
+      const t = targets[s.target];
+      const shape = await shapeFor(s, opts.seconds);
+      const c0 = cpuNs(t.worker);
+      const r = await run(client, shape, loadOpts(t.port, opts.seconds));
+      const cpu = (cpuNs(t.worker) - c0) / 1e3 / Math.max(1, r.requests);
+      if (r.errors) throw new Error(`${s.name}: ${r.errors} failed requests in round ${round + 1}`);
+      if (r.requests === 0) throw new Error(`${s.name}: no request completed in round ${round + 1}`);
+      const rps = r.requests / r.seconds;
+      const acc = (raw[s.name] ??= { cpu: [], rps: [], requests: 0, reused: false });
+      acc.cpu.push(cpu);
+      acc.rps.push(rps);
+      acc.requests += r.requests;
+      if (shape.tokens && r.requests > shape.tokens.length) acc.reused = true;
+      log(`round ${round + 1}/${opts.rounds} ${s.name}: ${cpu.toFixed(1)} µs/req, ${Math.round(rps)} req/s`);
+      return { cpu, rps };
+    };
+    // per round and row: the row's figures and the baseline figures its ratio is taken to
+    type Pair = { cpu: number; rps: number; base: { cpu: number; rps: number } };
+    const perRound: Array<Record<string, Pair>> = [];
+    const baselineScenario = scenarios.find((s) => s.name === BASELINE)!;
+    const others = scenarios.filter((s) => s !== baselineScenario);
     for (let round = 0; round < opts.rounds; round++) {
-      const order = scenarios.map((_, i) => scenarios[(i + round) % scenarios.length]);
-      const got: Record<string, { cpu: number; rps: number }> = {};
-      for (const s of order) {
-        const t = targets[s.target];
-        const shape = await shapeFor(s, opts.seconds);
-        const c0 = cpuNs(t.worker);
-        const r = await run(client, shape, loadOpts(t.port, opts.seconds));
-        const cpu = (cpuNs(t.worker) - c0) / 1e3 / Math.max(1, r.requests);
-        if (r.errors) throw new Error(`${s.name}: ${r.errors} failed requests in round ${round + 1}`);
-        if (r.requests === 0) throw new Error(`${s.name}: no request completed in round ${round + 1}`);
-        const rps = r.requests / r.seconds;
-        const acc = (raw[s.name] ??= { cpu: [], rps: [], requests: 0, reused: false });
-        acc.cpu.push(cpu);
-        acc.rps.push(rps);
-        acc.requests += r.requests;
-        if (shape.tokens && r.requests > shape.tokens.length) acc.reused = true;
-        got[s.name] = { cpu, rps };
-        log(`round ${round + 1}/${opts.rounds} ${s.name}: ${cpu.toFixed(1)} µs/req, ${Math.round(rps)} req/s`);
+      const order = others.map((_, i) => others[(i + round) % others.length]);
+      const got: Record<string, Pair> = {};
+      if (opts.paired) {
+        // the baseline right next to every row (alternately before and after it)
+        for (const s of order) {
+          const first = round % 2 === 0;
+          const b1 = first ? await measure(baselineScenario, round) : undefined;
+          const m = await measure(s, round);
+          const base = b1 ?? (await measure(baselineScenario, round));
+          got[s.name] = { ...m, base };
+        }
+        const bs = raw[BASELINE];
+        const k = order.length;
+        const base = { cpu: spread(bs.cpu.slice(-k)).median, rps: spread(bs.rps.slice(-k)).median };
+        got[BASELINE] = { ...base, base };
+      } else {
+        const at = round % scenarios.length;
+        const seq = [...order.slice(0, at), baselineScenario, ...order.slice(at)];
+        const m: Record<string, { cpu: number; rps: number }> = {};
+        for (const s of seq) m[s.name] = await measure(s, round);
+        for (const s of seq) got[s.name] = { ...m[s.name], base: m[BASELINE] };
       }
       perRound.push(got);
     }
@@ -221,13 +250,14 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
       target: s.target,
       cpuUs: spread(raw[s.name].cpu),
       rps: spread(raw[s.name].rps),
-      cpuRatio: spread(perRound.map((g) => g[s.name].cpu / g[BASELINE].cpu)),
-      rpsRatio: spread(perRound.map((g) => g[s.name].rps / g[BASELINE].rps)),
+      cpuRatio: spread(perRound.map((g) => g[s.name].cpu / g[s.name].base.cpu)),
+      rpsRatio: spread(perRound.map((g) => g[s.name].rps / g[s.name].base.rps)),
+      cpuRatioOfMedians: spread(raw[s.name].cpu).median / spread(raw[BASELINE].cpu).median,
       requests: raw[s.name].requests,
       ...(s.freshTokens ? { reusedTokens: raw[s.name].reused } : {}),
     }));
     const { availableParallelism } = await import('node:os');
-    return { client, seconds: opts.seconds, rounds: opts.rounds, connections: opts.connections, threads: opts.threads, cpus: availableParallelism(), date: new Date().toISOString(), rows };
+    return { client, seconds: opts.seconds, rounds: opts.rounds, paired: !!opts.paired, connections: opts.connections, threads: opts.threads, cpus: availableParallelism(), date: new Date().toISOString(), rows };
   } finally {
     for (const g of started.reverse()) await g.stop().catch(() => {});
     await rm(work, { recursive: true, force: true });
@@ -239,7 +269,7 @@ const f = (x: number, d: number) => x.toFixed(d);
 export function formatTable(r: Report): string {
   const lines: string[] = [];
   lines.push(`nginx 1 worker each; load: ${r.client} -t${r.threads} -c${r.connections}, ${r.seconds}s per scenario x ${r.rounds} rounds (interleaved); ${r.cpus} CPUs`);
-  lines.push('ratios are to the plain nginx proxy of the same round; figures are median [min–max]');
+  lines.push(`ratios are to the plain nginx proxy ${r.paired ? 'measured next to each row' : 'of the same round'}; figures are median [min–max]`);
   const w = Math.max(...r.rows.map((x) => x.name.length));
   lines.push(`${'scenario'.padEnd(w)}  ${'req/s ratio'.padStart(19)}  ${'CPU µs/req'.padStart(20)}  ${'CPU ratio'.padStart(19)}  ${'req/s'.padStart(23)}`);
   for (const x of r.rows) {
