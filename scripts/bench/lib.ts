@@ -268,7 +268,7 @@ const f = (x: number, d: number) => x.toFixed(d);
 /** The human table: one row per scenario, medians with [min–max]. */
 export function formatTable(r: Report): string {
   const lines: string[] = [];
-  lines.push(`nginx 1 worker each; load: ${r.client} -t${r.threads} -c${r.connections}, ${r.seconds}s per scenario x ${r.rounds} rounds (interleaved); ${r.cpus} CPUs`);
+  lines.push(`nginx 1 worker each; load: ${r.client}${r.client === 'wrk' ? ` -t${r.threads}` : ''} -c${r.connections}, ${r.seconds}s per scenario x ${r.rounds} rounds (interleaved); ${r.cpus} CPUs`);
   lines.push(`ratios are to the plain nginx proxy ${r.paired ? 'measured next to each row' : 'of the same round'}; figures are median [min–max]`);
   const w = Math.max(...r.rows.map((x) => x.name.length));
   lines.push(`${'scenario'.padEnd(w)}  ${'req/s ratio'.padStart(19)}  ${'CPU µs/req'.padStart(20)}  ${'CPU ratio'.padStart(19)}  ${'req/s'.padStart(23)}`);
