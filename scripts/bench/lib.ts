@@ -1,0 +1,284 @@
+// The benchmark engine behind scripts/bench.ts and tests/bench/guard.test.ts: starts one
+// `return 200` backend and three nginx instances of the project runtime (one worker each) —
+// the hand-written baseline proxy, the hand-written njs reference points and the gateway
+// gatewayctl compiles — then drives every scenario for a fixed time per round and reads the
+// CPU time of the serving worker from /proc. Rounds interleave the scenarios (each round in
+// a rotated order), so drift on a shared machine hits every row alike; every row is also
+// reported as a ratio to the baseline measured in the same round.
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { childPids } from '../../src/runtime/nginx/index.ts';
+import { startGateway, startRawNginx, type Gateway } from '../../tests/support/nginx.ts';
+import { freePort } from '../../tests/support/ports.ts';
+import { pickClient, run, type ClientKind, type RequestShape } from './load.ts';
+import { buildProduct, hsToken, productYaml, writeCredentials, type Credentials } from './product.ts';
+import { backendConf, baselineConf, referenceConf, referenceKey } from './reference.ts';
+
+export type Target = 'baseline' | 'reference' | 'product';
+
+export interface Scenario {
+  name: string;
+  label: string;
+  target: Target;
+  shape: (c: Credentials & { refHsToken: string }) => RequestShape;
+  /** Fresh ES256 tokens for every measurement (first sight). */
+  freshTokens?: boolean;
+}
+
+const NO_CRED: [string, string] = ['X-Bench', '1'];
+export const BASELINE = 'nginx_proxy';
+
+export const SCENARIOS: Scenario[] = [
+  { name: BASELINE, label: 'plain nginx proxy_pass + keepalive (baseline)', target: 'baseline', shape: () => ({ method: 'GET', path: '/', header: NO_CRED }) },
+  { name: 'nginx_proxy_post', label: 'plain nginx proxy_pass, POST JSON body', target: 'baseline', shape: () => ({ method: 'POST', path: '/', header: NO_CRED }) },
+  { name: 'njs_noop', label: 'njs js_set no-op (floor of any njs)', target: 'reference', shape: () => ({ method: 'GET', path: '/noop', header: NO_CRED }) },
+  { name: 'njs_sha256_map', label: 'minimal njs SHA-256(API key) + map (1,000 keys)', target: 'reference', shape: () => ({ method: 'GET', path: '/sha', header: ['X-API-Key', referenceKey(500)] }) },
+  { name: 'njs_hs256', label: 'minimal njs HS256 verify', target: 'reference', shape: (c) => ({ method: 'GET', path: '/hs256', header: ['Authorization', `Bearer ${c.refHsToken}`] }) },
+  { name: 'njs_log_counter', label: 'njs shared-dict counter in the log phase', target: 'reference', shape: () => ({ method: 'GET', path: '/counter', header: NO_CRED }) },
+  { name: 'gw_plain', label: 'gatewayctl: plain route', target: 'product', shape: () => ({ method: 'GET', path: '/plain', header: NO_CRED }) },
+  { name: 'gw_api_key', label: 'gatewayctl: API key + per-client limit + consistent hash', target: 'product', shape: (c) => ({ method: 'GET', path: '/apikey', header: ['X-API-Key', c.apiKey] }) },
+  { name: 'gw_jwt_hs256', label: 'gatewayctl: JWT HS256 + per-client limit', target: 'product', shape: (c) => ({ method: 'GET', path: '/hs', header: ['Authorization', `Bearer ${c.hsToken}`] }) },
+  { name: 'gw_jwt_es256_repeat', label: 'gatewayctl: JWT ES256 + per-client limit, same token', target: 'product', shape: (c) => ({ method: 'GET', path: '/es', header: ['Authorization', `Bearer ${c.esToken}`] }) },
+  { name: 'gw_jwt_es256_first', label: 'gatewayctl: JWT ES256 + per-client limit, each token new', target: 'product', freshTokens: true, shape: (c) => ({ method: 'GET', path: '/es', header: ['Authorization', 'Bearer -'] }) },
+  { name: 'gw_model', label: 'gatewayctl: model routing (POST)', target: 'product', shape: () => ({ method: 'POST', path: '/v1/chat/completions', header: NO_CRED }) },
+  { name: 'gw_body_hash', label: 'gatewayctl: consistent hash on a body field (POST)', target: 'product', shape: () => ({ method: 'POST', path: '/body', header: NO_CRED }) },
+];
+
+export interface BenchOptions {
+  /** Seconds of load per scenario and round. */
+  seconds: number;
+  rounds: number;
+  /** Seconds of warm-up per scenario before the first round. */
+  warmup: number;
+  connections: number;
+  threads: number;
+  client: 'auto' | ClientKind;
+  /** Measure the baseline next to every row (twice the time; ratios less sensitive to drift). */
+  paired?: boolean;
+  /** Scenario names to run (the baseline is always added). */
+  only?: string[];
+  log?: (line: string) => void;
+}
+
+export const DEFAULTS: BenchOptions = { seconds: 3, rounds: 3, warmup: 1, connections: 32, threads: 2, client: 'auto' };
+
+export interface Spread {
+  min: number;
+  median: number;
+  max: number;
+}
+export interface Row {
+  name: string;
+  label: string;
+  target: Target;
+  /** Gateway worker CPU per request, µs. */
+  cpuUs: Spread;
+  rps: Spread;
+  /** Per-round ratios to the baseline of the same round (with `paired`, the baseline measured next to the row). */
+  cpuRatio: Spread;
+  rpsRatio: Spread;
+  /** Median CPU per request over the rounds / the baseline's median: less sensitive to one noisy baseline sample (what the CI guard compares). */
+  cpuRatioOfMedians: number;
+  requests: number;
+  /** First-sight rows: some token was sent twice (the pool ran out). */
+  reusedTokens?: boolean;
+}
+export interface Report {
+  client: ClientKind;
+  seconds: number;
+  rounds: number;
+  paired: boolean;
+  connections: number;
+  threads: number;
+  cpus: number;
+  date: string;
+  rows: Row[];
+}
+
+export function spread(xs: number[]): Spread {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  const median = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+  return { min: s[0], median, max: s[s.length - 1] };
+}
+
+/** CPU time of one process in ns: sum_exec_runtime of its threads (/proc/<pid>/task/<tid>/schedstat), else utime+stime ticks. */
+export function cpuNs(pid: number): number {
+  try {
+    let total = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    if (total > 0) return total;
+  } catch {
+    // fall back to ticks
+  }
+  const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = st.slice(st.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) * 1e7; // USER_HZ 100
+}
+
+function workerPid(gw: Gateway): number {
+  const kids = childPids(gw.pid);
+  const worker = kids.find((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('worker process');
+    } catch {
+      return false;
+    }
+  });
+  const pid = worker ?? kids[0];
+  if (!pid) throw new Error('nginx has no worker process');
+  return pid;
+}
+
+/** Pre-flight: one request per scenario must answer 200, so no row measures an error path. */
+async function check(port: number, s: RequestShape, name: string): Promise<void> {
+  const headers: Record<string, string> = { [s.header[0]]: s.header[1] };
+  if (s.tokens) headers.Authorization = `Bearer ${s.tokens[0]}`;
+  const init: RequestInit = { method: s.method, headers };
+  if (s.method === 'POST') {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify({ model: 'gpt-4o', user: 'u', messages: [] });
+  }
+  const res = await fetch(`http://127.0.0.1:${port}${s.path}`, init);
+  await res.arrayBuffer();
+  if (res.status !== 200) throw new Error(`${name}: pre-flight request answered ${res.status}, not 200`);
+}
+
+export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Report> {
+  const opts: BenchOptions = { ...DEFAULTS, ...partial };
+  const log = opts.log ?? (() => {});
+  const client = pickClient(opts.client);
+  const scenarios = SCENARIOS.filter((s) => s.name === BASELINE || !opts.only || opts.only.includes(s.name));
+  if (opts.only) for (const n of opts.only) if (!SCENARIOS.some((s) => s.name === n)) throw new Error(`unknown scenario ${n}`);
+
+  const work = await mkdtemp(path.join(tmpdir(), 'gatewayctl-bench-'));
+  const started: Gateway[] = [];
+  try {
+    const [backA, backB, basePort, refPort, gwPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+    started.push(await startRawNginx(backendConf([backA, backB]), [backA, backB]));
+    const baseline = await startRawNginx(baselineConf(basePort, backA), [basePort]);
+    started.push(baseline);
+    const ref = referenceConf(refPort, backA);
+    const reference = await startRawNginx(ref.conf, [refPort], { files: ref.files });
+    started.push(reference);
+    const creds = await writeCredentials(work);
+    await writeFile(path.join(work, 'gateway.yaml'), productYaml(gwPort, [backA, backB]));
+    const dist = buildProduct(work, productYaml(gwPort, [backA, backB]));
+    const product = await startGateway({ distDir: dist, ports: [gwPort] });
+    started.push(product);
+
+    const targets: Record<Target, { port: number; worker: number }> = {
+      baseline: { port: basePort, worker: workerPid(baseline) },
+      reference: { port: refPort, worker: workerPid(reference) },
+      product: { port: gwPort, worker: workerPid(product) },
+    };
+    const allCreds = { ...creds, refHsToken: await hsToken(Math.floor(Date.now() / 1000) + 6 * 3600) };
+    const loadOpts = (port: number, seconds: number) => ({ port, seconds, connections: opts.connections, threads: opts.threads, workDir: work });
+
+    // first-sight rows get a new pool of tokens for every measurement, sized from the warm-up rate
+    const freshRate: Record<string, number> = {};
+    const shapeFor = async (s: Scenario, seconds: number): Promise<RequestShape> => {
+      const shape = s.shape(allCreds);
+      if (s.freshTokens) shape.tokens = await creds.esFresh(Math.ceil((freshRate[s.name] ?? 2000) * seconds * 1.5) + opts.connections * 4);
+      return shape;
+    };
+
+    for (const s of scenarios) {
+      const t = targets[s.target];
+      const shape = await shapeFor(s, opts.warmup);
+      await check(t.port, shape, s.name);
+      const w = await run(client, shape, loadOpts(t.port, opts.warmup));
+      if (w.errors) throw new Error(`${s.name}: ${w.errors} failed requests during warm-up`);
+      freshRate[s.name] = w.requests / w.seconds;
+      log(`warm-up ${s.name}: ${Math.round(w.requests / w.seconds)} req/s`);
+    }
+
+    const raw: Record<string, { cpu: number[]; rps: number[]; requests: number; reused: boolean }> = {};
+    const measure = async (s: Scenario, round: number): Promise<{ cpu: number; rps: number }> => {
+      const t = targets[s.target];
+      const shape = await shapeFor(s, opts.seconds);
+      const c0 = cpuNs(t.worker);
+      const r = await run(client, shape, loadOpts(t.port, opts.seconds));
+      const cpu = (cpuNs(t.worker) - c0) / 1e3 / Math.max(1, r.requests);
+      if (r.errors) throw new Error(`${s.name}: ${r.errors} failed requests in round ${round + 1}`);
+      if (r.requests === 0) throw new Error(`${s.name}: no request completed in round ${round + 1}`);
+      const rps = r.requests / r.seconds;
+      const acc = (raw[s.name] ??= { cpu: [], rps: [], requests: 0, reused: false });
+      acc.cpu.push(cpu);
+      acc.rps.push(rps);
+      acc.requests += r.requests;
+      if (shape.tokens && r.requests > shape.tokens.length) acc.reused = true;
+      log(`round ${round + 1}/${opts.rounds} ${s.name}: ${cpu.toFixed(1)} µs/req, ${Math.round(rps)} req/s`);
+      return { cpu, rps };
+    };
+    // per round and row: the row's figures and the baseline figures its ratio is taken to
+    type Pair = { cpu: number; rps: number; base: { cpu: number; rps: number } };
+    const perRound: Array<Record<string, Pair>> = [];
+    const baselineScenario = scenarios.find((s) => s.name === BASELINE)!;
+    const others = scenarios.filter((s) => s !== baselineScenario);
+    for (let round = 0; round < opts.rounds; round++) {
+      const order = others.map((_, i) => others[(i + round) % others.length]);
+      const got: Record<string, Pair> = {};
+      if (opts.paired) {
+        // the baseline right next to every row (alternately before and after it)
+        for (const s of order) {
+          const first = round % 2 === 0;
+          const b1 = first ? await measure(baselineScenario, round) : undefined;
+          const m = await measure(s, round);
+          const base = b1 ?? (await measure(baselineScenario, round));
+          got[s.name] = { ...m, base };
+        }
+        const bs = raw[BASELINE];
+        const k = order.length;
+        const base = { cpu: spread(bs.cpu.slice(-k)).median, rps: spread(bs.rps.slice(-k)).median };
+        got[BASELINE] = { ...base, base };
+      } else {
+        const at = round % scenarios.length;
+        const seq = [...order.slice(0, at), baselineScenario, ...order.slice(at)];
+        const m: Record<string, { cpu: number; rps: number }> = {};
+        for (const s of seq) m[s.name] = await measure(s, round);
+        for (const s of seq) got[s.name] = { ...m[s.name], base: m[BASELINE] };
+      }
+      perRound.push(got);
+    }
+
+    const rows: Row[] = scenarios.map((s) => ({
+      name: s.name,
+      label: s.label,
+      target: s.target,
+      cpuUs: spread(raw[s.name].cpu),
+      rps: spread(raw[s.name].rps),
+      cpuRatio: spread(perRound.map((g) => g[s.name].cpu / g[s.name].base.cpu)),
+      rpsRatio: spread(perRound.map((g) => g[s.name].rps / g[s.name].base.rps)),
+      cpuRatioOfMedians: spread(raw[s.name].cpu).median / spread(raw[BASELINE].cpu).median,
+      requests: raw[s.name].requests,
+      ...(s.freshTokens ? { reusedTokens: raw[s.name].reused } : {}),
+    }));
+    const { availableParallelism } = await import('node:os');
+    return { client, seconds: opts.seconds, rounds: opts.rounds, paired: !!opts.paired, connections: opts.connections, threads: opts.threads, cpus: availableParallelism(), date: new Date().toISOString(), rows };
+  } finally {
+    for (const g of started.reverse()) await g.stop().catch(() => {});
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+const f = (x: number, d: number) => x.toFixed(d);
+/** The human table: one row per scenario, medians with [min–max]. */
+export function formatTable(r: Report): string {
+  const lines: string[] = [];
+  lines.push(`nginx 1 worker each; load: ${r.client}${r.client === 'wrk' ? ` -t${r.threads}` : ''} -c${r.connections}, ${r.seconds}s per scenario x ${r.rounds} rounds (interleaved); ${r.cpus} CPUs`);
+  lines.push(`ratios are to the plain nginx proxy ${r.paired ? 'measured next to each row' : 'of the same round'}; figures are median [min–max]`);
+  const w = Math.max(...r.rows.map((x) => x.name.length));
+  lines.push(`${'scenario'.padEnd(w)}  ${'req/s ratio'.padStart(19)}  ${'CPU µs/req'.padStart(20)}  ${'CPU ratio'.padStart(19)}  ${'req/s'.padStart(23)}`);
+  for (const x of r.rows) {
+    const sp = (s: Spread, d: number, width: number) => `${f(s.median, d)} [${f(s.min, d)}–${f(s.max, d)}]`.padStart(width);
+    lines.push(
+      `${x.name.padEnd(w)}  ${sp(x.rpsRatio, 2, 19)}  ${sp(x.cpuUs, 1, 20)}  ${sp(x.cpuRatio, 2, 19)}  ${sp({ min: Math.round(x.rps.min), median: Math.round(x.rps.median), max: Math.round(x.rps.max) }, 0, 23)}${x.reusedTokens ? '  (token pool wrapped)' : ''}`,
+    );
+  }
+  lines.push('');
+  for (const x of r.rows) lines.push(`${x.name.padEnd(w)}  ${x.label}`);
+  return lines.join('\n');
+}

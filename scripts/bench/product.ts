@@ -1,0 +1,97 @@
+// The gatewayctl side of the benchmark: one gateway.yaml with a route per product scenario,
+// compiled by the real compiler, plus the credentials those routes accept.
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import { compile } from '../../src/build/compile.ts';
+import { writeBuild } from '../../src/build/write.ts';
+import { createKey, saveKeys, type KeyFile } from '../../src/keys/store.ts';
+import { HS_SECRET } from './reference.ts';
+
+/** A per-client limit high enough never to reject a benchmark request (it still counts). */
+const RATE = '1000000r/s';
+
+export function productYaml(gw: number, backends: [number, number]): string {
+  const [a, b] = backends;
+  return `
+version: 1
+global:
+  worker_processes: 1
+  status: false
+  access_log: false
+listeners:
+  - { name: public, address: 127.0.0.1, port: ${gw} }
+upstreams:
+  rr: { servers: ["127.0.0.1:${a}"], keepalive: 32 }
+  by_client: { balance: consistent_hash, hash_key: client_id, servers: ["127.0.0.1:${a}", "127.0.0.1:${b}"], keepalive: 32 }
+  by_body: { balance: consistent_hash, hash_key: { body_field: user }, servers: ["127.0.0.1:${a}", "127.0.0.1:${b}"], keepalive: 32 }
+models:
+  - { id: gpt-4o, upstream: by_body }
+limits:
+  rate:
+    per_client: { key: client_id, rate: ${RATE}, burst: 100000 }
+routes:
+  - { name: plain, match: { exact: /plain }, upstream: rr }
+  - { name: apikey, match: { exact: /apikey }, upstream: by_client, auth: api_key, rate_limits: [per_client] }
+  - { name: hs, match: { exact: /hs }, upstream: rr, auth: { methods: [jwt], jwt_provider: hs }, rate_limits: [per_client] }
+  - { name: es, match: { exact: /es }, upstream: rr, auth: { methods: [jwt], jwt_provider: es }, rate_limits: [per_client] }
+  - { name: body, match: { exact: /body, methods: [POST] }, upstream: by_body }
+  - { name: model, match: { exact: /v1/chat/completions, methods: [POST] }, models: route }
+auth:
+  api_keys: { file: keys.yaml }
+  identity_headers: { claims: false }
+  failure_log: false
+  jwt:
+    hs: { algorithms: [HS256], secret_file: hs.secret }
+    es: { algorithms: [ES256], jwks_file: jwks.json }
+`;
+}
+
+export interface Credentials {
+  apiKey: string;
+  hsToken: string;
+  esToken: string;
+  /** Distinct ES256 tokens (one `jti` each) for the first-sight row. */
+  esFresh: (n: number) => Promise<string[]>;
+}
+
+/** Write keys.yaml, hs.secret and jwks.json into `dir` and return what clients send. */
+export async function writeCredentials(dir: string): Promise<Credentials> {
+  const store: KeyFile = { version: 1, keys: [] };
+  const apiKey = createKey(store, { name: 'bench' }, new Date()).key;
+  await saveKeys(path.join(dir, 'keys.yaml'), store);
+  await writeFile(path.join(dir, 'hs.secret'), HS_SECRET);
+  const ec = await generateKeyPair('ES256', { extractable: true });
+  await writeFile(path.join(dir, 'jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(ec.publicKey)), kid: 'b1', alg: 'ES256' }] }));
+  const exp = Math.floor(Date.now() / 1000) + 6 * 3600;
+  const es = (jti?: string) => {
+    const t = new SignJWT({ sub: 'bench' }).setProtectedHeader({ alg: 'ES256', kid: 'b1' }).setExpirationTime(exp);
+    if (jti) t.setJti(jti);
+    return t.sign(ec.privateKey as CryptoKey);
+  };
+  let fresh = 0;
+  return {
+    apiKey,
+    hsToken: await hsToken(exp),
+    esToken: await es(),
+    esFresh: async (n) => {
+      const out: string[] = [];
+      for (let i = 0; i < n; i++) out.push(await es(`fresh-${process.pid}-${fresh++}`));
+      return out;
+    },
+  };
+}
+
+/** An HS256 token for HS_SECRET with `sub: bench` (accepted by both HS256 rows). */
+export function hsToken(exp: number): Promise<string> {
+  return new SignJWT({ sub: 'bench' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(exp).sign(new TextEncoder().encode(HS_SECRET));
+}
+
+/** Compile `yamlText` (paths relative to `dir`) into `dir/dist`; throws with the diagnostics. */
+export function buildProduct(dir: string, yamlText: string): string {
+  const r = compile(path.join(dir, 'gateway.yaml'), { text: yamlText });
+  if (!r.ok || !r.files) throw new Error(`bench config does not compile:\n${r.diagnostics.map((d) => d.message).join('\n')}`);
+  const dist = path.join(dir, 'dist');
+  writeBuild(dist, r.files);
+  return dist;
+}

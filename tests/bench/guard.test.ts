@@ -1,0 +1,25 @@
+// Performance regression guard: a short run of scripts/bench.ts's gatewayctl scenarios next
+// to the hand-written nginx proxy baseline, in one run through real nginx. What is compared
+// is each row's gateway CPU per request as a ratio to that baseline (the median over rounds of
+// the ratio to a baseline measured right next to the row), against the ratios recorded in tests/bench/bounds.json times a generous factor —
+// never absolute times, so a slow or loaded machine slows both sides alike. A change that
+// doubles a path's per-request cost fails here. To re-record after an intended change, see
+// the comment in bounds.json.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { GUARD_RUN, GUARDED, violations, type Bounds } from '../../scripts/bench/bounds.ts';
+import { BASELINE, runBench } from '../../scripts/bench/lib.ts';
+
+const bounds = JSON.parse(readFileSync(new URL('./bounds.json', import.meta.url), 'utf8')) as Bounds;
+
+describe('per-request cost relative to plain nginx', () => {
+  it('every gatewayctl path stays within its recorded CPU ratio to the in-run nginx baseline', async () => {
+    // the load generator the bounds were recorded with (wrk: .ci/run installs it)
+    const report = await runBench({ ...GUARD_RUN, only: GUARDED, client: bounds.recorded.client as 'wrk' | 'node' });
+    // every guarded row was measured, and each has a bound
+    expect(report.rows.map((r) => r.name).sort()).toEqual([BASELINE, ...GUARDED].sort());
+    expect(Object.keys(bounds.cpuRatio).sort()).toEqual([...GUARDED].sort());
+    const table = report.rows.map((r) => `${r.name}: ${r.cpuRatio.median.toFixed(2)} (${r.cpuUs.median.toFixed(1)} µs/req)`).join('\n');
+    expect(violations(report, bounds), `measured CPU ratios:\n${table}`).toEqual([]);
+  }, 180_000);
+});
