@@ -25,6 +25,15 @@ export interface Block {
 /** A JSON access-log field: name, nginx variable, whether the value is quoted (strings) or not (numbers). */
 export type LogField = [string, string, boolean];
 
+/** The fields every JSON log line of the gateway starts with (access log, auth-failure log). */
+export const REQUEST_LOG_FIELDS: readonly LogField[] = [
+    ['time', '$time_iso8601', true],
+    ['request_id', '$gw_request_id', true],
+    ['remote_addr', '$remote_addr', true],
+    ['host', '$host', true],
+    ['method', '$request_method', true],
+];
+
 /** The single-quoted template of a `log_format … escape=json` line. */
 export function jsonLogTemplate(fields: LogField[]): string {
   return `'{${fields.map(([k, v, quoted]) => (quoted ? `"${k}":"${v}"` : `"${k}":${v}`)).join(',')}}'`;

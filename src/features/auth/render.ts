@@ -21,7 +21,7 @@ import type { GatewayModel, Route } from '../../model/types.ts';
 import { bare, headerVar, ident, jsonBody, q, RenderError, settableHeader } from '../../plan/quote.ts';
 import { tierKeyVar } from '../limits/index.ts';
 import { uriReplacementMap } from '../proxy/index.ts';
-import { d, jsonLogTemplate, type Block, type Directive, type LogField } from '../../plan/directive.ts';
+import { d, jsonLogTemplate, REQUEST_LOG_FIELDS, type Block, type Directive, type LogField } from '../../plan/directive.ts';
 import { DEFAULT_IDENTITY_HEADERS } from '../../model/identity.ts';
 
 export const AUTH_CONF = 'conf.d/05-auth.conf';
@@ -59,11 +59,7 @@ export function authLogFields(m: GatewayModel): LogField[] {
 
 function failureLogFormat(): string {
   const fields: LogField[] = [
-    ['time', '$time_iso8601', true],
-    ['request_id', '$gw_request_id', true],
-    ['remote_addr', '$remote_addr', true],
-    ['host', '$host', true],
-    ['method', '$request_method', true],
+    ...REQUEST_LOG_FIELDS,
     ['path', '$uri', true], // without the query string
     ['route', '$gw_route', true],
     ['status', '$status', false],

@@ -7,7 +7,7 @@ import type { GatewayModel, Listener, Route } from '../../model/types.ts';
 import { bare, headerVar, ident, jsonBody, q, RenderError } from '../../plan/quote.ts';
 import type { Feature, HttpContribution } from '../../core/feature.ts';
 import { hashKeySource, hashKeyVar, listenerHeaders, routeBlocks, upstreamLines, type RenderOptions } from './route.ts';
-import { d, jsonLogTemplate, type Block, type LogField } from '../../plan/directive.ts';
+import { d, jsonLogTemplate, REQUEST_LOG_FIELDS, type Block, type LogField } from '../../plan/directive.ts';
 import { errorLocations, errorPageLines } from '../../plan/errors.ts';
 
 /** http-level directives that load the njs bundle (njs/gateway.js, written by the build) as module `gateway`. */
@@ -195,11 +195,7 @@ function hashSizeLines(m: GatewayModel, mapTables: string[][]): string[] {
 
 function jsonLogFormat(extra: LogField[] = []): string {
   const fields: LogField[] = [
-    ['time', '$time_iso8601', true],
-    ['request_id', '$gw_request_id', true],
-    ['remote_addr', '$remote_addr', true],
-    ['host', '$host', true],
-    ['method', '$request_method', true],
+    ...REQUEST_LOG_FIELDS,
     ['uri', '$request_uri', true],
     ['status', '$status', false],
     ['bytes_sent', '$body_bytes_sent', false],
