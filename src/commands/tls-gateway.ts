@@ -28,7 +28,7 @@ import { runCapture, runningMaster } from '../deploy/nginx.ts';
 import { mainDirectives } from '../deploy/nginxconf.ts';
 import { layout, linkedRelease } from '../deploy/releases.ts';
 import { formatDiagnostic } from '../model/diagnostics.ts';
-import { PENDING_CERTIFICATE_ROUTE } from '../targets/nginx/render.ts';
+import { PENDING_CERTIFICATE_ROUTE } from '../features/tls/servers.ts';
 import { DEFAULT_PID_FILE, findNginx, preparePrefix, reloadNginx, testConfig, type NginxLocation } from '../runtime/nginx/index.ts';
 import { detectModules, outputFiles } from './build.ts';
 import { DEFAULT_TARGET, formatFailure } from './deploy.ts';

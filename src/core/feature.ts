@@ -138,6 +138,9 @@ export interface Feature {
   http?(m: GatewayModel): HttpContribution;
   /** response headers on every answer of a listener (server level, error pages, routes) */
   listenerResponseHeaders?(l: Listener, m: GatewayModel): Directive[];
+  /** server blocks of a listener besides its own: `instead` of them (e.g. while its certificate
+   *  is pending), or `after` them (e.g. the HTTP→HTTPS redirect server) */
+  listenerServers?(m: GatewayModel, l: Listener): { instead?: Block[]; after?: Block[] } | null;
   /** server-level directives right after `listen` (TLS certificates and profile) */
   serverHead?(m: GatewayModel, l: Listener, server: { catchAll: boolean }): Directive[];
   /** server-level directives after the server's name (access rules, …) */
