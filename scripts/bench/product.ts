@@ -9,7 +9,7 @@ import { createKey, saveKeys, type KeyFile } from '../../src/keys/store.ts';
 import { HS_SECRET } from './reference.ts';
 
 /** A per-client limit high enough never to reject a benchmark request (it still counts). */
-const RATE = '1000000r/s';
+const RATE = '100000r/s';
 
 export function productYaml(gw: number, backends: [number, number]): string {
   const [a, b] = backends;
