@@ -1,8 +1,14 @@
+import path from 'node:path';
 import { defineConfig } from 'vitest/config';
+
+// Two runtimes: every test on the oldest supported target (.runtime/: nginx 1.26 + njs 0.8.9),
+// and the suites that run gateway builds through real nginx again on the newest
+// (.runtime-next/: Debian unstable's nginx 1.30 + njs 1.0), so every bundle is proven on both.
+const NEXT_NGINX = path.resolve('.runtime-next/bin/nginx');
+const ON_BOTH = ['tests/golden.test.ts', 'tests/auth/**/*.test.ts', 'tests/njs/**/*.test.ts', 'tests/routing/**/*.test.ts', 'tests/integration/**/*.test.ts'];
 
 export default defineConfig({
   test: {
-    include: ['tests/**/*.test.ts'],
     // Tests spawn bin/gatewayctl.js, which runs the bundle built from src/: rebuilt once per run.
     globalSetup: ['tests/support/global-setup.ts'],
     testTimeout: 60_000,
@@ -10,5 +16,9 @@ export default defineConfig({
     // Integration tests start real nginx processes; two cores on CI machines.
     maxWorkers: 2,
     reporters: ['default'],
+    projects: [
+      { extends: true, test: { name: 'nginx-1.26', include: ['tests/**/*.test.ts'] } },
+      { extends: true, test: { name: 'nginx-next', include: ON_BOTH, env: { GATEWAYCTL_NGINX: NEXT_NGINX } } },
+    ],
   },
 });

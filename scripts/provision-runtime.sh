@@ -11,35 +11,53 @@
 # and sources.list.d, not the security one), or $GATEWAYCTL_DEBIAN_MIRROR; see
 # scripts/lib/debian-mirror.sh. $GATEWAYCTL_RUNTIME_DIR installs elsewhere than .runtime/.
 #
+# --next provisions the second project runtime, Debian unstable's nginx 1.30 + njs 1.0 (for
+# features that need newer njs: shared-dict state files, js_access, fetch keepalive, …), into
+# .runtime-next/ the same way; .runtime/ stays the oldest supported target.
+#
 # Idempotent: a stamp file records the package set; a second run is a no-op.
-# Usage: scripts/provision-runtime.sh [--quiet] [--force]
+# Usage: scripts/provision-runtime.sh [--quiet] [--force] [--next]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RT="${GATEWAYCTL_RUNTIME_DIR:-$ROOT/.runtime}"
-SUITE="${GATEWAYCTL_RUNTIME_SUITE:-trixie}"
 QUIET=0
 FORCE=0
+NEXT=0
 for arg in "$@"; do
   case "$arg" in
     --quiet) QUIET=1 ;;
     --force) FORCE=1 ;;
-    *) echo "usage: $0 [--quiet] [--force]" >&2; exit 2 ;;
+    --next) NEXT=1 ;;
+    *) echo "usage: $0 [--quiet] [--force] [--next]" >&2; exit 2 ;;
   esac
 done
+if [ "$NEXT" = 1 ]; then
+  RT="${GATEWAYCTL_RUNTIME_NEXT_DIR:-$ROOT/.runtime-next}"
+  SUITE="${GATEWAYCTL_RUNTIME_NEXT_SUITE:-unstable}"
+else
+  RT="${GATEWAYCTL_RUNTIME_DIR:-$ROOT/.runtime}"
+  SUITE="${GATEWAYCTL_RUNTIME_SUITE:-trixie}"
+fi
 say() { [ "$QUIET" = 1 ] || echo "provision-runtime: $*"; }
 
 # Packages: nginx + dynamic modules we use, and every shared library they link that the
 # trixie glibc loader must find inside the prefix (never mixing in the host's libraries).
-PACKAGES=(
-  nginx nginx-common
-  libnginx-mod-http-js libnginx-mod-stream
-  libnginx-mod-http-brotli-filter libbrotli1
-  libc6 libgcc-s1 libcrypt1 libpcre2-8-0 libssl3t64 openssl-provider-legacy zlib1g libzstd1
-  libxml2 liblzma5
-  openssl
-)
-STAMP_WANT="$SUITE ${PACKAGES[*]} v2"
+# The seeds name what we need; the suite's dependency closure of the seeds is added at download
+# time, since library package names differ between suites (libxml2 vs libxml2-16, njs 1.0's
+# libqjs0, …). The trixie seeds list the libraries too, as they always did.
+if [ "$NEXT" = 1 ]; then
+  SEEDS=(nginx nginx-common libnginx-mod-http-js libnginx-mod-stream libnginx-mod-http-brotli-filter openssl openssl-provider-legacy)
+else
+  SEEDS=(
+    nginx nginx-common
+    libnginx-mod-http-js libnginx-mod-stream
+    libnginx-mod-http-brotli-filter libbrotli1
+    libc6 libgcc-s1 libcrypt1 libpcre2-8-0 libssl3t64 openssl-provider-legacy zlib1g libzstd1
+    libxml2 liblzma5
+    openssl
+  )
+fi
+STAMP_WANT="$SUITE ${SEEDS[*]} v2"
 
 if [ "$FORCE" = 0 ] && [ -f "$RT/stamp" ] && [ "$(cat "$RT/stamp")" = "$STAMP_WANT" ] \
    && "$RT/bin/nginx" -v >/dev/null 2>&1; then
@@ -69,6 +87,13 @@ APT_OPTS=(
   -o "APT::Sandbox::User=root"
 )
 apt-get "${APT_OPTS[@]}" -qq update
+# the seeds and everything they depend on in this suite (virtual packages resolve to the
+# real packages apt-cache lists for them)
+mapfile -t PACKAGES < <(
+  { printf '%s\n' "${SEEDS[@]}"
+    apt-cache "${APT_OPTS[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
+      --no-breaks --no-replaces --no-enhances "${SEEDS[@]}" | grep -v '^[ <]'
+  } | sort -u)
 (cd "$RT.tmp/debs" && apt-get "${APT_OPTS[@]}" -qq download "${PACKAGES[@]}")
 for deb in "$RT.tmp/debs"/*.deb; do dpkg -x "$deb" "$RT.tmp/root"; done
 

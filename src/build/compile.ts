@@ -18,11 +18,15 @@ import { VERSION } from '../version.ts';
 import { addNjsFiles } from './njs.ts';
 import { readInputs } from '../config/inputs.ts';
 import { FEATURES } from '../features/index.ts';
+import type { Feature, VersionNeed } from '../core/feature.ts';
+import { compareVersions } from '../model/versions.ts';
 import { routeNjsCalls } from '../plan/route.ts';
 
 export interface CompileOptions extends LoadOptions, RenderOptions {
   /** clock for the API-key map (revoked/expired keys are left out); default now */
   now?: Date;
+  /** the feature registry (default: every feature of gatewayctl) */
+  features?: readonly Feature[];
 }
 
 export interface CompileResult {
@@ -38,11 +42,12 @@ export interface CompileResult {
 export const sha256 = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
 
 export function compile(configPath: string, opts: CompileOptions = {}): CompileResult {
+  const features = opts.features ?? FEATURES;
   const loaded = loadConfig(configPath, opts);
   const diagnostics: Diagnostic[] = [...loaded.diagnostics];
   const fail = (): CompileResult => ({ ok: false, model: null, files: null, diagnostics: sortDiagnostics(diagnostics), inputFiles: loaded.files, mapKeys: [] });
   if (!loaded.value || hasErrors(diagnostics)) return fail();
-  const schemaErrors = checkSchema(loaded.value, loaded.positions, loaded.file, gatewaySchema(FEATURES));
+  const schemaErrors = checkSchema(loaded.value, loaded.positions, loaded.file, gatewaySchema(features));
   diagnostics.push(...schemaErrors);
   const normalizeInput = {
     value: loaded.value,
@@ -57,27 +62,27 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
     // allows it; a shape too broken to normalize just yields the schema errors.
     try {
       const seen = new Set(schemaErrors.map((x) => x.at?.path));
-      for (const x of checkRules(normalize(normalizeInput, FEATURES), FEATURES, loaded.positions)) if (!seen.has(x.at?.path)) diagnostics.push(x);
+      for (const x of checkRules(normalize(normalizeInput, features), features, loaded.positions)) if (!seen.has(x.at?.path)) diagnostics.push(x);
     } catch {
       // shape errors already reported
     }
     return fail();
   }
-  const model = normalize(normalizeInput, FEATURES);
+  const model = normalize(normalizeInput, features);
   // the rest of the load stage: what the features build from (key store, JWKS, secrets,
   // certificate files), read once, bounded
-  const inputs = readInputs(FEATURES.flatMap((f) => f.inputs?.(model) ?? []), opts.env);
+  const inputs = readInputs(features.flatMap((f) => f.inputs?.(model) ?? []), opts.env);
   // finalize, before any rule looks at the model: inputs are part of the input hash like
   // includes, and features complete what depends on them (a pending ACME certificate)
   if (inputs.digest) model.source.hash = sha256(`${model.source.hash}\n${inputs.digest}`);
-  for (const f of FEATURES) diagnostics.push(...(f.finalize?.(model, inputs) ?? []));
-  diagnostics.push(...checkRules(model, FEATURES, loaded.positions));
+  for (const f of features) diagnostics.push(...(f.finalize?.(model, inputs) ?? []));
+  diagnostics.push(...checkRules(model, features, loaded.positions));
   if (hasErrors(diagnostics)) return { ...fail(), model };
   const outputCtx = {
     now: opts.now,
     locate: (p: string, fallback: SourcePos) => loaded.positions.value.get(p) ?? loaded.positions.key.get(p) ?? fallback,
   };
-  const outputs = FEATURES.map((f) => f.outputs?.(model, inputs, outputCtx) ?? { files: {}, diagnostics: [], mapKeys: [] });
+  const outputs = features.map((f) => f.outputs?.(model, inputs, outputCtx) ?? { files: {}, diagnostics: [], mapKeys: [] });
   for (const o of outputs) diagnostics.push(...o.diagnostics);
   if (hasErrors(diagnostics)) return { ...fail(), model };
   const mapKeys = outputs.flatMap((o) => o.mapKeys);
@@ -85,7 +90,7 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
   let files: Record<string, string>;
   let modules: Manifest['modules'];
   try {
-    const r = render(model, FEATURES, { ...opts, externalMapKeys: mapKeys });
+    const r = render(model, features, { ...opts, externalMapKeys: mapKeys });
     files = r.files;
     modules = r.modules;
     for (const w of r.warnings) diagnostics.push({ code: 'GW501', severity: 'warning', message: w, at: null });
@@ -96,7 +101,7 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
   }
   addNjsFiles(model, files);
   for (const o of outputs) Object.assign(files, o.files);
-  files['manifest.json'] = manifest(model, files, modules);
+  files['manifest.json'] = manifest(model, files, modules, features);
   return { ok: true, model, files, diagnostics: sortDiagnostics(diagnostics), inputFiles: [...loaded.files, ...inputs.files], mapKeys };
 }
 
@@ -123,10 +128,24 @@ export interface Manifest {
   routes: { name: string; njsCalls: number; byFeature: Record<string, number> }[];
 }
 
-/** `http2 on` needs nginx 1.25.1; js_var, js_preload_object and the handlers need njs 0.8. */
-export function requirements(m: GatewayModel, njs: boolean): Manifest['requires'] {
+/** The oldest nginx / njs every build runs on (js_var, js_preload_object, the handlers: njs 0.8). */
+export const BASELINE = { nginx: '1.24.0', njs: '0.8.0' };
+
+/** `http2 on` needs nginx 1.25.1; beyond that, what the features declare (Feature.requires). */
+export function requirements(m: GatewayModel, njs: boolean, features: readonly Feature[]): Manifest['requires'] {
   const http2 = m.listeners.some((l) => l.tls && !l.tls.pending && l.tls.http2);
-  return { nginx: http2 ? '1.25.1' : '1.24.0', njs: njs ? '0.8.0' : null };
+  let nginx = http2 ? '1.25.1' : BASELINE.nginx;
+  let njsMin: string | null = njs ? BASELINE.njs : null;
+  for (const need of versionNeeds(m, features)) {
+    if (need.nginx && compareVersions(need.nginx, nginx) > 0) nginx = need.nginx;
+    if (need.njs && (njsMin === null || compareVersions(need.njs, njsMin) > 0)) njsMin = need.njs;
+  }
+  return { nginx, njs: njsMin };
+}
+
+/** Every feature's version needs for this model. */
+export function versionNeeds(m: GatewayModel, features: readonly Feature[]): VersionNeed[] {
+  return features.flatMap((f) => f.requires?.(m) ?? []);
 }
 
 /**
@@ -151,7 +170,7 @@ function readinessHost(names: string[]): string | null {
   return wild ? `ready.${wild.slice(2)}` : null;
 }
 
-function manifest(m: GatewayModel, files: Record<string, string>, modules: Manifest['modules']): string {
+function manifest(m: GatewayModel, files: Record<string, string>, modules: Manifest['modules'], features: readonly Feature[]): string {
   const sums: Record<string, string> = {};
   for (const f of Object.keys(files).sort()) sums[f] = sha256(files[f]);
   const readiness = readinessEndpoint(m);
@@ -171,10 +190,10 @@ function manifest(m: GatewayModel, files: Record<string, string>, modules: Manif
     readiness,
     listeners: m.listeners.map((l) => ({ name: l.name, port: l.port, tls: !!l.tls, ...(l.tls?.pending ? { certificatePending: true as const } : {}) })),
     modules,
-    requires: requirements(m, modules.njs),
+    requires: requirements(m, modules.njs, features),
     runtime: { pid: g.paths.pid, errorLog: g.errorLog.path },
     routes: m.routes.map((r) => {
-      const c = routeNjsCalls(r, m, FEATURES);
+      const c = routeNjsCalls(r, m, features);
       return { name: r.name, njsCalls: c.total, byFeature: c.byFeature };
     }),
   };

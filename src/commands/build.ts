@@ -1,12 +1,17 @@
 // `gatewayctl build`: validate, render, and swap the output into place atomically.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { compile, type CompileResult } from '../build/compile.ts';
+import { BASELINE, compile, versionNeeds, type CompileResult } from '../build/compile.ts';
+import type { Feature, VersionNeed } from '../core/feature.ts';
+import { FEATURES } from '../features/index.ts';
+import { compareVersions } from '../model/versions.ts';
+import { sortDiagnostics } from '../model/diagnostics.ts';
+import type { Diagnostic } from '../model/types.ts';
 import { UnsafeReplaceError } from '../build/guard.ts';
 import { staleFiles, writeBuild } from '../build/write.ts';
 import { formatDiagnostic } from '../model/diagnostics.ts';
 import { modelJson } from '../diff/sources.ts';
-import { BROTLI_MODULE, findNginx } from '../runtime/nginx/index.ts';
+import { BROTLI_MODULE, findNginx, nginxInfo, type NginxInfo } from '../runtime/nginx/index.ts';
 
 export const help = `
 Examples:
@@ -39,11 +44,51 @@ export async function detectModules(opts: { nginx?: string; modulesDir?: string 
   }
 }
 
-/** Compile for the target nginx: the modules found there decide what the output may load. */
-export async function compileForTarget(opts: { config: string; nginx?: string; modulesDir?: string }): Promise<CompileResult & { availableModules: { brotli: boolean } }> {
+/**
+ * Compile for the target nginx: the modules found there decide what the output may load, and
+ * a feature that needs a newer nginx or njs than the target has is refused (GW503) at the key
+ * that asks for it. The target's versions are probed only when some need exceeds the baseline
+ * every build runs on.
+ */
+export async function compileForTarget(
+  opts: { config: string; nginx?: string; modulesDir?: string },
+  features: readonly Feature[] = FEATURES,
+): Promise<CompileResult & { availableModules: { brotli: boolean } }> {
   const availableModules = await detectModules(opts);
-  return { ...compile(opts.config, { availableModules }), availableModules };
+  const r = compile(opts.config, { availableModules, features });
+  if (!r.ok || !r.model) return { ...r, availableModules };
+  const needs = versionNeeds(r.model, features).filter(
+    (n) => (n.nginx && compareVersions(n.nginx, BASELINE.nginx) > 0) || (n.njs && compareVersions(n.njs, BASELINE.njs) > 0),
+  );
+  if (!needs.length) return { ...r, availableModules };
+  const problems = await targetProblems(needs, opts.nginx);
+  if (!problems.length) return { ...r, availableModules };
+  const diagnostics = sortDiagnostics([...r.diagnostics, ...problems]);
+  return { ...r, ok: false, files: null, diagnostics, availableModules };
 }
+
+/** GW503 for each need the target nginx (or its njs) does not meet. */
+async function targetProblems(needs: VersionNeed[], nginx: string | undefined): Promise<Diagnostic[]> {
+  let info: NginxInfo;
+  try {
+    info = await nginxInfo(await findNginx({ nginx }), { probeNjs: needs.some((n) => n.njs) });
+  } catch (e) {
+    return needs.map((n) => ({ code: 'GW503', severity: 'error', at: n.at, message: `${n.why} needs ${need(n)}; no target nginx to check it against (${(e as Error).message})` }));
+  }
+  const hint = 'provision the newer runtime (bash scripts/provision-runtime.sh --next) and build with --nginx .runtime-next/bin/nginx, or point --nginx at a newer nginx';
+  const out: Diagnostic[] = [];
+  for (const n of needs) {
+    const nginxOld = n.nginx && compareVersions(info.version, n.nginx) < 0;
+    const njsVersion = info.njs.version;
+    const njsOld = n.njs && (njsVersion === null || compareVersions(njsVersion, n.njs) < 0);
+    if (!nginxOld && !njsOld) continue;
+    const has = [nginxOld ? `nginx ${info.version}` : null, njsOld ? `njs ${njsVersion ?? 'none'}` : null].filter(Boolean).join(' and ');
+    out.push({ code: 'GW503', severity: 'error', at: n.at, message: `${n.why} needs ${need(n)}; the target ${info.bin} has ${has}: ${hint}` });
+  }
+  return out;
+}
+
+const need = (n: VersionNeed): string => [n.nginx ? `nginx >= ${n.nginx}` : null, n.njs ? `njs >= ${n.njs}` : null].filter(Boolean).join(' and ');
 
 /**
  * What goes on disk for a successful compile: the rendered files plus model.json, the typed

@@ -19,6 +19,14 @@ export interface NormalizeContext {
   baseDir: string;
 }
 
+/** A version this feature's output needs on the target, why, and the gateway.yaml key that asks for it. */
+export interface VersionNeed {
+  nginx?: string;
+  njs?: string;
+  why: string;
+  at: SourcePos;
+}
+
 export interface OutputContext {
   /** clock for time-dependent outputs (revoked/expired API keys); default now */
   now?: Date;
@@ -117,7 +125,7 @@ export interface Feature {
   schema?: SchemaFragment;
   njs?: NjsUse[];
   /** the oldest nginx/njs this feature's output runs on, when it needs more than the core */
-  requires?(m: GatewayModel): { nginx?: string; njs?: string } | null;
+  requires?(m: GatewayModel): VersionNeed[];
   cost?: FeatureCost;
   /** the route keeps the whole request body in memory (client_body_in_single_buffer) */
   buffersBody?(r: Route, m: GatewayModel): boolean;

@@ -6,8 +6,13 @@ import path from 'node:path';
 import { PROJECT_ROOT } from '../../src/njs/bundle.ts';
 import { startGateway } from '../support/nginx.ts';
 
-export const NGINX_BIN = path.join(PROJECT_ROOT, '.runtime/bin/nginx');
-export const NJS_MODULE_SO = path.join(PROJECT_ROOT, '.runtime/modules/ngx_http_js_module.so');
+// The project runtime these hand-written configs run on: .runtime/ by default, or the one
+// GATEWAYCTL_NGINX names (e.g. .runtime-next/bin/nginx); its modules sit beside bin/.
+export const NGINX_BIN = process.env.GATEWAYCTL_NGINX ?? path.join(PROJECT_ROOT, '.runtime/bin/nginx');
+export const NJS_MODULE_SO = path.join(path.dirname(path.dirname(NGINX_BIN)), 'modules/ngx_http_js_module.so');
+/** The oldest supported target (nginx 1.26 + njs 0.8.9): what the njs-subset lint must match. */
+export const OLDEST_NGINX_BIN = path.join(PROJECT_ROOT, '.runtime/bin/nginx');
+export const OLDEST_NJS_MODULE_SO = path.join(PROJECT_ROOT, '.runtime/modules/ngx_http_js_module.so');
 export const FIXTURES = path.join(PROJECT_ROOT, 'tests/njs/fixtures');
 
 export interface RunningNginx {
@@ -48,8 +53,8 @@ export async function fixture(name: string, vars: Record<string, string | number
  * makePrefix()/writeFiles(): `<prefix>/nginx.conf`, error log as that config names it.
  * stop() removes the prefix unless GW_NJS_DEBUG is set (then it prints the error log).
  */
-export async function startNginx(prefix: string, port: number): Promise<RunningNginx> {
-  const gw = await startGateway({ distDir: prefix, prefix, ports: [port], timeoutMs: 10_000 });
+export async function startNginx(prefix: string, port: number, nginx?: string): Promise<RunningNginx> {
+  const gw = await startGateway({ distDir: prefix, prefix, ports: [port], timeoutMs: 10_000, nginx });
   return {
     prefix,
     errorLog: async () => gw.errorLog(),

@@ -57,15 +57,7 @@ export const BROTLI_MODULE = 'ngx_http_brotli_filter_module.so';
 export const STREAM_MODULE = 'ngx_stream_module.so';
 
 /** Compare dotted versions numerically: <0, 0, >0. Missing components count as 0. */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map((n) => parseInt(n, 10) || 0);
-  const pb = b.split('.').map((n) => parseInt(n, 10) || 0);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
+export { compareVersions } from '../../model/versions.ts';
 
 /** Parse `nginx -V` output (pure; exported for tests). */
 export function parseNginxV(raw: string): Pick<NginxInfo, 'version' | 'versionNumber' | 'openssl' | 'configureArgs' | 'builtinModules' | 'compiledPaths'> {
