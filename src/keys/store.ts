@@ -336,17 +336,26 @@ function yamlScalar(v: string | null): string {
  * the same text YAML's own stringify wrote, without building a document.
  */
 export function serializeKeys(data: KeyFile): string {
-  const out: string[] = ['# gatewayctl API keys: SHA-256 hashes and metadata only; managed by `gatewayctl keys`.', `version: ${data.version}`];
-  if (data.keys.length === 0) return out.join('\n') + '\nkeys: []\n';
-  out.push('keys:');
-  for (const k of data.keys) {
-    let first = true;
-    for (const f of FIELDS) {
-      out.push(`${first ? '  - ' : '    '}${f}: ${yamlScalar(k[f])}`);
-      first = false;
+  return serializeKeyChunks(data).join('');
+}
+
+/** serializeKeys in pieces of up to 2,000 keys, so a large store is written without one big string. */
+function serializeKeyChunks(data: KeyFile): string[] {
+  const head = `# gatewayctl API keys: SHA-256 hashes and metadata only; managed by \`gatewayctl keys\`.\nversion: ${data.version}\n`;
+  if (data.keys.length === 0) return [`${head}keys: []\n`];
+  const chunks = [`${head}keys:\n`];
+  for (let i = 0; i < data.keys.length; i += 2000) {
+    const lines: string[] = [];
+    for (const k of data.keys.slice(i, i + 2000)) {
+      let first = true;
+      for (const f of FIELDS) {
+        lines.push(`${first ? '  - ' : '    '}${f}: ${yamlScalar(k[f])}`);
+        first = false;
+      }
     }
+    chunks.push(lines.join('\n') + '\n');
   }
-  return out.join('\n') + '\n';
+  return chunks;
 }
 
 export async function saveKeys(file: string, data: KeyFile): Promise<void> {
@@ -355,7 +364,7 @@ export async function saveKeys(file: string, data: KeyFile): Promise<void> {
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx', 0o600);
   try {
-    await fh.writeFile(serializeKeys(data), 'utf8');
+    for (const chunk of serializeKeyChunks(data)) await fh.write(chunk, null, 'utf8');
     await fh.sync();
   } finally {
     await fh.close();

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { createKey, parseKeys, scanKeys, serializeKeys, type ApiKeyRecord, type KeyFile } from '../../src/keys/store.ts';
+import { createKey, loadKeys, parseKeys, saveKeys, scanKeys, serializeKeys, type ApiKeyRecord, type KeyFile } from '../../src/keys/store.ts';
 import { generateScaleKeys, scaleConfig } from '../../scripts/scale-fixtures.ts';
 import { startProject, type Project } from '../support/gateway.ts';
 import { withErrorLog } from '../support/nginx.ts';
@@ -43,6 +43,21 @@ describe('keys store line scanner', () => {
     expect(scanned).toEqual(viaYaml(text));
     expect(scanned!.keys).toEqual(f.keys);
     expect(parseKeys(text, 'k.yaml')).toEqual(scanned);
+  });
+
+  it('saveKeys writes a large store in pieces that read back as the same keys', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'gatewayctl-keys-'));
+    try {
+      const { records } = generateScaleKeys(path.join(dir, 'gen.yaml'), 4500);
+      const file = path.join(dir, 'keys.yaml');
+      await saveKeys(file, { version: 1, keys: records });
+      const text = readFileSync(file, 'utf8');
+      expect(text).toBe(serializeKeys({ version: 1, keys: records }));
+      expect(text).toBe(readFileSync(path.join(dir, 'gen.yaml'), 'utf8'));
+      expect((await loadKeys(file)).keys).toEqual(records);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the empty store round-trips', () => {
