@@ -96,10 +96,10 @@ function pos(lc: LineCounter, node: YamlNode | null | undefined): { line: number
 }
 
 /**
- * Largest keys file gatewayctl reads: about 60,000 keys (a record is some 270 bytes). The
+ * Largest keys file gatewayctl reads: about 250,000 keys (a record is some 270 bytes). The
  * size is checked before the file is read or parsed.
  */
-export const KEYS_FILE_MAX_BYTES = 16 * 1024 * 1024;
+export const KEYS_FILE_MAX_BYTES = 64 * 1024 * 1024;
 
 /** Why a keys file is refused before it is read (it names the size only, never the contents). */
 export function keysFileTooLarge(size: number): string {
@@ -128,8 +128,129 @@ export async function loadKeys(file: string): Promise<KeyFile> {
   return parseKeys(text, file);
 }
 
+/**
+ * The keys file as records. Files in the layout `gatewayctl keys` writes (one `field: value`
+ * per line) are read by a line scanner without building a YAML tree; anything else (a hand
+ * edit in another YAML style, or any problem at all) goes through the full YAML parser, which
+ * reports the first problem at its file:line:col.
+ */
 export function parseKeys(text: string, file: string): KeyFile {
   if (text.length > KEYS_FILE_MAX_BYTES || Buffer.byteLength(text) > KEYS_FILE_MAX_BYTES) throw tooLarge(file, Buffer.byteLength(text));
+  return scanKeys(text) ?? parseKeysYaml(text, file);
+}
+
+const FIELDS = ['id', 'name', 'hash', 'role', 'tier', 'created', 'expires', 'revoked', 'replacedBy'] as const;
+type Field = (typeof FIELDS)[number];
+const FIELD_SET = new Set<string>(FIELDS);
+/** `  - field: value` (a new entry) or `    field: value` */
+const ENTRY_LINE = /^(  - |    )([A-Za-z]+): (.*)$/;
+/** a plain scalar without spaces or indicators… */
+const PLAIN = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+/** …that YAML's core schema (the yaml package's default) reads as something other than a string */
+const PLAIN_NOT_STRING = /^(?:true|false|null|0o[0-7]+|0x[0-9a-f]+|[0-9]+(?:\.[0-9]*)?(?:e[-+]?[0-9]+)?)$/i;
+/** a plain ISO 8601 timestamp (a string in YAML 1.2: no timestamp type) */
+const PLAIN_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+/** a double-quoted scalar without escapes */
+const QUOTED = /^"([^"\\]*)"$/;
+const DATE_FIELDS = new Set<string>(['created', 'expires', 'revoked']);
+
+/** The value of a scanned scalar: a string, null for `null`, undefined when not in the simple subset. */
+function scanScalar(v: string): string | null | undefined {
+  if (v === 'null') return null;
+  if (v.charCodeAt(0) === 34 /* " */) {
+    const q = QUOTED.exec(v);
+    return q ? q[1] : undefined;
+  }
+  if (PLAIN_DATE.test(v)) return v;
+  if (!PLAIN.test(v) || PLAIN_NOT_STRING.test(v)) return undefined;
+  return v;
+}
+
+/**
+ * The fast path of parseKeys: the records when the text is in the line layout the writer
+ * produces and every record is valid, else null (the caller then parses it as YAML, which
+ * gives positioned errors). Accepts a subset of what the YAML path accepts, with the same result.
+ */
+export function scanKeys(text: string): KeyFile | null {
+  const keys: ApiKeyRecord[] = [];
+  const ids = new Set<string>();
+  let version = false;
+  let inKeys = false;
+  let rec: Record<string, string | null> | null = null;
+  const finish = (): boolean => {
+    if (rec === null) return true;
+    const r = validRecord(rec);
+    if (r === null || ids.has(r.id)) return false;
+    ids.add(r.id);
+    keys.push(r);
+    return true;
+  };
+  let at = 0;
+  const end = text.length;
+  while (at < end) {
+    let nl = text.indexOf('\n', at);
+    if (nl < 0) nl = end;
+    const line = text.slice(at, nl);
+    at = nl + 1;
+    if (line.length === 0) continue;
+    const c0 = line.charCodeAt(0);
+    if (c0 === 35 /* # */) continue;
+    if (c0 !== 32 /* space */) {
+      if (line === 'version: 1' && !version) version = true;
+      else if (line === 'keys:' && !inKeys) inKeys = true;
+      else return null;
+      if (!finish()) return null;
+      rec = null;
+      continue;
+    }
+    const m = ENTRY_LINE.exec(line);
+    if (m === null) {
+      if (/^ *(#.*)?$/.test(line)) continue;
+      return null;
+    }
+    if (!inKeys) return null;
+    if (m[1] === '  - ') {
+      if (!finish()) return null;
+      rec = {};
+    } else if (rec === null) {
+      return null;
+    }
+    const field = m[2];
+    if (!FIELD_SET.has(field) || field in rec) return null;
+    const v = scanScalar(m[3]);
+    if (v === undefined) return null;
+    rec[field] = v;
+  }
+  if (!finish() || !version) return null;
+  if (!inKeys) return null;
+  return { version: KEYS_FILE_VERSION, keys };
+}
+
+/** A scanned record checked as the YAML path checks it, or null when any check fails. */
+function validRecord(r: Record<string, string | null>): ApiKeyRecord | null {
+  const get = (f: Field, required: boolean, re?: RegExp): string | null | undefined => {
+    const v = r[f];
+    if (v === undefined || v === null || v === '') return required ? undefined : null;
+    if (re && !re.test(v)) return undefined;
+    if (DATE_FIELDS.has(f) && Number.isNaN(Date.parse(v))) return undefined;
+    return v;
+  };
+  const id = get('id', true, ID_RE);
+  const name = get('name', true, NAME_RE);
+  const hash = get('hash', true, HASH_RE);
+  const role = get('role', false, NAME_RE);
+  const tier = get('tier', false, NAME_RE);
+  const created = get('created', true);
+  const expires = get('expires', false);
+  const revoked = get('revoked', false);
+  const replacedBy = get('replacedBy', false, ID_RE);
+  if (!id || !name || !hash || !created || role === undefined || tier === undefined) return null;
+  if (expires === undefined || revoked === undefined || replacedBy === undefined) return null;
+  return { id, name, hash, role: role ?? '', tier: tier ?? '', created, expires, revoked, replacedBy };
+}
+
+/** parseKeys through the YAML parser, with positions for every error. */
+function parseKeysYaml(text: string, file: string): KeyFile {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -200,9 +321,41 @@ export function parseKeys(text: string, file: string): KeyFile {
 
 // ---------- saving ----------
 
+/** A scalar as YAML's stringify writes it: plain when it reads back as the same string, else double-quoted. */
+function yamlScalar(v: string | null): string {
+  if (v === null) return 'null';
+  if (scanScalar(v) === v) return v;
+  // the fields are validated ([A-Za-z0-9_.:+-]), so this is a JSON-compatible double-quoted scalar
+  if (!/^[\x20-\x7e]*$/.test(v)) return stringify(v, { lineWidth: 0 }).trimEnd();
+  return JSON.stringify(v);
+}
+
+/**
+ * The keys file text: a header comment, `version`, and one `field: value` line per field of
+ * each key (the layout parseKeys scans without a YAML tree). Valid YAML; for the usual values
+ * the same text YAML's own stringify wrote, without building a document.
+ */
 export function serializeKeys(data: KeyFile): string {
-  const header = '# gatewayctl API keys: SHA-256 hashes and metadata only; managed by `gatewayctl keys`.\n';
-  return header + stringify({ version: data.version, keys: data.keys }, { lineWidth: 0 });
+  return serializeKeyChunks(data).join('');
+}
+
+/** serializeKeys in pieces of up to 2,000 keys, so a large store is written without one big string. */
+function serializeKeyChunks(data: KeyFile): string[] {
+  const head = `# gatewayctl API keys: SHA-256 hashes and metadata only; managed by \`gatewayctl keys\`.\nversion: ${data.version}\n`;
+  if (data.keys.length === 0) return [`${head}keys: []\n`];
+  const chunks = [`${head}keys:\n`];
+  for (let i = 0; i < data.keys.length; i += 2000) {
+    const lines: string[] = [];
+    for (const k of data.keys.slice(i, i + 2000)) {
+      let first = true;
+      for (const f of FIELDS) {
+        lines.push(`${first ? '  - ' : '    '}${f}: ${yamlScalar(k[f])}`);
+        first = false;
+      }
+    }
+    chunks.push(lines.join('\n') + '\n');
+  }
+  return chunks;
 }
 
 export async function saveKeys(file: string, data: KeyFile): Promise<void> {
@@ -211,7 +364,7 @@ export async function saveKeys(file: string, data: KeyFile): Promise<void> {
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx', 0o600);
   try {
-    await fh.writeFile(serializeKeys(data), 'utf8');
+    for (const chunk of serializeKeyChunks(data)) await fh.write(chunk, null, 'utf8');
     await fh.sync();
   } finally {
     await fh.close();
@@ -341,23 +494,24 @@ export function renderKeyMap(keys: ApiKeyRecord[], now: Date, variables = { from
     `map ${variables.from} ${variables.to} {`,
     '  default "";',
   ];
-  const active = keys.filter((k) => isActive(k, now)).sort((a, b) => a.hash.localeCompare(b.hash));
+  const active = keys.filter((k) => isActive(k, now));
   const seen = new Set<string>();
+  const entries: string[] = [];
   for (const k of active) {
     if (!HASH_RE.test(k.hash)) throw new Error(`key ${k.id}: invalid hash`);
-    for (const [what, v] of [
-      ['name', k.name],
-      ['role', k.role],
-      ['tier', k.tier],
-    ] as const) {
-      if (v !== '' && !NAME_RE.test(v)) throw new Error(`key ${k.id}: invalid ${what} ${JSON.stringify(v)}`);
-    }
+    if (k.name !== '' && !NAME_RE.test(k.name)) throw new Error(`key ${k.id}: invalid name ${JSON.stringify(k.name)}`);
+    if (k.role !== '' && !NAME_RE.test(k.role)) throw new Error(`key ${k.id}: invalid role ${JSON.stringify(k.role)}`);
+    if (k.tier !== '' && !NAME_RE.test(k.tier)) throw new Error(`key ${k.id}: invalid tier ${JSON.stringify(k.tier)}`);
     if (seen.has(k.hash)) throw new Error(`key ${k.id}: duplicate hash`);
     seen.add(k.hash);
-    const ends = [k.expires, k.revoked].filter((x): x is string => x !== null).map(unixSeconds);
-    const expires = ends.length === 0 ? 0 : Math.min(...ends);
-    lines.push(`  "${k.hash}" "${k.name}|${k.role}|${k.tier}|${expires}";`);
+    const expires =
+      k.expires === null ? (k.revoked === null ? 0 : unixSeconds(k.revoked)) : k.revoked === null ? unixSeconds(k.expires) : Math.min(unixSeconds(k.expires), unixSeconds(k.revoked));
+    entries.push(`  "${k.hash}" "${k.name}|${k.role}|${k.tier}|${expires}";`);
   }
+  // sorted by hash: every entry starts with its distinct lowercase-hex hash, so the default
+  // code-unit sort of the lines is the hash order (the same as localeCompare on the hashes)
+  entries.sort();
+  for (const e of entries) lines.push(e);
   lines.push('}');
   return lines.join('\n') + '\n';
 }

@@ -110,7 +110,7 @@ describe('API key store size limit', () => {
     writeFileSync(f, 'version: 1\nkeys: []\n');
     truncateSync(f, KEYS_FILE_MAX_BYTES + 1);
     await expect(loadKeys(f)).rejects.toThrow(KeyStoreError);
-    await expect(loadKeys(f)).rejects.toThrow(/keys\.yaml:1:1: keys file is 16 MiB; gatewayctl reads at most 16 MiB/);
+    await expect(loadKeys(f)).rejects.toThrow(/keys\.yaml:1:1: keys file is 64 MiB; gatewayctl reads at most 64 MiB/);
     expect(() => parseKeys('#'.repeat(KEYS_FILE_MAX_BYTES + 1), 'k.yaml')).toThrow(KeyStoreError);
   });
 
@@ -126,7 +126,7 @@ describe('API key store size limit', () => {
     const r = compile(path.join(sub, 'gateway.yaml'));
     expect(r.ok).toBe(false);
     expect(r.diagnostics.map(formatDiagnostic)).toEqual([
-      expect.stringMatching(/gateway\.yaml:7:11 error GW110 auth\.api_keys\.file: keys file is 16 MiB; gatewayctl reads at most 16 MiB$/),
+      expect.stringMatching(/gateway\.yaml:7:11 error GW110 auth\.api_keys\.file: keys file is 64 MiB; gatewayctl reads at most 64 MiB$/),
     ]);
   });
 });

@@ -7,17 +7,30 @@
 // costs nothing when it is not needed.
 
 const PTR = 8; // sizeof(void *) on the 64-bit platforms nginx runs on here
-const MASK = (1n << 64n) - 1n;
+const TWO32 = 4294967296;
 
 const align = (n: number, a: number) => Math.ceil(n / a) * a;
 /** NGX_HASH_ELT_SIZE: value pointer + u_short length + name, pointer-aligned */
 const eltSize = (len: number) => PTR + align(len + 2, PTR);
 
-/** ngx_hash_key_lc over the name's bytes (ngx_uint_t arithmetic: 64-bit wrap-around) */
-function hashKey(name: string): bigint {
-  let k = 0n;
-  for (const b of Buffer.from(name.toLowerCase(), 'utf8')) k = (k * 31n + BigInt(b)) & MASK;
-  return k;
+/**
+ * ngx_hash_key_lc over the (lowercased) name's bytes, in ngx_uint_t arithmetic (64-bit
+ * wrap-around), as two exact 32-bit halves in doubles: `k * 31 + b` per byte without BigInt
+ * (100,000 API key hashes are 6.4 million steps).
+ */
+export function hashHalves(lower: string): { hi: number; lo: number } {
+  let hi = 0;
+  let lo = 0;
+  const ascii = /^[\x00-\x7f]*$/.test(lower);
+  const bytes = ascii ? null : Buffer.from(lower, 'utf8');
+  const n = bytes ? bytes.length : lower.length;
+  for (let i = 0; i < n; i++) {
+    const l = lo * 31 + (bytes ? bytes[i] : lower.charCodeAt(i)); // < 2^37: exact
+    const carry = Math.floor(l / TWO32);
+    lo = l - carry * TWO32;
+    hi = (hi * 31 + carry) % TWO32;
+  }
+  return { hi, lo };
 }
 
 interface Table {
@@ -28,13 +41,15 @@ interface Table {
 
 function table(names: string[]): Table {
   const keys = [...new Set(names.map((n) => n.toLowerCase()))];
-  const hashes = keys.map(hashKey);
   // the 64-bit keys as two 32-bit halves: key % size = (hi % size * 2^32 % size + lo % size) % size
-  return {
-    elts: keys.map((k) => eltSize(Buffer.byteLength(k))),
-    hi: hashes.map((h) => Number(h >> 32n)),
-    lo: hashes.map((h) => Number(h & 0xffffffffn)),
-  };
+  const t: Table = { elts: new Array(keys.length), hi: new Array(keys.length), lo: new Array(keys.length) };
+  keys.forEach((k, i) => {
+    const h = hashHalves(k);
+    t.elts[i] = eltSize(Buffer.byteLength(k));
+    t.hi[i] = h.hi;
+    t.lo[i] = h.lo;
+  });
+  return t;
 }
 
 function fits(t: Table, bucketSize: number, maxSize: number): boolean {
@@ -45,9 +60,12 @@ function fits(t: Table, bucketSize: number, maxSize: number): boolean {
   let start = Math.floor(n / Math.floor(bucketSize / (2 * PTR))) || 1;
   if (maxSize > 10000 && maxSize / n < 100) start = maxSize - 1000;
   // nginx tries every size from `start` up to max_size and takes the first that fits; one
-  // fitting size near the top is enough to know it will succeed
+  // fitting size near the top is enough to know it will succeed. Up to 64 sizes are tried,
+  // fewer for very large tables (about 2 million slot checks in all): a size not tried can
+  // only make the sizing pick a larger bucket, never one nginx refuses.
+  const tries = Math.max(8, Math.min(64, Math.floor(2_000_000 / n)));
   const test = new Uint32Array(maxSize + 1);
-  for (let size = maxSize; size >= Math.max(start, maxSize - 64); size--) {
+  for (let size = maxSize; size >= Math.max(start, maxSize - tries); size--) {
     test.fill(0, 0, size);
     const high = 4294967296 % size;
     let ok = true;

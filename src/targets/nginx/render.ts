@@ -1,8 +1,7 @@
 // Render step: GatewayModel → { relative path → file text }. Pure: no disk access except
-// reading the bundled templates once. Output is deterministic (stable order, no clocks).
+// reading templates/mime.types. Output is deterministic (stable order, no clocks).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import Handlebars from 'handlebars';
 import type { GatewayModel, Listener, Route } from '../../model/types.ts';
 import { bare, headerVar, ident, jsonBody, q, RenderError } from '../../plan/quote.ts';
 import type { Feature, HttpContribution } from '../../core/feature.ts';
@@ -18,13 +17,30 @@ import { PROJECT_ROOT } from '../../version.ts';
 
 const TEMPLATES = path.join(PROJECT_ROOT, 'templates');
 
-let compiled: Handlebars.TemplateDelegate | null = null;
-function confTemplate(): Handlebars.TemplateDelegate {
-  if (compiled) return compiled;
-  const hb = Handlebars.create();
-  hb.registerPartial('block', hb.compile(readFileSync(path.join(TEMPLATES, 'block.hbs'), 'utf8'), { strict: true, noEscape: true }));
-  compiled = hb.compile(readFileSync(path.join(TEMPLATES, 'conf.hbs'), 'utf8'), { strict: true, noEscape: true });
-  return compiled;
+/**
+ * Prefix every line of `text` with `indent`, except the empty string after a final newline
+ * (how the templates this replaced indented a nested block).
+ */
+function indentLines(text: string, indent: string): string {
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    if (!lines[i] && i + 1 === lines.length) break;
+    lines[i] = indent + lines[i];
+  }
+  return lines.join('\n');
+}
+
+/** A block: its comment line, `head {`, its lines indented by four spaces, nested blocks indented, `}`. */
+function blockText(b: Required<Block>, out: string[]): void {
+  if (b.comment) out.push(`# ${b.comment}\n`);
+  out.push(`${b.head} {\n`);
+  for (const l of b.lines) out.push(`    ${l}\n`);
+  for (const c of b.blocks) {
+    const inner: string[] = [];
+    blockText(c as Required<Block>, inner);
+    out.push(indentLines(inner.join(''), '    '));
+  }
+  out.push('}\n');
 }
 
 interface ConfView {
@@ -41,8 +57,15 @@ function fill(b: Block): Required<Block> {
   return { comment, head: b.head, lines: b.lines, blocks: (b.blocks ?? []).map(fill) };
 }
 
+/** A conf file: the header, the top-level lines, then each block after an empty line. */
 function renderConf(view: ConfView): string {
-  return confTemplate()({ header: view.header, lines: view.lines, blocks: view.blocks.map(fill) });
+  const out: string[] = [`${view.header}\n`];
+  for (const l of view.lines) out.push(`${l}\n`);
+  for (const b of view.blocks) {
+    out.push('\n');
+    blockText(fill(b), out);
+  }
+  return out.join('');
 }
 
 export interface RenderResult {
