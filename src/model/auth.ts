@@ -2,7 +2,7 @@
 // per route) → AuthSettings / RouteAuth with every default filled. Files named here are
 // read later, by the build (src/build/auth.ts); the model never holds key material.
 import path from 'node:path';
-import type { AuthSettings, JwtProviderSettings, RouteAuth, SourcePos } from './types.ts';
+import type { AuthSettings, JwtCacheSettings, JwtProviderSettings, RouteAuth, SourcePos } from './types.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Raw = any;
@@ -17,6 +17,21 @@ export const DEFAULT_IDENTITY_HEADERS = {
 } as const;
 export const DEFAULT_FAILURE_LOG = 'logs/auth.log';
 export const DEFAULT_MAX_TOKEN_LENGTH = 4096;
+export const DEFAULT_JWT_CACHE = { size: '1m', ttlSeconds: 300 } as const;
+
+/** "90s" / "5m" / "1h" / "45" → seconds. */
+export function ttlSeconds(v: string | undefined): number {
+  if (v === undefined) return DEFAULT_JWT_CACHE.ttlSeconds;
+  const m = /^([0-9]+)(s|m|h)?$/.exec(v);
+  if (!m) return NaN;
+  return Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
+}
+
+function normalizeJwtCache(c: Raw): JwtCacheSettings | null {
+  if (c === false) return null;
+  const o: Raw = c ?? {};
+  return { size: o.size ?? DEFAULT_JWT_CACHE.size, ttlSeconds: ttlSeconds(o.ttl) };
+}
 
 const list = (v: Raw): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
@@ -56,6 +71,7 @@ export function normalizeAuth(a: Raw, baseDir: string, at: (p: string) => Source
     jwt,
     identityHeaders: { client: header('client'), role: header('role'), tier: header('tier'), method: header('method'), claims: header('claims') },
     failureLog: a.failure_log === false ? null : (a.failure_log ?? DEFAULT_FAILURE_LOG),
+    jwtCache: jwt.length > 0 ? normalizeJwtCache(a.jwt_cache) : null,
     at: at('auth'),
   };
 }
