@@ -71,7 +71,9 @@ export function cacheDeadline(claims: { [k: string]: unknown }, leeway: number |
   return limit;
 }
 
-// Store a verified identity; a full dict (or any dict error) only means no caching.
+// Store a verified identity; a full dict (or any dict error) only means no caching. The
+// per-entry timeout (njs >= 0.8.5; older njs uses the zone's) only frees memory early: expiry
+// is enforced by the deadline check in cacheGet.
 export function cachePut(dict: JwtCacheDict, key: string, deadline: number, id: CachedIdentity, nowSec: number): void {
   if (!(deadline > nowSec)) {
     return;
