@@ -1,7 +1,7 @@
 // njs entry module, bundled to dist/njs/gateway.js and loaded with
 // `js_import gateway from njs/gateway.js;`. Handlers live in lib/handlers.ts.
-import { apiKey, jwt, jwtSync } from './lib/handlers.ts';
+import { apiKey, jwt, jwtCached, jwtSync } from './lib/handlers.ts';
 import { claimKey, route } from './lib/routing.ts';
 import { bodyDigest } from './lib/cache.ts';
 
-export default { apiKey: apiKey, jwt: jwt, jwtSync: jwtSync, route: route, claimKey: claimKey, bodyDigest: bodyDigest };
+export default { apiKey: apiKey, jwt: jwt, jwtCached: jwtCached, jwtSync: jwtSync, route: route, claimKey: claimKey, bodyDigest: bodyDigest };

@@ -12,13 +12,17 @@
 //    RS*/PS*/ES* (and HS384/512) need WebCrypto, which is async and therefore not allowed in
 //    js_set. The handler answers 204 with identity in `X-Gw-*` response headers (read by
 //    `auth_request_set ... $sent_http_x_gw_*`) or 401 with `X-Gw-Status: <reason>`.
+//  * Verified-token cache (jwtcache.ts, auth.jwt_cache): every JWT handler answers a token it
+//    has verified before from the gw_jwt_cache shared dict, and `js_set $gw_jwt_cached
+//    gateway.jwtCached` lets auth_request routes skip the subrequest on a hit.
 // See docs/njs-auth.md for the directive shape.
 import { decideApiKey, extractApiKey, extractBearer, hashApiKey, isWellFormedKey } from './apikey.ts';
 import { providerName, safeIdentity, safeRole } from './identity.ts';
 import { logLine, logText } from './logtext.ts';
-import { JsonObject, JwtOk, JwtPolicy, verifyJwt, verifyJwtSync } from './jwt.ts';
+import { DEFAULT_MAX_TOKEN_LENGTH, JsonObject, JwtOk, JwtPolicy, verifyJwt, verifyJwtSync } from './jwt.ts';
+import { CacheSettings, CachedIdentity, JWT_CACHE_ZONE, JwtCacheDict, cacheDeadline, cacheGet, cacheKey, cachePut } from './jwtcache.ts';
 
-export interface JwtProvider extends JwtPolicy {
+export interface JwtProvider extends JwtPolicy, CacheSettings {
   clientClaim?: string; // default "sub"
   roleClaim?: string; // optional
   tierClaim?: string; // optional
@@ -99,6 +103,58 @@ function providerConfig(name: string): JwtProvider | undefined {
   return typeof gw_auth === 'undefined' || !gw_auth.jwt ? undefined : gw_auth.jwt[name];
 }
 
+// The verified-token cache (jwtcache.ts) of a provider: its dict and this token's key, or null
+// when the cache is off or the token is too long to have been accepted (never hashed then).
+interface CacheSlot {
+  dict: JwtCacheDict;
+  key: string;
+  ttl: number;
+}
+
+function cacheSlot(cfg: JwtProvider, token: string): CacheSlot | null {
+  if (typeof cfg.cacheGen !== 'string' || typeof cfg.cacheTtl !== 'number') {
+    return null;
+  }
+  const maxLength = typeof cfg.maxLength === 'number' ? cfg.maxLength : DEFAULT_MAX_TOKEN_LENGTH;
+  const dict = ngx.shared[JWT_CACHE_ZONE];
+  if (!dict || token.length > maxLength) {
+    return null;
+  }
+  return { dict: dict as JwtCacheDict, key: cacheKey(cfg.cacheGen, token), ttl: cfg.cacheTtl };
+}
+
+function remember(slot: CacheSlot | null, res: JwtOk, id: JwtIdentity, cfg: JwtProvider, now: number): void {
+  if (slot !== null) {
+    const cached: CachedIdentity = { client: id.client, role: id.role, tier: id.tier, payload: res.payloadSegment };
+    cachePut(slot.dict, slot.key, cacheDeadline(res.claims, cfg.leeway, slot.ttl, now), cached, now);
+  }
+}
+
+function setIdentity(v: NginxHTTPRequest['variables'], client: string, role: string, tier: string, claims: string): void {
+  v.gw_client_id = client;
+  v.gw_client_role = role;
+  v.gw_client_tier = tier;
+  v.gw_client_claims = claims;
+}
+
+// js_set $gw_jwt_cached gateway.jwtCached;  (auth_request routes, before the subrequest)
+// "ok" when the token is in the verified-token cache (identity set, the route skips the
+// auth_request subrequest), else "miss": the subrequest verifies it in full.
+export function jwtCached(r: NginxHTTPRequest): string {
+  const v = r.variables;
+  const cfg = providerConfig(v.gw_jwt_provider || '');
+  const token = extractBearer(r.headersIn['Authorization']);
+  const slot = cfg === undefined || token === null ? null : cacheSlot(cfg, token);
+  const hit = slot === null ? null : cacheGet(slot.dict, slot.key, nowSeconds());
+  if (hit === null) {
+    return 'miss';
+  }
+  setIdentity(v, hit.client, hit.role, hit.tier, hit.payload);
+  v.gw_jwt_cache = 'hit';
+  v.gw_auth_status = 'ok';
+  return 'ok';
+}
+
 // js_set $gw_jwt gateway.jwtSync;  (routes whose provider accepts HS256 only)
 // One synchronous njs call in the route's own location, like API keys: no auth_request
 // subrequest. $gw_jwt_provider names the provider; returns "ok" or a reason code, also
@@ -120,7 +176,18 @@ function jwtSyncCheck(r: NginxHTTPRequest): string {
   if (token === null) {
     return 'missing_token';
   }
-  const res = verifyJwtSync(token, cfg, nowSeconds());
+  const now = nowSeconds();
+  const slot = cacheSlot(cfg, token);
+  const hit = slot === null ? null : cacheGet(slot.dict, slot.key, now);
+  if (hit !== null) {
+    setIdentity(v, hit.client, hit.role, hit.tier, hit.payload);
+    v.gw_jwt_cache = 'hit';
+    return 'ok';
+  }
+  if (slot !== null) {
+    v.gw_jwt_cache = 'miss';
+  }
+  const res = verifyJwtSync(token, cfg, now);
   if (!res.ok) {
     r.log(logLine('gateway jwt: ' + res.reason + ': ' + res.detail, 512));
     return res.reason;
@@ -129,10 +196,8 @@ function jwtSyncCheck(r: NginxHTTPRequest): string {
   if (id === null) {
     return 'bad_claims';
   }
-  v.gw_client_id = id.client;
-  v.gw_client_role = id.role;
-  v.gw_client_tier = id.tier;
-  v.gw_client_claims = res.payloadSegment;
+  setIdentity(v, id.client, id.role, id.tier, res.payloadSegment);
+  remember(slot, res, id, cfg, now);
   return 'ok';
 }
 
@@ -145,6 +210,15 @@ export async function jwt(r: NginxHTTPRequest): Promise<void> {
     r.error('gateway jwt: internal error: ' + logText(String(e), 200));
     r.return(500);
   }
+}
+
+function accept(r: NginxHTTPRequest, client: string, role: string, tier: string, claims: string): void {
+  r.headersOut['X-Gw-Status'] = 'ok';
+  r.headersOut['X-Gw-Client'] = client;
+  r.headersOut['X-Gw-Role'] = role;
+  r.headersOut['X-Gw-Tier'] = tier;
+  r.headersOut['X-Gw-Claims'] = claims;
+  r.return(204);
 }
 
 async function jwtCheck(r: NginxHTTPRequest): Promise<void> {
@@ -160,7 +234,18 @@ async function jwtCheck(r: NginxHTTPRequest): Promise<void> {
     deny(r, 'missing_token', 'no bearer token');
     return;
   }
-  const res = await verifyJwt(token, cfg, nowSeconds());
+  const now = nowSeconds();
+  const slot = cacheSlot(cfg, token);
+  const hit = slot === null ? null : cacheGet(slot.dict, slot.key, now);
+  if (hit !== null) {
+    r.variables.gw_jwt_cache = 'hit';
+    accept(r, hit.client, hit.role, hit.tier, hit.payload);
+    return;
+  }
+  if (slot !== null) {
+    r.variables.gw_jwt_cache = 'miss';
+  }
+  const res = await verifyJwt(token, cfg, now);
   if (!res.ok) {
     deny(r, res.reason, res.detail);
     return;
@@ -170,10 +255,6 @@ async function jwtCheck(r: NginxHTTPRequest): Promise<void> {
     deny(r, 'bad_claims', 'identity claims missing or not header-safe');
     return;
   }
-  r.headersOut['X-Gw-Status'] = 'ok';
-  r.headersOut['X-Gw-Client'] = id.client;
-  r.headersOut['X-Gw-Role'] = id.role;
-  r.headersOut['X-Gw-Tier'] = id.tier;
-  r.headersOut['X-Gw-Claims'] = res.payloadSegment;
-  r.return(204);
+  remember(slot, res, id, cfg, now);
+  accept(r, id.client, id.role, id.tier, res.payloadSegment);
 }

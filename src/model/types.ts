@@ -245,7 +245,14 @@ export interface AuthSettings {
   /** upstream request headers carrying the identity; null = not forwarded (the client's copy of the default name is still removed) */
   identityHeaders: { client: string | null; role: string | null; tier: string | null; method: string | null; claims: string | null };
   failureLog: string | null; // path relative to the nginx prefix; null = no dedicated log
+  /** cache of verified JWTs (a js_shared_dict_zone); null = off (`jwt_cache: false`) */
+  jwtCache: JwtCacheSettings | null;
   at: SourcePos;
+}
+
+export interface JwtCacheSettings {
+  size: string; // nginx size of the shared dict zone, e.g. 1m
+  ttlSeconds: number; // an entry lives min(exp + leeway, verified + ttl)
 }
 
 export interface JwtProviderSettings {

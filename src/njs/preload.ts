@@ -3,7 +3,9 @@
 // public signature keys the njs module can use, and checks everything the handler relies
 // on, so request-time code never meets a key it cannot handle.
 import type { Jwk, JwtPolicy } from '../../njs/lib/jwt.ts';
+import { createHash } from 'node:crypto';
 import { SUPPORTED_JWT_ALGS } from '../features/auth/schema.ts';
+import { VERSION } from '../version.ts';
 export const PROVIDER_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const CLAIM_NAME_RE = /^[A-Za-z0-9_.:\/-]{1,128}$/;
 const B64U_RE = /^[A-Za-z0-9_-]+$/;
@@ -34,6 +36,26 @@ export interface JwtProviderOutput extends JwtPolicy {
   clientClaim: string;
   roleClaim?: string;
   tierClaim?: string;
+  /** verified-token cache (absent = off): the generation every cache key starts with, and the ttl in seconds */
+  cacheGen?: string;
+  cacheTtl?: number;
+}
+
+/** Options of the preload object: the verified-token cache (docs/auth.md). */
+export interface AuthPreloadOptions {
+  /** seconds a verified token may be served from the cache; absent = no cache */
+  jwtCacheTtl?: number;
+}
+
+/**
+ * The cache generation of a provider: a digest of everything its verification depends on
+ * (keys, secrets, algorithms, issuer, audience, leeway, claims, identity claims), its name
+ * and the gatewayctl version. Rotating a secret or a JWKS, or changing the policy, gives
+ * another generation, so entries verified under the old one are never found again.
+ */
+export function cacheGeneration(name: string, provider: JwtProviderOutput): string {
+  const material = JSON.stringify({ cache: 1, version: VERSION, name, provider });
+  return createHash('sha256').update(material).digest('base64url').slice(0, 22);
 }
 
 export interface AuthPreloadObject {
@@ -151,16 +173,22 @@ export function buildJwtProvider(input: JwtProviderInput): JwtProviderOutput {
   return out;
 }
 
-export function buildAuthPreload(providers: JwtProviderInput[]): AuthPreloadObject {
+export function buildAuthPreload(providers: JwtProviderInput[], opts: AuthPreloadOptions = {}): AuthPreloadObject {
   const jwt: Record<string, JwtProviderOutput> = {};
   for (const input of providers) {
     if (Object.prototype.hasOwnProperty.call(jwt, input.name)) throw new PreloadError(input.name, 'defined twice');
-    jwt[input.name] = buildJwtProvider(input);
+    const out = buildJwtProvider(input);
+    if (opts.jwtCacheTtl !== undefined) {
+      if (!Number.isInteger(opts.jwtCacheTtl) || opts.jwtCacheTtl < 1) throw new PreloadError(input.name, 'cache ttl must be a positive number of seconds');
+      out.cacheGen = cacheGeneration(input.name, out);
+      out.cacheTtl = opts.jwtCacheTtl;
+    }
+    jwt[input.name] = out;
   }
   return { version: 1, jwt };
 }
 
 // The text of dist/njs/auth.json (write it with mode 0600: it may hold HMAC secrets).
-export function renderAuthPreload(providers: JwtProviderInput[]): string {
-  return JSON.stringify(buildAuthPreload(providers), null, 2) + '\n';
+export function renderAuthPreload(providers: JwtProviderInput[], opts: AuthPreloadOptions = {}): string {
+  return JSON.stringify(buildAuthPreload(providers, opts), null, 2) + '\n';
 }

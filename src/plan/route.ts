@@ -67,9 +67,13 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
     ...(p.needs.eitherMethod ? [d('error_page', '418', '=', next)] : []),
     d('try_files', NO_FILE, next),
   ];
+  // a 418 jump leaves the public location in the rewrite phase, before its allow/deny and
+  // address-keyed limits ran: the post-auth location repeats them (nginx applies limit_req and
+  // limit_conn once per request, so the hand-over after auth_request does not count twice)
+  const jumpGuards = p.needs.eitherMethod ? [...s.access, ...s.limits] : [];
   const continueIn = (b: Block): Block => ({
     ...b,
-    lines: p.needs.auth ? [p.routeName, ...b.lines] : b.lines,
+    lines: p.needs.auth ? [p.routeName, ...jumpGuards, ...b.lines] : b.lines,
     blocks: [...(b.blocks ?? []), ...(p.needs.auth ? p.lateChecks : [])],
   });
 

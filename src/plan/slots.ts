@@ -61,7 +61,8 @@ export interface RouteNeeds {
   authHandover: { next: string } | null;
   /** njs must read the request body before proxying */
   bodyStep: BodyStep | null;
-  /** API key or JWT on one route: an accepted key jumps to the post-auth location (error_page 418) */
+  /** an accepted credential jumps to the post-auth location (error_page 418): the API key of a
+   *  route accepting either method, or a JWT found in the verified-token cache */
   eitherMethod: boolean;
 }
 

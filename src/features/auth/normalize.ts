@@ -3,7 +3,7 @@
 // read in the load stage (Feature.inputs) and turned into outputs by outputs.ts; the model
 // never holds key material.
 import path from 'node:path';
-import type { AuthSettings, JwtProviderSettings, RouteAuth, SourcePos } from '../../model/types.ts';
+import type { AuthSettings, JwtCacheSettings, JwtProviderSettings, RouteAuth, SourcePos } from '../../model/types.ts';
 import { DEFAULT_IDENTITY_HEADERS } from '../../model/identity.ts';
 
 export { DEFAULT_IDENTITY_HEADERS };
@@ -14,6 +14,21 @@ type Raw = any;
 export const DEFAULT_KEY_HEADER = 'X-API-Key';
 export const DEFAULT_FAILURE_LOG = 'logs/auth.log';
 export const DEFAULT_MAX_TOKEN_LENGTH = 4096;
+export const DEFAULT_JWT_CACHE = { size: '1m', ttlSeconds: 300 } as const;
+
+/** "90s" / "5m" / "1h" / "45" → seconds. */
+export function ttlSeconds(v: string | undefined): number {
+  if (v === undefined) return DEFAULT_JWT_CACHE.ttlSeconds;
+  const m = /^([0-9]+)(s|m|h)?$/.exec(v);
+  if (!m) return NaN;
+  return Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
+}
+
+function normalizeJwtCache(c: Raw): JwtCacheSettings | null {
+  if (c === false) return null;
+  const o: Raw = c ?? {};
+  return { size: o.size ?? DEFAULT_JWT_CACHE.size, ttlSeconds: ttlSeconds(o.ttl) };
+}
 
 const list = (v: Raw): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
@@ -53,6 +68,7 @@ export function normalizeAuth(a: Raw, baseDir: string, at: (p: string) => Source
     jwt,
     identityHeaders: { client: header('client'), role: header('role'), tier: header('tier'), method: header('method'), claims: header('claims') },
     failureLog: a.failure_log === false ? null : (a.failure_log ?? DEFAULT_FAILURE_LOG),
+    jwtCache: jwt.length > 0 ? normalizeJwtCache(a.jwt_cache) : null,
     at: at('auth'),
   };
 }

@@ -242,7 +242,7 @@ export function buildAuthArtifacts(m: GatewayModel, inputs: Inputs, opts: AuthBu
         else fail(opts.locate(`auth.jwt.${input.name}`, pr.at), `JWT provider ${input.name}: ${detail}`);
       }
     }
-    if (!diagnostics.length) files[AUTH_FILES.preload] = renderAuthPreload(providers);
+    if (!diagnostics.length) files[AUTH_FILES.preload] = renderAuthPreload(providers, auth!.jwtCache ? { jwtCacheTtl: auth!.jwtCache.ttlSeconds } : {});
   }
 
   return { files, diagnostics, mapKeys };

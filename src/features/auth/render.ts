@@ -23,6 +23,7 @@ import { tierKeyVar } from '../limits/index.ts';
 import { uriReplacementMap } from '../proxy/index.ts';
 import { d, jsonLogTemplate, REQUEST_LOG_FIELDS, type Block, type Directive, type LogField } from '../../plan/directive.ts';
 import { DEFAULT_IDENTITY_HEADERS } from '../../model/identity.ts';
+import { needsBodyStep } from '../routing/render.ts';
 
 export const AUTH_CONF = 'conf.d/05-auth.conf';
 export const KEY_MAP_INCLUDE = 'conf.d/keys.map';
@@ -48,13 +49,28 @@ export function syncJwt(r: Route, m: GatewayModel): boolean {
 /** The route authenticates with a JWT through the auth_request subrequest. */
 export const asyncJwt = (r: Route, m: GatewayModel): boolean => has(r, 'jwt') && !syncJwt(r, m);
 
+/**
+ * auth_request JWT routes that first ask the verified-token cache in one synchronous js_set
+ * ($gw_jwt_cached): a hit jumps to the post-auth location (error_page 418) without the
+ * subrequest; a miss runs it. Not for routes accepting an API key too (their 418 is the key's)
+ * nor for routes whose routing reads the body (the body step is their hand-over); there the
+ * subrequest's handler still answers from the cache.
+ */
+export function cachedJwtFirst(r: Route, m: GatewayModel): boolean {
+  return !!m.auth?.jwtCache && asyncJwt(r, m) && !either(r) && !needsBodyStep(r, m);
+}
+
 const labelRe = (s: string) => bare(s, 'token').replace(/\./g, '\\.');
 
 // ---------------------------------------------------------------------------------------
 // http level
 
 export function authLogFields(m: GatewayModel): LogField[] {
-  return m.auth ? [['auth', '$gw_auth_status', true], ['client', '$gw_client_id', true]] : [];
+  if (!m.auth) return [];
+  const fields: LogField[] = [['auth', '$gw_auth_status', true], ['client', '$gw_client_id', true]];
+  // hit | miss for JWT requests when the verified-token cache is on
+  if (m.auth.jwtCache) fields.push(['jwt_cache', '$gw_jwt_cache', true]);
+  return fields;
 }
 
 function failureLogFormat(): string {
@@ -81,10 +97,21 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
     lines.push(d('js_var', `$${v}`));
   }
   if (jwt) lines.push(d('js_preload_object', 'gw_auth', 'from', q(PRELOAD_FILE, 'file')));
-  if (m.routes.some((r) => syncJwt(r, m))) {
+  if (jwt && a.jwtCache) {
+    lines.push('# verified JWTs by SHA-256 of the token (never the token) and provider generation, until min(exp, ttl)');
+    lines.push(d('js_shared_dict_zone', `zone=gw_jwt_cache:${bare(a.jwtCache.size, 'size')}`, `timeout=${a.jwtCache.ttlSeconds}s`, 'evict'));
+    lines.push(d('js_var', '$gw_jwt_cache'));
+  }
+  const inPlace = m.routes.some((r) => syncJwt(r, m));
+  const cacheFirst = m.routes.some((r) => cachedJwtFirst(r, m));
+  if (inPlace || cacheFirst) lines.push(d('js_var', '$gw_jwt_provider'));
+  if (inPlace) {
     lines.push('# HS256-only providers: one synchronous njs call verifies the token and sets the identity');
-    lines.push(d('js_var', '$gw_jwt_provider'));
     lines.push(d('js_set', '$gw_jwt', 'gateway.jwtSync'));
+  }
+  if (cacheFirst) {
+    lines.push('# other providers: a token in the verified-token cache skips the auth_request subrequest');
+    lines.push(d('js_set', '$gw_jwt_cached', 'gateway.jwtCached'));
   }
   if (apiKeys) {
     lines.push('# one njs call per request: hash the presented key, look it up in the key map, set the identity');
@@ -194,6 +221,8 @@ export interface RouteAuthParts {
   next: string;
   /** API key or JWT: an accepted key skips the JWT subrequest */
   either: boolean;
+  /** a cached JWT skips the subrequest (error_page 418 to the post-auth location) */
+  cachedFirst: boolean;
 }
 
 const AUTH_ERRORS: Record<number, [string, string, string]> = {
@@ -208,7 +237,7 @@ function authErrorBody(status: 401 | 403): string {
 }
 
 export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseHeaders: string[]): RouteAuthParts {
-  const out: RouteAuthParts = { early: [], blocks: [], lateBlocks: [], proxyHeaders: [], overrides: {}, named: [], handover: false, next: `@${rid}_auth`, either: false };
+  const out: RouteAuthParts = { early: [], blocks: [], lateBlocks: [], proxyHeaders: [], overrides: {}, named: [], handover: false, next: `@${rid}_auth`, either: false, cachedFirst: false };
   const a = m.auth;
   const ra = a ? r.auth : null;
   if (!a || !ra) {
@@ -259,6 +288,12 @@ export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseH
       out.early.push(d('recursive_error_pages', 'on'));
       out.blocks.push({ head: 'if ($gw_apikey = ok)', lines: [d('set', '$gw_auth_method', 'apikey'), d('return', '418')] });
       out.blocks.push({ head: `if (${keySentVar(ra.keyHeader)})`, lines: [d('return', '401')] });
+    }
+    if (cachedJwtFirst(r, m)) {
+      out.cachedFirst = true;
+      out.early.push(d('set', '$gw_jwt_provider', q(provider, 'token')));
+      out.early.push(d('recursive_error_pages', 'on'));
+      out.blocks.push({ head: 'if ($gw_jwt_cached = ok)', lines: [d('return', '418')] });
     }
     out.early.push(d('auth_request', q(`/_gw_auth/jwt/${bare(provider, 'name')}`, 'path')));
     for (const [v, h] of [

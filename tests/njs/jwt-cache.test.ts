@@ -1,0 +1,106 @@
+// The verified-token cache (njs/lib/jwtcache.ts) under Node, with a Map standing in for the
+// nginx shared dict: what an entry may be served for, and what its key is made of. The
+// behaviour through real nginx (expiry, tampering, rotation, roles) is in tests/auth/jwt-cache.test.ts.
+import { describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { cacheDeadline, cacheGet, cacheKey, cachePut, type JwtCacheDict } from '../../njs/lib/jwtcache.ts';
+import { buildAuthPreload, cacheGeneration } from '../../src/njs/preload.ts';
+
+const NOW = 1_800_000_000;
+const TOKEN = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEifQ.c2lnbmF0dXJl';
+
+function dict(): JwtCacheDict & { data: Map<string, string>; timeouts: Map<string, number | undefined> } {
+  const data = new Map<string, string>();
+  const timeouts = new Map<string, number | undefined>();
+  return {
+    data,
+    timeouts,
+    get: (k) => data.get(k),
+    set: (k, v, t) => {
+      data.set(k, v);
+      timeouts.set(k, t);
+    },
+  };
+}
+const id = { client: 'user-1', role: 'reader', tier: 'free', payload: 'eyJzdWIiOiJ1c2VyLTEifQ' };
+
+describe('cache key', () => {
+  it('is the generation and the SHA-256 of the whole token, never the token', () => {
+    const k = cacheKey('gen1', TOKEN);
+    expect(k).toBe('gen1.' + createHash('sha256').update(TOKEN).digest('base64url'));
+    for (const part of TOKEN.split('.')) expect(k).not.toContain(part);
+    expect(cacheKey('gen1', TOKEN + 'x')).not.toBe(k); // a changed token has another key
+    expect(cacheKey('gen2', TOKEN)).not.toBe(k); // another generation finds nothing
+  });
+});
+
+describe('deadline = min(exp + leeway, now + ttl)', () => {
+  it('an exp before the ttl bounds the entry, with the provider leeway', () => {
+    expect(cacheDeadline({ exp: NOW + 10 }, 0, 300, NOW)).toBe(NOW + 10);
+    expect(cacheDeadline({ exp: NOW + 10 }, 5, 300, NOW)).toBe(NOW + 15);
+    expect(cacheDeadline({ exp: NOW + 3600 }, 5, 300, NOW)).toBe(NOW + 300);
+    expect(cacheDeadline({}, 0, 300, NOW)).toBe(NOW + 300); // require_exp: false
+  });
+});
+
+describe('cacheGet', () => {
+  it('serves an entry only while now < deadline (the claim check accepts until exp + leeway)', () => {
+    const d = dict();
+    const key = cacheKey('g', TOKEN);
+    cachePut(d, key, NOW + 10, id, NOW);
+    expect(d.timeouts.get(key)).toBe(10_000); // the dict drops it then as well
+    expect(cacheGet(d, key, NOW)).toEqual(id);
+    expect(cacheGet(d, key, NOW + 9)).toEqual(id);
+    expect(cacheGet(d, key, NOW + 10)).toBeNull();
+    expect(cacheGet(d, key, NOW + 11)).toBeNull();
+    expect(cacheGet(d, cacheKey('g', TOKEN + 'a'), NOW)).toBeNull();
+  });
+
+  it('never stores an identity whose deadline has passed', () => {
+    const d = dict();
+    cachePut(d, 'k', NOW, id, NOW);
+    cachePut(d, 'k2', NOW - 1, id, NOW);
+    expect(d.data.size).toBe(0);
+  });
+
+  it('an unreadable entry is a miss (full verification), never an identity', () => {
+    const d = dict();
+    for (const bad of ['', 'x', '{}', '[1,"a","b","c"]', `["${NOW + 9}","a","b","c","d"]`, `[${NOW + 9},"a",1,"c","d"]`, 'null']) {
+      d.data.set('k', bad);
+      expect(cacheGet(d, 'k', NOW), bad).toBeNull();
+    }
+  });
+
+  it('a dict that refuses the value only means no caching', () => {
+    const full: JwtCacheDict = {
+      get: () => undefined,
+      set: () => {
+        throw new Error('SharedMemoryError');
+      },
+    };
+    expect(() => cachePut(full, 'k', NOW + 5, id, NOW)).not.toThrow();
+  });
+});
+
+describe('generation (preload object)', () => {
+  const base = { name: 'p', algorithms: ['HS256'], secrets: [{ secret: 's'.repeat(32) }], roleClaim: 'role' };
+  const gen = (input: typeof base & Record<string, unknown>) => buildAuthPreload([input], { jwtCacheTtl: 300 }).jwt.p.cacheGen;
+
+  it('changes with the secret, the keys and every policy field; absent when the cache is off', () => {
+    const g = gen(base);
+    expect(g).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(gen(base)).toBe(g);
+    expect(gen({ ...base, secrets: [{ secret: 't'.repeat(32) }] })).not.toBe(g);
+    expect(gen({ ...base, issuer: ['https://other'] })).not.toBe(g);
+    expect(gen({ ...base, audience: ['api'] })).not.toBe(g);
+    expect(gen({ ...base, leeway: 5 })).not.toBe(g);
+    expect(gen({ ...base, roleClaim: 'roles' })).not.toBe(g);
+    expect(gen({ ...base, requiredClaims: ['sub'] })).not.toBe(g);
+    expect(buildAuthPreload([base]).jwt.p.cacheGen).toBeUndefined();
+    const out = buildAuthPreload([base], { jwtCacheTtl: 300 }).jwt.p;
+    expect(out.cacheTtl).toBe(300);
+    const { cacheGen: _g, cacheTtl: _t, ...rest } = out;
+    expect(cacheGeneration('p', rest)).toBe(g);
+    expect(cacheGeneration('q', rest)).not.toBe(g); // another provider with the same keys
+  });
+});
