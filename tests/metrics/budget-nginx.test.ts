@@ -96,4 +96,14 @@ describe('metrics series budget', () => {
       expect(v.get('gatewayctl_request_duration_seconds_count{route="a"}')).toBe(sent.length);
     });
   });
+
+  it('keeps the counters across a reload (nginx reuses the shared dict zone)', async () => {
+    await withErrorLog(g.gw, async () => {
+      const before = await values();
+      await g.gw.reload();
+      const after = await values();
+      expect(after.get('gatewayctl_request_duration_seconds_count{route="a"}')).toBe(before.get('gatewayctl_request_duration_seconds_count{route="a"}'));
+      expect(after.get('gatewayctl_metrics_overflow_total')).toBe(2);
+    });
+  });
 });
