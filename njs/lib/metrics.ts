@@ -228,8 +228,9 @@ export function metricsExport(r: NginxHTTPRequest): void {
   const c = conf();
   const b = c.buckets;
   const items = d.items(100000000);
-  const dur: { [route: string]: Hist } = {};
-  const ups: { [route: string]: Hist } = {};
+  // no prototype: a route may be called "constructor" or "__proto__"
+  const dur: { [route: string]: Hist } = Object.create(null);
+  const ups: { [route: string]: Hist } = Object.create(null);
   const routes = Object.keys(c.routes);
   for (let i = 0; i < routes.length; i++) {
     hist(dur, routes[i], b.length);

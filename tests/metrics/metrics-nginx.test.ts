@@ -60,6 +60,9 @@ routes:
     match: { prefix: /keyed/ }
     upstream: app
     auth: api_key
+  - name: constructor
+    match: { prefix: /proto/ }
+    upstream: app
   - name: hello
     match: { exact: /hello }
     respond: { status: 200, body: "hi" }
@@ -130,6 +133,7 @@ describe('metrics through real nginx', () => {
       await go('GET', '/keyed/a', 200, { 'X-API-Key': apiKey });
       for (let i = 0; i < 4; i++) await go('GET', '/hello', 200);
       await go('GET', '/nowhere', 404);
+      await go('GET', '/proto/x', 200); // a route named like an Object.prototype property
 
       // the log phase runs after the answer is sent: poll until the last one is counted
       let v = (await scrape()).values;
@@ -149,6 +153,8 @@ describe('metrics through real nginx', () => {
       expect(req('keyed', 'GET', 200, 'app')).toBe(1);
       expect(req('hello', 'GET', 200, 'none')).toBe(4);
       expect(req('-', 'GET', 404, 'none')).toBe(1);
+      expect(req('constructor', 'GET', 200, 'app')).toBe(1);
+      expect(v.get('gatewayctl_request_duration_seconds_count{route="constructor"}')).toBe(1);
       const total = [...v.entries()].filter(([k]) => k.startsWith('gatewayctl_requests_total{')).reduce((a, [, x]) => a + x, 0);
       expect(total).toBe(sent.length);
 
