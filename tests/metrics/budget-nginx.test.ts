@@ -1,6 +1,7 @@
 // The series budget through real nginx: with metrics.max_series: 3, the fourth and fifth label
 // sets requests create are refused and counted as overflow, existing series keep counting, and
-// the route's histogram still holds every request.
+// the route's histogram still holds every request. With `global.access_log: false` the
+// metrics log still runs.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +17,7 @@ const yaml = `
 version: 1
 global:
   worker_processes: 1
+  access_log: false # the metrics log still runs (no \`access_log off\` beside it)
   status: { listen: "127.0.0.1:\${PORT_STATUS}" }
 listeners:
   - name: public
