@@ -81,6 +81,10 @@ export interface HttpContribution {
   mapKeys?: string[][];
   /** extra JSON access-log fields */
   logFields?: LogField[];
+  /** http-level access logs of their own (log_format and access_log lines, placed beside the
+   *  main access log in nginx.conf); with any, `global.access_log: false` leaves the main log
+   *  out instead of writing `access_log off` (which would silence these too) */
+  accessLogs?: Directive[];
   /** files of their own (relative path → text), included from http{} */
   confFiles?: Record<string, { lines: string[]; blocks: Block[] }>;
 }
@@ -155,6 +159,8 @@ export interface Feature {
   serverLines?(m: GatewayModel, l: Listener): Directive[];
   /** the nginx variable a consistent-hash key kind is read from, for kinds this feature derives */
   upstreamHashKeySource?(u: Upstream, m: GatewayModel): string | null;
+  /** locations of the internal status listener (global.status), after stub_status and health */
+  statusLocations?(m: GatewayModel): Block[];
   /** internal locations a server block needs for these routes (before the routes') */
   serverLocations?(m: GatewayModel, l: Listener, routes: Route[]): Block[];
   /** pass 1: response headers every answer of this route carries (error pages included) */

@@ -17,6 +17,7 @@ import { limitsFeature } from './limits/index.ts';
 import { routingFeature } from './routing/index.ts';
 import { proxyFeature } from './proxy/index.ts';
 import { cacheFeature } from './cache/index.ts';
+import { metricsFeature } from './metrics/index.ts';
 
 export const FEATURES: readonly Feature[] = [
   headersFeature,
@@ -30,4 +31,5 @@ export const FEATURES: readonly Feature[] = [
   routingFeature,
   proxyFeature,
   cacheFeature,
+  metricsFeature,
 ];

@@ -297,6 +297,7 @@ export function normalize(input: NormalizeInput, features: readonly Feature[]): 
     auth: null,
     models: [],
     acme,
+    metrics: null, // the metrics feature's (Feature.normalize)
   };
   model.global.workerShutdownTimeout = typeof g.worker_shutdown_timeout === 'string' ? g.worker_shutdown_timeout : defaultShutdownTimeout(routes);
   for (const f of features) f.normalize?.(v, model, { at, baseDir: input.baseDir });

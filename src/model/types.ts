@@ -28,6 +28,21 @@ export interface GatewayModel {
   auth: AuthSettings | null; // njs authentication (API keys, JWT); null = not configured
   models: ModelEntry[]; // model catalogue for model-aware routes and /v1/models (src/routing)
   acme: AcmeSettings | null; // certificates managed by `gatewayctl tls issue|renew`
+  metrics: MetricsSettings | null; // Prometheus metrics (the metrics feature); null = off
+}
+
+/** `metrics:` — counters and histograms in an njs shared dict, served at /metrics. */
+export interface MetricsSettings {
+  /** null: the status listener (global.status); else the name of a listener */
+  listener: string | null;
+  path: string; // e.g. /metrics
+  allow: string[]; // CIDRs that may scrape (the location denies everyone else)
+  buckets: number[]; // histogram upper bounds in seconds, strictly increasing
+  dictSize: Size; // js_shared_dict_zone size
+  maxSeries: number; // label sets the dynamic families may create; more count as overflow
+  at: SourcePos; // the metrics: key
+  /** positions of the keys given (rules point at them), by key */
+  keyAt: Record<string, SourcePos>;
 }
 
 export interface GlobalSettings {

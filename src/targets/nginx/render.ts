@@ -96,7 +96,9 @@ export function render(m: GatewayModel, features: readonly Feature[], opts: Rend
   const confFiles = Object.assign({}, ...http.map((h) => h.confFiles ?? {})) as NonNullable<HttpContribution['confFiles']>;
 
   const files: Record<string, string> = {};
-  files['nginx.conf'] = renderConf(mainConf(m, header, brotli, all('logFields') as LogField[], Object.keys(confFiles), [...(all('mapKeys') as string[][]), ...(opts.externalMapKeys ?? [])]));
+  files['nginx.conf'] = renderConf(
+    mainConf(m, header, brotli, all('logFields') as LogField[], all('accessLogs') as string[], Object.keys(confFiles), [...(all('mapKeys') as string[][]), ...(opts.externalMapKeys ?? [])]),
+  );
   files['mime.types'] = readFileSync(path.join(TEMPLATES, 'mime.types'), 'utf8');
   files[CONF_FILES.maps] = renderConf({ header, lines: all('mapLines') as string[], blocks: [...mapBlocks(m, features), ...(all('maps') as Block[])] });
   files[CONF_FILES.limits] = renderConf({ header, lines: all('limits') as string[], blocks: [] });
@@ -115,7 +117,7 @@ export function render(m: GatewayModel, features: readonly Feature[], opts: Rend
   return { files, warnings, modules: { njs: m.global.modules.njs, brotli } };
 }
 
-function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: LogField[], featureConfs: string[], mapKeys: string[][]): ConfView {
+function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: LogField[], featureLogs: string[], featureConfs: string[], mapKeys: string[][]): ConfView {
   const g = m.global;
   const lines: string[] = [];
   if (g.modules.njs) lines.push(d('load_module', 'modules/ngx_http_js_module.so'));
@@ -148,9 +150,10 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: L
     } else {
       http.push(d('access_log', q(g.accessLog.path, 'file'), 'combined'));
     }
-  } else {
+  } else if (!featureLogs.length) {
     http.push(d('access_log', 'off'));
   }
+  http.push(...featureLogs);
   if (g.trustedProxies.length) {
     for (const c of g.trustedProxies) http.push(d('set_real_ip_from', bare(c, 'cidr')));
     http.push(d('real_ip_header', q(g.realIpHeader, 'header')));
@@ -349,6 +352,7 @@ function serverBlocks(m: GatewayModel, features: readonly Feature[], opts: Rende
           lines: [d('stub_status'), d('allow', '127.0.0.1'), d('allow', '::1'), d('deny', 'all')],
         },
         ...healthLocations(m, []),
+        ...features.flatMap((f) => f.statusLocations?.(m) ?? []),
         { head: 'location /', lines: [d('return', '404')] },
       ],
     });

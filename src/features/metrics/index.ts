@@ -1,0 +1,177 @@
+// Prometheus metrics: counters and histograms in an njs shared dict (`js_shared_dict_zone`),
+// updated by ONE njs call per request in the log phase, served at /metrics in the Prometheus
+// text exposition format (njs/lib/metrics.ts).
+//
+// The log-phase call: `js_set $gw_metrics gateway.metricsLog;` is the condition of an
+// http-level `access_log /dev/null combined if=$gw_metrics;`. nginx evaluates the condition
+// when it logs the request (after the response is sent, so $request_time, $status,
+// $upstream_* and $bytes_sent are final); the handler counts and returns "", so nothing is
+// ever written. Locations with `access_log off` (health, status, the scrape itself) are not
+// counted. The handler reads its configuration (buckets, series budget, each route's cache
+// zone, the upstream names) from the preload object njs/metrics.json.
+import type { Feature } from '../../core/feature.ts';
+import type { GatewayModel, MetricsSettings, SourcePos } from '../../model/types.ts';
+import { d, raw, type Block } from '../../plan/directive.ts';
+import { bare, q } from '../../plan/quote.ts';
+import { metricsSchema } from './schema.ts';
+
+export const METRICS_LOG_HANDLER = 'gateway.metricsLog';
+export const METRICS_EXPORT_HANDLER = 'gateway.metricsExport';
+export const METRICS_ZONE = 'gw_metrics';
+export const METRICS_PRELOAD = 'njs/metrics.json';
+/** the fields of $gw_metrics_in, in the order njs/lib/metrics.ts reads them ($proxy_host cannot be read by name from njs) */
+const METRICS_INPUT = [
+  '$gw_route',
+  '$request_method',
+  '$status',
+  '$request_time',
+  '$upstream_response_time',
+  '$proxy_host',
+  '$request_length',
+  '$bytes_sent',
+  '$upstream_cache_status',
+  '$limit_req_status',
+  '$limit_conn_status',
+  '$gw_auth_status',
+];
+
+/** seconds: 5 ms … 60 s, so histogram_quantile gives p50/p95/p99 for APIs and LLM calls alike */
+export const DEFAULT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+export const DEFAULT_DICT_SIZE = '4m';
+export const DEFAULT_MAX_SERIES = 5000;
+/** a shared-dict entry (rbtree node, key, value, slab rounding), generously: what GW524 sizes with */
+export const BYTES_PER_SERIES = 256;
+
+const sizeBytes = (s: string): number => {
+  const n = Number.parseInt(s, 10);
+  const u = s.slice(-1).toLowerCase();
+  return u === 'k' ? n * 1024 : u === 'm' ? n * 1024 * 1024 : u === 'g' ? n * 1024 * 1024 * 1024 : n;
+};
+
+/** Series every route has from the start: two histograms (buckets, +Inf, sum) and the byte counters. */
+export const fixedSeries = (m: GatewayModel, s: MetricsSettings): number => m.routes.length * (2 * (s.buckets.length + 2) + 2) + 4;
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+function normalizeMetrics(raw: any, at: (p: string) => SourcePos): MetricsSettings | null {
+  if (raw === undefined || raw === null || raw.enabled === false) return null;
+  const keyAt: Record<string, SourcePos> = {};
+  for (const k of Object.keys(raw)) keyAt[k] = at(`metrics.${k}`);
+  return {
+    listener: raw.listener === undefined || raw.listener === 'status' ? null : raw.listener,
+    path: raw.path ?? '/metrics',
+    allow: raw.allow ?? ['127.0.0.1', '::1'],
+    buckets: raw.buckets ?? DEFAULT_BUCKETS,
+    dictSize: raw.dict_size ?? DEFAULT_DICT_SIZE,
+    maxSeries: raw.max_series ?? DEFAULT_MAX_SERIES,
+    at: at('metrics'),
+    keyAt,
+  };
+}
+
+/** The configuration the njs handlers read (preload object gw_metrics_conf). */
+export function metricsPreload(m: GatewayModel): string {
+  const s = m.metrics!;
+  const routes: Record<string, { cache: string | null }> = {};
+  for (const r of m.routes) routes[r.name] = { cache: r.cache?.zone ?? null };
+  const upstreams: Record<string, number> = {};
+  for (const u of m.upstreams) upstreams[u.name] = 1;
+  return `${JSON.stringify({ buckets: s.buckets, maxSeries: s.maxSeries, routes, upstreams }, null, 2)}\n`;
+}
+
+function metricsLocation(s: MetricsSettings): Block {
+  return {
+    comment: 'Prometheus metrics (text exposition format), read from the shared dict',
+    head: `location = ${q(s.path, 'path')}`,
+    lines: [
+      d('access_log', 'off'),
+      ...s.allow.map((c) => d('allow', bare(c, 'cidr'))),
+      d('deny', 'all'),
+      d('js_content', METRICS_EXPORT_HANDLER),
+    ],
+  };
+}
+
+export const metricsFeature: Feature = {
+  name: 'metrics',
+  summary: 'Prometheus metrics at /metrics: requests, latency histograms, bytes, cache, limits, auth failures',
+  schema: metricsSchema,
+  njs: [
+    { handler: METRICS_LOG_HANDLER, phase: 'log' },
+    { handler: METRICS_EXPORT_HANDLER, phase: 'js_content' },
+  ],
+  cost: {
+    njsCalls: (_r, m) => (m.metrics ? 1 : 0), // the log-phase js_set, whatever the route does
+    measured: 'one log-phase js_set updating ~7 shared-dict counters (README, Metrics)',
+  },
+  normalize: (raw, m, ctx) => {
+    m.metrics = normalizeMetrics(raw.metrics, ctx.at);
+  },
+  needsNjs: (m) => m.metrics !== null,
+  rules(m, err) {
+    const s = m.metrics;
+    if (!s) return;
+    const pos = (k: string) => s.keyAt[k] ?? s.at;
+    if (s.listener !== null && !m.listeners.some((l) => l.name === s.listener)) {
+      const names = ['status', ...m.listeners.map((l) => l.name)].join(', ');
+      err('GW520', pos('listener'), 'metrics.listener', `unknown listener "${s.listener}" (defined: ${names})`);
+    }
+    if (s.listener === null && !m.global.status) {
+      err('GW521', pos('listener'), 'metrics.listener', 'metrics are served on the status listener, but global.status is false; enable it or name a listener');
+    }
+    for (let i = 1; i < s.buckets.length; i++) {
+      if (s.buckets[i] <= s.buckets[i - 1]) {
+        err('GW522', pos('buckets'), `metrics.buckets[${i}]`, `histogram buckets must be strictly increasing (${s.buckets[i]} after ${s.buckets[i - 1]})`);
+        break;
+      }
+    }
+    const taken: [string, string][] = [
+      [m.global.health.liveness, 'global.health.liveness'],
+      [m.global.health.readiness, 'global.health.readiness'],
+    ];
+    if (s.listener === null && m.global.status) taken.push([m.global.status.path, 'global.status.path']);
+    if (s.listener !== null) {
+      for (const r of m.routes) if (r.listeners.includes(s.listener) && r.match.path.kind === 'exact') taken.push([r.match.path.value, `routes[${r.index}].match.exact`]);
+    }
+    const clash = taken.find(([p]) => p === s.path);
+    if (clash) err('GW523', pos('path'), 'metrics.path', `${s.path} is already served on that listener (${clash[1]})`);
+    const need = (fixedSeries(m, s) + s.maxSeries) * BYTES_PER_SERIES;
+    if (sizeBytes(s.dictSize) < need) {
+      err(
+        'GW524',
+        pos(s.keyAt.dict_size ? 'dict_size' : 'max_series'),
+        s.keyAt.dict_size ? 'metrics.dict_size' : 'metrics.max_series',
+        `dict_size ${s.dictSize} cannot hold the ${fixedSeries(m, s)} series of the routes' histograms plus max_series ${s.maxSeries} (about ${BYTES_PER_SERIES} bytes each: at least ${Math.ceil(need / 1024)}k)`,
+      );
+    }
+  },
+  outputs: (m) => {
+    const files: Record<string, string> = {};
+    if (m.metrics) files[METRICS_PRELOAD] = metricsPreload(m);
+    return { files, diagnostics: [], mapKeys: [] };
+  },
+  http: (m) => {
+    const s = m.metrics;
+    if (!s) return {};
+    return {
+      mapLines: [
+        raw('# metrics: counters and histograms (njs/lib/metrics.ts), configuration from the preload object'),
+        d('js_shared_dict_zone', `zone=${METRICS_ZONE}:${bare(s.dictSize, 'size')}`, 'type=number'),
+        d('js_preload_object', 'gw_metrics_conf', 'from', q(METRICS_PRELOAD, 'file')),
+        d('js_set', '$gw_metrics', METRICS_LOG_HANDLER),
+      ],
+      maps: [
+        {
+          comment: 'metrics: what the log-phase handler counts, in one variable ("|" cannot occur in any of these values)',
+          head: 'map $gw_dollar $gw_metrics_in',
+          lines: [d('default', `"${METRICS_INPUT.map((v) => (v === '$gw_auth_status' && !m.auth ? '' : v)).join('|')}"`)],
+        },
+      ],
+      accessLogs: [
+        raw('# metrics: one njs call per request in the log phase; it counts and returns "", so nothing is written'),
+        d('access_log', q('/dev/null', 'file'), 'combined', 'if=$gw_metrics'),
+      ],
+    };
+  },
+  statusLocations: (m) => (m.metrics && m.metrics.listener === null ? [metricsLocation(m.metrics)] : []),
+  serverLocations: (m, l) => (m.metrics && m.metrics.listener === l.name ? [metricsLocation(m.metrics)] : []),
+};

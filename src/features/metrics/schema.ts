@@ -1,0 +1,39 @@
+// The keys of Prometheus metrics: the top-level `metrics:` block.
+import type { SchemaFragment } from '../../core/feature.ts';
+import { parts } from '../../config/schema.ts';
+
+const { cidrList, name, size, uriPath } = parts;
+
+export const metricsSchema: SchemaFragment = {
+  root: {
+    after: 'routes',
+    properties: {
+      metrics: {
+        type: 'object',
+        additionalProperties: false,
+        description:
+          'Prometheus metrics at /metrics: request counts, latency histograms, bytes, cache results, limits and auth failures, counted by one njs call per request in the log phase.',
+        properties: {
+          enabled: { type: 'boolean', description: 'Default true when metrics: is present.' },
+          listener: { ...name, description: '"status" (default: the internal status listener, global.status) or the name of a listener.' },
+          path: uriPath,
+          allow: { ...cidrList, description: 'Who may scrape (default 127.0.0.1 and ::1); everyone else gets 403.' },
+          buckets: {
+            type: 'array',
+            minItems: 1,
+            maxItems: 40,
+            items: { type: 'number', exclusiveMinimum: 0, maximum: 86400 },
+            description: 'Histogram upper bounds in seconds, strictly increasing (default 0.005 … 60).',
+          },
+          dict_size: { ...size, description: 'Size of the shared dict holding the series (default 1m).' },
+          max_series: {
+            type: 'integer',
+            minimum: 1,
+            maximum: 1000000,
+            description: 'Label sets the per-request families may create (default 5000); requests beyond it count in gatewayctl_metrics_overflow_total.',
+          },
+        },
+      },
+    },
+  },
+};

@@ -1,0 +1,111 @@
+// The series budget through real nginx: with metrics.max_series: 3, the fourth and fifth label
+// sets requests create are refused and counted as overflow, existing series keep counting, and
+// the route's histogram still holds every request. With `global.access_log: false` the
+// metrics log still runs.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildAndStart, type BuiltGateway } from '../support/gateway.ts';
+import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
+import { freePorts } from '../support/ports.ts';
+import { send, sleep } from '../support/http.ts';
+import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+const yaml = `
+version: 1
+global:
+  worker_processes: 1
+  access_log: false # the metrics log still runs (no \`access_log off\` beside it)
+  status: { listen: "127.0.0.1:\${PORT_STATUS}" }
+listeners:
+  - name: public
+    address: 127.0.0.1
+    port: \${PORT_GW}
+upstreams:
+  app:
+    servers: ["\${UPSTREAM}"]
+routes:
+  - name: a
+    match: { prefix: /a/ }
+    upstream: app
+    strip_prefix: true
+metrics:
+  max_series: 3
+`;
+
+let upstream: EchoUpstream;
+let g: BuiltGateway;
+let port: number;
+let statusPort: number;
+
+beforeAll(async () => {
+  upstream = await startEchoUpstream({ id: 'app' });
+  [port, statusPort] = await freePorts(2);
+  g = await buildAndStart({
+    configPath: path.join(HERE, 'budget.gateway.yaml'),
+    text: yaml,
+    env: { PORT_GW: String(port), PORT_STATUS: String(statusPort), UPSTREAM: upstream.address },
+    ports: [port, statusPort],
+  });
+});
+
+afterAll(async () => {
+  await g?.stop();
+  await upstream?.close();
+  await stopAllGateways();
+});
+
+async function values(): Promise<Map<string, number>> {
+  const res = await send({ port: statusPort, path: '/metrics' });
+  expect(res.status, res.text).toBe(200);
+  const out = new Map<string, number>();
+  for (const line of res.text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}
+
+describe('metrics series budget', () => {
+  it('refuses label sets beyond max_series and counts them as overflow', async () => {
+    await withErrorLog(g.gw, async () => {
+      const sent: [string, string, number][] = [
+        ['GET', '/a/x', 200], // series 1
+        ['GET', '/a/status/404', 404], // series 2
+        ['GET', '/a/status/500', 500], // series 3
+        ['POST', '/a/x', 200], // over budget
+        ['GET', '/a/status/502', 502], // over budget
+        ['GET', '/a/x', 200], // an existing series keeps counting
+      ];
+      for (const [method, p, status] of sent) expect((await send({ port, method, path: p })).status).toBe(status);
+      let v = await values();
+      for (let i = 0; i < 50 && v.get('gatewayctl_request_duration_seconds_count{route="a"}') !== sent.length; i++) {
+        await sleep(100);
+        v = await values();
+      }
+      const series = [...v.entries()].filter(([k]) => k.startsWith('gatewayctl_requests_total{'));
+      expect(series.map(([k, n]) => `${k} ${n}`).sort()).toEqual([
+        'gatewayctl_requests_total{route="a",method="GET",code="200",status_class="2xx",upstream="app"} 2',
+        'gatewayctl_requests_total{route="a",method="GET",code="404",status_class="4xx",upstream="app"} 1',
+        'gatewayctl_requests_total{route="a",method="GET",code="500",status_class="5xx",upstream="app"} 1',
+      ]);
+      expect(v.get('gatewayctl_metrics_series')).toBe(3);
+      expect(v.get('gatewayctl_metrics_series_limit')).toBe(3);
+      expect(v.get('gatewayctl_metrics_overflow_total')).toBe(2);
+      expect(v.get('gatewayctl_request_duration_seconds_count{route="a"}')).toBe(sent.length);
+    });
+  });
+
+  it('keeps the counters across a reload (nginx reuses the shared dict zone)', async () => {
+    await withErrorLog(g.gw, async () => {
+      const before = await values();
+      await g.gw.reload();
+      const after = await values();
+      expect(after.get('gatewayctl_request_duration_seconds_count{route="a"}')).toBe(before.get('gatewayctl_request_duration_seconds_count{route="a"}'));
+      expect(after.get('gatewayctl_metrics_overflow_total')).toBe(2);
+    });
+  });
+});

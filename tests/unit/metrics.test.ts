@@ -1,0 +1,86 @@
+// The metrics feature's refusals (GW520–GW524), each positioned at the key that causes it,
+// and what a valid `metrics:` block compiles to (defaults, the one njs call per route).
+import { describe, expect, it } from 'vitest';
+import { compile } from '../../src/build/compile.ts';
+import { formatDiagnostic } from '../../src/model/diagnostics.ts';
+import { DEFAULT_BUCKETS } from '../../src/features/metrics/index.ts';
+
+const BASE = `version: 1
+listeners:
+  - name: public
+    port: 8080
+upstreams:
+  api:
+    servers: [127.0.0.1:9001]
+routes:
+  - name: a
+    match: { prefix: /a/ }
+    upstream: api
+`;
+
+const run = (text: string) => compile('gateway.yaml', { text, env: {} });
+const lines = (text: string) => run(text).diagnostics.map(formatDiagnostic);
+
+describe('metrics rules', () => {
+  it('GW520 an unknown listener', () => {
+    expect(lines(`${BASE}metrics: { listener: admin }\n`)).toContain(
+      'gateway.yaml:12:12 error GW520 metrics.listener: unknown listener "admin" (defined: status, public)',
+    );
+  });
+
+  it('GW521 the status listener is off', () => {
+    const got = lines(BASE.replace('listeners:', 'global:\n  status: false\nlisteners:') + 'metrics:\n  path: /m\n');
+    expect(got.some((l) => /^gateway\.yaml:14:1 error GW521 metrics\.listener: metrics are served on the status listener, but global\.status is false/.test(l)), got.join('\n')).toBe(true);
+  });
+
+  it('GW522 buckets that do not increase', () => {
+    expect(lines(`${BASE}metrics:\n  buckets: [0.1, 1, 1, 5]\n`)).toContain(
+      'gateway.yaml:13:21 error GW522 metrics.buckets[2]: histogram buckets must be strictly increasing (1 after 1)',
+    );
+  });
+
+  it('GW523 a path the listener already serves', () => {
+    expect(lines(`${BASE}metrics: { path: /nginx_status }\n`)).toContain(
+      'gateway.yaml:12:12 error GW523 metrics.path: /nginx_status is already served on that listener (global.status.path)',
+    );
+    const onPublic = BASE.replace("    match: { prefix: /a/ }", '    match: { exact: /metrics }') + 'metrics: { listener: public }\n';
+    expect(lines(onPublic).some((l) => l.includes('GW523 metrics.path: /metrics is already served on that listener (routes[0].match.exact)'))).toBe(true);
+  });
+
+  it('GW524 a dict too small for the series budget', () => {
+    const got = lines(`${BASE}metrics:\n  dict_size: 64k\n  max_series: 1000\n`);
+    expect(got.some((l) => /^gateway\.yaml:13:3 error GW524 metrics\.dict_size: dict_size 64k cannot hold the 36 series of the routes' histograms plus max_series 1000/.test(l)), got.join('\n')).toBe(true);
+    // the default budget fits the default dict
+    expect(lines(`${BASE}metrics: {}\n`)).toEqual([]);
+  });
+});
+
+describe('metrics output', () => {
+  it('metrics: {} serves /metrics on the status listener with the default buckets, one njs call per route', () => {
+    const r = run(`${BASE}metrics: {}\n`);
+    expect(r.diagnostics).toEqual([]);
+    const servers = r.files!['conf.d/40-servers.conf'];
+    const status = servers.slice(servers.indexOf('internal status listener'));
+    expect(status).toContain('location = "/metrics" {');
+    expect(status).toContain('js_content gateway.metricsExport;');
+    expect(servers).toContain('# route a (routes[0]); njs calls per request: 1 (metrics 1)');
+    expect(JSON.parse(r.files!['njs/metrics.json']).buckets).toEqual(DEFAULT_BUCKETS);
+    expect(DEFAULT_BUCKETS[0]).toBe(0.005);
+    expect(DEFAULT_BUCKETS[DEFAULT_BUCKETS.length - 1]).toBe(60);
+    expect(r.files!['nginx.conf']).toContain('access_log "/dev/null" combined if=$gw_metrics;');
+  });
+
+  it('access_log: false keeps the metrics log (no `access_log off` beside it)', () => {
+    const r = run(BASE.replace('listeners:', 'global:\n  access_log: false\nlisteners:') + 'metrics: {}\n');
+    expect(r.files!['nginx.conf']).not.toContain('access_log off;');
+    expect(r.files!['nginx.conf']).toContain('if=$gw_metrics;');
+    // without metrics the main log is still switched off
+    expect(run(BASE.replace('listeners:', 'global:\n  access_log: false\nlisteners:')).files!['nginx.conf']).toContain('access_log off;');
+  });
+
+  it('enabled: false builds nothing of it', () => {
+    const r = run(`${BASE}metrics: { enabled: false }\n`);
+    expect(r.files!['njs/metrics.json']).toBeUndefined();
+    expect(r.files!['conf.d/40-servers.conf']).not.toContain('/metrics');
+  });
+});
