@@ -6,7 +6,7 @@ import type { GatewayModel, Route } from '../../model/types.ts';
 import { checkAuthRules } from './rules.ts';
 import { normalizeAuth, normalizeRouteAuth } from './normalize.ts';
 import { authInputRequests, buildAuthArtifacts, redactSecrets } from './outputs.ts';
-import { AUTH_CONF, authConf, authLogFields, authServerLocations, cachedJwtFirst, routeAuthParts } from './render.ts';
+import { AUTH_CONF, authConf, authFailureLog, authLogFields, authServerLocations, cachedJwtFirst, routeAuthParts } from './render.ts';
 import { authSchema } from './schema.ts';
 
 function njsCalls(r: Route, m: GatewayModel): number {
@@ -48,7 +48,7 @@ export const authFeature: Feature = {
   http(m) {
     const confFiles: HttpContribution['confFiles'] = {};
     if (m.auth) confFiles[AUTH_CONF] = authConf(m);
-    return { logFields: authLogFields(m), confFiles };
+    return { logFields: authLogFields(m), accessLogs: authFailureLog(m), confFiles };
   },
   serverLocations: (m, _l, routes) => authServerLocations(m, routes),
   route(ctx) {

@@ -21,7 +21,7 @@ import type { GatewayModel, Route } from '../../model/types.ts';
 import { bare, headerVar, ident, jsonBody, q, RenderError, settableHeader } from '../../plan/quote.ts';
 import { tierKeyVar } from '../limits/index.ts';
 import { uriReplacementMap } from '../proxy/index.ts';
-import { d, jsonLogTemplate, REQUEST_LOG_FIELDS, type Block, type Directive, type LogField } from '../../plan/directive.ts';
+import { d, jsonLogTemplate, raw, REQUEST_LOG_FIELDS, type Block, type Directive, type LogField } from '../../plan/directive.ts';
 import { DEFAULT_IDENTITY_HEADERS } from '../../model/identity.ts';
 import { needsBodyStep } from '../routing/render.ts';
 
@@ -64,6 +64,15 @@ const labelRe = (s: string) => bare(s, 'token').replace(/\./g, '\\.');
 
 // ---------------------------------------------------------------------------------------
 // http level
+
+/**
+ * The auth-failure log, an http-level access log of its own (Feature http accessLogs): the
+ * core then never writes `access_log off` beside it, which would cancel it too.
+ */
+export function authFailureLog(m: GatewayModel): Directive[] {
+  if (!m.auth?.failureLog) return [];
+  return [raw(`log_format gw_auth escape=json ${failureLogFormat()};`), d('access_log', q(m.auth.failureLog, 'file'), 'gw_auth', 'if=$gw_auth_failed')];
+}
 
 export function authLogFields(m: GatewayModel): LogField[] {
   if (!m.auth) return [];
@@ -118,10 +127,6 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
     lines.push(d('js_set', '$gw_apikey', 'gateway.apiKey'));
     lines.push('# sha256(key) -> "client|role|tier|expires"; never read $gw_key_meta anywhere else');
     lines.push(d('include', KEY_MAP_INCLUDE));
-  }
-  if (a.failureLog) {
-    lines.push(`log_format gw_auth escape=json ${failureLogFormat()};`);
-    lines.push(d('access_log', q(a.failureLog, 'file'), 'gw_auth', 'if=$gw_auth_failed'));
   }
 
   const blocks: Block[] = [];
