@@ -11,6 +11,7 @@ import type { Diagnostic, GatewayModel, Listener, Route, SourcePos, Upstream } f
 import type { Block, Directive, LogField } from '../plan/directive.ts';
 import type { RouteContext } from '../plan/slots.ts';
 import type { InputRequest, Inputs } from '../config/inputs.ts';
+import type { DiffSink } from '../diff/types.ts';
 
 export interface NormalizeContext {
   /** the position of a key path in gateway.yaml */
@@ -143,6 +144,8 @@ export interface Feature {
   finalize?(m: GatewayModel, inputs: Inputs): Diagnostic[];
   /** files of the build besides the rendered config (from the inputs; no disk access) */
   outputs?(m: GatewayModel, inputs: Inputs, ctx: OutputContext): FeatureOutputs;
+  /** its part of `gatewayctl diff`'s semantic summary (top-level settings it owns), risky changes flagged */
+  diff?(base: GatewayModel, head: GatewayModel, changes: DiffSink): void;
   /** a build file as it may be shown (diff): the secret material this feature wrote replaced */
   redact?(rel: string, text: string): string;
   /** cross-field rules over the normalized model */

@@ -21,7 +21,7 @@ export function diffSides(base: Side, head: Side, features: readonly Feature[], 
   if (!base.files || !head.files) throw new Error('diffSides: both sides must be built');
   const files = compareFiles(base.files, head.files, features, { baseLabel: 'a', headLabel: 'b', context: opts.context });
   const available = !!base.model && !!head.model;
-  const changes = available ? semanticDiff(base.model!, head.model!) : [];
+  const changes = available ? semanticDiff(base.model!, head.model!, features) : [];
   return {
     base: base.label,
     head: head.label,

@@ -18,48 +18,11 @@ import type {
   UpstreamServer,
 } from '../model/types.ts';
 import { keysMoved } from '../routing/explain.ts';
+import type { Feature } from '../core/feature.ts';
+import type { Change, DiffSink, RiskCode, Section } from './types.ts';
 
-export type Section = 'routes' | 'upstreams' | 'listeners' | 'tls' | 'limits' | 'auth' | 'access' | 'caches' | 'global' | 'unsafe';
-
-/** Output order and headings. */
-export const SECTIONS: { id: Section; title: string }[] = [
-  { id: 'routes', title: 'Routes' },
-  { id: 'upstreams', title: 'Upstreams' },
-  { id: 'listeners', title: 'Listeners (servers)' },
-  { id: 'tls', title: 'TLS' },
-  { id: 'limits', title: 'Limits' },
-  { id: 'auth', title: 'Auth' },
-  { id: 'access', title: 'Access rules' },
-  { id: 'caches', title: 'Caches' },
-  { id: 'global', title: 'Global settings' },
-  { id: 'unsafe', title: 'Raw nginx snippets' },
-];
-
-export type RiskCode =
-  | 'auth-removed'
-  | 'auth-weakened'
-  | 'access-removed'
-  | 'rate-limit-loosened'
-  | 'conn-limit-loosened'
-  | 'upstream-no-servers'
-  | 'tls-disabled'
-  | 'tls-downgraded'
-  | 'hsts-removed'
-  | 'cors-wildcard'
-  | 'unsafe-snippet'
-  | 'public-unlimited-route'
-  | 'hash-keys-moved';
-
-export interface Change {
-  section: Section;
-  kind: 'added' | 'removed' | 'changed';
-  /** what changed, e.g. "route chat", "rate limit api", "listener public" */
-  subject: string;
-  /** the whole sentence, e.g. "route chat: upstream llm → llm-v2" */
-  text: string;
-  /** set when the change weakens the gateway's protection */
-  risk: RiskCode | null;
-}
+export { SECTIONS, type Change, type DiffSink, type RiskCode, type Section } from './types.ts';
+import { SECTIONS } from './types.ts';
 
 // ---------------------------------------------------------------------------------------
 // value helpers
@@ -150,7 +113,7 @@ export function deepDiff(a: unknown, b: unknown, prefix = ''): FieldChange[] {
   return [{ path: prefix, before: a, after: b }];
 }
 
-function fieldText(f: FieldChange): string {
+export function fieldText(f: FieldChange): string {
   if (f.text) return f.text;
   const label = f.path ? `${f.path} ` : '';
   if (Array.isArray(f.before) && Array.isArray(f.after)) return `${label}${listChange(f.before, f.after)}`;
@@ -170,19 +133,19 @@ export function hasAuth(v: unknown): boolean {
   return true;
 }
 
-function byName<T extends { name: string }>(xs: T[]): Map<string, T> {
+export function byName<T extends { name: string }>(xs: T[]): Map<string, T> {
   return new Map(xs.map((x) => [x.name, x]));
 }
 
 /** Names in base order, then names only in head. */
-function names<T extends { name: string }>(a: T[], b: T[]): string[] {
+export function names<T extends { name: string }>(a: T[], b: T[]): string[] {
   return [...new Set([...a.map((x) => x.name), ...b.map((x) => x.name)])];
 }
 
 // ---------------------------------------------------------------------------------------
 // descriptions
 
-function keyText(k: LimitKey): string {
+export function keyText(k: LimitKey): string {
   return k.kind === 'header' ? `header ${k.name}` : k.kind;
 }
 
@@ -210,7 +173,7 @@ function listenerText(l: Listener): string {
   return parts.join(', ');
 }
 
-function rateText(z: RateZone): string {
+export function rateText(z: RateZone): string {
   return `${z.rate} burst ${z.burst}${z.nodelay ? ' nodelay' : z.delay !== null ? ` delay ${z.delay}` : ''}, key ${keyText(z.key)}`;
 }
 
@@ -230,7 +193,7 @@ function unsafeLabel(s: UnsafeSnippet): string {
 // ---------------------------------------------------------------------------------------
 // the diff
 
-class Changes {
+class Changes implements DiffSink {
   readonly list: Change[] = [];
   add(section: Section, kind: Change['kind'], subject: string, text: string, risk: RiskCode | null = null): void {
     this.list.push({ section, kind, subject, text, risk });
@@ -276,16 +239,14 @@ const KNOWN_MODEL_KEYS = new Set([
 ]);
 
 /** Semantic changes from `base` to `head`, grouped in SECTIONS order. */
-export function semanticDiff(base: GatewayModel, head: GatewayModel): Change[] {
+export function semanticDiff(base: GatewayModel, head: GatewayModel, features: readonly Feature[]): Change[] {
   const c = new Changes();
   diffRoutes(c, base, head);
   diffUpstreams(c, base.upstreams, head.upstreams);
   diffListeners(c, base.listeners, head.listeners);
-  diffRateZones(c, base.rateZones, head.rateZones);
-  diffConnZones(c, base.connZones, head.connZones);
-  diffModelAuth(c, base.auth, head.auth);
-  diffAccess(c, 'access', 'global access', base.access, head.access);
-  diffCaches(c, base.caches, head.caches);
+  // top-level concerns of features (limits, auth, access, caches, …): each reports in its own
+  // section, so the registry order does not change the output order
+  for (const f of features) f.diff?.(base, head, c);
   for (const f of deepDiff(base.global, head.global)) c.add('global', 'changed', `global ${f.path}`, `global: ${fieldText(f)}`);
   diffUnsafe(c, base.unsafeSnippets, head.unsafeSnippets);
   const extra = [...new Set([...Object.keys(base), ...Object.keys(head)])].filter((k) => !KNOWN_MODEL_KEYS.has(k));
@@ -468,20 +429,7 @@ function diffAuth(c: Changes, subject: string, a: unknown, b: unknown): void {
   }
 }
 
-function diffModelAuth(c: Changes, a: unknown, b: unknown): void {
-  if (same(a, b)) return;
-  if (hasAuth(a) && !hasAuth(b)) {
-    c.add('auth', 'removed', 'auth', 'auth configuration removed (clients are no longer authenticated)', 'auth-removed');
-    return;
-  }
-  if (!hasAuth(a) && hasAuth(b)) {
-    c.add('auth', 'added', 'auth', `auth configured (${fmt(b)})`);
-    return;
-  }
-  for (const f of deepDiff(a, b, 'auth')) c.add('auth', 'changed', 'auth', fieldText(f));
-}
-
-function diffAccess(c: Changes, section: Section, subject: string, a: AccessRules, b: AccessRules): void {
+export function diffAccess(c: DiffSink, section: Section, subject: string, a: AccessRules, b: AccessRules): void {
   if (same(a, b)) return;
   const openAll = (x: AccessRules) => x.allow.some((v) => v === 'all' || v === '0.0.0.0/0' || v === '::/0');
   if (a.allow.length && !b.allow.length) {
@@ -601,92 +549,12 @@ function diffTls(c: Changes, la: Listener, lb: Listener): void {
   for (const f of deepDiff({ ...a, profile: null, hsts: null }, { ...b, profile: null, hsts: null }, 'tls')) say(fieldText(f));
 }
 
-function diffRateZones(c: Changes, as: RateZone[], bs: RateZone[]): void {
-  const a = byName(as);
-  const b = byName(bs);
-  for (const n of names(as, bs)) {
-    const za = a.get(n);
-    const zb = b.get(n);
-    const s = `rate limit ${n}`;
-    if (!za && zb) {
-      c.add('limits', 'added', s, `rate limit ${n} added: ${rateText(zb)}`);
-      continue;
-    }
-    if (za && !zb) {
-      c.add('limits', 'removed', s, `rate limit ${n} removed (was ${rateText(za)})`);
-      continue;
-    }
-    if (!za || !zb) continue;
-    const say = (text: string, risk: RiskCode | null = null) => c.add('limits', 'changed', s, `${s}: ${text}`, risk);
-    if (za.rate !== zb.rate) {
-      const looser = zb.ratePerSecond > za.ratePerSecond;
-      const tighter = zb.ratePerSecond < za.ratePerSecond;
-      say(`${za.rate} → ${zb.rate}${looser ? ' (loosened)' : tighter ? ' (tightened)' : ''}`, looser ? 'rate-limit-loosened' : null);
-    }
-    if (za.burst !== zb.burst) {
-      const looser = zb.burst > za.burst;
-      say(`burst ${za.burst} → ${zb.burst} (${looser ? 'loosened' : 'tightened'})`, looser ? 'rate-limit-loosened' : null);
-    }
-    if (za.nodelay !== zb.nodelay || za.delay !== zb.delay) {
-      const mode = (z: RateZone) => (z.nodelay ? 'nodelay' : z.delay !== null ? `delay ${z.delay}` : 'queue (delay all)');
-      say(`excess handling ${mode(za)} → ${mode(zb)}`);
-    }
-    if (!same(za.key, zb.key)) say(`key ${keyText(za.key)} → ${keyText(zb.key)}`);
-    if (za.size !== zb.size) say(`zone size ${za.size} → ${zb.size}`);
-    for (const f of extraFields(za, zb, RATE_KEYS)) say(fieldText(f));
-  }
-}
-
-const RATE_KEYS = new Set(['name', 'key', 'rate', 'ratePerSecond', 'burst', 'nodelay', 'delay', 'size', 'at']);
-const CONN_KEYS = new Set(['name', 'key', 'max', 'size', 'at']);
-
 /** Differences in fields a diff function does not handle by name. */
-function extraFields(a: object, b: object, known: Set<string>): FieldChange[] {
+export function extraFields(a: object, b: object, known: Set<string>): FieldChange[] {
   const pa = a as Plain;
   const pb = b as Plain;
   const keys = [...new Set([...Object.keys(pa), ...Object.keys(pb)])].filter((k) => !known.has(k));
   return keys.flatMap((k) => deepDiff(pa[k], pb[k], snake(k)));
-}
-
-function diffConnZones(c: Changes, as: ConnZone[], bs: ConnZone[]): void {
-  const a = byName(as);
-  const b = byName(bs);
-  for (const n of names(as, bs)) {
-    const za = a.get(n);
-    const zb = b.get(n);
-    const s = `connection limit ${n}`;
-    if (!za && zb) {
-      c.add('limits', 'added', s, `connection limit ${n} added: max ${zb.max}, key ${keyText(zb.key)}`);
-      continue;
-    }
-    if (za && !zb) {
-      c.add('limits', 'removed', s, `connection limit ${n} removed (was max ${za.max})`);
-      continue;
-    }
-    if (!za || !zb) continue;
-    const say = (text: string, risk: RiskCode | null = null) => c.add('limits', 'changed', s, `${s}: ${text}`, risk);
-    if (za.max !== zb.max) {
-      const looser = zb.max > za.max;
-      say(`max ${za.max} → ${zb.max} (${looser ? 'loosened' : 'tightened'})`, looser ? 'conn-limit-loosened' : null);
-    }
-    if (!same(za.key, zb.key)) say(`key ${keyText(za.key)} → ${keyText(zb.key)}`);
-    if (za.size !== zb.size) say(`zone size ${za.size} → ${zb.size}`);
-    for (const f of extraFields(za, zb, CONN_KEYS)) say(fieldText(f));
-  }
-}
-
-function diffCaches(c: Changes, as: CacheZone[], bs: CacheZone[]): void {
-  const a = byName(as);
-  const b = byName(bs);
-  const text = (z: CacheZone) => `size ${z.size}${z.maxSize ? `, max_size ${z.maxSize}` : ''}, inactive ${z.inactive}, path ${z.path}`;
-  for (const n of names(as, bs)) {
-    const za = a.get(n);
-    const zb = b.get(n);
-    const s = `cache ${n}`;
-    if (!za && zb) c.add('caches', 'added', s, `cache ${n} added: ${text(zb)}`);
-    else if (za && !zb) c.add('caches', 'removed', s, `cache ${n} removed (was ${text(za)})`);
-    else if (za && zb) for (const f of deepDiff({ ...za, name: null }, { ...zb, name: null })) c.add('caches', 'changed', s, `${s}: ${fieldText(f)}`);
-  }
 }
 
 function diffUnsafe(c: Changes, as: UnsafeSnippet[], bs: UnsafeSnippet[]): void {

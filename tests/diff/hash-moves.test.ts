@@ -2,6 +2,7 @@
 // change needs (docs/diff-ci.md): replacing one of three servers moves about half the keys
 // on nginx's ring where a third would do. The share is nginx's own placement
 // (src/routing/ketama.ts), checked here against 10,000 sampled keys.
+import { FEATURES } from '../../src/features/index.ts';
 import { describe, expect, it } from 'vitest';
 import { excessiveMove, semanticDiff, type Change } from '../../src/diff/semantic.ts';
 import { place } from '../../src/routing/ketama.ts';
@@ -19,7 +20,7 @@ function cfg(servers: (string | object)[]): Cfg {
   };
 }
 const model = (servers: (string | object)[]): GatewayModel => compileCfg(cfg(servers)).model;
-const hashChanges = (a: GatewayModel, b: GatewayModel): Change[] => semanticDiff(a, b).filter((c) => c.subject === 'upstream sessions' && /consistent-hash/.test(c.text));
+const hashChanges = (a: GatewayModel, b: GatewayModel): Change[] => semanticDiff(a, b, FEATURES).filter((c) => c.subject === 'upstream sessions' && /consistent-hash/.test(c.text));
 
 /** Share of 10,000 deterministic keys ("user-0" … "user-9999") whose server nginx changes. */
 function sampledMoved(a: Upstream, b: Upstream): number {

@@ -13,7 +13,7 @@ import { baseConfig, clone, compileCfg, FAKE_PATH, type Cfg } from './helpers.ts
 function diff(edit: (c: Cfg) => void, start: Cfg = baseConfig()): Change[] {
   const after = clone(start);
   edit(after);
-  return semanticDiff(compileCfg(start).model, compileCfg(after).model);
+  return semanticDiff(compileCfg(start).model, compileCfg(after).model, FEATURES);
 }
 
 const texts = (cs: Change[]) => cs.map((c) => c.text);
@@ -31,7 +31,7 @@ describe('semantic diff: wording', () => {
     const ma = compileCfg(a);
     const mb = compileCfg(b);
     expect(ma.model.source.hash).not.toBe(mb.model.source.hash);
-    expect(semanticDiff(ma.model, mb.model)).toEqual([]);
+    expect(semanticDiff(ma.model, mb.model, FEATURES)).toEqual([]);
     // the only textual differences are the header lines and the hash in /ready
     expect(Object.keys(ma.files).filter((f) => ma.files[f] !== mb.files[f]).length).toBeGreaterThan(0);
     expect(compareFiles(ma.files, mb.files, FEATURES)).toEqual([]);
@@ -41,7 +41,7 @@ describe('semantic diff: wording', () => {
     const a = baseConfig();
     const b = clone(a);
     b.upstreams = { api: a.upstreams.api, 'llm-v2': a.upstreams['llm-v2'], llm: a.upstreams.llm };
-    expect(semanticDiff(compileCfg(a).model, compileCfg(b).model)).toEqual([]);
+    expect(semanticDiff(compileCfg(a).model, compileCfg(b).model, FEATURES)).toEqual([]);
   });
 
   it('reports a route moving to another upstream', () => {
@@ -197,16 +197,16 @@ describe('semantic diff: risky changes', () => {
     const a = compileCfg(baseConfig()).model;
     const b = structuredClone(a);
     (a.routes[0] as unknown as { auth: unknown }).auth = { kind: 'api_key', header: 'Authorization' };
-    const cs = semanticDiff(a, b);
+    const cs = semanticDiff(a, b, FEATURES);
     expect(texts(cs)).toEqual(['route chat: loses its auth (was { kind: api_key, header: Authorization }; now open to unauthenticated clients)']);
     expect(cs[0]).toMatchObject({ section: 'auth', risk: 'auth-removed' });
     // auth switched off explicitly is still "lost"; auth added or changed is not a risk
     (b.routes[0] as unknown as { auth: unknown }).auth = { kind: 'none' };
-    expect(risks(semanticDiff(a, b))).toEqual(['auth-removed']);
-    expect(risks(semanticDiff(b, a))).toEqual([]);
+    expect(risks(semanticDiff(a, b, FEATURES))).toEqual(['auth-removed']);
+    expect(risks(semanticDiff(b, a, FEATURES))).toEqual([]);
     const c = structuredClone(a);
     (c.routes[0] as unknown as { auth: { header: string } }).auth.header = 'X-Api-Key';
-    expect(texts(semanticDiff(a, c))).toEqual(['route chat: auth.header Authorization → X-Api-Key']);
+    expect(texts(semanticDiff(a, c, FEATURES))).toEqual(['route chat: auth.header Authorization → X-Api-Key']);
   });
 
   it('flags gateway-level auth removed and diffs unknown model fields generically', () => {
@@ -214,7 +214,7 @@ describe('semantic diff: risky changes', () => {
     const b = structuredClone(a);
     (a as unknown as { auth: unknown }).auth = { apiKeys: { file: 'keys.yaml' } };
     (b as unknown as { telemetry: unknown }).telemetry = { otlp: 'http://collector:4318' };
-    const cs = semanticDiff(a, b);
+    const cs = semanticDiff(a, b, FEATURES);
     expect(cs.map((c) => [c.text, c.risk])).toEqual([
       ['auth configuration removed (clients are no longer authenticated)', 'auth-removed'],
       ['telemetry none → { otlp: http://collector:4318 }', null],
@@ -227,7 +227,7 @@ describe('semantic diff: risky changes', () => {
     const a = compileCfg(baseConfig()).model;
     const b = structuredClone(a);
     for (const s of b.upstreams[0].servers) s.down = true;
-    const cs = semanticDiff(a, b);
+    const cs = semanticDiff(a, b, FEATURES);
     expect(texts(cs)).toEqual([
       'upstream llm: server 10.0.0.1:8000 marked down',
       'upstream llm: server 10.0.0.2:8000 marked down',
@@ -240,7 +240,7 @@ describe('semantic diff: risky changes', () => {
     const a = compileCfg(baseConfig()).model;
     const b = structuredClone(a);
     b.upstreams[2].servers.shift();
-    const cs = semanticDiff(a, b);
+    const cs = semanticDiff(a, b, FEATURES);
     expect(texts(cs)).toEqual(['upstream api: server 10.0.2.1:80 removed', 'upstream api: loses all non-backup servers (only backups left)']);
     expect(risks(cs)).toEqual(['upstream-no-servers']);
   });
@@ -365,7 +365,7 @@ describe('semantic diff: models from older builds', () => {
     const a = compileCfg(baseConfig()).model;
     const b = JSON.parse(JSON.stringify(a)) as GatewayModel;
     delete (a.routes[0] as unknown as Record<string, unknown>).websocket;
-    expect(texts(semanticDiff(a, b))).toEqual(['route chat: websocket none → off']);
+    expect(texts(semanticDiff(a, b, FEATURES))).toEqual(['route chat: websocket none → off']);
   });
 });
 
@@ -394,7 +394,7 @@ describe.runIf(AUTH_IN_SCHEMA)('semantic diff: auth from gateway.yaml', () => {
     const start = authConfig();
     const after = clone(start);
     edit(after);
-    return semanticDiff(compileCfg(start, undefined, env).model, compileCfg(after, undefined, env).model);
+    return semanticDiff(compileCfg(start, undefined, env).model, compileCfg(after, undefined, env).model, FEATURES);
   }
 
   it('flags a route losing its auth', () => {

@@ -1,4 +1,5 @@
 // `gatewayctl diff` says how many consistent-hash keys a server change moves (src/routing).
+import { FEATURES } from '../../src/features/index.ts';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -31,7 +32,7 @@ describe('consistent-hash remapping in the semantic diff', () => {
     const share = keysMovedShare(a.upstreams[0], b.upstreams[0])!;
     expect(share).toBeGreaterThan(0.1);
     expect(share).toBeLessThan(0.4);
-    const texts = semanticDiff(a, b).map((c) => c.text);
+    const texts = semanticDiff(a, b, FEATURES).map((c) => c.text);
     expect(texts).toContain(`upstream sessions: moves ${(share * 100).toFixed(1)}% of consistent-hash keys to another server`);
   });
 

@@ -1,6 +1,7 @@
 // IP access rules: the global deny list always applies; a route's allow list replaces the
 // global one.
 import type { Feature } from '../../core/feature.ts';
+import { diffAccess } from '../../diff/semantic.ts';
 import type { GatewayModel } from '../../model/types.ts';
 import { d, type Directive } from '../../plan/directive.ts';
 import { bare } from '../../plan/quote.ts';
@@ -21,6 +22,7 @@ export const accessFeature: Feature = {
   schema: accessSchema,
   cost: { njsCalls: () => 0, measured: 'nginx access module only' },
   serverLines: (m) => accessLines([], [], m),
+  diff: (a, b, c) => diffAccess(c, 'access', 'global access', a.access, b.access),
   route(ctx) {
     ctx.slots.access.push(...accessLines(ctx.route.access.allow, ctx.route.access.deny, ctx.model));
   },

@@ -4,6 +4,7 @@
 import type { Feature, HttpContribution } from '../../core/feature.ts';
 import type { GatewayModel, Route } from '../../model/types.ts';
 import { checkAuthRules } from './rules.ts';
+import { diffModelAuth } from './diff.ts';
 import { normalizeAuth, normalizeRouteAuth } from './normalize.ts';
 import { authInputRequests, buildAuthArtifacts, redactSecrets } from './outputs.ts';
 import { AUTH_CONF, authConf, authFailureLog, authLogFields, authServerLocations, cachedJwtFirst, routeAuthParts } from './render.ts';
@@ -43,6 +44,7 @@ export const authFeature: Feature = {
   needsNjs: (m) => m.auth !== null, // the auth handlers live in the njs module
   inputs: authInputRequests,
   outputs: (m, inputs, ctx) => buildAuthArtifacts(m, inputs, ctx),
+  diff: (a, b, c) => diffModelAuth(c, a.auth, b.auth),
   redact: redactSecrets, // HMAC secrets in njs/auth.json as short hashes
   rules: checkAuthRules, // GW313 (zones keyed by the authenticated client), GW37x
   http(m) {

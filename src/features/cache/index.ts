@@ -3,6 +3,7 @@
 import type { Feature } from '../../core/feature.ts';
 import { d } from '../../plan/directive.ts';
 import { bare, headerVar, ident, q } from '../../plan/quote.ts';
+import { diffCaches } from './diff.ts';
 import { BODY_DIGEST_HANDLER, bodyKeyHttp, bodyKeyLocationLines, cacheKey } from './render.ts';
 import { cacheSchema } from './schema.ts';
 
@@ -16,7 +17,8 @@ export const cacheFeature: Feature = {
   },
   njs: [{ handler: BODY_DIGEST_HANDLER, phase: 'js_set' }],
   needsNjs: (m) => m.routes.some((r) => r.cache?.keyIncludesBody), // body digest for the cache key
-  buffersBody: (r) => !!r.cache?.keyIncludesBody, // njs digests the body (r.requestBuffer)
+  buffersBody: (r) => !!r.cache?.keyIncludesBody,
+  diff: (a, b, c) => diffCaches(c, a.caches, b.caches), // njs digests the body (r.requestBuffer)
   http: (m) => ({
     cacheMaps: bodyKeyHttp(m).blocks,
     caches: m.caches.map((c) => {

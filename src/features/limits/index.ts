@@ -2,6 +2,7 @@
 // header (the address when absent, so omitting it never bypasses), the authenticated client
 // or a tier; a route's limits answer 429 with a JSON body and Retry-After.
 import type { Feature } from '../../core/feature.ts';
+import { diffConnZones, diffRateZones } from './diff.ts';
 import type { ConnZone, GatewayModel, LimitKey, RateZone } from '../../model/types.ts';
 import { d, type Block, type Directive } from '../../plan/directive.ts';
 import { errorBody } from '../../plan/errors.ts';
@@ -58,6 +59,10 @@ export const limitsFeature: Feature = {
   summary: 'rate and connection limits with JSON 429 and Retry-After',
   schema: limitsSchema,
   cost: { njsCalls: () => 0, measured: 'nginx limit_req/limit_conn only' },
+  diff(a, b, c) {
+    diffRateZones(c, a.rateZones, b.rateZones);
+    diffConnZones(c, a.connZones, b.connZones);
+  },
   http: (m) => ({
     maps: limitKeyMaps(m),
     limits: [

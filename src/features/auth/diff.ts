@@ -1,0 +1,18 @@
+// The auth feature's part of `gatewayctl diff`: the top-level auth configuration (a route's
+// own auth is diffed with the route); removing it is flagged.
+import type { DiffSink } from '../../diff/types.ts';
+import { deepDiff, fieldText, fmt, hasAuth, same } from '../../diff/semantic.ts';
+
+export function diffModelAuth(c: DiffSink, a: unknown, b: unknown): void {
+  if (same(a, b)) return;
+  if (hasAuth(a) && !hasAuth(b)) {
+    c.add('auth', 'removed', 'auth', 'auth configuration removed (clients are no longer authenticated)', 'auth-removed');
+    return;
+  }
+  if (!hasAuth(a) && hasAuth(b)) {
+    c.add('auth', 'added', 'auth', `auth configured (${fmt(b)})`);
+    return;
+  }
+  for (const f of deepDiff(a, b, 'auth')) c.add('auth', 'changed', 'auth', fieldText(f));
+}
+
