@@ -10,7 +10,7 @@
 // esbuild and the TypeScript compiler (about 9 MB of JavaScript) load on first use, not with
 // this module: most CLI commands never lint or bundle njs. Synchronously (createRequire),
 // because compile() is synchronous and bundles the njs module on a cache miss.
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -250,11 +250,7 @@ export class NjsBundleError extends Error {
   }
 }
 
-/**
- * Bundle one entry into one njs module and verify it (export default, njs subset); throws
- * NjsBundleError. Synchronous, so compile() can include the bundle in the build output.
- */
-export function bundleNjsText(entry: string, fileName: string): string {
+function esbuildEsm(entry: string): string {
   loadEsbuild();
   const result = esbuild.buildSync({
     // esbuild names each source in a comment relative to this: the project root, so the
@@ -276,7 +272,102 @@ export function bundleNjsText(entry: string, fileName: string): string {
   if (result.outputFiles.length !== 1) {
     throw new NjsBundleError(`esbuild produced ${result.outputFiles.length} files for ${entry}`);
   }
-  const code = normalizeDefaultExport(result.outputFiles[0].text);
+  return normalizeDefaultExport(result.outputFiles[0].text);
+}
+
+/** The hot entry next to an entry: `hot.ts` in the same directory (see layeredBundle). */
+export function hotEntryFor(entry: string): string | null {
+  const hot = path.join(path.dirname(entry), 'hot.ts');
+  return hot !== entry && existsSync(hot) ? hot : null;
+}
+
+interface EsmParts {
+  imports: { name: string; module: string }[];
+  body: string; // the code without its imports and without the final `export default x;`
+  declarations: string; // body without the statement declaring x
+  exported: string; // x
+  handlers: string[]; // the property names of x = { ... }
+}
+
+// esbuild's ESM output for an njs entry: `import x from "builtin";` lines, declarations, and
+// `var x = { a, b: c, ... }; export default x;`. Anything else is refused (never guessed at).
+function esmParts(code: string, entry: string): EsmParts {
+  loadTypescript();
+  const imports: EsmParts['imports'] = [];
+  const kept: string[] = [];
+  for (const line of code.split('\n')) {
+    const m = /^import ([A-Za-z_$][\w$]*) from "([a-z]+)";$/.exec(line);
+    if (m && NJS_BUILTIN_MODULES.includes(m[2])) imports.push({ name: m[1], module: m[2] });
+    else if (/^\s*import\b/.test(line)) throw new NjsBundleError(`${entry}: unexpected import in the bundle: ${line}`);
+    else kept.push(line);
+  }
+  const text = kept.join('\n');
+  const tail = /export default ([A-Za-z_$][\w$]*);\s*$/.exec(text);
+  if (!tail) throw new NjsBundleError(`${entry}: the bundle does not end in \`export default\``);
+  const exported = tail[1];
+  const sf = ts.createSourceFile('bundle.js', text, ts.ScriptTarget.Latest, true, ts.ScriptKind.JS);
+  let handlers: string[] | null = null;
+  let declarations = '';
+  for (const st of sf.statements) {
+    if (!ts.isVariableStatement(st)) continue;
+    if (st.declarationList.declarations.length === 1 && st.declarationList.declarations[0].name.getText(sf) === exported) {
+      declarations = (text.slice(0, st.getStart(sf)) + text.slice(st.getEnd(), tail.index)).trimEnd();
+    }
+    for (const dcl of st.declarationList.declarations) {
+      if (ts.isIdentifier(dcl.name) && dcl.name.text === exported && dcl.initializer && ts.isObjectLiteralExpression(dcl.initializer)) {
+        handlers = dcl.initializer.properties.map((p) => {
+          if ((ts.isShorthandPropertyAssignment(p) || ts.isPropertyAssignment(p)) && ts.isIdentifier(p.name)) return p.name.text;
+          throw new NjsBundleError(`${entry}: the default export must be an object of named handlers`);
+        });
+      }
+    }
+  }
+  if (!handlers || !declarations) throw new NjsBundleError(`${entry}: the default export must be an object of named handlers`);
+  return { imports, body: text.slice(0, tail.index).trimEnd(), declarations, exported, handlers };
+}
+
+/**
+ * njs clones the module's VM for every request and runs its top-level code there, which
+ * creates every top-level function of the bundle again: about 2.7 µs per request for the whole
+ * module (scripts/bench.ts), paid by each request that calls any handler. The module is
+ * therefore laid out in two layers:
+ *   - the handlers of `hot.ts` (the per-request API-key check) and what they use, at the top
+ *     level as esbuild emits them;
+ *   - the whole entry inside one function, `gw_full()`, called by a thin wrapper the first
+ *     time a request calls any other handler (and kept for the rest of that request).
+ * A request that calls only hot handlers instantiates only their code.
+ */
+function layeredBundle(entry: string, hotEntry: string): string {
+  const hot = esmParts(esbuildEsm(hotEntry), hotEntry);
+  const full = esmParts(esbuildEsm(entry), entry);
+  for (const h of hot.handlers) {
+    if (!full.handlers.includes(h)) throw new NjsBundleError(`${hotEntry}: handler ${h} is not exported by ${entry}`);
+  }
+  const modules = [...new Set(full.imports.map((i) => i.module))].sort();
+  const modVar = (mod: string) => `gw_module_${mod}`;
+  const out: string[] = ['// hot handlers: instantiated in every request VM that calls them (src/njs/bundle.ts)'];
+  for (const i of hot.imports) out.push(`import ${i.name} from "${i.module}";`);
+  for (const mod of modules) out.push(`import ${modVar(mod)} from "${mod}";`);
+  out.push(hot.declarations, '');
+  out.push('// every handler: instantiated only in request VMs that call one of the others');
+  out.push('function gw_full() {');
+  for (const i of full.imports) out.push(`var ${i.name} = ${modVar(i.module)};`);
+  out.push(full.body, `return ${full.exported};`, '}', '');
+  out.push('// gw_full() at most once per request (each request runs in its own VM clone)');
+  out.push('var gw_full_loaded = null;');
+  out.push('function gw_load() {', '  if (gw_full_loaded === null) {', '    gw_full_loaded = gw_full();', '  }', '  return gw_full_loaded;', '}', '');
+  const props = full.handlers.map((h) => (hot.handlers.includes(h) ? `  ${h}: ${h}` : `  ${h}: function (r) {\n    return gw_load().${h}(r);\n  }`));
+  out.push(`var gateway_default = {\n${props.join(',\n')}\n};`, 'export default gateway_default;', '');
+  return out.join('\n');
+}
+
+/**
+ * Bundle one entry into one njs module and verify it (export default, njs subset); throws
+ * NjsBundleError. Synchronous, so compile() can include the bundle in the build output. With
+ * a `hot.ts` next to the entry, the module is layered (see layeredBundle).
+ */
+export function bundleNjsText(entry: string, fileName: string, hotEntry: string | null = hotEntryFor(entry)): string {
+  const code = hotEntry ? layeredBundle(entry, hotEntry) : esbuildEsm(entry);
   const problems = verifyNjsBundle(fileName, code);
   if (problems.length > 0) {
     throw new NjsBundleError(`bundle ${fileName} is not valid for njs:\n` + problems.map(formatProblem).join('\n'), problems);
