@@ -28,7 +28,7 @@ export const authFeature: Feature = {
   ],
   cost: {
     njsCalls,
-    measured: 'scripts/bench.ts: API key +11.8 µs, JWT HS256 +31.5 µs, JWT ES256 +158 µs over the plain baseline (wave 1)',
+    measured: 'API key +7 µs over plain gatewayctl proxying (was +10.5: README "Performance: API keys"); scripts/bench.ts wave 1: JWT HS256 +31.5 µs, JWT ES256 +158 µs',
   },
   inputs: authInputRequests,
   outputs: (m, inputs, ctx) => buildAuthArtifacts(m, inputs, ctx),
