@@ -10,7 +10,7 @@
 // esbuild and the TypeScript compiler (about 9 MB of JavaScript) load on first use, not with
 // this module: most CLI commands never lint or bundle njs. Synchronously (createRequire),
 // because compile() is synchronous and bundles the njs module on a cache miss.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -250,13 +250,13 @@ export class NjsBundleError extends Error {
   }
 }
 
-function esbuildEsm(entry: string): string {
+function esbuildEsm(entry: string, stdin?: string): string {
   loadEsbuild();
   const result = esbuild.buildSync({
     // esbuild names each source in a comment relative to this: the project root, so the
     // bundle (and the manifest's hash of it) does not depend on where gatewayctl runs
     absWorkingDir: PROJECT_ROOT,
-    entryPoints: [entry],
+    ...(stdin === undefined ? { entryPoints: [entry] } : { stdin: { contents: stdin, resolveDir: path.dirname(entry), sourcefile: path.basename(entry), loader: 'ts' as const } }),
     bundle: true,
     write: false,
     format: 'esm',
@@ -287,6 +287,7 @@ interface EsmParts {
   declarations: string; // body without the statement declaring x
   exported: string; // x
   handlers: string[]; // the property names of x = { ... }
+  locals: Record<string, string>; // property name -> the function it names
 }
 
 // esbuild's ESM output for an njs entry: `import x from "builtin";` lines, declarations, and
@@ -307,6 +308,7 @@ function esmParts(code: string, entry: string): EsmParts {
   const exported = tail[1];
   const sf = ts.createSourceFile('bundle.js', text, ts.ScriptTarget.Latest, true, ts.ScriptKind.JS);
   let handlers: string[] | null = null;
+  const locals: Record<string, string> = {};
   let declarations = '';
   for (const st of sf.statements) {
     if (!ts.isVariableStatement(st)) continue;
@@ -316,47 +318,85 @@ function esmParts(code: string, entry: string): EsmParts {
     for (const dcl of st.declarationList.declarations) {
       if (ts.isIdentifier(dcl.name) && dcl.name.text === exported && dcl.initializer && ts.isObjectLiteralExpression(dcl.initializer)) {
         handlers = dcl.initializer.properties.map((p) => {
-          if ((ts.isShorthandPropertyAssignment(p) || ts.isPropertyAssignment(p)) && ts.isIdentifier(p.name)) return p.name.text;
+          if (ts.isShorthandPropertyAssignment(p)) {
+            locals[p.name.text] = p.name.text;
+            return p.name.text;
+          }
+          if (ts.isPropertyAssignment(p) && ts.isIdentifier(p.name) && ts.isIdentifier(p.initializer)) {
+            locals[p.name.text] = p.initializer.text;
+            return p.name.text;
+          }
           throw new NjsBundleError(`${entry}: the default export must be an object of named handlers`);
         });
       }
     }
   }
   if (!handlers || !declarations) throw new NjsBundleError(`${entry}: the default export must be an object of named handlers`);
-  return { imports, body: text.slice(0, tail.index).trimEnd(), declarations, exported, handlers };
+  return { imports, body: text.slice(0, tail.index).trimEnd(), declarations, exported, handlers, locals };
 }
 
 /**
- * njs clones the module's VM for every request and runs its top-level code there, which
- * creates every top-level function of the bundle again: about 2.7 µs per request for the whole
- * module (scripts/bench.ts), paid by each request that calls any handler. The module is
- * therefore laid out in two layers:
+ * Where each handler of an entry comes from: its `export default { name: local }` and the
+ * `import { imported as local } from './module'` lines (the only shape gateway.ts uses).
+ */
+function handlerSources(entry: string): { name: string; imported: string; local: string; module: string }[] {
+  loadTypescript();
+  const sf = ts.createSourceFile(entry, readFileSync(entry, 'utf8'), ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+  const from: Record<string, { imported: string; module: string }> = {};
+  const out: { name: string; imported: string; local: string; module: string }[] = [];
+  for (const st of sf.statements) {
+    if (ts.isImportDeclaration(st) && ts.isStringLiteral(st.moduleSpecifier) && st.importClause?.namedBindings && ts.isNamedImports(st.importClause.namedBindings)) {
+      for (const el of st.importClause.namedBindings.elements) from[el.name.text] = { imported: (el.propertyName ?? el.name).text, module: st.moduleSpecifier.text };
+    }
+    if (ts.isExportAssignment(st) && ts.isObjectLiteralExpression(st.expression)) {
+      for (const p of st.expression.properties) {
+        const local = ts.isShorthandPropertyAssignment(p) ? p.name.text : ts.isPropertyAssignment(p) && ts.isIdentifier(p.initializer) ? p.initializer.text : null;
+        const src = local === null ? undefined : from[local];
+        if (!src || !p.name || !ts.isIdentifier(p.name)) throw new NjsBundleError(`${entry}: each handler must be an imported function listed as \`name: name\` in export default`);
+        out.push({ name: p.name.text, imported: src.imported, local: local!, module: src.module });
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * njs clones the module's VM for every request and runs its top-level code in the clone,
+ * which creates every top-level function of the bundle again: about 2.7 µs per request for
+ * the whole module (README, "Performance: API keys"), paid by each request that calls any
+ * handler. The module is therefore laid out so that a request creates only the code of the
+ * handlers it calls:
  *   - the handlers of `hot.ts` (the per-request API-key check) and what they use, at the top
  *     level as esbuild emits them;
- *   - the whole entry inside one function, `gw_full()`, called by a thin wrapper the first
- *     time a request calls any other handler (and kept for the rest of that request).
- * A request that calls only hot handlers instantiates only their code.
+ *   - every other handler in its own factory, `gw_h_<name>()`, holding that handler's code
+ *     and what it uses (tree-shaken from its own esbuild run); the exported wrapper calls the
+ *     factory and then the handler.
  */
 function layeredBundle(entry: string, hotEntry: string): string {
   const hot = esmParts(esbuildEsm(hotEntry), hotEntry);
-  const full = esmParts(esbuildEsm(entry), entry);
+  const sources = handlerSources(entry);
+  const names = sources.map((x) => x.name);
   for (const h of hot.handlers) {
-    if (!full.handlers.includes(h)) throw new NjsBundleError(`${hotEntry}: handler ${h} is not exported by ${entry}`);
+    if (!names.includes(h)) throw new NjsBundleError(`${hotEntry}: handler ${h} is not exported by ${entry}`);
   }
-  const modules = [...new Set(full.imports.map((i) => i.module))].sort();
+  const cold = sources
+    .filter((x) => !hot.handlers.includes(x.name))
+    .map((x) => {
+      const stdin = `import { ${x.imported} as ${x.local} } from ${JSON.stringify(x.module)};\nexport default { ${x.name}: ${x.local} };\n`;
+      return { name: x.name, parts: esmParts(esbuildEsm(entry, stdin), `${entry} (${x.name})`) };
+    });
+  const modules = [...new Set(cold.flatMap((c) => c.parts.imports.map((i) => i.module)))].sort();
   const modVar = (mod: string) => `gw_module_${mod}`;
-  const out: string[] = ['// hot handlers: instantiated in every request VM that calls them (src/njs/bundle.ts)'];
+  const out: string[] = ['// hot handlers: created in every request VM that calls them (src/njs/bundle.ts, layeredBundle)'];
   for (const i of hot.imports) out.push(`import ${i.name} from "${i.module}";`);
   for (const mod of modules) out.push(`import ${modVar(mod)} from "${mod}";`);
   out.push(hot.declarations, '');
-  out.push('// every handler: instantiated only in request VMs that call one of the others');
-  out.push('function gw_full() {');
-  for (const i of full.imports) out.push(`var ${i.name} = ${modVar(i.module)};`);
-  out.push(full.body, `return ${full.exported};`, '}', '');
-  out.push('// gw_full() at most once per request (each request runs in its own VM clone)');
-  out.push('var gw_full_loaded = null;');
-  out.push('function gw_load() {', '  if (gw_full_loaded === null) {', '    gw_full_loaded = gw_full();', '  }', '  return gw_full_loaded;', '}', '');
-  const props = full.handlers.map((h) => (hot.handlers.includes(h) ? `  ${h}: ${h}` : `  ${h}: function (r) {\n    return gw_load().${h}(r);\n  }`));
+  for (const c of cold) {
+    out.push(`// handler ${c.name}: its code is created only in a request VM that calls it`, `function gw_h_${c.name}() {`);
+    for (const i of c.parts.imports) out.push(`var ${i.name} = ${modVar(i.module)};`);
+    out.push(c.parts.declarations, `return ${c.parts.locals[c.name]};`, '}', '');
+  }
+  const props = names.map((h) => (hot.handlers.includes(h) ? `  ${h}: ${hot.locals[h]}` : `  ${h}: function (r) {\n    return gw_h_${h}()(r);\n  }`));
   out.push(`var gateway_default = {\n${props.join(',\n')}\n};`, 'export default gateway_default;', '');
   return out.join('\n');
 }

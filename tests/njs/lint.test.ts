@@ -119,7 +119,7 @@ describe('bundleNjs', () => {
     }
   });
 
-  it('is layered: only the hot handlers\' code is top-level, the rest is created when a request calls it', () => {
+  it('is layered: only the hot handlers\' code is top-level, each other handler\'s code is created when a request calls it', () => {
     // njs runs the module's top-level code in every request's VM clone: top-level functions
     // cost every request that calls any handler, so only apiKey's code may sit there
     const code = bundleNjsText(NJS_ENTRY, 'njs/gateway.js');
@@ -130,13 +130,20 @@ describe('bundleNjs', () => {
     for (const cold of ['jwt', 'jwtSync', 'verifyJwt', 'verifyJwtSync', 'route', 'claimKey', 'bodyDigest', 'logText', 'safeIdentity', 'parseObject']) {
       expect(topFunctions, cold).not.toContain(cold);
     }
+    const cold = ['jwt', 'jwtSync', 'route', 'claimKey', 'bodyDigest'];
+    expect(topFunctions.filter((f) => f.startsWith('gw_h_')).sort()).toEqual(cold.map((h) => `gw_h_${h}`).sort());
     expect(topFunctions.length).toBeLessThan(20);
-    // every handler of gateway.ts is exported; the others through gw_load() (gw_full() once per request)
-    const full = /^function gw_full\(\) \{$/m.exec(code);
-    expect(full).not.toBeNull();
+    // every handler of gateway.ts is exported; the others through their own factory, which
+    // holds only that handler's code (no JWT code in the routing handlers)
     expect(code).toMatch(/^ {2}apiKey: apiKey,$/m);
-    for (const h of ['jwt', 'jwtSync', 'route', 'claimKey', 'bodyDigest']) expect(code).toContain(`  ${h}: function (r) {\n    return gw_load().${h}(r);\n  }`);
-    expect(code).toMatch(/function gw_load\(\) \{\n {2}if \(gw_full_loaded === null\) \{\n {4}gw_full_loaded = gw_full\(\);/);
+    for (const h of cold) expect(code).toContain(`  ${h}: function (r) {\n    return gw_h_${h}()(r);\n  }`);
+    const factory = (h: string) => {
+      const f = sf.statements.find((s): s is ts.FunctionDeclaration => ts.isFunctionDeclaration(s) && s.name!.text === `gw_h_${h}`)!;
+      return f.body!.statements.filter(ts.isFunctionDeclaration).map((x) => x.name!.text);
+    };
+    expect(factory('jwt')).toContain('verifyJwt');
+    expect(factory('route')).not.toContain('verifyJwt');
+    expect(factory('bodyDigest')).not.toContain('verifyJwtSync');
   });
 
   it('verifyNjsBundle rejects a bundle without export default or with forbidden constructs', () => {
