@@ -50,8 +50,14 @@ export function extractBearer(authorization: string | undefined): string | null 
 
 // Key syntax accepted before hashing (gw_live_ + base64url, or any token68-ish value).
 export function isWellFormedKey(key: string): boolean {
-  return key.length >= 8 && key.length <= MAX_API_KEY_LENGTH && /^[A-Za-z0-9._~+\/=-]+$/.test(key);
+  return key.length >= MIN_API_KEY_LENGTH && key.length <= MAX_API_KEY_LENGTH && /^[A-Za-z0-9._~+\/=-]+$/.test(key);
 }
+
+// The same syntax as a character class and length bounds, for the nginx map that picks out a
+// presented key which is already in its final form (docs/njs-auth.md, "fast path"): a header
+// value or bearer token matching it is exactly what extractApiKey + isWellFormedKey return.
+export const WELL_FORMED_KEY_CLASS = 'A-Za-z0-9._~+/=-';
+export const MIN_API_KEY_LENGTH = 8;
 
 // Lowercase hex SHA-256, the form stored in keys.yaml and used as the map key.
 export function hashApiKey(key: string): string {
@@ -81,8 +87,11 @@ export function decideApiKey(meta: string | undefined, nowSec: number): ApiKeyDe
   if (m === null) {
     return { ok: false, reason: 'unknown_key' };
   }
-  if (m.expires !== 0 && nowSec >= m.expires) {
-    return { ok: false, reason: 'expired_key' };
-  }
-  return { ok: true, meta: m };
+  const reason = keyExpiry(m, nowSec);
+  return reason === null ? { ok: true, meta: m } : { ok: false, reason: reason };
+}
+
+// 'expired_key' when the key has an expiry that has passed, else null.
+export function keyExpiry(m: KeyMeta, nowSec: number): ApiKeyReason | null {
+  return m.expires !== 0 && nowSec >= m.expires ? 'expired_key' : null;
 }

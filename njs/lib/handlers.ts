@@ -5,9 +5,11 @@
 // Why two shapes:
 //  * API keys -> `js_set $gw_apikey gateway.apiKey;` (synchronous). Hashing is sync
 //    (createHash) and the key lookup is an nginx `map` on `$gw_key_hash`, so no subrequest
-//    is needed: the handler writes `$gw_key_hash` (a js_var), reads `$gw_key_meta` (the map,
-//    evaluated by nginx right then), and writes the identity js_vars. It returns "ok" or a
-//    reason code that the location tests with `if ($gw_apikey != ok) { return 401; }`.
+//    is needed: the handler reads the presented key from `$gw_key_fast` (a map; the full
+//    extraction only for anything unusual), writes `$gw_key_hash` (a js_var), reads
+//    `$gw_key_meta` (the map, evaluated by nginx right then), and writes the identity
+//    js_vars. It returns "ok" or a reason code that the location tests with
+//    `if ($gw_apikey != ok) { return 401; }`.
 //  * JWT -> `auth_request` to an internal location with `js_content gateway.jwt;`.
 //    RS*/PS*/ES* (and HS384/512) need WebCrypto, which is async and therefore not allowed in
 //    js_set. The handler answers 204 with identity in `X-Gw-*` response headers (read by
@@ -16,7 +18,7 @@
 //    has verified before from the gw_jwt_cache shared dict, and `js_set $gw_jwt_cached
 //    gateway.jwtCached` lets auth_request routes skip the subrequest on a hit.
 // See docs/njs-auth.md for the directive shape.
-import { decideApiKey, extractApiKey, extractBearer, hashApiKey, isWellFormedKey } from './apikey.ts';
+import { extractApiKey, extractBearer, hashApiKey, isWellFormedKey, keyExpiry, parseKeyMeta } from './apikey.ts';
 import { providerName, safeIdentity, safeRole } from './identity.ts';
 import { logLine, logText } from './logtext.ts';
 import { DEFAULT_MAX_TOKEN_LENGTH, JsonObject, JwtOk, JwtPolicy, verifyJwt, verifyJwtSync } from './jwt.ts';
@@ -42,9 +44,14 @@ function nowSeconds(): number {
 
 // js_set $gw_apikey gateway.apiKey;  -> "ok" | missing_key | malformed_key | unknown_key | expired_key
 // The same value is written to $gw_auth_status for the shared 401 responder.
+// $gw_key_fast (an nginx map, docs/njs-auth.md) already holds the presented key when the key
+// header or the bearer token is exactly a well-formed key, which is what the full extraction
+// below would return; then the call only hashes, reads the key map and writes the identity.
 export function apiKey(r: NginxHTTPRequest): string {
-  const status = apiKeyCheck(r);
-  r.variables.gw_auth_status = status;
+  const v = r.variables;
+  const fast = v.gw_key_fast;
+  const status = fast ? apiKeyLookup(v, fast) : apiKeyCheck(r);
+  v.gw_auth_status = status;
   return status;
 }
 
@@ -58,14 +65,24 @@ function apiKeyCheck(r: NginxHTTPRequest): string {
   if (!isWellFormedKey(key)) {
     return 'malformed_key';
   }
+  return apiKeyLookup(v, key);
+}
+
+// Hash the well-formed key, look it up ($gw_key_meta: the key map, evaluated by nginx when
+// read) and decide; the clock is read only for keys that expire.
+function apiKeyLookup(v: NginxVariables, key: string): string {
   v.gw_key_hash = hashApiKey(key);
-  const d = decideApiKey(v.gw_key_meta, nowSeconds());
-  if (!d.ok) {
-    return d.reason;
+  const m = parseKeyMeta(v.gw_key_meta);
+  if (m === null) {
+    return 'unknown_key';
   }
-  v.gw_client_id = d.meta.client;
-  v.gw_client_role = d.meta.role;
-  v.gw_client_tier = d.meta.tier;
+  const expired = m.expires === 0 ? null : keyExpiry(m, nowSeconds());
+  if (expired !== null) {
+    return expired;
+  }
+  v.gw_client_id = m.client;
+  v.gw_client_role = m.role;
+  v.gw_client_tier = m.tier;
   return 'ok';
 }
 

@@ -10,7 +10,7 @@
 // esbuild and the TypeScript compiler (about 9 MB of JavaScript) load on first use, not with
 // this module: most CLI commands never lint or bundle njs. Synchronously (createRequire),
 // because compile() is synchronous and bundles the njs module on a cache miss.
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -250,17 +250,13 @@ export class NjsBundleError extends Error {
   }
 }
 
-/**
- * Bundle one entry into one njs module and verify it (export default, njs subset); throws
- * NjsBundleError. Synchronous, so compile() can include the bundle in the build output.
- */
-export function bundleNjsText(entry: string, fileName: string): string {
+function esbuildEsm(entry: string, stdin?: string): string {
   loadEsbuild();
   const result = esbuild.buildSync({
     // esbuild names each source in a comment relative to this: the project root, so the
     // bundle (and the manifest's hash of it) does not depend on where gatewayctl runs
     absWorkingDir: PROJECT_ROOT,
-    entryPoints: [entry],
+    ...(stdin === undefined ? { entryPoints: [entry] } : { stdin: { contents: stdin, resolveDir: path.dirname(entry), sourcefile: path.basename(entry), loader: 'ts' as const } }),
     bundle: true,
     write: false,
     format: 'esm',
@@ -276,7 +272,142 @@ export function bundleNjsText(entry: string, fileName: string): string {
   if (result.outputFiles.length !== 1) {
     throw new NjsBundleError(`esbuild produced ${result.outputFiles.length} files for ${entry}`);
   }
-  const code = normalizeDefaultExport(result.outputFiles[0].text);
+  return normalizeDefaultExport(result.outputFiles[0].text);
+}
+
+/** The hot entry next to an entry: `hot.ts` in the same directory (see layeredBundle). */
+export function hotEntryFor(entry: string): string | null {
+  const hot = path.join(path.dirname(entry), 'hot.ts');
+  return hot !== entry && existsSync(hot) ? hot : null;
+}
+
+interface EsmParts {
+  imports: { name: string; module: string }[];
+  body: string; // the code without its imports and without the final `export default x;`
+  declarations: string; // body without the statement declaring x
+  exported: string; // x
+  handlers: string[]; // the property names of x = { ... }
+  locals: Record<string, string>; // property name -> the function it names
+}
+
+// esbuild's ESM output for an njs entry: `import x from "builtin";` lines, declarations, and
+// `var x = { a, b: c, ... }; export default x;`. Anything else is refused (never guessed at).
+function esmParts(code: string, entry: string): EsmParts {
+  loadTypescript();
+  const imports: EsmParts['imports'] = [];
+  const kept: string[] = [];
+  for (const line of code.split('\n')) {
+    const m = /^import ([A-Za-z_$][\w$]*) from "([a-z]+)";$/.exec(line);
+    if (m && NJS_BUILTIN_MODULES.includes(m[2])) imports.push({ name: m[1], module: m[2] });
+    else if (/^\s*import\b/.test(line)) throw new NjsBundleError(`${entry}: unexpected import in the bundle: ${line}`);
+    else kept.push(line);
+  }
+  const text = kept.join('\n');
+  const tail = /export default ([A-Za-z_$][\w$]*);\s*$/.exec(text);
+  if (!tail) throw new NjsBundleError(`${entry}: the bundle does not end in \`export default\``);
+  const exported = tail[1];
+  const sf = ts.createSourceFile('bundle.js', text, ts.ScriptTarget.Latest, true, ts.ScriptKind.JS);
+  let handlers: string[] | null = null;
+  const locals: Record<string, string> = {};
+  let declarations = '';
+  for (const st of sf.statements) {
+    if (!ts.isVariableStatement(st)) continue;
+    if (st.declarationList.declarations.length === 1 && st.declarationList.declarations[0].name.getText(sf) === exported) {
+      declarations = (text.slice(0, st.getStart(sf)) + text.slice(st.getEnd(), tail.index)).trimEnd();
+    }
+    for (const dcl of st.declarationList.declarations) {
+      if (ts.isIdentifier(dcl.name) && dcl.name.text === exported && dcl.initializer && ts.isObjectLiteralExpression(dcl.initializer)) {
+        handlers = dcl.initializer.properties.map((p) => {
+          if (ts.isShorthandPropertyAssignment(p)) {
+            locals[p.name.text] = p.name.text;
+            return p.name.text;
+          }
+          if (ts.isPropertyAssignment(p) && ts.isIdentifier(p.name) && ts.isIdentifier(p.initializer)) {
+            locals[p.name.text] = p.initializer.text;
+            return p.name.text;
+          }
+          throw new NjsBundleError(`${entry}: the default export must be an object of named handlers`);
+        });
+      }
+    }
+  }
+  if (!handlers || !declarations) throw new NjsBundleError(`${entry}: the default export must be an object of named handlers`);
+  return { imports, body: text.slice(0, tail.index).trimEnd(), declarations, exported, handlers, locals };
+}
+
+/**
+ * Where each handler of an entry comes from: its `export default { name: local }` and the
+ * `import { imported as local } from './module'` lines (the only shape gateway.ts uses).
+ */
+function handlerSources(entry: string): { name: string; imported: string; local: string; module: string }[] {
+  loadTypescript();
+  const sf = ts.createSourceFile(entry, readFileSync(entry, 'utf8'), ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+  const from: Record<string, { imported: string; module: string }> = {};
+  const out: { name: string; imported: string; local: string; module: string }[] = [];
+  for (const st of sf.statements) {
+    if (ts.isImportDeclaration(st) && ts.isStringLiteral(st.moduleSpecifier) && st.importClause?.namedBindings && ts.isNamedImports(st.importClause.namedBindings)) {
+      for (const el of st.importClause.namedBindings.elements) from[el.name.text] = { imported: (el.propertyName ?? el.name).text, module: st.moduleSpecifier.text };
+    }
+    if (ts.isExportAssignment(st) && ts.isObjectLiteralExpression(st.expression)) {
+      for (const p of st.expression.properties) {
+        const local = ts.isShorthandPropertyAssignment(p) ? p.name.text : ts.isPropertyAssignment(p) && ts.isIdentifier(p.initializer) ? p.initializer.text : null;
+        const src = local === null ? undefined : from[local];
+        if (!src || !p.name || !ts.isIdentifier(p.name)) throw new NjsBundleError(`${entry}: each handler must be an imported function listed as \`name: name\` in export default`);
+        out.push({ name: p.name.text, imported: src.imported, local: local!, module: src.module });
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * njs clones the module's VM for every request and runs its top-level code in the clone,
+ * which creates every top-level function of the bundle again: about 2.7 µs per request for
+ * the whole module (README, "Performance: API keys"), paid by each request that calls any
+ * handler. The module is therefore laid out so that a request creates only the code of the
+ * handlers it calls:
+ *   - the handlers of `hot.ts` (the per-request API-key check) and what they use, at the top
+ *     level as esbuild emits them;
+ *   - every other handler in its own factory, `gw_h_<name>()`, holding that handler's code
+ *     and what it uses (tree-shaken from its own esbuild run); the exported wrapper calls the
+ *     factory and then the handler.
+ */
+function layeredBundle(entry: string, hotEntry: string): string {
+  const hot = esmParts(esbuildEsm(hotEntry), hotEntry);
+  const sources = handlerSources(entry);
+  const names = sources.map((x) => x.name);
+  for (const h of hot.handlers) {
+    if (!names.includes(h)) throw new NjsBundleError(`${hotEntry}: handler ${h} is not exported by ${entry}`);
+  }
+  const cold = sources
+    .filter((x) => !hot.handlers.includes(x.name))
+    .map((x) => {
+      const stdin = `import { ${x.imported} as ${x.local} } from ${JSON.stringify(x.module)};\nexport default { ${x.name}: ${x.local} };\n`;
+      return { name: x.name, parts: esmParts(esbuildEsm(entry, stdin), `${entry} (${x.name})`) };
+    });
+  const modules = [...new Set(cold.flatMap((c) => c.parts.imports.map((i) => i.module)))].sort();
+  const modVar = (mod: string) => `gw_module_${mod}`;
+  const out: string[] = ['// hot handlers: created in every request VM that calls them (src/njs/bundle.ts, layeredBundle)'];
+  for (const i of hot.imports) out.push(`import ${i.name} from "${i.module}";`);
+  for (const mod of modules) out.push(`import ${modVar(mod)} from "${mod}";`);
+  out.push(hot.declarations, '');
+  for (const c of cold) {
+    out.push(`// handler ${c.name}: its code is created only in a request VM that calls it`, `function gw_h_${c.name}() {`);
+    for (const i of c.parts.imports) out.push(`var ${i.name} = ${modVar(i.module)};`);
+    out.push(c.parts.declarations, `return ${c.parts.locals[c.name]};`, '}', '');
+  }
+  const props = names.map((h) => (hot.handlers.includes(h) ? `  ${h}: ${hot.locals[h]}` : `  ${h}: function (r) {\n    return gw_h_${h}()(r);\n  }`));
+  out.push(`var gateway_default = {\n${props.join(',\n')}\n};`, 'export default gateway_default;', '');
+  return out.join('\n');
+}
+
+/**
+ * Bundle one entry into one njs module and verify it (export default, njs subset); throws
+ * NjsBundleError. Synchronous, so compile() can include the bundle in the build output. With
+ * a `hot.ts` next to the entry, the module is layered (see layeredBundle).
+ */
+export function bundleNjsText(entry: string, fileName: string, hotEntry: string | null = hotEntryFor(entry)): string {
+  const code = hotEntry ? layeredBundle(entry, hotEntry) : esbuildEsm(entry);
   const problems = verifyNjsBundle(fileName, code);
   if (problems.length > 0) {
     throw new NjsBundleError(`bundle ${fileName} is not valid for njs:\n` + problems.map(formatProblem).join('\n'), problems);

@@ -169,6 +169,7 @@ beforeAll(async () => {
   keys.carol = createKey(store, { name: 'carol' }, new Date(now.getTime() - 7200_000)).key;
   revokeKey(store, 'carol', new Date(hourAgo.getTime() - 1000));
   keys.dave = createKey(store, { name: 'dave', expires: new Date(now.getTime() - 60_000) }, hourAgo).key;
+  keys.fiona = createKey(store, { name: 'fiona', tier: 'pro', expires: new Date(now.getTime() + 3600_000) }, hourAgo).key;
 
   rsa = await generateKeyPair('RS256', { extractable: true });
   rsaOther = await generateKeyPair('RS256', { extractable: true });
@@ -245,6 +246,27 @@ describe('API keys', () => {
     expect401(await get('/key/', { 'X-API-Key': keys.carol }), 'unknown_key');
     expect401(await get('/key/', { 'X-API-Key': keys.dave }), 'expired_key');
     expect401(await get('/key/', { 'X-API-Key': 'short' }), 'malformed_key');
+  });
+
+  it('the key fast path ($gw_key_fast) and the full extraction in njs decide alike', async () => {
+    const client = async (p: string, h: Record<string, string>) => {
+      const r = await get(p, h);
+      expect(r.status, r.text).toBe(200);
+      return r.json.headers['x-gateway-client'];
+    };
+    // fast path: the key header, or without one the bearer token, is exactly a well-formed key
+    expect(await client('/key/', { Authorization: `bearer   ${keys.bob}` })).toBe('bob');
+    expect(await client('/key/', { 'X-API-Key': '', Authorization: `Bearer ${keys.bob}` })).toBe('bob');
+    expect(await client('/key/', { 'X-API-Key': keys.alice, Authorization: 'Bearer not-a-key!' })).toBe('alice');
+    expect(await client('/key/', { 'X-API-Key': keys.fiona })).toBe('fiona'); // expires later: the clock is read
+    expect(await client('/key-keep/', { 'X-Custom-Key': keys.alice, 'X-API-Key': 'short' })).toBe('alice');
+    // anything else goes through the full extraction: the key header decides even when malformed
+    expect401(await get('/key/', { 'X-API-Key': 'short', ...bearer(keys.bob) }), 'malformed_key');
+    expect401(await get('/key/', { 'X-API-Key': `${keys.bob} x`, ...bearer(keys.bob) }), 'malformed_key');
+    expect401(await get('/key/', { 'X-API-Key': 'k'.repeat(257) }), 'malformed_key');
+    expect401(await get('/key/', { Authorization: `Bearer ${keys.bob} extra` }), 'missing_key', 'Bearer realm="gateway"');
+    expect401(await get('/key/', { Authorization: `Basic ${keys.bob}` }), 'missing_key', 'Bearer realm="gateway"');
+    expect401(await get('/key-keep/', { 'X-API-Key': keys.alice }), 'missing_key', 'Bearer realm="gateway"');
   });
 
   it('rejected requests never reach the upstream', async () => {

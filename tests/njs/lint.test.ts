@@ -3,7 +3,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { bundleNjs, lintNjs, lintNjsSource, listNjsSources, NJS_ENTRY, runNjsLint, verifyNjsBundle } from '../../src/njs/bundle.ts';
+import ts from 'typescript';
+import { bundleNjs, bundleNjsText, lintNjs, lintNjsSource, listNjsSources, NJS_ENTRY, runNjsLint, verifyNjsBundle } from '../../src/njs/bundle.ts';
 
 function constructs(src: string): string[] {
   return lintNjsSource('x.ts', src).map((p) => p.construct);
@@ -116,6 +117,33 @@ describe('bundleNjs', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('is layered: only the hot handlers\' code is top-level, each other handler\'s code is created when a request calls it', () => {
+    // njs runs the module's top-level code in every request's VM clone: top-level functions
+    // cost every request that calls any handler, so only apiKey's code may sit there
+    const code = bundleNjsText(NJS_ENTRY, 'njs/gateway.js');
+    const sf = ts.createSourceFile('gateway.js', code, ts.ScriptTarget.Latest, true, ts.ScriptKind.JS);
+    const topFunctions = sf.statements.filter(ts.isFunctionDeclaration).map((f) => f.name!.text);
+    expect(topFunctions).toContain('apiKey');
+    expect(topFunctions).toContain('hashApiKey');
+    for (const cold of ['jwt', 'jwtSync', 'verifyJwt', 'verifyJwtSync', 'route', 'claimKey', 'bodyDigest', 'logText', 'safeIdentity', 'parseObject']) {
+      expect(topFunctions, cold).not.toContain(cold);
+    }
+    const cold = ['jwt', 'jwtSync', 'jwtCached', 'route', 'claimKey', 'bodyDigest', 'metricsLog', 'metricsExport'];
+    expect(topFunctions.filter((f) => f.startsWith('gw_h_')).sort()).toEqual(cold.map((h) => `gw_h_${h}`).sort());
+    expect(topFunctions.length).toBeLessThan(20);
+    // every handler of gateway.ts is exported; the others through their own factory, which
+    // holds only that handler's code (no JWT code in the routing handlers)
+    expect(code).toMatch(/^ {2}apiKey: apiKey,$/m);
+    for (const h of cold) expect(code).toContain(`  ${h}: function (r) {\n    return gw_h_${h}()(r);\n  }`);
+    const factory = (h: string) => {
+      const f = sf.statements.find((s): s is ts.FunctionDeclaration => ts.isFunctionDeclaration(s) && s.name!.text === `gw_h_${h}`)!;
+      return f.body!.statements.filter(ts.isFunctionDeclaration).map((x) => x.name!.text);
+    };
+    expect(factory('jwt')).toContain('verifyJwt');
+    expect(factory('route')).not.toContain('verifyJwt');
+    expect(factory('bodyDigest')).not.toContain('verifyJwtSync');
   });
 
   it('verifyNjsBundle rejects a bundle without export default or with forbidden constructs', () => {

@@ -69,6 +69,21 @@ describe('njs module only when used', () => {
     expect(r.files!['conf.d/05-auth.conf']).not.toContain('js_preload_object');
     expect(JSON.parse(r.files!['manifest.json']).modules.njs).toBe(true);
   });
+
+  it('API-key fast path: one map picks the route\'s key header, one keeps only an exactly well-formed key', () => {
+    const yaml = base('auth: { api_keys: { file: keys.yaml } }', '    auth: api_key').replace(
+      /routes:\n/,
+      'routes:\n  - { name: admin, match: { prefix: /admin/ }, upstream: app, auth: { methods: [api_key], key_header: X-Admin-Key } }\n',
+    );
+    const r = build(project(yaml, { 'keys.yaml': keysFile().text }));
+    expect(r.ok, r.text).toBe(true);
+    const conf = r.files!['conf.d/05-auth.conf'];
+    expect(conf).toContain('map $gw_key_header $gw_key_presented {\n    default "";\n    "X-API-Key" $http_x_api_key;\n    "X-Admin-Key" $http_x_admin_key;\n}');
+    expect(conf).toContain('map "$gw_key_presented|$http_authorization" $gw_key_fast {');
+    expect(conf).toContain('"~^(?<gw_key_cand>[A-Za-z0-9._~+/=-]{8,256})\\\\|" $gw_key_cand;');
+    expect(conf).toContain('"~^\\\\|[Bb][Ee][Aa][Rr][Ee][Rr] +(?<gw_key_cand>[A-Za-z0-9._~+/=-]{8,256})$" $gw_key_cand;');
+    expect(r.files!['conf.d/40-servers.conf']).toContain('set $gw_key_header "X-Admin-Key";');
+  });
 });
 
 describe('inputs', () => {

@@ -24,6 +24,7 @@ import { uriReplacementMap } from '../proxy/index.ts';
 import { d, jsonLogTemplate, raw, REQUEST_LOG_FIELDS, type Block, type Directive, type LogField } from '../../plan/directive.ts';
 import { DEFAULT_IDENTITY_HEADERS } from '../../model/identity.ts';
 import { needsBodyStep } from '../routing/render.ts';
+import { MAX_API_KEY_LENGTH, MIN_API_KEY_LENGTH, WELL_FORMED_KEY_CLASS } from '../../../njs/lib/apikey.ts';
 
 export const AUTH_CONF = 'conf.d/05-auth.conf';
 export const KEY_MAP_INCLUDE = 'conf.d/keys.map';
@@ -130,6 +131,7 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
   }
 
   const blocks: Block[] = [];
+  if (apiKeys) blocks.push(...keyFastMaps(m));
   blocks.push({
     comment: 'RFC 6750 challenge: no error attribute when no credentials were presented',
     head: 'map $gw_auth_status $gw_auth_challenge',
@@ -177,6 +179,30 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
     if (mp) blocks.push(mp);
   }
   return { lines, blocks };
+}
+
+/**
+ * The API key fast path: $gw_key_fast is the presented key when the route's key header, or
+ * (without one) the bearer token, is exactly a well-formed key — what njs's full extraction
+ * (trim, bearer parsing, syntax check) returns for it — else "" and njs runs that extraction.
+ * So gateway.apiKey does not look headers up by name or run regexes for ordinary requests.
+ */
+function keyFastMaps(m: GatewayModel): Block[] {
+  const headers = new Map<string, string>();
+  for (const r of m.routes) if (has(r, 'api_key')) headers.set(r.auth!.keyHeader.toLowerCase(), r.auth!.keyHeader);
+  const key = `(?<gw_key_cand>[${WELL_FORMED_KEY_CLASS}]{${MIN_API_KEY_LENGTH},${MAX_API_KEY_LENGTH}})`;
+  return [
+    {
+      comment: "the route's API-key header ($gw_key_header is set in each API-key route)",
+      head: 'map $gw_key_header $gw_key_presented',
+      lines: [d('default', '""'), ...[...headers.values()].sort().map((h) => d(q(h, 'header'), headerVar(h)))],
+    },
+    {
+      comment: 'fast path: the presented key when it is already exactly a well-formed key, else "" (njs extracts and checks it)',
+      head: 'map "$gw_key_presented|$http_authorization" $gw_key_fast',
+      lines: [d('default', '""'), d(q(`~^${key}\\|`, 'regex'), '$gw_key_cand'), d(q(`~^\\|[Bb][Ee][Aa][Rr][Ee][Rr] +${key}$`, 'regex'), '$gw_key_cand')],
+    },
+  ];
 }
 
 const keySentVar = (header: string) => `$gw_key_sent_${bare(header.toLowerCase().replace(/-/g, '_'), 'ident')}`;
