@@ -59,6 +59,8 @@ export interface BenchOptions {
   paired?: boolean;
   /** Scenario names to run (the baseline is always added). */
   only?: string[];
+  /** Build the product with auth.jwt_cache: false. */
+  noJwtCache?: boolean;
   log?: (line: string) => void;
 }
 
@@ -164,8 +166,9 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
     const reference = await startRawNginx(ref.conf, [refPort], { files: ref.files });
     started.push(reference);
     const creds = await writeCredentials(work);
-    await writeFile(path.join(work, 'gateway.yaml'), productYaml(gwPort, [backA, backB]));
-    const dist = buildProduct(work, productYaml(gwPort, [backA, backB]));
+    const yaml = productYaml(gwPort, [backA, backB], { jwtCache: !opts.noJwtCache });
+    await writeFile(path.join(work, 'gateway.yaml'), yaml);
+    const dist = buildProduct(work, yaml);
     const product = await startGateway({ distDir: dist, ports: [gwPort] });
     started.push(product);
 

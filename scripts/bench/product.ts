@@ -11,7 +11,8 @@ import { HS_SECRET } from './reference.ts';
 /** A per-client limit high enough never to reject a benchmark request (it still counts). */
 const RATE = '100000r/s';
 
-export function productYaml(gw: number, backends: [number, number]): string {
+/** `jwtCache: false` builds with `auth.jwt_cache: false` (to measure what the verified-token cache saves). */
+export function productYaml(gw: number, backends: [number, number], opts: { jwtCache?: boolean } = {}): string {
   const [a, b] = backends;
   return `
 version: 1
@@ -41,7 +42,7 @@ auth:
   api_keys: { file: keys.yaml }
   identity_headers: { claims: false }
   failure_log: false
-  jwt:
+${opts.jwtCache === false ? '  jwt_cache: false\n' : ''}  jwt:
     hs: { algorithms: [HS256], secret_file: hs.secret }
     es: { algorithms: [ES256], jwks_file: jwks.json }
 `;
