@@ -128,64 +128,6 @@ export function substituteMissingCerts(m: GatewayModel, scratch: string): Diagno
   return out;
 }
 
-/**
- * The gateway.yaml entry behind a generated line: the directive itself, then each enclosing
- * block (innermost first) with the comment above it, is matched against the names the
- * renderer writes (route/upstream/listener comments, `@gw_route_<route>_…` named locations,
- * `gw_rl_`/`gw_conn_`/`gw_cache_` zones). A named location that follows the routes of a
- * server is thus blamed on its own route, not on the last route above it.
- */
-export function blameGenerated(m: GatewayModel, fileText: string, line: number): SourcePos | null {
-  const lines = fileText.split('\n');
-  const idx = Math.min(Math.max(line, 1), lines.length) - 1;
-  const indentOf = (t: string) => /^ */.exec(t)![0].length;
-  const texts: string[] = [lines[idx]];
-  let indent = indentOf(lines[idx]);
-  for (let i = idx - 1; i >= 0 && indent > 0; i--) {
-    const t = lines[i];
-    if (t.trim().endsWith('{') && indentOf(t) < indent) {
-      texts.push(t);
-      for (let c = i - 1; c >= 0 && /^\s*#/.test(lines[c]); c--) texts.push(lines[c]);
-      indent = indentOf(t);
-    }
-  }
-  // raw snippets sit at the end of their block, under a comment naming their YAML path
-  for (let i = idx; i >= 0 && indentOf(lines[i]) === indentOf(lines[idx]) && !lines[i].trim().endsWith('{'); i--) {
-    const sn = /^\s*# unsafe_nginx_\w+ \(verbatim, from (\S+)\)/.exec(lines[i]);
-    const hit = sn && m.unsafeSnippets.find((x) => x.at.path === sn[1]);
-    if (hit) return hit.at;
-  }
-  const byIdent = <T extends { name: string }>(xs: T[]) => [...xs].sort((a, b) => b.name.length - a.name.length);
-  const id = (n: string) => n.replace(/-/g, '_');
-  for (const t of texts) {
-    const named = /^\s*# (?:CORS for |strip_prefix \S+ for |roles allowed on |upstream URI for )?route (\S+?)(?:[ :]|$)/.exec(t);
-    if (named) {
-      const r = m.routes.find((x) => x.name === named[1]);
-      if (r) return r.at;
-    }
-    const up = /^\s*# (?:upstream|consistent-hash key for upstream) (\S+?)[ ;:(]/.exec(t) ?? /^\s*upstream (\S+) \{/.exec(t);
-    if (up) {
-      const u = m.upstreams.find((x) => x.name === up[1]);
-      if (u) return u.at;
-    }
-    const li = /^\s*# listener (\S+?)[ :]/.exec(t);
-    if (li) {
-      const l = m.listeners.find((x) => x.name === li[1]);
-      if (l) return l.at;
-    }
-    for (const r of byIdent(m.routes)) if (t.includes(`gw_route_${id(r.name)}_`) || new RegExp(`_${id(r.name)}( \\{|;)`).test(t)) return r.at;
-    for (const z of byIdent(m.rateZones)) if (t.includes(`gw_rl_${id(z.name)}:`) || t.includes(`gw_rl_${id(z.name)} `)) return z.at;
-    for (const z of byIdent(m.connZones)) if (t.includes(`gw_conn_${id(z.name)}:`) || t.includes(`gw_conn_${id(z.name)} `)) return z.at;
-    for (const c of byIdent(m.caches)) if (t.includes(`gw_cache_${id(c.name)}:`) || t.includes(`gw_cache_${id(c.name)};`)) return c.at;
-    const zone = /^\s*# limit key for zone (\S+?):/.exec(t);
-    if (zone) {
-      const z = [...m.rateZones, ...m.connZones].find((x) => x.name === zone[1]);
-      if (z) return z.at;
-    }
-  }
-  return null;
-}
-
 /** The entry behind an nginx error that names no generated line (bind(), hash tables). */
 function blameMessage(m: GatewayModel, message: string): SourcePos | null {
   const bind = /bind\(\) to (.+):([0-9]+) failed/.exec(message);
@@ -241,7 +183,8 @@ async function checkIn(
   diagnostics.push(...substituteMissingCerts(model, scratch));
   diagnostics.push(...substituteForeignAddresses(model));
   // build artefacts that are not rendered (njs bundle, auth preload, key map) come from the first build
-  const files = { ...first.files!, ...render(model, FEATURES, { availableModules: first.availableModules, externalMapKeys: first.mapKeys }).files };
+  const rendered = render(model, FEATURES, { availableModules: first.availableModules, externalMapKeys: first.mapKeys });
+  const files = { ...first.files!, ...rendered.files };
   const dist = path.join(scratch, 'dist');
   writeBuild(dist, files);
   const loc = await findNginx({ nginx: opts.nginx });
@@ -254,7 +197,8 @@ async function checkIn(
     if (e.file && e.line && e.file.startsWith(dist)) {
       const rel = path.relative(dist, e.file);
       where = ` (generated ${rel}:${e.line})`;
-      at = blameGenerated(model, readFileSync(e.file, 'utf8'), e.line);
+      // the printer recorded the gateway.yaml entry behind every generated line
+      at = rendered.lineOrigins[rel]?.[e.line - 1] ?? null;
     } else if (e.file) {
       where = ` (${e.file}${e.line ? `:${e.line}` : ''})`;
     }

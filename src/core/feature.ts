@@ -78,6 +78,8 @@ export interface HttpContribution {
   caches?: Directive[];
   /** conf.d/20-caches.conf: map blocks */
   cacheMaps?: Block[];
+  /** the gateway.yaml entry behind top-level lines above (zones, caches), for `check` */
+  origins?: [Directive, SourcePos][];
   /** keys of each map this feature fills with user-given keys (sizes map_hash_*) */
   mapKeys?: string[][];
   /** extra JSON access-log fields */

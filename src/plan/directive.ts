@@ -6,6 +6,8 @@
 // an arbitrary string. Nothing downstream ever parses a Directive back: the plan decides where
 // each one goes from the slot it was put in, not from its text.
 
+import type { SourcePos } from '../model/types.ts';
+
 declare const directiveBrand: unique symbol;
 export type Directive = string & { readonly [directiveBrand]: true };
 
@@ -20,6 +22,11 @@ export interface Block {
   head: string; // e.g. `location = "/health"`
   lines: string[];
   blocks?: Block[];
+  /** the gateway.yaml entry this block comes from (nested blocks inherit it); `check` maps
+   *  nginx's errors back through it */
+  origin?: SourcePos;
+  /** per-line entries where a line comes from elsewhere than the block (raw snippets) */
+  lineOrigins?: (SourcePos | undefined)[];
 }
 
 /** A JSON access-log field: name, nginx variable, whether the value is quoted (strings) or not (numbers). */

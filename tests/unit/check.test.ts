@@ -4,7 +4,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { blameGenerated, checkConfig } from '../../src/commands/check.ts';
+import { checkConfig } from '../../src/commands/check.ts';
+import { render } from '../../src/targets/nginx/render.ts';
+import { FEATURES } from '../../src/features/index.ts';
 import { compile } from '../../src/build/compile.ts';
 import { formatDiagnostic } from '../../src/model/diagnostics.ts';
 
@@ -76,9 +78,14 @@ limits:
     expect(lastRoute).toBeGreaterThan(0);
     expect(named).toBeGreaterThan(lastRoute); // the case the old lookup got wrong
     const inNamed = named + 2; // a directive inside the named location (1-based line numbers)
-    expect(blameGenerated(r.model!, conf, inNamed)?.path).toBe('routes[1]');
+    // the printer's line map (what check uses) names the entry behind each generated line
+    const { files, lineOrigins } = render(r.model!, FEATURES);
+    expect(files['conf.d/40-servers.conf']).toBe(conf);
+    expect(lineOrigins['conf.d/40-servers.conf'][inNamed - 1]?.path).toBe('routes[1]');
     const zoneLine = r.files!['conf.d/10-limits.conf'].split('\n').findIndex((l) => l.includes('zone=gw_rl_slow')) + 1;
-    expect(blameGenerated(r.model!, r.files!['conf.d/10-limits.conf'], zoneLine)?.path).toBe('limits.rate.slow');
+    expect(lineOrigins['conf.d/10-limits.conf'][zoneLine - 1]?.path).toBe('limits.rate.slow');
+    // every line is mapped (the map has one entry per line of the file)
+    expect(lineOrigins['conf.d/40-servers.conf'].length).toBe(conf.split('\n').length - 1);
   });
 
   it('positions every nginx error: an http-level snippet, and a listen address this machine lacks', async () => {

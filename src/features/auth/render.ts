@@ -162,6 +162,7 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
     blocks.push({
       comment: `roles allowed on route ${r.name} (a JWT role claim may list several, comma-separated)`,
       head: `map $gw_client_role ${roleOkVar(r)}`,
+      origin: r.at,
       lines: [d('default', '0'), ...r.auth.roles.map((x) => d(q(`~(^|,)${labelRe(x)}(,|$)`, 'regex'), '1'))],
     });
   }
@@ -171,6 +172,7 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
     blocks.push({
       comment: `zone ${z.name} counts tier ${z.tier} only; other clients get an empty key (not counted)`,
       head: `map $gw_client_tier ${v}`,
+      origin: z.at,
       lines: [d('default', '""'), d(q(`~^${labelRe(z.tier!)}$`, 'regex'), '$gw_client_id')],
     });
   }

@@ -1,7 +1,8 @@
 // Response caches: zones in conf.d/20-caches.conf; per route TTLs by status, methods, a bypass
 // header, locking, stale answers on upstream errors, and idempotent POSTs keyed by body.
 import type { Feature } from '../../core/feature.ts';
-import { d } from '../../plan/directive.ts';
+import { d, type Directive } from '../../plan/directive.ts';
+import type { SourcePos } from '../../model/types.ts';
 import { bare, headerVar, ident, q } from '../../plan/quote.ts';
 import { diffCaches } from './diff.ts';
 import { BODY_DIGEST_HANDLER, bodyKeyHttp, bodyKeyLocationLines, cacheKey } from './render.ts';
@@ -19,9 +20,8 @@ export const cacheFeature: Feature = {
   needsNjs: (m) => m.routes.some((r) => r.cache?.keyIncludesBody), // body digest for the cache key
   buffersBody: (r) => !!r.cache?.keyIncludesBody,
   diff: (a, b, c) => diffCaches(c, a.caches, b.caches), // njs digests the body (r.requestBuffer)
-  http: (m) => ({
-    cacheMaps: bodyKeyHttp(m).blocks,
-    caches: m.caches.map((c) => {
+  http: (m) => {
+    const zone = (c: (typeof m.caches)[number]): Directive => {
       const parts = [
         'proxy_cache_path',
         q(c.path, 'file'),
@@ -32,8 +32,13 @@ export const cacheFeature: Feature = {
       ];
       if (c.maxSize) parts.splice(4, 0, `max_size=${bare(c.maxSize, 'size')}`);
       return d(...parts);
-    }).concat(bodyKeyHttp(m).lines),
-  }),
+    };
+    return {
+      cacheMaps: bodyKeyHttp(m).blocks,
+      caches: m.caches.map(zone).concat(bodyKeyHttp(m).lines),
+      origins: m.caches.map((c): [Directive, SourcePos] => [zone(c), c.at]),
+    };
+  },
   routeResponseHeaders: (ctx) => (ctx.route.cache ? [d('add_header', 'X-Cache-Status', '$upstream_cache_status', 'always')] : []),
   route(ctx) {
     const { route: r } = ctx;

@@ -28,24 +28,28 @@ function corsMaps(m: GatewayModel): Block[] {
     const id = ident(r.name);
     const any = c.origins.includes('*');
     const originLines = any ? [d('default', '"*"')] : [d('default', '""'), ...c.origins.map((o) => d(q(o, 'origin'), '$http_origin'))];
-    blocks.push({ comment: `CORS for route ${r.name}`, head: `map $http_origin $gw_cors_origin_${id}`, lines: originLines });
+    blocks.push({ comment: `CORS for route ${r.name}`, head: `map $http_origin $gw_cors_origin_${id}`, lines: originLines, origin: r.at });
     if (c.credentials) {
       blocks.push({
         head: `map $http_origin $gw_cors_credentials_${id}`,
+        origin: r.at,
         lines: [d('default', '""'), ...c.origins.map((o) => d(q(o, 'origin'), '"true"'))],
       });
     }
     const methods = [...new Set([...c.methods, 'OPTIONS'])];
     blocks.push({
       head: `map $gw_cors_preflight $gw_cors_preflight_methods_${id}`,
+      origin: r.at,
       lines: [d('default', '""'), d('1', q(methods.map((x) => bare(x, 'method')).join(', '), 'text'))],
     });
     blocks.push({
       head: `map $gw_cors_preflight $gw_cors_preflight_headers_${id}`,
+      origin: r.at,
       lines: [d('default', '""'), d('1', headerList(c.headers))],
     });
     blocks.push({
       head: `map $gw_cors_preflight $gw_cors_preflight_max_age_${id}`,
+      origin: r.at,
       lines: [d('default', '""'), d('1', q(String(c.maxAge), 'token'))],
     });
   }

@@ -3,7 +3,7 @@
 // or a tier; a route's limits answer 429 with a JSON body and Retry-After.
 import type { Feature } from '../../core/feature.ts';
 import { diffConnZones, diffRateZones } from './diff.ts';
-import type { ConnZone, GatewayModel, LimitKey, RateZone } from '../../model/types.ts';
+import type { ConnZone, GatewayModel, LimitKey, RateZone, SourcePos } from '../../model/types.ts';
 import { d, type Block, type Directive } from '../../plan/directive.ts';
 import { errorBody } from '../../plan/errors.ts';
 import { bare, headerVar, ident } from '../../plan/quote.ts';
@@ -48,6 +48,7 @@ function limitKeyMaps(m: GatewayModel): Block[] {
     blocks.push({
       comment: `limit key for zone ${z.name}: header ${z.key.name}, or the client IP when absent (no bypass by omitting it)`,
       head: `map ${headerVar(z.key.name)} $gw_limit_key_${ident(z.name)}`,
+      origin: z.at,
       lines: [d('""', '$binary_remote_addr'), d('default', headerVar(z.key.name))],
     });
   }
@@ -73,6 +74,7 @@ export const limitsFeature: Feature = {
       ...m.rateZones.map(rateZoneLine),
       ...m.connZones.map(connZoneLine),
     ],
+    origins: [...m.rateZones.map((z): [Directive, SourcePos] => [rateZoneLine(z), z.at]), ...m.connZones.map((z): [Directive, SourcePos] => [connZoneLine(z), z.at])],
   }),
   route(ctx) {
     const { route: r, model: m, slots } = ctx;

@@ -18,6 +18,7 @@ export function stripPrefixMap(r: Route): Block | null {
   return {
     comment: `strip_prefix ${p.value} for route ${r.name}`,
     head: `map $request_uri $gw_strip_${ident(r.name)}`,
+    origin: r.at,
     lines: [d('default', '$request_uri'), d(q(`~^/+${escaped}/*(.*)$`, 'regex'), '/$1')],
   };
 }
@@ -36,6 +37,7 @@ export function uriReplacementMap(r: Route): Block | null {
   return {
     comment: `upstream URI for route ${r.name} (proxied from a named location)`,
     head: `map $request_uri $gw_upstream_uri_${ident(r.name)}`,
+    origin: r.at,
     lines: [d('default', '$request_uri'), d(q(`~^/+${escaped}(.*)$`, 'regex'), q(`${replace}$1`, 'expr'))],
   };
 }

@@ -14,6 +14,7 @@ export function pendingCertificateServer(l: Listener, m: GatewayModel): Block {
   return {
     comment: `listener ${l.name} (${l.at.path}): certificate pending, port ${port} serves ACME challenges only`,
     head: 'server',
+    origin: l.at,
     lines: [
       listenLine(l.address, port, false, l.defaultServer),
       d('server_name', ...(l.serverNames.length ? l.serverNames.map((n) => q(n, 'host')) : ['_'])),
@@ -71,6 +72,7 @@ export function redirectServer(l: Listener, m: GatewayModel): Block[] {
   const server: Block = {
     comment: `listener ${l.name}: plain HTTP on ${tls.redirectFrom} redirects to HTTPS`,
     head: 'server',
+    origin: l.at,
     lines: [
       listenLine(l.address, tls.redirectFrom!, false, l.defaultServer),
       d('server_name', ...(l.serverNames.length ? l.serverNames.map((n) => q(n, 'host')) : ['_'])),

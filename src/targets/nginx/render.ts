@@ -2,7 +2,7 @@
 // reading templates/mime.types. Output is deterministic (stable order, no clocks).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { GatewayModel, Listener, Route } from '../../model/types.ts';
+import type { GatewayModel, Listener, Route, SourcePos } from '../../model/types.ts';
 import { bare, headerVar, ident, jsonBody, q, RenderError } from '../../plan/quote.ts';
 import type { Feature, HttpContribution } from '../../core/feature.ts';
 import { hashKeySource, hashKeyVar, listenerHeaders, routeBlocks, upstreamLines, type RenderOptions } from './route.ts';
@@ -17,36 +17,35 @@ import { PROJECT_ROOT } from '../../version.ts';
 
 const TEMPLATES = path.join(PROJECT_ROOT, 'templates');
 
-/**
- * Prefix every line of `text` with `indent`, except the empty string after a final newline
- * (how the templates this replaced indented a nested block).
- */
-function indentLines(text: string, indent: string): string {
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    if (!lines[i] && i + 1 === lines.length) break;
-    lines[i] = indent + lines[i];
-  }
-  return lines.join('\n');
-}
+/** Where each line of a printed file comes from: index i is line i + 1 (null: the gateway's own). */
+export type LineOrigins = (SourcePos | null)[];
 
 /** A block: its comment line, `head {`, its lines indented by four spaces, nested blocks indented, `}`. */
-function blockText(b: Required<Block>, out: string[]): void {
-  if (b.comment) out.push(`# ${b.comment}\n`);
-  out.push(`${b.head} {\n`);
-  for (const l of b.lines) out.push(`    ${l}\n`);
-  for (const c of b.blocks) {
-    const inner: string[] = [];
-    blockText(c as Required<Block>, inner);
-    out.push(indentLines(inner.join(''), '    '));
+function blockText(b: Required<Block>, indent: string, inherited: SourcePos | null, out: Printer): void {
+  const o = b.origin ?? inherited;
+  if (b.comment) out.push(`${indent}# ${b.comment}\n`, o);
+  out.push(`${indent}${b.head} {\n`, o);
+  b.lines.forEach((l, i) => out.push(`${indent}    ${l}\n`, b.lineOrigins[i] ?? o));
+  for (const c of b.blocks) blockText(c as Required<Block>, `${indent}    `, o, out);
+  out.push(`${indent}}\n`, o);
+}
+
+/** Text and, for every line it holds, the gateway.yaml entry behind it. */
+class Printer {
+  readonly parts: string[] = [];
+  readonly origins: LineOrigins = [];
+  push(text: string, origin: SourcePos | null): void {
+    this.parts.push(text);
+    for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) this.origins.push(origin);
   }
-  out.push('}\n');
 }
 
 interface ConfView {
   header: string;
   lines: string[];
   blocks: Block[];
+  /** the gateway.yaml entry behind a top-level line, by the line (features' HttpContribution.origins) */
+  lineOrigin?: (line: string) => SourcePos | undefined;
 }
 
 /** nginx reads a comment like a parameter: past 4 KiB it fails ("too long parameter") */
@@ -54,22 +53,25 @@ const MAX_COMMENT = 1000;
 
 function fill(b: Block): Required<Block> {
   const comment = (b.comment ?? '').length > MAX_COMMENT ? `${b.comment!.slice(0, MAX_COMMENT)}…` : (b.comment ?? '');
-  return { comment, head: b.head, lines: b.lines, blocks: (b.blocks ?? []).map(fill) };
+  return { comment, head: b.head, lines: b.lines, blocks: (b.blocks ?? []).map(fill), origin: b.origin as SourcePos, lineOrigins: b.lineOrigins ?? [] };
 }
 
 /** A conf file: the header, the top-level lines, then each block after an empty line. */
-function renderConf(view: ConfView): string {
-  const out: string[] = [`${view.header}\n`];
-  for (const l of view.lines) out.push(`${l}\n`);
+function printConf(view: ConfView): Printer {
+  const out = new Printer();
+  out.push(`${view.header}\n`, null);
+  for (const l of view.lines) out.push(`${l}\n`, view.lineOrigin?.(l) ?? null);
   for (const b of view.blocks) {
-    out.push('\n');
-    blockText(fill(b), out);
+    out.push('\n', null);
+    blockText(fill(b), '', null, out);
   }
-  return out.join('');
+  return out;
 }
 
 export interface RenderResult {
   files: Record<string, string>;
+  /** for each conf file, the gateway.yaml entry behind each line (check maps nginx's errors with it) */
+  lineOrigins: Record<string, LineOrigins>;
   warnings: string[];
   /** the dynamic modules the output loads (brotli only where the target nginx has it) */
   modules: { njs: boolean; brotli: boolean };
@@ -95,14 +97,22 @@ export function render(m: GatewayModel, features: readonly Feature[], opts: Rend
   const all = <K extends keyof HttpContribution>(k: K) => http.flatMap((h) => (h[k] ?? []) as NonNullable<HttpContribution[K]> & unknown[]);
   const confFiles = Object.assign({}, ...http.map((h) => h.confFiles ?? {})) as NonNullable<HttpContribution['confFiles']>;
 
+  const origins = new Map((all('origins') as [string, SourcePos][]).map(([l, at]) => [l, at]));
   const files: Record<string, string> = {};
+  const lineOrigins: Record<string, LineOrigins> = {};
+  const renderConf = (view: ConfView, rel: string): string => {
+    const p = printConf({ lineOrigin: (l) => origins.get(l), ...view });
+    lineOrigins[rel] = p.origins;
+    return p.parts.join('');
+  };
   files['nginx.conf'] = renderConf(
     mainConf(m, header, brotli, all('logFields') as LogField[], all('accessLogs') as string[], Object.keys(confFiles), [...(all('mapKeys') as string[][]), ...(opts.externalMapKeys ?? [])]),
+    'nginx.conf',
   );
   files['mime.types'] = readFileSync(path.join(TEMPLATES, 'mime.types'), 'utf8');
-  files[CONF_FILES.maps] = renderConf({ header, lines: all('mapLines') as string[], blocks: [...mapBlocks(m, features), ...(all('maps') as Block[])] });
-  files[CONF_FILES.limits] = renderConf({ header, lines: all('limits') as string[], blocks: [] });
-  files[CONF_FILES.caches] = renderConf({ header, lines: all('caches') as string[], blocks: all('cacheMaps') as Block[] });
+  files[CONF_FILES.maps] = renderConf({ header, lines: all('mapLines') as string[], blocks: [...mapBlocks(m, features), ...(all('maps') as Block[])] }, CONF_FILES.maps);
+  files[CONF_FILES.limits] = renderConf({ header, lines: all('limits') as string[], blocks: [] }, CONF_FILES.limits);
+  files[CONF_FILES.caches] = renderConf({ header, lines: all('caches') as string[], blocks: all('cacheMaps') as Block[] }, CONF_FILES.caches);
   files[CONF_FILES.upstreams] = renderConf({
     header,
     lines: [],
@@ -110,11 +120,12 @@ export function render(m: GatewayModel, features: readonly Feature[], opts: Rend
       comment: `upstream ${u.name} (${u.at.path}): ${u.balance}`,
       head: `upstream ${bare(u.name, 'name')}`,
       lines: upstreamLines(u),
+      origin: u.at,
     })),
-  });
-  files[CONF_FILES.servers] = renderConf({ header, lines: [], blocks: serverBlocks(m, features, opts) });
-  for (const [rel, view] of Object.entries(confFiles)) files[rel] = renderConf({ header, ...view });
-  return { files, warnings, modules: { njs: m.global.modules.njs, brotli } };
+  }, CONF_FILES.upstreams);
+  files[CONF_FILES.servers] = renderConf({ header, lines: [], blocks: serverBlocks(m, features, opts) }, CONF_FILES.servers);
+  for (const [rel, view] of Object.entries(confFiles)) files[rel] = renderConf({ header, ...view }, rel);
+  return { files, lineOrigins, warnings, modules: { njs: m.global.modules.njs, brotli } };
 }
 
 function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: LogField[], featureLogs: string[], featureConfs: string[], mapKeys: string[][]): ConfView {
@@ -176,7 +187,12 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: L
     );
   }
   const snippet = m.unsafeSnippets.find((s) => s.context === 'http');
-  if (snippet) http.push(`# unsafe_nginx_http (verbatim, from ${snippet.at.path})`, ...snippet.text.trim().split('\n'));
+  const httpOrigins: (SourcePos | undefined)[] = [];
+  if (snippet) {
+    const raw = [`# unsafe_nginx_http (verbatim, from ${snippet.at.path})`, ...snippet.text.trim().split('\n')];
+    raw.forEach((_, i) => (httpOrigins[http.length + i] = snippet.at));
+    http.push(...raw);
+  }
   if (g.modules.njs) http.push(...NJS_HTTP_LINES);
   for (const f of featureConfs) http.push(d('include', f));
   for (const f of Object.values(CONF_FILES)) http.push(d('include', f));
@@ -185,7 +201,7 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: L
     lines,
     blocks: [
       { head: 'events', lines: [d('worker_connections', bare(g.workerConnections, 'int'))] },
-      { head: 'http', lines: http },
+      { head: 'http', lines: http, lineOrigins: httpOrigins },
     ],
   };
 }
@@ -276,6 +292,7 @@ function mapBlocks(m: GatewayModel, features: readonly Feature[]): Block[] {
     blocks.push({
       comment: `consistent-hash key for upstream ${u.name}; requests without it fall back to ${u.hashFallback === 'client_ip' ? 'the client IP' : 'a random spread'}`,
       head: `map ${hashKeySource(u, m, features)} $gw_hash_key_${ident(u.name)}`,
+      origin: u.at,
       lines: [d('""', fallback), d('default', hashKeySource(u, m, features))],
     });
   }
@@ -316,7 +333,12 @@ function serverBlocks(m: GatewayModel, features: readonly Feature[], opts: Rende
       for (const f of features) lines.push(...(f.serverLines?.(m, l) ?? []));
       lines.push(...headers, ...errorPageLines());
       const snippet = m.unsafeSnippets.find((s) => s.context === 'server' && s.target === l.name);
-      if (snippet) lines.push(`# unsafe_nginx_server (verbatim, from ${snippet.at.path})`, ...snippet.text.trim().split('\n'));
+      const serverOrigins: (SourcePos | undefined)[] = [];
+      if (snippet) {
+        const raw = [`# unsafe_nginx_server (verbatim, from ${snippet.at.path})`, ...snippet.text.trim().split('\n')];
+        raw.forEach((_, i) => (serverOrigins[lines.length + i] = snippet.at));
+        lines.push(...raw);
+      }
       const locations: Block[] = [...healthLocations(m, headers), ...features.flatMap((f) => f.serverLocations?.(m, l, g.routes) ?? [])];
       if (!l.tls) locations.push(...acmeLocation(m));
       const named: Block[] = [];
@@ -334,6 +356,8 @@ function serverBlocks(m: GatewayModel, features: readonly Feature[], opts: Rende
         head: 'server',
         lines,
         blocks: locations,
+        origin: l.at,
+        lineOrigins: serverOrigins,
       });
     }
     if (!catchAllMain) out.push(unknownHostServer(l, m, features));
@@ -368,18 +392,19 @@ function unknownHostServer(l: Listener, m: GatewayModel, features: readonly Feat
     // src/features/tls/render.ts), so it carries the listener's profile.
     lines.push(d('ssl_reject_handshake', 'on'));
     for (const f of features) lines.push(...(f.serverHead?.(m, l, { catchAll: true }) ?? []));
-    return { comment: `listener ${l.name}: unknown Host`, head: 'server', lines };
+    return { comment: `listener ${l.name}: unknown Host`, head: 'server', lines, origin: l.at };
   }
   lines.push(d('set', '$gw_route', '"unknown-host"'));
   if (l.unknownHost === 444) {
     lines.push(d('return', '444'));
-    return { comment: `listener ${l.name}: unknown Host closes the connection`, head: 'server', lines };
+    return { comment: `listener ${l.name}: unknown Host closes the connection`, head: 'server', lines, origin: l.at };
   }
   const headers = listenerHeaders(l, m, features);
   lines.push(...errorPageLines());
   return {
     comment: `listener ${l.name}: unknown Host answers 404`,
     head: 'server',
+    origin: l.at,
     lines,
     blocks: [...acmeLocation(m), { head: 'location /', lines: [d('return', '404')] }, ...errorLocations(headers)],
   };

@@ -77,7 +77,13 @@ export function routeBlocks(r: Route, l: Listener, m: GatewayModel, features: re
       routeName: d('set', '$gw_route', q(r.name, 'token')),
       raw: rawLines,
     });
-    return layoutRoute(plan);
+    const out = layoutRoute(plan);
+    // where nginx's errors in these blocks come from: the route, its raw snippet lines the snippet
+    for (const b of [out.location, ...out.named]) {
+      b.origin = r.at;
+      if (snippet) b.lineOrigins = b.lines.map((l) => (rawLines.includes(l as never) ? snippet.at : undefined));
+    }
+    return out;
   } catch (e) {
     if (e instanceof PlanError) throw new RenderError(e.message);
     throw e;
