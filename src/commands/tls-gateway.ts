@@ -25,8 +25,7 @@ import { compile } from '../build/compile.ts';
 import { writeBuild } from '../build/write.ts';
 import { deploy, DeployError } from '../deploy/deploy.ts';
 import { runCapture, runningMaster } from '../deploy/nginx.ts';
-import { mainDirectives } from '../deploy/nginxconf.ts';
-import { layout, linkedRelease } from '../deploy/releases.ts';
+import { buildRuntime, layout, linkedRelease } from '../deploy/releases.ts';
 import { formatDiagnostic } from '../model/diagnostics.ts';
 import { PENDING_CERTIFICATE_ROUTE } from '../features/tls/servers.ts';
 import { DEFAULT_PID_FILE, findNginx, preparePrefix, reloadNginx, testConfig, type NginxLocation } from '../runtime/nginx/index.ts';
@@ -95,20 +94,6 @@ export function servesPendingCertificate(buildDir: string): boolean {
   return names.some((n) => readFileSync(path.join(confD, n), 'utf8').includes(marker));
 }
 
-/** pid file and error log of the nginx serving a build: from its manifest, else (older builds) its nginx.conf. */
-function runtimeOf(conf: string): { pid: string | null; errorLog: string | undefined } {
-  const declared = manifestOf(path.dirname(conf))?.runtime as { pid?: unknown; errorLog?: unknown } | undefined;
-  if (declared && typeof declared.pid === 'string' && typeof declared.errorLog === 'string') {
-    const file = declared.errorLog !== 'stderr' && !/^(syslog|memory):/.test(declared.errorLog);
-    return { pid: declared.pid, errorLog: file ? declared.errorLog : undefined };
-  }
-  try {
-    const d = mainDirectives(readFileSync(conf, 'utf8'));
-    return { pid: d.pid, errorLog: d.errorLogs[0] };
-  } catch {
-    return { pid: null, errorLog: undefined };
-  }
-}
 
 async function nginxTestOrThrow(loc: NginxLocation, prefix: string, conf: string, what: string): Promise<void> {
   const t = await testConfig(loc, prefix, conf);
@@ -170,7 +155,7 @@ export function reloadServingGateway(
         return true;
       }
       const loc = await findNginx({ nginx: opts.nginx });
-      const rt = runtimeOf(conf);
+      const rt = buildRuntime(path.dirname(conf));
       const pidFile = path.resolve(L.prefix, rt.pid ?? DEFAULT_PID_FILE);
       if (opts.reloadCmd) {
         await nginxTestOrThrow(loc, L.prefix, conf, `release ${live}`);
@@ -180,7 +165,7 @@ export function reloadServingGateway(
       }
       if ((await runningMaster(pidFile)) !== null) {
         await nginxTestOrThrow(loc, L.prefix, conf, `release ${live}`);
-        await reloadNginx(L.prefix, { pidFile, errorLog: rt.errorLog });
+        await reloadNginx(L.prefix, { pidFile, errorLog: rt.errorLogs[0] });
         log(`reloaded the deployment at ${target} (release ${live}, nginx prefix ${L.prefix})`);
         return true;
       }
@@ -211,7 +196,7 @@ export function reloadServingGateway(
           await preparePrefix(upPrefix, loc.modulesDir);
           await nginxTestOrThrow(loc, upPrefix, conf, conf);
         }
-        await reloadNginx(upPrefix, { errorLog: conf ? runtimeOf(conf).errorLog : undefined });
+        await reloadNginx(upPrefix, { errorLog: conf ? buildRuntime(path.dirname(conf)).errorLogs[0] : undefined });
         log(`reloaded the gateway under ${upPrefix}${conf ? ` (${conf})` : ''}`);
         return true;
       }

@@ -23,10 +23,10 @@ import {
   stopMaster,
   waitLogsQuiet,
 } from './nginx.ts';
-import { mainDirectives } from './nginxconf.ts';
 import { waitReady } from './ready.ts';
 import { proveRelease } from './shadow.ts';
 import {
+  buildRuntime,
   type BuildManifest,
   type Layout,
   layout,
@@ -146,16 +146,9 @@ interface ReleaseRuntime {
  */
 async function releaseRuntime(ctx: Ctx, release: string | null): Promise<ReleaseRuntime> {
   const abs = (p: string) => (path.isAbsolute(p) ? p : path.join(ctx.L.prefix, p));
-  const declared = release ? (await readManifest(path.dirname(confOf(ctx, release))).catch(() => null))?.runtime : null;
-  if (declared) return { pidFile: abs(declared.pid), errorLogs: isLogFile(declared.errorLog) ? [abs(declared.errorLog)] : [] };
-  let text = '';
-  if (release) text = await fsp.readFile(confOf(ctx, release), 'utf8').catch(() => '');
-  const d = mainDirectives(text);
-  return { pidFile: abs(d.pid ?? 'run/nginx.pid'), errorLogs: d.errorLogs.map(abs) };
+  const rt = release ? buildRuntime(path.dirname(confOf(ctx, release))) : { pid: null, errorLogs: [] };
+  return { pidFile: abs(rt.pid ?? 'run/nginx.pid'), errorLogs: rt.errorLogs.map(abs) };
 }
-
-/** An error_log target that is a file (not stderr, syslog: or memory:). */
-const isLogFile = (target: string): boolean => target !== 'stderr' && !/^(syslog|memory):/.test(target);
 
 /** Verify every file the manifest lists against its checksum. */
 async function verifyFiles(dir: string, m: BuildManifest): Promise<string[]> {

@@ -65,15 +65,18 @@ export function topLevelStatements(text: string): string[][] {
   return out;
 }
 
+/** An error_log target nginx writes to a file (not stderr, syslog:, memory: or /dev/null). */
+export function isErrorLogFile(p: string): boolean {
+  return !(p === 'stderr' || p.startsWith('syslog:') || p.startsWith('memory:') || p === '/dev/null');
+}
+
 export function mainDirectives(text: string): MainDirectives {
   let pid: string | null = null;
   const errorLogs: string[] = [];
   for (const st of topLevelStatements(text)) {
     if (st[0] === 'pid' && st[1]) pid = st[1];
     if (st[0] === 'error_log' && st[1]) {
-      const p = st[1];
-      if (p === 'stderr' || p.startsWith('syslog:') || p.startsWith('memory:') || p === '/dev/null') continue;
-      errorLogs.push(p);
+      if (isErrorLogFile(st[1])) errorLogs.push(st[1]);
     }
   }
   return { pid, errorLogs };

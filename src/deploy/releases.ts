@@ -10,7 +10,9 @@
 import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { readLinkOrNull } from './fsutil.ts';
+import { isErrorLogFile, mainDirectives } from './nginxconf.ts';
 
 export interface Layout {
   target: string;
@@ -54,6 +56,28 @@ export class ManifestError extends Error {}
 function manifestRuntime(x: unknown): BuildManifest['runtime'] {
   const r = x as { pid?: unknown; errorLog?: unknown } | undefined;
   return r && typeof r.pid === 'string' && typeof r.errorLog === 'string' ? { pid: r.pid, errorLog: r.errorLog } : null;
+}
+
+/**
+ * The pid file and error-log files of the nginx serving a build (paths as written: relative to
+ * the prefix unless absolute): from its manifest, which the build writes from the model;
+ * builds made before the manifest carried them are read from their nginx.conf.
+ */
+export function buildRuntime(dir: string): { pid: string | null; errorLogs: string[] } {
+  let declared: BuildManifest['runtime'] = null;
+  try {
+    declared = manifestRuntime((JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { runtime?: unknown }).runtime);
+  } catch {
+    // no readable manifest: fall back to the config itself
+  }
+  if (declared) return { pid: declared.pid, errorLogs: isErrorLogFile(declared.errorLog) ? [declared.errorLog] : [] };
+  let text = '';
+  try {
+    text = readFileSync(path.join(dir, 'nginx.conf'), 'utf8');
+  } catch {
+    // no config either: the defaults
+  }
+  return mainDirectives(text);
 }
 
 export async function readManifest(dir: string): Promise<BuildManifest> {
