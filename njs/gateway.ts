@@ -1,8 +1,8 @@
 // njs entry module, bundled to dist/njs/gateway.js and loaded with
 // `js_import gateway from njs/gateway.js;`. Handlers live in lib/handlers.ts.
 import { apiKey, jwt, jwtCached, jwtSync } from './lib/handlers.ts';
-import { claimKey, route } from './lib/routing.ts';
+import { route } from './lib/routing.ts';
 import { bodyDigest } from './lib/cache.ts';
 import { metricsExport, metricsLog } from './lib/metrics.ts';
 
-export default { apiKey: apiKey, jwt: jwt, jwtCached: jwtCached, jwtSync: jwtSync, route: route, claimKey: claimKey, bodyDigest: bodyDigest, metricsLog: metricsLog, metricsExport: metricsExport };
+export default { apiKey: apiKey, jwt: jwt, jwtCached: jwtCached, jwtSync: jwtSync, route: route, bodyDigest: bodyDigest, metricsLog: metricsLog, metricsExport: metricsExport };

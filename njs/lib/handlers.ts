@@ -22,6 +22,7 @@ import { extractApiKey, extractBearer, hashApiKey, isWellFormedKey, keyExpiry, p
 import { providerName, safeIdentity, safeRole } from './identity.ts';
 import { logLine, logText } from './logtext.ts';
 import { DEFAULT_MAX_TOKEN_LENGTH, JsonObject, JwtOk, JwtPolicy, verifyJwt, verifyJwtSync } from './jwt.ts';
+import { claimKeyFrom } from './keys.ts';
 import { CacheSettings, CachedIdentity, JWT_CACHE_ZONE, JwtCacheDict, cacheDeadline, cacheGet, cacheKey, cachePut } from './jwtcache.ts';
 
 export interface JwtProvider extends JwtPolicy, CacheSettings {
@@ -33,6 +34,8 @@ export interface JwtProvider extends JwtPolicy, CacheSettings {
 export interface AuthPreload {
   version: number;
   jwt: { [provider: string]: JwtProvider };
+  // some upstream hashes on a JWT claim: derive $gw_claim_key here (see claimKeyFor)
+  claimHash?: boolean;
 }
 
 // js_preload_object gw_auth from njs/auth.json;
@@ -152,6 +155,22 @@ function setIdentity(v: NginxHTTPRequest['variables'], client: string, role: str
   v.gw_client_role = role;
   v.gw_client_tier = tier;
   v.gw_client_claims = claims;
+  claimKeyFor(v, claims);
+}
+
+// The consistent-hash key of a route whose upstream hashes on a claim ($gw_hash_spec
+// "claim:<name>", set in the rewrite phase before any auth check runs), written to the js_var
+// $gw_claim_key by the call that verified the token: identity and claims cost one njs call.
+// Builds without a claim-hashed upstream do not even read $gw_hash_spec (preload flag).
+// Model routes pick their upstream later and derive the key in routing.ts's body step.
+function claimKeyFor(v: NginxHTTPRequest['variables'], claims: string): void {
+  if (typeof gw_auth === 'undefined' || gw_auth.claimHash !== true) {
+    return;
+  }
+  const spec = v.gw_hash_spec;
+  if (spec && spec.indexOf('claim:') === 0) {
+    v.gw_claim_key = claimKeyFrom(spec, claims);
+  }
 }
 
 // js_set $gw_jwt_cached gateway.jwtCached;  (auth_request routes, before the subrequest)
@@ -256,6 +275,7 @@ async function jwtCheck(r: NginxHTTPRequest): Promise<void> {
   const hit = slot === null ? null : cacheGet(slot.dict, slot.key, now);
   if (hit !== null) {
     r.variables.gw_jwt_cache = 'hit';
+    claimKeyFor(r.variables, hit.payload);
     accept(r, hit.client, hit.role, hit.tier, hit.payload);
     return;
   }
@@ -273,5 +293,6 @@ async function jwtCheck(r: NginxHTTPRequest): Promise<void> {
     return;
   }
   remember(slot, res, id, cfg, now);
+  claimKeyFor(r.variables, res.payloadSegment);
   accept(r, id.client, id.role, id.tier, res.payloadSegment);
 }

@@ -53,12 +53,9 @@ export function route(r: NginxHTTPRequest): void {
   }
   if (spec.indexOf('body:') === 0) {
     v.gw_hash_value = keyOf(doc, spec.substring(5));
+  } else if (spec.indexOf('claim:') === 0) {
+    // the model's pool hashes on a claim: auth (which ran before this step) could not know it
+    v.gw_claim_key = claimKeyFrom(spec, v.gw_client_claims);
   }
   r.internalRedirect(v.gw_route_next || '@gw_missing_next');
-}
-
-// js_set $gw_claim_key gateway.claimKey; — evaluated when the upstream hashes, after auth.
-export function claimKey(r: NginxHTTPRequest): string {
-  const v = r.variables;
-  return claimKeyFrom(v.gw_hash_spec, v.gw_client_claims);
 }

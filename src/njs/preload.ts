@@ -45,6 +45,9 @@ export interface JwtProviderOutput extends JwtPolicy {
 export interface AuthPreloadOptions {
   /** seconds a verified token may be served from the cache; absent = no cache */
   jwtCacheTtl?: number;
+  /** some upstream hashes on a JWT claim: the JWT handlers derive $gw_claim_key in their own
+   *  call (one njs call for identity and claims) instead of a js_set of its own */
+  claimHash?: boolean;
 }
 
 /**
@@ -61,6 +64,7 @@ export function cacheGeneration(name: string, provider: JwtProviderOutput): stri
 export interface AuthPreloadObject {
   version: 1;
   jwt: Record<string, JwtProviderOutput>;
+  claimHash?: true;
 }
 
 export class PreloadError extends Error {
@@ -185,7 +189,7 @@ export function buildAuthPreload(providers: JwtProviderInput[], opts: AuthPreloa
     }
     jwt[input.name] = out;
   }
-  return { version: 1, jwt };
+  return opts.claimHash ? { version: 1, jwt, claimHash: true } : { version: 1, jwt };
 }
 
 // The text of dist/njs/auth.json (write it with mode 0600: it may hold HMAC secrets).

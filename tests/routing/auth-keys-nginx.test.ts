@@ -1,7 +1,8 @@
 // Hash keys that come from authentication, end to end with the real `auth:` section:
-// client_id from an API key, a JWT claim (HS256), and model routing behind JWT auth (auth_request
-// in the public location, then the njs body step), each landing where `gatewayctl route` says.
-import { SignJWT } from 'jose';
+// client_id from an API key, a JWT claim (HS256 in the route's own call, ES256 through the
+// auth_request subrequest, both again from the verified-token cache), and model routing behind
+// JWT auth (then the njs body step), each landing where `gatewayctl route` says.
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey, serializeKeys, type KeyFile } from '../../src/keys/store.ts';
 import { explainRoute } from '../../src/routing/explain.ts';
@@ -43,13 +44,15 @@ auth:
   api_keys: { file: keys.yaml }
   jwt:
     internal: { algorithms: [HS256], secret_env: GW_ROUTING_SECRET }
+    external: { algorithms: [ES256], jwks_file: jwks.json }
 routes:
   - { name: by-client, match: { prefix: /client/ }, upstream: clients, auth: api_key }
-  - { name: by-tenant, match: { prefix: /tenant/ }, upstream: tenants, auth: { methods: [jwt] } }
+  - { name: by-tenant, match: { prefix: /tenant/ }, upstream: tenants, auth: { methods: [jwt], jwt_provider: internal } }
+  - { name: by-tenant-es, match: { prefix: /tenant-es/ }, upstream: tenants, auth: { methods: [jwt], jwt_provider: external } }
   - name: chat
     match: { exact: /v1/chat/completions, methods: [POST] }
     models: route
-    auth: { methods: [jwt] }
+    auth: { methods: [jwt], jwt_provider: internal }
 `;
 
 const jwt = (claims: Record<string, unknown>) =>
@@ -59,6 +62,15 @@ const jwt = (claims: Record<string, unknown>) =>
     .setIssuedAt()
     .setExpirationTime('5m')
     .sign(new TextEncoder().encode(SECRET));
+
+let ec: CryptoKeyPair;
+const esJwt = (claims: Record<string, unknown>) =>
+  new SignJWT(claims)
+    .setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid: 'es-1' })
+    .setSubject(String(claims.sub ?? 'user'))
+    .setIssuedAt()
+    .setExpirationTime('5m')
+    .sign(ec.privateKey);
 
 let model: ReturnType<typeof compile>['model'];
 const idOf = (addr: string) => ups.find((u) => u.address === addr)!.id;
@@ -71,7 +83,9 @@ beforeAll(async () => {
   const store: KeyFile = { version: 1, keys: [] };
   for (let i = 0; i < 30; i++) keys[`client-${i}`] = createKey(store, { name: `client-${i}` }, new Date()).key;
   const env = { GW_ROUTING_SECRET: SECRET };
-  project = await startProject({ 'gateway.yaml': yaml(ups.map((u) => u.address)), 'keys.yaml': serializeKeys(store) }, [port], { env });
+  ec = await generateKeyPair('ES256', { extractable: true });
+  const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(ec.publicKey)), kid: 'es-1', alg: 'ES256', use: 'sig' }] });
+  project = await startProject({ 'gateway.yaml': yaml(ups.map((u) => u.address)), 'keys.yaml': serializeKeys(store), 'jwks.json': jwks }, [port], { env });
   model = compile(`${project.dir}/gateway.yaml`, { env }).model;
 });
 
@@ -109,6 +123,39 @@ describe('hash keys from authentication', () => {
       expect(none.json.id).toBe(where('tenants', '127.0.0.1'));
       expect((await request(url('/tenant/x'))).status).toBe(401);
     });
+  });
+
+  it('jwt_claim: the key is the same whichever JWT call derives it (in place, auth_request subrequest, verified-token cache)', async () => {
+    await withErrorLog(project.gw, async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 24; i++) {
+        const tenant = `t-${i}`;
+        const hs = await jwt({ sub: `u${i}`, tenant });
+        const es = await esJwt({ sub: `u${i}`, tenant });
+        // each token twice: first verified in full, then answered from the verified-token cache
+        for (const [path, token] of [['/tenant/x', hs], ['/tenant/x', hs], ['/tenant-es/x', es], ['/tenant-es/x', es]]) {
+          const r = await request(url(path), { Authorization: `Bearer ${token}` });
+          expect(r.status, `${path} ${r.text}`).toBe(200);
+          expect(r.json.id, `${path} ${tenant}`).toBe(where('tenants', tenant));
+          seen.add(r.json.id);
+        }
+      }
+      expect(seen.size).toBe(3);
+      const none = await request(url('/tenant-es/x'), { Authorization: `Bearer ${await esJwt({ sub: 'u' })}` });
+      expect(none.json.id).toBe(where('tenants', '127.0.0.1'));
+      expect((await request(url('/tenant-es/x'))).status).toBe(401);
+    });
+  });
+
+  it('one njs call derives identity and claim key: the build declares no js_set of routing\'s own', () => {
+    const built = compile(`${project.dir}/gateway.yaml`, { env: { GW_ROUTING_SECRET: SECRET } });
+    const maps = built.files['conf.d/00-maps.conf'];
+    expect(maps).toContain('js_var $gw_claim_key;');
+    expect(maps).not.toMatch(/js_set \$gw_claim_key/);
+    const manifest = JSON.parse(built.files['manifest.json']) as { routes: { name: string; njsCalls: number; byFeature: Record<string, number> }[] };
+    const byTenant = manifest.routes.find((r) => r.name === 'by-tenant')!;
+    expect(byTenant.njsCalls).toBe(1);
+    expect(byTenant.byFeature.routing ?? 0).toBe(0);
   });
 
   it('model routing behind JWT: 401 first, then the model\'s pool with its own key (body field or claim)', async () => {

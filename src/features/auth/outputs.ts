@@ -126,6 +126,12 @@ function secretText(raw: string): string {
   return raw.replace(/\r?\n$/, '');
 }
 
+/** Some upstream hashes on a JWT claim (the routing feature's `hash_key: { jwt_claim }`): the
+ *  JWT handlers then derive the key in their own call (njs/lib/handlers.ts, claimKeyFor). */
+function hashesOnClaim(m: GatewayModel): boolean {
+  return m.upstreams.some((u) => u.balance === 'consistent_hash' && u.hashKey?.kind === 'jwt_claim');
+}
+
 /** The key map and the JWT preload object, from inputs read in the load stage (no disk access). */
 export function buildAuthArtifacts(m: GatewayModel, inputs: Inputs, opts: AuthBuildOptions): AuthBuild {
   const files: Record<string, string> = {};
@@ -242,7 +248,7 @@ export function buildAuthArtifacts(m: GatewayModel, inputs: Inputs, opts: AuthBu
         else fail(opts.locate(`auth.jwt.${input.name}`, pr.at), `JWT provider ${input.name}: ${detail}`);
       }
     }
-    if (!diagnostics.length) files[AUTH_FILES.preload] = renderAuthPreload(providers, auth!.jwtCache ? { jwtCacheTtl: auth!.jwtCache.ttlSeconds } : {});
+    if (!diagnostics.length) files[AUTH_FILES.preload] = renderAuthPreload(providers, { ...(auth!.jwtCache ? { jwtCacheTtl: auth!.jwtCache.ttlSeconds } : {}), ...(hashesOnClaim(m) ? { claimHash: true } : {}) });
   }
 
   return { files, diagnostics, mapKeys };

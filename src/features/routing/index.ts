@@ -5,14 +5,13 @@ import type { Feature } from '../../core/feature.ts';
 import type { GatewayModel, Route } from '../../model/types.ts';
 import { checkRoutingRules } from './rules.ts';
 import { normalizeModels, routingNeedsNjs } from './normalize.ts';
-import { bodyStep, claimSpecLines, CLAIM_HANDLER, hashSpec, modelsListLines, MODEL_UPSTREAM_TARGET, needsBodyStep, njsKeySource, ROUTE_HANDLER, routingHttpLines, routingMapBlocks } from './render.ts';
+import { bodyStep, claimSpecLines, hashSpec, modelsListLines, MODEL_UPSTREAM_TARGET, needsBodyStep, njsKeySource, ROUTE_HANDLER, routingHttpLines, routingMapBlocks } from './render.ts';
 import { routingSchema } from './schema.ts';
 
 function njsCalls(r: Route, m: GatewayModel): number {
   if (r.models === 'list' || r.respond) return 0;
-  if (needsBodyStep(r, m)) return 1; // js_content gateway.route
-  const u = m.upstreams.find((x) => x.name === r.upstream);
-  return hashSpec(u)?.startsWith('claim:') ? 1 : 0; // js_set $gw_claim_key, read when the upstream hashes
+  // a claim key is written by the JWT handler's own call (auth), not by a call of routing's
+  return needsBodyStep(r, m) ? 1 : 0; // js_content gateway.route
 }
 
 export const routingFeature: Feature = {
@@ -21,7 +20,6 @@ export const routingFeature: Feature = {
   schema: routingSchema,
   njs: [
     { handler: ROUTE_HANDLER, phase: 'js_content' },
-    { handler: CLAIM_HANDLER, phase: 'js_set' },
   ],
   cost: { njsCalls, measured: 'scripts/bench.ts: model routing and body-field hash scenarios' },
   normalize: (raw, m, ctx) => {

@@ -5,8 +5,9 @@
 //   body_field  js_content gateway.route (public location) reads the body, writes the field to
 //               the js_var $gw_hash_value and redirects to the named location @gw_next_<route>,
 //               which proxies; the body read by njs is the one sent upstream.
-//   jwt_claim   js_set $gw_claim_key gateway.claimKey, evaluated lazily when the upstream
-//               hashes (after auth_request has set $gw_client_claims); claim from $gw_hash_spec.
+//   jwt_claim   the js_var $gw_claim_key, written by the JWT handler that verified the token
+//               (claim named by $gw_hash_spec, set in the rewrite phase), or by the body step
+//               on model routes: no njs call of its own (one call for identity and claims).
 //   client_id   no njs of its own: a map over $gw_client_id, which auth sets.
 // Each map turns "" into the upstream's hash_fallback. Model routes use the same js_content
 // step: njs writes $gw_model, nginx maps it to an upstream name ($gw_model_upstream) and
@@ -23,7 +24,6 @@ const FIELD_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 
 /** js_content step for requests whose routing needs the body. */
 export const ROUTE_HANDLER = 'gateway.route';
-export const CLAIM_HANDLER = 'gateway.claimKey';
 
 /** The nginx variable an njs-derived key kind is read from (the map source). */
 export function njsKeySource(u: Upstream): string | null {
@@ -71,7 +71,7 @@ export function routingHttpLines(m: GatewayModel): Directive[] {
     out.push(d('js_var', '$gw_hash_spec'), d('js_var', '$gw_hash_value'));
   }
   if (models) out.push(d('js_var', '$gw_model'));
-  if (kinds.has('jwt_claim')) out.push(d('js_var', '$gw_client_claims'), d('js_set', '$gw_claim_key', CLAIM_HANDLER));
+  if (kinds.has('jwt_claim')) out.push(d('js_var', '$gw_client_claims'), d('js_var', '$gw_claim_key'));
   if (kinds.has('client_id')) out.push(d('js_var', '$gw_client_id'));
   return out;
 }
