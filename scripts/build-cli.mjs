@@ -34,7 +34,7 @@ const ALWAYS_EXTERNAL = ['typescript', 'esbuild', 'acme-client'];
  *   core's keys and the registered features' fragments), compiled with check-schema.ts's
  *   AJV_OPTIONS, and the schema's key, so the CLI does not compile the schema on every start
  *   (the largest start-up cost of `validate`);
- * - src/build/njs-prebuilt.ts: the njs bundle of njs/ with the content key of its sources,
+ * - src/build/njs-prebuilt.ts: the pieces of the njs bundle of njs/ with the content key of its sources,
  *   so a build that uses njs loads neither esbuild nor TypeScript while njs/ is unchanged.
  */
 async function generatedModules() {
@@ -45,7 +45,7 @@ async function generatedModules() {
         "export { gatewaySchema } from './src/config/schema.ts';",
         "export { FEATURES } from './src/features/index.ts';",
         "export { AJV_OPTIONS, schemaKey } from './src/config/check-schema.ts';",
-        "export { njsBundleText, njsSourcesKey } from './src/build/njs.ts';",
+        "export { njsBundleParts, njsSourcesKey } from './src/build/njs.ts';",
       ].join('\n'),
       resolveDir: root,
       loader: 'ts',
@@ -75,7 +75,7 @@ async function generatedModules() {
   const validator = `${standaloneCode(ajv, ajv.compile(schema))}\nexport { validate as precompiledValidator };\nexport const precompiledSchemaKey = ${JSON.stringify(mod.schemaKey(schema))};\n`;
   let prebuilt = null;
   try {
-    prebuilt = { key: mod.njsSourcesKey(), code: mod.njsBundleText() };
+    prebuilt = { key: mod.njsSourcesKey(), parts: mod.njsBundleParts() };
   } catch (e) {
     // njs/ does not bundle or lint clean: the CLI still builds, and reports it where it
     // bundles njs (build, njs-lint) with positions

@@ -9,10 +9,10 @@ import { formatDiagnostic } from '../src/model/diagnostics.ts';
 import { NJS_BUNDLE_PATH, njsBundleText } from '../src/build/njs.ts';
 
 /** manifest.json lists the bundle's sha256: checked here, stored as a placeholder in golden files. */
-function stable(rel: string, text: string): string {
+function stable(rel: string, text: string, bundle: string | undefined): string {
   if (rel !== 'manifest.json') return text;
   return text.replace(/("njs\/gateway\.js": ")([0-9a-f]{64})(")/, (_all, a: string, h: string, b: string) => {
-    expect(h, 'manifest sha256 of the njs bundle').toBe(sha256(njsBundleText()));
+    expect(h, 'manifest sha256 of the njs bundle').toBe(sha256(bundle ?? ''));
     return `${a}(sha256 of the current njs bundle)${b}`;
   });
 }
@@ -45,7 +45,7 @@ describe.each([...cases('tests/golden'), ...cases('examples')])('golden %s', (di
         for (const [rel, text] of Object.entries(r.files!)) {
           if (rel === NJS_BUNDLE_PATH) continue; // the njs bundle is checked against the sources, not stored
           mkdirSync(path.dirname(path.join(expDir, rel)), { recursive: true });
-          writeFileSync(path.join(expDir, rel), stable(rel, text));
+          writeFileSync(path.join(expDir, rel), stable(rel, text, r.files![NJS_BUNDLE_PATH]));
         }
       } else {
         writeFileSync(errFile, `${r.diagnostics.map(formatDiagnostic).join('\n')}\n`);
@@ -58,14 +58,23 @@ describe.each([...cases('tests/golden'), ...cases('examples')])('golden %s', (di
     }
     expect(r.diagnostics.filter((x) => x.severity === 'error').map(formatDiagnostic)).toEqual([]);
     const expected = listFiles(expDir).sort();
-    // the njs bundle follows njs/*.ts; only its presence (for models that use njs) is golden
-    if (r.files![NJS_BUNDLE_PATH] !== undefined) {
-      expect(r.files![NJS_BUNDLE_PATH]).toBe(njsBundleText());
+    // the njs bundle follows njs/*.ts; only its presence (for models that use njs) is golden,
+    // and it exports exactly the handlers the configuration calls (each one costs every njs
+    // request): none missing, none extra
+    const bundle = r.files![NJS_BUNDLE_PATH];
+    if (bundle !== undefined) {
       expect(r.files!['nginx.conf']).toContain('js_import gateway from gateway.js;');
+      const called = new Set<string>();
+      for (const [rel, text] of Object.entries(r.files!)) {
+        if (rel.endsWith('.conf')) for (const m of text.matchAll(/\b(?:js_set\s+\S+|js_content|js_body_filter|js_header_filter|js_periodic|js_access|js_preread|js_filter)\s+gateway\.(\w+)/g)) called.add(m[1]);
+      }
+      const exported = [...bundle.matchAll(/^ {2}([A-Za-z]\w*): gw_\1,?$/gm)].map((m) => m[1]);
+      expect(exported.sort(), 'njs handlers exported vs called').toEqual([...called].sort());
+      expect(bundle).toBe(njsBundleText(exported));
     }
     expect(Object.keys(r.files!).filter((f) => f !== NJS_BUNDLE_PATH).sort()).toEqual(expected);
     for (const rel of expected) {
-      expect(stable(rel, r.files![rel]), `${dir}/expected/${rel}`).toBe(readFileSync(path.join(expDir, rel), 'utf8'));
+      expect(stable(rel, r.files![rel], bundle), `${dir}/expected/${rel}`).toBe(readFileSync(path.join(expDir, rel), 'utf8'));
     }
   });
 });

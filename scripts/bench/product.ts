@@ -11,9 +11,30 @@ import { HS_SECRET } from './reference.ts';
 /** A per-client limit high enough never to reject a benchmark request (it still counts). */
 const RATE = '100000r/s';
 
-/** `jwtCache: false` builds with `auth.jwt_cache: false` (to measure what the verified-token cache saves). */
-export function productYaml(gw: number, backends: [number, number], opts: { jwtCache?: boolean } = {}): string {
+/**
+ * `jwtCache: false` builds with `auth.jwt_cache: false` (to measure what the verified-token cache
+ * saves); `routes` keeps only the `plain` route and these (a gateway doing one thing: its njs
+ * module then holds only the handlers that route calls).
+ */
+export function productYaml(gw: number, backends: [number, number], opts: { jwtCache?: boolean; routes?: string[] } = {}): string {
   const [a, b] = backends;
+  // with `routes`: only those routes, the upstreams they use and the model catalogue if kept
+  const kept = opts.routes ? ['plain', ...opts.routes] : null;
+  const uses: Record<string, string[]> = { rr: ['plain', 'hs', 'es'], by_client: ['apikey'], by_body: ['body', 'model'] };
+  let section = '';
+  const keep = (line: string) => {
+    section = /^([a-z_]+):/.exec(line)?.[1] ?? section;
+    if (!kept) return true;
+    if (section === 'routes') {
+      const name = /^ {2}- \{ name: ([a-z]+),/.exec(line)?.[1];
+      return name === undefined || kept.includes(name);
+    }
+    if (section === 'upstreams') {
+      const name = /^ {2}([a-z_]+):/.exec(line)?.[1];
+      return name === undefined || uses[name].some((r) => kept.includes(r));
+    }
+    return section !== 'models' || kept.includes('model');
+  };
   return `
 version: 1
 global:
@@ -45,7 +66,10 @@ auth:
 ${opts.jwtCache === false ? '  jwt_cache: false\n' : ''}  jwt:
     hs: { algorithms: [HS256], secret_file: hs.secret }
     es: { algorithms: [ES256], jwks_file: jwks.json }
-`;
+`
+    .split('\n')
+    .filter(keep)
+    .join('\n');
 }
 
 export interface Credentials {

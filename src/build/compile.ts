@@ -99,7 +99,7 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
     diagnostics.push({ code: 'GW400', severity: 'error', message: `render: ${e.message}`, at: null });
     return { ...fail(), model };
   }
-  addNjsFiles(model, files);
+  addNjsFiles(model, files, njsHandlersUsed(model, features));
   for (const o of outputs) Object.assign(files, o.files);
   files['manifest.json'] = manifest(model, files, modules, features);
   return { ok: true, model, files, diagnostics: sortDiagnostics(diagnostics), inputFiles: [...loaded.files, ...inputs.files], mapKeys };
@@ -132,6 +132,18 @@ export interface Manifest {
 export const BASELINE = { nginx: '1.24.0', njs: '0.8.0' };
 
 /** `http2 on` needs nginx 1.25.1; beyond that, what the features declare (Feature.requires). */
+/** The njs handlers this model's output calls (`gateway.<name>` → name), in registry order. */
+export function njsHandlersUsed(m: GatewayModel, features: readonly Feature[]): string[] {
+  const names: string[] = [];
+  for (const f of features) {
+    for (const u of f.njs ?? []) {
+      const name = u.handler.replace(/^gateway\./, '');
+      if ((!u.used || u.used(m)) && !names.includes(name)) names.push(name);
+    }
+  }
+  return names;
+}
+
 export function requirements(m: GatewayModel, njs: boolean, features: readonly Feature[]): Manifest['requires'] {
   const http2 = m.listeners.some((l) => l.tls && !l.tls.pending && l.tls.http2);
   let nginx = http2 ? '1.25.1' : BASELINE.nginx;

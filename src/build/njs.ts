@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { bundleNjsText, listNjsSourcesSync, NJS_ENTRY, NJS_SOURCE_DIR } from '../njs/bundle.ts';
+import { assembleNjsModule, bundleNjsParts, listNjsSourcesSync, NJS_ENTRY, NJS_SOURCE_DIR, type NjsModuleParts } from '../njs/bundle.ts';
 import { prebuiltNjs } from './njs-prebuilt.ts';
 
 export const NJS_BUNDLE_PATH = 'njs/gateway.js';
@@ -27,23 +27,28 @@ export function njsSourcesKey(): string {
   return h.digest('hex');
 }
 
-let cache: { key: string; code: string } | null = null;
+let cache: { key: string; parts: NjsModuleParts } | null = null;
 
 /**
- * The bundled module text (esbuild, synchronous), verified against the njs subset; cached
- * per process. The bundled CLI carries the bundle built with it (scripts/build-cli.mjs fills
- * ./njs-prebuilt.ts) and uses it while the njs sources have the same content, so only an
+ * The bundle's pieces (esbuild, synchronous), verified against the njs subset; cached per
+ * process. The bundled CLI carries the pieces built with it (scripts/build-cli.mjs fills
+ * ./njs-prebuilt.ts) and uses them while the njs sources have the same content, so only an
  * edit under njs/ since the CLI was built pays for esbuild and the TypeScript-based lint.
  */
-export function njsBundleText(): string {
+export function njsBundleParts(): NjsModuleParts {
   const key = njsSourcesKey();
-  if (cache && cache.key === key) return cache.code;
-  const code = prebuiltNjs && prebuiltNjs.key === key ? prebuiltNjs.code : bundleNjsText(NJS_ENTRY, NJS_BUNDLE_PATH);
-  cache = { key, code };
-  return code;
+  if (cache && cache.key === key) return cache.parts;
+  const parts = prebuiltNjs && prebuiltNjs.key === key ? prebuiltNjs.parts : bundleNjsParts(NJS_ENTRY, NJS_BUNDLE_PATH);
+  cache = { key, parts };
+  return cache.parts;
 }
 
-/** Add the bundle to the build files when the model uses njs. */
-export function addNjsFiles(model: { global: { modules: { njs: boolean } } }, files: Record<string, string>): void {
-  if (model.global.modules.njs) files[NJS_BUNDLE_PATH] = njsBundleText();
+/** The module exporting `handlers` (names without the `gateway.` prefix; all when null). */
+export function njsBundleText(handlers: readonly string[] | null = null): string {
+  return assembleNjsModule(njsBundleParts(), handlers);
+}
+
+/** Add the bundle to the build files when the model uses njs: only the handlers it calls. */
+export function addNjsFiles(model: { global: { modules: { njs: boolean } } }, files: Record<string, string>, handlers: readonly string[] | null): void {
+  if (model.global.modules.njs) files[NJS_BUNDLE_PATH] = njsBundleText(handlers);
 }

@@ -52,6 +52,10 @@ export interface NjsUse {
   /** js_set (variable, evaluated lazily by nginx), js_content (content phase, may be async),
    *  auth_request (an internal js_content location), log (js_set read by the access log) */
   phase: 'js_set' | 'js_content' | 'auth_request' | 'log';
+  /** whether this model's output calls it; absent = whenever the output loads njs. Only the
+   *  handlers a build calls are in its njs module: every exported handler costs every njs
+   *  request (src/njs/bundle.ts) */
+  used?(m: GatewayModel): boolean;
 }
 
 /**

@@ -10,7 +10,7 @@
 // esbuild and the TypeScript compiler (about 9 MB of JavaScript) load on first use, not with
 // this module: most CLI commands never lint or bundle njs. Synchronously (createRequire),
 // because compile() is synchronous and bundles the njs module on a cache miss.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -275,12 +275,6 @@ function esbuildEsm(entry: string, stdin?: string): string {
   return normalizeDefaultExport(result.outputFiles[0].text);
 }
 
-/** The hot entry next to an entry: `hot.ts` in the same directory (see layeredBundle). */
-export function hotEntryFor(entry: string): string | null {
-  const hot = path.join(path.dirname(entry), 'hot.ts');
-  return hot !== entry && existsSync(hot) ? hot : null;
-}
-
 interface EsmParts {
   imports: { name: string; module: string }[];
   body: string; // the code without its imports and without the final `export default x;`
@@ -360,59 +354,73 @@ function handlerSources(entry: string): { name: string; imported: string; local:
   return out;
 }
 
+/** An njs module in pieces: one self-contained function per handler (see handlerChunks). */
+export interface NjsModuleParts {
+  /** handler name → its top-level function `gw_<name>`, holding all the code it uses */
+  handlers: { name: string; modules: string[]; code: string }[];
+}
+
+const moduleVar = (mod: string) => `gw_module_${mod}`;
+
 /**
- * njs clones the module's VM for every request and runs its top-level code in the clone,
- * which creates every top-level function of the bundle again: about 2.7 µs per request for
- * the whole module (README, "Performance: API keys"), paid by each request that calls any
- * handler. The module is therefore laid out so that a request creates only the code of the
- * handlers it calls:
- *   - the handlers of `hot.ts` (the per-request API-key check) and what they use, at the top
- *     level as esbuild emits them;
- *   - every other handler in its own factory, `gw_h_<name>()`, holding that handler's code
- *     and what it uses (tree-shaken from its own esbuild run); the exported wrapper calls the
- *     factory and then the handler.
+ * njs clones the module's VM for every request and runs its top-level code in the clone: every
+ * top-level function is created again (about 200 instructions each, measured with callgrind:
+ * scripts/bench/instructions.ts), and every property of the default export costs about 700.
+ * A request that calls any handler pays for all of them, so the module has, per handler, ONE
+ * top-level function `gw_<name>(r, a, b)` holding that handler's code and what it uses
+ * (tree-shaken from its own esbuild run; nested declarations are created only when it is
+ * called), and the default export lists only the handlers the build's configuration calls
+ * (assembleNjsModule).
  */
-function layeredBundle(entry: string, hotEntry: string): string {
-  const hot = esmParts(esbuildEsm(hotEntry), hotEntry);
-  const sources = handlerSources(entry);
-  const names = sources.map((x) => x.name);
-  for (const h of hot.handlers) {
-    if (!names.includes(h)) throw new NjsBundleError(`${hotEntry}: handler ${h} is not exported by ${entry}`);
+export function handlerChunks(entry: string): NjsModuleParts {
+  const handlers = handlerSources(entry).map((x) => {
+    const stdin = `import { ${x.imported} as ${x.local} } from ${JSON.stringify(x.module)};\nexport default { ${x.name}: ${x.local} };\n`;
+    const parts = esmParts(esbuildEsm(entry, stdin), `${entry} (${x.name})`);
+    const lines = [`// handler ${x.name}: its code is created only in a request VM that calls it`, `function gw_${x.name}(r, a, b) {`];
+    for (const i of parts.imports) lines.push(`var ${i.name} = ${moduleVar(i.module)};`);
+    lines.push(parts.declarations, `return ${parts.locals[x.name]}(r, a, b);`, '}');
+    return { name: x.name, modules: [...new Set(parts.imports.map((i) => i.module))].sort(), code: lines.join('\n') };
+  });
+  return { handlers };
+}
+
+/**
+ * The module text exporting `names` (all handlers when null), in the entry's order. Plain
+ * string assembly of verified pieces, so a build needs neither esbuild nor TypeScript.
+ */
+export function assembleNjsModule(parts: NjsModuleParts, names: readonly string[] | null): string {
+  const chosen = names === null ? parts.handlers : parts.handlers.filter((h) => names.includes(h.name));
+  if (names !== null) {
+    const unknown = names.filter((n) => !parts.handlers.some((h) => h.name === n));
+    if (unknown.length) throw new NjsBundleError(`njs handlers not in the bundle: ${unknown.join(', ')}`);
   }
-  const cold = sources
-    .filter((x) => !hot.handlers.includes(x.name))
-    .map((x) => {
-      const stdin = `import { ${x.imported} as ${x.local} } from ${JSON.stringify(x.module)};\nexport default { ${x.name}: ${x.local} };\n`;
-      return { name: x.name, parts: esmParts(esbuildEsm(entry, stdin), `${entry} (${x.name})`) };
-    });
-  const modules = [...new Set(cold.flatMap((c) => c.parts.imports.map((i) => i.module)))].sort();
-  const modVar = (mod: string) => `gw_module_${mod}`;
-  const out: string[] = ['// hot handlers: created in every request VM that calls them (src/njs/bundle.ts, layeredBundle)'];
-  for (const i of hot.imports) out.push(`import ${i.name} from "${i.module}";`);
-  for (const mod of modules) out.push(`import ${modVar(mod)} from "${mod}";`);
-  out.push(hot.declarations, '');
-  for (const c of cold) {
-    out.push(`// handler ${c.name}: its code is created only in a request VM that calls it`, `function gw_h_${c.name}() {`);
-    for (const i of c.parts.imports) out.push(`var ${i.name} = ${modVar(i.module)};`);
-    out.push(c.parts.declarations, `return ${c.parts.locals[c.name]};`, '}', '');
-  }
-  const props = names.map((h) => (hot.handlers.includes(h) ? `  ${h}: ${hot.locals[h]}` : `  ${h}: function (r) {\n    return gw_h_${h}()(r);\n  }`));
-  out.push(`var gateway_default = {\n${props.join(',\n')}\n};`, 'export default gateway_default;', '');
+  const modules = [...new Set(chosen.flatMap((h) => h.modules))].sort();
+  const out: string[] = ['// one function per handler the configuration calls (src/njs/bundle.ts, handlerChunks)'];
+  for (const mod of modules) out.push(`import ${moduleVar(mod)} from "${mod}";`);
+  out.push('');
+  for (const h of chosen) out.push(h.code, '');
+  out.push(`var gateway_default = {${chosen.map((h) => `\n  ${h.name}: gw_${h.name}`).join(',')}\n};`, 'export default gateway_default;', '');
   return out.join('\n');
 }
 
 /**
- * Bundle one entry into one njs module and verify it (export default, njs subset); throws
- * NjsBundleError. Synchronous, so compile() can include the bundle in the build output. With
- * a `hot.ts` next to the entry, the module is layered (see layeredBundle).
+ * The pieces of an entry's module, verified: the module of all handlers and the module of
+ * each handler alone pass the njs-subset lint (any subset is then valid: the same functions).
  */
-export function bundleNjsText(entry: string, fileName: string, hotEntry: string | null = hotEntryFor(entry)): string {
-  const code = hotEntry ? layeredBundle(entry, hotEntry) : esbuildEsm(entry);
-  const problems = verifyNjsBundle(fileName, code);
-  if (problems.length > 0) {
-    throw new NjsBundleError(`bundle ${fileName} is not valid for njs:\n` + problems.map(formatProblem).join('\n'), problems);
+export function bundleNjsParts(entry: string, fileName: string): NjsModuleParts {
+  const parts = handlerChunks(entry);
+  for (const names of [null, ...parts.handlers.map((h) => [h.name])]) {
+    const problems = verifyNjsBundle(fileName, assembleNjsModule(parts, names));
+    if (problems.length > 0) {
+      throw new NjsBundleError(`bundle ${fileName} is not valid for njs:\n` + problems.map(formatProblem).join('\n'), problems);
+    }
   }
-  return code;
+  return parts;
+}
+
+/** The module of every handler of an entry, verified (njs-lint, tests). */
+export function bundleNjsText(entry: string, fileName: string): string {
+  return assembleNjsModule(bundleNjsParts(entry, fileName), null);
 }
 
 // Bundle one entry into one njs module file (written atomically).

@@ -149,10 +149,10 @@ describe('hash keys from authentication', () => {
 
   it('one njs call derives identity and claim key: the build declares no js_set of routing\'s own', () => {
     const built = compile(`${project.dir}/gateway.yaml`, { env: { GW_ROUTING_SECRET: SECRET } });
-    const maps = built.files['conf.d/00-maps.conf'];
+    const maps = built.files!['conf.d/00-maps.conf'];
     expect(maps).toContain('js_var $gw_claim_key;');
     expect(maps).not.toMatch(/js_set \$gw_claim_key/);
-    const manifest = JSON.parse(built.files['manifest.json']) as { routes: { name: string; njsCalls: number; byFeature: Record<string, number> }[] };
+    const manifest = JSON.parse(built.files!['manifest.json']) as { routes: { name: string; njsCalls: number; byFeature: Record<string, number> }[] };
     const byTenant = manifest.routes.find((r) => r.name === 'by-tenant')!;
     expect(byTenant.njsCalls).toBe(1);
     expect(byTenant.byFeature.routing ?? 0).toBe(0);

@@ -7,7 +7,7 @@ import { checkAuthRules } from './rules.ts';
 import { diffModelAuth } from './diff.ts';
 import { normalizeAuth, normalizeRouteAuth } from './normalize.ts';
 import { authInputRequests, buildAuthArtifacts, redactSecrets } from './outputs.ts';
-import { AUTH_CONF, authConf, authFailureLog, authLogFields, authServerLocations, cachedJwtFirst, routeAuthParts } from './render.ts';
+import { AUTH_CONF, authConf, authFailureLog, authLogFields, authServerLocations, asyncJwt, cachedJwtFirst, routeAuthParts, syncJwt, usesApiKeys } from './render.ts';
 import { authSchema } from './schema.ts';
 
 function njsCalls(r: Route, m: GatewayModel): number {
@@ -26,10 +26,11 @@ export const authFeature: Feature = {
   summary: 'API keys, JWT, roles, identity headers, tier limits, auth-failure log',
   schema: authSchema,
   njs: [
-    { handler: 'gateway.apiKey', phase: 'js_set' },
-    { handler: 'gateway.jwtSync', phase: 'js_set' },
-    { handler: 'gateway.jwtCached', phase: 'js_set' },
-    { handler: 'gateway.jwt', phase: 'auth_request' },
+    // `used` mirrors what authConf() and authServerLocations() emit
+    { handler: 'gateway.apiKey', phase: 'js_set', used: usesApiKeys },
+    { handler: 'gateway.jwtSync', phase: 'js_set', used: (m) => m.routes.some((r) => syncJwt(r, m)) },
+    { handler: 'gateway.jwtCached', phase: 'js_set', used: (m) => m.routes.some((r) => cachedJwtFirst(r, m)) },
+    { handler: 'gateway.jwt', phase: 'auth_request', used: (m) => m.routes.some((r) => asyncJwt(r, m)) },
   ],
   cost: {
     njsCalls,

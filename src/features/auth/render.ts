@@ -47,6 +47,9 @@ export function syncJwt(r: Route, m: GatewayModel): boolean {
   return !!p && p.algorithms.length > 0 && p.algorithms.every((a) => a === 'HS256');
 }
 
+/** Some route accepts API keys (the key store alone calls no handler). */
+export const usesApiKeys = (m: GatewayModel): boolean => !!m.auth?.apiKeys && m.routes.some((r) => has(r, 'api_key'));
+
 /** The route authenticates with a JWT through the auth_request subrequest. */
 export const asyncJwt = (r: Route, m: GatewayModel): boolean => has(r, 'jwt') && !syncJwt(r, m);
 
@@ -101,6 +104,7 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
   if (!a) throw new RenderError('authConf without auth');
   const lines: string[] = [];
   const apiKeys = !!a.apiKeys;
+  const keyRoutes = usesApiKeys(m);
   const jwt = a.jwt.length > 0;
   lines.push('# identity, written by gateway.apiKey (js_set) or copied from the JWT subrequest (auth_request_set)');
   for (const v of ['gw_key_hash', 'gw_key_header', 'gw_client_id', 'gw_client_role', 'gw_client_tier', 'gw_client_claims', 'gw_auth_status']) {
@@ -123,9 +127,11 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
     lines.push('# other providers: a token in the verified-token cache skips the auth_request subrequest');
     lines.push(d('js_set', '$gw_jwt_cached', 'gateway.jwtCached'));
   }
-  if (apiKeys) {
+  if (keyRoutes) {
     lines.push('# one njs call per request: hash the presented key, look it up in the key map, set the identity');
     lines.push(d('js_set', '$gw_apikey', 'gateway.apiKey'));
+  }
+  if (apiKeys) {
     lines.push('# sha256(key) -> "client|role|tier|expires"; never read $gw_key_meta anywhere else');
     lines.push(d('include', KEY_MAP_INCLUDE));
   }

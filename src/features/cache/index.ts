@@ -16,7 +16,7 @@ export const cacheFeature: Feature = {
     njsCalls: (r) => (r.cache?.keyIncludesBody ? 1 : 0), // js_set $gw_body_sha256 when the key is built
     measured: 'nginx proxy_cache; body-keyed: one js_set digest of the body',
   },
-  njs: [{ handler: BODY_DIGEST_HANDLER, phase: 'js_set' }],
+  njs: [{ handler: BODY_DIGEST_HANDLER, phase: 'js_set', used: (m) => m.routes.some((r) => !!r.cache?.keyIncludesBody) }],
   needsNjs: (m) => m.routes.some((r) => r.cache?.keyIncludesBody), // body digest for the cache key
   buffersBody: (r) => !!r.cache?.keyIncludesBody,
   diff: (a, b, c) => diffCaches(c, a.caches, b.caches), // njs digests the body (r.requestBuffer)

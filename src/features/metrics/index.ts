@@ -96,8 +96,8 @@ export const metricsFeature: Feature = {
   summary: 'Prometheus metrics at /metrics: requests, latency histograms, bytes, cache, limits, auth failures',
   schema: metricsSchema,
   njs: [
-    { handler: METRICS_LOG_HANDLER, phase: 'log' },
-    { handler: METRICS_EXPORT_HANDLER, phase: 'js_content' },
+    { handler: METRICS_LOG_HANDLER, phase: 'log', used: (m) => m.metrics !== null },
+    { handler: METRICS_EXPORT_HANDLER, phase: 'js_content', used: (m) => m.metrics !== null },
   ],
   cost: {
     njsCalls: (_r, m) => (m.metrics ? 1 : 0), // the log-phase js_set, whatever the route does

@@ -19,7 +19,7 @@ export const routingFeature: Feature = {
   summary: 'consistent-hash keys from body fields, JWT claims and clients; model-aware routing and /v1/models',
   schema: routingSchema,
   njs: [
-    { handler: ROUTE_HANDLER, phase: 'js_content' },
+    { handler: ROUTE_HANDLER, phase: 'js_content', used: (m) => m.routes.some((r) => needsBodyStep(r, m)) },
   ],
   cost: { njsCalls, measured: 'scripts/bench.ts: model routing and body-field hash scenarios' },
   normalize: (raw, m, ctx) => {
