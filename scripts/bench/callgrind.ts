@@ -1,0 +1,193 @@
+// Instructions per request in the nginx worker, counted by valgrind's callgrind: the library
+// behind scripts/bench/instructions.ts and the guard tests/bench/instructions.test.ts. See the
+// script for what is measured.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startGateway, startRawNginx, stopAllGateways, type Gateway } from '../../tests/support/nginx.ts';
+import { freePort } from '../../tests/support/ports.ts';
+import { BASELINE, SCENARIOS } from './lib.ts';
+import { buildProduct, hsToken, productYaml, writeCredentials } from './product.ts';
+import { backendConf, baselineConf, referenceConf } from './reference.ts';
+
+// the product route of each scenario path (scripts/bench/product.ts)
+const ROUTE_OF: Record<string, string> = { '/plain': 'plain', '/apikey': 'apikey', '/hs': 'hs', '/es': 'es', '/body': 'body', '/v1/chat/completions': 'model' };
+const root = path.resolve(import.meta.dirname, '../..');
+
+export interface InstructionRow {
+  name: string;
+  label: string;
+  /** instructions per request in the worker */
+  perRequest: number;
+  /** ratio to the plain nginx proxy */
+  ratio: number;
+  /** the callgrind dump (self costs by function, for --top) */
+  file: string;
+}
+
+export interface InstructionOptions {
+  requests: number;
+  /** scenarios besides the baseline and gw_plain; all when absent */
+  only?: string[];
+  /** each gatewayctl scenario on a gateway of its own route */
+  solo?: boolean;
+  log?: (line: string) => void;
+}
+
+/** Whether valgrind's callgrind and callgrind_control are on PATH. */
+export function hasCallgrind(): boolean {
+  try {
+    execFileSync('valgrind', ['--version'], { stdio: 'ignore' });
+    execFileSync('callgrind_control', ['-h'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// A wrapper runtime: bin/nginx runs the project's nginx under callgrind; modules/ beside it.
+// One process (master_process off): callgrind_control reaches only the process valgrind
+// started, not a forked worker.
+function callgrindRuntime(work: string): string {
+  const rt = path.join(work, 'cg-runtime');
+  mkdirSync(path.join(rt, 'bin'), { recursive: true });
+  if (!existsSync(path.join(rt, 'modules'))) symlinkSync(path.join(root, '.runtime/modules'), path.join(rt, 'modules'));
+  const real = readFileSync(path.join(root, '.runtime/bin/nginx'), 'utf8').match(/^exec (.*) "\$@"$/m)?.[1];
+  if (!real) throw new Error('.runtime/bin/nginx is not the provisioned wrapper');
+  const out = path.join(work, 'callgrind.%p');
+  const bin = path.join(rt, 'bin', 'nginx');
+  // nginx keeps only the last -g: add master_process off to the one the runner passes
+  const script = [
+    '#!/bin/bash',
+    `case "$1" in -V|-v) exec ${real} "$@";; esac`,
+    'args=(); g="master_process off;"',
+    'while [ $# -gt 0 ]; do if [ "$1" = -g ]; then g="$g $2"; shift 2; else args+=("$1"); shift; fi; done',
+    `exec valgrind --tool=callgrind --quiet --callgrind-out-file=${out} ${real} -g "$g" "\${args[@]}"`,
+  ];
+  writeFileSync(bin, script.join('\n') + '\n');
+  chmodSync(bin, 0o755);
+  return bin;
+}
+
+// master_process off: the process the harness started serves the requests
+const workerPid = (gw: Gateway): number => gw.pid;
+
+async function send(agent: http.Agent, port: number, method: string, p: string, headers: Record<string, string>, body?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: p, agent, headers: body ? { ...headers, 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) } : headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function callgrindControl(args: string[]): void {
+  execFileSync('callgrind_control', args, { stdio: 'ignore', timeout: 120_000 });
+}
+
+/** Self instructions by function in a dump (fn= lines and their cost lines). */
+export function selfCosts(file: string): Map<string, number> {
+  const names = new Map<string, string>();
+  const costs = new Map<string, number>();
+  let fn = '';
+  let inCall = false;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    // names are compressed: "(id) name" the first time an id appears, in fn= or cfn= lines
+    const named = line.match(/^c?fn=\((\d+)\) (.*)$/);
+    if (named) names.set(named[1], named[2]);
+    const m = line.match(/^fn=\((\d+)\)/);
+    if (m) {
+      fn = names.get(m[1]) ?? m[1];
+      inCall = false;
+      continue;
+    }
+    if (line.startsWith('calls=')) {
+      inCall = true; // the next cost line is inclusive cost of the call
+      continue;
+    }
+    const c = line.match(/^[+-]?\d+ (\d+)$/) ?? line.match(/^\* (\d+)$/);
+    if (c && fn) {
+      if (inCall) inCall = false;
+      else costs.set(fn, (costs.get(fn) ?? 0) + Number(c[1]));
+    }
+  }
+  return costs;
+}
+
+/** The credential files of `from` (keys.yaml, hs.secret, jwks.json) copied into `to`. */
+async function writeCredentialsLike(from: string, to: string): Promise<void> {
+  for (const f of ['keys.yaml', 'hs.secret', 'jwks.json']) await writeFile(path.join(to, f), readFileSync(path.join(from, f)));
+}
+
+const totalOf = (file: string): number => {
+  const m = readFileSync(file, 'utf8').match(/^(?:summary|totals): (\d+)/m);
+  return m ? Number(m[1]) : 0;
+};
+
+export async function countInstructions(opts: InstructionOptions): Promise<{ rows: InstructionRow[]; work: string }> {
+  const N = opts.requests;
+  const only = opts.only;
+  const solo = !!opts.solo;
+  const work = await mkdtemp(path.join(tmpdir(), 'gatewayctl-cg-'));
+  const nginx = callgrindRuntime(work);
+  try {
+    const [backA, backB, basePort, refPort, gwPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+    await startRawNginx(backendConf([backA, backB]), [backA, backB]);
+    const slow = { nginx, timeoutMs: 120_000 };
+    const baseline = await startRawNginx(baselineConf(basePort, backA), [basePort], slow);
+    const ref = referenceConf(refPort, backA);
+    const reference = await startRawNginx(ref.conf, [refPort], { files: ref.files, ...slow });
+    const creds = await writeCredentials(work);
+    const yaml = productYaml(gwPort, [backA, backB]);
+    await writeFile(path.join(work, 'gateway.yaml'), yaml);
+    const product = await startGateway({ distDir: buildProduct(work, yaml), ports: [gwPort], ...slow });
+    const targets = { baseline: { gw: baseline, port: basePort }, reference: { gw: reference, port: refPort }, product: { gw: product, port: gwPort } };
+    // --solo: a gateway of its own per route, built in its own directory
+    const soloTarget = async (routePath: string): Promise<{ gw: Gateway; port: number }> => {
+      const route = ROUTE_OF[routePath];
+      const dir = path.join(work, `solo-${route}`);
+      mkdirSync(dir);
+      await writeCredentialsLike(work, dir);
+      const port = await freePort();
+      const text = productYaml(port, [backA, backB], { routes: [route] });
+      await writeFile(path.join(dir, 'gateway.yaml'), text);
+      return { gw: await startGateway({ distDir: buildProduct(dir, text), ports: [port], ...slow }), port };
+    };
+    const allCreds = { ...creds, refHsToken: await hsToken(Math.floor(Date.now() / 1000) + 6 * 3600) };
+
+    const rows: Omit<InstructionRow, 'ratio'>[] = [];
+    for (const s of SCENARIOS) {
+      if (s.freshTokens) continue; // first sight needs a new token per request: not a steady path
+      if (only && s.name !== BASELINE && s.name !== 'gw_plain' && !only.includes(s.name)) continue;
+      const t = solo && s.target === 'product' && s.name !== 'gw_plain' ? await soloTarget(s.shape(allCreds).path) : targets[s.target];
+      const shape = s.shape(allCreds);
+      const headers = { [shape.header[0]]: shape.header[1] };
+      const body = shape.method === 'POST' ? JSON.stringify({ model: 'gpt-4o', user: 'bench-user', messages: [{ role: 'user', content: 'hi' }] }) : undefined;
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const pid = workerPid(t.gw);
+      for (let i = 0; i < 50; i++) {
+        const status = await send(agent, t.port, shape.method, shape.path, headers, body);
+        if (status !== 200) throw new Error(`${s.name}: HTTP ${status}`);
+      }
+      callgrindControl(['-z', String(pid)]);
+      for (let i = 0; i < N; i++) await send(agent, t.port, shape.method, shape.path, headers, body);
+      const before = new Set(readdirSync(work));
+      callgrindControl(['-d', `${s.name}`, String(pid)]);
+      agent.destroy();
+      if (t !== targets[s.target]) await t.gw.stop();
+      const file = readdirSync(work).find((f) => f.startsWith(`callgrind.${pid}.`) && !before.has(f)) ?? readdirSync(work).filter((f) => f.startsWith(`callgrind.${pid}.`)).sort().at(-1);
+      if (!file) throw new Error(`${s.name}: no callgrind dump`);
+      rows.push({ name: s.name, label: s.label, perRequest: totalOf(path.join(work, file)) / N, file: path.join(work, file) });
+      opts.log?.(`${s.name}: ${Math.round(rows.at(-1)!.perRequest)} instructions/request`);
+    }
+    const base = rows.find((r) => r.name === BASELINE)!.perRequest;
+    return { rows: rows.map((r) => ({ ...r, ratio: r.perRequest / base })), work };
+  } finally {
+    await stopAllGateways();
+  }
+}

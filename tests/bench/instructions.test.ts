@@ -1,0 +1,25 @@
+// Instruction-count guard: the instructions per request in the nginx worker (callgrind), as a
+// ratio to the hand-written nginx proxy in the same run, for the gatewayctl paths each on a
+// gateway of its own (--solo). Unlike CPU time these counts are the same on a busy machine, so
+// the bounds sit close to the measured figures (README, "Performance"): a change that puts
+// per-request work back into the njs module's top level, or another njs variable access on the
+// API-key path, fails here. .ci/run installs valgrind; without it the guard runs only in CI.
+import { describe, expect, it } from 'vitest';
+import { countInstructions, hasCallgrind } from '../../scripts/bench/callgrind.ts';
+
+// measured (ratio to plain nginx proxy_pass, solo gateways): gw_plain 1.41, gw_api_key 4.24,
+// gw_jwt_hs256 6.62, gw_jwt_es256_repeat 6.53; bounds leave ~8% for other CPUs' crypto paths
+const BOUNDS: Record<string, number> = { gw_plain: 1.52, gw_api_key: 4.6, gw_jwt_hs256: 7.15, gw_jwt_es256_repeat: 7.05 };
+
+describe('instructions per request relative to plain nginx', () => {
+  it.skipIf(!hasCallgrind() && !process.env.CI)('every guarded gatewayctl path stays within its instruction ratio', async () => {
+    expect(hasCallgrind(), 'valgrind and callgrind_control on PATH').toBe(true);
+    const { rows } = await countInstructions({ requests: 200, solo: true, only: Object.keys(BOUNDS) });
+    const table = rows.map((r) => `${r.name}: ${r.ratio.toFixed(2)} (${Math.round(r.perRequest)} instructions/request)`).join('\n');
+    for (const [name, bound] of Object.entries(BOUNDS)) {
+      const row = rows.find((r) => r.name === name);
+      expect(row, `${name} measured\n${table}`).toBeDefined();
+      expect(row!.ratio, `${name} instruction ratio\n${table}`).toBeLessThanOrEqual(bound);
+    }
+  }, 300_000);
+});
