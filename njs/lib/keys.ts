@@ -33,6 +33,48 @@ export function claimKeyFrom(spec: string | undefined, claims: string | undefine
   return keyOf(parseObject(json), spec.substring(6));
 }
 
+// The start of a request's prompt as text, for prompt-prefix affinity: chat `messages` as
+// "<role>\n<text>\n\n" each (text: a string content, or the `text` of its text parts), else a
+// completions `prompt` string; "" when there is neither. Stops once it holds `chars`
+// characters (a character is at least one UTF-8 byte, so the first `chars` bytes are in it):
+// the caller hashes its first bytes. Engine-neutral: `gatewayctl route` derives the same key.
+export function promptPrefixText(doc: { [k: string]: unknown } | null, chars: number): string {
+  if (doc === null) {
+    return '';
+  }
+  const messages = doc.messages;
+  if (!Array.isArray(messages)) {
+    return typeof doc.prompt === 'string' ? doc.prompt.substring(0, chars) : '';
+  }
+  let out = '';
+  for (let i = 0; i < messages.length && out.length < chars; i++) {
+    const m = messages[i];
+    if (m === null || typeof m !== 'object') {
+      continue;
+    }
+    const role = typeof m.role === 'string' ? m.role : '';
+    out += role + '\n' + messageText(m.content) + '\n\n';
+  }
+  return out.substring(0, chars);
+}
+
+function messageText(content: unknown): string {
+  if (typeof content === 'string') {
+    return content;
+  }
+  if (!Array.isArray(content)) {
+    return '';
+  }
+  let s = '';
+  for (let i = 0; i < content.length; i++) {
+    const part = content[i];
+    if (part !== null && typeof part === 'object' && typeof part.text === 'string') {
+      s += part.text;
+    }
+  }
+  return s;
+}
+
 // OpenAI-style error body.
 export function openAiError(message: string, type: string, code: string): string {
   return JSON.stringify({ error: { message: message, type: type, code: code } });

@@ -5,12 +5,13 @@
 // upstream block for a model. One njs call per request. See src/render/routing.ts.
 //
 // Variables (declared by the generated config):
-//   $gw_hash_spec   "body:<field>" | "claim:<claim>" | ""   (set per location, or from the model)
+//   $gw_hash_spec   "body:<field>" | "prefix:<bytes>" | "claim:<claim>" | ""   (set per location, or from the model)
 //   $gw_hash_value  js_var: key taken from the body ("" → the upstream's hash_fallback)
 //   $gw_model       js_var: the body's `model` (model routes)
 //   $gw_route_mode  "model" on model routes
 //   $gw_route_next  named location that proxies (@gw_next_<route>)
 import { claimKeyFrom, keyOf, openAiError, parseObject } from './keys.ts';
+import { promptPrefixKey } from './prefix.ts';
 
 function reject(r: NginxHTTPRequest, status: number, message: string, code: string): void {
   r.headersOut['Content-Type'] = 'application/json';
@@ -53,6 +54,8 @@ export function route(r: NginxHTTPRequest): void {
   }
   if (spec.indexOf('body:') === 0) {
     v.gw_hash_value = keyOf(doc, spec.substring(5));
+  } else if (spec.indexOf('prefix:') === 0) {
+    v.gw_hash_value = promptPrefixKey(doc, Number(spec.substring(7)));
   } else if (spec.indexOf('claim:') === 0) {
     // the model's pool hashes on a claim: auth (which ran before this step) could not know it
     v.gw_claim_key = claimKeyFrom(spec, v.gw_client_claims);

@@ -317,6 +317,7 @@ function hashKey(k: Raw): HashKey | null {
   if (k === 'client_id') return { kind: 'client_id' };
   if (k.jwt_claim) return { kind: 'jwt_claim', name: k.jwt_claim };
   if (k.body_field) return { kind: 'body_field', name: k.body_field };
+  if (k.prompt_prefix) return { kind: 'prompt_prefix', bytes: k.prompt_prefix };
   return { kind: 'query', name: k.query };
 }
 

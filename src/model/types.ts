@@ -120,7 +120,8 @@ export type HashKey =
   // derived by njs (src/routing, njs/lib/routing.ts); nginx still places the key on the ring
   | { kind: 'client_id' } // authenticated client ($gw_client_id from auth)
   | { kind: 'jwt_claim'; name: string } // a claim of the verified JWT
-  | { kind: 'body_field'; name: string }; // a top-level field of the JSON request body
+  | { kind: 'body_field'; name: string } // a top-level field of the JSON request body
+  | { kind: 'prompt_prefix'; bytes: number }; // a digest of the first bytes of the prompt (LLM prefix caches)
 
 export interface Upstream {
   name: string;

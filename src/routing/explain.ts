@@ -1,7 +1,8 @@
 // Where a consistent-hash key goes, explained from the GatewayModel (used by `gatewayctl route`).
 import type { GatewayModel, Upstream } from '../model/types.ts';
 import { buildRing, minimalMovedShare, movedShare, place, shares, type Placement, type Ring } from './ketama.ts';
-import { keyOf, parseObject } from '../../njs/lib/keys.ts';
+import { createHash } from 'node:crypto';
+import { keyOf, parseObject, promptPrefixText } from '../../njs/lib/keys.ts';
 
 export interface RouteExplanation {
   upstream: string;
@@ -37,6 +38,8 @@ export function keySourceText(u: Upstream): string {
       return `JWT claim ${k.name} (missing: ${fb})`;
     case 'body_field':
       return `JSON body field ${k.name} (missing: ${fb})`;
+    case 'prompt_prefix':
+      return `SHA-1 of the first ${k.bytes} bytes of the prompt (no messages or prompt: ${fb})`;
     default:
       return 'none';
   }
@@ -135,6 +138,10 @@ export function resolveQuery(m: GatewayModel, q: RequestQuery): ResolvedQuery {
       key = keyOf(doc, u.hashKey.name) || null;
       notes.push(key === null ? `body has no usable "${u.hashKey.name}": nginx uses hash_fallback (${u.hashFallback})` : `key from body field ${u.hashKey.name}`);
     }
+    if (u?.hashKey?.kind === 'prompt_prefix') {
+      key = promptPrefixDigest(doc, u.hashKey.bytes) || null;
+      notes.push(key === null ? `body has no messages or prompt: nginx uses hash_fallback (${u.hashFallback})` : `key: SHA-1 of the first ${u.hashKey.bytes} bytes of the prompt`);
+    }
   }
   return { upstream, key, notes };
 }
@@ -159,4 +166,10 @@ export function keysMoved(before: Upstream, after: Upstream): { moved: number; m
   if (moved === null) return null;
   const minimal = minimalMovedShare(ringFor(before).servers, ringFor(after).servers);
   return minimal === null ? null : { moved, minimal };
+}
+
+/** The prompt-prefix key as njs/lib/prefix.ts derives it: SHA-1 hex of the first `bytes` UTF-8 bytes of the prompt text ("" without one). */
+export function promptPrefixDigest(doc: { [k: string]: unknown } | null, bytes: number): string {
+  const text = promptPrefixText(doc, bytes);
+  return text.length === 0 ? '' : createHash('sha1').update(Buffer.from(text, 'utf8').subarray(0, bytes)).digest('hex');
 }

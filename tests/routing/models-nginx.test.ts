@@ -10,7 +10,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { explainRoute } from '../../src/routing/explain.ts';
+import { explainRoute, resolveQuery } from '../../src/routing/explain.ts';
 import { freePort } from '../support/ports.ts';
 import { closeAll, startUpstreams, type EchoUpstream } from '../support/upstreams.ts';
 import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
@@ -45,6 +45,11 @@ upstreams:
     hash_key: { jwt_claim: tenant }
     hash_fallback: client_ip
     servers: ["127.0.0.1:\${UP_1}", "127.0.0.1:\${UP_2}", "127.0.0.1:\${UP_3}"]
+  prefixed:
+    balance: consistent_hash
+    hash_key: { prompt_prefix: 64 }
+    hash_fallback: client_ip
+    servers: ["127.0.0.1:\${UP_1}", "127.0.0.1:\${UP_2}", "127.0.0.1:\${UP_3}"]
   clients:
     balance: consistent_hash
     hash_key: client_id
@@ -53,6 +58,7 @@ upstreams:
 models:
   - { id: gpt-4o, upstream: openai_pool, owned_by: openai, created: 1715367049 }
   - { id: meta-llama/Llama-3-70b, upstream: llama_pool, owned_by: meta }
+  - { id: qwen-prefix, upstream: prefixed }
 routes:
   - name: chat
     match: { exact: /v1/chat/completions, methods: [POST] }
@@ -100,6 +106,39 @@ afterAll(async () => {
   await g?.stop();
   await closeAll(ups);
   await stopAllGateways();
+});
+
+describe('prompt-prefix affinity', () => {
+  it('a conversation start (first 64 bytes of role + text) keeps a server; gatewayctl route predicts it', async () => {
+    await withErrorLog(g.gw, async () => {
+      const predicted = (body: unknown) => {
+        const q = resolveQuery(g.model, { body: JSON.stringify(body) });
+        return q.key === null ? where('prefixed', '127.0.0.1') : where(q.upstream!, q.key);
+      };
+      const seen = new Set<string>();
+      for (let i = 0; i < 24; i++) {
+        // the system prompt differs within the first 64 bytes; what follows does not matter
+        const system = `Assistant ${i} ünïcode 🚀 for tenant ${i}; answer briefly and cite the sources you use.`;
+        const first = { model: 'qwen-prefix', messages: [{ role: 'system', content: system }, { role: 'user', content: 'first question' }] };
+        const later = { model: 'qwen-prefix', messages: [{ role: 'system', content: system }, { role: 'user', content: 'first question' }, { role: 'assistant', content: 'x' }, { role: 'user', content: `follow-up ${i}` }] };
+        const a = await post('/v1/chat/completions', first);
+        const b = await post('/v1/chat/completions', later);
+        expect(a.status, a.text).toBe(200);
+        expect(res(a).id, `conversation ${i}`).toBe(predicted(first));
+        expect(res(b).id, `conversation ${i}, later turn`).toBe(res(a).id);
+        seen.add(res(a).id);
+      }
+      expect(seen.size).toBe(3);
+      // content given as parts reads like the same text; a completions prompt is used as is
+      const parts = { model: 'qwen-prefix', messages: [{ role: 'system', content: [{ type: 'text', text: 'Assistant 7 ünïcode 🚀 for tenant 7; ' }, { type: 'text', text: 'answer briefly and cite the sources you use.' }] }] };
+      const plain = { model: 'qwen-prefix', messages: [{ role: 'system', content: 'Assistant 7 ünïcode 🚀 for tenant 7; answer briefly and cite the sources you use.' }] };
+      expect(res(await post('/v1/chat/completions', parts)).id).toBe(res(await post('/v1/chat/completions', plain)).id);
+      const prompt = { model: 'qwen-prefix', prompt: 'Once upon a time in a land far away, a gateway routed prompts by their prefix.' };
+      expect(res(await post('/v1/chat/completions', prompt)).id).toBe(predicted(prompt));
+      // no messages and no prompt: hash_fallback (the client address)
+      expect(res(await post('/v1/chat/completions', { model: 'qwen-prefix' })).id).toBe(where('prefixed', '127.0.0.1'));
+    });
+  });
 });
 
 describe('model-aware routing', () => {
@@ -189,6 +228,7 @@ describe('model-aware routing', () => {
         data: [
           { id: 'gpt-4o', object: 'model', created: 1715367049, owned_by: 'openai' },
           { id: 'meta-llama/Llama-3-70b', object: 'model', created: 0, owned_by: 'meta' },
+          { id: 'qwen-prefix', object: 'model', created: 0, owned_by: 'gateway' },
         ],
       });
     });

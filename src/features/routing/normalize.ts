@@ -16,7 +16,7 @@ export function normalizeModels(raw: unknown, at: (p: string) => SourcePos): Mod
 
 /** Upstreams whose hash key njs derives (request body or JWT claim). */
 export function njsKeyedUpstreams(m: GatewayModel): string[] {
-  return m.upstreams.filter((u) => u.balance === 'consistent_hash' && (u.hashKey?.kind === 'body_field' || u.hashKey?.kind === 'jwt_claim')).map((u) => u.name);
+  return m.upstreams.filter((u) => u.balance === 'consistent_hash' && (u.hashKey?.kind === 'body_field' || u.hashKey?.kind === 'prompt_prefix' || u.hashKey?.kind === 'jwt_claim')).map((u) => u.name);
 }
 
 /** True when routing needs the njs module (derived keys or model-aware routes). */

@@ -29,6 +29,7 @@ export const ROUTE_HANDLER = 'gateway.route';
 export function njsKeySource(u: Upstream): string | null {
   switch (u.hashKey?.kind) {
     case 'body_field':
+    case 'prompt_prefix':
       return '$gw_hash_value';
     case 'jwt_claim':
       return '$gw_claim_key';
@@ -44,6 +45,7 @@ export function hashSpec(u: Upstream | undefined): string | null {
   const k = u?.balance === 'consistent_hash' ? u.hashKey : null;
   if (!k) return null;
   if (k.kind === 'body_field' && FIELD_RE.test(k.name)) return `body:${k.name}`;
+  if (k.kind === 'prompt_prefix') return `prefix:${bare(String(k.bytes), 'int')}`;
   if (k.kind === 'jwt_claim' && FIELD_RE.test(k.name)) return `claim:${k.name}`;
   if (k.kind === 'body_field' || k.kind === 'jwt_claim') throw new RenderError(`upstream ${u!.name}: unsafe field name ${JSON.stringify(k.name)}`);
   return null;
@@ -59,7 +61,8 @@ const upstreamOf = (m: GatewayModel, name: string | null) => m.upstreams.find((u
 /** Does this route need the js_content body step? */
 export function needsBodyStep(r: Route, m: GatewayModel): boolean {
   if (r.models === 'route') return true;
-  return hashSpec(upstreamOf(m, r.upstream))?.startsWith('body:') ?? false;
+  const spec = hashSpec(upstreamOf(m, r.upstream));
+  return !!spec && (spec.startsWith('body:') || spec.startsWith('prefix:'));
 }
 
 /** http-level declarations (00-maps.conf lines); empty unless routing uses njs. */
@@ -67,7 +70,7 @@ export function routingHttpLines(m: GatewayModel): Directive[] {
   const kinds = new Set(m.upstreams.filter((u) => u.balance === 'consistent_hash').map((u) => u.hashKey?.kind));
   const models = m.routes.some((r) => r.models === 'route');
   const out: Directive[] = [];
-  if (models || kinds.has('body_field') || kinds.has('jwt_claim')) {
+  if (models || kinds.has('body_field') || kinds.has('prompt_prefix') || kinds.has('jwt_claim')) {
     out.push(d('js_var', '$gw_hash_spec'), d('js_var', '$gw_hash_value'));
   }
   if (models) out.push(d('js_var', '$gw_model'));

@@ -52,11 +52,11 @@ export function checkRoutingRules(m: GatewayModel, err: Report, warn: Report): v
     if (u.balance !== 'consistent_hash' || !k) continue;
     const p = `upstreams.${u.name}.hash_key`;
     const users = routesUsing(m, u.name);
-    if (k.kind === 'body_field') {
+    if (k.kind === 'body_field' || k.kind === 'prompt_prefix') {
       for (const r of users.filter((x) => x.models !== 'route')) {
         // (model routes: GW364 already covers bodyless methods)
         if ((r.match.methods && r.match.methods.every((x) => BODYLESS.includes(x))) || r.websocket) {
-          err('GW365', r.at, `routes[${r.index}]${r.websocket ? '.websocket' : '.match.methods'}`, `upstream ${u.name} hashes on body field "${k.name}", but route ${r.name} ${r.websocket ? 'is a websocket route' : `only accepts ${r.match.methods!.join(', ')} (no request body)`}`);
+          err('GW365', r.at, `routes[${r.index}]${r.websocket ? '.websocket' : '.match.methods'}`, `upstream ${u.name} hashes on ${k.kind === 'body_field' ? `body field "${k.name}"` : 'the prompt prefix'}, but route ${r.name} ${r.websocket ? 'is a websocket route' : `only accepts ${r.match.methods!.join(', ')} (no request body)`}`);
         }
         if (r.cache) err('GW365', r.at, `routes[${r.index}].cache`, `upstream ${u.name} hashes on a body field; route ${r.name} cannot also be cached`);
       }

@@ -22,6 +22,20 @@ const njsHashKeys = [
     required: ['body_field'],
     properties: { body_field: { type: 'string', pattern: FIELD_NAME, description: 'a top-level field of the JSON request body (e.g. user)' } },
   },
+  {
+    type: 'object',
+    additionalProperties: false,
+    required: ['prompt_prefix'],
+    properties: {
+      prompt_prefix: {
+        type: 'integer',
+        minimum: 16,
+        maximum: 65536,
+        description:
+          'SHA-1 of the first N bytes of the prompt (chat `messages` as role and text, or `prompt`): requests sharing a system prompt and conversation start land on the same server, so its prefix cache (vLLM, SGLang) hits. docs/routing.md',
+      },
+    },
+  },
 ];
 
 const modelsSchema = {
