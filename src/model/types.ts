@@ -77,6 +77,17 @@ export interface Listener {
   unknownHost: 404 | 444 | null; // when serverNames set: answer for an unknown Host
   tls: ListenerTls | null;
   securityHeaders: SecurityHeaders;
+  /** response_headers of the listener (the response-headers feature); absent/null = none */
+  responseHeaders?: ResponseHeaders | null;
+  at: SourcePos;
+}
+
+/** `response_headers:` of a listener or a route: headers set on answers, upstream headers removed. */
+export interface ResponseHeaders {
+  /** set (replacing an upstream copy of the same name); always = also on error answers */
+  set: { name: string; value: string; always: boolean }[];
+  /** upstream response headers hidden from the client */
+  remove: string[];
   at: SourcePos;
 }
 
@@ -208,6 +219,8 @@ export interface Route {
   cors: Cors | null;
   access: AccessRules;
   setRequestHeaders: { name: string; value: string }[];
+  /** response_headers of the route (the response-headers feature); absent/null = none */
+  responseHeaders?: ResponseHeaders | null;
   auth: RouteAuth | null; // null = public route (njs auth)
   models: 'route' | 'list' | null; // route by the body's `model` / answer GET /v1/models (src/routing)
   at: SourcePos;
