@@ -293,6 +293,8 @@ export interface JwtProviderSettings {
   audience: string[];
   leeway: number; // seconds
   requiredClaims: string[];
+  /** claim values every token must carry (auth.jwt.<name>.claim_values) */
+  claimValues: ClaimValueRule[];
   requireExp: boolean;
   maxTokenLength: number;
   clientClaim: string;
@@ -307,7 +309,16 @@ export interface RouteAuth {
   roles: string[]; // empty = any authenticated client
   stripCredentials: boolean; // clear Authorization / the key header before proxying
   keyHeader: string; // API-key header for this route
+  /** claim values a JWT must carry on this route, on top of its provider's (route auth.claim_values) */
+  claimValues: ClaimValueRule[];
   at: SourcePos;
+}
+
+/** One required claim value: the claim is one of `oneOf`, and/or a list (or space-separated string) holding every `contains` value. */
+export interface ClaimValueRule {
+  claim: string;
+  oneOf: (string | number | boolean)[] | null;
+  contains: string[] | null;
 }
 
 // Diagnostics: stable codes, YAML positions, all collected before failing.

@@ -2,7 +2,7 @@
 // `gateway.jwt` handler reads. Takes JWKS documents / HMAC secrets as configured, keeps only
 // public signature keys the njs module can use, and checks everything the handler relies
 // on, so request-time code never meets a key it cannot handle.
-import type { Jwk, JwtPolicy } from '../../njs/lib/jwt.ts';
+import type { ClaimValueRule, Jwk, JwtPolicy } from '../../njs/lib/jwt.ts';
 import { createHash } from 'node:crypto';
 import { SUPPORTED_JWT_ALGS } from '../features/auth/schema.ts';
 import { VERSION } from '../version.ts';
@@ -25,6 +25,8 @@ export interface JwtProviderInput {
   audience?: string[];
   leeway?: number;
   requiredClaims?: string[];
+  /** required claim values (the provider's, then a route's narrowing); absent or empty = none */
+  claimValues?: ClaimValueRule[];
   requireExp?: boolean;
   maxLength?: number;
   clientClaim?: string;
@@ -153,6 +155,15 @@ export function buildJwtProvider(input: JwtProviderInput): JwtProviderOutput {
     return v;
   };
   for (const c of input.requiredClaims ?? []) claim('required claim', c);
+  const claimValues: ClaimValueRule[] = (input.claimValues ?? []).map((rule) => {
+    claim('claim_values', rule.claim);
+    const scalar = (v: unknown) => typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
+    if (rule.oneOf && (!rule.oneOf.length || !rule.oneOf.every(scalar))) throw new PreloadError(p, `claim_values.${rule.claim}: values must be strings, numbers or booleans`);
+    if (rule.contains && (!rule.contains.length || !rule.contains.every((v) => typeof v === 'string' && v.length > 0 && !v.includes(' ')))) {
+      throw new PreloadError(p, `claim_values.${rule.claim}.contains: values must be non-empty strings without spaces`);
+    }
+    return { claim: rule.claim, ...(rule.oneOf ? { oneOf: [...rule.oneOf] } : {}), ...(rule.contains ? { contains: [...rule.contains] } : {}) };
+  });
   const leeway = input.leeway ?? 0;
   if (!Number.isInteger(leeway) || leeway < 0 || leeway > 600) throw new PreloadError(p, 'leeway must be 0..600 seconds');
   const maxLength = input.maxLength ?? 8192;
@@ -164,6 +175,8 @@ export function buildJwtProvider(input: JwtProviderInput): JwtProviderOutput {
     audience: input.audience ?? [],
     leeway,
     requiredClaims: input.requiredClaims ?? [],
+    // only when given: providers without claim values keep their preload (and cache generation)
+    ...(claimValues.length ? { claimValues } : {}),
     requireExp: input.requireExp ?? true,
     maxLength,
     clientClaim: claim('clientClaim', input.clientClaim) ?? 'sub',
