@@ -138,9 +138,27 @@ export interface Upstream {
   balance: Balance;
   hashKey: HashKey | null; // consistent_hash key, or sticky source
   hashFallback: 'client_ip' | 'random' | null; // when the key is missing
-  sticky: { kind: 'cookie'; name: string } | null; // implemented as consistent hash on the cookie
+  sticky: StickyCookie | null; // the routing feature's (`sticky:`)
   servers: UpstreamServer[];
   keepalive: { connections: number; timeout: Duration; requests: number } | null;
+  at: SourcePos;
+}
+
+/**
+ * `sticky: { cookie }` of an upstream. issue: `upstream` — the backend sets the cookie and the
+ * gateway hashes on it (client IP without it); `gateway` — the gateway sets it when absent, to
+ * the request id the first request was already hashed on (nginx maps, any nginx); `nginx` —
+ * nginx's own `sticky cookie` (nginx >= 1.29.6), the cookie names the server.
+ */
+export interface StickyCookie {
+  kind: 'cookie';
+  name: string;
+  issue: 'upstream' | 'gateway' | 'nginx';
+  path: string;
+  maxAge: number | null; // seconds; null = a session cookie
+  secure: boolean;
+  httpOnly: boolean;
+  sameSite: 'strict' | 'lax' | 'none' | null;
   at: SourcePos;
 }
 
