@@ -59,6 +59,11 @@ describe('response_headers rules', () => {
     expect(out.some((l) => /GW282 routes\[0\]\.response_headers\.remove\[1\]: x-B appears twice/.test(l))).toBe(true);
   });
 
+  it('GW292 Set-Cookie cannot be set: replacing it would drop the application\'s cookies', () => {
+    const out = diagnostics(config('', '    response_headers:\n      set: { Set-Cookie: "a=b" }'));
+    expect(out.some((l) => /error GW292 routes\[0\]\.response_headers\.set\.Set-Cookie: Set-Cookie cannot be set in response_headers/.test(l)), out.join('\n')).toBe(true);
+  });
+
   it('GW283 Server and Date cannot be removed', () => {
     const out = diagnostics(config('', '    response_headers:\n      remove: [Server, Date]'));
     expect(out.filter((l) => /GW283/.test(l))).toHaveLength(2);

@@ -95,7 +95,14 @@ function checkLevel(m: GatewayModel, h: ResponseHeaders, path: string, l: Listen
     if (seen.has(n)) err('GW282', h.at, key, `${name} appears twice in response_headers (also ${seen.get(n)}; header names are case-insensitive)`);
     seen.set(n, key);
   };
-  for (const s of h.set) check(s.name, `${path}.set.${s.name}`, 'set');
+  for (const s of h.set) {
+    if (s.name.toLowerCase() === 'set-cookie') {
+      // set replaces the upstream's copy: it would drop every cookie the application sets
+      err('GW292', h.at, `${path}.set.${s.name}`, 'Set-Cookie cannot be set in response_headers: set replaces the upstream\'s header, which would drop the cookies the application sets (gateway cookies: upstreams.<name>.sticky issue: gateway)');
+      continue;
+    }
+    check(s.name, `${path}.set.${s.name}`, 'set');
+  }
   for (const [i, name] of h.remove.entries()) {
     if (/^(server|date)$/i.test(name)) {
       err('GW283', h.at, `${path}.remove[${i}]`, `${name} cannot be removed: nginx writes its own ${name} header on every answer (the upstream's is already replaced; server_tokens is off)`);
@@ -130,7 +137,7 @@ export const responseHeadersFeature: Feature = {
     const routes = (raw.routes as Raw[] | undefined) ?? [];
     for (const r of m.routes) r.responseHeaders = normalizeHeaders(routes[r.index]?.response_headers, ctx.at(`routes[${r.index}].response_headers`));
   },
-  rules: (m, err) => checkResponseHeaders(m, err), // GW230 (framing names), GW281-GW283
+  rules: (m, err) => checkResponseHeaders(m, err), // GW230 (framing names), GW281-GW283, GW292
   listenerResponseHeaders: (l) => levelLines(l.responseHeaders),
   routeResponseHeaders(ctx) {
     const own = ctx.route.responseHeaders;
