@@ -14,6 +14,7 @@ import type { Feature, Report } from '../../core/feature.ts';
 import type { GatewayModel, Listener, ResponseHeaders, Route, SourcePos } from '../../model/types.ts';
 import { isFramingHeader } from '../../model/reserved-names.ts';
 import { d, type Directive } from '../../plan/directive.ts';
+import { EARLY_ERRORS, ERROR_STATUSES, errorBody } from '../../plan/errors.ts';
 import { q, settableHeader } from '../../plan/quote.ts';
 import { knownIdentityHeaders } from '../auth/render.ts';
 import { responseHeadersSchema } from './schema.ts';
@@ -151,5 +152,19 @@ export const responseHeadersFeature: Feature = {
       ctx.responseHeaders.splice(0, ctx.responseHeaders.length, ...kept);
     }
     return levelLines(own);
+  },
+  routeFinish(ctx) {
+    // The gateway's own errors (502, 504, 413, …) are answered by the server's error
+    // locations, which carry the listener's headers only: a route with headers of its own
+    // answers them in its own locations (with the whole merged set), as CORS routes do.
+    if (!ctx.route.responseHeaders?.set.some((h) => h.always)) return;
+    for (const s of Object.keys(ERROR_STATUSES).map(Number)) {
+      if (ctx.overrides[s] || EARLY_ERRORS.has(s)) continue;
+      ctx.overrides[s] = `@${ctx.rid}_error_${s}`;
+      ctx.errorLocations.push({
+        head: `location @${ctx.rid}_error_${s}`,
+        lines: [d('default_type', 'application/json'), ...ctx.responseHeaders, d('return', String(s), errorBody(s))],
+      });
+    }
   },
 };
