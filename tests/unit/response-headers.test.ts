@@ -64,6 +64,12 @@ describe('response_headers rules', () => {
     expect(out.some((l) => /error GW292 routes\[0\]\.response_headers\.set\.Set-Cookie: Set-Cookie cannot be set in response_headers/.test(l)), out.join('\n')).toBe(true);
   });
 
+  it('GW241 a value nginx could not read once its $ are quoted', () => {
+    const out = diagnostics(config('', `    response_headers:\n      set: { X-Price: "${'$'.repeat(400)}" }`));
+    expect(out.some((l) => /error GW241 routes\[0\]\.response_headers\.set\.X-Price: the value of X-Price is 4802 bytes once quoted/.test(l)), out.join('\n')).toBe(true);
+    expect(diagnostics(config('', `    response_headers:\n      set: { X-Price: "${'$'.repeat(300)}" }`)).filter((l) => / error /.test(l))).toEqual([]);
+  });
+
   it('GW283 Server and Date cannot be removed', () => {
     const out = diagnostics(config('', '    response_headers:\n      remove: [Server, Date]'));
     expect(out.filter((l) => /GW283/.test(l))).toHaveLength(2);

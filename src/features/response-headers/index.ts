@@ -13,6 +13,7 @@
 import type { Feature, Report } from '../../core/feature.ts';
 import type { GatewayModel, Listener, ResponseHeaders, Route, SourcePos } from '../../model/types.ts';
 import { isFramingHeader } from '../../model/reserved-names.ts';
+import { NGINX_PARAM_MAX } from '../../model/nginx-limits.ts';
 import { d, type Directive } from '../../plan/directive.ts';
 import { EARLY_ERRORS, ERROR_STATUSES, errorBody } from '../../plan/errors.ts';
 import { q, settableHeader } from '../../plan/quote.ts';
@@ -103,6 +104,9 @@ function checkLevel(m: GatewayModel, h: ResponseHeaders, path: string, l: Listen
       continue;
     }
     check(s.name, `${path}.set.${s.name}`, 'set');
+    // nginx reads a parameter into a 4 KiB buffer; each "$" is written as ${gw_dollar}
+    const n = Buffer.byteLength(q(s.value, 'text'));
+    if (n > NGINX_PARAM_MAX) err('GW241', h.at, `${path}.set.${s.name}`, `the value of ${s.name} is ${n} bytes once quoted for nginx (each "$" takes 12, each " and \\ two); nginx takes at most ${NGINX_PARAM_MAX}`);
   }
   for (const [i, name] of h.remove.entries()) {
     if (/^(server|date)$/i.test(name)) {
