@@ -110,7 +110,8 @@ export function explainRoute(m: GatewayModel, key: string, opts: { upstream?: st
 
 /**
  * nginx's own sticky cookie (sticky issue: nginx): the cookie value is the MD5 (hex) of the
- * server address as written; any other value (or none) is a new client, placed by the
+ * server's address (ip:port; a server given by host name is hashed per resolved address,
+ * which only nginx knows); any other value (or none) is a new client, placed by the
  * upstream's balancing and given the cookie of the server it reached.
  */
 export function explainNginxSticky(u: Upstream, key: string): RouteExplanation {
