@@ -6,7 +6,8 @@ import type { ClaimValueRule, Jwk, JwtPolicy } from '../../njs/lib/jwt.ts';
 import { createHash } from 'node:crypto';
 import { SUPPORTED_JWT_ALGS } from '../features/auth/schema.ts';
 import { VERSION } from '../version.ts';
-export const PROVIDER_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
+// `.` only in the variants the build derives for routes narrowing a provider (claim_values)
+export const PROVIDER_NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 const CLAIM_NAME_RE = /^[A-Za-z0-9_.:\/-]{1,128}$/;
 const B64U_RE = /^[A-Za-z0-9_-]+$/;
 
@@ -119,7 +120,7 @@ export function publicJwk(raw: unknown, provider: string, index: number): Jwk | 
 
 export function buildJwtProvider(input: JwtProviderInput): JwtProviderOutput {
   const p = input.name;
-  if (!PROVIDER_NAME_RE.test(p)) throw new PreloadError(p, 'name must match [A-Za-z0-9_-]{1,64}');
+  if (!PROVIDER_NAME_RE.test(p)) throw new PreloadError(p, 'name must match [A-Za-z0-9_.-]{1,64}');
   if (input.algorithms.length === 0) throw new PreloadError(p, 'no algorithms');
   for (const a of input.algorithms) {
     if (!(SUPPORTED_JWT_ALGS as readonly string[]).includes(a)) throw new PreloadError(p, `unsupported algorithm ${JSON.stringify(a)}`);

@@ -249,7 +249,7 @@ export function buildAuthArtifacts(m: GatewayModel, inputs: Inputs, opts: AuthBu
         renderAuthPreload([input]);
       } catch (e) {
         if (!(e instanceof PreloadError)) throw e;
-        const pr = auth!.jwt.find((x) => x.name === input.name) ?? auth!.jwt.find((x) => input.name.startsWith(`${x.name.slice(0, 40)}--`))!;
+        const pr = auth!.jwt.find((x) => x.name === input.name) ?? auth!.jwt.find((x) => input.name.startsWith(`${x.name.slice(0, 40)}.`))!;
         const idx = /jwks\.keys\[(\d+)\]/.exec(e.message);
         const keyAt = idx ? jwksPositions.get(input.name)?.[Number(idx[1])] : undefined;
         // the message may quote configuration, never secret material

@@ -75,7 +75,8 @@ export function routeJwtProvider(r: Route): string | null {
   if (!ra?.jwtProvider || !ra.methods.includes('jwt')) return null;
   if (!ra.claimValues.length) return ra.jwtProvider;
   const digest = createHash('sha256').update(JSON.stringify([ra.jwtProvider, ra.claimValues])).digest('hex').slice(0, 10);
-  return `${ra.jwtProvider.slice(0, 40)}--${digest}`;
+  // `.` never occurs in a provider's own name (PATTERNS.name): a variant never takes one
+  return `${ra.jwtProvider.slice(0, 40)}.${digest}`;
 }
 
 const labelRe = (s: string) => bare(s, 'token').replace(/\./g, '\\.');
@@ -246,7 +247,7 @@ export function authServerLocations(m: GatewayModel, routes: Route[]): Block[] {
   const providers = [...new Set(routes.filter((r) => asyncJwt(r, m)).map((r) => routeJwtProvider(r)!))].sort();
   return providers.map((p) => ({
     comment: `JWT provider ${p}: answers the auth_request subrequest (204 + X-Gw-* identity, or 401 + reason)`,
-    head: `location = ${q(`/_gw_auth/jwt/${bare(p, 'name')}`, 'path')}`,
+    head: `location = ${q(`/_gw_auth/jwt/${bare(p, 'token')}`, 'path')}`,
     lines: [d('internal'), d('access_log', 'off'), d('js_content', 'gateway.jwt')],
   }));
 }
@@ -345,7 +346,7 @@ export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseH
       out.early.push(d('recursive_error_pages', 'on'));
       out.blocks.push({ head: 'if ($gw_jwt_cached = ok)', lines: [d('return', '418')] });
     }
-    out.early.push(d('auth_request', q(`/_gw_auth/jwt/${bare(provider, 'name')}`, 'path')));
+    out.early.push(d('auth_request', q(`/_gw_auth/jwt/${bare(provider, 'token')}`, 'path')));
     for (const [v, h] of [
       ['gw_auth_status', 'status'],
       ['gw_client_id', 'client'],
