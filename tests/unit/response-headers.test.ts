@@ -48,6 +48,12 @@ describe('response_headers rules', () => {
     expect(out.some((l) => /GW281 routes\[0\]\.response_headers\.remove\[0\]: X-Gw-Status cannot be removed/.test(l))).toBe(true);
   });
 
+  it('GW281 a route served on several listeners is checked against the presets of each', () => {
+    const text = config('    security_headers: { preset: "off" }\n  - name: other\n    port: 8081', '    response_headers:\n      set: { X-Frame-Options: SAMEORIGIN }');
+    const out = diagnostics(text);
+    expect(out.filter((l) => /GW281 routes\[0\]\.response_headers\.set\.X-Frame-Options: .*security_headers\.frame_options/.test(l)), out.join('\n')).toHaveLength(1);
+  });
+
   it('GW281 a preset name is free once the preset is off', () => {
     const out = diagnostics(config('    security_headers: { preset: "off" }\n    response_headers:\n      set: { X-Frame-Options: SAMEORIGIN }', ''));
     expect(out.filter((l) => / error /.test(l))).toEqual([]);

@@ -79,8 +79,9 @@ function gatewayNames(m: GatewayModel, l: Listener, routes: Route[]): Map<string
   return out;
 }
 
-function checkLevel(m: GatewayModel, h: ResponseHeaders, path: string, l: Listener, routes: Route[], err: Report): void {
-  const managed = gatewayNames(m, l, routes);
+function checkLevel(m: GatewayModel, h: ResponseHeaders, path: string, listeners: Listener[], routes: Route[], err: Report): void {
+  // the names the gateway sends on any listener the headers are served on
+  const managed = new Map(listeners.flatMap((l) => [...gatewayNames(m, l, routes)]));
   const seen = new Map<string, string>();
   const check = (name: string, key: string, what: 'set' | 'removed') => {
     const n = name.toLowerCase();
@@ -120,14 +121,11 @@ function checkLevel(m: GatewayModel, h: ResponseHeaders, path: string, l: Listen
 function checkResponseHeaders(m: GatewayModel, err: Report): void {
   for (const [i, l] of m.listeners.entries()) {
     if (!l.responseHeaders) continue;
-    checkLevel(m, l.responseHeaders, `listeners[${i}].response_headers`, l, m.routes.filter((r) => r.listeners.includes(l.name)), err);
+    checkLevel(m, l.responseHeaders, `listeners[${i}].response_headers`, [l], m.routes.filter((r) => r.listeners.includes(l.name)), err);
   }
   for (const r of m.routes) {
     if (!r.responseHeaders) continue;
-    for (const l of m.listeners.filter((x) => r.listeners.includes(x.name))) {
-      checkLevel(m, r.responseHeaders, `routes[${r.index}].response_headers`, l, [r], err);
-      break; // one report per key: the listeners differ only in presets, reported at the first
-    }
+    checkLevel(m, r.responseHeaders, `routes[${r.index}].response_headers`, m.listeners.filter((x) => r.listeners.includes(x.name)), [r], err);
   }
 }
 
