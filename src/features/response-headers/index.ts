@@ -159,7 +159,11 @@ export const responseHeadersFeature: Feature = {
     // The gateway's own errors (502, 504, 413, …) are answered by the server's error
     // locations, which carry the listener's headers only: a route with headers of its own
     // answers them in its own locations (with the whole merged set), as CORS routes do.
-    if (!ctx.route.responseHeaders?.set.some((h) => h.always)) return;
+    // (also when the route only drops a listener header: the server's pages would still send it)
+    const own = ctx.route.responseHeaders;
+    if (!own) return;
+    const dropsListener = ctx.listener.responseHeaders?.set.some((h) => namesOf(own).has(h.name.toLowerCase())) ?? false;
+    if (!own.set.some((h) => h.always) && !dropsListener) return;
     for (const s of Object.keys(ERROR_STATUSES).map(Number)) {
       if (ctx.overrides[s] || EARLY_ERRORS.has(s)) continue;
       ctx.overrides[s] = `@${ctx.rid}_error_${s}`;
