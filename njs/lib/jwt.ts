@@ -38,8 +38,18 @@ export interface JwtPolicy {
   audience?: string[]; // at least one must appear in `aud`; absent/empty = not checked
   leeway?: number; // seconds of clock skew for exp/nbf/iat (default 0)
   requiredClaims?: string[]; // claim names that must be present
+  claimValues?: ClaimValueRule[]; // claim values that must be present (provider's, narrowed per route)
   requireExp?: boolean; // default true
   maxLength?: number; // maximum token length in characters (default 8192)
+}
+
+// A required claim value (auth.jwt.<name>.claim_values, route auth.claim_values): the claim is
+// one of `oneOf` (strict equality: a string never matches a number), and/or a list, or a
+// space-separated string like OAuth `scope` (RFC 6749 §3.3), holding every `contains` value.
+export interface ClaimValueRule {
+  claim: string;
+  oneOf?: (string | number | boolean)[];
+  contains?: string[];
 }
 
 export type JwtReason =
@@ -389,6 +399,46 @@ export function checkClaims(claims: JsonObject, policy: JwtPolicy, nowSec: numbe
   for (let i = 0; i < required.length; i++) {
     if (!has(claims, required[i]) || claims[required[i]] === null) {
       return fail('missing_claim', 'missing claim ' + required[i]);
+    }
+  }
+  const values = policy.claimValues;
+  if (values) {
+    for (let i = 0; i < values.length; i++) {
+      const bad = claimValueFail(claims, values[i]);
+      if (bad !== null) {
+        return bad;
+      }
+    }
+  }
+  return null;
+}
+
+// One required claim value; the detail names the claim (a configured name), never its value.
+export function claimValueFail(claims: JsonObject, rule: ClaimValueRule): JwtFail | null {
+  const name = rule.claim;
+  if (!has(claims, name) || claims[name] === null) {
+    return fail('missing_claim', 'missing claim ' + name);
+  }
+  const v = claims[name];
+  const oneOf = rule.oneOf;
+  if (oneOf && oneOf.length > 0 && !listHas(oneOf, v)) {
+    return fail('bad_claims', 'claim ' + name + ' has a value not accepted here');
+  }
+  const contains = rule.contains;
+  if (contains && contains.length > 0) {
+    let items: ArrayLike<unknown> | null = null;
+    if (Array.isArray(v)) {
+      items = v;
+    } else if (typeof v === 'string') {
+      items = v.split(' ');
+    }
+    if (items === null) {
+      return fail('bad_claims', 'claim ' + name + ' is not a list or a space-separated string');
+    }
+    for (let i = 0; i < contains.length; i++) {
+      if (!listHas(items, contains[i])) {
+        return fail('bad_claims', 'claim ' + name + ' lacks a required value');
+      }
     }
   }
   return null;

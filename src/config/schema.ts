@@ -202,12 +202,6 @@ const coreSchema = (): JsonSchema => ({
             ],
           },
           hash_fallback: { enum: ['client_ip', 'random'] },
-          sticky: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['cookie'],
-            properties: { cookie: { type: 'string', pattern: PATTERNS.token } },
-          },
           max_fails: { type: 'integer', minimum: 0, maximum: 1000 },
           fail_timeout: durationSec,
           keepalive: {

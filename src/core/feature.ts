@@ -166,6 +166,8 @@ export interface Feature {
   serverHead?(m: GatewayModel, l: Listener, server: { catchAll: boolean }): Directive[];
   /** server-level directives after the server's name (access rules, …) */
   serverLines?(m: GatewayModel, l: Listener): Directive[];
+  /** directives a feature adds to an upstream block, after its servers and keepalive (nginx's sticky cookie) */
+  upstreamLines?(u: Upstream, m: GatewayModel): Directive[];
   /** the nginx variable a consistent-hash key kind is read from, for kinds this feature derives */
   upstreamHashKeySource?(u: Upstream, m: GatewayModel): string | null;
   /** locations of the internal status listener (global.status), after stub_status and health */

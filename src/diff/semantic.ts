@@ -408,6 +408,13 @@ export function authText(v: unknown): string {
   return fmt(v);
 }
 
+/** Some required claim value of `before` is not in `after` (removed, or replaced by another). */
+export function claimValuesLoosened(before: unknown, after: unknown): boolean {
+  if (!Array.isArray(before)) return false;
+  const kept = new Set((Array.isArray(after) ? after : []).map((x) => JSON.stringify(x)));
+  return before.some((x) => !kept.has(JSON.stringify(x)));
+}
+
 function diffAuth(c: Changes, subject: string, a: unknown, b: unknown): void {
   if (same(a, b)) return;
   const had = hasAuth(a);
@@ -425,7 +432,9 @@ function diffAuth(c: Changes, subject: string, a: unknown, b: unknown): void {
     const widened =
       f.path === 'auth.roles' && Array.isArray(f.before) && f.before.length > 0 && Array.isArray(f.after) && f.after.length === 0;
     if (widened) c.add('auth', 'changed', subject, `${subject}: auth roles ${fmt(f.before)} removed (any authenticated client)`, 'auth-weakened');
-    else c.add('auth', 'changed', subject, `${subject}: ${fieldText(f)}`);
+    else if (f.path === 'auth.claim_values' && claimValuesLoosened(f.before, f.after)) {
+      c.add('auth', 'changed', subject, `${subject}: required claim values loosened or removed (tokens refused before may now pass): ${fieldText(f)}`, 'auth-weakened');
+    } else c.add('auth', 'changed', subject, `${subject}: ${fieldText(f)}`);
   }
 }
 

@@ -3,10 +3,12 @@
 // (src/build/compile.ts, commands) passes this list to the core; the core never imports it.
 //
 // Order matters where features share a slot: request checks follow the CORS preflight and
-// precede auth's; set_headers precede the identity headers; respond and model lists answer
+// precede auth's; set_headers precede the identity headers; response_headers follow the
+// security presets and precede CORS; respond and model lists answer
 // before proxy takes what is left; cache reads the proxy content.
 import type { Feature } from '../core/feature.ts';
 import { headersFeature } from './headers/index.ts';
+import { responseHeadersFeature } from './response-headers/index.ts';
 import { tlsFeature } from './tls/index.ts';
 import { corsFeature } from './cors/index.ts';
 import { requestFeature } from './request/index.ts';
@@ -21,6 +23,7 @@ import { metricsFeature } from './metrics/index.ts';
 
 export const FEATURES: readonly Feature[] = [
   headersFeature,
+  responseHeadersFeature,
   tlsFeature,
   corsFeature,
   requestFeature,

@@ -156,10 +156,10 @@ export function normalize(input: NormalizeInput, features: readonly Feature[]): 
           : { connections: u.keepalive.connections ?? 16, timeout: u.keepalive.timeout ?? '60s', requests: u.keepalive.requests ?? 1000 };
     return {
       name: nm,
-      balance: u.sticky ? 'consistent_hash' : balance,
-      hashKey: u.sticky ? { kind: 'cookie', name: u.sticky.cookie } : hashKey(u.hash_key),
-      hashFallback: u.sticky || balance === 'consistent_hash' ? (u.hash_fallback ?? (u.sticky ? 'client_ip' : 'random')) : null,
-      sticky: u.sticky ? { kind: 'cookie', name: u.sticky.cookie } : null,
+      balance,
+      hashKey: hashKey(u.hash_key),
+      hashFallback: balance === 'consistent_hash' ? (u.hash_fallback ?? 'random') : null,
+      sticky: null, // the routing feature's (Feature.normalize: sticky cookies)
       servers: (u.servers as Raw[]).map((s: Raw, j: number) => {
         const o = typeof s === 'string' ? { address: s } : s;
         return {

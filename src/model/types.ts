@@ -77,6 +77,17 @@ export interface Listener {
   unknownHost: 404 | 444 | null; // when serverNames set: answer for an unknown Host
   tls: ListenerTls | null;
   securityHeaders: SecurityHeaders;
+  /** response_headers of the listener (the response-headers feature); absent/null = none */
+  responseHeaders?: ResponseHeaders | null;
+  at: SourcePos;
+}
+
+/** `response_headers:` of a listener or a route: headers set on answers, upstream headers removed. */
+export interface ResponseHeaders {
+  /** set (replacing an upstream copy of the same name); always = also on error answers */
+  set: { name: string; value: string; always: boolean }[];
+  /** upstream response headers hidden from the client */
+  remove: string[];
   at: SourcePos;
 }
 
@@ -128,9 +139,27 @@ export interface Upstream {
   balance: Balance;
   hashKey: HashKey | null; // consistent_hash key, or sticky source
   hashFallback: 'client_ip' | 'random' | null; // when the key is missing
-  sticky: { kind: 'cookie'; name: string } | null; // implemented as consistent hash on the cookie
+  sticky: StickyCookie | null; // the routing feature's (`sticky:`)
   servers: UpstreamServer[];
   keepalive: { connections: number; timeout: Duration; requests: number } | null;
+  at: SourcePos;
+}
+
+/**
+ * `sticky: { cookie }` of an upstream. issue: `upstream` — the backend sets the cookie and the
+ * gateway hashes on it (client IP without it); `gateway` — the gateway sets it when absent, to
+ * the request id the first request was already hashed on (nginx maps, any nginx); `nginx` —
+ * nginx's own `sticky cookie` (nginx >= 1.29.6), the cookie names the server.
+ */
+export interface StickyCookie {
+  kind: 'cookie';
+  name: string;
+  issue: 'upstream' | 'gateway' | 'nginx';
+  path: string;
+  maxAge: number | null; // seconds; null = a session cookie
+  secure: boolean;
+  httpOnly: boolean;
+  sameSite: 'strict' | 'lax' | 'none' | null;
   at: SourcePos;
 }
 
@@ -209,6 +238,8 @@ export interface Route {
   cors: Cors | null;
   access: AccessRules;
   setRequestHeaders: { name: string; value: string }[];
+  /** response_headers of the route (the response-headers feature); absent/null = none */
+  responseHeaders?: ResponseHeaders | null;
   auth: RouteAuth | null; // null = public route (njs auth)
   models: 'route' | 'list' | null; // route by the body's `model` / answer GET /v1/models (src/routing)
   at: SourcePos;
@@ -281,6 +312,8 @@ export interface JwtProviderSettings {
   audience: string[];
   leeway: number; // seconds
   requiredClaims: string[];
+  /** claim values every token must carry (auth.jwt.<name>.claim_values) */
+  claimValues: ClaimValueRule[];
   requireExp: boolean;
   maxTokenLength: number;
   clientClaim: string;
@@ -295,7 +328,16 @@ export interface RouteAuth {
   roles: string[]; // empty = any authenticated client
   stripCredentials: boolean; // clear Authorization / the key header before proxying
   keyHeader: string; // API-key header for this route
+  /** claim values a JWT must carry on this route, on top of its provider's (route auth.claim_values) */
+  claimValues: ClaimValueRule[];
   at: SourcePos;
+}
+
+/** One required claim value: the claim is one of `oneOf`, and/or a list (or space-separated string) holding every `contains` value. */
+export interface ClaimValueRule {
+  claim: string;
+  oneOf: (string | number | boolean)[] | null;
+  contains: string[] | null;
 }
 
 // Diagnostics: stable codes, YAML positions, all collected before failing.

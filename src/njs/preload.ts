@@ -2,11 +2,12 @@
 // `gateway.jwt` handler reads. Takes JWKS documents / HMAC secrets as configured, keeps only
 // public signature keys the njs module can use, and checks everything the handler relies
 // on, so request-time code never meets a key it cannot handle.
-import type { Jwk, JwtPolicy } from '../../njs/lib/jwt.ts';
+import type { ClaimValueRule, Jwk, JwtPolicy } from '../../njs/lib/jwt.ts';
 import { createHash } from 'node:crypto';
 import { SUPPORTED_JWT_ALGS } from '../features/auth/schema.ts';
 import { VERSION } from '../version.ts';
-export const PROVIDER_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
+// `.` only in the variants the build derives for routes narrowing a provider (claim_values)
+export const PROVIDER_NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 const CLAIM_NAME_RE = /^[A-Za-z0-9_.:\/-]{1,128}$/;
 const B64U_RE = /^[A-Za-z0-9_-]+$/;
 
@@ -25,6 +26,8 @@ export interface JwtProviderInput {
   audience?: string[];
   leeway?: number;
   requiredClaims?: string[];
+  /** required claim values (the provider's, then a route's narrowing); absent or empty = none */
+  claimValues?: ClaimValueRule[];
   requireExp?: boolean;
   maxLength?: number;
   clientClaim?: string;
@@ -121,7 +124,7 @@ export function publicJwk(raw: unknown, provider: string, index: number): Jwk | 
 
 export function buildJwtProvider(input: JwtProviderInput): JwtProviderOutput {
   const p = input.name;
-  if (!PROVIDER_NAME_RE.test(p)) throw new PreloadError(p, 'name must match [A-Za-z0-9_-]{1,64}');
+  if (!PROVIDER_NAME_RE.test(p)) throw new PreloadError(p, 'name must match [A-Za-z0-9_.-]{1,64}');
   if (input.algorithms.length === 0) throw new PreloadError(p, 'no algorithms');
   for (const a of input.algorithms) {
     if (!(SUPPORTED_JWT_ALGS as readonly string[]).includes(a)) throw new PreloadError(p, `unsupported algorithm ${JSON.stringify(a)}`);
@@ -157,6 +160,15 @@ export function buildJwtProvider(input: JwtProviderInput): JwtProviderOutput {
     return v;
   };
   for (const c of input.requiredClaims ?? []) claim('required claim', c);
+  const claimValues: ClaimValueRule[] = (input.claimValues ?? []).map((rule) => {
+    claim('claim_values', rule.claim);
+    const scalar = (v: unknown) => typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
+    if (rule.oneOf && (!rule.oneOf.length || !rule.oneOf.every(scalar))) throw new PreloadError(p, `claim_values.${rule.claim}: values must be strings, numbers or booleans`);
+    if (rule.contains && (!rule.contains.length || !rule.contains.every((v) => typeof v === 'string' && v.length > 0 && !v.includes(' ')))) {
+      throw new PreloadError(p, `claim_values.${rule.claim}.contains: values must be non-empty strings without spaces`);
+    }
+    return { claim: rule.claim, ...(rule.oneOf ? { oneOf: [...rule.oneOf] } : {}), ...(rule.contains ? { contains: [...rule.contains] } : {}) };
+  });
   const leeway = input.leeway ?? 0;
   if (!Number.isInteger(leeway) || leeway < 0 || leeway > 600) throw new PreloadError(p, 'leeway must be 0..600 seconds');
   const maxLength = input.maxLength ?? 8192;
@@ -168,6 +180,8 @@ export function buildJwtProvider(input: JwtProviderInput): JwtProviderOutput {
     audience: input.audience ?? [],
     leeway,
     requiredClaims: input.requiredClaims ?? [],
+    // only when given: providers without claim values keep their preload (and cache generation)
+    ...(claimValues.length ? { claimValues } : {}),
     requireExp: input.requireExp ?? true,
     maxLength,
     clientClaim: claim('clientClaim', input.clientClaim) ?? 'sub',

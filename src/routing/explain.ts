@@ -1,4 +1,5 @@
 // Where a consistent-hash key goes, explained from the GatewayModel (used by `gatewayctl route`).
+import { createHash } from 'node:crypto';
 import type { GatewayModel, Upstream } from '../model/types.ts';
 import { buildRing, minimalMovedShare, movedShare, place, shares, type Placement, type Ring } from './ketama.ts';
 import { createHash } from 'node:crypto';
@@ -27,6 +28,8 @@ export function keySourceText(u: Upstream): string {
     case 'header':
       return `header ${k.name} (missing: ${fb})`;
     case 'cookie':
+      // sticky issue: gateway: the request id is the key, and the cookie set on the answer
+      if (u.sticky?.issue === 'gateway') return `cookie ${k.name} (missing: the request id, which the gateway then sets as ${k.name}: a new client is pinned from its first answer)`;
       return `cookie ${k.name} (missing: ${fb})`;
     case 'query':
       return `query argument ${k.name} (missing: ${fb})`;
@@ -58,9 +61,12 @@ export function ringFor(u: Upstream): Ring {
 export function explainRoute(m: GatewayModel, key: string, opts: { upstream?: string; unavailable?: string[] } = {}): RouteExplanation {
   const hashed = hashedUpstreams(m);
   let u: Upstream | undefined;
+  const nginxSticky = m.upstreams.filter((x) => x.sticky?.issue === 'nginx');
+  if (!opts.upstream && !hashed.length && nginxSticky.length === 1) return explainNginxSticky(nginxSticky[0], key);
   if (opts.upstream) {
     u = m.upstreams.find((x) => x.name === opts.upstream);
     if (!u) throw new RouteError(`unknown upstream "${opts.upstream}" (defined: ${m.upstreams.map((x) => x.name).join(', ') || 'none'})`);
+    if (u.sticky?.issue === 'nginx') return explainNginxSticky(u, key);
     if (u.balance !== 'consistent_hash') throw new RouteError(`upstream "${u.name}" balances with ${u.balance}, not consistent_hash: there is no fixed place for a key`);
   } else {
     if (hashed.length !== 1) {
@@ -100,6 +106,42 @@ export function explainRoute(m: GatewayModel, key: string, opts: { upstream?: st
     peer: p.server === null ? null : addr(p.server),
     successors: p.order.slice(1).map((o) => addr(o.server)),
     skipped: p.skipped.map((s) => ({ server: addr(s.server), reason: s.reason })),
+    share,
+    reasons,
+  };
+}
+
+/**
+ * nginx's own sticky cookie (sticky issue: nginx): the cookie value is the MD5 (hex) of the
+ * server's address (ip:port; a server given by host name is hashed per resolved address,
+ * which only nginx knows); any other value (or none) is a new client, placed by the
+ * upstream's balancing and given the cookie of the server it reached.
+ */
+export function explainNginxSticky(u: Upstream, key: string): RouteExplanation {
+  const md5 = (a: string) => createHash('md5').update(a).digest('hex');
+  const i = u.servers.findIndex((s) => md5(s.address) === key.toLowerCase());
+  const server = i < 0 ? null : u.servers[i];
+  const usable = server !== null && !server.down;
+  const share: Record<string, number> = {};
+  for (const s of u.servers) share[s.address] = s.down ? 0 : s.weight / u.servers.filter((x) => !x.down).reduce((a, x) => a + x.weight, 0);
+  const reasons = [
+    `nginx's sticky cookie ${u.sticky!.name}: its value is the MD5 of a server address (${u.servers.map((s) => `${s.address} → ${md5(s.address)}`).join(', ')})`,
+    server === null
+      ? `no server has the value ${JSON.stringify(key)}: a new client; ${u.balance} picks its server and the answer sets the cookie to that server's value`
+      : usable
+        ? `picked ${server.address}; if it fails, ${u.balance} picks another server and the cookie is set anew`
+        : `${server.address} is marked down: ${u.balance} picks another server and the cookie is set anew`,
+  ];
+  return {
+    upstream: u.name,
+    key,
+    keySource: `nginx's sticky cookie ${u.sticky!.name} (missing or unknown: ${u.balance}, then the cookie is set)`,
+    keyHash: 0,
+    ringPoints: 0,
+    start: 0,
+    peer: usable ? server.address : null,
+    successors: [],
+    skipped: [],
     share,
     reasons,
   };

@@ -413,6 +413,26 @@ describe.runIf(AUTH_IN_SCHEMA)('semantic diff: auth from gateway.yaml', () => {
     expect(open.map((x) => [x.text, x.risk])).toEqual([['route admin: auth roles admin, ops removed (any authenticated client)', 'auth-weakened']]);
   });
 
+  it('flags required claim values loosened or removed, on a route and on a provider; adding them is no risk', () => {
+    const narrowed = (c: Cfg) => {
+      c.routes[2].auth.claim_values = { scope: { contains: 'admin:write' } };
+      c.auth.jwt.main.claim_values = { typ: 'access' };
+    };
+    const added = authDiff(narrowed);
+    expect(added.length).toBeGreaterThan(0);
+    expect(risks(added)).toEqual([]);
+    const start = authConfig();
+    narrowed(start);
+    const loosened = clone(start);
+    delete loosened.routes[2].auth.claim_values;
+    loosened.auth.jwt.main.claim_values = { typ: ['access', 'refresh'] };
+    const cs = semanticDiff(compileCfg(start, undefined, env).model, compileCfg(loosened, undefined, env).model, FEATURES);
+    const weakened = cs.filter((x) => x.risk === 'auth-weakened').map((x) => x.text);
+    expect(weakened).toHaveLength(2);
+    expect(weakened.some((t) => t.startsWith('route admin: required claim values loosened or removed'))).toBe(true);
+    expect(weakened.some((t) => t.startsWith('required claim values loosened or removed') && t.includes('refresh'))).toBe(true);
+  });
+
   it('diffs gateway-level auth settings, JWT providers by name', () => {
     const cs = authDiff((c) => {
       c.auth.jwt.main.leeway = '30s';

@@ -96,6 +96,18 @@ describe('accepted by validate and by nginx -t', () => {
     expect(conf).toMatch(/map_hash_bucket_size (256|512);/);
   });
 
+  it('a long route host on a TLS listener with redirect_from (the redirect-target map is sized for it)', async () => {
+    const host = `${'l'.repeat(50)}.${'m'.repeat(50)}.${'n'.repeat(26)}`;
+    const r = await nginxAccepts(
+      BASE.replace('    port: 8080\n', '    port: 8443\n    server_names: [gw.example.com]\n    tls: { cert: /etc/ssl/gw.pem, key: /etc/ssl/gw.key, redirect_from: 8080 }\n').replace(
+        '{ prefix: /a/ }',
+        `{ prefix: /a/, host: ${host} }`,
+      ),
+    );
+    expect(r.files!['conf.d/40-servers.conf']).toContain(`"${host}" "${host}";`);
+    expect(r.files!['nginx.conf']).toMatch(/map_hash_bucket_size (256|512);/);
+  });
+
   it('address "[::1]" is built as an IPv6 listen', async () => {
     const r = await nginxAccepts(BASE.replace('    port: 8080\n', '    port: 8080\n    address: "[::1]"\n'));
     expect(r.files!['conf.d/40-servers.conf']).toContain('listen [::1]:8080 default_server;');

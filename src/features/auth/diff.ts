@@ -1,7 +1,7 @@
 // The auth feature's part of `gatewayctl diff`: the top-level auth configuration (a route's
 // own auth is diffed with the route); removing it is flagged.
 import type { DiffSink } from '../../diff/types.ts';
-import { deepDiff, fieldText, fmt, hasAuth, same } from '../../diff/semantic.ts';
+import { claimValuesLoosened, deepDiff, fieldText, fmt, hasAuth, same } from '../../diff/semantic.ts';
 
 export function diffModelAuth(c: DiffSink, a: unknown, b: unknown): void {
   if (same(a, b)) return;
@@ -13,6 +13,11 @@ export function diffModelAuth(c: DiffSink, a: unknown, b: unknown): void {
     c.add('auth', 'added', 'auth', `auth configured (${fmt(b)})`);
     return;
   }
-  for (const f of deepDiff(a, b, 'auth')) c.add('auth', 'changed', 'auth', fieldText(f));
+  for (const f of deepDiff(a, b, 'auth')) {
+    // a provider's required claim values loosened: tokens refused before (refresh tokens) may pass
+    if (/^auth\.jwt\[[^\]]+\]\.claim_values$/.test(f.path) && claimValuesLoosened(f.before, f.after)) {
+      c.add('auth', 'changed', 'auth', `required claim values loosened or removed (tokens refused before may now pass): ${fieldText(f)}`, 'auth-weakened');
+    } else c.add('auth', 'changed', 'auth', fieldText(f));
+  }
 }
 

@@ -47,7 +47,7 @@ export const authFeature: Feature = {
   outputs: (m, inputs, ctx) => buildAuthArtifacts(m, inputs, ctx),
   diff: (a, b, c) => diffModelAuth(c, a.auth, b.auth),
   redact: redactSecrets, // HMAC secrets in njs/auth.json as short hashes
-  rules: checkAuthRules, // GW313 (zones keyed by the authenticated client), GW37x
+  rules: checkAuthRules, // GW313 (zones keyed by the authenticated client), GW37x, GW284-GW286 (claim_values)
   http(m) {
     const confFiles: HttpContribution['confFiles'] = {};
     if (m.auth) confFiles[AUTH_CONF] = authConf(m);

@@ -3,7 +3,7 @@
 // read in the load stage (Feature.inputs) and turned into outputs by outputs.ts; the model
 // never holds key material.
 import path from 'node:path';
-import type { AuthSettings, JwtCacheSettings, JwtProviderSettings, RouteAuth, SourcePos } from '../../model/types.ts';
+import type { AuthSettings, ClaimValueRule, JwtCacheSettings, JwtProviderSettings, RouteAuth, SourcePos } from '../../model/types.ts';
 import { DEFAULT_IDENTITY_HEADERS } from '../../model/identity.ts';
 
 export { DEFAULT_IDENTITY_HEADERS };
@@ -54,6 +54,7 @@ export function normalizeAuth(a: Raw, baseDir: string, at: (p: string) => Source
     audience: list(j.audience),
     leeway: leewaySeconds(j.leeway),
     requiredClaims: j.required_claims ?? [],
+    claimValues: claimValues(j.claim_values),
     requireExp: j.require_exp ?? true,
     maxTokenLength: j.max_token_length ?? DEFAULT_MAX_TOKEN_LENGTH,
     clientClaim: j.client_claim ?? 'sub',
@@ -73,6 +74,14 @@ export function normalizeAuth(a: Raw, baseDir: string, at: (p: string) => Source
   };
 }
 
+/** `claim_values:` → rules in key order: a scalar is a one-element oneOf, a list a oneOf, `{ contains }` a contains list. */
+export function claimValues(raw: Raw): ClaimValueRule[] {
+  return Object.entries((raw as Record<string, Raw>) ?? {}).map(([claim, v]) => {
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) return { claim, oneOf: null, contains: list(v.contains) };
+    return { claim, oneOf: Array.isArray(v) ? v : [v], contains: null };
+  });
+}
+
 /** A route's `auth:`; null for public routes (absent or `none`). */
 export function normalizeRouteAuth(r: Raw, auth: AuthSettings | null, at: SourcePos): RouteAuth | null {
   if (r === undefined || r === null || r === 'none') return null;
@@ -85,6 +94,7 @@ export function normalizeRouteAuth(r: Raw, auth: AuthSettings | null, at: Source
     roles: o.roles ?? [],
     stripCredentials: o.strip_credentials ?? true,
     keyHeader: o.key_header ?? auth?.apiKeys?.header ?? DEFAULT_KEY_HEADER,
+    claimValues: claimValues(o.claim_values),
     at,
   };
 }

@@ -37,7 +37,8 @@ function inputText(inputs: Inputs, file: string, what: string): { text: string }
   return { error: new Error(`${what} was not read`) };
 }
 import { PreloadError, renderAuthPreload, type JwtProviderInput } from '../../njs/preload.ts';
-import type { Diagnostic, GatewayModel, SourcePos } from '../../model/types.ts';
+import type { ClaimValueRule, Diagnostic, GatewayModel, SourcePos } from '../../model/types.ts';
+import { routeJwtProvider } from './render.ts';
 
 export const AUTH_FILES = {
   keyMap: 'conf.d/keys.map',
@@ -121,6 +122,11 @@ export function parseJwks(text: string, file: string): { doc: unknown; keyPos: S
   return { doc, keyPos };
 }
 
+/** A model claim rule as the preload object holds it (absent parts left out). */
+function claimRule(c: ClaimValueRule): { claim: string; oneOf?: (string | number | boolean)[]; contains?: string[] } {
+  return { claim: c.claim, ...(c.oneOf ? { oneOf: c.oneOf } : {}), ...(c.contains ? { contains: c.contains } : {}) };
+}
+
 /** Secret file content without one trailing newline (editors add it). */
 function secretText(raw: string): string {
   return raw.replace(/\r?\n$/, '');
@@ -185,6 +191,7 @@ export function buildAuthArtifacts(m: GatewayModel, inputs: Inputs, opts: AuthBu
       audience: pr.audience,
       leeway: pr.leeway,
       requiredClaims: pr.requiredClaims,
+      ...(pr.claimValues.length ? { claimValues: pr.claimValues.map(claimRule) } : {}),
       requireExp: pr.requireExp,
       maxLength: pr.maxTokenLength,
       clientClaim: pr.clientClaim,
@@ -232,6 +239,15 @@ export function buildAuthArtifacts(m: GatewayModel, inputs: Inputs, opts: AuthBu
     if (ok) providers.push(input);
   }
 
+  // a route narrowing its provider with claim_values verifies with a variant of it (render.ts
+  // routeJwtProvider): the same keys and policy, the provider's values and the route's
+  for (const r of m.routes) {
+    const name = routeJwtProvider(r);
+    const base = providers.find((x) => x.name === r.auth?.jwtProvider);
+    if (!name || !base || name === base.name || providers.some((x) => x.name === name)) continue;
+    providers.push({ ...base, name, claimValues: [...(base.claimValues ?? []), ...r.auth!.claimValues.map(claimRule)] });
+  }
+
   if (providers.length) {
     // one provider at a time, so every problem is reported against its own provider
     for (const input of providers) {
@@ -239,7 +255,7 @@ export function buildAuthArtifacts(m: GatewayModel, inputs: Inputs, opts: AuthBu
         renderAuthPreload([input]);
       } catch (e) {
         if (!(e instanceof PreloadError)) throw e;
-        const pr = auth!.jwt.find((x) => x.name === input.name)!;
+        const pr = auth!.jwt.find((x) => x.name === input.name) ?? auth!.jwt.find((x) => input.name.startsWith(`${x.name.slice(0, 40)}.`))!;
         const idx = /jwks\.keys\[(\d+)\]/.exec(e.message);
         const keyAt = idx ? jwksPositions.get(input.name)?.[Number(idx[1])] : undefined;
         // the message may quote configuration, never secret material

@@ -17,6 +17,7 @@
 // Identity headers: the client's own copies never reach an upstream. Every name the gateway
 // knows (the defaults and the configured names, forwarded or disabled) is set by the gateway
 // or removed (an empty value) on every proxied route, public ones and configs without auth.
+import { createHash } from 'node:crypto';
 import type { GatewayModel, Route } from '../../model/types.ts';
 import { bare, headerVar, ident, jsonBody, q, RenderError, settableHeader } from '../../plan/quote.ts';
 import { tierKeyVar } from '../limits/index.ts';
@@ -62,6 +63,23 @@ export const asyncJwt = (r: Route, m: GatewayModel): boolean => has(r, 'jwt') &&
  */
 export function cachedJwtFirst(r: Route, m: GatewayModel): boolean {
   return !!m.auth?.jwtCache && asyncJwt(r, m) && !either(r) && !needsBodyStep(r, m);
+}
+
+/**
+ * The preload provider a route's JWTs are verified with: its provider, or, when the route
+ * narrows it with claim_values, a variant of it that checks the provider's and the route's
+ * values (njs/auth.json holds one per distinct narrowing). The variant has its own name and
+ * therefore its own cache generation: an identity the verified-token cache holds for the plain
+ * provider is never found under the variant, so a cached token cannot skip the route's values,
+ * and the check costs no njs call of its own (it is part of the one verification).
+ */
+export function routeJwtProvider(r: Route): string | null {
+  const ra = r.auth;
+  if (!ra?.jwtProvider || !ra.methods.includes('jwt')) return null;
+  if (!ra.claimValues.length) return ra.jwtProvider;
+  const digest = createHash('sha256').update(JSON.stringify([ra.jwtProvider, ra.claimValues])).digest('hex').slice(0, 10);
+  // `.` never occurs in a provider's own name (PATTERNS.name): a variant never takes one
+  return `${ra.jwtProvider.slice(0, 40)}.${digest}`;
 }
 
 const labelRe = (s: string) => bare(s, 'token').replace(/\./g, '\\.');
@@ -232,10 +250,10 @@ function upstreamUriMap(r: Route, m: GatewayModel): Block | null {
 /** Internal JWT locations for the providers used by these routes. */
 export function authServerLocations(m: GatewayModel, routes: Route[]): Block[] {
   if (!m.auth) return [];
-  const providers = [...new Set(routes.filter((r) => asyncJwt(r, m)).map((r) => r.auth!.jwtProvider!))].sort();
+  const providers = [...new Set(routes.filter((r) => asyncJwt(r, m)).map((r) => routeJwtProvider(r)!))].sort();
   return providers.map((p) => ({
     comment: `JWT provider ${p}: answers the auth_request subrequest (204 + X-Gw-* identity, or 401 + reason)`,
-    head: `location = ${q(`/_gw_auth/jwt/${bare(p, 'name')}`, 'path')}`,
+    head: `location = ${q(`/_gw_auth/jwt/${bare(p, 'token')}`, 'path')}`,
     lines: [d('internal'), d('access_log', 'off'), d('js_content', 'gateway.jwt')],
   }));
 }
@@ -316,11 +334,11 @@ export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseH
   if (key) out.early.push(d('set', '$gw_key_header', q(ra.keyHeader, 'header')));
   if (key && !jwt) out.blocks.unshift({ head: 'if ($gw_apikey != ok)', lines: [d('return', '401')] });
   if (jwtInPlace) {
-    out.early.push(d('set', '$gw_jwt_provider', q(ra.jwtProvider!, 'token')));
+    out.early.push(d('set', '$gw_jwt_provider', q(routeJwtProvider(r)!, 'token')));
     out.blocks.unshift({ head: 'if ($gw_jwt != ok)', lines: [d('return', '401')] });
   }
   if (jwt) {
-    const provider = ra.jwtProvider;
+    const provider = routeJwtProvider(r);
     if (!provider) throw new RenderError(`route ${r.name}: no JWT provider`);
     if (either(r)) {
       out.early.push(d('set', '$gw_auth_method', 'jwt'));
@@ -334,7 +352,7 @@ export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseH
       out.early.push(d('recursive_error_pages', 'on'));
       out.blocks.push({ head: 'if ($gw_jwt_cached = ok)', lines: [d('return', '418')] });
     }
-    out.early.push(d('auth_request', q(`/_gw_auth/jwt/${bare(provider, 'name')}`, 'path')));
+    out.early.push(d('auth_request', q(`/_gw_auth/jwt/${bare(provider, 'token')}`, 'path')));
     for (const [v, h] of [
       ['gw_auth_status', 'status'],
       ['gw_client_id', 'client'],

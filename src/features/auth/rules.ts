@@ -2,7 +2,7 @@
 // while reading the keys file, JWKS documents and secrets are reported by the build
 // (src/build/auth.ts, GW379) at the position inside that file.
 import type { Report } from '../../core/feature.ts';
-import type { GatewayModel, Route, SourcePos } from '../../model/types.ts';
+import type { ClaimValueRule, GatewayModel, Route, SourcePos } from '../../model/types.ts';
 
 const HS = (a: string) => a.startsWith('HS');
 
@@ -68,6 +68,7 @@ export function checkAuthRules(m: GatewayModel, err: Report, warn: Report): void
       if (!hs.length && (pr.secretFile || pr.secretEnv)) warn('GW374', pr.at, p, 'an HMAC secret is configured but no HS* algorithm is allowed; it is not used');
       if (!asym.length && pr.jwksFile) warn('GW374', pr.at, `${p}.jwks_file`, 'jwks_file is configured but no RS*/PS*/ES* algorithm is allowed; it is not used');
       if (!(pr.leeway >= 0 && pr.leeway <= 600)) err('GW375', pr.at, `${p}.leeway`, 'leeway must be at most 10m');
+      checkClaimValues(pr.claimValues, pr.at, `${p}.claim_values`, err);
     }
     if (!m.routes.some((r) => r.auth !== null)) warn('GW377', auth.at, 'auth', 'auth is configured but no route uses it (set auth: on routes)');
     for (const r of m.routes) {
@@ -102,5 +103,23 @@ function checkRoute(m: GatewayModel, r: Route, err: Report, warn: Report, provid
   if (r.cache) {
     warn('GW380', a.at, `routes[${r.index}].cache`, 'cached responses are shared by every authenticated client (the cache key does not include the client)');
   }
+  if (a.claimValues.length) {
+    const cp = `${p}.claim_values`;
+    if (!a.methods.includes('jwt')) {
+      err('GW284', a.at, cp, 'claim_values apply to JWTs, and this route does not accept jwt: add jwt to methods or remove claim_values');
+    } else if (a.methods.includes('api_key')) {
+      warn('GW285', a.at, cp, 'an API key carries no claims: requests with a key are accepted without these claim values (only JWTs are checked)');
+    }
+    checkClaimValues(a.claimValues, a.at, cp, err);
+  }
   if (r.auth && !a.methods.includes('jwt') && a.jwtProvider !== null) warn('GW371', a.at, `${p}.jwt_provider`, 'jwt_provider is ignored: jwt is not among the methods');
+}
+
+/** A `contains` value with a space could never be found: a space separates the values of a scope string. */
+function checkClaimValues(rules: ClaimValueRule[], at: SourcePos, path: string, err: Report): void {
+  for (const c of rules) {
+    for (const v of c.contains ?? []) {
+      if (v.includes(' ')) err('GW286', at, `${path}.${c.claim}.contains`, `"${v}" holds a space: space-separated claims (scope) are split at spaces, so list each value on its own`);
+    }
+  }
 }

@@ -23,6 +23,38 @@ const stringOrList = (description: string) => ({
   ],
 });
 
+// required claim values: a scalar (exact), a list (one of), { contains: v | [v, …] } (a list
+// claim, or a space-separated string such as OAuth `scope`, holding every value)
+const claimScalar = { oneOf: [{ type: 'string', pattern: CLAIM_VALUE }, { type: 'number' }, { type: 'boolean' }] };
+const claimValues = (where: string) => ({
+  type: 'object',
+  maxProperties: 20,
+  description:
+    `claim values ${where}: \`typ: access\` (exactly this value), \`token_use: [access, id]\` (one of these), ` +
+    '`scope: { contains: chat:write }` (a list claim, or a space-separated string like `scope`, holding the value; ' +
+    'every value of a list). A token failing one is refused with 401 (reason missing_claim when absent, bad_claims otherwise).',
+  propertyNames: { pattern: CLAIM },
+  additionalProperties: {
+    oneOf: [
+      claimScalar,
+      { type: 'array', minItems: 1, maxItems: 50, items: claimScalar },
+      {
+        type: 'object',
+        additionalProperties: false,
+        required: ['contains'],
+        properties: {
+          contains: {
+            oneOf: [
+              { type: 'string', pattern: CLAIM_VALUE },
+              { type: 'array', minItems: 1, maxItems: 50, items: { type: 'string', pattern: CLAIM_VALUE } },
+            ],
+          },
+        },
+      },
+    ],
+  },
+});
+
 const identityHeader = (what: string, dflt: string) => ({
   description: `upstream request header carrying ${what} (default ${dflt}); false = not forwarded`,
   oneOf: [{ type: 'string', pattern: HEADER }, { const: false }],
@@ -67,6 +99,7 @@ const authKeys = {
           audience: stringOrList('accepted `aud` value(s); not checked when absent'),
           leeway: { type: 'string', pattern: '^[0-9]+(s|m)?$', description: 'clock skew allowed for exp/nbf/iat, e.g. 30s (max 10m; default 0)' },
           required_claims: { type: 'array', items: { type: 'string', pattern: CLAIM }, description: 'claims every token must carry' },
+          claim_values: claimValues('every token of this provider must carry'),
           require_exp: { type: 'boolean', description: 'refuse tokens without `exp` (default true)' },
           max_token_length: { type: 'integer', minimum: 64, maximum: 8000, description: 'longest token accepted, in characters (default 4096)' },
           client_claim: { type: 'string', pattern: CLAIM, description: 'claim naming the client (default sub)' },
@@ -130,6 +163,7 @@ const routeAuth = {
         roles: { type: 'array', minItems: 1, items: { type: 'string', pattern: LABEL }, description: 'roles allowed (403 otherwise); any authenticated client when absent' },
         strip_credentials: { type: 'boolean', description: 'remove Authorization and the API-key header before proxying (default true)' },
         key_header: { type: 'string', pattern: HEADER, description: 'API-key header for this route (default auth.api_keys.header)' },
+        claim_values: claimValues('a JWT must carry on this route, besides its provider\'s (narrowing only)'),
       },
     },
   ],

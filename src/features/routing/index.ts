@@ -1,12 +1,13 @@
 // Routing keys and model-aware routing: njs derives consistent-hash keys that nginx cannot
 // read itself (JSON body field, JWT claim, authenticated client) and the OpenAI `model` of a
-// request; nginx keeps the ring and the balancing. docs/routing.md.
+// request; nginx keeps the ring and the balancing; sticky cookies (sticky.ts). docs/routing.md.
 import type { Feature } from '../../core/feature.ts';
 import type { GatewayModel, Route } from '../../model/types.ts';
 import { checkRoutingRules } from './rules.ts';
 import { normalizeModels, routingNeedsNjs } from './normalize.ts';
 import { bodyStep, claimSpecLines, hashSpec, modelsListLines, MODEL_UPSTREAM_TARGET, needsBodyStep, njsKeySource, ROUTE_HANDLER, routingHttpLines, routingMapBlocks } from './render.ts';
 import { routingSchema } from './schema.ts';
+import { checkSticky, normalizeSticky, stickyMaps, stickyRequires, stickyResponseHeaders, stickyUpstreamLines } from './sticky.ts';
 
 function njsCalls(r: Route, m: GatewayModel): number {
   if (r.models === 'list' || r.respond) return 0;
@@ -24,11 +25,18 @@ export const routingFeature: Feature = {
   cost: { njsCalls, measured: 'scripts/bench.ts: model routing and body-field hash scenarios' },
   normalize: (raw, m, ctx) => {
     m.models = normalizeModels(raw.models, ctx.at);
+    normalizeSticky(raw, m, ctx.at); // sticky cookies (sticky.ts)
   },
   needsNjs: routingNeedsNjs, // keys njs derives, model-aware routes
-  rules: checkRoutingRules, // GW36x
+  rules: (m, err, warn) => {
+    checkRoutingRules(m, err, warn); // GW36x
+    checkSticky(m, err, warn); // GW287-GW291
+  },
+  requires: stickyRequires, // nginx's own sticky cookie: nginx >= 1.29.6
   buffersBody: needsBodyStep, // njs reads the body (r.requestText)
-  http: (m) => ({ mapLines: routingHttpLines(m), maps: routingMapBlocks(m), mapKeys: [m.models.map((e) => e.id)] }),
+  http: (m) => ({ mapLines: routingHttpLines(m), maps: [...routingMapBlocks(m), ...stickyMaps(m)], mapKeys: [m.models.map((e) => e.id)] }),
+  upstreamLines: (u) => stickyUpstreamLines(u),
+  routeResponseHeaders: (ctx) => stickyResponseHeaders(ctx.route, ctx.model),
   upstreamHashKeySource: (u) => njsKeySource(u),
   route(ctx) {
     const { route: r, model: m } = ctx;

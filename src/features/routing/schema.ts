@@ -2,6 +2,7 @@
 // upstream), the model catalogue (`models:` at the top level) and a route's `models:`.
 import type { SchemaFragment } from '../../core/feature.ts';
 import { PATTERNS } from '../../config/schema.ts';
+import { stickySchema } from './sticky.ts';
 
 // Model ids as OpenAI-compatible clients send them: gpt-4o, meta-llama/Llama-3-70b, ft:gpt-4o:acme:x.
 export const MODEL_ID = '^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,99}$';
@@ -62,5 +63,6 @@ const routeModels = {
 export const routingSchema: SchemaFragment = {
   root: { after: 'caches', properties: { models: modelsSchema } },
   route: { after: 'set_headers', properties: { models: routeModels } },
+  upstream: stickySchema,
   hashKeys: njsHashKeys,
 };

@@ -7,7 +7,7 @@ import { d } from '../../plan/directive.ts';
 import { q } from '../../plan/quote.ts';
 import { tlsLines, tlsProfileLines } from './render.ts';
 import { hstsHeaderValue } from '../../tls/profiles.ts';
-import { pendingCertificateServer, redirectServer } from './servers.ts';
+import { pendingCertificateServer, redirectMapKeys, redirectServer } from './servers.ts';
 import { tlsSchema } from './schema.ts';
 
 /** ACME listeners whose certificate files must exist before they are served. */
@@ -43,6 +43,8 @@ export const tlsFeature: Feature = {
   // server it decides protocol, suites and groups for every name, so it carries the profile
   inputs: (m) => acmeListeners(m).flatMap((l) => [{ kind: 'exists' as const, file: l.tls!.cert }, { kind: 'exists' as const, file: l.tls!.key }]),
   finalize: markPendingCertificates,
+  // the redirect-target maps are printed with the servers; their keys size map_hash_* too
+  http: (m) => ({ mapKeys: redirectMapKeys(m) }),
   listenerServers: (m, l) => {
     if (l.tls?.pending) return { instead: [pendingCertificateServer(l, m)] };
     return l.tls?.redirectFrom ? { after: redirectServer(l, m) } : null;

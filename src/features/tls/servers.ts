@@ -42,11 +42,22 @@ export function pendingCertificateServer(l: Listener, m: GatewayModel): Block {
  * A listener without server_names answers every name on HTTPS too, so the requested name
  * is kept ($host): the Location then names whatever the client itself asked for.
  */
-function redirectHost(l: Listener, m: GatewayModel): { host: string; map: Block | null } {
-  if (!l.serverNames.length) return { host: '$host', map: null };
+function redirectNames(l: Listener, m: GatewayModel): string[] {
   const routeHosts = m.routes.filter((r) => r.listeners.includes(l.name) && r.match.host !== null).map((r) => r.match.host!);
   const seen = new Set<string>(); // map keys are case-insensitive: one entry per name
-  const names = [...l.serverNames, ...routeHosts].filter((n) => !seen.has(n.toLowerCase()) && !!seen.add(n.toLowerCase()));
+  return [...l.serverNames, ...routeHosts].filter((n) => !seen.has(n.toLowerCase()) && !!seen.add(n.toLowerCase()));
+}
+
+/** The exact-name keys of the redirect-target maps (they size map_hash_* with the others). */
+export function redirectMapKeys(m: GatewayModel): string[][] {
+  return m.listeners
+    .filter((l) => l.tls?.redirectFrom && !l.tls.pending && l.serverNames.length)
+    .map((l) => redirectNames(l, m).filter((n) => !n.startsWith('*.')).map((n) => n.toLowerCase()));
+}
+
+function redirectHost(l: Listener, m: GatewayModel): { host: string; map: Block | null } {
+  if (!l.serverNames.length) return { host: '$host', map: null };
+  const names = redirectNames(l, m);
   const v = `$gw_https_host_${ident(l.name)}`;
   // the first exact server name; with wildcards only, the domain of the first one
   const fallback = l.serverNames.find((n) => !n.startsWith('*.')) ?? l.serverNames[0].slice(2);

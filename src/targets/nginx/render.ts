@@ -119,7 +119,7 @@ export function render(m: GatewayModel, features: readonly Feature[], opts: Rend
     blocks: m.upstreams.map((u) => ({
       comment: `upstream ${u.name} (${u.at.path}): ${u.balance}`,
       head: `upstream ${bare(u.name, 'name')}`,
-      lines: upstreamLines(u),
+      lines: [...upstreamLines(u), ...features.flatMap((f) => f.upstreamLines?.(u, m) ?? [])],
       origin: u.at,
     })),
   }, CONF_FILES.upstreams);
