@@ -2,7 +2,6 @@
 import { createHash } from 'node:crypto';
 import type { GatewayModel, Upstream } from '../model/types.ts';
 import { buildRing, minimalMovedShare, movedShare, place, shares, type Placement, type Ring } from './ketama.ts';
-import { createHash } from 'node:crypto';
 import { keyOf, parseObject, promptPrefixText } from '../../njs/lib/keys.ts';
 
 export interface RouteExplanation {
