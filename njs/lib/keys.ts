@@ -34,6 +34,6 @@ export function claimKeyFrom(spec: string | undefined, claims: string | undefine
 }
 
 // OpenAI-style error body.
-export function openAiError(message: string, type: string, code: string): string {
-  return JSON.stringify({ error: { message: message, type: type, code: code } });
+export function openAiError(message: string, type: string, code: string, param: string | null): string {
+  return JSON.stringify({ error: { message: message, type: type, param: param, code: code } });
 }

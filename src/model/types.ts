@@ -77,6 +77,8 @@ export interface Listener {
   unknownHost: 404 | 444 | null; // when serverNames set: answer for an unknown Host
   tls: ListenerTls | null;
   securityHeaders: SecurityHeaders;
+  /** shape of gateway-made error bodies on this listener's routes (src/plan/errors.ts); null = gateway */
+  errors: 'gateway' | 'openai' | null;
   at: SourcePos;
 }
 
@@ -210,6 +212,8 @@ export interface Route {
   setRequestHeaders: { name: string; value: string }[];
   auth: RouteAuth | null; // null = public route (njs auth)
   models: 'route' | 'list' | null; // route by the body's `model` / answer GET /v1/models (src/routing)
+  /** shape of gateway-made error bodies; null = openai on `models:` routes, else the listener's */
+  errors: 'gateway' | 'openai' | null;
   at: SourcePos;
 }
 

@@ -34,7 +34,7 @@
 import type { Feature } from '../core/feature.ts';
 import type { GatewayModel, Listener, Route } from '../model/types.ts';
 import { d, type Block, type Directive } from './directive.ts';
-import { routeErrorPages } from './errors.ts';
+import { listenerErrorFormat, routeErrorFormat, routeErrorPages } from './errors.ts';
 import { emptySlots, type NjsCalls, type RouteContext, type RouteLocations, type RoutePlan } from './slots.ts';
 
 // the plan's types live in the leaf slots.ts; importers of the planner get them here too
@@ -156,6 +156,7 @@ export function planRoute(
     lateChecks: [],
     errorLocations: [],
     overrides: {},
+    errorFormat: routeErrorFormat(r, l),
     responseHeaders: [],
     content: null,
     proxyHost: null,
@@ -167,7 +168,7 @@ export function planRoute(
   for (const f of features) f.route?.(ctx);
   for (const f of features) f.routeFinish?.(ctx);
   ctx.slots.responseHeaders.push(...ctx.responseHeaders);
-  ctx.slots.errorPages.push(...routeErrorPages(ctx.overrides));
+  ctx.slots.errorPages.push(...routeErrorPages(ctx.overrides, ctx.errorFormat, listenerErrorFormat(l)));
   ctx.slots.raw.push(...base.raw);
   if (!ctx.content) throw new PlanError(`route ${r.name}: no feature answers or proxies it`);
   return {

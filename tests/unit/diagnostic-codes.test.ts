@@ -174,6 +174,32 @@ auth:
     expect(e!.message).toContain('api_key together with jwt is not supported where routing reads the request body');
   });
 
+  it('GW410 errors: gateway on a models: route route is refused at the route (its njs errors are OpenAI-shaped)', () => {
+    const t = `version: 1
+listeners:
+  - name: public
+    port: 8080
+upstreams:
+  llm:
+    servers: [127.0.0.1:9001]
+models:
+  - { id: m1, upstream: llm }
+routes:
+  - name: chat
+    match: { exact: /v1/chat/completions, methods: [POST] }
+    models: route
+    errors: gateway
+  - name: list
+    match: { exact: /v1/models, methods: [GET] }
+    models: list
+    errors: gateway
+`;
+    const got = lines(t);
+    expect(got.filter((l) => l.includes('GW410')), got.join('\n')).toEqual([
+      'gateway.yaml:14:13 error GW410 routes[0].errors: models: route is OpenAI-compatible: its errors (model_not_found, invalid_json, …) are OpenAI-shaped; remove errors: gateway',
+    ]);
+  });
+
   it('GW403 check substitutes a missing certificate with a throwaway pair and says so', async () => {
     const { checkConfig } = await import('../../src/commands/check.ts');
     const dir = tempDir();
