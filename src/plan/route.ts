@@ -99,12 +99,24 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
   ];
   const step = p.needs.bodyStep;
   if (step) {
-    if (p.needs.eitherMethod) {
-      throw new PlanError(`route ${p.route.name}: api_key together with jwt is not supported where routing reads the request body; use one method`);
-    }
-    location.lines = [...pre, ...s.routingKey, ...step.lines, ...s.responseHeaders, ...s.errorPages, step.handler];
     const next: Block = { comment: `${label}: proxying after the njs body step`, head: `location ${step.next}`, lines: proxying(p.content.proxyPass) };
-    return { location, named: [p.needs.auth ? continueIn(next) : next, ...p.errorLocations] };
+    const stepLines = [...s.routingKey, ...step.lines, ...s.responseHeaders, ...s.errorPages];
+    if (!p.needs.eitherMethod) {
+      location.lines = [...pre, ...stepLines, step.handler];
+      return { location, named: [p.needs.auth ? continueIn(next) : next, ...p.errorLocations] };
+    }
+    // An accepted API key (route accepting either credential) jumps out of the public location
+    // in the rewrite phase, before its auth_request: a twin of the body step continues there
+    // (allow/deny and address-keyed limits again, the body buffering, the same njs handler),
+    // so each request still makes one njs call per phase and both credentials reach `next`.
+    const keyStep = `${step.next}_key`;
+    location.lines = [...pre, ...stepLines, d('error_page', '418', '=', keyStep), step.handler];
+    const twin: Block = {
+      comment: `${label}: the njs body step after an accepted API key`,
+      head: `location ${keyStep}`,
+      lines: [p.routeName, ...jumpGuards, ...s.body, ...stepLines, step.handler],
+    };
+    return { location, named: [twin, continueIn(next), ...p.errorLocations] };
   }
 
   const handover = p.needs.authHandover;
