@@ -20,7 +20,7 @@ let port: number;
 let key: string;
 let ec: CryptoKeyPair;
 let other: CryptoKeyPair;
-let model: ReturnType<typeof compile>['model'];
+let model: NonNullable<ReturnType<typeof compile>['model']>;
 
 const yaml = (a: string[]) => `version: 1
 global: { status: false, worker_processes: 1 }
@@ -67,7 +67,7 @@ beforeAll(async () => {
   other = await generateKeyPair('ES256', { extractable: true });
   const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(ec.publicKey)), kid: 'es-1', alg: 'ES256', use: 'sig' }] });
   project = await startProject({ 'gateway.yaml': yaml(ups.map((u) => u.address)), 'keys.yaml': serializeKeys(store), 'jwks.json': jwks }, [port]);
-  model = compile(`${project.dir}/gateway.yaml`, {}).model;
+  model = compile(`${project.dir}/gateway.yaml`, {}).model!;
 });
 
 afterAll(async () => {
