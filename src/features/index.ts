@@ -4,7 +4,7 @@
 //
 // Order matters where features share a slot: request checks follow the CORS preflight and
 // precede auth's; set_headers precede the identity headers; respond and model lists answer
-// before proxy takes what is left; cache reads the proxy content.
+// before proxy takes what is left (traffic names proxy's target first); cache reads the proxy content.
 import type { Feature } from '../core/feature.ts';
 import { headersFeature } from './headers/index.ts';
 import { tlsFeature } from './tls/index.ts';
@@ -15,6 +15,7 @@ import { authFeature } from './auth/index.ts';
 import { accessFeature } from './access/index.ts';
 import { limitsFeature } from './limits/index.ts';
 import { routingFeature } from './routing/index.ts';
+import { trafficFeature } from './traffic/index.ts';
 import { proxyFeature } from './proxy/index.ts';
 import { cacheFeature } from './cache/index.ts';
 import { metricsFeature } from './metrics/index.ts';
@@ -29,6 +30,7 @@ export const FEATURES: readonly Feature[] = [
   accessFeature,
   limitsFeature,
   routingFeature,
+  trafficFeature,
   proxyFeature,
   cacheFeature,
   metricsFeature,

@@ -200,6 +200,52 @@ routes:
     ]);
   });
 
+  it('GW411-GW414 traffic: unknown upstreams, unsupported combinations, claims without JWT, bad values and splits', () => {
+    const t = `version: 1
+listeners:
+  - name: public
+    port: 8080
+upstreams:
+  blue: { servers: [127.0.0.1:9001] }
+  green: { servers: [127.0.0.1:9002] }
+  by_body:
+    balance: consistent_hash
+    hash_key: { body_field: user }
+    servers: [127.0.0.1:9003]
+routes:
+  - name: a
+    match: { prefix: /a/ }
+    upstream: blue
+    traffic:
+      match:
+        - { header: X-Pool, value: x, upstream: nowhere }
+        - { header: x-pool, value: X, upstream: green }
+        - { query: q, value: default, upstream: green }
+        - { jwt_claim: tenant, value: acme, upstream: green }
+      split: { green: 60, by_body: 50.001 }
+      sticky: client_id
+  - name: b
+    match: { prefix: /b/ }
+    upstream: blue
+    strip_prefix: true
+    traffic: { split: { green: 10 } }
+`;
+    const got = lines(t).filter((l) => /GW41[1-4]/.test(l));
+    const at = (code: string, path: string) => got.some((l) => l.includes(`error ${code} ${path}:`));
+    expect(at('GW411', 'routes[0].traffic.match[0].upstream'), got.join('\n')).toBe(true);
+    expect(at('GW412', 'routes[0].traffic.split.by_body'), got.join('\n')).toBe(true);
+    expect(at('GW412', 'routes[1].traffic'), got.join('\n')).toBe(true);
+    expect(at('GW413', 'routes[0].traffic.match'), got.join('\n')).toBe(true);
+    expect(at('GW413', 'routes[0].traffic.sticky'), got.join('\n')).toBe(true);
+    expect(at('GW414', 'routes[0].traffic.match[1].value'), got.join('\n')).toBe(true);
+    expect(at('GW414', 'routes[0].traffic.match[2].value'), got.join('\n')).toBe(true);
+    expect(at('GW414', 'routes[0].traffic.split.by_body'), got.join('\n')).toBe(true);
+    expect(at('GW414', 'routes[0].traffic.split'), got.join('\n')).toBe(true);
+    // positioned in gateway.yaml (file:line:col), never a render error
+    expect(got.every((l) => /^gateway\.yaml:\d+:\d+ error GW41[1-4] /.test(l)), got.join('\n')).toBe(true);
+    expect(lines(t).some((l) => l.includes('GW400'))).toBe(false);
+  });
+
   it('GW403 check substitutes a missing certificate with a throwaway pair and says so', async () => {
     const { checkConfig } = await import('../../src/commands/check.ts');
     const dir = tempDir();
