@@ -60,8 +60,17 @@ export const ERROR_KINDS: Record<number, ErrorKind> = {
   504: kind(504, 'gateway_timeout', 'upstream timed out', 'server_error', 'upstream_timeout'),
 };
 
-/** The statuses every error_page list covers (reserved ones only where a route overrides them). */
-export const ERROR_STATUSES: number[] = Object.keys(ERROR_KINDS)
+/** The HTTP statuses the gateway answers with JSON: status → [gateway code, message] (the
+ *  internal statuses, e.g. CONN_LIMIT_STATUS, are not among them; PAGE_STATUSES has both). */
+export const ERROR_STATUSES: Record<number, [string, string]> = Object.fromEntries(
+  Object.entries(ERROR_KINDS)
+    .filter(([s, k]) => Number(s) === k.status)
+    .map(([s, k]) => [s, [k.code, k.message]]),
+);
+
+/** The statuses every error_page list covers: ERROR_STATUSES and the internal ones in use
+ *  (reserved ones only where a route overrides them). */
+export const PAGE_STATUSES: number[] = Object.keys(ERROR_KINDS)
   .map(Number)
   .filter((s) => !ERROR_KINDS[s].reserved);
 
@@ -102,7 +111,7 @@ const errorTarget = (s: number, f: ErrorFormat): string => {
 };
 
 export function errorPageLines(overrides: Record<number, string> = {}, format: ErrorFormat = 'gateway'): Directive[] {
-  const statuses = [...new Set([...ERROR_STATUSES, ...Object.keys(overrides).map(Number)])].sort((a, b) => a - b);
+  const statuses = [...new Set([...PAGE_STATUSES, ...Object.keys(overrides).map(Number)])].sort((a, b) => a - b);
   return [
     ...statuses.map((s) => d('error_page', String(s), '=', overrides[s] ?? errorTarget(s, format))),
     // nginx's own codes for a request header too large (494) and plain HTTP on a TLS port
@@ -115,7 +124,7 @@ export function errorPageLines(overrides: Record<number, string> = {}, format: E
 export function errorLocations(headers: string[], formats: Iterable<ErrorFormat> = ['gateway']): Block[] {
   const out: Block[] = [];
   for (const f of (['gateway', 'openai'] as const).filter((x) => [...formats].includes(x))) {
-    for (const s of ERROR_STATUSES) {
+    for (const s of PAGE_STATUSES) {
       const target = errorTarget(s, f);
       const internal = target.startsWith('/');
       out.push({

@@ -9,7 +9,7 @@ import { createKey, serializeKeys, type KeyFile } from '../../src/keys/store.ts'
 import { freePort } from '../support/ports.ts';
 import { withErrorLog } from '../support/nginx.ts';
 import { startProject, type Project } from '../support/gateway.ts';
-import { send } from '../support/http.ts';
+import { rawRequest, send } from '../support/http.ts';
 import { startOpenAiUpstream, type OpenAiUpstream } from '../support/openai-upstream.ts';
 import { closeAll, deadPort, startUpstreams, type EchoUpstream } from '../support/upstreams.ts';
 
@@ -191,6 +191,12 @@ describe('OpenAI-shaped errors read by the openai SDK', () => {
       const optOut = await send({ port: oaiPort, path: '/opt/x' });
       expect(optOut.status).toBe(502);
       expect(optOut.json).toMatchObject({ error: { status: 502, code: 'bad_gateway', message: 'upstream unavailable' } });
+      // an early error (a bad request line, before any route) in the listener's shape
+      const early = await rawRequest(oaiPort, 'GET /v1/models HTTP/1.1 junk\r\nHost: a\r\nConnection: close\r\n\r\n');
+      expect(early).toMatch(/^HTTP\/1\.1 400 /);
+      expect(JSON.parse(early.slice(early.indexOf('\r\n\r\n') + 4))).toEqual({ error: { message: 'bad request', type: 'invalid_request_error', param: null, code: 'bad_request' } });
+      const earlyMain = await rawRequest(port, 'GET /v1/models HTTP/1.1 junk\r\nHost: a\r\nConnection: close\r\n\r\n');
+      expect(JSON.parse(earlyMain.slice(earlyMain.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: { status: 400, code: 'bad_request' } });
       // the main listener's own 404 keeps the gateway shape, with the request id in the body too
       const nf = await send({ port, path: '/nowhere' });
       expect(nf.status).toBe(404);
