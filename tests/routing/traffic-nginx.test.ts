@@ -2,7 +2,7 @@
 // argument or JWT claim (first matching rule), else by a weighted split, else its own upstream.
 // A 90/10 split over 1,000 requests lands within a few percent; a sticky split keeps each client
 // on one side, exactly where `gatewayctl route --route` (src/routing/traffic.ts) predicts.
-import { SignJWT } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compile } from '../../src/build/compile.ts';
 import { explainTraffic } from '../../src/routing/traffic.ts';
@@ -18,6 +18,7 @@ const SECRET = 'traffic-hs256-secret-0123456789abcdefghij';
 let project: Project;
 let ups: EchoUpstream[] = [];
 let port: number;
+let ec: CryptoKeyPair;
 let model: NonNullable<ReturnType<typeof compile>['model']>;
 
 const yaml = (a: string[]) => `version: 1
@@ -32,6 +33,7 @@ upstreams:
 auth:
   jwt:
     idp: { algorithms: [HS256], secret_env: GW_TRAFFIC_SECRET }
+    ext: { algorithms: [ES256], jwks_file: jwks.json }
 routes:
   - name: api
     match: { prefix: /api/ }
@@ -56,7 +58,13 @@ routes:
   - name: tenants
     match: { prefix: /tenant/ }
     upstream: blue
-    auth: jwt
+    auth: { methods: [jwt], jwt_provider: idp }
+    traffic:
+      match: [{ jwt_claim: tenant, value: acme, upstream: acme }]
+  - name: tenants-es
+    match: { prefix: /tenant-es/ }
+    upstream: blue
+    auth: { methods: [jwt], jwt_provider: ext }
     traffic:
       match: [{ jwt_claim: tenant, value: acme, upstream: acme }]
 `;
@@ -76,7 +84,9 @@ beforeAll(async () => {
   port = await freePort();
   const env = { GW_TRAFFIC_SECRET: SECRET };
   process.env.GW_TRAFFIC_SECRET = SECRET; // for the route command, which reads the environment
-  project = await startProject({ 'gateway.yaml': yaml(ups.map((u) => u.address)) }, [port], { env });
+  ec = await generateKeyPair('ES256', { extractable: true });
+  const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(ec.publicKey)), kid: 'es-1', alg: 'ES256', use: 'sig' }] });
+  project = await startProject({ 'gateway.yaml': yaml(ups.map((u) => u.address)), 'jwks.json': jwks }, [port], { env });
   model = compile(`${project.dir}/gateway.yaml`, { env }).model!;
 });
 
@@ -153,6 +163,12 @@ describe('traffic routing', () => {
       // the claim is read from the verified token only: a client header cannot steer it
       expect(await via('/tenant/x', { Authorization: `Bearer ${await jwt({ tenant: 'globex' })}`, 'X-Gw-Claims': 'acme' })).toBe(idOf('blue'));
       expect((await send({ port, path: '/tenant/x' })).status).toBe(401);
+      // ES256: verified in the auth_request subrequest (then from the verified-token cache)
+      const es = (claims: Record<string, unknown>) =>
+        new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid: 'es-1' }).setSubject('u').setIssuedAt().setExpirationTime('5m').sign(ec.privateKey);
+      const acme = await es({ tenant: 'acme' });
+      for (let i = 0; i < 3; i++) expect(await via('/tenant-es/x', { Authorization: `Bearer ${acme}` })).toBe(idOf('acme'));
+      expect(await via('/tenant-es/x', { Authorization: `Bearer ${await es({ tenant: 'initech' })}` })).toBe(idOf('blue'));
       const manifest = JSON.parse(project.files['manifest.json']) as { routes: { name: string; njsCalls: number; byFeature: Record<string, number> }[] };
       expect(manifest.routes.find((r) => r.name === 'tenants')).toEqual({ name: 'tenants', njsCalls: 1, byFeature: { auth: 1 } });
       expect(manifest.routes.find((r) => r.name === 'sticky')).toEqual({ name: 'sticky', njsCalls: 0, byFeature: {} });
