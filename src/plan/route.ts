@@ -81,8 +81,14 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
     const answer: Block = { head: `location ${p.content.name}`, lines: p.content.lines };
     // try_files before error_page 418: the order wave 1 printed
     location.lines = [...pre, ...s.errorPages, ...handOver(p.content.name).reverse()];
-    const target = p.needs.auth ? continueIn({ ...answer, lines: [...s.clientLimits, ...answer.lines] }) : answer;
-    return { location, named: [...p.errorLocations, target] };
+    if (!p.needs.auth) return { location, named: [...p.errorLocations, answer] };
+    if (!s.clientLimits.length) return { location, named: [...p.errorLocations, continueIn(answer)] };
+    // limits keyed by the client run in the preaccess phase, and `return` answers in the rewrite
+    // phase before it: this location applies them (with the route's error pages: 429 with
+    // Retry-After) and hands over to the one that answers
+    const answering = `${p.content.name}_answer`;
+    const limited = continueIn({ head: `location ${p.content.name}`, lines: [...s.clientLimits, ...s.errorPages, d('try_files', NO_FILE, answering)] });
+    return { location, named: [...p.errorLocations, limited, { head: `location ${answering}`, lines: [p.routeName, ...p.content.lines] }] };
   }
 
   const proxying = (proxyPass: Directive): Directive[] => [

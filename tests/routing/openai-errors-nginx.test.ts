@@ -38,10 +38,12 @@ limits:
   rate:
     one: { rate: 1r/m }
     one_plain: { rate: 1r/m }
+    per_client: { key: client_id, rate: 1r/m }
   conn:
     single: { max: 1 }
     single_plain: { max: 1 }
 routes:
+  - { name: models, match: { exact: /v1/models, methods: [GET] }, models: list, auth: api_key, rate_limits: [per_client] }
   - { name: chat, match: { exact: /v1/chat/completions, methods: [POST] }, models: route, auth: api_key, max_body: 8k }
   - { name: admin, match: { exact: /admin/v1/chat/completions, methods: [POST] }, models: route, auth: { methods: [api_key], roles: [admin] } }
   - { name: rl, match: { exact: /rl/v1/chat/completions, methods: [POST] }, models: route, rate_limits: [one] }
@@ -153,6 +155,13 @@ describe('OpenAI-shaped errors read by the openai SDK', () => {
       expect(rate).toBeInstanceOf(OpenAI.RateLimitError);
       expectShape(rate, 429, 'rate_limit_error', 'rate_limit_exceeded');
       expect(rate.headers?.get('retry-after')).toBe('60');
+
+      // a limit keyed by the client runs after authentication, in the location answering /v1/models
+      expect((await client('/v1').models.list()).data.map((x) => x.id)).toEqual(['gpt-test', 'gone-model']);
+      const listed = await failure(client('/v1').models.list());
+      expect(listed).toBeInstanceOf(OpenAI.RateLimitError);
+      expectShape(listed, 429, 'rate_limit_error', 'rate_limit_exceeded');
+      expect(listed.headers?.get('retry-after')).toBe('60');
 
       const held = client('/cc/v1').chat.completions.create(ask, { headers: { 'X-Mock-Delay-Ms': '1500' } });
       await waitForRequest('X-Mock-Delay-Ms');

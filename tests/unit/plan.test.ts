@@ -89,9 +89,17 @@ describe('layoutRoute', () => {
     const answer: Directive[] = [d('return', '200', '"ok"')];
     const { location, named } = layoutRoute(plan({ content: { kind: 'answer', name: '@gw_route_r_respond', lines: answer }, needs: { auth: true } }));
     expect(names(location.lines)).toEqual(['slot_name', 'slot_access', 'slot_auth', 'slot_limits', 'slot_body', 'slot_errorPages', 'try_files']);
-    const target = named.at(-1)!;
-    expect(target.lines).toEqual(['set $gw_route "r";', 'slot_clientLimits;', 'return 200 "ok";']);
-    expect(target.blocks!.map((b) => b.head)).toEqual(['if ($late)']);
+    // `return` answers in the rewrite phase, before limit_req: the client limits get a location
+    // of their own (with the route's error pages) that hands over to the answering one
+    const [limited, answering] = named.slice(-2);
+    expect(limited.head).toBe('location @gw_route_r_respond');
+    expect(limited.lines).toEqual(['set $gw_route "r";', 'slot_clientLimits;', 'slot_errorPages;', 'try_files "/.gatewayctl-no-such-file" @gw_route_r_respond_answer;']);
+    expect(limited.blocks!.map((b) => b.head)).toEqual(['if ($late)']);
+    expect(answering).toEqual({ head: 'location @gw_route_r_respond_answer', lines: ['set $gw_route "r";', 'return 200 "ok";'] });
+    // without client limits the answering location is the hand-over's target itself
+    const slots = emptySlots();
+    const plain = layoutRoute(plan({ slots, content: { kind: 'answer', name: '@gw_route_r_respond', lines: answer }, needs: { auth: true } }));
+    expect(plain.named.at(-1)!.lines).toEqual(['set $gw_route "r";', 'return 200 "ok";']);
   });
 });
 
