@@ -147,7 +147,10 @@ export const trafficFeature: Feature = {
   name: 'traffic',
   summary: 'choose a route\'s upstream by header, cookie, query argument or JWT claim; weighted splits (canary, blue/green)',
   schema: trafficSchema,
-  cost: { njsCalls: () => 0, measured: 'nginx map and split_clients only (a JWT claim comes from the JWT handler\'s own call)' },
+  cost: {
+    njsCalls: () => 0,
+    measured: 'scripts/bench.ts gw_traffic (two rules falling through to a sticky split): CPU per request as gw_plain (9.1 vs 9.3 µs, short run); a JWT claim comes from the JWT handler\'s own call',
+  },
   normalize(raw, m, ctx) {
     const routes = (raw.routes as { traffic?: unknown }[] | undefined) ?? [];
     for (const r of m.routes) r.traffic = normalizeTraffic(routes[r.index]?.traffic, ctx.at, `routes[${r.index}].traffic`);
