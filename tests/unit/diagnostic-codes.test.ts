@@ -222,6 +222,7 @@ routes:
         - { header: x-pool, value: X, upstream: green }
         - { query: q, value: default, upstream: green }
         - { jwt_claim: tenant, value: acme, upstream: green }
+        - { cookie: my-release, value: b, upstream: green }
       split: { green: 60, by_body: 50.001 }
       sticky: client_id
   - name: b
@@ -241,6 +242,7 @@ routes:
     expect(at('GW414', 'routes[0].traffic.match[2].value'), got.join('\n')).toBe(true);
     expect(at('GW414', 'routes[0].traffic.split.by_body'), got.join('\n')).toBe(true);
     expect(at('GW414', 'routes[0].traffic.split'), got.join('\n')).toBe(true);
+    expect(at('GW414', 'routes[0].traffic.match[4].cookie'), got.join('\n')).toBe(true);
     // positioned in gateway.yaml (file:line:col), never a render error
     expect(got.every((l) => /^gateway\.yaml:\d+:\d+ error GW41[1-4] /.test(l)), got.join('\n')).toBe(true);
     expect(lines(t).some((l) => l.includes('GW400'))).toBe(false);

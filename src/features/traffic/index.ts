@@ -130,6 +130,13 @@ function checkTraffic(m: GatewayModel, err: Report): void {
     if (claims.length > 1) err('GW413', t.at, `${p}.match`, `rules read one JWT claim per route (here: ${claims.join(', ')})`);
     if (claims.length && !r.auth?.methods.includes('jwt')) err('GW413', t.at, `${p}.match`, `a jwt_claim rule needs JWT authentication on the route (auth: jwt); without it no request has claim ${claims[0]}`);
     if (t.sticky?.kind === 'client_id' && !r.auth) err('GW413', t.at, `${p}.sticky`, 'sticky: client_id needs authentication on the route');
+    // nginx reads a cookie or query argument through a variable named after it ($cookie_<name>,
+    // $arg_<name>), and variable names hold no `-` or `.`: such a name could never match
+    const unreadable = (src: { kind: string; name: string } | null) => (src?.kind === 'cookie' || src?.kind === 'query') && /[-.]/.test(src.name);
+    t.rules.forEach((x, j) => {
+      if (unreadable(x.source)) err('GW414', x.at, `${p}.match[${j}].${x.source.kind}`, `${x.source.kind} name "${x.source.name}" has - or .; nginx cannot read it by name (use letters, digits and _)`);
+    });
+    if (t.sticky && t.sticky.kind === 'cookie' && unreadable(t.sticky)) err('GW414', t.at, `${p}.sticky.cookie`, `cookie name "${t.sticky.name}" has - or .; nginx cannot read it by name (use letters, digits and _)`);
     t.rules.forEach((x, j) => {
       if (MAP_KEYWORDS.includes(x.value.toLowerCase())) err('GW414', x.at, `${p}.match[${j}].value`, `"${x.value}" is an nginx map keyword and cannot be matched`);
       const dup = t.rules.findIndex((y) => sameSource(y.source, x.source) && y.value.toLowerCase() === x.value.toLowerCase());
