@@ -4,6 +4,7 @@
 // still route and hash by the body where `gatewayctl route` says. An accepted key jumps to a
 // twin of the njs body step, so every request makes one njs call per phase.
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compile } from '../../src/build/compile.ts';
 import { createKey, serializeKeys, type KeyFile } from '../../src/keys/store.ts';
@@ -100,6 +101,26 @@ describe('API key or JWT on body-reading routes', () => {
       const unknown = await post('/v1/chat/completions', { model: 'nope' }, { 'X-API-Key': key });
       expect(unknown.status).toBe(404);
       expect(unknown.json.error.code).toBe('model_not_found');
+    });
+  });
+
+  it('one base URL for both: the openai SDK with an API key and with a JWT as its key', async () => {
+    await withErrorLog(project.gw, async () => {
+      for (const [apiKey, who] of [[key, 'key-client'], [await token(ec, 'sdk-user'), 'sdk-user']]) {
+        const sdk = new OpenAI({ apiKey, baseURL: `http://127.0.0.1:${port}/v1`, maxRetries: 0 });
+        // the echo upstream answers with the request it received
+        const r = (await sdk.chat.completions.create({ model: 'chat-model', user: 'end-1', messages: [{ role: 'user', content: 'hi' }] })) as unknown as { id: string; headers: Record<string, string> };
+        expect(r.id).toBe(where('chat', 'end-1'));
+        expect(r.headers['x-gateway-client']).toBe(who);
+        const code = async (headers: Record<string, string>) => {
+          const e = await sdk.chat.completions.create({ model: 'chat-model', messages: [] }, { headers }).catch((x: unknown) => x);
+          expect(e).toBeInstanceOf(OpenAI.AuthenticationError);
+          return (e as InstanceType<typeof OpenAI.AuthenticationError>).code;
+        };
+        // a key in the key header is judged as a key; a bearer that is no valid key, as a JWT
+        expect(await code({ 'X-API-Key': 'gw_' + 'E'.repeat(43) })).toBe('unknown_key');
+        expect(await code({ Authorization: 'Bearer gw_' + 'E'.repeat(43) })).toBe('malformed');
+      }
     });
   });
 
