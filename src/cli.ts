@@ -263,6 +263,13 @@ program
   .option('--model <id>', 'the upstream serving this model (models catalogue)')
   .option('--body <json>', 'a JSON request body: model and body-field key as njs reads them')
   .option('--unavailable <server...>', 'treat these servers as failed (passive health)')
+  .option('--route <name>', 'a route with traffic rules: the upstream it picks for the request described by the options below')
+  .option('--header <name:value...>', 'request header (with --route)')
+  .option('--cookie <name=value...>', 'request cookie (with --route)')
+  .option('--query <name=value...>', 'query argument (with --route)')
+  .option('--claim <name=value...>', 'claim of the verified JWT (with --route)')
+  .option('--client-ip <address>', 'client address (with --route: sticky client_ip)')
+  .option('--client-id <id>', 'authenticated client (with --route: sticky client_id)')
   .option('--json', 'machine-readable output')
   .addHelpText('after', await help('route'))
   .action(wrap(async (o) => (await cmd('route')).run(o)));

@@ -76,6 +76,6 @@ function messageText(content: unknown): string {
 }
 
 // OpenAI-style error body.
-export function openAiError(message: string, type: string, code: string): string {
-  return JSON.stringify({ error: { message: message, type: type, code: code } });
+export function openAiError(message: string, type: string, code: string, param: string | null): string {
+  return JSON.stringify({ error: { message: message, type: type, param: param, code: code } });
 }

@@ -13,10 +13,10 @@
 import { claimKeyFrom, keyOf, openAiError, parseObject } from './keys.ts';
 import { promptPrefixKey } from './prefix.ts';
 
-function reject(r: NginxHTTPRequest, status: number, message: string, code: string): void {
+function reject(r: NginxHTTPRequest, status: number, message: string, code: string, param: string | null): void {
   r.headersOut['Content-Type'] = 'application/json';
   r.headersOut['Cache-Control'] = 'no-store';
-  r.return(status, openAiError(message, 'invalid_request_error', code) + '\n');
+  r.return(status, openAiError(message, 'invalid_request_error', code, param) + '\n');
 }
 
 function bodyText(r: NginxHTTPRequest): string | null {
@@ -36,17 +36,17 @@ export function route(r: NginxHTTPRequest): void {
   let spec = v.gw_hash_spec || '';
   if (v.gw_route_mode === 'model') {
     if (doc === null) {
-      reject(r, 400, 'The request body must be a JSON object with a "model" field.', 'invalid_json');
+      reject(r, 400, 'The request body must be a JSON object with a "model" field.', 'invalid_json', null);
       return;
     }
     const model = doc.model;
     if (typeof model !== 'string' || model.length === 0) {
-      reject(r, 400, 'You must provide a model parameter.', 'missing_model');
+      reject(r, 400, 'You must provide a model parameter.', 'missing_model', 'model');
       return;
     }
     v.gw_model = model;
     if (!v.gw_model_upstream) {
-      reject(r, 404, 'The model `' + (model.length > 200 ? model.substring(0, 200) + ' (truncated)' : model) + '` does not exist.', 'model_not_found');
+      reject(r, 404, 'The model `' + (model.length > 200 ? model.substring(0, 200) + ' (truncated)' : model) + '` does not exist.', 'model_not_found', 'model');
       return;
     }
     spec = v.gw_model_hash || '';

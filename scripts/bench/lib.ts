@@ -38,6 +38,7 @@ export const SCENARIOS: Scenario[] = [
   { name: 'njs_hs256', label: 'minimal njs HS256 verify', target: 'reference', shape: (c) => ({ method: 'GET', path: '/hs256', header: ['Authorization', `Bearer ${c.refHsToken}`] }) },
   { name: 'njs_log_counter', label: 'njs shared-dict counter in the log phase', target: 'reference', shape: () => ({ method: 'GET', path: '/counter', header: NO_CRED }) },
   { name: 'gw_plain', label: 'gatewayctl: plain route', target: 'product', shape: () => ({ method: 'GET', path: '/plain', header: NO_CRED }) },
+  { name: 'gw_traffic', label: 'gatewayctl: traffic rules (header, cookie) + sticky 90/10 split', target: 'product', shape: () => ({ method: 'GET', path: '/traffic', header: NO_CRED }) },
   { name: 'gw_api_key', label: 'gatewayctl: API key + per-client limit + consistent hash', target: 'product', shape: (c) => ({ method: 'GET', path: '/apikey', header: ['X-API-Key', c.apiKey] }) },
   { name: 'gw_jwt_hs256', label: 'gatewayctl: JWT HS256 + per-client limit', target: 'product', shape: (c) => ({ method: 'GET', path: '/hs', header: ['Authorization', `Bearer ${c.hsToken}`] }) },
   { name: 'gw_jwt_es256_repeat', label: 'gatewayctl: JWT ES256 + per-client limit, same token', target: 'product', shape: (c) => ({ method: 'GET', path: '/es', header: ['Authorization', `Bearer ${c.esToken}`] }) },

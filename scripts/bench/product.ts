@@ -45,6 +45,7 @@ listeners:
   - { name: public, address: 127.0.0.1, port: ${gw} }
 upstreams:
   rr: { servers: ["127.0.0.1:${a}"], keepalive: 32 }
+  rr_b: { servers: ["127.0.0.1:${b}"], keepalive: 32 }
   by_client: { balance: consistent_hash, hash_key: client_id, servers: ["127.0.0.1:${a}", "127.0.0.1:${b}"], keepalive: 32 }
   by_body: { balance: consistent_hash, hash_key: { body_field: user }, servers: ["127.0.0.1:${a}", "127.0.0.1:${b}"], keepalive: 32 }
 models:
@@ -54,6 +55,10 @@ limits:
     per_client: { key: client_id, rate: ${RATE}, burst: 100000 }
 routes:
   - { name: plain, match: { exact: /plain }, upstream: rr }
+  - name: traffic
+    match: { exact: /traffic }
+    upstream: rr
+    traffic: { match: [{ header: X-Canary, value: "1", upstream: rr_b }, { cookie: release, value: b, upstream: rr_b }], split: { rr_b: 10 }, sticky: client_ip }
   - { name: apikey, match: { exact: /apikey }, upstream: by_client, auth: api_key, rate_limits: [per_client] }
   - { name: hs, match: { exact: /hs }, upstream: rr, auth: { methods: [jwt], jwt_provider: hs }, rate_limits: [per_client] }
   - { name: es, match: { exact: /es }, upstream: rr, auth: { methods: [jwt], jwt_provider: es }, rate_limits: [per_client] }

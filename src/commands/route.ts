@@ -2,6 +2,7 @@
 import { compile } from '../build/compile.ts';
 import { formatDiagnostic } from '../model/diagnostics.ts';
 import { explainRoute, resolveQuery, RouteError } from '../routing/explain.ts';
+import { explainTraffic } from '../routing/traffic.ts';
 
 export const help = `
 Examples:
@@ -11,6 +12,8 @@ Examples:
   $ gatewayctl route --key alice --json | jq .peer
   $ gatewayctl route --model gpt-4o --key end-user-7          # the pool serving a model
   $ gatewayctl route --body '{"model":"gpt-4o","user":"end-user-7"}'   # model and key as njs reads them
+  $ gatewayctl route --route api --header 'X-Canary: 1'      # the upstream a traffic route picks
+  $ gatewayctl route --route api --header 'X-User: u-7'      # a sticky split: which side u-7 is on
 
 The key is the value nginx hashes: the header/cookie/query value, the client id, the JWT
 claim or the JSON body field named by the upstream's hash_key. The placement is nginx's own
@@ -24,7 +27,41 @@ export interface RouteOptions {
   model?: string;
   body?: string;
   unavailable?: string[];
+  route?: string;
+  header?: string[];
+  cookie?: string[];
+  query?: string[];
+  claim?: string[];
+  clientIp?: string;
+  clientId?: string;
   json?: boolean;
+}
+
+function pairs(list: string[] | undefined, sep: string, what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const x of list ?? []) {
+    const i = x.indexOf(sep);
+    if (i <= 0) throw new RouteError(`--${what} ${JSON.stringify(x)}: expected name${sep}value`);
+    out[x.slice(0, i).trim()] = x.slice(i + 1).trim();
+  }
+  return out;
+}
+
+/** --route: the upstream a traffic route picks for the described request. */
+function runTraffic(model: NonNullable<ReturnType<typeof compile>['model']>, opts: RouteOptions): number {
+  const r = model.routes.find((x) => x.name === opts.route);
+  if (!r) throw new RouteError(`unknown route "${opts.route}" (defined: ${model.routes.map((x) => x.name).join(', ')})`);
+  const e = explainTraffic(model, r, {
+    headers: pairs(opts.header, ':', 'header'),
+    cookies: pairs(opts.cookie, '=', 'cookie'),
+    query: pairs(opts.query, '=', 'query'),
+    claims: pairs(opts.claim, '=', 'claim'),
+    clientIp: opts.clientIp,
+    clientId: opts.clientId,
+  });
+  if (opts.json) process.stdout.write(`${JSON.stringify(e, null, 2)}\n`);
+  else process.stdout.write(`${[`route ${e.route} → ${e.upstream ?? 'a split per request'}`, 'why:', ...e.reasons.map((x) => `  ${x}`)].join('\n')}\n`);
+  return 0;
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
@@ -34,6 +71,15 @@ export async function run(opts: RouteOptions): Promise<number> {
   if (!r.model || r.diagnostics.some((x) => x.severity === 'error')) {
     for (const x of r.diagnostics) process.stderr.write(`${formatDiagnostic(x)}\n`);
     return 1;
+  }
+  if (opts.route !== undefined) {
+    try {
+      return runTraffic(r.model, opts);
+    } catch (err) {
+      if (!(err instanceof RouteError)) throw err;
+      process.stderr.write(`gatewayctl route: ${err.message}\n`);
+      return 1;
+    }
   }
   let e;
   let notes: string[] = [];

@@ -52,6 +52,11 @@ const headerName = { type: 'string', pattern: PATTERNS.headerName };
 const text = { type: 'string', pattern: PATTERNS.text, maxLength: 4096 };
 const cidrList = { type: 'array', maxItems: 1000, items: { type: 'string', pattern: PATTERNS.cidr } };
 const method = { enum: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] };
+const errorShape = {
+  enum: ['gateway', 'openai'],
+  description:
+    'Shape of the error bodies the gateway itself answers: gateway {"error":{"status","code","message"},"request_id"} or openai {"error":{"message","type","param","code"}}. Default: openai on models: routes, else the listener\'s, else gateway.',
+};
 const unsafe = {
   type: 'string',
   description: 'Raw nginx directives inserted verbatim. Escape hatch: validate flags every use.',
@@ -180,6 +185,7 @@ const coreSchema = (): JsonSchema => ({
               },
             },
           },
+          errors: errorShape,
           unsafe_nginx_server: unsafe,
         },
       },
@@ -314,6 +320,7 @@ const coreSchema = (): JsonSchema => ({
             propertyNames: { pattern: PATTERNS.headerName },
             additionalProperties: { type: 'string', pattern: PATTERNS.text, maxLength: 1024 },
           },
+          errors: errorShape,
           unsafe_nginx_route: unsafe,
         },
       },

@@ -5,7 +5,7 @@
 // Order matters where features share a slot: request checks follow the CORS preflight and
 // precede auth's; set_headers precede the identity headers; response_headers follow the
 // security presets and precede CORS; respond and model lists answer
-// before proxy takes what is left; cache reads the proxy content.
+// before proxy takes what is left (traffic names proxy's target first); cache reads the proxy content.
 import type { Feature } from '../core/feature.ts';
 import { headersFeature } from './headers/index.ts';
 import { responseHeadersFeature } from './response-headers/index.ts';
@@ -17,6 +17,7 @@ import { authFeature } from './auth/index.ts';
 import { accessFeature } from './access/index.ts';
 import { limitsFeature } from './limits/index.ts';
 import { routingFeature } from './routing/index.ts';
+import { trafficFeature } from './traffic/index.ts';
 import { proxyFeature } from './proxy/index.ts';
 import { cacheFeature } from './cache/index.ts';
 import { metricsFeature } from './metrics/index.ts';
@@ -32,6 +33,7 @@ export const FEATURES: readonly Feature[] = [
   accessFeature,
   limitsFeature,
   routingFeature,
+  trafficFeature,
   proxyFeature,
   cacheFeature,
   metricsFeature,

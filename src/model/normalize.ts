@@ -139,6 +139,7 @@ export function normalize(input: NormalizeInput, features: readonly Feature[]): 
       unknownHost: (l.server_names ?? []).length ? (l.unknown_host ?? 404) : null,
       tls,
       securityHeaders: securityHeaders(l.security_headers),
+      errors: l.errors ?? null,
       at: at(p),
     } satisfies Listener;
   });
@@ -277,6 +278,7 @@ export function normalize(input: NormalizeInput, features: readonly Feature[]): 
       access: accessRules(r.access),
       setRequestHeaders: Object.entries((r.set_headers as Record<string, string>) ?? {}).map(([name, value]) => ({ name, value })),
       models: r.models ?? null,
+      errors: r.errors ?? null,
       auth: null, // the auth feature's (Feature.normalize)
       at: at(p),
     } satisfies Route;

@@ -1,8 +1,9 @@
 // Queries over the model that rules of several concerns share.
 import type { GatewayModel, Route } from './types.ts';
 
-/** Routes that send requests to upstream `name` (directly or through a model). */
+/** Routes that send requests to upstream `name` (directly, through a model or a traffic rule or split). */
 export function routesUsing(m: GatewayModel, name: string): Route[] {
   const viaModel = m.models.some((x) => x.upstream === name);
-  return m.routes.filter((r) => r.upstream === name || (r.models === 'route' && viaModel));
+  const viaTraffic = (r: Route) => !!r.traffic && (r.traffic.rules.some((x) => x.upstream === name) || r.traffic.split.some((x) => x.upstream === name));
+  return m.routes.filter((r) => r.upstream === name || (r.models === 'route' && viaModel) || viaTraffic(r));
 }

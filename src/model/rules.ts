@@ -136,6 +136,10 @@ export function checkRules(m: GatewayModel, features: readonly Feature[], positi
     if ((r.rewrite.stripPrefix || r.rewrite.replacePath) && r.match.path.kind !== 'prefix') {
       err('GW333', r.at, `${p}.${r.rewrite.stripPrefix ? 'strip_prefix' : 'rewrite'}`, 'strip_prefix and rewrite apply to prefix matches only');
     }
+    if (r.errors === 'gateway' && r.models === 'route') {
+      // the body step answers a missing or unknown model itself, in the OpenAI shape
+      err('GW410', r.at, `${p}.errors`, 'models: route is OpenAI-compatible: its errors (model_not_found, invalid_json, …) are OpenAI-shaped; remove errors: gateway');
+    }
     if (r.rewrite.stripPrefix && r.rewrite.replacePath) err('GW333', r.at, `${p}.rewrite`, 'use either strip_prefix or rewrite, not both');
     if (r.respond && (r.cache || r.streaming || r.websocket || r.retries)) {
       err('GW334', r.at, `${p}.respond`, 'respond routes cannot use cache, streaming, websocket or retries');

@@ -79,6 +79,8 @@ export interface Listener {
   securityHeaders: SecurityHeaders;
   /** response_headers of the listener (the response-headers feature); absent/null = none */
   responseHeaders?: ResponseHeaders | null;
+  /** shape of gateway-made error bodies on this listener's routes (src/plan/errors.ts); null = gateway */
+  errors: 'gateway' | 'openai' | null;
   at: SourcePos;
 }
 
@@ -242,6 +244,30 @@ export interface Route {
   responseHeaders?: ResponseHeaders | null;
   auth: RouteAuth | null; // null = public route (njs auth)
   models: 'route' | 'list' | null; // route by the body's `model` / answer GET /v1/models (src/routing)
+  /** shape of gateway-made error bodies; null = openai on `models:` routes, else the listener's */
+  errors: 'gateway' | 'openai' | null;
+  /** choosing the upstream per request (the traffic feature); null = always `upstream` */
+  traffic?: RouteTraffic | null;
+  at: SourcePos;
+}
+
+/** What a traffic rule reads from the request (the traffic feature, src/features/traffic). */
+export type TrafficSource =
+  | { kind: 'header'; name: string }
+  | { kind: 'cookie'; name: string }
+  | { kind: 'query'; name: string }
+  | { kind: 'jwt_claim'; name: string };
+
+/**
+ * `traffic:` of a route: rules in order (first match wins), then the weighted split, then the
+ * route's own `upstream` (the default, last).
+ */
+export interface RouteTraffic {
+  rules: { source: TrafficSource; value: string; upstream: string; at: SourcePos }[];
+  /** upstream → percent of the requests no rule matched (the rest goes to the route's upstream) */
+  split: { upstream: string; percent: number }[];
+  /** what keeps one client on one side of the split; null = each request is split anew */
+  sticky: { kind: 'client_ip' } | { kind: 'client_id' } | { kind: 'header'; name: string } | { kind: 'cookie'; name: string } | null;
   at: SourcePos;
 }
 

@@ -34,7 +34,7 @@
 import type { Feature } from '../core/feature.ts';
 import type { GatewayModel, Listener, Route } from '../model/types.ts';
 import { d, type Block, type Directive } from './directive.ts';
-import { routeErrorPages } from './errors.ts';
+import { listenerErrorFormat, routeErrorFormat, routeErrorPages } from './errors.ts';
 import { emptySlots, type NjsCalls, type RouteContext, type RouteLocations, type RoutePlan } from './slots.ts';
 
 // the plan's types live in the leaf slots.ts; importers of the planner get them here too
@@ -81,8 +81,14 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
     const answer: Block = { head: `location ${p.content.name}`, lines: p.content.lines };
     // try_files before error_page 418: the order wave 1 printed
     location.lines = [...pre, ...s.errorPages, ...handOver(p.content.name).reverse()];
-    const target = p.needs.auth ? continueIn({ ...answer, lines: [...s.clientLimits, ...answer.lines] }) : answer;
-    return { location, named: [...p.errorLocations, target] };
+    if (!p.needs.auth) return { location, named: [...p.errorLocations, answer] };
+    if (!s.clientLimits.length) return { location, named: [...p.errorLocations, continueIn(answer)] };
+    // limits keyed by the client run in the preaccess phase, and `return` answers in the rewrite
+    // phase before it: this location applies them (with the route's error pages: 429 with
+    // Retry-After) and hands over to the one that answers
+    const answering = `${p.content.name}_answer`;
+    const limited = continueIn({ head: `location ${p.content.name}`, lines: [...s.clientLimits, ...s.errorPages, d('try_files', NO_FILE, answering)] });
+    return { location, named: [...p.errorLocations, limited, { head: `location ${answering}`, lines: [p.routeName, ...p.content.lines] }] };
   }
 
   const proxying = (proxyPass: Directive): Directive[] => [
@@ -99,12 +105,24 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
   ];
   const step = p.needs.bodyStep;
   if (step) {
-    if (p.needs.eitherMethod) {
-      throw new PlanError(`route ${p.route.name}: api_key together with jwt is not supported where routing reads the request body; use one method`);
-    }
-    location.lines = [...pre, ...s.routingKey, ...step.lines, ...s.responseHeaders, ...s.errorPages, step.handler];
     const next: Block = { comment: `${label}: proxying after the njs body step`, head: `location ${step.next}`, lines: proxying(p.content.proxyPass) };
-    return { location, named: [p.needs.auth ? continueIn(next) : next, ...p.errorLocations] };
+    const stepLines = [...s.routingKey, ...step.lines, ...s.responseHeaders, ...s.errorPages];
+    if (!p.needs.eitherMethod) {
+      location.lines = [...pre, ...stepLines, step.handler];
+      return { location, named: [p.needs.auth ? continueIn(next) : next, ...p.errorLocations] };
+    }
+    // An accepted API key (route accepting either credential) jumps out of the public location
+    // in the rewrite phase, before its auth_request: a twin of the body step continues there
+    // (allow/deny and address-keyed limits again, the body buffering, the same njs handler),
+    // so each request still makes one njs call per phase and both credentials reach `next`.
+    const keyStep = `${step.next}_key`;
+    location.lines = [...pre, ...stepLines, d('error_page', '418', '=', keyStep), step.handler];
+    const twin: Block = {
+      comment: `${label}: the njs body step after an accepted API key`,
+      head: `location ${keyStep}`,
+      lines: [p.routeName, ...jumpGuards, ...s.body, ...stepLines, step.handler],
+    };
+    return { location, named: [twin, continueIn(next), ...p.errorLocations] };
   }
 
   const handover = p.needs.authHandover;
@@ -156,6 +174,7 @@ export function planRoute(
     lateChecks: [],
     errorLocations: [],
     overrides: {},
+    errorFormat: routeErrorFormat(r, l),
     responseHeaders: [],
     content: null,
     proxyHost: null,
@@ -167,7 +186,7 @@ export function planRoute(
   for (const f of features) f.route?.(ctx);
   for (const f of features) f.routeFinish?.(ctx);
   ctx.slots.responseHeaders.push(...ctx.responseHeaders);
-  ctx.slots.errorPages.push(...routeErrorPages(ctx.overrides));
+  ctx.slots.errorPages.push(...routeErrorPages(ctx.overrides, ctx.errorFormat, listenerErrorFormat(l)));
   ctx.slots.raw.push(...base.raw);
   if (!ctx.content) throw new PlanError(`route ${r.name}: no feature answers or proxies it`);
   return {

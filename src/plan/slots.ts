@@ -3,6 +3,7 @@
 // the Feature contract (src/core/feature.ts) and the planner (route.ts) both build on it.
 import type { GatewayModel, Listener, Route } from '../model/types.ts';
 import type { Block, Directive } from './directive.ts';
+import type { ErrorFormat } from './errors.ts';
 
 export const ROUTE_SLOTS = [
   'name',
@@ -107,6 +108,8 @@ export interface RouteContext {
   errorLocations: Block[];
   /** status → the named location that answers it on this route (its error_page overrides) */
   overrides: Record<number, string>;
+  /** the shape of the route's gateway-made error bodies (errorBody(status, ctx.errorFormat)) */
+  errorFormat: ErrorFormat;
   /** every response header of the route, complete once pass 1 ran */
   responseHeaders: Directive[];
   content: ProxyContent | AnswerContent | null;

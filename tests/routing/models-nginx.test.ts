@@ -175,7 +175,7 @@ describe('model-aware routing', () => {
       const missing = await post('/v1/chat/completions', { messages: [] });
       expect(missing.status).toBe(400);
       expect(missing.headers['content-type']).toContain('application/json');
-      expect(missing.json).toEqual({ error: { message: 'You must provide a model parameter.', type: 'invalid_request_error', code: 'missing_model' } });
+      expect(missing.json).toEqual({ error: { message: 'You must provide a model parameter.', type: 'invalid_request_error', param: 'model', code: 'missing_model' } });
       expect(missing.headers['x-request-id']).toBeTruthy();
       const notJson = await post('/v1/chat/completions', 'model=gpt-4o');
       expect(notJson.status).toBe(400);
@@ -183,7 +183,7 @@ describe('model-aware routing', () => {
       const unknown = await post('/v1/chat/completions', { model: 'gpt-5-imaginary', messages: [] });
       expect(unknown.status).toBe(404);
       expect(unknown.json).toEqual({
-        error: { message: 'The model `gpt-5-imaginary` does not exist.', type: 'invalid_request_error', code: 'model_not_found' },
+        error: { message: 'The model `gpt-5-imaginary` does not exist.', type: 'invalid_request_error', param: 'model', code: 'model_not_found' },
       });
       const wrongType = await post('/v1/chat/completions', { model: 42 });
       expect(wrongType.status).toBe(400);

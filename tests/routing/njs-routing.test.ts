@@ -37,7 +37,7 @@ describe('njs routing helpers', () => {
   });
 
   it('formats OpenAI-style errors', () => {
-    expect(JSON.parse(openAiError('m', 'invalid_request_error', 'missing_model'))).toEqual({ error: { message: 'm', type: 'invalid_request_error', code: 'missing_model' } });
+    expect(JSON.parse(openAiError('m', 'invalid_request_error', 'missing_model', 'model'))).toEqual({ error: { message: 'm', type: 'invalid_request_error', param: 'model', code: 'missing_model' } });
   });
 });
 

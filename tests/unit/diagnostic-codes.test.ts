@@ -143,7 +143,7 @@ describe('codes from render and check', () => {
     expect(r.files!['nginx.conf']).not.toContain('brotli');
   });
 
-  it('GW400 api_key together with jwt on a route that reads the request body is refused by render', () => {
+  it('GW400 (a render error without a position) is no longer what api_key together with jwt on a body-reading route gets: it builds', () => {
     const dir = tempDir();
     writeFileSync(path.join(dir, 'keys.yaml'), 'version: 1\nkeys: []\n');
     writeFileSync(path.join(dir, 'secret'), 'a'.repeat(48));
@@ -168,10 +168,84 @@ auth:
 `;
     const main = path.join(dir, 'gateway.yaml');
     writeFileSync(main, t);
-    const d = compile(main, { env: {} }).diagnostics;
-    const e = d.find((x) => x.code === 'GW400');
-    expect(e, d.map(formatDiagnostic).join('\n')).toBeDefined();
-    expect(e!.message).toContain('api_key together with jwt is not supported where routing reads the request body');
+    const r = compile(main, { env: {} });
+    expect(r.diagnostics.filter((x) => x.severity === 'error').map(formatDiagnostic)).toEqual([]);
+    expect(r.ok).toBe(true);
+    expect(r.files!['conf.d/40-servers.conf']).toContain('location @gw_next_chat_key {');
+  });
+
+  it('GW410 errors: gateway on a models: route route is refused at the route (its njs errors are OpenAI-shaped)', () => {
+    const t = `version: 1
+listeners:
+  - name: public
+    port: 8080
+upstreams:
+  llm:
+    servers: [127.0.0.1:9001]
+models:
+  - { id: m1, upstream: llm }
+routes:
+  - name: chat
+    match: { exact: /v1/chat/completions, methods: [POST] }
+    models: route
+    errors: gateway
+  - name: list
+    match: { exact: /v1/models, methods: [GET] }
+    models: list
+    errors: gateway
+`;
+    const got = lines(t);
+    expect(got.filter((l) => l.includes('GW410')), got.join('\n')).toEqual([
+      'gateway.yaml:14:13 error GW410 routes[0].errors: models: route is OpenAI-compatible: its errors (model_not_found, invalid_json, …) are OpenAI-shaped; remove errors: gateway',
+    ]);
+  });
+
+  it('GW411-GW414 traffic: unknown upstreams, unsupported combinations, claims without JWT, bad values and splits', () => {
+    const t = `version: 1
+listeners:
+  - name: public
+    port: 8080
+upstreams:
+  blue: { servers: [127.0.0.1:9001] }
+  green: { servers: [127.0.0.1:9002] }
+  by_body:
+    balance: consistent_hash
+    hash_key: { body_field: user }
+    servers: [127.0.0.1:9003]
+routes:
+  - name: a
+    match: { prefix: /a/ }
+    upstream: blue
+    traffic:
+      match:
+        - { header: X-Pool, value: x, upstream: nowhere }
+        - { header: x-pool, value: X, upstream: green }
+        - { query: q, value: default, upstream: green }
+        - { jwt_claim: tenant, value: acme, upstream: green }
+        - { cookie: my-release, value: b, upstream: green }
+      split: { green: 60, by_body: 50.001 }
+      sticky: client_id
+  - name: b
+    match: { prefix: /b/ }
+    upstream: blue
+    strip_prefix: true
+    traffic: { split: { green: 10 } }
+`;
+    const got = lines(t).filter((l) => /GW41[1-4]/.test(l));
+    const at = (code: string, path: string) => got.some((l) => l.includes(`error ${code} ${path}:`));
+    expect(at('GW411', 'routes[0].traffic.match[0].upstream'), got.join('\n')).toBe(true);
+    expect(at('GW412', 'routes[0].traffic.split.by_body'), got.join('\n')).toBe(true);
+    expect(at('GW412', 'routes[1].traffic'), got.join('\n')).toBe(true);
+    expect(at('GW413', 'routes[0].traffic.match'), got.join('\n')).toBe(true);
+    expect(at('GW413', 'routes[0].traffic.sticky'), got.join('\n')).toBe(true);
+    expect(at('GW414', 'routes[0].traffic.match[1].value'), got.join('\n')).toBe(true);
+    expect(at('GW414', 'routes[0].traffic.match[2].value'), got.join('\n')).toBe(true);
+    expect(at('GW414', 'routes[0].traffic.split.by_body'), got.join('\n')).toBe(true);
+    expect(at('GW414', 'routes[0].traffic.split'), got.join('\n')).toBe(true);
+    expect(at('GW414', 'routes[0].traffic.match[4].cookie'), got.join('\n')).toBe(true);
+    // positioned in gateway.yaml (file:line:col), never a render error
+    expect(got.every((l) => /^gateway\.yaml:\d+:\d+ error GW41[1-4] /.test(l)), got.join('\n')).toBe(true);
+    expect(lines(t).some((l) => l.includes('GW400'))).toBe(false);
   });
 
   it('GW403 check substitutes a missing certificate with a throwaway pair and says so', async () => {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../src/build/compile.ts';
 import { d, type Directive } from '../../src/plan/directive.ts';
-import { emptySlots, layoutRoute, PlanError, ROUTE_SLOTS, type RoutePlan } from '../../src/plan/route.ts';
+import { emptySlots, layoutRoute, ROUTE_SLOTS, type RoutePlan } from '../../src/plan/route.ts';
 
 function plan(over: Omit<Partial<RoutePlan>, 'needs'> & { needs?: Partial<RoutePlan['needs']> } = {}): RoutePlan {
   const slots = emptySlots();
@@ -67,16 +67,39 @@ describe('layoutRoute', () => {
     expect(location.lines).toContain('client_body_in_single_buffer on;');
     expect(named[0].head).toBe('location @gw_next_r');
     expect(named[0].lines).not.toContain('set $gw_route "r";'); // no auth: nothing to restore
-    expect(() => layoutRoute(plan({ needs: { auth: true, eitherMethod: true, bodyStep: step } }))).toThrow(PlanError);
+  });
+
+  it('either credential with a body step: an accepted key jumps to a twin of the body step, both continue in the proxying location', () => {
+    const step = { next: '@gw_next_r', lines: [d('client_body_in_single_buffer', 'on')], handler: d('js_content', 'gateway.route') };
+    const { location, named } = layoutRoute(plan({ needs: { auth: true, eitherMethod: true, authHandover: { next: '@gw_route_r_auth' }, bodyStep: step } }));
+    // the public location: auth_request (slot_auth), the 418 jump target, the handler last
+    expect(location.lines.slice(-2)).toEqual(['error_page 418 = @gw_next_r_key;', 'js_content gateway.route;']);
+    expect(location.lines).not.toContain('try_files "/.gatewayctl-no-such-file" @gw_route_r_auth;');
+    const [twin, next] = named;
+    expect(twin.head).toBe('location @gw_next_r_key');
+    // route name, then allow/deny and address-keyed limits again (the jump left before them), the body size, the step
+    expect(names(twin.lines)).toEqual(['set', 'slot_access', 'slot_limits', 'slot_body', 'slot_routingKey', 'client_body_in_single_buffer', 'slot_responseHeaders', 'slot_errorPages', 'js_content']);
+    expect(twin.lines).not.toContain('slot_auth;'); // no auth_request on the key's way
+    expect(next.head).toBe('location @gw_next_r');
+    expect(names(next.lines).slice(0, 5)).toEqual(['set', 'slot_access', 'slot_limits', 'slot_clientLimits', 'proxy_pass']);
+    expect(next.blocks!.map((b) => b.head)).toEqual(['if ($late)']);
   });
 
   it('an answer is handed over to after checks and limits; identity-dependent parts go with it', () => {
     const answer: Directive[] = [d('return', '200', '"ok"')];
     const { location, named } = layoutRoute(plan({ content: { kind: 'answer', name: '@gw_route_r_respond', lines: answer }, needs: { auth: true } }));
     expect(names(location.lines)).toEqual(['slot_name', 'slot_access', 'slot_auth', 'slot_limits', 'slot_body', 'slot_errorPages', 'try_files']);
-    const target = named.at(-1)!;
-    expect(target.lines).toEqual(['set $gw_route "r";', 'slot_clientLimits;', 'return 200 "ok";']);
-    expect(target.blocks!.map((b) => b.head)).toEqual(['if ($late)']);
+    // `return` answers in the rewrite phase, before limit_req: the client limits get a location
+    // of their own (with the route's error pages) that hands over to the answering one
+    const [limited, answering] = named.slice(-2);
+    expect(limited.head).toBe('location @gw_route_r_respond');
+    expect(limited.lines).toEqual(['set $gw_route "r";', 'slot_clientLimits;', 'slot_errorPages;', 'try_files "/.gatewayctl-no-such-file" @gw_route_r_respond_answer;']);
+    expect(limited.blocks!.map((b) => b.head)).toEqual(['if ($late)']);
+    expect(answering).toEqual({ head: 'location @gw_route_r_respond_answer', lines: ['set $gw_route "r";', 'return 200 "ok";'] });
+    // without client limits the answering location is the hand-over's target itself
+    const slots = emptySlots();
+    const plain = layoutRoute(plan({ slots, content: { kind: 'answer', name: '@gw_route_r_respond', lines: answer }, needs: { auth: true } }));
+    expect(plain.named.at(-1)!.lines).toEqual(['set $gw_route "r";', 'return 200 "ok";']);
   });
 });
 
@@ -84,6 +107,7 @@ describe('njs calls per route', () => {
   it('the manifest and the location comment count what each feature declares', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'gw-plan-'));
     writeFileSync(path.join(dir, 'keys.yaml'), 'version: 1\nkeys: []\n');
+    writeFileSync(path.join(dir, 'secret'), 'a'.repeat(48));
     writeFileSync(
       path.join(dir, 'gateway.yaml'),
       `version: 1
@@ -99,6 +123,8 @@ upstreams:
     servers: [127.0.0.1:9002, 127.0.0.1:9003]
 auth:
   api_keys: { file: keys.yaml }
+  jwt:
+    main: { algorithms: [HS256], secret_file: secret }
 routes:
   - name: open
     match: { prefix: /open/ }
@@ -111,6 +137,10 @@ routes:
     match: { exact: /v1/chat, methods: [POST] }
     upstream: by_user
     auth: api_key
+  - name: either-body-hash
+    match: { exact: /v1/either, methods: [POST] }
+    upstream: by_user
+    auth: { methods: [api_key, jwt] }
 `,
     );
     const r = compile(path.join(dir, 'gateway.yaml'), { env: {} });
@@ -120,10 +150,20 @@ routes:
       { name: 'open', njsCalls: 0, byFeature: {} },
       { name: 'keyed', njsCalls: 1, byFeature: { auth: 1 } },
       { name: 'keyed-body-hash', njsCalls: 2, byFeature: { auth: 1, routing: 1 } },
+      // a JWT request: the API-key js_set (no key sent), the auth_request handler, the body step;
+      // an API-key request: the js_set and the body step (in the twin location)
+      { name: 'either-body-hash', njsCalls: 3, byFeature: { auth: 2, routing: 1 } },
     ]);
     const servers = r.files!['conf.d/40-servers.conf'];
     expect(servers).toContain('# route open (routes[0])\n');
     expect(servers).toContain('# route keyed (routes[1]); njs calls per request: 1 (auth 1)\n');
     expect(servers).toContain('# route keyed-body-hash (routes[2]); njs calls per request: 2 (auth 1, routing 1)\n');
+    const either = servers.slice(servers.indexOf('# route either-body-hash (routes[3]); njs calls per request: 3 (auth 2, routing 1)\n'));
+    const block = (head: string) => either.slice(either.indexOf(head), either.indexOf('\n    }\n', either.indexOf(head)));
+    const pub = block('location = "/v1/either"');
+    // one njs use per phase: rewrite (if $gw_apikey), access (auth_request), content (js_content)
+    expect(pub.match(/\$gw_apikey|auth_request "|js_content/g)).toEqual(['auth_request "', 'js_content', '$gw_apikey']);
+    expect(block('location @gw_next_either_body_hash_key').match(/js_content|auth_request "|\$gw_apikey/g)).toEqual(['js_content']);
+    expect(block('location @gw_next_either_body_hash {').match(/js_content|auth_request "|\$gw_apikey/g)).toBeNull();
   });
 });

@@ -55,7 +55,7 @@ export const authFeature: Feature = {
   },
   serverLocations: (m, _l, routes) => authServerLocations(m, routes),
   route(ctx) {
-    const parts = routeAuthParts(ctx.route, ctx.model, ctx.rid, ctx.responseHeaders);
+    const parts = routeAuthParts(ctx.route, ctx.model, ctx.rid, ctx.responseHeaders, ctx.errorFormat);
     ctx.checks.push(...parts.blocks);
     ctx.errorLocations.push(...parts.named);
     Object.assign(ctx.overrides, parts.overrides);

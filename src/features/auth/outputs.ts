@@ -4,6 +4,7 @@
 // object; holds HMAC secrets, written 0600). The njs module itself comes from ./njs.ts.
 // Part of compile(): reads inputs, writes nothing. A broken input is a diagnostic (GW379)
 // positioned inside that file where possible.
+import { trafficReadsClaims } from '../traffic/index.ts';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
@@ -135,7 +136,8 @@ function secretText(raw: string): string {
 /** Some upstream hashes on a JWT claim (the routing feature's `hash_key: { jwt_claim }`): the
  *  JWT handlers then derive the key in their own call (njs/lib/handlers.ts, claimKeyFor). */
 function hashesOnClaim(m: GatewayModel): boolean {
-  return m.upstreams.some((u) => u.balance === 'consistent_hash' && u.hashKey?.kind === 'jwt_claim');
+  // (or a traffic rule reads a claim: the same js_var carries it)
+  return m.upstreams.some((u) => u.balance === 'consistent_hash' && u.hashKey?.kind === 'jwt_claim') || trafficReadsClaims(m);
 }
 
 /** The key map and the JWT preload object, from inputs read in the load stage (no disk access). */

@@ -24,6 +24,7 @@ import { tierKeyVar } from '../limits/index.ts';
 import { uriReplacementMap } from '../proxy/index.ts';
 import { d, jsonLogTemplate, raw, REQUEST_LOG_FIELDS, type Block, type Directive, type LogField } from '../../plan/directive.ts';
 import { DEFAULT_IDENTITY_HEADERS } from '../../model/identity.ts';
+import { ERROR_KINDS, openAiErrorBody, type ErrorFormat } from '../../plan/errors.ts';
 import { needsBodyStep } from '../routing/render.ts';
 import { MAX_API_KEY_LENGTH, MIN_API_KEY_LENGTH, WELL_FORMED_KEY_CLASS } from '../../../njs/lib/apikey.ts';
 
@@ -287,13 +288,17 @@ const AUTH_ERRORS: Record<number, [string, string, string]> = {
   403: ['forbidden', '$gw_forbidden_message', '$gw_auth_status'],
 };
 
-/** JSON error body with the reason code (only ever a fixed code from njs or role_denied). */
-function authErrorBody(status: 401 | 403): string {
+/**
+ * JSON error body with the reason code (only ever a fixed code from njs or role_denied): the
+ * gateway shape carries it as `reason`, the OpenAI shape as `code` (one code per reason).
+ */
+function authErrorBody(status: 401 | 403, format: ErrorFormat): string {
   const [code, message, reason] = AUTH_ERRORS[status];
+  if (format === 'openai') return openAiErrorBody(message, ERROR_KINDS[status].type, reason, ['gw_auth_status', 'gw_forbidden_message']);
   return jsonBody({ error: { status, code, message, reason }, request_id: '$gw_request_id' }, ['gw_request_id', 'gw_auth_status', 'gw_forbidden_message']);
 }
 
-export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseHeaders: string[]): RouteAuthParts {
+export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseHeaders: string[], format: ErrorFormat = 'gateway'): RouteAuthParts {
   const out: RouteAuthParts = { early: [], blocks: [], lateBlocks: [], proxyHeaders: [], overrides: {}, named: [], handover: false, next: `@${rid}_auth`, either: false, cachedFirst: false };
   const a = m.auth;
   const ra = a ? r.auth : null;
@@ -319,14 +324,14 @@ export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseH
       ...responseHeaders,
       d('add_header', 'WWW-Authenticate', '$gw_auth_challenge', 'always'),
       d('add_header', 'Cache-Control', '"no-store"', 'always'),
-      d('return', '401', authErrorBody(401)),
+      d('return', '401', authErrorBody(401, format)),
     ],
   });
   if (ra.roles.length) {
     out.overrides[403] = `@${rid}_403`;
     out.named.push({
       head: `location @${rid}_403`,
-      lines: [routeName, d('default_type', 'application/json'), ...responseHeaders, d('add_header', 'Cache-Control', '"no-store"', 'always'), d('return', '403', authErrorBody(403))],
+      lines: [routeName, d('default_type', 'application/json'), ...responseHeaders, d('add_header', 'Cache-Control', '"no-store"', 'always'), d('return', '403', authErrorBody(403, format))],
     });
     const check: Block = { head: `if (${roleOkVar(r)} = 0)`, lines: [d('set', '$gw_auth_status', 'role_denied'), d('return', '403')] };
     (jwt ? out.lateBlocks : out.blocks).push(check);

@@ -3,7 +3,7 @@
 import type { Feature } from '../../core/feature.ts';
 import type { GatewayModel } from '../../model/types.ts';
 import { d, type Block, type Directive } from '../../plan/directive.ts';
-import { EARLY_ERRORS, ERROR_STATUSES, errorBody } from '../../plan/errors.ts';
+import { answerStatus, EARLY_ERRORS, errorBody, PAGE_STATUSES } from '../../plan/errors.ts';
 import { bare, ident, q } from '../../plan/quote.ts';
 import { corsSchema } from './schema.ts';
 
@@ -85,12 +85,12 @@ export const corsFeature: Feature = {
     if (!ctx.route.cors) return;
     // Errors the gateway itself produces on a CORS route carry the route's CORS headers, or
     // the browser hides the JSON error from the page (the server-wide pages cannot know them).
-    for (const s of Object.keys(ERROR_STATUSES).map(Number)) {
+    for (const s of PAGE_STATUSES) {
       if (ctx.overrides[s] || EARLY_ERRORS.has(s)) continue;
       ctx.overrides[s] = `@${ctx.rid}_error_${s}`;
       ctx.errorLocations.push({
         head: `location @${ctx.rid}_error_${s}`,
-        lines: [d('default_type', 'application/json'), ...ctx.responseHeaders, d('return', String(s), errorBody(s))],
+        lines: [d('default_type', 'application/json'), ...ctx.responseHeaders, d('return', String(answerStatus(s)), errorBody(s, ctx.errorFormat))],
       });
     }
   },

@@ -5,7 +5,7 @@ import type { Feature } from '../../core/feature.ts';
 import { diffConnZones, diffRateZones } from './diff.ts';
 import type { ConnZone, GatewayModel, LimitKey, RateZone, SourcePos } from '../../model/types.ts';
 import { d, type Block, type Directive } from '../../plan/directive.ts';
-import { errorBody } from '../../plan/errors.ts';
+import { CONN_LIMIT_STATUS, errorBody } from '../../plan/errors.ts';
 import { bare, headerVar, ident } from '../../plan/quote.ts';
 import { limitsSchema } from './schema.ts';
 
@@ -68,7 +68,9 @@ export const limitsFeature: Feature = {
     maps: limitKeyMaps(m),
     limits: [
       d('limit_req_status', '429'),
-      d('limit_conn_status', '429'),
+      // an internal status the error pages answer as 429 `concurrency_limited`: a client can tell
+      // a concurrency limit from a rate limit (src/plan/errors.ts)
+      d('limit_conn_status', String(CONN_LIMIT_STATUS)),
       d('limit_req_log_level', 'warn'),
       d('limit_conn_log_level', 'warn'),
       ...m.rateZones.map(rateZoneLine),
@@ -95,18 +97,19 @@ export const limitsFeature: Feature = {
     for (const cz of conns) {
       (connLate ? slots.clientLimits : slots.limits).push(d('limit_conn', `gw_conn_${ident(cz.name)}`, bare(cz.max, 'int')));
     }
-    if (zones.length || r.connLimits.length) {
-      ctx.overrides[429] = `@${ctx.rid}_429`;
-      const retryAfter = zones.length ? retryAfterSeconds(zones) : 1;
+    const answer429 = (status: number, name: string, retryAfter: number): void => {
+      ctx.overrides[status] = `@${ctx.rid}_${name}`;
       ctx.errorLocations.push({
-        head: `location @${ctx.rid}_429`,
+        head: `location @${ctx.rid}_${name}`,
         lines: [
           d('default_type', 'application/json'),
           ...ctx.responseHeaders,
           d('add_header', 'Retry-After', bare(retryAfter, 'int'), 'always'),
-          d('return', '429', errorBody(429)),
+          d('return', '429', errorBody(status, ctx.errorFormat)),
         ],
       });
-    }
+    };
+    if (zones.length) answer429(429, '429', retryAfterSeconds(zones));
+    if (conns.length) answer429(CONN_LIMIT_STATUS, '429_conn', 1);
   },
 };

@@ -57,12 +57,13 @@ export const proxyFeature: Feature = {
     const { route: r, model: m, slots } = ctx;
     const u = m.upstreams.find((x) => x.name === r.upstream);
     if (!u && !ctx.proxyHost) throw new RenderError(`route ${r.name}: unknown upstream ${r.upstream}`);
-    const host = u ? `http://${bare(u.name, 'name')}` : ctx.proxyHost!;
+    // a feature that chooses the upstream per request (models, traffic) names the target
+    const host = ctx.proxyHost ?? `http://${bare(u!.name, 'name')}`;
     let target = host;
     if (r.rewrite.stripPrefix) target += stripPrefixMap(r) ? `$gw_strip_${ident(r.name)}` : '/';
     else if (r.rewrite.replacePath) target += r.rewrite.replacePath;
     const proxyPass = d('proxy_pass', r.rewrite.replacePath ? q(target, 'expr') : target);
-    const proxyPassNamed = uriReplacementMap(r) && u ? d('proxy_pass', `${host}$gw_upstream_uri_${ident(r.name)}`) : proxyPass;
+    const proxyPassNamed = uriReplacementMap(r) && u && !ctx.proxyHost ? d('proxy_pass', `${host}$gw_upstream_uri_${ident(r.name)}`) : proxyPass;
     ctx.content = { kind: 'proxy', proxyPass, proxyPassNamed };
 
     const up = slots.upstream;

@@ -23,7 +23,7 @@ export const requestFeature: Feature = {
           d('default_type', 'application/json'),
           ...ctx.responseHeaders,
           d('add_header', 'Allow', q(allowed.join(', '), 'text'), 'always'),
-          d('return', '405', errorBody(405)),
+          d('return', '405', errorBody(405, ctx.errorFormat)),
         ],
       });
     }

@@ -7,7 +7,7 @@ import { bare, headerVar, ident, jsonBody, q, RenderError } from '../../plan/quo
 import type { Feature, HttpContribution } from '../../core/feature.ts';
 import { hashKeySource, hashKeyVar, listenerHeaders, routeBlocks, upstreamLines, type RenderOptions } from './route.ts';
 import { d, jsonLogTemplate, REQUEST_LOG_FIELDS, type Block, type LogField } from '../../plan/directive.ts';
-import { errorLocations, errorPageLines } from '../../plan/errors.ts';
+import { errorLocations, errorPageLines, listenerErrorFormat, routeErrorFormat } from '../../plan/errors.ts';
 import { acmeLocation, healthLocations, listenLine } from './servers.ts';
 
 /** http-level directives that load the njs bundle (njs/gateway.js, written by the build) as module `gateway`. */
@@ -331,7 +331,7 @@ function serverBlocks(m: GatewayModel, features: readonly Feature[], opts: Rende
       lines.push(d('server_name', ...(g.names.length ? g.names.map((n) => q(n, 'host')) : ['_'])));
       lines.push(d('set', '$gw_route', '"-"'));
       for (const f of features) lines.push(...(f.serverLines?.(m, l) ?? []));
-      lines.push(...headers, ...errorPageLines());
+      lines.push(...headers, ...errorPageLines({}, listenerErrorFormat(l)));
       const snippet = m.unsafeSnippets.find((s) => s.context === 'server' && s.target === l.name);
       const serverOrigins: (SourcePos | undefined)[] = [];
       if (snippet) {
@@ -350,7 +350,9 @@ function serverBlocks(m: GatewayModel, features: readonly Feature[], opts: Rende
       if (!g.routes.some((r) => r.match.path.kind === 'prefix' && r.match.path.value === '/')) {
         locations.push({ comment: 'no route matched', head: 'location /', lines: [d('return', '404')] });
       }
-      locations.push(...named, ...errorLocations(headers));
+      // the shapes this server answers in: its listener's and its routes' own (`errors:`)
+      const formats = new Set([listenerErrorFormat(l), ...g.routes.map((r) => routeErrorFormat(r, l))]);
+      locations.push(...named, ...errorLocations(headers, formats));
       out.push({
         comment: `listener ${l.name} (${l.at.path})${g.names.length ? ` ${g.names.join(' ')}` : ''}`,
         head: 'server',
@@ -400,13 +402,13 @@ function unknownHostServer(l: Listener, m: GatewayModel, features: readonly Feat
     return { comment: `listener ${l.name}: unknown Host closes the connection`, head: 'server', lines, origin: l.at };
   }
   const headers = listenerHeaders(l, m, features);
-  lines.push(...errorPageLines());
+  lines.push(...errorPageLines({}, listenerErrorFormat(l)));
   return {
     comment: `listener ${l.name}: unknown Host answers 404`,
     head: 'server',
     origin: l.at,
     lines,
-    blocks: [...acmeLocation(m), { head: 'location /', lines: [d('return', '404')] }, ...errorLocations(headers)],
+    blocks: [...acmeLocation(m), { head: 'location /', lines: [d('return', '404')] }, ...errorLocations(headers, [listenerErrorFormat(l)])],
   };
 }
 
