@@ -11,8 +11,11 @@ import { HS_SECRET } from './reference.ts';
 /** A per-client limit high enough never to reject a benchmark request (it still counts). */
 const RATE = '100000r/s';
 
-/** `jwtCache: false` builds with `auth.jwt_cache: false` (to measure what the verified-token cache saves). */
-export function productYaml(gw: number, backends: [number, number], opts: { jwtCache?: boolean } = {}): string {
+/**
+ * `jwtCache: false` builds with `auth.jwt_cache: false` (to measure what the verified-token cache saves);
+ * `metrics: true` adds `metrics:` (served on the public listener: the bench has no status listener) (to measure what the metrics log call costs every route).
+ */
+export function productYaml(gw: number, backends: [number, number], opts: { jwtCache?: boolean; metrics?: boolean } = {}): string {
   const [a, b] = backends;
   return `
 version: 1
@@ -45,7 +48,7 @@ auth:
 ${opts.jwtCache === false ? '  jwt_cache: false\n' : ''}  jwt:
     hs: { algorithms: [HS256], secret_file: hs.secret }
     es: { algorithms: [ES256], jwks_file: jwks.json }
-`;
+${opts.metrics ? 'metrics: { listener: public }\n' : ''}`;
 }
 
 export interface Credentials {
