@@ -175,6 +175,9 @@ describe('metrics through real nginx', () => {
       expect([...v.keys()].filter((k) => k.startsWith('gatewayctl_auth_failures_total{')).length).toBe(2);
       expect(v.get('gatewayctl_request_bytes_total{route="hello"}')).toBeGreaterThan(4 * 'GET /hello HTTP/1.1\r\n'.length);
       expect(v.get('gatewayctl_response_bytes_total{route="hello"}')).toBeGreaterThan(4 * 'hi'.length);
+      // passive peer health: the two 503s the peer answered, by peer address
+      expect(v.get(`gatewayctl_upstream_peer_failures_total{upstream="app",peer="${upstream.address}",code="503"}`)).toBe(2);
+      expect([...v.keys()].filter((k) => k.startsWith('gatewayctl_upstream_peer_failures_total{')).length).toBe(1);
       expect(v.get('gatewayctl_metrics_overflow_total')).toBe(0);
       expect(v.get('gatewayctl_metrics_errors_total')).toBe(0);
     });
