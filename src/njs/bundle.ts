@@ -396,7 +396,8 @@ function layeredBundle(entry: string, hotEntry: string): string {
     for (const i of c.parts.imports) out.push(`var ${i.name} = ${modVar(i.module)};`);
     out.push(c.parts.declarations, `return ${c.parts.locals[c.name]};`, '}', '');
   }
-  const props = names.map((h) => (hot.handlers.includes(h) ? `  ${h}: ${hot.locals[h]}` : `  ${h}: function (r) {\n    return gw_h_${h}()(r);\n  }`));
+  // (r, a, b): a body filter is called with (r, data, flags)
+  const props = names.map((h) => (hot.handlers.includes(h) ? `  ${h}: ${hot.locals[h]}` : `  ${h}: function (r, a, b) {\n    return gw_h_${h}()(r, a, b);\n  }`));
   out.push(`var gateway_default = {\n${props.join(',\n')}\n};`, 'export default gateway_default;', '');
   return out.join('\n');
 }
