@@ -14,7 +14,9 @@
 //   r|route|method|code|upstream|di|ui   requests, folded with the duration bucket di and the
 //                                        upstream-time bucket ui ("" when not proxied) they fell in:
 //                                        ONE update counts the request and both histograms
-//                                        (budgeted; exposition sums them back apart)
+//                                        (exposition sums them back apart)
+//   s|r|route|method|code|upstream       the label set's budget marker (budgeted: one per label
+//                                        set, however many bucket combinations it reaches)
 //   d|route|i  u|route|i                 histogram buckets of requests refused by the budget
 //   ds|route  us|route                   duration sums (request, upstream)
 //   bi|route  bo|route                   bytes received / sent
@@ -22,7 +24,7 @@
 //   l|route|kind                         requests refused by a rate/conn limit (budgeted)
 //   a|route|reason                       authentication failures       (budgeted)
 //   g|route|model|class|ti               LLM requests, folded with the TTFT bucket ti ("" when
-//                                        none: not streamed, or not 2xx)   (budgeted)
+//                                        none: not streamed, or not 2xx); marker s|g|route|model|class (budgeted)
 //   gt|model                             TTFT sum
 //   gi|model  go|model                   input (prompt) / output (completion) tokens (budgeted)
 //   gu|model                             2xx LLM responses whose usage was not seen (budgeted)
@@ -103,6 +105,26 @@ function add(d: NgxSharedDict<number>, key: string, n: number, max: number): boo
   return false;
 }
 
+// a key folded with histogram bucket indexes: the budget counts its label set once (the
+// marker setKey, whose value is how many bucket combinations the set was seen in), so a label
+// set admitted before keeps counting in buckets it had not reached yet
+function addFolded(d: NgxSharedDict<number>, key: string, setKey: string, max: number): boolean {
+  if (d.incr(key, 1, 0) !== 1) {
+    return true;
+  }
+  if (d.incr(setKey, 1, 0) !== 1) {
+    return true;
+  }
+  if (d.incr('x|series', 1, 0) <= max) {
+    return true;
+  }
+  d.delete(key);
+  d.delete(setKey);
+  d.incr('x|series', -1, 0);
+  d.incr('x|overflow', 1, 0);
+  return false;
+}
+
 // a label value from a request (client id, model): label-safe or "other"
 function labelValue(s: string): string {
   return s.length <= 100 && /^[A-Za-z0-9._:\/@+-]+$/.test(s) ? s : 'other';
@@ -139,7 +161,8 @@ function countLlm(d: NgxSharedDict<number>, c: MetricsConf, r: NginxHTTPRequest,
       ti = String(bucketIndex(c.buckets, ttft));
     }
   }
-  if (!add(d, 'g|' + route + '|' + model + '|' + status.charAt(0) + 'xx|' + ti, 1, c.maxSeries)) {
+  const g = route + '|' + model + '|' + status.charAt(0) + 'xx';
+  if (!addFolded(d, 'g|' + g + '|' + ti, 's|g|' + g, c.maxSeries)) {
     return;
   }
   if (ti !== '') {
@@ -213,7 +236,8 @@ function count(r: NginxHTTPRequest): void {
   const di = bucketIndex(b, t);
   const up = p[4] === '' ? -1 : upstreamSeconds(p[4]);
   const ui = up >= 0 ? String(bucketIndex(b, up)) : '';
-  if (!add(d, 'r|' + route + '|' + method + '|' + status + '|' + upstream + '|' + di + '|' + ui, 1, c.maxSeries)) {
+  const set = route + '|' + method + '|' + status + '|' + upstream;
+  if (!addFolded(d, 'r|' + set + '|' + di + '|' + ui, 's|r|' + set, c.maxSeries)) {
     // over budget: the request still counts in its route's histograms
     d.incr('d|' + route + '|' + di, 1, 0);
     if (ui !== '') {
@@ -457,7 +481,7 @@ export function metricsExport(r: NginxHTTPRequest): void {
     }
   }
   family(out, 'gatewayctl_connections', 'gauge', 'Client connections of this nginx by state (writing: requests in flight, this scrape included).', conns);
-  family(out, 'gatewayctl_metrics_series', 'gauge', 'Dict entries the budgeted families hold (a label set takes one per latency bucket pair it was seen in).', ['gatewayctl_metrics_series ' + series]);
+  family(out, 'gatewayctl_metrics_series', 'gauge', 'Label sets the budgeted families hold.', ['gatewayctl_metrics_series ' + series]);
   family(out, 'gatewayctl_metrics_series_limit', 'gauge', 'The series budget (metrics.max_series).', ['gatewayctl_metrics_series_limit ' + c.maxSeries]);
   family(out, 'gatewayctl_metrics_overflow_total', 'counter', 'Requests whose new label set did not fit the series budget.', ['gatewayctl_metrics_overflow_total ' + overflow]);
   family(out, 'gatewayctl_metrics_errors_total', 'counter', 'Requests the metrics handler could not count (e.g. the dict is full).', ['gatewayctl_metrics_errors_total ' + errors]);
