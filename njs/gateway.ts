@@ -4,5 +4,6 @@ import { apiKey, jwt, jwtCached, jwtSync } from './lib/handlers.ts';
 import { route } from './lib/routing.ts';
 import { bodyDigest } from './lib/cache.ts';
 import { metricsExport, metricsLog } from './lib/metrics.ts';
+import { llmBody } from './lib/llm.ts';
 
-export default { apiKey: apiKey, jwt: jwt, jwtCached: jwtCached, jwtSync: jwtSync, route: route, bodyDigest: bodyDigest, metricsLog: metricsLog, metricsExport: metricsExport };
+export default { apiKey: apiKey, jwt: jwt, jwtCached: jwtCached, jwtSync: jwtSync, route: route, bodyDigest: bodyDigest, metricsLog: metricsLog, metricsExport: metricsExport, llmBody: llmBody };

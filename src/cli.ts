@@ -274,6 +274,16 @@ program
   .addHelpText('after', await help('route'))
   .action(wrap(async (o) => (await cmd('route')).run(o)));
 
+program
+  .command('top')
+  .description('terminal view of a running gateway from its /metrics: req/s, errors, p50/p95/p99 per route, cache hit rate, tokens/s per model')
+  .option('--url <url>', 'the gateway\'s metrics URL', 'http://127.0.0.1:8081/metrics')
+  .option('--interval <seconds>', 'seconds between scrapes (the window shown)', '2')
+  .option('--once', 'show one window and exit (for scripts)')
+  .option('--json', 'one JSON object per window')
+  .addHelpText('after', await help('top'))
+  .action(wrap(async (o) => (await cmd('top')).run(o)));
+
 try {
   await program.parseAsync(process.argv);
 } catch (e) {

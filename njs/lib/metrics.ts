@@ -10,21 +10,44 @@
 //
 // Dict keys (labels joined by "|"; route and upstream names cannot hold "|", methods are
 // reduced to a fixed set, codes are three digits, cache results and auth reasons are nginx's
-// and the gateway's own words):
-//   r|route|method|code|upstream   requests                      (budgeted)
-//   d|route|i  ds|route            request duration: bucket i (i = buckets.length: above the last), sum
-//   u|route|i  us|route            upstream response time, the same
-//   bi|route  bo|route             bytes received / sent
-//   c|route|zone|result            cache results                 (budgeted)
-//   l|route|kind                   requests refused by a rate/conn limit (budgeted)
-//   a|route|reason                 authentication failures       (budgeted)
-//   x|series  x|overflow  x|errors the budget's own bookkeeping
+// and the gateway's own words, model and client names are reduced to label-safe characters):
+//   r|route|method|code|upstream|di|ui   requests, folded with the duration bucket di and the
+//                                        upstream-time bucket ui ("" when not proxied) they fell in:
+//                                        ONE update counts the request and both histograms
+//                                        (exposition sums them back apart)
+//   s|r|route|method|code|upstream       the label set's budget marker (budgeted: one per label
+//                                        set, however many bucket combinations it reaches)
+//   d|route|i  u|route|i                 histogram buckets of requests refused by the budget
+//   ds|route  us|route                   duration sums (request, upstream)
+//   bi|route  bo|route                   bytes received / sent
+//   c|route|zone|result                  cache results                 (budgeted)
+//   l|route|kind                         requests refused by a rate/conn limit (budgeted)
+//   a|route|reason                       authentication failures       (budgeted)
+//   g|route|model|class|ti               LLM requests, folded with the TTFT bucket ti ("" when
+//                                        none: not streamed, or not 2xx); marker s|g|route|model|class (budgeted)
+//   gt|model                             TTFT sum
+//   gi|model  go|model                   input (prompt) / output (completion) tokens (budgeted)
+//   gu|model                             2xx LLM responses whose usage was not seen (budgeted)
+//   gc|client|model|i  gc|client|model|o tokens by client (metrics.llm.client_label) (budgeted)
+//   pf|upstream|peer|code                upstream tries that failed, per peer (passive) (budgeted)
+//   ps|upstream|peer|state               peer state, 1 for the current one and 0 for the others:
+//                                        reserved for active health checks and breakers, which
+//                                        set() it (state: up, down, unhealthy, open, half_open, …)
+//   x|series  x|overflow  x|errors       the budget's own bookkeeping
 // Buckets are stored non-cumulative (one increment per request) and summed when rendered.
+// A proxied request costs five updates (request key, two sums, two byte counters); the
+// cache, limit, auth and LLM families only where they apply, reading their variables then.
+
+interface RouteConf {
+  cache: string | null;
+  llm: number; // 1: an LLM route (the body filter of njs/lib/llm.ts runs there)
+}
 
 interface MetricsConf {
   buckets: number[];
   maxSeries: number;
-  routes: { [name: string]: { cache: string | null } };
+  clients: number; // 1: tokens by client as well
+  routes: { [name: string]: RouteConf };
   // upstream names as keys (the preload object's arrays lack Array.prototype methods)
   upstreams: { [name: string]: number };
 }
@@ -35,7 +58,7 @@ const ZONE = 'gw_metrics';
 
 function conf(): MetricsConf {
   if (typeof gw_metrics_conf === 'undefined') {
-    return { buckets: [], maxSeries: 0, routes: {}, upstreams: {} };
+    return { buckets: [], maxSeries: 0, clients: 0, routes: {}, upstreams: {} };
   }
   return gw_metrics_conf;
 }
@@ -51,9 +74,10 @@ function bucketIndex(b: number[], t: number): number {
 
 // $upstream_response_time: "0.012", "0.010, 0.003" (tries), "0.010 : 0.002" (internal
 // redirects), "-" for a try without an answer; the total over the tries, or -1 when none
-function upstreamSeconds(v: string | undefined): number {
-  if (!v) {
-    return -1;
+function upstreamSeconds(v: string): number {
+  if (v.indexOf(',') < 0 && v.indexOf(':') < 0) {
+    const x = parseFloat(v);
+    return x === x ? x : -1;
   }
   const parts = v.split(/[,:]/);
   let total = -1;
@@ -66,33 +90,124 @@ function upstreamSeconds(v: string | undefined): number {
   return total;
 }
 
-// a counter whose labels come from the request: a new label set takes a place of the budget,
-// or, when the budget is spent, is removed again and counted as overflow
-function countSeries(d: NgxSharedDict<number>, key: string, max: number): void {
-  if (d.incr(key, 1, 0) === 1) {
-    if (d.incr('x|series', 1, 0) > max) {
-      d.delete(key);
-      d.incr('x|series', -1, 0);
-      d.incr('x|overflow', 1, 0);
+// add n (> 0) to a key whose labels come from the request: a new key takes a place of the
+// budget or, when the budget is spent, is removed again and counted as overflow (false)
+function add(d: NgxSharedDict<number>, key: string, n: number, max: number): boolean {
+  if (d.incr(key, n, 0) !== n) {
+    return true;
+  }
+  if (d.incr('x|series', 1, 0) <= max) {
+    return true;
+  }
+  d.delete(key);
+  d.incr('x|series', -1, 0);
+  d.incr('x|overflow', 1, 0);
+  return false;
+}
+
+// a key folded with histogram bucket indexes: the budget counts its label set once (the
+// marker setKey, whose value is how many bucket combinations the set was seen in), so a label
+// set admitted before keeps counting in buckets it had not reached yet
+function addFolded(d: NgxSharedDict<number>, key: string, setKey: string, max: number): boolean {
+  if (d.incr(key, 1, 0) !== 1) {
+    return true;
+  }
+  if (d.incr(setKey, 1, 0) !== 1) {
+    return true;
+  }
+  if (d.incr('x|series', 1, 0) <= max) {
+    return true;
+  }
+  d.delete(key);
+  d.delete(setKey);
+  d.incr('x|series', -1, 0);
+  d.incr('x|overflow', 1, 0);
+  return false;
+}
+
+// a label value from a request (client id, model): label-safe or "other"
+function labelValue(s: string): string {
+  return s.length <= 100 && /^[A-Za-z0-9._:\/@+-]+$/.test(s) ? s : 'other';
+}
+
+// passive peer health: each try of this request that a peer answered with a 5xx (or that
+// nginx ended with 502/504: refused, reset, timed out), from $upstream_addr and
+// $upstream_status ("10.0.0.1:80, 10.0.0.2:80 : 10.0.0.3:80" / "502, 200 : 200"); read only
+// for 5xx answers and retried requests
+function countPeerFailures(d: NgxSharedDict<number>, c: MetricsConf, r: NginxHTTPRequest, upstream: string): void {
+  const v = r.variables;
+  const addrs = (v.upstream_addr || '').split(/, | : /);
+  const codes = (v.upstream_status || '').split(/, | : /);
+  for (let i = 0; i < addrs.length && i < codes.length; i++) {
+    const code = codes[i];
+    if (code.charAt(0) === '5' && code.length === 3) {
+      add(d, 'pf|' + upstream + '|' + labelValue(addrs[i]) + '|' + code, 1, c.maxSeries);
     }
   }
 }
 
-function observe(d: NgxSharedDict<number>, family: string, route: string, b: number[], t: number): void {
-  d.incr(family + '|' + route + '|' + bucketIndex(b, t), 1, 0);
-  d.incr(family + 's|' + route, t, 0);
+// $gw_llm, written by the body filter: "ttft|model|input|output|flag" (njs/lib/llm.ts)
+function countLlm(d: NgxSharedDict<number>, c: MetricsConf, r: NginxHTTPRequest, route: string, status: string): void {
+  const v = r.variables;
+  const s = v.gw_llm || '';
+  const f = s === '' ? ['', v.gw_model || '', '', '', ''] : s.split('|');
+  const model = f[1] === '' ? 'unknown' : labelValue(f[1]);
+  const ok = status.charAt(0) === '2';
+  let ti = '';
+  let ttft = -1;
+  if (ok && f[0] !== '') {
+    ttft = parseFloat(f[0]);
+    if (ttft === ttft) {
+      ti = String(bucketIndex(c.buckets, ttft));
+    }
+  }
+  const g = route + '|' + model + '|' + status.charAt(0) + 'xx';
+  if (!addFolded(d, 'g|' + g + '|' + ti, 's|g|' + g, c.maxSeries)) {
+    return;
+  }
+  if (ti !== '') {
+    d.incr('gt|' + model, ttft, 0);
+  }
+  if (!ok) {
+    return;
+  }
+  if (f[2] === '' || f[3] === '') {
+    add(d, 'gu|' + model, 1, c.maxSeries);
+    return;
+  }
+  const input = Number(f[2]);
+  const output = Number(f[3]);
+  if (input > 0) {
+    add(d, 'gi|' + model, input, c.maxSeries);
+  }
+  if (output > 0) {
+    add(d, 'go|' + model, output, c.maxSeries);
+  }
+  if (c.clients === 1) {
+    const client = v.gw_client_id || '';
+    if (client !== '') {
+      const k = 'gc|' + labelValue(client) + '|' + model + '|';
+      if (input > 0) {
+        add(d, k + 'i', input, c.maxSeries);
+      }
+      if (output > 0) {
+        add(d, k + 'o', output, c.maxSeries);
+      }
+    }
+  }
 }
 
-// $gw_metrics_in (a map in conf.d/00-maps.conf) joins what is counted with "|", so the
-// handler reads one nginx variable instead of a dozen (each read is a lookup by name):
+// $gw_metrics_in (a map in conf.d/00-maps.conf) joins what every request needs with "|", so
+// the handler reads one nginx variable instead of eight (each read is a lookup by name):
 //   0 $gw_route  1 $request_method  2 $status  3 $request_time  4 $upstream_response_time
-//   5 $proxy_host  6 $request_length  7 $bytes_sent  8 $upstream_cache_status
-//   9 $limit_req_status  10 $limit_conn_status  11 $gw_auth_status ("" without auth:)
+//   5 $proxy_host  6 $request_length  7 $bytes_sent
+// The rest is read only where it can matter: $upstream_cache_status on cached routes, the
+// limit statuses on 429/503, $gw_auth_status on 401/403, $gw_llm on LLM routes.
 function count(r: NginxHTTPRequest): void {
   const d = ngx.shared[ZONE] as NgxSharedDict<number>;
   const c = conf();
   const p = (r.variables.gw_metrics_in || '').split('|');
-  if (p.length < 12) {
+  if (p.length < 8) {
     throw new Error('gw_metrics_in');
   }
   const route = p[0] || '-';
@@ -116,31 +231,53 @@ function count(r: NginxHTTPRequest): void {
   } else if (c.upstreams[upstream] !== 1) {
     upstream = 'other';
   }
-  countSeries(d, 'r|' + route + '|' + method + '|' + status + '|' + upstream, c.maxSeries);
-  observe(d, 'd', route, c.buckets, parseFloat(p[3]) || 0);
-  if (p[4] !== '') {
-    const up = upstreamSeconds(p[4]);
-    if (up >= 0) {
-      observe(d, 'u', route, c.buckets, up);
+  const b = c.buckets;
+  const t = parseFloat(p[3]) || 0;
+  const di = bucketIndex(b, t);
+  const up = p[4] === '' ? -1 : upstreamSeconds(p[4]);
+  const ui = up >= 0 ? String(bucketIndex(b, up)) : '';
+  const set = route + '|' + method + '|' + status + '|' + upstream;
+  if (!addFolded(d, 'r|' + set + '|' + di + '|' + ui, 's|r|' + set, c.maxSeries)) {
+    // over budget: the request still counts in its route's histograms
+    d.incr('d|' + route + '|' + di, 1, 0);
+    if (ui !== '') {
+      d.incr('u|' + route + '|' + ui, 1, 0);
     }
+  }
+  d.incr('ds|' + route, t, 0);
+  if (ui !== '') {
+    d.incr('us|' + route, up, 0);
   }
   d.incr('bi|' + route, parseInt(p[6], 10) || 0, 0);
   d.incr('bo|' + route, parseInt(p[7], 10) || 0, 0);
-  if (p[8] !== '') {
-    const rc = c.routes[route];
-    if (rc && rc.cache) {
-      countSeries(d, 'c|' + route + '|' + rc.cache + '|' + p[8].toLowerCase(), c.maxSeries);
+  const rc = c.routes[route];
+  if (rc) {
+    if (rc.cache) {
+      const cs = r.variables.upstream_cache_status || '';
+      if (cs !== '') {
+        add(d, 'c|' + route + '|' + rc.cache + '|' + cs.toLowerCase(), 1, c.maxSeries);
+      }
+    }
+    if (rc.llm === 1) {
+      countLlm(d, c, r, route, status);
     }
   }
   if (status === '429' || status === '503') {
-    if (p[9] === 'REJECTED') {
-      countSeries(d, 'l|' + route + '|rate', c.maxSeries);
-    } else if (p[10] === 'REJECTED') {
-      countSeries(d, 'l|' + route + '|conn', c.maxSeries);
+    const v = r.variables;
+    if (v.limit_req_status === 'REJECTED') {
+      add(d, 'l|' + route + '|rate', 1, c.maxSeries);
+    } else if (v.limit_conn_status === 'REJECTED') {
+      add(d, 'l|' + route + '|conn', 1, c.maxSeries);
     }
   }
-  if ((status === '401' || status === '403') && p[11] !== '' && p[11] !== 'ok') {
-    countSeries(d, 'a|' + route + '|' + p[11], c.maxSeries);
+  if (ui !== '' && (status.charAt(0) === '5' || p[4].indexOf(',') >= 0)) {
+    countPeerFailures(d, c, r, upstream);
+  }
+  if (status === '401' || status === '403') {
+    const a = r.variables.gw_auth_status || '';
+    if (a !== '' && a !== 'ok') {
+      add(d, 'a|' + route + '|' + a, 1, c.maxSeries);
+    }
   }
 }
 
@@ -178,14 +315,14 @@ interface Hist {
   sum: number;
 }
 
-function hist(all: { [route: string]: Hist }, route: string, n: number): Hist {
-  let h = all[route];
+function hist(all: { [key: string]: Hist }, key: string, n: number): Hist {
+  let h = all[key];
   if (!h) {
     h = { counts: [], sum: 0 };
     for (let i = 0; i <= n; i++) {
       h.counts.push(0);
     }
-    all[route] = h;
+    all[key] = h;
   }
   return h;
 }
@@ -194,22 +331,22 @@ function fmt(x: number): string {
   return String(Math.round(x * 1e9) / 1e9);
 }
 
-function histogramLines(out: string[], name: string, help: string, all: { [route: string]: Hist }, b: number[]): void {
+function histogramLines(out: string[], name: string, label: string, help: string, all: { [key: string]: Hist }, b: number[]): void {
   out.push('# HELP ' + name + ' ' + help);
   out.push('# TYPE ' + name + ' histogram');
-  const routes = Object.keys(all).sort();
-  for (let i = 0; i < routes.length; i++) {
-    const h = all[routes[i]];
-    const route = esc(routes[i]);
+  const keys = Object.keys(all).sort();
+  for (let i = 0; i < keys.length; i++) {
+    const h = all[keys[i]];
+    const lv = label + '="' + esc(keys[i]) + '"';
     let acc = 0;
     for (let j = 0; j < b.length; j++) {
       acc += h.counts[j];
-      out.push(name + '_bucket{route="' + route + '",le="' + fmt(b[j]) + '"} ' + acc);
+      out.push(name + '_bucket{' + lv + ',le="' + fmt(b[j]) + '"} ' + acc);
     }
     acc += h.counts[b.length];
-    out.push(name + '_bucket{route="' + route + '",le="+Inf"} ' + acc);
-    out.push(name + '_sum{route="' + route + '"} ' + fmt(h.sum));
-    out.push(name + '_count{route="' + route + '"} ' + acc);
+    out.push(name + '_bucket{' + lv + ',le="+Inf"} ' + acc);
+    out.push(name + '_sum{' + lv + '} ' + fmt(h.sum));
+    out.push(name + '_count{' + lv + '} ' + acc);
   }
 }
 
@@ -222,6 +359,21 @@ function family(out: string[], name: string, type: string, help: string, samples
   }
 }
 
+// sum a value into a sample keyed by its label string (the folded keys of several dict
+// entries become one series)
+function sumInto(all: { [labels: string]: number }, labelText: string, val: number): void {
+  all[labelText] = (all[labelText] || 0) + val;
+}
+
+function samplesOf(name: string, all: { [labels: string]: number }): string[] {
+  const out: string[] = [];
+  const keys = Object.keys(all);
+  for (let i = 0; i < keys.length; i++) {
+    out.push(name + keys[i] + ' ' + fmt(all[keys[i]]));
+  }
+  return out;
+}
+
 // js_content of /metrics
 export function metricsExport(r: NginxHTTPRequest): void {
   const d = ngx.shared[ZONE] as NgxSharedDict<number>;
@@ -231,16 +383,23 @@ export function metricsExport(r: NginxHTTPRequest): void {
   // no prototype: a route may be called "constructor" or "__proto__"
   const dur: { [route: string]: Hist } = Object.create(null);
   const ups: { [route: string]: Hist } = Object.create(null);
+  const ttft: { [model: string]: Hist } = Object.create(null);
   const routes = Object.keys(c.routes);
   for (let i = 0; i < routes.length; i++) {
     hist(dur, routes[i], b.length);
   }
-  const req: string[] = [];
+  const req: { [labels: string]: number } = Object.create(null);
+  const llmReq: { [labels: string]: number } = Object.create(null);
   const bytesIn: string[] = [];
   const bytesOut: string[] = [];
   const cache: string[] = [];
   const limited: string[] = [];
   const auth: string[] = [];
+  const tokens: string[] = [];
+  const clientTokens: string[] = [];
+  const unknown: string[] = [];
+  const peerFailures: string[] = [];
+  const peerState: string[] = [];
   let series = 0;
   let overflow = 0;
   let errors = 0;
@@ -249,8 +408,12 @@ export function metricsExport(r: NginxHTTPRequest): void {
     const val = items[i][1] as number;
     const p = k.split('|');
     const t = p[0];
-    if (t === 'r' && p.length === 5) {
-      req.push('gatewayctl_requests_total' + labels(['route', 'method', 'code', 'status_class', 'upstream'], [p[1], p[2], p[3], p[3].charAt(0) + 'xx', p[4]]) + ' ' + val);
+    if (t === 'r' && p.length === 7) {
+      sumInto(req, labels(['route', 'method', 'code', 'status_class', 'upstream'], [p[1], p[2], p[3], p[3].charAt(0) + 'xx', p[4]]), val);
+      hist(dur, p[1], b.length).counts[parseInt(p[5], 10)] += val;
+      if (p[6] !== '') {
+        hist(ups, p[1], b.length).counts[parseInt(p[6], 10)] += val;
+      }
     } else if ((t === 'd' || t === 'u') && p.length === 3) {
       hist(t === 'd' ? dur : ups, p[1], b.length).counts[parseInt(p[2], 10)] += val;
     } else if ((t === 'ds' || t === 'us') && p.length === 2) {
@@ -265,6 +428,23 @@ export function metricsExport(r: NginxHTTPRequest): void {
       limited.push('gatewayctl_limited_requests_total' + labels(['route', 'limit'], [p[1], p[2]]) + ' ' + val);
     } else if (t === 'a' && p.length === 3) {
       auth.push('gatewayctl_auth_failures_total' + labels(['route', 'reason'], [p[1], p[2]]) + ' ' + val);
+    } else if (t === 'g' && p.length === 5) {
+      sumInto(llmReq, labels(['route', 'model', 'status_class'], [p[1], p[2], p[3]]), val);
+      if (p[4] !== '') {
+        hist(ttft, p[2], b.length).counts[parseInt(p[4], 10)] += val;
+      }
+    } else if (t === 'gt' && p.length === 2) {
+      hist(ttft, p[1], b.length).sum += val;
+    } else if ((t === 'gi' || t === 'go') && p.length === 2) {
+      tokens.push('gatewayctl_gen_ai_usage_tokens_total' + labels(['model', 'type'], [p[1], t === 'gi' ? 'input' : 'output']) + ' ' + val);
+    } else if (t === 'gu' && p.length === 2) {
+      unknown.push('gatewayctl_gen_ai_usage_unknown_total' + labels(['model'], [p[1]]) + ' ' + val);
+    } else if (t === 'gc' && p.length === 4) {
+      clientTokens.push('gatewayctl_gen_ai_client_usage_tokens_total' + labels(['client', 'model', 'type'], [p[1], p[2], p[3] === 'i' ? 'input' : 'output']) + ' ' + val);
+    } else if (t === 'pf' && p.length === 4) {
+      peerFailures.push('gatewayctl_upstream_peer_failures_total' + labels(['upstream', 'peer', 'code'], [p[1], p[2], p[3]]) + ' ' + val);
+    } else if (t === 'ps' && p.length === 4) {
+      peerState.push('gatewayctl_upstream_peer_state' + labels(['upstream', 'peer', 'state'], [p[1], p[2], p[3]]) + ' ' + val);
     } else if (k === 'x|series') {
       series = val;
     } else if (k === 'x|overflow') {
@@ -274,14 +454,23 @@ export function metricsExport(r: NginxHTTPRequest): void {
     }
   }
   const out: string[] = [];
-  family(out, 'gatewayctl_requests_total', 'counter', 'Requests by route, method, status code and upstream.', req);
-  histogramLines(out, 'gatewayctl_request_duration_seconds', 'Time from the first byte of the request to the last byte of the response, by route.', dur, b);
-  histogramLines(out, 'gatewayctl_upstream_response_duration_seconds', 'Time spent on upstream responses (all tries), by route.', ups, b);
+  family(out, 'gatewayctl_requests_total', 'counter', 'Requests by route, method, status code and upstream.', samplesOf('gatewayctl_requests_total', req));
+  histogramLines(out, 'gatewayctl_request_duration_seconds', 'route', 'Time from the first byte of the request to the last byte of the response, by route.', dur, b);
+  histogramLines(out, 'gatewayctl_upstream_response_duration_seconds', 'route', 'Time spent on upstream responses (all tries), by route.', ups, b);
   family(out, 'gatewayctl_request_bytes_total', 'counter', 'Bytes received from clients (request line, headers and body), by route.', bytesIn);
   family(out, 'gatewayctl_response_bytes_total', 'counter', 'Bytes sent to clients, by route.', bytesOut);
   family(out, 'gatewayctl_cache_requests_total', 'counter', 'Cache results (hit, miss, expired, stale, bypass, updating, revalidated) by route and zone.', cache);
   family(out, 'gatewayctl_limited_requests_total', 'counter', 'Requests refused by a rate (limit="rate") or connection (limit="conn") limit, by route.', limited);
   family(out, 'gatewayctl_auth_failures_total', 'counter', 'Failed authentications by route and reason.', auth);
+  family(out, 'gatewayctl_gen_ai_requests_total', 'counter', 'Requests on LLM routes by route, model (the requested one, else the response\'s) and status_class.', samplesOf('gatewayctl_gen_ai_requests_total', llmReq));
+  family(out, 'gatewayctl_gen_ai_usage_tokens_total', 'counter', 'Tokens by model and type (input: prompt, output: completion), from the usage the upstream reported.', tokens);
+  if (c.clients === 1) {
+    family(out, 'gatewayctl_gen_ai_client_usage_tokens_total', 'counter', 'Tokens by client (the authenticated client id), model and type.', clientTokens);
+  }
+  family(out, 'gatewayctl_gen_ai_usage_unknown_total', 'counter', 'Successful LLM responses whose usage was not seen (stream cut before its final chunk, no usage reported, compressed body), by model.', unknown);
+  family(out, 'gatewayctl_upstream_peer_failures_total', 'counter', 'Upstream tries a peer answered with a 5xx or that failed (502 refused/reset, 504 timed out), by upstream, peer and code (passive health).', peerFailures);
+  family(out, 'gatewayctl_upstream_peer_state', 'gauge', 'Peer state by upstream, peer and state (1: the current state), recorded by active health checks and breakers.', peerState);
+  histogramLines(out, 'gatewayctl_gen_ai_server_time_to_first_token_seconds', 'model', 'Time from the request to the first body bytes of a successful streamed (SSE) response, by model.', ttft, b);
   const v = r.variables;
   const conns: string[] = [];
   const states = ['active', 'reading', 'writing', 'waiting'];
@@ -292,7 +481,7 @@ export function metricsExport(r: NginxHTTPRequest): void {
     }
   }
   family(out, 'gatewayctl_connections', 'gauge', 'Client connections of this nginx by state (writing: requests in flight, this scrape included).', conns);
-  family(out, 'gatewayctl_metrics_series', 'gauge', 'Label sets the per-request families hold.', ['gatewayctl_metrics_series ' + series]);
+  family(out, 'gatewayctl_metrics_series', 'gauge', 'Label sets the budgeted families hold.', ['gatewayctl_metrics_series ' + series]);
   family(out, 'gatewayctl_metrics_series_limit', 'gauge', 'The series budget (metrics.max_series).', ['gatewayctl_metrics_series_limit ' + c.maxSeries]);
   family(out, 'gatewayctl_metrics_overflow_total', 'counter', 'Requests whose new label set did not fit the series budget.', ['gatewayctl_metrics_overflow_total ' + overflow]);
   family(out, 'gatewayctl_metrics_errors_total', 'counter', 'Requests the metrics handler could not count (e.g. the dict is full).', ['gatewayctl_metrics_errors_total ' + errors]);

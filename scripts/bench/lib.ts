@@ -62,6 +62,8 @@ export interface BenchOptions {
   only?: string[];
   /** Build the product with auth.jwt_cache: false. */
   noJwtCache?: boolean;
+  /** Build the product with `metrics: {}` (the log-phase metrics call on every route). */
+  metrics?: boolean;
   log?: (line: string) => void;
 }
 
@@ -167,7 +169,7 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
     const reference = await startRawNginx(ref.conf, [refPort], { files: ref.files });
     started.push(reference);
     const creds = await writeCredentials(work);
-    const yaml = productYaml(gwPort, [backA, backB], { jwtCache: !opts.noJwtCache });
+    const yaml = productYaml(gwPort, [backA, backB], { jwtCache: !opts.noJwtCache, metrics: opts.metrics });
     await writeFile(path.join(work, 'gateway.yaml'), yaml);
     const dist = buildProduct(work, yaml);
     const product = await startGateway({ distDir: dist, ports: [gwPort] });

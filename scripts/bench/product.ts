@@ -14,9 +14,11 @@ const RATE = '100000r/s';
 /**
  * `jwtCache: false` builds with `auth.jwt_cache: false` (to measure what the verified-token cache
  * saves); `routes` keeps only the `plain` route and these (a gateway doing one thing: its njs
- * module then holds only the handlers that route calls).
+ * module then holds only the handlers that route calls); `metrics: true` adds `metrics:`
+ * (served on the public listener: the bench has no status listener) to measure what the
+ * metrics log call costs every route.
  */
-export function productYaml(gw: number, backends: [number, number], opts: { jwtCache?: boolean; routes?: string[] } = {}): string {
+export function productYaml(gw: number, backends: [number, number], opts: { jwtCache?: boolean; routes?: string[]; metrics?: boolean } = {}): string {
   const [a, b] = backends;
   // with `routes`: only those routes, the upstreams they use and the model catalogue if kept
   const kept = opts.routes ? ['plain', ...opts.routes] : null;
@@ -71,7 +73,7 @@ auth:
 ${opts.jwtCache === false ? '  jwt_cache: false\n' : ''}  jwt:
     hs: { algorithms: [HS256], secret_file: hs.secret }
     es: { algorithms: [ES256], jwks_file: jwks.json }
-`
+${opts.metrics ? 'metrics: { listener: public }\n' : ''}`
     .split('\n')
     .filter(keep)
     .join('\n');

@@ -50,8 +50,9 @@ export type Report = (code: string, at: SourcePos, path: string, message: string
 export interface NjsUse {
   handler: string; // `gateway.<export>`
   /** js_set (variable, evaluated lazily by nginx), js_content (content phase, may be async),
-   *  auth_request (an internal js_content location), log (js_set read by the access log) */
-  phase: 'js_set' | 'js_content' | 'auth_request' | 'log';
+   *  auth_request (an internal js_content location), log (js_set read by the access log),
+   *  body_filter (js_body_filter: once per response chunk) */
+  phase: 'js_set' | 'js_content' | 'auth_request' | 'log' | 'body_filter';
   /** whether this model's output calls it; absent = whenever the output loads njs. Only the
    *  handlers a build calls are in its njs module: every exported handler costs every njs
    *  request (src/njs/bundle.ts) */

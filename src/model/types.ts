@@ -40,6 +40,11 @@ export interface MetricsSettings {
   buckets: number[]; // histogram upper bounds in seconds, strictly increasing
   dictSize: Size; // js_shared_dict_zone size
   maxSeries: number; // label sets the dynamic families may create; more count as overflow
+  /** LLM accounting (body filter + the log-phase call); null: off (metrics.llm.enabled: false) */
+  llm: {
+    routes: string[]; // LLM routes named in metrics.llm.routes (besides the detected ones)
+    clientLabel: boolean; // tokens by client as well
+  } | null;
   at: SourcePos; // the metrics: key
   /** positions of the keys given (rules point at them), by key */
   keyAt: Record<string, SourcePos>;

@@ -65,13 +65,15 @@ describe('docker-compose.yml', () => {
     expect(names).toContain('certbot');
     for (const [name, s] of Object.entries(c.services)) {
       if (name === 'gateway') expect(s.ports?.length ?? 0).toBeGreaterThan(0);
+      else if (name === 'grafana') expect(s.ports).toEqual(['127.0.0.1:3000:3000']); // the monitoring UI, on the host's loopback only
       else expect(s.ports, `${name} must not publish ports`).toBeUndefined();
     }
     const internal = Object.entries(c.networks)
       .filter(([, n]) => n?.internal === true)
       .map(([k]) => k);
     expect(internal.length).toBeGreaterThan(0);
-    const upstreams = names.filter((n) => n !== 'gateway' && n !== 'certbot');
+    // the monitoring profile (Prometheus, Grafana) is checked below, not as an upstream
+    const upstreams = names.filter((n) => n !== 'gateway' && n !== 'certbot' && !(c.services[n]!.profiles ?? []).includes('monitoring'));
     expect(upstreams.length).toBeGreaterThanOrEqual(1);
     for (const u of upstreams) {
       const nets = netsOf(c.services[u]!);
@@ -86,6 +88,13 @@ describe('docker-compose.yml', () => {
     const build = c.services.gateway!.build as { context: string; dockerfile: string };
     expect(build.dockerfile).toBe('docker/Dockerfile');
     expect(c.services.certbot!.profiles).toEqual(['tls']);
+    // Monitoring: opt-in; Prometheus only on the internal monitoring network, which the
+    // gateway's status listener is reachable on.
+    expect(c.services.prometheus!.profiles).toEqual(['monitoring']);
+    expect(c.services.grafana!.profiles).toEqual(['monitoring']);
+    expect(netsOf(c.services.prometheus!)).toEqual(['monitoring']);
+    expect(internal).toContain('monitoring');
+    expect(gw).toContain('monitoring');
     // Bind-mounted demo files exist.
     for (const s of Object.values(c.services)) {
       for (const v of s.volumes ?? []) {

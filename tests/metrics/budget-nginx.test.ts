@@ -94,8 +94,23 @@ describe('metrics series budget', () => {
       ]);
       expect(v.get('gatewayctl_metrics_series')).toBe(3);
       expect(v.get('gatewayctl_metrics_series_limit')).toBe(3);
-      expect(v.get('gatewayctl_metrics_overflow_total')).toBe(2);
+      // 2 request label sets, and the passive peer-failure series of the 500 and the 502
+      // (a budgeted family too) found the budget spent
+      expect(v.get('gatewayctl_metrics_overflow_total')).toBe(4);
+      expect([...v.keys()].filter((k) => k.startsWith('gatewayctl_upstream_peer_failures_total{'))).toEqual([]);
       expect(v.get('gatewayctl_request_duration_seconds_count{route="a"}')).toBe(sent.length);
+
+      // an admitted label set keeps counting when its latency reaches a bucket it had not (the
+      // request key is folded with the bucket indexes; the budget counts label sets)
+      expect((await send({ port, path: '/a/slow?ms=120' })).status).toBe(200);
+      for (let i = 0; i < 50 && v.get('gatewayctl_request_duration_seconds_count{route="a"}') !== sent.length + 1; i++) {
+        await sleep(100);
+        v = await values();
+      }
+      expect(v.get('gatewayctl_requests_total{route="a",method="GET",code="200",status_class="2xx",upstream="app"}')).toBe(3);
+      expect(v.get('gatewayctl_request_duration_seconds_bucket{route="a",le="0.1"}')).toBe(sent.length);
+      expect(v.get('gatewayctl_metrics_series')).toBe(3);
+      expect(v.get('gatewayctl_metrics_overflow_total')).toBe(4);
     });
   });
 
@@ -105,7 +120,8 @@ describe('metrics series budget', () => {
       await g.gw.reload();
       const after = await values();
       expect(after.get('gatewayctl_request_duration_seconds_count{route="a"}')).toBe(before.get('gatewayctl_request_duration_seconds_count{route="a"}'));
-      expect(after.get('gatewayctl_metrics_overflow_total')).toBe(2);
+      expect(after.get('gatewayctl_metrics_overflow_total')).toBe(4);
+      expect(after.get('gatewayctl_metrics_series')).toBe(3);
     });
   });
 });

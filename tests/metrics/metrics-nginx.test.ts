@@ -13,6 +13,7 @@ import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
 import { freePort, freePorts } from '../support/ports.ts';
 import { send, sleep } from '../support/http.ts';
 import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
+import { dashboardQueries, familiesIn } from './dashboard.ts';
 
 const BUCKETS = [0.05, 0.1, 0.2, 0.3, 0.5, 1, 5];
 
@@ -175,6 +176,9 @@ describe('metrics through real nginx', () => {
       expect([...v.keys()].filter((k) => k.startsWith('gatewayctl_auth_failures_total{')).length).toBe(2);
       expect(v.get('gatewayctl_request_bytes_total{route="hello"}')).toBeGreaterThan(4 * 'GET /hello HTTP/1.1\r\n'.length);
       expect(v.get('gatewayctl_response_bytes_total{route="hello"}')).toBeGreaterThan(4 * 'hi'.length);
+      // passive peer health: the two 503s the peer answered, by peer address
+      expect(v.get(`gatewayctl_upstream_peer_failures_total{upstream="app",peer="${upstream.address}",code="503"}`)).toBe(2);
+      expect([...v.keys()].filter((k) => k.startsWith('gatewayctl_upstream_peer_failures_total{')).length).toBe(1);
       expect(v.get('gatewayctl_metrics_overflow_total')).toBe(0);
       expect(v.get('gatewayctl_metrics_errors_total')).toBe(0);
     });
@@ -276,4 +280,19 @@ describe('a real Prometheus scraping the gateway', () => {
     expect(p50, `p50 ${p50}`).toBeGreaterThan(0.2); // most requests held 250 ms
     expect(p50).toBeLessThanOrEqual(BUCKETS.find((b) => b >= observed.slice().sort((a, b) => a - b)[5])!);
   }, 90_000);
+
+  it('runs every query of the Grafana dashboard, each naming only families the gateway exports', async () => {
+    expect(prom, 'the previous test starts Prometheus').not.toBeNull();
+    const exported = new Set([...(await scrape()).text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
+    expect(exported.has('gatewayctl_gen_ai_usage_tokens_total')).toBe(true);
+    const queries = dashboardQueries();
+    for (const { panel, expr } of queries) {
+      for (const f of familiesIn(expr)) expect(exported.has(f), `${panel}: ${f} is not exported`).toBe(true);
+      await query(expr); // status "success": Prometheus parsed and evaluated it
+    }
+    // and they compute: the p95 panel has a value for the scraped route
+    const p95 = queries.find((q) => q.panel === 'p95 latency by route')!.expr.replace('[1m]', '[5m]');
+    const rows = await query(p95);
+    expect(Number(rows.find((r) => r.metric.route === 'scraped')?.value[1])).toBeGreaterThan(0.2);
+  }, 60_000);
 });

@@ -84,3 +84,61 @@ describe('metrics output', () => {
     expect(r.files!['conf.d/40-servers.conf']).not.toContain('/metrics');
   });
 });
+
+const LLM = `version: 1
+listeners:
+  - name: public
+    port: 8080
+upstreams:
+  llm:
+    servers: [127.0.0.1:9001]
+models:
+  - { id: gpt-4o, upstream: llm }
+routes:
+  - name: chat
+    match: { exact: /v1/chat/completions, methods: [POST] }
+    models: route
+  - name: emb
+    match: { prefix: /openai/v1/embeddings }
+    upstream: llm
+  - name: other
+    match: { prefix: /other/ }
+    upstream: llm
+  - name: hello
+    match: { exact: /hello }
+    respond: { status: 200, body: hi }
+`;
+
+describe('metrics: LLM routes', () => {
+  it('GW525 an unknown route in metrics.llm.routes', () => {
+    expect(lines(`${LLM}metrics:\n  llm:\n    routes: [chat, nope]\n`)).toContain('gateway.yaml:25:20 error GW525 metrics.llm.routes[1]: unknown route "nope"');
+  });
+
+  it('GW526 a route the gateway answers itself', () => {
+    expect(lines(`${LLM}metrics:\n  llm:\n    routes: [hello]\n`)).toContain(
+      'gateway.yaml:25:14 error GW526 metrics.llm.routes[0]: route "hello" does not proxy (it is answered by the gateway), so it has no LLM responses to account',
+    );
+  });
+
+  it('GW527 tokens by client without auth', () => {
+    expect(lines(`${LLM}metrics:\n  llm:\n    client_label: true\n`)).toContain(
+      'gateway.yaml:25:5 error GW527 metrics.llm.client_label: tokens by client need an authenticated client id, but there is no auth: block',
+    );
+  });
+
+  it('model routes and OpenAI endpoint paths are LLM routes: body filter, uncompressed upstream bodies, log fields', () => {
+    const r = run(`${LLM}global:\n  access_log: { format: json }\nmetrics:\n  llm: { routes: [other] }\n`);
+    expect(r.diagnostics).toEqual([]);
+    const conf = JSON.parse(r.files!['njs/metrics.json']) as { routes: Record<string, { llm: number }> };
+    expect(Object.fromEntries(Object.entries(conf.routes).map(([k, v]) => [k, v.llm]))).toEqual({ chat: 1, emb: 1, other: 1, hello: 0 });
+    const servers = r.files!['conf.d/40-servers.conf'];
+    expect(servers.match(/js_body_filter gateway\.llmBody buffer_type=buffer;/g)?.length).toBe(3);
+    expect(servers.match(/proxy_set_header Accept-Encoding "";/g)?.length).toBe(3);
+    expect(servers).toContain('# route emb (routes[1]); njs calls per request: 2 (metrics 2)');
+    expect(r.files!['nginx.conf']).toContain('"model":"$gw_log_llm_model","input_tokens":$gw_log_llm_input_tokens');
+    // llm.enabled: false turns it off
+    const off = run(`${LLM}metrics:\n  llm: { enabled: false }\n`);
+    expect(off.files!['conf.d/40-servers.conf']).not.toContain('js_body_filter');
+    expect(off.files!['conf.d/00-maps.conf']).not.toContain('$gw_llm');
+  });
+});

@@ -26,6 +26,26 @@ export const metricsSchema: SchemaFragment = {
             description: 'Histogram upper bounds in seconds, strictly increasing (default 0.005 … 60).',
           },
           dict_size: { ...size, description: 'Size of the shared dict holding the series (default 1m).' },
+          llm: {
+            type: 'object',
+            additionalProperties: false,
+            description:
+              'LLM accounting on LLM routes (model routes, and routes matching an OpenAI endpoint path): requests and tokens by model, time to first token, read from the responses as they pass.',
+            properties: {
+              enabled: { type: 'boolean', description: 'Default true.' },
+              routes: {
+                type: 'array',
+                maxItems: 1000,
+                uniqueItems: true,
+                items: name,
+                description: 'More routes to account as LLM routes (OpenAI-compatible upstreams on other paths).',
+              },
+              client_label: {
+                type: 'boolean',
+                description: 'Also count tokens by client (the authenticated client id) in gatewayctl_gen_ai_client_usage_tokens_total (default false; needs auth:).',
+              },
+            },
+          },
           max_series: {
             type: 'integer',
             minimum: 1,
