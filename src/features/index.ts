@@ -14,6 +14,7 @@ import { respondFeature } from './respond/index.ts';
 import { authFeature } from './auth/index.ts';
 import { accessFeature } from './access/index.ts';
 import { limitsFeature } from './limits/index.ts';
+import { fleetFeature } from './fleet/index.ts';
 import { routingFeature } from './routing/index.ts';
 import { proxyFeature } from './proxy/index.ts';
 import { cacheFeature } from './cache/index.ts';
@@ -28,6 +29,7 @@ export const FEATURES: readonly Feature[] = [
   authFeature,
   accessFeature,
   limitsFeature,
+  fleetFeature,
   routingFeature,
   proxyFeature,
   cacheFeature,
