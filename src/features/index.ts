@@ -19,6 +19,7 @@ import { routingFeature } from './routing/index.ts';
 import { proxyFeature } from './proxy/index.ts';
 import { cacheFeature } from './cache/index.ts';
 import { metricsFeature } from './metrics/index.ts';
+import { kubernetesFeature } from './kubernetes/index.ts';
 
 export const FEATURES: readonly Feature[] = [
   headersFeature,
@@ -34,4 +35,5 @@ export const FEATURES: readonly Feature[] = [
   proxyFeature,
   cacheFeature,
   metricsFeature,
+  kubernetesFeature,
 ];

@@ -1,6 +1,6 @@
 // fleet.limits: what a limit zone's allowance means across replicas — the numbers each
 // instance enforces (divided: ÷ the most instances that may run, rounded down) and the
-// refusals and warnings (GW540–GW542), each at the key that causes it.
+// refusals and warnings (GW540–GW543), each at the key that causes it.
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../src/build/compile.ts';
 import { formatDiagnostic } from '../../src/model/diagnostics.ts';
@@ -73,6 +73,17 @@ describe('fleet.limits', () => {
     );
     expect(got).toContain(
       'gateway.yaml:13:21 error GW542 limits.conn.streams.max: max 10 cannot be divided over 12 instances (fleet.limits: divided): each would allow less than 1 connection; raise max or use affinity',
+    );
+  });
+
+  it('GW543 divided with an autoscaler divides by max_replicas; GW549 max_replicas below replicas', () => {
+    const r = run(`${BASE}fleet: { replicas: 2, limits: divided }\nkubernetes:\n  autoscaling: { max_replicas: 5 }\n`);
+    expect(r.diagnostics.map(formatDiagnostic)).toContain(
+      "gateway.yaml:22:3 warning GW543 kubernetes.autoscaling: fleet.limits: divided divides by max_replicas 5, so the fleet never exceeds an allowance; while fewer pods run, a client gets as little as 2/5 of it",
+    );
+    expect(r.files!['conf.d/10-limits.conf']).toContain('zone=gw_rl_per_ip:10m rate=2r/s;'); // 600r/m ÷ 5 = 120r/m
+    expect(lines(`${BASE.replace('    rate_limits: [per_ip, slow]\n    conn_limits: [streams]\n', '')}fleet: { replicas: 4 }\nkubernetes:\n  autoscaling: { max_replicas: 3 }\n`)).toContain(
+      "gateway.yaml:20:18 error GW549 kubernetes.autoscaling.max_replicas: max_replicas 3 is below fleet.replicas 4 (the autoscaler's minimum)",
     );
   });
 });
