@@ -58,8 +58,9 @@ export const byKind = (objects: Record<string, K8sObject>, kind: string): K8sObj
  * `..data` → that directory, and each top-level entry a symlink through `..data`.
  * `/etc/gatewayctl` inside the files is rewritten to that directory (the mount point), and
  * `rewrite` replaces further container paths (e.g. /dev/stdout where the test has a socket).
+ * With `inPlace` nothing is rewritten: the directory is mounted at the mount path (a container).
  */
-export function mountConfigVolume(objects: Record<string, K8sObject>, rewrite: Record<string, string> = {}): string {
+export function mountConfigVolume(objects: Record<string, K8sObject>, rewrite: Record<string, string> = {}, opts: { inPlace?: boolean } = {}): string {
   const dep = byKind(objects, 'Deployment')[0];
   const spec = dep.spec.template.spec;
   const mount = spec.containers[0].volumeMounts.find((v: K8sObject) => v.name === 'config');
@@ -76,7 +77,7 @@ export function mountConfigVolume(objects: Record<string, K8sObject>, rewrite: R
       if (raw === undefined) throw new Error(`${ref.name} has no key ${item.key}`);
       const file = path.join(dir, stamp, item.path);
       mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
-      let text = raw.replaceAll(`${mount.mountPath}/`, `${dir}/`);
+      let text = opts.inPlace ? raw : raw.replaceAll(`${mount.mountPath}/`, `${dir}/`);
       for (const [from, to] of Object.entries(rewrite)) text = text.replaceAll(from, to);
       writeFileSync(file, text, { mode: item.mode ?? volume.projected.defaultMode });
       tops.add(item.path.split('/')[0]);

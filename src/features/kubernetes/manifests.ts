@@ -174,7 +174,6 @@ export function k8sObjects(input: K8sInput): { file: string; object: Record<stri
   });
   const shutdown = durationSeconds(m.global.workerShutdownTimeout);
   const grace = k.drainSeconds + Math.ceil(shutdown) + 5;
-  const pid = m.global.paths.pid.startsWith('/') ? m.global.paths.pid : `${PREFIX}${m.global.paths.pid}`;
   const nginx = ['nginx', '-p', PREFIX, '-c', CONF_FILE];
   const dirs = writableDirs(m);
   const resources: Record<string, Record<string, string>> = {};
@@ -209,15 +208,12 @@ export function k8sObjects(input: K8sInput): { file: string; object: Record<stri
                 ports: ports.map((p) => ({ name: p.name, containerPort: p.port, protocol: 'TCP' })),
                 readinessProbe: { httpGet: probe(input.readiness.path), periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 2 },
                 livenessProbe: { httpGet: probe(input.readiness.health), initialDelaySeconds: 5, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
-                lifecycle: {
-                  preStop: {
-                    exec: {
-                      // stay in the endpoints while they are withdrawn, then quit gracefully
-                      // (open requests finish within worker_shutdown_timeout) and wait for it
-                      command: ['/bin/sh', '-c', `sleep ${k.drainSeconds}; ${nginx.join(' ')} -s quit; while [ -e ${pid} ]; do sleep 1; done`],
-                    },
-                  },
-                },
+                // keep serving while the endpoint is withdrawn from Services and balancers; then
+                // the runtime sends the image's STOPSIGNAL (SIGQUIT in the official image):
+                // nginx stops accepting, finishes open requests within worker_shutdown_timeout
+                // and exits, well inside terminationGracePeriodSeconds. (Quitting from the hook
+                // instead would have the runtime kill the hook when nginx exits: a failed hook.)
+                lifecycle: { preStop: { exec: { command: ['sleep', String(k.drainSeconds)] } } },
                 ...(Object.keys(resources).length ? { resources } : {}),
                 securityContext: {
                   allowPrivilegeEscalation: false,
