@@ -131,6 +131,16 @@ program
   .action(wrap(async (o) => (await cmd('releases')).run(o)));
 
 program
+  .command('replicas')
+  .description("which config each replica serves: asks every replica's /ready, reports drift from -c and from fleet.replicas")
+  .addOption(configOpt())
+  .option('--endpoint <host:port>', 'a replica\'s status listener (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+  .option('--dns <name:port>', 'a DNS name resolving to every replica (Kubernetes: the <name>-replicas headless Service)')
+  .option('--json', 'machine-readable report')
+  .addHelpText('after', await help('replicas'))
+  .action(wrap(async (o) => (await cmd('replicas')).run(o)));
+
+program
   .command('diff')
   .description('what a config change does: semantic summary (risky changes flagged) and unified diff of the generated nginx files')
   .addOption(configOpt())

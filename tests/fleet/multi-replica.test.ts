@@ -5,17 +5,21 @@
 // 2. each fleet.limits mode is measured: how many requests the fleet admits for one client
 //    against the allowance of its zone (burst + rate × elapsed). The figures are printed
 //    (README, "Several replicas") and bounded here.
-// Replicas differ only in the ports they listen on (${GW_PORT}, ${GW_STATUS_PORT}).
+// One build; each replica's copy listens on ports of its own (as on a host of its own), so
+// all report the same config hash: `gatewayctl replicas` sees the drift mid-rollout.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeBuild } from '../../src/build/write.ts';
-import { buildAndStart, compileOrThrow, type BuiltGateway } from '../support/gateway.ts';
+import { compileOrThrow } from '../support/gateway.ts';
+import { capture } from '../support/capture.ts';
+import { listenKey, rewriteForShadow } from '../../src/deploy/shadow.ts';
+import { run as replicas } from '../../src/commands/replicas.ts';
 import { get, sleep } from '../support/http.ts';
-import { startRawNginx, stopAllGateways, type Gateway } from '../support/nginx.ts';
+import { startGateway, startRawNginx, stopAllGateways, type Gateway } from '../support/nginx.ts';
 import { freePorts } from '../support/ports.ts';
-import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
+import { deadPort, startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
 import { readyHash, steadyLoad } from '../deploy/helpers.ts';
 
 type Mode = 'per_instance' | 'divided' | 'affinity';
@@ -31,11 +35,11 @@ function config(mode: Mode, extraRoute = ''): string {
 global:
   worker_processes: 1
   status:
-    listen: 127.0.0.1:\${GW_STATUS_PORT}
+    listen: 127.0.0.1:8081
 listeners:
   - name: public
     address: 127.0.0.1
-    port: \${GW_PORT}
+    port: 8080
 upstreams:
   api:
     servers:
@@ -60,21 +64,47 @@ routes:
 ${extraRoute}`;
 }
 
+interface Replica {
+  gw: Gateway;
+  dir: string;
+  /** the replica's public and status ports (its listen addresses, as on a host of its own) */
+  port: number;
+  statusPort: number;
+}
+
 interface Fleet {
-  replicas: BuiltGateway[];
-  env: Record<string, string>[];
+  replicas: Replica[];
   front: Gateway;
   frontPort: number;
   stop(): Promise<void>;
 }
 
+/**
+ * A replica of the build `files`, as if on a host of its own: the listen addresses of its
+ * copy are moved to free loopback ports through the config tokenizer (as deploy's shadow
+ * proof does); nothing else differs, so every replica reports the same input hash.
+ */
+async function replicaFiles(files: Record<string, string>, ports: number[]): Promise<{ files: Record<string, string>; port: number; statusPort: number }> {
+  const queue = [...ports];
+  const rw = await rewriteForShadow(files, async () => queue.shift()!);
+  const portOf = (listen: string) => Number(rw.addrs.get(listenKey(listen))!.split(':').pop());
+  return { files: { ...files, ...rw.files }, port: portOf('127.0.0.1:8080'), statusPort: portOf('127.0.0.1:8081') };
+}
+
+async function startReplica(dir: string, files: Record<string, string>, ports: number[]): Promise<Replica> {
+  const r = await replicaFiles(files, ports);
+  writeBuild(dir, r.files);
+  const gw = await startGateway({ distDir: dir, ports: [r.port, r.statusPort] });
+  return { gw, dir, port: r.port, statusPort: r.statusPort };
+}
+
 /** Three replicas of `text` and a stream balancer in front (round robin, or hashing the client address). */
 async function startFleet(text: string, balance: 'round_robin' | 'client_hash'): Promise<Fleet> {
   writeFileSync(configPath, text);
+  const { files } = compileOrThrow(configPath, {});
   const ports = await freePorts(7);
-  const env = [0, 1, 2].map((i) => ({ GW_PORT: String(ports[i]), GW_STATUS_PORT: String(ports[3 + i]) }));
-  const replicas: BuiltGateway[] = [];
-  for (const e of env) replicas.push(await buildAndStart({ configPath, env: e, ports: [Number(e.GW_PORT), Number(e.GW_STATUS_PORT)] }));
+  const replicas: Replica[] = [];
+  for (let i = 0; i < 3; i++) replicas.push(await startReplica(mkdtempSync(path.join(work, `replica-${i}-`)), files, [ports[2 * i], ports[2 * i + 1]]));
   const frontPort = ports[6];
   const front = await startRawNginx(
     `load_module modules/ngx_stream_module.so;
@@ -82,7 +112,7 @@ events { worker_connections 1024; }
 stream {
     upstream fleet {
         ${balance === 'client_hash' ? 'hash $remote_addr consistent;' : ''}
-        ${env.map((e) => `server 127.0.0.1:${e.GW_PORT} max_fails=1 fail_timeout=2s;`).join('\n        ')}
+        ${replicas.map((r) => `server 127.0.0.1:${r.port} max_fails=1 fail_timeout=2s;`).join('\n        ')}
     }
     server {
         listen 127.0.0.1:${frontPort};
@@ -96,12 +126,11 @@ stream {
   );
   return {
     replicas,
-    env,
     front,
     frontPort,
     stop: async () => {
       await front.stop();
-      for (const r of replicas) await r.stop();
+      for (const r of replicas) await r.gw.stop();
     },
   };
 }
@@ -123,23 +152,48 @@ describe('three replicas behind a front balancer', () => {
       const load = steadyLoad(fleet.frontPort, { total: 100000, concurrency: 4, pauseMs: 2, retries: 3 });
       await sleep(500);
       // replica 0: stopped (fast shutdown: its open requests are cut) and started again
-      await fleet.replicas[0].stop();
+      const r0 = fleet.replicas[0];
+      await r0.gw.stop();
       await sleep(300);
-      fleet.replicas[0] = await buildAndStart({ configPath, env: fleet.env[0], ports: [Number(fleet.env[0].GW_PORT), Number(fleet.env[0].GW_STATUS_PORT)] });
+      r0.gw = await startGateway({ distDir: r0.dir, ports: [r0.port, r0.statusPort] });
       await sleep(300);
       // replica 1: a new gateway.yaml (one more route) built and reloaded
-      const before = await readyHash(Number(fleet.env[1].GW_STATUS_PORT));
+      const r1 = fleet.replicas[1];
+      const before = await readyHash(r1.statusPort);
       writeFileSync(configPath, config('divided', '  - name: v2\n    match: { prefix: /v2/ }\n    upstream: api\n'));
-      writeBuild(fleet.replicas[1].distDir, compileOrThrow(configPath, fleet.env[1]).files);
-      await fleet.replicas[1].gw.reload();
-      const after = await readyHash(Number(fleet.env[1].GW_STATUS_PORT));
+      writeBuild(r1.dir, (await replicaFiles(compileOrThrow(configPath, {}).files, [r1.port, r1.statusPort])).files);
+      await r1.gw.reload();
+      const after = await readyHash(r1.statusPort);
       expect(after).not.toBe(before);
-      expect((await get(Number(fleet.env[1].GW_PORT), '/v2/x')).status).toBe(200);
+      expect((await get(r1.port, '/v2/x')).status).toBe(200);
+      // mid-rollout: `gatewayctl replicas` reports the two replicas still on the old config
+      const drift = await capture(() => replicas({ config: configPath, endpoint: fleet.replicas.map((r) => `127.0.0.1:${r.statusPort}`) }));
+      expect(drift.code).toBe(1);
+      expect(drift.stdout.split('\n').filter((l) => l.includes(`DRIFT (serves ${before!.slice(0, 12)})`))).toHaveLength(2);
+      expect(drift.stdout).toContain(`127.0.0.1:${r1.statusPort}`.padEnd(24) + ' current');
+      expect(drift.stderr).toContain('1/3 replicas serve');
       await sleep(500);
       const stats = await load.stop();
       console.log(`availability: ${stats.ok} ok, ${stats.failed} failed, ${stats.retried.length} retried (restart + reload under load)`);
       expect(stats.failures).toEqual([]);
       expect(stats.ok).toBeGreaterThan(200);
+      // the rollout finished: every replica on the new config, and nothing else answers
+      for (const r of [fleet.replicas[0], fleet.replicas[2]]) {
+        writeBuild(r.dir, (await replicaFiles(compileOrThrow(configPath, {}).files, [r.port, r.statusPort])).files);
+        await r.gw.reload();
+      }
+      const endpoints = fleet.replicas.map((r) => `127.0.0.1:${r.statusPort}`);
+      const done = await capture(() => replicas({ config: configPath, endpoint: endpoints }));
+      expect(done.code, done.stderr).toBe(0);
+      expect(done.stdout).toContain('3/3 replicas serve');
+      const dead = `127.0.0.1:${await deadPort()}`;
+      const gone = await capture(() => replicas({ config: configPath, endpoint: [...endpoints.slice(0, 2), dead] }));
+      expect(gone.code).toBe(1);
+      expect(gone.stdout).toMatch(/UNREACHABLE \(connect ECONNREFUSED/);
+      expect(gone.stderr).toContain('2/3 replicas serve');
+      const fewer = await capture(() => replicas({ config: configPath, endpoint: endpoints.slice(0, 2) }));
+      expect(fewer.code).toBe(1);
+      expect(fewer.stderr).toContain('1 fewer than fleet.replicas 3');
     } finally {
       await fleet.stop();
     }

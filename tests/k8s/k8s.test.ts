@@ -107,7 +107,7 @@ describe('build --target k8s', () => {
     const kustomization = YAML.parse(files['kustomization.yaml']);
     expect(kustomization.kind).toBe('Kustomization');
     expect([...kustomization.resources].sort()).toEqual(Object.keys(objects).sort());
-    expect(Object.values(objects).map((o) => o.kind).sort()).toEqual(['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Secret', 'Service', 'Service', 'ServiceMonitor']);
+    expect(Object.values(objects).map((o) => o.kind).sort()).toEqual(['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Secret', 'Service', 'Service', 'Service', 'ServiceMonitor']);
   });
 
   it('puts the key map, the TLS pair and nothing else secret in the Secret; the ConfigMap holds no secret', () => {
@@ -148,6 +148,9 @@ describe('build --target k8s', () => {
     const svc = byKind(objects, 'Service').find((s) => s.metadata.name === 'gateway')!;
     expect(svc.spec.sessionAffinity).toBe('ClientIP');
     expect(svc.spec.ports.map((p: { port: number }) => p.port)).toEqual([ports[0], ports[1]]);
+    // every pod's status listener by DNS, for `gatewayctl replicas --dns`
+    const headless = byKind(objects, 'Service').find((s) => s.metadata.name === 'gateway-replicas')!;
+    expect(headless.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true, ports: [{ name: 'status', port: ports[2], targetPort: ports[2] }] });
   });
 
   it('the pod template hash follows the config: same input, same bytes; a changed route rolls the pods', () => {

@@ -6,6 +6,7 @@
 //   secret.yaml          the key map, the JWT preload, TLS certificates and keys (only when any)
 //   deployment.yaml      the official nginx image running the config (see container.ts)
 //   service.yaml         the listeners; sessionAffinity ClientIP with fleet.limits: affinity
+//   replicas-service.yaml   a headless Service of every pod's status listener (drift checks)
 //   pdb.yaml             at most one pod down at a time for voluntary disruptions
 //   hpa.yaml             with kubernetes.autoscaling
 //   metrics-service.yaml, servicemonitor.yaml   with metrics (a headless Service for the scrape)
@@ -261,6 +262,20 @@ export function k8sObjects(input: K8sInput): { file: string; object: Record<stri
       },
     },
   });
+  if (m.global.status) {
+    // every replica's status listener by DNS (one A record per ready pod): `gatewayctl
+    // replicas --dns <name>-replicas.<namespace>.svc:<port>` asks each which config it serves
+    const port = Number(m.global.status.listen.split(':').pop());
+    objects.push({
+      file: 'replicas-service.yaml',
+      object: {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: `${name}-replicas`, labels: { ...labels, 'app.kubernetes.io/component': 'replicas' } },
+        spec: { clusterIP: 'None', publishNotReadyAddresses: true, selector, ports: [{ name: 'status', port, targetPort: port, protocol: 'TCP' }] },
+      },
+    });
+  }
   objects.push({
     file: 'pdb.yaml',
     object: { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name, labels }, spec: { maxUnavailable: 1, selector: { matchLabels: selector } } },
