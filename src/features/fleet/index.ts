@@ -81,6 +81,9 @@ function fleetComments(m: GatewayModel): Directive[] {
   return out;
 }
 
+/** The most one client can get from the fleet, as a multiple of a zone's allowance. */
+export const fleetBound = (m: GatewayModel): number => (m.fleet?.limitMode ?? 'per_instance') === 'per_instance' ? maxInstances(m) : 1;
+
 export const fleetFeature: Feature = {
   name: 'fleet',
   summary: 'replicas serving one config, and what limit allowances mean across them (per_instance, divided, affinity)',
@@ -113,6 +116,19 @@ export const fleetFeature: Feature = {
       if (z.max < n) {
         err('GW542', z.at, `limits.conn.${z.name}.max`, `max ${z.max} cannot be divided over ${n} instances (fleet.limits: divided): each would allow less than 1 connection; raise max or use affinity`);
       }
+    }
+  },
+  diff(a, b, c) {
+    const ra = a.fleet?.replicas ?? 1;
+    const rb = b.fleet?.replicas ?? 1;
+    const ma = a.fleet?.limitMode ?? 'per_instance';
+    const mb = b.fleet?.limitMode ?? 'per_instance';
+    if (ra !== rb) c.add('limits', 'changed', 'fleet', `fleet.replicas ${ra} → ${rb}`);
+    if (ma !== mb) c.add('limits', 'changed', 'fleet', `fleet.limits ${ma} → ${mb}`);
+    const zones = b.rateZones.length + b.connZones.length;
+    const [fa, fb] = [fleetBound(a), fleetBound(b)];
+    if (zones && fb > fa) {
+      c.add('limits', 'changed', 'fleet', `fleet: a client may now get up to ${fb}× each limit's allowance across the replicas (was ${fa}×)`, 'rate-limit-loosened');
     }
   },
   http: (m) => {

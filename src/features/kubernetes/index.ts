@@ -5,6 +5,7 @@
 // k8sFiles; the core never imports them.
 import type { Feature } from '../../core/feature.ts';
 import type { KubernetesSettings, SourcePos } from '../../model/types.ts';
+import { deepDiff, fieldText } from '../../diff/semantic.ts';
 import { DEFAULT_KUBERNETES } from './manifests.ts';
 import { kubernetesSchema } from './schema.ts';
 
@@ -38,6 +39,10 @@ export const kubernetesFeature: Feature = {
   cost: { njsCalls: () => 0, measured: 'none: it adds nothing to the nginx config' },
   normalize: (raw, m, ctx) => {
     m.kubernetes = normalizeKubernetes(raw.kubernetes, ctx.at);
+  },
+  diff(a, b, c) {
+    const plain = (k: KubernetesSettings | null) => (k ? { ...k, at: null, keyAt: null } : null);
+    for (const f of deepDiff(plain(a.kubernetes), plain(b.kubernetes), 'kubernetes')) c.add('global', 'changed', f.path, fieldText(f));
   },
   rules(m, err, warn) {
     const k = m.kubernetes;
