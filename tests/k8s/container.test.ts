@@ -8,13 +8,15 @@
 // terminated as the kubelet does: the preStop hook, then the image's stop signal.
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileK8s } from '../../src/commands/build-k8s.ts';
 import { formatDiagnostic } from '../../src/model/diagnostics.ts';
-import { send, waitUntil } from '../support/http.ts';
+import { httpsRequest, send, waitUntil } from '../support/http.ts';
+import { findOpenssl } from '../../src/tls/openssl.ts';
 import { freePorts } from '../support/ports.ts';
 import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
 import { byKind, mountConfigVolume, parseObjects, type K8sObject } from './helpers.ts';
@@ -73,7 +75,14 @@ function runArgs(dep: K8sObject, volumeDir: string, name: string): string[] {
 
 describe('the k8s Deployment in a container engine', () => {
   it('serves from the mounted ConfigMap/Secret on a read-only root, logs to stdout, and finishes a request in flight when stopped', async () => {
-    const [http, status] = await freePorts(2);
+    const [http, status, https] = await freePorts(3);
+    // a certificate and an API key: the Secret's files, read by nginx's master with the capabilities it keeps
+    execFileSync(findOpenssl(), ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=gw.example.test', '-addext', 'subjectAltName=DNS:gw.example.test', '-keyout', path.join(work, 'gw.key'), '-out', path.join(work, 'gw.crt')], { stdio: 'ignore' });
+    const key = `gw_live_${'C'.repeat(43)}`;
+    writeFileSync(
+      path.join(work, 'keys.yaml'),
+      `version: 1\nkeys:\n  - id: key_0a1b2c3d4e5f\n    name: acme\n    hash: ${createHash('sha256').update(key).digest('hex')}\n    role: admin\n    tier: null\n    created: 2026-01-05T10:00:00.000Z\n    expires: null\n    revoked: null\n    replacedBy: null\n`,
+    );
     const config = path.join(work, 'gateway.yaml');
     writeFileSync(
       config,
@@ -83,6 +92,10 @@ global:
 listeners:
   - name: public
     port: ${http}
+  - name: secure
+    port: ${https}
+    server_names: [gw.example.test]
+    tls: { cert: gw.crt, key: gw.key }
 upstreams:
   api:
     servers: [${upstream.address}]
@@ -90,6 +103,8 @@ caches:
   models: { size: 1m, max_size: 10m, inactive: 1m }
 metrics:
   allow: [127.0.0.1, 10.0.0.0/8]
+auth:
+  api_keys: { file: keys.yaml }
 routes:
   - name: models
     match: { prefix: /v1/models }
@@ -98,6 +113,10 @@ routes:
   - name: api
     match: { prefix: /api/ }
     upstream: api
+  - name: private
+    match: { prefix: /private/ }
+    upstream: api
+    auth: api_key
   - name: slow
     match: { exact: /slow }
     upstream: api
@@ -128,6 +147,10 @@ kubernetes:
       const api = await send({ port: http, path: '/api/x' });
       expect(api.status).toBe(200);
       expect((api.json as { id: string }).id).toBe('api');
+      // the key map and the certificate from the Secret
+      expect((await send({ port: http, path: '/private/x' })).status).toBe(401);
+      expect((await send({ port: http, path: '/private/x', headers: { 'X-API-Key': key } })).status).toBe(200);
+      expect((await httpsRequest(https, 'gw.example.test', readFileSync(path.join(work, 'gw.crt'), 'utf8'), '/ready')).status).toBe(200);
       // the cache on its emptyDir, under the read-only root
       expect((await send({ port: http, path: '/v1/models' })).status).toBe(200);
       const hit = await send({ port: http, path: '/v1/models' });

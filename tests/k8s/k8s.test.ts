@@ -170,6 +170,17 @@ describe('build --target k8s', () => {
     }
   });
 
+  it('without a status listener the probes go to the first plain listener, with its Host', () => {
+    const text = project().replace(`  status: { listen: 127.0.0.1:${ports[2]} }\n`, '  status: false\n').replace('metrics:\n  allow: [127.0.0.1, 10.0.0.0/8]\n', '');
+    const plain = text.replace('    address: 127.0.0.1\n', '    address: 127.0.0.1\n    server_names: [api.example.test]\n');
+    const objects = parseObjects(k8s(plain));
+    expect(validateObjects(objects)).toEqual([]);
+    const c = byKind(objects, 'Deployment')[0].spec.template.spec.containers[0];
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/ready', port: 'public', httpHeaders: [{ name: 'Host', value: 'api.example.test' }] });
+    expect(c.livenessProbe.httpGet.path).toBe('/health');
+    expect(byKind(objects, 'Service').map((s) => s.metadata.name)).toEqual(['gateway']);
+  });
+
   it('autoscaling: an HPA from fleet.replicas to max_replicas, and the Deployment leaves replicas to it', () => {
     const objects = parseObjects(k8s(project('kubernetes:\n  autoscaling: { max_replicas: 6, cpu_percent: 60 }\n  service_monitor: false\n')));
     expect(validateObjects(objects)).toEqual([]);

@@ -219,7 +219,7 @@ export function k8sObjects(input: K8sInput): { file: string; object: Record<stri
                 securityContext: {
                   allowPrivilegeEscalation: false,
                   readOnlyRootFilesystem: true,
-                  capabilities: { drop: ['ALL'], add: ['CHOWN', 'DAC_OVERRIDE', 'NET_BIND_SERVICE', 'SETGID', 'SETUID'] },
+                  capabilities: { drop: ['ALL'], add: ['CHOWN', 'NET_BIND_SERVICE', 'SETGID', 'SETUID'] },
                 },
                 volumeMounts: [
                   { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
