@@ -4,7 +4,8 @@
 # root filesystem, turned into an image with `docker import`.
 #   /usr/sbin/nginx, /etc/nginx/modules -> /usr/lib/nginx/modules (ngx_http_js_module.so),
 #   /var/log/nginx/{access,error}.log -> /dev/stdout, /dev/stderr, users root/nginx/nobody,
-#   /bin/sh and sleep (preStop hooks). (`docker import` cannot set STOPSIGNAL: run it with
+#   /bin/sh and sleep (preStop hooks), Debian's busybox-static for the other shell tools a
+#   Dockerfile's RUN lines use (docker/Dockerfile builds FROM it as FROM nginx:1.27). (`docker import` cannot set STOPSIGNAL: run it with
 #   --stop-signal SIGQUIT, as the official image's STOPSIGNAL does.)
 # The official image (nginx:1.27, for users) has the same paths; this one exists because no
 # registry is reachable here.
@@ -30,6 +31,14 @@ mkdir -p "$FS/lib64" "$FS/usr/bin"
 cp "$(readlink -f "$(command -v dash)")" "$FS/usr/bin/dash"
 ln -sf dash "$FS/usr/bin/sh"
 cp "$(readlink -f "$(command -v sleep)")" "$FS/usr/bin/sleep"
+# the shell tools the official image (Debian) has and Dockerfiles built FROM it use in RUN
+# (mkdir, ln, chown, chmod, find, ...): Debian's busybox-static, linked where nothing else is
+( cd "$WORK" && apt-get download -qq busybox-static >/dev/null 2>&1 || { apt-get update -qq >&2 && apt-get download -qq busybox-static >&2; } )
+dpkg -x "$WORK"/busybox-static_*.deb "$WORK/busybox"
+cp "$WORK/busybox/bin/busybox" "$FS/usr/bin/busybox"
+for tool in $("$FS/usr/bin/busybox" --list); do
+  [ -e "$FS/usr/bin/$tool" ] || [ -e "$FS/usr/sbin/$tool" ] || ln -s busybox "$FS/usr/bin/$tool"
+done
 # the official image's layout
 mkdir -p "$FS/etc/nginx" "$FS/var/log/nginx" "$FS/var/cache/nginx" "$FS/tmp" "$FS/dev" "$FS/proc" "$FS/sys"
 chmod 1777 "$FS/tmp"

@@ -13,6 +13,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compile } from '../../src/build/compile.ts';
+import { writeBuild } from '../../src/build/write.ts';
 import { compileK8s } from '../../src/commands/build-k8s.ts';
 import { formatDiagnostic } from '../../src/model/diagnostics.ts';
 import { httpsRequest, send, waitUntil } from '../support/http.ts';
@@ -172,5 +174,61 @@ kubernetes:
     } finally {
       rmSync(volume, { recursive: true, force: true });
     }
+  });
+});
+
+describe('docker/Dockerfile (the image for users) in a container engine', () => {
+  it('builds FROM an image with the official layout and serves the build baked in; SIGQUIT stops it gracefully', async () => {
+    const [http] = await freePorts(1);
+    const ctx = mkdtempSync(path.join(work, 'context-'));
+    const config = path.join(ctx, 'gateway.yaml');
+    writeFileSync(
+      config,
+      `version: 1
+listeners:
+  - name: public
+    port: ${http}
+upstreams:
+  api:
+    servers: [${upstream.address}]
+routes:
+  - name: api
+    match: { prefix: /api/ }
+    upstream: api
+  - name: slow
+    match: { exact: /slow }
+    upstream: api
+`,
+    );
+    const r = compile(config, { env: {} });
+    expect(r.ok, r.diagnostics.map(formatDiagnostic).join('\n')).toBe(true);
+    writeBuild(path.join(ctx, 'dist'), r.files!);
+    // the Dockerfile as users build it, only FROM the local stand-in for nginx:1.27
+    const tag = `gatewayctl/gateway-test:${process.pid}`;
+    const build = spawnSync('docker', ['build', '-q', '-f', path.resolve('docker/Dockerfile'), '--build-arg', `NGINX_IMAGE=${image}`, '--build-arg', `HEALTH_URL=http://127.0.0.1:${http}/health`, '-t', tag, ctx], {
+      encoding: 'utf8',
+      env: { ...process.env, DOCKER_HOST: dockerHost, DOCKER_BUILDKIT: '0' },
+      timeout: 300_000,
+    });
+    expect(build.status, build.stderr).toBe(0);
+    expect(docker('image', 'inspect', '-f', '{{.Config.StopSignal}}', tag).stdout.trim()).toBe('SIGQUIT');
+    const name = `gw-dockerfile-${process.pid}`;
+    containers.push(name);
+    const run = docker('run', '-d', '--name', name, '--network', 'host', tag);
+    expect(run.status, run.stderr).toBe(0);
+    await waitUntil(() => spawnSync('bash', ['-c', `exec 3<>/dev/tcp/127.0.0.1/${http}`]).status === 0 || docker('inspect', '-f', '{{.State.Running}}', name).stdout.trim() !== 'true', 20_000, 'the gateway to listen');
+    const health = await send({ port: http, path: '/health' });
+    expect(health.status, docker('logs', name).stderr).toBe(200);
+    const ready = await send({ port: http, path: '/ready' });
+    expect((ready.json as { config: string }).config).toBe(r.model!.source.hash);
+    expect((await send({ port: http, path: '/api/x' })).status).toBe(200);
+    await waitUntil(() => /"route":"api"/.test(docker('logs', name).stdout), 5000, 'the access log on stdout');
+    const hits = upstream.hits;
+    const inFlight = send({ port: http, path: '/slow?ms=2000' });
+    await waitUntil(() => upstream.hits > hits, 5000, 'the request to reach the upstream');
+    await dockerAsync('stop', '-t', '30', name);
+    expect((await inFlight).status).toBe(200);
+    expect(docker('inspect', '-f', '{{.State.ExitCode}}', name).stdout.trim()).toBe('0');
+    docker('rmi', '-f', tag);
   });
 });
