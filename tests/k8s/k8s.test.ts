@@ -3,7 +3,7 @@
 // and the config volume — laid out as kubelet mounts it (read-only, symlinked through
 // `..data`) — runs on real nginx: includes, the njs bundle, the key map and the TLS pair from
 // the Secret resolve, /ready answers the config hash on the probe's port.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -219,6 +219,19 @@ describe('build --target k8s', () => {
       await gw.stop();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('kubectl kustomize renders the directory as kubectl apply -k would send it (namespace applied, every object valid)', async () => {
+    const config = writeProject(project('kubernetes:\n  namespace: edge\n'));
+    const out = path.join(work, 'k8s-kustomize');
+    expect((await capture(() => build({ config, out, target: 'k8s' }))).code).toBe(0);
+    const kubectl = spawnSync('kubectl', ['kustomize', out], { encoding: 'utf8', timeout: 60_000 });
+    expect(kubectl.error, 'kubectl (with its built-in kustomize) is part of this machine kind').toBeUndefined();
+    expect(kubectl.status, kubectl.stderr).toBe(0);
+    const rendered = YAML.parseAllDocuments(kubectl.stdout).map((d) => d.toJSON());
+    expect(rendered.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual(Object.values(parseObjects(k8s(project()))).map((o) => `${o.kind}/${o.metadata.name}`).sort());
+    expect(rendered.every((o) => o.metadata.namespace === 'edge')).toBe(true);
+    expect(validateObjects(Object.fromEntries(rendered.map((o, i) => [`${i}`, o])))).toEqual([]);
   });
 
   it('gatewayctl build --target k8s writes the kustomize directory (secret.yaml 0600) and replaces only its own output', async () => {
