@@ -76,6 +76,13 @@ describe('fleet.limits', () => {
     );
   });
 
+  it('GW544 an autoscaler without a CPU request', () => {
+    expect(lines(`${BASE}kubernetes:\n  resources: { limits: { memory: 256Mi } }\n  autoscaling: { max_replicas: 3 }\n`)).toContain(
+      'gateway.yaml:22:3 error GW544 kubernetes.autoscaling: the autoscaler scales on CPU utilization of the requests: set kubernetes.resources.requests.cpu',
+    );
+    expect(lines(`${BASE}kubernetes:\n  autoscaling: { max_replicas: 3 }\n`)).toEqual([]);
+  });
+
   it('GW543 divided with an autoscaler divides by max_replicas; GW549 max_replicas below replicas', () => {
     const r = run(`${BASE}fleet: { replicas: 2, limits: divided }\nkubernetes:\n  autoscaling: { max_replicas: 5 }\n`);
     expect(r.diagnostics.map(formatDiagnostic)).toContain(

@@ -49,6 +49,9 @@ export const kubernetesFeature: Feature = {
     if (!k?.autoscaling) return;
     const replicas = m.fleet?.replicas ?? 1;
     const pos = k.keyAt.autoscaling ?? k.at;
+    if (!k.resources.requests.cpu) {
+      err('GW544', pos, 'kubernetes.autoscaling', 'the autoscaler scales on CPU utilization of the requests: set kubernetes.resources.requests.cpu');
+    }
     if (k.autoscaling.maxReplicas < replicas) {
       err('GW549', k.keyAt['autoscaling.max_replicas'] ?? pos, 'kubernetes.autoscaling.max_replicas', `max_replicas ${k.autoscaling.maxReplicas} is below fleet.replicas ${replicas} (the autoscaler's minimum)`);
     }
