@@ -1,8 +1,9 @@
 // Golden cases of `build --target k8s`: tests/golden-k8s/<case>/gateway.yaml beside
 // expected/ (the exact kustomize directory). Regenerate with UPDATE_GOLDEN=1 and review the
 // diff like code. Two values follow sources other than the case and are checked here, not
-// stored: the njs bundle inside the ConfigMap (it must be the current bundle) and the pod
-// template's config hash (it must be the sha256 of the ConfigMap and Secret it mounts).
+// stored: the njs bundle inside the ConfigMap (it must be the current bundle), the
+// ConfigMap's name suffix (the hash of its data) and the pod template's config hash (the
+// sha256 of the ConfigMap and Secret it mounts).
 // Every case is also validated against the Kubernetes schemas, and its config volume — laid
 // out as kubelet mounts it — passes real `nginx -t`.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -44,9 +45,13 @@ function stable(files: Record<string, string>): Record<string, string> {
   expect(vol.config[NJS_BUNDLE_PATH], 'the ConfigMap carries the current njs bundle').toBe(njs ? njsBundleText() : undefined);
   const hash = byKind(objects, 'Deployment')[0].spec.template.metadata.annotations[CONFIG_HASH_ANNOTATION];
   expect(hash, 'the pod template hash is the sha256 of what it mounts').toBe(configHash(vol.config, vol.secret));
+  // the ConfigMap's name carries the hash of its data (the bundle included)
+  const cmName: string = byKind(objects, 'ConfigMap')[0].metadata.name;
+  expect(cmName.slice(-10), 'the ConfigMap is named by its content').toBe(configHash(vol.config, {}).slice(0, 10));
   const out: Record<string, string> = {};
   for (const [rel, text] of Object.entries(files)) {
     out[rel] = text
+      .replaceAll(cmName, `${cmName.slice(0, -10)}(hash of its data)`)
       .replace(new RegExp(`^  ${dataKey(NJS_BUNDLE_PATH).replace('.', '\\.')}: \\|[-+]?\\n(?:(?: {4}.*)?\\n)*`, 'm'), `  ${dataKey(NJS_BUNDLE_PATH)}: (the current njs bundle)\n`)
       .replace(/("njs\/gateway\.js": ")([0-9a-f]{64})(")/, (_all, a: string, h: string, b: string) => {
         expect(h).toBe(sha256(njsBundleText()));

@@ -161,6 +161,14 @@ describe('build --target k8s', () => {
     const hash = (f: Record<string, string>) => byKind(parseObjects(f), 'Deployment')[0].spec.template.metadata.annotations['gatewayctl.io/config-sha256'];
     expect(hash(c)).not.toBe(hash(a));
     expect(hash(c)).toMatch(/^[0-9a-f]{64}$/);
+    // the ConfigMap is a new, immutable object the new pods mount; the old one stays for the old ReplicaSet
+    const cm = (f: Record<string, string>) => byKind(parseObjects(f), 'ConfigMap')[0];
+    const mountedName = (f: Record<string, string>) => byKind(parseObjects(f), 'Deployment')[0].spec.template.spec.volumes[0].projected.sources[0].configMap.name;
+    expect(cm(c).metadata.name).not.toBe(cm(a).metadata.name);
+    expect(cm(a).metadata.name).toMatch(/^gateway-config-[0-9a-f]{10}$/);
+    expect([mountedName(a), mountedName(c)]).toEqual([cm(a).metadata.name, cm(c).metadata.name]);
+    expect(cm(a).immutable).toBe(true);
+    expect(byKind(parseObjects(a), 'Secret')[0].metadata.name).toBe(byKind(parseObjects(c), 'Secret')[0].metadata.name); // unchanged secrets, same object
     // a renewed certificate (only in the Secret) rolls them too
     writeFileSync(path.join(work, 'tls/gw.crt'), `${ca}\n`);
     try {
@@ -222,14 +230,16 @@ describe('build --target k8s', () => {
   });
 
   it('kubectl kustomize renders the directory as kubectl apply -k would send it (namespace applied, every object valid)', async () => {
-    const config = writeProject(project('kubernetes:\n  namespace: edge\n'));
+    const text = project('kubernetes:\n  namespace: edge\n');
+    const expected = Object.values(parseObjects(k8s(text))).map((o) => `${o.kind}/${o.metadata.name}`);
+    const config = writeProject(text);
     const out = path.join(work, 'k8s-kustomize');
     expect((await capture(() => build({ config, out, target: 'k8s' }))).code).toBe(0);
     const kubectl = spawnSync('kubectl', ['kustomize', out], { encoding: 'utf8', timeout: 60_000 });
     expect(kubectl.error, 'kubectl (with its built-in kustomize) is part of this machine kind').toBeUndefined();
     expect(kubectl.status, kubectl.stderr).toBe(0);
     const rendered = YAML.parseAllDocuments(kubectl.stdout).map((d) => d.toJSON());
-    expect(rendered.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual(Object.values(parseObjects(k8s(project()))).map((o) => `${o.kind}/${o.metadata.name}`).sort());
+    expect(rendered.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual(expected.sort());
     expect(rendered.every((o) => o.metadata.namespace === 'edge')).toBe(true);
     expect(validateObjects(Object.fromEntries(rendered.map((o, i) => [`${i}`, o])))).toEqual([]);
   });

@@ -4,6 +4,7 @@
 //   kustomization.yaml   the resources below (and the namespace, when set)
 //   configmap.yaml       the nginx config and the njs bundle (every non-secret build file)
 //   secret.yaml          the key map, the JWT preload, TLS certificates and keys (only when any)
+//                        (both immutable, named <name>-config-<hash>, <name>-secrets-<hash>)
 //   deployment.yaml      the official nginx image running the config (see container.ts)
 //   service.yaml         the listeners; sessionAffinity ClientIP with fleet.limits: affinity
 //   replicas-service.yaml   a headless Service of every pod's status listener (drift checks)
@@ -140,14 +141,18 @@ export function k8sObjects(input: K8sInput): { file: string; object: Record<stri
   const hasSecret = Object.keys(secretFiles).length > 0;
   const objects: { file: string; object: Record<string, unknown> }[] = [];
 
-  const configMapName = `${name}-config`;
-  const secretName = `${name}-secrets`;
+  // content-addressed and immutable, as kustomize's generators make them: a rollout mounts
+  // new objects while the old ReplicaSet keeps its own, so pods of the previous version that
+  // restart still get the previous config, and `kubectl rollout undo` brings it back
+  const configMapName = `${name}-config-${configHash(configFiles, {}).slice(0, 10)}`;
+  const secretName = `${name}-secrets-${configHash({}, secretFiles).slice(0, 10)}`;
   objects.push({
     file: 'configmap.yaml',
     object: {
       apiVersion: 'v1',
       kind: 'ConfigMap',
       metadata: { name: configMapName, labels },
+      immutable: true,
       data: Object.fromEntries(Object.entries(configFiles).map(([rel, text]) => [dataKey(rel), text])),
     },
   });
@@ -159,6 +164,7 @@ export function k8sObjects(input: K8sInput): { file: string; object: Record<stri
         kind: 'Secret',
         metadata: { name: secretName, labels },
         type: 'Opaque',
+        immutable: true,
         data: Object.fromEntries(Object.entries(secretFiles).map(([rel, text]) => [dataKey(rel), Buffer.from(text).toString('base64')])),
       },
     });
