@@ -54,7 +54,8 @@ program
   .command('build')
   .description('validate and render the nginx configuration (atomic swap into the output dir)')
   .addOption(configOpt())
-  .addOption(outOpt())
+  .addOption(new Option('-o, --out <dir>', 'build output directory (default: dist; k8s with --target k8s)'))
+  .addOption(new Option('--target <target>', 'nginx: the nginx config; k8s: Kubernetes manifests (kustomize directory)').choices(['nginx', 'k8s']).default('nginx'))
   .option('--check', 'exit 1 when the output on disk is stale; write nothing')
   .addOption(nginxOpt())
   .option('--modules-dir <dir>', 'dynamic modules of the target nginx (decides brotli)')
@@ -128,6 +129,16 @@ program
   .option('--json', 'machine-readable list')
   .addHelpText('after', await help('releases'))
   .action(wrap(async (o) => (await cmd('releases')).run(o)));
+
+program
+  .command('replicas')
+  .description("which config each replica serves: asks every replica's /ready, reports drift from -c and from fleet.replicas")
+  .addOption(configOpt())
+  .option('--endpoint <host:port>', 'a replica\'s status listener (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+  .option('--dns <name:port>', 'a DNS name resolving to every replica (Kubernetes: the <name>-replicas headless Service)')
+  .option('--json', 'machine-readable report')
+  .addHelpText('after', await help('replicas'))
+  .action(wrap(async (o) => (await cmd('replicas')).run(o)));
 
 program
   .command('diff')

@@ -22,18 +22,20 @@ export function productYaml(gw: number, backends: [number, number], opts: { jwtC
   const [a, b] = backends;
   // with `routes`: only those routes, the upstreams they use and the model catalogue if kept
   const kept = opts.routes ? ['plain', ...opts.routes] : null;
-  const uses: Record<string, string[]> = { rr: ['plain', 'hs', 'es'], by_client: ['apikey'], by_body: ['body', 'model'] };
+  const uses: Record<string, string[]> = { rr: ['plain', 'hs', 'es', 'traffic'], rr_b: ['traffic'], by_client: ['apikey'], by_body: ['body', 'model'] };
   let section = '';
+  let route = '';
   const keep = (line: string) => {
     section = /^([a-z_]+):/.exec(line)?.[1] ?? section;
     if (!kept) return true;
     if (section === 'routes') {
-      const name = /^ {2}- \{ name: ([a-z]+),/.exec(line)?.[1];
-      return name === undefined || kept.includes(name);
+      // an entry starts with "  - name: x" or "  - { name: x, ... }"; deeper lines belong to it
+      route = /^ {2}- (?:\{ )?name: ([a-z]+)/.exec(line)?.[1] ?? (/^ {4}/.test(line) ? route : '');
+      return route === '' || kept.includes(route);
     }
     if (section === 'upstreams') {
       const name = /^ {2}([a-z_]+):/.exec(line)?.[1];
-      return name === undefined || uses[name].some((r) => kept.includes(r));
+      return name === undefined || (uses[name] ?? []).some((r) => kept.includes(r));
     }
     return section !== 'models' || kept.includes('model');
   };

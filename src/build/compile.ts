@@ -27,6 +27,11 @@ export interface CompileOptions extends LoadOptions, RenderOptions {
   now?: Date;
   /** the feature registry (default: every feature of gatewayctl) */
   features?: readonly Feature[];
+  /**
+   * Adapt the finished model to where the output runs (a container's paths and addresses:
+   * `build --target k8s`), before the rules check it; returns its diagnostics.
+   */
+  adapt?: (m: GatewayModel) => Diagnostic[];
 }
 
 export interface CompileResult {
@@ -76,6 +81,7 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
   // includes, and features complete what depends on them (a pending ACME certificate)
   if (inputs.digest) model.source.hash = sha256(`${model.source.hash}\n${inputs.digest}`);
   for (const f of features) diagnostics.push(...(f.finalize?.(model, inputs) ?? []));
+  if (opts.adapt) diagnostics.push(...opts.adapt(model));
   diagnostics.push(...checkRules(model, features, loaded.positions));
   if (hasErrors(diagnostics)) return { ...fail(), model };
   const outputCtx = {

@@ -3,12 +3,12 @@
 // absent or empty directory, or a previous gatewayctl build, is replaced (src/build/guard.ts).
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { assertReplaceable, previousBuild } from './guard.ts';
+import { assertReplaceable, previousBuild, type Recogniser } from './guard.ts';
 
 /** Throws UnsafeReplaceError (and writes nothing) when outDir is not replaceable. */
-export function writeBuild(outDir: string, files: Record<string, string>): void {
+export function writeBuild(outDir: string, files: Record<string, string>, recognise: Recogniser = previousBuild): void {
   const abs = path.resolve(outDir);
-  assertReplaceable(abs, 'build output directory', previousBuild);
+  assertReplaceable(abs, 'build output directory', recognise);
   const tmp = `${abs}.tmp-${process.pid}`;
   const old = `${abs}.old-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });

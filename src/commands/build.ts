@@ -19,6 +19,8 @@ Examples:
   $ gatewayctl build -c prod.yaml -o /srv/gw/dist
   $ gatewayctl build --check                  # CI: exit 1 when dist/ is stale
 
+  $ gatewayctl build --target k8s -o k8s      # Kubernetes manifests → ./k8s (kubectl apply -k k8s)
+
 Output: nginx.conf, mime.types, conf.d/{00-maps,10-limits,20-caches,30-upstreams,40-servers}.conf
 and manifest.json (input hash, version, files with sha256). Same input, byte-identical output.
 A failed build leaves the previous output untouched. The output directory is replaced only
@@ -27,7 +29,10 @@ anything else is refused (GW610) and left as it is.`;
 
 export interface BuildOptions {
   config: string;
-  out: string;
+  /** default: dist, or k8s for --target k8s */
+  out?: string;
+  /** nginx (default): the nginx config; k8s: a kustomize directory of Kubernetes manifests */
+  target?: 'nginx' | 'k8s';
   check?: boolean;
   nginx?: string;
   modulesDir?: string;
@@ -104,7 +109,13 @@ export function printDiagnostics(r: CompileResult): void {
   for (const x of r.diagnostics) (x.severity === 'error' ? process.stderr : process.stdout).write(`${formatDiagnostic(x)}\n`);
 }
 
-export async function run(opts: BuildOptions): Promise<number> {
+export async function run(o: BuildOptions): Promise<number> {
+  if (o.target === 'k8s') return runK8s({ ...o, out: o.out ?? 'k8s' });
+  if (o.target !== undefined && o.target !== 'nginx') {
+    process.stderr.write(`unknown target ${o.target} (nginx or k8s)\n`);
+    return 2;
+  }
+  const opts = { ...o, out: o.out ?? 'dist' };
   const r = await compileForTarget(opts);
   printDiagnostics(r);
   if (!r.ok || !r.files) {
@@ -129,5 +140,34 @@ export async function run(opts: BuildOptions): Promise<number> {
     return 1;
   }
   process.stdout.write(`built ${opts.out}/ from ${opts.config} (${Object.keys(files).length} files, sha256 ${r.model!.source.hash.slice(0, 12)})\n`);
+  return 0;
+}
+
+/** `build --target k8s`: the kustomize directory (src/commands/build-k8s.ts). */
+async function runK8s(opts: BuildOptions & { out: string }): Promise<number> {
+  const { compileK8s, previousK8sOutput } = await import('./build-k8s.ts');
+  const r = compileK8s(opts.config);
+  printDiagnostics(r);
+  if (!r.ok || !r.k8s) {
+    process.stderr.write(`build failed: ${opts.out} left unchanged\n`);
+    return 1;
+  }
+  if (opts.check) {
+    const stale = staleFiles(opts.out, r.k8s);
+    if (stale.length) {
+      process.stderr.write(`${opts.out} is stale (${stale.length} file(s) differ): ${stale.join(', ')}\nrun: gatewayctl build --target k8s -c ${opts.config} -o ${opts.out}\n`);
+      return 1;
+    }
+    process.stdout.write(`${opts.out} is up to date\n`);
+    return 0;
+  }
+  try {
+    writeBuild(opts.out, r.k8s, previousK8sOutput);
+  } catch (e) {
+    if (!(e instanceof UnsafeReplaceError)) throw e;
+    process.stderr.write(`${e.message}\n(a build output directory is replaced only when it is absent, empty or a previous gatewayctl build; choose another -o)\n`);
+    return 1;
+  }
+  process.stdout.write(`built ${opts.out}/ for Kubernetes from ${opts.config} (${Object.keys(r.k8s).length} files): kubectl apply -k ${opts.out}\n`);
   return 0;
 }

@@ -236,6 +236,8 @@ const KNOWN_MODEL_KEYS = new Set([
   'access',
   'unsafeSnippets',
   'auth',
+  'fleet', // the fleet feature's diff
+  'kubernetes', // the kubernetes feature's diff
 ]);
 
 /** Semantic changes from `base` to `head`, grouped in SECTIONS order. */

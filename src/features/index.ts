@@ -16,11 +16,13 @@ import { respondFeature } from './respond/index.ts';
 import { authFeature } from './auth/index.ts';
 import { accessFeature } from './access/index.ts';
 import { limitsFeature } from './limits/index.ts';
+import { fleetFeature } from './fleet/index.ts';
 import { routingFeature } from './routing/index.ts';
 import { trafficFeature } from './traffic/index.ts';
 import { proxyFeature } from './proxy/index.ts';
 import { cacheFeature } from './cache/index.ts';
 import { metricsFeature } from './metrics/index.ts';
+import { kubernetesFeature } from './kubernetes/index.ts';
 
 export const FEATURES: readonly Feature[] = [
   headersFeature,
@@ -32,9 +34,11 @@ export const FEATURES: readonly Feature[] = [
   authFeature,
   accessFeature,
   limitsFeature,
+  fleetFeature,
   routingFeature,
   trafficFeature,
   proxyFeature,
   cacheFeature,
   metricsFeature,
+  kubernetesFeature,
 ];

@@ -300,6 +300,8 @@ export function normalize(input: NormalizeInput, features: readonly Feature[]): 
     models: [],
     acme,
     metrics: null, // the metrics feature's (Feature.normalize)
+    fleet: null, // the fleet feature's
+    kubernetes: null, // the kubernetes feature's
   };
   model.global.workerShutdownTimeout = typeof g.worker_shutdown_timeout === 'string' ? g.worker_shutdown_timeout : defaultShutdownTimeout(routes);
   for (const f of features) f.normalize?.(v, model, { at, baseDir: input.baseDir });

@@ -29,6 +29,45 @@ export interface GatewayModel {
   models: ModelEntry[]; // model catalogue for model-aware routes and /v1/models (src/routing)
   acme: AcmeSettings | null; // certificates managed by `gatewayctl tls issue|renew`
   metrics: MetricsSettings | null; // Prometheus metrics (the metrics feature); null = off
+  fleet: FleetSettings | null; // replicas serving this config and what limits mean across them (the fleet feature); null = one instance
+  kubernetes: KubernetesSettings | null; // the Kubernetes target's settings (the kubernetes feature); null = its defaults
+}
+
+/**
+ * How a limit zone's allowance is enforced when several gateway instances serve one config
+ * (nginx OSS keeps counters per instance; nothing is shared between them).
+ *   per_instance: each instance enforces the whole allowance (a client may get up to N×)
+ *   divided: each instance enforces allowance ÷ replicas, rounded down
+ *   affinity: a front tier sends each client to one instance, which enforces the whole allowance
+ */
+export type LimitMode = 'per_instance' | 'divided' | 'affinity';
+
+/** `fleet:` — the instances that serve this gateway.yaml. */
+export interface FleetSettings {
+  replicas: number;
+  limitMode: LimitMode;
+  at: SourcePos;
+  keyAt: Record<string, SourcePos>;
+}
+
+export interface KubernetesResources {
+  requests: { cpu?: string; memory?: string };
+  limits: { cpu?: string; memory?: string };
+}
+
+/** `kubernetes:` — what `gatewayctl build --target k8s` emits besides the nginx config. */
+export interface KubernetesSettings {
+  name: string; // object names and the app.kubernetes.io/name label
+  namespace: string | null; // kustomization namespace; null = the one kubectl applies to
+  image: string; // official nginx image (ships the njs module)
+  imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  resources: KubernetesResources;
+  service: { type: 'ClusterIP' | 'NodePort' | 'LoadBalancer'; annotations: Record<string, string> };
+  autoscaling: { maxReplicas: number; cpuPercent: number } | null;
+  drainSeconds: number; // preStop wait before the graceful quit (endpoint removal propagates)
+  serviceMonitor: { interval: string; labels: Record<string, string> } | null; // null: none even with metrics
+  at: SourcePos;
+  keyAt: Record<string, SourcePos>;
 }
 
 /** `metrics:` — counters and histograms in an njs shared dict, served at /metrics. */

@@ -144,12 +144,26 @@ export interface LoadStats {
  * any response arrives is retried once on a new connection, as HTTP clients do for
  * idempotent requests (RFC 9112 §9.3.1): a server may close an idle connection at any time,
  * and nginx's old workers do exactly that when a reload retires them. Those are recorded in
- * `retried`; a second failure counts as failed.
+ * `retried`; a second failure counts as failed. With `retries`, any transport error and any
+ * 502/503/504 is retried on a new connection up to that many times.
  */
-export function steadyLoad(port: number, o: { total: number; concurrency: number; pauseMs: number; agent?: http.Agent | false }) {
+export function steadyLoad(port: number, o: { total: number; concurrency: number; pauseMs: number; agent?: http.Agent | false; retries?: number }) {
   const stats: LoadStats = { ok: 0, failed: 0, failures: [], retried: [], releases: new Map() };
   let issued = 0;
   let stopped = false;
+  const retry = async (n: number, first: Error | null): Promise<Reply> => {
+    let last = first;
+    for (let i = 0; i < Math.max(1, o.retries ?? 0); i++) {
+      try {
+        return await get(port, `/api/item/${n}`, { agent: false });
+      } catch (e) {
+        last = e as Error;
+        if (o.retries) stats.retried.push(`#${n}: ${last.message}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    throw last ?? new Error('retry failed');
+  };
   const loop = async () => {
     while (!stopped && issued < o.total) {
       issued++;
@@ -159,9 +173,15 @@ export function steadyLoad(port: number, o: { total: number; concurrency: number
         try {
           r = await get(port, `/api/item/${n}`, { agent: o.agent ?? false });
         } catch (e) {
-          if (!(e as { reusedSocket?: boolean }).reusedSocket) throw e;
+          if (!(e as { reusedSocket?: boolean }).reusedSocket && !o.retries) throw e;
           stats.retried.push(`#${n}: ${(e as Error).message}`);
-          r = await get(port, `/api/item/${n}`, { agent: o.agent ?? false });
+          r = await retry(n, e as Error);
+        }
+        // with `retries`, a client that retries idempotent requests on transport errors and
+        // 502/503/504 on a new connection (as a client of a replicated service does)
+        for (let left = o.retries ?? 0; left > 0 && [502, 503, 504].includes(r.status); left--) {
+          stats.retried.push(`#${n}: HTTP ${r.status}`);
+          r = await retry(n, null);
         }
         if (r.status === 200) {
           stats.ok++;

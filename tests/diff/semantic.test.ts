@@ -157,6 +157,17 @@ describe('semantic diff: risky changes', () => {
     expect(risks(cs)).toEqual(['rate-limit-loosened']);
   });
 
+  it('flags more replicas with per-instance limits; divided and affinity are not looser', () => {
+    const cs = diff((c) => (c.fleet = { replicas: 3 }));
+    expect(texts(cs)).toEqual(['fleet.replicas 1 → 3', "fleet: a client may now get up to 3× each limit's allowance across the replicas (was 1×)"]);
+    expect(risks(cs)).toEqual(['rate-limit-loosened']);
+    const divided = diff((c) => (c.fleet = { replicas: 3, limits: 'divided' }), { ...baseConfig(), fleet: { replicas: 3 } });
+    expect(texts(divided)).toEqual(['fleet.limits per_instance → divided']);
+    expect(risks(divided)).toEqual([]);
+    // the Kubernetes settings, without their positions
+    expect(texts(diff((c) => (c.kubernetes = { image: 'nginx:1.28' }), { ...baseConfig(), kubernetes: {} }))).toEqual(['kubernetes.image nginx:1.27 → nginx:1.28']);
+  });
+
   it('flags a rate limit zone taken off a route', () => {
     const cs = diff((c) => {
       c.routes[0].rate_limits = [];

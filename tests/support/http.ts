@@ -106,13 +106,18 @@ export interface Reply {
 }
 
 /**
- * GET 127.0.0.1:port + path (default: no agent, 5 s socket timeout). Transport errors
+ * GET 127.0.0.1:port + path (default: no agent, 5 s socket timeout), optionally with headers
+ * and from a given loopback source address (a distinct client to a balancer). Transport errors
  * reject; the error carries `reusedSocket` (whether the request went out on an idle
  * keep-alive connection) so a load driver can retry idempotent requests as clients do.
  */
-export function get(port: number, p: string, opts: { agent?: Agent | false; timeoutMs?: number } = {}): Promise<Reply> {
+export function get(
+  port: number,
+  p: string,
+  opts: { agent?: Agent | false; timeoutMs?: number; headers?: Record<string, string>; localAddress?: string } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path: p, agent: opts.agent ?? false, timeout: opts.timeoutMs ?? 5000 }, (res) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: p, agent: opts.agent ?? false, timeout: opts.timeoutMs ?? 5000, headers: opts.headers, localAddress: opts.localAddress }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));

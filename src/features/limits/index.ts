@@ -8,6 +8,7 @@ import { d, type Block, type Directive } from '../../plan/directive.ts';
 import { CONN_LIMIT_STATUS, errorBody } from '../../plan/errors.ts';
 import { bare, headerVar, ident } from '../../plan/quote.ts';
 import { limitsSchema } from './schema.ts';
+import { instanceConnZone, instanceRateZone } from '../fleet/index.ts';
 
 /** A limit zone whose key is only known after authentication. */
 export const isClientZone = (z: RateZone | ConnZone): boolean => z.key.kind === 'client_id' || z.tier !== null;
@@ -64,24 +65,29 @@ export const limitsFeature: Feature = {
     diffRateZones(c, a.rateZones, b.rateZones);
     diffConnZones(c, a.connZones, b.connZones);
   },
-  http: (m) => ({
-    maps: limitKeyMaps(m),
-    limits: [
-      d('limit_req_status', '429'),
-      // an internal status the error pages answer as 429 `concurrency_limited`: a client can tell
-      // a concurrency limit from a rate limit (src/plan/errors.ts)
-      d('limit_conn_status', String(CONN_LIMIT_STATUS)),
-      d('limit_req_log_level', 'warn'),
-      d('limit_conn_log_level', 'warn'),
-      ...m.rateZones.map(rateZoneLine),
-      ...m.connZones.map(connZoneLine),
-    ],
-    origins: [...m.rateZones.map((z): [Directive, SourcePos] => [rateZoneLine(z), z.at]), ...m.connZones.map((z): [Directive, SourcePos] => [connZoneLine(z), z.at])],
-  }),
+  http: (m) => {
+    // each instance's share of the allowance (the fleet feature: fleet.limits)
+    const rates = m.rateZones.map((z) => instanceRateZone(z, m));
+    const conns = m.connZones.map((z) => instanceConnZone(z, m));
+    return {
+      maps: limitKeyMaps(m),
+      limits: [
+        d('limit_req_status', '429'),
+        // an internal status the error pages answer as 429 `concurrency_limited`: a client can tell
+        // a concurrency limit from a rate limit (src/plan/errors.ts)
+        d('limit_conn_status', String(CONN_LIMIT_STATUS)),
+        d('limit_req_log_level', 'warn'),
+        d('limit_conn_log_level', 'warn'),
+        ...rates.map(rateZoneLine),
+        ...conns.map(connZoneLine),
+      ],
+      origins: [...rates.map((z): [Directive, SourcePos] => [rateZoneLine(z), z.at]), ...conns.map((z): [Directive, SourcePos] => [connZoneLine(z), z.at])],
+    };
+  },
   route(ctx) {
     const { route: r, model: m, slots } = ctx;
-    const zones = r.rateLimits.map((z) => m.rateZones.find((x) => x.name === z)!).filter(Boolean);
-    const conns = r.connLimits.map((z) => m.connZones.find((x) => x.name === z)!).filter(Boolean);
+    const zones = r.rateLimits.map((z) => m.rateZones.find((x) => x.name === z)!).filter(Boolean).map((z) => instanceRateZone(z, m));
+    const conns = r.connLimits.map((z) => m.connZones.find((x) => x.name === z)!).filter(Boolean).map((z) => instanceConnZone(z, m));
     // nginx runs limit_req (and limit_conn) once per request: after the first location that
     // applied one, a named location's limits are skipped. So when some zone must wait for the
     // identity (after the auth/body hand-over), every zone of that kind waits with it.
