@@ -112,7 +112,7 @@ export function checkRules(m: GatewayModel, features: readonly Feature[], positi
     const p = `routes[${r.index}]`;
     if (seenNames.has(r.name)) err('GW330', r.at, `${p}.name`, `duplicate route name "${r.name}" (also routes[${seenNames.get(r.name)}])`);
     seenNames.set(r.name, r.index);
-    if (r.upstream === null && r.respond === null && r.models === null) err('GW331', r.at, p, 'route needs an upstream or a respond block');
+    if (r.upstream === null && r.respond === null && r.models === null && !r.answeredBy) err('GW331', r.at, p, 'route needs an upstream or a respond block');
     if (r.upstream !== null && r.respond !== null) err('GW331', r.at, `${p}.respond`, 'route has both upstream and respond; choose one');
     if (r.upstream !== null && !upstreamNames.includes(r.upstream)) {
       err('GW204', r.at, `${p}.upstream`, `unknown upstream "${r.upstream}" (defined: ${list(upstreamNames)})`);

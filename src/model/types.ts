@@ -292,6 +292,9 @@ export interface Route {
   errors: 'gateway' | 'openai' | null;
   /** choosing the upstream per request (the traffic feature); null = always `upstream` */
   traffic?: RouteTraffic | null;
+  /** the feature that answers this route itself (e.g. "metrics": the scrape endpoint), set by
+   *  that feature's normalize; such a route needs no upstream */
+  answeredBy?: string | null;
   at: SourcePos;
 }
 

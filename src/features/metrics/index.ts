@@ -143,9 +143,18 @@ export const metricsFeature: Feature = {
   },
   normalize: (raw, m, ctx) => {
     m.metrics = normalizeMetrics(raw.metrics, ctx.at);
+    const routes = (raw.routes as { metrics?: boolean }[] | undefined) ?? [];
+    for (const r of m.routes) if (routes[r.index]?.metrics === true) r.answeredBy = 'metrics';
   },
   needsNjs: (m) => m.metrics !== null,
   rules(m, err) {
+    for (const r of m.routes.filter((x) => x.answeredBy === 'metrics')) {
+      const p = `routes[${r.index}]`;
+      if (!m.metrics) err('GW528', r.at, `${p}.metrics`, `route ${r.name} serves metrics, but there is no top-level metrics: block to count them`);
+      const other = r.upstream !== null ? 'upstream' : r.respond !== null ? 'respond' : r.models !== null ? 'models' : null;
+      if (other) err('GW529', r.at, `${p}.${other}`, `route ${r.name} serves metrics itself; it cannot also have ${other}`);
+      if (r.streaming || r.websocket || r.cache || r.retries) err('GW529', r.at, `${p}.metrics`, `route ${r.name} serves metrics itself (no streaming, websocket, cache or retries)`);
+    }
     const s = m.metrics;
     if (!s) return;
     const pos = (k: string) => s.keyAt[k] ?? s.at;
@@ -226,6 +235,11 @@ export const metricsFeature: Feature = {
     };
   },
   route(ctx) {
+    if (ctx.route.answeredBy === 'metrics') {
+      // the scrape endpoint behind the route's own checks (auth, roles, access, limits)
+      ctx.content = { kind: 'answer', name: `@${ctx.rid}_metrics`, lines: [d('access_log', 'off'), d('js_content', METRICS_EXPORT_HANDLER)] };
+      return;
+    }
     if (!ctx.content || ctx.content.kind !== 'proxy' || !isLlmRoute(ctx.route, ctx.model)) return;
     // the body filter must read what the upstream sends: ask for it uncompressed (the client's
     // own Accept-Encoding still applies to what the gateway sends back: gzip runs after it)

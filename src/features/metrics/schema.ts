@@ -5,6 +5,16 @@ import { parts } from '../../config/schema.ts';
 const { cidrList, name, size, uriPath } = parts;
 
 export const metricsSchema: SchemaFragment = {
+  route: {
+    after: 'models',
+    properties: {
+      metrics: {
+        const: true,
+        description:
+          'This route answers with the Prometheus exposition (as the status listener\'s /metrics does), behind the route\'s own auth, roles, access rules and limits: scrape a public listener with an API key or a JWT (Prometheus `authorization`). No upstream.',
+      },
+    },
+  },
   root: {
     after: 'routes',
     properties: {

@@ -53,7 +53,7 @@ export const proxyFeature: Feature = {
   http: (m) => ({ maps: stripMaps(m) }),
   routeResponseHeaders: (ctx) => (ctx.route.streaming ? [d('add_header', 'X-Accel-Buffering', '"no"', 'always')] : []),
   route(ctx) {
-    if (ctx.content) return; // answered by the gateway itself
+    if (ctx.content || ctx.route.answeredBy) return; // answered by the gateway itself
     const { route: r, model: m, slots } = ctx;
     const u = m.upstreams.find((x) => x.name === r.upstream);
     if (!u && !ctx.proxyHost) throw new RenderError(`route ${r.name}: unknown upstream ${r.upstream}`);
