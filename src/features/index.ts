@@ -18,6 +18,7 @@ import { routingFeature } from './routing/index.ts';
 import { proxyFeature } from './proxy/index.ts';
 import { cacheFeature } from './cache/index.ts';
 import { metricsFeature } from './metrics/index.ts';
+import { healthFeature } from './health/index.ts';
 
 export const FEATURES: readonly Feature[] = [
   headersFeature,
@@ -31,5 +32,6 @@ export const FEATURES: readonly Feature[] = [
   routingFeature,
   proxyFeature,
   cacheFeature,
+  healthFeature,
   metricsFeature,
 ];

@@ -173,6 +173,8 @@ export function normalize(input: NormalizeInput, features: readonly Feature[]): 
         };
       }),
       keepalive,
+      healthCheck: null, // the health feature fills these
+      circuitBreaker: null,
       at: at(p),
     } satisfies Upstream;
   });

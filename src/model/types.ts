@@ -130,6 +130,33 @@ export interface Upstream {
   sticky: { kind: 'cookie'; name: string } | null; // implemented as consistent hash on the cookie
   servers: UpstreamServer[];
   keepalive: { connections: number; timeout: Duration; requests: number } | null;
+  /** active health checks (the health feature); null = none */
+  healthCheck: HealthCheck | null;
+  /** circuit breaker per peer (the health feature); null = none */
+  circuitBreaker: CircuitBreaker | null;
+  at: SourcePos;
+}
+
+/** `health_check:` of an upstream — probed by one worker (js_periodic), state in a shared dict. */
+export interface HealthCheck {
+  path: string; // request path of the probe (GET)
+  intervalMs: number;
+  timeoutMs: number;
+  expectStatus: number[]; // the probe passes with one of these statuses
+  expectBody: string | null; // …and a body containing this text
+  expectModels: string[]; // …and a JSON body listing each of these ids in data[].id (/v1/models)
+  rise: number; // consecutive passes that bring a down peer back
+  fall: number; // consecutive failures that take an up peer down
+  at: SourcePos;
+}
+
+/** `circuit_breaker:` of an upstream. */
+export interface CircuitBreaker {
+  failures: number; // failures within `windowMs` that open a peer's breaker
+  windowMs: number;
+  openMs: number; // how long an open breaker refuses before half-open trials
+  halfOpenRequests: number; // trial requests a half-open breaker lets through
+  on: number[]; // upstream statuses counted as failures (connect errors: 502, timeouts: 504)
   at: SourcePos;
 }
 

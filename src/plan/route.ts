@@ -77,12 +77,27 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
     blocks: [...(b.blocks ?? []), ...(p.needs.auth ? p.lateChecks : [])],
   });
 
+  // steering (health checks, circuit breakers): the location that proxies or answers checks
+  // last, after every other check, and jumps to the steer location, which repeats what a
+  // rewrite-phase jump skips (the access-phase and limit lines) like `continueIn`
+  const st = p.needs.steer;
+  const steered = (b: Block): Block => (st ? { ...b, lines: [...b.lines, ...st.lines], blocks: [...(b.blocks ?? []), st.check] } : b);
+  const steerLocations = (guards: Directive[], body: (proxyPass: Directive) => Directive[]): Block[] => {
+    if (!st) return [];
+    const content = st.answer ?? (st.proxyPass ? body(st.proxyPass) : null);
+    if (!content) throw new PlanError(`route ${p.route.name}: steering needs a proxy_pass or an answer`);
+    return [
+      { comment: `${label}: while a server of its upstream is unavailable (health check, circuit breaker)`, head: `location ${st.next}`, lines: [p.routeName, ...guards, ...st.head, ...content], blocks: st.blocks },
+      ...st.named,
+    ];
+  };
+
   if (p.content.kind === 'answer') {
     const answer: Block = { head: `location ${p.content.name}`, lines: p.content.lines };
     // try_files before error_page 418: the order wave 1 printed
     location.lines = [...pre, ...s.errorPages, ...handOver(p.content.name).reverse()];
     const target = p.needs.auth ? continueIn({ ...answer, lines: [...s.clientLimits, ...answer.lines] }) : answer;
-    return { location, named: [...p.errorLocations, target] };
+    return { location, named: [...p.errorLocations, steered(target), ...steerLocations(p.needs.auth ? [...jumpGuards, ...s.clientLimits] : [], () => [])] };
   }
 
   const proxying = (proxyPass: Directive): Directive[] => [
@@ -104,18 +119,21 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
     }
     location.lines = [...pre, ...s.routingKey, ...step.lines, ...s.responseHeaders, ...s.errorPages, step.handler];
     const next: Block = { comment: `${label}: proxying after the njs body step`, head: `location ${step.next}`, lines: proxying(p.content.proxyPass) };
-    return { location, named: [p.needs.auth ? continueIn(next) : next, ...p.errorLocations] };
+    return { location, named: [steered(p.needs.auth ? continueIn(next) : next), ...p.errorLocations, ...steerLocations(p.needs.auth ? jumpGuards : [], proxying)] };
   }
 
   const handover = p.needs.authHandover;
   if (handover) {
     location.lines = [...pre, ...s.routingKey, ...s.responseHeaders, ...s.errorPages, ...handOver(handover.next)];
     const next = continueIn({ comment: `${label}: after authentication`, head: `location ${handover.next}`, lines: proxying(p.content.proxyPassNamed) });
-    return { location, named: [next, ...p.errorLocations] };
+    return { location, named: [steered(next), ...p.errorLocations, ...steerLocations(jumpGuards, proxying)] };
   }
 
   location.lines = [...pre, ...s.routingKey, ...proxying(p.content.proxyPass)];
-  return { location, named: [...p.errorLocations] };
+  const one = steered(location);
+  // the jump leaves in the rewrite phase: the steer location repeats access, auth, limits
+  // (the route's name is its first line already)
+  return { location: one, named: [...p.errorLocations, ...steerLocations([...s.access, ...s.auth, ...s.limits, ...s.body, ...s.routingKey], proxying)] };
 }
 
 /** A path that never exists: try_files falls through to its named location at once. */
@@ -159,7 +177,7 @@ export function planRoute(
     responseHeaders: [],
     content: null,
     proxyHost: null,
-    needs: { auth: r.auth !== null, authHandover: null, bodyStep: null, eitherMethod: false },
+    needs: { auth: r.auth !== null, authHandover: null, bodyStep: null, eitherMethod: false, steer: null },
   };
   ctx.slots.name.push(routeName);
   for (const f of features) if (f.listenerResponseHeaders) ctx.responseHeaders.push(...f.listenerResponseHeaders(l, m));

@@ -1,0 +1,898 @@
+/// <reference path="../../node_modules/njs-types/ngx_http_js_module.d.ts" />
+// The upstream state plane (src/features/health): active health checks, circuit breakers and
+// the steering around unavailable servers, with the state in one shared dict.
+//
+//   js_shared_dict_zone zone=gw_state:1m type=number;
+//   js_preload_object gw_health_conf from njs/health.json;     upstreams, rings, settings
+//   location @gw_health_<k> { js_periodic gateway.healthProbe<k> interval=…; }   worker 0 probes
+//   location @gw_health_sync { js_periodic gateway.healthSync interval=1s; }   flags, half-open
+//
+// While every server of an upstream is up, no njs runs for its requests: nginx proxies to the
+// upstream block as always. When one is not (probe down, breaker open or half-open), njs
+// creates the flag file <prefix>/state/steer-<upstream>; the route's location checks it
+// (`if (-f …) { return 418; }`) and jumps to its steer location, where the js_set
+// $gw_steer_peer picks a per-server upstream block (gw_peer_<upstream>_<i>), placing hash keys
+// exactly as nginx's ring does with the unavailable servers skipped. The flag goes when every
+// server is up again.
+//
+// Dict keys (U = upstream name, i = server index; absent = 0):
+//   hd|U|i  1: the health check took the server out       ok|U|i ko|U|i  consecutive passes/fails
+//   pt|U|i  last probe (ms since the epoch)  pl|U|i latency (ms)  pc|U|i status (0: none)
+//   pe|U|i  last probe result: 0 passed, 1 connect error/timeout, 2 status, 3 body, 4 models
+//   bs|U|i  1: breaker open (half-open once bo + open_for has passed)   bo|U|i opened at
+//   bf|U|i  failures in the window that started at bw|U|i   bt|U|i trials let through (half-open)
+//   bq|U|i  when the last trial was let through   bh|U|i 1: half-open was logged
+//   rr|U    round-robin counter of the steer picks   fl|U 1: the flag file exists
+//   n|U|i|to  transitions of a server into state `to` (metrics)
+import fs from 'fs';
+import { openAiError } from './keys.ts';
+
+export interface HealthCheckConf {
+  path: string;
+  intervalMs: number;
+  timeoutMs: number;
+  expectStatus: number[];
+  expectBody: string | null;
+  expectModels: string[];
+  rise: number;
+  fall: number;
+}
+
+export interface BreakerConf {
+  failures: number;
+  windowMs: number;
+  openMs: number;
+  halfOpen: number;
+  on: number[];
+}
+
+export interface UpstreamConf {
+  balance: string;
+  addresses: string[];
+  weights: number[];
+  /** 1: the server is `down` in gateway.yaml (never picked) */
+  down: number[];
+  /** the per-server upstream blocks, by server index */
+  peers: string[];
+  /** consistent_hash: the ring's point hashes (sorted) and the server of each point */
+  ring: number[];
+  owners: number[];
+  /** consistent_hash: the nginx variable the key is read from (without $) */
+  hashVar: string;
+  health: HealthCheckConf | null;
+  breaker: BreakerConf | null;
+}
+
+export interface HealthConf {
+  /** the directory of the flag files, relative to the nginx prefix, with a trailing / */
+  dir: string;
+  /** CRC-32 table (nginx's ngx_crc32_table256) */
+  crc: number[];
+  /** upstream names in gateway.yaml order (index k: gateway.healthProbe<k>) */
+  names: string[];
+  upstreams: { [name: string]: UpstreamConf };
+  /** the model catalogue, in order: id, upstream, owned_by, created */
+  models: { id: string; upstream: string; owned_by: string; created: number }[];
+}
+
+declare const gw_health_conf: HealthConf | undefined;
+
+const ZONE = 'gw_state';
+
+function conf(): HealthConf {
+  if (typeof gw_health_conf === 'undefined') {
+    return { dir: 'state/', crc: [], names: [], upstreams: {}, models: [] };
+  }
+  return gw_health_conf;
+}
+
+function dict(): NgxSharedDict<number> {
+  return ngx.shared[ZONE] as NgxSharedDict<number>;
+}
+
+// ---------------------------------------------------------------------------------------
+// pure parts (unit-tested against src/routing/ketama.ts)
+
+/** Index of x in a (-1): the preload object's arrays lack Array.prototype methods. */
+export function indexIn<T>(a: T[], x: T): number {
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] === x) {
+      return i;
+    }
+  }
+  return -1;
+}
+
+/** CRC-32 of bytes, as ngx_crc32_long (table: nginx's, from the preload object). */
+export function crc32(table: number[], bytes: Uint8Array | number[]): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) {
+    c = table[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  }
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** Index of the first ring point with hash >= h (ring.length when none), as nginx's find_chash_point. */
+export function findPoint(ring: number[], h: number): number {
+  let i = 0;
+  let j = ring.length;
+  while (i < j) {
+    const k = (i + j) >>> 1;
+    if (h > ring[k]) {
+      i = k + 1;
+    } else if (h < ring[k]) {
+      j = k;
+    } else {
+      return k;
+    }
+  }
+  return i;
+}
+
+/**
+ * The server nginx's `hash … consistent` gives a key hash, skipping servers for which
+ * `usable(i)` is false (each server is asked once, in ring order): -1 when none is usable.
+ */
+export function ringPick(ring: number[], owners: number[], servers: number, h: number, usable: (i: number) => boolean): number {
+  const n = ring.length;
+  if (n === 0) {
+    return -1;
+  }
+  const start = findPoint(ring, h);
+  const seen: { [i: number]: number } = {};
+  let asked = 0;
+  for (let t = 0; t < n && asked < servers; t++) {
+    const s = owners[(start + t) % n];
+    if (seen[s] === 1) {
+      continue;
+    }
+    seen[s] = 1;
+    asked++;
+    if (usable(s)) {
+      return s;
+    }
+  }
+  return -1;
+}
+
+/** Weighted pick of the n-th request among the usable servers (round robin): -1 when none. */
+export function weightedPick(weights: number[], n: number, usable: (i: number) => boolean): number {
+  let total = 0;
+  const ok: number[] = [];
+  for (let i = 0; i < weights.length; i++) {
+    if (usable(i)) {
+      ok.push(i);
+      total += weights[i];
+    }
+  }
+  if (total === 0) {
+    return -1;
+  }
+  let pos = n % total;
+  for (let j = 0; j < ok.length; j++) {
+    pos -= weights[ok[j]];
+    if (pos < 0) {
+      return ok[j];
+    }
+  }
+  return ok[ok.length - 1];
+}
+
+/**
+ * Every try of a proxied request: $upstream_addr and $upstream_status list them separated by
+ * ", " (next upstream) and " : " (internal redirects between upstream groups).
+ */
+export function upstreamTries(addrs: string, statuses: string): { addr: string; status: number }[] {
+  const a = addrs.split(/, | : /);
+  const s = statuses.split(/, | : /);
+  const out: { addr: string; status: number }[] = [];
+  for (let i = 0; i < a.length && i < s.length; i++) {
+    if (a[i] === '' || a[i] === '-') {
+      continue;
+    }
+    out.push({ addr: a[i], status: parseInt(s[i], 10) || 0 });
+  }
+  return out;
+}
+
+/** Does a probe answer pass? 0 passed, 2 wrong status, 3 body text missing, 4 a model not listed. */
+export function probeVerdict(h: HealthCheckConf, status: number, body: string): number {
+  if (indexIn(h.expectStatus, status) < 0) {
+    return 2;
+  }
+  if (h.expectBody !== null && body.indexOf(h.expectBody) < 0) {
+    return 3;
+  }
+  if (h.expectModels.length) {
+    let listed: { [id: string]: number } = {};
+    try {
+      const doc = JSON.parse(body);
+      const data = doc && doc.data;
+      if (data && typeof data.length === 'number') {
+        for (let i = 0; i < data.length; i++) {
+          if (data[i] && typeof data[i].id === 'string') {
+            listed[data[i].id] = 1;
+          }
+        }
+      }
+    } catch (e) {
+      listed = {};
+    }
+    for (let j = 0; j < h.expectModels.length; j++) {
+      if (listed[h.expectModels[j]] !== 1) {
+        return 4;
+      }
+    }
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// state
+
+function key(kind: string, u: string, i: number): string {
+  return kind + '|' + u + '|' + i;
+}
+
+function get(d: NgxSharedDict<number>, k: string): number {
+  const v = d.get(k);
+  return typeof v === 'number' ? v : 0;
+}
+
+/** 'up' | 'down' (health check) | 'open' | 'half_open' (breaker) | 'disabled' (down in gateway.yaml) */
+export function peerState(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, i: number, now: number): string {
+  if (uc.down[i] === 1) {
+    return 'disabled';
+  }
+  if (uc.health !== null && get(d, key('hd', u, i)) === 1) {
+    return 'down';
+  }
+  if (uc.breaker !== null && get(d, key('bs', u, i)) === 1) {
+    return now >= get(d, key('bo', u, i)) + uc.breaker.openMs ? 'half_open' : 'open';
+  }
+  return 'up';
+}
+
+function allUp(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, now: number): boolean {
+  for (let i = 0; i < uc.addresses.length; i++) {
+    const s = peerState(d, u, uc, i, now);
+    if (s !== 'up' && s !== 'disabled') {
+      return false;
+    }
+  }
+  return true;
+}
+
+function flagPath(u: string): string {
+  return ngx.prefix + conf().dir + 'steer-' + u;
+}
+
+/** Create or remove the upstream's flag file so it says whether every server is up. */
+export function syncFlag(u: string, now: number): void {
+  const c = conf();
+  const uc = c.upstreams[u];
+  if (!uc) {
+    return;
+  }
+  const d = dict();
+  const steer = !allUp(d, u, uc, now);
+  const p = flagPath(u);
+  try {
+    if (steer) {
+      fs.writeFileSync(p, String(now));
+      if (get(d, 'fl|' + u) !== 1) {
+        d.set('fl|' + u, 1);
+        ngx.log(ngx.WARN, 'gatewayctl: upstream ' + u + ': steering around unavailable servers');
+      }
+    } else {
+      if (get(d, 'fl|' + u) === 1) {
+        d.set('fl|' + u, 0);
+        ngx.log(ngx.WARN, 'gatewayctl: upstream ' + u + ': every server is up again');
+      }
+      try {
+        fs.unlinkSync(p);
+      } catch (e) {
+        // not there (the usual case)
+      }
+    }
+  } catch (e) {
+    ngx.log(ngx.ERR, 'gatewayctl: upstream ' + u + ': flag file ' + p + ': ' + e);
+  }
+  syncModelsFlag(c, d);
+}
+
+/** steer.models exists while an upstream serving a model is steered: /v1/models then lists only reachable models. */
+function syncModelsFlag(c: HealthConf, d: NgxSharedDict<number>): void {
+  if (c.models.length === 0) {
+    return;
+  }
+  let any = false;
+  for (let i = 0; i < c.models.length && !any; i++) {
+    any = get(d, 'fl|' + c.models[i].upstream) === 1;
+  }
+  const p = ngx.prefix + c.dir + 'steer.models';
+  try {
+    if (any) {
+      fs.writeFileSync(p, '');
+    } else {
+      fs.unlinkSync(p);
+    }
+  } catch (e) {
+    // not there
+  }
+}
+
+function transition(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, i: number, to: string, why: string): void {
+  d.incr('n|' + u + '|' + i + '|' + to, 1, 0);
+  ngx.log(ngx.WARN, 'gatewayctl: upstream ' + u + ' server ' + uc.addresses[i] + ': ' + to + ' (' + why + ')');
+}
+
+// ---------------------------------------------------------------------------------------
+// active health checks: one js_periodic per upstream with a health check, on worker 0
+
+function probeOne(u: string, uc: UpstreamConf, i: number): Promise<void> {
+  const h = uc.health as HealthCheckConf;
+  const d = dict();
+  const started = Date.now();
+  let settled = false;
+  const finish = function (result: number, status: number): void {
+    if (settled) {
+      return;
+    }
+    settled = true;
+    const now = Date.now();
+    d.set(key('pt', u, i), now);
+    d.set(key('pl', u, i), now - started);
+    d.set(key('pc', u, i), status);
+    d.set(key('pe', u, i), result);
+    const down = get(d, key('hd', u, i)) === 1;
+    if (result === 0) {
+      d.set(key('ko', u, i), 0);
+      const ok = d.incr(key('ok', u, i), 1, 0);
+      if (down && ok >= h.rise) {
+        d.set(key('hd', u, i), 0);
+        transition(d, u, uc, i, 'up', ok + ' passed probes');
+      }
+    } else {
+      d.set(key('ok', u, i), 0);
+      const ko = d.incr(key('ko', u, i), 1, 0);
+      if (!down && ko >= h.fall) {
+        d.set(key('hd', u, i), 1);
+        transition(d, u, uc, i, 'down', ko + ' failed probes, last: ' + probeResult(result) + (status ? ' ' + status : ''));
+      }
+    }
+  };
+  const timer = new Promise<void>(function (resolve) {
+    setTimeout(function () {
+      finish(1, 0);
+      resolve();
+    }, h.timeoutMs);
+  });
+  const fetch = ngx
+    .fetch('http://' + uc.addresses[i] + h.path, { headers: { 'User-Agent': 'gatewayctl-health', Connection: 'close' } })
+    .then(function (res) {
+      if (h.expectBody === null && h.expectModels.length === 0) {
+        finish(probeVerdict(h, res.status, ''), res.status);
+        return;
+      }
+      return res.text().then(function (body) {
+        finish(probeVerdict(h, res.status, body), res.status);
+      });
+    })
+    .catch(function (e) {
+      if (!settled) {
+        ngx.log(ngx.WARN, 'gatewayctl: probe of ' + uc.addresses[i] + h.path + ': ' + e);
+      }
+      finish(1, 0);
+    });
+  return Promise.race([fetch, timer]);
+}
+
+
+export function probeResult(code: number): string {
+  switch (code) {
+    case 0:
+      return 'passed';
+    case 1:
+      return 'no answer';
+    case 2:
+      return 'unexpected status';
+    case 3:
+      return 'body text missing';
+    case 4:
+      return 'model not listed';
+    default:
+      return 'unknown';
+  }
+}
+
+/** One probe round of upstream number k (gateway.healthProbe<k>). */
+export function probeUpstream(k: number): Promise<void> | void {
+  const c = conf();
+  const u = c.names[k];
+  const uc = c.upstreams[u];
+  if (!uc || !uc.health) {
+    return;
+  }
+  const all: Promise<void>[] = [];
+  for (let i = 0; i < uc.addresses.length; i++) {
+    if (uc.down[i] !== 1) {
+      all.push(probeOne(u, uc, i));
+    }
+  }
+  return Promise.all(all).then(function () {
+    syncFlag(u, Date.now());
+  });
+}
+
+/** js_periodic gateway.healthSync (1s): half-open transitions, flag files match the state. */
+export function healthSync(): void {
+  const c = conf();
+  const d = dict();
+  const now = Date.now();
+  for (let k = 0; k < c.names.length; k++) {
+    const u = c.names[k];
+    const uc = c.upstreams[u];
+    if (uc.breaker !== null) {
+      for (let i = 0; i < uc.addresses.length; i++) {
+        if (peerState(d, u, uc, i, now) === 'half_open' && get(d, key('bh', u, i)) !== 1) {
+          d.set(key('bh', u, i), 1);
+          transition(d, u, uc, i, 'half_open', 'open for ' + uc.breaker.openMs / 1000 + 's, trials allowed');
+        }
+      }
+    }
+    syncFlag(u, now);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// steering: js_set $gw_steer_peer (only in the steer locations)
+
+/** Seconds until a server of the upstream may take requests again (Retry-After), at least 1. */
+export function retryAfter(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, now: number): number {
+  let best = -1;
+  for (let i = 0; i < uc.addresses.length; i++) {
+    let at = -1;
+    const s = peerState(d, u, uc, i, now);
+    if (s === 'open') {
+      at = get(d, key('bo', u, i)) + (uc.breaker as BreakerConf).openMs;
+    } else if (s === 'down' && uc.health) {
+      at = now + uc.health.intervalMs * uc.health.rise;
+    } else if (s === 'half_open' || s === 'up') {
+      at = now + 1000;
+    }
+    if (at >= 0 && (best < 0 || at < best)) {
+      best = at;
+    }
+  }
+  return best < 0 ? 60 : Math.max(1, Math.ceil((best - now) / 1000));
+}
+
+/** May server i take this request? Half-open servers let a bounded number of trials through. */
+function usableFor(r: NginxHTTPRequest, d: NgxSharedDict<number>, u: string, uc: UpstreamConf, now: number): (i: number) => boolean {
+  return function (i: number): boolean {
+    const s = peerState(d, u, uc, i, now);
+    if (s === 'up') {
+      return true;
+    }
+    if (s !== 'half_open') {
+      return false;
+    }
+    const b = uc.breaker as BreakerConf;
+    if (d.incr(key('bt', u, i), 1, 0) <= b.halfOpen) {
+      d.set(key('bq', u, i), now);
+      r.variables.gw_health_trial = 'T';
+      return true;
+    }
+    // trials that never reported (a client gone, a reload) free their places after open_for
+    if (now - get(d, key('bq', u, i)) > b.openMs) {
+      d.set(key('bt', u, i), 0);
+    }
+    return false;
+  };
+}
+
+export function steerPeer(r: NginxHTTPRequest): string {
+  const c = conf();
+  const u = r.variables.gw_steer_upstream || '';
+  const uc = c.upstreams[u];
+  if (!uc) {
+    return '';
+  }
+  const d = dict();
+  const now = Date.now();
+  const usable = usableFor(r, d, u, uc, now);
+  let i = -1;
+  if (uc.balance === 'consistent_hash') {
+    const raw = r.rawVariables[uc.hashVar];
+    const bytes = raw ? raw : Buffer.from('');
+    i = ringPick(uc.ring, uc.owners, uc.addresses.length, crc32(c.crc, bytes), usable);
+  } else if (uc.balance === 'ip_hash') {
+    i = weightedPick(uc.weights, crc32(c.crc, Buffer.from(r.variables.remote_addr || '')), usable);
+  } else {
+    i = weightedPick(uc.weights, d.incr('rr|' + u, 1, 0), usable);
+  }
+  if (i < 0) {
+    r.variables.gw_retry_after = String(retryAfter(d, u, uc, now));
+    return '';
+  }
+  return uc.peers[i];
+}
+
+// ---------------------------------------------------------------------------------------
+// breaker: failures of proxied requests, counted in the log phase of failing requests only
+
+function serverIndex(c: HealthConf, host: string, addr: string): { u: string; i: number } | null {
+  const uc = c.upstreams[host];
+  if (uc) {
+    const i = indexIn(uc.addresses, addr);
+    if (i >= 0) {
+      return { u: host, i: i };
+    }
+    return uc.addresses.length === 1 ? { u: host, i: 0 } : null;
+  }
+  // a per-server block: gw_peer_<upstream>_<i>
+  for (let k = 0; k < c.names.length; k++) {
+    const p = indexIn(c.upstreams[c.names[k]].peers, host);
+    if (p >= 0) {
+      return { u: c.names[k], i: p };
+    }
+  }
+  return null;
+}
+
+/** Count one try of a proxied request for the breaker of its server. */
+export function recordTry(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, i: number, failed: boolean, trial: boolean, now: number): void {
+  const b = uc.breaker;
+  if (b === null) {
+    return;
+  }
+  const open = get(d, key('bs', u, i)) === 1;
+  if (open && trial) {
+    if (failed) {
+      d.set(key('bo', u, i), now);
+      d.set(key('bt', u, i), 0);
+      d.set(key('bh', u, i), 0);
+      transition(d, u, uc, i, 'open', 'a half-open trial failed');
+    } else {
+      d.set(key('bs', u, i), 0);
+      d.set(key('bf', u, i), 0);
+      d.set(key('bt', u, i), 0);
+      d.set(key('bh', u, i), 0);
+      transition(d, u, uc, i, 'closed', 'a half-open trial succeeded');
+      syncFlag(u, now);
+    }
+    return;
+  }
+  if (!failed || open) {
+    return;
+  }
+  if (now - get(d, key('bw', u, i)) > b.windowMs) {
+    d.set(key('bw', u, i), now);
+    d.set(key('bf', u, i), 0);
+  }
+  if (d.incr(key('bf', u, i), 1, 0) >= b.failures && get(d, key('bs', u, i)) !== 1) {
+    d.set(key('bs', u, i), 1);
+    d.set(key('bo', u, i), now);
+    d.set(key('bt', u, i), 0);
+    d.set(key('bh', u, i), 0);
+    transition(d, u, uc, i, 'open', b.failures + ' failures within ' + b.windowMs / 1000 + 's');
+    syncFlag(u, now);
+  }
+}
+
+// $gw_health_in: "$proxy_host|$upstream_addr|$upstream_status|$gw_health_trial"
+export function healthRecord(r: NginxHTTPRequest): void {
+  const c = conf();
+  const p = (r.variables.gw_health_in || '').split('|');
+  if (p.length < 4) {
+    return;
+  }
+  const d = dict();
+  const now = Date.now();
+  const tries = upstreamTries(p[1], p[2]);
+  for (let t = 0; t < tries.length; t++) {
+    const at = serverIndex(c, p[0], tries[t].addr);
+    if (at === null) {
+      continue;
+    }
+    const uc = c.upstreams[at.u];
+    const failed = uc.breaker !== null && indexIn(uc.breaker.on, tries[t].status) >= 0;
+    recordTry(d, at.u, uc, at.i, failed, p[3] === 'T' && t === tries.length - 1, now);
+  }
+}
+
+// js_set $gw_health_log, read by the access log of failing requests and trials only: records, returns ""
+export function healthLog(r: NginxHTTPRequest): string {
+  try {
+    healthRecord(r);
+  } catch (e) {
+    ngx.log(ngx.ERR, 'gatewayctl: breaker: ' + e);
+  }
+  return '';
+}
+
+// ---------------------------------------------------------------------------------------
+// status
+
+export function upstreamsStatus(now: number): unknown[] {
+  const c = conf();
+  const d = dict();
+  const out: unknown[] = [];
+  for (let k = 0; k < c.names.length; k++) {
+    const u = c.names[k];
+    const uc = c.upstreams[u];
+    const peers: unknown[] = [];
+    let usable = 0;
+    for (let i = 0; i < uc.addresses.length; i++) {
+      const s = peerState(d, u, uc, i, now);
+      if (s === 'up' || s === 'half_open') {
+        usable++;
+      }
+      const pt = get(d, key('pt', u, i));
+      peers.push({
+        address: uc.addresses[i],
+        weight: uc.weights[i],
+        state: s,
+        health:
+          uc.health === null
+            ? null
+            : {
+                status: uc.down[i] === 1 ? 'disabled' : get(d, key('hd', u, i)) === 1 ? 'down' : pt ? 'up' : 'unknown',
+                passes: get(d, key('ok', u, i)),
+                failures: get(d, key('ko', u, i)),
+                last_probe:
+                  pt === 0
+                    ? null
+                    : {
+                        at: new Date(pt).toISOString(),
+                        result: probeResult(get(d, key('pe', u, i))),
+                        status: get(d, key('pc', u, i)) || null,
+                        latency_ms: get(d, key('pl', u, i)),
+                      },
+              },
+        breaker:
+          uc.breaker === null
+            ? null
+            : {
+                state: s === 'open' || s === 'half_open' ? s : 'closed',
+                failures_in_window: get(d, key('bf', u, i)),
+                opened_at: get(d, key('bs', u, i)) === 1 ? new Date(get(d, key('bo', u, i))).toISOString() : null,
+                retry_after_s: s === 'open' ? Math.max(1, Math.ceil((get(d, key('bo', u, i)) + uc.breaker.openMs - now) / 1000)) : null,
+              },
+        in_flight: null,
+        runtime: false,
+      });
+    }
+    out.push({
+      name: u,
+      balance: uc.balance,
+      state: usable === 0 ? 'down' : allUp(d, u, uc, now) ? 'up' : 'degraded',
+      steered: get(d, 'fl|' + u) === 1,
+      health_check: uc.health === null ? null : { path: uc.health.path, interval_ms: uc.health.intervalMs, timeout_ms: uc.health.timeoutMs, rise: uc.health.rise, fall: uc.health.fall },
+      circuit_breaker:
+        uc.breaker === null ? null : { failures: uc.breaker.failures, window_ms: uc.breaker.windowMs, open_ms: uc.breaker.openMs, half_open_requests: uc.breaker.halfOpen },
+      peers: peers,
+    });
+  }
+  return out;
+}
+
+// js_content of /admin/status on the status listener
+export function healthStatus(r: NginxHTTPRequest): void {
+  const now = Date.now();
+  r.headersOut['Content-Type'] = 'application/json';
+  r.headersOut['Cache-Control'] = 'no-store';
+  r.return(200, JSON.stringify({ time: new Date(now).toISOString(), upstreams: upstreamsStatus(now) }) + '\n');
+}
+
+/** Is any server of the upstream usable (up, or half-open)? Upstreams without state are. */
+export function upstreamAvailable(d: NgxSharedDict<number>, u: string, now: number): boolean {
+  const uc = conf().upstreams[u];
+  if (!uc) {
+    return true;
+  }
+  for (let i = 0; i < uc.addresses.length; i++) {
+    const s = peerState(d, u, uc, i, now);
+    if (s === 'up' || s === 'half_open') {
+      return true;
+    }
+  }
+  return false;
+}
+
+// js_content of a `models: list` route while an upstream is steered: the models one can reach
+export function healthModels(r: NginxHTTPRequest): void {
+  const c = conf();
+  const d = dict();
+  const now = Date.now();
+  const data: unknown[] = [];
+  for (let i = 0; i < c.models.length; i++) {
+    const e = c.models[i];
+    if (upstreamAvailable(d, e.upstream, now)) {
+      data.push({ id: e.id, object: 'model', created: e.created, owned_by: e.owned_by });
+    }
+  }
+  r.headersOut['Content-Type'] = 'application/json';
+  r.return(200, JSON.stringify({ object: 'list', data: data }));
+}
+
+/** The OpenAI-style body of a model route's 503 (every server of the model's upstream down). */
+export function modelUnavailableBody(model: string): string {
+  const m = model.length > 200 ? model.substring(0, 200) + ' (truncated)' : model;
+  return openAiError('The model `' + m + '` is currently unavailable: none of its servers is up. Retry later.', 'server_error', 'model_unavailable');
+}
+
+// js_content of @…_steer_503: no server of the upstream can take the request (all down or open)
+export function healthUnavailable(r: NginxHTTPRequest): void {
+  const v = r.variables;
+  r.headersOut['Content-Type'] = 'application/json';
+  r.headersOut['Cache-Control'] = 'no-store';
+  const retry = v.gw_retry_after || '';
+  if (retry === '') {
+    // a 503 the gateway made for another reason on this route
+    r.return(503, JSON.stringify({ error: { status: 503, code: 'service_unavailable', message: 'service unavailable' }, request_id: v.gw_request_id || '' }) + '\n');
+    return;
+  }
+  r.headersOut['Retry-After'] = retry;
+  const model = v.gw_model || '';
+  const body =
+    model !== ''
+      ? modelUnavailableBody(model)
+      : JSON.stringify({
+          error: { status: 503, code: 'upstream_unavailable', message: 'no server of upstream ' + (v.gw_steer_upstream || '') + ' is available (health check or circuit breaker)' },
+          request_id: v.gw_request_id || '',
+        });
+  r.return(503, body + '\n');
+}
+
+/** metrics.ts's log-phase call records the breaker's failures in the same call (one njs call per phase). */
+export function healthRecordIfFailed(r: NginxHTTPRequest): void {
+  if (typeof gw_health_conf === 'undefined' || r.variables.gw_health_fail !== '1') {
+    return;
+  }
+  try {
+    healthRecord(r);
+  } catch (e) {
+    ngx.log(ngx.ERR, 'gatewayctl: breaker: ' + e);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// metrics (the metrics feature's /metrics appends these families)
+
+export function healthMetricLines(now: number): string[] {
+  const c = conf();
+  if (c.names.length === 0) {
+    return [];
+  }
+  const d = dict();
+  const states = ['up', 'down', 'open', 'half_open', 'disabled'];
+  const out: string[] = [];
+  out.push('# HELP gatewayctl_upstream_peer_state Server state by upstream and server (1 for the current state).');
+  out.push('# TYPE gatewayctl_upstream_peer_state gauge');
+  const trans: string[] = [];
+  for (let k = 0; k < c.names.length; k++) {
+    const u = c.names[k];
+    const uc = c.upstreams[u];
+    for (let i = 0; i < uc.addresses.length; i++) {
+      const s = peerState(d, u, uc, i, now);
+      const l = 'upstream="' + u + '",peer="' + uc.addresses[i] + '"';
+      for (let j = 0; j < states.length; j++) {
+        out.push('gatewayctl_upstream_peer_state{' + l + ',state="' + states[j] + '"} ' + (states[j] === s ? 1 : 0));
+      }
+      const tos = ['up', 'down', 'open', 'half_open', 'closed'];
+      for (let j = 0; j < tos.length; j++) {
+        const n = get(d, 'n|' + u + '|' + i + '|' + tos[j]);
+        if (n > 0) {
+          trans.push('gatewayctl_upstream_peer_transitions_total{' + l + ',to="' + tos[j] + '"} ' + n);
+        }
+      }
+    }
+  }
+  out.push('# HELP gatewayctl_upstream_peer_transitions_total Health and breaker transitions by upstream, server and new state.');
+  out.push('# TYPE gatewayctl_upstream_peer_transitions_total counter');
+  for (let t = 0; t < trans.length; t++) {
+    out.push(trans[t]);
+  }
+  return out;
+}
+
+// js_periodic gateway.healthProbe<k>: the probe round of the k-th managed upstream (one handler
+// per upstream: a periodic handler cannot tell which location runs it)
+export function healthProbe0(): Promise<void> | void {
+  return probeUpstream(0);
+}
+export function healthProbe1(): Promise<void> | void {
+  return probeUpstream(1);
+}
+export function healthProbe2(): Promise<void> | void {
+  return probeUpstream(2);
+}
+export function healthProbe3(): Promise<void> | void {
+  return probeUpstream(3);
+}
+export function healthProbe4(): Promise<void> | void {
+  return probeUpstream(4);
+}
+export function healthProbe5(): Promise<void> | void {
+  return probeUpstream(5);
+}
+export function healthProbe6(): Promise<void> | void {
+  return probeUpstream(6);
+}
+export function healthProbe7(): Promise<void> | void {
+  return probeUpstream(7);
+}
+export function healthProbe8(): Promise<void> | void {
+  return probeUpstream(8);
+}
+export function healthProbe9(): Promise<void> | void {
+  return probeUpstream(9);
+}
+export function healthProbe10(): Promise<void> | void {
+  return probeUpstream(10);
+}
+export function healthProbe11(): Promise<void> | void {
+  return probeUpstream(11);
+}
+export function healthProbe12(): Promise<void> | void {
+  return probeUpstream(12);
+}
+export function healthProbe13(): Promise<void> | void {
+  return probeUpstream(13);
+}
+export function healthProbe14(): Promise<void> | void {
+  return probeUpstream(14);
+}
+export function healthProbe15(): Promise<void> | void {
+  return probeUpstream(15);
+}
+export function healthProbe16(): Promise<void> | void {
+  return probeUpstream(16);
+}
+export function healthProbe17(): Promise<void> | void {
+  return probeUpstream(17);
+}
+export function healthProbe18(): Promise<void> | void {
+  return probeUpstream(18);
+}
+export function healthProbe19(): Promise<void> | void {
+  return probeUpstream(19);
+}
+export function healthProbe20(): Promise<void> | void {
+  return probeUpstream(20);
+}
+export function healthProbe21(): Promise<void> | void {
+  return probeUpstream(21);
+}
+export function healthProbe22(): Promise<void> | void {
+  return probeUpstream(22);
+}
+export function healthProbe23(): Promise<void> | void {
+  return probeUpstream(23);
+}
+export function healthProbe24(): Promise<void> | void {
+  return probeUpstream(24);
+}
+export function healthProbe25(): Promise<void> | void {
+  return probeUpstream(25);
+}
+export function healthProbe26(): Promise<void> | void {
+  return probeUpstream(26);
+}
+export function healthProbe27(): Promise<void> | void {
+  return probeUpstream(27);
+}
+export function healthProbe28(): Promise<void> | void {
+  return probeUpstream(28);
+}
+export function healthProbe29(): Promise<void> | void {
+  return probeUpstream(29);
+}
+export function healthProbe30(): Promise<void> | void {
+  return probeUpstream(30);
+}
+export function healthProbe31(): Promise<void> | void {
+  return probeUpstream(31);
+}

@@ -1,0 +1,49 @@
+// The upstream state plane: active health checks and circuit breakers per server, steering
+// around unavailable servers without an njs call while every server is up, and the JSON
+// status at /admin/status on the status listener. Runtime half: njs/lib/health.ts.
+//
+// nginx keeps its balancer: with every server up a request pays one open_file_cache lookup
+// (`if (-f $document_root/steer-<upstream>)`); while a server is out, njs picks among
+// per-server upstream blocks, placing hash keys as nginx's ring would with that server
+// skipped (what `gatewayctl route --unavailable` predicts). README, "Health checks, circuit
+// breakers and status".
+import type { Feature } from '../../core/feature.ts';
+import { checkHealthRules } from './rules.ts';
+import { managedUpstreams, normalizeHealth } from './normalize.ts';
+import { H, HEALTH_PRELOAD, healthHttp, healthPreload, healthRoute, healthStatusLocations } from './render.ts';
+import { healthSchema } from './schema.ts';
+
+export const healthFeature: Feature = {
+  name: 'health',
+  summary: 'active health checks, circuit breakers (single-server upstreams too), steering around unavailable servers, /admin/status',
+  schema: healthSchema,
+  njs: [
+    { handler: H.steer, phase: 'js_set' },
+    { handler: H.log, phase: 'log' },
+    { handler: H.sync, phase: 'js_content' },
+    { handler: H.status, phase: 'js_content' },
+    { handler: H.models, phase: 'js_content' },
+    { handler: H.unavailable, phase: 'js_content' },
+  ],
+  requires: (m) => {
+    const u = managedUpstreams(m).find((x) => x.healthCheck) ?? managedUpstreams(m)[0];
+    return u ? [{ njs: '0.8.1', why: 'js_periodic (health probes, breaker half-open)', at: (u.healthCheck ?? u.circuitBreaker)!.at }] : [];
+  },
+  cost: {
+    // every server up: no njs (a flag-file lookup in nginx); breaker failures are counted in
+    // the log phase of failed requests only, or inside the metrics feature's call
+    njsCalls: () => 0,
+    measured: 'scripts/bench.ts: healthy path = plain proxy_pass + one open_file_cache lookup; while steered one js_set (README, Health checks)',
+  },
+  normalize: normalizeHealth,
+  needsNjs: (m) => managedUpstreams(m).length > 0,
+  rules: checkHealthRules, // GW260–GW267
+  outputs: (m) => {
+    const files: Record<string, string> = {};
+    if (managedUpstreams(m).length) files[HEALTH_PRELOAD] = healthPreload(m);
+    return { files, diagnostics: [], mapKeys: [] };
+  },
+  http: healthHttp,
+  statusLocations: healthStatusLocations,
+  route: healthRoute,
+};

@@ -1,0 +1,199 @@
+// Active health checks through real nginx: a consistent-hash pool of three Node upstreams
+// probed every second. Killing one under load fails no client request once the probes took
+// it out (retries absorb the detection window), its keys go exactly where `gatewayctl route
+// --unavailable` says, /admin/status reports it down, and after a restart it gets traffic
+// again within interval × rise (plus the flag file's 1 s cache).
+import { writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildAndStart, type BuiltGateway } from '../support/gateway.ts';
+import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
+import { freePorts } from '../support/ports.ts';
+import { send, sleep, waitUntil } from '../support/http.ts';
+import { closeAll, startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
+import { explainRoute } from '../../src/routing/explain.ts';
+
+const INTERVAL_MS = 1000;
+const RISE = 2;
+const FALL = 2;
+
+const yaml = (port: number, status: number, ups: EchoUpstream[]) => `
+version: 1
+global:
+  worker_processes: 2
+  status: { listen: "127.0.0.1:${status}" }
+listeners:
+  - name: public
+    address: 127.0.0.1
+    port: ${port}
+upstreams:
+  pool:
+    balance: consistent_hash
+    hash_key: { header: X-User }
+    servers: [${ups.map((u) => `"${u.address}"`).join(', ')}]
+    health_check: { path: /healthz, interval: ${INTERVAL_MS}ms, timeout: 400ms, rise: ${RISE}, fall: ${FALL} }
+routes:
+  - name: api
+    match: { prefix: /api/ }
+    upstream: pool
+    strip_prefix: true
+    retries: { tries: 3, on: [error, timeout] }
+`;
+
+let ups: EchoUpstream[];
+let g: BuiltGateway;
+let port: number;
+let statusPort: number;
+let work: string;
+
+interface PeerStatus {
+  address: string;
+  state: string;
+  health: { status: string; last_probe: { result: string; latency_ms: number } | null } | null;
+}
+interface UpstreamStatus {
+  name: string;
+  state: string;
+  steered: boolean;
+  peers: PeerStatus[];
+}
+
+async function status(): Promise<UpstreamStatus[]> {
+  const r = await send({ port: statusPort, path: '/admin/status' });
+  expect(r.status).toBe(200);
+  return (r.json as { upstreams: UpstreamStatus[] }).upstreams;
+}
+
+async function peerState(addr: string): Promise<string> {
+  const u = (await status()).find((x) => x.name === 'pool')!;
+  return u.peers.find((p) => p.address === addr)!.state;
+}
+
+async function pollState(addr: string, want: string, ms: number): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    if ((await peerState(addr)) === want) return Date.now() - t0;
+    if (Date.now() - t0 > ms) throw new Error(`${addr} not ${want} after ${ms} ms: ${JSON.stringify(await status())}`);
+    await sleep(50);
+  }
+}
+
+const idOf = (r: { headers: Record<string, unknown> }) => String(r.headers['x-upstream-id'] ?? '');
+
+beforeAll(async () => {
+  ups = [await startEchoUpstream({ id: 'a' }), await startEchoUpstream({ id: 'b' }), await startEchoUpstream({ id: 'c' })];
+  [port, statusPort] = await freePorts(2);
+  work = await mkdtemp(path.join(tmpdir(), 'gatewayctl-health-'));
+  const configPath = path.join(work, 'gateway.yaml');
+  const text = yaml(port, statusPort, ups);
+  await writeFile(configPath, text);
+  g = await buildAndStart({ configPath, env: {}, ports: [port, statusPort], text });
+  // every server probed up once
+  await waitUntil(() => ups.every((u) => u.requests.some((r) => r.path === '/healthz')), 5000, 'the first probes');
+});
+
+afterAll(async () => {
+  await g?.stop();
+  await stopAllGateways();
+  await closeAll(ups);
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('active health checks', () => {
+  it('probes from one worker only, and reports every server up with its last probe', async () => {
+    await withErrorLog(g.gw, async () => {
+      const before = ups[0].requests.filter((r) => r.path === '/healthz').length;
+      await sleep(3 * INTERVAL_MS + 200);
+      const probes = ups[0].requests.filter((r) => r.path === '/healthz').length - before;
+      // two workers, but one prober: about one probe per interval, not two
+      expect(probes).toBeGreaterThanOrEqual(2);
+      expect(probes).toBeLessThanOrEqual(4);
+      const u = (await status()).find((x) => x.name === 'pool')!;
+      expect(u.state).toBe('up');
+      expect(u.steered).toBe(false);
+      for (const p of u.peers) {
+        expect(p.state).toBe('up');
+        expect(p.health!.status).toBe('up');
+        expect(p.health!.last_probe!.result).toBe('passed');
+      }
+    });
+  });
+
+  it('with every server up, keys land where nginx and `gatewayctl route` put them', async () => {
+    await withErrorLog(g.gw, async () => {
+      for (let k = 0; k < 30; k++) {
+        const key = `user-${k}`;
+        const r = await send({ port, path: '/api/x', headers: { 'X-User': key } });
+        expect(r.status).toBe(200);
+        const want = explainRoute(g.model, key).peer;
+        expect(ups.find((u) => u.id === idOf(r))!.address).toBe(want);
+      }
+    });
+  });
+
+  it('a killed server: no failed request after detection, keys go to the ring successor, traffic returns within interval × rise', async () => {
+    await withErrorLog(g.gw, async () => {
+      const victim = ups[1];
+      const addr = victim.address;
+      const vport = victim.port;
+      // load: 4 clients with rotating keys
+      let stop = false;
+      let detectedAt = Infinity;
+      const failures: { at: number; status: number }[] = [];
+      let okAfter = 0;
+      const client = async (c: number) => {
+        for (let n = 0; !stop; n++) {
+          const r = await send({ port, path: '/api/load', headers: { 'X-User': `load-${c}-${n % 50}` } });
+          if (r.status !== 200) failures.push({ at: Date.now(), status: r.status });
+          else if (Date.now() > detectedAt) okAfter++;
+        }
+      };
+      const load = [0, 1, 2, 3].map(client);
+      await sleep(300);
+      await victim.close();
+      const detectMs = await pollState(addr, 'down', FALL * INTERVAL_MS + 3000);
+      // the flag file is seen within open_file_cache_valid (1 s)
+      detectedAt = Date.now() + 1100;
+      await sleep(2500);
+      stop = true;
+      await Promise.all(load);
+      expect(failures.filter((f) => f.at > detectedAt)).toEqual([]);
+      expect(okAfter).toBeGreaterThan(20);
+      expect(detectMs).toBeLessThanOrEqual(FALL * INTERVAL_MS + 2000);
+      const u = (await status()).find((x) => x.name === 'pool')!;
+      expect(u.state).toBe('degraded');
+      expect(u.steered).toBe(true);
+
+      // placement while it is down: the successor `gatewayctl route --unavailable` names
+      let moved = 0;
+      for (let k = 0; k < 40; k++) {
+        const key = `user-${k}`;
+        const r = await send({ port, path: '/api/x', headers: { 'X-User': key } });
+        expect(r.status).toBe(200);
+        const e = explainRoute(g.model, key, { unavailable: [addr] });
+        expect(ups.find((x) => x.id === idOf(r))!.address).toBe(e.peer);
+        if (explainRoute(g.model, key).peer === addr) moved++;
+      }
+      expect(moved).toBeGreaterThan(0); // some keys did belong to the killed server
+
+      // restart: back after `rise` passed probes, seen within the flag cache
+      const restarted = await startEchoUpstream({ id: 'b2', port: vport });
+      ups[1] = restarted;
+      const t0 = Date.now();
+      await pollState(addr, 'up', RISE * INTERVAL_MS + 3000);
+      const key = Array.from({ length: 40 }, (_, k) => `user-${k}`).find((k) => explainRoute(g.model, k).peer === addr)!;
+      for (;;) {
+        const r = await send({ port, path: '/api/x', headers: { 'X-User': key } });
+        expect(r.status).toBe(200);
+        if (idOf(r) === 'b2') break;
+        if (Date.now() - t0 > RISE * INTERVAL_MS + 1000 + 2500) throw new Error('traffic did not return to the restarted server');
+        await sleep(50);
+      }
+      expect(Date.now() - t0).toBeLessThanOrEqual(RISE * INTERVAL_MS + 1000 + 2500);
+      expect((await status()).find((x) => x.name === 'pool')!.steered).toBe(false);
+      expect(g.gw.errorLog()).toMatch(/upstream pool server 127\.0\.0\.1:\d+: down \(2 failed probes/);
+      expect(g.gw.errorLog()).toMatch(/upstream pool server 127\.0\.0\.1:\d+: up \(2 passed probes\)/);
+    });
+  }, 40_000);
+});
