@@ -71,6 +71,8 @@ export interface HealthConf {
   /** upstream names in gateway.yaml order (index k: gateway.healthProbe<k>) */
   names: string[];
   upstreams: { [name: string]: UpstreamConf };
+  /** route name → its upstream ("" for model routes: the model's upstream) */
+  routes: { [name: string]: string };
   /** the model catalogue, in order: id, upstream, owned_by, created */
   models: { id: string; upstream: string; owned_by: string; created: number }[];
 }
@@ -81,7 +83,7 @@ const ZONE = 'gw_state';
 
 function conf(): HealthConf {
   if (typeof gw_health_conf === 'undefined') {
-    return { dir: 'state/', crc: [], names: [], upstreams: {}, models: [] };
+    return { dir: 'state/', crc: [], names: [], upstreams: {}, routes: {}, models: [] };
   }
   return gw_health_conf;
 }
@@ -313,7 +315,7 @@ function syncModelsFlag(c: HealthConf, d: NgxSharedDict<number>): void {
   const p = ngx.prefix + c.dir + 'steer.models';
   try {
     if (any) {
-      fs.writeFileSync(p, '');
+      fs.writeFileSync(p, '1');
     } else {
       fs.unlinkSync(p);
     }
@@ -581,18 +583,27 @@ export function recordTry(d: NgxSharedDict<number>, u: string, uc: UpstreamConf,
   }
 }
 
-// $gw_health_in: "$proxy_host|$upstream_addr|$upstream_status|$gw_health_trial"
+// $gw_health_in: "$proxy_host|$upstream_addr|$upstream_status|$gw_health_trial|$gw_route".
+// $proxy_host is empty after an error page (a refused connection's 502): the route's upstream
+// (or, on model routes, the model's) names it then.
 export function healthRecord(r: NginxHTTPRequest): void {
   const c = conf();
   const p = (r.variables.gw_health_in || '').split('|');
-  if (p.length < 4) {
+  if (p.length < 5) {
     return;
   }
   const d = dict();
   const now = Date.now();
   const tries = upstreamTries(p[1], p[2]);
+  let host = p[0];
+  if (host === '') {
+    const ru = c.routes[p[4]];
+    if (typeof ru === 'string') {
+      host = ru === '' ? r.variables.gw_model_upstream || '' : ru;
+    }
+  }
   for (let t = 0; t < tries.length; t++) {
-    const at = serverIndex(c, p[0], tries[t].addr);
+    const at = serverIndex(c, host, tries[t].addr);
     if (at === null) {
       continue;
     }

@@ -93,11 +93,15 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
   };
 
   if (p.content.kind === 'answer') {
-    const answer: Block = { head: `location ${p.content.name}`, lines: p.content.lines };
+    // a steered answer checks first: `return` runs in the rewrite phase in the order written,
+    // so the answer itself moves to `<name>_static`, reached with try_files after the check
+    const name = p.content.name;
+    const answer: Block = { head: `location ${name}`, lines: st ? [d('try_files', NO_FILE, `${name}_static`)] : p.content.lines };
     // try_files before error_page 418: the order wave 1 printed
-    location.lines = [...pre, ...s.errorPages, ...handOver(p.content.name).reverse()];
-    const target = p.needs.auth ? continueIn({ ...answer, lines: [...s.clientLimits, ...answer.lines] }) : answer;
-    return { location, named: [...p.errorLocations, steered(target), ...steerLocations(p.needs.auth ? [...jumpGuards, ...s.clientLimits] : [], () => [])] };
+    location.lines = [...pre, ...s.errorPages, ...handOver(name).reverse()];
+    const target = steered(p.needs.auth ? continueIn({ ...answer, lines: [...s.clientLimits, ...answer.lines] }) : answer);
+    const still: Block[] = st ? [{ head: `location ${name}_static`, lines: p.content.lines }] : [];
+    return { location, named: [...p.errorLocations, target, ...still, ...steerLocations(p.needs.auth ? [...jumpGuards, ...s.clientLimits] : [], () => [])] };
   }
 
   const proxying = (proxyPass: Directive): Directive[] => [

@@ -18,7 +18,7 @@ const INTERVAL_MS = 1000;
 const RISE = 2;
 const FALL = 2;
 
-const yaml = (port: number, status: number, ups: EchoUpstream[]) => `
+const yaml = (port: number, status: number, ups: EchoUpstream[], dead: number) => `
 version: 1
 global:
   worker_processes: 2
@@ -33,7 +33,13 @@ upstreams:
     hash_key: { header: X-User }
     servers: [${ups.map((u) => `"${u.address}"`).join(', ')}]
     health_check: { path: /healthz, interval: ${INTERVAL_MS}ms, timeout: 400ms, rise: ${RISE}, fall: ${FALL} }
+  flaky:
+    servers: ["127.0.0.1:${dead}"]
+    circuit_breaker: { failures: 2, window: 10s, open_for: 30s }
 routes:
+  - name: flaky
+    match: { prefix: /flaky/ }
+    upstream: flaky
   - name: api
     match: { prefix: /api/ }
     upstream: pool
@@ -83,10 +89,11 @@ const idOf = (r: { headers: Record<string, unknown> }) => String(r.headers['x-up
 
 beforeAll(async () => {
   ups = [await startEchoUpstream({ id: 'a' }), await startEchoUpstream({ id: 'b' }), await startEchoUpstream({ id: 'c' })];
-  [port, statusPort] = await freePorts(2);
+  const [p1, p2, dead] = await freePorts(3);
+  [port, statusPort] = [p1, p2];
   work = await mkdtemp(path.join(tmpdir(), 'gatewayctl-health-'));
   const configPath = path.join(work, 'gateway.yaml');
-  const text = yaml(port, statusPort, ups);
+  const text = yaml(port, statusPort, ups, dead);
   await writeFile(configPath, text);
   g = await buildAndStart({ configPath, env: {}, ports: [port, statusPort], text });
   // every server probed up once
@@ -196,4 +203,22 @@ describe('active health checks', () => {
       expect(g.gw.errorLog()).toMatch(/upstream pool server 127\.0\.0\.1:\d+: up \(2 passed probes\)/);
     });
   }, 40_000);
+
+  it('a breaker without the metrics feature: the log of failed requests opens it, then 503 + Retry-After at once', async () => {
+    await withErrorLog(g.gw, async () => {
+      expect((await send({ port, path: '/flaky/x' })).status).toBe(502);
+      expect((await send({ port, path: '/flaky/x' })).status).toBe(502);
+      await waitUntil(() => /upstream flaky server 127\.0\.0\.1:\d+: open \(2 failures within 10s\)/.test(g.gw.errorLog()), 2000, 'the breaker to open');
+      await sleep(1100);
+      const r = await send({ port, path: '/flaky/x' });
+      expect(r.status).toBe(503);
+      expect(Number(r.headers['retry-after'])).toBeGreaterThan(25);
+      expect((r.json as { error: { code: string } }).error.code).toBe('upstream_unavailable');
+      const u = (await status()).find((x) => x.name === 'flaky')!;
+      expect(u.state).toBe('down');
+      expect((u.peers[0] as unknown as { breaker: { state: string } }).breaker.state).toBe('open');
+      // a healthy route pays nothing for it: the pool is still served by nginx's balancer
+      expect((await send({ port, path: '/api/x', headers: { 'X-User': 'k' } })).status).toBe(200);
+    });
+  });
 });

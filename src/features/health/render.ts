@@ -93,6 +93,7 @@ export function healthPreload(m: GatewayModel): string {
     crc: Array.from(CRC_TABLE),
     names: managed.map((u) => u.name),
     upstreams,
+    routes: Object.fromEntries(m.routes.filter((r) => r.upstream || r.models === 'route').map((r) => [r.name, r.models === 'route' ? '' : r.upstream!])),
     models: m.models.map((e) => ({ id: e.id, upstream: e.upstream, owned_by: e.ownedBy, created: e.created })),
   };
   return `${JSON.stringify(conf)}\n`;
@@ -127,6 +128,7 @@ export function healthHttp(m: GatewayModel): HttpContribution {
     d('js_set', '$gw_steer_peer', H.steer),
     d('js_var', '$gw_health_trial'),
     d('js_var', '$gw_retry_after'),
+    d('js_var', '$gw_steer_upstream'),
   ];
   const maps: Block[] = [];
   const accessLogs: Directive[] = [];
@@ -145,7 +147,7 @@ export function healthHttp(m: GatewayModel): HttpContribution {
     maps.push({
       comment: 'what the breaker counts, in one variable (read by njs only for failed tries and trials)',
       head: 'map $gw_dollar $gw_health_in',
-      lines: [d('default', '"$proxy_host|$upstream_addr|$upstream_status|$gw_health_trial"')],
+      lines: [d('default', '"$proxy_host|$upstream_addr|$upstream_status|$gw_health_trial|$gw_route"')],
     });
     if (!withMetrics) {
       mapLines.push(d('js_set', '$gw_health_log', H.log));

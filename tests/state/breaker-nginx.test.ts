@@ -1,0 +1,163 @@
+// Circuit breaker on a single-server upstream, through real nginx with the metrics feature on
+// (the breaker's counting rides in metrics' one log-phase call): after `failures` failed
+// requests the gateway answers 503 + Retry-After at once without reaching the server, the
+// model it serves leaves /v1/models and gets an OpenAI-style 503, /admin/status and /metrics
+// show the open breaker; after open_for one trial goes through (a second one meanwhile is
+// refused) and its success closes the breaker.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildAndStart, type BuiltGateway } from '../support/gateway.ts';
+import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
+import { freePorts } from '../support/ports.ts';
+import { send, sleep, waitUntil } from '../support/http.ts';
+import { startEchoUpstream, startFixedStatusUpstream, type EchoUpstream, type FixedStatusUpstream } from '../support/upstreams.ts';
+
+const FAILURES = 3;
+const OPEN_MS = 3000;
+
+const yaml = (port: number, status: number, bad: string, good: string) => `
+version: 1
+global:
+  worker_processes: 2
+  status: { listen: "127.0.0.1:${status}" }
+listeners:
+  - name: public
+    address: 127.0.0.1
+    port: ${port}
+upstreams:
+  single:
+    servers: ["${bad}"]
+    circuit_breaker: { failures: ${FAILURES}, window: 30s, open_for: ${OPEN_MS}ms, half_open_requests: 1 }
+  pool:
+    servers: ["${good}"]
+models:
+  - { id: small, upstream: pool }
+  - { id: big, upstream: single }
+routes:
+  - name: one
+    match: { prefix: /one/ }
+    upstream: single
+    strip_prefix: true
+  - name: chat
+    match: { exact: /v1/chat/completions }
+    models: route
+  - name: models
+    match: { exact: /v1/models }
+    models: list
+metrics: {}
+`;
+
+let bad: FixedStatusUpstream;
+let good: EchoUpstream;
+let g: BuiltGateway;
+let port: number;
+let statusPort: number;
+let work: string;
+
+interface Breaker {
+  state: string;
+  retry_after_s: number | null;
+}
+async function breaker(): Promise<Breaker> {
+  const r = await send({ port: statusPort, path: '/admin/status' });
+  expect(r.status).toBe(200);
+  const u = (r.json as { upstreams: { name: string; state: string; peers: { breaker: Breaker }[] }[] }).upstreams.find((x) => x.name === 'single')!;
+  return u.peers[0].breaker;
+}
+
+const modelIds = async () => ((await send({ port, path: '/v1/models' })).json as { data: { id: string }[] }).data.map((m) => m.id);
+const chat = (model: string) => send({ port, method: 'POST', path: '/v1/chat/completions', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ model, messages: [] }) });
+
+beforeAll(async () => {
+  bad = await startFixedStatusUpstream('bad', 502);
+  good = await startEchoUpstream({ id: 'good' });
+  [port, statusPort] = await freePorts(2);
+  work = await mkdtemp(path.join(tmpdir(), 'gatewayctl-breaker-'));
+  const configPath = path.join(work, 'gateway.yaml');
+  const text = yaml(port, statusPort, bad.address, good.address);
+  await writeFile(configPath, text);
+  g = await buildAndStart({ configPath, env: {}, ports: [port, statusPort], text });
+});
+
+afterAll(async () => {
+  await g?.stop();
+  await stopAllGateways();
+  await bad?.close().catch(() => undefined);
+  await good?.close().catch(() => undefined);
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('circuit breaker on a single-server upstream', () => {
+  it('opens after N failures: 503 + Retry-After at once, no request reaches the server, the model disappears', async () => {
+    await withErrorLog(g.gw, async () => {
+      expect(await modelIds()).toEqual(['small', 'big']);
+      expect((await breaker()).state).toBe('closed');
+      for (let i = 0; i < FAILURES; i++) expect((await send({ port, path: '/one/x' })).status).toBe(502);
+      expect(bad.hits).toBe(FAILURES);
+      await waitUntil(() => /upstream single server 127\.0\.0\.1:\d+: open \(3 failures within 30s\)/.test(g.gw.errorLog()), 2000, 'the breaker to open');
+      expect((await breaker()).state).toBe('open');
+      // the flag file is seen once open_file_cache revalidates (1 s)
+      await sleep(1100);
+      const hitsBefore = bad.hits;
+      const times: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const r = await send({ port, path: '/one/x' });
+        expect(r.status).toBe(503);
+        const ra = Number(r.headers['retry-after']);
+        expect(ra).toBeGreaterThanOrEqual(1);
+        expect(ra).toBeLessThanOrEqual(OPEN_MS / 1000);
+        expect((r.json as { error: { code: string } }).error.code).toBe('upstream_unavailable');
+        times.push(r.headerMs);
+      }
+      expect(bad.hits).toBe(hitsBefore);
+      times.sort((a, b) => a - b);
+      expect(times[Math.floor(times.length / 2)]).toBeLessThan(5);
+
+      // the model served only by the open server: gone from /v1/models, OpenAI-style 503
+      expect(await modelIds()).toEqual(['small']);
+      const r = await chat('big');
+      expect(r.status).toBe(503);
+      expect(Number(r.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      expect(r.json).toMatchObject({ error: { type: 'server_error', code: 'model_unavailable' } });
+      expect((r.json as { error: { message: string } }).error.message).toContain('`big`');
+      expect((await chat('small')).status).toBe(200);
+
+      const m = (await send({ port: statusPort, path: '/metrics' })).text;
+      expect(m).toContain(`gatewayctl_upstream_peer_state{upstream="single",peer="${bad.address}",state="open"} 1`);
+      expect(m).toContain(`gatewayctl_upstream_peer_transitions_total{upstream="single",peer="${bad.address}",to="open"} 1`);
+      expect(m).not.toContain('upstream="pool",peer='); // no health check nor breaker: no state
+    });
+  });
+
+  it('after open_for: one trial at a time goes through; its success closes the breaker', async () => {
+    await withErrorLog(g.gw, async () => {
+      // the server recovers on the same address
+      const addr = bad.address;
+      const p = bad.port;
+      await bad.close();
+      const healed = await startEchoUpstream({ id: 'healed', port: p });
+      try {
+        await waitUntil(() => /upstream single server 127\.0\.0\.1:\d+: half_open/.test(g.gw.errorLog()), OPEN_MS + 3000, 'half-open');
+        expect((await breaker()).state).toBe('half_open');
+        // a slow trial holds the only place; a request meanwhile is refused
+        const trial = send({ port, path: '/one/slow?ms=600' });
+        await sleep(200);
+        const meanwhile = await send({ port, path: '/one/x' });
+        expect(meanwhile.status).toBe(503);
+        const t = await trial;
+        expect(t.status).toBe(200);
+        expect(t.headers['x-upstream-id']).toBe('healed');
+        expect(healed.hits).toBe(1);
+        await waitUntil(() => /upstream single server 127\.0\.0\.1:\d+: closed \(a half-open trial succeeded\)/.test(g.gw.errorLog()), 2000, 'closed');
+        expect((await breaker()).state).toBe('closed');
+        for (let i = 0; i < 5; i++) expect((await send({ port, path: '/one/x' })).status).toBe(200);
+        expect(await modelIds()).toEqual(['small', 'big']);
+        expect(addr).toBe(healed.address);
+      } finally {
+        await healed.close();
+      }
+    });
+  }, 20_000);
+});
