@@ -45,7 +45,8 @@ export function checkHealthRules(m: GatewayModel, err: Report, warn: Report): vo
     const b = u.circuitBreaker;
     if (b) {
       if (b.windowMs < 1000 || b.openMs < 1000) {
-        err('GW262', b.at, `${p}.circuit_breaker`, 'window and open_for must be at least 1s');
+        const k = b.windowMs < 1000 ? 'window' : 'open_for';
+        err('GW262', b.at, `${p}.circuit_breaker.${k}`, `${k} must be at least 1s`);
       }
       const bad = b.on.filter((s) => s < 500 && s !== 429);
       if (bad.length) {
