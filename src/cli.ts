@@ -267,6 +267,15 @@ program
   .addHelpText('after', await help('route'))
   .action(wrap(async (o) => (await cmd('route')).run(o)));
 
+program
+  .command('status')
+  .description('upstreams, servers, health checks and circuit breakers of the running gateway (/admin/status)')
+  .addOption(configOpt())
+  .option('--url <url>', 'the status endpoint (default: http://<global.status.listen>/admin/status)')
+  .option('--json', 'machine-readable output')
+  .addHelpText('after', await help('status'))
+  .action(wrap(async (o) => (await cmd('status')).run(o)));
+
 try {
   await program.parseAsync(process.argv);
 } catch (e) {

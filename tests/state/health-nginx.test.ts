@@ -13,6 +13,8 @@ import { freePorts } from '../support/ports.ts';
 import { send, sleep, waitUntil } from '../support/http.ts';
 import { closeAll, startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
 import { explainRoute } from '../../src/routing/explain.ts';
+import { run as statusCommand } from '../../src/commands/status.ts';
+import { capture } from '../support/capture.ts';
 
 const INTERVAL_MS = 1000;
 const RISE = 2;
@@ -124,6 +126,15 @@ describe('active health checks', () => {
         expect(p.health!.status).toBe('up');
         expect(p.health!.last_probe!.result).toBe('passed');
       }
+      // gatewayctl status: the same as a table, one row per server
+      const out = await capture(() => statusCommand({ config: path.join(work, 'gateway.yaml') }));
+      expect(out.stderr).toBe('');
+      expect(out.code).toBe(0); // every upstream has a usable server
+      const rows = out.stdout.split('\n');
+      expect(rows[0]).toMatch(/^UPSTREAM\s+SERVER\s+STATE\s+LAST PROBE\s+BREAKER$/);
+      expect(rows[1]).toMatch(new RegExp(`^pool \\(up\\)\\s+${ups[0].address}\\s+up\\s+passed 200 \\d+ms \\d+s ago\\s+-$`));
+      expect(out.stdout).toMatch(/flaky \(up\)\s+127\.0\.0\.1:\d+\s+up\s+-\s+closed, 0 failures/);
+      expect(out.stdout).not.toContain('drift');
     });
   });
 

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { compile } from '../../src/build/compile.ts';
 import { formatDiagnostic } from '../../src/model/diagnostics.ts';
 import { buildRing, CRC_TABLE, crc32 as ketamaCrc, place } from '../../src/routing/ketama.ts';
-import { crc32, findPoint, indexIn, probeVerdict, ringPick, upstreamTries, weightedPick, type HealthCheckConf } from '../../njs/lib/health.ts';
+import { crc32, findPoint, indexIn, probeVerdict, ringPick, upstreamTries, weightedPick, type HealthCheckConf } from '../../njs/lib/peers.ts';
 
 const BASE = `version: 1
 listeners:
