@@ -12,13 +12,15 @@ import { HS_SECRET } from './reference.ts';
 const RATE = '100000r/s';
 
 /** `jwtCache: false` builds with `auth.jwt_cache: false` (to measure what the verified-token cache saves). */
-export function productYaml(gw: number, backends: [number, number], opts: { jwtCache?: boolean } = {}): string {
+/** `health` adds the state-plane routes: a status listener (probes run there) and a port nobody listens on. */
+export function productYaml(gw: number, backends: [number, number], opts: { jwtCache?: boolean; health?: { status: number; dead: number } } = {}): string {
   const [a, b] = backends;
+  const h = opts.health;
   return `
 version: 1
 global:
   worker_processes: 1
-  status: false
+  status: ${h ? `{ listen: "127.0.0.1:${h.status}" }` : 'false'}
   access_log: false
 listeners:
   - { name: public, address: 127.0.0.1, port: ${gw} }
@@ -26,7 +28,9 @@ upstreams:
   rr: { servers: ["127.0.0.1:${a}"], keepalive: 32 }
   by_client: { balance: consistent_hash, hash_key: client_id, servers: ["127.0.0.1:${a}", "127.0.0.1:${b}"], keepalive: 32 }
   by_body: { balance: consistent_hash, hash_key: { body_field: user }, servers: ["127.0.0.1:${a}", "127.0.0.1:${b}"], keepalive: 32 }
-models:
+${h ? `  checked: { servers: ["127.0.0.1:${a}", "127.0.0.1:${b}"], keepalive: 32, health_check: { path: /, interval: 1s, timeout: 500ms }, circuit_breaker: {} }
+  steered: { servers: ["127.0.0.1:${a}", "127.0.0.1:${h.dead}"], keepalive: 32, health_check: { path: /, interval: 1s, timeout: 500ms, fall: 1 }, circuit_breaker: {} }
+` : ''}models:
   - { id: gpt-4o, upstream: by_body }
 limits:
   rate:
@@ -38,7 +42,9 @@ routes:
   - { name: es, match: { exact: /es }, upstream: rr, auth: { methods: [jwt], jwt_provider: es }, rate_limits: [per_client] }
   - { name: body, match: { exact: /body, methods: [POST] }, upstream: by_body }
   - { name: model, match: { exact: /v1/chat/completions, methods: [POST] }, models: route }
-auth:
+${h ? `  - { name: checked, match: { exact: /checked }, upstream: checked }
+  - { name: steered, match: { exact: /steered }, upstream: steered, retries: { tries: 2 } }
+` : ''}auth:
   api_keys: { file: keys.yaml }
   identity_headers: { claims: false }
   failure_log: false

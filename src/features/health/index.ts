@@ -33,7 +33,8 @@ export const healthFeature: Feature = {
     // every server up: no njs (a flag-file lookup in nginx); breaker failures are counted in
     // the log phase of failed requests only, or inside the metrics feature's call
     njsCalls: () => 0,
-    measured: 'scripts/bench.ts: healthy path = plain proxy_pass + one open_file_cache lookup; while steered one js_set (README, Health checks)',
+    measured:
+      'scripts/bench.ts gw_health: every server up, 9.4 vs 9.3 CPU µs/request of gw_plain (one open_file_cache lookup, no njs); gw_health_steered: 26.5 µs (the 418 jump and one js_set picking the server) (README, Health checks)',
   },
   normalize: normalizeHealth,
   needsNjs: (m) => managedUpstreams(m).length > 0,
