@@ -128,6 +128,13 @@ describe('circuit breaker on a single-server upstream', () => {
       expect(m).toContain(`gatewayctl_upstream_peer_state{upstream="single",peer="${bad.address}",state="open"} 1`);
       expect(m).toContain(`gatewayctl_upstream_peer_transitions_total{upstream="single",peer="${bad.address}",to="open"} 1`);
       expect(m).not.toContain('upstream="pool",peer='); // no health check nor breaker: no state
+
+      // a reload keeps the state (the shared dict and the flag files stay)
+      await g.gw.reload();
+      expect((await breaker()).state).toBe('open');
+      const after = await send({ port, path: '/one/x' });
+      expect(after.status).toBe(503);
+      expect(bad.hits).toBe(hitsBefore);
     });
   });
 
