@@ -4,8 +4,9 @@
 //
 //   js_shared_dict_zone zone=gw_state:1m type=number;
 //   js_preload_object gw_health_conf from njs/health.json;     upstreams, rings, settings
-//   location @gw_health_<k> { js_periodic gateway.healthProbe<k> interval=…; }   worker 0 probes
-//   location @gw_health_sync { js_periodic gateway.healthSync interval=1s; }   flags, half-open
+//   location @gw_health_probe_<k> { root gw-probe/<u>; js_periodic gateway.healthPeriodic interval=…; }
+//   location @gw_health_sync { root state; js_periodic gateway.healthPeriodic interval=1s; }
+//   (worker 0 only: probes, flag files, half-open transitions)
 //
 // While every server of an upstream is up, no njs runs for its requests: nginx proxies to the
 // upstream block as always. When one is not (probe down, breaker open or half-open), njs
@@ -264,10 +265,9 @@ export function probeResult(code: number): string {
   }
 }
 
-/** One probe round of upstream number k (gateway.healthProbe<k>). */
-export function probeUpstream(k: number): Promise<void> | void {
+/** One probe round of an upstream. */
+export function probeUpstream(u: string): Promise<void> | void {
   const c = conf();
-  const u = c.names[k];
   const uc = c.upstreams[u];
   if (!uc || !uc.health) {
     return;
@@ -283,7 +283,22 @@ export function probeUpstream(k: number): Promise<void> | void {
   });
 }
 
-/** js_periodic gateway.healthSync (1s): half-open transitions, flag files match the state. */
+/**
+ * js_periodic gateway.healthPeriodic, on worker 0. A periodic handler cannot tell which
+ * location runs it, so each location says it with its `root`: "state" (every second: half-open
+ * transitions, flag files match the state) or "gw-probe/<upstream>" (that upstream's probe
+ * round, at its interval, with its fetch timeout).
+ */
+export function healthPeriodic(s: NginxPeriodicSession): Promise<void> | void {
+  const root = s.variables.document_root || '';
+  const at = root.lastIndexOf('/gw-probe/');
+  if (at >= 0) {
+    return probeUpstream(root.substring(at + 10));
+  }
+  healthSync();
+}
+
+/** Half-open transitions; flag files follow the state. */
 export function healthSync(): void {
   const c = conf();
   const d = dict();
@@ -545,12 +560,70 @@ export function upstreamsStatus(now: number): unknown[] {
   return out;
 }
 
-// js_content of /admin/status on the status listener
+/**
+ * js_content gateway.healthAnswer: the state plane's answers, by `set $gw_health_answer`:
+ * status (/admin/status), cluster (cluster_status), models (a steered /v1/models),
+ * unavailable (a steered route without a usable server).
+ */
+export function healthAnswer(r: NginxHTTPRequest): void {
+  switch (r.variables.gw_health_answer) {
+    case 'status':
+      healthStatus(r);
+      return;
+    case 'cluster':
+      healthCluster(r);
+      return;
+    case 'models':
+      healthModels(r);
+      return;
+    default:
+      healthUnavailable(r);
+  }
+}
+
+// /admin/status on the status listener
 export function healthStatus(r: NginxHTTPRequest): void {
   const now = Date.now();
   r.headersOut['Content-Type'] = 'application/json';
   r.headersOut['Cache-Control'] = 'no-store';
   r.return(200, JSON.stringify({ time: new Date(now).toISOString(), upstreams: upstreamsStatus(now) }) + '\n');
+}
+
+// cluster_status (a listener of the user's choice): no addresses, no settings
+export function healthCluster(r: NginxHTTPRequest): void {
+  const c = conf();
+  const d = dict();
+  const now = Date.now();
+  const ups: unknown[] = [];
+  let usableAll = 0;
+  for (let k = 0; k < c.names.length; k++) {
+    const u = c.names[k];
+    const uc = c.upstreams[u];
+    let up = 0;
+    let total = 0;
+    for (let i = 0; i < uc.addresses.length; i++) {
+      const s = peerState(d, u, uc, i, now);
+      if (s !== 'disabled') {
+        total++;
+      }
+      if (s === 'up' || s === 'half_open') {
+        up++;
+      }
+    }
+    if (up === total) {
+      usableAll++;
+    }
+    ups.push({ name: u, status: up === 0 ? 'down' : up === total ? 'ok' : 'degraded', servers: { up: up, total: total } });
+  }
+  const models: unknown[] = [];
+  for (let i = 0; i < c.models.length; i++) {
+    const e = c.models[i];
+    models.push({ id: e.id, status: upstreamAvailable(d, e.upstream, now) ? 'available' : 'unavailable' });
+  }
+  r.headersOut['Content-Type'] = 'application/json';
+  r.headersOut['Cache-Control'] = 'no-store';
+  const status = usableAll === c.names.length ? 'ok' : 'degraded';
+  r.return(200, JSON.stringify({ object: 'cluster.status', status: status, time: new Date(now).toISOString(), upstreams: ups, models: models }) + '\n');
 }
 
 /** Is any server of the upstream usable (up, or half-open)? Upstreams without state are. */
@@ -568,7 +641,7 @@ export function upstreamAvailable(d: NgxSharedDict<number>, u: string, now: numb
   return false;
 }
 
-// js_content of a `models: list` route while an upstream is steered: the models one can reach
+// a `models: list` route while an upstream is steered: the models one can reach
 export function healthModels(r: NginxHTTPRequest): void {
   const c = conf();
   const d = dict();
@@ -590,7 +663,7 @@ export function modelUnavailableBody(model: string): string {
   return openAiError('The model `' + m + '` is currently unavailable: none of its servers is up. Retry later.', 'server_error', 'model_unavailable');
 }
 
-// js_content of @…_steer_503: no server of the upstream can take the request (all down or open)
+// @…_steer_503: no server of the upstream can take the request (all down or open)
 export function healthUnavailable(r: NginxHTTPRequest): void {
   const v = r.variables;
   r.headersOut['Content-Type'] = 'application/json';
@@ -665,101 +738,3 @@ export function healthMetricLines(now: number): string[] {
   return out;
 }
 
-// js_periodic gateway.healthProbe<k>: the probe round of the k-th managed upstream (one handler
-// per upstream: a periodic handler cannot tell which location runs it)
-export function healthProbe0(): Promise<void> | void {
-  return probeUpstream(0);
-}
-export function healthProbe1(): Promise<void> | void {
-  return probeUpstream(1);
-}
-export function healthProbe2(): Promise<void> | void {
-  return probeUpstream(2);
-}
-export function healthProbe3(): Promise<void> | void {
-  return probeUpstream(3);
-}
-export function healthProbe4(): Promise<void> | void {
-  return probeUpstream(4);
-}
-export function healthProbe5(): Promise<void> | void {
-  return probeUpstream(5);
-}
-export function healthProbe6(): Promise<void> | void {
-  return probeUpstream(6);
-}
-export function healthProbe7(): Promise<void> | void {
-  return probeUpstream(7);
-}
-export function healthProbe8(): Promise<void> | void {
-  return probeUpstream(8);
-}
-export function healthProbe9(): Promise<void> | void {
-  return probeUpstream(9);
-}
-export function healthProbe10(): Promise<void> | void {
-  return probeUpstream(10);
-}
-export function healthProbe11(): Promise<void> | void {
-  return probeUpstream(11);
-}
-export function healthProbe12(): Promise<void> | void {
-  return probeUpstream(12);
-}
-export function healthProbe13(): Promise<void> | void {
-  return probeUpstream(13);
-}
-export function healthProbe14(): Promise<void> | void {
-  return probeUpstream(14);
-}
-export function healthProbe15(): Promise<void> | void {
-  return probeUpstream(15);
-}
-export function healthProbe16(): Promise<void> | void {
-  return probeUpstream(16);
-}
-export function healthProbe17(): Promise<void> | void {
-  return probeUpstream(17);
-}
-export function healthProbe18(): Promise<void> | void {
-  return probeUpstream(18);
-}
-export function healthProbe19(): Promise<void> | void {
-  return probeUpstream(19);
-}
-export function healthProbe20(): Promise<void> | void {
-  return probeUpstream(20);
-}
-export function healthProbe21(): Promise<void> | void {
-  return probeUpstream(21);
-}
-export function healthProbe22(): Promise<void> | void {
-  return probeUpstream(22);
-}
-export function healthProbe23(): Promise<void> | void {
-  return probeUpstream(23);
-}
-export function healthProbe24(): Promise<void> | void {
-  return probeUpstream(24);
-}
-export function healthProbe25(): Promise<void> | void {
-  return probeUpstream(25);
-}
-export function healthProbe26(): Promise<void> | void {
-  return probeUpstream(26);
-}
-export function healthProbe27(): Promise<void> | void {
-  return probeUpstream(27);
-}
-export function healthProbe28(): Promise<void> | void {
-  return probeUpstream(28);
-}
-export function healthProbe29(): Promise<void> | void {
-  return probeUpstream(29);
-}
-export function healthProbe30(): Promise<void> | void {
-  return probeUpstream(30);
-}
-export function healthProbe31(): Promise<void> | void {
-  return probeUpstream(31);
-}

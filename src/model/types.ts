@@ -29,6 +29,15 @@ export interface GatewayModel {
   models: ModelEntry[]; // model catalogue for model-aware routes and /v1/models (src/routing)
   acme: AcmeSettings | null; // certificates managed by `gatewayctl tls issue|renew`
   metrics: MetricsSettings | null; // Prometheus metrics (the metrics feature); null = off
+  clusterStatus: ClusterStatusSettings | null; // public upstream status route (the health feature); null = off
+}
+
+/** `cluster_status:` — upstream and model availability as JSON on a listener of the user's choice. */
+export interface ClusterStatusSettings {
+  listener: string;
+  path: string;
+  allow: string[]; // CIDRs; empty = everyone
+  at: SourcePos;
 }
 
 /** `metrics:` — counters and histograms in an njs shared dict, served at /metrics. */

@@ -1,4 +1,4 @@
-// The state plane without nginx: its refusals and warnings (GW260–GW267) positioned at the
+// The state plane without nginx: its refusals and warnings (GW260–GW268) positioned at the
 // key that causes them, what a valid config compiles to, and njs/lib/health.ts's pure parts
 // checked against src/routing/ketama.ts (the placement `gatewayctl route` explains): the
 // steer pick must put every key where nginx's ring would with the same servers skipped.
@@ -35,7 +35,7 @@ describe('health rules', () => {
     expect(JSON.parse(r.files!['manifest.json']).requires.njs).toBe('0.8.1');
     const servers = r.files!['conf.d/40-servers.conf'];
     expect(servers).toContain('if (-f $document_root/steer-api) {');
-    expect(servers).toContain('js_periodic gateway.healthProbe0 interval=5000ms;');
+    expect(servers).toContain('js_periodic gateway.healthPeriodic interval=5000ms;');
     expect(servers).toContain('location = "/admin/status" {');
   });
 
@@ -87,11 +87,15 @@ describe('health rules', () => {
     expect(lines(t)).toContain('gateway.yaml:8:79 warning GW266 upstreams.api.health_check.expect_models: model gpt-x is not served by upstream api in the models catalogue');
   });
 
-  it('GW267 more probed upstreams than probe handlers', () => {
-    const ups = Array.from({ length: 33 }, (_, i) => `  u${i}:\n    servers: [127.0.0.1:${9100 + i}]\n    health_check: {}\n`).join('');
-    const got = lines(BASE.replace('upstreams:\n', `upstreams:\n${ups}`));
-    expect(got.some((l) => /error GW267 upstreams\.u32\.health_check: at most 32 upstreams can have health checks/.test(l)), got.join('\n')).toBe(true);
+  it('GW267 cluster_status on an unknown listener or a route\'s path; GW268 without any state', () => {
+    expect(lines(`${BASE}cluster_status: { listener: admin }\n`)).toContain('gateway.yaml:14:29 error GW267 cluster_status.listener: unknown listener "admin" (defined: public)');
+    expect(lines(`${BASE}cluster_status: { listener: public, path: /a }\n`.replace('prefix: /a/', 'exact: /a'))).toContain(
+      'gateway.yaml:14:43 error GW267 cluster_status.path: /a is already a route on listener public (routes[0])',
+    );
+    const plain = BASE.replace('    health_check: { path: /healthz, interval: 5s, timeout: 1s }\n    circuit_breaker: { failures: 3 }\n', '');
+    expect(lines(`${plain}cluster_status: { listener: public }\n`)).toContain('gateway.yaml:12:1 error GW268 cluster_status: no upstream has health_check or circuit_breaker: there is no state to report');
   });
+
 });
 
 describe('njs pure parts agree with src/routing/ketama.ts', () => {

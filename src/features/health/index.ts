@@ -10,7 +10,7 @@
 import type { Feature } from '../../core/feature.ts';
 import { checkHealthRules } from './rules.ts';
 import { managedUpstreams, normalizeHealth } from './normalize.ts';
-import { H, HEALTH_PRELOAD, healthHttp, healthPreload, healthRoute, healthStatusLocations } from './render.ts';
+import { clusterStatusLocations, H, HEALTH_PRELOAD, healthHttp, healthPreload, healthRoute, healthStatusLocations } from './render.ts';
 import { healthSchema } from './schema.ts';
 
 export const healthFeature: Feature = {
@@ -20,10 +20,8 @@ export const healthFeature: Feature = {
   njs: [
     { handler: H.steer, phase: 'js_set' },
     { handler: H.log, phase: 'log' },
-    { handler: H.sync, phase: 'js_content' },
-    { handler: H.status, phase: 'js_content' },
-    { handler: H.models, phase: 'js_content' },
-    { handler: H.unavailable, phase: 'js_content' },
+    { handler: H.periodic, phase: 'js_content' },
+    { handler: H.answer, phase: 'js_content' },
   ],
   requires: (m) => {
     const u = managedUpstreams(m).find((x) => x.healthCheck) ?? managedUpstreams(m)[0];
@@ -38,7 +36,7 @@ export const healthFeature: Feature = {
   },
   normalize: normalizeHealth,
   needsNjs: (m) => managedUpstreams(m).length > 0,
-  rules: checkHealthRules, // GW260–GW267
+  rules: checkHealthRules, // GW260–GW268
   outputs: (m) => {
     const files: Record<string, string> = {};
     if (managedUpstreams(m).length) files[HEALTH_PRELOAD] = healthPreload(m);
@@ -46,5 +44,6 @@ export const healthFeature: Feature = {
   },
   http: healthHttp,
   statusLocations: healthStatusLocations,
+  serverLocations: (m, l) => clusterStatusLocations(m, l.name),
   route: healthRoute,
 };

@@ -56,6 +56,8 @@ export function normalizeHealth(raw: Record<string, unknown>, m: GatewayModel, c
     if (u.healthCheck || u.circuitBreaker) for (const s of u.servers) s.maxFails = 0;
   }
   passiveSettings.set(m, passive);
+  const cs = raw.cluster_status as any;
+  m.clusterStatus = cs ? { listener: cs.listener, path: cs.path ?? '/v1/cluster/status', allow: cs.allow ?? [], at: ctx.at('cluster_status') } : null;
 }
 
 /** Upstreams under the state plane (a health check or a circuit breaker), in gateway.yaml order. */

@@ -29,12 +29,13 @@ export const MODELS_FLAG = 'steer.models';
 export const H = {
   steer: 'gateway.steerPeer',
   log: 'gateway.healthLog',
-  sync: 'gateway.healthSync',
-  probe: (k: number) => `gateway.healthProbe${k}`,
-  status: 'gateway.healthStatus',
-  models: 'gateway.healthModels',
-  unavailable: 'gateway.healthUnavailable',
+  /** js_periodic: the location's root says what to do (state: sync; gw-probe/<u>: probe u) */
+  periodic: 'gateway.healthPeriodic',
+  /** js_content: `set $gw_health_answer status|cluster|models|unavailable` says which answer */
+  answer: 'gateway.healthAnswer',
 };
+
+const answer = (kind: 'status' | 'cluster' | 'models' | 'unavailable'): Directive[] => [d('set', '$gw_health_answer', kind), d('js_content', H.answer)];
 
 export const peerBlockName = (u: Upstream, i: number): string => `gw_peer_${ident(u.name)}_${i}`;
 
@@ -180,7 +181,7 @@ export function healthStatusLocations(m: GatewayModel): Block[] {
     {
       comment: 'state plane: every second, flag files follow the state and open breakers turn half-open (worker 0 only); *_temp_path makes nginx create the flag directory for the workers\' user',
       head: 'location @gw_health_sync',
-      lines: [d('scgi_temp_path', q(STATE_DIR, 'file')), d('js_periodic', H.sync, 'interval=1s')],
+      lines: [d('root', q(STATE_DIR, 'file')), d('scgi_temp_path', q(STATE_DIR, 'file')), d('js_periodic', H.periodic, 'interval=1s')],
     },
   ];
   managed
@@ -188,18 +189,32 @@ export function healthStatusLocations(m: GatewayModel): Block[] {
     .forEach((u, k) => {
       const h = u.healthCheck!;
       out.push({
-        comment: `health checks of upstream ${u.name}: GET ${h.path} every ${h.intervalMs} ms (worker 0 only)`,
+        comment: `health checks of upstream ${u.name}: GET ${h.path} every ${h.intervalMs} ms (worker 0 only; the root names the upstream)`,
         head: `location @gw_health_probe_${k}`,
         origin: h.at,
-        lines: [d('js_fetch_timeout', ms(h.timeoutMs + 1000)), d('js_periodic', H.probe(managed.indexOf(u)), `interval=${ms(h.intervalMs)}`)],
+        lines: [d('root', q(`gw-probe/${u.name}`, 'file')), d('js_fetch_timeout', ms(h.timeoutMs + 1000)), d('js_periodic', H.periodic, `interval=${ms(h.intervalMs)}`)],
       });
     });
   out.push({
     comment: 'upstreams, servers, health and breaker state (JSON); `gatewayctl status` prints it',
     head: `location = ${q(STATUS_PATH, 'path')}`,
-    lines: [d('access_log', 'off'), d('allow', '127.0.0.1'), d('allow', '::1'), d('deny', 'all'), d('js_content', H.status)],
+    lines: [d('access_log', 'off'), d('allow', '127.0.0.1'), d('allow', '::1'), d('deny', 'all'), ...answer('status')],
   });
   return out;
+}
+
+/** cluster_status: a location on the chosen listener (js_content; no addresses in the answer). */
+export function clusterStatusLocations(m: GatewayModel, listener: string): Block[] {
+  const cs = m.clusterStatus;
+  if (!cs || cs.listener !== listener || !managedUpstreams(m).length) return [];
+  return [
+    {
+      comment: 'cluster status for clients: upstreams (servers up of total) and models (available or not)',
+      head: `location = ${q(cs.path, 'path')}`,
+      origin: cs.at,
+      lines: [...(cs.allow.length ? [...cs.allow.map((c) => d('allow', bare(c, 'cidr'))), d('deny', 'all')] : []), ...answer('cluster')],
+    },
+  ];
 }
 
 /** Lines of the location that checks the flag file (an open_file_cache lookup while the flag is absent). */
@@ -228,7 +243,7 @@ export function healthRoute(ctx: RouteContext): void {
       head: [],
       blocks: [],
       proxyPass: null,
-      answer: [...ctx.responseHeaders, d('js_content', H.models)],
+      answer: [...ctx.responseHeaders, ...answer('models')],
       named: [],
     };
     ctx.needs.steer = steer;
@@ -252,7 +267,7 @@ export function healthRoute(ctx: RouteContext): void {
       {
         comment: `route ${r.name}: no server of the upstream is available: 503 with Retry-After`,
         head: `location ${unavailable}`,
-        lines: [...ctx.responseHeaders, d('js_content', H.unavailable)],
+        lines: [...ctx.responseHeaders, ...answer('unavailable')],
       },
     ],
   };

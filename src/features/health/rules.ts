@@ -1,10 +1,7 @@
-// Rules of the upstream state plane (GW260–GW267).
+// Rules of the upstream state plane (GW260–GW268).
 import type { GatewayModel } from '../../model/types.ts';
 import type { Report } from '../../core/feature.ts';
 import { managedUpstreams, passiveSettings } from './normalize.ts';
-
-/** gateway.healthProbe0 … healthProbe<MAX_PROBED - 1>: one js_periodic per probed upstream. */
-export const MAX_PROBED = 32;
 
 const IPV4 = /^(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}:[0-9]+$/;
 const IPV6 = /^\[[0-9A-Fa-f:.]+\]:[0-9]+$/;
@@ -60,8 +57,13 @@ export function checkHealthRules(m: GatewayModel, err: Report, warn: Report): vo
   if (managed.length && !m.global.status) {
     err('GW265', managed[0].healthCheck?.at ?? managed[0].circuitBreaker!.at, `upstreams.${managed[0].name}`, 'health checks and circuit breakers run on the status listener (probes, /admin/status); global.status must not be false');
   }
-  const probed = managed.filter((u) => u.healthCheck);
-  if (probed.length > MAX_PROBED) {
-    err('GW267', probed[MAX_PROBED].healthCheck!.at, `upstreams.${probed[MAX_PROBED].name}.health_check`, `at most ${MAX_PROBED} upstreams can have health checks`);
+  const cs = m.clusterStatus;
+  if (cs) {
+    if (!m.listeners.some((l) => l.name === cs.listener)) {
+      err('GW267', cs.at, 'cluster_status.listener', `unknown listener "${cs.listener}" (defined: ${m.listeners.map((l) => l.name).join(', ')})`);
+    }
+    if (!managed.length) err('GW268', cs.at, 'cluster_status', 'no upstream has health_check or circuit_breaker: there is no state to report');
+    const clash = m.routes.find((r) => r.listeners.includes(cs.listener) && r.match.path.kind === 'exact' && r.match.path.value === cs.path);
+    if (clash) err('GW267', cs.at, 'cluster_status.path', `${cs.path} is already a route on listener ${cs.listener} (routes[${clash.index}])`);
   }
 }

@@ -3,7 +3,7 @@ import type { SchemaFragment } from '../../core/feature.ts';
 import { parts } from '../../config/schema.ts';
 import { MODEL_ID } from '../routing/schema.ts';
 
-const { duration, uriPath } = parts;
+const { cidrList, duration, name, uriPath } = parts;
 const status = { type: 'integer', minimum: 100, maximum: 599 };
 
 const healthCheck = {
@@ -48,6 +48,20 @@ const circuitBreaker = {
   },
 };
 
+const clusterStatus = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['listener'],
+  description:
+    'A status route for clients (OpenAI-gateway style): each upstream with a health check or breaker (servers up of total) and each model (available or not), without addresses.',
+  properties: {
+    listener: { ...name, description: 'The listener serving it.' },
+    path: { ...uriPath, description: 'Default /v1/cluster/status.' },
+    allow: { ...cidrList, description: 'Who may ask (default: everyone).' },
+  },
+};
+
 export const healthSchema: SchemaFragment = {
+  root: { after: 'metrics', properties: { cluster_status: clusterStatus } },
   upstream: { after: 'keepalive', properties: { health_check: healthCheck, circuit_breaker: circuitBreaker } },
 };
