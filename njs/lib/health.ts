@@ -25,6 +25,7 @@
 //   bq|U|i  when the last trial was let through   bh|U|i 1: half-open was logged
 //   rr|U    round-robin counter of the steer picks   fl|U 1: the flag file exists
 //   n|U|i|to  transitions of a server into state `to` (metrics)
+import cr from 'crypto';
 import fs from 'fs';
 import { openAiError } from './keys.ts';
 import { crc32, indexIn, probeVerdict, ringPick, upstreamTries, weightedPick, type HealthCheckConf } from './peers.ts';
@@ -60,6 +61,8 @@ export interface UpstreamConf {
 export interface HealthConf {
   /** the directory of the flag files, relative to the nginx prefix, with a trailing / */
   dir: string;
+  /** hex SHA-256 of the admin API's bearer token ("" = no admin API) */
+  admin: string;
   /** CRC-32 table (nginx's ngx_crc32_table256) */
   crc: number[];
   /** upstream names in gateway.yaml order (index k: gateway.healthProbe<k>) */
@@ -77,7 +80,7 @@ const ZONE = 'gw_state';
 
 function conf(): HealthConf {
   if (typeof gw_health_conf === 'undefined') {
-    return { dir: 'state/', crc: [], names: [], upstreams: {}, routes: {}, models: [] };
+    return { dir: 'state/', admin: '', crc: [], names: [], upstreams: {}, routes: {}, models: [] };
   }
   return gw_health_conf;
 }
@@ -103,6 +106,9 @@ export function peerState(d: NgxSharedDict<number>, u: string, uc: UpstreamConf,
   if (uc.down[i] === 1) {
     return 'disabled';
   }
+  if (get(d, key('dr', u, i)) === 1) {
+    return 'draining';
+  }
   if (uc.health !== null && get(d, key('hd', u, i)) === 1) {
     return 'down';
   }
@@ -113,6 +119,9 @@ export function peerState(d: NgxSharedDict<number>, u: string, uc: UpstreamConf,
 }
 
 function allUp(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, now: number): boolean {
+  if (runtimeServers(u).length > 0) {
+    return false; // nginx's upstream block does not know them: njs picks while they exist
+  }
   for (let i = 0; i < uc.addresses.length; i++) {
     const s = peerState(d, u, uc, i, now);
     if (s !== 'up' && s !== 'disabled') {
@@ -298,8 +307,9 @@ export function healthPeriodic(s: NginxPeriodicSession): Promise<void> | void {
   healthSync();
 }
 
-/** Half-open transitions; flag files follow the state. */
+/** Half-open transitions; flag files follow the state; runtime servers restored after a start. */
 export function healthSync(): void {
+  loadRuntime();
   const c = conf();
   const d = dict();
   const now = Date.now();
@@ -380,16 +390,350 @@ export function steerPeer(r: NginxHTTPRequest): string {
     const raw = r.rawVariables[uc.hashVar];
     const bytes = raw ? raw : Buffer.from('');
     i = ringPick(uc.ring, uc.owners, uc.addresses.length, crc32(c.crc, bytes), usable);
-  } else if (uc.balance === 'ip_hash') {
-    i = weightedPick(uc.weights, crc32(c.crc, Buffer.from(r.variables.remote_addr || '')), usable);
   } else {
-    i = weightedPick(uc.weights, d.incr('rr|' + u, 1, 0), usable);
+    // the configured servers, then the active runtime servers (serving this request's model)
+    const rt = runtimeServers(u);
+    const n = uc.addresses.length;
+    const weights: number[] = [];
+    for (let j = 0; j < n; j++) {
+      weights.push(uc.weights[j]);
+    }
+    for (let j = 0; j < rt.length; j++) {
+      weights.push(rt[j].weight);
+    }
+    const model = rt.length ? r.variables.gw_model || '' : '';
+    const all = function (j: number): boolean {
+      if (j < n) {
+        return usable(j);
+      }
+      const e = rt[j - n];
+      return e.state === 'active' && (e.models.length === 0 || indexIn(e.models, model) >= 0);
+    };
+    const turn = uc.balance === 'ip_hash' ? crc32(c.crc, Buffer.from(r.variables.remote_addr || '')) : d.incr('rr|' + u, 1, 0);
+    i = weightedPick(weights, turn, all);
+    if (i >= n) {
+      return rt[i - n].address; // proxy_pass http://<address>: no upstream block, no keepalive
+    }
   }
   if (i < 0) {
     r.variables.gw_retry_after = String(retryAfter(d, u, uc, now));
     return '';
   }
   return uc.peers[i];
+}
+
+// ---------------------------------------------------------------------------------------
+// runtime servers (admin_api): the string dict gw_state_s holds "rt|<upstream>" → JSON list,
+// written through to <prefix>/state/runtime.json (loaded once after a start by the 1 s run)
+
+export interface RuntimeServer {
+  address: string;
+  weight: number;
+  models: string[];
+  state: string; // active | draining
+  added_at: string;
+}
+
+const RUNTIME_ZONE = 'gw_state_s';
+
+function runtimeDict(): NgxSharedDict<string> | null {
+  return conf().admin !== '' ? (ngx.shared[RUNTIME_ZONE] as NgxSharedDict<string>) : null;
+}
+
+export function runtimeServers(u: string): RuntimeServer[] {
+  const sd = runtimeDict();
+  if (sd === null) {
+    return [];
+  }
+  const v = sd.get('rt|' + u);
+  if (typeof v !== 'string' || v === '') {
+    return [];
+  }
+  try {
+    return JSON.parse(v) as RuntimeServer[];
+  } catch (e) {
+    return [];
+  }
+}
+
+function runtimePath(): string {
+  return ngx.prefix + conf().dir + 'runtime.json';
+}
+
+/** The runtime servers and drained configured servers of every upstream, as persisted. */
+function runtimeSnapshot(): { upstreams: { [u: string]: RuntimeServer[] }; drained: { [u: string]: string[] } } {
+  const c = conf();
+  const d = dict();
+  const ups: { [u: string]: RuntimeServer[] } = {};
+  const drained: { [u: string]: string[] } = {};
+  for (let k = 0; k < c.names.length; k++) {
+    const u = c.names[k];
+    const rt = runtimeServers(u);
+    if (rt.length) {
+      ups[u] = rt;
+    }
+    const uc = c.upstreams[u];
+    const dr: string[] = [];
+    for (let i = 0; i < uc.addresses.length; i++) {
+      if (get(d, key('dr', u, i)) === 1) {
+        dr.push(uc.addresses[i]);
+      }
+    }
+    if (dr.length) {
+      drained[u] = dr;
+    }
+  }
+  return { upstreams: ups, drained: drained };
+}
+
+/** Write the runtime state to disk (temporary file + rename); false when it could not. */
+function persistRuntime(): boolean {
+  const p = runtimePath();
+  try {
+    fs.writeFileSync(p + '.tmp', JSON.stringify(runtimeSnapshot()) + '\n');
+    fs.renameSync(p + '.tmp', p);
+    return true;
+  } catch (e) {
+    ngx.log(ngx.ERR, 'gatewayctl: admin API: cannot write ' + p + ': ' + e);
+    return false;
+  }
+}
+
+/** After a start (the dict is empty), the persisted runtime state comes back; once. */
+export function loadRuntime(): void {
+  const sd = runtimeDict();
+  if (sd === null || sd.get('loaded') === '1') {
+    return;
+  }
+  const c = conf();
+  const d = dict();
+  let doc: { upstreams?: { [u: string]: RuntimeServer[] }; drained?: { [u: string]: string[] } } = {};
+  try {
+    doc = JSON.parse(fs.readFileSync(runtimePath(), 'utf8') as string);
+  } catch (e) {
+    doc = {};
+  }
+  for (let k = 0; k < c.names.length; k++) {
+    const u = c.names[k];
+    const uc = c.upstreams[u];
+    const rt = doc.upstreams && doc.upstreams[u];
+    if (rt && rt.length) {
+      sd.set('rt|' + u, JSON.stringify(rt));
+      ngx.log(ngx.WARN, 'gatewayctl: upstream ' + u + ': ' + rt.length + ' runtime server(s) restored from ' + runtimePath());
+    }
+    const dr = doc.drained && doc.drained[u];
+    if (dr) {
+      for (let j = 0; j < dr.length; j++) {
+        const i = indexIn(uc.addresses, dr[j]);
+        if (i >= 0) {
+          d.set(key('dr', u, i), 1);
+        }
+      }
+    }
+  }
+  sd.set('loaded', '1');
+}
+
+function adminReply(r: NginxHTTPRequest, status: number, body: unknown): void {
+  r.headersOut['Content-Type'] = 'application/json';
+  r.headersOut['Cache-Control'] = 'no-store';
+  r.return(status, JSON.stringify(body) + '\n');
+}
+
+function adminError(r: NginxHTTPRequest, status: number, code: string, message: string, field: string | null): void {
+  const e: { [k: string]: unknown } = { code: code, message: message };
+  if (field !== null) {
+    e.field = field;
+  }
+  adminReply(r, status, { error: e });
+}
+
+const ADDRESS_RE = /^((25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}|\[[0-9A-Fa-f:.]+\]):([1-9][0-9]{0,4})$/;
+const MODEL_RE = /^[A-Za-z0-9][A-Za-z0-9._:\/@+-]{0,99}$/;
+
+/** A runtime server from a request body, or the first offending field. */
+export function parseServer(text: string): { server: RuntimeServer | null; field: string; message: string } {
+  let doc: { [k: string]: unknown };
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    return { server: null, field: 'body', message: 'the body must be a JSON object' };
+  }
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
+    return { server: null, field: 'body', message: 'the body must be a JSON object' };
+  }
+  const keys = Object.keys(doc);
+  for (let i = 0; i < keys.length; i++) {
+    if (keys[i] !== 'address' && keys[i] !== 'weight' && keys[i] !== 'models') {
+      return { server: null, field: keys[i], message: 'unknown field (address, weight, models)' };
+    }
+  }
+  const address = doc.address;
+  const m = typeof address === 'string' ? ADDRESS_RE.exec(address) : null;
+  if (m === null || parseInt(m[5], 10) > 65535) {
+    return { server: null, field: 'address', message: 'an IP address and port, e.g. 10.0.0.5:8000 or [::1]:8000' };
+  }
+  let weight = 1;
+  if (doc.weight !== undefined) {
+    if (typeof doc.weight !== 'number' || doc.weight !== Math.floor(doc.weight) || doc.weight < 1 || doc.weight > 1000) {
+      return { server: null, field: 'weight', message: 'an integer from 1 to 1000' };
+    }
+    weight = doc.weight;
+  }
+  const models: string[] = [];
+  if (doc.models !== undefined) {
+    const ms = doc.models;
+    if (!Array.isArray(ms) || ms.length > 50) {
+      return { server: null, field: 'models', message: 'a list of at most 50 model ids' };
+    }
+    for (let i = 0; i < ms.length; i++) {
+      if (typeof ms[i] !== 'string' || !MODEL_RE.test(ms[i])) {
+        return { server: null, field: 'models[' + i + ']', message: 'a model id' };
+      }
+      models.push(ms[i]);
+    }
+  }
+  return { server: { address: address as string, weight: weight, models: models, state: 'active', added_at: '' }, field: '', message: '' };
+}
+
+function serverList(u: string, uc: UpstreamConf, now: number): unknown[] {
+  const d = dict();
+  const out: unknown[] = [];
+  for (let i = 0; i < uc.addresses.length; i++) {
+    out.push({ address: uc.addresses[i], weight: uc.weights[i], state: peerState(d, u, uc, i, now), runtime: false, models: null });
+  }
+  const rt = runtimeServers(u);
+  for (let j = 0; j < rt.length; j++) {
+    out.push({ address: rt[j].address, weight: rt[j].weight, state: rt[j].state === 'active' ? 'up' : 'draining', runtime: true, models: rt[j].models, added_at: rt[j].added_at });
+  }
+  return out;
+}
+
+/**
+ * The admin API (status listener, loopback only, bearer token):
+ *   GET    /admin/upstreams/<u>/servers                  configured and runtime servers
+ *   POST   /admin/upstreams/<u>/servers                  {"address","weight"?,"models"?} → 201
+ *   POST   /admin/upstreams/<u>/servers/<address>/drain  no new requests
+ *   DELETE /admin/upstreams/<u>/servers/<address>        a runtime server
+ * Changes apply to the next request (no reload) and are written to state/runtime.json first
+ * (nothing changes when that fails).
+ */
+export function healthAdmin(r: NginxHTTPRequest): void {
+  const c = conf();
+  if (c.admin === '') {
+    adminError(r, 404, 'not_found', 'the admin API is off (admin_api: in gateway.yaml)', null);
+    return;
+  }
+  const auth = r.headersIn.Authorization || '';
+  if (auth.indexOf('Bearer ') !== 0) {
+    r.headersOut['WWW-Authenticate'] = 'Bearer';
+    adminError(r, 401, 'unauthorized', 'send Authorization: Bearer <admin token>', null);
+    return;
+  }
+  if (cr.createHash('sha256').update(auth.substring(7)).digest('hex') !== c.admin) {
+    adminError(r, 403, 'forbidden', 'wrong admin token', null);
+    return;
+  }
+  const parts = r.uri.split('/');
+  const u = parts[3] || '';
+  const uc = c.upstreams[u];
+  if (parts[4] !== 'servers' || !uc || typeof uc !== 'object') {
+    adminError(r, 404, 'not_found', 'no upstream with a health check or breaker named ' + JSON.stringify(u), 'upstream');
+    return;
+  }
+  const now = Date.now();
+  const addr = parts[5] || '';
+  const sd = runtimeDict() as NgxSharedDict<string>;
+  const d = dict();
+  const rt = runtimeServers(u);
+  const rtAt = function (a: string): number {
+    for (let j = 0; j < rt.length; j++) {
+      if (rt[j].address === a) {
+        return j;
+      }
+    }
+    return -1;
+  };
+  const commit = function (status: number, body: unknown, undo: () => void): void {
+    if (!persistRuntime()) {
+      undo();
+      adminError(r, 500, 'not_persisted', 'the change could not be written to ' + runtimePath() + '; nothing changed', null);
+      return;
+    }
+    syncFlag(u, now);
+    adminReply(r, status, body);
+  };
+  const before = sd.get('rt|' + u) || '';
+  const restore = function (): void {
+    sd.set('rt|' + u, before);
+  };
+  if (addr === '' && r.method === 'GET') {
+    adminReply(r, 200, { upstream: u, servers: serverList(u, uc, now) });
+    return;
+  }
+  if (addr === '' && r.method === 'POST') {
+    if (uc.balance === 'consistent_hash') {
+      adminError(r, 409, 'unsupported', 'upstream ' + u + ' hashes consistently: its ring is built from gateway.yaml; add the server there', 'upstream');
+      return;
+    }
+    const p = parseServer(r.requestText || '');
+    if (p.server === null) {
+      adminError(r, 400, 'invalid_field', p.message, p.field);
+      return;
+    }
+    const sv = p.server;
+    if (indexIn(uc.addresses, sv.address) >= 0 || rtAt(sv.address) >= 0) {
+      adminError(r, 409, 'exists', sv.address + ' is already a server of ' + u, 'address');
+      return;
+    }
+    sv.added_at = new Date(now).toISOString();
+    rt.push(sv);
+    sd.set('rt|' + u, JSON.stringify(rt));
+    ngx.log(ngx.WARN, 'gatewayctl: upstream ' + u + ': runtime server ' + sv.address + ' added (weight ' + sv.weight + ')');
+    commit(201, { upstream: u, server: sv }, restore);
+    return;
+  }
+  if (addr !== '' && parts[6] === 'drain' && parts.length === 7 && r.method === 'POST') {
+    const i = indexIn(uc.addresses, addr);
+    const j = rtAt(addr);
+    if (i < 0 && j < 0) {
+      adminError(r, 404, 'not_found', addr + ' is not a server of ' + u, 'address');
+      return;
+    }
+    if (i >= 0) {
+      d.set(key('dr', u, i), 1);
+    } else {
+      rt[j].state = 'draining';
+      sd.set('rt|' + u, JSON.stringify(rt));
+    }
+    ngx.log(ngx.WARN, 'gatewayctl: upstream ' + u + ': server ' + addr + ' draining');
+    commit(200, { upstream: u, address: addr, state: 'draining' }, function () {
+      restore();
+      if (i >= 0) {
+        d.set(key('dr', u, i), 0);
+      }
+    });
+    return;
+  }
+  if (addr !== '' && parts.length === 6 && r.method === 'DELETE') {
+    const j = rtAt(addr);
+    if (j < 0) {
+      adminError(
+        r,
+        indexIn(uc.addresses, addr) >= 0 ? 409 : 404,
+        indexIn(uc.addresses, addr) >= 0 ? 'configured' : 'not_found',
+        indexIn(uc.addresses, addr) >= 0 ? addr + ' is in gateway.yaml: drain it, or remove it there' : addr + ' is not a server of ' + u,
+        'address',
+      );
+      return;
+    }
+    rt.splice(j, 1);
+    sd.set('rt|' + u, JSON.stringify(rt));
+    ngx.log(ngx.WARN, 'gatewayctl: upstream ' + u + ': runtime server ' + addr + ' removed');
+    commit(200, { upstream: u, address: addr, removed: true }, restore);
+    return;
+  }
+  adminError(r, 405, 'method_not_allowed', r.method + ' ' + r.uri + ' is not an admin API call', null);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -506,10 +850,16 @@ export function upstreamsStatus(now: number): unknown[] {
     const uc = c.upstreams[u];
     const peers: unknown[] = [];
     let usable = 0;
+    let total = 0;
     for (let i = 0; i < uc.addresses.length; i++) {
       const s = peerState(d, u, uc, i, now);
-      if (s === 'up' || s === 'half_open') {
+      if (s !== 'disabled') {
+        total++;
+      }
+      if (s === 'up') {
         usable++;
+      } else if (s === 'half_open') {
+        usable += 0.5; // usable for trials, not up
       }
       const pt = get(d, key('pt', u, i));
       peers.push({
@@ -546,10 +896,18 @@ export function upstreamsStatus(now: number): unknown[] {
         runtime: false,
       });
     }
+    const rt = runtimeServers(u);
+    for (let j = 0; j < rt.length; j++) {
+      total++;
+      if (rt[j].state === 'active') {
+        usable++;
+      }
+      peers.push({ address: rt[j].address, weight: rt[j].weight, state: rt[j].state === 'active' ? 'up' : 'draining', health: null, breaker: null, in_flight: null, runtime: true, models: rt[j].models, added_at: rt[j].added_at });
+    }
     out.push({
       name: u,
       balance: uc.balance,
-      state: usable === 0 ? 'down' : allUp(d, u, uc, now) ? 'up' : 'degraded',
+      state: usable === 0 ? 'down' : usable === total ? 'up' : 'degraded',
       steered: get(d, 'fl|' + u) === 1,
       health_check: uc.health === null ? null : { path: uc.health.path, interval_ms: uc.health.intervalMs, timeout_ms: uc.health.timeoutMs, rise: uc.health.rise, fall: uc.health.fall },
       circuit_breaker:
@@ -575,6 +933,9 @@ export function healthAnswer(r: NginxHTTPRequest): void {
       return;
     case 'models':
       healthModels(r);
+      return;
+    case 'admin':
+      healthAdmin(r);
       return;
     default:
       healthUnavailable(r);
@@ -635,6 +996,12 @@ export function upstreamAvailable(d: NgxSharedDict<number>, u: string, now: numb
   for (let i = 0; i < uc.addresses.length; i++) {
     const s = peerState(d, u, uc, i, now);
     if (s === 'up' || s === 'half_open') {
+      return true;
+    }
+  }
+  const rt = runtimeServers(u);
+  for (let j = 0; j < rt.length; j++) {
+    if (rt[j].state === 'active') {
       return true;
     }
   }

@@ -301,6 +301,7 @@ export function normalize(input: NormalizeInput, features: readonly Feature[]): 
     acme,
     metrics: null, // the metrics feature's (Feature.normalize)
     clusterStatus: null, // the health feature's
+    adminApi: null, // the health feature's
   };
   model.global.workerShutdownTimeout = typeof g.worker_shutdown_timeout === 'string' ? g.worker_shutdown_timeout : defaultShutdownTimeout(routes);
   for (const f of features) f.normalize?.(v, model, { at, baseDir: input.baseDir });

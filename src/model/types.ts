@@ -30,6 +30,13 @@ export interface GatewayModel {
   acme: AcmeSettings | null; // certificates managed by `gatewayctl tls issue|renew`
   metrics: MetricsSettings | null; // Prometheus metrics (the metrics feature); null = off
   clusterStatus: ClusterStatusSettings | null; // public upstream status route (the health feature); null = off
+  adminApi: AdminApiSettings | null; // runtime servers through the status listener (the health feature); null = off
+}
+
+/** `admin_api:` — add, drain, remove and list upstream servers at runtime (status listener). */
+export interface AdminApiSettings {
+  tokenSha256: string; // hex SHA-256 of the bearer token (the token itself is never kept)
+  at: SourcePos;
 }
 
 /** `cluster_status:` — upstream and model availability as JSON on a listener of the user's choice. */

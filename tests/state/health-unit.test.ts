@@ -98,6 +98,18 @@ describe('health rules', () => {
 
 });
 
+describe('admin_api', () => {
+  it('GW269 without the status listener; only the token\'s hash is kept', () => {
+    const t = `${BASE.replace('version: 1\n', 'version: 1\nglobal:\n  status: false\n')}admin_api:\n  token: Tk9-secret-token-for-tests-7q2z\n`;
+    expect(lines(t)).toContain('gateway.yaml:16:1 error GW269 admin_api: the admin API is served on the status listener; global.status must not be false');
+    const r = run(`${BASE}admin_api:\n  token: Tk9-secret-token-for-tests-7q2z\n`);
+    expect(r.diagnostics).toEqual([]);
+    for (const text of Object.values(r.files!)) expect(text).not.toContain('Tk9-secret-token-for-tests-7q2z');
+    expect(JSON.stringify(r.model)).not.toContain('Tk9-secret-token-for-tests-7q2z');
+    expect(r.files!['conf.d/40-servers.conf']).toContain('location /admin/upstreams/ {');
+  });
+});
+
 describe('njs pure parts agree with src/routing/ketama.ts', () => {
   const table = Array.from(CRC_TABLE);
   const servers = [

@@ -1,6 +1,7 @@
 // health_check and circuit_breaker of the upstreams, into the typed model.
 import type { GatewayModel, SourcePos } from '../../model/types.ts';
 import type { NormalizeContext } from '../../core/feature.ts';
+import { createHash } from 'node:crypto';
 import { durationSeconds } from '../../model/shutdown.ts';
 
 export const HEALTH_DEFAULTS = { path: '/health', interval: '5s', timeout: '2s', expectStatus: [200], rise: 2, fall: 3 };
@@ -57,6 +58,8 @@ export function normalizeHealth(raw: Record<string, unknown>, m: GatewayModel, c
   }
   passiveSettings.set(m, passive);
   const cs = raw.cluster_status as any;
+  const aa = raw.admin_api as any;
+  m.adminApi = aa ? { tokenSha256: createHash('sha256').update(String(aa.token)).digest('hex'), at: ctx.at('admin_api') } : null;
   m.clusterStatus = cs ? { listener: cs.listener, path: cs.path ?? '/v1/cluster/status', allow: cs.allow ?? [], at: ctx.at('cluster_status') } : null;
 }
 

@@ -35,7 +35,9 @@ export const H = {
   answer: 'gateway.healthAnswer',
 };
 
-const answer = (kind: 'status' | 'cluster' | 'models' | 'unavailable'): Directive[] => [d('set', '$gw_health_answer', kind), d('js_content', H.answer)];
+export const RUNTIME_ZONE = 'gw_state_s';
+
+const answer = (kind: 'status' | 'cluster' | 'models' | 'unavailable' | 'admin'): Directive[] => [d('set', '$gw_health_answer', kind), d('js_content', H.answer)];
 
 export const peerBlockName = (u: Upstream, i: number): string => `gw_peer_${ident(u.name)}_${i}`;
 
@@ -91,6 +93,7 @@ export function healthPreload(m: GatewayModel): string {
   }
   const conf = {
     dir: `${STATE_DIR}/`,
+    admin: m.adminApi?.tokenSha256 ?? '',
     crc: Array.from(CRC_TABLE),
     names: managed.map((u) => u.name),
     upstreams,
@@ -131,6 +134,7 @@ export function healthHttp(m: GatewayModel): HttpContribution {
     d('js_var', '$gw_retry_after'),
     d('js_var', '$gw_steer_upstream'),
   ];
+  if (m.adminApi) mapLines.push(d('js_shared_dict_zone', `zone=${RUNTIME_ZONE}:1m`, 'type=string'));
   const maps: Block[] = [];
   const accessLogs: Directive[] = [];
   if (br.length) {
@@ -195,6 +199,23 @@ export function healthStatusLocations(m: GatewayModel): Block[] {
         lines: [d('root', q(`gw-probe/${u.name}`, 'file')), d('js_fetch_timeout', ms(h.timeoutMs + 1000)), d('js_periodic', H.periodic, `interval=${ms(h.intervalMs)}`)],
       });
     });
+  if (m.adminApi) {
+    out.push({
+      comment: 'admin API: add, drain, remove and list upstream servers at runtime (bearer token; persisted in state/runtime.json)',
+      head: 'location /admin/upstreams/',
+      origin: m.adminApi.at,
+      lines: [
+        d('access_log', 'off'),
+        d('allow', '127.0.0.1'),
+        d('allow', '::1'),
+        d('deny', 'all'),
+        d('client_max_body_size', '16k'),
+        d('client_body_buffer_size', '16k'),
+        d('client_body_in_single_buffer', 'on'),
+        ...answer('admin'),
+      ],
+    });
+  }
   out.push({
     comment: 'upstreams, servers, health and breaker state (JSON); `gatewayctl status` prints it',
     head: `location = ${q(STATUS_PATH, 'path')}`,

@@ -1,4 +1,4 @@
-// Rules of the upstream state plane (GW260–GW268).
+// Rules of the upstream state plane (GW260–GW269).
 import type { GatewayModel } from '../../model/types.ts';
 import type { Report } from '../../core/feature.ts';
 import { managedUpstreams, passiveSettings } from './normalize.ts';
@@ -56,6 +56,10 @@ export function checkHealthRules(m: GatewayModel, err: Report, warn: Report): vo
   }
   if (managed.length && !m.global.status) {
     err('GW265', managed[0].healthCheck?.at ?? managed[0].circuitBreaker!.at, `upstreams.${managed[0].name}`, 'health checks and circuit breakers run on the status listener (probes, /admin/status); global.status must not be false');
+  }
+  if (m.adminApi) {
+    if (!m.global.status) err('GW269', m.adminApi.at, 'admin_api', 'the admin API is served on the status listener; global.status must not be false');
+    if (!managed.length) err('GW269', m.adminApi.at, 'admin_api', 'no upstream has health_check or circuit_breaker: runtime servers join such upstreams');
   }
   const cs = m.clusterStatus;
   if (cs) {

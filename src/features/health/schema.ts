@@ -61,7 +61,18 @@ const clusterStatus = {
   },
 };
 
+const adminApi = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['token'],
+  description:
+    'Runtime servers: POST/DELETE /admin/upstreams/<name>/servers on the status listener (loopback only), with `Authorization: Bearer <token>`. Only the token\'s SHA-256 is kept in the build; give it from the environment (token: ${GATEWAY_ADMIN_TOKEN}).',
+  properties: {
+    token: { type: 'string', minLength: 24, maxLength: 256, pattern: '^[A-Za-z0-9._~+/=-]+$', description: 'The bearer token (at least 24 characters).' },
+  },
+};
+
 export const healthSchema: SchemaFragment = {
-  root: { after: 'metrics', properties: { cluster_status: clusterStatus } },
+  root: { after: 'metrics', properties: { cluster_status: clusterStatus, admin_api: adminApi } },
   upstream: { after: 'keepalive', properties: { health_check: healthCheck, circuit_breaker: circuitBreaker } },
 };
