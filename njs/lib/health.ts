@@ -92,7 +92,8 @@ function dict(): NgxSharedDict<number> {
 // ---------------------------------------------------------------------------------------
 // state
 
-function key(kind: string, u: string, i: number): string {
+/** i: a configured server's index, or "@<address>" for a runtime server */
+function key(kind: string, u: string, i: number | string): string {
   return kind + '|' + u + '|' + i;
 }
 
@@ -190,15 +191,16 @@ function syncModelsFlag(c: HealthConf, d: NgxSharedDict<number>): void {
   }
 }
 
-function transition(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, i: number, to: string, why: string): void {
+function transition(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, i: number | string, to: string, why: string): void {
   d.incr('n|' + u + '|' + i + '|' + to, 1, 0);
-  ngx.log(ngx.WARN, 'gatewayctl: upstream ' + u + ' server ' + uc.addresses[i] + ': ' + to + ' (' + why + ')');
+  const address = typeof i === 'number' ? uc.addresses[i] : i.substring(1);
+  ngx.log(ngx.WARN, 'gatewayctl: upstream ' + u + ' server ' + address + (typeof i === 'number' ? '' : ' (runtime)') + ': ' + to + ' (' + why + ')');
 }
 
 // ---------------------------------------------------------------------------------------
 // active health checks: one js_periodic per upstream with a health check, on worker 0
 
-function probeOne(u: string, uc: UpstreamConf, i: number): Promise<void> {
+function probeOne(u: string, uc: UpstreamConf, i: number | string, address: string): Promise<void> {
   const h = uc.health as HealthCheckConf;
   const d = dict();
   const started = Date.now();
@@ -237,7 +239,7 @@ function probeOne(u: string, uc: UpstreamConf, i: number): Promise<void> {
     }, h.timeoutMs);
   });
   const fetch = ngx
-    .fetch('http://' + uc.addresses[i] + h.path, { headers: { 'User-Agent': 'gatewayctl-health', Connection: 'close' } })
+    .fetch('http://' + address + h.path, { headers: { 'User-Agent': 'gatewayctl-health', Connection: 'close' } })
     .then(function (res) {
       if (h.expectBody === null && h.expectModels.length === 0) {
         finish(probeVerdict(h, res.status, ''), res.status);
@@ -249,7 +251,7 @@ function probeOne(u: string, uc: UpstreamConf, i: number): Promise<void> {
     })
     .catch(function (e) {
       if (!settled) {
-        ngx.log(ngx.WARN, 'gatewayctl: probe of ' + uc.addresses[i] + h.path + ': ' + e);
+        ngx.log(ngx.WARN, 'gatewayctl: probe of ' + address + h.path + ': ' + e);
       }
       finish(1, 0);
     });
@@ -284,8 +286,12 @@ export function probeUpstream(u: string): Promise<void> | void {
   const all: Promise<void>[] = [];
   for (let i = 0; i < uc.addresses.length; i++) {
     if (uc.down[i] !== 1) {
-      all.push(probeOne(u, uc, i));
+      all.push(probeOne(u, uc, i, uc.addresses[i]));
     }
+  }
+  const rt = runtimeServers(u);
+  for (let j = 0; j < rt.length; j++) {
+    all.push(probeOne(u, uc, '@' + rt[j].address, rt[j].address));
   }
   return Promise.all(all).then(function () {
     syncFlag(u, Date.now());
@@ -407,7 +413,7 @@ export function steerPeer(r: NginxHTTPRequest): string {
         return usable(j);
       }
       const e = rt[j - n];
-      return e.state === 'active' && (e.models.length === 0 || indexIn(e.models, model) >= 0);
+      return runtimeState(d, u, uc, e) === 'up' && (e.models.length === 0 || indexIn(e.models, model) >= 0);
     };
     const turn = uc.balance === 'ip_hash' ? crc32(c.crc, Buffer.from(r.variables.remote_addr || '')) : d.incr('rr|' + u, 1, 0);
     i = weightedPick(weights, turn, all);
@@ -435,6 +441,14 @@ export interface RuntimeServer {
 }
 
 const RUNTIME_ZONE = 'gw_state_s';
+
+/** 'up', 'draining' or 'down' (its health check took it out) */
+export function runtimeState(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, e: RuntimeServer): string {
+  if (e.state !== 'active') {
+    return 'draining';
+  }
+  return uc.health !== null && get(d, key('hd', u, '@' + e.address)) === 1 ? 'down' : 'up';
+}
 
 function runtimeDict(): NgxSharedDict<string> | null {
   return conf().admin !== '' ? (ngx.shared[RUNTIME_ZONE] as NgxSharedDict<string>) : null;
@@ -604,7 +618,7 @@ function serverList(u: string, uc: UpstreamConf, now: number): unknown[] {
   }
   const rt = runtimeServers(u);
   for (let j = 0; j < rt.length; j++) {
-    out.push({ address: rt[j].address, weight: rt[j].weight, state: rt[j].state === 'active' ? 'up' : 'draining', runtime: true, models: rt[j].models, added_at: rt[j].added_at });
+    out.push({ address: rt[j].address, weight: rt[j].weight, state: runtimeState(d, u, uc, rt[j]), runtime: true, models: rt[j].models, added_at: rt[j].added_at });
   }
   return out;
 }
@@ -687,6 +701,10 @@ export function healthAdmin(r: NginxHTTPRequest): void {
       return;
     }
     sv.added_at = new Date(now).toISOString();
+    const kinds = ['hd', 'ok', 'ko', 'pt', 'pe', 'pc', 'pl'];
+    for (let k = 0; k < kinds.length; k++) {
+      d.delete(key(kinds[k], u, '@' + sv.address)); // a server added again starts afresh
+    }
     rt.push(sv);
     sd.set('rt|' + u, JSON.stringify(rt));
     ngx.log(ngx.WARN, 'gatewayctl: upstream ' + u + ': runtime server ' + sv.address + ' added (weight ' + sv.weight + ')');
@@ -743,10 +761,8 @@ function serverIndex(c: HealthConf, host: string, addr: string): { u: string; i:
   const uc = c.upstreams[host];
   if (uc) {
     const i = indexIn(uc.addresses, addr);
-    if (i >= 0) {
-      return { u: host, i: i };
-    }
-    return uc.addresses.length === 1 ? { u: host, i: 0 } : null;
+    // an address the build does not know is a runtime server (no breaker of its own yet)
+    return i >= 0 ? { u: host, i: i } : null;
   }
   // a per-server block: gw_peer_<upstream>_<i>
   for (let k = 0; k < c.names.length; k++) {
@@ -899,10 +915,31 @@ export function upstreamsStatus(now: number): unknown[] {
     const rt = runtimeServers(u);
     for (let j = 0; j < rt.length; j++) {
       total++;
-      if (rt[j].state === 'active') {
+      const rs = runtimeState(d, u, uc, rt[j]);
+      if (rs === 'up') {
         usable++;
       }
-      peers.push({ address: rt[j].address, weight: rt[j].weight, state: rt[j].state === 'active' ? 'up' : 'draining', health: null, breaker: null, in_flight: null, runtime: true, models: rt[j].models, added_at: rt[j].added_at });
+      const id = '@' + rt[j].address;
+      const rpt = get(d, key('pt', u, id));
+      peers.push({
+        address: rt[j].address,
+        weight: rt[j].weight,
+        state: rs,
+        health:
+          uc.health === null
+            ? null
+            : {
+                status: get(d, key('hd', u, id)) === 1 ? 'down' : rpt ? 'up' : 'unknown',
+                passes: get(d, key('ok', u, id)),
+                failures: get(d, key('ko', u, id)),
+                last_probe: rpt === 0 ? null : { at: new Date(rpt).toISOString(), result: probeResult(get(d, key('pe', u, id))), status: get(d, key('pc', u, id)) || null, latency_ms: get(d, key('pl', u, id)) },
+              },
+        breaker: null,
+        in_flight: null,
+        runtime: true,
+        models: rt[j].models,
+        added_at: rt[j].added_at,
+      });
     }
     out.push({
       name: u,
@@ -1001,7 +1038,7 @@ export function upstreamAvailable(d: NgxSharedDict<number>, u: string, now: numb
   }
   const rt = runtimeServers(u);
   for (let j = 0; j < rt.length; j++) {
-    if (rt[j].state === 'active') {
+    if (runtimeState(d, u, uc, rt[j]) === 'up') {
       return true;
     }
   }

@@ -35,6 +35,7 @@ upstreams:
   pool:
     servers: ["${a.address}"]
     circuit_breaker: { failures: 3 }
+    health_check: { path: /healthz, interval: 1s, timeout: 500ms, rise: 1, fall: 1 }
 admin_api:
   token: \${ADMIN_TOKEN}
 routes:
@@ -196,6 +197,31 @@ describe('runtime servers (admin API)', () => {
         await waitUntil(() => !existsSync(path.join(prefix, 'state/steer-pool')), 2500, 'the flag file to go');
       } finally {
         delete process.env.GATEWAY_ADMIN_TOKEN;
+      }
+    });
+  });
+
+  it('a runtime server is health-checked: killed, it is taken out and no request fails after detection', async () => {
+    await withErrorLog(gw, async () => {
+      const c = await startEchoUpstream({ id: 'c' });
+      try {
+        expect((await admin('POST', '/pool/servers', { address: c.address })).status).toBe(201);
+        await waitUntil(() => c.requests.some((r) => r.path === '/healthz'), 3000, 'a probe of the runtime server');
+        for (let i = 0; i < 20; i++) expect((await send({ port, path: '/api/x' })).status).toBe(200);
+        expect(c.requests.some((r) => r.path === '/api/x')).toBe(true);
+        await c.close();
+        await waitUntil(() => /upstream pool server 127\.0\.0\.1:\d+ \(runtime\): down/.test(gw.errorLog()), 4000, 'the runtime server to be taken out');
+        const failures: number[] = [];
+        for (let i = 0; i < 30; i++) {
+          const r = await send({ port, path: '/api/x' });
+          if (r.status !== 200) failures.push(r.status);
+        }
+        expect(failures).toEqual([]);
+        const st = (await send({ port: statusPort, path: '/admin/status' })).json as { upstreams: { peers: { address: string; state: string; runtime: boolean }[] }[] };
+        expect(st.upstreams[0].peers.find((p) => p.address === c.address)).toMatchObject({ state: 'down', runtime: true });
+      } finally {
+        await c.close().catch(() => undefined);
+        await admin('DELETE', `/pool/servers/${c.address}`);
       }
     });
   });
