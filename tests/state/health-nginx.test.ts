@@ -232,4 +232,25 @@ describe('active health checks', () => {
       expect((await send({ port, path: '/api/x', headers: { 'X-User': 'k' } })).status).toBe(200);
     });
   });
+
+  it('while steered, a try that fails on the picked server moves on to the others (no failed request)', async () => {
+    await withErrorLog(g.gw, async () => {
+      await ups[0].close();
+      await pollState(ups[0].address, 'down', FALL * INTERVAL_MS + 3000);
+      await sleep(1100); // the flag file is seen
+      // a second server dies: until its probes notice, picks still land on it
+      await ups[2].close();
+      const t0 = Date.now();
+      const failures: number[] = [];
+      let onDead = 0;
+      for (let k = 0; Date.now() - t0 < 1200; k++) {
+        const key = `user-${k % 40}`;
+        if (explainRoute(g.model, key, { unavailable: [ups[0].address] }).peer === ups[2].address) onDead++;
+        const r = await send({ port, path: '/api/x', headers: { 'X-User': key } });
+        if (r.status !== 200) failures.push(r.status);
+      }
+      expect(onDead).toBeGreaterThan(0);
+      expect(failures).toEqual([]);
+    });
+  });
 });

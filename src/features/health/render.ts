@@ -108,7 +108,12 @@ function peerBlocks(m: GatewayModel): Block[] {
   const out: Block[] = [];
   for (const u of managedUpstreams(m)) {
     u.servers.forEach((s, i) => {
+      // the picked server first; the others as backups, so a try that fails on the pick moves
+      // on (per the route's retries) like it would in the upstream's own block
       const lines: string[] = [d('server', bare(s.address, 'address'), 'max_fails=0')];
+      u.servers.forEach((o, j) => {
+        if (j !== i && !o.down) lines.push(d('server', bare(o.address, 'address'), 'max_fails=0', 'backup'));
+      });
       if (u.keepalive) {
         lines.push(d('keepalive', bare(u.keepalive.connections, 'int')));
         lines.push(d('keepalive_timeout', bare(u.keepalive.timeout, 'duration')));
