@@ -63,6 +63,8 @@ export interface HealthConf {
   dir: string;
   /** hex SHA-256 of the admin API's bearer token ("" = no admin API) */
   admin: string;
+  /** 1: some upstream has a circuit breaker (the failure map exists) */
+  breakers: number;
   /** CRC-32 table (nginx's ngx_crc32_table256) */
   crc: number[];
   /** upstream names in gateway.yaml order (index k: gateway.healthProbe<k>) */
@@ -80,7 +82,7 @@ const ZONE = 'gw_state';
 
 function conf(): HealthConf {
   if (typeof gw_health_conf === 'undefined') {
-    return { dir: 'state/', admin: '', crc: [], names: [], upstreams: {}, routes: {}, models: [] };
+    return { dir: 'state/', admin: '', breakers: 0, crc: [], names: [], upstreams: {}, routes: {}, models: [] };
   }
   return gw_health_conf;
 }
@@ -1092,7 +1094,8 @@ export function healthUnavailable(r: NginxHTTPRequest): void {
 
 /** metrics.ts's log-phase call records the breaker's failures in the same call (one njs call per phase). */
 export function healthRecordIfFailed(r: NginxHTTPRequest): void {
-  if (typeof gw_health_conf === 'undefined' || r.variables.gw_health_fail !== '1') {
+  // without a breaker there is no $gw_health_fail to read (and nothing to count)
+  if (typeof gw_health_conf === 'undefined' || gw_health_conf.breakers !== 1 || r.variables.gw_health_fail !== '1') {
     return;
   }
   try {

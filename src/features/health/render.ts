@@ -94,6 +94,7 @@ export function healthPreload(m: GatewayModel): string {
   const conf = {
     dir: `${STATE_DIR}/`,
     admin: m.adminApi?.tokenSha256 ?? '',
+    breakers: breakers(m).length ? 1 : 0,
     crc: Array.from(CRC_TABLE),
     names: managed.map((u) => u.name),
     upstreams,
