@@ -359,9 +359,13 @@ export function retryAfter(d: NgxSharedDict<number>, u: string, uc: UpstreamConf
   return best < 0 ? 60 : Math.max(1, Math.ceil((best - now) / 1000));
 }
 
-/** May server i take this request? Half-open servers let a bounded number of trials through. */
-function usableFor(r: NginxHTTPRequest, d: NgxSharedDict<number>, u: string, uc: UpstreamConf, now: number): (i: number) => boolean {
-  return function (i: number): boolean {
+/**
+ * May server i take this request? `peek` answers without side effects (a half-open server
+ * with a trial place left counts); `take` is asked for the server actually picked and takes
+ * the trial place (bounded by half_open_requests), marking the request a trial.
+ */
+function usableFor(r: NginxHTTPRequest, d: NgxSharedDict<number>, u: string, uc: UpstreamConf, now: number): { peek: (i: number) => boolean; take: (i: number) => boolean } {
+  const peek = function (i: number): boolean {
     const s = peerState(d, u, uc, i, now);
     if (s === 'up') {
       return true;
@@ -370,17 +374,28 @@ function usableFor(r: NginxHTTPRequest, d: NgxSharedDict<number>, u: string, uc:
       return false;
     }
     const b = uc.breaker as BreakerConf;
-    if (d.incr(key('bt', u, i), 1, 0) <= b.halfOpen) {
-      d.set(key('bq', u, i), now);
-      r.variables.gw_health_trial = 'T';
+    if (get(d, key('bt', u, i)) < b.halfOpen) {
       return true;
     }
     // trials that never reported (a client gone, a reload) free their places after open_for
     if (now - get(d, key('bq', u, i)) > b.openMs) {
       d.set(key('bt', u, i), 0);
+      return true;
     }
     return false;
   };
+  const take = function (i: number): boolean {
+    if (peerState(d, u, uc, i, now) !== 'half_open') {
+      return true;
+    }
+    if (d.incr(key('bt', u, i), 1, 0) <= (uc.breaker as BreakerConf).halfOpen) {
+      d.set(key('bq', u, i), now);
+      r.variables.gw_health_trial = 'T';
+      return true;
+    }
+    return false; // another worker took the last place meanwhile
+  };
+  return { peek: peek, take: take };
 }
 
 export function steerPeer(r: NginxHTTPRequest): string {
@@ -397,7 +412,10 @@ export function steerPeer(r: NginxHTTPRequest): string {
   if (uc.balance === 'consistent_hash') {
     const raw = r.rawVariables[uc.hashVar];
     const bytes = raw ? raw : Buffer.from('');
-    i = ringPick(uc.ring, uc.owners, uc.addresses.length, crc32(c.crc, bytes), usable);
+    // ring order: the first server that may take it (and, half-open, gets its trial place)
+    i = ringPick(uc.ring, uc.owners, uc.addresses.length, crc32(c.crc, bytes), function (j: number): boolean {
+      return usable.peek(j) && usable.take(j);
+    });
   } else {
     // the configured servers, then the active runtime servers (serving this request's model)
     const rt = runtimeServers(u);
@@ -410,15 +428,28 @@ export function steerPeer(r: NginxHTTPRequest): string {
       weights.push(rt[j].weight);
     }
     const model = rt.length ? r.variables.gw_model || '' : '';
+    const lost: { [j: number]: number } = {};
     const all = function (j: number): boolean {
+      if (lost[j] === 1) {
+        return false;
+      }
       if (j < n) {
-        return usable(j);
+        return usable.peek(j);
       }
       const e = rt[j - n];
       return runtimeState(d, u, uc, e) === 'up' && (e.models.length === 0 || indexIn(e.models, model) >= 0);
     };
     const turn = uc.balance === 'ip_hash' ? crc32(c.crc, Buffer.from(r.variables.remote_addr || '')) : d.incr('rr|' + u, 1, 0);
-    i = weightedPick(weights, turn, all);
+    // pick among the servers that may take it; a half-open pick whose trial place went to
+    // another worker meanwhile is dropped and the pick repeated
+    for (let tries = 0; tries <= n; tries++) {
+      i = weightedPick(weights, turn, all);
+      if (i < 0 || i >= n || usable.take(i)) {
+        break;
+      }
+      lost[i] = 1;
+      i = -1;
+    }
     if (i >= n) {
       return rt[i - n].address; // proxy_pass http://<address>: no upstream block, no keepalive
     }
@@ -1114,7 +1145,7 @@ export function healthMetricLines(now: number): string[] {
     return [];
   }
   const d = dict();
-  const states = ['up', 'down', 'open', 'half_open', 'disabled'];
+  const states = ['up', 'down', 'open', 'half_open', 'draining', 'disabled'];
   const out: string[] = [];
   out.push('# HELP gatewayctl_upstream_peer_state Server state by upstream and server (1 for the current state).');
   out.push('# TYPE gatewayctl_upstream_peer_state gauge');

@@ -17,7 +17,7 @@ import { startEchoUpstream, startFixedStatusUpstream, type EchoUpstream, type Fi
 const FAILURES = 3;
 const OPEN_MS = 3000;
 
-const yaml = (port: number, status: number, bad: string, good: string) => `
+const yaml = (port: number, status: number, bad: string, good: string, bad2: string) => `
 version: 1
 global:
   worker_processes: 2
@@ -32,6 +32,9 @@ upstreams:
     circuit_breaker: { failures: ${FAILURES}, window: 30s, open_for: ${OPEN_MS}ms, half_open_requests: 1 }
   pool:
     servers: ["${good}"]
+  duo:
+    servers: ["${bad2}", "${good}"]
+    circuit_breaker: { failures: 2, window: 30s, open_for: 2s }
 models:
   - { id: small, upstream: pool }
   - { id: big, upstream: single }
@@ -40,6 +43,9 @@ routes:
     match: { prefix: /one/ }
     upstream: single
     strip_prefix: true
+  - name: duo
+    match: { prefix: /duo/ }
+    upstream: duo
   - name: chat
     match: { exact: /v1/chat/completions }
     models: route
@@ -51,6 +57,7 @@ cluster_status: { listener: public }
 `;
 
 let bad: FixedStatusUpstream;
+let bad2: FixedStatusUpstream;
 let good: EchoUpstream;
 let g: BuiltGateway;
 let port: number;
@@ -73,11 +80,12 @@ const chat = (model: string) => send({ port, method: 'POST', path: '/v1/chat/com
 
 beforeAll(async () => {
   bad = await startFixedStatusUpstream('bad', 502);
+  bad2 = await startFixedStatusUpstream('bad2', 503);
   good = await startEchoUpstream({ id: 'good' });
   [port, statusPort] = await freePorts(2);
   work = await mkdtemp(path.join(tmpdir(), 'gatewayctl-breaker-'));
   const configPath = path.join(work, 'gateway.yaml');
-  const text = yaml(port, statusPort, bad.address, good.address);
+  const text = yaml(port, statusPort, bad.address, good.address, bad2.address);
   await writeFile(configPath, text);
   g = await buildAndStart({ configPath, env: {}, ports: [port, statusPort], text });
 });
@@ -86,6 +94,7 @@ afterAll(async () => {
   await g?.stop();
   await stopAllGateways();
   await bad?.close().catch(() => undefined);
+  await bad2?.close().catch(() => undefined);
   await good?.close().catch(() => undefined);
   await rm(work, { recursive: true, force: true });
 });
@@ -134,7 +143,10 @@ describe('circuit breaker on a single-server upstream', () => {
       expect(cs.json).toMatchObject({
         object: 'cluster.status',
         status: 'degraded',
-        upstreams: [{ name: 'single', status: 'down', servers: { up: 0, total: 1 } }],
+        upstreams: [
+          { name: 'single', status: 'down', servers: { up: 0, total: 1 } },
+          { name: 'duo', status: 'ok', servers: { up: 2, total: 2 } },
+        ],
         models: [
           { id: 'small', status: 'available' },
           { id: 'big', status: 'unavailable' },
@@ -146,6 +158,7 @@ describe('circuit breaker on a single-server upstream', () => {
       expect(m).toContain(`gatewayctl_upstream_peer_state{upstream="single",peer="${bad.address}",state="open"} 1`);
       expect(m).toContain(`gatewayctl_upstream_peer_transitions_total{upstream="single",peer="${bad.address}",to="open"} 1`);
       expect(m).not.toContain('upstream="pool",peer='); // no health check nor breaker: no state
+      expect(m).toContain(`gatewayctl_upstream_peer_state{upstream="duo",peer="${bad2.address}",state="up"} 1`);
 
       // a reload keeps the state (the shared dict and the flag files stay)
       await g.gw.reload();
@@ -185,4 +198,20 @@ describe('circuit breaker on a single-server upstream', () => {
       }
     });
   }, 20_000);
+
+  it('two servers: the open one is skipped, and once half-open its trial goes out with the next requests (a pick elsewhere does not use up its place)', async () => {
+    await withErrorLog(g.gw, async () => {
+      const statuses: number[] = [];
+      while (bad2.hits < 2) statuses.push((await send({ port, path: '/duo/x' })).status);
+      await waitUntil(() => /upstream duo server 127\.0\.0\.1:\d+: open/.test(g.gw.errorLog()), 2000, 'the breaker to open');
+      await sleep(1100);
+      const hits = bad2.hits;
+      for (let i = 0; i < 10; i++) expect((await send({ port, path: '/duo/x' })).status).toBe(200);
+      expect(bad2.hits).toBe(hits); // open: skipped
+      await waitUntil(() => /upstream duo server 127\.0\.0\.1:\d+: half_open/.test(g.gw.errorLog()), 4000, 'half-open');
+      for (let i = 0; i < 6; i++) await send({ port, path: '/duo/x' });
+      expect(bad2.hits).toBe(hits + 1); // exactly one trial, among the first requests
+      expect(g.gw.errorLog()).toMatch(/upstream duo server 127\.0\.0\.1:\d+: open \(a half-open trial failed\)/);
+    });
+  });
 });
