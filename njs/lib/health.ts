@@ -121,6 +121,14 @@ export function peerState(d: NgxSharedDict<number>, u: string, uc: UpstreamConf,
   return 'up';
 }
 
+/** The breaker's own state (whatever the health check says): closed, open or half_open. */
+function breakerState(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, i: number | string, now: number): string {
+  if (uc.breaker === null || get(d, key('bs', u, i)) !== 1) {
+    return 'closed';
+  }
+  return now >= get(d, key('bo', u, i)) + uc.breaker.openMs ? 'half_open' : 'open';
+}
+
 function allUp(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, now: number): boolean {
   if (runtimeServers(u).length > 0) {
     return false; // nginx's upstream block does not know them: njs picks while they exist
@@ -331,6 +339,14 @@ export function healthSync(): void {
           transition(d, u, uc, i, 'half_open', 'open for ' + uc.breaker.openMs / 1000 + 's, trials allowed');
         }
       }
+      const rt = runtimeServers(u);
+      for (let j = 0; j < rt.length; j++) {
+        const id = '@' + rt[j].address;
+        if (runtimeState(d, u, uc, rt[j], now) === 'half_open' && get(d, key('bh', u, id)) !== 1) {
+          d.set(key('bh', u, id), 1);
+          transition(d, u, uc, id, 'half_open', 'open for ' + uc.breaker.openMs / 1000 + 's, trials allowed');
+        }
+      }
     }
     syncFlag(u, now);
   }
@@ -364,9 +380,17 @@ export function retryAfter(d: NgxSharedDict<number>, u: string, uc: UpstreamConf
  * with a trial place left counts); `take` is asked for the server actually picked and takes
  * the trial place (bounded by half_open_requests), marking the request a trial.
  */
-function usableFor(r: NginxHTTPRequest, d: NgxSharedDict<number>, u: string, uc: UpstreamConf, now: number): { peek: (i: number) => boolean; take: (i: number) => boolean } {
+function usableFor(
+  r: NginxHTTPRequest,
+  d: NgxSharedDict<number>,
+  u: string,
+  uc: UpstreamConf,
+  now: number,
+  stateOf: (i: number) => string,
+  idOf: (i: number) => number | string,
+): { peek: (i: number) => boolean; take: (i: number) => boolean } {
   const peek = function (i: number): boolean {
-    const s = peerState(d, u, uc, i, now);
+    const s = stateOf(i);
     if (s === 'up') {
       return true;
     }
@@ -374,22 +398,24 @@ function usableFor(r: NginxHTTPRequest, d: NgxSharedDict<number>, u: string, uc:
       return false;
     }
     const b = uc.breaker as BreakerConf;
-    if (get(d, key('bt', u, i)) < b.halfOpen) {
+    const id = idOf(i);
+    if (get(d, key('bt', u, id)) < b.halfOpen) {
       return true;
     }
     // trials that never reported (a client gone, a reload) free their places after open_for
-    if (now - get(d, key('bq', u, i)) > b.openMs) {
-      d.set(key('bt', u, i), 0);
+    if (now - get(d, key('bq', u, id)) > b.openMs) {
+      d.set(key('bt', u, id), 0);
       return true;
     }
     return false;
   };
   const take = function (i: number): boolean {
-    if (peerState(d, u, uc, i, now) !== 'half_open') {
+    if (stateOf(i) !== 'half_open') {
       return true;
     }
-    if (d.incr(key('bt', u, i), 1, 0) <= (uc.breaker as BreakerConf).halfOpen) {
-      d.set(key('bq', u, i), now);
+    const id = idOf(i);
+    if (d.incr(key('bt', u, id), 1, 0) <= (uc.breaker as BreakerConf).halfOpen) {
+      d.set(key('bq', u, id), now);
       r.variables.gw_health_trial = 'T';
       return true;
     }
@@ -407,7 +433,22 @@ export function steerPeer(r: NginxHTTPRequest): string {
   }
   const d = dict();
   const now = Date.now();
-  const usable = usableFor(r, d, u, uc, now);
+  const n = uc.addresses.length;
+  // the configured servers (0 … n-1), then the runtime ones (not on consistent-hash upstreams)
+  const rt = uc.balance === 'consistent_hash' ? [] : runtimeServers(u);
+  const usable = usableFor(
+    r,
+    d,
+    u,
+    uc,
+    now,
+    function (j: number): string {
+      return j < n ? peerState(d, u, uc, j, now) : runtimeState(d, u, uc, rt[j - n], now);
+    },
+    function (j: number): number | string {
+      return j < n ? j : '@' + rt[j - n].address;
+    },
+  );
   let i = -1;
   if (uc.balance === 'consistent_hash') {
     const raw = r.rawVariables[uc.hashVar];
@@ -417,9 +458,7 @@ export function steerPeer(r: NginxHTTPRequest): string {
       return usable.peek(j) && usable.take(j);
     });
   } else {
-    // the configured servers, then the active runtime servers (serving this request's model)
-    const rt = runtimeServers(u);
-    const n = uc.addresses.length;
+    // the configured servers, then the runtime servers serving this request's model
     const weights: number[] = [];
     for (let j = 0; j < n; j++) {
       weights.push(uc.weights[j]);
@@ -433,18 +472,17 @@ export function steerPeer(r: NginxHTTPRequest): string {
       if (lost[j] === 1) {
         return false;
       }
-      if (j < n) {
-        return usable.peek(j);
+      if (j >= n && rt[j - n].models.length > 0 && indexIn(rt[j - n].models, model) < 0) {
+        return false;
       }
-      const e = rt[j - n];
-      return runtimeState(d, u, uc, e) === 'up' && (e.models.length === 0 || indexIn(e.models, model) >= 0);
+      return usable.peek(j);
     };
     const turn = uc.balance === 'ip_hash' ? crc32(c.crc, Buffer.from(r.variables.remote_addr || '')) : d.incr('rr|' + u, 1, 0);
     // pick among the servers that may take it; a half-open pick whose trial place went to
     // another worker meanwhile is dropped and the pick repeated
     for (let tries = 0; tries <= n; tries++) {
       i = weightedPick(weights, turn, all);
-      if (i < 0 || i >= n || usable.take(i)) {
+      if (i < 0 || usable.take(i)) {
         break;
       }
       lost[i] = 1;
@@ -476,11 +514,18 @@ export interface RuntimeServer {
 const RUNTIME_ZONE = 'gw_state_s';
 
 /** 'up', 'draining' or 'down' (its health check took it out) */
-export function runtimeState(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, e: RuntimeServer): string {
+export function runtimeState(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, e: RuntimeServer, now: number): string {
   if (e.state !== 'active') {
     return 'draining';
   }
-  return uc.health !== null && get(d, key('hd', u, '@' + e.address)) === 1 ? 'down' : 'up';
+  const id = '@' + e.address;
+  if (uc.health !== null && get(d, key('hd', u, id)) === 1) {
+    return 'down';
+  }
+  if (uc.breaker !== null && get(d, key('bs', u, id)) === 1) {
+    return now >= get(d, key('bo', u, id)) + uc.breaker.openMs ? 'half_open' : 'open';
+  }
+  return 'up';
 }
 
 function runtimeDict(): NgxSharedDict<string> | null {
@@ -651,7 +696,7 @@ function serverList(u: string, uc: UpstreamConf, now: number): unknown[] {
   }
   const rt = runtimeServers(u);
   for (let j = 0; j < rt.length; j++) {
-    out.push({ address: rt[j].address, weight: rt[j].weight, state: runtimeState(d, u, uc, rt[j]), runtime: true, models: rt[j].models, added_at: rt[j].added_at });
+    out.push({ address: rt[j].address, weight: rt[j].weight, state: runtimeState(d, u, uc, rt[j], now), runtime: true, models: rt[j].models, added_at: rt[j].added_at });
   }
   return out;
 }
@@ -734,7 +779,7 @@ export function healthAdmin(r: NginxHTTPRequest): void {
       return;
     }
     sv.added_at = new Date(now).toISOString();
-    const kinds = ['hd', 'ok', 'ko', 'pt', 'pe', 'pc', 'pl'];
+    const kinds = ['hd', 'ok', 'ko', 'pt', 'pe', 'pc', 'pl', 'bs', 'bo', 'bf', 'bw', 'bt', 'bq', 'bh'];
     for (let k = 0; k < kinds.length; k++) {
       d.delete(key(kinds[k], u, '@' + sv.address)); // a server added again starts afresh
     }
@@ -808,7 +853,7 @@ function serverIndex(c: HealthConf, host: string, addr: string): { u: string; i:
 }
 
 /** Count one try of a proxied request for the breaker of its server. */
-export function recordTry(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, i: number, failed: boolean, trial: boolean, now: number): void {
+export function recordTry(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, i: number | string, failed: boolean, trial: boolean, now: number): void {
   const b = uc.breaker;
   if (b === null) {
     return;
@@ -866,8 +911,18 @@ export function healthRecord(r: NginxHTTPRequest): void {
       host = ru === '' ? r.variables.gw_model_upstream || '' : ru;
     }
   }
+  const steered = r.variables.gw_steer_upstream || '';
   for (let t = 0; t < tries.length; t++) {
-    const at = serverIndex(c, host, tries[t].addr);
+    let at: { u: string; i: number | string } | null = serverIndex(c, host, tries[t].addr);
+    if (at === null && steered !== '' && c.upstreams[steered]) {
+      // a runtime server (only steer locations reach them)
+      const rt = runtimeServers(steered);
+      for (let j = 0; j < rt.length && at === null; j++) {
+        if (rt[j].address === tries[t].addr) {
+          at = { u: steered, i: '@' + rt[j].address };
+        }
+      }
+    }
     if (at === null) {
       continue;
     }
@@ -936,10 +991,10 @@ export function upstreamsStatus(now: number): unknown[] {
           uc.breaker === null
             ? null
             : {
-                state: s === 'open' || s === 'half_open' ? s : 'closed',
+                state: breakerState(d, u, uc, i, now),
                 failures_in_window: get(d, key('bf', u, i)),
                 opened_at: get(d, key('bs', u, i)) === 1 ? new Date(get(d, key('bo', u, i))).toISOString() : null,
-                retry_after_s: s === 'open' ? Math.max(1, Math.ceil((get(d, key('bo', u, i)) + uc.breaker.openMs - now) / 1000)) : null,
+                retry_after_s: breakerState(d, u, uc, i, now) === 'open' ? Math.max(1, Math.ceil((get(d, key('bo', u, i)) + uc.breaker.openMs - now) / 1000)) : null,
               },
         in_flight: null,
         runtime: false,
@@ -948,7 +1003,7 @@ export function upstreamsStatus(now: number): unknown[] {
     const rt = runtimeServers(u);
     for (let j = 0; j < rt.length; j++) {
       total++;
-      const rs = runtimeState(d, u, uc, rt[j]);
+      const rs = runtimeState(d, u, uc, rt[j], now);
       if (rs === 'up') {
         usable++;
       }
@@ -967,7 +1022,15 @@ export function upstreamsStatus(now: number): unknown[] {
                 failures: get(d, key('ko', u, id)),
                 last_probe: rpt === 0 ? null : { at: new Date(rpt).toISOString(), result: probeResult(get(d, key('pe', u, id))), status: get(d, key('pc', u, id)) || null, latency_ms: get(d, key('pl', u, id)) },
               },
-        breaker: null,
+        breaker:
+          uc.breaker === null
+            ? null
+            : {
+                state: breakerState(d, u, uc, id, now),
+                failures_in_window: get(d, key('bf', u, id)),
+                opened_at: get(d, key('bs', u, id)) === 1 ? new Date(get(d, key('bo', u, id))).toISOString() : null,
+                retry_after_s: breakerState(d, u, uc, id, now) === 'open' ? Math.max(1, Math.ceil((get(d, key('bo', u, id)) + uc.breaker.openMs - now) / 1000)) : null,
+              },
         in_flight: null,
         runtime: true,
         models: rt[j].models,
@@ -1071,7 +1134,7 @@ export function upstreamAvailable(d: NgxSharedDict<number>, u: string, now: numb
   }
   const rt = runtimeServers(u);
   for (let j = 0; j < rt.length; j++) {
-    if (runtimeState(d, u, uc, rt[j]) === 'up') {
+    if (runtimeState(d, u, uc, rt[j], now) === 'up') {
       return true;
     }
   }

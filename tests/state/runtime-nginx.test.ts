@@ -35,7 +35,7 @@ upstreams:
   pool:
     servers: ["${a.address}"]
     circuit_breaker: { failures: 3 }
-    health_check: { path: /healthz, interval: 1s, timeout: 500ms, rise: 1, fall: 1 }
+    health_check: { path: /healthz, interval: 1s, timeout: 500ms, rise: 1, fall: 2 }
 admin_api:
   token: \${ADMIN_TOKEN}
 routes:
@@ -222,6 +222,29 @@ describe('runtime servers (admin API)', () => {
       } finally {
         await c.close().catch(() => undefined);
         await admin('DELETE', `/pool/servers/${c.address}`);
+      }
+    });
+  });
+
+  it('a runtime server has a breaker too: its failures open it and it is skipped', async () => {
+    await withErrorLog(gw, async () => {
+      const { startFixedStatusUpstream } = await import('../support/upstreams.ts');
+      const failing = await startFixedStatusUpstream('failing', 502);
+      try {
+        expect((await admin('POST', '/pool/servers', { address: failing.address })).status).toBe(201);
+        // round robin over a and the failing one: its 502s reach the client until the breaker opens
+        for (let i = 0; i < 12 && !/\(runtime\): open \(3 failures/.test(gw.errorLog()); i++) await send({ port, path: '/api/x' });
+        await waitUntil(() => /upstream pool server 127\.0\.0\.1:\d+ \(runtime\): open \(3 failures within 10s\)/.test(gw.errorLog()), 2000, 'the runtime breaker to open');
+        const hits = failing.hits;
+        for (let i = 0; i < 10; i++) expect((await send({ port, path: '/api/x' })).status).toBe(200);
+        expect(failing.hits).toBe(hits);
+        const st = (await send({ port: statusPort, path: '/admin/status' })).json as { upstreams: { peers: { address: string; state: string; breaker: { state: string } | null }[] }[] };
+        const peer = st.upstreams[0].peers.find((p) => p.address === failing.address)!;
+        expect(peer.breaker!.state).toBe('open');
+        expect(['open', 'down']).toContain(peer.state); // its probes (/healthz answers 502 too) may have taken it out as well
+      } finally {
+        await admin('DELETE', `/pool/servers/${failing.address}`);
+        await failing.close();
       }
     });
   });
