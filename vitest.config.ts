@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config';
 // and the suites that run gateway builds through real nginx again on the newest
 // (.runtime-next/: Debian unstable's nginx 1.30 + njs 1.0), so every bundle is proven on both.
 const NEXT_NGINX = path.resolve('.runtime-next/bin/nginx');
-const ON_BOTH = ['tests/golden.test.ts', 'tests/metrics/**/*.test.ts', 'tests/auth/**/*.test.ts', 'tests/njs/**/*.test.ts', 'tests/routing/**/*.test.ts', 'tests/integration/**/*.test.ts'];
+const ON_BOTH = ['tests/golden.test.ts', 'tests/metrics/**/*.test.ts', 'tests/state/**/*.test.ts', 'tests/auth/**/*.test.ts', 'tests/njs/**/*.test.ts', 'tests/routing/**/*.test.ts', 'tests/integration/**/*.test.ts'];
 
 export default defineConfig({
   test: {

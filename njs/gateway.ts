@@ -5,5 +5,20 @@ import { route } from './lib/routing.ts';
 import { bodyDigest } from './lib/cache.ts';
 import { metricsExport, metricsLog } from './lib/metrics.ts';
 import { llmBody } from './lib/llm.ts';
+import { healthAnswer, healthLog, healthPeriodic, steerPeer } from './lib/health.ts';
 
-export default { apiKey: apiKey, jwt: jwt, jwtCached: jwtCached, jwtSync: jwtSync, route: route, bodyDigest: bodyDigest, metricsLog: metricsLog, metricsExport: metricsExport, llmBody: llmBody };
+export default {
+  apiKey: apiKey,
+  jwt: jwt,
+  jwtCached: jwtCached,
+  jwtSync: jwtSync,
+  route: route,
+  bodyDigest: bodyDigest,
+  metricsLog: metricsLog,
+  metricsExport: metricsExport,
+  llmBody: llmBody,
+  steerPeer: steerPeer,
+  healthLog: healthLog,
+  healthPeriodic: healthPeriodic,
+  healthAnswer: healthAnswer,
+};

@@ -295,6 +295,38 @@ program
   .addHelpText('after', await help('top'))
   .action(wrap(async (o) => (await cmd('top')).run(o)));
 
+program
+  .command('status')
+  .description('upstreams, servers, health checks and circuit breakers of the running gateway (/admin/status)')
+  .addOption(configOpt())
+  .option('--url <url>', 'the status endpoint (default: http://<global.status.listen>/admin/status)')
+  .option('--json', 'machine-readable output')
+  .addHelpText('after', await help('status'))
+  .action(wrap(async (o) => (await cmd('status')).run(o)));
+
+const servers = program.command('servers').description('upstream servers at runtime through the admin API (admin_api:): add, drain, remove, list');
+for (const action of ['add', 'drain', 'remove', 'list'] as const) {
+  const c = servers
+    .command(action)
+    .description(
+      action === 'add'
+        ? 'add a server to an upstream, effective on the next request'
+        : action === 'drain'
+          ? 'stop sending new requests to a server'
+          : action === 'remove'
+            ? 'remove a server added at runtime'
+            : 'list an upstream\'s servers (gateway.yaml and runtime)',
+    )
+    .addOption(configOpt())
+    .requiredOption('--upstream <name>', 'the upstream')
+    .option('--url <url>', 'the status listener (default: http://<global.status.listen>)')
+    .option('--token-env <name>', 'environment variable holding the admin token', 'GATEWAY_ADMIN_TOKEN')
+    .option('--json', 'machine-readable output');
+  if (action !== 'list') c.requiredOption('--address <host:port>', 'the server (IP address and port)');
+  if (action === 'add') c.option('--weight <n>', 'weight (default 1)').option('--models <id...>', 'models it serves (default: every model of the upstream)');
+  c.addHelpText('after', await help('servers')).action(wrap(async (o) => (await cmd('servers')).run(action, o)));
+}
+
 try {
   await program.parseAsync(process.argv);
 } catch (e) {

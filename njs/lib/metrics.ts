@@ -43,6 +43,8 @@ interface RouteConf {
   llm: number; // 1: an LLM route (the body filter of njs/lib/llm.ts runs there)
 }
 
+import { healthMetricLines, healthRecordIfFailed } from './health.ts';
+
 interface MetricsConf {
   buckets: number[];
   maxSeries: number;
@@ -292,6 +294,8 @@ export function metricsLog(r: NginxHTTPRequest): string {
       // the dict is full: nothing can be counted
     }
   }
+  // the circuit breakers' log-phase work rides in this call (one njs call per phase)
+  healthRecordIfFailed(r);
   return '';
 }
 
@@ -485,6 +489,10 @@ export function metricsExport(r: NginxHTTPRequest): void {
   family(out, 'gatewayctl_metrics_series_limit', 'gauge', 'The series budget (metrics.max_series).', ['gatewayctl_metrics_series_limit ' + c.maxSeries]);
   family(out, 'gatewayctl_metrics_overflow_total', 'counter', 'Requests whose new label set did not fit the series budget.', ['gatewayctl_metrics_overflow_total ' + overflow]);
   family(out, 'gatewayctl_metrics_errors_total', 'counter', 'Requests the metrics handler could not count (e.g. the dict is full).', ['gatewayctl_metrics_errors_total ' + errors]);
+  const health = healthMetricLines(Date.now()); // upstream server states (src/features/health)
+  for (let i = 0; i < health.length; i++) {
+    out.push(health[i]);
+  }
   r.headersOut['Content-Type'] = 'text/plain; version=0.0.4; charset=utf-8';
   r.return(200, out.join('\n') + '\n');
 }

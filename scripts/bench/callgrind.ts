@@ -14,7 +14,7 @@ import { buildProduct, hsToken, productYaml, writeCredentials } from './product.
 import { backendConf, baselineConf, referenceConf } from './reference.ts';
 
 // the product route of each scenario path (scripts/bench/product.ts)
-const ROUTE_OF: Record<string, string> = { '/plain': 'plain', '/traffic': 'traffic', '/apikey': 'apikey', '/hs': 'hs', '/es': 'es', '/body': 'body', '/v1/chat/completions': 'model' };
+const ROUTE_OF: Record<string, string> = { '/plain': 'plain', '/traffic': 'traffic', '/checked': 'checked', '/steered': 'steered', '/apikey': 'apikey', '/hs': 'hs', '/es': 'es', '/body': 'body', '/v1/chat/completions': 'model' };
 const root = path.resolve(import.meta.dirname, '../..');
 
 export interface InstructionRow {
@@ -145,7 +145,8 @@ export async function countInstructions(opts: InstructionOptions): Promise<{ row
     const ref = referenceConf(refPort, backA);
     const reference = await startRawNginx(ref.conf, [refPort], { files: ref.files, ...slow });
     const creds = await writeCredentials(work);
-    const yaml = productYaml(gwPort, [backA, backB], { metrics: opts.metrics });
+    const health = { status: await freePort(), dead: await freePort() };
+    const yaml = productYaml(gwPort, [backA, backB], { metrics: opts.metrics, health });
     await writeFile(path.join(work, 'gateway.yaml'), yaml);
     const product = await startGateway({ distDir: buildProduct(work, yaml), ports: [gwPort], ...slow });
     const targets = { baseline: { gw: baseline, port: basePort }, reference: { gw: reference, port: refPort }, product: { gw: product, port: gwPort } };
@@ -156,7 +157,7 @@ export async function countInstructions(opts: InstructionOptions): Promise<{ row
       mkdirSync(dir);
       await writeCredentialsLike(work, dir);
       const port = await freePort();
-      const text = productYaml(port, [backA, backB], { routes: [route], metrics: opts.metrics });
+      const text = productYaml(port, [backA, backB], { routes: [route], metrics: opts.metrics, health: { status: await freePort(), dead: health.dead } });
       await writeFile(path.join(dir, 'gateway.yaml'), text);
       return { gw: await startGateway({ distDir: buildProduct(dir, text), ports: [port], ...slow }), port };
     };

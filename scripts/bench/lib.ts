@@ -45,6 +45,8 @@ export const SCENARIOS: Scenario[] = [
   { name: 'gw_jwt_es256_first', label: 'gatewayctl: JWT ES256 + per-client limit, each token new', target: 'product', freshTokens: true, shape: (c) => ({ method: 'GET', path: '/es', header: ['Authorization', 'Bearer -'] }) },
   { name: 'gw_model', label: 'gatewayctl: model routing (POST)', target: 'product', shape: () => ({ method: 'POST', path: '/v1/chat/completions', header: NO_CRED }) },
   { name: 'gw_body_hash', label: 'gatewayctl: consistent hash on a body field (POST)', target: 'product', shape: () => ({ method: 'POST', path: '/body', header: NO_CRED }) },
+  { name: 'gw_health', label: 'gatewayctl: plain route, health check + breaker, all up', target: 'product', shape: () => ({ method: 'GET', path: '/checked', header: NO_CRED }) },
+  { name: 'gw_health_steered', label: 'gatewayctl: plain route, one of two servers down (steered)', target: 'product', shape: () => ({ method: 'GET', path: '/steered', header: NO_CRED }) },
 ];
 
 export interface BenchOptions {
@@ -169,7 +171,8 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
     const reference = await startRawNginx(ref.conf, [refPort], { files: ref.files });
     started.push(reference);
     const creds = await writeCredentials(work);
-    const yaml = productYaml(gwPort, [backA, backB], { jwtCache: !opts.noJwtCache, metrics: opts.metrics });
+    const health = { status: await freePort(), dead: await freePort() };
+    const yaml = productYaml(gwPort, [backA, backB], { jwtCache: !opts.noJwtCache, metrics: opts.metrics, health });
     await writeFile(path.join(work, 'gateway.yaml'), yaml);
     const dist = buildProduct(work, yaml);
     const product = await startGateway({ distDir: dist, ports: [gwPort] });

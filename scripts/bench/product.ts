@@ -16,13 +16,15 @@ const RATE = '100000r/s';
  * saves); `routes` keeps only the `plain` route and these (a gateway doing one thing: its njs
  * module then holds only the handlers that route calls); `metrics: true` adds `metrics:`
  * (served on the public listener: the bench has no status listener) to measure what the
- * metrics log call costs every route.
+ * metrics log call costs every route; `health` adds the state-plane routes: a status listener
+ * (probes run there) and a port nobody listens on.
  */
-export function productYaml(gw: number, backends: [number, number], opts: { jwtCache?: boolean; routes?: string[]; metrics?: boolean } = {}): string {
+export function productYaml(gw: number, backends: [number, number], opts: { jwtCache?: boolean; routes?: string[]; metrics?: boolean; health?: { status: number; dead: number } } = {}): string {
   const [a, b] = backends;
+  const h = opts.health;
   // with `routes`: only those routes, the upstreams they use and the model catalogue if kept
   const kept = opts.routes ? ['plain', ...opts.routes] : null;
-  const uses: Record<string, string[]> = { rr: ['plain', 'hs', 'es', 'traffic'], rr_b: ['traffic'], by_client: ['apikey'], by_body: ['body', 'model'] };
+  const uses: Record<string, string[]> = { rr: ['plain', 'hs', 'es', 'traffic'], rr_b: ['traffic'], by_client: ['apikey'], by_body: ['body', 'model'], checked: ['checked'], steered: ['steered'] };
   let section = '';
   let route = '';
   const keep = (line: string) => {
@@ -43,7 +45,7 @@ export function productYaml(gw: number, backends: [number, number], opts: { jwtC
 version: 1
 global:
   worker_processes: 1
-  status: false
+  status: ${h ? `{ listen: "127.0.0.1:${h.status}" }` : 'false'}
   access_log: false
 listeners:
   - { name: public, address: 127.0.0.1, port: ${gw} }
@@ -52,7 +54,9 @@ upstreams:
   rr_b: { servers: ["127.0.0.1:${b}"], keepalive: 32 }
   by_client: { balance: consistent_hash, hash_key: client_id, servers: ["127.0.0.1:${a}", "127.0.0.1:${b}"], keepalive: 32 }
   by_body: { balance: consistent_hash, hash_key: { body_field: user }, servers: ["127.0.0.1:${a}", "127.0.0.1:${b}"], keepalive: 32 }
-models:
+${h ? `  checked: { servers: ["127.0.0.1:${a}", "127.0.0.1:${b}"], keepalive: 32, health_check: { path: /, interval: 1s, timeout: 500ms }, circuit_breaker: {} }
+  steered: { servers: ["127.0.0.1:${a}", "127.0.0.1:${h.dead}"], keepalive: 32, health_check: { path: /, interval: 1s, timeout: 500ms, fall: 1 }, circuit_breaker: {} }
+` : ''}models:
   - { id: gpt-4o, upstream: by_body }
 limits:
   rate:
@@ -68,7 +72,9 @@ routes:
   - { name: es, match: { exact: /es }, upstream: rr, auth: { methods: [jwt], jwt_provider: es }, rate_limits: [per_client] }
   - { name: body, match: { exact: /body, methods: [POST] }, upstream: by_body }
   - { name: model, match: { exact: /v1/chat/completions, methods: [POST] }, models: route }
-auth:
+${h ? `  - { name: checked, match: { exact: /checked }, upstream: checked }
+  - { name: steered, match: { exact: /steered }, upstream: steered, retries: { tries: 2 } }
+` : ''}auth:
   api_keys: { file: keys.yaml }
   identity_headers: { claims: false }
   failure_log: false

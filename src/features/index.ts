@@ -23,6 +23,7 @@ import { proxyFeature } from './proxy/index.ts';
 import { cacheFeature } from './cache/index.ts';
 import { metricsFeature } from './metrics/index.ts';
 import { kubernetesFeature } from './kubernetes/index.ts';
+import { healthFeature } from './health/index.ts';
 
 export const FEATURES: readonly Feature[] = [
   headersFeature,
@@ -39,6 +40,7 @@ export const FEATURES: readonly Feature[] = [
   trafficFeature,
   proxyFeature,
   cacheFeature,
+  healthFeature,
   metricsFeature,
   kubernetesFeature,
 ];

@@ -174,6 +174,8 @@ export function normalize(input: NormalizeInput, features: readonly Feature[]): 
         };
       }),
       keepalive,
+      healthCheck: null, // the health feature fills these
+      circuitBreaker: null,
       at: at(p),
     } satisfies Upstream;
   });
@@ -302,6 +304,8 @@ export function normalize(input: NormalizeInput, features: readonly Feature[]): 
     metrics: null, // the metrics feature's (Feature.normalize)
     fleet: null, // the fleet feature's
     kubernetes: null, // the kubernetes feature's
+    clusterStatus: null, // the health feature's
+    adminApi: null, // the health feature's
   };
   model.global.workerShutdownTimeout = typeof g.worker_shutdown_timeout === 'string' ? g.worker_shutdown_timeout : defaultShutdownTimeout(routes);
   for (const f of features) f.normalize?.(v, model, { at, baseDir: input.baseDir });

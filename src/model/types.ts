@@ -31,6 +31,22 @@ export interface GatewayModel {
   metrics: MetricsSettings | null; // Prometheus metrics (the metrics feature); null = off
   fleet: FleetSettings | null; // replicas serving this config and what limits mean across them (the fleet feature); null = one instance
   kubernetes: KubernetesSettings | null; // the Kubernetes target's settings (the kubernetes feature); null = its defaults
+  clusterStatus: ClusterStatusSettings | null; // public upstream status route (the health feature); null = off
+  adminApi: AdminApiSettings | null; // runtime servers through the status listener (the health feature); null = off
+}
+
+/** `admin_api:` — add, drain, remove and list upstream servers at runtime (status listener). */
+export interface AdminApiSettings {
+  tokenSha256: string; // hex SHA-256 of the bearer token (the token itself is never kept)
+  at: SourcePos;
+}
+
+/** `cluster_status:` — upstream and model availability as JSON on a listener of the user's choice. */
+export interface ClusterStatusSettings {
+  listener: string;
+  path: string;
+  allow: string[]; // CIDRs; empty = everyone
+  at: SourcePos;
 }
 
 /**
@@ -188,6 +204,33 @@ export interface Upstream {
   sticky: StickyCookie | null; // the routing feature's (`sticky:`)
   servers: UpstreamServer[];
   keepalive: { connections: number; timeout: Duration; requests: number } | null;
+  /** active health checks (the health feature); null = none */
+  healthCheck: HealthCheck | null;
+  /** circuit breaker per peer (the health feature); null = none */
+  circuitBreaker: CircuitBreaker | null;
+  at: SourcePos;
+}
+
+/** `health_check:` of an upstream — probed by one worker (js_periodic), state in a shared dict. */
+export interface HealthCheck {
+  path: string; // request path of the probe (GET)
+  intervalMs: number;
+  timeoutMs: number;
+  expectStatus: number[]; // the probe passes with one of these statuses
+  expectBody: string | null; // …and a body containing this text
+  expectModels: string[]; // …and a JSON body listing each of these ids in data[].id (/v1/models)
+  rise: number; // consecutive passes that bring a down peer back
+  fall: number; // consecutive failures that take an up peer down
+  at: SourcePos;
+}
+
+/** `circuit_breaker:` of an upstream. */
+export interface CircuitBreaker {
+  failures: number; // failures within `windowMs` that open a peer's breaker
+  windowMs: number;
+  openMs: number; // how long an open breaker refuses before half-open trials
+  halfOpenRequests: number; // trial requests a half-open breaker lets through
+  on: number[]; // upstream statuses counted as failures (connect errors: 502, timeouts: 504)
   at: SourcePos;
 }
 

@@ -77,18 +77,38 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
     blocks: [...(b.blocks ?? []), ...(p.needs.auth ? p.lateChecks : [])],
   });
 
+  // steering (health checks, circuit breakers): the location that proxies or answers checks
+  // last, after every other check, and jumps to the steer location, which repeats what a
+  // rewrite-phase jump skips (the access-phase and limit lines) like `continueIn`
+  const st = p.needs.steer;
+  const steered = (b: Block): Block => (st ? { ...b, lines: [...b.lines, ...st.lines], blocks: [...(b.blocks ?? []), st.check] } : b);
+  const steerLocations = (guards: Directive[], body: (proxyPass: Directive) => Directive[]): Block[] => {
+    if (!st) return [];
+    const content = st.answer ?? (st.proxyPass ? body(st.proxyPass) : null);
+    if (!content) throw new PlanError(`route ${p.route.name}: steering needs a proxy_pass or an answer`);
+    return [
+      { comment: `${label}: while a server of its upstream is unavailable (health check, circuit breaker)`, head: `location ${st.next}`, lines: [p.routeName, ...guards, ...st.head, ...content], blocks: st.blocks },
+      ...st.named,
+    ];
+  };
+
   if (p.content.kind === 'answer') {
-    const answer: Block = { head: `location ${p.content.name}`, lines: p.content.lines };
+    // a steered answer checks first: `return` runs in the rewrite phase in the order written,
+    // so the answer itself moves to `<name>_static`, reached with try_files after the check
+    const name = p.content.name;
+    const answer: Block = { head: `location ${name}`, lines: st ? [d('try_files', NO_FILE, `${name}_static`)] : p.content.lines };
     // try_files before error_page 418: the order wave 1 printed
-    location.lines = [...pre, ...s.errorPages, ...handOver(p.content.name).reverse()];
-    if (!p.needs.auth) return { location, named: [...p.errorLocations, answer] };
-    if (!s.clientLimits.length) return { location, named: [...p.errorLocations, continueIn(answer)] };
+    location.lines = [...pre, ...s.errorPages, ...handOver(name).reverse()];
+    const still: Block[] = st ? [{ head: `location ${name}_static`, lines: p.content.lines }] : [];
+    const steerLocs = steerLocations(p.needs.auth ? [...jumpGuards, ...s.clientLimits] : [], () => []);
+    if (!p.needs.auth) return { location, named: [...p.errorLocations, steered(answer), ...still, ...steerLocs] };
+    if (!s.clientLimits.length) return { location, named: [...p.errorLocations, steered(continueIn(answer)), ...still, ...steerLocs] };
     // limits keyed by the client run in the preaccess phase, and `return` answers in the rewrite
     // phase before it: this location applies them (with the route's error pages: 429 with
-    // Retry-After) and hands over to the one that answers
-    const answering = `${p.content.name}_answer`;
-    const limited = continueIn({ head: `location ${p.content.name}`, lines: [...s.clientLimits, ...s.errorPages, d('try_files', NO_FILE, answering)] });
-    return { location, named: [...p.errorLocations, limited, { head: `location ${answering}`, lines: [p.routeName, ...p.content.lines] }] };
+    // Retry-After) and hands over to the one that answers (and checks the steering)
+    const answering = `${name}_answer`;
+    const limited = continueIn({ head: `location ${name}`, lines: [...s.clientLimits, ...s.errorPages, d('try_files', NO_FILE, answering)] });
+    return { location, named: [...p.errorLocations, limited, steered({ head: `location ${answering}`, lines: [p.routeName, ...answer.lines] }), ...still, ...steerLocs] };
   }
 
   const proxying = (proxyPass: Directive): Directive[] => [
@@ -107,9 +127,11 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
   if (step) {
     const next: Block = { comment: `${label}: proxying after the njs body step`, head: `location ${step.next}`, lines: proxying(p.content.proxyPass) };
     const stepLines = [...s.routingKey, ...step.lines, ...s.responseHeaders, ...s.errorPages];
+    const proxied = steered(p.needs.auth ? continueIn(next) : next);
+    const rest = [...p.errorLocations, ...steerLocations(p.needs.auth ? jumpGuards : [], proxying)];
     if (!p.needs.eitherMethod) {
       location.lines = [...pre, ...stepLines, step.handler];
-      return { location, named: [p.needs.auth ? continueIn(next) : next, ...p.errorLocations] };
+      return { location, named: [proxied, ...rest] };
     }
     // An accepted API key (route accepting either credential) jumps out of the public location
     // in the rewrite phase, before its auth_request: a twin of the body step continues there
@@ -122,18 +144,21 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
       head: `location ${keyStep}`,
       lines: [p.routeName, ...jumpGuards, ...s.body, ...stepLines, step.handler],
     };
-    return { location, named: [twin, continueIn(next), ...p.errorLocations] };
+    return { location, named: [twin, proxied, ...rest] };
   }
 
   const handover = p.needs.authHandover;
   if (handover) {
     location.lines = [...pre, ...s.routingKey, ...s.responseHeaders, ...s.errorPages, ...handOver(handover.next)];
     const next = continueIn({ comment: `${label}: after authentication`, head: `location ${handover.next}`, lines: proxying(p.content.proxyPassNamed) });
-    return { location, named: [next, ...p.errorLocations] };
+    return { location, named: [steered(next), ...p.errorLocations, ...steerLocations(jumpGuards, proxying)] };
   }
 
   location.lines = [...pre, ...s.routingKey, ...proxying(p.content.proxyPass)];
-  return { location, named: [...p.errorLocations] };
+  const one = steered(location);
+  // the jump leaves in the rewrite phase: the steer location repeats access, auth, limits
+  // (the route's name is its first line already)
+  return { location: one, named: [...p.errorLocations, ...steerLocations([...s.access, ...s.auth, ...s.limits, ...s.body, ...s.routingKey], proxying)] };
 }
 
 /** A path that never exists: try_files falls through to its named location at once. */
@@ -178,7 +203,7 @@ export function planRoute(
     responseHeaders: [],
     content: null,
     proxyHost: null,
-    needs: { auth: r.auth !== null, authHandover: null, bodyStep: null, eitherMethod: false },
+    needs: { auth: r.auth !== null, authHandover: null, bodyStep: null, eitherMethod: false, steer: null },
   };
   ctx.slots.name.push(routeName);
   for (const f of features) if (f.listenerResponseHeaders) ctx.responseHeaders.push(...f.listenerResponseHeaders(l, m));

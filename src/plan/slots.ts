@@ -53,6 +53,29 @@ export interface BodyStep {
   handler: Directive; // js_content …
 }
 
+/**
+ * The route leaves nginx's balancer while a server of its upstream is unavailable: the
+ * location that proxies (or answers) runs `check` after every other check (a rewrite-phase
+ * `if` returning 418) and jumps to the named location `next`, which repeats what the jump
+ * skipped and continues with `head`, then the proxying slots with `proxyPass` (or `answer`
+ * for a gateway-made answer).
+ */
+export interface SteerNeed {
+  /** lines of the location the check runs in (error_page 418, the flag file's root, …) */
+  lines: Directive[];
+  check: Block;
+  next: string;
+  /** the steer location's own lines before the proxying slots */
+  head: Directive[];
+  blocks: Block[];
+  /** proxy_pass of the steer location (proxy content) */
+  proxyPass: Directive | null;
+  /** the steer location's answer (answer content) */
+  answer: Directive[] | null;
+  /** further named locations (the steer location's own error answers) */
+  named: Block[];
+}
+
 /** What the route needs from the layout, declared by the features that contributed. */
 export interface RouteNeeds {
   /** the route authenticates at all (any method) */
@@ -65,6 +88,8 @@ export interface RouteNeeds {
   /** an accepted credential jumps to the post-auth location (error_page 418): the API key of a
    *  route accepting either method, or a JWT found in the verified-token cache */
   eitherMethod: boolean;
+  /** the route is steered around unavailable servers (health checks, circuit breakers) */
+  steer?: SteerNeed | null;
 }
 
 export interface RoutePlan {

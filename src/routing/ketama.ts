@@ -15,7 +15,7 @@
 //   next point on the ring that belongs to another usable server.
 // Pure: no I/O.
 
-const CRC_TABLE: Uint32Array = (() => {
+export const CRC_TABLE: Uint32Array = (() => {
   const t = new Uint32Array(256);
   for (let n = 0; n < 256; n++) {
     let c = n;

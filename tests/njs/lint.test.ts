@@ -123,7 +123,7 @@ describe('bundleNjs', () => {
     // njs runs the module's top-level code in every request's VM clone: each top-level
     // function and each exported property costs every request that calls any handler
     // (scripts/bench/instructions.ts), so a handler's helpers are created only inside it
-    const all = ['apiKey', 'jwt', 'jwtCached', 'jwtSync', 'route', 'bodyDigest', 'metricsLog', 'metricsExport', 'llmBody'];
+    const all = ['apiKey', 'jwt', 'jwtCached', 'jwtSync', 'route', 'bodyDigest', 'metricsLog', 'metricsExport', 'llmBody', 'steerPeer', 'healthLog', 'healthPeriodic', 'healthAnswer'];
     const parts = bundleNjsParts(NJS_ENTRY, 'njs/gateway.js');
     expect(parts.handlers.map((h) => h.name)).toEqual(expect.arrayContaining(all));
     const code = assembleNjsModule(parts, null);

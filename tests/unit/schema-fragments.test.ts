@@ -25,7 +25,7 @@ const doc = (route: Record<string, unknown>) => ({
 describe('gatewaySchema(features)', () => {
   it('places each feature key where its fragment says, whichever feature registers first', () => {
     const s = gatewaySchema(FEATURES);
-    expect(Object.keys(s.properties as object)).toEqual(['version', 'include', 'global', 'tls', 'listeners', 'upstreams', 'limits', 'caches', 'models', 'auth', 'fleet', 'kubernetes', 'routes', 'metrics']);
+    expect(Object.keys(s.properties as object)).toEqual(['version', 'include', 'global', 'tls', 'listeners', 'upstreams', 'limits', 'caches', 'models', 'auth', 'fleet', 'kubernetes', 'routes', 'metrics', 'cluster_status', 'admin_api']);
     // cors (registered before cache) follows cache's key; auth (before routing) follows routing's
     expect(props(s, ROUTE).slice(-13)).toEqual(['max_body', 'rate_limits', 'conn_limits', 'cache', 'cors', 'access', 'set_headers', 'models', 'auth', 'metrics', 'response_headers', 'errors', 'unsafe_nginx_route']);
     expect(props(s, '/properties/listeners/items')).toContain('tls');

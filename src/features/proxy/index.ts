@@ -3,7 +3,7 @@
 // route no other feature answered.
 import type { Feature } from '../../core/feature.ts';
 import type { GatewayModel, Route } from '../../model/types.ts';
-import { d, type Block } from '../../plan/directive.ts';
+import { d, type Block, type Directive } from '../../plan/directive.ts';
 import { bare, ident, q, RenderError, settableHeader } from '../../plan/quote.ts';
 
 /**
@@ -28,7 +28,7 @@ export function stripPrefixMap(r: Route): Block | null {
  * a hand-over computes the upstream URI with this map instead (the result nginx's prefix
  * replacement gives). Prefixes without a trailing slash already use $gw_strip_<route>.
  */
-export function uriReplacementMap(r: Route): Block | null {
+export function uriReplacementMap(r: Route, variable = 'gw_upstream_uri_'): Block | null {
   if (r.match.path.kind !== 'prefix') return null;
   const p = r.match.path.value;
   const replace = r.rewrite.replacePath ?? (r.rewrite.stripPrefix && p.endsWith('/') ? '/' : null);
@@ -36,10 +36,27 @@ export function uriReplacementMap(r: Route): Block | null {
   const escaped = p.replace(/^\/+/, '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   return {
     comment: `upstream URI for route ${r.name} (proxied from a named location)`,
-    head: `map $request_uri $gw_upstream_uri_${ident(r.name)}`,
+    head: `map $request_uri $${variable}${ident(r.name)}`,
     origin: r.at,
     lines: [d('default', '$request_uri'), d(q(`~^/+${escaped}(.*)$`, 'regex'), q(`${replace}$1`, 'expr'))],
   };
+}
+
+/** The upstream URI of a route proxied through a variable host (the health feature's steer
+ *  location): its own copy of the replacement map, so it does not depend on auth's. */
+export const steerUriMap = (r: Route): Block | null => uriReplacementMap(r, 'gw_steer_uri_');
+
+/**
+ * proxy_pass to a host expression (e.g. `$gw_steer_peer`, a per-server upstream block picked
+ * by njs) with the URI this route sends upstream; a variable host keeps nginx from replacing
+ * the location prefix itself, so the URI comes from the strip or steer map.
+ */
+export function proxyPassVia(r: Route, host: string): Directive {
+  const id = ident(r.name);
+  if (r.rewrite.stripPrefix && stripPrefixMap(r)) return d('proxy_pass', `http://${host}$gw_strip_${id}`);
+  if (steerUriMap(r)) return d('proxy_pass', `http://${host}$gw_steer_uri_${id}`);
+  if (r.rewrite.replacePath) return d('proxy_pass', q(`http://${host}${r.rewrite.replacePath}`, 'expr'));
+  return d('proxy_pass', `http://${host}`);
 }
 
 function stripMaps(m: GatewayModel): Block[] {

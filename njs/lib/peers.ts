@@ -1,0 +1,150 @@
+// The pure parts of the upstream state plane (njs/lib/health.ts): nginx's consistent-hash
+// lookup with servers skipped, weighted picks, nginx's lists of upstream tries and the probe
+// verdict. No nginx objects, so src/ and the tests use them too; tests/state/health-unit
+// checks the lookup against src/routing/ketama.ts, the placement `gatewayctl route` explains.
+
+export interface HealthCheckConf {
+  path: string;
+  intervalMs: number;
+  timeoutMs: number;
+  expectStatus: number[];
+  expectBody: string | null;
+  expectModels: string[];
+  rise: number;
+  fall: number;
+}
+
+/** Index of x in a (-1): the preload object's arrays lack Array.prototype methods. */
+export function indexIn<T>(a: T[], x: T): number {
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] === x) {
+      return i;
+    }
+  }
+  return -1;
+}
+
+/** CRC-32 of bytes, as ngx_crc32_long (table: nginx's, from the preload object). */
+export function crc32(table: number[], bytes: Uint8Array | number[]): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) {
+    c = table[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  }
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** Index of the first ring point with hash >= h (ring.length when none), as nginx's find_chash_point. */
+export function findPoint(ring: number[], h: number): number {
+  let i = 0;
+  let j = ring.length;
+  while (i < j) {
+    const k = (i + j) >>> 1;
+    if (h > ring[k]) {
+      i = k + 1;
+    } else if (h < ring[k]) {
+      j = k;
+    } else {
+      return k;
+    }
+  }
+  return i;
+}
+
+/**
+ * The server nginx's `hash … consistent` gives a key hash, skipping servers for which
+ * `usable(i)` is false (each server is asked once, in ring order): -1 when none is usable.
+ */
+export function ringPick(ring: number[], owners: number[], servers: number, h: number, usable: (i: number) => boolean): number {
+  const n = ring.length;
+  if (n === 0) {
+    return -1;
+  }
+  const start = findPoint(ring, h);
+  const seen: { [i: number]: number } = {};
+  let asked = 0;
+  for (let t = 0; t < n && asked < servers; t++) {
+    const s = owners[(start + t) % n];
+    if (seen[s] === 1) {
+      continue;
+    }
+    seen[s] = 1;
+    asked++;
+    if (usable(s)) {
+      return s;
+    }
+  }
+  return -1;
+}
+
+/** Weighted pick of the n-th request among the usable servers (round robin): -1 when none. */
+export function weightedPick(weights: number[], n: number, usable: (i: number) => boolean): number {
+  let total = 0;
+  const ok: number[] = [];
+  for (let i = 0; i < weights.length; i++) {
+    if (usable(i)) {
+      ok.push(i);
+      total += weights[i];
+    }
+  }
+  if (total === 0) {
+    return -1;
+  }
+  let pos = n % total;
+  for (let j = 0; j < ok.length; j++) {
+    pos -= weights[ok[j]];
+    if (pos < 0) {
+      return ok[j];
+    }
+  }
+  return ok[ok.length - 1];
+}
+
+/**
+ * Every try of a proxied request: $upstream_addr and $upstream_status list them separated by
+ * ", " (next upstream) and " : " (internal redirects between upstream groups).
+ */
+export function upstreamTries(addrs: string, statuses: string): { addr: string; status: number }[] {
+  const a = addrs.split(/, | : /);
+  const s = statuses.split(/, | : /);
+  const out: { addr: string; status: number }[] = [];
+  for (let i = 0; i < a.length && i < s.length; i++) {
+    if (a[i] === '' || a[i] === '-') {
+      continue;
+    }
+    out.push({ addr: a[i], status: parseInt(s[i], 10) || 0 });
+  }
+  return out;
+}
+
+/** Does a probe answer pass? 0 passed, 2 wrong status, 3 body text missing, 4 a model not listed. */
+export function probeVerdict(h: HealthCheckConf, status: number, body: string): number {
+  if (indexIn(h.expectStatus, status) < 0) {
+    return 2;
+  }
+  if (h.expectBody !== null && body.indexOf(h.expectBody) < 0) {
+    return 3;
+  }
+  if (h.expectModels.length) {
+    let listed: { [id: string]: number } = {};
+    try {
+      const doc = JSON.parse(body);
+      const data = doc && doc.data;
+      if (data && typeof data.length === 'number') {
+        for (let i = 0; i < data.length; i++) {
+          if (data[i] && typeof data[i].id === 'string') {
+            listed[data[i].id] = 1;
+          }
+        }
+      }
+    } catch (e) {
+      listed = {};
+    }
+    for (let j = 0; j < h.expectModels.length; j++) {
+      if (listed[h.expectModels[j]] !== 1) {
+        return 4;
+      }
+    }
+  }
+  return 0;
+}
+
