@@ -83,9 +83,15 @@ function apiKeyLookup(v: NginxVariables, key: string): string {
   if (expired !== null) {
     return expired;
   }
+  // each variable write is a lookup by name (~900 instructions): an unset role or tier stays
+  // the js_var's empty default instead of being written
   v.gw_client_id = m.client;
-  v.gw_client_role = m.role;
-  v.gw_client_tier = m.tier;
+  if (m.role !== '') {
+    v.gw_client_role = m.role;
+  }
+  if (m.tier !== '') {
+    v.gw_client_tier = m.tier;
+  }
   return 'ok';
 }
 
@@ -152,8 +158,12 @@ function remember(slot: CacheSlot | null, res: JwtOk, id: JwtIdentity, cfg: JwtP
 
 function setIdentity(v: NginxHTTPRequest['variables'], client: string, role: string, tier: string, claims: string): void {
   v.gw_client_id = client;
-  v.gw_client_role = role;
-  v.gw_client_tier = tier;
+  if (role !== '') {
+    v.gw_client_role = role;
+  }
+  if (tier !== '') {
+    v.gw_client_tier = tier;
+  }
   v.gw_client_claims = claims;
   claimKeyFor(v, claims);
 }
