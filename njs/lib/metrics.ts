@@ -38,6 +38,8 @@
 // A proxied request costs five updates (request key, two sums, two byte counters); the
 // cache, limit, auth and LLM families only where they apply, reading their variables then.
 
+import { reconcileBudgets } from './budgets.ts';
+
 interface RouteConf {
   cache: string | null;
   llm: number; // 1: an LLM route (the body filter of njs/lib/llm.ts runs there)
@@ -281,8 +283,18 @@ function count(r: NginxHTTPRequest): void {
   }
 }
 
-// js_set $gw_metrics (read by the access_log condition): counts, returns "" (nothing logged)
+// js_set $gw_metrics (read by the access_log condition): the one log-phase call every feature
+// shares. It counts (with metrics on: the preload object exists) and reconciles token budgets
+// (njs/lib/budgets.ts: a request that reserved has $gw_tokens), returns "" (nothing logged)
 export function metricsLog(r: NginxHTTPRequest): string {
+  try {
+    reconcileBudgets(r);
+  } catch (e) {
+    // the reservation stays: a budget never admits more because its bookkeeping failed
+  }
+  if (typeof gw_metrics_conf === 'undefined') {
+    return '';
+  }
   try {
     count(r);
   } catch (e) {

@@ -2,7 +2,8 @@
 // answers like the OpenAI API (non-streamed JSON, or SSE chunks with `"usage":null` and, with
 // `stream_options.include_usage`, a final usage chunk before `data: [DONE]`). Token counts are
 // derived from the request so every answer reports a different, known usage; each answer is
-// recorded with the usage it reported and the Accept-Encoding it was asked with. It gzips
+// recorded with the usage it reported and the Accept-Encoding it was asked with, and every request
+// body is kept (`requests`), so a suite can prove what the upstream did or did not receive. It gzips
 // non-streamed answers when the request accepts gzip (as real servers do), so a gateway that
 // forwarded the client's Accept-Encoding would see a compressed body.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -21,6 +22,8 @@ export interface MockAnswer {
 export interface OpenAiMock {
   readonly address: string;
   readonly answers: MockAnswer[];
+  /** every chat completion request body the mock received, parsed, in arrival order */
+  readonly requests: Record<string, unknown>[];
   close(): Promise<void>;
 }
 
@@ -35,6 +38,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 export async function startOpenAiMock(): Promise<OpenAiMock> {
   const answers: MockAnswer[] = [];
+  const requests: Record<string, unknown>[] = [];
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let body = '';
     req.setEncoding('utf8');
@@ -46,6 +50,7 @@ export async function startOpenAiMock(): Promise<OpenAiMock> {
       res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"error":{"message":"not found"}}');
       return;
     }
+    requests.push(JSON.parse(text) as Record<string, unknown>);
     const doc = JSON.parse(text) as {
       model: string;
       messages: { content: string }[];
@@ -113,6 +118,7 @@ export async function startOpenAiMock(): Promise<OpenAiMock> {
   return {
     address: `127.0.0.1:${port}`,
     answers,
+    requests,
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();

@@ -9,6 +9,7 @@ import { CONN_LIMIT_STATUS, errorBody } from '../../plan/errors.ts';
 import { bare, headerVar, ident } from '../../plan/quote.ts';
 import { limitsSchema } from './schema.ts';
 import { instanceConnZone, instanceRateZone } from '../fleet/index.ts';
+import { checkTokenRules, normalizeTokens, tokenHttpLines, tokenMaps, tokenRoute } from './tokens.ts';
 
 /** A limit zone whose key is only known after authentication. */
 export const isClientZone = (z: RateZone | ConnZone): boolean => z.key.kind === 'client_id' || z.tier !== null;
@@ -60,7 +61,11 @@ export const limitsFeature: Feature = {
   name: 'limits',
   summary: 'rate and connection limits with JSON 429 and Retry-After',
   schema: limitsSchema,
-  cost: { njsCalls: () => 0, measured: 'nginx limit_req/limit_conn only' },
+  // token budgets and r/h, r/d windows are reserved by the body step's own call (routing) and
+  // reconciled by the shared log-phase call and body filter (metrics): no call of their own
+  cost: { njsCalls: () => 0, measured: 'nginx limit_req/limit_conn; token budgets and r/h, r/d windows: shared-dict updates inside the body step and the log-phase call (README, Token budgets)' },
+  normalize: (raw, m, ctx) => normalizeTokens(raw, m, ctx.at),
+  rules: (m, err) => checkTokenRules(m, err),
   diff(a, b, c) {
     diffRateZones(c, a.rateZones, b.rateZones);
     diffConnZones(c, a.connZones, b.connZones);
@@ -70,7 +75,8 @@ export const limitsFeature: Feature = {
     const rates = m.rateZones.map((z) => instanceRateZone(z, m));
     const conns = m.connZones.map((z) => instanceConnZone(z, m));
     return {
-      maps: limitKeyMaps(m),
+      maps: [...limitKeyMaps(m), ...tokenMaps(m)],
+      mapLines: tokenHttpLines(m),
       limits: [
         d('limit_req_status', '429'),
         // an internal status the error pages answer as 429 `concurrency_limited`: a client can tell
@@ -117,5 +123,6 @@ export const limitsFeature: Feature = {
     };
     if (zones.length) answer429(429, '429', retryAfterSeconds(zones));
     if (conns.length) answer429(CONN_LIMIT_STATUS, '429_conn', 1);
+    tokenRoute(ctx);
   },
 };

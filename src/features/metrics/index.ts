@@ -14,6 +14,7 @@ import type { GatewayModel, MetricsSettings, Route, SourcePos } from '../../mode
 import { d, raw, type Block, type LogField } from '../../plan/directive.ts';
 import { bare, q } from '../../plan/quote.ts';
 import { metricsSchema } from './schema.ts';
+import { hasTokenLimits, tokenLimitsUsed } from '../limits/tokens.ts';
 
 export const METRICS_LOG_HANDLER = 'gateway.metricsLog';
 export const METRICS_EXPORT_HANDLER = 'gateway.metricsExport';
@@ -61,6 +62,15 @@ export function llmRoutes(m: GatewayModel): Route[] {
 }
 
 const isLlmRoute = (r: Route, m: GatewayModel): boolean => llmRoutes(m).some((x) => x.name === r.name);
+
+// The log-phase call and the LLM body filter are shared: token budgets (src/features/limits/
+// tokens.ts) reconcile in the same call and read the usage through the same filter, with or
+// without metrics. One call per phase, whichever features use it.
+/** the shared log-phase call is rendered: metrics, or routes with token budgets */
+const logPhaseUsed = (m: GatewayModel): boolean => m.metrics !== null || tokenLimitsUsed(m);
+/** the route's responses pass the shared body filter */
+const readsLlmBody = (r: Route, m: GatewayModel): boolean => isLlmRoute(r, m) || hasTokenLimits(r, m);
+const bodyFilterUsed = (m: GatewayModel): boolean => llmRoutes(m).length > 0 || tokenLimitsUsed(m);
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 function normalizeMetrics(raw: any, at: (p: string) => SourcePos): MetricsSettings | null {
@@ -131,20 +141,21 @@ export const metricsFeature: Feature = {
   summary: 'Prometheus metrics at /metrics: requests, latency histograms, bytes, cache, limits, auth failures',
   schema: metricsSchema,
   njs: [
-    { handler: METRICS_LOG_HANDLER, phase: 'log', used: (m) => m.metrics !== null },
+    { handler: METRICS_LOG_HANDLER, phase: 'log', used: logPhaseUsed },
     { handler: METRICS_EXPORT_HANDLER, phase: 'js_content', used: (m) => m.metrics !== null },
-    { handler: LLM_BODY_HANDLER, phase: 'body_filter', used: (m) => llmRoutes(m).length > 0 },
+    { handler: LLM_BODY_HANDLER, phase: 'body_filter', used: bodyFilterUsed },
   ],
   cost: {
     // the log-phase js_set, whatever the route does; on LLM routes also the body filter (one
     // call per response chunk, counted once here)
-    njsCalls: (r, m) => (m.metrics ? 1 + (isLlmRoute(r, m) ? 1 : 0) : 0),
+    // (also when only token budgets use them: the log-phase call runs for every request then)
+    njsCalls: (r, m) => (logPhaseUsed(m) ? 1 : 0) + (readsLlmBody(r, m) ? 1 : 0),
     measured: 'one log-phase js_set, five shared-dict updates on a proxied route: about +9 µs CPU a request on a plain route (+12 µs before the request key was folded with its buckets), +6 µs on an API-key route (README, Metrics)',
   },
   normalize: (raw, m, ctx) => {
     m.metrics = normalizeMetrics(raw.metrics, ctx.at);
   },
-  needsNjs: (m) => m.metrics !== null,
+  needsNjs: logPhaseUsed,
   rules(m, err) {
     const s = m.metrics;
     if (!s) return;
@@ -200,8 +211,22 @@ export const metricsFeature: Feature = {
   },
   http: (m) => {
     const s = m.metrics;
-    if (!s) return {};
-    const llm = llmRoutes(m).length > 0;
+    if (!s) {
+      if (!logPhaseUsed(m)) return {};
+      return {
+        mapLines: [
+          raw('# the shared log-phase call (token budgets reconcile there) and the LLM body filter\'s record'),
+          d('js_set', '$gw_metrics', METRICS_LOG_HANDLER),
+          d('js_var', '$gw_llm'),
+          d('js_var', '$gw_llm_scan'),
+        ],
+        accessLogs: [
+          raw('# one njs call per request in the log phase (token budgets: reconciliation); it returns "", so nothing is written'),
+          d('access_log', q('/dev/null', 'file'), 'combined', 'if=$gw_metrics'),
+        ],
+      };
+    }
+    const llm = bodyFilterUsed(m);
     return {
       mapLines: [
         raw('# metrics: counters and histograms (njs/lib/metrics.ts), configuration from the preload object'),
@@ -216,9 +241,9 @@ export const metricsFeature: Feature = {
           head: 'map $gw_dollar $gw_metrics_in',
           lines: [d('default', `"${METRICS_INPUT.join('|')}"`)],
         },
-        ...(llm ? LLM_LOG_MAPS : []),
+        ...(llmRoutes(m).length > 0 ? LLM_LOG_MAPS : []),
       ],
-      logFields: llm ? LLM_LOG_FIELDS : [],
+      logFields: llmRoutes(m).length > 0 ? LLM_LOG_FIELDS : [],
       accessLogs: [
         raw('# metrics: one njs call per request in the log phase; it counts and returns "", so nothing is written'),
         d('access_log', q('/dev/null', 'file'), 'combined', 'if=$gw_metrics'),
@@ -226,7 +251,7 @@ export const metricsFeature: Feature = {
     };
   },
   route(ctx) {
-    if (!ctx.content || ctx.content.kind !== 'proxy' || !isLlmRoute(ctx.route, ctx.model)) return;
+    if (!ctx.content || ctx.content.kind !== 'proxy' || !readsLlmBody(ctx.route, ctx.model)) return;
     // the body filter must read what the upstream sends: ask for it uncompressed (the client's
     // own Accept-Encoding still applies to what the gateway sends back: gzip runs after it)
     if (!ctx.route.setRequestHeaders.some((h) => h.name.toLowerCase() === 'accept-encoding')) {
