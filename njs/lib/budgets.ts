@@ -4,10 +4,13 @@
 // (njs/lib/metrics.ts metricsLog) reconciles, the shared body filter (njs/lib/llm.ts) reads the
 // usage and drops the usage chunk a client did not ask for.
 //
-//   $gw_windows_spec  "name:key:seconds:requests;…"                       (r/h, r/d zones)
-//   $gw_tokens_spec   "name:key:seconds:tokens:default_max:mode:min;…"   (token budgets)
-//   $gw_tokens        the reservation: "i" (include_usage added) or "-", then JSON
-//                     {p: prompt estimate, k: [[dict key, reserved, window end ms], …]}
+//   $gw_budgets       "<windows>|<tokens>", set in the route's public location (one read):
+//                       windows  "name:key:seconds:requests;…"                      (r/h, r/d)
+//                       tokens   "name:key:seconds:tokens:default_max:mode:min;…"  (budgets)
+//   $gw_tokens        the reservation, JSON {p: prompt estimate, k: [[dict key, reserved,
+//                     window end ms], …]}
+//   $gw_llm           set to "i" when include_usage was added: the body filter (which reads
+//                     $gw_llm anyway) then hides the usage from the client
 //   $gw_tokens_body   the rewritten body ("" = the client's own)
 //   $gw_tokens_retry  Retry-After of a refusal: seconds to the end of the refusing window
 //   $gw_tokens_left   tokens left in the refusing budget's window
@@ -95,11 +98,13 @@ function undo(d: NgxSharedDict<number>, taken: (string | number)[][]): void {
  */
 export function reserveBudgets(r: NginxHTTPRequest, doc: { [k: string]: unknown }, model: string): boolean {
   const v = r.variables;
-  const ws = v.gw_windows_spec || '';
-  const ts = v.gw_tokens_spec || '';
-  if (ws === '' && ts === '') {
+  const spec = v.gw_budgets || '';
+  if (spec === '') {
     return true;
   }
+  const bar = spec.indexOf('|');
+  const ws = spec.substring(0, bar);
+  const ts = spec.substring(bar + 1);
   const d = ngx.shared[ZONE] as NgxSharedDict<number>;
   const now = Date.now();
   const sec = Math.floor(now / 1000);
@@ -179,7 +184,10 @@ export function reserveBudgets(r: NginxHTTPRequest, doc: { [k: string]: unknown 
     if (rewrite || inject) {
       v.gw_tokens_body = JSON.stringify(doc);
     }
-    v.gw_tokens = (inject ? 'i' : '-') + JSON.stringify({ p: prompt, k: entries });
+    if (inject) {
+      v.gw_llm = 'i';
+    }
+    v.gw_tokens = JSON.stringify({ p: prompt, k: entries });
     return true;
   } catch (e) {
     // the dict is full or unusable: refuse rather than admit uncounted requests
@@ -202,7 +210,7 @@ export function reserveBudgets(r: NginxHTTPRequest, doc: { [k: string]: unknown 
  *   anything else (upstream errors)    0
  */
 export function usedTokens(llm: string, status: number, prompt: number): number {
-  if (llm === '') {
+  if (llm === '' || llm === 'i') {
     return status === 499 ? prompt : 0;
   }
   const f = llm.split('|');
@@ -225,7 +233,7 @@ export function reconcileBudgets(r: NginxHTTPRequest): void {
   if (s === '') {
     return;
   }
-  const rec = JSON.parse(s.substring(1)) as Reservation;
+  const rec = JSON.parse(s) as Reservation;
   const used = usedTokens(v.gw_llm || '', Number(v.status), rec.p);
   if (used < 0) {
     return;

@@ -3,14 +3,15 @@
 // by. Every chunk is handed on with r.sendBuffer() before it is looked at, so nothing is
 // buffered or delayed and the body is never changed (Content-Length stays valid) — except on
 // a stream whose request the body step gave `stream_options.include_usage` the client had not
-// asked for ($gw_tokens starts with "i"): there complete SSE events are passed on as they come,
+// asked for (the body step sets $gw_llm to "i", kept as its last field): there complete SSE events are passed on as they come,
 // without their `"usage":null` members, the usage-only event is dropped, and only the bytes of
 // an incomplete event wait for the rest of it.
 //
-//   js_var $gw_llm;        "ttft|model|input|output|flag|deltas", read by the shared log-phase
+//   js_var $gw_llm;        "ttft|model|input|output|flag|deltas|hide", read by the shared log-phase
 //                          call (metrics, token reconciliation) and, through maps, by the JSON
 //                          access log; deltas: non-empty "content" strings seen in a stream
-//                          (the completion of a stream cut before its usage chunk)
+//                          (the completion of a stream cut before its usage chunk); hide:
+//                          "i" when the usage is taken out of what the client gets
 //   js_var $gw_llm_scan;   the usage scanner's carry between chunks (njs/lib/usage.ts)
 //   js_body_filter gateway.llmBody buffer_type=buffer;   (in the location that proxies)
 //
@@ -29,17 +30,16 @@ export function modelLabel(m: string): string {
   return m.length <= 100 && /^[A-Za-z0-9._:\/@+-]+$/.test(m) ? m : 'other';
 }
 
-function look(r: NginxHTTPRequest, data: Buffer): void {
+function look(r: NginxHTTPRequest, data: Buffer, s: string): void {
   const v = r.variables;
-  const s = v.gw_llm || '';
   let f: string[];
-  if (s === '') {
+  if (s === '' || s === 'i') {
     const h = r.headersOut;
     const ct = h['Content-Type'] || '';
     // the upstream's encoding, not headersOut's: the gateway's own gzip sets that one in the
     // header phase, but compresses after this filter (the filter reads plain text then)
     const enc = v.upstream_http_content_encoding || '';
-    f = [ct.indexOf('text/event-stream') === 0 ? v.request_time || '' : '', modelLabel(v.gw_model || ''), '', '', enc !== '' && enc !== 'identity' ? 'encoded' : '', '0'];
+    f = [ct.indexOf('text/event-stream') === 0 ? v.request_time || '' : '', modelLabel(v.gw_model || ''), '', '', enc !== '' && enc !== 'identity' ? 'encoded' : '', '0', s];
   } else {
     f = s.split('|');
   }
@@ -86,7 +86,7 @@ function hideUsage(ev: string): string {
   return ev.replace(/,"usage":null/g, '');
 }
 
-// $gw_tokens starts with "i": the include_usage the body step added is taken out again
+// $gw_llm ends in "i": the include_usage the body step added is taken out again
 function passHidingUsage(r: NginxHTTPRequest, data: Buffer, flags: NginxHTTPSendBufferOptions): void {
   const v = r.variables;
   const ct = r.headersOut['Content-Type'] || '';
@@ -124,8 +124,8 @@ function passHidingUsage(r: NginxHTTPRequest, data: Buffer, flags: NginxHTTPSend
 
 // js_body_filter gateway.llmBody buffer_type=buffer;
 export function llmBody(r: NginxHTTPRequest, data: Buffer, flags: NginxHTTPSendBufferOptions): void {
-  const t = r.variables.gw_tokens;
-  if (t && t.charAt(0) === 'i') {
+  const s = r.variables.gw_llm || '';
+  if (s !== '' && s.charAt(s.length - 1) === 'i') {
     passHidingUsage(r, data, flags);
   } else {
     r.sendBuffer(data, flags);
@@ -134,7 +134,7 @@ export function llmBody(r: NginxHTTPRequest, data: Buffer, flags: NginxHTTPSendB
     return;
   }
   try {
-    look(r, data);
+    look(r, data, s);
   } catch (e) {
     // accounting never breaks a response: the tokens stay unknown
   }

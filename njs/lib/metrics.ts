@@ -152,7 +152,8 @@ function countPeerFailures(d: NgxSharedDict<number>, c: MetricsConf, r: NginxHTT
 function countLlm(d: NgxSharedDict<number>, c: MetricsConf, r: NginxHTTPRequest, route: string, status: string): void {
   const v = r.variables;
   const s = v.gw_llm || '';
-  const f = s === '' ? ['', v.gw_model || '', '', '', ''] : s.split('|');
+  // "i": the body step's mark (token budgets), no body seen yet
+  const f = s === '' || s === 'i' ? ['', v.gw_model || '', '', '', ''] : s.split('|');
   const model = f[1] === '' ? 'unknown' : labelValue(f[1]);
   const ok = status.charAt(0) === '2';
   let ti = '';

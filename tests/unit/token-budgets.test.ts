@@ -84,8 +84,7 @@ describe('token budget output', () => {
     const r = run(BASE);
     expect(r.diagnostics).toEqual([]);
     const servers = r.files!['conf.d/40-servers.conf'];
-    expect(servers).toContain('set $gw_tokens_spec "budget:model:3600:1000:1024:refuse:16";');
-    expect(servers).toContain('set $gw_windows_spec "hourly:client_ip:3600:100";');
+    expect(servers).toContain('set $gw_budgets "hourly:client_ip:3600:100|budget:model:3600:1000:1024:refuse:16";');
     expect(servers).toContain('proxy_set_body $gw_body_out;');
     expect(servers).toContain('error_page 461 = @gw_route_chat_429_tokens;');
     expect(servers).toContain('js_body_filter gateway.llmBody buffer_type=buffer;');
@@ -99,7 +98,6 @@ describe('token budget output', () => {
   it('fleet.limits divided divides the allowances', () => {
     const r = run(`${BASE}fleet: { replicas: 4, limits: divided }\n`);
     const servers = r.files!['conf.d/40-servers.conf'];
-    expect(servers).toContain('set $gw_tokens_spec "budget:model:3600:250:1024:refuse:16";');
-    expect(servers).toContain('set $gw_windows_spec "hourly:client_ip:3600:25";');
+    expect(servers).toContain('set $gw_budgets "hourly:client_ip:3600:25|budget:model:3600:250:1024:refuse:16";');
   });
 });

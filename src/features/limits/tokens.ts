@@ -2,7 +2,7 @@
 // with r/h, r/d): fixed-window counters in the njs shared dict `gw_tokens`, reserved by the body
 // step on routes whose body the gateway reads (njs/lib/budgets.ts), before any byte goes
 // upstream. Nothing here adds an njs call of its own on those routes:
-//   reserve     the body step (js_content gateway.route) reads $gw_tokens_spec / $gw_windows_spec
+//   reserve     the body step (js_content gateway.route) reads $gw_budgets ("<windows>|<tokens>")
 //               and reserves (or refuses with TOKEN_BUDGET_STATUS / 429, or clamps max_tokens)
 //   rewrite     a clamped max_tokens or an added stream_options.include_usage: the step writes
 //               the new body to the js_var $gw_tokens_body; the proxying location sends
@@ -126,8 +126,7 @@ export function tokenHttpLines(m: GatewayModel): Directive[] {
   return [
     raw('# token budgets and r/h, r/d windows: fixed-window counters (njs/lib/budgets.ts), reserved by the body step'),
     d('js_shared_dict_zone', `zone=${TOKENS_ZONE}:${bare(DEFAULT_TOKENS_DICT, 'size')}`, 'type=number', 'timeout=1d'),
-    d('js_var', '$gw_tokens_spec'),
-    d('js_var', '$gw_windows_spec'),
+    d('js_var', '$gw_budgets'),
     d('js_var', '$gw_tokens'),
     d('js_var', '$gw_tokens_body'),
     d('js_var', '$gw_tokens_carry'),
@@ -154,8 +153,8 @@ export function tokenRoute(ctx: RouteContext): void {
   const tokens = tokenSpec(r, m);
   const windows = windowSpec(r, m);
   if (!tokens && !windows) return;
-  if (tokens) ctx.slots.routingKey.push(d('set', '$gw_tokens_spec', q(tokens, 'expr')));
-  if (windows) ctx.slots.routingKey.push(d('set', '$gw_windows_spec', q(windows, 'expr')));
+  // one variable, one read by the body step: "<windows>|<tokens>"
+  ctx.slots.routingKey.push(d('set', '$gw_budgets', q(`${windows}|${tokens}`, 'expr')));
   if (tokens) ctx.slots.requestHeaders.push(d('proxy_set_body', '$gw_body_out'));
   // refusals: a budget (internal status TOKEN_BUDGET_STATUS) or a window (429), Retry-After =
   // the seconds to the window's end, written by the body step
