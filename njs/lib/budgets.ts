@@ -29,74 +29,76 @@ export interface Reservation {
   k: (string | number)[][];
 }
 
-function keyValue(r: NginxHTTPRequest, kind: string, model: string): string {
-  const v = r.variables;
-  let s = '';
-  if (kind === 'client_id') {
-    s = v.gw_client_id || '';
-  } else if (kind === 'tier') {
-    s = v.gw_client_tier || '';
-  } else if (kind === 'model') {
-    s = model;
-  } else if (kind === 'route') {
-    s = v.gw_route || '';
-  }
-  if (s === '') {
-    // unknown client or tier, or client_ip: counted by address (omitting a value never bypasses)
-    s = 'ip:' + (v.remote_addr || '');
-  }
-  return s.length > 200 ? s.substring(0, 200) : s;
-}
-
-function textLength(x: unknown): number {
-  if (typeof x === 'string') {
-    return x.length;
-  }
-  if (Array.isArray(x)) {
-    let n = 0;
-    for (let i = 0; i < x.length; i++) {
-      const e = x[i];
-      if (typeof e === 'string') {
-        n += e.length;
-      } else if (e !== null && typeof e === 'object') {
-        const o = e as { [k: string]: unknown };
-        n += textLength(o.content) + textLength(o.text);
-      }
-    }
-    return n;
-  }
-  return 0;
-}
-
-/** ceil(characters / 4) of the prompt text of a chat, completion or responses request */
-export function promptEstimate(doc: { [k: string]: unknown }): number {
-  const n = textLength(doc.messages) + textLength(doc.prompt) + textLength(doc.input);
-  return Math.ceil(n / 4);
-}
-
-function countOf(x: unknown): number {
-  return typeof x === 'number' && x >= 0 && x === Math.floor(x) ? x : -1;
-}
-
-function refuse(r: NginxHTTPRequest, status: number, retry: number, left: number): boolean {
-  const v = r.variables;
-  v.gw_tokens_retry = String(retry < 1 ? 1 : retry);
-  v.gw_tokens_left = String(left < 0 ? 0 : left);
-  r.return(status);
-  return false;
-}
-
-function undo(d: NgxSharedDict<number>, taken: (string | number)[][]): void {
-  for (let i = 0; i < taken.length; i++) {
-    d.incr(taken[i][0] as string, -(taken[i][1] as number), 0);
-  }
-}
-
 /**
  * Reserve the request's windows and budgets. false: refused (the response is under way);
  * true: go on (the body may have been rewritten into $gw_tokens_body).
  */
 export function reserveBudgets(r: NginxHTTPRequest, doc: { [k: string]: unknown }, model: string): boolean {
+  // helpers nested: njs creates a handler's inner functions on each call, these only when a
+  // route has budgets (the body step holds this function)
+  function keyValue(r: NginxHTTPRequest, kind: string, model: string): string {
+    const v = r.variables;
+    let s = '';
+    if (kind === 'client_id') {
+      s = v.gw_client_id || '';
+    } else if (kind === 'tier') {
+      s = v.gw_client_tier || '';
+    } else if (kind === 'model') {
+      s = model;
+    } else if (kind === 'route') {
+      s = v.gw_route || '';
+    }
+    if (s === '') {
+      // unknown client or tier, or client_ip: counted by address (omitting a value never bypasses)
+      s = 'ip:' + (v.remote_addr || '');
+    }
+    return s.length > 200 ? s.substring(0, 200) : s;
+  }
+
+  function textLength(x: unknown): number {
+    if (typeof x === 'string') {
+      return x.length;
+    }
+    if (Array.isArray(x)) {
+      let n = 0;
+      for (let i = 0; i < x.length; i++) {
+        const e = x[i];
+        if (typeof e === 'string') {
+          n += e.length;
+        } else if (e !== null && typeof e === 'object') {
+          const o = e as { [k: string]: unknown };
+          n += textLength(o.content) + textLength(o.text);
+        }
+      }
+      return n;
+    }
+    return 0;
+  }
+
+  /** ceil(characters / 4) of the prompt text of a chat, completion or responses request */
+  function promptEstimate(doc: { [k: string]: unknown }): number {
+    const n = textLength(doc.messages) + textLength(doc.prompt) + textLength(doc.input);
+    return Math.ceil(n / 4);
+  }
+
+  function countOf(x: unknown): number {
+    return typeof x === 'number' && x >= 0 && x === Math.floor(x) ? x : -1;
+  }
+
+  function refuse(r: NginxHTTPRequest, status: number, retry: number, left: number): boolean {
+    const v = r.variables;
+    v.gw_tokens_retry = String(retry < 1 ? 1 : retry);
+    v.gw_tokens_left = String(left < 0 ? 0 : left);
+    r.return(status);
+    return false;
+  }
+
+  function undo(d: NgxSharedDict<number>, taken: (string | number)[][]): void {
+    for (let i = 0; i < taken.length; i++) {
+      d.incr(taken[i][0] as string, -(taken[i][1] as number), 0);
+    }
+  }
+
   const v = r.variables;
   const spec = v.gw_budgets || '';
   if (spec === '') {
@@ -200,39 +202,35 @@ export function reserveBudgets(r: NginxHTTPRequest, doc: { [k: string]: unknown 
   }
 }
 
-/**
- * The tokens a finished request used, from the body filter's record "$gw_llm"
- * ("ttft|model|input|output|flag|deltas"), or -1 to keep the reservation:
- *   usage seen                         input + output
- *   a stream without its usage (cut)   prompt estimate + content deltas seen
- *   another 2xx without usage          -1 (the reservation stands)
- *   the client left before an answer   the prompt estimate
- *   anything else (upstream errors)    0
- */
-export function usedTokens(llm: string, status: number, prompt: number): number {
-  if (llm === '' || llm === 'i') {
-    return status === 499 ? prompt : 0;
+// the log phase (metricsLog): adjust each reservation ($gw_tokens, s) to what the request used
+export function reconcileBudgets(r: NginxHTTPRequest, s: string): void {
+  /**
+   * The tokens a finished request used, from the body filter's record "$gw_llm"
+   * ("ttft|model|input|output|flag|deltas"), or -1 to keep the reservation:
+   *   usage seen                         input + output
+   *   a stream without its usage (cut)   prompt estimate + content deltas seen
+   *   another 2xx without usage          -1 (the reservation stands)
+   *   the client left before an answer   the prompt estimate
+   *   anything else (upstream errors)    0
+   */
+  function usedTokens(llm: string, status: number, prompt: number): number {
+    if (llm === '' || llm === 'i') {
+      return status === 499 ? prompt : 0;
+    }
+    const f = llm.split('|');
+    if (f[4] === '' && f[2] !== '' && f[3] !== '') {
+      return Number(f[2]) + Number(f[3]);
+    }
+    if (f[0] !== '') {
+      return prompt + (Number(f[5]) || 0);
+    }
+    if (f[4] !== '' || (status >= 200 && status < 300)) {
+      return -1;
+    }
+    return 0;
   }
-  const f = llm.split('|');
-  if (f[4] === '' && f[2] !== '' && f[3] !== '') {
-    return Number(f[2]) + Number(f[3]);
-  }
-  if (f[0] !== '') {
-    return prompt + (Number(f[5]) || 0);
-  }
-  if (f[4] !== '' || (status >= 200 && status < 300)) {
-    return -1;
-  }
-  return 0;
-}
 
-// the log phase (metricsLog): adjust each reservation to what the request used
-export function reconcileBudgets(r: NginxHTTPRequest): void {
   const v = r.variables;
-  const s = v.gw_tokens || '';
-  if (s === '') {
-    return;
-  }
   const rec = JSON.parse(s) as Reservation;
   const used = usedTokens(v.gw_llm || '', Number(v.status), rec.p);
   if (used < 0) {

@@ -46,7 +46,8 @@ function look(r: NginxHTTPRequest, data: Buffer, s: string): void {
   if (f[4] === '') {
     const text = data.toString();
     if (f[0] !== '') {
-      const deltas = text.match(CONTENT_DELTA);
+      // non-empty "content" strings (quotes inside JSON strings are escaped: only keys match)
+      const deltas = text.match(/"content":"[^"]/g);
       if (deltas !== null) {
         f[5] = String((Number(f[5]) || 0) + deltas.length);
       }
@@ -71,23 +72,19 @@ function look(r: NginxHTTPRequest, data: Buffer, s: string): void {
   }
 }
 
-// a non-empty "content" string (quotes inside JSON strings are escaped: only keys match)
-const CONTENT_DELTA = /"content":"[^"]/g;
-
-// an event of a stream whose usage the client did not ask for: the usage-only chunk is dropped,
-// the `"usage":null` member of the others removed
-function hideUsage(ev: string): string {
-  if (ev.indexOf('"usage"') < 0) {
-    return ev;
-  }
-  if (ev.indexOf('"choices":[]') >= 0 && ev.indexOf('"usage":{') >= 0) {
-    return '';
-  }
-  return ev.replace(/,"usage":null/g, '');
-}
-
 // $gw_llm ends in "i": the include_usage the body step added is taken out again
 function passHidingUsage(r: NginxHTTPRequest, data: Buffer, flags: NginxHTTPSendBufferOptions): void {
+  // an event of a stream whose usage the client did not ask for: the usage-only chunk is dropped,
+  // the `"usage":null` member of the others removed
+  function hideUsage(ev: string): string {
+    if (ev.indexOf('"usage"') < 0) {
+      return ev;
+    }
+    if (ev.indexOf('"choices":[]') >= 0 && ev.indexOf('"usage":{') >= 0) {
+      return '';
+    }
+    return ev.replace(/,"usage":null/g, '');
+  }
   const v = r.variables;
   const ct = r.headersOut['Content-Type'] || '';
   if (ct.indexOf('text/event-stream') !== 0) {

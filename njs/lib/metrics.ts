@@ -47,6 +47,7 @@ interface RouteConf {
 
 interface MetricsConf {
   buckets: number[];
+  budgets: number; // 1: some route reserves token budgets (reconciled here)
   maxSeries: number;
   clients: number; // 1: tokens by client as well
   routes: { [name: string]: RouteConf };
@@ -60,7 +61,7 @@ const ZONE = 'gw_metrics';
 
 function conf(): MetricsConf {
   if (typeof gw_metrics_conf === 'undefined') {
-    return { buckets: [], maxSeries: 0, clients: 0, routes: {}, upstreams: {} };
+    return { buckets: [], budgets: 1, maxSeries: 0, clients: 0, routes: {}, upstreams: {} };
   }
   return gw_metrics_conf;
 }
@@ -288,12 +289,19 @@ function count(r: NginxHTTPRequest): void {
 // shares. It counts (with metrics on: the preload object exists) and reconciles token budgets
 // (njs/lib/budgets.ts: a request that reserved has $gw_tokens), returns "" (nothing logged)
 export function metricsLog(r: NginxHTTPRequest): string {
-  try {
-    reconcileBudgets(r);
-  } catch (e) {
-    // the reservation stays: a budget never admits more because its bookkeeping failed
+  // without metrics the call is there for the budgets alone (no preload object then)
+  const metrics = typeof gw_metrics_conf !== 'undefined';
+  if (!metrics || gw_metrics_conf.budgets === 1) {
+    try {
+      const t = r.variables.gw_tokens;
+      if (t) {
+        reconcileBudgets(r, t);
+      }
+    } catch (e) {
+      // the reservation stays: a budget never admits more because its bookkeeping failed
+    }
   }
-  if (typeof gw_metrics_conf === 'undefined') {
+  if (!metrics) {
     return '';
   }
   try {

@@ -62,8 +62,9 @@ export function route(r: NginxHTTPRequest): void {
     v.gw_claim_key = claimKeyFrom(spec, v.gw_client_claims);
   }
   // token budgets and r/h, r/d windows (njs/lib/budgets.ts): reserved here, before any byte
-  // goes upstream; a refusal is answered by the route's error pages
-  if (!reserveBudgets(r, doc === null ? {} : doc, v.gw_model || '')) {
+  // goes upstream; a refusal is answered by the route's error pages. A route without them pays
+  // one variable read (the helpers are created only when reserveBudgets runs)
+  if (v.gw_budgets && !reserveBudgets(r, doc === null ? {} : doc, v.gw_model || '')) {
     return;
   }
   r.internalRedirect(v.gw_route_next || '@gw_missing_next');

@@ -229,3 +229,54 @@ describe('token budgets through real nginx', () => {
     });
   });
 });
+
+describe('token budgets beside metrics: one log-phase call and one body filter for both', () => {
+  let p2: Project;
+  let port2: number;
+  let status2: number;
+  let key: string;
+
+  beforeAll(async () => {
+    [port2, status2] = await freePorts(2);
+    const store: KeyFile = { version: 1, keys: [] };
+    key = createKey(store, { name: 'frank' }, new Date()).key;
+    const text = yaml(port2, mock.address).replace('listeners:', `global:\n  status: { listen: "127.0.0.1:${status2}" }\nlisteners:`) + 'metrics: {}\n';
+    p2 = await startProject({ 'gateway.yaml': text, 'keys.yaml': serializeKeys(store) }, [port2, status2]);
+  });
+  afterAll(async () => {
+    await p2?.stop();
+  });
+
+  it('reconciles the budget and counts the same usage in /metrics, a hidden usage chunk included', async () => {
+    await withErrorLog(p2.gw, async () => {
+      const c = new OpenAI({ apiKey: key, baseURL: `http://127.0.0.1:${port2}/v1`, maxRetries: 0 });
+      const s = await c.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'one two' }], stream: true, max_tokens: 11 });
+      const chunks: Record<string, unknown>[] = [];
+      for await (const chunk of s) chunks.push(chunk as unknown as Record<string, unknown>);
+      expect(chunks.some((x) => 'usage' in x)).toBe(false);
+      const reported = mock.answers[mock.answers.length - 1].usage!;
+      expect(reported).toMatchObject({ prompt_tokens: 9, completion_tokens: 11 });
+      const probe = async () => {
+        const res = await send({
+          port: port2,
+          method: 'POST',
+          path: '/v1/chat/completions',
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }], max_tokens: 100000000 }),
+        });
+        return Number(res.headers['x-ratelimit-remaining-tokens']);
+      };
+      const deadline = Date.now() + 5000;
+      let rest = await probe();
+      while (rest === 1000 - (2 + 11) && Date.now() < deadline) {
+        await sleep(50);
+        rest = await probe();
+      }
+      expect(rest).toBe(1000 - 20);
+      const m = await send({ port: status2, path: '/metrics' });
+      expect(m.text).toContain('gatewayctl_gen_ai_usage_tokens_total{model="gpt-4o",type="input"} 9');
+      expect(m.text).toContain('gatewayctl_gen_ai_usage_tokens_total{model="gpt-4o",type="output"} 11');
+      expect(m.text).toContain('gatewayctl_metrics_errors_total 0');
+    });
+  });
+});

@@ -101,7 +101,8 @@ export function metricsPreload(m: GatewayModel): string {
   const upstreams: Record<string, number> = {};
   for (const u of m.upstreams) upstreams[u.name] = 1;
   const clients = s.llm?.clientLabel && llm.size > 0 ? 1 : 0;
-  return `${JSON.stringify({ buckets: s.buckets, maxSeries: s.maxSeries, clients, routes, upstreams }, null, 2)}\n`;
+  const budgets = tokenLimitsUsed(m) ? 1 : 0; // the log-phase call reconciles token budgets too
+  return `${JSON.stringify({ buckets: s.buckets, budgets, maxSeries: s.maxSeries, clients, routes, upstreams }, null, 2)}\n`;
 }
 
 // the JSON access log's LLM fields, from $gw_llm ("ttft|model|input|output|flag", written by
