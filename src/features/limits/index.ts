@@ -9,7 +9,7 @@ import { CONN_LIMIT_STATUS, errorBody } from '../../plan/errors.ts';
 import { bare, headerVar, ident } from '../../plan/quote.ts';
 import { limitsSchema } from './schema.ts';
 import { instanceConnZone, instanceRateZone } from '../fleet/index.ts';
-import { checkTokenRules, normalizeTokens, tokenHttpLines, tokenMaps, tokenRoute } from './tokens.ts';
+import { checkTokenRules, hasWindows, normalizeTokens, tokenHttpLines, tokenMaps, tokenRoute } from './tokens.ts';
 
 /** A limit zone whose key is only known after authentication. */
 export const isClientZone = (z: RateZone | ConnZone): boolean => z.key.kind === 'client_id' || z.tier !== null;
@@ -109,19 +109,24 @@ export const limitsFeature: Feature = {
     for (const cz of conns) {
       (connLate ? slots.clientLimits : slots.limits).push(d('limit_conn', `gw_conn_${ident(cz.name)}`, bare(cz.max, 'int')));
     }
-    const answer429 = (status: number, name: string, retryAfter: number): void => {
+    const answer429 = (status: number, name: string, retryAfter: number | '$gw_tokens_retry'): void => {
       ctx.overrides[status] = `@${ctx.rid}_${name}`;
       ctx.errorLocations.push({
         head: `location @${ctx.rid}_${name}`,
         lines: [
           d('default_type', 'application/json'),
           ...ctx.responseHeaders,
-          d('add_header', 'Retry-After', bare(retryAfter, 'int'), 'always'),
+          d('add_header', 'Retry-After', retryAfter === '$gw_tokens_retry' ? retryAfter : bare(retryAfter, 'int'), 'always'),
           d('return', '429', errorBody(status, ctx.errorFormat)),
         ],
       });
     };
-    if (zones.length) answer429(429, '429', retryAfterSeconds(zones));
+    if (zones.length && hasWindows(r, m)) {
+      // r/h, r/d windows on the same route: their refusal (the body step) shares this 429, and
+      // writes its own Retry-After (seconds to the window's end) over the zones' one set here
+      slots.routingKey.push(d('set', '$gw_tokens_retry', bare(retryAfterSeconds(zones), 'int')));
+      answer429(429, '429', '$gw_tokens_retry');
+    } else if (zones.length) answer429(429, '429', retryAfterSeconds(zones));
     if (conns.length) answer429(CONN_LIMIT_STATUS, '429_conn', 1);
     tokenRoute(ctx);
   },

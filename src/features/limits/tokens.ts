@@ -56,6 +56,8 @@ export function normalizeTokens(rawDoc: Record<string, unknown>, m: GatewayModel
 
 /** the window zones a route names in rate_limits (they are not nginx zones) */
 export const routeWindows = (r: Route, m: GatewayModel): WindowZone[] => (m.windowZones ?? []).filter((w) => r.rateLimits.includes(w.name));
+/** the route counts r/h, r/d windows (in its body step) */
+export const hasWindows = (r: Route, m: GatewayModel): boolean => routeWindows(r, m).length > 0 && needsBodyStep(r, m) && r.models !== 'list';
 const routeTokens = (r: Route, m: GatewayModel): TokenZone[] => (r.tokenLimits ?? []).map((n) => (m.tokenZones ?? []).find((z) => z.name === n)!).filter(Boolean);
 
 /** Does the route reserve token budgets (and so need the body filter and the log-phase call)? */
@@ -173,6 +175,6 @@ export function tokenRoute(ctx: RouteContext): void {
   };
   if (tokens) answer(TOKEN_BUDGET_STATUS, '429_tokens', true);
   // a window refusal is a rate limit: the limits feature's own 429 location when the route has
-  // nginx zones too (its Retry-After is theirs), else one of its own
+  // nginx zones too (its Retry-After reads $gw_tokens_retry then), else one of its own
   if (windows && !ctx.overrides[429]) answer(429, '429', false);
 }
