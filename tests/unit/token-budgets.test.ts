@@ -4,6 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../src/build/compile.ts';
 import { formatDiagnostic } from '../../src/model/diagnostics.ts';
+import { semanticDiff } from '../../src/diff/semantic.ts';
+import { FEATURES } from '../../src/features/index.ts';
 
 const BASE = `version: 1
 listeners:
@@ -99,5 +101,18 @@ describe('token budget output', () => {
     const r = run(`${BASE}fleet: { replicas: 4, limits: divided }\n`);
     const servers = r.files!['conf.d/40-servers.conf'];
     expect(servers).toContain('set $gw_budgets "hourly:client_ip:3600:25|budget:model:3600:250:1024:refuse:16";');
+  });
+});
+
+describe('token budget diff', () => {
+  const changes = (a: string, b: string) => semanticDiff(run(a).model!, run(b).model!, FEATURES).map((c) => [c.text, c.risk ?? null]);
+
+  it('flags a loosened budget or window and a removed one, not a tightened one', () => {
+    expect(changes(BASE, BASE.replace('tokens: 1000', 'tokens: 5000'))).toContainEqual(['token budget budget: 1000 tokens a hour by model → 5000 tokens a hour by model (loosened)', 'rate-limit-loosened']);
+    expect(changes(BASE, BASE.replace('tokens: 1000', 'tokens: 10'))).toContainEqual(['token budget budget: 1000 tokens a hour by model → 10 tokens a hour by model', null]);
+    expect(changes(BASE, BASE.replace('100r/h', '100r/d'))).toContainEqual(['request window hourly: 100 requests a hour by client_ip → 100 requests a day by client_ip', null]);
+    expect(changes(BASE, BASE.replace('100r/h', '1000r/h'))).toContainEqual(['request window hourly: 100 requests a hour by client_ip → 1000 requests a hour by client_ip (loosened)', 'rate-limit-loosened']);
+    const removed = BASE.replace('  tokens:\n    budget: { key: model, window: hour, tokens: 1000 }\n', '').replace('    token_limits: [budget]\n', '');
+    expect(changes(BASE, removed)).toContainEqual(['token budget budget removed (was 1000 tokens a hour by model)', 'rate-limit-loosened']);
   });
 });

@@ -2,7 +2,7 @@
 // header (the address when absent, so omitting it never bypasses), the authenticated client
 // or a tier; a route's limits answer 429 with a JSON body and Retry-After.
 import type { Feature } from '../../core/feature.ts';
-import { diffConnZones, diffRateZones } from './diff.ts';
+import { diffBudgetZones, diffConnZones, diffRateZones } from './diff.ts';
 import type { ConnZone, GatewayModel, LimitKey, RateZone, SourcePos } from '../../model/types.ts';
 import { d, type Block, type Directive } from '../../plan/directive.ts';
 import { CONN_LIMIT_STATUS, errorBody } from '../../plan/errors.ts';
@@ -69,6 +69,8 @@ export const limitsFeature: Feature = {
   diff(a, b, c) {
     diffRateZones(c, a.rateZones, b.rateZones);
     diffConnZones(c, a.connZones, b.connZones);
+    diffBudgetZones(c, a.tokenZones ?? [], b.tokenZones ?? [], 'token budget');
+    diffBudgetZones(c, a.windowZones ?? [], b.windowZones ?? [], 'request window');
   },
   http: (m) => {
     // each instance's share of the allowance (the fleet feature: fleet.limits)
