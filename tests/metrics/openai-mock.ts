@@ -35,6 +35,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  *   mock_chunk_ms      delay before each chunk (default 10)
  *   mock_first_ms      delay before the first byte of the body (default 0)
  *   mock_model         the model the response names (default: the requested one)
+ *   mock_cut_after     a stream: the upstream drops the connection after this many chunks
  */
 export async function startOpenAiMock(): Promise<OpenAiMock> {
   const answers: MockAnswer[] = [];
@@ -61,6 +62,7 @@ export async function startOpenAiMock(): Promise<OpenAiMock> {
       mock_chunk_ms?: number;
       mock_first_ms?: number;
       mock_model?: string;
+      mock_cut_after?: number;
     };
     const model = doc.mock_model ?? doc.model;
     const prompt = doc.messages.map((m) => m.content).join(' ').split(/\s+/).filter(Boolean).length + 7;
@@ -99,6 +101,11 @@ export async function startOpenAiMock(): Promise<OpenAiMock> {
     const includeUsage = doc.stream_options?.include_usage === true;
     for (let i = 0; i < chunks && !gone; i++) {
       if (i > 0) await sleep(doc.mock_chunk_ms ?? 10);
+      if (doc.mock_cut_after === i) {
+        rec.aborted = true;
+        res.socket?.destroy();
+        return;
+      }
       const delta = i === 0 ? { role: 'assistant', content: '' } : { content: ' word' };
       send({ id, object: 'chat.completion.chunk', created, model, system_fingerprint: 'fp_mock', choices: [{ index: 0, delta, logprobs: null, finish_reason: null }], ...(includeUsage ? { usage: null } : {}) });
     }

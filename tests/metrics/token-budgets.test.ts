@@ -167,6 +167,29 @@ describe('token budgets through real nginx', () => {
     });
   });
 
+  it('reconciles a stream the upstream cut with exactly the prompt estimate and the content deltas it sent', async () => {
+    await withErrorLog(project.gw, async () => {
+      const key = keys.erin;
+      const start = await left(key);
+      const s = await client(key).chat.completions.create({
+        model: 'gpt-4o',
+        messages: [{ role: 'user', content: 'cut me off' }], // 10 characters: prompt estimate 3
+        stream: true,
+        max_tokens: 300,
+        ...mockOptions({ mock_chunks: 50, mock_cut_after: 6 }),
+      });
+      let text = '';
+      const err = await (async () => {
+        for await (const chunk of s) text += chunk.choices[0]?.delta?.content ?? '';
+      })().catch((e: unknown) => e);
+      // six chunks left the upstream: the role chunk and five content deltas, then the cut
+      expect(text).toBe(' word'.repeat(5));
+      expect(mock.answers[mock.answers.length - 1]).toMatchObject({ aborted: true, usage: null });
+      void err; // the SDK may or may not see the truncated chunked body as an error
+      expect(await leftAfter(key, start - (3 + 300))).toBe(start - (3 + 5));
+    });
+  });
+
   it('refuses the request that would cross the budget before the upstream sees it, as a RateLimitError', async () => {
     await withErrorLog(project.gw, async () => {
       const c = client(keys.bob);
