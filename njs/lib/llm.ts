@@ -47,7 +47,7 @@ function look(r: NginxHTTPRequest, data: Buffer, s: string): void {
     const text = data.toString();
     if (f[0] !== '') {
       // non-empty "content" strings (quotes inside JSON strings are escaped: only keys match)
-      const deltas = text.match(/"content":"[^"]/g);
+      const deltas = text.match(/"content"\s*:\s*"[^"]/g);
       if (deltas !== null) {
         f[5] = String((Number(f[5]) || 0) + deltas.length);
       }
@@ -80,10 +80,11 @@ function passHidingUsage(r: NginxHTTPRequest, data: Buffer, flags: NginxHTTPSend
     if (ev.indexOf('"usage"') < 0) {
       return ev;
     }
-    if (ev.indexOf('"choices":[]') >= 0 && ev.indexOf('"usage":{') >= 0) {
+    // compact JSON (OpenAI, vLLM) or with spaces after ":" and "," (Python's json.dumps)
+    if (/"choices"\s*:\s*\[\s*\]/.test(ev) && /"usage"\s*:\s*\{/.test(ev)) {
       return '';
     }
-    return ev.replace(/,"usage":null/g, '');
+    return ev.replace(/,\s*"usage"\s*:\s*null/g, '');
   }
   const v = r.variables;
   const ct = r.headersOut['Content-Type'] || '';

@@ -36,6 +36,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  *   mock_first_ms      delay before the first byte of the body (default 0)
  *   mock_model         the model the response names (default: the requested one)
  *   mock_cut_after     a stream: the upstream drops the connection after this many chunks
+ *   mock_spaced        a stream: JSON with a space after ":" and "," (Python's json.dumps)
  */
 export async function startOpenAiMock(): Promise<OpenAiMock> {
   const answers: MockAnswer[] = [];
@@ -63,6 +64,7 @@ export async function startOpenAiMock(): Promise<OpenAiMock> {
       mock_first_ms?: number;
       mock_model?: string;
       mock_cut_after?: number;
+      mock_spaced?: number;
     };
     const model = doc.mock_model ?? doc.model;
     const prompt = doc.messages.map((m) => m.content).join(' ').split(/\s+/).filter(Boolean).length + 7;
@@ -97,7 +99,8 @@ export async function startOpenAiMock(): Promise<OpenAiMock> {
     res.on('close', () => {
       if (!res.writableFinished) gone = true;
     });
-    const send = (o: unknown) => res.write(`data: ${JSON.stringify(o)}\n\n`);
+    const json = (o: unknown) => (doc.mock_spaced ? JSON.stringify(o).replace(/":/g, '": ').replace(/,"/g, ', "') : JSON.stringify(o));
+    const send = (o: unknown) => res.write(`data: ${json(o)}\n\n`);
     const includeUsage = doc.stream_options?.include_usage === true;
     for (let i = 0; i < chunks && !gone; i++) {
       if (i > 0) await sleep(doc.mock_chunk_ms ?? 10);

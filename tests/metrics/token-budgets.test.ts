@@ -130,12 +130,21 @@ describe('token budgets through real nginx', () => {
       const afterS = await leftAfter(keys.alice, afterA - (4 + 200));
       expect(afterS).toBe(afterA - total(reported));
 
+      // the same with an upstream that writes JSON with spaces (Python's json.dumps)
+      const sp = await c.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'spaced out' }], stream: true, max_tokens: 5, ...mockOptions({ mock_spaced: 1, mock_chunks: 3 }) });
+      const spChunks: Record<string, unknown>[] = [];
+      for await (const chunk of sp) spChunks.push(chunk as unknown as Record<string, unknown>);
+      expect(spChunks.length).toBe(3 + 1);
+      expect(spChunks.some((x) => 'usage' in x)).toBe(false);
+      const afterSp = await leftAfter(keys.alice, afterS - (3 + 5));
+      expect(afterSp).toBe(afterS - (9 + 5));
+
       // a client that asked for usage gets it as the upstream sent it
       const s2 = await c.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'again' }], stream: true, stream_options: { include_usage: true }, max_tokens: 9 });
       let usage: OpenAI.CompletionUsage | null | undefined = null;
       for await (const chunk of s2) if (chunk.usage) usage = chunk.usage;
       expect(usage).toMatchObject({ prompt_tokens: 8, completion_tokens: 9 });
-      expect(await leftAfter(keys.alice, afterS - (2 + 9))).toBe(afterS - 17);
+      expect(await leftAfter(keys.alice, afterSp - (2 + 9))).toBe(afterSp - 17);
     });
   });
 
