@@ -37,6 +37,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  *   mock_model         the model the response names (default: the requested one)
  *   mock_cut_after     a stream: the upstream drops the connection after this many chunks
  *   mock_spaced        a stream: JSON with a space after ":" and "," (Python's json.dumps)
+ *   mock_status        answer this error status with an OpenAI error body (no usage)
  */
 export async function startOpenAiMock(): Promise<OpenAiMock> {
   const answers: MockAnswer[] = [];
@@ -65,6 +66,7 @@ export async function startOpenAiMock(): Promise<OpenAiMock> {
       mock_model?: string;
       mock_cut_after?: number;
       mock_spaced?: number;
+      mock_status?: number;
     };
     const model = doc.mock_model ?? doc.model;
     const prompt = doc.messages.map((m) => m.content).join(' ').split(/\s+/).filter(Boolean).length + 7;
@@ -76,6 +78,10 @@ export async function startOpenAiMock(): Promise<OpenAiMock> {
     const id = `chatcmpl-${answers.length}`;
     const created = Math.floor(Date.now() / 1000);
     await sleep(doc.mock_first_ms ?? 0);
+    if (doc.mock_status) {
+      res.writeHead(doc.mock_status, { 'Content-Type': 'application/json' }).end('{"error":{"message":"overloaded","type":"server_error","param":null,"code":null}}');
+      return;
+    }
     if (!doc.stream) {
       const json = JSON.stringify({
         id,

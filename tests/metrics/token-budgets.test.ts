@@ -199,6 +199,18 @@ describe('token budgets through real nginx', () => {
     });
   });
 
+  it('gives the whole reservation back when the upstream answers an error without usage', async () => {
+    await withErrorLog(project.gw, async () => {
+      const key = keys.dave;
+      const start = await left(key);
+      const err = await client(key)
+        .chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hello' }], max_tokens: 50, ...mockOptions({ mock_status: 503 }) })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OpenAI.InternalServerError);
+      expect(await leftAfter(key, start - (2 + 50))).toBe(start);
+    });
+  });
+
   it('refuses the request that would cross the budget before the upstream sees it, as a RateLimitError', async () => {
     await withErrorLog(project.gw, async () => {
       const c = client(keys.bob);
