@@ -229,6 +229,9 @@ describe('token budgets through real nginx', () => {
       expect(retry).toBeGreaterThanOrEqual(1);
       expect(retry).toBeLessThanOrEqual(3600);
       expect(mock.requests.length).toBe(before); // not one byte upstream
+      // a reload keeps the counters (the shared dict outlives the old workers)
+      await project.gw.reload();
+      expect(await left(keys.bob)).toBe(92);
       // what fits still goes
       const b = await c.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }], max_tokens: 91 });
       expect(b.usage?.completion_tokens).toBe(91);
