@@ -1,9 +1,17 @@
-// LLM accounting on LLM routes (src/features/metrics): a body filter that only looks at the
-// response as it passes by. Every chunk is handed on with r.sendBuffer() before it is looked at,
-// so nothing is buffered or delayed and the body is never changed (Content-Length stays valid).
+// LLM accounting on LLM routes and routes with token budgets (src/features/metrics, shared
+// with src/features/limits/tokens.ts): a body filter that looks at the response as it passes
+// by. Every chunk is handed on with r.sendBuffer() before it is looked at, so nothing is
+// buffered or delayed and the body is never changed (Content-Length stays valid) — except on
+// a stream whose request the body step gave `stream_options.include_usage` the client had not
+// asked for (the body step sets $gw_llm to "i", kept as its last field): there complete SSE events are passed on as they come,
+// without their `"usage":null` members, the usage-only event is dropped, and only the bytes of
+// an incomplete event wait for the rest of it.
 //
-//   js_var $gw_llm;        "ttft|model|input|output|flag", read by the log-phase metrics call
-//                          and, through maps, by the JSON access log
+//   js_var $gw_llm;        "ttft|model|input|output|flag|deltas|hide", read by the shared log-phase
+//                          call (metrics, token reconciliation) and, through maps, by the JSON
+//                          access log; deltas: non-empty "content" strings seen in a stream
+//                          (the completion of a stream cut before its usage chunk); hide:
+//                          "i" when the usage is taken out of what the client gets
 //   js_var $gw_llm_scan;   the usage scanner's carry between chunks (njs/lib/usage.ts)
 //   js_body_filter gateway.llmBody buffer_type=buffer;   (in the location that proxies)
 //
@@ -22,20 +30,28 @@ export function modelLabel(m: string): string {
   return m.length <= 100 && /^[A-Za-z0-9._:\/@+-]+$/.test(m) ? m : 'other';
 }
 
-function look(r: NginxHTTPRequest, data: Buffer): void {
+function look(r: NginxHTTPRequest, data: Buffer, s: string): void {
   const v = r.variables;
-  const s = v.gw_llm || '';
   let f: string[];
-  if (s === '') {
+  if (s === '' || s === 'i') {
     const h = r.headersOut;
     const ct = h['Content-Type'] || '';
-    const enc = h['Content-Encoding'] || '';
-    f = [ct.indexOf('text/event-stream') === 0 ? v.request_time || '' : '', modelLabel(v.gw_model || ''), '', '', enc !== '' && enc !== 'identity' ? 'encoded' : ''];
+    // the upstream's encoding, not headersOut's: the gateway's own gzip sets that one in the
+    // header phase, but compresses after this filter (the filter reads plain text then)
+    const enc = v.upstream_http_content_encoding || '';
+    f = [ct.indexOf('text/event-stream') === 0 ? v.request_time || '' : '', modelLabel(v.gw_model || ''), '', '', enc !== '' && enc !== 'identity' ? 'encoded' : '', '0', s];
   } else {
     f = s.split('|');
   }
   if (f[4] === '') {
     const text = data.toString();
+    if (f[0] !== '') {
+      // non-empty "content" strings (quotes inside JSON strings are escaped: only keys match)
+      const deltas = text.match(/"content"\s*:\s*"[^"]/g);
+      if (deltas !== null) {
+        f[5] = String((Number(f[5]) || 0) + deltas.length);
+      }
+    }
     const carry = v.gw_llm_scan || '';
     if (f[1] === '') {
       f[1] = modelLabel(stringField(carry + text, 'model'));
@@ -56,14 +72,67 @@ function look(r: NginxHTTPRequest, data: Buffer): void {
   }
 }
 
+// $gw_llm ends in "i": the include_usage the body step added is taken out again
+function passHidingUsage(r: NginxHTTPRequest, data: Buffer, flags: NginxHTTPSendBufferOptions): void {
+  // an event of a stream whose usage the client did not ask for: the usage-only chunk is dropped,
+  // the `"usage":null` member of the others removed
+  function hideUsage(ev: string): string {
+    if (ev.indexOf('"usage"') < 0) {
+      return ev;
+    }
+    // compact JSON (OpenAI, vLLM) or with spaces after ":" and "," (Python's json.dumps)
+    if (/"choices"\s*:\s*\[\s*\]/.test(ev) && /"usage"\s*:\s*\{/.test(ev)) {
+      return '';
+    }
+    return ev.replace(/,\s*"usage"\s*:\s*null/g, '');
+  }
+  const v = r.variables;
+  const ct = r.headersOut['Content-Type'] || '';
+  if (ct.indexOf('text/event-stream') !== 0) {
+    r.sendBuffer(data, flags);
+    return;
+  }
+  const carry = v.gw_tokens_carry || '';
+  const buf = carry === '' ? data : Buffer.concat([Buffer.from(carry, 'base64'), data]);
+  // complete events end with a blank line; the bytes after the last one wait (an event is
+  // complete text in itself: the split is never inside a character)
+  let cut = buf.lastIndexOf('\n\n');
+  cut = cut < 0 ? 0 : cut + 2;
+  if (flags.last) {
+    cut = buf.length;
+  }
+  const rest = cut < buf.length ? buf.slice(cut).toString('base64') : '';
+  if (rest !== carry) {
+    v.gw_tokens_carry = rest;
+  }
+  let out = '';
+  if (cut > 0) {
+    const events = buf.slice(0, cut).toString().split('\n\n');
+    for (let i = 0; i < events.length; i++) {
+      const ev = events[i] === '' ? '' : hideUsage(events[i]);
+      if (i === events.length - 1) {
+        out += ev; // "" unless the stream ended inside an event
+      } else if (ev !== '' || events[i] === '') {
+        out += ev + '\n\n';
+      }
+    }
+  }
+  r.sendBuffer(out, flags);
+}
+
 // js_body_filter gateway.llmBody buffer_type=buffer;
 export function llmBody(r: NginxHTTPRequest, data: Buffer, flags: NginxHTTPSendBufferOptions): void {
-  r.sendBuffer(data, flags);
+  const s = r.variables.gw_llm || '';
+  if (s !== '' && s.charAt(s.length - 1) === 'i') {
+    passHidingUsage(r, data, flags);
+  } else {
+    r.sendBuffer(data, flags);
+  }
   if (data.length === 0) {
     return;
   }
   try {
-    look(r, data);
+    look(r, data, s);
   } catch (e) {
     // accounting never breaks a response: the tokens stay unknown
   }

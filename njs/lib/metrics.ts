@@ -38,6 +38,8 @@
 // A proxied request costs five updates (request key, two sums, two byte counters); the
 // cache, limit, auth and LLM families only where they apply, reading their variables then.
 
+import { reconcileBudgets } from './budgets.ts';
+
 interface RouteConf {
   cache: string | null;
   llm: number; // 1: an LLM route (the body filter of njs/lib/llm.ts runs there)
@@ -47,6 +49,7 @@ import { healthMetricLines, healthRecordIfFailed } from './health.ts';
 
 interface MetricsConf {
   buckets: number[];
+  budgets: number; // 1: some route reserves token budgets (reconciled here)
   maxSeries: number;
   clients: number; // 1: tokens by client as well
   routes: { [name: string]: RouteConf };
@@ -60,7 +63,7 @@ const ZONE = 'gw_metrics';
 
 function conf(): MetricsConf {
   if (typeof gw_metrics_conf === 'undefined') {
-    return { buckets: [], maxSeries: 0, clients: 0, routes: {}, upstreams: {} };
+    return { buckets: [], budgets: 1, maxSeries: 0, clients: 0, routes: {}, upstreams: {} };
   }
   return gw_metrics_conf;
 }
@@ -152,7 +155,8 @@ function countPeerFailures(d: NgxSharedDict<number>, c: MetricsConf, r: NginxHTT
 function countLlm(d: NgxSharedDict<number>, c: MetricsConf, r: NginxHTTPRequest, route: string, status: string): void {
   const v = r.variables;
   const s = v.gw_llm || '';
-  const f = s === '' ? ['', v.gw_model || '', '', '', ''] : s.split('|');
+  // "i": the body step's mark (token budgets), no body seen yet
+  const f = s === '' || s === 'i' ? ['', v.gw_model || '', '', '', ''] : s.split('|');
   const model = f[1] === '' ? 'unknown' : labelValue(f[1]);
   const ok = status.charAt(0) === '2';
   let ti = '';
@@ -283,8 +287,25 @@ function count(r: NginxHTTPRequest): void {
   }
 }
 
-// js_set $gw_metrics (read by the access_log condition): counts, returns "" (nothing logged)
+// js_set $gw_metrics (read by the access_log condition): the one log-phase call every feature
+// shares. It counts (with metrics on: the preload object exists) and reconciles token budgets
+// (njs/lib/budgets.ts: a request that reserved has $gw_tokens), returns "" (nothing logged)
 export function metricsLog(r: NginxHTTPRequest): string {
+  // without metrics the call is there for the budgets alone (no preload object then)
+  const metrics = typeof gw_metrics_conf !== 'undefined';
+  if (!metrics || gw_metrics_conf.budgets === 1) {
+    try {
+      const t = r.variables.gw_tokens;
+      if (t) {
+        reconcileBudgets(r, t);
+      }
+    } catch (e) {
+      // the reservation stays: a budget never admits more because its bookkeeping failed
+    }
+  }
+  if (!metrics) {
+    return '';
+  }
   try {
     count(r);
   } catch (e) {

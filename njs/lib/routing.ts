@@ -12,6 +12,7 @@
 //   $gw_route_next  named location that proxies (@gw_next_<route>)
 import { claimKeyFrom, keyOf, openAiError, parseObject } from './keys.ts';
 import { promptPrefixKey } from './prefix.ts';
+import { reserveBudgets } from './budgets.ts';
 
 function reject(r: NginxHTTPRequest, status: number, message: string, code: string, param: string | null): void {
   r.headersOut['Content-Type'] = 'application/json';
@@ -59,6 +60,12 @@ export function route(r: NginxHTTPRequest): void {
   } else if (spec.indexOf('claim:') === 0) {
     // the model's pool hashes on a claim: auth (which ran before this step) could not know it
     v.gw_claim_key = claimKeyFrom(spec, v.gw_client_claims);
+  }
+  // token budgets and r/h, r/d windows (njs/lib/budgets.ts): reserved here, before any byte
+  // goes upstream; a refusal is answered by the route's error pages. A route without them pays
+  // one variable read (the helpers are created only when reserveBudgets runs)
+  if (v.gw_budgets && !reserveBudgets(r, doc === null ? {} : doc, v.gw_model || '')) {
+    return;
   }
   r.internalRedirect(v.gw_route_next || '@gw_missing_next');
 }

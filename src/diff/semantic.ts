@@ -237,6 +237,8 @@ const KNOWN_MODEL_KEYS = new Set([
   'unsafeSnippets',
   'auth',
   'fleet', // the fleet feature's diff
+  'tokenZones', // the limits feature's diff
+  'windowZones', // the limits feature's diff
   'kubernetes', // the kubernetes feature's diff
 ]);
 

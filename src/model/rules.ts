@@ -25,7 +25,7 @@ export function checkRules(m: GatewayModel, features: readonly Feature[], positi
   const list = (xs: string[]) => (xs.length ? xs.join(', ') : 'none');
 
   const upstreamNames = m.upstreams.map((u) => u.name);
-  const rateNames = m.rateZones.map((z) => z.name);
+  const rateNames = [...m.rateZones, ...(m.windowZones ?? [])].map((z) => z.name);
   const connNames = m.connZones.map((z) => z.name);
   const cacheNames = m.caches.map((c) => c.name);
   const listenerNames = m.listeners.map((l) => l.name);

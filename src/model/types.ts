@@ -33,6 +33,10 @@ export interface GatewayModel {
   kubernetes: KubernetesSettings | null; // the Kubernetes target's settings (the kubernetes feature); null = its defaults
   clusterStatus: ClusterStatusSettings | null; // public upstream status route (the health feature); null = off
   adminApi: AdminApiSettings | null; // runtime servers through the status listener (the health feature); null = off
+  /** token budgets (`limits.tokens`, the limits feature); absent = none */
+  tokenZones?: TokenZone[];
+  /** request windows of an hour or a day (`limits.rate` zones with r/h, r/d: njs counters, the limits feature); absent = none */
+  windowZones?: WindowZone[];
 }
 
 /** `admin_api:` — add, drain, remove and list upstream servers at runtime (status listener). */
@@ -46,6 +50,33 @@ export interface ClusterStatusSettings {
   listener: string;
   path: string;
   allow: string[]; // CIDRs; empty = everyone
+  at: SourcePos;
+}
+
+/** What a token budget or request window is counted by. */
+export type TokenKey = 'client_id' | 'tier' | 'model' | 'route' | 'client_ip';
+export type TokenWindow = 'minute' | 'hour' | 'day';
+
+/** `limits.tokens.<name>`: a token allowance per key and fixed window, reserved before the upstream. */
+export interface TokenZone {
+  name: string;
+  key: TokenKey;
+  window: TokenWindow;
+  tokens: number;
+  /** the completion part of the estimate when the request names no max_tokens */
+  defaultMaxTokens: number;
+  onExceed: 'refuse' | 'clamp';
+  /** clamp: the fewest completion tokens worth sending upstream; fewer left → refuse */
+  minTokens: number;
+  at: SourcePos;
+}
+
+/** a `limits.rate` zone with r/h or r/d: a fixed-window request counter in njs */
+export interface WindowZone {
+  name: string;
+  key: TokenKey;
+  window: 'hour' | 'day';
+  requests: number;
   at: SourcePos;
 }
 
@@ -323,6 +354,8 @@ export interface Route {
   maxBody: Size | null;
   rateLimits: string[]; // RateZone names
   connLimits: string[]; // ConnZone names
+  /** token budgets of the route (TokenZone names; the limits feature); absent = none */
+  tokenLimits?: string[];
   cache: RouteCache | null;
   cors: Cors | null;
   access: AccessRules;

@@ -16,7 +16,7 @@ export type ErrorFormat = 'gateway' | 'openai';
 
 /** limit_conn_status: answered as 429 `concurrency_limited` / `concurrency_limit_exceeded`. */
 export const CONN_LIMIT_STATUS = 460;
-/** reserved for token budgets: answered as 429 `token_budget_exceeded` (no error page until a feature uses it). */
+/** token budgets (src/features/limits/tokens.ts): answered as 429 `token_budget_exceeded`, OpenAI type `tokens` (as OpenAI's own token limits); only where a route has a budget. */
 export const TOKEN_BUDGET_STATUS = 461;
 
 export interface ErrorKind {
@@ -53,7 +53,7 @@ export const ERROR_KINDS: Record<number, ErrorKind> = {
   414: kind(414, 'uri_too_long', 'request URI too long', 'invalid_request_error'),
   429: kind(429, 'rate_limited', 'too many requests', 'rate_limit_error', 'rate_limit_exceeded'),
   [CONN_LIMIT_STATUS]: kind(429, 'concurrency_limited', 'too many concurrent requests', 'rate_limit_error', 'concurrency_limit_exceeded'),
-  [TOKEN_BUDGET_STATUS]: kind(429, 'token_budget_exceeded', 'token budget exceeded', 'rate_limit_error', 'token_budget_exceeded', true),
+  [TOKEN_BUDGET_STATUS]: kind(429, 'token_budget_exceeded', 'token budget exceeded', 'tokens', 'token_budget_exceeded', true),
   500: kind(500, 'internal_error', 'internal gateway error', 'server_error'),
   502: kind(502, 'bad_gateway', 'upstream unavailable', 'server_error', 'upstream_unavailable'),
   503: kind(503, 'service_unavailable', 'service unavailable', 'server_error'),

@@ -2,7 +2,8 @@
 // answers like the OpenAI API (non-streamed JSON, or SSE chunks with `"usage":null` and, with
 // `stream_options.include_usage`, a final usage chunk before `data: [DONE]`). Token counts are
 // derived from the request so every answer reports a different, known usage; each answer is
-// recorded with the usage it reported and the Accept-Encoding it was asked with. It gzips
+// recorded with the usage it reported and the Accept-Encoding it was asked with, and every request
+// body is kept (`requests`), so a suite can prove what the upstream did or did not receive. It gzips
 // non-streamed answers when the request accepts gzip (as real servers do), so a gateway that
 // forwarded the client's Accept-Encoding would see a compressed body.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -21,6 +22,8 @@ export interface MockAnswer {
 export interface OpenAiMock {
   readonly address: string;
   readonly answers: MockAnswer[];
+  /** every chat completion request body the mock received, parsed, in arrival order */
+  readonly requests: Record<string, unknown>[];
   close(): Promise<void>;
 }
 
@@ -32,9 +35,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  *   mock_chunk_ms      delay before each chunk (default 10)
  *   mock_first_ms      delay before the first byte of the body (default 0)
  *   mock_model         the model the response names (default: the requested one)
+ *   mock_cut_after     a stream: the upstream drops the connection after this many chunks
+ *   mock_spaced        a stream: JSON with a space after ":" and "," (Python's json.dumps)
+ *   mock_status        answer this error status with an OpenAI error body (no usage)
  */
 export async function startOpenAiMock(): Promise<OpenAiMock> {
   const answers: MockAnswer[] = [];
+  const requests: Record<string, unknown>[] = [];
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let body = '';
     req.setEncoding('utf8');
@@ -46,6 +53,7 @@ export async function startOpenAiMock(): Promise<OpenAiMock> {
       res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"error":{"message":"not found"}}');
       return;
     }
+    requests.push(JSON.parse(text) as Record<string, unknown>);
     const doc = JSON.parse(text) as {
       model: string;
       messages: { content: string }[];
@@ -56,6 +64,9 @@ export async function startOpenAiMock(): Promise<OpenAiMock> {
       mock_chunk_ms?: number;
       mock_first_ms?: number;
       mock_model?: string;
+      mock_cut_after?: number;
+      mock_spaced?: number;
+      mock_status?: number;
     };
     const model = doc.mock_model ?? doc.model;
     const prompt = doc.messages.map((m) => m.content).join(' ').split(/\s+/).filter(Boolean).length + 7;
@@ -67,6 +78,10 @@ export async function startOpenAiMock(): Promise<OpenAiMock> {
     const id = `chatcmpl-${answers.length}`;
     const created = Math.floor(Date.now() / 1000);
     await sleep(doc.mock_first_ms ?? 0);
+    if (doc.mock_status) {
+      res.writeHead(doc.mock_status, { 'Content-Type': 'application/json' }).end('{"error":{"message":"overloaded","type":"server_error","param":null,"code":null}}');
+      return;
+    }
     if (!doc.stream) {
       const json = JSON.stringify({
         id,
@@ -90,10 +105,16 @@ export async function startOpenAiMock(): Promise<OpenAiMock> {
     res.on('close', () => {
       if (!res.writableFinished) gone = true;
     });
-    const send = (o: unknown) => res.write(`data: ${JSON.stringify(o)}\n\n`);
+    const json = (o: unknown) => (doc.mock_spaced ? JSON.stringify(o).replace(/":/g, '": ').replace(/,"/g, ', "') : JSON.stringify(o));
+    const send = (o: unknown) => res.write(`data: ${json(o)}\n\n`);
     const includeUsage = doc.stream_options?.include_usage === true;
     for (let i = 0; i < chunks && !gone; i++) {
       if (i > 0) await sleep(doc.mock_chunk_ms ?? 10);
+      if (doc.mock_cut_after === i) {
+        rec.aborted = true;
+        res.socket?.destroy();
+        return;
+      }
       const delta = i === 0 ? { role: 'assistant', content: '' } : { content: ' word' };
       send({ id, object: 'chat.completion.chunk', created, model, system_fingerprint: 'fp_mock', choices: [{ index: 0, delta, logprobs: null, finish_reason: null }], ...(includeUsage ? { usage: null } : {}) });
     }
@@ -113,6 +134,7 @@ export async function startOpenAiMock(): Promise<OpenAiMock> {
   return {
     address: `127.0.0.1:${port}`,
     answers,
+    requests,
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();

@@ -27,7 +27,7 @@ describe('gatewaySchema(features)', () => {
     const s = gatewaySchema(FEATURES);
     expect(Object.keys(s.properties as object)).toEqual(['version', 'include', 'global', 'tls', 'listeners', 'upstreams', 'limits', 'caches', 'models', 'auth', 'fleet', 'kubernetes', 'routes', 'metrics', 'cluster_status', 'admin_api']);
     // cors (registered before cache) follows cache's key; auth (before routing) follows routing's
-    expect(props(s, ROUTE).slice(-13)).toEqual(['max_body', 'rate_limits', 'conn_limits', 'cache', 'cors', 'access', 'set_headers', 'models', 'auth', 'metrics', 'response_headers', 'errors', 'unsafe_nginx_route']);
+    expect(props(s, ROUTE).slice(-14)).toEqual(['max_body', 'rate_limits', 'conn_limits', 'cache', 'cors', 'access', 'token_limits', 'set_headers', 'models', 'auth', 'metrics', 'response_headers', 'errors', 'unsafe_nginx_route']);
     expect(props(s, '/properties/listeners/items')).toContain('tls');
     // the limit zones limits hosts get auth's tier after their key, in both zone kinds
     expect(props(s, '/properties/limits/properties/rate/additionalProperties').slice(0, 3)).toEqual(['key', 'tier', 'rate']);

@@ -1,6 +1,6 @@
 // The limits feature's part of `gatewayctl diff`: rate and connection zones added, removed,
-// loosened (flagged) or tightened.
-import type { ConnZone, RateZone } from '../../model/types.ts';
+// loosened (flagged) or tightened; token budgets and r/h, r/d windows the same way.
+import type { ConnZone, RateZone, TokenZone, WindowZone } from '../../model/types.ts';
 import type { DiffSink, RiskCode } from '../../diff/types.ts';
 import { byName, extraFields, fieldText, keyText, names, rateText, same } from '../../diff/semantic.ts';
 
@@ -70,3 +70,30 @@ export function diffConnZones(c: DiffSink, as: ConnZone[], bs: ConnZone[]): void
   }
 }
 
+
+const WINDOW_SECONDS = { minute: 60, hour: 3600, day: 86400 } as const;
+
+/** Token budgets and r/h, r/d windows: added, removed, loosened (flagged) or tightened, by allowance per second. */
+export function diffBudgetZones(c: DiffSink, as: (TokenZone | WindowZone)[], bs: (TokenZone | WindowZone)[], kind: 'token budget' | 'request window'): void {
+  const a = byName(as);
+  const b = byName(bs);
+  const amount = (z: TokenZone | WindowZone) => ('tokens' in z ? z.tokens : z.requests);
+  const text = (z: TokenZone | WindowZone) => `${amount(z)} ${'tokens' in z ? 'tokens' : 'requests'} a ${z.window} by ${z.key}`;
+  const perSecond = (z: TokenZone | WindowZone) => amount(z) / WINDOW_SECONDS[z.window];
+  for (const n of names(as, bs)) {
+    const za = a.get(n);
+    const zb = b.get(n);
+    const s = `${kind} ${n}`;
+    if (!za && zb) {
+      c.add('limits', 'added', s, `${s} added: ${text(zb)}`);
+      continue;
+    }
+    if (za && !zb) {
+      c.add('limits', 'removed', s, `${s} removed (was ${text(za)})`, 'rate-limit-loosened');
+      continue;
+    }
+    if (!za || !zb || same({ ...za, at: null }, { ...zb, at: null })) continue;
+    const looser = perSecond(zb) > perSecond(za) || ('onExceed' in za && 'onExceed' in zb && za.onExceed === 'refuse' && zb.onExceed === 'clamp');
+    c.add('limits', 'changed', s, `${s}: ${text(za)} → ${text(zb)}${looser ? ' (loosened)' : ''}`, looser ? 'rate-limit-loosened' : null);
+  }
+}

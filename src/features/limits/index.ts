@@ -2,13 +2,14 @@
 // header (the address when absent, so omitting it never bypasses), the authenticated client
 // or a tier; a route's limits answer 429 with a JSON body and Retry-After.
 import type { Feature } from '../../core/feature.ts';
-import { diffConnZones, diffRateZones } from './diff.ts';
+import { diffBudgetZones, diffConnZones, diffRateZones } from './diff.ts';
 import type { ConnZone, GatewayModel, LimitKey, RateZone, SourcePos } from '../../model/types.ts';
 import { d, type Block, type Directive } from '../../plan/directive.ts';
 import { CONN_LIMIT_STATUS, errorBody } from '../../plan/errors.ts';
 import { bare, headerVar, ident } from '../../plan/quote.ts';
 import { limitsSchema } from './schema.ts';
 import { instanceConnZone, instanceRateZone } from '../fleet/index.ts';
+import { checkTokenRules, hasWindows, normalizeTokens, tokenHttpLines, tokenMaps, tokenRoute } from './tokens.ts';
 
 /** A limit zone whose key is only known after authentication. */
 export const isClientZone = (z: RateZone | ConnZone): boolean => z.key.kind === 'client_id' || z.tier !== null;
@@ -60,17 +61,24 @@ export const limitsFeature: Feature = {
   name: 'limits',
   summary: 'rate and connection limits with JSON 429 and Retry-After',
   schema: limitsSchema,
-  cost: { njsCalls: () => 0, measured: 'nginx limit_req/limit_conn only' },
+  // token budgets and r/h, r/d windows are reserved by the body step's own call (routing) and
+  // reconciled by the shared log-phase call and body filter (metrics): no call of their own
+  cost: { njsCalls: () => 0, measured: 'nginx limit_req/limit_conn; token budgets and r/h, r/d windows: shared-dict updates inside the body step and the log-phase call (README, Token budgets)' },
+  normalize: (raw, m, ctx) => normalizeTokens(raw, m, ctx.at),
+  rules: (m, err) => checkTokenRules(m, err),
   diff(a, b, c) {
     diffRateZones(c, a.rateZones, b.rateZones);
     diffConnZones(c, a.connZones, b.connZones);
+    diffBudgetZones(c, a.tokenZones ?? [], b.tokenZones ?? [], 'token budget');
+    diffBudgetZones(c, a.windowZones ?? [], b.windowZones ?? [], 'request window');
   },
   http: (m) => {
     // each instance's share of the allowance (the fleet feature: fleet.limits)
     const rates = m.rateZones.map((z) => instanceRateZone(z, m));
     const conns = m.connZones.map((z) => instanceConnZone(z, m));
     return {
-      maps: limitKeyMaps(m),
+      maps: [...limitKeyMaps(m), ...tokenMaps(m)],
+      mapLines: tokenHttpLines(m),
       limits: [
         d('limit_req_status', '429'),
         // an internal status the error pages answer as 429 `concurrency_limited`: a client can tell
@@ -103,19 +111,25 @@ export const limitsFeature: Feature = {
     for (const cz of conns) {
       (connLate ? slots.clientLimits : slots.limits).push(d('limit_conn', `gw_conn_${ident(cz.name)}`, bare(cz.max, 'int')));
     }
-    const answer429 = (status: number, name: string, retryAfter: number): void => {
+    const answer429 = (status: number, name: string, retryAfter: number | '$gw_tokens_retry'): void => {
       ctx.overrides[status] = `@${ctx.rid}_${name}`;
       ctx.errorLocations.push({
         head: `location @${ctx.rid}_${name}`,
         lines: [
           d('default_type', 'application/json'),
           ...ctx.responseHeaders,
-          d('add_header', 'Retry-After', bare(retryAfter, 'int'), 'always'),
+          d('add_header', 'Retry-After', retryAfter === '$gw_tokens_retry' ? retryAfter : bare(retryAfter, 'int'), 'always'),
           d('return', '429', errorBody(status, ctx.errorFormat)),
         ],
       });
     };
-    if (zones.length) answer429(429, '429', retryAfterSeconds(zones));
+    if (zones.length && hasWindows(r, m)) {
+      // r/h, r/d windows on the same route: their refusal (the body step) shares this 429, and
+      // writes its own Retry-After (seconds to the window's end) over the zones' one set here
+      slots.routingKey.push(d('set', '$gw_tokens_retry', bare(retryAfterSeconds(zones), 'int')));
+      answer429(429, '429', '$gw_tokens_retry');
+    } else if (zones.length) answer429(429, '429', retryAfterSeconds(zones));
     if (conns.length) answer429(CONN_LIMIT_STATUS, '429_conn', 1);
+    tokenRoute(ctx);
   },
 };

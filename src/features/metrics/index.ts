@@ -14,6 +14,7 @@ import type { GatewayModel, MetricsSettings, Route, SourcePos } from '../../mode
 import { d, raw, type Block, type LogField } from '../../plan/directive.ts';
 import { bare, q } from '../../plan/quote.ts';
 import { metricsSchema } from './schema.ts';
+import { hasTokenLimits, tokenLimitsUsed } from '../limits/tokens.ts';
 
 export const METRICS_LOG_HANDLER = 'gateway.metricsLog';
 export const METRICS_EXPORT_HANDLER = 'gateway.metricsExport';
@@ -62,6 +63,15 @@ export function llmRoutes(m: GatewayModel): Route[] {
 
 const isLlmRoute = (r: Route, m: GatewayModel): boolean => llmRoutes(m).some((x) => x.name === r.name);
 
+// The log-phase call and the LLM body filter are shared: token budgets (src/features/limits/
+// tokens.ts) reconcile in the same call and read the usage through the same filter, with or
+// without metrics. One call per phase, whichever features use it.
+/** the shared log-phase call is rendered: metrics, or routes with token budgets */
+const logPhaseUsed = (m: GatewayModel): boolean => m.metrics !== null || tokenLimitsUsed(m);
+/** the route's responses pass the shared body filter */
+const readsLlmBody = (r: Route, m: GatewayModel): boolean => isLlmRoute(r, m) || hasTokenLimits(r, m);
+const bodyFilterUsed = (m: GatewayModel): boolean => llmRoutes(m).length > 0 || tokenLimitsUsed(m);
+
 /* eslint-disable @typescript-eslint/no-explicit-any */
 function normalizeMetrics(raw: any, at: (p: string) => SourcePos): MetricsSettings | null {
   if (raw === undefined || raw === null || raw.enabled === false) return null;
@@ -91,7 +101,8 @@ export function metricsPreload(m: GatewayModel): string {
   const upstreams: Record<string, number> = {};
   for (const u of m.upstreams) upstreams[u.name] = 1;
   const clients = s.llm?.clientLabel && llm.size > 0 ? 1 : 0;
-  return `${JSON.stringify({ buckets: s.buckets, maxSeries: s.maxSeries, clients, routes, upstreams }, null, 2)}\n`;
+  const budgets = tokenLimitsUsed(m) ? 1 : 0; // the log-phase call reconciles token budgets too
+  return `${JSON.stringify({ buckets: s.buckets, budgets, maxSeries: s.maxSeries, clients, routes, upstreams }, null, 2)}\n`;
 }
 
 // the JSON access log's LLM fields, from $gw_llm ("ttft|model|input|output|flag", written by
@@ -131,14 +142,15 @@ export const metricsFeature: Feature = {
   summary: 'Prometheus metrics at /metrics: requests, latency histograms, bytes, cache, limits, auth failures',
   schema: metricsSchema,
   njs: [
-    { handler: METRICS_LOG_HANDLER, phase: 'log', used: (m) => m.metrics !== null },
+    { handler: METRICS_LOG_HANDLER, phase: 'log', used: logPhaseUsed },
     { handler: METRICS_EXPORT_HANDLER, phase: 'js_content', used: (m) => m.metrics !== null },
-    { handler: LLM_BODY_HANDLER, phase: 'body_filter', used: (m) => llmRoutes(m).length > 0 },
+    { handler: LLM_BODY_HANDLER, phase: 'body_filter', used: bodyFilterUsed },
   ],
   cost: {
     // the log-phase js_set, whatever the route does; on LLM routes also the body filter (one
     // call per response chunk, counted once here)
-    njsCalls: (r, m) => (m.metrics ? 1 + (isLlmRoute(r, m) ? 1 : 0) : 0),
+    // (also when only token budgets use them: the log-phase call runs for every request then)
+    njsCalls: (r, m) => (logPhaseUsed(m) ? 1 : 0) + (readsLlmBody(r, m) ? 1 : 0),
     measured: 'one log-phase js_set, five shared-dict updates on a proxied route: about +9 µs CPU a request on a plain route (+12 µs before the request key was folded with its buckets), +6 µs on an API-key route (README, Metrics)',
   },
   normalize: (raw, m, ctx) => {
@@ -146,7 +158,7 @@ export const metricsFeature: Feature = {
     const routes = (raw.routes as { metrics?: boolean }[] | undefined) ?? [];
     for (const r of m.routes) if (routes[r.index]?.metrics === true) r.answeredBy = 'metrics';
   },
-  needsNjs: (m) => m.metrics !== null,
+  needsNjs: logPhaseUsed,
   rules(m, err) {
     for (const r of m.routes.filter((x) => x.answeredBy === 'metrics')) {
       const p = `routes[${r.index}]`;
@@ -209,8 +221,22 @@ export const metricsFeature: Feature = {
   },
   http: (m) => {
     const s = m.metrics;
-    if (!s) return {};
-    const llm = llmRoutes(m).length > 0;
+    if (!s) {
+      if (!logPhaseUsed(m)) return {};
+      return {
+        mapLines: [
+          raw('# the shared log-phase call (token budgets reconcile there) and the LLM body filter\'s record'),
+          d('js_set', '$gw_metrics', METRICS_LOG_HANDLER),
+          d('js_var', '$gw_llm'),
+          d('js_var', '$gw_llm_scan'),
+        ],
+        accessLogs: [
+          raw('# one njs call per request in the log phase (token budgets: reconciliation); it returns "", so nothing is written'),
+          d('access_log', q('/dev/null', 'file'), 'combined', 'if=$gw_metrics'),
+        ],
+      };
+    }
+    const llm = bodyFilterUsed(m);
     return {
       mapLines: [
         raw('# metrics: counters and histograms (njs/lib/metrics.ts), configuration from the preload object'),
@@ -225,9 +251,9 @@ export const metricsFeature: Feature = {
           head: 'map $gw_dollar $gw_metrics_in',
           lines: [d('default', `"${METRICS_INPUT.join('|')}"`)],
         },
-        ...(llm ? LLM_LOG_MAPS : []),
+        ...(llmRoutes(m).length > 0 ? LLM_LOG_MAPS : []),
       ],
-      logFields: llm ? LLM_LOG_FIELDS : [],
+      logFields: llmRoutes(m).length > 0 ? LLM_LOG_FIELDS : [],
       accessLogs: [
         raw('# metrics: one njs call per request in the log phase; it counts and returns "", so nothing is written'),
         d('access_log', q('/dev/null', 'file'), 'combined', 'if=$gw_metrics'),
@@ -240,7 +266,7 @@ export const metricsFeature: Feature = {
       ctx.content = { kind: 'answer', name: `@${ctx.rid}_metrics`, lines: [d('access_log', 'off'), d('js_content', METRICS_EXPORT_HANDLER)] };
       return;
     }
-    if (!ctx.content || ctx.content.kind !== 'proxy' || !isLlmRoute(ctx.route, ctx.model)) return;
+    if (!ctx.content || ctx.content.kind !== 'proxy' || !readsLlmBody(ctx.route, ctx.model)) return;
     // the body filter must read what the upstream sends: ask for it uncompressed (the client's
     // own Accept-Encoding still applies to what the gateway sends back: gzip runs after it)
     if (!ctx.route.setRequestHeaders.some((h) => h.name.toLowerCase() === 'accept-encoding')) {
