@@ -214,6 +214,8 @@ export interface UpstreamServer {
   weight: number;
   maxFails: number;
   failTimeout: Duration;
+  /** most concurrent connections to this server across workers (the upstream has a shared zone); 0 = none */
+  maxConns: number;
   backup: boolean;
   down: boolean;
   at: SourcePos;
