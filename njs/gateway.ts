@@ -2,8 +2,9 @@
 // `js_import gateway from njs/gateway.js;`. Handlers live in lib/handlers.ts.
 import { apiKey, jwt, jwtCached, jwtSync } from './lib/handlers.ts';
 import { route } from './lib/routing.ts';
+import { fallbackBody } from './lib/fallback.ts';
 import { bodyDigest } from './lib/cache.ts';
 import { metricsExport, metricsLog } from './lib/metrics.ts';
 import { llmBody } from './lib/llm.ts';
 
-export default { apiKey: apiKey, jwt: jwt, jwtCached: jwtCached, jwtSync: jwtSync, route: route, bodyDigest: bodyDigest, metricsLog: metricsLog, metricsExport: metricsExport, llmBody: llmBody };
+export default { apiKey: apiKey, jwt: jwt, jwtCached: jwtCached, jwtSync: jwtSync, route: route, fallbackBody: fallbackBody, bodyDigest: bodyDigest, metricsLog: metricsLog, metricsExport: metricsExport, llmBody: llmBody };

@@ -10,6 +10,7 @@
 //   $gw_model       js_var: the body's `model` (model routes)
 //   $gw_route_mode  "model" on model routes
 //   $gw_route_next  named location that proxies (@gw_next_<route>)
+//   $gw_model_chain map: "_m<i>" when the model has a fallback chain (entry @gw_next_<route>_m<i>)
 import { claimKeyFrom, keyOf, openAiError, parseObject } from './keys.ts';
 import { promptPrefixKey } from './prefix.ts';
 
@@ -60,5 +61,6 @@ export function route(r: NginxHTTPRequest): void {
     // the model's pool hashes on a claim: auth (which ran before this step) could not know it
     v.gw_claim_key = claimKeyFrom(spec, v.gw_client_claims);
   }
-  r.internalRedirect(v.gw_route_next || '@gw_missing_next');
+  // $gw_model_chain: "_m<i>" for a model with fallbacks (its chain's entry location), else ""
+  r.internalRedirect((v.gw_route_next || '@gw_missing_next') + (v.gw_model_chain || ''));
 }

@@ -71,6 +71,7 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
   // address-keyed limits ran: the post-auth location repeats them (nginx applies limit_req and
   // limit_conn once per request, so the hand-over after auth_request does not count twice)
   const jumpGuards = p.needs.eitherMethod ? [...s.access, ...s.limits] : [];
+  const continueInAuth = (b: Block): Block => (p.needs.auth ? continueIn(b) : b);
   const continueIn = (b: Block): Block => ({
     ...b,
     lines: p.needs.auth ? [p.routeName, ...jumpGuards, ...b.lines] : b.lines,
@@ -106,10 +107,19 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
   const step = p.needs.bodyStep;
   if (step) {
     const next: Block = { comment: `${label}: proxying after the njs body step`, head: `location ${step.next}`, lines: proxying(p.content.proxyPass) };
+    const chains = (step.chains ?? []).flatMap((c): Block[] => [
+      continueInAuth({ comment: `${label}: a model with fallbacks, before its first pool`, head: `location ${c.entry}`, lines: [...s.clientLimits, ...s.responseHeaders, ...s.errorPages, d('try_files', NO_FILE, c.stages[0].name)] }),
+      ...c.stages.map((st): Block => ({
+        head: `location ${st.name}`,
+        lines: [p.routeName, ...st.before, st.proxyPass, ...s.upstream, ...s.requestHeaders, ...s.proxyTuning, ...s.streaming, ...s.responseHeaders, ...st.after, ...s.raw],
+        blocks: st.checks,
+      })),
+      ...c.extra,
+    ]);
     const stepLines = [...s.routingKey, ...step.lines, ...s.responseHeaders, ...s.errorPages];
     if (!p.needs.eitherMethod) {
       location.lines = [...pre, ...stepLines, step.handler];
-      return { location, named: [p.needs.auth ? continueIn(next) : next, ...p.errorLocations] };
+      return { location, named: [p.needs.auth ? continueIn(next) : next, ...chains, ...p.errorLocations] };
     }
     // An accepted API key (route accepting either credential) jumps out of the public location
     // in the rewrite phase, before its auth_request: a twin of the body step continues there
@@ -122,7 +132,7 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
       head: `location ${keyStep}`,
       lines: [p.routeName, ...jumpGuards, ...s.body, ...stepLines, step.handler],
     };
-    return { location, named: [twin, continueIn(next), ...p.errorLocations] };
+    return { location, named: [twin, continueIn(next), ...chains, ...p.errorLocations] };
   }
 
   const handover = p.needs.authHandover;
