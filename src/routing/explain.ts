@@ -161,13 +161,13 @@ export interface ResolvedQuery {
 }
 
 /** How a model is placed: its first pool (or its split) and, in order, what is tried when that fails. */
-export function placementNotes(m: GatewayModel, e: ModelEntry): string[] {
+export function placementNotes(m: GatewayModel, e: ModelEntry, asAsked: string = e.id): string[] {
   const notes: string[] = [];
   if (isWeighted(e)) {
     const total = e.pools.reduce((a, p) => a + (p.weight ?? 1), 0);
-    notes.push(`model ${e.id} → pools by weight: ${e.pools.map((p) => `${p.upstream} ${Math.round(((p.weight ?? 1) * 1000) / total) / 10}%`).join(', ')} (explained below: ${e.upstream})`);
+    notes.push(`model ${asAsked} → pools by weight: ${e.pools.map((p) => `${p.upstream} ${Math.round(((p.weight ?? 1) * 1000) / total) / 10}%`).join(', ')} (explained below: ${e.upstream})`);
   } else {
-    notes.push(`model ${e.id} → upstream ${e.upstream}`);
+    notes.push(`model ${asAsked} → upstream ${e.upstream}`);
   }
   const chain = modelChain(m, e);
   if (chain.length > 1) {
@@ -192,7 +192,7 @@ export function resolveQuery(m: GatewayModel, q: RequestQuery): ResolvedQuery {
     const e = m.models.find((x) => x.id.toLowerCase() === model.toLowerCase()); // nginx map keys are case-insensitive
     if (!e) throw new RouteError(`model "${model}" is not in the catalogue (a model route answers 404 model_not_found)`);
     upstream = e.upstream;
-    notes.push(...placementNotes(m, e));
+    notes.push(...placementNotes(m, e, model));
   }
   let key: string | null = q.key ?? null;
   if (key === null && doc) {
