@@ -52,6 +52,8 @@ models:
   - { id: busy-stays, upstream: busy, fallback: { to: [{ upstream: pool_b }] } }
   - { id: to-small, upstream: dead_pool, fallback: { to: [{ model: small-model }] } }
   - { id: small-model, upstream: small }
+  - { id: down-model, upstream: dead_too }
+  - { id: two-hops, upstream: dead_pool, fallback: { to: [{ model: down-model }, { model: small-model }] } }
   - { id: all-down, pools: [dead_pool, dead_too] }
   - { id: six-down, pools: [dead_pool, dead_too, dead3, dead4, dead5, dead6] }
   - { id: stream-cut, pools: [sse_a, sse_b] }
@@ -129,6 +131,14 @@ describe('a model on several pools, and fallbacks', () => {
       const got = JSON.parse(small.requests.at(-1)!.body);
       expect(got).toEqual({ ...ask('to-small'), model: 'small-model' });
       expect(small.requests.at(-1)!.headers['content-length']).toBe(String(Buffer.byteLength(small.requests.at(-1)!.body)));
+    });
+  });
+
+  it('two fallbacks to models in a row: each stage sends its own model id', async () => {
+    await withErrorLog(project.gw, async () => {
+      const r = await client().chat.completions.create(ask('two-hops'));
+      expect(r.model).toBe('small-model');
+      expect(JSON.parse(small.requests.at(-1)!.body).model).toBe('small-model');
     });
   });
 

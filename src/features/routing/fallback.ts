@@ -46,7 +46,8 @@ export const chainModels = (m: GatewayModel): ModelEntry[] => (usesModels(m) ? m
 export const fallbackRewritesBody = (m: GatewayModel): boolean => chainModels(m).some((e) => modelChain(m, e).some((s) => s.model !== null));
 
 export function placementHttpLines(m: GatewayModel): Directive[] {
-  return fallbackRewritesBody(m) ? [d('js_set', FALLBACK_BODY_VAR, FALLBACK_BODY_HANDLER)] : [];
+  // nocache: two stages of one request may send it as two different models
+  return fallbackRewritesBody(m) ? [d('js_set', FALLBACK_BODY_VAR, FALLBACK_BODY_HANDLER, 'nocache')] : [];
 }
 
 /** Percents of a weighted model's split (hundredths, the last pool takes the rest: `*`). */
