@@ -26,7 +26,11 @@ export const routingFeature: Feature = {
     // only in a fallback stage that sends the request to another model's pool (fallback.ts)
     { handler: FALLBACK_BODY_HANDLER, phase: 'js_set', used: fallbackRewritesBody },
   ],
-  cost: { njsCalls, measured: 'scripts/bench.ts: model routing and body-field hash scenarios' },
+  cost: {
+    njsCalls,
+    measured:
+      'scripts/bench.ts: model routing and body-field hash scenarios. Fallbacks (scripts/bench/instructions.ts, gw_model): a model with a chain served by its first pool +2.5% instructions (a try_files hand-over, the chain map); a catalogue without chains +0.3%; a stage sending the request to another model adds one js_set call (the body), on that path only',
+  },
   normalize: (raw, m, ctx) => {
     m.models = normalizeModels(raw.models, ctx.at);
     normalizeSticky(raw, m, ctx.at); // sticky cookies (sticky.ts)

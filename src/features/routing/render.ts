@@ -15,7 +15,7 @@
 // block. Missing/unknown models are answered by njs (400/404, OpenAI error shape).
 import type { GatewayModel, ModelEntry, Route, Upstream } from '../../model/types.ts';
 import { modelChain } from '../../routing/placement.ts';
-import { firstPool } from './fallback.ts';
+import { chainModels, firstPool } from './fallback.ts';
 import { MODEL_ID } from './schema.ts';
 import { bare, ident, jsonBody, q, RenderError } from '../../plan/quote.ts';
 import { d, type Block, type Directive } from '../../plan/directive.ts';
@@ -143,7 +143,8 @@ export function bodyStep(r: Route, m: GatewayModel): BodyStep | null {
   const lines: Directive[] = [];
   if (!r.maxBody) lines.push(d('client_max_body_size', '1m'));
   lines.push(d('client_body_buffer_size', bare(buf, 'size')), d('client_body_in_single_buffer', 'on'));
-  if (r.models === 'route') lines.push(d('set', '$gw_route_mode', 'model'));
+  // "chain": njs also reads $gw_model_chain (fallback.ts), which only such catalogues declare
+  if (r.models === 'route') lines.push(d('set', '$gw_route_mode', chainModels(m).length ? 'chain' : 'model'));
   else lines.push(d('set', '$gw_hash_spec', q(hashSpec(upstreamOf(m, r.upstream))!, 'expr')));
   lines.push(d('set', '$gw_route_next', q(next, 'expr')));
   return { next, lines, handler: d('js_content', ROUTE_HANDLER) };
