@@ -53,7 +53,8 @@ export class PlanError extends Error {
  *  - answer: the public location runs checks and limits, then try_files hands over to the
  *    answering named location, which gets the identity-dependent parts;
  *  - body step: the public location runs the njs body handler, which continues in a named
- *    location holding everything from the client limits on;
+ *    location holding everything from the client limits on (or, for a request whose model has
+ *    a fallback chain, in the chain's entry, which hands over to one proxying location per try);
  *  - auth hand-over: the public location authenticates (auth_request) and hands over with
  *    try_files to a named location holding everything from the client limits on;
  *  - otherwise one location holds every slot.
