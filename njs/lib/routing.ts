@@ -8,9 +8,11 @@
 //   $gw_hash_spec   "body:<field>" | "prefix:<bytes>" | "claim:<claim>" | ""   (set per location, or from the model)
 //   $gw_hash_value  js_var: key taken from the body ("" → the upstream's hash_fallback)
 //   $gw_model       js_var: the body's `model` (model routes)
-//   $gw_route_mode  "model" on model routes; "chain" when some model has a fallback chain
+//   $gw_route_mode  "model" on model routes
 //   $gw_route_next  named location that proxies (@gw_next_<route>)
-//   $gw_model_chain map: "_m<i>" when the model has a fallback chain (entry @gw_next_<route>_m<i>)
+//   $gw_route_chain instead of $gw_route_next on model routes of a catalogue with fallback chains:
+//                   @gw_next_<route>, to which the map $gw_model_chain appends "_m<i>" for a model
+//                   with a chain (its entry location), else ""
 import { claimKeyFrom, keyOf, openAiError, parseObject } from './keys.ts';
 import { promptPrefixKey } from './prefix.ts';
 
@@ -35,8 +37,7 @@ export function route(r: NginxHTTPRequest): void {
   const v = r.variables;
   const doc = parseObject(bodyText(r));
   let spec = v.gw_hash_spec || '';
-  const mode = v.gw_route_mode;
-  if (mode === 'model' || mode === 'chain') {
+  if (v.gw_route_mode === 'model') {
     if (doc === null) {
       reject(r, 400, 'The request body must be a JSON object with a "model" field.', 'invalid_json', null);
       return;
@@ -62,7 +63,6 @@ export function route(r: NginxHTTPRequest): void {
     // the model's pool hashes on a claim: auth (which ran before this step) could not know it
     v.gw_claim_key = claimKeyFrom(spec, v.gw_client_claims);
   }
-  // $gw_model_chain: "_m<i>" for a model with fallbacks (its chain's entry location), else ""
-  // (read only where the catalogue has chains: other routes pay nothing for fallbacks)
-  r.internalRedirect((v.gw_route_next || '@gw_missing_next') + (mode === 'chain' ? v.gw_model_chain || '' : ''));
+  // no $gw_route_next: a model route of a catalogue with fallback chains (other routes pay nothing)
+  r.internalRedirect(v.gw_route_next || (v.gw_route_chain || '@gw_missing_next') + (v.gw_model_chain || ''));
 }

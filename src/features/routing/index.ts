@@ -29,7 +29,7 @@ export const routingFeature: Feature = {
   cost: {
     njsCalls,
     measured:
-      'scripts/bench.ts: model routing and body-field hash scenarios. Fallbacks (scripts/bench/instructions.ts, gw_model): a model with a chain served by its first pool +2.5% instructions (a try_files hand-over, the chain map); a catalogue without chains +0.3%; a stage sending the request to another model adds one js_set call (the body), on that path only',
+      'scripts/bench.ts: model routing and body-field hash scenarios. Fallbacks (scripts/bench/instructions.ts, gw_model): a model with a chain served by its first pool +3.7% instructions (the chain map, a try_files hand-over); a catalogue without chains: none measurable; a stage sending the request to another model adds one js_set call (the body), on that path only',
   },
   normalize: (raw, m, ctx) => {
     m.models = normalizeModels(raw.models, ctx.at);

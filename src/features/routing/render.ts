@@ -143,9 +143,11 @@ export function bodyStep(r: Route, m: GatewayModel): BodyStep | null {
   const lines: Directive[] = [];
   if (!r.maxBody) lines.push(d('client_max_body_size', '1m'));
   lines.push(d('client_body_buffer_size', bare(buf, 'size')), d('client_body_in_single_buffer', 'on'));
-  // "chain": njs also reads $gw_model_chain (fallback.ts), which only such catalogues declare
-  if (r.models === 'route') lines.push(d('set', '$gw_route_mode', chainModels(m).length ? 'chain' : 'model'));
+  if (r.models === 'route') lines.push(d('set', '$gw_route_mode', 'model'));
   else lines.push(d('set', '$gw_hash_spec', q(hashSpec(upstreamOf(m, r.upstream))!, 'expr')));
-  lines.push(d('set', '$gw_route_next', q(next, 'expr')));
+  // a catalogue with fallback chains: njs appends the model's chain suffix ($gw_model_chain,
+  // fallback.ts) to $gw_route_chain when $gw_route_next is empty, so other routes read nothing more
+  if (r.models === 'route' && chainModels(m).length > 0) lines.push(d('set', '$gw_route_next', '""'), d('set', '$gw_route_chain', q(next, 'expr')));
+  else lines.push(d('set', '$gw_route_next', q(next, 'expr')));
   return { next, lines, handler: d('js_content', ROUTE_HANDLER) };
 }
