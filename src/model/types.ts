@@ -325,6 +325,8 @@ export interface ModelEntry {
   pools: ModelPool[];
   /** where a request goes when the model's pools fail before the first response byte */
   fallback: ModelFallback | null;
+  /** both `upstream:` and `pools:` were given (refused: GW460) */
+  upstreamAndPools?: boolean;
   ownedBy: string;
   created: number; // unix seconds shown in /v1/models
   at: SourcePos;

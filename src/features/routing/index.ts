@@ -38,7 +38,7 @@ export const routingFeature: Feature = {
   needsNjs: routingNeedsNjs, // keys njs derives, model-aware routes
   rules: (m, err, warn) => {
     checkRoutingRules(m, err, warn); // GW36x
-    checkPlacementRules(m, err, warn); // pools and fallbacks: GW461-GW465
+    checkPlacementRules(m, err, warn); // pools and fallbacks: GW460-GW465
     checkSticky(m, err, warn); // GW287-GW291
   },
   requires: stickyRequires, // nginx's own sticky cookie: nginx >= 1.29.6

@@ -21,6 +21,7 @@ export function normalizeModels(raw: unknown, at: (p: string) => SourcePos): Mod
     upstream: e.upstream ?? normalizePools(e)[0]?.upstream ?? '',
     pools: normalizePools(e),
     fallback: normalizeFallback(e.fallback, at(`models[${i}].fallback`)),
+    ...(e.upstream !== undefined && e.pools !== undefined ? { upstreamAndPools: true } : {}),
     ownedBy: e.owned_by ?? 'gateway',
     created: e.created ?? 0,
     at: at(`models[${i}]`),

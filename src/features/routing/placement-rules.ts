@@ -1,4 +1,4 @@
-// Rules of model placement and fallbacks (pools:, fallback:): codes GW461–GW465, and GW360
+// Rules of model placement and fallbacks (pools:, fallback:): codes GW460–GW465, and GW360
 // (unknown upstream) for the pools and upstream targets as for `upstream:`.
 import type { Report } from '../../core/feature.ts';
 import type { GatewayModel } from '../../model/types.ts';
@@ -13,6 +13,7 @@ export function checkPlacementRules(m: GatewayModel, err: Report, warn: Report):
   const defined = names.join(', ') || 'none';
   for (const [i, e] of m.models.entries()) {
     const p = `models[${i}]`;
+    if (e.upstreamAndPools) err('GW460', e.at, `${p}.pools`, `model ${e.id} has both upstream: and pools:; give one (pools: [${e.upstream}, …] lists the first pool too)`);
     const viaPools = !(e.pools.length === 1 && e.pools[0].upstream === e.upstream && e.pools[0].weight === null);
     if (viaPools) {
       e.pools.forEach((x, j) => {

@@ -48,11 +48,8 @@ const modelsSchema = {
     type: 'object',
     additionalProperties: false,
     required: ['id'],
-    // one of upstream: (a pool) and pools: (several)
-    oneOf: [
-      { required: ['upstream'], not: { required: ['pools'] } },
-      { required: ['pools'], not: { required: ['upstream'] } },
-    ],
+    // upstream: (a pool) or pools: (several); both: GW460
+    anyOf: [{ required: ['upstream'] }, { required: ['pools'] }],
     properties: {
       id: { type: 'string', pattern: MODEL_ID },
       upstream: { type: 'string', pattern: PATTERNS.name, description: 'the pool serving the model (or pools:)' },
