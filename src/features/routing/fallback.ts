@@ -122,7 +122,7 @@ function chainFor(ctx: RouteContext, e: ModelEntry, next: string): FallbackChain
       const before: Directive[] = st.model !== null ? [d('set', '$gw_fallback_model', q(st.model, 'expr'))] : [];
       const after: Directive[] = [d('proxy_intercept_errors', 'on'), d('recursive_error_pages', 'on'), d('error_page', ...codes.map(String), '=', to)];
       for (const s of NGINX_UPSTREAM_ERRORS.filter((x) => !codes.includes(x))) after.push(d('error_page', String(s), '=', errorPageTarget(s, ctx.overrides, ctx.errorFormat)));
-      if (deadline !== null && !r.retries?.timeout) after.push(d('proxy_next_upstream_timeout', `${deadline}ms`));
+      if (deadline !== null && !r.retries?.timeout) after.push(d('proxy_next_upstream_timeout', bare(`${deadline}ms`, 'duration')));
       if (st.model !== null) after.push(d('proxy_set_body', FALLBACK_BODY_VAR));
       const checks: Block[] = k > 0 && deadline !== null ? [{ head: `if (${lateVar(deadline)})`, lines: [answer] }] : [];
       // the `if` answers with this location's default_type (an upstream's answer keeps its own)
