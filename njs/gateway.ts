@@ -2,6 +2,7 @@
 // `js_import gateway from njs/gateway.js;`. Handlers live in lib/handlers.ts.
 import { apiKey, jwt, jwtCached, jwtSync } from './lib/handlers.ts';
 import { route } from './lib/routing.ts';
+import { fallbackBody } from './lib/fallback.ts';
 import { bodyDigest } from './lib/cache.ts';
 import { metricsExport, metricsLog } from './lib/metrics.ts';
 import { llmBody } from './lib/llm.ts';
@@ -13,6 +14,7 @@ export default {
   jwtCached: jwtCached,
   jwtSync: jwtSync,
   route: route,
+  fallbackBody: fallbackBody,
   bodyDigest: bodyDigest,
   metricsLog: metricsLog,
   metricsExport: metricsExport,

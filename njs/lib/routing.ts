@@ -10,6 +10,9 @@
 //   $gw_model       js_var: the body's `model` (model routes)
 //   $gw_route_mode  "model" on model routes
 //   $gw_route_next  named location that proxies (@gw_next_<route>)
+//   $gw_route_chain instead of $gw_route_next on model routes of a catalogue with fallback chains:
+//                   @gw_next_<route>, to which the map $gw_model_chain appends "_m<i>" for a model
+//                   with a chain (its entry location), else ""
 import { claimKeyFrom, keyOf, openAiError, parseObject } from './keys.ts';
 import { promptPrefixKey } from './prefix.ts';
 import { reserveBudgets } from './budgets.ts';
@@ -67,5 +70,6 @@ export function route(r: NginxHTTPRequest): void {
   if (v.gw_budgets && !reserveBudgets(r, doc === null ? {} : doc, v.gw_model || '')) {
     return;
   }
-  r.internalRedirect(v.gw_route_next || '@gw_missing_next');
+  // no $gw_route_next: a model route of a catalogue with fallback chains (other routes pay nothing)
+  r.internalRedirect(v.gw_route_next || (v.gw_route_chain || '@gw_missing_next') + (v.gw_model_chain || ''));
 }

@@ -210,6 +210,7 @@ const coreSchema = (): JsonSchema => ({
           hash_fallback: { enum: ['client_ip', 'random'] },
           max_fails: { type: 'integer', minimum: 0, maximum: 1000 },
           fail_timeout: durationSec,
+          max_conns: { type: 'integer', minimum: 0, maximum: 100000, description: 'most concurrent connections to each server, for all workers (0 = no limit; a server at its limit is skipped like a failed one)' },
           keepalive: {
             oneOf: [
               { type: 'integer', minimum: 0, maximum: 10000 },
@@ -240,6 +241,7 @@ const coreSchema = (): JsonSchema => ({
                     weight: { type: 'integer', minimum: 1, maximum: 1000 },
                     max_fails: { type: 'integer', minimum: 0, maximum: 1000 },
                     fail_timeout: durationSec,
+                    max_conns: { type: 'integer', minimum: 0, maximum: 100000 },
                     backup: { type: 'boolean' },
                     down: { type: 'boolean' },
                   },

@@ -168,6 +168,7 @@ export function normalize(input: NormalizeInput, features: readonly Feature[]): 
           weight: o.weight ?? 1,
           maxFails: o.max_fails ?? u.max_fails ?? 1,
           failTimeout: o.fail_timeout ?? u.fail_timeout ?? '10s',
+          maxConns: o.max_conns ?? u.max_conns ?? 0,
           backup: o.backup ?? false,
           down: o.down ?? false,
           at: at(`${p}.servers[${j}]`),

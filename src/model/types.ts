@@ -288,6 +288,8 @@ export interface UpstreamServer {
   weight: number;
   maxFails: number;
   failTimeout: Duration;
+  /** most concurrent connections to this server across workers (the upstream has a shared zone); 0 = none */
+  maxConns: number;
   backup: boolean;
   down: boolean;
   at: SourcePos;
@@ -396,9 +398,32 @@ export interface RouteTraffic {
 
 export interface ModelEntry {
   id: string; // as clients send it in `model`
+  /** the first pool (`upstream:`, or the first of `pools:`) */
   upstream: string;
+  /** the pools serving the model: one for `upstream:`; ordered, or weighted when weights are given */
+  pools: ModelPool[];
+  /** where a request goes when the model's pools fail before the first response byte */
+  fallback: ModelFallback | null;
+  /** both `upstream:` and `pools:` were given (refused: GW460) */
+  upstreamAndPools?: boolean;
   ownedBy: string;
   created: number; // unix seconds shown in /v1/models
+  at: SourcePos;
+}
+
+export interface ModelPool {
+  upstream: string;
+  weight: number | null; // null: ordered (the first serves, the next when it fails)
+}
+
+export type FallbackTarget = { kind: 'upstream'; name: string } | { kind: 'model'; id: string };
+
+export interface ModelFallback {
+  to: FallbackTarget[];
+  /** error | timeout | 429 | 500 | 502 | 503 | 504 */
+  on: string[];
+  /** total time after which no further pool is tried */
+  deadline: Duration | null;
   at: SourcePos;
 }
 

@@ -110,6 +110,9 @@ const errorTarget = (s: number, f: ErrorFormat): string => {
   return f === 'openai' ? `@gw_oai_error_${s}` : `@gw_error_${s}`;
 };
 
+/** Where a route's error page for status `s` points: its override, else the shared page of its shape. */
+export const errorPageTarget = (s: number, overrides: Record<number, string>, format: ErrorFormat): string => overrides[s] ?? errorTarget(s, format);
+
 export function errorPageLines(overrides: Record<number, string> = {}, format: ErrorFormat = 'gateway'): Directive[] {
   const statuses = [...new Set([...PAGE_STATUSES, ...Object.keys(overrides).map(Number)])].sort((a, b) => a - b);
   return [

@@ -53,7 +53,8 @@ export class PlanError extends Error {
  *  - answer: the public location runs checks and limits, then try_files hands over to the
  *    answering named location, which gets the identity-dependent parts;
  *  - body step: the public location runs the njs body handler, which continues in a named
- *    location holding everything from the client limits on;
+ *    location holding everything from the client limits on (or, for a request whose model has
+ *    a fallback chain, in the chain's entry, which hands over to one proxying location per try);
  *  - auth hand-over: the public location authenticates (auth_request) and hands over with
  *    try_files to a named location holding everything from the client limits on;
  *  - otherwise one location holds every slot.
@@ -71,6 +72,7 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
   // address-keyed limits ran: the post-auth location repeats them (nginx applies limit_req and
   // limit_conn once per request, so the hand-over after auth_request does not count twice)
   const jumpGuards = p.needs.eitherMethod ? [...s.access, ...s.limits] : [];
+  const continueInAuth = (b: Block): Block => (p.needs.auth ? continueIn(b) : b);
   const continueIn = (b: Block): Block => ({
     ...b,
     lines: p.needs.auth ? [p.routeName, ...jumpGuards, ...b.lines] : b.lines,
@@ -126,12 +128,21 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
   const step = p.needs.bodyStep;
   if (step) {
     const next: Block = { comment: `${label}: proxying after the njs body step`, head: `location ${step.next}`, lines: proxying(p.content.proxyPass) };
+    const chains = (step.chains ?? []).flatMap((c): Block[] => [
+      continueInAuth({ comment: `${label}: a model with fallbacks, before its first pool`, head: `location ${c.entry}`, lines: [...s.clientLimits, ...s.responseHeaders, ...s.errorPages, d('try_files', NO_FILE, c.stages[0].name)] }),
+      ...c.stages.map((st): Block => ({
+        head: `location ${st.name}`,
+        lines: [p.routeName, ...st.before, st.proxyPass, ...s.upstream, ...s.requestHeaders, ...s.proxyTuning, ...s.streaming, ...s.responseHeaders, ...st.after, ...s.raw],
+        blocks: st.checks,
+      })),
+      ...c.extra,
+    ]);
     const stepLines = [...s.routingKey, ...step.lines, ...s.responseHeaders, ...s.errorPages];
     const proxied = steered(p.needs.auth ? continueIn(next) : next);
     const rest = [...p.errorLocations, ...steerLocations(p.needs.auth ? jumpGuards : [], proxying)];
     if (!p.needs.eitherMethod) {
       location.lines = [...pre, ...stepLines, step.handler];
-      return { location, named: [proxied, ...rest] };
+      return { location, named: [proxied, ...chains, ...rest] };
     }
     // An accepted API key (route accepting either credential) jumps out of the public location
     // in the rewrite phase, before its auth_request: a twin of the body step continues there
@@ -144,7 +155,7 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
       head: `location ${keyStep}`,
       lines: [p.routeName, ...jumpGuards, ...s.body, ...stepLines, step.handler],
     };
-    return { location, named: [twin, proxied, ...rest] };
+    return { location, named: [twin, proxied, ...chains, ...rest] };
   }
 
   const handover = p.needs.authHandover;

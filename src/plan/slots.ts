@@ -51,6 +51,20 @@ export interface BodyStep {
   /** buffering and routing-mode lines for the public location, before the handler */
   lines: Directive[];
   handler: Directive; // js_content …
+  /** models with a fallback chain: the handler continues in a chain's `entry` instead of `next` */
+  chains?: FallbackChain[];
+}
+
+/**
+ * A chain of named locations proxying one request in turn (model fallbacks): `entry` runs what
+ * `next` runs before proxying (client limits, late checks, the route's error pages) and hands
+ * over to the first stage; each stage proxies, and its own error pages (`after`) send the
+ * statuses it falls back on to the next stage. `extra`: blocks the stages point at.
+ */
+export interface FallbackChain {
+  entry: string;
+  stages: { name: string; proxyPass: Directive; before: Directive[]; after: Directive[]; checks: Block[] }[];
+  extra: Block[];
 }
 
 /**

@@ -1,6 +1,7 @@
 // Where a consistent-hash key goes, explained from the GatewayModel (used by `gatewayctl route`).
 import { createHash } from 'node:crypto';
-import type { GatewayModel, Upstream } from '../model/types.ts';
+import type { GatewayModel, ModelEntry, Upstream } from '../model/types.ts';
+import { DEFAULT_FALLBACK_ON, isWeighted, modelChain } from './placement.ts';
 import { buildRing, minimalMovedShare, movedShare, place, shares, type Placement, type Ring } from './ketama.ts';
 import { keyOf, parseObject, promptPrefixText } from '../../njs/lib/keys.ts';
 
@@ -159,6 +160,27 @@ export interface ResolvedQuery {
   notes: string[];
 }
 
+/** How a model is placed: its first pool (or its split) and, in order, what is tried when that fails. */
+export function placementNotes(m: GatewayModel, e: ModelEntry, asAsked: string = e.id): string[] {
+  const notes: string[] = [];
+  if (isWeighted(e)) {
+    const total = e.pools.reduce((a, p) => a + (p.weight ?? 1), 0);
+    notes.push(`model ${asAsked} → pools by weight: ${e.pools.map((p) => `${p.upstream} ${Math.round(((p.weight ?? 1) * 1000) / total) / 10}%`).join(', ')} (explained below: ${e.upstream})`);
+  } else {
+    notes.push(`model ${asAsked} → upstream ${e.upstream}`);
+  }
+  const chain = modelChain(m, e);
+  if (chain.length > 1) {
+    const later = chain.slice(1).map((s) => {
+      const where = s.pick.kind === 'upstream' ? `upstream ${s.pick.name}` : `the next pool of the split (${s.upstreams.join('/')})`;
+      return s.model !== null ? `${where} as model ${s.model}` : where;
+    });
+    const on = e.fallback?.on ?? DEFAULT_FALLBACK_ON;
+    notes.push(`before the first response byte, on ${on.join(', ')}: then ${later.join(', then ')}${e.fallback?.deadline ? `; no new try after ${e.fallback.deadline}` : ''}; all failed: 503 upstream_unavailable`);
+  }
+  return notes;
+}
+
 /** Turn --model/--body into the upstream and key nginx would use (same parsing as njs/lib/routing.ts). */
 export function resolveQuery(m: GatewayModel, q: RequestQuery): ResolvedQuery {
   const notes: string[] = [];
@@ -170,7 +192,7 @@ export function resolveQuery(m: GatewayModel, q: RequestQuery): ResolvedQuery {
     const e = m.models.find((x) => x.id.toLowerCase() === model.toLowerCase()); // nginx map keys are case-insensitive
     if (!e) throw new RouteError(`model "${model}" is not in the catalogue (a model route answers 404 model_not_found)`);
     upstream = e.upstream;
-    notes.push(`model ${model} → upstream ${upstream}`);
+    notes.push(...placementNotes(m, e, model));
   }
   let key: string | null = q.key ?? null;
   if (key === null && doc) {

@@ -4,9 +4,10 @@
 //   any path            200 JSON { id, method, path, headers, body }   (path = raw URL with query)
 //   /slow?ms=N          the same JSON after holding the response N ms
 //   /status/NNN         the same JSON with status NNN
-//   /sse?events=N&intervalMs=M
+//   /sse?events=N&intervalMs=M[&cutAfter=K]
 //                       text/event-stream; N `data:` events (default 3) M ms apart (default 50),
-//                       each written (flushed) as soon as it is produced
+//                       each written (flushed) as soon as it is produced; with cutAfter, the
+//                       connection is destroyed after K events (an upstream failing mid-stream)
 //   WebSocket upgrade   echoes text/binary messages back, answers ping, closes on close
 // `delayMs` delays every answer. Keep-alive: the idle timeout (65 s) outlives nginx's
 // upstream keepalive_timeout (60 s default), so nginx never reuses a connection we are closing.
@@ -33,6 +34,8 @@ export interface EchoUpstream {
   readonly hits: number;
   /** The requests received, oldest first (the last 1000). */
   readonly requests: EchoRequest[];
+  /** The most requests this upstream was answering at the same time (since the last resetHits). */
+  readonly peakInFlight: number;
   /** `127.0.0.1:<port>`, ready for an upstream `server` line. */
   readonly address: string;
   resetHits(): void;
@@ -52,6 +55,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export async function startEchoUpstream(opts: EchoOptions): Promise<EchoUpstream> {
   const { id } = opts;
   let hits = 0;
+  let inFlight = 0;
+  let peakInFlight = 0;
   const requests: EchoRequest[] = [];
   const sockets = new Set<Socket>();
 
@@ -64,6 +69,9 @@ export async function startEchoUpstream(opts: EchoOptions): Promise<EchoUpstream
   };
 
   const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
+    inFlight++;
+    peakInFlight = Math.max(peakInFlight, inFlight);
+    res.on('close', () => inFlight--);
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     await new Promise<void>((resolve) => req.on('end', resolve));
@@ -76,11 +84,17 @@ export async function startEchoUpstream(opts: EchoOptions): Promise<EchoUpstream
     if (url.pathname === '/sse') {
       const events = intParam(url, 'events', 3);
       const interval = intParam(url, 'intervalMs', 50);
+      const cutAfter = intParam(url, 'cutAfter', -1);
       res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
       res.flushHeaders();
       for (let n = 1; n <= events; n++) {
         if (res.destroyed) return;
         res.write(`id: ${n}\ndata: ${JSON.stringify({ id, n, t: Date.now() })}\n\n`);
+        if (n === cutAfter) {
+          await sleep(interval); // let the events reach the client first
+          res.socket?.destroy();
+          return;
+        }
         if (n < events) await sleep(interval);
       }
       res.end();
@@ -125,11 +139,15 @@ export async function startEchoUpstream(opts: EchoOptions): Promise<EchoUpstream
     get requests() {
       return requests;
     },
+    get peakInFlight() {
+      return peakInFlight;
+    },
     get address() {
       return `127.0.0.1:${port}`;
     },
     resetHits() {
       hits = 0;
+      peakInFlight = inFlight;
       requests.length = 0;
     },
     close: () =>

@@ -4,9 +4,11 @@
 import type { Feature } from '../../core/feature.ts';
 import type { GatewayModel, Route } from '../../model/types.ts';
 import { checkRoutingRules } from './rules.ts';
+import { checkPlacementRules } from './placement-rules.ts';
 import { normalizeModels, routingNeedsNjs } from './normalize.ts';
 import { bodyStep, claimSpecLines, hashSpec, modelsListLines, MODEL_UPSTREAM_TARGET, needsBodyStep, njsKeySource, ROUTE_HANDLER, routingHttpLines, routingMapBlocks } from './render.ts';
 import { routingSchema } from './schema.ts';
+import { FALLBACK_BODY_HANDLER, fallbackRewritesBody, placementHttpLines, placementMapBlocks, routeChains } from './fallback.ts';
 import { checkSticky, normalizeSticky, stickyMaps, stickyRequires, stickyResponseHeaders, stickyUpstreamLines } from './sticky.ts';
 
 function njsCalls(r: Route, m: GatewayModel): number {
@@ -21,8 +23,14 @@ export const routingFeature: Feature = {
   schema: routingSchema,
   njs: [
     { handler: ROUTE_HANDLER, phase: 'js_content', used: (m) => m.routes.some((r) => needsBodyStep(r, m)) },
+    // only in a fallback stage that sends the request to another model's pool (fallback.ts)
+    { handler: FALLBACK_BODY_HANDLER, phase: 'js_set', used: fallbackRewritesBody },
   ],
-  cost: { njsCalls, measured: 'scripts/bench.ts: model routing and body-field hash scenarios' },
+  cost: {
+    njsCalls,
+    measured:
+      'scripts/bench.ts: model routing and body-field hash scenarios. Fallbacks (scripts/bench/instructions.ts, gw_model): a model with a chain served by its first pool +3.7% instructions (the chain map, a try_files hand-over); a catalogue without chains: none measurable; a stage sending the request to another model adds one js_set call (the body), on that path only',
+  },
   normalize: (raw, m, ctx) => {
     m.models = normalizeModels(raw.models, ctx.at);
     normalizeSticky(raw, m, ctx.at); // sticky cookies (sticky.ts)
@@ -30,11 +38,16 @@ export const routingFeature: Feature = {
   needsNjs: routingNeedsNjs, // keys njs derives, model-aware routes
   rules: (m, err, warn) => {
     checkRoutingRules(m, err, warn); // GW36x
+    checkPlacementRules(m, err, warn); // pools and fallbacks: GW460-GW465
     checkSticky(m, err, warn); // GW287-GW291
   },
   requires: stickyRequires, // nginx's own sticky cookie: nginx >= 1.29.6
   buffersBody: needsBodyStep, // njs reads the body (r.requestText)
-  http: (m) => ({ mapLines: routingHttpLines(m), maps: [...routingMapBlocks(m), ...stickyMaps(m)], mapKeys: [m.models.map((e) => e.id)] }),
+  http: (m) => ({
+    mapLines: [...routingHttpLines(m), ...placementHttpLines(m)],
+    maps: [...routingMapBlocks(m), ...placementMapBlocks(m), ...stickyMaps(m)],
+    mapKeys: [m.models.map((e) => e.id)],
+  }),
   upstreamLines: (u) => stickyUpstreamLines(u),
   routeResponseHeaders: (ctx) => stickyResponseHeaders(ctx.route, ctx.model),
   upstreamHashKeySource: (u) => njsKeySource(u),
@@ -50,4 +63,5 @@ export const routingFeature: Feature = {
     ctx.needs.bodyStep = bodyStep(r, m);
     if (r.models === 'route') ctx.proxyHost = MODEL_UPSTREAM_TARGET;
   },
+  routeFinish: routeChains, // fallback chains of models (fallback.ts): after every override is known
 };

@@ -13,7 +13,9 @@
 // step: njs writes $gw_model, nginx maps it to an upstream name ($gw_model_upstream) and
 // `proxy_pass http://$gw_model_upstream` needs no resolver because the name is an upstream
 // block. Missing/unknown models are answered by njs (400/404, OpenAI error shape).
-import type { GatewayModel, Route, Upstream } from '../../model/types.ts';
+import type { GatewayModel, ModelEntry, Route, Upstream } from '../../model/types.ts';
+import { modelChain } from '../../routing/placement.ts';
+import { chainModels, firstPool } from './fallback.ts';
 import { MODEL_ID } from './schema.ts';
 import { bare, ident, jsonBody, q, RenderError } from '../../plan/quote.ts';
 import { d, type Block, type Directive } from '../../plan/directive.ts';
@@ -79,17 +81,23 @@ export function routingHttpLines(m: GatewayModel): Directive[] {
   return out;
 }
 
-/** Model catalogue maps: model → upstream name, and model → hash spec of that upstream. */
+/** The hash key njs derives for a model: the one spec of the upstreams its chain may reach (rules: GW464). */
+export function modelHashSpec(m: GatewayModel, e: ModelEntry): string | null {
+  const ups = [...new Set(modelChain(m, e).flatMap((s) => s.upstreams))];
+  return ups.map((u) => hashSpec(upstreamOf(m, u))).find((x) => x !== null) ?? null;
+}
+
+/** Model catalogue maps: model → its first pool (firstPool: a name or its weighted split), and model → hash spec. */
 export function routingMapBlocks(m: GatewayModel): Block[] {
   if (!m.routes.some((r) => r.models === 'route') || !m.models.length) return [];
   const blocks: Block[] = [
     {
       comment: 'model-aware routing: the JSON body\'s "model" (set by njs) → upstream block; "" = unknown model (404)',
       head: 'map $gw_model $gw_model_upstream',
-      lines: [d('default', '""'), ...m.models.map((e) => d(modelId(e.id), bare(e.upstream, 'name')))],
+      lines: [d('default', '""'), ...m.models.map((e) => d(modelId(e.id), firstPool(m, e)))],
     },
   ];
-  const specs = m.models.map((e) => [e, hashSpec(upstreamOf(m, e.upstream))] as const).filter(([, s]) => s !== null);
+  const specs = m.models.map((e) => [e, modelHashSpec(m, e)] as const).filter(([, s]) => s !== null);
   if (specs.length) {
     blocks.push({
       comment: 'hash key njs derives for the chosen model\'s upstream',
@@ -137,6 +145,9 @@ export function bodyStep(r: Route, m: GatewayModel): BodyStep | null {
   lines.push(d('client_body_buffer_size', bare(buf, 'size')), d('client_body_in_single_buffer', 'on'));
   if (r.models === 'route') lines.push(d('set', '$gw_route_mode', 'model'));
   else lines.push(d('set', '$gw_hash_spec', q(hashSpec(upstreamOf(m, r.upstream))!, 'expr')));
-  lines.push(d('set', '$gw_route_next', q(next, 'expr')));
+  // a catalogue with fallback chains: njs appends the model's chain suffix ($gw_model_chain,
+  // fallback.ts) to $gw_route_chain when $gw_route_next is empty, so other routes read nothing more
+  if (r.models === 'route' && chainModels(m).length > 0) lines.push(d('set', '$gw_route_next', '""'), d('set', '$gw_route_chain', q(next, 'expr')));
+  else lines.push(d('set', '$gw_route_next', q(next, 'expr')));
   return { next, lines, handler: d('js_content', ROUTE_HANDLER) };
 }

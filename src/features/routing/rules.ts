@@ -21,7 +21,8 @@ export function checkRoutingRules(m: GatewayModel, err: Report, warn: Report): v
   const seen = new Map<string, number>();
   for (const [i, e] of m.models.entries()) {
     const p = `models[${i}]`;
-    if (!upstreamNames.includes(e.upstream)) err('GW360', e.at, `${p}.upstream`, `unknown upstream "${e.upstream}" for model ${e.id} (defined: ${list(upstreamNames)})`);
+    // (pools: and fallback upstreams: placement-rules.ts)
+    if (e.pools.length === 1 && e.pools[0].upstream === e.upstream && !upstreamNames.includes(e.upstream)) err('GW360', e.at, `${p}.upstream`, `unknown upstream "${e.upstream}" for model ${e.id} (defined: ${list(upstreamNames)})`);
     const k = e.id.toLowerCase(); // nginx map keys are case-insensitive
     if (seen.has(k)) err('GW361', e.at, `${p}.id`, `duplicate model id "${e.id}" (also models[${seen.get(k)}]; ids are compared case-insensitively)`);
     seen.set(k, i);

@@ -112,6 +112,8 @@ export function upstreamLines(u: Upstream): string[] {
     const parts = ['server', bare(s.address, 'address')];
     if (s.weight !== 1) parts.push(`weight=${bare(s.weight, 'int')}`);
     parts.push(`max_fails=${bare(s.maxFails, 'int')}`, `fail_timeout=${bare(s.failTimeout, 'duration')}`);
+    // counted in the upstream's shared zone (above), so the cap holds for all workers together
+    if (s.maxConns) parts.push(`max_conns=${bare(s.maxConns, 'int')}`);
     if (s.backup) parts.push('backup');
     if (s.down) parts.push('down');
     out.push(d(...parts));
