@@ -64,6 +64,7 @@ describe.skipIf(engineImpossible)('docker-compose.yml in a container engine', ()
   let pebble: Pebble | undefined;
   let env: Record<string, string> = {};
   let ports = { http: 0, https: 0, plain: 0 };
+  const images: string[] = [];
 
   const compose = (...args: string[]) => {
     const [cmd, ...pre] = composeCmd;
@@ -113,6 +114,7 @@ describe.skipIf(engineImpossible)('docker-compose.yml in a container engine', ()
     composeCmd = script('provision-compose.sh', ['--quiet']).split(' ');
     const nginxImage = script('nginx-image.sh', [], { DOCKER_HOST: dockerHost });
     const nodeImage = script('node-image.sh', [], { DOCKER_HOST: dockerHost });
+    images.push(nginxImage, nodeImage);
 
     // the project as a user has it: the repository's compose file and docker/ files, the
     // packed CLI and a build of docker/gateway.yaml in dist/
@@ -147,7 +149,12 @@ describe.skipIf(engineImpossible)('docker-compose.yml in a container engine', ()
   }, 600_000);
 
   afterAll(async () => {
-    if (composeCmd.length && existsSync(project)) compose('down', '-v', '--rmi', 'local', '--timeout', '5');
+    // the stack and every image this suite made (the engine's storage does not grow per run)
+    if (composeCmd.length && existsSync(project)) compose('down', '-v', '--rmi', 'all', '--timeout', '5');
+    if (dockerHost) {
+      if (images.length) docker('rmi', '-f', ...images);
+      docker('image', 'prune', '-f');
+    }
     await pebble?.stop();
     rmSync(work, { recursive: true, force: true });
     if (startedEngine && dockerHost) {
