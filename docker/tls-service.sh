@@ -7,13 +7,14 @@
 #     (port 80, /.well-known/acme-challenge/ from the shared webroot); once issued, gateway.yaml
 #     is rebuilt with the TLS listener and deployed as a new release (nginx -t, SIGHUP to the
 #     gateway's master, /ready checked). A failure is retried after RETRY_INTERVAL.
-#   - then every RENEW_INTERVAL: `tls renew` (due within 30 days), which reloads the gateway
-#     when anything was renewed.
+#   - then every RENEW_INTERVAL seconds: `tls renew` (due within RENEW_DAYS days, 30), which
+#     reloads the gateway when anything was renewed.
 set -u
 FLAGS="--config ${GATEWAYCTL_CONFIG:-/srv/gateway/gateway.yaml} --target /etc/gatewayctl --prefix /etc/nginx/"
 CERTS_DIR="${CERTS_DIR:-/var/lib/gatewayctl/certs}"   # tls.acme.certs_dir of gateway.yaml
 RENEW_INTERVAL="${RENEW_INTERVAL:-43200}"
 RETRY_INTERVAL="${RETRY_INTERVAL:-300}"
+RENEW_DAYS="${RENEW_DAYS:-30}"
 trap 'exit 0' TERM INT
 
 pause() { sleep "$1" & wait $!; }
@@ -24,6 +25,6 @@ while :; do
     if gatewayctl tls issue $FLAGS; then pause "$RENEW_INTERVAL"; else pause "$RETRY_INTERVAL"; fi
   else
     # shellcheck disable=SC2086
-    if gatewayctl tls renew $FLAGS; then pause "$RENEW_INTERVAL"; else pause "$RETRY_INTERVAL"; fi
+    if gatewayctl tls renew --days "$RENEW_DAYS" $FLAGS; then pause "$RENEW_INTERVAL"; else pause "$RETRY_INTERVAL"; fi
   fi
 done
