@@ -91,6 +91,16 @@ describe('docker-compose.yml', () => {
     const build = c.services.gateway!.build as { context: string; dockerfile: string };
     expect(build.dockerfile).toBe('docker/Dockerfile');
     expect((c.services.tls!.build as { dockerfile: string }).dockerfile).toBe('docker/Dockerfile.tools');
+    // tls reaches the gateway's nginx (pid file, SIGHUP, /ready on its loopback) and writes
+    // what the gateway reads: the releases, the certificates, the ACME webroot
+    const tls = c.services.tls as Service & { pid?: string };
+    expect(tls.pid).toBe('service:gateway');
+    const mounts = (s: Service) => new Map((s.volumes ?? []).map((v) => [v.split(':')[1]!, v.split(':')[0]!]));
+    const gwMounts = mounts(c.services.gateway!);
+    for (const target of ['/etc/gatewayctl', '/etc/nginx/run', '/var/lib/gatewayctl/certs', '/var/lib/gatewayctl/acme']) {
+      expect(mounts(tls).get(target), target).toBeDefined();
+      expect(mounts(tls).get(target)).toBe(gwMounts.get(target));
+    }
     // Monitoring: opt-in; Prometheus only on the internal monitoring network, which the
     // gateway's status listener is reachable on.
     expect(c.services.prometheus!.profiles).toEqual(['monitoring']);
