@@ -20,7 +20,9 @@ trap 'exit 0' TERM INT
 pause() { sleep "$1" & wait $!; }
 
 while :; do
-  if [ "$(gatewayctl tls status --json --certs-dir "$CERTS_DIR" 2>/dev/null | tr -d ' \n')" = "[]" ]; then
+  # no managed certificate (or no answer): issue; issue never replaces a foreign certificate
+  state="$(gatewayctl tls status --json --certs-dir "$CERTS_DIR" 2>/dev/null)" || state="[]"
+  if [ "$(printf '%s' "$state" | tr -d ' \n')" = "[]" ]; then
     # shellcheck disable=SC2086
     if gatewayctl tls issue $FLAGS; then pause "$RENEW_INTERVAL"; else pause "$RETRY_INTERVAL"; fi
   else
