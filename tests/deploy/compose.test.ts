@@ -28,7 +28,8 @@ interface ComposeFile {
   networks: Record<string, { internal?: boolean } | null>;
 }
 
-const compose = () => parse(fs.readFileSync(COMPOSE, 'utf8')) as ComposeFile;
+// merge: the upstreams share one definition (`<<: *upstream`, as compose reads it)
+const compose = () => parse(fs.readFileSync(COMPOSE, 'utf8'), { merge: true }) as ComposeFile;
 const netsOf = (s: Service) => (Array.isArray(s.networks) ? s.networks : Object.keys(s.networks ?? {}));
 
 /** Provision docker-compose (fails the test when it cannot be had) and return its argv prefix. */
@@ -62,9 +63,10 @@ describe('docker-compose.yml', () => {
     const c = compose();
     const names = Object.keys(c.services);
     expect(names).toContain('gateway');
-    expect(names).toContain('certbot');
+    expect(names).toContain('tls');
     for (const [name, s] of Object.entries(c.services)) {
       if (name === 'gateway') expect(s.ports?.length ?? 0).toBeGreaterThan(0);
+      else if (name === 'tls') expect((s as { network_mode?: string }).network_mode).toBe('service:gateway'); // the gateway's network: publishes nothing of its own
       else if (name === 'grafana') expect(s.ports).toEqual(['127.0.0.1:3000:3000']); // the monitoring UI, on the host's loopback only
       else expect(s.ports, `${name} must not publish ports`).toBeUndefined();
     }
@@ -73,7 +75,7 @@ describe('docker-compose.yml', () => {
       .map(([k]) => k);
     expect(internal.length).toBeGreaterThan(0);
     // the monitoring profile (Prometheus, Grafana) is checked below, not as an upstream
-    const upstreams = names.filter((n) => n !== 'gateway' && n !== 'certbot' && !(c.services[n]!.profiles ?? []).includes('monitoring'));
+    const upstreams = names.filter((n) => n !== 'gateway' && n !== 'tls' && !(c.services[n]!.profiles ?? []).includes('monitoring'));
     expect(upstreams.length).toBeGreaterThanOrEqual(1);
     for (const u of upstreams) {
       const nets = netsOf(c.services[u]!);
@@ -84,10 +86,21 @@ describe('docker-compose.yml', () => {
     const gw = netsOf(c.services.gateway!);
     expect(gw.some((n) => internal.includes(n))).toBe(true);
     expect(gw.some((n) => !internal.includes(n))).toBe(true);
-    // The gateway is built from docker/Dockerfile; certbot is an opt-in placeholder.
+    // The gateway is built from docker/Dockerfile, the tls service (gatewayctl) from
+    // docker/Dockerfile.tools on top of it.
     const build = c.services.gateway!.build as { context: string; dockerfile: string };
     expect(build.dockerfile).toBe('docker/Dockerfile');
-    expect(c.services.certbot!.profiles).toEqual(['tls']);
+    expect((c.services.tls!.build as { dockerfile: string }).dockerfile).toBe('docker/Dockerfile.tools');
+    // tls reaches the gateway's nginx (pid file, SIGHUP, /ready on its loopback) and writes
+    // what the gateway reads: the releases, the certificates, the ACME webroot
+    const tls = c.services.tls as Service & { pid?: string };
+    expect(tls.pid).toBe('service:gateway');
+    const mounts = (s: Service) => new Map((s.volumes ?? []).map((v) => [v.split(':')[1]!, v.split(':')[0]!]));
+    const gwMounts = mounts(c.services.gateway!);
+    for (const target of ['/etc/gatewayctl', '/etc/nginx/run', '/var/lib/gatewayctl/certs', '/var/lib/gatewayctl/acme']) {
+      expect(mounts(tls).get(target), target).toBeDefined();
+      expect(mounts(tls).get(target)).toBe(gwMounts.get(target));
+    }
     // Monitoring: opt-in; Prometheus only on the internal monitoring network, which the
     // gateway's status listener is reachable on.
     expect(c.services.prometheus!.profiles).toEqual(['monitoring']);
@@ -111,8 +124,11 @@ describe('docker/Dockerfile', () => {
   it('uses the official nginx mainline image and runs the build like a deploy release', () => {
     expect(text).toMatch(/^ARG NGINX_IMAGE=nginx:1\.(2[7-9]|[3-9]\d)\b/m);
     expect(text).toMatch(/^FROM \$\{NGINX_IMAGE\}$/m);
-    expect(text).toMatch(/^COPY \$\{DIST\}\/ \/etc\/gatewayctl\/releases\/image\/$/m);
-    expect(text).toMatch(/ln -sfn releases\/image \/etc\/gatewayctl\/current/);
+    expect(text).toMatch(/^COPY \$\{DIST\}\/ \/etc\/gatewayctl\/releases\/\$\{RELEASE\}\/$/m);
+    expect(text).toMatch(/ln -sfn "releases\/\$\{RELEASE\}" \/etc\/gatewayctl\/current/);
+    // a release name deploy recognises (sequence 0), so /etc/gatewayctl is a deploy target
+    const release = /^ARG RELEASE=(\S+)$/m.exec(text)?.[1];
+    expect(release).toMatch(/^0000-\d{8}T\d{6}Z-[0-9a-f]{12}$/);
     expect(text).toMatch(/^CMD \["nginx", "-p", "\/etc\/nginx\/", "-c", "\/etc\/gatewayctl\/current\/nginx\.conf", "-g", "daemon off;"\]$/m);
     expect(text).toMatch(/^HEALTHCHECK .*\n\s+CMD curl -fsS .*GATEWAYCTL_HEALTH_URL/m);
     expect(text).toMatch(/ARG HEALTH_URL=http:\/\/127\.0\.0\.1:8080\/health/);
@@ -128,10 +144,10 @@ describe('docker/Dockerfile', () => {
     expect(servers).toMatch(/listen 8080\b/);
     expect(servers).toMatch(/location = "?\/health"?/);
     const c = compose();
-    for (const u of ['api', 'llm']) {
+    for (const u of ['api', 'llm-a', 'llm-b']) {
       expect(upstreams).toMatch(new RegExp(`server ${u}:3000\\b`));
       expect(c.services[u]).toBeDefined();
     }
-    expect(c.services.gateway!.ports).toContain('8080:8080');
+    expect(c.services.gateway!.ports).toEqual(['${GATEWAY_HTTP_PORT:-80}:80', '${GATEWAY_HTTPS_PORT:-443}:443', '${GATEWAY_PLAIN_PORT:-8080}:8080']);
   });
 });

@@ -42,12 +42,12 @@ export function run(bin: string, args: string[], input = ''): Promise<{ code: nu
   });
 }
 
-async function waitForPort(port: number, child: ChildProcess, what: string, log: () => string, ms = 15_000): Promise<void> {
+async function waitForPort(port: number, child: ChildProcess, what: string, log: () => string, ms = 15_000, host = '127.0.0.1'): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}:\n${log()}`);
     const ok = await new Promise<boolean>((r) => {
-      const s = net.connect(port, '127.0.0.1');
+      const s = net.connect(port, host);
       s.once('connect', () => (s.destroy(), r(true)));
       s.once('error', () => r(false));
     });
@@ -125,8 +125,12 @@ function findPebble(): string {
   );
 }
 
-/** Starts pebble on loopback; HTTP-01 validation goes to 127.0.0.1:httpPort. */
-export async function startPebble(opts: { httpPort: number; blocklist?: string[] }): Promise<Pebble> {
+/**
+ * Starts pebble on loopback (or on `listenIp`, for clients in a container); HTTP-01
+ * validation goes to 127.0.0.1:httpPort.
+ */
+export async function startPebble(opts: { httpPort: number; blocklist?: string[]; listenIp?: string }): Promise<Pebble> {
+  const listenIp = opts.listenIp ?? '127.0.0.1';
   const bin = findPebble();
   const dir = await tempDir('gw-tls-pebble-');
   // pebble's own listener certificate: a throwaway CA and a leaf for 127.0.0.1/localhost.
@@ -141,7 +145,7 @@ export async function startPebble(opts: { httpPort: number; blocklist?: string[]
     ['req', '-new', '-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-keyout', leafKey, '-out', csr, '-subj', '/CN=localhost'],
     ['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-CAcreateserial', '-out', leaf, '-days', '30', '-extfile', ext],
   ];
-  await fs.writeFile(ext, 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
+  await fs.writeFile(ext, `subjectAltName=DNS:localhost,IP:127.0.0.1${listenIp === '127.0.0.1' ? '' : `,IP:${listenIp}`}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
   for (const args of steps) {
     const r = await run(OPENSSL, args);
     if (r.code !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
@@ -150,7 +154,7 @@ export async function startPebble(opts: { httpPort: number; blocklist?: string[]
   const dns = await startDns();
   const config = {
     pebble: {
-      listenAddress: `127.0.0.1:${acmePort}`,
+      listenAddress: `${listenIp}:${acmePort}`,
       managementListenAddress: `127.0.0.1:${mgmtPort}`,
       certificate: leaf,
       privateKey: leafKey,
@@ -170,12 +174,12 @@ export async function startPebble(opts: { httpPort: number; blocklist?: string[]
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
-  await waitForPort(acmePort, child, 'pebble', () => out);
+  await waitForPort(acmePort, child, 'pebble', () => out, 15_000, listenIp);
   await waitForPort(mgmtPort, child, 'pebble management', () => out);
   const caPem = await fs.readFile(ca, 'utf8');
   const issuerRoot = await httpsGet(`https://127.0.0.1:${mgmtPort}/roots/0`, caPem);
   return {
-    directory: `https://127.0.0.1:${acmePort}/dir`,
+    directory: `https://${listenIp}:${acmePort}/dir`,
     caFile: ca,
     issuerRoot,
     dns,
