@@ -19,7 +19,7 @@ import { compile, type Manifest } from '../build/compile.ts';
 import { writeBuild } from '../build/write.ts';
 import { createKey, loadKeys, saveKeys, type KeyFile } from '../keys/store.ts';
 import type { Diagnostic, GatewayModel } from '../model/types.ts';
-import { childPids, findNginx, killProcess, preparePrefix, startNginx, waitForPorts, type NginxLocation, type NginxProcess } from '../runtime/nginx/index.ts';
+import { childPids, findNginx, killProcess, preparePrefix, startNginx, waitFor, waitForPorts, type NginxLocation, type NginxProcess } from '../runtime/nginx/index.ts';
 import { benchAdapter, benchRefusals } from './adapt.ts';
 import { cpuNs, workerPid } from './cpu.ts';
 import { hasBody, pickClient, run, type ClientKind, type RequestShape } from './load.ts';
@@ -185,6 +185,19 @@ async function launchRaw(loc: NginxLocation, bin: string, dir: string, text: str
   return launch(loc, bin, dir, conf, ports);
 }
 
+/** The worker of a master (nginx binds its ports before it forks the worker). */
+async function workerOf(master: number): Promise<number> {
+  const isWorker = (p: number) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('worker process');
+    } catch {
+      return false;
+    }
+  };
+  await waitFor(async () => childPids(master).some(isWorker), 30_000, `nginx ${master} to start its worker`);
+  return workerPid(master);
+}
+
 /** One request; resolves with the status. */
 function once(port: number, r: RequestShape): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -270,7 +283,7 @@ export async function benchConfig(opts: ConfigBenchOptions): Promise<ConfigRepor
   const loc = await findNginx({ nginx: opts.nginx });
   if (opts.instructions && !hasCallgrind()) throw new Error('--instructions needs valgrind (callgrind, callgrind_control) on PATH (Debian: apt-get install valgrind)');
 
-  const work = mkdtempSync(path.join(tmpdir(), 'gatewayctl-bench-'));
+  const work = mkdtempSync(path.join(tmpdir(), 'gatewayctl-bench-c-'));
   chmodSync(work, 0o755);
   const started: Running[] = [];
   try {
@@ -299,8 +312,8 @@ export async function benchConfig(opts: ConfigBenchOptions): Promise<ConfigRepor
     const gwPorts = model.listeners.map((l) => l.port);
     const gateway = await launch(loc, loc.bin, path.join(work, 'gateway'), path.join(dist, 'nginx.conf'), gwPorts, manifest.prefixDirs);
     started.push(gateway);
-    const gwWorker = workerPid(gateway.proc.pid);
-    const baseWorker = workerPid(baseline.proc.pid);
+    const gwWorker = await workerOf(gateway.proc.pid);
+    const baseWorker = await workerOf(baseline.proc.pid);
 
     // a request per route, and the pre-flight
     type Plan = { row: ConfigRow; shape: RequestShape; port: number };
