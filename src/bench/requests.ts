@@ -228,7 +228,7 @@ export function deriveRequest(route: Route, m: GatewayModel, creds: BenchCredent
   const path = over.path ?? samplePath(route);
   if (path === null) return { ok: false, reason: `cannot derive a path the regex ${route.match.path.value} matches; pass --path '${route.name}=/…'` };
   const methods = route.match.methods;
-  let method = methods === null ? 'GET' : methods.includes('GET') ? 'GET' : methods[0];
+  let method = methods === null || methods.includes('GET') ? 'GET' : methods.includes('POST') ? 'POST' : methods[0];
   let model: string | undefined;
   if (route.models === 'route') {
     if (methods !== null && !methods.includes('POST')) return { ok: false, reason: 'a models: route route that takes no POST' };
