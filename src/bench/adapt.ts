@@ -22,6 +22,8 @@ export interface BenchSetup {
   statusPort: number;
   /** The temporary key store (when the config has one). */
   keysFile: string | null;
+  /** What the adapter changed that bears on the figures, for the report. */
+  notes?: string[];
 }
 
 /** Why this config cannot be benchmarked in isolation (errors), before anything runs. */
@@ -53,6 +55,11 @@ export function benchAdapter(s: BenchSetup): (m: GatewayModel) => Diagnostic[] {
     if (g.status) g.status = { ...g.status, listen: `${LOOPBACK}:${s.statusPort}` };
     g.acmeWebroot = null;
     m.acme = null;
+    const note = (n: string) => s.notes?.push(n);
+    const tls = m.listeners.filter((l) => l.tls).map((l) => l.name);
+    if (tls.length) note(`TLS listener${tls.length > 1 ? 's' : ''} ${tls.join(', ')} measured as plain HTTP (no handshake on a keep-alive connection; certificates not read)`);
+    if (m.rateZones.length || m.connZones.length) note('rate and connection limits raised out of reach (their zones are still evaluated)');
+    if (m.access.allow.length || m.routes.some((r) => r.access.allow.length)) note('allow lists admit 127.0.0.1 (one more rule each)');
     for (const l of m.listeners) {
       l.address = LOOPBACK;
       l.port = s.listenerPorts[l.name];

@@ -303,7 +303,8 @@ export async function benchConfig(opts: ConfigBenchOptions): Promise<ConfigRepor
     const baseline = await launchRaw(loc, loc.bin, path.join(work, 'baseline'), baselineConf(baseGet, stubPorts[0]), [baseGet]);
     started.push(baseline);
 
-    const built = compile(opts.config, { env, now, prepare: benchAdapter({ stubPorts, listenerPorts, statusPort, keysFile: keys.file }) });
+    const adapted: string[] = [];
+    const built = compile(opts.config, { env, now, prepare: benchAdapter({ stubPorts, listenerPorts, statusPort, keysFile: keys.file, notes: adapted }) });
     if (!built.ok || !built.model || !built.files) throw new BenchRefused(built.diagnostics.filter((d) => d.severity === 'error'));
     const model = built.model;
     const manifest = JSON.parse(built.files['manifest.json']) as Manifest;
@@ -415,10 +416,7 @@ export async function benchConfig(opts: ConfigBenchOptions): Promise<ConfigRepor
       }
     }
 
-    const notes = [
-      'upstream servers → a stub `return 200` nginx; listeners → 127.0.0.1, plain HTTP; one worker process',
-      'rate and connection limits raised so no run is refused (the zones are still counted); logs, temp and cache inside a temporary prefix',
-    ];
+    const notes = ['upstream servers → a stub `return 200` nginx; listeners → 127.0.0.1; one worker process; logs, temp and cache inside a temporary prefix', ...adapted];
     if (keys.file) notes.push('API keys made in a temporary copy of the key store (the store itself is only read)');
     return {
       config: opts.config,
