@@ -4,7 +4,7 @@
 // route's required headers in `gatewayctl bench -c`); requests with a body (POST, PUT, PATCH)
 // add Content-Type and Content-Length with a ~150-byte JSON chat body whose `user` varies
 // over 1,000 values. Used by scripts/bench.ts and `gatewayctl bench`.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import path from 'node:path';
@@ -60,6 +60,15 @@ export function pickClient(wanted: 'auto' | ClientKind): ClientKind {
   if (wrkAvailable()) return 'wrk';
   if (wanted === 'wrk') throw new Error('wrk is not on PATH (Debian: apt-get install wrk)');
   return 'node';
+}
+
+// wrk processes not yet ended, for stopLoad()
+const running = new Set<ChildProcess>();
+
+/** Kill every wrk still running (synchronous: for signal and exit handlers). */
+export function stopLoad(): void {
+  for (const p of running) p.kill('SIGKILL');
+  running.clear();
 }
 
 export function run(kind: ClientKind, shape: RequestShape, opts: LoadOptions): Promise<LoadResult> {
@@ -124,6 +133,8 @@ async function runWrk(shape: RequestShape, opts: LoadOptions): Promise<LoadResul
   const args = [`-t${opts.threads}`, `-c${opts.connections}`, `-d${whole ? opts.seconds : Math.ceil(opts.seconds) + 5}s`, '--timeout', '10s', '-s', script, `http://127.0.0.1:${opts.port}${shape.path}`];
   const out = await new Promise<string>((resolve, reject) => {
     const p = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    running.add(p);
+    p.on('close', () => running.delete(p));
     let text = '';
     p.stdout.on('data', (d) => (text += d));
     p.stderr.on('data', (d) => (text += d));
