@@ -9,7 +9,7 @@
 // one). Everything lives in a temporary directory, removed at the end; every nginx started is
 // stopped (stopAll() on a signal). Nothing here prints.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import http from 'node:http';
 import { createServer } from 'node:net';
@@ -22,7 +22,7 @@ import type { Diagnostic, GatewayModel } from '../model/types.ts';
 import { childPids, findNginx, killProcess, preparePrefix, startNginx, waitFor, waitForPorts, type NginxLocation, type NginxProcess } from '../runtime/nginx/index.ts';
 import { benchAdapter, benchRefusals } from './adapt.ts';
 import { cpuNs, workerPid } from './cpu.ts';
-import { hasBody, pickClient, run, type ClientKind, type RequestShape } from './load.ts';
+import { hasBody, pickClient, run, stopLoad, type ClientKind, type RequestShape } from './load.ts';
 import { backendConf, baselineConf } from './plain.ts';
 import { deriveRequest, type BenchCredentials, type BenchRequest, type RouteOverrides } from './requests.ts';
 
@@ -88,7 +88,8 @@ export interface ConfigReport {
   threads: number;
   cpus: number;
   date: string;
-  baseline: { get: Spread; post: Spread | null; instructions: number | null };
+  /** plain nginx CPU µs/request (GET, and POST when some route has a body), instructions/request under callgrind */
+  baseline: { get: Spread; post: Spread | null; instructions: number | null; instructionsPost: number | null };
   rows: ConfigRow[];
   /** what the run changed in the config to run it on loopback */
   notes: string[];
@@ -129,10 +130,16 @@ async function freePort(): Promise<number> {
 // every nginx this module started and has not stopped yet
 const live = new Set<number>();
 
-/** SIGKILL every nginx the run started (synchronous: for signal and exit handlers). */
+// temporary directories of runs not finished yet
+const workDirs = new Set<string>();
+
+/** SIGKILL every nginx and load client the run started and remove its directory (synchronous: for signal and exit handlers). */
 export function stopAll(): void {
+  stopLoad();
   for (const pid of live) {
-    for (const p of [...childPids(pid), pid]) {
+    // the master first: killed after its worker, it could fork a new one in between
+    const kids = childPids(pid);
+    for (const p of [pid, ...kids]) {
       try {
         process.kill(p, 'SIGKILL');
       } catch {
@@ -141,6 +148,8 @@ export function stopAll(): void {
     }
   }
   live.clear();
+  for (const d of workDirs) rmSync(d, { recursive: true, force: true });
+  workDirs.clear();
 }
 
 interface Running {
@@ -285,6 +294,7 @@ export async function benchConfig(opts: ConfigBenchOptions): Promise<ConfigRepor
 
   const work = mkdtempSync(path.join(tmpdir(), 'gatewayctl-bench-c-'));
   chmodSync(work, 0o755);
+  workDirs.add(work);
   const started: Running[] = [];
   try {
     const now = new Date();
@@ -405,14 +415,16 @@ export async function benchConfig(opts: ConfigBenchOptions): Promise<ConfigRepor
     }
 
     let baseInstr: number | null = null;
+    let baseInstrPost: number | null = null;
     if (opts.instructions) {
       // the gateway and the baseline again, each under callgrind (one process, no worker)
       for (const s of started.splice(1).reverse()) await s.stop();
       const counted = await countInstructions(loc, work, dist, manifest.prefixDirs, gwPorts, baseGet, stubPorts[0], plans, opts.instructions.requests, log);
       baseInstr = counted.baseline;
+      baseInstrPost = counted.baselinePost;
       for (const p of plans) {
         const n = counted.routes[p.row.route];
-        if (n !== undefined) p.row.instructions = { perRequest: n, ratio: n / counted.baseline };
+        if (n !== undefined) p.row.instructions = { perRequest: n, ratio: n / (hasBody(p.shape.method) ? counted.baselinePost! : counted.baseline) };
       }
     }
 
@@ -427,13 +439,14 @@ export async function benchConfig(opts: ConfigBenchOptions): Promise<ConfigRepor
       threads: opts.threads,
       cpus: availableParallelism(),
       date: new Date().toISOString(),
-      baseline: { get: baseGetSpread, post: basePostSpread, instructions: baseInstr },
+      baseline: { get: baseGetSpread, post: basePostSpread, instructions: baseInstr, instructionsPost: baseInstrPost },
       rows,
       notes,
     };
   } finally {
     for (const s of started.reverse()) await s.stop().catch(() => undefined);
     await rm(work, { recursive: true, force: true });
+    workDirs.delete(work);
   }
 }
 
@@ -487,7 +500,7 @@ async function countInstructions(
   plans: { row: ConfigRow; shape: RequestShape; port: number }[],
   n: number,
   log: (l: string) => void,
-): Promise<{ baseline: number; routes: Record<string, number> }> {
+): Promise<{ baseline: number; baselinePost: number | null; routes: Record<string, number> }> {
   const cgDir = path.join(work, 'callgrind');
   const bin = callgrindBin(loc, cgDir);
   const baseline = await launchRaw(loc, bin, path.join(work, 'cg-baseline'), baselineConf(basePort, stubPort), [basePort]);
@@ -525,9 +538,10 @@ async function countInstructions(
       return total / n;
     };
     const routes: Record<string, number> = {};
-    const base = await count(baseline.proc.pid, basePort, { method: 'GET', path: '/', header: ['X-Bench', '1'] }, 'plain nginx');
+    const base = await count(baseline.proc.pid, basePort, { method: 'GET', path: '/', header: ['X-Bench', '1'] }, 'plain nginx GET');
+    const post = plans.some((p) => hasBody(p.shape.method)) ? await count(baseline.proc.pid, basePort, { method: 'POST', path: '/', header: ['X-Bench', '1'] }, 'plain nginx POST') : null;
     for (const p of plans) routes[p.row.route] = await count(gateway.proc.pid, p.port, p.shape, p.row.route);
-    return { baseline: base, routes };
+    return { baseline: base, baselinePost: post, routes };
   } finally {
     await gateway.stop();
     await baseline.stop();

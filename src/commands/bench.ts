@@ -66,7 +66,7 @@ const sp = (s: Spread, d: number) => `${f(s.median, d)} [${f(s.min, d)}–${f(s.
 export function formatReport(r: ConfigReport): string {
   const lines: string[] = [];
   lines.push(`${r.config}: one nginx worker; load: ${r.client}${r.client === 'wrk' ? ` -t${r.threads}` : ''} -c${r.connections}, ${r.seconds}s per route x ${r.rounds} rounds (interleaved); ${r.cpus} CPUs`);
-  lines.push(`plain nginx proxy_pass (baseline): ${sp(r.baseline.get, 1)} CPU µs/req GET${r.baseline.post ? `, ${sp(r.baseline.post, 1)} POST` : ''}${r.baseline.instructions ? `, ${Math.round(r.baseline.instructions)} instructions/req` : ''}`);
+  lines.push(`plain nginx proxy_pass (baseline): ${sp(r.baseline.get, 1)} CPU µs/req GET${r.baseline.post ? `, ${sp(r.baseline.post, 1)} POST` : ''}${r.baseline.instructions ? `; ${Math.round(r.baseline.instructions)} instructions/req GET${r.baseline.instructionsPost ? `, ${Math.round(r.baseline.instructionsPost)} POST` : ''}` : ''}`);
   lines.push('CPU ratio: to the baseline of the same round (body routes to its POST); figures are median [min–max]');
   const instr = r.rows.some((x) => x.instructions);
   const head = ['route', 'request', 'auth', 'njs', 'CPU µs/req', 'CPU ratio', ...(instr ? ['instr/req', 'instr ratio'] : [])];
