@@ -3,8 +3,8 @@
 // --header) against its stub upstream with short durations. Every route must be measured with
 // 2xx answers that reached the stub, each row with a finite positive ratio to plain nginx —
 // never a timing. The user's files stay as they were and no nginx is left running.
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,20 +61,34 @@ function cli(args: string[], cwd: string): Promise<{ code: number; stdout: strin
   });
 }
 
-/** nginx processes whose prefix is a bench -c work directory. */
-function benchNginx(): number[] {
+/** Processes of a bench -c run: wrk (its script is in the work directory) and nginx with a file open there (workers rename themselves, their fds stay). */
+function benchProcesses(): number[] {
   const out: number[] = [];
+  const work = path.join(os.tmpdir(), 'gatewayctl-bench-c-');
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
     try {
       const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      if (cmd.includes('nginx') && cmd.includes(path.join(os.tmpdir(), 'gatewayctl-bench-c-'))) out.push(Number(p));
+      if (cmd.includes(work)) {
+        out.push(Number(p));
+        continue;
+      }
+      if (!cmd.includes('nginx')) continue;
+      if (readdirSync(`/proc/${p}/fd`).some((fd) => {
+        try {
+          return readlinkSync(`/proc/${p}/fd/${fd}`).startsWith(work);
+        } catch {
+          return false;
+        }
+      })) out.push(Number(p));
     } catch {
       // gone
     }
   }
   return out;
 }
+
+const workDirs = () => readdirSync(os.tmpdir()).filter((d) => d.startsWith('gatewayctl-bench-c-'));
 
 const SHORT = ['--seconds', '0.5', '--rounds', '2', '--warmup', '0.3', '--connections', '4', '--threads', '1', '--json'];
 
@@ -108,7 +122,7 @@ describe('gatewayctl bench -c', () => {
     expect(report.rows.find((x) => x.route === 'files')!.path).toMatch(/^\/files\/[a-z]+\/\d+\.txt$/);
     // the project is as it was (the key store only read), and nothing is left running
     expect(Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(path.join(dir, f), 'utf8')]))).toEqual(before);
-    expect(benchNginx()).toEqual([]);
+    expect(benchProcesses()).toEqual([]);
   }, 240_000);
 
   it('a JWKS route without a token is skipped with the reason (exit 3); the others are measured', async () => {
@@ -121,7 +135,32 @@ describe('gatewayctl bench -c', () => {
       ['es', false],
     ]);
     expect(report.rows[1].skipped).toMatch(/no HMAC secret.*--header 'es=Authorization: Bearer/);
-    expect(benchNginx()).toEqual([]);
+    expect(benchProcesses()).toEqual([]);
+  }, 240_000);
+
+  it('Ctrl-C mid-run: every nginx and load client it started is stopped and its directory removed', async () => {
+    const { dir, config } = await project();
+    const dirsBefore = workDirs();
+    const child = spawn(process.execPath, [CLI, 'bench', '-c', config, '--seconds', '5', '--rounds', '3'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    const running: number[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no warm-up started:\n${err}`)), 120_000);
+      child.stderr.on('data', (d) => {
+        err += d;
+        if (/warm-up plain/.test(err) && !running.length) {
+          running.push(...benchProcesses()); // stub, baseline and gateway, measuring
+          clearTimeout(t);
+          resolve();
+        }
+      });
+    });
+    expect(running.length, err).toBeGreaterThanOrEqual(3);
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    expect(code).toBe(130);
+    expect(benchProcesses()).toEqual([]);
+    expect(workDirs().filter((d) => !dirsBefore.includes(d))).toEqual([]);
   }, 240_000);
 
   it('refuses a config with raw nginx snippets (GW580) before starting anything', async () => {
@@ -142,6 +181,6 @@ describe('gatewayctl bench -c', () => {
     for (const row of report.rows) expect(row.instructions!.ratio, row.route).toBeGreaterThan(0);
     // the JWT route does more work than the plain route, whatever the machine's load
     expect(report.rows[1].instructions!.perRequest).toBeGreaterThan(report.rows[0].instructions!.perRequest);
-    expect(benchNginx()).toEqual([]);
+    expect(benchProcesses()).toEqual([]);
   }, 240_000);
 });
