@@ -285,6 +285,26 @@ program
   .addHelpText('after', await help('route'))
   .action(wrap(async (o) => (await cmd('route')).run(o)));
 
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+program
+  .command('bench')
+  .description('measure your config: each route\'s per-request CPU cost against a stub upstream, as a ratio to plain nginx')
+  .addOption(configOpt())
+  .option('--seconds <s>', 'seconds of load per route and round', '2')
+  .option('--rounds <n>', 'rounds (each route\'s figure is the median)', '3')
+  .option('--warmup <s>', 'seconds of warm-up per route', '1')
+  .option('--connections <n>', 'keep-alive connections', '32')
+  .option('--threads <n>', 'wrk threads', '2')
+  .addOption(new Option('--client <client>', 'load client: wrk when on PATH, else a Node client').choices(['auto', 'wrk', 'node']).default('auto'))
+  .option('--route <names>', 'only these routes (comma-separated)')
+  .option('--path <route=path>', 'the request path of a route (repeatable)', collect)
+  .option('--header <[route=]Name: value>', 'a header to send, to one route or to all (repeatable), e.g. a bearer token for a JWKS provider', collect)
+  .option('--instructions [requests]', 'also count instructions per request with valgrind\'s callgrind (load-independent)')
+  .addOption(nginxOpt())
+  .option('--json', 'machine-readable report')
+  .addHelpText('after', await help('bench'))
+  .action(wrap(async (o) => (await cmd('bench')).run(o)));
+
 program
   .command('top')
   .description('terminal view of a running gateway from its /metrics: req/s, errors, p50/p95/p99 per route, cache hit rate, tokens/s per model')

@@ -5,14 +5,13 @@
 // CPU time of the serving worker from /proc. Rounds interleave the scenarios (each round in
 // a rotated order), so drift on a shared machine hits every row alike; every row is also
 // reported as a ratio to the baseline measured in the same round.
-import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { childPids } from '../../src/runtime/nginx/index.ts';
+import { cpuNs, workerPid as workerOf } from '../../src/bench/cpu.ts';
 import { startGateway, startRawNginx, type Gateway } from '../../tests/support/nginx.ts';
 import { freePort } from '../../tests/support/ports.ts';
-import { pickClient, run, type ClientKind, type RequestShape } from './load.ts';
+import { pickClient, run, type ClientKind, type RequestShape } from '../../src/bench/load.ts';
 import { buildProduct, hsToken, productYaml, writeCredentials, type Credentials } from './product.ts';
 import { backendConf, baselineConf, referenceConf, referenceKey } from './reference.ts';
 
@@ -104,6 +103,8 @@ export interface Report {
   rows: Row[];
 }
 
+export { cpuNs };
+
 export function spread(xs: number[]): Spread {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
@@ -111,33 +112,7 @@ export function spread(xs: number[]): Spread {
   return { min: s[0], median, max: s[s.length - 1] };
 }
 
-/** CPU time of one process in ns: sum_exec_runtime of its threads (/proc/<pid>/task/<tid>/schedstat), else utime+stime ticks. */
-export function cpuNs(pid: number): number {
-  try {
-    let total = 0;
-    for (const tid of readdirSync(`/proc/${pid}/task`)) total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    if (total > 0) return total;
-  } catch {
-    // fall back to ticks
-  }
-  const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = st.slice(st.lastIndexOf(')') + 2).split(' ');
-  return (Number(rest[11]) + Number(rest[12])) * 1e7; // USER_HZ 100
-}
-
-function workerPid(gw: Gateway): number {
-  const kids = childPids(gw.pid);
-  const worker = kids.find((p) => {
-    try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('worker process');
-    } catch {
-      return false;
-    }
-  });
-  const pid = worker ?? kids[0];
-  if (!pid) throw new Error('nginx has no worker process');
-  return pid;
-}
+const workerPid = (gw: Gateway): number => workerOf(gw.pid);
 
 /** Pre-flight: one request per scenario must answer 200, so no row measures an error path. */
 async function check(port: number, s: RequestShape, name: string): Promise<void> {

@@ -5,6 +5,8 @@
 //   - `reference`: the same proxy with the smallest njs that does each job (njs loaded).
 import { createHash } from 'node:crypto';
 
+export { backendConf, baselineConf } from '../../src/bench/plain.ts';
+
 /** Secret of the HS256 rows (hand-written reference and gatewayctl provider alike). */
 export const HS_SECRET = 'bench-secret-0123456789abcdef0123456789abcdef';
 /** Keys in the reference API-key map. */
@@ -16,37 +18,6 @@ const upstreamBlock = (backend: number) => `  upstream backend {
     keepalive 32;
   }`;
 const proxy = `proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";`;
-
-/** A `return 200` server: the upstream of every row, in its own nginx (not measured). */
-export function backendConf(ports: number[]): string {
-  return `worker_processes 1;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server {
-${ports.map((p) => `    listen 127.0.0.1:${p} backlog=4096;`).join('\n')}
-    location / { return 200 ok; }
-  }
-}
-`;
-}
-
-/** Plain nginx proxy, no njs: the baseline every ratio is taken to (GET and POST). */
-export function baselineConf(port: number, backend: number): string {
-  return `worker_processes 1;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-${upstreamBlock(backend)}
-  server {
-    listen 127.0.0.1:${port} backlog=4096;
-    location / { ${proxy} }
-  }
-}
-`;
-}
 
 /**
  * Minimal njs reference points, one location each:

@@ -32,6 +32,11 @@ export interface CompileOptions extends LoadOptions, RenderOptions {
    * `build --target k8s`), before the rules check it; returns its diagnostics.
    */
   adapt?: (m: GatewayModel) => Diagnostic[];
+  /**
+   * Adapt the normalized model before its inputs are read (`bench -c`: point the key store at
+   * a temporary copy, upstreams at a stub); returns its diagnostics.
+   */
+  prepare?: (m: GatewayModel) => Diagnostic[];
 }
 
 export interface CompileResult {
@@ -74,6 +79,10 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
     return fail();
   }
   const model = normalize(normalizeInput, features);
+  if (opts.prepare) {
+    diagnostics.push(...opts.prepare(model));
+    if (hasErrors(diagnostics)) return { ...fail(), model };
+  }
   // the rest of the load stage: what the features build from (key store, JWKS, secrets,
   // certificate files), read once, bounded
   const inputs = readInputs(features.flatMap((f) => f.inputs?.(model) ?? []), opts.env);

@@ -1,17 +1,23 @@
 // Load generators: wrk (Debian package `wrk`) when it is on PATH, else a keep-alive Node
 // client. Both send the same request shape: Host, User-Agent, Accept and one fourth header
-// (the credential, or `X-Bench: 1` where none is needed); POST rows add Content-Type and
-// Content-Length with a ~150-byte JSON chat body whose `user` varies over 1,000 values.
-import { spawn, spawnSync } from 'node:child_process';
+// (the credential, or `X-Bench: 1` where none is needed), plus any `extra` headers (a
+// route's required headers in `gatewayctl bench -c`); requests with a body (POST, PUT, PATCH)
+// add Content-Type and Content-Length with a ~150-byte JSON chat body whose `user` varies
+// over 1,000 values. Used by scripts/bench.ts and `gatewayctl bench`.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import path from 'node:path';
 
 export interface RequestShape {
-  method: 'GET' | 'POST';
+  method: string;
   path: string;
   /** The fourth header: [name, value]. */
   header: [string, string];
+  /** More headers sent with every request (Host, a route's required headers). */
+  extra?: Record<string, string>;
+  /** The `model` of the JSON body (default gpt-4o). */
+  model?: string;
   /** Rotating bearer tokens (each thread/connection set takes its own slice). */
   tokens?: string[];
 }
@@ -34,12 +40,14 @@ export interface LoadOptions {
 }
 
 export const USER_VARIANTS = 1000;
-export const bodyFor = (i: number) =>
-  JSON.stringify({ model: 'gpt-4o', user: `end-user-${i % USER_VARIANTS}`, messages: [{ role: 'user', content: 'Say hello in five words.' }], temperature: 0 });
+/** Whether requests of this method carry the JSON body. */
+export const hasBody = (method: string) => method === 'POST' || method === 'PUT' || method === 'PATCH';
+export const bodyFor = (i: number, model = 'gpt-4o') =>
+  JSON.stringify({ model, user: `end-user-${i % USER_VARIANTS}`, messages: [{ role: 'user', content: 'Say hello in five words.' }], temperature: 0 });
 
 export function headersFor(shape: RequestShape): Record<string, string> {
-  const h: Record<string, string> = { 'User-Agent': 'gatewayctl-bench', Accept: '*/*', [shape.header[0]]: shape.header[1] };
-  if (shape.method === 'POST') h['Content-Type'] = 'application/json';
+  const h: Record<string, string> = { 'User-Agent': 'gatewayctl-bench', Accept: '*/*', ...shape.extra, [shape.header[0]]: shape.header[1] };
+  if (hasBody(shape.method)) h['Content-Type'] = 'application/json';
   return h;
 }
 
@@ -52,6 +60,15 @@ export function pickClient(wanted: 'auto' | ClientKind): ClientKind {
   if (wrkAvailable()) return 'wrk';
   if (wanted === 'wrk') throw new Error('wrk is not on PATH (Debian: apt-get install wrk)');
   return 'node';
+}
+
+// wrk processes not yet ended, for stopLoad()
+const running = new Set<ChildProcess>();
+
+/** Kill every wrk still running (synchronous: for signal and exit handlers). */
+export function stopLoad(): void {
+  for (const p of running) p.kill('SIGKILL');
+  running.clear();
 }
 
 export function run(kind: ClientKind, shape: RequestShape, opts: LoadOptions): Promise<LoadResult> {
@@ -76,8 +93,8 @@ async function wrkScript(shape: RequestShape, opts: LoadOptions): Promise<string
       variants = shape.tokens;
       make = `local h = ${headerTable}\n    h["Authorization"] = "Bearer " .. v\n    return wrk.format(${lua(shape.method)}, ${lua(shape.path)}, h, nil)`;
     } else {
-      variants = Array.from({ length: USER_VARIANTS }, (_, i) => bodyFor(i));
-      make = `return wrk.format(${lua(shape.method)}, ${lua(shape.path)}, ${headerTable}, v)`;
+      variants = hasBody(shape.method) ? Array.from({ length: USER_VARIANTS }, (_, i) => bodyFor(i, shape.model)) : [''];
+      make = hasBody(shape.method) ? `return wrk.format(${lua(shape.method)}, ${lua(shape.path)}, ${headerTable}, v)` : `return wrk.format(${lua(shape.method)}, ${lua(shape.path)}, ${headerTable}, nil)`;
     }
     const dataFile = `${file}.data`;
     await writeFile(dataFile, variants.join('\n') + '\n');
@@ -116,6 +133,8 @@ async function runWrk(shape: RequestShape, opts: LoadOptions): Promise<LoadResul
   const args = [`-t${opts.threads}`, `-c${opts.connections}`, `-d${whole ? opts.seconds : Math.ceil(opts.seconds) + 5}s`, '--timeout', '10s', '-s', script, `http://127.0.0.1:${opts.port}${shape.path}`];
   const out = await new Promise<string>((resolve, reject) => {
     const p = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    running.add(p);
+    p.on('close', () => running.delete(p));
     let text = '';
     p.stdout.on('data', (d) => (text += d));
     p.stderr.on('data', (d) => (text += d));
@@ -145,7 +164,7 @@ async function runNode(shape: RequestShape, opts: LoadOptions): Promise<LoadResu
     new Promise<void>((resolve) => {
       const n = i++;
       const h: Record<string, string | number> = { ...headers };
-      const body = shape.method === 'POST' ? bodyFor(n) : undefined;
+      const body = hasBody(shape.method) ? bodyFor(n, shape.model) : undefined;
       if (body) h['Content-Length'] = Buffer.byteLength(body);
       if (shape.tokens) h.Authorization = `Bearer ${shape.tokens[n % shape.tokens.length]}`;
       const req = request({ host: '127.0.0.1', port: opts.port, path: shape.path, method: shape.method, agent, headers: h }, (res) => {
