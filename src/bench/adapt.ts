@@ -24,6 +24,8 @@ export interface BenchSetup {
   keysFile: string | null;
   /** What the adapter changed that bears on the figures, for the report. */
   notes?: string[];
+  /** The pre-flight build: the JSON access log on, whose `route` field names the route that answered. */
+  probeLog?: boolean;
 }
 
 /** Why this config cannot be benchmarked in isolation (errors), before anything runs. */
@@ -43,6 +45,11 @@ export function benchRefusals(m: GatewayModel): Diagnostic[] {
 
 const LOOPBACK = '127.0.0.1';
 
+/** Stub ports the adapter needs: as many as the largest upstream has servers (an upstream may not name one address twice, GW325). */
+export function stubPortCount(m: GatewayModel): number {
+  return Math.max(1, ...m.upstreams.map((u) => u.servers.length));
+}
+
 export function benchAdapter(s: BenchSetup): (m: GatewayModel) => Diagnostic[] {
   return (m) => {
     const errors = benchRefusals(m);
@@ -51,7 +58,8 @@ export function benchAdapter(s: BenchSetup): (m: GatewayModel) => Diagnostic[] {
     g.workerProcesses = '1';
     g.paths = { pid: 'run/nginx.pid', logs: 'logs', temp: 'temp', cache: 'cache' };
     g.errorLog = { path: 'logs/error.log', level: 'error' };
-    if (g.accessLog) g.accessLog = { ...g.accessLog, path: 'logs/access.log' };
+    if (s.probeLog) g.accessLog = { path: 'logs/access.log', format: 'json' };
+    else if (g.accessLog) g.accessLog = { ...g.accessLog, path: 'logs/access.log' };
     if (g.status) g.status = { ...g.status, listen: `${LOOPBACK}:${s.statusPort}` };
     g.acmeWebroot = null;
     m.acme = null;

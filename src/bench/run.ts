@@ -20,7 +20,7 @@ import { writeBuild } from '../build/write.ts';
 import { createKey, loadKeys, saveKeys, type KeyFile } from '../keys/store.ts';
 import type { Diagnostic, GatewayModel } from '../model/types.ts';
 import { childPids, findNginx, killProcess, preparePrefix, startNginx, waitFor, waitForPorts, type NginxLocation, type NginxProcess } from '../runtime/nginx/index.ts';
-import { benchAdapter, benchRefusals } from './adapt.ts';
+import { benchAdapter, benchRefusals, stubPortCount } from './adapt.ts';
 import { cpuNs, workerPid } from './cpu.ts';
 import { hasBody, pickClient, run, stopLoad, type ClientKind, type RequestShape } from './load.ts';
 import { backendConf, baselineConf } from './plain.ts';
@@ -300,7 +300,7 @@ export async function benchConfig(opts: ConfigBenchOptions): Promise<ConfigRepor
     const now = new Date();
     const keys = await makeKeys(first.model, work, now);
     const creds: BenchCredentials = { apiKeys: keys.keys, secrets: secretsOf(first.model, env), exp: Math.floor(now.getTime() / 1000) + 24 * 3600 };
-    const servers = Math.min(8, Math.max(1, ...first.model.upstreams.map((u) => u.servers.length)));
+    const servers = stubPortCount(first.model);
     const stubPorts: number[] = [];
     for (let i = 0; i < servers; i++) stubPorts.push(await freePort());
     const stubStatus = await freePort();
@@ -321,10 +321,36 @@ export async function benchConfig(opts: ConfigBenchOptions): Promise<ConfigRepor
     const dist = path.join(work, 'dist');
     writeBuild(dist, built.files);
     const gwPorts = model.listeners.map((l) => l.port);
-    const gateway = await launch(loc, loc.bin, path.join(work, 'gateway'), path.join(dist, 'nginx.conf'), gwPorts, manifest.prefixDirs);
-    started.push(gateway);
-    const gwWorker = await workerOf(gateway.proc.pid);
-    const baseWorker = await workerOf(baseline.proc.pid);
+    // the pre-flight runs on a probe build of the same config with the JSON access log on, whose
+    // `route` field says which route answered: a derived request that another route catches
+    // is skipped instead of measuring the wrong route
+    const probeBuild = compile(opts.config, { env, now, prepare: benchAdapter({ stubPorts, listenerPorts, statusPort, keysFile: keys.file, probeLog: true }) });
+    if (!probeBuild.ok || !probeBuild.files) throw new BenchRefused(probeBuild.diagnostics.filter((d) => d.severity === 'error'));
+    const probeDist = path.join(work, 'dist-probe');
+    writeBuild(probeDist, probeBuild.files);
+    const probe = await launch(loc, loc.bin, path.join(work, 'probe'), path.join(probeDist, 'nginx.conf'), gwPorts, manifest.prefixDirs);
+    started.push(probe);
+    const accessLog = path.join(work, 'probe', 'logs', 'access.log');
+    const logLines = (): string[] => {
+      try {
+        return readFileSync(accessLog, 'utf8').split('\n').filter(Boolean);
+      } catch {
+        return [];
+      }
+    };
+    // the route of the first line logged after `before` lines (nginx logs after it answered: wait for it)
+    const answeredBy = async (before: number): Promise<string | null> => {
+      let lines = logLines();
+      for (let i = 0; i < 100 && lines.length <= before; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        lines = logLines();
+      }
+      try {
+        return (JSON.parse(lines[before]) as { route?: string }).route ?? null;
+      } catch {
+        return null;
+      }
+    };
 
     // a request per route, and the pre-flight
     type Plan = { row: ConfigRow; shape: RequestShape; port: number };
@@ -344,10 +370,16 @@ export async function benchConfig(opts: ConfigBenchOptions): Promise<ConfigRepor
       Object.assign(row, { method: d.request.method, path: d.request.path, credential: d.request.credential, proxied: d.request.proxied });
       const port = listenerPorts[r.listeners[0]];
       const shape = shapeOf(d.request);
+      const logged = logLines().length;
       try {
         row.status = await once(port, shape);
       } catch (e) {
         row.skipped = `pre-flight request failed: ${(e as Error).message}`;
+        continue;
+      }
+      const reached = await answeredBy(logged);
+      if (reached !== r.name) {
+        row.skipped = `the request ${row.method} ${row.path} is answered by ${reached === null ? 'no route' : `route ${reached}`}, not this one; pass --path '${r.name}=/…'`;
         continue;
       }
       if (row.status < 200 || row.status > 299) {
@@ -356,6 +388,12 @@ export async function benchConfig(opts: ConfigBenchOptions): Promise<ConfigRepor
       }
       plans.push({ row, shape, port });
     }
+    started.splice(started.indexOf(probe), 1);
+    await probe.stop();
+    const gateway = await launch(loc, loc.bin, path.join(work, 'gateway'), path.join(dist, 'nginx.conf'), gwPorts, manifest.prefixDirs);
+    started.push(gateway);
+    const gwWorker = await workerOf(gateway.proc.pid);
+    const baseWorker = await workerOf(baseline.proc.pid);
 
     const loadOpts = (port: number, seconds: number) => ({ port, seconds, connections: opts.connections, threads: opts.threads, workDir: work });
     const baseShapes = { get: { method: 'GET', path: '/', header: ['X-Bench', '1'] as [string, string] }, post: { method: 'POST', path: '/', header: ['X-Bench', '1'] as [string, string] } };

@@ -11,7 +11,9 @@ measures each route with a request that reaches it: its path (a sample of a rege
 required headers, a JSON body with a catalogue model on \`models: route\` routes, and a
 credential: an API key made in a temporary copy of the key store, or an HS* token signed with
 the provider's secret. Routes it cannot make a request for (a JWKS provider: no private key)
-are skipped with the reason; give them one with --header. Each route's figure is the gateway
+are skipped with the reason; give them one with --header. A pre-flight request must reach
+its route (checked in a probe build's access log) and answer 2xx, else the route is skipped
+with the reason (--path gives another path). Each route's figure is the gateway
 worker's CPU per request (median of the rounds) and its ratio to a plain nginx proxy_pass
 measured in the same rounds; --instructions adds callgrind's instruction counts, which a busy
 machine does not disturb. Nothing of your deployment is touched: no file is written outside

@@ -34,6 +34,7 @@ routes:
   - { name: es, match: { exact: /es }, upstream: api, auth: { methods: [jwt], jwt_provider: es } }
   - { name: chat, match: { exact: /v1/chat/completions, methods: [POST] }, models: route }
   - { name: files, match: { regex: '^/files/[a-z]+/(\\d+)\\.txt$' }, upstream: api }
+  - { name: shadowed, match: { regex: '^/pla[i]n$' }, upstream: api }
 auth:
   api_keys: { file: keys.yaml }
   jwt:
@@ -96,7 +97,7 @@ describe('gatewayctl bench -c', () => {
   it('measures every route of the config: 2xx answers that reached the stub, a finite positive ratio each', async () => {
     const { dir, config, esToken } = await project();
     const before = Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(path.join(dir, f), 'utf8')]));
-    const r = await cli(['bench', '-c', config, ...SHORT, '--header', `es=Authorization: Bearer ${esToken}`], dir);
+    const r = await cli(['bench', '-c', config, ...SHORT, '--route', 'plain,keyed,hs,es,chat,files', '--header', `es=Authorization: Bearer ${esToken}`], dir);
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout) as ConfigReport;
     expect(report.rows.map((x) => x.route)).toEqual(['plain', 'keyed', 'hs', 'es', 'chat', 'files']);
@@ -125,16 +126,19 @@ describe('gatewayctl bench -c', () => {
     expect(benchProcesses()).toEqual([]);
   }, 240_000);
 
-  it('a JWKS route without a token is skipped with the reason (exit 3); the others are measured', async () => {
+  it('a JWKS route without a token, and a route whose request another route answers, are skipped with the reason (exit 3)', async () => {
     const { dir, config } = await project();
-    const r = await cli(['bench', '-c', config, ...SHORT, '--route', 'plain,es'], dir);
+    const r = await cli(['bench', '-c', config, ...SHORT, '--route', 'plain,es,shadowed'], dir);
     expect(r.code, r.stderr).toBe(3);
     const report = JSON.parse(r.stdout) as ConfigReport;
     expect(report.rows.map((x) => [x.route, x.skipped === null])).toEqual([
       ['plain', true],
       ['es', false],
+      ['shadowed', false],
     ]);
     expect(report.rows[1].skipped).toMatch(/no HMAC secret.*--header 'es=Authorization: Bearer/);
+    // nginx takes the exact /plain location before any regex: the sample /plain reaches `plain`
+    expect(report.rows[2].skipped).toBe("the request GET /plain is answered by route plain, not this one; pass --path 'shadowed=/…'");
     expect(benchProcesses()).toEqual([]);
   }, 240_000);
 

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../src/build/compile.ts';
-import { benchAdapter, benchRefusals } from '../../src/bench/adapt.ts';
+import { benchAdapter, benchRefusals, stubPortCount } from '../../src/bench/adapt.ts';
 import { deriveRequest, sampleForRegex, type BenchCredentials } from '../../src/bench/requests.ts';
 import { parseOverrides } from '../../src/commands/bench.ts';
 import { formatDiagnostic } from '../../src/model/diagnostics.ts';
@@ -170,6 +170,28 @@ describe('bench -c: the adapter and refusals', () => {
     expect(r.model!.auth!.apiKeys!.file).toBe(keysCopy);
     expect(r.model!.global.workerProcesses).toBe('1');
     expect(r.model!.global.accessLog).toMatchObject({ path: 'logs/access.log' });
+  });
+
+  it('the probe build logs every request as JSON with its route, even when the config logs nothing', () => {
+    const { config } = project();
+    const text = YAML.replace('  access_log: { path: /var/log/gw-bench-unit/access.log }', '  access_log: false');
+    const r = compile(config, { env: {}, text, prepare: benchAdapter({ stubPorts: [40001, 40002], listenerPorts: { public: 40010, named: 40011 }, statusPort: 40012, keysFile: null, probeLog: true }) });
+    expect(r.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic)).toEqual([]);
+    expect(r.model!.global.accessLog).toEqual({ path: 'logs/access.log', format: 'json' });
+    expect(r.files!['nginx.conf']).toContain('access_log "logs/access.log" gw_json;');
+    const measured = compile(config, { env: {}, text, prepare: benchAdapter({ stubPorts: [40001, 40002], listenerPorts: { public: 40010, named: 40011 }, statusPort: 40012, keysFile: null }) });
+    expect(measured.model!.global.accessLog).toBeNull();
+  });
+
+  it('an upstream of many servers gets as many stub ports (never one address twice)', () => {
+    const { config } = project();
+    const many = Array.from({ length: 12 }, (_, i) => `"10.0.0.${i + 1}:80"`).join(', ');
+    const text = YAML.replace('llm: { servers: ["llm.internal.example:443"] }', `llm: { servers: [${many}] }`);
+    const m = compile(config, { env: {}, text }).model!;
+    expect(stubPortCount(m)).toBe(12);
+    const ports = Array.from({ length: 12 }, (_, i) => 41000 + i);
+    const r = compile(config, { env: {}, text, prepare: benchAdapter({ stubPorts: ports, listenerPorts: { public: 40010, named: 40011 }, statusPort: 40012, keysFile: null }) });
+    expect(r.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic)).toEqual([]);
   });
 
   it('GW580: raw nginx snippets are refused, positioned', () => {
