@@ -1,5 +1,6 @@
 // njs entry module, bundled to dist/njs/gateway.js and loaded with
-// `js_import gateway from njs/gateway.js;`. Handlers live in lib/handlers.ts.
+// `js_import gateway from njs/gateway.js;`. Each handler lives in its feature's module under
+// lib/; a build's module exports only the handlers its configuration calls (src/njs/bundle.ts).
 import { apiKey, jwt, jwtCached, jwtSync } from './lib/handlers.ts';
 import { route } from './lib/routing.ts';
 import { fallbackBody } from './lib/fallback.ts';

@@ -1,4 +1,5 @@
-// The njs module in the build output. One place for everything that needs it (auth, routing):
+// The njs module in the build output. One place for every feature that needs it (auth, routing,
+// cache, metrics, health, …; Feature.njs):
 // when the model sets global.modules.njs, the renderer emits njsHttpLines() once in http{}
 // and compile() adds the bundle as NJS_BUNDLE_PATH next to nginx.conf.
 //

@@ -3,7 +3,8 @@
 // nginx configuration at http, server and route level, the njs handlers it calls, the files
 // it writes, the oldest nginx/njs it runs on, and what it costs per request.
 //
-// The core (load → schema → normalize → rules → plan → print → write) receives the list of
+// The core (load → schema → normalize → inputs → finalize → rules → outputs → plan → print →
+// write) receives the list of
 // features (src/features/index.ts) from the composition root and calls these hooks; it never
 // imports a feature. Hooks run in registry order, which is therefore also the order of their
 // contributions inside each slot.

@@ -1,7 +1,8 @@
 // The typed location plan of one route.
 //
 // Features do not write a location; they put directives into named slots of a RoutePlan and
-// declare what the route needs (a body read by njs, an asynchronous auth subrequest). The one
+// declare what the route needs (a body read by njs, an asynchronous auth subrequest, steering
+// around unavailable servers, fallback chains). The one
 // function that turns a plan into nginx locations, layoutRoute(), decides from those needs
 // whether the route is one location or a public location that hands over to a named one, and
 // which slot lands on which side. Nothing here looks at directive text.

@@ -59,7 +59,7 @@ function limitKeyMaps(m: GatewayModel): Block[] {
 
 export const limitsFeature: Feature = {
   name: 'limits',
-  summary: 'rate and connection limits with JSON 429 and Retry-After',
+  summary: 'rate and connection limits, hourly/daily request windows and token budgets, with JSON 429 and Retry-After',
   schema: limitsSchema,
   // token budgets and r/h, r/d windows are reserved by the body step's own call (routing) and
   // reconciled by the shared log-phase call and body filter (metrics): no call of their own

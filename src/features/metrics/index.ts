@@ -139,7 +139,7 @@ function metricsLocation(s: MetricsSettings): Block {
 
 export const metricsFeature: Feature = {
   name: 'metrics',
-  summary: 'Prometheus metrics at /metrics: requests, latency histograms, bytes, cache, limits, auth failures',
+  summary: 'Prometheus metrics at /metrics: requests, latency histograms, bytes, cache, limits, auth failures, LLM tokens and time to first token',
   schema: metricsSchema,
   njs: [
     { handler: METRICS_LOG_HANDLER, phase: 'log', used: logPhaseUsed },

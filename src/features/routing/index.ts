@@ -19,7 +19,7 @@ function njsCalls(r: Route, m: GatewayModel): number {
 
 export const routingFeature: Feature = {
   name: 'routing',
-  summary: 'consistent-hash keys from body fields, JWT claims and clients; model-aware routing and /v1/models',
+  summary: 'consistent-hash keys from body fields, JWT claims, clients and prompt prefixes; sticky cookies; model-aware routing over pools with fallbacks; /v1/models',
   schema: routingSchema,
   njs: [
     { handler: ROUTE_HANDLER, phase: 'js_content', used: (m) => m.routes.some((r) => needsBodyStep(r, m)) },
