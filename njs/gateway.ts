@@ -5,10 +5,12 @@ import { route } from './lib/routing.ts';
 import { bodyDigest } from './lib/cache.ts';
 import { metricsExport, metricsLog } from './lib/metrics.ts';
 import { llmBody } from './lib/llm.ts';
+import { apiKeyLive } from './lib/livekeys.ts';
 import { healthAnswer, healthLog, healthPeriodic, steerPeer } from './lib/health.ts';
 
 export default {
   apiKey: apiKey,
+  apiKeyLive: apiKeyLive,
   jwt: jwt,
   jwtCached: jwtCached,
   jwtSync: jwtSync,

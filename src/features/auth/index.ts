@@ -7,7 +7,7 @@ import { checkAuthRules } from './rules.ts';
 import { diffModelAuth } from './diff.ts';
 import { normalizeAuth, normalizeRouteAuth } from './normalize.ts';
 import { authInputRequests, buildAuthArtifacts, redactSecrets } from './outputs.ts';
-import { AUTH_CONF, authConf, authFailureLog, authLogFields, authServerLocations, asyncJwt, cachedJwtFirst, routeAuthParts, syncJwt, usesApiKeys } from './render.ts';
+import { AUTH_CONF, authConf, liveKeys, liveKeysLocations, authFailureLog, authLogFields, authServerLocations, asyncJwt, cachedJwtFirst, routeAuthParts, syncJwt, usesApiKeys } from './render.ts';
 import { authSchema } from './schema.ts';
 
 function njsCalls(r: Route, m: GatewayModel): number {
@@ -28,6 +28,9 @@ export const authFeature: Feature = {
   njs: [
     // `used` mirrors what authConf() and authServerLocations() emit
     { handler: 'gateway.apiKey', phase: 'js_set', used: usesApiKeys },
+    // with admin_api: keys the map does not accept, or all while a key of it is revoked live;
+    // also the admin API's /admin/keys (js_content)
+    { handler: 'gateway.apiKeyLive', phase: 'js_set', used: liveKeys },
     { handler: 'gateway.jwtSync', phase: 'js_set', used: (m) => m.routes.some((r) => syncJwt(r, m)) },
     { handler: 'gateway.jwtCached', phase: 'js_set', used: (m) => m.routes.some((r) => cachedJwtFirst(r, m)) },
     { handler: 'gateway.jwt', phase: 'auth_request', used: (m) => m.routes.some((r) => asyncJwt(r, m)) },
@@ -54,6 +57,7 @@ export const authFeature: Feature = {
     return { logFields: authLogFields(m), accessLogs: authFailureLog(m), confFiles };
   },
   serverLocations: (m, _l, routes) => authServerLocations(m, routes),
+  statusLocations: liveKeysLocations,
   route(ctx) {
     const parts = routeAuthParts(ctx.route, ctx.model, ctx.rid, ctx.responseHeaders, ctx.errorFormat);
     ctx.checks.push(...parts.blocks);

@@ -59,7 +59,9 @@ export function checkHealthRules(m: GatewayModel, err: Report, warn: Report): vo
   }
   if (m.adminApi) {
     if (!m.global.status) err('GW269', m.adminApi.at, 'admin_api', 'the admin API is served on the status listener; global.status must not be false');
-    if (!managed.length) err('GW269', m.adminApi.at, 'admin_api', 'no upstream has health_check or circuit_breaker: runtime servers join such upstreams');
+    // the admin API serves runtime servers (managed upstreams) and runtime API keys (auth feature)
+    const keys = !!m.auth?.apiKeys && m.routes.some((r) => r.auth?.methods.includes('api_key'));
+    if (!managed.length && !keys) err('GW269', m.adminApi.at, 'admin_api', 'no upstream has health_check or circuit_breaker and no route takes API keys: the admin API would have nothing to manage');
   }
   const cs = m.clusterStatus;
   if (cs) {
