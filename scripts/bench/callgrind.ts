@@ -36,6 +36,8 @@ export interface InstructionOptions {
   solo?: boolean;
   /** gateways with `metrics:` (the log-phase call on every route) */
   metrics?: boolean;
+  /** gateways with `admin_api:` (API keys through gateway.apiKeyLive: runtime keys on) */
+  liveKeys?: boolean;
   log?: (line: string) => void;
 }
 
@@ -146,7 +148,7 @@ export async function countInstructions(opts: InstructionOptions): Promise<{ row
     const reference = await startRawNginx(ref.conf, [refPort], { files: ref.files, ...slow });
     const creds = await writeCredentials(work);
     const health = { status: await freePort(), dead: await freePort() };
-    const yaml = productYaml(gwPort, [backA, backB], { metrics: opts.metrics, health });
+    const yaml = productYaml(gwPort, [backA, backB], { metrics: opts.metrics, health, liveKeys: opts.liveKeys });
     await writeFile(path.join(work, 'gateway.yaml'), yaml);
     const product = await startGateway({ distDir: buildProduct(work, yaml), ports: [gwPort], ...slow });
     const targets = { baseline: { gw: baseline, port: basePort }, reference: { gw: reference, port: refPort }, product: { gw: product, port: gwPort } };
@@ -157,7 +159,7 @@ export async function countInstructions(opts: InstructionOptions): Promise<{ row
       mkdirSync(dir);
       await writeCredentialsLike(work, dir);
       const port = await freePort();
-      const text = productYaml(port, [backA, backB], { routes: [route], metrics: opts.metrics, health: { status: await freePort(), dead: health.dead } });
+      const text = productYaml(port, [backA, backB], { routes: [route], metrics: opts.metrics, liveKeys: opts.liveKeys, health: { status: await freePort(), dead: health.dead } });
       await writeFile(path.join(dir, 'gateway.yaml'), text);
       return { gw: await startGateway({ distDir: buildProduct(dir, text), ports: [port], ...slow }), port };
     };
