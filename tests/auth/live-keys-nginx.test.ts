@@ -155,6 +155,13 @@ describe('runtime API keys (admin API)', () => {
       expect(revoked.status).toBe(200);
       expect(await statuses(keys.bob!)).toEqual([401]);
       expect(await statuses(keys.alice!)).toEqual([200]);
+      // a key created live and revoked live
+      const gina = (await admin('POST', '', { name: 'gina' })).json as { key: string; hash: string };
+      expect(await statuses(gina.key)).toEqual([200]);
+      expect((await admin('POST', '/revoke', { hash: gina.hash })).status).toBe(200);
+      expect(await statuses(gina.key)).toEqual([401]);
+      expect((await admin('POST', '/revoke', { hash: gina.hash })).status).toBe(404);
+      keys.gina = gina.key;
       expect(pids(gw.pid)).toEqual(before);
 
       // listed without any key; never logged
@@ -164,7 +171,7 @@ describe('runtime API keys (admin API)', () => {
       expect(gw.errorLog()).toContain(`live API key ${c.id} (erin) created`);
       for (const k of Object.values(keys)) expect(gw.errorLog()).not.toContain(k);
       const saved = JSON.parse(await readFile(path.join(prefix, 'state/keys.json'), 'utf8'));
-      expect(Object.keys(saved.keys).sort()).toEqual([c.hash, hashKey(keys.bob!)].sort());
+      expect(Object.keys(saved.keys).sort()).toEqual([c.hash, hashKey(keys.bob!), hashKey(keys.gina!)].sort());
       expect(JSON.stringify(saved)).not.toContain(c.key);
     });
   });
@@ -197,7 +204,8 @@ describe('runtime API keys (admin API)', () => {
       expect(await statuses(keys.carol!)).toEqual([401]);
       expect(await statuses(keys.carol2!)).toEqual([200]);
       expect(await statuses(keys.alice!)).toEqual([200]);
-      expect(gw.errorLog()).toMatch(/live API keys: 4 entries restored/);
+      expect(await statuses(keys.gina!)).toEqual([401]);
+      expect(gw.errorLog()).toMatch(/live API keys: 5 entries restored/);
     });
   }, 20_000);
 
