@@ -33,6 +33,7 @@ upstreams:
   app: { servers: ["${a.address}"] }
 admin_api:
   token: \${ADMIN_TOKEN}
+  allow: [10.1.0.0/16]
 auth:
   api_keys: { file: keys.yaml }
 routes:
@@ -88,6 +89,10 @@ beforeAll(async () => {
   const conf = await readFile(path.join(distDir, 'conf.d/05-auth.conf'), 'utf8');
   expect(conf).toContain('js_set $gw_apikey_live gateway.apiKeyLive;');
   expect(await readFile(path.join(distDir, 'nginx.conf'), 'utf8')).not.toContain(TOKEN);
+  // admin_api.allow: callers besides loopback (e.g. the pod network for --dns on Kubernetes)
+  const servers = await readFile(path.join(distDir, 'conf.d/40-servers.conf'), 'utf8');
+  expect(servers).toMatch(/location \/admin\/keys \{[^}]*allow ::1;\s*allow 10\.1\.0\.0\/16;\s*deny all;/);
+  expect(servers).not.toContain(TOKEN);
   execFileSync('mkdir', ['-p', prefix]);
   execFileSync('chmod', ['755', work, prefix]);
   gw = await startGateway({ distDir, ports: [port, statusPort], prefix });

@@ -107,6 +107,10 @@ describe('admin_api', () => {
     for (const text of Object.values(r.files!)) expect(text).not.toContain('Tk9-secret-token-for-tests-7q2z');
     expect(JSON.stringify(r.model)).not.toContain('Tk9-secret-token-for-tests-7q2z');
     expect(r.files!['conf.d/40-servers.conf']).toContain('location /admin/upstreams/ {');
+    // allow: callers besides loopback (the pod network, for gatewayctl --dns on Kubernetes)
+    const wide = run(`${BASE}admin_api:\n  token: Tk9-secret-token-for-tests-7q2z\n  allow: [10.0.0.0/8]\n`);
+    expect(wide.diagnostics).toEqual([]);
+    expect(wide.files!['conf.d/40-servers.conf']).toMatch(/location \/admin\/upstreams\/ \{[^}]*allow ::1;\s*allow 10\.0\.0\.0\/8;\s*deny all;/);
   });
 
   it('GW269 with nothing to manage; GW570 when several replicas serve the config (runtime changes are per instance)', () => {
