@@ -202,6 +202,14 @@ keys
 liveOpts(keys.commands[keys.commands.length - 1]!);
 liveOpts(
   keys
+    .command('sync')
+    .description('bring every replica in line with keys.yaml through the admin API: keys it lacks added live, revoked keys revoked')
+    .addOption(keysFile())
+    .action(wrap(async (o) => (await cmd('keys')).run('sync', o))),
+  false,
+);
+liveOpts(
+  keys
     .command('live')
     .description("every replica's runtime key changes (admin API), drift between replicas and from keys.yaml")
     .option('--json', 'machine-readable output')

@@ -44,6 +44,7 @@ export const KEYS_USAGE = `usage:
   gatewayctl keys rotate NAME [--grace-until DATE] [--file keys.yaml]
   gatewayctl keys map [--out FILE] [--file keys.yaml]
   gatewayctl keys live [--endpoint HOST:PORT ... | --dns NAME:PORT] [--json]
+  gatewayctl keys sync [--endpoint HOST:PORT ... | --dns NAME:PORT]
 --live (create, revoke, rotate): write keys.yaml, then apply the change to every running
 replica through the admin API (--endpoint HOST:PORT, repeatable; --dns NAME:PORT; default:
 gateway.yaml's status listener); effective on the next request, no rebuild or reload
@@ -153,6 +154,32 @@ export async function run(action: string, opts: KeysOptions = {}): Promise<numbe
         const graceSec = grace ? Math.max(0, Math.ceil((grace.getTime() - now.getTime()) / 1000)) : 0;
         return report('rotate', record.id, await callAll(live.ts, live.token, 'POST', '/admin/keys/rotate', { hash: old.hash, grace: graceSec, new_hash: record.hash, new_id: record.id }), err, [409]);
       }
+      case 'sync': {
+        // every replica to keys.yaml: keys it does not accept yet are added live, keys revoked
+        // (or rotating out) in the store are revoked there; one request per key and replica
+        const live = await liveTargets();
+        const data = await loadKeys(file);
+        let bad = 0;
+        let applied = 0;
+        for (const k of data.keys) {
+          const expired = k.expires !== null && Date.parse(k.expires) <= now.getTime();
+          if (k.revoked !== null) {
+            const at = Math.floor(Date.parse(k.revoked) / 1000);
+            for (const r of await callAll(live.ts, live.token, 'POST', '/admin/keys/revoke', { hash: k.hash, id: k.id, at })) {
+              if (r.status === 200) applied++;
+              else if (r.status !== 404) (bad++, err(`${failureText(r)}\n`));
+            }
+          } else if (!expired) {
+            const body = { name: k.name, id: k.id, hash: k.hash, ...(k.role ? { role: k.role } : {}), ...(k.tier ? { tier: k.tier } : {}), ...(k.expires ? { expires: Math.floor(Date.parse(k.expires) / 1000) } : {}) };
+            for (const r of await callAll(live.ts, live.token, 'POST', '/admin/keys', body)) {
+              if (r.status === 201) (applied++, err(`${r.target}: added ${k.id} (${k.name})\n`));
+              else if (r.status !== 409) (bad++, err(`${failureText(r)}\n`));
+            }
+          }
+        }
+        err(`keys sync: ${applied} change(s) applied on ${live.ts.length} replica(s)${bad ? `, ${bad} failed` : ''}\n`);
+        return bad ? 1 : 0;
+      }
       case 'live': {
         // every replica's live entries, compared with each other and with keys.yaml
         const live = await liveTargets();
@@ -230,7 +257,7 @@ function report(what: string, id: string, results: CallResult[], err: (s: string
       err(`${failureText(r)}\n`);
     }
   }
-  if (bad) err(`keys ${what}: ${bad} of ${results.length} replicas did not take the change (keys.yaml has it; run the command again, or see \`gatewayctl keys live\`)\n`);
+  if (bad) err(`keys ${what}: ${bad} of ${results.length} replicas did not take the change (keys.yaml has it: \`gatewayctl keys sync\` with the same replicas applies it there)\n`);
   return bad ? 1 : 0;
 }
 

@@ -139,8 +139,18 @@ describe('runtime changes on every replica', () => {
     expect(await keysCommand('create', { file, live: true, name: 'dave', endpoint: [replicas[0]!.endpoint, dead], stdout: (s) => out2.push(s), stderr: (s) => err2.push(s) })).toBe(1);
     expect(err2.join('')).toContain(`${dead}: unreachable`);
     expect(err2.join('')).toContain('1 of 2 replicas did not take the change');
-    expect(await status(replicas[0]!, out2[0]!.trim())).toBe(200);
+    const dave = out2[0]!.trim();
+    expect(await status(replicas[0]!, dave)).toBe(200);
+    expect(await status(replicas[1]!, dave)).toBe(401);
     expect((await loadKeys(file)).keys.some((k) => k.name === 'dave')).toBe(true);
+
+    // keys sync: the replica that missed dave gets him from keys.yaml; nothing else changes
+    const err3: string[] = [];
+    expect(await keysCommand('sync', { file, endpoint: endpoints(), stdout: () => {}, stderr: (s) => err3.push(s) }), err3.join('')).toBe(0);
+    expect(err3.join('')).toContain(`${replicas[1]!.endpoint}: added `);
+    expect(err3.join('')).not.toContain(`${replicas[0]!.endpoint}: added `);
+    for (const r of replicas) expect(await status(r, dave)).toBe(200);
+    for (const r of replicas) expect(await status(r, storeKey)).toBe(401);
   });
 
   it('gatewayctl servers add with two --endpoint: both replicas route to it; a replica without it is drift', async () => {
