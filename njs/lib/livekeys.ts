@@ -196,7 +196,8 @@ function persist(d: LiveDict): boolean {
     }
   }
   try {
-    fs.writeFileSync(p + '.tmp', JSON.stringify({ version: 1, keys: out }) + '\n');
+    // hashes and identities only, never a key; readable by the workers' user alone, like keys.yaml
+    fs.writeFileSync(p + '.tmp', JSON.stringify({ version: 1, keys: out }) + '\n', { mode: 0o600 });
     fs.renameSync(p + '.tmp', p);
     return true;
   } catch (e) {

@@ -6,7 +6,7 @@
 // the token (401), with a wrong one (403) and bad input (400 naming the field, nothing
 // persisted), and never logs or lists a key.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -178,6 +178,7 @@ describe('runtime API keys (admin API)', () => {
       const saved = JSON.parse(await readFile(path.join(prefix, 'state/keys.json'), 'utf8'));
       expect(Object.keys(saved.keys).sort()).toEqual([c.hash, hashKey(keys.bob!), hashKey(keys.gina!)].sort());
       expect(JSON.stringify(saved)).not.toContain(c.key);
+      expect(statSync(path.join(prefix, 'state/keys.json')).mode & 0o777).toBe(0o600);
     });
   });
 
