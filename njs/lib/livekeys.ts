@@ -433,6 +433,16 @@ function keysAdmin(r: NginxHTTPRequest): void {
       fail(r, 500, 'not_persisted', 'the change could not be written to ' + statePath() + '; nothing changed', null);
       return;
     }
+    // routes with an open_file_cache (steered ones, 1 s) may still hold "no flag file": the
+    // answer waits until every such cache has looked again, so the revocation is in force
+    // on every route when the call returns ($gw_keys_flag_wait: milliseconds, 0 = none)
+    const wait = parseInt(v.gw_keys_flag_wait || '0', 10);
+    if (before !== 'r' && g === 'r' && wait > 0) {
+      setTimeout(function () {
+        reply(r, status, body);
+      }, wait);
+      return;
+    }
     reply(r, status, body);
   };
   if (action === '') {

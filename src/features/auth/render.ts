@@ -86,6 +86,9 @@ export function liveKeysLocations(m: GatewayModel): Block[] {
         d('set', '$gw_admin_token_sha256', bare(m.adminApi!.tokenSha256, 'keyword')),
         raw('# the same export as the key check (one export less for every request), told apart by $gw_keys_admin'),
         d('set', '$gw_keys_admin', '1'),
+        // routes of managed upstreams cache the flag file's absence (open_file_cache_valid 1s,
+        // second-granular): the first live revocation answers once they have looked again
+        d('set', '$gw_keys_flag_wait', m.upstreams.some((u) => u.healthCheck || u.circuitBreaker) ? '2100' : '0'),
         d('js_content', 'gateway.apiKeyLive'),
       ],
     },
