@@ -7,10 +7,12 @@ import { fallbackBody } from './lib/fallback.ts';
 import { bodyDigest } from './lib/cache.ts';
 import { metricsExport, metricsLog } from './lib/metrics.ts';
 import { llmBody } from './lib/llm.ts';
+import { apiKeyLive } from './lib/livekeys.ts';
 import { healthAnswer, healthLog, healthPeriodic, steerPeer } from './lib/health.ts';
 
 export default {
   apiKey: apiKey,
+  apiKeyLive: apiKeyLive,
   jwt: jwt,
   jwtCached: jwtCached,
   jwtSync: jwtSync,

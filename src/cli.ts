@@ -157,6 +157,17 @@ const keys = program
   .command('keys')
   .description('API keys: create, list, revoke, rotate (only SHA-256 hashes are stored)');
 const keysFile = () => new Option('--file <file>', 'keys file').default('keys.yaml');
+const repeat = (v: string, prev: string[] = []) => [...prev, v];
+/** --live and the replicas it reaches (src/commands/fanout.ts) */
+const liveOpts = (c: Command, withFlag = true): Command => {
+  if (withFlag) c.option('--live', 'also apply it to the running gateway(s) now, through the admin API (no rebuild or reload)');
+  return c
+    .addOption(configOpt())
+    .option('--endpoint <host:port>', "a replica's status listener (repeatable; default: gateway.yaml's global.status)", repeat)
+    .option('--dns <name:port>', 'a DNS name resolving to every replica (Kubernetes: the <name>-replicas headless Service)')
+    .option('--url <url>', 'the status listener as a URL')
+    .option('--token-env <name>', 'environment variable holding the admin token', 'GATEWAY_ADMIN_TOKEN');
+};
 keys
   .command('create')
   .description('create a key; it is printed once')
@@ -166,8 +177,9 @@ keys
   .option('--expires <date>', 'ISO date or relative (90d, 12h)')
   .option('--json', 'machine-readable output')
   .addOption(keysFile())
-  .addHelpText('after', '\nExamples:\n  $ gatewayctl keys create --name acme --role admin --tier pro --expires 90d')
+  .addHelpText('after', '\nExamples:\n  $ gatewayctl keys create --name acme --role admin --tier pro --expires 90d\n  $ gatewayctl keys create --name acme --live --endpoint 10.0.0.5:8081 --endpoint 10.0.0.6:8081')
   .action(wrap(async (o) => (await cmd('keys')).run('create', o)));
+liveOpts(keys.commands[keys.commands.length - 1]!);
 keys
   .command('list')
   .description('list keys (never shows the keys themselves)')
@@ -179,6 +191,7 @@ keys
   .description('revoke a key by name or id')
   .addOption(keysFile())
   .action(wrap(async (target, o) => (await cmd('keys')).run('revoke', { ...o, target })));
+liveOpts(keys.commands[keys.commands.length - 1]!);
 keys
   .command('rotate <name>')
   .description('issue a new key for a client and revoke the old one')
@@ -186,6 +199,24 @@ keys
   .option('--json', 'machine-readable output')
   .addOption(keysFile())
   .action(wrap(async (name, o) => (await cmd('keys')).run('rotate', { ...o, target: name })));
+liveOpts(keys.commands[keys.commands.length - 1]!);
+liveOpts(
+  keys
+    .command('sync')
+    .description('bring every replica in line with keys.yaml through the admin API: keys it lacks added live, revoked keys revoked')
+    .addOption(keysFile())
+    .action(wrap(async (o) => (await cmd('keys')).run('sync', o))),
+  false,
+);
+liveOpts(
+  keys
+    .command('live')
+    .description("every replica's runtime key changes (admin API), drift between replicas and from keys.yaml")
+    .option('--json', 'machine-readable output')
+    .addOption(keysFile())
+    .action(wrap(async (o) => (await cmd('keys')).run('live', o))),
+  false,
+);
 keys
   .command('map')
   .description('print the nginx key map (hashes of active keys; `build` writes it to conf.d/keys.map)')
@@ -340,6 +371,8 @@ for (const action of ['add', 'drain', 'remove', 'list'] as const) {
     .addOption(configOpt())
     .requiredOption('--upstream <name>', 'the upstream')
     .option('--url <url>', 'the status listener (default: http://<global.status.listen>)')
+    .option('--endpoint <host:port>', "every replica: its status listener (repeatable)", repeat)
+    .option('--dns <name:port>', 'every replica: a DNS name resolving to each (Kubernetes: the <name>-replicas headless Service)')
     .option('--token-env <name>', 'environment variable holding the admin token', 'GATEWAY_ADMIN_TOKEN')
     .option('--json', 'machine-readable output');
   if (action !== 'list') c.requiredOption('--address <host:port>', 'the server (IP address and port)');

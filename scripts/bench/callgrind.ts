@@ -36,6 +36,8 @@ export interface InstructionOptions {
   solo?: boolean;
   /** gateways with `metrics:` (the log-phase call on every route) */
   metrics?: boolean;
+  /** gateways with `admin_api:` (API keys through gateway.apiKeyLive: runtime keys on) */
+  liveKeys?: boolean;
   log?: (line: string) => void;
 }
 
@@ -147,9 +149,9 @@ export async function countInstructions(opts: InstructionOptions): Promise<{ row
     const creds = await writeCredentials(work);
     // the state-plane rows need health-checked upstreams, whose probes run in the measured
     // worker (counted in every row's window): only when such a row is asked for
-    const wantsHealth = !only || only.some((n) => n.startsWith('gw_health'));
+    const wantsHealth = !only || only.some((n) => n.startsWith('gw_health')) || !!opts.liveKeys;
     const health = wantsHealth ? { status: await freePort(), dead: await freePort() } : undefined;
-    const yaml = productYaml(gwPort, [backA, backB], { metrics: opts.metrics, health });
+    const yaml = productYaml(gwPort, [backA, backB], { metrics: opts.metrics, health, liveKeys: opts.liveKeys });
     await writeFile(path.join(work, 'gateway.yaml'), yaml);
     const product = await startGateway({ distDir: buildProduct(work, yaml), ports: [gwPort], ...slow });
     const targets = { baseline: { gw: baseline, port: basePort }, reference: { gw: reference, port: refPort }, product: { gw: product, port: gwPort } };
@@ -160,8 +162,8 @@ export async function countInstructions(opts: InstructionOptions): Promise<{ row
       mkdirSync(dir);
       await writeCredentialsLike(work, dir);
       const port = await freePort();
-      const soloHealth = route === 'checked' || route === 'steered' ? { status: await freePort(), dead: await freePort() } : undefined;
-      const text = productYaml(port, [backA, backB], { routes: [route], metrics: opts.metrics, health: soloHealth });
+      const soloHealth = route === 'checked' || route === 'steered' || opts.liveKeys ? { status: await freePort(), dead: await freePort() } : undefined;
+      const text = productYaml(port, [backA, backB], { routes: [route], metrics: opts.metrics, liveKeys: opts.liveKeys, health: soloHealth });
       await writeFile(path.join(dir, 'gateway.yaml'), text);
       return { gw: await startGateway({ distDir: buildProduct(dir, text), ports: [port], ...slow }), port };
     };

@@ -2,7 +2,7 @@
 // figure on a busy machine as on an idle one (CPU-time benchmarks are not), so it shows where a
 // path's cost goes and whether a change removed any, function by function.
 //
-//   npx tsx scripts/bench/instructions.ts [--requests 400] [--only gw_api_key,...] [--top 25] [--solo] [--metrics] [--json]
+//   npx tsx scripts/bench/instructions.ts [--requests 400] [--only gw_api_key,...] [--top 25] [--solo] [--metrics] [--live-keys] [--json]
 //
 // Each scenario of scripts/bench/lib.ts runs against its nginx (one process, under callgrind):
 // warm-up requests, counters zeroed, N requests on one keep-alive connection, counters dumped.
@@ -23,7 +23,7 @@ const N = Number(val('--requests') ?? 400);
 const TOP = Number(val('--top') ?? 0);
 const json = argv.includes('--json');
 
-const { rows } = await countInstructions({ requests: N, only: val('--only')?.split(','), solo: argv.includes('--solo'), metrics: argv.includes('--metrics'), log: json ? undefined : (l) => process.stderr.write(`${l}\n`) });
+const { rows } = await countInstructions({ requests: N, only: val('--only')?.split(','), solo: argv.includes('--solo'), metrics: argv.includes('--metrics'), liveKeys: argv.includes('--live-keys'), log: json ? undefined : (l) => process.stderr.write(`${l}\n`) });
 if (json) {
   console.log(JSON.stringify(rows.map(({ name, perRequest, ratio }) => ({ name, perRequest: Math.round(perRequest), ratio: Number(ratio.toFixed(3)) })), null, 2));
 } else {

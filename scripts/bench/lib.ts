@@ -65,6 +65,8 @@ export interface BenchOptions {
   noJwtCache?: boolean;
   /** Build the product with `metrics: {}` (the log-phase metrics call on every route). */
   metrics?: boolean;
+  /** Build the product with `admin_api:` (runtime keys: the API-key route's flag test). */
+  liveKeys?: boolean;
   log?: (line: string) => void;
 }
 
@@ -147,8 +149,8 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
     started.push(reference);
     const creds = await writeCredentials(work);
     // health-checked upstreams probe from the measured worker: only when their rows run
-    const health = scenarios.some((s) => s.name.startsWith('gw_health')) ? { status: await freePort(), dead: await freePort() } : undefined;
-    const yaml = productYaml(gwPort, [backA, backB], { jwtCache: !opts.noJwtCache, metrics: opts.metrics, health });
+    const health = scenarios.some((s) => s.name.startsWith('gw_health')) || opts.liveKeys ? { status: await freePort(), dead: await freePort() } : undefined;
+    const yaml = productYaml(gwPort, [backA, backB], { jwtCache: !opts.noJwtCache, metrics: opts.metrics, liveKeys: opts.liveKeys, health });
     await writeFile(path.join(work, 'gateway.yaml'), yaml);
     const dist = buildProduct(work, yaml);
     const product = await startGateway({ distDir: dist, ports: [gwPort] });

@@ -19,7 +19,7 @@ const RATE = '100000r/s';
  * metrics log call costs every route; `health` adds the state-plane routes: a status listener
  * (probes run there) and a port nobody listens on.
  */
-export function productYaml(gw: number, backends: [number, number], opts: { jwtCache?: boolean; routes?: string[]; metrics?: boolean; health?: { status: number; dead: number } } = {}): string {
+export function productYaml(gw: number, backends: [number, number], opts: { jwtCache?: boolean; routes?: string[]; metrics?: boolean; liveKeys?: boolean; health?: { status: number; dead: number } } = {}): string {
   const [a, b] = backends;
   const h = opts.health;
   // with `routes`: only those routes, the upstreams they use and the model catalogue if kept
@@ -81,7 +81,7 @@ ${h ? `  - { name: checked, match: { exact: /checked }, upstream: checked }
 ${opts.jwtCache === false ? '  jwt_cache: false\n' : ''}  jwt:
     hs: { algorithms: [HS256], secret_file: hs.secret }
     es: { algorithms: [ES256], jwks_file: jwks.json }
-${opts.metrics ? 'metrics: { listener: public }\n' : ''}`
+${opts.metrics ? 'metrics: { listener: public }\n' : ''}${opts.liveKeys && h ? 'admin_api: { token: bench-admin-token-0123456789abcdef }\n' : ''}`
     .split('\n')
     .filter(keep)
     .join('\n');

@@ -76,7 +76,7 @@ export async function replicaStates(endpoints: string[], expected: string, ready
   );
 }
 
-async function resolveDns(spec: string): Promise<string[]> {
+export async function resolveDns(spec: string): Promise<string[]> {
   const m = /^(.+):([0-9]+)$/.exec(spec);
   if (!m) throw new Error(`--dns wants NAME:PORT, got ${spec}`);
   const addrs = await lookup(m[1], { all: true });

@@ -1,8 +1,6 @@
 // `gatewayctl servers add|drain|remove|list`: upstream servers at runtime, through the admin
 // API on the status listener (src/features/health, njs/lib/health.ts healthAdmin).
-import { compile } from '../build/compile.ts';
-import { formatDiagnostic } from '../model/diagnostics.ts';
-import { statusUrl } from './status.ts';
+import { adminToken, callAll, driftLines, failureText, targets } from './fanout.ts';
 
 export const help = `
 Talks to the running gateway's admin API (admin_api: in gateway.yaml) on the status listener,
@@ -15,7 +13,14 @@ Examples:
   $ gatewayctl servers list --upstream llm
   $ gatewayctl servers add --upstream llm --address 10.0.1.9:8000 --weight 2 --models llama-3
   $ gatewayctl servers drain --upstream llm --address 10.0.1.2:8000
-  $ gatewayctl servers remove --upstream llm --address 10.0.1.9:8000`;
+  $ gatewayctl servers remove --upstream llm --address 10.0.1.9:8000
+  $ gatewayctl servers add --upstream llm --address 10.0.1.9:8000 --endpoint 10.0.0.5:8081 --endpoint 10.0.0.6:8081
+  $ gatewayctl servers list --upstream llm --dns gateway-replicas.edge.svc.cluster.local:8081
+
+Several replicas (--endpoint HOST:PORT of each status listener, repeatable, or --dns NAME:PORT,
+on Kubernetes the <name>-replicas headless Service): the change goes to every replica; a
+replica that did not take it is named and the exit status is 1. \`list\` over several
+replicas reports drift: a server one replica runs and another does not (exit status 1).`;
 
 export interface ServersOptions {
   config: string;
@@ -24,6 +29,10 @@ export interface ServersOptions {
   weight?: string;
   models?: string[];
   url?: string;
+  /** every replica: HOST:PORT of its status listener (repeatable) */
+  endpoint?: string[];
+  /** every replica: a DNS name with each one's address, NAME:PORT */
+  dns?: string;
   tokenEnv?: string;
   json?: boolean;
 }
@@ -37,40 +46,31 @@ interface Server {
 }
 
 export async function run(action: 'add' | 'drain' | 'remove' | 'list', opts: ServersOptions): Promise<number> {
-  let base = opts.url;
-  if (!base) {
-    const r = compile(opts.config);
-    if (!r.model || r.diagnostics.some((x) => x.severity === 'error')) {
-      for (const x of r.diagnostics) process.stderr.write(`${formatDiagnostic(x)}\n`);
-      return 1;
-    }
-    const s = statusUrl(r.model);
-    if (!s) {
-      process.stderr.write('gatewayctl servers: global.status is false: the admin API lives on the status listener (give --url)\n');
-      return 1;
-    }
-    base = s.replace(/\/admin\/status$/, '');
+  const who = `gatewayctl servers ${action}`;
+  const ts = await targets(opts, who);
+  if (typeof ts === 'string') {
+    process.stderr.write(`${ts}\n`);
+    return 1;
   }
-  const envName = opts.tokenEnv ?? 'GATEWAY_ADMIN_TOKEN';
-  const token = process.env[envName];
-  if (!token) {
-    process.stderr.write(`gatewayctl servers: $${envName} is not set (the admin API's bearer token)\n`);
+  const tok = adminToken(opts, who);
+  if (typeof tok === 'string') {
+    process.stderr.write(`${tok}\n`);
     return 1;
   }
   if (action !== 'list' && !opts.address) {
-    process.stderr.write(`gatewayctl servers ${action}: --address is required\n`);
+    process.stderr.write(`${who}: --address is required\n`);
     return 1;
   }
-  const root = `${base.replace(/\/$/, '')}/admin/upstreams/${encodeURIComponent(opts.upstream)}/servers`;
+  const root = `/admin/upstreams/${encodeURIComponent(opts.upstream)}/servers`;
   let url = root;
   let method = 'GET';
-  let body: string | undefined;
+  let body: unknown;
   if (action === 'add') {
     method = 'POST';
     const doc: Record<string, unknown> = { address: opts.address };
     if (opts.weight !== undefined) doc.weight = Number(opts.weight);
     if (opts.models?.length) doc.models = opts.models;
-    body = JSON.stringify(doc);
+    body = doc;
   } else if (action === 'drain') {
     method = 'POST';
     url = `${root}/${encodeURIComponent(opts.address!)}/drain`;
@@ -78,27 +78,39 @@ export async function run(action: 'add' | 'drain' | 'remove' | 'list', opts: Ser
     method = 'DELETE';
     url = `${root}/${encodeURIComponent(opts.address!)}`;
   }
-  let res: Response;
-  try {
-    res = await fetch(url, { method, body, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, signal: AbortSignal.timeout(5000) });
-  } catch (e) {
-    process.stderr.write(`gatewayctl servers: cannot reach ${url}: ${(e as Error).message}\n`);
-    return 1;
+  const results = await callAll(ts, tok.token, method, url, body);
+  const many = ts.length > 1;
+  const failed = results.filter((r) => r.status < 200 || r.status > 299);
+  for (const r of failed) process.stderr.write(`${who}: ${many ? failureText(r) : failureText(r).slice(r.target.length + 2)}\n`);
+  if (action !== 'list') {
+    if (opts.json || !many) {
+      const docs = results.filter((r) => !failed.includes(r)).map((r) => r.body);
+      if (docs.length) process.stdout.write(`${JSON.stringify(many ? Object.fromEntries(results.map((r) => [r.target, r.body])) : docs[0], null, 2)}\n`);
+    } else {
+      for (const r of results) if (!failed.includes(r)) process.stdout.write(`${r.target}: ok\n`);
+    }
+    if (failed.length && many) process.stderr.write(`${who}: ${failed.length} of ${ts.length} replicas did not take the change: they drift from the others (run it again, or \`gatewayctl servers list\` with the same replicas)\n`);
+    return failed.length ? 1 : 0;
   }
-  const doc = (await res.json().catch(() => null)) as { error?: { message: string; field?: string }; servers?: Server[] } | null;
-  if (!res.ok) {
-    const e = doc?.error;
-    process.stderr.write(`gatewayctl servers ${action}: ${res.status}${e ? `: ${e.field ? `${e.field}: ` : ''}${e.message}` : ''}\n`);
-    return 1;
+  if (failed.length === results.length) return 1;
+  const ok = results.filter((r) => !failed.includes(r));
+  // drift: the servers (address, weight, runtime or not, draining or not) each replica runs
+  const views = new Map(
+    ok.map((r) => [r.target, new Set(((r.body?.servers as Server[] | undefined) ?? []).map((s) => `${s.address} (weight ${s.weight}, ${s.runtime ? 'runtime' : 'gateway.yaml'}${s.state === 'draining' ? ', draining' : ''})`))]),
+  );
+  const drift = driftLines(views);
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(many ? { replicas: Object.fromEntries(ok.map((r) => [r.target, r.body?.servers])), drift } : ok[0]!.body, null, 2)}\n`);
+    return failed.length || drift.length ? 1 : 0;
   }
-  if (opts.json || action !== 'list') {
-    process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
-    return 0;
+  for (const r of ok) {
+    if (many) process.stdout.write(`${r.target}\n`);
+    const rows = ((r.body?.servers as Server[] | undefined) ?? []).map((s) => [s.address, String(s.weight), s.state, s.runtime ? 'runtime' : 'gateway.yaml', s.models?.join(',') ?? '']);
+    const head = ['SERVER', 'WEIGHT', 'STATE', 'FROM', 'MODELS'];
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((x) => x[i]!.length)));
+    const fmt = (x: string[]) => x.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+    process.stdout.write(`${[fmt(head), ...rows.map(fmt)].join('\n')}\n`);
   }
-  const rows = (doc?.servers ?? []).map((s) => [s.address, String(s.weight), s.state, s.runtime ? 'runtime' : 'gateway.yaml', s.models?.join(',') ?? '']);
-  const head = ['SERVER', 'WEIGHT', 'STATE', 'FROM', 'MODELS'];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  process.stdout.write(`${[fmt(head), ...rows.map(fmt)].join('\n')}\n`);
-  return 0;
+  for (const l of drift) process.stderr.write(`drift: upstream ${opts.upstream}: ${l}\n`);
+  return failed.length || drift.length ? 1 : 0;
 }

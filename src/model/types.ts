@@ -42,6 +42,7 @@ export interface GatewayModel {
 /** `admin_api:` — add, drain, remove and list upstream servers at runtime (status listener). */
 export interface AdminApiSettings {
   tokenSha256: string; // hex SHA-256 of the bearer token (the token itself is never kept)
+  allow: string[]; // callers besides loopback (CIDRs); [] = loopback only
   at: SourcePos;
 }
 

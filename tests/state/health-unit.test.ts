@@ -107,6 +107,20 @@ describe('admin_api', () => {
     for (const text of Object.values(r.files!)) expect(text).not.toContain('Tk9-secret-token-for-tests-7q2z');
     expect(JSON.stringify(r.model)).not.toContain('Tk9-secret-token-for-tests-7q2z');
     expect(r.files!['conf.d/40-servers.conf']).toContain('location /admin/upstreams/ {');
+    // allow: callers besides loopback (the pod network, for gatewayctl --dns on Kubernetes)
+    const wide = run(`${BASE}admin_api:\n  token: Tk9-secret-token-for-tests-7q2z\n  allow: [10.0.0.0/8]\n`);
+    expect(wide.diagnostics).toEqual([]);
+    expect(wide.files!['conf.d/40-servers.conf']).toMatch(/location \/admin\/upstreams\/ \{[^}]*allow ::1;\s*allow 10\.0\.0\.0\/8;\s*deny all;/);
+  });
+
+  it('GW269 with nothing to manage; GW570 when several replicas serve the config (runtime changes are per instance)', () => {
+    const plain = BASE.replace('    health_check: { path: /healthz, interval: 5s, timeout: 1s }\n    circuit_breaker: { failures: 3 }\n', '');
+    expect(lines(`${plain}admin_api:\n  token: Tk9-secret-token-for-tests-7q2z\n`)).toContain(
+      'gateway.yaml:12:1 error GW269 admin_api: no upstream has health_check or circuit_breaker and no route takes API keys: the admin API would have nothing to manage',
+    );
+    const fleet = lines(`${BASE}fleet: { replicas: 3 }\nadmin_api:\n  token: Tk9-secret-token-for-tests-7q2z\n`);
+    expect(fleet.find((l) => l.includes('GW570'))).toMatch(/^gateway\.yaml:15:1 warning GW570 admin_api: fleet\.replicas is 3: runtime servers and keys live in each instance; apply them to every replica/);
+    expect(lines(`${BASE}admin_api:\n  token: Tk9-secret-token-for-tests-7q2z\n`).join('\n')).not.toContain('GW570');
   });
 });
 

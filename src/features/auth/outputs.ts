@@ -39,7 +39,7 @@ function inputText(inputs: Inputs, file: string, what: string): { text: string }
 }
 import { PreloadError, renderAuthPreload, type JwtProviderInput } from '../../njs/preload.ts';
 import type { ClaimValueRule, Diagnostic, GatewayModel, SourcePos } from '../../model/types.ts';
-import { routeJwtProvider } from './render.ts';
+import { liveKeys, routeJwtProvider } from './render.ts';
 
 export const AUTH_FILES = {
   keyMap: 'conf.d/keys.map',
@@ -169,7 +169,7 @@ export function buildAuthArtifacts(m: GatewayModel, inputs: Inputs, opts: AuthBu
     if (text !== null) {
       try {
         const keys = parseKeys(text, display(k.file)).keys;
-        files[AUTH_FILES.keyMap] = renderKeyMap(keys, now);
+        files[AUTH_FILES.keyMap] = renderKeyMap(keys, now, undefined, { revokedMarks: liveKeys(m) });
         mapKeys.push(keys.filter((x) => isActive(x, now)).map((x) => x.hash));
       } catch (e) {
         if (e instanceof KeyStoreError) {

@@ -52,6 +52,49 @@ export function syncJwt(r: Route, m: GatewayModel): boolean {
 /** Some route accepts API keys (the key store alone calls no handler). */
 export const usesApiKeys = (m: GatewayModel): boolean => !!m.auth?.apiKeys && m.routes.some((r) => has(r, 'api_key'));
 
+/** Runtime keys (njs/lib/livekeys.ts): API keys and the admin API on the status listener. */
+export const liveKeys = (m: GatewayModel): boolean => usesApiKeys(m) && !!m.adminApi && !!m.global.status;
+export const LIVE_KEYS_ZONE = 'gw_keys';
+
+/** An API-key route's choice of handler with runtime keys, before the key check (see authConf). */
+export const LIVE_KEY_CHECKS: Block[] = [
+  { head: 'if ($gw_apikey = unknown_key)', lines: [d('set', '$gw_apikey', '$gw_apikey_live')] },
+  // a stat() per request (no open_file_cache: a revocation applies to the very next request)
+  { head: 'if (-f $document_root/../state/keys-revoked)', lines: [d('set', '$gw_apikey', '$gw_apikey_live')] },
+];
+
+/** /admin/keys on the status listener: create, revoke, rotate and list keys at runtime. */
+export function liveKeysLocations(m: GatewayModel): Block[] {
+  if (!liveKeys(m)) return [];
+  return [
+    {
+      comment: 'admin API: API keys at runtime (bearer token; persisted in state/keys.json; *_temp_path makes nginx create state/ and html/)',
+      head: 'location /admin/keys',
+      origin: m.adminApi!.at,
+      lines: [
+        d('access_log', 'off'),
+        d('allow', '127.0.0.1'),
+        d('allow', '::1'),
+        ...m.adminApi!.allow.map((c) => d('allow', bare(c, 'cidr'))),
+        d('deny', 'all'),
+        d('client_max_body_size', '16k'),
+        d('client_body_buffer_size', '16k'),
+        d('client_body_in_single_buffer', 'on'),
+        d('scgi_temp_path', q('state', 'file')),
+        // the routes test $document_root/../state/keys-revoked: the default root (html) must exist
+        d('uwsgi_temp_path', q('html', 'file')),
+        d('set', '$gw_admin_token_sha256', bare(m.adminApi!.tokenSha256, 'keyword')),
+        raw('# the same export as the key check (one export less for every request), told apart by $gw_keys_admin'),
+        d('set', '$gw_keys_admin', '1'),
+        // routes of managed upstreams cache the flag file's absence (open_file_cache_valid 1s,
+        // second-granular): the first live revocation answers once they have looked again
+        d('set', '$gw_keys_flag_wait', m.upstreams.some((u) => u.healthCheck || u.circuitBreaker) ? '2100' : '0'),
+        d('js_content', 'gateway.apiKeyLive'),
+      ],
+    },
+  ];
+}
+
 /** The route authenticates with a JWT through the auth_request subrequest. */
 export const asyncJwt = (r: Route, m: GatewayModel): boolean => has(r, 'jwt') && !syncJwt(r, m);
 
@@ -148,7 +191,15 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
   }
   if (keyRoutes) {
     lines.push('# one njs call per request: hash the presented key, look it up in the key map, set the identity');
-    lines.push(d('js_set', '$gw_apikey', 'gateway.apiKey'));
+    lines.push(d('js_set', liveKeys(m) ? '$gw_apikey_std' : '$gw_apikey', 'gateway.apiKey'));
+  }
+  if (liveKeys(m)) {
+    lines.push('# runtime keys (admin API, njs/lib/livekeys.ts): each API-key route sets $gw_apikey to $gw_apikey_std, and to');
+    lines.push('# $gw_apikey_live (the live entries) only when the key map does not accept the key or while a key of the');
+    lines.push('# map is revoked live (the flag file state/keys-revoked): the common request makes no further njs call');
+    lines.push(d('js_set', '$gw_apikey_live', 'gateway.apiKeyLive'));
+    lines.push(d('js_var', '$gw_keys_admin'));
+    lines.push(d('js_shared_dict_zone', `zone=${LIVE_KEYS_ZONE}:1m`, 'type=string'));
   }
   if (apiKeys) {
     lines.push('# sha256(key) -> "client|role|tier|expires"; never read $gw_key_meta anywhere else');
@@ -393,6 +444,11 @@ export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseH
     }
   }
   out.proxyHeaders.push(...identityStripLines(r, m, sent));
+  if (key && liveKeys(m)) {
+    // runtime keys: the flag file says whether some key of the map is revoked live (a stat, no njs)
+    out.early.push(d('set', '$gw_apikey', '$gw_apikey_std'));
+    out.blocks.unshift(...LIVE_KEY_CHECKS);
+  }
   return out;
 }
 

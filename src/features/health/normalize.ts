@@ -59,7 +59,7 @@ export function normalizeHealth(raw: Record<string, unknown>, m: GatewayModel, c
   passiveSettings.set(m, passive);
   const cs = raw.cluster_status as any;
   const aa = raw.admin_api as any;
-  m.adminApi = aa ? { tokenSha256: createHash('sha256').update(String(aa.token)).digest('hex'), at: ctx.at('admin_api') } : null;
+  m.adminApi = aa ? { tokenSha256: createHash('sha256').update(String(aa.token)).digest('hex'), allow: aa.allow ?? [], at: ctx.at('admin_api') } : null;
   m.clusterStatus = cs ? { listener: cs.listener, path: cs.path ?? '/v1/cluster/status', allow: cs.allow ?? [], at: ctx.at('cluster_status') } : null;
 }
 

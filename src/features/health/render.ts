@@ -214,6 +214,7 @@ export function healthStatusLocations(m: GatewayModel): Block[] {
         d('access_log', 'off'),
         d('allow', '127.0.0.1'),
         d('allow', '::1'),
+        ...m.adminApi.allow.map((c) => d('allow', bare(c, 'cidr'))),
         d('deny', 'all'),
         d('client_max_body_size', '16k'),
         d('client_body_buffer_size', '16k'),

@@ -59,7 +59,18 @@ export function checkHealthRules(m: GatewayModel, err: Report, warn: Report): vo
   }
   if (m.adminApi) {
     if (!m.global.status) err('GW269', m.adminApi.at, 'admin_api', 'the admin API is served on the status listener; global.status must not be false');
-    if (!managed.length) err('GW269', m.adminApi.at, 'admin_api', 'no upstream has health_check or circuit_breaker: runtime servers join such upstreams');
+    // the admin API serves runtime servers (managed upstreams) and runtime API keys (auth feature)
+    const keys = !!m.auth?.apiKeys && m.routes.some((r) => r.auth?.methods.includes('api_key'));
+    // nginx OSS shares no runtime state between instances: gatewayctl applies each change to every replica
+    if (m.fleet && m.fleet.replicas > 1) {
+      warn(
+        'GW570',
+        m.adminApi.at,
+        'admin_api',
+        `fleet.replicas is ${m.fleet.replicas}: runtime servers and keys live in each instance; apply them to every replica (gatewayctl servers … / keys … --live with --endpoint HOST:PORT for each, or --dns <name>-replicas:PORT) and check drift with \`gatewayctl servers list\` / \`gatewayctl keys live\` over the same replicas`,
+      );
+    }
+    if (!managed.length && !keys) err('GW269', m.adminApi.at, 'admin_api', 'no upstream has health_check or circuit_breaker and no route takes API keys: the admin API would have nothing to manage');
   }
   const cs = m.clusterStatus;
   if (cs) {

@@ -66,9 +66,14 @@ const adminApi = {
   additionalProperties: false,
   required: ['token'],
   description:
-    'Runtime servers: POST/DELETE /admin/upstreams/<name>/servers on the status listener (loopback only), with `Authorization: Bearer <token>`. Only the token\'s SHA-256 is kept in the build; give it from the environment (token: ${GATEWAY_ADMIN_TOKEN}).',
+    'Runtime servers (POST/DELETE /admin/upstreams/<name>/servers) and runtime API keys (/admin/keys) on the status listener (loopback unless `allow` says more), with `Authorization: Bearer <token>`. Only the token\'s SHA-256 is kept in the build; give it from the environment (token: ${GATEWAY_ADMIN_TOKEN}).',
   properties: {
     token: { type: 'string', minLength: 24, maxLength: 256, pattern: '^[A-Za-z0-9._~+/=-]+$', description: 'The bearer token (at least 24 characters).' },
+    allow: {
+      ...cidrList,
+      description:
+        'Addresses that may call it besides loopback (default: loopback only), e.g. the pod network, so `gatewayctl servers`/`keys --live --dns <name>-replicas:PORT` reach every replica on Kubernetes. The token is still required.',
+    },
   },
 };
 
