@@ -118,6 +118,9 @@ function plainScalar(s: string): string | number | boolean {
   return s;
 }
 
+/** UTF-8 length above limit? (a UTF-16 code unit is at most 3 UTF-8 bytes: short strings are not measured) */
+const overBytes = (s: string, limit: number): boolean => s.length * 3 > limit && Buffer.byteLength(s) > limit;
+
 function walk(node: YamlNode | null | undefined, p: string, ctx: WalkCtx): unknown {
   if (node == null) return null;
   const range = node.range ?? [0, 0, 0];
@@ -128,13 +131,13 @@ function walk(node: YamlNode | null | undefined, p: string, ctx: WalkCtx): unkno
     for (const pair of node.items) {
       const keyNode = pair.key as YamlNode | null;
       let key = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
-      const kAt0 = posAt(ctx.file, ctx.lc, keyNode?.range?.[0] ?? range[0], p);
-      if (Buffer.byteLength(key) > 256) {
-        ctx.diagnostics.push({ code: 'GW108', severity: 'error', message: `key is ${Buffer.byteLength(key)} bytes long; keys are at most 256 bytes`, at: kAt0 });
+      const { line, col } = ctx.lc.linePos(keyNode?.range?.[0] ?? range[0]);
+      if (overBytes(key, 256)) {
+        ctx.diagnostics.push({ code: 'GW108', severity: 'error', message: `key is ${Buffer.byteLength(key)} bytes long; keys are at most 256 bytes`, at: { file: ctx.file, line, col, path: p } });
         key = `${key.slice(0, 32)}…`;
       }
       const kp = joinPath(p, key);
-      const kAt = { ...kAt0, path: kp };
+      const kAt: SourcePos = { file: ctx.file, line, col, path: kp };
       ctx.positions.key.set(kp, kAt);
       if (Object.prototype.hasOwnProperty.call(out, key)) {
         ctx.diagnostics.push({ code: 'GW102', severity: 'error', message: `duplicate key "${key}"`, at: kAt });
@@ -155,9 +158,10 @@ function walk(node: YamlNode | null | undefined, p: string, ctx: WalkCtx): unkno
   if (isScalar(node)) {
     const v = node.value;
     if (typeof v === 'string') {
-      if (Buffer.byteLength(v) > LIMITS.scalarBytes) return tooLong(v, at, ctx);
+      if (overBytes(v, LIMITS.scalarBytes)) return tooLong(v, at, ctx);
+      if (!v.includes('$')) return v; // nothing to interpolate (every ${…} and $${ starts with $)
       const s = interpolate(v, at, ctx);
-      if (Buffer.byteLength(s) > LIMITS.scalarBytes) return tooLong(s, at, ctx);
+      if (overBytes(s, LIMITS.scalarBytes)) return tooLong(s, at, ctx);
       // An unquoted `${VAR}` takes the type YAML gives the value written in place
       // (`port: ${PORT}` is an integer); quote it to keep a string.
       return node.type === 'PLAIN' && s !== v ? plainScalar(s) : s;
