@@ -190,8 +190,9 @@ function parseInline(text: string, p: number, off: number, flow: boolean): [Fast
     if (v.includes('\\')) bail();
     return [{ t: 'scalar', o: off + p, v, plain: false }, close + 1];
   }
-  // plain: not starting with an indicator ('-' only before a non-space)
-  if ('?:,[]{}#&*!|>\'"%@`'.includes(ch) || (ch === '-' && (p + 1 >= text.length || isSpace(text, p + 1)))) bail();
+  // plain: not starting with an indicator ('-' only before a letter or digit: `- `, and in a
+  // flow collection `-,` or `-]`, start a block sequence)
+  if ('?:,[]{}#&*!|>\'"%@`'.includes(ch) || (ch === '-' && !/[A-Za-z0-9]/.test(text[p + 1] ?? ''))) bail();
   let q = p;
   let end = p; // after the last non-space character
   for (; q < text.length; q++) {

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { fastParse } from '../../src/config/fast-yaml.ts';
 import { parseFile, parseFileYaml } from '../../src/config/load.ts';
-import { mutate } from '../fuzz/mutate.ts';
+import { mutate, rng } from '../fuzz/mutate.ts';
 import { scaleConfig } from '../../scripts/scale-fixtures.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -57,6 +57,25 @@ describe('fast reader agrees with the yaml package', () => {
     expect(accepted).toBeGreaterThan(0);
   });
 
+  it('seeded character edits of every config (deleted, inserted, replaced indicators)', () => {
+    const CH = [' ', ':', '-', '#', "'", '"', '{', '}', '[', ']', ',', '\n', 'a', '1', '.', '&', '*', '!', '|', '>', '?', '%', '@', '`', '0', 'e', '~', '$', '\\'];
+    let accepted = 0;
+    for (let s = 0; s < 3000; s++) {
+      const r = rng(s + 7);
+      let t = configs[s % configs.length][1];
+      for (let k = 1 + Math.floor(r() * 6); k > 0; k--) {
+        const p = Math.floor(r() * t.length);
+        const op = r();
+        const c = CH[Math.floor(r() * CH.length)];
+        t = op < 0.33 ? t.slice(0, p) + t.slice(p + 1) : op < 0.66 ? t.slice(0, p) + c + t.slice(p) : t.slice(0, p) + c + t.slice(p + 1);
+      }
+      if (!fastParse(t)) continue;
+      accepted++;
+      same(t);
+    }
+    expect(accepted).toBeGreaterThan(100);
+  });
+
   const EDGE = [
     'a: 1\nb: 0\nc: 007\nd: -1\ne: +1\nf: 1.5\ng: 1e3\nh: .inf\ni: 0x1f\nj: 0o17\nk: 123456789012345678\n',
     'a: true\nb: False\nc: TRUE\nd: yes\ne: ~\nf: null\ng: Null\nh: NULL\ni: nil\n',
@@ -72,7 +91,7 @@ describe('fast reader agrees with the yaml package', () => {
     '# comment\n\na: 1 # c\n\n# end\n', '---\na: 1\n', 'a: 1\n...\n', '%YAML 1.2\n---\na: 1\n',
     'a:\tb\n', 'a: 1\r\nb: 2\r\n', '\ufeffa: 1\n', 'a: é\n', 'a: "é"\n',
     'a: b: c\n', '- a: b: c\n', 'a:  two  spaces  \n', 'a: x:y\nb: http://h:80/p?q=1&r=2\n',
-    'a: -x\nb: -\nc: - x\n', 'a: ?x\nb: x?\n', '? a\n: b\n', '"a": 1\n', "'a': 1\n", '1: x\ntrue: y\nnull: z\n',
+    'a: -x\nb: -\nc: - x\n', 'a: { b: -, c: 1 }\n', 'a: [-, 1]\n', 'a: [x, -]\n', 'a: { b: -1x }\n', 'a: ?x\nb: x?\n', '? a\n: b\n', '"a": 1\n', "'a': 1\n", '1: x\ntrue: y\nnull: z\n',
     'a:\n  - x\n   - y\n', 'a:\n    b: 1\n  c: 2\n', 'a: 1\n  b: 2\n', 'a: [x]\n  - y\n', 'a:\n- x\n  b: 1\n',
     `a: ${'x'.repeat(70_000)}\n`, `${'k'.repeat(300)}: 1\n`, `a:\n  ${'k'.repeat(1100)}: 1\n`,
     'a: "unterminated\n', "a: 'unterminated\n", 'a: "x" y\n', 'a: [x] y\n', 'a: { x: }\n', 'a: [ , ]\n',
