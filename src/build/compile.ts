@@ -21,6 +21,7 @@ import { FEATURES } from '../features/index.ts';
 import type { Feature, VersionNeed } from '../core/feature.ts';
 import { compareVersions } from '../model/versions.ts';
 import { routeNjsCalls } from '../plan/route.ts';
+import { markModelFinal } from '../model/memo.ts';
 
 export interface CompileOptions extends LoadOptions, RenderOptions {
   /** clock for the API-key map (revoked/expired keys are left out); default now */
@@ -91,6 +92,7 @@ export function compile(configPath: string, opts: CompileOptions = {}): CompileR
   if (inputs.digest) model.source.hash = sha256(`${model.source.hash}\n${inputs.digest}`);
   for (const f of features) diagnostics.push(...(f.finalize?.(model, inputs) ?? []));
   if (opts.adapt) diagnostics.push(...opts.adapt(model));
+  markModelFinal(model); // nothing changes it from here on (src/model/memo.ts)
   diagnostics.push(...checkRules(model, features, loaded.positions));
   if (hasErrors(diagnostics)) return { ...fail(), model };
   const outputCtx = {

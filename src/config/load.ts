@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, Parser, type Node as YamlNode, type YAMLError } from 'yaml';
 import type { Diagnostic, SourcePos } from '../model/types.ts';
+import { fastParse, type FastNode } from './fast-yaml.ts';
 
 export interface PositionIndex {
   /** position of the value at a path */
@@ -118,6 +119,9 @@ function plainScalar(s: string): string | number | boolean {
   return s;
 }
 
+/** UTF-8 length above limit? (a UTF-16 code unit is at most 3 UTF-8 bytes: short strings are not measured) */
+const overBytes = (s: string, limit: number): boolean => s.length * 3 > limit && Buffer.byteLength(s) > limit;
+
 function walk(node: YamlNode | null | undefined, p: string, ctx: WalkCtx): unknown {
   if (node == null) return null;
   const range = node.range ?? [0, 0, 0];
@@ -127,18 +131,7 @@ function walk(node: YamlNode | null | undefined, p: string, ctx: WalkCtx): unkno
     const out: Record<string, unknown> = {};
     for (const pair of node.items) {
       const keyNode = pair.key as YamlNode | null;
-      let key = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
-      const kAt0 = posAt(ctx.file, ctx.lc, keyNode?.range?.[0] ?? range[0], p);
-      if (Buffer.byteLength(key) > 256) {
-        ctx.diagnostics.push({ code: 'GW108', severity: 'error', message: `key is ${Buffer.byteLength(key)} bytes long; keys are at most 256 bytes`, at: kAt0 });
-        key = `${key.slice(0, 32)}…`;
-      }
-      const kp = joinPath(p, key);
-      const kAt = { ...kAt0, path: kp };
-      ctx.positions.key.set(kp, kAt);
-      if (Object.prototype.hasOwnProperty.call(out, key)) {
-        ctx.diagnostics.push({ code: 'GW102', severity: 'error', message: `duplicate key "${key}"`, at: kAt });
-      }
+      const [key, kp, kAt] = mapKey(isScalar(keyNode) ? String(keyNode.value) : String(keyNode), keyNode?.range?.[0] ?? range[0], p, out, ctx);
       const valueNode = pair.value as YamlNode | null;
       if (valueNode == null) {
         ctx.positions.value.set(kp, kAt);
@@ -152,21 +145,54 @@ function walk(node: YamlNode | null | undefined, p: string, ctx: WalkCtx): unkno
   if (isSeq(node)) {
     return node.items.map((item, i) => walk(item as YamlNode, joinPath(p, i), ctx));
   }
-  if (isScalar(node)) {
-    const v = node.value;
-    if (typeof v === 'string') {
-      if (Buffer.byteLength(v) > LIMITS.scalarBytes) return tooLong(v, at, ctx);
-      const s = interpolate(v, at, ctx);
-      if (Buffer.byteLength(s) > LIMITS.scalarBytes) return tooLong(s, at, ctx);
-      // An unquoted `${VAR}` takes the type YAML gives the value written in place
-      // (`port: ${PORT}` is an integer); quote it to keep a string.
-      return node.type === 'PLAIN' && s !== v ? plainScalar(s) : s;
-    }
-    return v;
-  }
+  if (isScalar(node)) return scalarValue(node.value, node.type === 'PLAIN', at, ctx);
   // aliases are resolved by toJS; we disallow them to keep positions honest
   ctx.diagnostics.push({ code: 'GW104', severity: 'error', message: 'YAML aliases/anchors are not supported', at });
   return null;
+}
+
+/** A mapping key: bounded, its position recorded, a duplicate reported. [key, its path, its position] */
+function mapKey(key: string, offset: number, p: string, out: Record<string, unknown>, ctx: WalkCtx): [string, string, SourcePos] {
+  const { line, col } = ctx.lc.linePos(offset);
+  if (overBytes(key, 256)) {
+    ctx.diagnostics.push({ code: 'GW108', severity: 'error', message: `key is ${Buffer.byteLength(key)} bytes long; keys are at most 256 bytes`, at: { file: ctx.file, line, col, path: p } });
+    key = `${key.slice(0, 32)}…`;
+  }
+  const kp = joinPath(p, key);
+  const kAt: SourcePos = { file: ctx.file, line, col, path: kp };
+  ctx.positions.key.set(kp, kAt);
+  if (Object.prototype.hasOwnProperty.call(out, key)) {
+    ctx.diagnostics.push({ code: 'GW102', severity: 'error', message: `duplicate key "${key}"`, at: kAt });
+  }
+  return [key, kp, kAt];
+}
+
+/** A scalar's value: bounded, ${VAR} interpolated. */
+function scalarValue(v: unknown, plain: boolean, at: SourcePos, ctx: WalkCtx): unknown {
+  if (typeof v !== 'string') return v;
+  if (overBytes(v, LIMITS.scalarBytes)) return tooLong(v, at, ctx);
+  if (!v.includes('$')) return v; // nothing to interpolate (every ${…} and $${ starts with $)
+  const s = interpolate(v, at, ctx);
+  if (overBytes(s, LIMITS.scalarBytes)) return tooLong(s, at, ctx);
+  // An unquoted `${VAR}` takes the type YAML gives the value written in place
+  // (`port: ${PORT}` is an integer); quote it to keep a string.
+  return plain && s !== v ? plainScalar(s) : s;
+}
+
+/** walk() over the fast reader's nodes (src/config/fast-yaml.ts): the same values, positions and diagnostics. */
+function walkFast(node: FastNode, p: string, ctx: WalkCtx): unknown {
+  const at = posAt(ctx.file, ctx.lc, node.o, p);
+  ctx.positions.value.set(p, at);
+  if (node.t === 'map') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of node.pairs) {
+      const [key, kp] = mapKey(k.v, k.o, p, out, ctx);
+      out[key] = walkFast(v, kp, ctx);
+    }
+    return out;
+  }
+  if (node.t === 'seq') return node.items.map((item, i) => walkFast(item, joinPath(p, i), ctx));
+  return scalarValue(node.v, node.plain, at, ctx);
 }
 
 function tooLong(s: string, at: SourcePos, ctx: WalkCtx): null {
@@ -240,14 +266,30 @@ export function syntaxDiagnostics(displayFile: string, text: string, lc: LineCou
   return out;
 }
 
-interface ParsedFile {
+export interface ParsedFile {
   value: unknown;
   positions: PositionIndex;
   diagnostics: Diagnostic[];
   text: string;
 }
 
-function parseFile(displayFile: string, text: string, env: NodeJS.ProcessEnv): ParsedFile {
+export function parseFile(displayFile: string, text: string, env: NodeJS.ProcessEnv): ParsedFile {
+  const fast = fastParse(text);
+  if (fast) {
+    // the plain layout: read without the yaml package (same result, a fraction of the work)
+    const lc = new LineCounter();
+    lc.addNewLine(0);
+    for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lc.addNewLine(i + 1);
+    const positions: PositionIndex = { value: new Map(), key: new Map() };
+    const diagnostics: Diagnostic[] = [];
+    const value = walkFast(fast, '', { file: displayFile, lc, env, positions, diagnostics });
+    return { value, positions, diagnostics, text };
+  }
+  return parseFileYaml(displayFile, text, env);
+}
+
+/** parseFile through the yaml package (any YAML; syntax errors with their positions). */
+export function parseFileYaml(displayFile: string, text: string, env: NodeJS.ProcessEnv): ParsedFile {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false });
   const positions: PositionIndex = { value: new Map(), key: new Map() };

@@ -79,10 +79,20 @@ export const answerStatus = (s: number): number => ERROR_KINDS[s]?.status ?? s;
 
 /** The JSON body of a gateway-made error, in the route's or listener's shape. */
 export function errorBody(status: number, format: ErrorFormat = 'gateway'): string {
-  const k = ERROR_KINDS[status];
-  if (format === 'openai') return openAiErrorBody(k.message, k.type, k.openaiCode);
-  return jsonBody({ error: { status: k.status, code: k.code, message: k.message }, request_id: '$gw_request_id' }, ['gw_request_id']);
+  // a few fixed texts, asked for by every route's error locations: made once each
+  const key = `${format}:${status}`;
+  let body = errorBodies.get(key);
+  if (body === undefined) {
+    const k = ERROR_KINDS[status];
+    body =
+      format === 'openai'
+        ? openAiErrorBody(k.message, k.type, k.openaiCode)
+        : jsonBody({ error: { status: k.status, code: k.code, message: k.message }, request_id: '$gw_request_id' }, ['gw_request_id']);
+    errorBodies.set(key, body);
+  }
+  return body;
 }
+const errorBodies = new Map<string, string>();
 
 /**
  * An OpenAI-shaped body; `message` and `code` may name variables listed in `vars` (fixed

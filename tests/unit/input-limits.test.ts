@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compile } from '../../src/build/compile.ts';
-import { LIMITS } from '../../src/config/load.ts';
+import { LIMITS, loadConfig } from '../../src/config/load.ts';
 import { formatDiagnostic } from '../../src/model/diagnostics.ts';
 import { KEYS_FILE_MAX_BYTES, KeyStoreError, loadKeys, parseKeys } from '../../src/keys/store.ts';
 
@@ -102,6 +102,24 @@ describe('input size limits', () => {
       expect.stringMatching(/^gateway\.yaml:7:35 error GW108 routes\[0\]\.respond\.body: value is 81920 bytes long/),
     ]);
   });
+
+  it('the limits count UTF-8 bytes, not characters (values and keys at the boundary)', () => {
+    // 21,845 three-byte characters are 65,535 bytes; one more is 65,538
+    const euros = (n: number) => BASE.replace('respond: { status: 200 }', `respond: { status: 200, body: "${'€'.repeat(n)}" }`);
+    const gw108 = (out: string[]) => out.filter((l) => l.includes('GW108'));
+    expect(gw108(lines(euros(21_845)))).toEqual([]); // (the schema's own 4,096-character bound still applies)
+    expect(lines(euros(21_846))).toEqual([expect.stringMatching(/^gateway\.yaml:7:35 error GW108 routes\[0\]\.respond\.body: value is 65538 bytes long/)]);
+    // the same after ${VAR} interpolation of a short plain scalar
+    const viaEnv = BASE.replace('respond: { status: 200 }', 'respond:\n      status: 200\n      body: ${BODY}');
+    expect(gw108(lines(viaEnv, { BODY: '€'.repeat(21_845) }))).toEqual([]);
+    expect(lines(viaEnv, { BODY: '€'.repeat(21_846) })).toEqual([expect.stringMatching(/^gateway\.yaml:9:13 error GW108 routes\[0\]\.respond\.body: value is 65538 bytes long/)]);
+    // keys: 128 two-byte characters are 256 bytes (allowed, then unknown to the schema); 129 are 258
+    const key = (n: number) => BASE.replace('respond: { status: 200 }', `respond: { status: 200 }\n    ${'é'.repeat(n)}: 1`);
+    expect(gw108(lines(key(128)))).toEqual([]);
+    expect(gw108(lines(key(129)))).toEqual([
+      expect.stringMatching(/^gateway\.yaml:8:5 error GW108 routes\[0\]: key is 258 bytes long; keys are at most 256 bytes$/),
+    ]);
+  });
 });
 
 describe('API key store size limit', () => {
@@ -143,5 +161,26 @@ describe('JWKS and secret file size limits', () => {
     );
     const out = compile(path.join(sub, 'gateway.yaml')).diagnostics.map(formatDiagnostic);
     expect(out).toContainEqual(expect.stringMatching(/gateway\.yaml:9:18 error GW379 auth\.jwt\.idp\.jwks_file: cannot read JWKS \S*jwks\.json: JWKS is 5 MiB; gatewayctl reads at most 1 MiB$/));
+  });
+});
+
+describe('${VAR} interpolation while loading', () => {
+  it('types an unquoted ${VAR} as YAML would, keeps quoted ones strings, $${ a literal, other scalars as parsed', () => {
+    const text = [
+      'a: ${N}',
+      'b: "${N}"',
+      'c: ${T}',
+      'd: $${N}',
+      'e: x-${N:-7}',
+      'f: 12',
+      "g: '12'",
+      'h: plain',
+      'i: $',
+    ].join('\n');
+    const r = loadConfig('gateway.yaml', { text, env: { N: '8080', T: 'true' } });
+    expect(r.diagnostics).toEqual([]);
+    expect(r.value).toEqual({ a: 8080, b: '8080', c: true, d: '${N}', e: 'x-8080', f: 12, g: '12', h: 'plain', i: '$' });
+    expect(r.positions.value.get('h')).toEqual({ file: 'gateway.yaml', line: 8, col: 4, path: 'h' });
+    expect(r.positions.key.get('h')).toEqual({ file: 'gateway.yaml', line: 8, col: 1, path: 'h' });
   });
 });

@@ -27,6 +27,7 @@ import { DEFAULT_IDENTITY_HEADERS } from '../../model/identity.ts';
 import { ERROR_KINDS, openAiErrorBody, type ErrorFormat } from '../../plan/errors.ts';
 import { needsBodyStep } from '../routing/render.ts';
 import { MAX_API_KEY_LENGTH, MIN_API_KEY_LENGTH, WELL_FORMED_KEY_CLASS } from '../../../njs/lib/apikey.ts';
+import { perModel } from '../../model/memo.ts';
 
 export const AUTH_CONF = 'conf.d/05-auth.conf';
 export const KEY_MAP_INCLUDE = 'conf.d/keys.map';
@@ -457,12 +458,12 @@ export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseH
  * forwarded or disabled (`false`), also without an `auth:` section. Upstreams may trust
  * any of them, so a client's copy never passes.
  */
-export function knownIdentityHeaders(m: GatewayModel): string[] {
+export const knownIdentityHeaders = perModel((m: GatewayModel): readonly string[] => {
   const names: string[] = [...Object.values(DEFAULT_IDENTITY_HEADERS)];
   if (m.auth) for (const h of Object.values(m.auth.identityHeaders)) if (h) names.push(h);
   const seen = new Set<string>();
   return names.filter((h) => !seen.has(h.toLowerCase()) && !!seen.add(h.toLowerCase()));
-}
+});
 
 /**
  * `proxy_set_header NAME ""` (removes the client's header) for each known identity header the

@@ -1,5 +1,6 @@
 // health_check and circuit_breaker of the upstreams, into the typed model.
-import type { GatewayModel, SourcePos } from '../../model/types.ts';
+import type { GatewayModel, SourcePos, Upstream } from '../../model/types.ts';
+import { perModel } from '../../model/memo.ts';
 import type { NormalizeContext } from '../../core/feature.ts';
 import { createHash } from 'node:crypto';
 import { durationSeconds } from '../../model/shutdown.ts';
@@ -64,4 +65,4 @@ export function normalizeHealth(raw: Record<string, unknown>, m: GatewayModel, c
 }
 
 /** Upstreams under the state plane (a health check or a circuit breaker), in gateway.yaml order. */
-export const managedUpstreams = (m: GatewayModel) => m.upstreams.filter((u) => u.healthCheck || u.circuitBreaker);
+export const managedUpstreams = perModel((m: GatewayModel): readonly Upstream[] => m.upstreams.filter((u) => u.healthCheck || u.circuitBreaker));

@@ -19,6 +19,7 @@ import type { RouteContext } from '../../plan/slots.ts';
 import { bare, q } from '../../plan/quote.ts';
 import { needsBodyStep } from '../routing/render.ts';
 import { limitDivisor } from '../fleet/index.ts';
+import { perModel } from '../../model/memo.ts';
 
 export const TOKENS_ZONE = 'gw_tokens';
 export const DEFAULT_TOKENS_DICT = '1m';
@@ -62,7 +63,8 @@ const routeTokens = (r: Route, m: GatewayModel): TokenZone[] => (r.tokenLimits ?
 
 /** Does the route reserve token budgets (and so need the body filter and the log-phase call)? */
 export const hasTokenLimits = (r: Route, m: GatewayModel): boolean => routeTokens(r, m).length > 0 && needsBodyStep(r, m);
-export const tokenLimitsUsed = (m: GatewayModel): boolean => m.routes.some((r) => hasTokenLimits(r, m));
+/** (asked for every route by the shared log-phase call's cost: once per final model) */
+export const tokenLimitsUsed = perModel((m: GatewayModel): boolean => m.routes.some((r) => hasTokenLimits(r, m)));
 const budgetsUsed = (m: GatewayModel): boolean => m.routes.some((r) => needsBodyStep(r, m) && (routeTokens(r, m).length > 0 || routeWindows(r, m).length > 0));
 
 /** The allowance one instance enforces (fleet.limits: divided divides it, rounded down). */

@@ -15,6 +15,7 @@ import { d, raw, type Block, type LogField } from '../../plan/directive.ts';
 import { bare, q } from '../../plan/quote.ts';
 import { metricsSchema } from './schema.ts';
 import { hasTokenLimits, tokenLimitsUsed } from '../limits/tokens.ts';
+import { perModel } from '../../model/memo.ts';
 
 export const METRICS_LOG_HANDLER = 'gateway.metricsLog';
 export const METRICS_EXPORT_HANDLER = 'gateway.metricsExport';
@@ -50,7 +51,7 @@ const proxies = (r: Route): boolean => r.respond === null && r.models !== 'list'
  * proxied routes whose exact or prefix path ends in an OpenAI endpoint, and the routes
  * metrics.llm.routes names.
  */
-export function llmRoutes(m: GatewayModel): Route[] {
+export const llmRoutes = perModel((m: GatewayModel): readonly Route[] => {
   const s = m.metrics;
   if (!s || !s.llm) return [];
   const named = s.llm.routes;
@@ -59,9 +60,10 @@ export function llmRoutes(m: GatewayModel): Route[] {
       proxies(r) &&
       (r.models === 'route' || named.includes(r.name) || (r.match.path.kind !== 'regex' && OPENAI_PATHS.some((e) => r.match.path.value.replace(/\/$/, '').endsWith(e)))),
   );
-}
+});
+const llmRouteNames = perModel((m: GatewayModel): ReadonlySet<string> => new Set(llmRoutes(m).map((x) => x.name)));
 
-const isLlmRoute = (r: Route, m: GatewayModel): boolean => llmRoutes(m).some((x) => x.name === r.name);
+const isLlmRoute = (r: Route, m: GatewayModel): boolean => llmRouteNames(m).has(r.name);
 
 // The log-phase call and the LLM body filter are shared: token budgets (src/features/limits/
 // tokens.ts) reconcile in the same call and read the usage through the same filter, with or
