@@ -273,9 +273,9 @@ function countMore(r: NginxHTTPRequest, d: NgxSharedDict<number>, p: string[], r
 }
 
 // js_set $gw_metrics (read by the access_log condition): the one log-phase call every feature
-// shares. It counts (with metrics on: $gw_metrics_in exists), reconciles token budgets
-// (njs/lib/budgets.ts: a request that reserved has $gw_tokens) and records the breakers'
-// failures, and returns "" (nothing logged).
+// shares. It counts (with metrics on: $gw_metrics_in exists) and reconciles token budgets
+// (njs/lib/budgets.ts: a request that reserved has $gw_tokens); metricsBreakerLog also records
+// the breakers' failures. Both return "" (nothing logged).
 //
 // $gw_metrics_in (a map in conf.d/00-maps.conf) gives, joined with ";", what every request
 // needs, so the handler reads one nginx variable and the preload object not at all; nginx
@@ -293,7 +293,7 @@ function countMore(r: NginxHTTPRequest, d: NgxSharedDict<number>, p: string[], r
 // counters; the upstream-time sum when proxied; sums only when not zero); the other families
 // only where they apply (countMore: LLM and cached routes, 4xx/5xx answers, retried tries),
 // reading their variables then.
-export function metricsLog(r: NginxHTTPRequest): string {
+function logPhase(r: NginxHTTPRequest): void {
   const v = r.variables;
   const s = v.gw_metrics_in;
   // without metrics the call is there for the budgets (and breakers) alone
@@ -355,7 +355,19 @@ export function metricsLog(r: NginxHTTPRequest): string {
       }
     }
   }
-  // the circuit breakers' log-phase work rides in this call (one njs call per phase)
+}
+
+// the log-phase call of a gateway without circuit breakers: the breaker's code (about twenty
+// functions of njs/lib/health.ts, each created again in every call) is not in this handler
+export function metricsLog(r: NginxHTTPRequest): string {
+  logPhase(r);
+  return '';
+}
+
+// with metrics and circuit breakers: the breakers' log-phase work rides in the same call (one
+// njs call per phase)
+export function metricsBreakerLog(r: NginxHTTPRequest): string {
+  logPhase(r);
   healthRecordIfFailed(r);
   return '';
 }

@@ -17,6 +17,8 @@ import { metricsSchema } from './schema.ts';
 import { hasTokenLimits, tokenLimitsUsed } from '../limits/tokens.ts';
 
 export const METRICS_LOG_HANDLER = 'gateway.metricsLog';
+/** the same call with the circuit breakers' log-phase work (metrics and breakers on) */
+export const METRICS_BREAKER_LOG_HANDLER = 'gateway.metricsBreakerLog';
 export const METRICS_EXPORT_HANDLER = 'gateway.metricsExport';
 export const METRICS_ZONE = 'gw_metrics';
 export const METRICS_PRELOAD = 'njs/metrics.json';
@@ -92,6 +94,13 @@ const isLlmRoute = (r: Route, m: GatewayModel): boolean => llmRoutes(m).some((x)
 // without metrics. One call per phase, whichever features use it.
 /** the shared log-phase call is rendered: metrics, or routes with token budgets */
 const logPhaseUsed = (m: GatewayModel): boolean => m.metrics !== null || tokenLimitsUsed(m);
+/**
+ * With metrics on, circuit breakers record failed tries in the same call (src/features/health
+ * renders its own log call only without metrics); the handler holding the breaker's code is
+ * used only then, the lighter one everywhere else.
+ */
+const breakerLogUsed = (m: GatewayModel): boolean => m.metrics !== null && m.upstreams.some((u) => u.circuitBreaker);
+const logHandler = (m: GatewayModel): string => (breakerLogUsed(m) ? METRICS_BREAKER_LOG_HANDLER : METRICS_LOG_HANDLER);
 /** the route's responses pass the shared body filter */
 const readsLlmBody = (r: Route, m: GatewayModel): boolean => isLlmRoute(r, m) || hasTokenLimits(r, m);
 const bodyFilterUsed = (m: GatewayModel): boolean => llmRoutes(m).length > 0 || tokenLimitsUsed(m);
@@ -194,7 +203,8 @@ export const metricsFeature: Feature = {
   summary: 'Prometheus metrics at /metrics: requests, latency histograms, bytes, cache, limits, auth failures',
   schema: metricsSchema,
   njs: [
-    { handler: METRICS_LOG_HANDLER, phase: 'log', used: logPhaseUsed },
+    { handler: METRICS_LOG_HANDLER, phase: 'log', used: (m) => logPhaseUsed(m) && !breakerLogUsed(m) },
+    { handler: METRICS_BREAKER_LOG_HANDLER, phase: 'log', used: breakerLogUsed },
     { handler: METRICS_EXPORT_HANDLER, phase: 'js_content', used: (m) => m.metrics !== null },
     { handler: LLM_BODY_HANDLER, phase: 'body_filter', used: bodyFilterUsed },
   ],
@@ -294,7 +304,7 @@ export const metricsFeature: Feature = {
         raw('# metrics: counters and histograms (njs/lib/metrics.ts), configuration from the preload object'),
         d('js_shared_dict_zone', `zone=${METRICS_ZONE}:${bare(s.dictSize, 'size')}`, 'type=number'),
         d('js_preload_object', 'gw_metrics_conf', 'from', q(METRICS_PRELOAD, 'file')),
-        d('js_set', '$gw_metrics', METRICS_LOG_HANDLER),
+        d('js_set', '$gw_metrics', logHandler(m)),
         ...(llm ? [d('js_var', '$gw_llm'), d('js_var', '$gw_llm_scan')] : []),
       ],
       maps: [
