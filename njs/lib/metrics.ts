@@ -293,10 +293,10 @@ function countMore(r: NginxHTTPRequest, d: NgxSharedDict<number>, p: string[], r
 // counters; the upstream-time sum when proxied; sums only when not zero); the other families
 // only where they apply (countMore: LLM and cached routes, 4xx/5xx answers, retried tries),
 // reading their variables then.
-function logPhase(r: NginxHTTPRequest): void {
+export function metricsLog(r: NginxHTTPRequest): string {
   const v = r.variables;
   const s = v.gw_metrics_in;
-  // without metrics the call is there for the budgets (and breakers) alone
+  // without metrics the call is there for the token budgets alone
   const p = s ? s.split(';') : null;
   if (p === null || p[9] === '1') {
     try {
@@ -355,19 +355,14 @@ function logPhase(r: NginxHTTPRequest): void {
       }
     }
   }
-}
-
-// the log-phase call of a gateway without circuit breakers: the breaker's code (about twenty
-// functions of njs/lib/health.ts, each created again in every call) is not in this handler
-export function metricsLog(r: NginxHTTPRequest): string {
-  logPhase(r);
   return '';
 }
 
 // with metrics and circuit breakers: the breakers' log-phase work rides in the same call (one
-// njs call per phase)
+// njs call per phase); metricsLog itself holds none of the breaker's code (about twenty
+// functions of njs/lib/health.ts, each created again in every call)
 export function metricsBreakerLog(r: NginxHTTPRequest): string {
-  logPhase(r);
+  metricsLog(r);
   healthRecordIfFailed(r);
   return '';
 }

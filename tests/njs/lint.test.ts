@@ -137,7 +137,7 @@ describe('bundleNjs', () => {
     };
     expect(inner('apiKey')).toContain('hashApiKey');
     // the log-phase call of a gateway without circuit breakers creates none of their functions
-    expect(inner('metricsLog')).toContain('logPhase');
+    expect(inner('metricsLog')).toContain('admitRequestKey');
     expect(inner('metricsLog')).not.toContain('healthRecord');
     expect(inner('metricsBreakerLog')).toContain('healthRecord');
     expect(inner('apiKey')).not.toContain('verifyJwtSync');
