@@ -3,8 +3,8 @@
 //
 //   js_shared_dict_zone zone=gw_metrics:4m type=number;
 //   js_preload_object gw_metrics_conf from njs/metrics.json;
-//   js_set $gw_metrics gateway.metricsLog;
-//   map $gw_dollar $gw_metrics_in { default "$gw_route|$request_method|$status|…"; }
+//   js_set $gw_metrics gateway.metricsLog;          # gateway.metricsBreakerLog with breakers
+//   map $gw_dollar $gw_metrics_in { default "r|$gw_metrics_route|…;$status;…"; }   # (below)
 //   access_log /dev/null combined if=$gw_metrics;   # evaluated when nginx logs the request
 //   location = /metrics { ... js_content gateway.metricsExport; }
 //
@@ -35,8 +35,9 @@
 //                                        set() it (state: up, down, unhealthy, open, half_open, …)
 //   x|series  x|overflow  x|errors       the budget's own bookkeeping
 // Buckets are stored non-cumulative (one increment per request) and summed when rendered.
-// A proxied request costs five updates (request key, two sums, two byte counters); the
-// cache, limit, auth and LLM families only where they apply, reading their variables then.
+// A proxied request costs at most five updates (request key, two sums when not zero, two
+// byte counters); the cache, limit, auth and LLM families only where they apply, reading
+// their variables then.
 
 import { reconcileBudgets } from './budgets.ts';
 
@@ -47,14 +48,12 @@ interface RouteConf {
 
 import { healthMetricLines, healthRecordIfFailed } from './health.ts';
 
+// read by /metrics, and by the log-phase call only when a new key meets the series budget
 interface MetricsConf {
   buckets: number[];
-  budgets: number; // 1: some route reserves token budgets (reconciled here)
   maxSeries: number;
   clients: number; // 1: tokens by client as well
   routes: { [name: string]: RouteConf };
-  // upstream names as keys (the preload object's arrays lack Array.prototype methods)
-  upstreams: { [name: string]: number };
 }
 
 declare const gw_metrics_conf: MetricsConf | undefined;
@@ -63,14 +62,14 @@ const ZONE = 'gw_metrics';
 
 function conf(): MetricsConf {
   if (typeof gw_metrics_conf === 'undefined') {
-    return { buckets: [], budgets: 1, maxSeries: 0, clients: 0, routes: {}, upstreams: {} };
+    return { buckets: [], maxSeries: 0, clients: 0, routes: {} };
   }
   return gw_metrics_conf;
 }
 
 // the index of the bucket t falls in, from the bounds as text ("0.005,0.01,…", never empty):
-// parseFloat reads one bound and stops at its comma, so the common case (faster than the
-// first bound) parses one number and splits nothing
+// parseFloat reads one bound and stops at its comma, so nothing is split (a time within the
+// first bound does not get here: metricsLog compares it with that bound itself)
 function bucketOf(bs: string, t: number): number {
   if (t <= parseFloat(bs)) {
     return 0;
