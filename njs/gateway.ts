@@ -5,7 +5,7 @@ import { apiKey, jwt, jwtCached, jwtSync } from './lib/handlers.ts';
 import { route } from './lib/routing.ts';
 import { fallbackBody } from './lib/fallback.ts';
 import { bodyDigest } from './lib/cache.ts';
-import { metricsExport, metricsLog } from './lib/metrics.ts';
+import { metricsBreakerLog, metricsExport, metricsLog } from './lib/metrics.ts';
 import { llmBody } from './lib/llm.ts';
 import { apiKeyLive } from './lib/livekeys.ts';
 import { healthAnswer, healthLog, healthPeriodic, steerPeer } from './lib/health.ts';
@@ -20,6 +20,7 @@ export default {
   fallbackBody: fallbackBody,
   bodyDigest: bodyDigest,
   metricsLog: metricsLog,
+  metricsBreakerLog: metricsBreakerLog,
   metricsExport: metricsExport,
   llmBody: llmBody,
   steerPeer: steerPeer,

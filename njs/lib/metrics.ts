@@ -3,8 +3,8 @@
 //
 //   js_shared_dict_zone zone=gw_metrics:4m type=number;
 //   js_preload_object gw_metrics_conf from njs/metrics.json;
-//   js_set $gw_metrics gateway.metricsLog;
-//   map $gw_dollar $gw_metrics_in { default "$gw_route|$request_method|$status|…"; }
+//   js_set $gw_metrics gateway.metricsLog;          # gateway.metricsBreakerLog with breakers
+//   map $gw_dollar $gw_metrics_in { default "r|$gw_metrics_route|…;$status;…"; }   # (below)
 //   access_log /dev/null combined if=$gw_metrics;   # evaluated when nginx logs the request
 //   location = /metrics { ... js_content gateway.metricsExport; }
 //
@@ -35,8 +35,9 @@
 //                                        set() it (state: up, down, unhealthy, open, half_open, …)
 //   x|series  x|overflow  x|errors       the budget's own bookkeeping
 // Buckets are stored non-cumulative (one increment per request) and summed when rendered.
-// A proxied request costs five updates (request key, two sums, two byte counters); the
-// cache, limit, auth and LLM families only where they apply, reading their variables then.
+// A proxied request costs at most five updates (request key, two sums when not zero, two
+// byte counters); the cache, limit, auth and LLM families only where they apply, reading
+// their variables then.
 
 import { reconcileBudgets } from './budgets.ts';
 
@@ -47,14 +48,12 @@ interface RouteConf {
 
 import { healthMetricLines, healthRecordIfFailed } from './health.ts';
 
+// read by /metrics, and by the log-phase call only when a new key meets the series budget
 interface MetricsConf {
   buckets: number[];
-  budgets: number; // 1: some route reserves token budgets (reconciled here)
   maxSeries: number;
   clients: number; // 1: tokens by client as well
   routes: { [name: string]: RouteConf };
-  // upstream names as keys (the preload object's arrays lack Array.prototype methods)
-  upstreams: { [name: string]: number };
 }
 
 declare const gw_metrics_conf: MetricsConf | undefined;
@@ -63,18 +62,28 @@ const ZONE = 'gw_metrics';
 
 function conf(): MetricsConf {
   if (typeof gw_metrics_conf === 'undefined') {
-    return { buckets: [], budgets: 1, maxSeries: 0, clients: 0, routes: {}, upstreams: {} };
+    return { buckets: [], maxSeries: 0, clients: 0, routes: {} };
   }
   return gw_metrics_conf;
 }
 
-function bucketIndex(b: number[], t: number): number {
-  for (let i = 0; i < b.length; i++) {
-    if (t <= b[i]) {
+// the index of the bucket t falls in, from the bounds as text ("0.005,0.01,…", never empty):
+// parseFloat reads one bound and stops at its comma, so nothing is split (a time within the
+// first bound does not get here: metricsLog compares it with that bound itself)
+function bucketOf(bs: string, t: number): number {
+  if (t <= parseFloat(bs)) {
+    return 0;
+  }
+  let i = 0;
+  let pos = bs.indexOf(',');
+  while (pos >= 0) {
+    i++;
+    if (t <= parseFloat(bs.substring(pos + 1))) {
       return i;
     }
+    pos = bs.indexOf(',', pos + 1);
   }
-  return b.length;
+  return i + 1;
 }
 
 // $upstream_response_time: "0.012", "0.010, 0.003" (tries), "0.010 : 0.002" (internal
@@ -95,227 +104,264 @@ function upstreamSeconds(v: string): number {
   return total;
 }
 
-// add n (> 0) to a key whose labels come from the request: a new key takes a place of the
-// budget or, when the budget is spent, is removed again and counted as overflow (false)
-function add(d: NgxSharedDict<number>, key: string, n: number, max: number): boolean {
-  if (d.incr(key, n, 0) !== n) {
-    return true;
-  }
-  if (d.incr('x|series', 1, 0) <= max) {
-    return true;
-  }
-  d.delete(key);
-  d.incr('x|series', -1, 0);
-  d.incr('x|overflow', 1, 0);
-  return false;
+// the series budget (metrics.max_series), read from the preload object only when a request
+// brings a new key (reading the preload object costs as much as the rest of the call)
+function maxSeries(): number {
+  return typeof gw_metrics_conf === 'undefined' ? 0 : gw_metrics_conf.maxSeries;
 }
 
-// a key folded with histogram bucket indexes: the budget counts its label set once (the
-// marker setKey, whose value is how many bucket combinations the set was seen in), so a label
-// set admitted before keeps counting in buckets it had not reached yet
-function addFolded(d: NgxSharedDict<number>, key: string, setKey: string, max: number): boolean {
-  if (d.incr(key, 1, 0) !== 1) {
-    return true;
-  }
+// a request key seen for the first time (its incr returned 1): the label set's budget marker
+// (whose value is how many bucket combinations the set was seen in) admits it, so a label set
+// admitted before keeps counting in buckets it had not reached yet; over the budget the key
+// is removed again, counted as overflow, and the request still counts in its route's
+// histograms (false)
+function admitRequestKey(d: NgxSharedDict<number>, key: string, set: string, route: string, di: number, ui: number): void {
+  const setKey = 's|' + set;
   if (d.incr(setKey, 1, 0) !== 1) {
-    return true;
+    return;
   }
-  if (d.incr('x|series', 1, 0) <= max) {
-    return true;
+  if (d.incr('x|series', 1, 0) <= maxSeries()) {
+    return;
   }
   d.delete(key);
   d.delete(setKey);
   d.incr('x|series', -1, 0);
   d.incr('x|overflow', 1, 0);
-  return false;
+  d.incr('d|' + route + '|' + di, 1, 0);
+  if (ui >= 0) {
+    d.incr('u|' + route + '|' + ui, 1, 0);
+  }
 }
 
-// a label value from a request (client id, model): label-safe or "other"
-function labelValue(s: string): string {
-  return s.length <= 100 && /^[A-Za-z0-9._:\/@+-]+$/.test(s) ? s : 'other';
-}
-
-// passive peer health: each try of this request that a peer answered with a 5xx (or that
-// nginx ended with 502/504: refused, reset, timed out), from $upstream_addr and
-// $upstream_status ("10.0.0.1:80, 10.0.0.2:80 : 10.0.0.3:80" / "502, 200 : 200"); read only
-// for 5xx answers and retried requests
-function countPeerFailures(d: NgxSharedDict<number>, c: MetricsConf, r: NginxHTTPRequest, upstream: string): void {
-  const v = r.variables;
-  const addrs = (v.upstream_addr || '').split(/, | : /);
-  const codes = (v.upstream_status || '').split(/, | : /);
-  for (let i = 0; i < addrs.length && i < codes.length; i++) {
-    const code = codes[i];
-    if (code.charAt(0) === '5' && code.length === 3) {
-      add(d, 'pf|' + upstream + '|' + labelValue(addrs[i]) + '|' + code, 1, c.maxSeries);
+// the families that count only some requests (cache results, LLM usage, limits, auth
+// failures, peer failures): their helpers are created only when a request reaches here
+function countMore(r: NginxHTTPRequest, d: NgxSharedDict<number>, p: string[], route: string, status: string, bs: string, proxied: boolean): void {
+  // add n (> 0) to a key whose labels come from the request: a new key takes a place of the
+  // budget or, when the budget is spent, is removed again and counted as overflow (false)
+  function add(d: NgxSharedDict<number>, key: string, n: number): boolean {
+    if (d.incr(key, n, 0) !== n) {
+      return true;
     }
-  }
-}
-
-// $gw_llm, written by the body filter: "ttft|model|input|output|flag" (njs/lib/llm.ts)
-function countLlm(d: NgxSharedDict<number>, c: MetricsConf, r: NginxHTTPRequest, route: string, status: string): void {
-  const v = r.variables;
-  const s = v.gw_llm || '';
-  // "i": the body step's mark (token budgets), no body seen yet
-  const f = s === '' || s === 'i' ? ['', v.gw_model || '', '', '', ''] : s.split('|');
-  const model = f[1] === '' ? 'unknown' : labelValue(f[1]);
-  const ok = status.charAt(0) === '2';
-  let ti = '';
-  let ttft = -1;
-  if (ok && f[0] !== '') {
-    ttft = parseFloat(f[0]);
-    if (ttft === ttft) {
-      ti = String(bucketIndex(c.buckets, ttft));
+    if (d.incr('x|series', 1, 0) <= maxSeries()) {
+      return true;
     }
+    d.delete(key);
+    d.incr('x|series', -1, 0);
+    d.incr('x|overflow', 1, 0);
+    return false;
   }
-  const g = route + '|' + model + '|' + status.charAt(0) + 'xx';
-  if (!addFolded(d, 'g|' + g + '|' + ti, 's|g|' + g, c.maxSeries)) {
-    return;
+
+  // addFolded for the LLM family: the key setKey counts the label set once in the budget
+  function addFolded(d: NgxSharedDict<number>, key: string, setKey: string): boolean {
+    if (d.incr(key, 1, 0) !== 1) {
+      return true;
+    }
+    if (d.incr(setKey, 1, 0) !== 1) {
+      return true;
+    }
+    if (d.incr('x|series', 1, 0) <= maxSeries()) {
+      return true;
+    }
+    d.delete(key);
+    d.delete(setKey);
+    d.incr('x|series', -1, 0);
+    d.incr('x|overflow', 1, 0);
+    return false;
   }
-  if (ti !== '') {
-    d.incr('gt|' + model, ttft, 0);
+
+  // a label value from a request (client id, model): label-safe or "other"
+  function labelValue(s: string): string {
+    return s.length <= 100 && /^[A-Za-z0-9._:\/@+-]+$/.test(s) ? s : 'other';
   }
-  if (!ok) {
-    return;
-  }
-  if (f[2] === '' || f[3] === '') {
-    add(d, 'gu|' + model, 1, c.maxSeries);
-    return;
-  }
-  const input = Number(f[2]);
-  const output = Number(f[3]);
-  if (input > 0) {
-    add(d, 'gi|' + model, input, c.maxSeries);
-  }
-  if (output > 0) {
-    add(d, 'go|' + model, output, c.maxSeries);
-  }
-  if (c.clients === 1) {
-    const client = v.gw_client_id || '';
-    if (client !== '') {
-      const k = 'gc|' + labelValue(client) + '|' + model + '|';
-      if (input > 0) {
-        add(d, k + 'i', input, c.maxSeries);
-      }
-      if (output > 0) {
-        add(d, k + 'o', output, c.maxSeries);
+
+  // passive peer health: each try of this request that a peer answered with a 5xx (or that
+  // nginx ended with 502/504: refused, reset, timed out), from $upstream_addr and
+  // $upstream_status ("10.0.0.1:80, 10.0.0.2:80 : 10.0.0.3:80" / "502, 200 : 200")
+  function countPeerFailures(d: NgxSharedDict<number>, r: NginxHTTPRequest, upstream: string): void {
+    const v = r.variables;
+    const addrs = (v.upstream_addr || '').split(/, | : /);
+    const codes = (v.upstream_status || '').split(/, | : /);
+    for (let i = 0; i < addrs.length && i < codes.length; i++) {
+      const code = codes[i];
+      if (code.charAt(0) === '5' && code.length === 3) {
+        add(d, 'pf|' + upstream + '|' + labelValue(addrs[i]) + '|' + code, 1);
       }
     }
   }
-}
 
-// $gw_metrics_in (a map in conf.d/00-maps.conf) joins what every request needs with "|", so
-// the handler reads one nginx variable instead of eight (each read is a lookup by name):
-//   0 $gw_route  1 $request_method  2 $status  3 $request_time  4 $upstream_response_time
-//   5 $proxy_host  6 $request_length  7 $bytes_sent
-// The rest is read only where it can matter: $upstream_cache_status on cached routes, the
-// limit statuses on 429/503, $gw_auth_status on 401/403, $gw_llm on LLM routes.
-function count(r: NginxHTTPRequest): void {
-  const d = ngx.shared[ZONE] as NgxSharedDict<number>;
-  const c = conf();
-  const p = (r.variables.gw_metrics_in || '').split('|');
-  if (p.length < 8) {
-    throw new Error('gw_metrics_in');
-  }
-  const route = p[0] || '-';
-  const status = p[2] || '000';
-  let method = p[1];
-  switch (method) {
-    case 'GET':
-    case 'POST':
-    case 'HEAD':
-    case 'PUT':
-    case 'PATCH':
-    case 'DELETE':
-    case 'OPTIONS':
-      break;
-    default:
-      method = 'OTHER';
-  }
-  let upstream = p[5];
-  if (upstream === '') {
-    upstream = 'none';
-  } else if (c.upstreams[upstream] !== 1) {
-    upstream = 'other';
-  }
-  const b = c.buckets;
-  const t = parseFloat(p[3]) || 0;
-  const di = bucketIndex(b, t);
-  const up = p[4] === '' ? -1 : upstreamSeconds(p[4]);
-  const ui = up >= 0 ? String(bucketIndex(b, up)) : '';
-  const set = route + '|' + method + '|' + status + '|' + upstream;
-  if (!addFolded(d, 'r|' + set + '|' + di + '|' + ui, 's|r|' + set, c.maxSeries)) {
-    // over budget: the request still counts in its route's histograms
-    d.incr('d|' + route + '|' + di, 1, 0);
-    if (ui !== '') {
-      d.incr('u|' + route + '|' + ui, 1, 0);
-    }
-  }
-  d.incr('ds|' + route, t, 0);
-  if (ui !== '') {
-    d.incr('us|' + route, up, 0);
-  }
-  d.incr('bi|' + route, parseInt(p[6], 10) || 0, 0);
-  d.incr('bo|' + route, parseInt(p[7], 10) || 0, 0);
-  const rc = c.routes[route];
-  if (rc) {
-    if (rc.cache) {
-      const cs = r.variables.upstream_cache_status || '';
-      if (cs !== '') {
-        add(d, 'c|' + route + '|' + rc.cache + '|' + cs.toLowerCase(), 1, c.maxSeries);
+  // $gw_llm, written by the body filter: "ttft|model|input|output|flag" (njs/lib/llm.ts);
+  // clients: tokens by client as well (metrics.llm.client_label)
+  function countLlm(d: NgxSharedDict<number>, r: NginxHTTPRequest, route: string, status: string, bs: string, clients: boolean): void {
+    const v = r.variables;
+    const s = v.gw_llm || '';
+    // "i": the body step's mark (token budgets), no body seen yet
+    const f = s === '' || s === 'i' ? ['', v.gw_model || '', '', '', ''] : s.split('|');
+    const model = f[1] === '' ? 'unknown' : labelValue(f[1]);
+    const ok = status.charAt(0) === '2';
+    let ti = '';
+    let ttft = -1;
+    if (ok && f[0] !== '') {
+      ttft = parseFloat(f[0]);
+      if (ttft === ttft) {
+        ti = String(bucketOf(bs, ttft));
       }
     }
-    if (rc.llm === 1) {
-      countLlm(d, c, r, route, status);
+    const g = route + '|' + model + '|' + status.charAt(0) + 'xx';
+    if (!addFolded(d, 'g|' + g + '|' + ti, 's|g|' + g)) {
+      return;
     }
+    if (ti !== '') {
+      d.incr('gt|' + model, ttft, 0);
+    }
+    if (!ok) {
+      return;
+    }
+    if (f[2] === '' || f[3] === '') {
+      add(d, 'gu|' + model, 1);
+      return;
+    }
+    const input = Number(f[2]);
+    const output = Number(f[3]);
+    if (input > 0) {
+      add(d, 'gi|' + model, input);
+    }
+    if (output > 0) {
+      add(d, 'go|' + model, output);
+    }
+    if (clients) {
+      const client = v.gw_client_id || '';
+      if (client !== '') {
+        const k = 'gc|' + labelValue(client) + '|' + model + '|';
+        if (input > 0) {
+          add(d, k + 'i', input);
+        }
+        if (output > 0) {
+          add(d, k + 'o', output);
+        }
+      }
+    }
+  }
+
+  if (p[7] !== '') {
+    const cs = r.variables.upstream_cache_status || '';
+    if (cs !== '') {
+      add(d, 'c|' + route + '|' + p[7] + '|' + cs.toLowerCase(), 1);
+    }
+  }
+  if (p[8] !== '') {
+    countLlm(d, r, route, status, bs, p[8] === '2');
   }
   if (status === '429' || status === '503') {
     const v = r.variables;
     if (v.limit_req_status === 'REJECTED') {
-      add(d, 'l|' + route + '|rate', 1, c.maxSeries);
+      add(d, 'l|' + route + '|rate', 1);
     } else if (v.limit_conn_status === 'REJECTED') {
-      add(d, 'l|' + route + '|conn', 1, c.maxSeries);
+      add(d, 'l|' + route + '|conn', 1);
     }
   }
-  if (ui !== '' && (status.charAt(0) === '5' || p[4].indexOf(',') >= 0)) {
-    countPeerFailures(d, c, r, upstream);
+  if (proxied && (status.charAt(0) === '5' || p[4].indexOf(',') >= 0)) {
+    // the upstream label: the last field of the label set "r|route|method|code|upstream"
+    countPeerFailures(d, r, p[0].substring(p[0].lastIndexOf('|') + 1));
   }
   if (status === '401' || status === '403') {
     const a = r.variables.gw_auth_status || '';
     if (a !== '' && a !== 'ok') {
-      add(d, 'a|' + route + '|' + a, 1, c.maxSeries);
+      add(d, 'a|' + route + '|' + a, 1);
     }
   }
 }
 
 // js_set $gw_metrics (read by the access_log condition): the one log-phase call every feature
-// shares. It counts (with metrics on: the preload object exists) and reconciles token budgets
-// (njs/lib/budgets.ts: a request that reserved has $gw_tokens), returns "" (nothing logged)
+// shares. It counts (with metrics on: $gw_metrics_in exists) and reconciles token budgets
+// (njs/lib/budgets.ts: a request that reserved has $gw_tokens); metricsBreakerLog also records
+// the breakers' failures. Both return "" (nothing logged).
+//
+// $gw_metrics_in (a map in conf.d/00-maps.conf) gives, joined with ";", what every request
+// needs, so the handler reads one nginx variable and the preload object not at all; nginx
+// maps already normalised the method (GET … OPTIONS, else OTHER), the upstream (a configured
+// name, "none" when not proxied, else "other") and the route ("-" when none matched):
+//   0 the request key's label set "r|route|method|code|upstream"   1 route   2 $status
+//   3 $request_time   4 $upstream_response_time   5 $request_length   6 $bytes_sent
+//   7 the route's cache zone ("" when not cached)
+//   8 LLM route: "1", "2" with tokens by client, "" when not
+//   9 "1" when some route reserves token budgets (reconciled here)
+//   10 the first histogram bound   11 all the bounds "0.005,0.01,…"
+// Each native call costs about as much as a dict update, so the common path makes few: one
+// split, numbers by unary +, the bucket of a request faster than the first bound without a
+// call. A plain request costs four dict updates (request key, duration sum, two byte
+// counters; the upstream-time sum when proxied; sums only when not zero); the other families
+// only where they apply (countMore: LLM and cached routes, 4xx/5xx answers, retried tries),
+// reading their variables then.
 export function metricsLog(r: NginxHTTPRequest): string {
-  // without metrics the call is there for the budgets alone (no preload object then)
-  const metrics = typeof gw_metrics_conf !== 'undefined';
-  if (!metrics || gw_metrics_conf.budgets === 1) {
+  const v = r.variables;
+  const s = v.gw_metrics_in;
+  // without metrics the call is there for the token budgets alone
+  const p = s ? s.split(';') : null;
+  if (p === null || p[9] === '1') {
     try {
-      const t = r.variables.gw_tokens;
-      if (t) {
-        reconcileBudgets(r, t);
+      const tk = v.gw_tokens;
+      if (tk) {
+        reconcileBudgets(r, tk);
       }
     } catch (e) {
       // the reservation stays: a budget never admits more because its bookkeeping failed
     }
   }
-  if (!metrics) {
-    return '';
-  }
-  try {
-    count(r);
-  } catch (e) {
+  if (p !== null) {
     try {
-      (ngx.shared[ZONE] as NgxSharedDict<number>).incr('x|errors', 1, 0);
-    } catch (e2) {
-      // the dict is full: nothing can be counted
+      if (p.length < 12) {
+        throw new Error('gw_metrics_in');
+      }
+      const d = ngx.shared[ZONE] as NgxSharedDict<number>;
+      const route = p[1];
+      const status = p[2];
+      const b0 = +p[10];
+      const t = +p[3] || 0;
+      const di = t <= b0 ? 0 : bucketOf(p[11], t);
+      const us = p[4];
+      let up = -1;
+      let tries = false;
+      if (us !== '') {
+        up = +us;
+        if (up !== up) {
+          // several tries ("0.010, 0.003"), or none that answered ("-")
+          up = upstreamSeconds(us);
+          tries = true;
+        }
+      }
+      const ui = up < 0 ? -1 : up <= b0 ? 0 : bucketOf(p[11], up);
+      // ONE update counts the request and both histograms (its key is folded with the buckets)
+      const key = ui < 0 ? p[0] + '|' + di + '|' : p[0] + '|' + di + '|' + ui;
+      if (d.incr(key, 1, 0) === 1) {
+        admitRequestKey(d, key, p[0], route, di, ui);
+      }
+      if (t > 0) {
+        d.incr('ds|' + route, t, 0);
+      }
+      if (up > 0) {
+        d.incr('us|' + route, up, 0);
+      }
+      d.incr('bi|' + route, +p[5] || 0, 0);
+      d.incr('bo|' + route, +p[6] || 0, 0);
+      if (p[7] !== '' || p[8] !== '' || status >= '400' || (tries && ui >= 0)) {
+        countMore(r, d, p, route, status, p[11], ui >= 0);
+      }
+    } catch (e) {
+      try {
+        (ngx.shared[ZONE] as NgxSharedDict<number>).incr('x|errors', 1, 0);
+      } catch (e2) {
+        // the dict is full: nothing can be counted
+      }
     }
   }
-  // the circuit breakers' log-phase work rides in this call (one njs call per phase)
+  return '';
+}
+
+// with metrics and circuit breakers: the breakers' log-phase work rides in the same call (one
+// njs call per phase); metricsLog itself holds none of the breaker's code (about twenty
+// functions of njs/lib/health.ts, each created again in every call)
+export function metricsBreakerLog(r: NginxHTTPRequest): string {
+  metricsLog(r);
   healthRecordIfFailed(r);
   return '';
 }

@@ -123,7 +123,7 @@ describe('bundleNjs', () => {
     // njs runs the module's top-level code in every request's VM clone: each top-level
     // function and each exported property costs every request that calls any handler
     // (scripts/bench/instructions.ts), so a handler's helpers are created only inside it
-    const all = ['apiKey', 'jwt', 'jwtCached', 'jwtSync', 'route', 'bodyDigest', 'metricsLog', 'metricsExport', 'llmBody', 'steerPeer', 'healthLog', 'healthPeriodic', 'healthAnswer'];
+    const all = ['apiKey', 'jwt', 'jwtCached', 'jwtSync', 'route', 'bodyDigest', 'metricsLog', 'metricsBreakerLog', 'metricsExport', 'llmBody', 'steerPeer', 'healthLog', 'healthPeriodic', 'healthAnswer'];
     const parts = bundleNjsParts(NJS_ENTRY, 'njs/gateway.js');
     expect(parts.handlers.map((h) => h.name)).toEqual(expect.arrayContaining(all));
     const code = assembleNjsModule(parts, null);
@@ -136,6 +136,10 @@ describe('bundleNjs', () => {
       return f.body!.statements.filter(ts.isFunctionDeclaration).map((x) => x.name!.text);
     };
     expect(inner('apiKey')).toContain('hashApiKey');
+    // the log-phase call of a gateway without circuit breakers creates none of their functions
+    expect(inner('metricsLog')).toContain('admitRequestKey');
+    expect(inner('metricsLog')).not.toContain('healthRecord');
+    expect(inner('metricsBreakerLog')).toContain('healthRecord');
     expect(inner('apiKey')).not.toContain('verifyJwtSync');
     expect(inner('jwt')).toContain('verifyJwt');
     expect(inner('route')).not.toContain('verifyJwt');
