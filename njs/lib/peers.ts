@@ -148,3 +148,88 @@ export function probeVerdict(h: HealthCheckConf, status: number, body: string): 
   return 0;
 }
 
+
+/** Running CRC-32 over bytes from state c (ngx_crc32_update): start 0xffffffff, finish ^ 0xffffffff. */
+function crcUpdate(table: number[], c: number, bytes: Uint8Array | number[]): number {
+  for (let i = 0; i < bytes.length; i++) {
+    c = table[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  }
+  return c >>> 0;
+}
+
+/**
+ * A server's ring points in the order nginx makes them (ngx_http_upstream_init_chash, as
+ * src/routing/ketama.ts buildRing): the address split into HOST and PORT at the last ':' when
+ * only digits follow (unix:/path: no port); base = crc32 state over HOST, a 0 byte, PORT;
+ * then 160 × weight points, each crc32 of the base state and the previous point's 4 bytes
+ * (little-endian, 0 for the first).
+ */
+export function serverPoints(table: number[], address: string, weight: number): number[] {
+  let host = address;
+  let port = '';
+  if (address.length >= 5 && address.substring(0, 5).toLowerCase() === 'unix:') {
+    host = address.substring(5);
+  } else {
+    for (let j = 0; j < address.length; j++) {
+      const ch = address.charAt(address.length - j - 1);
+      if (ch === ':') {
+        host = address.substring(0, address.length - j - 1);
+        port = address.substring(address.length - j);
+        break;
+      }
+      if (ch < '0' || ch > '9') {
+        break;
+      }
+    }
+  }
+  const base = crcUpdate(table, crcUpdate(table, crcUpdate(table, 0xffffffff, Buffer.from(host)), [0]), Buffer.from(port));
+  const out: number[] = [];
+  let prev = 0;
+  const n = weight * 160;
+  for (let k = 0; k < n; k++) {
+    const h = (crcUpdate(table, base, [prev & 0xff, (prev >>> 8) & 0xff, (prev >>> 16) & 0xff, prev >>> 24]) ^ 0xffffffff) >>> 0;
+    out.push(h);
+    prev = h;
+  }
+  return out;
+}
+
+/**
+ * The build-time ring (sorted hashes, owner of each) with more servers' points added, as
+ * nginx would build it with those servers listed after the configured ones: sorted by hash,
+ * and of equal hashes only the one of the lowest server index kept. `extra[k]` are the points
+ * of server `owners[k]` (indices after the configured servers).
+ */
+export function ringWith(ring: number[], owners: number[], extra: number[][], extraOwners: number[]): { ring: number[]; owners: number[] } {
+  const add: number[][] = [];
+  for (let k = 0; k < extra.length; k++) {
+    for (let p = 0; p < extra[k].length; p++) {
+      add.push([extra[k][p], extraOwners[k]]);
+    }
+  }
+  add.sort(function (a: number[], b: number[]): number {
+    return a[0] - b[0] || a[1] - b[1];
+  });
+  const outRing: number[] = [];
+  const outOwners: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < ring.length || j < add.length) {
+    let h: number;
+    let o: number;
+    if (j >= add.length || (i < ring.length && (ring[i] < add[j][0] || (ring[i] === add[j][0] && owners[i] <= add[j][1])))) {
+      h = ring[i];
+      o = owners[i];
+      i++;
+    } else {
+      h = add[j][0];
+      o = add[j][1];
+      j++;
+    }
+    if (outRing.length === 0 || outRing[outRing.length - 1] !== h) {
+      outRing.push(h);
+      outOwners.push(o);
+    }
+  }
+  return { ring: outRing, owners: outOwners };
+}

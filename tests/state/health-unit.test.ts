@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { compile } from '../../src/build/compile.ts';
 import { formatDiagnostic } from '../../src/model/diagnostics.ts';
 import { buildRing, CRC_TABLE, crc32 as ketamaCrc, place } from '../../src/routing/ketama.ts';
-import { crc32, findPoint, indexIn, probeVerdict, ringPick, upstreamTries, weightedPick, type HealthCheckConf } from '../../njs/lib/peers.ts';
+import { crc32, findPoint, indexIn, probeVerdict, ringPick, ringWith, serverPoints, upstreamTries, weightedPick, type HealthCheckConf } from '../../njs/lib/peers.ts';
 
 const BASE = `version: 1
 listeners:
@@ -152,6 +152,38 @@ describe('njs pure parts agree with src/routing/ketama.ts', () => {
         const want = place(ring, key, u);
         const got = ringPick(hashes, owners, servers.length, ketamaCrc(key), (i) => !servers[i].down && !u.has(i));
         expect(got, `${key} without ${unavailable}`).toBe(want.server ?? -1);
+      }
+    }
+  });
+
+  it('serverPoints + ringWith: runtime servers merged into the build-time ring = buildRing of the whole set', () => {
+    const sets: { address: string; weight: number }[][][] = [
+      // [configured servers, runtime servers added after them]
+      [servers, [{ address: '10.0.0.9:8000', weight: 1 }]],
+      [servers, [{ address: '10.0.0.9:8000', weight: 3 }, { address: '10.1.2.3:80', weight: 1 }]],
+      [[{ address: '127.0.0.1:9001', weight: 1 }], [{ address: '127.0.0.1:9002', weight: 2 }]],
+      [[{ address: '192.168.1.10:8080', weight: 5 }, { address: '192.168.1.11:8080', weight: 1 }], [{ address: '[::1]:9000', weight: 1 }, { address: 'unix:/tmp/x.sock', weight: 2 }]],
+    ];
+    for (const [conf, extra] of sets) {
+      const base = buildRing(conf);
+      for (const s of [...conf, ...extra]) expect(serverPoints(table, s.address, s.weight).length).toBe(s.weight * 160);
+      const merged = ringWith(
+        base.points.map((p) => p.hash),
+        base.points.map((p) => p.server),
+        extra.map((s) => serverPoints(table, s.address, s.weight)),
+        extra.map((_, k) => conf.length + k),
+      );
+      const want = buildRing([...conf, ...extra]);
+      expect(merged.ring).toEqual(want.points.map((p) => p.hash));
+      expect(merged.owners).toEqual(want.points.map((p) => p.server));
+      // each server's own points, as buildRing makes them (before sorting)
+      const only = buildRing([extra[0]]);
+      expect([...serverPoints(table, extra[0].address, extra[0].weight)].sort((a, b) => a - b).filter((h, i, a) => i === 0 || a[i - 1] !== h)).toEqual(only.points.map((p) => p.hash));
+      // keys land where place() puts them on the whole set
+      for (let n = 0; n < 300; n++) {
+        const key = `k-${n}`;
+        const got = ringPick(merged.ring, merged.owners, conf.length + extra.length, ketamaCrc(key), (i) => !(i < conf.length && (conf[i] as { down?: boolean }).down));
+        expect(got, key).toBe(place(want, key).server ?? -1);
       }
     }
   });
