@@ -28,7 +28,7 @@
 import cr from 'crypto';
 import fs from 'fs';
 import { openAiError } from './keys.ts';
-import { crc32, indexIn, probeVerdict, ringPick, upstreamTries, weightedPick, type HealthCheckConf } from './peers.ts';
+import { crc32, indexIn, probeVerdict, ringPick, ringWith, serverPoints, upstreamTries, weightedPick, type HealthCheckConf } from './peers.ts';
 
 export type { HealthCheckConf };
 
@@ -434,8 +434,8 @@ export function steerPeer(r: NginxHTTPRequest): string {
   const d = dict();
   const now = Date.now();
   const n = uc.addresses.length;
-  // the configured servers (0 … n-1), then the runtime ones (not on consistent-hash upstreams)
-  const rt = uc.balance === 'consistent_hash' ? [] : runtimeServers(u);
+  // the configured servers (0 … n-1), then the runtime ones
+  const rt = runtimeServers(u);
   const usable = usableFor(
     r,
     d,
@@ -453,8 +453,25 @@ export function steerPeer(r: NginxHTTPRequest): string {
   if (uc.balance === 'consistent_hash') {
     const raw = r.rawVariables[uc.hashVar];
     const bytes = raw ? raw : Buffer.from('');
+    // the build-time ring, with the points of the active runtime servers added as nginx would
+    // place them listed after the configured ones (draining ones have left the ring)
+    let ring = uc.ring;
+    let owners = uc.owners;
+    const pts: number[][] = [];
+    const who: number[] = [];
+    for (let j = 0; j < rt.length; j++) {
+      if (rt[j].state === 'active') {
+        pts.push(serverPoints(c.crc, rt[j].address, rt[j].weight));
+        who.push(n + j);
+      }
+    }
+    if (pts.length) {
+      const m = ringWith(uc.ring, uc.owners, pts, who);
+      ring = m.ring;
+      owners = m.owners;
+    }
     // ring order: the first server that may take it (and, half-open, gets its trial place)
-    i = ringPick(uc.ring, uc.owners, uc.addresses.length, crc32(c.crc, bytes), function (j: number): boolean {
+    i = ringPick(ring, owners, n + rt.length, crc32(c.crc, bytes), function (j: number): boolean {
       return usable.peek(j) && usable.take(j);
     });
   } else {
@@ -488,13 +505,13 @@ export function steerPeer(r: NginxHTTPRequest): string {
       lost[i] = 1;
       i = -1;
     }
-    if (i >= n) {
-      return rt[i - n].address; // proxy_pass http://<address>: no upstream block, no keepalive
-    }
   }
   if (i < 0) {
     r.variables.gw_retry_after = String(retryAfter(d, u, uc, now));
     return '';
+  }
+  if (i >= n) {
+    return rt[i - n].address; // proxy_pass http://<address>: no upstream block, no keepalive
   }
   return uc.peers[i];
 }
@@ -764,16 +781,23 @@ export function healthAdmin(r: NginxHTTPRequest): void {
     return;
   }
   if (addr === '' && r.method === 'POST') {
-    if (uc.balance === 'consistent_hash') {
-      adminError(r, 409, 'unsupported', 'upstream ' + u + ' hashes consistently: its ring is built from gateway.yaml; add the server there', 'upstream');
-      return;
-    }
     const p = parseServer(r.requestText || '');
     if (p.server === null) {
       adminError(r, 400, 'invalid_field', p.message, p.field);
       return;
     }
     const sv = p.server;
+    if (uc.balance === 'consistent_hash' && sv.models.length > 0) {
+      // one ring places every key whatever its model: a server serving some models only
+      // would make a key's place depend on the model
+      adminError(r, 400, 'invalid_field', 'upstream ' + u + ' hashes consistently: a runtime server there takes every model (its ring places keys, not models); drop models', 'models');
+      return;
+    }
+    if (uc.balance === 'consistent_hash' && sv.weight > 100) {
+      // its 160 ring points per weight unit are made on each steered request
+      adminError(r, 400, 'invalid_field', 'on a consistent-hash upstream an integer from 1 to 100', 'weight');
+      return;
+    }
     if (indexIn(uc.addresses, sv.address) >= 0 || rtAt(sv.address) >= 0) {
       adminError(r, 409, 'exists', sv.address + ' is already a server of ' + u, 'address');
       return;
