@@ -2,7 +2,7 @@
 // admin API under load takes traffic with no reload (pids unchanged, no failed request) and
 // takes exactly its ketama share: every key lands where `gatewayctl route --url` (the ring
 // with the runtime servers) says, the keys that moved all moved to the new server and nothing
-// else moved; removed, every key returns to its server from gateway.yaml.
+// else moved; drained or removed, every key returns to its server from gateway.yaml.
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -119,6 +119,9 @@ describe('runtime servers on a consistent-hash upstream', () => {
       const bad = await admin('POST', '/pool/servers', { address: extra.address, models: ['m1'] });
       expect(bad.status).toBe(400);
       expect((bad.json as { error: { field: string } }).error.field).toBe('models');
+      const heavy = await admin('POST', '/pool/servers', { address: extra.address, weight: 101 });
+      expect(heavy.status).toBe(400);
+      expect((heavy.json as { error: { field: string } }).error.field).toBe('weight');
 
       const before = await landed();
       expect(before).toEqual(await predicted(false));
@@ -152,7 +155,13 @@ describe('runtime servers on a consistent-hash upstream', () => {
       for (const k of moved) expect(withRt[k], k).toBe(extra.address); // keys moved only to the new server
       expect(KEYS.filter((k) => withRt[k] === extra.address)).toEqual(moved);
 
-      // removed: every key returns
+      // drained: its points leave the ring, every key returns (route --url agrees)
+      expect((await admin('POST', `/pool/servers/${extra.address}/drain`)).status).toBe(200);
+      await sleep(100);
+      expect(await landed()).toEqual(before);
+      expect(await predicted(true)).toEqual(before);
+
+      // removed: every key stays back, and nginx's own balancer again
       expect((await admin('DELETE', `/pool/servers/${extra.address}`)).status).toBe(200);
       await waitUntil(() => !existsSync(path.join(prefix, 'state/steer-pool')), 2500, 'the flag file to go');
       await sleep(1200);
