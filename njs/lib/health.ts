@@ -28,7 +28,7 @@
 import cr from 'crypto';
 import fs from 'fs';
 import { openAiError } from './keys.ts';
-import { crc32, indexIn, probeVerdict, ringPick, ringWith, serverPoints, upstreamTries, weightedPick, type HealthCheckConf } from './peers.ts';
+import { crc32, indexIn, probeVerdict, ringPickWith, serverPoints, sortedPoints, upstreamTries, weightedPick, type HealthCheckConf } from './peers.ts';
 
 export type { HealthCheckConf };
 
@@ -455,23 +455,16 @@ export function steerPeer(r: NginxHTTPRequest): string {
     const bytes = raw ? raw : Buffer.from('');
     // the build-time ring, with the points of the active runtime servers added as nginx would
     // place them listed after the configured ones (draining ones have left the ring)
-    let ring = uc.ring;
-    let owners = uc.owners;
     const pts: number[][] = [];
     const who: number[] = [];
     for (let j = 0; j < rt.length; j++) {
       if (rt[j].state === 'active') {
-        pts.push(serverPoints(c.crc, rt[j].address, rt[j].weight));
+        pts.push(runtimePoints(u, rt[j]));
         who.push(n + j);
       }
     }
-    if (pts.length) {
-      const m = ringWith(uc.ring, uc.owners, pts, who);
-      ring = m.ring;
-      owners = m.owners;
-    }
     // ring order: the first server that may take it (and, half-open, gets its trial place)
-    i = ringPick(ring, owners, n + rt.length, crc32(c.crc, bytes), function (j: number): boolean {
+    i = ringPickWith(uc.ring, uc.owners, pts, who, n + rt.length, crc32(c.crc, bytes), function (j: number): boolean {
       return usable.peek(j) && usable.take(j);
     });
   } else {
@@ -529,6 +522,26 @@ export interface RuntimeServer {
 }
 
 const RUNTIME_ZONE = 'gw_state_s';
+
+/**
+ * A runtime server's ring points (sorted), made once and kept in the runtime dict (they
+ * depend on its address and weight only); made anew when the dict cannot hold them.
+ */
+function runtimePoints(u: string, e: RuntimeServer): number[] {
+  const sd = runtimeDict() as NgxSharedDict<string>;
+  const k = 'rp|' + u + '|' + e.address + '|' + e.weight;
+  const v = sd.get(k);
+  if (typeof v === 'string' && v !== '') {
+    return JSON.parse(v) as number[];
+  }
+  const pts = sortedPoints(serverPoints(conf().crc, e.address, e.weight));
+  try {
+    sd.set(k, JSON.stringify(pts));
+  } catch (err) {
+    // the dict is full: made on each request meanwhile
+  }
+  return pts;
+}
 
 /** 'up', 'draining' or 'down' (its health check took it out) */
 export function runtimeState(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, e: RuntimeServer, now: number): string {
@@ -793,9 +806,9 @@ export function healthAdmin(r: NginxHTTPRequest): void {
       adminError(r, 400, 'invalid_field', 'upstream ' + u + ' hashes consistently: a runtime server there takes every model (its ring places keys, not models); drop models', 'models');
       return;
     }
-    if (uc.balance === 'consistent_hash' && sv.weight > 100) {
-      // its 160 ring points per weight unit are made on each steered request
-      adminError(r, 400, 'invalid_field', 'on a consistent-hash upstream an integer from 1 to 100', 'weight');
+    if (uc.balance === 'consistent_hash' && sv.weight > 20) {
+      // its 160 ring points per weight unit are read on each steered request
+      adminError(r, 400, 'invalid_field', 'on a consistent-hash upstream an integer from 1 to 20', 'weight');
       return;
     }
     if (indexIn(uc.addresses, sv.address) >= 0 || rtAt(sv.address) >= 0) {

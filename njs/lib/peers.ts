@@ -194,42 +194,82 @@ export function serverPoints(table: number[], address: string, weight: number): 
   return out;
 }
 
-/**
- * The build-time ring (sorted hashes, owner of each) with more servers' points added, as
- * nginx would build it with those servers listed after the configured ones: sorted by hash,
- * and of equal hashes only the one of the lowest server index kept. `extra[k]` are the points
- * of server `owners[k]` (indices after the configured servers).
- */
-export function ringWith(ring: number[], owners: number[], extra: number[][], extraOwners: number[]): { ring: number[]; owners: number[] } {
-  const add: number[][] = [];
-  for (let k = 0; k < extra.length; k++) {
-    for (let p = 0; p < extra[k].length; p++) {
-      add.push([extra[k][p], extraOwners[k]]);
-    }
-  }
-  add.sort(function (a: number[], b: number[]): number {
-    return a[0] - b[0] || a[1] - b[1];
+/** A server's points as a ring of its own: sorted, equal hashes once (as buildRing keeps them). */
+export function sortedPoints(points: number[]): number[] {
+  points.sort(function (a: number, b: number): number {
+    return a - b;
   });
-  const outRing: number[] = [];
-  const outOwners: number[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < ring.length || j < add.length) {
-    let h: number;
-    let o: number;
-    if (j >= add.length || (i < ring.length && (ring[i] < add[j][0] || (ring[i] === add[j][0] && owners[i] <= add[j][1])))) {
-      h = ring[i];
-      o = owners[i];
-      i++;
-    } else {
-      h = add[j][0];
-      o = add[j][1];
-      j++;
-    }
-    if (outRing.length === 0 || outRing[outRing.length - 1] !== h) {
-      outRing.push(h);
-      outOwners.push(o);
+  const out: number[] = [];
+  for (let k = 0; k < points.length; k++) {
+    if (k === 0 || points[k] !== points[k - 1]) {
+      out.push(points[k]);
     }
   }
-  return { ring: outRing, owners: outOwners };
+  return out;
+}
+
+/**
+ * ringPick on the build-time ring (`ring`, `owners`) with more servers' points added, as nginx
+ * would build the ring with those servers listed after the configured ones: `extra[k]` (sorted,
+ * from sortedPoints) are the points of server `extraOwners[k]` (indices after the configured
+ * servers). The merged ring is walked lazily from the first point >= h: at each step the
+ * smallest next point of all the lists (wrapping past 2^32), of equal hashes only the one of
+ * the lowest server index (the one nginx keeps); usually the first point ends the walk.
+ */
+export function ringPickWith(
+  ring: number[],
+  owners: number[],
+  extra: number[][],
+  extraOwners: number[],
+  servers: number,
+  h: number,
+  usable: (i: number) => boolean,
+): number {
+  const lists = extra.length + 1;
+  const start: number[] = [];
+  const step: number[] = [];
+  let total = 0;
+  for (let k = 0; k < lists; k++) {
+    const a = k === 0 ? ring : extra[k - 1];
+    start.push(findPoint(a, h));
+    step.push(0);
+    total += a.length;
+  }
+  const seen: { [i: number]: number } = {};
+  let asked = 0;
+  let last = -1;
+  for (let t = 0; t < total && asked < servers; t++) {
+    // the list whose next point comes first on the ring from h
+    let best = -1;
+    let bestHash = 0;
+    let bestOwner = 0;
+    for (let k = 0; k < lists; k++) {
+      const a = k === 0 ? ring : extra[k - 1];
+      if (step[k] >= a.length) {
+        continue;
+      }
+      const at = start[k] + step[k];
+      const vh = at >= a.length ? a[at - a.length] + 4294967296 : a[at];
+      const o = k === 0 ? owners[at >= a.length ? at - a.length : at] : extraOwners[k - 1];
+      if (best < 0 || vh < bestHash || (vh === bestHash && o < bestOwner)) {
+        best = k;
+        bestHash = vh;
+        bestOwner = o;
+      }
+    }
+    step[best]++;
+    if (bestHash === last) {
+      continue; // a point of a later server on the same hash: not on nginx's ring
+    }
+    last = bestHash;
+    if (seen[bestOwner] === 1) {
+      continue;
+    }
+    seen[bestOwner] = 1;
+    asked++;
+    if (usable(bestOwner)) {
+      return bestOwner;
+    }
+  }
+  return -1;
 }
