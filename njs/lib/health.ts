@@ -455,7 +455,7 @@ export function steerPeer(r: NginxHTTPRequest): string {
     const bytes = raw ? raw : Buffer.from('');
     // the build-time ring, with the points of the active runtime servers added as nginx would
     // place them listed after the configured ones (draining ones have left the ring)
-    const pts: number[][] = [];
+    const pts: string[] = [];
     const who: number[] = [];
     for (let j = 0; j < rt.length; j++) {
       if (rt[j].state === 'active') {
@@ -527,16 +527,16 @@ const RUNTIME_ZONE = 'gw_state_s';
  * A runtime server's ring points (sorted), made once and kept in the runtime dict (they
  * depend on its address and weight only); made anew when the dict cannot hold them.
  */
-function runtimePoints(u: string, e: RuntimeServer): number[] {
+function runtimePoints(u: string, e: RuntimeServer): string {
   const sd = runtimeDict() as NgxSharedDict<string>;
   const k = 'rp|' + u + '|' + e.address + '|' + e.weight;
   const v = sd.get(k);
   if (typeof v === 'string' && v !== '') {
-    return JSON.parse(v) as number[];
+    return v;
   }
   const pts = sortedPoints(serverPoints(conf().crc, e.address, e.weight));
   try {
-    sd.set(k, JSON.stringify(pts));
+    sd.set(k, pts);
   } catch (err) {
     // the dict is full: made on each request meanwhile
   }

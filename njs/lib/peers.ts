@@ -194,24 +194,51 @@ export function serverPoints(table: number[], address: string, weight: number): 
   return out;
 }
 
-/** A server's points as a ring of its own: sorted, equal hashes once (as buildRing keeps them). */
-export function sortedPoints(points: number[]): number[] {
+/**
+ * A server's points as a ring of its own, as the runtime dict keeps it: sorted, equal hashes
+ * once (as buildRing keeps them), each as 8 hex digits, so that a lookup reads the few points
+ * it needs (pointAt) without parsing the whole list.
+ */
+export function sortedPoints(points: number[]): string {
   points.sort(function (a: number, b: number): number {
     return a - b;
   });
-  const out: number[] = [];
+  let out = '';
   for (let k = 0; k < points.length; k++) {
     if (k === 0 || points[k] !== points[k - 1]) {
-      out.push(points[k]);
+      out += ('0000000' + points[k].toString(16)).slice(-8);
     }
   }
   return out;
 }
 
+/** The k-th point of a sortedPoints list. */
+export function pointAt(list: string, k: number): number {
+  return parseInt(list.substring(k * 8, k * 8 + 8), 16);
+}
+
+/** findPoint on a sortedPoints list. */
+function findPointIn(list: string, h: number): number {
+  let i = 0;
+  let j = list.length / 8;
+  while (i < j) {
+    const k = (i + j) >>> 1;
+    const p = pointAt(list, k);
+    if (h > p) {
+      i = k + 1;
+    } else if (h < p) {
+      j = k;
+    } else {
+      return k;
+    }
+  }
+  return i;
+}
+
 /**
  * ringPick on the build-time ring (`ring`, `owners`) with more servers' points added, as nginx
- * would build the ring with those servers listed after the configured ones: `extra[k]` (sorted,
- * from sortedPoints) are the points of server `extraOwners[k]` (indices after the configured
+ * would build the ring with those servers listed after the configured ones: `extra[k]` (from
+ * sortedPoints) are the points of server `extraOwners[k]` (indices after the configured
  * servers). The merged ring is walked lazily from the first point >= h: at each step the
  * smallest next point of all the lists (wrapping past 2^32), of equal hashes only the one of
  * the lowest server index (the one nginx keeps); usually the first point ends the walk.
@@ -219,7 +246,7 @@ export function sortedPoints(points: number[]): number[] {
 export function ringPickWith(
   ring: number[],
   owners: number[],
-  extra: number[][],
+  extra: string[],
   extraOwners: number[],
   servers: number,
   h: number,
@@ -228,12 +255,13 @@ export function ringPickWith(
   const lists = extra.length + 1;
   const start: number[] = [];
   const step: number[] = [];
+  const len: number[] = [];
   let total = 0;
   for (let k = 0; k < lists; k++) {
-    const a = k === 0 ? ring : extra[k - 1];
-    start.push(findPoint(a, h));
+    len.push(k === 0 ? ring.length : extra[k - 1].length / 8);
+    start.push(k === 0 ? findPoint(ring, h) : findPointIn(extra[k - 1], h));
     step.push(0);
-    total += a.length;
+    total += len[k];
   }
   const seen: { [i: number]: number } = {};
   let asked = 0;
@@ -244,13 +272,16 @@ export function ringPickWith(
     let bestHash = 0;
     let bestOwner = 0;
     for (let k = 0; k < lists; k++) {
-      const a = k === 0 ? ring : extra[k - 1];
-      if (step[k] >= a.length) {
+      if (step[k] >= len[k]) {
         continue;
       }
-      const at = start[k] + step[k];
-      const vh = at >= a.length ? a[at - a.length] + 4294967296 : a[at];
-      const o = k === 0 ? owners[at >= a.length ? at - a.length : at] : extraOwners[k - 1];
+      let at = start[k] + step[k];
+      const wrap = at >= len[k] ? 4294967296 : 0;
+      if (wrap > 0) {
+        at -= len[k];
+      }
+      const vh = (k === 0 ? ring[at] : pointAt(extra[k - 1], at)) + wrap;
+      const o = k === 0 ? owners[at] : extraOwners[k - 1];
       if (best < 0 || vh < bestHash || (vh === bestHash && o < bestOwner)) {
         best = k;
         bestHash = vh;
