@@ -13,8 +13,9 @@
 // creates the flag file <prefix>/state/steer-<upstream>; the route's location checks it
 // (`if (-f …) { return 418; }`) and jumps to its steer location, where the js_set
 // $gw_steer_peer picks a per-server upstream block (gw_peer_<upstream>_<i>), placing hash keys
-// exactly as nginx's ring does with the unavailable servers skipped. The flag goes when every
-// server is up again.
+// exactly as nginx's ring does with the unavailable servers skipped (and with the runtime
+// servers' ring points added, as if listed after the configured ones). The flag goes when every
+// server is up again and no runtime server is left.
 //
 // Dict keys (U = upstream name, i = server index; absent = 0):
 //   hd|U|i  1: the health check took the server out       ok|U|i ko|U|i  consecutive passes/fails
@@ -510,7 +511,8 @@ export function steerPeer(r: NginxHTTPRequest): string {
 }
 
 // ---------------------------------------------------------------------------------------
-// runtime servers (admin_api): the string dict gw_state_s holds "rt|<upstream>" → JSON list,
+// runtime servers (admin_api): the string dict gw_state_s holds "rt|<upstream>" → JSON list
+// (and, on consistent-hash upstreams, "rp|<upstream>|<address>|<weight>" → its ring points),
 // written through to <prefix>/state/runtime.json (loaded once after a start by the 1 s run)
 
 export interface RuntimeServer {
@@ -860,6 +862,7 @@ export function healthAdmin(r: NginxHTTPRequest): void {
       );
       return;
     }
+    sd.delete('rp|' + u + '|' + addr + '|' + rt[j].weight); // its ring points (consistent hash)
     rt.splice(j, 1);
     sd.set('rt|' + u, JSON.stringify(rt));
     ngx.log(ngx.WARN, 'gatewayctl: upstream ' + u + ': runtime server ' + addr + ' removed');

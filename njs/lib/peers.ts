@@ -1,5 +1,5 @@
 // The pure parts of the upstream state plane (njs/lib/health.ts): nginx's consistent-hash
-// lookup with servers skipped, weighted picks, nginx's lists of upstream tries and the probe
+// lookup with servers skipped, the ring points of servers added at runtime, weighted picks, nginx's lists of upstream tries and the probe
 // verdict. No nginx objects, so src/ and the tests use them too; tests/state/health-unit
 // checks the lookup against src/routing/ketama.ts, the placement `gatewayctl route` explains.
 
