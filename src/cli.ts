@@ -305,6 +305,8 @@ program
   .option('--model <id>', 'the upstream serving this model (models catalogue)')
   .option('--body <json>', 'a JSON request body: model and body-field key as njs reads them')
   .option('--unavailable <server...>', 'treat these servers as failed (passive health)')
+  .option('--live', 'place the key with the running gateway\'s runtime servers and unavailable ones (its /admin/status)')
+  .option('--url <url>', 'the /admin/status URL to read (implies --live)')
   .option('--route <name>', 'a route with traffic rules: the upstream it picks for the request described by the options below')
   .option('--header <name:value...>', 'request header (with --route)')
   .option('--cookie <name=value...>', 'request cookie (with --route)')

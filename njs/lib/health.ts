@@ -13,8 +13,9 @@
 // creates the flag file <prefix>/state/steer-<upstream>; the route's location checks it
 // (`if (-f …) { return 418; }`) and jumps to its steer location, where the js_set
 // $gw_steer_peer picks a per-server upstream block (gw_peer_<upstream>_<i>), placing hash keys
-// exactly as nginx's ring does with the unavailable servers skipped. The flag goes when every
-// server is up again.
+// exactly as nginx's ring does with the unavailable servers skipped (and with the runtime
+// servers' ring points added, as if listed after the configured ones). The flag goes when every
+// server is up again and no runtime server is left.
 //
 // Dict keys (U = upstream name, i = server index; absent = 0):
 //   hd|U|i  1: the health check took the server out       ok|U|i ko|U|i  consecutive passes/fails
@@ -28,7 +29,7 @@
 import cr from 'crypto';
 import fs from 'fs';
 import { openAiError } from './keys.ts';
-import { crc32, indexIn, probeVerdict, ringPick, upstreamTries, weightedPick, type HealthCheckConf } from './peers.ts';
+import { crc32, indexIn, probeVerdict, ringPickWith, serverPoints, sortedPoints, upstreamTries, weightedPick, type HealthCheckConf } from './peers.ts';
 
 export type { HealthCheckConf };
 
@@ -434,8 +435,8 @@ export function steerPeer(r: NginxHTTPRequest): string {
   const d = dict();
   const now = Date.now();
   const n = uc.addresses.length;
-  // the configured servers (0 … n-1), then the runtime ones (not on consistent-hash upstreams)
-  const rt = uc.balance === 'consistent_hash' ? [] : runtimeServers(u);
+  // the configured servers (0 … n-1), then the runtime ones
+  const rt = runtimeServers(u);
   const usable = usableFor(
     r,
     d,
@@ -453,8 +454,18 @@ export function steerPeer(r: NginxHTTPRequest): string {
   if (uc.balance === 'consistent_hash') {
     const raw = r.rawVariables[uc.hashVar];
     const bytes = raw ? raw : Buffer.from('');
+    // the build-time ring, with the points of the active runtime servers added as nginx would
+    // place them listed after the configured ones (draining ones have left the ring)
+    const pts: string[] = [];
+    const who: number[] = [];
+    for (let j = 0; j < rt.length; j++) {
+      if (rt[j].state === 'active') {
+        pts.push(runtimePoints(u, rt[j]));
+        who.push(n + j);
+      }
+    }
     // ring order: the first server that may take it (and, half-open, gets its trial place)
-    i = ringPick(uc.ring, uc.owners, uc.addresses.length, crc32(c.crc, bytes), function (j: number): boolean {
+    i = ringPickWith(uc.ring, uc.owners, pts, who, n + rt.length, crc32(c.crc, bytes), function (j: number): boolean {
       return usable.peek(j) && usable.take(j);
     });
   } else {
@@ -488,19 +499,20 @@ export function steerPeer(r: NginxHTTPRequest): string {
       lost[i] = 1;
       i = -1;
     }
-    if (i >= n) {
-      return rt[i - n].address; // proxy_pass http://<address>: no upstream block, no keepalive
-    }
   }
   if (i < 0) {
     r.variables.gw_retry_after = String(retryAfter(d, u, uc, now));
     return '';
   }
+  if (i >= n) {
+    return rt[i - n].address; // proxy_pass http://<address>: no upstream block, no keepalive
+  }
   return uc.peers[i];
 }
 
 // ---------------------------------------------------------------------------------------
-// runtime servers (admin_api): the string dict gw_state_s holds "rt|<upstream>" → JSON list,
+// runtime servers (admin_api): the string dict gw_state_s holds "rt|<upstream>" → JSON list
+// (and, on consistent-hash upstreams, "rp|<upstream>|<address>|<weight>" → its ring points),
 // written through to <prefix>/state/runtime.json (loaded once after a start by the 1 s run)
 
 export interface RuntimeServer {
@@ -512,6 +524,26 @@ export interface RuntimeServer {
 }
 
 const RUNTIME_ZONE = 'gw_state_s';
+
+/**
+ * A runtime server's ring points (sorted), made once and kept in the runtime dict (they
+ * depend on its address and weight only); made anew when the dict cannot hold them.
+ */
+function runtimePoints(u: string, e: RuntimeServer): string {
+  const sd = runtimeDict() as NgxSharedDict<string>;
+  const k = 'rp|' + u + '|' + e.address + '|' + e.weight;
+  const v = sd.get(k);
+  if (typeof v === 'string' && v !== '') {
+    return v;
+  }
+  const pts = sortedPoints(serverPoints(conf().crc, e.address, e.weight));
+  try {
+    sd.set(k, pts);
+  } catch (err) {
+    // the dict is full: made on each request meanwhile
+  }
+  return pts;
+}
 
 /** 'up', 'draining' or 'down' (its health check took it out) */
 export function runtimeState(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, e: RuntimeServer, now: number): string {
@@ -764,16 +796,23 @@ export function healthAdmin(r: NginxHTTPRequest): void {
     return;
   }
   if (addr === '' && r.method === 'POST') {
-    if (uc.balance === 'consistent_hash') {
-      adminError(r, 409, 'unsupported', 'upstream ' + u + ' hashes consistently: its ring is built from gateway.yaml; add the server there', 'upstream');
-      return;
-    }
     const p = parseServer(r.requestText || '');
     if (p.server === null) {
       adminError(r, 400, 'invalid_field', p.message, p.field);
       return;
     }
     const sv = p.server;
+    if (uc.balance === 'consistent_hash' && sv.models.length > 0) {
+      // one ring places every key whatever its model: a server serving some models only
+      // would make a key's place depend on the model
+      adminError(r, 400, 'invalid_field', 'upstream ' + u + ' hashes consistently: a runtime server there takes every model (its ring places keys, not models); drop models', 'models');
+      return;
+    }
+    if (uc.balance === 'consistent_hash' && sv.weight > 20) {
+      // its 160 ring points per weight unit are read on each steered request
+      adminError(r, 400, 'invalid_field', 'on a consistent-hash upstream an integer from 1 to 20', 'weight');
+      return;
+    }
     if (indexIn(uc.addresses, sv.address) >= 0 || rtAt(sv.address) >= 0) {
       adminError(r, 409, 'exists', sv.address + ' is already a server of ' + u, 'address');
       return;
@@ -823,6 +862,7 @@ export function healthAdmin(r: NginxHTTPRequest): void {
       );
       return;
     }
+    sd.delete('rp|' + u + '|' + addr + '|' + rt[j].weight); // its ring points (consistent hash)
     rt.splice(j, 1);
     sd.set('rt|' + u, JSON.stringify(rt));
     ngx.log(ngx.WARN, 'gatewayctl: upstream ' + u + ': runtime server ' + addr + ' removed');

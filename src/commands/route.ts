@@ -1,7 +1,9 @@
 // `gatewayctl route`: where a consistent-hash key goes, computed exactly as nginx places it.
 import { compile } from '../build/compile.ts';
 import { formatDiagnostic } from '../model/diagnostics.ts';
-import { explainRoute, resolveQuery, RouteError } from '../routing/explain.ts';
+import { explainRoute, hashedUpstreams, resolveQuery, RouteError, type RuntimeRingServer } from '../routing/explain.ts';
+import type { GatewayModel } from '../model/types.ts';
+import { statusUrl } from './status.ts';
 import { explainTraffic } from '../routing/traffic.ts';
 
 export const help = `
@@ -14,11 +16,16 @@ Examples:
   $ gatewayctl route --body '{"model":"gpt-4o","user":"end-user-7"}'   # model and key as njs reads them
   $ gatewayctl route --route api --header 'X-Canary: 1'      # the upstream a traffic route picks
   $ gatewayctl route --route api --header 'X-User: u-7'      # a sticky split: which side u-7 is on
+  $ gatewayctl route --key alice --live                 # with the running gateway's runtime servers and unavailable ones
+  $ gatewayctl route --key alice --url http://10.0.0.5:8081/admin/status
 
 The key is the value nginx hashes: the header/cookie/query value, the client id, the JWT
 claim or the JSON body field named by the upstream's hash_key. The placement is nginx's own
 \`hash … consistent\` (ketama: crc32 of each server address as written, 160 points per weight
-unit); successors are where the key moves, in order, when the servers before it fail.`;
+unit); successors are where the key moves, in order, when the servers before it fail.
+--live (or --url) reads /admin/status of the running gateway: servers added through the admin
+API join the ring after the configured ones (as the gateway places keys while it has them),
+draining runtime servers have left it, and servers down, open or draining are skipped.`;
 
 export interface RouteOptions {
   config: string;
@@ -34,7 +41,41 @@ export interface RouteOptions {
   claim?: string[];
   clientIp?: string;
   clientId?: string;
+  /** read the runtime servers and unavailable ones from the running gateway's /admin/status */
+  live?: boolean;
+  /** the /admin/status URL to read (implies live) */
+  url?: string;
   json?: boolean;
+}
+
+interface LivePeer {
+  address: string;
+  weight: number;
+  state: string;
+  runtime: boolean;
+}
+
+/** The upstream's active runtime servers and its unavailable servers, as the gateway reports them. */
+async function liveState(m: GatewayModel, upstream: string | undefined, url: string | undefined): Promise<{ runtime: RuntimeRingServer[]; unavailable: string[]; notes: string[] }> {
+  const where = url ?? statusUrl(m);
+  if (!where) throw new RouteError('--live: global.status is false: there is no status listener to ask (give --url)');
+  const hashed = hashedUpstreams(m);
+  const name = upstream ?? (hashed.length === 1 ? hashed[0].name : undefined);
+  let doc: { upstreams?: { name: string; peers: LivePeer[] }[] };
+  try {
+    const res = await fetch(where, { signal: AbortSignal.timeout(5000) });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    doc = (await res.json()) as typeof doc;
+  } catch (e) {
+    throw new RouteError(`cannot read ${where}: ${(e as Error).message}`);
+  }
+  const u = (doc.upstreams ?? []).find((x) => x.name === name);
+  if (!u) return { runtime: [], unavailable: [], notes: [`${where}: upstream ${name ?? '?'} has no runtime state (no health_check or circuit_breaker): the ring of gateway.yaml`] };
+  const runtime = u.peers.filter((p) => p.runtime && p.state !== 'draining').map((p) => ({ address: p.address, weight: p.weight }));
+  // the steer pick skips servers that are out (njs/lib/health.ts usableFor): down, open, draining
+  const unavailable = u.peers.filter((p) => p.state === 'down' || p.state === 'open' || (p.state === 'draining' && !p.runtime)).map((p) => p.address);
+  const notes = [`${where}: ${runtime.length} runtime server(s) on the ring${runtime.length ? ` (${runtime.map((p) => `${p.address}×${p.weight}`).join(', ')})` : ''}${unavailable.length ? `; unavailable: ${unavailable.join(', ')}` : ''}`];
+  return { runtime, unavailable, notes };
 }
 
 function pairs(list: string[] | undefined, sep: string, what: string): Record<string, string> {
@@ -93,7 +134,15 @@ export async function run(opts: RouteOptions): Promise<number> {
       return 0;
     }
     if (q.key === null) throw new RouteError(notes.length ? notes[notes.length - 1] : 'give --key, or --body with the field the upstream hashes on');
-    e = { ...explainRoute(r.model, q.key, { upstream: q.upstream, unavailable: opts.unavailable }), notes };
+    let runtime: RuntimeRingServer[] = [];
+    let unavailable = opts.unavailable ?? [];
+    if (opts.live || opts.url !== undefined) {
+      const live = await liveState(r.model, q.upstream, opts.url);
+      runtime = live.runtime;
+      unavailable = [...new Set([...unavailable, ...live.unavailable])];
+      notes.push(...live.notes);
+    }
+    e = { ...explainRoute(r.model, q.key, { upstream: q.upstream, unavailable, runtime }), notes };
   } catch (err) {
     if (!(err instanceof RouteError)) throw err;
     process.stderr.write(`gatewayctl route: ${err.message}\n`);

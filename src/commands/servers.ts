@@ -7,7 +7,8 @@ Talks to the running gateway's admin API (admin_api: in gateway.yaml) on the sta
 with the bearer token from $GATEWAY_ADMIN_TOKEN (or the variable --token-env names). Changes
 apply to the next request without a reload, survive reloads and restarts (state/runtime.json
 under the nginx prefix) and show as drift in \`gatewayctl status\`. Runtime servers join
-upstreams with health_check or circuit_breaker that do not hash consistently.
+upstreams with health_check or circuit_breaker (on a consistent_hash upstream they join
+the ring: see \`gatewayctl route --live\`).
 
 Examples:
   $ gatewayctl servers list --upstream llm

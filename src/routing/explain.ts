@@ -57,8 +57,18 @@ export function ringFor(u: Upstream): Ring {
   return buildRing(u.servers.map((s) => ({ address: s.address, weight: s.weight, down: s.down })));
 }
 
-/** `unavailable`: server addresses to treat as failed (passive health), as nginx would skip them. */
-export function explainRoute(m: GatewayModel, key: string, opts: { upstream?: string; unavailable?: string[] } = {}): RouteExplanation {
+/** A server added through the admin API (src/features/health), as /admin/status lists it. */
+export interface RuntimeRingServer {
+  address: string;
+  weight: number;
+}
+
+/**
+ * `unavailable`: server addresses to treat as failed (passive health), as nginx would skip them.
+ * `runtime`: the upstream's active runtime servers in the order the gateway lists them; njs
+ * places keys on the ring of the configured servers followed by these (njs/lib/peers.ts ringWith).
+ */
+export function explainRoute(m: GatewayModel, key: string, opts: { upstream?: string; unavailable?: string[]; runtime?: RuntimeRingServer[] } = {}): RouteExplanation {
   const hashed = hashedUpstreams(m);
   let u: Upstream | undefined;
   const nginxSticky = m.upstreams.filter((x) => x.sticky?.issue === 'nginx');
@@ -76,21 +86,23 @@ export function explainRoute(m: GatewayModel, key: string, opts: { upstream?: st
     }
     u = hashed[0];
   }
-  const ring = ringFor(u);
+  const runtime = opts.runtime ?? [];
+  const all = [...u.servers.map((s) => ({ address: s.address, weight: s.weight, down: s.down })), ...runtime.map((s) => ({ address: s.address, weight: s.weight }))];
+  const ring = runtime.length ? buildRing(all) : ringFor(u);
   const unavailable = new Set<number>();
   for (const a of opts.unavailable ?? []) {
-    const i = u.servers.findIndex((s) => s.address === a);
+    const i = all.findIndex((s) => s.address === a);
     if (i < 0) throw new RouteError(`--unavailable ${a}: not a server of upstream ${u.name}`);
     unavailable.add(i);
   }
   const p: Placement = place(ring, key, unavailable);
-  const addr = (i: number) => u!.servers[i].address;
+  const addr = (i: number) => all[i].address;
   const sh = shares(ring);
   const share: Record<string, number> = {};
-  u.servers.forEach((s, i) => (share[s.address] = sh[i]));
+  all.forEach((s, i) => (share[s.address] = sh[i]));
   const reasons: string[] = [
     `key ${JSON.stringify(key)} → crc32 ${p.keyHash} (0x${p.keyHash.toString(16).padStart(8, '0')})`,
-    `ring: ${ring.points.length} points (160 per weight unit; ${u.servers.map((s) => `${s.address}×${s.weight}`).join(', ')})`,
+    `ring: ${ring.points.length} points (160 per weight unit; ${all.map((s, i) => `${s.address}×${s.weight}${i >= u!.servers.length ? ' (runtime)' : ''}`).join(', ')})`,
     `first point >= hash: #${p.start % ring.points.length}${p.start === ring.points.length ? ' (wrapped around)' : ''} → ${addr(ring.points[p.start % ring.points.length].server)}`,
   ];
   for (const s of p.skipped) reasons.push(`${addr(s.server)} skipped (${s.reason === 'down' ? 'marked down' : 'unavailable: failed within fail_timeout'}), next point`);

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { compile } from '../../src/build/compile.ts';
 import { formatDiagnostic } from '../../src/model/diagnostics.ts';
 import { buildRing, CRC_TABLE, crc32 as ketamaCrc, place } from '../../src/routing/ketama.ts';
-import { crc32, findPoint, indexIn, probeVerdict, ringPick, upstreamTries, weightedPick, type HealthCheckConf } from '../../njs/lib/peers.ts';
+import { crc32, findPoint, indexIn, probeVerdict, ringPick, pointAt, ringPickWith, serverPoints, sortedPoints, upstreamTries, weightedPick, type HealthCheckConf } from '../../njs/lib/peers.ts';
 
 const BASE = `version: 1
 listeners:
@@ -152,6 +152,49 @@ describe('njs pure parts agree with src/routing/ketama.ts', () => {
         const want = place(ring, key, u);
         const got = ringPick(hashes, owners, servers.length, ketamaCrc(key), (i) => !servers[i].down && !u.has(i));
         expect(got, `${key} without ${unavailable}`).toBe(want.server ?? -1);
+      }
+    }
+  });
+
+  it('serverPoints + ringPickWith: the build-time ring with runtime servers added = buildRing of the whole set', () => {
+    const sets: { address: string; weight: number }[][][] = [
+      // [configured servers, runtime servers listed after them]
+      [servers, [{ address: '10.0.0.9:8000', weight: 1 }]],
+      [servers, [{ address: '10.0.0.9:8000', weight: 3 }, { address: '10.1.2.3:80', weight: 1 }]],
+      [[{ address: '127.0.0.1:9001', weight: 1 }], [{ address: '127.0.0.1:9002', weight: 2 }]],
+      [[{ address: '192.168.1.10:8080', weight: 5 }, { address: '192.168.1.11:8080', weight: 1 }], [{ address: '[::1]:9000', weight: 1 }, { address: 'unix:/tmp/x.sock', weight: 2 }]],
+    ];
+    for (const [conf, extra] of sets) {
+      const base = buildRing(conf);
+      const hashes = base.points.map((p) => p.hash);
+      const owners = base.points.map((p) => p.server);
+      // each server's own points, as buildRing makes them
+      for (const s of [...conf, ...extra]) {
+        expect(serverPoints(table, s.address, s.weight).length).toBe(s.weight * 160);
+        const list = sortedPoints(serverPoints(table, s.address, s.weight));
+        expect(Array.from({ length: list.length / 8 }, (_, k) => pointAt(list, k))).toEqual(buildRing([s]).points.map((p) => p.hash));
+      }
+      const pts = extra.map((s) => sortedPoints(serverPoints(table, s.address, s.weight)));
+      const who = extra.map((_, k) => conf.length + k);
+      const n = conf.length + extra.length;
+      const pick = (h: number, usable: (i: number) => boolean) => ringPickWith(hashes, owners, pts, who, n, h, usable);
+      const want = buildRing([...conf, ...extra]);
+      // the same ring: every point of buildRing's is the first at its hash, and none lies between two
+      for (let k = 0; k < want.points.length; k++) {
+        const p = want.points[k];
+        expect(pick(p.hash, () => true), `point ${k}`).toBe(p.server);
+        const prev = k === 0 ? want.points[want.points.length - 1].hash + 1 - 0x100000000 : want.points[k - 1].hash + 1;
+        if (prev >= 0) expect(pick(prev, () => true), `after point ${k - 1}`).toBe(p.server);
+      }
+      expect(pick(want.points[want.points.length - 1].hash + 1, () => true)).toBe(want.points[0].server); // wraps
+      // keys land where place() puts them on the whole set, with any servers unavailable
+      const down = new Set([...conf, ...extra].flatMap((s, i) => ((s as { down?: boolean }).down ? [i] : [])));
+      for (const unavailable of [[], [0], [n - 1], [0, n - 1], [...Array(n).keys()]]) {
+        const u = new Set(unavailable);
+        for (let m = 0; m < 300; m++) {
+          const key = `k-${m}`;
+          expect(pick(ketamaCrc(key), (i) => !down.has(i) && !u.has(i)), `${key} without ${unavailable}`).toBe(place(want, key, u).server ?? -1);
+        }
       }
     }
   });
