@@ -4,8 +4,7 @@
 // every response carries `X-Upstream-Id`. A request header `X-Mock-Delay-Ms: N` holds the
 // answer N ms (concurrency limits, timeouts). Requests are recorded like the echo upstreams'.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import type { EchoRequest } from './upstreams.ts';
+import { listenOnLoopback, type EchoRequest } from './upstreams.ts';
 
 export interface OpenAiUpstream {
   id: string;
@@ -20,7 +19,6 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export async function startOpenAiUpstream(id: string): Promise<OpenAiUpstream> {
   const requests: EchoRequest[] = [];
-  const sockets = new Set<Socket>();
   const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
@@ -60,15 +58,7 @@ export async function startOpenAiUpstream(id: string): Promise<OpenAiUpstream> {
       usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 },
     });
   });
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
+  const { port, close } = await listenOnLoopback(server);
   return {
     id,
     port,
@@ -78,11 +68,7 @@ export async function startOpenAiUpstream(id: string): Promise<OpenAiUpstream> {
     get requests() {
       return requests;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }
 

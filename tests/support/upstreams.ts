@@ -15,7 +15,7 @@
 // tests) and deadPort() (a loopback port nobody listens on).
 
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { freePort } from './ports.ts';
 
@@ -58,7 +58,6 @@ export async function startEchoUpstream(opts: EchoOptions): Promise<EchoUpstream
   let inFlight = 0;
   let peakInFlight = 0;
   const requests: EchoRequest[] = [];
-  const sockets = new Set<Socket>();
 
   const record = (req: IncomingMessage, body: string): EchoRequest => {
     hits++;
@@ -115,20 +114,13 @@ export async function startEchoUpstream(opts: EchoOptions): Promise<EchoUpstream
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 0;
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     record(req, '');
     websocketEcho(id, req, socket, head);
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
+  const listening = await listenOnLoopback(server, opts.port ?? 0);
+  const port = listening.port;
 
   return {
     port,
@@ -150,12 +142,7 @@ export async function startEchoUpstream(opts: EchoOptions): Promise<EchoUpstream
       peakInFlight = inFlight;
       requests.length = 0;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: listening.close,
   };
 }
 
@@ -282,7 +269,6 @@ export interface FixedStatusUpstream {
 
 export async function startFixedStatusUpstream(id: string, status: number): Promise<FixedStatusUpstream> {
   const requests: EchoRequest[] = [];
-  const sockets = new Set<Socket>();
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -294,15 +280,7 @@ export async function startFixedStatusUpstream(id: string, status: number): Prom
       res.end(body);
     });
   });
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
+  const { port, close } = await listenOnLoopback(server);
   return {
     id,
     port,
@@ -318,9 +296,30 @@ export async function startFixedStatusUpstream(id: string, status: number): Prom
     resetHits() {
       requests.length = 0;
     },
+    close,
+  };
+}
+
+/**
+ * Listen on 127.0.0.1 (port 0: any free one) and track the connections, so close() ends kept-
+ * alive sockets at once instead of waiting for their timeout. Every loopback backend here uses it.
+ */
+export async function listenOnLoopback(server: Server, port = 0): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
+        server.closeAllConnections();
         server.close(() => resolve());
       }),
   };
