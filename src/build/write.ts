@@ -29,10 +29,11 @@ export function writeBuild(outDir: string, files: Record<string, string>, recogn
 
 /**
  * Build outputs readable by the owner only: secrets, private keys, the njs auth preload
- * object (it holds HMAC secrets) and the API-key map (key hashes).
+ * object (it holds HMAC secrets), the API-key map (key hashes) and the JWT cache generations
+ * (digests over the providers' keys: they change when a secret does).
  */
 export function isPrivateOutput(rel: string): boolean {
-  return /secret|\.key$/.test(rel) || rel === 'njs/auth.json' || rel.endsWith('keys.map');
+  return /secret|\.key$/.test(rel) || rel === 'njs/auth.json' || rel.endsWith('keys.map') || rel.endsWith('jwt-fast.map');
 }
 
 function listFiles(dir: string, base = dir): string[] {

@@ -374,14 +374,42 @@ const moduleVar = (mod: string) => `gw_module_${mod}`;
  */
 export function handlerChunks(entry: string): NjsModuleParts {
   const handlers = handlerSources(entry).map((x) => {
-    const stdin = `import { ${x.imported} as ${x.local} } from ${JSON.stringify(x.module)};\nexport default { ${x.name}: ${x.local} };\n`;
-    const parts = esmParts(esbuildEsm(entry, stdin), `${entry} (${x.name})`);
-    const lines = [`// handler ${x.name}: its code is created only in a request VM that calls it`, `function gw_${x.name}(r, a, b) {`];
-    for (const i of parts.imports) lines.push(`var ${i.name} = ${moduleVar(i.module)};`);
-    lines.push(parts.declarations, `return ${parts.locals[x.name]}(r, a, b);`, '}');
-    return { name: x.name, modules: [...new Set(parts.imports.map((i) => i.module))].sort(), code: lines.join('\n') };
+    const chunk = (imported: string, local: string) => esmParts(esbuildEsm(entry, `import { ${imported} as ${local} } from ${JSON.stringify(x.module)};\nexport default { ${x.name}: ${local} };\n`), `${entry} (${imported})`);
+    const wrap = (fn: string, parts: EsmParts, call: string) => {
+      const lines = [`function ${fn}(r, a, b) {`];
+      for (const i of parts.imports) lines.push(`var ${i.name} = ${moduleVar(i.module)};`);
+      lines.push(parts.declarations, `return ${call};`, '}');
+      return lines.join('\n');
+    };
+    const full = chunk(x.imported, x.local);
+    const fast = hasFastPath(entry, x.module, x.imported) ? chunk(`${x.imported}Fast`, `${x.local}Fast`) : null;
+    const code = fast
+      ? [
+          `// handler ${x.name}: its fast path, gw_${x.name}_full when that cannot decide (each created only in a request VM that calls it)`,
+          wrap(`gw_${x.name}`, fast, `${fast.locals[x.name]}(r, gw_${x.name}_full)`),
+          wrap(`gw_${x.name}_full`, full, `${full.locals[x.name]}(r, a, b)`),
+        ].join('\n')
+      : [`// handler ${x.name}: its code is created only in a request VM that calls it`, wrap(`gw_${x.name}`, full, `${full.locals[x.name]}(r, a, b)`)].join('\n');
+    const modules = [...new Set([...full.imports, ...(fast ? fast.imports : [])].map((i) => i.module))].sort();
+    return { name: x.name, modules, code };
   });
   return { handlers };
+}
+
+/**
+ * A handler `h` whose module also exports `hFast(r, full)` gets a fast path: the common case
+ * (a known API key, a cached token, a plain request's counters) written flat in one function
+ * with no helper declarations, calling `full(r)` (the whole handler) for anything else. The
+ * full handler's code, with its dozens of helpers, is then never created on the common path:
+ * each function declaration costs about 200 instructions per call of the function holding it.
+ */
+function hasFastPath(entry: string, module: string, imported: string): boolean {
+  loadTypescript();
+  const file = path.resolve(path.dirname(entry), module);
+  const sf = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+  return sf.statements.some(
+    (st) => ts.isFunctionDeclaration(st) && st.name?.text === `${imported}Fast` && (ts.getModifiers(st) ?? []).some((m) => m.kind === ts.SyntaxKind.ExportKeyword),
+  );
 }
 
 /**

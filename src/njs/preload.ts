@@ -60,7 +60,7 @@ export interface AuthPreloadOptions {
  * another generation, so entries verified under the old one are never found again.
  */
 export function cacheGeneration(name: string, provider: JwtProviderOutput): string {
-  const material = JSON.stringify({ cache: 1, version: VERSION, name, provider });
+  const material = JSON.stringify({ cache: 2, version: VERSION, name, provider });
   return createHash('sha256').update(material).digest('base64url').slice(0, 22);
 }
 

@@ -63,9 +63,29 @@ describe('cacheGet', () => {
     expect(d.data.size).toBe(0);
   });
 
+  it('stores the identity newline-separated and reads it back field by field', () => {
+    const d = dict();
+    const id = { client: 'alice smith', role: 'admin,ops', tier: '', payload: 'eyJzdWIiOiJhIn0' };
+    cachePut(d, 'k', NOW + 60, id, NOW);
+    expect(d.data.get('k')).toBe(`${NOW + 60}\nalice smith\nadmin,ops\n\neyJzdWIiOiJhIn0`);
+    expect(cacheGet(d, 'k', NOW + 59)).toEqual(id);
+    // a value holding a newline is never stored (identity values are printable ASCII)
+    cachePut(d, 'k2', NOW + 60, { ...id, client: 'a\nb' }, NOW);
+    expect(d.data.has('k2')).toBe(false);
+  });
+
   it('an unreadable entry is a miss (full verification), never an identity', () => {
     const d = dict();
-    for (const bad of ['', 'x', '{}', '[1,"a","b","c"]', `["${NOW + 9}","a","b","c","d"]`, `[${NOW + 9},"a",1,"c","d"]`, 'null']) {
+    const bads = [
+      '', 'x', '{}', 'null',
+      `[${NOW + 9},"a","b","c","d"]`, // the JSON entries of older builds (another cache generation anyway)
+      `${NOW + 9}\na\nb\nc`, // four fields
+      `${NOW + 9}\na\nb\nc\nd\ne`, // six
+      `x${NOW + 9}\na\nb\nc\nd`, // deadline not a number
+      `\na\nb\nc\nd`, // no deadline
+      `${NOW}\na\nb\nc\nd`, // stale: now is not before the deadline
+    ];
+    for (const bad of bads) {
       d.data.set('k', bad);
       expect(cacheGet(d, 'k', NOW), bad).toBeNull();
     }

@@ -129,18 +129,23 @@ describe('bundleNjs', () => {
     const code = assembleNjsModule(parts, null);
     const sf = ts.createSourceFile('gateway.js', code, ts.ScriptTarget.Latest, true, ts.ScriptKind.JS);
     const topFunctions = sf.statements.filter(ts.isFunctionDeclaration).map((f) => f.name!.text);
-    expect(topFunctions.sort()).toEqual(parts.handlers.map((h) => `gw_${h.name}`).sort());
+    // a handler with a fast path (njs/lib/handlers.ts, apiKeyFast...) has a second function, its full handler
+    const fast = ['apiKey', 'jwtCached', 'jwtSync'];
+    expect(topFunctions.sort()).toEqual([...parts.handlers.map((h) => `gw_${h.name}`), ...fast.map((h) => `gw_${h}_full`)].sort());
     for (const h of all) expect(code).toMatch(new RegExp(`^ {2}${h}: gw_${h}[,\\n]`, 'm'));
     const inner = (h: string) => {
       const f = sf.statements.find((s): s is ts.FunctionDeclaration => ts.isFunctionDeclaration(s) && s.name!.text === `gw_${h}`)!;
       return f.body!.statements.filter(ts.isFunctionDeclaration).map((x) => x.name!.text);
     };
-    expect(inner('apiKey')).toContain('hashApiKey');
+    // the fast path holds no helper: the full handler's dozens are created only when it runs
+    for (const h of fast) expect(inner(h)).toEqual([`${h}Fast`]);
+    expect(inner('apiKey_full')).toContain('hashApiKey');
+    expect(inner('jwtSync_full')).toContain('verifyJwtSync');
     // the log-phase call of a gateway without circuit breakers creates none of their functions
     expect(inner('metricsLog')).toContain('admitRequestKey');
     expect(inner('metricsLog')).not.toContain('healthRecord');
     expect(inner('metricsBreakerLog')).toContain('healthRecord');
-    expect(inner('apiKey')).not.toContain('verifyJwtSync');
+    expect(inner('apiKey_full')).not.toContain('verifyJwtSync');
     expect(inner('jwt')).toContain('verifyJwt');
     expect(inner('route')).not.toContain('verifyJwt');
     expect(inner('bodyDigest')).not.toContain('verifyJwtSync');
@@ -148,7 +153,7 @@ describe('bundleNjs', () => {
     const keyOnly = assembleNjsModule(parts, ['apiKey']);
     expect(verifyNjsBundle('gateway.js', keyOnly)).toEqual([]);
     const ko = ts.createSourceFile('k.js', keyOnly, ts.ScriptTarget.Latest, true, ts.ScriptKind.JS);
-    expect(ko.statements.filter(ts.isFunctionDeclaration).map((f) => f.name!.text)).toEqual(['gw_apiKey']);
+    expect(ko.statements.filter(ts.isFunctionDeclaration).map((f) => f.name!.text)).toEqual(['gw_apiKey', 'gw_apiKey_full']);
     expect(keyOnly).toMatch(/var gateway_default = \{\n {2}apiKey: gw_apiKey\n\};/);
     expect(keyOnly.match(/^import /gm)).toHaveLength(1);
     expect(bundleNjsText(NJS_ENTRY, 'njs/gateway.js')).toBe(code);

@@ -31,6 +31,13 @@ import { perModel } from '../../model/memo.ts';
 
 export const AUTH_CONF = 'conf.d/05-auth.conf';
 export const KEY_MAP_INCLUDE = 'conf.d/keys.map';
+/** provider -> its verified-token cache generation, for the JWT handlers' fast path (outputs.ts) */
+export const JWT_FAST_MAP_INCLUDE = 'conf.d/jwt-fast.map';
+
+/** Some route's JWT handler runs in place (jwtSync or jwtCached) with the verified-token cache on. */
+export function jwtFastMap(m: GatewayModel): boolean {
+  return !!m.auth && m.auth.jwt.length > 0 && !!m.auth.jwtCache && m.routes.some((r) => syncJwt(r, m) || cachedJwtFirst(r, m));
+}
 export const PRELOAD_FILE = 'njs/auth.json';
 
 /** Reason codes njs writes to $gw_auth_status, plus role_denied set by the role check. */
@@ -189,6 +196,10 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
   if (cacheFirst) {
     lines.push('# other providers: a token in the verified-token cache skips the auth_request subrequest');
     lines.push(d('js_set', '$gw_jwt_cached', 'gateway.jwtCached'));
+  }
+  if (jwtFastMap(m)) {
+    lines.push('# $gw_jwt_provider -> $gw_jwt_fast, its cache generation: a cached token is answered without the preload object');
+    lines.push(d('include', JWT_FAST_MAP_INCLUDE));
   }
   if (keyRoutes) {
     lines.push('# one njs call per request: hash the presented key, look it up in the key map, set the identity');
