@@ -11,7 +11,7 @@ import { startProject, type Project } from '../support/gateway.ts';
 import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
 import { freePorts } from '../support/ports.ts';
 import { send, sleep } from '../support/http.ts';
-import { startOpenAiMock, type OpenAiMock } from './openai-mock.ts';
+import { mockOptions, startOpenAiUpstream, type OpenAiUpstream } from '../support/openai-upstream.ts';
 
 const yaml = (port: number, status: number, upstream: string) => `
 version: 1
@@ -49,7 +49,7 @@ metrics:
     client_label: true
 `;
 
-let mock: OpenAiMock;
+let mock: OpenAiUpstream;
 let project: Project;
 let port: number;
 let statusPort: number;
@@ -57,7 +57,7 @@ let alice: string;
 let bob: string;
 
 beforeAll(async () => {
-  mock = await startOpenAiMock();
+  mock = await startOpenAiUpstream('llm', { reply: 'words' });
   [port, statusPort] = await freePorts(2);
   const store: KeyFile = { version: 1, keys: [] };
   alice = createKey(store, { name: 'alice' }, new Date()).key;
@@ -84,9 +84,6 @@ async function metrics(): Promise<Map<string, number>> {
   }
   return out;
 }
-
-/** the mock's own options travel in the request body, beside the OpenAI ones (typed as none) */
-const mockOptions = (o: Record<string, number | string>): Record<string, never> => o as Record<string, never>;
 
 /** poll an async condition (the log phase runs after the answer is sent) */
 async function until(cond: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
@@ -126,7 +123,7 @@ describe('LLM accounting through real nginx', () => {
       expect(a.usage).toMatchObject({ prompt_tokens: 10, completion_tokens: 17 });
       expect(b.usage).toMatchObject({ prompt_tokens: 12, completion_tokens: 23 });
       // the SDK asked the gateway for gzip; the gateway asked the upstream for an uncompressed body
-      expect(mock.answers.map((x) => x.acceptEncoding)).toEqual(['', '']);
+      expect(mock.requests.map((x) => x.headers['accept-encoding'] ?? '')).toEqual(['', '']);
       const v = await countedLlm(2);
       expect(tokens(v, 'gpt-4o', 'input')).toBe(10 + 12);
       expect(tokens(v, 'gpt-4o', 'output')).toBe(17 + 23);
@@ -148,7 +145,7 @@ describe('LLM accounting through real nginx', () => {
         messages: [{ role: 'user', content: 'stream me please' }],
         stream: true,
         stream_options: { include_usage: true },
-        ...mockOptions({ mock_chunks: 8, mock_first_ms: 250 }),
+        ...mockOptions({ chunks: 8, delay_ms: 250 }),
       });
       let usage: OpenAI.CompletionUsage | null | undefined = null;
       let text = '';
@@ -179,7 +176,7 @@ describe('LLM accounting through real nginx', () => {
         messages: [{ role: 'user', content: 'a long story' }],
         stream: true,
         stream_options: { include_usage: true },
-        ...mockOptions({ mock_chunks: 200, mock_chunk_ms: 20 }),
+        ...mockOptions({ chunks: 200, chunk_ms: 20 }),
       });
       let n = 0;
       for await (const _ of s) {
@@ -188,7 +185,7 @@ describe('LLM accounting through real nginx', () => {
           break;
         }
       }
-      await until(async () => mock.answers[mock.answers.length - 1].aborted, 10_000, 'the upstream to see the client go');
+      await until(async () => mock.requests[mock.requests.length - 1].answer.aborted, 10_000, 'the upstream to see the client go');
       const v = await countedLlm(llmRequests(before) + 1);
       expect(v.get('gatewayctl_gen_ai_usage_unknown_total{model="gpt-4o"}')).toBe(1);
       expect(tokens(v, 'gpt-4o', 'input')).toBe(tokens(before, 'gpt-4o', 'input'));
@@ -203,7 +200,7 @@ describe('LLM accounting through real nginx', () => {
         model: 'whatever',
         messages: [{ role: 'user', content: 'x' }],
         max_tokens: 5,
-        ...mockOptions({ mock_model: 'llama-3.1-8b' }),
+        ...mockOptions({ model: 'llama-3.1-8b' }),
       });
       expect(r.model).toBe('llama-3.1-8b');
       const v = await countedLlm(llmRequests(before) + 1);

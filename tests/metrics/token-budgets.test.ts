@@ -13,7 +13,7 @@ import { startProject, type Project } from '../support/gateway.ts';
 import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
 import { freePorts } from '../support/ports.ts';
 import { send, sleep } from '../support/http.ts';
-import { startOpenAiMock, type OpenAiMock } from './openai-mock.ts';
+import { mockOptions, startOpenAiUpstream, type OpenAiUpstream } from '../support/openai-upstream.ts';
 
 const yaml = (port: number, upstream: string) => `
 version: 1
@@ -54,13 +54,13 @@ routes:
     rate_limits: [hourly, fast]
 `;
 
-let mock: OpenAiMock;
+let mock: OpenAiUpstream;
 let project: Project;
 let port: number;
 const keys: Record<string, string> = {};
 
 beforeAll(async () => {
-  mock = await startOpenAiMock();
+  mock = await startOpenAiUpstream('llm', { reply: 'words' });
   [port] = await freePorts(1);
   const store: KeyFile = { version: 1, keys: [] };
   for (const n of ['alice', 'bob', 'carol', 'dave', 'erin']) keys[n] = createKey(store, { name: n }, new Date()).key;
@@ -74,7 +74,6 @@ afterAll(async () => {
 });
 
 const client = (key: string, base = '/v1') => new OpenAI({ apiKey: key, baseURL: `http://127.0.0.1:${port}${base}`, maxRetries: 0 });
-const mockOptions = (o: Record<string, number | string>): Record<string, never> => o as Record<string, never>;
 const total = (u: { prompt_tokens: number; completion_tokens: number } | null | undefined) => (u ? u.prompt_tokens + u.completion_tokens : NaN);
 
 /** what the budget says is left: a request that cannot fit is refused, and the refusal tells */
@@ -113,7 +112,7 @@ describe('token budgets through real nginx', () => {
 
       // streamed, without include_usage: the upstream was asked for it, the client never sees it
       const before = mock.requests.length;
-      const s = await c.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'stream me please' }], stream: true, ...mockOptions({ mock_chunks: 6 }) });
+      const s = await c.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'stream me please' }], stream: true, ...mockOptions({ chunks: 6 }) });
       let text = '';
       const chunks: Record<string, unknown>[] = [];
       for await (const chunk of s) {
@@ -121,8 +120,8 @@ describe('token budgets through real nginx', () => {
         text += chunk.choices[0]?.delta?.content ?? '';
       }
       expect(text).toBe(' word'.repeat(5));
-      expect(mock.requests[before].stream_options).toEqual({ include_usage: true });
-      const reported = mock.answers[mock.answers.length - 1].usage;
+      expect(mock.requests[before].json!.stream_options).toEqual({ include_usage: true });
+      const reported = mock.requests[mock.requests.length - 1].answer.usage;
       expect(reported).toEqual({ prompt_tokens: 10, completion_tokens: 19, total_tokens: 29 });
       // no usage chunk, no "usage" member: what a client that did not ask gets from the upstream
       expect(chunks.length).toBe(6 + 1);
@@ -131,7 +130,7 @@ describe('token budgets through real nginx', () => {
       expect(afterS).toBe(afterA - total(reported));
 
       // the same with an upstream that writes JSON with spaces (Python's json.dumps)
-      const sp = await c.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'spaced out' }], stream: true, max_tokens: 5, ...mockOptions({ mock_spaced: 1, mock_chunks: 3 }) });
+      const sp = await c.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'spaced out' }], stream: true, max_tokens: 5, ...mockOptions({ spaced: true, chunks: 3 }) });
       const spChunks: Record<string, unknown>[] = [];
       for await (const chunk of sp) spChunks.push(chunk as unknown as Record<string, unknown>);
       expect(spChunks.length).toBe(3 + 1);
@@ -155,7 +154,7 @@ describe('token budgets through real nginx', () => {
         messages: [{ role: 'user', content: 'a long story please' }], // 19 characters: prompt estimate 5
         stream: true,
         max_tokens: 500,
-        ...mockOptions({ mock_chunks: 200, mock_chunk_ms: 20 }),
+        ...mockOptions({ chunks: 200, chunk_ms: 20 }),
       });
       let n = 0;
       for await (const _ of s) {
@@ -165,9 +164,9 @@ describe('token budgets through real nginx', () => {
         }
       }
       const deadline = Date.now() + 10_000;
-      while (!mock.answers[mock.answers.length - 1].aborted && Date.now() < deadline) await sleep(50);
-      expect(mock.answers[mock.answers.length - 1].aborted).toBe(true);
-      expect(mock.answers[mock.answers.length - 1].usage).toBeNull(); // the usage chunk never came
+      while (!mock.requests[mock.requests.length - 1].answer.aborted && Date.now() < deadline) await sleep(50);
+      expect(mock.requests[mock.requests.length - 1].answer.aborted).toBe(true);
+      expect(mock.requests[mock.requests.length - 1].answer.usage).toBeNull(); // the usage chunk never came
       const rest = await leftAfter(keys.erin, 1000 - (5 + 500));
       const counted = 1000 - rest;
       // the client saw 3 content deltas; the gateway may have seen a few more before the cut
@@ -185,7 +184,7 @@ describe('token budgets through real nginx', () => {
         messages: [{ role: 'user', content: 'cut me off' }], // 10 characters: prompt estimate 3
         stream: true,
         max_tokens: 300,
-        ...mockOptions({ mock_chunks: 50, mock_cut_after: 6 }),
+        ...mockOptions({ chunks: 50, cut_after: 6 }),
       });
       let text = '';
       const err = await (async () => {
@@ -193,7 +192,7 @@ describe('token budgets through real nginx', () => {
       })().catch((e: unknown) => e);
       // six chunks left the upstream: the role chunk and five content deltas, then the cut
       expect(text).toBe(' word'.repeat(5));
-      expect(mock.answers[mock.answers.length - 1]).toMatchObject({ aborted: true, usage: null });
+      expect(mock.requests[mock.requests.length - 1].answer).toMatchObject({ aborted: true, usage: null });
       void err; // the SDK may or may not see the truncated chunked body as an error
       expect(await leftAfter(key, start - (3 + 300))).toBe(start - (3 + 5));
     });
@@ -204,7 +203,7 @@ describe('token budgets through real nginx', () => {
       const key = keys.dave;
       const start = await left(key);
       const err = await client(key)
-        .chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hello' }], max_tokens: 50, ...mockOptions({ mock_status: 503 }) })
+        .chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hello' }], max_tokens: 50, ...mockOptions({ status: 503 }) })
         .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(OpenAI.InternalServerError);
       expect(await leftAfter(key, start - (2 + 50))).toBe(start);
@@ -243,12 +242,12 @@ describe('token budgets through real nginx', () => {
     await withErrorLog(project.gw, async () => {
       const c = client(keys.carol, '/clamp/v1');
       await c.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }], max_tokens: 200 });
-      expect(mock.requests[mock.requests.length - 1].max_tokens).toBe(200);
+      expect(mock.requests[mock.requests.length - 1].json!.max_tokens).toBe(200);
       // (a probe would be clamped, not refused: the next request shows what is left)
       await sleep(300); // the log phase reconciles after the answer: 208 counted, 92 left
       const b = await c.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }], max_tokens: 200 });
       // 92 left, 1 of them the prompt estimate: the upstream was asked for 91
-      expect(mock.requests[mock.requests.length - 1].max_tokens).toBe(91);
+      expect(mock.requests[mock.requests.length - 1].json!.max_tokens).toBe(91);
       expect(b.usage?.completion_tokens).toBe(91);
       const before = mock.requests.length;
       await sleep(200);
@@ -302,7 +301,7 @@ describe('token budgets beside metrics: one log-phase call and one body filter f
       const chunks: Record<string, unknown>[] = [];
       for await (const chunk of s) chunks.push(chunk as unknown as Record<string, unknown>);
       expect(chunks.some((x) => 'usage' in x)).toBe(false);
-      const reported = mock.answers[mock.answers.length - 1].usage!;
+      const reported = mock.requests[mock.requests.length - 1].answer.usage!;
       expect(reported).toMatchObject({ prompt_tokens: 9, completion_tokens: 11 });
       const probe = async () => {
         const res = await send({
