@@ -104,45 +104,15 @@ export function apiKeyFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) => s
   return status;
 }
 
-// The verified-token cache entry of the canonical `Authorization: Bearer <token>` under the
-// route's provider generation ($gw_jwt_fast, a map the auth feature writes: "" when the cache
-// is off or a claim feeds a hash key, which only the full handler derives), or null. Only a
-// token that passed full verification is ever stored (jwtcache.ts), so a hit is that token.
-// Inlined in both fast paths below: a shared helper would be a declaration to create.
+// The JWT fast paths answer from the verified-token cache entry of the canonical
+// `Authorization: Bearer <token>` under the route's provider generation ($gw_jwt_fast, a map
+// the auth feature writes: "" when the cache is off or a claim feeds a hash key, which only
+// the full handler derives). Only a token that passed full verification is ever stored
+// (jwtcache.ts), so a hit is that token.
 
-// jwtSync on a cache hit.
+// jwtSync on a cache hit: what jwtCached answers then (the same identity, "ok").
 export function jwtSyncFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) => string): string {
-  const v = r.variables;
-  const gen = v.gw_jwt_fast;
-  const h = r.headersIn['Authorization'];
-  const d = ngx.shared[JWT_CACHE_ZONE];
-  if (!gen || typeof h !== 'string' || h.substring(0, 7) !== 'Bearer ' || !d) {
-    return full(r);
-  }
-  const raw = d.get(gen + '.' + cr.createHash('sha256').update(h.substring(7)).digest('base64url'));
-  if (typeof raw !== 'string') {
-    return full(r);
-  }
-  // the entry (jwtcache.ts): "deadline\nclient\nrole\ntier\npayload", served while now < deadline
-  const a = raw.indexOf('\n');
-  const b = a > 0 ? raw.indexOf('\n', a + 1) : -1;
-  const c = b > 0 ? raw.indexOf('\n', b + 1) : -1;
-  const e = c > 0 ? raw.indexOf('\n', c + 1) : -1;
-  const now = Date.now();
-  if (e < 0 || raw.indexOf('\n', e + 1) >= 0 || !((now - (now % 1000)) / 1000 < +raw.substring(0, a))) {
-    return full(r);
-  }
-  v.gw_client_id = raw.substring(a + 1, b);
-  if (c > b + 1) {
-    v.gw_client_role = raw.substring(b + 1, c);
-  }
-  if (e > c + 1) {
-    v.gw_client_tier = raw.substring(c + 1, e);
-  }
-  v.gw_client_claims = raw.substring(e + 1);
-  v.gw_jwt_cache = 'hit';
-  v.gw_auth_status = 'ok';
-  return 'ok';
+  return jwtCachedFast(r, full);
 }
 
 // jwtCached on a cache hit (auth_request routes: the subrequest is then skipped).
