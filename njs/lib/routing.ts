@@ -13,7 +13,7 @@
 //   $gw_route_chain instead of $gw_route_next on model routes of a catalogue with fallback chains:
 //                   @gw_next_<route>, to which the map $gw_model_chain appends "_m<i>" for a model
 //                   with a chain (its entry location), else ""
-import { claimKeyFrom, keyOf, openAiError, parseObject } from './keys.ts';
+import { claimKeyFrom, keyOf, MAX_KEY_LENGTH, openAiError, parseObject } from './keys.ts';
 import { promptPrefixKey } from './prefix.ts';
 import { reserveBudgets } from './budgets.ts';
 
@@ -71,5 +71,56 @@ export function route(r: NginxHTTPRequest): void {
     return;
   }
   // no $gw_route_next: a model route of a catalogue with fallback chains (other routes pay nothing)
+  r.internalRedirect(v.gw_route_next || (v.gw_route_chain || '@gw_missing_next') + (v.gw_model_chain || ''));
+}
+
+// The fast path of route (src/njs/bundle.ts, hasFastPath): a JSON object body on a route
+// without token budgets, a model the catalogue knows, and a hash key that is a string body
+// field or none, decided flat (no helper created, no global but JSON looked up). Anything
+// else, before any redirect, goes to the full handler, which decides from scratch (the
+// variables written here it writes again with the same values).
+export function routeFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) => void): void {
+  const v = r.variables;
+  let doc: { [k: string]: unknown } | null = null;
+  try {
+    const t = r.requestText;
+    const d = typeof t === 'string' && t.length > 0 ? JSON.parse(t) : null;
+    // an array has a length; so has an object with a "length" member: both to the full handler
+    if (d !== null && typeof d === 'object' && d.length === undefined) {
+      doc = d;
+    }
+  } catch (e) {
+    // not JSON, or the body went to a temporary file
+  }
+  if (doc === null || v.gw_budgets) {
+    full(r);
+    return;
+  }
+  let spec = v.gw_hash_spec || '';
+  if (v.gw_route_mode === 'model') {
+    const model = doc.model;
+    if (typeof model !== 'string' || model.length === 0) {
+      full(r);
+      return;
+    }
+    v.gw_model = model;
+    if (!v.gw_model_upstream) {
+      full(r);
+      return;
+    }
+    spec = v.gw_model_hash || '';
+    v.gw_hash_spec = spec;
+  }
+  if (spec.indexOf('body:') === 0) {
+    const x = doc[spec.substring(5)];
+    if (typeof x !== 'string' && x !== undefined) {
+      full(r); // a number, a boolean (keyOf spells them), anything else, or an inherited member
+      return;
+    }
+    v.gw_hash_value = typeof x === 'string' && x.length <= MAX_KEY_LENGTH ? x : '';
+  } else if (spec !== '') {
+    full(r);
+    return;
+  }
   r.internalRedirect(v.gw_route_next || (v.gw_route_chain || '@gw_missing_next') + (v.gw_model_chain || ''));
 }

@@ -5,16 +5,25 @@
 // tests/njs/nginx-auth.test.ts, tests/auth/ and tests/routing/auth-keys-nginx.test.ts.
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { apiKey, apiKeyFast, jwtCached, jwtCachedFast, jwtSync, jwtSyncFast } from '../../njs/lib/handlers.ts';
 import { cacheKey, cachePut, JWT_CACHE_ZONE } from '../../njs/lib/jwtcache.ts';
+
+// handlers.ts and routing.ts bring njs-types (whose global `process` is not Node's) into any
+// program that imports them by name: loaded by a computed path, so this file stays a Node one.
+type NginxHTTPRequest = { variables: Record<string, string | undefined> } & Record<string, unknown>;
+type Handler = (r: NginxHTTPRequest) => string;
+type Fast = (r: NginxHTTPRequest, full: (r: NginxHTTPRequest) => unknown) => string;
+const njsLib = (name: string): Promise<Record<string, unknown>> => import(`../../njs/lib/${name}.ts`);
+const { apiKey, apiKeyFast, jwtCached, jwtCachedFast, jwtSync, jwtSyncFast } = (await njsLib('handlers')) as Record<'apiKey' | 'jwtCached' | 'jwtSync', Handler> &
+  Record<'apiKeyFast' | 'jwtCachedFast' | 'jwtSyncFast', Fast>;
+const { route, routeFast } = (await njsLib('routing')) as { route: (r: NginxHTTPRequest) => void; routeFast: (r: NginxHTTPRequest, full: (r: NginxHTTPRequest) => void) => void };
 
 type Vars = Record<string, string | undefined>;
 
 /** A request whose $gw_key_meta is the key map of `keys` (hash -> meta), as nginx evaluates it when read. */
-function request(vars: Vars, headers: Record<string, string>, keys: Record<string, string> = {}) {
+function request(vars: Vars, headers: Record<string, string>, keys: Record<string, string> = {}, maps: Record<string, (v: Vars) => string> = {}) {
   const written: Vars = {};
   const variables = new Proxy(vars, {
-    get: (t, k: string) => (k === 'gw_key_meta' ? (keys[t.gw_key_hash ?? ''] ?? '') : t[k]),
+    get: (t, k: string) => (k === 'gw_key_meta' ? (keys[t.gw_key_hash ?? ''] ?? '') : maps[k] ? maps[k](t) : t[k]),
     set: (t, k: string, v: string) => {
       t[k] = v;
       written[k] = v;
@@ -61,7 +70,7 @@ describe('apiKeyFast', () => {
   }
 
   it('hands a request without a well-formed presented key to the full handler, untouched', () => {
-    for (const headers of [{}, { 'X-API-Key': '  padded-key-value  ' }, { Authorization: 'bearer   lower-case-scheme' }]) {
+    for (const headers of [{}, { 'X-API-Key': '  padded-key-value  ' }, { Authorization: 'bearer   lower-case-scheme' }] as Record<string, string>[]) {
       const fast = request({ gw_key_fast: '' }, headers);
       const full = request({ gw_key_fast: '' }, headers);
       let seen: NginxHTTPRequest | null = null;
@@ -149,5 +158,79 @@ describe('jwtSyncFast / jwtCachedFast', () => {
     const { fast } = pair(`Bearer ${TOKEN}`);
     expect(jwtSyncFast(fast.r, () => 'FULL')).toBe('FULL');
     expect(jwtCachedFast(fast.r, () => 'FULL')).toBe('FULL');
+  });
+});
+
+describe('routeFast', () => {
+  /** what a route call did: the variables it wrote, where it redirected, what it answered */
+  // $gw_model_upstream is the map over $gw_model: evaluated when read, after the handler wrote $gw_model
+  const catalogue = { gw_model_upstream: (v: Vars) => (v.gw_model === 'gpt-4o' ? 'by_body' : '') };
+  function call(fn: (r: NginxHTTPRequest) => void, body: string | undefined, vars: Vars) {
+    const { r, written } = request({ ...vars }, {}, {}, catalogue);
+    const did: string[] = [];
+    Object.assign(r, {
+      requestText: body,
+      headersOut: {},
+      internalRedirect: (to: string) => did.push(`redirect ${to}`),
+      return: (status: number, text?: string) => did.push(`return ${status} ${text ?? ''}`),
+    });
+    fn(r);
+    return { written, did };
+  }
+  const model = { gw_route_mode: 'model', gw_route_next: '', gw_route_chain: '@gw_next_chat', gw_model_chain: '' };
+  const bodies = [
+    '{"model":"gpt-4o","user":"u1","messages":[]}',
+    '{"model":"gpt-4o","user":7}',
+    '{"model":"gpt-4o","user":true}',
+    '{"model":"gpt-4o","user":{"id":1}}',
+    '{"model":"gpt-4o"}',
+    `{"model":"gpt-4o","user":"${'x'.repeat(600)}"}`,
+    '{"model":"gpt-4o","user":"constructor","constructor":"own"}',
+    '{"model":"","user":"u"}',
+    '{"model":5}',
+    '{"user":"u"}',
+    '{"model":"nope","user":"u"}',
+    '[1,2]',
+    '{"length":3,"model":"gpt-4o"}',
+    'not json',
+    '',
+    undefined,
+  ];
+  const cases: [string, Vars][] = [
+    ['a model route hashing on a body field', { ...model, gw_model_hash: 'body:user' }],
+    ['a model route hashing on "constructor"', { ...model, gw_model_hash: 'body:constructor' }],
+    ['a model route without a hash', { ...model, gw_model_hash: '' }],
+    ['a model route hashing on a prompt prefix', { ...model, gw_model_hash: 'prefix:64' }],
+    ['a model route of a catalogue with chains', { ...model, gw_model_chain: '_m1', gw_model_hash: '' }],
+    ['a body-hash route', { gw_route_next: '@gw_next_body', gw_hash_spec: 'body:user' }],
+  ];
+  for (const [name, vars] of cases) {
+    it(`${name}: the same writes and the same redirect or answer as the full handler`, () => {
+      const seen = new Set<string>();
+      for (const body of bodies) {
+        const full = call((r) => route(r), body, vars);
+        const fast = call((r) => routeFast(r, route), body, vars);
+        expect(fast.did, `${body}`).toEqual(full.did);
+        expect(fast.written, `${body}`).toEqual(full.written);
+        expect(full.did).toHaveLength(1);
+        seen.add(full.did[0].replace(/ \{.*/s, ''));
+      }
+      // the bodies reach every outcome: redirected, and on model routes refused (not JSON, no model: 400; unknown: 404)
+      if (vars.gw_route_mode === 'model') expect([...seen].sort()).toEqual(expect.arrayContaining(['return 400', 'return 404']));
+      expect([...seen].some((x) => x.startsWith('redirect @gw_next_'))).toBe(true);
+    });
+  }
+
+  it('decides the common requests itself and hands the others over before redirecting', () => {
+    const vars = { ...model, gw_model_hash: 'body:user' };
+    let delegated = 0;
+    const count = (r: NginxHTTPRequest) => void delegated++;
+    expect(call((r) => routeFast(r, count), '{"model":"gpt-4o","user":"u1"}', vars).did).toEqual(['redirect @gw_next_chat']);
+    expect(delegated).toBe(0);
+    for (const body of ['{"model":"gpt-4o","user":7}', '[1]', 'x', '{"model":""}']) {
+      expect(call((r) => routeFast(r, count), body, vars).did).toEqual([]);
+    }
+    expect(call((r) => routeFast(r, count), '{"model":"gpt-4o"}', { ...vars, gw_budgets: '1' }).did).toEqual([]);
+    expect(delegated).toBe(5);
   });
 });

@@ -130,7 +130,7 @@ describe('bundleNjs', () => {
     const sf = ts.createSourceFile('gateway.js', code, ts.ScriptTarget.Latest, true, ts.ScriptKind.JS);
     const topFunctions = sf.statements.filter(ts.isFunctionDeclaration).map((f) => f.name!.text);
     // a handler with a fast path (njs/lib/handlers.ts, apiKeyFast...) has a second function, its full handler
-    const fast = ['apiKey', 'jwtCached', 'jwtSync'];
+    const fast = ['apiKey', 'jwtCached', 'jwtSync', 'route'];
     expect(topFunctions.sort()).toEqual([...parts.handlers.map((h) => `gw_${h.name}`), ...fast.map((h) => `gw_${h}_full`)].sort());
     for (const h of all) expect(code).toMatch(new RegExp(`^ {2}${h}: gw_${h}[,\\n]`, 'm'));
     const inner = (h: string) => {
@@ -140,6 +140,7 @@ describe('bundleNjs', () => {
     // the fast path holds no helper: the full handler's dozens are created only when it runs
     expect(inner('apiKey')).toEqual(['apiKeyFast']);
     expect(inner('jwtCached')).toEqual(['jwtCachedFast']);
+    expect(inner('route')).toEqual(['routeFast']);
     expect(inner('jwtSync').sort()).toEqual(['jwtCachedFast', 'jwtSyncFast']); // the same cache-hit answer
     expect(inner('apiKey_full')).toContain('hashApiKey');
     expect(inner('jwtSync_full')).toContain('verifyJwtSync');
@@ -149,7 +150,7 @@ describe('bundleNjs', () => {
     expect(inner('metricsBreakerLog')).toContain('healthRecord');
     expect(inner('apiKey_full')).not.toContain('verifyJwtSync');
     expect(inner('jwt')).toContain('verifyJwt');
-    expect(inner('route')).not.toContain('verifyJwt');
+    expect(inner('route_full')).not.toContain('verifyJwt');
     expect(inner('bodyDigest')).not.toContain('verifyJwtSync');
     // an API-key-only build: one function, one export, crypto imported once
     const keyOnly = assembleNjsModule(parts, ['apiKey']);
