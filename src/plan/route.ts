@@ -133,7 +133,7 @@ export function layoutRoute(p: RoutePlan): RouteLocations {
       continueInAuth({ comment: `${label}: a model with fallbacks, before its first pool`, head: `location ${c.entry}`, lines: [...s.clientLimits, ...s.responseHeaders, ...s.errorPages, d('try_files', NO_FILE, c.stages[0].name)] }),
       ...c.stages.map((st): Block => ({
         head: `location ${st.name}`,
-        lines: [p.routeName, ...st.before, st.proxyPass, ...s.upstream, ...s.requestHeaders, ...s.proxyTuning, ...s.streaming, ...s.responseHeaders, ...st.after, ...s.raw],
+        lines: [p.routeName, ...st.before, st.proxyPass, ...s.upstream, ...withoutRouteBody(s.requestHeaders, st.after), ...s.proxyTuning, ...s.streaming, ...s.responseHeaders, ...st.after, ...s.raw],
         blocks: st.checks,
       })),
       ...c.extra,
@@ -238,4 +238,14 @@ export function planRoute(
     errorLocations: ctx.errorLocations,
     needs: ctx.needs,
   };
+}
+
+/**
+ * A stage that sends a body of its own (`proxy_set_body`, allowed once per location) drops the
+ * route's: that stage's body is built from the route's (a fallback model's body starts from the
+ * one token budgets rewrote), so nothing is lost.
+ */
+function withoutRouteBody(lines: Directive[], own: Directive[]): Directive[] {
+  const body = (x: Directive) => x.startsWith('proxy_set_body ');
+  return own.some(body) ? lines.filter((x) => !body(x)) : lines;
 }

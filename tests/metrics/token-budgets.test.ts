@@ -14,8 +14,9 @@ import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
 import { freePorts } from '../support/ports.ts';
 import { send, sleep } from '../support/http.ts';
 import { mockOptions, startOpenAiUpstream, type OpenAiUpstream } from '../support/openai-upstream.ts';
+import { deadPort } from '../support/upstreams.ts';
 
-const yaml = (port: number, upstream: string) => `
+const yaml = (port: number, upstream: string, dead: number) => `
 version: 1
 listeners:
   - name: public
@@ -24,8 +25,11 @@ listeners:
 upstreams:
   llm:
     servers: ["${upstream}"]
+  down:
+    servers: ["127.0.0.1:${dead}"]
 models:
   - { id: gpt-4o, upstream: llm }
+  - { id: primary, upstream: down, fallback: { to: [{ model: gpt-4o }] } }
 auth:
   api_keys: { file: keys.yaml }
 limits:
@@ -63,8 +67,8 @@ beforeAll(async () => {
   mock = await startOpenAiUpstream('llm', { reply: 'words' });
   [port] = await freePorts(1);
   const store: KeyFile = { version: 1, keys: [] };
-  for (const n of ['alice', 'bob', 'carol', 'dave', 'erin']) keys[n] = createKey(store, { name: n }, new Date()).key;
-  project = await startProject({ 'gateway.yaml': yaml(port, mock.address), 'keys.yaml': serializeKeys(store) }, [port]);
+  for (const n of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank']) keys[n] = createKey(store, { name: n }, new Date()).key;
+  project = await startProject({ 'gateway.yaml': yaml(port, mock.address, await deadPort()), 'keys.yaml': serializeKeys(store) }, [port]);
 });
 
 afterAll(async () => {
@@ -257,6 +261,31 @@ describe('token budgets through real nginx', () => {
     });
   });
 
+  it('a fallback to another model gets the body the budget rewrote: include_usage asked and hidden, max_tokens clamped', async () => {
+    await withErrorLog(project.gw, async () => {
+      // primary's pool is down: its fallback model gpt-4o (the mock) answers
+      const c = client(keys.frank);
+      const before = mock.requests.length;
+      const s = await c.chat.completions.create({ model: 'primary', messages: [{ role: 'user', content: 'fall back' }], stream: true, max_tokens: 30, ...mockOptions({ chunks: 4 }) });
+      const chunks: Record<string, unknown>[] = [];
+      for await (const chunk of s) chunks.push(chunk as unknown as Record<string, unknown>);
+      expect(mock.requests.length).toBe(before + 1);
+      const sent = mock.requests[before];
+      expect(sent.json!.model).toBe('gpt-4o');
+      expect(sent.json!.stream_options).toEqual({ include_usage: true });
+      expect(chunks.some((x) => 'usage' in x)).toBe(false);
+      // reserved 3 (9 characters / 4) + 30, reconciled to what the fallback model reported
+      expect(await leftAfter(keys.frank, 1000 - 33)).toBe(1000 - total(sent.answer.usage));
+
+      // clamped: 300 a day, 1 of them the prompt estimate; the fallback model is asked for 299, not 500
+      const cl = client(keys.frank, '/clamp/v1');
+      await cl.chat.completions.create({ model: 'primary', messages: [{ role: 'user', content: 'hi' }], max_tokens: 500 });
+      const last = mock.requests[mock.requests.length - 1];
+      expect(last.json!.model).toBe('gpt-4o');
+      expect(last.json!.max_tokens).toBe(299);
+    });
+  });
+
   it('an r/h window refuses the (N+1)th request before the upstream', async () => {
     await withErrorLog(project.gw, async () => {
       const c = client(keys.dave, '/hourly/v1');
@@ -287,7 +316,7 @@ describe('token budgets beside metrics: one log-phase call and one body filter f
     [port2, status2] = await freePorts(2);
     const store: KeyFile = { version: 1, keys: [] };
     key = createKey(store, { name: 'frank' }, new Date()).key;
-    const text = yaml(port2, mock.address).replace('listeners:', `global:\n  status: { listen: "127.0.0.1:${status2}" }\nlisteners:`) + 'metrics: {}\n';
+    const text = yaml(port2, mock.address, await deadPort()).replace('listeners:', `global:\n  status: { listen: "127.0.0.1:${status2}" }\nlisteners:`) + 'metrics: {}\n';
     p2 = await startProject({ 'gateway.yaml': text, 'keys.yaml': serializeKeys(store) }, [port2, status2]);
   });
   afterAll(async () => {
