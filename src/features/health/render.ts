@@ -14,6 +14,7 @@ import type { RouteContext, SteerNeed } from '../../plan/slots.ts';
 import { d, raw, type Block, type Directive } from '../../plan/directive.ts';
 import { bare, ident, q } from '../../plan/quote.ts';
 import { buildRing, CRC_TABLE } from '../../routing/ketama.ts';
+import { breakerRecords } from '../../routing/placement.ts';
 import { hashKeyVar } from '../../targets/nginx/route.ts';
 import { proxyPassVia, steerUriMap } from '../proxy/index.ts';
 import { managedUpstreams } from './normalize.ts';
@@ -64,6 +65,8 @@ const modelsListSteered = (m: GatewayModel): boolean => m.models.some((e) => man
 /** The configuration njs reads (js_preload_object gw_health_conf). */
 export function healthPreload(m: GatewayModel): string {
   const managed = managedUpstreams(m);
+  // a server several upstreams list with the same circuit_breaker has one breaker record
+  const records = breakerRecords(m);
   const upstreams: Record<string, unknown> = {};
   for (const u of managed) {
     const ring = u.balance === 'consistent_hash' ? buildRing(u.servers.map((s) => ({ address: s.address, weight: s.weight, down: s.down }))) : null;
@@ -89,6 +92,8 @@ export function healthPreload(m: GatewayModel): string {
         fall: h.fall,
       },
       breaker: b && { failures: b.failures, windowMs: b.windowMs, openMs: b.openMs, halfOpen: b.halfOpenRequests, on: b.on },
+      recs: records.get(u.name)?.recs ?? [],
+      shared: records.get(u.name)?.shared ?? [],
     };
   }
   const conf = {

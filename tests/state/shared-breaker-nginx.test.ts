@@ -1,0 +1,227 @@
+// One breaker record for a server two upstreams list (issue 13, placement: one failure record per
+// server across pools), through real nginx with the metrics feature on. pool_a [bad, good1] and
+// pool_b [bad, good2] have the same circuit_breaker, so `bad` has one record: the failures
+// requests through pool_a see open it for pool_b too (whose flag file follows at once), pool_b's
+// routes and models stop reaching it, /admin/status, /metrics and `gatewayctl status` show it
+// open in both; after open_for a half-open trial through pool_b (the trial place is shared:
+// pool_a sends nothing to it meanwhile) closes it for both. pool_c lists `bad` with another
+// breaker: its record stays its own.
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildAndStart, type BuiltGateway } from '../support/gateway.ts';
+import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
+import { freePorts } from '../support/ports.ts';
+import { send, sleep, waitUntil } from '../support/http.ts';
+import { capture } from '../support/capture.ts';
+import { startEchoUpstream, startFixedStatusUpstream, type EchoUpstream, type FixedStatusUpstream } from '../support/upstreams.ts';
+import { run as statusCommand } from '../../src/commands/status.ts';
+
+const FAILURES = 3;
+const OPEN_MS = 3000;
+const BREAKER = `{ failures: ${FAILURES}, window: 30s, open_for: ${OPEN_MS}ms, half_open_requests: 1 }`;
+
+const yaml = (port: number, status: number, bad: string, good1: string, good2: string) => `
+version: 1
+global:
+  worker_processes: 2
+  status: { listen: "127.0.0.1:${status}" }
+listeners:
+  - name: public
+    address: 127.0.0.1
+    port: ${port}
+upstreams:
+  pool_a:
+    servers: ["${bad}", "${good1}"]
+    circuit_breaker: ${BREAKER}
+  pool_b:
+    servers: ["${bad}", "${good2}"]
+    circuit_breaker: ${BREAKER}
+  pool_c:
+    servers: ["${bad}", "${good2}"]
+    circuit_breaker: { failures: 50, window: 30s, open_for: ${OPEN_MS}ms }
+models:
+  - { id: on-b, upstream: pool_b }
+routes:
+  - { name: a, match: { prefix: /a/ }, upstream: pool_a, strip_prefix: true }
+  - { name: b, match: { prefix: /b/ }, upstream: pool_b, strip_prefix: true }
+  - { name: c, match: { prefix: /c/ }, upstream: pool_c, strip_prefix: true }
+  - name: chat
+    match: { exact: /v1/chat/completions }
+    models: route
+metrics: {}
+`;
+
+let bad: FixedStatusUpstream;
+let good1: EchoUpstream;
+let good2: EchoUpstream;
+let g: BuiltGateway;
+let port: number;
+let statusPort: number;
+let work: string;
+let configPath: string;
+
+interface Breaker {
+  state: string;
+  failures_in_window: number;
+  retry_after_s: number | null;
+  shared_with: string[];
+}
+interface Upstream {
+  name: string;
+  steered: boolean;
+  peers: { address: string; state: string; breaker: Breaker }[];
+}
+async function upstreams(): Promise<Map<string, Upstream>> {
+  const r = await send({ port: statusPort, path: '/admin/status' });
+  expect(r.status).toBe(200);
+  return new Map((r.json as { upstreams: Upstream[] }).upstreams.map((u) => [u.name, u]));
+}
+/** the breaker of `bad` (server 0) in each upstream */
+async function badBreakers(): Promise<Record<string, Breaker>> {
+  const ups = await upstreams();
+  return Object.fromEntries(['pool_a', 'pool_b', 'pool_c'].map((n) => [n, ups.get(n)!.peers[0].breaker]));
+}
+const flag = (u: string) => path.join(g.gw.prefix, 'state', `steer-${u}`);
+const esc = (s: string) => s.replace(/[.]/g, '\\.');
+const chat = () => send({ port, method: 'POST', path: '/v1/chat/completions', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ model: 'on-b', messages: [] }) });
+
+beforeAll(async () => {
+  bad = await startFixedStatusUpstream('bad', 502);
+  good1 = await startEchoUpstream({ id: 'good1' });
+  good2 = await startEchoUpstream({ id: 'good2' });
+  [port, statusPort] = await freePorts(2);
+  work = await mkdtemp(path.join(tmpdir(), 'gatewayctl-shared-breaker-'));
+  configPath = path.join(work, 'gateway.yaml');
+  const text = yaml(port, statusPort, bad.address, good1.address, good2.address);
+  await writeFile(configPath, text);
+  g = await buildAndStart({ configPath, env: {}, ports: [port, statusPort], text });
+});
+
+afterAll(async () => {
+  await g?.stop();
+  await stopAllGateways();
+  await bad?.close().catch(() => undefined);
+  await good1?.close().catch(() => undefined);
+  await good2?.close().catch(() => undefined);
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('a server in two upstreams with the same circuit_breaker: one breaker record', () => {
+  it('failures through pool_a open it for pool_b too: pool_b stops reaching the server at once, the status shows it open in both', async () => {
+    await withErrorLog(g.gw, async () => {
+      const before = await badBreakers();
+      expect(before.pool_a).toMatchObject({ state: 'closed', shared_with: ['pool_b'] });
+      expect(before.pool_b).toMatchObject({ state: 'closed', shared_with: ['pool_a'] });
+      expect(before.pool_c).toMatchObject({ state: 'closed', shared_with: [] }); // another breaker: its own record
+
+      // round robin over [bad, good1]: every other request through pool_a fails on bad
+      for (let i = 0; i < 4 * FAILURES && bad.hits < FAILURES; i++) await send({ port, path: '/a/x' });
+      expect(bad.hits).toBe(FAILURES);
+      const a = esc(bad.address);
+      await waitUntil(() => new RegExp(`upstream pool_a server ${a}: open \\(${FAILURES} failures within 30s; its breaker is shared with upstream pool_b\\)`).test(g.gw.errorLog()), 5000, 'the breaker to open');
+      // pool_b's flag file follows in the same call (not at the next 1 s run, which names no cause)
+      await waitUntil(
+        () => new RegExp(`upstream pool_b: steering around unavailable servers \\(the breaker of server ${a}, shared with upstream pool_a, opened through pool_a\\)`).test(g.gw.errorLog()),
+        5000,
+        "pool_b's flag",
+      );
+      expect(existsSync(flag('pool_b'))).toBe(true);
+      expect(existsSync(flag('pool_a'))).toBe(true);
+
+      const open = await badBreakers();
+      expect(open.pool_a).toMatchObject({ state: 'open', failures_in_window: FAILURES });
+      expect(open.pool_b).toMatchObject({ state: 'open', failures_in_window: FAILURES });
+      expect(open.pool_b.retry_after_s).toBe(open.pool_a.retry_after_s);
+      expect(open.pool_c).toMatchObject({ state: 'closed', failures_in_window: 0 });
+      const ups = await upstreams();
+      expect(ups.get('pool_b')!.steered).toBe(true);
+      expect(ups.get('pool_b')!.peers[0].state).toBe('open');
+      expect(ups.get('pool_c')!.steered).toBe(false);
+
+      const m = (await send({ port: statusPort, path: '/metrics' })).text;
+      for (const u of ['pool_a', 'pool_b']) {
+        expect(m).toContain(`gatewayctl_upstream_peer_state{upstream="${u}",peer="${bad.address}",state="open"} 1`);
+        expect(m).toContain(`gatewayctl_upstream_peer_transitions_total{upstream="${u}",peer="${bad.address}",to="open"} 1`);
+      }
+      expect(m).toContain(`gatewayctl_upstream_peer_state{upstream="pool_c",peer="${bad.address}",state="up"} 1`);
+
+      const out = await capture(() => statusCommand({ config: configPath }));
+      expect(out.code).toBe(0);
+      expect(out.stdout).toMatch(new RegExp(`pool_b \\(degraded, steered\\)\\s+${a}\\s+open\\s+-\\s+open \\(retry in \\d+s\\), ${FAILURES} failures, shared with pool_a`));
+      expect(out.stdout).toMatch(new RegExp(`pool_c \\(up\\)\\s+${a}\\s+up\\s+-\\s+closed, 0 failures\\n`));
+
+      // pool_b never reaches the server, through its route or a model it serves (the flag is
+      // seen once open_file_cache revalidates, 1 s)
+      await sleep(1100);
+      const hits = bad.hits;
+      for (let i = 0; i < 8; i++) {
+        const r = await send({ port, path: '/b/x' });
+        expect(r.status).toBe(200);
+        expect(r.headers['x-upstream-id']).toBe('good2');
+      }
+      for (let i = 0; i < 4; i++) expect((await chat()).status).toBe(200);
+      expect(bad.hits).toBe(hits);
+      // pool_a neither; pool_c, with its own breaker, still does (round robin)
+      for (let i = 0; i < 4; i++) expect((await send({ port, path: '/a/x' })).status).toBe(200);
+      expect(bad.hits).toBe(hits);
+      for (let i = 0; i < 4; i++) await send({ port, path: '/c/x' });
+      expect(bad.hits).toBe(hits + 2);
+    });
+  }, 30_000);
+
+  it('after open_for, a half-open trial through pool_b (the one trial place is shared) closes it for both', async () => {
+    await withErrorLog(g.gw, async () => {
+      const p = bad.port;
+      await bad.close();
+      const healed = await startEchoUpstream({ id: 'healed', port: p });
+      try {
+        const a = esc(healed.address);
+        await waitUntil(() => new RegExp(`upstream pool_a server ${a}: half_open`).test(g.gw.errorLog()), OPEN_MS + 3000, 'half-open');
+        const half = await badBreakers();
+        expect(half.pool_a.state).toBe('half_open');
+        expect(half.pool_b.state).toBe('half_open');
+        // slow requests through pool_b until one is the trial (the pick alternates with good2)
+        let trial: ReturnType<typeof send> | null = null;
+        for (let i = 0; i < 4 && trial === null; i++) {
+          const pending = send({ port, path: '/b/slow?ms=1000' });
+          await sleep(200);
+          if (healed.hits === 1) trial = pending;
+          else expect((await pending).headers['x-upstream-id']).toBe('good2');
+        }
+        expect(trial).not.toBeNull();
+        // the trial holds the record's only place: pool_a sends nothing to the server meanwhile
+        for (let i = 0; i < 4; i++) expect((await send({ port, path: '/a/x' })).headers['x-upstream-id']).toBe('good1');
+        expect(healed.hits).toBe(1);
+        const t = await trial!;
+        expect(t.status).toBe(200);
+        expect(t.headers['x-upstream-id']).toBe('healed');
+        await waitUntil(
+          () => new RegExp(`upstream pool_b server ${a}: closed \\(a half-open trial succeeded; its breaker is shared with upstream pool_a\\)`).test(g.gw.errorLog()),
+          3000,
+          'closed',
+        );
+        await waitUntil(
+          () => new RegExp(`upstream pool_a: every server is up again \\(the breaker of server ${a}, shared with upstream pool_b, closed through pool_b\\)`).test(g.gw.errorLog()),
+          3000,
+          "pool_a's flag removed",
+        );
+        expect(existsSync(flag('pool_a'))).toBe(false);
+        expect(existsSync(flag('pool_b'))).toBe(false);
+        const closed = await badBreakers();
+        expect(closed.pool_a).toMatchObject({ state: 'closed', failures_in_window: 0 });
+        expect(closed.pool_b).toMatchObject({ state: 'closed', failures_in_window: 0 });
+        // both pools send to it again
+        await sleep(1100);
+        for (let i = 0; i < 4; i++) expect((await send({ port, path: '/a/x' })).status).toBe(200);
+        expect(healed.hits).toBe(3);
+        for (let i = 0; i < 4; i++) expect((await send({ port, path: '/b/x' })).status).toBe(200);
+        expect(healed.hits).toBe(5);
+      } finally {
+        await healed.close();
+      }
+    });
+  }, 30_000);
+});
