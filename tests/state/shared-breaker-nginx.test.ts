@@ -2,7 +2,7 @@
 // server across pools), through real nginx with the metrics feature on. pool_a [bad, good1] and
 // pool_b [bad, good2] have the same circuit_breaker, so `bad` has one record: the failures
 // requests through pool_a see open it for pool_b too (whose flag file follows at once), pool_b's
-// routes and models stop reaching it, /admin/status, /metrics and `gatewayctl status` show it
+// routes and models (a model's own pool, and a stage of a fallback chain) stop reaching it, /admin/status, /metrics and `gatewayctl status` show it
 // open in both; after open_for a half-open trial through pool_b (the trial place is shared:
 // pool_a sends nothing to it meanwhile) closes it for both. pool_c lists `bad` with another
 // breaker: its record stays its own.
@@ -39,11 +39,16 @@ upstreams:
   pool_b:
     servers: ["${bad}", "${good2}"]
     circuit_breaker: ${BREAKER}
+  pool_d:
+    servers: ["${bad}"]
+    circuit_breaker: ${BREAKER}
   pool_c:
     servers: ["${bad}", "${good2}"]
     circuit_breaker: { failures: 50, window: 30s, open_for: ${OPEN_MS}ms }
 models:
   - { id: on-b, upstream: pool_b }
+  - { id: mix, pools: [pool_b, pool_a] }
+  - { id: only-bad-first, pools: [pool_d, pool_b] }
 routes:
   - { name: a, match: { prefix: /a/ }, upstream: pool_a, strip_prefix: true }
   - { name: b, match: { prefix: /b/ }, upstream: pool_b, strip_prefix: true }
@@ -82,11 +87,11 @@ async function upstreams(): Promise<Map<string, Upstream>> {
 /** the breaker of `bad` (server 0) in each upstream */
 async function badBreakers(): Promise<Record<string, Breaker>> {
   const ups = await upstreams();
-  return Object.fromEntries(['pool_a', 'pool_b', 'pool_c'].map((n) => [n, ups.get(n)!.peers[0].breaker]));
+  return Object.fromEntries(['pool_a', 'pool_b', 'pool_c', 'pool_d'].map((n) => [n, ups.get(n)!.peers[0].breaker]));
 }
 const flag = (u: string) => path.join(g.gw.prefix, 'state', `steer-${u}`);
 const esc = (s: string) => s.replace(/[.]/g, '\\.');
-const chat = () => send({ port, method: 'POST', path: '/v1/chat/completions', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ model: 'on-b', messages: [] }) });
+const chat = (model = 'on-b') => send({ port, method: 'POST', path: '/v1/chat/completions', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ model, messages: [] }) });
 
 beforeAll(async () => {
   bad = await startFixedStatusUpstream('bad', 502);
@@ -113,15 +118,15 @@ describe('a server in two upstreams with the same circuit_breaker: one breaker r
   it('failures through pool_a open it for pool_b too: pool_b stops reaching the server at once, the status shows it open in both', async () => {
     await withErrorLog(g.gw, async () => {
       const before = await badBreakers();
-      expect(before.pool_a).toMatchObject({ state: 'closed', shared_with: ['pool_b'] });
-      expect(before.pool_b).toMatchObject({ state: 'closed', shared_with: ['pool_a'] });
+      expect(before.pool_a).toMatchObject({ state: 'closed', shared_with: ['pool_b', 'pool_d'] });
+      expect(before.pool_b).toMatchObject({ state: 'closed', shared_with: ['pool_a', 'pool_d'] });
       expect(before.pool_c).toMatchObject({ state: 'closed', shared_with: [] }); // another breaker: its own record
 
       // round robin over [bad, good1]: every other request through pool_a fails on bad
       for (let i = 0; i < 4 * FAILURES && bad.hits < FAILURES; i++) await send({ port, path: '/a/x' });
       expect(bad.hits).toBe(FAILURES);
       const a = esc(bad.address);
-      await waitUntil(() => new RegExp(`upstream pool_a server ${a}: open \\(${FAILURES} failures within 30s; its breaker is shared with upstream pool_b\\)`).test(g.gw.errorLog()), 5000, 'the breaker to open');
+      await waitUntil(() => new RegExp(`upstream pool_a server ${a}: open \\(${FAILURES} failures within 30s; its breaker is shared with upstreams pool_b, pool_d\\)`).test(g.gw.errorLog()), 5000, 'the breaker to open');
       // pool_b's flag file follows in the same call (not at the next 1 s run, which names no cause)
       await waitUntil(
         () => new RegExp(`upstream pool_b: steering around unavailable servers \\(the breaker of server ${a}, shared with upstream pool_a, opened through pool_a\\)`).test(g.gw.errorLog()),
@@ -149,7 +154,8 @@ describe('a server in two upstreams with the same circuit_breaker: one breaker r
       expect(m).toContain(`gatewayctl_upstream_peer_state{upstream="pool_c",peer="${bad.address}",state="up"} 1`);
 
       const out = await capture(() => statusCommand({ config: configPath }));
-      expect(out.code).toBe(0);
+      expect(out.code).toBe(2); // pool_d has no usable server left
+      expect(out.stdout).toMatch(new RegExp(`pool_d \\(down, steered\\)\\s+${a}\\s+open\\s+-\\s+open \\(retry in \\d+s\\), ${FAILURES} failures, shared with pool_a, pool_b`));
       expect(out.stdout).toMatch(new RegExp(`pool_b \\(degraded, steered\\)\\s+${a}\\s+open\\s+-\\s+open \\(retry in \\d+s\\), ${FAILURES} failures, shared with pool_a`));
       expect(out.stdout).toMatch(new RegExp(`pool_c \\(up\\)\\s+${a}\\s+up\\s+-\\s+closed, 0 failures\\n`));
 
@@ -163,6 +169,19 @@ describe('a server in two upstreams with the same circuit_breaker: one breaker r
         expect(r.headers['x-upstream-id']).toBe('good2');
       }
       for (let i = 0; i < 4; i++) expect((await chat()).status).toBe(200);
+      // a model on both pools (a fallback chain): its stage on pool_b steers around it too
+      for (let i = 0; i < 4; i++) {
+        const r = await chat('mix');
+        expect(r.status).toBe(200);
+        expect(r.headers['x-upstream-id']).toBe('good2');
+      }
+      // a chain whose first pool has no other server: that stage has no usable server and the
+      // request goes on to the next pool at once
+      for (let i = 0; i < 2; i++) {
+        const r = await chat('only-bad-first');
+        expect(r.status).toBe(200);
+        expect(r.headers['x-upstream-id']).toBe('good2');
+      }
       expect(bad.hits).toBe(hits);
       // pool_a neither; pool_c, with its own breaker, still does (round robin)
       for (let i = 0; i < 4; i++) expect((await send({ port, path: '/a/x' })).status).toBe(200);
@@ -199,7 +218,7 @@ describe('a server in two upstreams with the same circuit_breaker: one breaker r
         expect(t.status).toBe(200);
         expect(t.headers['x-upstream-id']).toBe('healed');
         await waitUntil(
-          () => new RegExp(`upstream pool_b server ${a}: closed \\(a half-open trial succeeded; its breaker is shared with upstream pool_a\\)`).test(g.gw.errorLog()),
+          () => new RegExp(`upstream pool_b server ${a}: closed \\(a half-open trial succeeded; its breaker is shared with upstreams pool_a, pool_d\\)`).test(g.gw.errorLog()),
           3000,
           'closed',
         );
