@@ -917,21 +917,21 @@ export function healthAdmin(r: NginxHTTPRequest): void {
 // ---------------------------------------------------------------------------------------
 // breaker: failures of proxied requests, counted in the log phase of failing requests only
 
+/**
+ * The configured server a try went to: its address in the upstream the request was proxied to
+ * last ($proxy_host: the upstream, or a per-server block gw_peer_<upstream>_<i>, whose backups
+ * are the upstream's other servers); null for an address that upstream does not list (a runtime
+ * server, or a try of an earlier stage of a fallback chain, see healthRecord).
+ */
 function serverIndex(c: HealthConf, host: string, addr: string): { u: string; i: number } | null {
-  const uc = c.upstreams[host];
-  if (uc) {
-    const i = indexIn(uc.addresses, addr);
-    // an address the build does not know is a runtime server (no breaker of its own yet)
-    return i >= 0 ? { u: host, i: i } : null;
-  }
-  // a per-server block: gw_peer_<upstream>_<i>
-  for (let k = 0; k < c.names.length; k++) {
-    const p = indexIn(c.upstreams[c.names[k]].peers, host);
-    if (p >= 0) {
-      return { u: c.names[k], i: p };
+  let u = c.upstreams[host] ? host : '';
+  for (let k = 0; k < c.names.length && u === ''; k++) {
+    if (indexIn(c.upstreams[c.names[k]].peers, host) >= 0) {
+      u = c.names[k];
     }
   }
-  return null;
+  const i = u === '' ? -1 : indexIn(c.upstreams[u].addresses, addr);
+  return i >= 0 ? { u: u, i: i } : null;
 }
 
 /** Count one try of a proxied request for the breaker of its server. */
@@ -992,6 +992,8 @@ export function healthRecord(r: NginxHTTPRequest): void {
     }
   }
   const steered = r.variables.gw_steer_upstream || '';
+  // a model route: its request may have gone through several pools (a fallback chain)
+  const chained = c.routes[p[4]] === '';
   for (let t = 0; t < tries.length; t++) {
     let at: { u: string; i: number | string } | null = serverIndex(c, host, tries[t].addr);
     if (at === null && steered !== '' && c.upstreams[steered]) {
@@ -1001,6 +1003,24 @@ export function healthRecord(r: NginxHTTPRequest): void {
         if (rt[j].address === tries[t].addr) {
           at = { u: steered, i: '@' + rt[j].address };
         }
+      }
+    }
+    for (let k = 0; k < c.names.length && at === null && chained; k++) {
+      // a try of an earlier stage of a fallback chain (another pool): the upstream with a breaker
+      // listing the address, when one does or all that do share its record (else not counted)
+      const v = c.names[k];
+      const vc = c.upstreams[v];
+      const i = vc.breaker === null ? -1 : indexIn(vc.addresses, tries[t].addr);
+      for (let w = k + 1; w < c.names.length && i >= 0; w++) {
+        const wc = c.upstreams[c.names[w]];
+        const j = wc.breaker === null ? -1 : indexIn(wc.addresses, tries[t].addr);
+        if (j >= 0 && key('', c.names[w], j, wc) !== key('', v, i, vc)) {
+          k = c.names.length; // ambiguous
+          break;
+        }
+      }
+      if (i >= 0 && k < c.names.length) {
+        at = { u: v, i: i };
       }
     }
     if (at === null) {

@@ -16,14 +16,14 @@ import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
 import { freePorts } from '../support/ports.ts';
 import { send, sleep, waitUntil } from '../support/http.ts';
 import { capture } from '../support/capture.ts';
-import { startEchoUpstream, startFixedStatusUpstream, type EchoUpstream, type FixedStatusUpstream } from '../support/upstreams.ts';
+import { deadPort, startEchoUpstream, startFixedStatusUpstream, type EchoUpstream, type FixedStatusUpstream } from '../support/upstreams.ts';
 import { run as statusCommand } from '../../src/commands/status.ts';
 
 const FAILURES = 3;
 const OPEN_MS = 3000;
 const BREAKER = `{ failures: ${FAILURES}, window: 30s, open_for: ${OPEN_MS}ms, half_open_requests: 1 }`;
 
-const yaml = (port: number, status: number, bad: string, good1: string, good2: string) => `
+const yaml = (port: number, status: number, bad: string, good1: string, good2: string, bad2: string, dead: string, bad3: string) => `
 version: 1
 global:
   worker_processes: 2
@@ -45,14 +45,28 @@ upstreams:
   pool_c:
     servers: ["${bad}", "${good2}"]
     circuit_breaker: { failures: 50, window: 30s, open_for: ${OPEN_MS}ms }
+  pool_e:
+    servers: ["${bad2}"]
+    circuit_breaker: { failures: 2, window: 30s, open_for: 30s }
+  pool_g:
+    servers: ["${good1}"]
+  pool_f:
+    servers: ["${bad3}"]
+    circuit_breaker: { failures: 5, window: 30s, open_for: 30s, on: [502, 503] }
+  pool_h:
+    servers: ["${good1}", "${dead}"]
+    circuit_breaker: { failures: 1, window: 30s, open_for: 30s }
 models:
   - { id: on-b, upstream: pool_b }
   - { id: mix, pools: [pool_b, pool_a] }
   - { id: only-bad-first, pools: [pool_d, pool_b] }
+  - { id: e-first, pools: [pool_e, pool_g] }
+  - { id: f-h, pools: [pool_f, pool_h], fallback: { on: [error, 503] } }
 routes:
   - { name: a, match: { prefix: /a/ }, upstream: pool_a, strip_prefix: true }
   - { name: b, match: { prefix: /b/ }, upstream: pool_b, strip_prefix: true }
   - { name: c, match: { prefix: /c/ }, upstream: pool_c, strip_prefix: true }
+  - { name: h, match: { prefix: /h/ }, upstream: pool_h, strip_prefix: true }
   - name: chat
     match: { exact: /v1/chat/completions }
     models: route
@@ -60,6 +74,8 @@ metrics: {}
 `;
 
 let bad: FixedStatusUpstream;
+let bad2: FixedStatusUpstream;
+let bad3: FixedStatusUpstream;
 let good1: EchoUpstream;
 let good2: EchoUpstream;
 let g: BuiltGateway;
@@ -95,12 +111,14 @@ const chat = (model = 'on-b') => send({ port, method: 'POST', path: '/v1/chat/co
 
 beforeAll(async () => {
   bad = await startFixedStatusUpstream('bad', 502);
+  bad2 = await startFixedStatusUpstream('bad2', 502);
+  bad3 = await startFixedStatusUpstream('bad3', 503);
   good1 = await startEchoUpstream({ id: 'good1' });
   good2 = await startEchoUpstream({ id: 'good2' });
   [port, statusPort] = await freePorts(2);
   work = await mkdtemp(path.join(tmpdir(), 'gatewayctl-shared-breaker-'));
   configPath = path.join(work, 'gateway.yaml');
-  const text = yaml(port, statusPort, bad.address, good1.address, good2.address);
+  const text = yaml(port, statusPort, bad.address, good1.address, good2.address, bad2.address, `127.0.0.1:${await deadPort()}`, bad3.address);
   await writeFile(configPath, text);
   g = await buildAndStart({ configPath, env: {}, ports: [port, statusPort], text });
 });
@@ -109,6 +127,8 @@ afterAll(async () => {
   await g?.stop();
   await stopAllGateways();
   await bad?.close().catch(() => undefined);
+  await bad2?.close().catch(() => undefined);
+  await bad3?.close().catch(() => undefined);
   await good1?.close().catch(() => undefined);
   await good2?.close().catch(() => undefined);
   await rm(work, { recursive: true, force: true });
@@ -243,4 +263,44 @@ describe('a server in two upstreams with the same circuit_breaker: one breaker r
       }
     });
   }, 30_000);
+
+  it('a fallback chain: a failure on its first pool counts towards that pool\'s breaker though the request ended on the next pool', async () => {
+    await withErrorLog(g.gw, async () => {
+      // pool_e's server fails (502), the chain moves on to pool_g, which answers: the log phase
+      // sees both tries with pool_g as the upstream, and still counts the first for pool_e
+      for (let i = 0; i < 2; i++) {
+        const r = await chat('e-first');
+        expect(r.status).toBe(200);
+        expect(r.headers['x-upstream-id']).toBe('good1');
+      }
+      expect(bad2.hits).toBe(2);
+      const b = esc(bad2.address);
+      await waitUntil(() => new RegExp(`upstream pool_e server ${b}: open \\(2 failures within 30s\\)`).test(g.gw.errorLog()), 3000, "pool_e's breaker to open");
+      expect((await upstreams()).get('pool_e')!.peers[0].breaker.state).toBe('open');
+      // the first stage is skipped at once now: no usable server in pool_e
+      await sleep(1100);
+      for (let i = 0; i < 3; i++) expect((await chat('e-first')).headers['x-upstream-id']).toBe('good1');
+      expect(bad2.hits).toBe(2);
+
+      // the next pool steered (its other server's breaker open): a failure on the first pool's
+      // server counts for that server, not for the one the steered stage picked afterwards
+      for (let i = 0; i < 4 && !/upstream pool_h server \S+: open/.test(g.gw.errorLog()); i++) await send({ port, path: '/h/x' });
+      await waitUntil(() => /upstream pool_h server \S+: open \(1 failures within 30s\)/.test(g.gw.errorLog()), 3000, "pool_h's dead server to open");
+      await sleep(1100);
+      for (let i = 0; i < 3; i++) {
+        const r = await chat('f-h');
+        expect(r.status).toBe(200);
+        expect(r.headers['x-upstream-id']).toBe('good1');
+      }
+      expect(bad3.hits).toBe(3);
+      // (the log phase counts after the answer went out: the last count may come a moment later)
+      let ups = await upstreams();
+      for (let i = 0; i < 20 && ups.get('pool_f')!.peers[0].breaker.failures_in_window < 3; i++) {
+        await sleep(50);
+        ups = await upstreams();
+      }
+      expect(ups.get('pool_f')!.peers[0].breaker).toMatchObject({ state: 'closed', failures_in_window: 3 });
+      expect(ups.get('pool_h')!.peers[0].breaker).toMatchObject({ state: 'closed', failures_in_window: 0 });
+    });
+  });
 });
