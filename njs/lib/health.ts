@@ -65,11 +65,12 @@ export interface UpstreamConf {
   breaker: BreakerConf | null;
   /**
    * the breaker record of each server: "" its own (U|i), else "<upstream>|<index>" of the
-   * first upstream listing the same address with the same breaker; [] when no server shares one
+   * first upstream listing the same address with the same breaker; absent when no server of
+   * the upstream shares one (each value of the preload object costs every njs request)
    */
-  recs: string[];
-  /** the other upstreams holding each server's breaker record; [] when no server shares one */
-  shared: string[][];
+  recs?: string[];
+  /** the other upstreams holding each server's breaker record; absent like recs */
+  shared?: string[][];
 }
 
 export interface HealthConf {
@@ -116,7 +117,8 @@ function dict(): NgxSharedDict<number> {
  */
 function key(kind: string, u: string, i: number | string, uc?: UpstreamConf): string {
   // (recs["@<address>"] of a runtime server is undefined)
-  const r = uc ? uc.recs[i as number] : '';
+  const rs = uc ? uc.recs : undefined;
+  const r = rs ? rs[i as number] : '';
   return r ? kind + '|' + r : kind + '|' + u + '|' + i;
 }
 
@@ -236,7 +238,7 @@ function transition(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, i: nu
   d.incr(key('n', u, i, breaker ? uc : undefined) + '|' + to, 1, 0);
   const address = typeof i === 'number' ? uc.addresses[i] : i.substring(1);
   // (preload arrays have no Array.prototype methods)
-  const others: string[] = (breaker && typeof i === 'number' && uc.shared[i]) || [];
+  const others: string[] = (breaker && typeof i === 'number' && uc.shared && uc.shared[i]) || [];
   let shared = '';
   for (let k = 0; k < others.length; k++) {
     shared += (k === 0 ? '; its breaker is shared with upstream' + (others.length > 1 ? 's ' : ' ') : ', ') + others[k];
@@ -1048,7 +1050,7 @@ export function healthLog(r: NginxHTTPRequest): string {
 /** The other upstreams holding server i's breaker record, as a plain array. */
 function sharedWith(uc: UpstreamConf, i: number): string[] {
   const out: string[] = [];
-  const s = uc.shared[i];
+  const s = uc.shared ? uc.shared[i] : undefined;
   for (let k = 0; s && k < s.length; k++) {
     out.push(s[k]);
   }

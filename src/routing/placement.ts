@@ -119,7 +119,8 @@ export const breakerSettings = (b: CircuitBreaker): string =>
  * `recs[i]` is "" for server i's own record (`<upstream>|<i>` in the state dict), else the
  * record of the first upstream (gateway.yaml order) listing the same address with the same
  * breaker settings, as "<upstream>|<index>"; `shared[i]` the other upstreams holding server i's
- * record. Both are [] for an upstream none of whose servers shares a record.
+ * record. Both are [] for an upstream none of whose servers shares a record (the health preload
+ * then leaves them out).
  */
 export function breakerRecords(m: GatewayModel): Map<string, { recs: string[]; shared: string[][] }> {
   const owner = new Map<string, string>();

@@ -110,9 +110,12 @@ export function healthPreload(m: GatewayModel): string {
         fall: h.fall,
       },
       breaker: b && { failures: b.failures, windowMs: b.windowMs, openMs: b.openMs, halfOpen: b.halfOpenRequests, on: b.on },
-      recs: records.get(u.name)?.recs ?? [],
-      shared: records.get(u.name)?.shared ?? [],
     };
+    // only where a server shares its record: every value of the preload object costs each
+    // request that calls njs, read or not (two empty arrays per upstream: +250 instructions per
+    // request in the metrics log call of scripts/bench/instructions.ts gw_health)
+    const rec = records.get(u.name);
+    if (rec && rec.recs.length) Object.assign(upstreams[u.name] as object, { recs: rec.recs, shared: rec.shared });
   }
   const conf = {
     dir: `${STATE_DIR}/`,
