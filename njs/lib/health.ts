@@ -21,11 +21,17 @@
 //   hd|U|i  1: the health check took the server out       ok|U|i ko|U|i  consecutive passes/fails
 //   pt|U|i  last probe (ms since the epoch)  pl|U|i latency (ms)  pc|U|i status (0: none)
 //   pe|U|i  last probe result: 0 passed, 1 connect error/timeout, 2 status, 3 body, 4 models
-//   bs|U|i  1: breaker open (half-open once bo + open_for has passed)   bo|U|i opened at
-//   bf|U|i  failures in the window that started at bw|U|i   bt|U|i trials let through (half-open)
-//   bq|U|i  when the last trial was let through   bh|U|i 1: half-open was logged
+//   bs|R  1: breaker open (half-open once bo + open_for has passed)   bo|R opened at
+//   bf|R  failures in the window that started at bw|R   bt|R trials let through (half-open)
+//   bq|R  when the last trial was let through   bh|R 1: half-open was logged
 //   rr|U    round-robin counter of the steer picks   fl|U 1: the flag file exists
-//   n|U|i|to  transitions of a server into state `to` (metrics)
+//   n|U|i|to  health transitions of a server into state `to` (up, down; metrics)
+//   n|R|to    breaker transitions of a record (open, half_open, closed; metrics)
+// R is the server's breaker record: U|i, or, when an earlier upstream (gateway.yaml order) lists
+// the same address with the same circuit_breaker, that upstream's record (UpstreamConf.recs):
+// failures through either upstream count towards one breaker, whose state both read. Health
+// checks stay per upstream (each probes with its own check; a probe sees a dead server within
+// its interval without traffic, while a breaker only sees the traffic of its own pool).
 import cr from 'crypto';
 import fs from 'fs';
 import { openAiError } from './keys.ts';
@@ -57,6 +63,14 @@ export interface UpstreamConf {
   hashVar: string;
   health: HealthCheckConf | null;
   breaker: BreakerConf | null;
+  /**
+   * the breaker record of each server: "" its own (U|i), else "<upstream>|<index>" of the
+   * first upstream listing the same address with the same breaker; absent when no server of
+   * the upstream shares one (each value of the preload object costs every njs request)
+   */
+  recs?: string[];
+  /** the other upstreams holding each server's breaker record; absent like recs */
+  shared?: string[][];
 }
 
 export interface HealthConf {
@@ -95,9 +109,17 @@ function dict(): NgxSharedDict<number> {
 // ---------------------------------------------------------------------------------------
 // state
 
-/** i: a configured server's index, or "@<address>" for a runtime server */
-function key(kind: string, u: string, i: number | string): string {
-  return kind + '|' + u + '|' + i;
+/**
+ * A dict key, kind|U|i; with the upstream's conf, a breaker key, kind|R (R: server i's breaker
+ * record, see above). i: a configured server's index, or "@<address>" for a runtime server
+ * (runtime servers keep their own record). One function: the breaker's log-phase call creates
+ * every function it may reach, on each request (see healthRecordIfFailed).
+ */
+function key(kind: string, u: string, i: number | string, uc?: UpstreamConf): string {
+  // (recs["@<address>"] of a runtime server is undefined)
+  const rs = uc ? uc.recs : undefined;
+  const r = rs ? rs[i as number] : '';
+  return r ? kind + '|' + r : kind + '|' + u + '|' + i;
 }
 
 function get(d: NgxSharedDict<number>, k: string): number {
@@ -116,18 +138,18 @@ export function peerState(d: NgxSharedDict<number>, u: string, uc: UpstreamConf,
   if (uc.health !== null && get(d, key('hd', u, i)) === 1) {
     return 'down';
   }
-  if (uc.breaker !== null && get(d, key('bs', u, i)) === 1) {
-    return now >= get(d, key('bo', u, i)) + uc.breaker.openMs ? 'half_open' : 'open';
+  if (uc.breaker !== null && get(d, key('bs', u, i, uc)) === 1) {
+    return now >= get(d, key('bo', u, i, uc)) + uc.breaker.openMs ? 'half_open' : 'open';
   }
   return 'up';
 }
 
 /** The breaker's own state (whatever the health check says): closed, open or half_open. */
 function breakerState(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, i: number | string, now: number): string {
-  if (uc.breaker === null || get(d, key('bs', u, i)) !== 1) {
+  if (uc.breaker === null || get(d, key('bs', u, i, uc)) !== 1) {
     return 'closed';
   }
-  return now >= get(d, key('bo', u, i)) + uc.breaker.openMs ? 'half_open' : 'open';
+  return now >= get(d, key('bo', u, i, uc)) + uc.breaker.openMs ? 'half_open' : 'open';
 }
 
 function allUp(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, now: number): boolean {
@@ -147,8 +169,11 @@ function flagPath(u: string): string {
   return ngx.prefix + conf().dir + 'steer-' + u;
 }
 
-/** Create or remove the upstream's flag file so it says whether every server is up. */
-export function syncFlag(u: string, now: number): void {
+/**
+ * Create or remove the upstream's flag file so it says whether every server is up; `why`, when
+ * given, is logged with the change (another upstream's request changed a shared breaker).
+ */
+export function syncFlag(u: string, now: number, why?: string): void {
   const c = conf();
   const uc = c.upstreams[u];
   if (!uc) {
@@ -162,12 +187,12 @@ export function syncFlag(u: string, now: number): void {
       fs.writeFileSync(p, String(now));
       if (get(d, 'fl|' + u) !== 1) {
         d.set('fl|' + u, 1);
-        ngx.log(ngx.WARN, 'gatewayctl: upstream ' + u + ': steering around unavailable servers');
+        ngx.log(ngx.WARN, 'gatewayctl: upstream ' + u + ': steering around unavailable servers' + (why ? ' (' + why + ')' : ''));
       }
     } else {
       if (get(d, 'fl|' + u) === 1) {
         d.set('fl|' + u, 0);
-        ngx.log(ngx.WARN, 'gatewayctl: upstream ' + u + ': every server is up again');
+        ngx.log(ngx.WARN, 'gatewayctl: upstream ' + u + ': every server is up again' + (why ? ' (' + why + ')' : ''));
       }
       try {
         fs.unlinkSync(p);
@@ -202,10 +227,29 @@ function syncModelsFlag(c: HealthConf, d: NgxSharedDict<number>): void {
   }
 }
 
-function transition(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, i: number | string, to: string, why: string): void {
-  d.incr('n|' + u + '|' + i + '|' + to, 1, 0);
+/**
+ * A server changes state: counted (breaker states once per record, a shared one for every
+ * upstream holding it) and logged. A breaker that opens or closes has the flag file of every
+ * upstream holding its record follow at once (for the others, the 1 s run would a second
+ * later), so they all stop or resume sending to the server.
+ */
+function transition(d: NgxSharedDict<number>, u: string, uc: UpstreamConf, i: number | string, to: string, why: string, now: number): void {
+  const breaker = to === 'open' || to === 'half_open' || to === 'closed';
+  d.incr(key('n', u, i, breaker ? uc : undefined) + '|' + to, 1, 0);
   const address = typeof i === 'number' ? uc.addresses[i] : i.substring(1);
-  ngx.log(ngx.WARN, 'gatewayctl: upstream ' + u + ' server ' + address + (typeof i === 'number' ? '' : ' (runtime)') + ': ' + to + ' (' + why + ')');
+  // (preload arrays have no Array.prototype methods)
+  const others: string[] = (breaker && typeof i === 'number' && uc.shared && uc.shared[i]) || [];
+  let shared = '';
+  for (let k = 0; k < others.length; k++) {
+    shared += (k === 0 ? '; its breaker is shared with upstream' + (others.length > 1 ? 's ' : ' ') : ', ') + others[k];
+  }
+  ngx.log(ngx.WARN, 'gatewayctl: upstream ' + u + ' server ' + address + (typeof i === 'number' ? '' : ' (runtime)') + ': ' + to + ' (' + why + shared + ')');
+  if (to === 'open' || to === 'closed') {
+    syncFlag(u, now);
+    for (let k = 0; k < others.length; k++) {
+      syncFlag(others[k], now, 'the breaker of server ' + address + ', shared with upstream ' + u + ', ' + (to === 'open' ? 'opened' : 'closed') + ' through ' + u);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -232,14 +276,14 @@ function probeOne(u: string, uc: UpstreamConf, i: number | string, address: stri
       const ok = d.incr(key('ok', u, i), 1, 0);
       if (down && ok >= h.rise) {
         d.set(key('hd', u, i), 0);
-        transition(d, u, uc, i, 'up', ok + ' passed probes');
+        transition(d, u, uc, i, 'up', ok + ' passed probes', now);
       }
     } else {
       d.set(key('ok', u, i), 0);
       const ko = d.incr(key('ko', u, i), 1, 0);
       if (!down && ko >= h.fall) {
         d.set(key('hd', u, i), 1);
-        transition(d, u, uc, i, 'down', ko + ' failed probes, last: ' + probeResult(result) + (status ? ' ' + status : ''));
+        transition(d, u, uc, i, 'down', ko + ' failed probes, last: ' + probeResult(result) + (status ? ' ' + status : ''), now);
       }
     }
   };
@@ -335,17 +379,17 @@ export function healthSync(): void {
     const uc = c.upstreams[u];
     if (uc.breaker !== null) {
       for (let i = 0; i < uc.addresses.length; i++) {
-        if (peerState(d, u, uc, i, now) === 'half_open' && get(d, key('bh', u, i)) !== 1) {
-          d.set(key('bh', u, i), 1);
-          transition(d, u, uc, i, 'half_open', 'open for ' + uc.breaker.openMs / 1000 + 's, trials allowed');
+        if (peerState(d, u, uc, i, now) === 'half_open' && get(d, key('bh', u, i, uc)) !== 1) {
+          d.set(key('bh', u, i, uc), 1);
+          transition(d, u, uc, i, 'half_open', 'open for ' + uc.breaker.openMs / 1000 + 's, trials allowed', now);
         }
       }
       const rt = runtimeServers(u);
       for (let j = 0; j < rt.length; j++) {
         const id = '@' + rt[j].address;
-        if (runtimeState(d, u, uc, rt[j], now) === 'half_open' && get(d, key('bh', u, id)) !== 1) {
-          d.set(key('bh', u, id), 1);
-          transition(d, u, uc, id, 'half_open', 'open for ' + uc.breaker.openMs / 1000 + 's, trials allowed');
+        if (runtimeState(d, u, uc, rt[j], now) === 'half_open' && get(d, key('bh', u, id, uc)) !== 1) {
+          d.set(key('bh', u, id, uc), 1);
+          transition(d, u, uc, id, 'half_open', 'open for ' + uc.breaker.openMs / 1000 + 's, trials allowed', now);
         }
       }
     }
@@ -363,7 +407,7 @@ export function retryAfter(d: NgxSharedDict<number>, u: string, uc: UpstreamConf
     let at = -1;
     const s = peerState(d, u, uc, i, now);
     if (s === 'open') {
-      at = get(d, key('bo', u, i)) + (uc.breaker as BreakerConf).openMs;
+      at = get(d, key('bo', u, i, uc)) + (uc.breaker as BreakerConf).openMs;
     } else if (s === 'down' && uc.health) {
       at = now + uc.health.intervalMs * uc.health.rise;
     } else if (s === 'half_open' || s === 'up') {
@@ -400,12 +444,12 @@ function usableFor(
     }
     const b = uc.breaker as BreakerConf;
     const id = idOf(i);
-    if (get(d, key('bt', u, id)) < b.halfOpen) {
+    if (get(d, key('bt', u, id, uc)) < b.halfOpen) {
       return true;
     }
     // trials that never reported (a client gone, a reload) free their places after open_for
-    if (now - get(d, key('bq', u, id)) > b.openMs) {
-      d.set(key('bt', u, id), 0);
+    if (now - get(d, key('bq', u, id, uc)) > b.openMs) {
+      d.set(key('bt', u, id, uc), 0);
       return true;
     }
     return false;
@@ -415,8 +459,8 @@ function usableFor(
       return true;
     }
     const id = idOf(i);
-    if (d.incr(key('bt', u, id), 1, 0) <= (uc.breaker as BreakerConf).halfOpen) {
-      d.set(key('bq', u, id), now);
+    if (d.incr(key('bt', u, id, uc), 1, 0) <= (uc.breaker as BreakerConf).halfOpen) {
+      d.set(key('bq', u, id, uc), now);
       r.variables.gw_health_trial = 'T';
       return true;
     }
@@ -554,8 +598,8 @@ export function runtimeState(d: NgxSharedDict<number>, u: string, uc: UpstreamCo
   if (uc.health !== null && get(d, key('hd', u, id)) === 1) {
     return 'down';
   }
-  if (uc.breaker !== null && get(d, key('bs', u, id)) === 1) {
-    return now >= get(d, key('bo', u, id)) + uc.breaker.openMs ? 'half_open' : 'open';
+  if (uc.breaker !== null && get(d, key('bs', u, id, uc)) === 1) {
+    return now >= get(d, key('bo', u, id, uc)) + uc.breaker.openMs ? 'half_open' : 'open';
   }
   return 'up';
 }
@@ -875,21 +919,21 @@ export function healthAdmin(r: NginxHTTPRequest): void {
 // ---------------------------------------------------------------------------------------
 // breaker: failures of proxied requests, counted in the log phase of failing requests only
 
+/**
+ * The configured server a try went to: its address in the upstream the request was proxied to
+ * last ($proxy_host: the upstream, or a per-server block gw_peer_<upstream>_<i>, whose backups
+ * are the upstream's other servers); null for an address that upstream does not list (a runtime
+ * server, or a try of an earlier stage of a fallback chain, see healthRecord).
+ */
 function serverIndex(c: HealthConf, host: string, addr: string): { u: string; i: number } | null {
-  const uc = c.upstreams[host];
-  if (uc) {
-    const i = indexIn(uc.addresses, addr);
-    // an address the build does not know is a runtime server (no breaker of its own yet)
-    return i >= 0 ? { u: host, i: i } : null;
-  }
-  // a per-server block: gw_peer_<upstream>_<i>
-  for (let k = 0; k < c.names.length; k++) {
-    const p = indexIn(c.upstreams[c.names[k]].peers, host);
-    if (p >= 0) {
-      return { u: c.names[k], i: p };
+  let u = c.upstreams[host] ? host : '';
+  for (let k = 0; k < c.names.length && u === ''; k++) {
+    if (indexIn(c.upstreams[c.names[k]].peers, host) >= 0) {
+      u = c.names[k];
     }
   }
-  return null;
+  const i = u === '' ? -1 : indexIn(c.upstreams[u].addresses, addr);
+  return i >= 0 ? { u: u, i: i } : null;
 }
 
 /** Count one try of a proxied request for the breaker of its server. */
@@ -898,37 +942,35 @@ export function recordTry(d: NgxSharedDict<number>, u: string, uc: UpstreamConf,
   if (b === null) {
     return;
   }
-  const open = get(d, key('bs', u, i)) === 1;
+  const open = get(d, key('bs', u, i, uc)) === 1;
   if (open && trial) {
     if (failed) {
-      d.set(key('bo', u, i), now);
-      d.set(key('bt', u, i), 0);
-      d.set(key('bh', u, i), 0);
-      transition(d, u, uc, i, 'open', 'a half-open trial failed');
+      d.set(key('bo', u, i, uc), now);
+      d.set(key('bt', u, i, uc), 0);
+      d.set(key('bh', u, i, uc), 0);
+      transition(d, u, uc, i, 'open', 'a half-open trial failed', now);
     } else {
-      d.set(key('bs', u, i), 0);
-      d.set(key('bf', u, i), 0);
-      d.set(key('bt', u, i), 0);
-      d.set(key('bh', u, i), 0);
-      transition(d, u, uc, i, 'closed', 'a half-open trial succeeded');
-      syncFlag(u, now);
+      d.set(key('bs', u, i, uc), 0);
+      d.set(key('bf', u, i, uc), 0);
+      d.set(key('bt', u, i, uc), 0);
+      d.set(key('bh', u, i, uc), 0);
+      transition(d, u, uc, i, 'closed', 'a half-open trial succeeded', now);
     }
     return;
   }
   if (!failed || open) {
     return;
   }
-  if (now - get(d, key('bw', u, i)) > b.windowMs) {
-    d.set(key('bw', u, i), now);
-    d.set(key('bf', u, i), 0);
+  if (now - get(d, key('bw', u, i, uc)) > b.windowMs) {
+    d.set(key('bw', u, i, uc), now);
+    d.set(key('bf', u, i, uc), 0);
   }
-  if (d.incr(key('bf', u, i), 1, 0) >= b.failures && get(d, key('bs', u, i)) !== 1) {
-    d.set(key('bs', u, i), 1);
-    d.set(key('bo', u, i), now);
-    d.set(key('bt', u, i), 0);
-    d.set(key('bh', u, i), 0);
-    transition(d, u, uc, i, 'open', b.failures + ' failures within ' + b.windowMs / 1000 + 's');
-    syncFlag(u, now);
+  if (d.incr(key('bf', u, i, uc), 1, 0) >= b.failures && get(d, key('bs', u, i, uc)) !== 1) {
+    d.set(key('bs', u, i, uc), 1);
+    d.set(key('bo', u, i, uc), now);
+    d.set(key('bt', u, i, uc), 0);
+    d.set(key('bh', u, i, uc), 0);
+    transition(d, u, uc, i, 'open', b.failures + ' failures within ' + b.windowMs / 1000 + 's', now);
   }
 }
 
@@ -952,6 +994,8 @@ export function healthRecord(r: NginxHTTPRequest): void {
     }
   }
   const steered = r.variables.gw_steer_upstream || '';
+  // a model route: its request may have gone through several pools (a fallback chain)
+  const chained = c.routes[p[4]] === '';
   for (let t = 0; t < tries.length; t++) {
     let at: { u: string; i: number | string } | null = serverIndex(c, host, tries[t].addr);
     if (at === null && steered !== '' && c.upstreams[steered]) {
@@ -961,6 +1005,24 @@ export function healthRecord(r: NginxHTTPRequest): void {
         if (rt[j].address === tries[t].addr) {
           at = { u: steered, i: '@' + rt[j].address };
         }
+      }
+    }
+    for (let k = 0; k < c.names.length && at === null && chained; k++) {
+      // a try of an earlier stage of a fallback chain (another pool): the upstream with a breaker
+      // listing the address, when one does or all that do share its record (else not counted)
+      const v = c.names[k];
+      const vc = c.upstreams[v];
+      const i = vc.breaker === null ? -1 : indexIn(vc.addresses, tries[t].addr);
+      for (let w = k + 1; w < c.names.length && i >= 0; w++) {
+        const wc = c.upstreams[c.names[w]];
+        const j = wc.breaker === null ? -1 : indexIn(wc.addresses, tries[t].addr);
+        if (j >= 0 && key('', c.names[w], j, wc) !== key('', v, i, vc)) {
+          k = c.names.length; // ambiguous
+          break;
+        }
+      }
+      if (i >= 0 && k < c.names.length) {
+        at = { u: v, i: i };
       }
     }
     if (at === null) {
@@ -984,6 +1046,16 @@ export function healthLog(r: NginxHTTPRequest): string {
 
 // ---------------------------------------------------------------------------------------
 // status
+
+/** The other upstreams holding server i's breaker record, as a plain array. */
+function sharedWith(uc: UpstreamConf, i: number): string[] {
+  const out: string[] = [];
+  const s = uc.shared ? uc.shared[i] : undefined;
+  for (let k = 0; s && k < s.length; k++) {
+    out.push(s[k]);
+  }
+  return out;
+}
 
 export function upstreamsStatus(now: number): unknown[] {
   const c = conf();
@@ -1032,9 +1104,10 @@ export function upstreamsStatus(now: number): unknown[] {
             ? null
             : {
                 state: breakerState(d, u, uc, i, now),
-                failures_in_window: get(d, key('bf', u, i)),
-                opened_at: get(d, key('bs', u, i)) === 1 ? new Date(get(d, key('bo', u, i))).toISOString() : null,
-                retry_after_s: breakerState(d, u, uc, i, now) === 'open' ? Math.max(1, Math.ceil((get(d, key('bo', u, i)) + uc.breaker.openMs - now) / 1000)) : null,
+                failures_in_window: get(d, key('bf', u, i, uc)),
+                opened_at: get(d, key('bs', u, i, uc)) === 1 ? new Date(get(d, key('bo', u, i, uc))).toISOString() : null,
+                retry_after_s: breakerState(d, u, uc, i, now) === 'open' ? Math.max(1, Math.ceil((get(d, key('bo', u, i, uc)) + uc.breaker.openMs - now) / 1000)) : null,
+                shared_with: sharedWith(uc, i),
               },
         in_flight: null,
         runtime: false,
@@ -1067,9 +1140,10 @@ export function upstreamsStatus(now: number): unknown[] {
             ? null
             : {
                 state: breakerState(d, u, uc, id, now),
-                failures_in_window: get(d, key('bf', u, id)),
-                opened_at: get(d, key('bs', u, id)) === 1 ? new Date(get(d, key('bo', u, id))).toISOString() : null,
-                retry_after_s: breakerState(d, u, uc, id, now) === 'open' ? Math.max(1, Math.ceil((get(d, key('bo', u, id)) + uc.breaker.openMs - now) / 1000)) : null,
+                failures_in_window: get(d, key('bf', u, id, uc)),
+                opened_at: get(d, key('bs', u, id, uc)) === 1 ? new Date(get(d, key('bo', u, id, uc))).toISOString() : null,
+                retry_after_s: breakerState(d, u, uc, id, now) === 'open' ? Math.max(1, Math.ceil((get(d, key('bo', u, id, uc)) + uc.breaker.openMs - now) / 1000)) : null,
+                shared_with: [],
               },
         in_flight: null,
         runtime: true,
@@ -1266,7 +1340,7 @@ export function healthMetricLines(now: number): string[] {
       }
       const tos = ['up', 'down', 'open', 'half_open', 'closed'];
       for (let j = 0; j < tos.length; j++) {
-        const n = get(d, 'n|' + u + '|' + i + '|' + tos[j]);
+        const n = get(d, key('n', u, i, j < 2 ? undefined : uc) + '|' + tos[j]); // up, down: per upstream; breaker states: per record
         if (n > 0) {
           trans.push('gatewayctl_upstream_peer_transitions_total{' + l + ',to="' + tos[j] + '"} ' + n);
         }

@@ -9,7 +9,8 @@ Reads GET /admin/status from the status listener of the gateway built from the c
 (global.status.listen; only loopback may ask) and prints one row per server: its state
 (up, down: the health check took it out, open / half_open: its circuit breaker, disabled:
 down in gateway.yaml), the last probe (result, status, latency, age) and the breaker's
-failures in the current window. Servers the running gateway has but gateway.yaml does not
+failures in the current window (a server several upstreams list with the same circuit_breaker
+has one breaker: the same state and failures in each, "shared with" the others). Servers the running gateway has but gateway.yaml does not
 (or the other way round) are listed under "drift": the config changed and was not deployed.
 Exit code 0 when every upstream has a usable server, 2 when one has none, 1 when the
 gateway cannot be asked.
@@ -30,7 +31,7 @@ interface PeerStatus {
   weight: number;
   state: string;
   health: { status: string; passes: number; failures: number; last_probe: { at: string; result: string; status: number | null; latency_ms: number } | null } | null;
-  breaker: { state: string; failures_in_window: number; retry_after_s: number | null } | null;
+  breaker: { state: string; failures_in_window: number; retry_after_s: number | null; shared_with?: string[] } | null;
 }
 interface UpstreamStatus {
   name: string;
@@ -84,7 +85,7 @@ export function table(doc: StatusDoc, now: number): string {
       const probe = !p.health ? '-' : lp ? `${lp.result}${lp.status ? ` ${lp.status}` : ''} ${lp.latency_ms}ms ${age(lp.at, now)}` : 'not yet';
       const br = !p.breaker
         ? '-'
-        : `${p.breaker.state}${p.breaker.retry_after_s !== null ? ` (retry in ${p.breaker.retry_after_s}s)` : ''}, ${p.breaker.failures_in_window} failure${p.breaker.failures_in_window === 1 ? '' : 's'}`;
+        : `${p.breaker.state}${p.breaker.retry_after_s !== null ? ` (retry in ${p.breaker.retry_after_s}s)` : ''}, ${p.breaker.failures_in_window} failure${p.breaker.failures_in_window === 1 ? '' : 's'}${p.breaker.shared_with?.length ? `, shared with ${p.breaker.shared_with.join(', ')}` : ''}`;
       rows.push([i === 0 ? `${u.name} (${u.state}${u.steered ? ', steered' : ''})` : '', p.address, p.state, probe, br]);
     });
   }

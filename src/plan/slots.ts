@@ -63,8 +63,22 @@ export interface BodyStep {
  */
 export interface FallbackChain {
   entry: string;
-  stages: { name: string; proxyPass: Directive; before: Directive[]; after: Directive[]; checks: Block[] }[];
+  stages: ChainStage[];
   extra: Block[];
+}
+
+export interface ChainStage {
+  name: string;
+  proxyPass: Directive;
+  before: Directive[];
+  after: Directive[];
+  checks: Block[];
+  /** what names the stage's upstream in nginx: its name, or the variable of a weighted split */
+  target: string;
+  /** the upstreams `target` may be */
+  upstreams: string[];
+  /** where the stage's fallback statuses go: the next stage, or the chain's last answer */
+  next: string;
 }
 
 /**

@@ -10,7 +10,7 @@
 //   - then `fallback.to` in order: an upstream, or another model's pools (the request body's
 //     `model` is rewritten to that model's id). A fallback model's own fallback is not
 //     followed: chains do not nest, so they cannot loop.
-import type { GatewayModel, ModelEntry } from '../model/types.ts';
+import type { CircuitBreaker, GatewayModel, ModelEntry } from '../model/types.ts';
 
 /** `fallback.on` words as the status nginx gives the failure (a connection error is 502, a timeout 504). */
 export const FALLBACK_STATUS: Record<string, number> = { error: 502, timeout: 504, 429: 429, 500: 500, 502: 502, 503: 503, 504: 504 };
@@ -97,7 +97,10 @@ export function atLeastMsRegex(ms: number): string {
 /**
  * Servers (by address) that more than one upstream lists, with those upstreams. nginx OSS keeps
  * passive failure state (max_fails/fail_timeout) per upstream block, so such a server has one
- * failure record in each: the seam where a per-server health state (keyed by address) plugs in.
+ * nginx failure record in each. The gateway's own record, the circuit breaker of the state
+ * plane (src/features/health, njs/lib/health.ts), is keyed by record, not by upstream: the
+ * upstreams holding one address with the same circuit_breaker share one (breakerRecords);
+ * `breakerSharing` says which cannot and why (rule GW465).
  */
 export function sharedServers(m: GatewayModel, upstreams: string[] = m.upstreams.map((u) => u.name)): Map<string, string[]> {
   const by = new Map<string, string[]>();
@@ -105,4 +108,65 @@ export function sharedServers(m: GatewayModel, upstreams: string[] = m.upstreams
     for (const s of u.servers) by.set(s.address, [...(by.get(s.address) ?? []), u.name]);
   }
   return new Map([...by].filter(([, us]) => new Set(us).size > 1));
+}
+
+/** What makes two circuit breakers one: every setting that decides when it opens and closes. */
+export const breakerSettings = (b: CircuitBreaker): string =>
+  `failures ${b.failures}, window ${b.windowMs}ms, open_for ${b.openMs}ms, half_open_requests ${b.halfOpenRequests}, on [${[...new Set(b.on)].sort((x, y) => x - y).join(', ')}]`;
+
+/**
+ * The breaker records of the servers of each upstream with a circuit_breaker, by upstream name:
+ * `recs[i]` is "" for server i's own record (`<upstream>|<i>` in the state dict), else the
+ * record of the first upstream (gateway.yaml order) listing the same address with the same
+ * breaker settings, as "<upstream>|<index>"; `shared[i]` the other upstreams holding server i's
+ * record. Both are [] for an upstream none of whose servers shares a record (the health preload
+ * then leaves them out).
+ */
+export function breakerRecords(m: GatewayModel): Map<string, { recs: string[]; shared: string[][] }> {
+  const owner = new Map<string, string>();
+  const holders = new Map<string, string[]>();
+  const ids = new Map<string, string[]>();
+  for (const u of m.upstreams) {
+    const b = u.circuitBreaker;
+    if (!b) continue;
+    const settings = breakerSettings(b);
+    ids.set(
+      u.name,
+      u.servers.map((s, i) => {
+        const k = `${s.address} ${settings}`;
+        const id = owner.get(k) ?? `${u.name}|${i}`;
+        owner.set(k, id);
+        holders.set(id, [...(holders.get(id) ?? []), u.name]);
+        return id;
+      }),
+    );
+  }
+  const out = new Map<string, { recs: string[]; shared: string[][] }>();
+  for (const [name, list] of ids) {
+    const recs = list.map((id, i) => (id === `${name}|${i}` ? '' : id));
+    const shared = list.map((id) => holders.get(id)!.filter((x) => x !== name));
+    out.set(name, shared.some((x) => x.length) ? { recs, shared } : { recs: [], shared: [] });
+  }
+  return out;
+}
+
+/**
+ * For a server several of `upstreams` list: the groups of those upstreams that share one breaker
+ * record (same circuit_breaker settings), and the upstreams without a breaker. One group and
+ * none without: one record, every failure known to all of them.
+ */
+export function breakerSharing(m: GatewayModel, address: string, upstreams: string[]): { groups: { settings: string; upstreams: string[] }[]; without: string[] } {
+  const groups: { settings: string; upstreams: string[] }[] = [];
+  const without: string[] = [];
+  for (const u of m.upstreams.filter((x) => upstreams.includes(x.name) && x.servers.some((s) => s.address === address))) {
+    if (!u.circuitBreaker) {
+      without.push(u.name);
+      continue;
+    }
+    const settings = breakerSettings(u.circuitBreaker);
+    const g = groups.find((x) => x.settings === settings);
+    if (g) g.upstreams.push(u.name);
+    else groups.push({ settings, upstreams: [u.name] });
+  }
+  return { groups, without };
 }

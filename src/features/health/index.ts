@@ -10,7 +10,7 @@
 import type { Feature } from '../../core/feature.ts';
 import { checkHealthRules } from './rules.ts';
 import { managedUpstreams, normalizeHealth } from './normalize.ts';
-import { clusterStatusLocations, H, HEALTH_PRELOAD, healthHttp, healthPreload, healthRoute, healthStatusLocations } from './render.ts';
+import { clusterStatusLocations, H, HEALTH_PRELOAD, healthChains, healthHttp, healthPreload, healthRoute, healthStatusLocations } from './render.ts';
 import { healthSchema } from './schema.ts';
 
 export const healthFeature: Feature = {
@@ -47,4 +47,5 @@ export const healthFeature: Feature = {
   statusLocations: healthStatusLocations,
   serverLocations: (m, l) => clusterStatusLocations(m, l.name),
   route: healthRoute,
+  routeFinish: healthChains, // the stages of fallback chains (built in routing's routeFinish, before this one)
 };

@@ -10,10 +10,11 @@
 //               server njs picks, or 503 + Retry-After from @…_steer_503
 import type { GatewayModel, Route, Upstream } from '../../model/types.ts';
 import type { HttpContribution } from '../../core/feature.ts';
-import type { RouteContext, SteerNeed } from '../../plan/slots.ts';
+import type { ChainStage, RouteContext, SteerNeed } from '../../plan/slots.ts';
 import { d, raw, type Block, type Directive } from '../../plan/directive.ts';
 import { bare, ident, q } from '../../plan/quote.ts';
 import { buildRing, CRC_TABLE } from '../../routing/ketama.ts';
+import { breakerRecords, modelChain } from '../../routing/placement.ts';
 import { hashKeyVar } from '../../targets/nginx/route.ts';
 import { proxyPassVia, steerUriMap } from '../proxy/index.ts';
 import { managedUpstreams } from './normalize.ts';
@@ -46,15 +47,33 @@ const COMMON_STATUSES = ['200', '201', '202', '204', '206', '301', '302', '304',
 
 const breakers = (m: GatewayModel) => managedUpstreams(m).filter((u) => u.circuitBreaker);
 
+/** The steer pick of the k-th stage of a fallback chain (one js_set variable per stage index). */
+const chainPeerVar = (k: number): string => `$gw_steer_peer_${k}`;
+
+/** Stage indices of fallback chains that may proxy to a managed upstream. */
+function steeredStageIndices(m: GatewayModel): number[] {
+  if (!m.routes.some((r) => r.models === 'route')) return [];
+  const managed = new Set(managedUpstreams(m).map((u) => u.name));
+  const out = new Set<number>();
+  for (const e of m.models) {
+    const chain = modelChain(m, e);
+    if (chain.length < 2) continue;
+    chain.forEach((st, k) => {
+      if (st.upstreams.some((u) => managed.has(u))) out.add(k);
+    });
+  }
+  return [...out].sort((a, b) => a - b);
+}
+
 /** The upstream a route proxies to, when the state plane manages it. */
 function managedUpstreamOf(r: Route, m: GatewayModel): Upstream | null {
   const u = m.upstreams.find((x) => x.name === r.upstream);
   return u && (u.healthCheck || u.circuitBreaker) ? u : null;
 }
 
-/** A model route some of whose models are served by managed upstreams. */
+/** A model route some of whose models are served by managed upstreams (their own, or a pool or fallback of their chain). */
 const steeredModelRoute = (r: Route, m: GatewayModel): boolean =>
-  r.models === 'route' && m.models.some((e) => managedUpstreams(m).some((u) => u.name === e.upstream));
+  r.models === 'route' && m.models.some((e) => managedUpstreams(m).some((u) => u.name === e.upstream || modelChain(m, e).some((st) => st.upstreams.includes(u.name))));
 
 export const steersRoute = (r: Route, m: GatewayModel): boolean =>
   r.respond === null && (r.models === 'route' ? steeredModelRoute(r, m) : r.models === 'list' ? modelsListSteered(m) : managedUpstreamOf(r, m) !== null);
@@ -64,6 +83,8 @@ const modelsListSteered = (m: GatewayModel): boolean => m.models.some((e) => man
 /** The configuration njs reads (js_preload_object gw_health_conf). */
 export function healthPreload(m: GatewayModel): string {
   const managed = managedUpstreams(m);
+  // a server several upstreams list with the same circuit_breaker has one breaker record
+  const records = breakerRecords(m);
   const upstreams: Record<string, unknown> = {};
   for (const u of managed) {
     const ring = u.balance === 'consistent_hash' ? buildRing(u.servers.map((s) => ({ address: s.address, weight: s.weight, down: s.down }))) : null;
@@ -90,6 +111,11 @@ export function healthPreload(m: GatewayModel): string {
       },
       breaker: b && { failures: b.failures, windowMs: b.windowMs, openMs: b.openMs, halfOpen: b.halfOpenRequests, on: b.on },
     };
+    // only where a server shares its record: every value of the preload object costs each
+    // request that calls njs, read or not (two empty arrays per upstream: +250 instructions per
+    // request in the metrics log call of scripts/bench/instructions.ts gw_health)
+    const rec = records.get(u.name);
+    if (rec && rec.recs.length) Object.assign(upstreams[u.name] as object, { recs: rec.recs, shared: rec.shared });
   }
   const conf = {
     dir: `${STATE_DIR}/`,
@@ -136,6 +162,7 @@ export function healthHttp(m: GatewayModel): HttpContribution {
     d('js_shared_dict_zone', `zone=${STATE_ZONE}:1m`, 'type=number'),
     d('js_preload_object', 'gw_health_conf', 'from', q(HEALTH_PRELOAD, 'file')),
     d('js_set', '$gw_steer_peer', H.steer),
+    ...steeredStageIndices(m).map((k) => d('js_set', chainPeerVar(k), H.steer)),
     d('js_var', '$gw_health_trial'),
     d('js_var', '$gw_retry_after'),
     d('js_var', '$gw_steer_upstream'),
@@ -245,16 +272,46 @@ export function clusterStatusLocations(m: GatewayModel, listener: string): Block
   ];
 }
 
-/** Lines of the location that checks the flag file (an open_file_cache lookup while the flag is absent). */
+/** The flag file's root and its open_file_cache (a cached lookup while the flag is absent). */
+const flagLookup = (): Directive[] => [d('root', q(STATE_DIR, 'file')), d('open_file_cache', 'max=64', 'inactive=60s'), d('open_file_cache_valid', '1s'), d('open_file_cache_errors', 'on')];
+
+/** Lines of the location that checks the flag file. */
 function checkLines(next: string): Directive[] {
-  return [
-    d('root', q(STATE_DIR, 'file')),
-    d('open_file_cache', 'max=64', 'inactive=60s'),
-    d('open_file_cache_valid', '1s'),
-    d('open_file_cache_errors', 'on'),
-    d('error_page', '418', '=', next),
-    d('recursive_error_pages', 'on'),
-  ];
+  return [...flagLookup(), d('error_page', '418', '=', next), d('recursive_error_pages', 'on')];
+}
+
+/**
+ * routeFinish: the stages of a model's fallback chain that proxy to a managed upstream check its
+ * flag too. While it exists a stage jumps (418) to its twin `<stage>_steer`, which proxies to the
+ * server njs picks (as the route's steer location does) with the stage's own error pages, and,
+ * without a usable server, goes on to the stage after it (418 again: no answer from a server
+ * has been sent). So an open breaker (shared or not) or a health check takes the server out of
+ * a chain's pools as it does for routes. (A stage intercepts upstream errors: an upstream that
+ * answers 418 itself is taken for the jump, as any status with an error page would be.)
+ */
+export function healthChains(ctx: RouteContext): void {
+  const chains = ctx.needs.bodyStep?.chains;
+  if (!chains) return;
+  const managed = new Set(managedUpstreams(ctx.model).map((u) => u.name));
+  for (const c of chains) {
+    c.stages = c.stages.flatMap((st, k): ChainStage[] => {
+      if (!st.upstreams.some((u) => managed.has(u))) return [st];
+      const twin = `${st.name}_steer`;
+      // a js_set value is kept for the rest of the request: each stage picks through its own
+      const peer = chainPeerVar(k);
+      return [
+        { ...st, after: [...st.after, ...flagLookup(), d('error_page', '418', '=', twin)], checks: [...st.checks, { head: `if (-f $document_root/steer-${st.target})`, lines: [d('return', '418')] }] },
+        {
+          ...st,
+          name: twin,
+          proxyPass: proxyPassVia(ctx.route, peer),
+          before: [...st.before, d('set', '$gw_steer_upstream', st.target)],
+          after: [...st.after, d('error_page', '418', '=', st.next)],
+          checks: [{ head: `if (${peer} = "")`, lines: [d('return', '418')] }],
+        },
+      ];
+    });
+  }
 }
 
 /** The route's steering (RouteContext.needs.steer), its 503 answer and override. */

@@ -102,8 +102,9 @@ function exhaustedBody(format: ErrorFormat): string {
   return jsonBody({ error: { status: 503, code: 'upstream_unavailable', message }, request_id: '$gw_request_id' }, ['gw_request_id']);
 }
 
-function stageTarget(st: Stage): string {
-  return st.pick.kind === 'upstream' ? `http://${bare(st.pick.name, 'name')}` : `http://${splitVar(st.pick.model, st.pick.shift)}`;
+/** The stage's upstream as nginx names it: the upstream, or the weighted split's variable. */
+function stageUpstream(st: Stage): string {
+  return st.pick.kind === 'upstream' ? bare(st.pick.name, 'name') : splitVar(st.pick.model, st.pick.shift);
 }
 
 function chainFor(ctx: RouteContext, e: ModelEntry, next: string): FallbackChain {
@@ -127,7 +128,8 @@ function chainFor(ctx: RouteContext, e: ModelEntry, next: string): FallbackChain
       const checks: Block[] = k > 0 && deadline !== null ? [{ head: `if (${lateVar(deadline)})`, lines: [answer] }] : [];
       // the `if` answers with this location's default_type (an upstream's answer keeps its own)
       if (checks.length) before.push(d('default_type', 'application/json'));
-      return { name: k === 0 ? `${stem}_0` : `${stem}_${k}`, proxyPass: d('proxy_pass', stageTarget(st)), before, after, checks };
+      const target = stageUpstream(st);
+      return { name: k === 0 ? `${stem}_0` : `${stem}_${k}`, proxyPass: d('proxy_pass', `http://${target}`), before, after, checks, target, upstreams: st.upstreams, next: to };
     }),
     extra: [{ comment: `route ${r.name}, model ${e.id}: every stage failed`, head: `location ${exhausted}`, lines: [d('default_type', 'application/json'), ...ctx.responseHeaders, answer] }],
   };

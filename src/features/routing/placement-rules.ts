@@ -1,8 +1,11 @@
 // Rules of model placement and fallbacks (pools:, fallback:): codes GW460–GW465, and GW360
-// (unknown upstream) for the pools and upstream targets as for `upstream:`.
+// (unknown upstream) for the pools and upstream targets as for `upstream:`. GW465 warns where a
+// server in several upstreams of one chain cannot have one failure record: the gateway's
+// circuit breaker record is shared by upstreams with the same circuit_breaker
+// (src/routing/placement.ts breakerRecords); nginx's own max_fails never is.
 import type { Report } from '../../core/feature.ts';
 import type { GatewayModel } from '../../model/types.ts';
-import { findModel, modelChain, sharedServers } from '../../routing/placement.ts';
+import { breakerSharing, findModel, modelChain, sharedServers } from '../../routing/placement.ts';
 import { hashSpec } from './render.ts';
 
 /** nginx allows 10 internal redirects per request; the body step, the hand-over and the error pages of a chain use one each. */
@@ -43,7 +46,22 @@ export function checkPlacementRules(m: GatewayModel, err: Report, warn: Report):
     const specs = [...new Set(ups.map((u) => hashSpec(m.upstreams.find((x) => x.name === u))).filter((s) => s !== null))];
     if (specs.length > 1) err('GW464', f?.at ?? e.at, where, `the upstreams model ${e.id} may reach hash on different keys njs derives (${specs.join(', ')}); njs derives one key per request`);
     for (const [addr, pools] of sharedServers(m, ups)) {
-      warn('GW465', f?.at ?? e.at, where, `server ${addr} is in upstreams ${[...new Set(pools)].join(' and ')}: nginx keeps its failure record per upstream, so a failure seen in one is not known to the other (docs/routing.md, Placement and fallbacks)`);
+      const why = unsharedWhy(m, addr, [...new Set(pools)]);
+      if (why !== null) warn('GW465', f?.at ?? e.at, where, `server ${addr} is in upstreams ${and([...new Set(pools)])}, which cannot share its failure record: ${why}`);
     }
   }
+}
+
+const and = (xs: string[]): string => (xs.length < 3 ? xs.join(' and ') : `${xs.slice(0, -1).join(', ')} and ${xs[xs.length - 1]}`);
+
+/** Why a server the upstreams share cannot have one breaker record among them; null when it has one. */
+function unsharedWhy(m: GatewayModel, addr: string, pools: string[]): string | null {
+  const { groups, without } = breakerSharing(m, addr, pools);
+  if (without.length === 0 && groups.length === 1) return null;
+  const reasons: string[] = [];
+  const shared = groups.filter((g) => g.upstreams.length > 1);
+  if (without.length) reasons.push(`${and(without)} ${without.length > 1 ? 'have' : 'has'} no circuit_breaker (nginx keeps its own max_fails record per upstream block)`);
+  if (groups.length > 1) reasons.push(`their circuit_breaker settings differ (${groups.map((g) => `${and(g.upstreams)}: ${g.settings}`).join('; ')})`);
+  const partly = shared.length ? `; ${shared.map((g) => and(g.upstreams)).join(', ')} share one breaker record` : '';
+  return `${reasons.join(', and ')}${partly}; give each of them the same circuit_breaker to share one breaker record, so a failure seen through one takes the server out of all (docs/routing.md, Placement and fallbacks)`;
 }
