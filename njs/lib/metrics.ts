@@ -366,6 +366,16 @@ export function metricsBreakerLog(r: NginxHTTPRequest): string {
   return '';
 }
 
+// Its fast path (src/njs/bundle.ts, hasFastPath): a request that did not fail (the failure map
+// $gw_health_fail, the same read healthRecordIfFailed starts with) is only counted, so the
+// breaker's functions are not even created; a failed one takes the full handler.
+export function metricsBreakerLogFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) => string): string {
+  if (r.variables.gw_health_fail === '1') {
+    return full(r);
+  }
+  return metricsLog(r);
+}
+
 // ---------------------------------------------------------------------------------------
 // exposition
 

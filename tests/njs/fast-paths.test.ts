@@ -234,3 +234,32 @@ describe('routeFast', () => {
     expect(delegated).toBe(5);
   });
 });
+
+describe('metricsBreakerLogFast', () => {
+  const g = globalThis as unknown as { ngx?: unknown };
+  afterEach(() => void delete g.ngx);
+  const line = 'r|plain|GET|200|rr;plain;200;0.003;0.002;120;410;;;;0.005;0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60';
+  function counted(fn: (r: NginxHTTPRequest) => string, fail: string) {
+    const data = new Map<string, number>();
+    const incr = (k: string, n: number, init = 0) => (data.set(k, (data.has(k) ? data.get(k)! : init) + n), data.get(k)!);
+    g.ngx = { shared: { gw_metrics: { get: (k: string) => data.get(k), incr, delete: (k: string) => data.delete(k) } } };
+    expect(fn(request({ gw_metrics_in: line, gw_health_fail: fail }, {}).r)).toBe('');
+    return data;
+  }
+
+  it('counts a request that did not fail as the full handler does, without it', async () => {
+    const { metricsBreakerLog, metricsBreakerLogFast } = (await njsLib('metrics')) as Record<'metricsBreakerLog', Handler> & Record<'metricsBreakerLogFast', Fast>;
+    let delegated = 0;
+    const fast = counted((r) => metricsBreakerLogFast(r, () => (delegated++, '')), '');
+    expect(delegated).toBe(0);
+    expect(fast.size).toBeGreaterThan(3);
+    expect(fast).toEqual(counted(metricsBreakerLog, ''));
+  });
+
+  it('hands a failed request to the full handler (the breaker records it), counting nothing itself', async () => {
+    const { metricsBreakerLogFast } = (await njsLib('metrics')) as Record<'metricsBreakerLogFast', Fast>;
+    let delegated = 0;
+    expect(counted((r) => metricsBreakerLogFast(r, () => (delegated++, '')), '1').size).toBe(0);
+    expect(delegated).toBe(1);
+  });
+});

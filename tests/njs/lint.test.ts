@@ -130,7 +130,7 @@ describe('bundleNjs', () => {
     const sf = ts.createSourceFile('gateway.js', code, ts.ScriptTarget.Latest, true, ts.ScriptKind.JS);
     const topFunctions = sf.statements.filter(ts.isFunctionDeclaration).map((f) => f.name!.text);
     // a handler with a fast path (njs/lib/handlers.ts, apiKeyFast...) has a second function, its full handler
-    const fast = ['apiKey', 'jwtCached', 'jwtSync', 'route'];
+    const fast = ['apiKey', 'jwtCached', 'jwtSync', 'route', 'metricsBreakerLog'];
     expect(topFunctions.sort()).toEqual([...parts.handlers.map((h) => `gw_${h.name}`), ...fast.map((h) => `gw_${h}_full`)].sort());
     for (const h of all) expect(code).toMatch(new RegExp(`^ {2}${h}: gw_${h}[,\\n]`, 'm'));
     const inner = (h: string) => {
@@ -147,7 +147,10 @@ describe('bundleNjs', () => {
     // the log-phase call of a gateway without circuit breakers creates none of their functions
     expect(inner('metricsLog')).toContain('admitRequestKey');
     expect(inner('metricsLog')).not.toContain('healthRecord');
-    expect(inner('metricsBreakerLog')).toContain('healthRecord');
+    expect(inner('metricsBreakerLog_full')).toContain('healthRecord');
+    // a request that did not fail creates none of the breaker's functions either
+    expect(inner('metricsBreakerLog')).toContain('metricsLog');
+    expect(inner('metricsBreakerLog')).not.toContain('healthRecord');
     expect(inner('apiKey_full')).not.toContain('verifyJwtSync');
     expect(inner('jwt')).toContain('verifyJwt');
     expect(inner('route_full')).not.toContain('verifyJwt');
