@@ -125,6 +125,81 @@ describe('accepted by validate and by nginx -t', () => {
     await nginxAccepts(`${BASE}  - name: b\n    match: { prefix: /a/, host: b.example }\n    upstream: api\n`);
   });
 
+  it('the features together: budgets and fallbacks, shared breakers and health checks, either credential on a model route, traffic, metrics, cache, CORS, admin API', async () => {
+    // features meet in the same locations (the body step, chain stages, steered twins, error
+    // pages): a combination no single golden case holds must still pass nginx -t
+    const dir = path.join(scratch, 'together');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'hs.secret'), 's'.repeat(40));
+    const root = path.resolve(import.meta.dirname, '..', '..');
+    const r = await nginxAccepts(
+      `version: 1
+global:
+  status: { listen: "127.0.0.1:9145" }
+listeners:
+  - { name: public, port: 8080 }
+upstreams:
+  gpu_a:
+    servers: ["10.0.3.1:8000", "10.0.3.2:8000"]
+    health_check: { path: /health, interval: 2s, timeout: 1s }
+    circuit_breaker: { failures: 5, window: 30s, open_for: 60s }
+  gpu_b:
+    servers: ["10.0.3.3:8000", { address: "10.0.3.1:8000", max_conns: 4 }]
+    circuit_breaker: { failures: 5, window: 30s, open_for: 60s }
+  small: { servers: ["10.0.4.1:8000"], balance: consistent_hash, hash_key: { body_field: user } }
+  blue: { servers: ["10.0.1.1:8000"] }
+  green: { servers: ["10.0.2.1:8000"] }
+models:
+  - id: big
+    pools: [gpu_a, gpu_b]
+    fallback: { to: [{ model: small-model }, { upstream: blue }], on: [error, timeout, 429, 503], deadline: 20s }
+  - id: mixed
+    pools: [{ upstream: gpu_a, weight: 3 }, { upstream: gpu_b, weight: 1 }]
+  - { id: small-model, upstream: small }
+auth:
+  api_keys: { file: ${root}/tests/golden/auth-api-key/keys.yaml }
+  jwt:
+    hs: { algorithms: [HS256], secret_file: hs.secret, tier_claim: tier }
+limits:
+  tokens:
+    per_client: { key: client_id, window: hour, tokens: 100000 }
+    per_model: { key: model, window: day, tokens: 5000000, on_exceed: clamp }
+  rate:
+    daily: { key: client_id, rate: 1000r/d }
+    burst: { key: client_ip, rate: 10r/s, burst: 20 }
+caches:
+  pages: {}
+routes:
+  - name: chat
+    match: { exact: /v1/chat/completions, methods: [POST] }
+    models: route
+    streaming: true
+    auth: { methods: [api_key, jwt], jwt_provider: hs }
+    token_limits: [per_client, per_model]
+    rate_limits: [daily, burst]
+  - name: models
+    match: { exact: /v1/models }
+    models: list
+  - name: web
+    match: { prefix: /web/ }
+    upstream: blue
+    cache: { zone: pages }
+    cors: { origins: [https://app.example] }
+    response_headers: { set: { X-Served-By: gateway } }
+    traffic:
+      match: [{ header: X-Canary, value: "1", upstream: green }]
+      split: { green: 10 }
+      sticky: client_ip
+metrics:
+  llm: { client_label: true }
+admin_api: { token: together-admin-token-0123456789abcdef }
+cluster_status: { listener: public }
+`,
+      dir,
+    );
+    expect(r.files!['conf.d/40-servers.conf']).toContain('proxy_set_body $gw_fallback_body;');
+  });
+
   it('an API key store of 3,000 keys (the key map is sized for them)', async () => {
     const dir = path.join(scratch, 'many-keys');
     mkdirSync(dir, { recursive: true });
