@@ -85,8 +85,8 @@ export function apiKeyFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) => s
     const x = meta.substring(c + 1);
     const e = x === '0' ? 0 : +x;
     if (e >= 0 && e % 1 === 0 && e - e === 0) {
-      const now = e === 0 ? 0 : Date.now();
-      if (e !== 0 && (now - (now % 1000)) / 1000 >= e) {
+      // e is a whole number of seconds: floor(now) >= e exactly when now >= e
+      if (e !== 0 && Date.now() / 1000 >= e) {
         status = 'expired_key';
       } else {
         status = 'ok';
