@@ -208,5 +208,10 @@ export function buildAuthPreload(providers: JwtProviderInput[], opts: AuthPreloa
 
 // The text of dist/njs/auth.json (write it with mode 0600: it may hold HMAC secrets).
 export function renderAuthPreload(providers: JwtProviderInput[], opts: AuthPreloadOptions = {}): string {
-  return JSON.stringify(buildAuthPreload(providers, opts), null, 2) + '\n';
+  return authPreloadText(buildAuthPreload(providers, opts));
+}
+
+/** The file text of a built preload object. */
+export function authPreloadText(preload: AuthPreloadObject): string {
+  return JSON.stringify(preload, null, 2) + '\n';
 }

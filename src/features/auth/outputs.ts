@@ -37,7 +37,7 @@ function inputText(inputs: Inputs, file: string, what: string): { text: string }
   if (v?.kind === 'error') return { error: v.error };
   return { error: new Error(`${what} was not read`) };
 }
-import { buildAuthPreload, PreloadError, renderAuthPreload, type AuthPreloadObject, type JwtProviderInput } from '../../njs/preload.ts';
+import { authPreloadText, buildAuthPreload, PreloadError, renderAuthPreload, type AuthPreloadObject, type JwtProviderInput } from '../../njs/preload.ts';
 import { q } from '../../plan/quote.ts';
 import type { ClaimValueRule, Diagnostic, GatewayModel, SourcePos } from '../../model/types.ts';
 import { jwtFastMap, liveKeys, routeJwtProvider } from './render.ts';
@@ -269,9 +269,10 @@ export function buildAuthArtifacts(m: GatewayModel, inputs: Inputs, opts: AuthBu
       }
     }
     if (!diagnostics.length) {
-      const preload = buildAuthPreload(providers, { ...(auth!.jwtCache ? { jwtCacheTtl: auth!.jwtCache.ttlSeconds } : {}), ...(hashesOnClaim(m) ? { claimHash: true } : {}) });
-      files[AUTH_FILES.preload] = JSON.stringify(preload, null, 2) + '\n';
-      if (jwtFastMap(m)) files[AUTH_FILES.jwtFastMap] = renderJwtFastMap(preload, hashesOnClaim(m));
+      const claimHash = hashesOnClaim(m);
+      const preload = buildAuthPreload(providers, { ...(auth!.jwtCache ? { jwtCacheTtl: auth!.jwtCache.ttlSeconds } : {}), ...(claimHash ? { claimHash: true } : {}) });
+      files[AUTH_FILES.preload] = authPreloadText(preload);
+      if (jwtFastMap(m)) files[AUTH_FILES.jwtFastMap] = renderJwtFastMap(preload, claimHash);
     }
   }
 
