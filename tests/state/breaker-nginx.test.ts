@@ -12,7 +12,7 @@ import { buildAndStart, type BuiltGateway } from '../support/gateway.ts';
 import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
 import { freePorts } from '../support/ports.ts';
 import { send, sleep, waitUntil } from '../support/http.ts';
-import { startEchoUpstream, startFixedStatusUpstream, type EchoUpstream, type FixedStatusUpstream } from '../support/upstreams.ts';
+import { closeAll, startEchoUpstream, startFixedStatusUpstream, type EchoUpstream, type FixedStatusUpstream } from '../support/upstreams.ts';
 
 const FAILURES = 3;
 const OPEN_MS = 3000;
@@ -93,9 +93,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await g?.stop();
   await stopAllGateways();
-  await bad?.close().catch(() => undefined);
-  await bad2?.close().catch(() => undefined);
-  await good?.close().catch(() => undefined);
+  await closeAll([bad, bad2, good]);
   await rm(work, { recursive: true, force: true });
 });
 

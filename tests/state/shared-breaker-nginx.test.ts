@@ -16,7 +16,7 @@ import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
 import { freePorts } from '../support/ports.ts';
 import { send, sleep, waitUntil } from '../support/http.ts';
 import { capture } from '../support/capture.ts';
-import { deadPort, startEchoUpstream, startFixedStatusUpstream, type EchoUpstream, type FixedStatusUpstream } from '../support/upstreams.ts';
+import { closeAll, deadPort, startEchoUpstream, startFixedStatusUpstream, type EchoUpstream, type FixedStatusUpstream } from '../support/upstreams.ts';
 import { run as statusCommand } from '../../src/commands/status.ts';
 
 const FAILURES = 3;
@@ -126,11 +126,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await g?.stop();
   await stopAllGateways();
-  await bad?.close().catch(() => undefined);
-  await bad2?.close().catch(() => undefined);
-  await bad3?.close().catch(() => undefined);
-  await good1?.close().catch(() => undefined);
-  await good2?.close().catch(() => undefined);
+  await closeAll([bad, bad2, bad3, good1, good2]);
   await rm(work, { recursive: true, force: true });
 });
 

@@ -154,8 +154,8 @@ export async function startUpstreams(n: number, opts: { idPrefix?: string; delay
 }
 
 /** Close several upstreams (ignores ones already closed). */
-export async function closeAll(ups: EchoUpstream[]): Promise<void> {
-  await Promise.all(ups.map((u) => u.close().catch(() => undefined)));
+export async function closeAll(ups: ({ close(): Promise<unknown> } | undefined)[]): Promise<void> {
+  await Promise.all(ups.map((u) => u?.close().catch(() => undefined)));
 }
 
 function intParam(url: URL, name: string, dflt: number): number {
