@@ -67,10 +67,27 @@ function conf(): MetricsConf {
   return gw_metrics_conf;
 }
 
-// the index of the bucket t falls in, from the bounds as text ("0.005,0.01,…", never empty):
-// parseFloat reads one bound and stops at its comma, so nothing is split (a time within the
-// first bound does not get here: metricsLog compares it with that bound itself)
-function bucketOf(bs: string, t: number): number {
+// the index of the bucket t falls in. bs is "" for the default bounds (DEFAULT_BUCKETS in
+// src/features/metrics/index.ts: 0.005 … 60 s), answered by comparisons alone; any other
+// bounds come as text ("0.005,0.01,…") and are read one by one. Reading them costs a native
+// call per bound passed (~3k instructions each: a 1 s request took ~30k for each of its two
+// histograms), the comparisons ~200 in all.
+export function bucketIndex(bs: string, t: number): number {
+  if (bs !== '') {
+    return bucketOf(bs, t);
+  }
+  if (t <= 0.25) {
+    return t <= 0.025 ? (t <= 0.005 ? 0 : t <= 0.01 ? 1 : 2) : t <= 0.05 ? 3 : t <= 0.1 ? 4 : 5;
+  }
+  if (t <= 2.5) {
+    return t <= 0.5 ? 6 : t <= 1 ? 7 : 8;
+  }
+  return t <= 5 ? 9 : t <= 10 ? 10 : t <= 30 ? 11 : t <= 60 ? 12 : 13;
+}
+
+// bucketIndex for bounds as text (never empty): parseFloat reads one bound and stops at its
+// comma, so nothing is split
+export function bucketOf(bs: string, t: number): number {
   if (t <= parseFloat(bs)) {
     return 0;
   }
@@ -203,7 +220,7 @@ function countMore(r: NginxHTTPRequest, d: NgxSharedDict<number>, p: string[], r
     if (ok && f[0] !== '') {
       ttft = parseFloat(f[0]);
       if (ttft === ttft) {
-        ti = String(bucketOf(bs, ttft));
+        ti = String(bucketIndex(bs, ttft));
       }
     }
     const g = route + '|' + model + '|' + status.charAt(0) + 'xx';
@@ -285,7 +302,7 @@ function countMore(r: NginxHTTPRequest, d: NgxSharedDict<number>, p: string[], r
 //   7 the route's cache zone ("" when not cached)
 //   8 LLM route: "1", "2" with tokens by client, "" when not
 //   9 "1" when some route reserves token budgets (reconciled here)
-//   10 the first histogram bound   11 all the bounds "0.005,0.01,…"
+//   10 the first histogram bound   11 all the bounds "0.005,0.01,…", "" for the default ones
 // Each native call costs about as much as a dict update, so the common path makes few: one
 // split, numbers by unary +, the bucket of a request faster than the first bound without a
 // call. A plain request costs four dict updates (request key, duration sum, two byte
@@ -317,7 +334,7 @@ export function metricsLog(r: NginxHTTPRequest): string {
       const status = p[2];
       const b0 = +p[10];
       const t = +p[3] || 0;
-      const di = t <= b0 ? 0 : bucketOf(p[11], t);
+      const di = t <= b0 ? 0 : bucketIndex(p[11], t);
       const us = p[4];
       let up = -1;
       let tries = false;
@@ -329,7 +346,7 @@ export function metricsLog(r: NginxHTTPRequest): string {
           tries = true;
         }
       }
-      const ui = up < 0 ? -1 : up <= b0 ? 0 : bucketOf(p[11], up);
+      const ui = up < 0 ? -1 : up <= b0 ? 0 : bucketIndex(p[11], up);
       // ONE update counts the request and both histograms (its key is folded with the buckets)
       const key = ui < 0 ? p[0] + '|' + di + '|' : p[0] + '|' + di + '|' + ui;
       if (d.incr(key, 1, 0) === 1) {

@@ -11,10 +11,10 @@ import { startGateway, startRawNginx, stopAllGateways, type Gateway } from '../.
 import { freePort } from '../../tests/support/ports.ts';
 import { BASELINE, SCENARIOS } from './lib.ts';
 import { buildProduct, hsToken, productYaml, writeCredentials } from './product.ts';
-import { backendConf, baselineConf, referenceConf } from './reference.ts';
+import { benchBackend, baselineConf, referenceConf, SLOW_PATH } from './reference.ts';
 
 // the product route of each scenario path (scripts/bench/product.ts)
-const ROUTE_OF: Record<string, string> = { '/plain': 'plain', '/traffic': 'traffic', '/checked': 'checked', '/steered': 'steered', '/apikey': 'apikey', '/hs': 'hs', '/es': 'es', '/body': 'body', '/v1/chat/completions': 'model' };
+const ROUTE_OF: Record<string, string> = { '/plain': 'plain', [SLOW_PATH]: 'slow', '/traffic': 'traffic', '/checked': 'checked', '/steered': 'steered', '/apikey': 'apikey', '/hs': 'hs', '/es': 'es', '/body': 'body', '/v1/chat/completions': 'model' };
 const root = path.resolve(import.meta.dirname, '../..');
 
 export interface InstructionRow {
@@ -141,7 +141,8 @@ export async function countInstructions(opts: InstructionOptions): Promise<{ row
   const nginx = callgrindRuntime(work);
   try {
     const [backA, backB, basePort, refPort, gwPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
-    await startRawNginx(backendConf([backA, backB]), [backA, backB]);
+    const backend = benchBackend([backA, backB]);
+    await startRawNginx(backend.conf, [backA, backB], { files: backend.files });
     const slow = { nginx, timeoutMs: 120_000 };
     const baseline = await startRawNginx(baselineConf(basePort, backA), [basePort], slow);
     const ref = referenceConf(refPort, backA);

@@ -13,7 +13,7 @@ import { startGateway, startRawNginx, type Gateway } from '../../tests/support/n
 import { freePort } from '../../tests/support/ports.ts';
 import { pickClient, run, type ClientKind, type RequestShape } from '../../src/bench/load.ts';
 import { buildProduct, hsToken, productYaml, writeCredentials, type Credentials } from './product.ts';
-import { backendConf, baselineConf, referenceConf, referenceKey } from './reference.ts';
+import { benchBackend, baselineConf, referenceConf, referenceKey, SLOW_MS, SLOW_PATH } from './reference.ts';
 
 export type Target = 'baseline' | 'reference' | 'product';
 
@@ -24,6 +24,9 @@ export interface Scenario {
   shape: (c: Credentials & { refHsToken: string }) => RequestShape;
   /** Fresh ES256 tokens for every measurement (first sight). */
   freshTokens?: boolean;
+  /** Latency-bound (the backend waits): counted by callgrind (scripts/bench/instructions.ts),
+   *  left out of CPU-time runs unless asked for by name (its CPU per request is not comparable). */
+  slow?: boolean;
 }
 
 const NO_CRED: [string, string] = ['X-Bench', '1'];
@@ -37,6 +40,7 @@ export const SCENARIOS: Scenario[] = [
   { name: 'njs_hs256', label: 'minimal njs HS256 verify', target: 'reference', shape: (c) => ({ method: 'GET', path: '/hs256', header: ['Authorization', `Bearer ${c.refHsToken}`] }) },
   { name: 'njs_log_counter', label: 'njs shared-dict counter in the log phase', target: 'reference', shape: () => ({ method: 'GET', path: '/counter', header: NO_CRED }) },
   { name: 'gw_plain', label: 'gatewayctl: plain route', target: 'product', shape: () => ({ method: 'GET', path: '/plain', header: NO_CRED }) },
+  { name: 'gw_slow', label: `gatewayctl: plain route, upstream answers in ${SLOW_MS} ms`, target: 'product', slow: true, shape: () => ({ method: 'GET', path: SLOW_PATH, header: NO_CRED }) },
   { name: 'gw_traffic', label: 'gatewayctl: traffic rules (header, cookie) + sticky 90/10 split', target: 'product', shape: () => ({ method: 'GET', path: '/traffic', header: NO_CRED }) },
   { name: 'gw_api_key', label: 'gatewayctl: API key + per-client limit + consistent hash', target: 'product', shape: (c) => ({ method: 'GET', path: '/apikey', header: ['X-API-Key', c.apiKey] }) },
   { name: 'gw_jwt_hs256', label: 'gatewayctl: JWT HS256 + per-client limit', target: 'product', shape: (c) => ({ method: 'GET', path: '/hs', header: ['Authorization', `Bearer ${c.hsToken}`] }) },
@@ -134,14 +138,15 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
   const opts: BenchOptions = { ...DEFAULTS, ...partial };
   const log = opts.log ?? (() => {});
   const client = pickClient(opts.client);
-  const scenarios = SCENARIOS.filter((s) => s.name === BASELINE || !opts.only || opts.only.includes(s.name));
+  const scenarios = SCENARIOS.filter((s) => s.name === BASELINE || (opts.only ? opts.only.includes(s.name) : !s.slow));
   if (opts.only) for (const n of opts.only) if (!SCENARIOS.some((s) => s.name === n)) throw new Error(`unknown scenario ${n}`);
 
   const work = await mkdtemp(path.join(tmpdir(), 'gatewayctl-bench-'));
   const started: Gateway[] = [];
   try {
     const [backA, backB, basePort, refPort, gwPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
-    started.push(await startRawNginx(backendConf([backA, backB]), [backA, backB]));
+    const backend = benchBackend([backA, backB]);
+    started.push(await startRawNginx(backend.conf, [backA, backB], { files: backend.files }));
     const baseline = await startRawNginx(baselineConf(basePort, backA), [basePort]);
     started.push(baseline);
     const ref = referenceConf(refPort, backA);

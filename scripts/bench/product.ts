@@ -6,7 +6,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { compile } from '../../src/build/compile.ts';
 import { writeBuild } from '../../src/build/write.ts';
 import { createKey, saveKeys, type KeyFile } from '../../src/keys/store.ts';
-import { HS_SECRET } from './reference.ts';
+import { HS_SECRET, SLOW_PATH } from './reference.ts';
 
 /** A per-client limit high enough never to reject a benchmark request (it still counts). */
 const RATE = '100000r/s';
@@ -24,7 +24,7 @@ export function productYaml(gw: number, backends: [number, number], opts: { jwtC
   const h = opts.health;
   // with `routes`: only those routes, the upstreams they use and the model catalogue if kept
   const kept = opts.routes ? ['plain', ...opts.routes] : null;
-  const uses: Record<string, string[]> = { rr: ['plain', 'hs', 'es', 'traffic'], rr_b: ['traffic'], by_client: ['apikey'], by_body: ['body', 'model'], checked: ['checked'], steered: ['steered'] };
+  const uses: Record<string, string[]> = { rr: ['plain', 'slow', 'hs', 'es', 'traffic'], rr_b: ['traffic'], by_client: ['apikey'], by_body: ['body', 'model'], checked: ['checked'], steered: ['steered'] };
   let section = '';
   let route = '';
   const keep = (line: string) => {
@@ -63,6 +63,7 @@ limits:
     per_client: { key: client_id, rate: ${RATE}, burst: 100000 }
 routes:
   - { name: plain, match: { exact: /plain }, upstream: rr }
+  - { name: slow, match: { exact: ${SLOW_PATH} }, upstream: rr }
   - name: traffic
     match: { exact: /traffic }
     upstream: rr

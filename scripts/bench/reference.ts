@@ -5,7 +5,30 @@
 //   - `reference`: the same proxy with the smallest njs that does each job (njs loaded).
 import { createHash } from 'node:crypto';
 
+import { backendConf } from '../../src/bench/plain.ts';
+
 export { backendConf, baselineConf } from '../../src/bench/plain.ts';
+
+/** How long the backend takes to answer SLOW_PATH (ms). */
+export const SLOW_MS = 60;
+export const SLOW_PATH = '/slow';
+
+/**
+ * The backend of the benchmark scripts: the `return 200` stub, plus SLOW_PATH, answered after
+ * SLOW_MS by an njs timer, for the rows whose cost may depend on how long a request takes
+ * (the metrics histograms place a request by its duration; the stub answers within their
+ * first bound). Not measured.
+ */
+export function benchBackend(ports: number[]): { conf: string; files: Record<string, string> } {
+  // the stub's own text with the slow location and the njs import added
+  const stub = backendConf(ports);
+  const conf = `load_module modules/ngx_http_js_module.so;\n${stub.replace('http {\n', 'http {\n  js_import slow from slow.js;\n').replace('    location / {', `    location = ${SLOW_PATH} { js_content slow.answer; }\n    location / {`)}`;
+  if (!conf.includes('js_import slow') || !conf.includes(`location = ${SLOW_PATH}`)) throw new Error('benchBackend: the stub configuration changed shape');
+  const js = `function answer(r) { setTimeout(function () { r.return(200, 'ok'); }, ${SLOW_MS}); }
+export default { answer: answer };
+`;
+  return { conf, files: { 'slow.js': js } };
+}
 
 /** Secret of the HS256 rows (hand-written reference and gatewayctl provider alike). */
 export const HS_SECRET = 'bench-secret-0123456789abcdef0123456789abcdef';
