@@ -10,7 +10,8 @@
 //   js_var $gw_llm;        "ttft|model|input|output|flag|deltas|hide", read by the shared log-phase
 //                          call (metrics, token reconciliation) and, through maps, by the JSON
 //                          access log; deltas: non-empty "content" strings seen in a stream
-//                          (the completion of a stream cut before its usage chunk); hide:
+//                          (the completion of a stream cut before its usage chunk), "-" when
+//                          no token budget reserved for the request (not counted); hide:
 //                          "i" when the usage is taken out of what the client gets
 //   js_var $gw_llm_scan;   the usage scanner's carry between chunks (njs/lib/usage.ts)
 //   js_body_filter gateway.llmBody buffer_type=buffer;   (in the location that proxies)
@@ -39,13 +40,15 @@ function look(r: NginxHTTPRequest, data: Buffer, s: string): void {
     // the upstream's encoding, not headersOut's: the gateway's own gzip sets that one in the
     // header phase, but compresses after this filter (the filter reads plain text then)
     const enc = v.upstream_http_content_encoding || '';
-    f = [ct.indexOf('text/event-stream') === 0 ? v.request_time || '' : '', modelLabel(v.gw_model || ''), '', '', enc !== '' && enc !== 'identity' ? 'encoded' : '', '0', s];
+    // deltas are counted only for a token budget's reconciliation (a request that reserved:
+    // $gw_tokens); "-" otherwise, so the fast path never scans for them
+    f = [ct.indexOf('text/event-stream') === 0 ? v.request_time || '' : '', modelLabel(v.gw_model || ''), '', '', enc !== '' && enc !== 'identity' ? 'encoded' : '', v.gw_tokens ? '0' : '-', s];
   } else {
     f = s.split('|');
   }
   if (f[4] === '') {
     const text = data.toString();
-    if (f[0] !== '') {
+    if (f[0] !== '' && f[5] !== '-') {
       // non-empty "content" strings (quotes inside JSON strings are escaped: only keys match)
       const deltas = text.match(/"content"\s*:\s*"[^"]/g);
       if (deltas !== null) {
@@ -135,5 +138,67 @@ export function llmBody(r: NginxHTTPRequest, data: Buffer, flags: NginxHTTPSendB
     look(r, data, s);
   } catch (e) {
     // accounting never breaks a response: the tokens stay unknown
+  }
+}
+
+// llmBody for a steady chunk (src/njs/bundle.ts, hasFastPath): a stream past its first chunk
+// whose model is known, whose usage is not hidden from the client and whose scanner keeps no
+// carry, and a chunk ending in a newline whose only "usage" keys are `"usage":null` and whose
+// "content" keys are compact. Such a chunk changes nothing but the deltas count, so it is
+// searched as bytes (no text decoding, no regex: the full path costs ~90k instructions a
+// chunk, this one ~27k); anything else goes to the full handler, which decides from scratch.
+// Written flat, with no helper declarations (each would be created again in every call).
+export function llmBodyFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest, data: Buffer, flags: NginxHTTPSendBufferOptions) => void, data: Buffer, flags: NginxHTTPSendBufferOptions): void {
+  const v = r.variables;
+  const s = v.gw_llm || '';
+  const n = s.length;
+  const len = data.length;
+  if (len === 0 && (n === 0 || s[n - 1] !== 'i')) {
+    // an empty buffer (the last one, typically) is handed on and changes nothing
+    r.sendBuffer(data, flags);
+    return;
+  }
+  // "ttft|model|input|output||deltas|": flag and hide empty (the hide field is the last)
+  if (n < 6 || s[n - 1] !== '|' || len < 2 || data[len - 1] !== 10 || v.gw_llm_scan) {
+    full(r, data, flags);
+    return;
+  }
+  const p = s.lastIndexOf('|', n - 2); // the bar before deltas
+  const a = s.indexOf('|');
+  if (p < 1 || s[p - 1] !== '|' || s[a + 1] === '|') {
+    // the flag is set (its field is not empty) or the model is not known yet
+    full(r, data, flags);
+    return;
+  }
+  let u = data.indexOf('"usage"');
+  while (u >= 0) {
+    // "usage":null, compact: it never changes a usage seen (u + 11 < len: the chunk ends in a newline)
+    if (u + 11 >= len || data[u + 7] !== 58 || data[u + 8] !== 110 || data[u + 9] !== 117 || data[u + 10] !== 108 || data[u + 11] !== 108) {
+      full(r, data, flags);
+      return;
+    }
+    u = data.indexOf('"usage"', u + 12);
+  }
+  let k = 0;
+  const counting = s[p + 1] !== '-';
+  if (counting && s[0] !== '|') {
+    let c = data.indexOf('"content"');
+    while (c >= 0) {
+      // "content":"x…" (compact, not empty) counts; "content":"" does not; any other form
+      // (spaces, null) is the full handler's
+      if (c + 10 >= len || data[c + 9] !== 58 || data[c + 10] !== 34) {
+        full(r, data, flags);
+        return;
+      }
+      if (c + 11 < len && data[c + 11] !== 34) {
+        k++;
+      }
+      c = data.indexOf('"content"', c + 11);
+    }
+  }
+  r.sendBuffer(data, flags);
+  if (k > 0) {
+    // no String(): a global's lookup costs ~2.5k instructions in a request VM
+    v.gw_llm = s.substring(0, p + 1) + (+s.substring(p + 1, n - 1) + k) + '|';
   }
 }

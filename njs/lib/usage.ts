@@ -146,8 +146,15 @@ export function scanUsage(carry: string, chunk: string, seen: Usage | null): Usa
   if (pending >= 0) {
     next = t.length - pending > USAGE_WINDOW ? '' : t.substring(pending);
   } else {
-    // a key split across chunks: keep what could be its beginning
-    next = t.length > KEY.length - 1 ? t.substring(t.length - (KEY.length - 1)) : t;
+    // a key split across chunks: keep what could be its beginning; none can end in white
+    // space (an SSE event's closing blank line), so then nothing is kept, and the body
+    // filter's fast path (llmBodyFast) takes the next chunk
+    const last = t.length === 0 ? 32 : t.charCodeAt(t.length - 1);
+    if (last === 10 || last === 32 || last === 13 || last === 9) {
+      next = '';
+    } else {
+      next = t.length > KEY.length - 1 ? t.substring(t.length - (KEY.length - 1)) : t;
+    }
   }
   return { carry: next, usage: usage };
 }

@@ -11,10 +11,10 @@ import { startGateway, startRawNginx, stopAllGateways, type Gateway } from '../.
 import { freePort } from '../../tests/support/ports.ts';
 import { BASELINE, SCENARIOS } from './lib.ts';
 import { buildProduct, hsToken, productYaml, writeCredentials } from './product.ts';
-import { benchBackend, baselineConf, referenceConf, SLOW_PATH } from './reference.ts';
+import { benchBackend, baselineConf, referenceConf, SLOW_PATH, STREAM_PATH } from './reference.ts';
 
 // the product route of each scenario path (scripts/bench/product.ts)
-const ROUTE_OF: Record<string, string> = { '/plain': 'plain', [SLOW_PATH]: 'slow', '/traffic': 'traffic', '/checked': 'checked', '/steered': 'steered', '/apikey': 'apikey', '/hs': 'hs', '/es': 'es', '/body': 'body', '/v1/chat/completions': 'model' };
+const ROUTE_OF: Record<string, string> = { '/plain': 'plain', [SLOW_PATH]: 'slow', [STREAM_PATH]: 'stream', '/traffic': 'traffic', '/checked': 'checked', '/steered': 'steered', '/apikey': 'apikey', '/hs': 'hs', '/es': 'es', '/body': 'body', '/v1/chat/completions': 'model' };
 const root = path.resolve(import.meta.dirname, '../..');
 
 export interface InstructionRow {

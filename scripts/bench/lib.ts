@@ -13,7 +13,7 @@ import { startGateway, startRawNginx, type Gateway } from '../../tests/support/n
 import { freePort } from '../../tests/support/ports.ts';
 import { pickClient, run, type ClientKind, type RequestShape } from '../../src/bench/load.ts';
 import { buildProduct, hsToken, productYaml, writeCredentials, type Credentials } from './product.ts';
-import { benchBackend, baselineConf, referenceConf, referenceKey, SLOW_MS, SLOW_PATH } from './reference.ts';
+import { benchBackend, baselineConf, referenceConf, referenceKey, SLOW_MS, SLOW_PATH, STREAM_CHUNKS, STREAM_PATH } from './reference.ts';
 
 export type Target = 'baseline' | 'reference' | 'product';
 
@@ -41,6 +41,7 @@ export const SCENARIOS: Scenario[] = [
   { name: 'njs_log_counter', label: 'njs shared-dict counter in the log phase', target: 'reference', shape: () => ({ method: 'GET', path: '/counter', header: NO_CRED }) },
   { name: 'gw_plain', label: 'gatewayctl: plain route', target: 'product', shape: () => ({ method: 'GET', path: '/plain', header: NO_CRED }) },
   { name: 'gw_slow', label: `gatewayctl: plain route, upstream answers in ${SLOW_MS} ms`, target: 'product', slow: true, shape: () => ({ method: 'GET', path: SLOW_PATH, header: NO_CRED }) },
+  { name: 'gw_stream', label: `gatewayctl: streamed chat completion, ${STREAM_CHUNKS} content events + usage (one request)`, target: 'product', slow: true, shape: () => ({ method: 'GET', path: STREAM_PATH, header: NO_CRED }) },
   { name: 'gw_traffic', label: 'gatewayctl: traffic rules (header, cookie) + sticky 90/10 split', target: 'product', shape: () => ({ method: 'GET', path: '/traffic', header: NO_CRED }) },
   { name: 'gw_api_key', label: 'gatewayctl: API key + per-client limit + consistent hash', target: 'product', shape: (c) => ({ method: 'GET', path: '/apikey', header: ['X-API-Key', c.apiKey] }) },
   { name: 'gw_jwt_hs256', label: 'gatewayctl: JWT HS256 + per-client limit', target: 'product', shape: (c) => ({ method: 'GET', path: '/hs', header: ['Authorization', `Bearer ${c.hsToken}`] }) },

@@ -6,7 +6,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { compile } from '../../src/build/compile.ts';
 import { writeBuild } from '../../src/build/write.ts';
 import { createKey, saveKeys, type KeyFile } from '../../src/keys/store.ts';
-import { HS_SECRET, SLOW_PATH } from './reference.ts';
+import { HS_SECRET, SLOW_PATH, STREAM_PATH } from './reference.ts';
 
 /** A per-client limit high enough never to reject a benchmark request (it still counts). */
 const RATE = '100000r/s';
@@ -24,7 +24,7 @@ export function productYaml(gw: number, backends: [number, number], opts: { jwtC
   const h = opts.health;
   // with `routes`: only those routes, the upstreams they use and the model catalogue if kept
   const kept = opts.routes ? ['plain', ...opts.routes] : null;
-  const uses: Record<string, string[]> = { rr: ['plain', 'slow', 'hs', 'es', 'traffic'], rr_b: ['traffic'], by_client: ['apikey'], by_body: ['body', 'model'], checked: ['checked'], steered: ['steered'] };
+  const uses: Record<string, string[]> = { rr: ['plain', 'slow', 'stream', 'hs', 'es', 'traffic'], rr_b: ['traffic'], by_client: ['apikey'], by_body: ['body', 'model'], checked: ['checked'], steered: ['steered'] };
   let section = '';
   let route = '';
   const keep = (line: string) => {
@@ -64,6 +64,7 @@ limits:
 routes:
   - { name: plain, match: { exact: /plain }, upstream: rr }
   - { name: slow, match: { exact: ${SLOW_PATH} }, upstream: rr }
+  - { name: stream, match: { exact: ${STREAM_PATH} }, upstream: rr, streaming: true }
   - name: traffic
     match: { exact: /traffic }
     upstream: rr
@@ -82,7 +83,7 @@ ${h ? `  - { name: checked, match: { exact: /checked }, upstream: checked }
 ${opts.jwtCache === false ? '  jwt_cache: false\n' : ''}  jwt:
     hs: { algorithms: [HS256], secret_file: hs.secret }
     es: { algorithms: [ES256], jwks_file: jwks.json }
-${opts.metrics ? 'metrics: { listener: public }\n' : ''}${opts.liveKeys && h ? 'admin_api: { token: bench-admin-token-0123456789abcdef }\n' : ''}`
+${opts.metrics ? `metrics: { listener: public${!kept || kept.includes('stream') ? ', llm: { routes: [stream] }' : ''} }\n` : ''}${opts.liveKeys && h ? 'admin_api: { token: bench-admin-token-0123456789abcdef }\n' : ''}`
     .split('\n')
     .filter(keep)
     .join('\n');

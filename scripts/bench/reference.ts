@@ -12,6 +12,9 @@ export { backendConf, baselineConf } from '../../src/bench/plain.ts';
 /** How long the backend takes to answer SLOW_PATH (ms). */
 export const SLOW_MS = 60;
 export const SLOW_PATH = '/slow';
+/** STREAM_PATH: an OpenAI-shaped SSE stream of STREAM_CHUNKS content events (1 ms apart), its usage event and [DONE]. */
+export const STREAM_PATH = '/stream';
+export const STREAM_CHUNKS = 50;
 
 /**
  * The backend of the benchmark scripts: the `return 200` stub, plus SLOW_PATH, answered after
@@ -22,10 +25,33 @@ export const SLOW_PATH = '/slow';
 export function benchBackend(ports: number[]): { conf: string; files: Record<string, string> } {
   // the stub's own text with the slow location and the njs import added
   const stub = backendConf(ports);
-  const conf = `load_module modules/ngx_http_js_module.so;\n${stub.replace('http {\n', 'http {\n  js_import slow from slow.js;\n').replace('    location / {', `    location = ${SLOW_PATH} { js_content slow.answer; }\n    location / {`)}`;
+  const conf = `load_module modules/ngx_http_js_module.so;\n${stub.replace('http {\n', 'http {\n  js_import slow from slow.js;\n').replace('    location / {', `    location = ${SLOW_PATH} { js_content slow.answer; }\n    location = ${STREAM_PATH} { js_content slow.stream; }\n    location / {`)}`;
   if (!conf.includes('js_import slow') || !conf.includes(`location = ${SLOW_PATH}`)) throw new Error('benchBackend: the stub configuration changed shape');
+  // the chunks a chat completion streams with stream_options.include_usage (compact JSON, as
+  // OpenAI and vLLM send it): every event names the model and carries "usage":null
+  const event = (o: Record<string, unknown>) => `data: ${JSON.stringify({ id: 'chatcmpl-bench', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o', ...o })}\n\n`;
+  const content = (i: number) => event({ choices: [{ index: 0, delta: i === 0 ? { role: 'assistant', content: '' } : { content: ` word${i}` }, finish_reason: null }], usage: null });
+  const usage = event({ choices: [], usage: { prompt_tokens: 9, completion_tokens: STREAM_CHUNKS, total_tokens: 9 + STREAM_CHUNKS } });
+  const events = [...Array.from({ length: STREAM_CHUNKS + 1 }, (_, i) => content(i)), usage, 'data: [DONE]\n\n'];
   const js = `function answer(r) { setTimeout(function () { r.return(200, 'ok'); }, ${SLOW_MS}); }
-export default { answer: answer };
+function stream(r) {
+  var events = ${JSON.stringify(events)};
+  var i = 0;
+  r.status = 200;
+  r.headersOut['Content-Type'] = 'text/event-stream';
+  r.sendHeader();
+  function next() {
+    r.send(events[i]);
+    i++;
+    if (i < events.length) {
+      setTimeout(next, 1);
+    } else {
+      r.finish();
+    }
+  }
+  next();
+}
+export default { answer: answer, stream: stream };
 `;
   return { conf, files: { 'slow.js': js } };
 }

@@ -386,7 +386,7 @@ export function handlerChunks(entry: string): NjsModuleParts {
     const code = fast
       ? [
           `// handler ${x.name}: its fast path, gw_${x.name}_full when that cannot decide (each created only in a request VM that calls it)`,
-          wrap(`gw_${x.name}`, fast, `${fast.locals[x.name]}(r, gw_${x.name}_full)`),
+          wrap(`gw_${x.name}`, fast, `${fast.locals[x.name]}(r, gw_${x.name}_full, a, b)`),
           wrap(`gw_${x.name}_full`, full, `${full.locals[x.name]}(r, a, b)`),
         ].join('\n')
       : [`// handler ${x.name}: its code is created only in a request VM that calls it`, wrap(`gw_${x.name}`, full, `${full.locals[x.name]}(r, a, b)`)].join('\n');
@@ -397,9 +397,10 @@ export function handlerChunks(entry: string): NjsModuleParts {
 }
 
 /**
- * A handler `h` whose module also exports `hFast(r, full)` gets a fast path: the common case
- * (a known API key, a cached token, a plain request's counters) written flat in one function
- * with no helper declarations, calling `full(r)` (the whole handler) for anything else. The
+ * A handler `h` whose module also exports `hFast(r, full, a, b)` gets a fast path: the common case
+ * (a known API key, a cached token, a plain request's counters, a steady chunk of a stream)
+ * written flat in one function with no helper declarations, calling `full(r, a, b)` (the whole
+ * handler; a and b: a body filter's data and flags) for anything else. The
  * full handler's code, with its dozens of helpers, is then never created on the common path:
  * each function declaration costs about 200 instructions per call of the function holding it.
  */

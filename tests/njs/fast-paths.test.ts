@@ -17,6 +17,10 @@ const { apiKey, apiKeyFast, jwtCached, jwtCachedFast, jwtSync, jwtSyncFast } = (
   Record<'apiKeyFast' | 'jwtCachedFast' | 'jwtSyncFast', Fast>;
 const { route, routeFast } = (await njsLib('routing')) as { route: (r: NginxHTTPRequest) => void; routeFast: (r: NginxHTTPRequest, full: (r: NginxHTTPRequest) => void) => void };
 
+type Flags = { last: boolean };
+type BodyFull = (r: NginxHTTPRequest, data: Buffer, flags: Flags) => void;
+const { llmBody, llmBodyFast } = (await njsLib('llm')) as { llmBody: BodyFull; llmBodyFast: (r: NginxHTTPRequest, full: BodyFull, data: Buffer, flags: Flags) => void };
+
 type Vars = Record<string, string | undefined>;
 
 /** A request whose $gw_key_meta is the key map of `keys` (hash -> meta), as nginx evaluates it when read. */
@@ -261,5 +265,80 @@ describe('metricsBreakerLogFast', () => {
     let delegated = 0;
     expect(counted((r) => metricsBreakerLogFast(r, () => (delegated++, '')), '1').size).toBe(0);
     expect(delegated).toBe(1);
+  });
+});
+
+describe('llmBodyFast', () => {
+
+  const event = (o: unknown, spaced = false) => `data: ${spaced ? JSON.stringify(o).replace(/":/g, '": ').replace(/,"/g, ', "') : JSON.stringify(o)}\n\n`;
+  /** an OpenAI-shaped stream: role chunk, content chunks (one empty, one quoting a key), finish chunk, usage chunk when asked, [DONE] */
+  function stream(opts: { usage: boolean; spaced?: boolean; model?: boolean; words?: number }): string[] {
+    const base = (o: Record<string, unknown>) => ({ id: 'c1', object: 'chat.completion.chunk', ...(opts.model === false ? {} : { model: 'gpt-4o' }), ...o, ...(opts.usage ? { usage: null } : {}) });
+    const out = [event(base({ choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] }), opts.spaced)];
+    for (let i = 0; i < (opts.words ?? 6); i++) out.push(event(base({ choices: [{ index: 0, delta: { content: i === 2 ? 'say "content":"x"' : i === 4 ? '' : ` w${i}` }, finish_reason: null }] }), opts.spaced));
+    out.push(event(base({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }), opts.spaced));
+    if (opts.usage) out.push(event({ id: 'c1', object: 'chat.completion.chunk', model: 'gpt-4o', choices: [], usage: { prompt_tokens: 9, completion_tokens: 31, total_tokens: 40 } }, opts.spaced));
+    out.push('data: [DONE]\n\n');
+    return out;
+  }
+  /** the same text cut every `size` bytes */
+  const recut = (chunks: string[], size: number): string[] => {
+    const t = chunks.join('');
+    const out: string[] = [];
+    for (let i = 0; i < t.length; i += size) out.push(t.slice(i, i + size));
+    return out;
+  };
+
+  /** one response through a body filter: the text handed on, the variables after each chunk, the full handler's calls */
+  function run(chunks: string[], vars: Vars, contentType: string, filter: 'full' | 'fast') {
+    const sent: string[] = [];
+    const after: Vars[] = [];
+    const { r } = request({ request_time: '0.012', ...vars }, {});
+    const rr = r as unknown as Record<string, unknown>;
+    rr.headersOut = { 'Content-Type': contentType };
+    rr.sendBuffer = (d: Buffer | string) => sent.push(d.toString());
+    let fullCalls = 0;
+    const full: BodyFull = (x, d, f) => (fullCalls++, llmBody(x, d, f));
+    const bufs = [...chunks, ''];
+    bufs.forEach((c, i) => {
+      const flags = { last: i === bufs.length - 1 };
+      if (filter === 'full') llmBody(r, Buffer.from(c), flags);
+      else llmBodyFast(r, full, Buffer.from(c), flags);
+      after.push({ gw_llm: r.variables.gw_llm, gw_llm_scan: r.variables.gw_llm_scan, gw_tokens_carry: r.variables.gw_tokens_carry });
+    });
+    return { sent: sent.join(''), after, fullCalls };
+  }
+
+  const SSE = 'text/event-stream';
+  const cases: [string, string[], Vars, string][] = [
+    ['a stream with include_usage, an event a chunk', stream({ usage: true }), {}, SSE],
+    ['the same with a token budget (deltas counted)', stream({ usage: true }), { gw_tokens: 'r|gpt-4o|9' }, SSE],
+    ['a stream without usage, deltas counted', stream({ usage: false }), { gw_tokens: 'r|gpt-4o|9' }, SSE],
+    ['a stream without usage', stream({ usage: false }), {}, SSE],
+    ['a stream in Python json.dumps spacing', stream({ usage: true, spaced: true }), { gw_tokens: 'r|gpt-4o|9' }, SSE],
+    ['a stream whose chunks do not name the model', stream({ usage: true, model: false }), {}, SSE],
+    ['a stream whose usage the client did not ask for (hidden)', stream({ usage: true }), { gw_llm: 'i', gw_tokens: 'r|gpt-4o|9' }, SSE],
+    ['a stream the upstream compressed anyway', stream({ usage: true }), { upstream_http_content_encoding: 'gzip' }, SSE],
+    ['a JSON answer in three pieces', recut([JSON.stringify({ id: 'c', model: 'gpt-4o', choices: [{ message: { content: 'hi' } }], usage: { prompt_tokens: 3, completion_tokens: 4 } }) + '\n'], 40), {}, 'application/json'],
+  ];
+  for (const [name, chunks, vars, ct] of cases) {
+    for (const size of [0, 7, 61, 250]) {
+      const input = size === 0 ? chunks : recut(chunks, size);
+      it(`${name}${size ? `, cut every ${size} bytes` : ''}: the same text handed on and the same record after every chunk`, () => {
+        const full = run(input, { ...vars }, ct, 'full');
+        const fast = run(input, { ...vars }, ct, 'fast');
+        expect(fast.sent).toBe(full.sent);
+        expect(fast.after).toEqual(full.after);
+      });
+    }
+  }
+
+  it('takes the steady chunks of a stream itself: the full handler sees only the first and the usage chunk', () => {
+    for (const vars of [{}, { gw_tokens: 'r|gpt-4o|9' }]) {
+      const chunks = stream({ usage: true, words: 20 });
+      const fast = run(chunks, { ...vars }, SSE, 'fast');
+      expect(fast.fullCalls).toBe(2);
+      expect(fast.after.at(-1)!.gw_llm).toMatch(/^0\.012\|gpt-4o\|9\|31\|\|/);
+    }
   });
 });
