@@ -136,6 +136,9 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: L
   lines.push(
     d('worker_processes', bare(g.workerProcesses, g.workerProcesses === 'auto' ? 'keyword' : 'int')),
     d('worker_shutdown_timeout', bare(g.workerShutdownTimeout, 'duration')),
+    // regex maps and locations run as machine code (PCRE2 JIT; without JIT support nginx only
+    // warns): the API-key extraction map costs ~1k instructions a request less
+    d('pcre_jit', 'on'),
     d('pid', q(g.paths.pid, 'file')),
     d('error_log', q(g.errorLog.path, 'file'), bare(g.errorLog.level, 'keyword')),
   );
