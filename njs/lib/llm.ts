@@ -142,9 +142,10 @@ export function llmBody(r: NginxHTTPRequest, data: Buffer, flags: NginxHTTPSendB
 }
 
 // llmBody for a steady chunk (src/njs/bundle.ts, hasFastPath): a stream past its first chunk
-// whose model is known, whose usage is not hidden from the client and whose scanner keeps no
-// carry, and a chunk ending in a newline whose only "usage" keys are `"usage":null` and whose
-// "content" keys are compact. Such a chunk changes nothing but the deltas count, so it is
+// whose model is known and whose scanner keeps no carry, and a chunk ending in a newline whose
+// only "usage" keys are `"usage":null` and whose "content" keys are compact; where the usage
+// is hidden from the client, a chunk of whole events whose `,"usage":null` members are cut out
+// of what is handed on. Such a chunk changes nothing but the deltas count, so it is
 // searched as bytes (no text decoding, no regex: the full path costs ~90k instructions a
 // chunk, this one ~27k); anything else goes to the full handler, which decides from scratch.
 // Written flat, with no helper declarations (each would be created again in every call).
@@ -153,35 +154,47 @@ export function llmBodyFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest, dat
   const s = v.gw_llm || '';
   const n = s.length;
   const len = data.length;
-  if (len === 0 && (n === 0 || s[n - 1] !== 'i')) {
-    // an empty buffer (the last one, typically) is handed on and changes nothing
+  if (len === 0 && (n === 0 || s[n - 1] !== 'i' || !v.gw_tokens_carry)) {
+    // an empty buffer (the last one, typically) is handed on and changes nothing (hiding the
+    // usage, unless part of an event waits: the full filter then hands that on)
     r.sendBuffer(data, flags);
     return;
   }
-  // "ttft|model|input|output||deltas|": flag and hide empty (the hide field is the last)
-  if (n < 6 || s[n - 1] !== '|' || len < 2 || data[len - 1] !== 10 || v.gw_llm_scan) {
+  // "ttft|model|input|output||deltas|" or, with the usage hidden, "…||deltas|i": the flag empty
+  const hide = n > 0 && s[n - 1] === 'i';
+  const e = hide ? n - 2 : n - 1; // the bar after deltas
+  if (n < 6 || s[e] !== '|' || len < 2 || data[len - 1] !== 10 || v.gw_llm_scan) {
     full(r, data, flags);
     return;
   }
-  const p = s.lastIndexOf('|', n - 2); // the bar before deltas
+  // hiding: a stream's chunk of whole events (ending in a blank line, nothing carried over)
+  if (hide && (s[0] === '|' || data[len - 2] !== 10 || v.gw_tokens_carry)) {
+    full(r, data, flags);
+    return;
+  }
+  const p = s.lastIndexOf('|', e - 1); // the bar before deltas
   const a = s.indexOf('|');
   if (p < 1 || s[p - 1] !== '|' || s[a + 1] === '|') {
     // the flag is set (its field is not empty) or the model is not known yet
     full(r, data, flags);
     return;
   }
+  // every "usage" key is "usage":null, compact (it never changes a usage seen); hiding, also
+  // right after a comma: ',"usage":null' is what the full filter takes out of each event
   let u = data.indexOf('"usage"');
+  let cuts = '';
   while (u >= 0) {
-    // "usage":null, compact: it never changes a usage seen (u + 11 < len: the chunk ends in a newline)
-    if (u + 11 >= len || data[u + 7] !== 58 || data[u + 8] !== 110 || data[u + 9] !== 117 || data[u + 10] !== 108 || data[u + 11] !== 108) {
+    if (u + 11 >= len || data[u + 7] !== 58 || data[u + 8] !== 110 || data[u + 9] !== 117 || data[u + 10] !== 108 || data[u + 11] !== 108 || (hide && data[u - 1] !== 44)) {
       full(r, data, flags);
       return;
+    }
+    if (hide) {
+      cuts += u + ',';
     }
     u = data.indexOf('"usage"', u + 12);
   }
   let k = 0;
-  const counting = s[p + 1] !== '-';
-  if (counting && s[0] !== '|') {
+  if (s[p + 1] !== '-' && s[0] !== '|') {
     let c = data.indexOf('"content"');
     while (c >= 0) {
       // "content":"x…" (compact, not empty) counts; "content":"" does not; any other form
@@ -196,9 +209,23 @@ export function llmBodyFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest, dat
       c = data.indexOf('"content"', c + 11);
     }
   }
-  r.sendBuffer(data, flags);
+  if (cuts === '') {
+    r.sendBuffer(data, flags);
+  } else {
+    // the bytes between the ',"usage":null' members, each piece handed on as it is
+    let from = 0;
+    let at = 0;
+    while (at < cuts.length) {
+      const comma = cuts.indexOf(',', at);
+      const x = +cuts.substring(at, comma);
+      r.sendBuffer(data.slice(from, x - 1));
+      from = x + 12;
+      at = comma + 1;
+    }
+    r.sendBuffer(data.slice(from), flags);
+  }
   if (k > 0) {
     // no String(): a global's lookup costs ~2.5k instructions in a request VM
-    v.gw_llm = s.substring(0, p + 1) + (+s.substring(p + 1, n - 1) + k) + '|';
+    v.gw_llm = s.substring(0, p + 1) + (+s.substring(p + 1, e) + k) + s.substring(e);
   }
 }

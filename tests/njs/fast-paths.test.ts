@@ -333,12 +333,16 @@ describe('llmBodyFast', () => {
     }
   }
 
-  it('takes the steady chunks of a stream itself: the full handler sees only the first and the usage chunk', () => {
-    for (const vars of [{}, { gw_tokens: 'r|gpt-4o|9' }]) {
+  it('takes the steady chunks of a stream itself, hidden usage or not: the full handler sees only the first and the usage chunk', () => {
+    for (const vars of [{}, { gw_tokens: 'r|gpt-4o|9' }, { gw_llm: 'i', gw_tokens: 'r|gpt-4o|9' }]) {
       const chunks = stream({ usage: true, words: 20 });
       const fast = run(chunks, { ...vars }, SSE, 'fast');
-      expect(fast.fullCalls).toBe(2);
+      expect(fast.fullCalls, JSON.stringify(vars)).toBe(2);
       expect(fast.after.at(-1)!.gw_llm).toMatch(/^0\.012\|gpt-4o\|9\|31\|\|/);
     }
+    // hidden from the client: no usage member and no usage event reach it
+    const hidden = run(stream({ usage: true, words: 20 }), { gw_llm: 'i', gw_tokens: 'r|gpt-4o|9' }, SSE, 'fast');
+    expect(hidden.sent).not.toContain('usage');
+    expect(hidden.sent).toContain('data: [DONE]');
   });
 });
