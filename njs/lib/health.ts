@@ -469,6 +469,63 @@ function usableFor(
   return { peek: peek, take: take };
 }
 
+// The fast path of steerPeer (src/njs/bundle.ts, hasFastPath) for an upstream its map entry
+// describes ($gw_steer_fast, src/features/health/render.ts steerFastMap: round robin over equal
+// weights, no server down in gateway.yaml, no shared breaker record): each server's state read
+// straight from the dict, in peerState's order, and the pick weightedPick makes, without the
+// preload object or a closure. A half-open server (its trial place), runtime servers or no
+// usable server at all: the full pick decides (and counts the turn) instead.
+export function steerPeerFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) => string): string {
+  const spec = r.variables.gw_steer_fast;
+  if (!spec) {
+    return full(r);
+  }
+  // "<upstream>|<flags>|<open_for ms>|<weight>|<peer> <peer> …"
+  const a = spec.indexOf('|');
+  const b = spec.indexOf('|', a + 1);
+  const c = spec.indexOf('|', b + 1);
+  const e = spec.indexOf('|', c + 1);
+  const u = spec.substring(0, a);
+  const flags = spec.substring(a + 1, b);
+  const sh = ngx.shared;
+  if (flags.indexOf('a') >= 0) {
+    const rt = (sh[RUNTIME_ZONE] as NgxSharedDict<string>).get('rt|' + u);
+    if (typeof rt === 'string' && rt !== '') {
+      return full(r);
+    }
+  }
+  const d = sh[ZONE] as NgxSharedDict<number>;
+  const health = flags.indexOf('h') >= 0;
+  const breaker = flags.indexOf('b') >= 0;
+  const peers = spec.substring(e + 1).split(' ');
+  const ok: number[] = [];
+  let now = 0;
+  for (let i = 0; i < peers.length; i++) {
+    const k = '|' + u + '|' + i;
+    if (d.get('dr' + k) === 1 || (health && d.get('hd' + k) === 1)) {
+      continue; // draining, or down by its health check
+    }
+    if (breaker && d.get('bs' + k) === 1) {
+      if (now === 0) {
+        now = Date.now();
+      }
+      const at = d.get('bo' + k);
+      if (now >= (typeof at === 'number' ? at : 0) + +spec.substring(b + 1, c)) {
+        return full(r); // half-open: the full pick hands out the trial places
+      }
+      continue; // open
+    }
+    ok.push(i);
+  }
+  if (ok.length === 0) {
+    return full(r);
+  }
+  // weightedPick over equal weights w: the (turn mod w·m)-th slot, w slots a server
+  const w = +spec.substring(c + 1, e);
+  const pos = d.incr('rr|' + u, 1, 0) % (w * ok.length);
+  return peers[ok[(pos - (pos % w)) / w]];
+}
+
 export function steerPeer(r: NginxHTTPRequest): string {
   const c = conf();
   const u = r.variables.gw_steer_upstream || '';

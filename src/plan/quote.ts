@@ -87,6 +87,14 @@ export function settableHeader(name: string): string {
   return q(name, 'header');
 }
 
+/** nginx map parameters: a source value spelled like one must be escaped to be matched */
+export const MAP_KEYWORDS = ['default', 'hostnames', 'include', 'volatile'];
+
+/** A name (already checked by bare()) as a map source value: a map keyword is escaped with "\\". */
+export function mapSourceValue(name: string): string {
+  return MAP_KEYWORDS.includes(name) ? `\\${name}` : name;
+}
+
 /** nginx variable name for a request header: X-User-Id → $http_x_user_id */
 export function headerVar(name: string): string {
   // checked with its prefix: a header name may start with a digit (X-… is not required)

@@ -4,7 +4,7 @@
 // handler untouched. Engine-neutral code under Node; the same bundles run in real nginx in
 // tests/njs/nginx-auth.test.ts, tests/auth/ and tests/routing/auth-keys-nginx.test.ts.
 import { createHash } from 'node:crypto';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { cacheKey, cachePut, JWT_CACHE_ZONE } from '../../njs/lib/jwtcache.ts';
 
 // handlers.ts and routing.ts bring njs-types (whose global `process` is not Node's) into any
@@ -344,5 +344,110 @@ describe('llmBodyFast', () => {
     const hidden = run(stream({ usage: true, words: 20 }), { gw_llm: 'i', gw_tokens: 'r|gpt-4o|9' }, SSE, 'fast');
     expect(hidden.sent).not.toContain('usage');
     expect(hidden.sent).toContain('data: [DONE]');
+  });
+});
+
+describe('steerPeerFast', () => {
+  const g = globalThis as unknown as { ngx?: unknown; gw_health_conf?: unknown };
+  const now = Date.now();
+  // one clock for both handlers: a trial place is stamped with it
+  beforeEach(() => void vi.spyOn(Date, 'now').mockReturnValue(now));
+  afterEach(() => {
+    vi.restoreAllMocks();
+    delete g.ngx;
+    delete g.gw_health_conf;
+  });
+  const OPEN_MS = 30_000;
+  const peers = ['gw_peer_api_0', 'gw_peer_api_1', 'gw_peer_api_2'];
+  /** the preload object's upstream "api" (what the full pick reads) and the map entry the build writes for it */
+  function setup(opts: { weight: number; health: boolean; breaker: boolean; admin: boolean }) {
+    g.gw_health_conf = {
+      dir: 'state/',
+      admin: opts.admin ? 'ab'.repeat(32) : '',
+      breakers: opts.breaker ? 1 : 0,
+      crc: [],
+      names: ['api'],
+      routes: {},
+      models: [],
+      upstreams: {
+        api: {
+          balance: 'round_robin',
+          addresses: ['10.0.0.1:80', '10.0.0.2:80', '10.0.0.3:80'],
+          weights: [opts.weight, opts.weight, opts.weight],
+          down: [0, 0, 0],
+          peers,
+          ring: [],
+          owners: [],
+          hashVar: '',
+          health: opts.health ? { path: '/', intervalMs: 1000, timeoutMs: 500, expectStatus: [200], expectBody: null, expectModels: [], rise: 2, fall: 1 } : null,
+          breaker: opts.breaker ? { failures: 5, windowMs: 10_000, openMs: OPEN_MS, halfOpen: 1, on: [502, 503, 504] } : null,
+        },
+      },
+    };
+    return `api|${opts.health ? 'h' : ''}${opts.breaker ? 'b' : ''}${opts.admin ? 'a' : ''}|${opts.breaker ? OPEN_MS : 0}|${opts.weight}|${peers.join(' ')}`;
+  }
+  const dictOf = (data: Map<string, number | string>) => ({
+    get: (k: string) => data.get(k),
+    set: (k: string, v: number | string) => void data.set(k, v),
+    delete: (k: string) => data.delete(k),
+    incr: (k: string, n: number, init = 0) => (data.set(k, ((data.has(k) ? data.get(k) : init) as number) + n), data.get(k) as number),
+  });
+  /** `calls` picks on a dict starting from `state`: what each returned, the dict and the variables after */
+  function picks(fn: (r: NginxHTTPRequest) => string, spec: string, state: Record<string, number | string>, calls: number) {
+    const data = new Map<string, number | string>(Object.entries(state).filter(([k]) => !k.startsWith('rt|')));
+    const runtime = new Map<string, number | string>(Object.entries(state).filter(([k]) => k.startsWith('rt|')));
+    g.ngx = { shared: { gw_state: dictOf(data), gw_state_s: dictOf(runtime) }, prefix: '/tmp/', log() {}, WARN: 1 };
+    const out: string[] = [];
+    const vars: Vars[] = [];
+    for (let i = 0; i < calls; i++) {
+      const { r, written } = request({ gw_steer_upstream: 'api', gw_steer_fast: spec }, {});
+      out.push(fn(r));
+      vars.push(written);
+    }
+    return { out, vars, dict: Object.fromEntries(data) };
+  }
+
+  const states: [string, Record<string, number | string>][] = [
+    ['every server up', {}],
+    ['one down by its health check', { 'hd|api|1': 1 }],
+    ['one draining', { 'dr|api|0': 1 }],
+    ['one breaker open', { 'bs|api|2': 1, 'bo|api|2': now }],
+    ['two out, one open and one down', { 'bs|api|0': 1, 'bo|api|0': now, 'hd|api|2': 1 }],
+    ['one breaker half-open (a trial place)', { 'bs|api|1': 1, 'bo|api|1': now - OPEN_MS - 1000 }],
+    ['every server out', { 'hd|api|0': 1, 'hd|api|1': 1, 'bs|api|2': 1, 'bo|api|2': now }],
+    ['a runtime server added', { 'rt|api': JSON.stringify([{ address: '10.0.0.9:80', weight: 1, models: [], state: 'active', added_at: '2026-12-01T00:00:00Z' }]) }],
+    ['the round-robin turn already far along', { 'rr|api': 1_000_003, 'hd|api|0': 1 }],
+  ];
+  for (const opts of [
+    { weight: 1, health: true, breaker: true, admin: false },
+    { weight: 3, health: true, breaker: true, admin: true },
+    { weight: 1, health: true, breaker: false, admin: false },
+  ]) {
+    for (const [name, state] of states) {
+      it(`weight ${opts.weight}${opts.breaker ? ', breaker' : ''}${opts.admin ? ', admin API' : ''}: ${name} — the same picks as the full handler`, async () => {
+        const { steerPeer, steerPeerFast } = (await njsLib('health')) as Record<'steerPeer', Handler> & Record<'steerPeerFast', Fast>;
+        const spec = setup(opts);
+        const full = picks(steerPeer, spec, state, 7);
+        let delegated = 0;
+        const fast = picks((r) => steerPeerFast(r, (x) => (delegated++, steerPeer(x))), spec, state, 7);
+        expect(fast.out).toEqual(full.out);
+        expect(fast.dict).toEqual(full.dict);
+        expect(fast.vars).toEqual(full.vars);
+        // it decides alone unless a trial place, a runtime server or no usable server is involved
+        // (without a breaker its keys mean nothing, and runtime servers exist only with the admin API)
+        const runtime = opts.admin && /runtime/.test(name);
+        const alone = !runtime && (opts.breaker ? !/half-open|every server out/.test(name) : true);
+        expect(delegated === 0, `decided alone: ${alone}`).toBe(alone);
+      });
+    }
+  }
+
+  it('without its map entry ($gw_steer_fast ""), the full handler picks', async () => {
+    const { steerPeer, steerPeerFast } = (await njsLib('health')) as Record<'steerPeer', Handler> & Record<'steerPeerFast', Fast>;
+    setup({ weight: 1, health: true, breaker: true, admin: false });
+    let delegated = 0;
+    const got = picks((r) => steerPeerFast(r, (x) => (delegated++, steerPeer(x))), '', {}, 3);
+    expect(delegated).toBe(3);
+    expect(got.out).toEqual([peers[1], peers[2], peers[0]]);
   });
 });

@@ -130,7 +130,7 @@ describe('bundleNjs', () => {
     const sf = ts.createSourceFile('gateway.js', code, ts.ScriptTarget.Latest, true, ts.ScriptKind.JS);
     const topFunctions = sf.statements.filter(ts.isFunctionDeclaration).map((f) => f.name!.text);
     // a handler with a fast path (njs/lib/handlers.ts, apiKeyFast...) has a second function, its full handler
-    const fast = ['apiKey', 'jwtCached', 'jwtSync', 'route', 'metricsBreakerLog', 'llmBody'];
+    const fast = ['apiKey', 'jwtCached', 'jwtSync', 'route', 'metricsBreakerLog', 'llmBody', 'steerPeer'];
     expect(topFunctions.sort()).toEqual([...parts.handlers.map((h) => `gw_${h.name}`), ...fast.map((h) => `gw_${h}_full`)].sort());
     for (const h of all) expect(code).toMatch(new RegExp(`^ {2}${h}: gw_${h}[,\\n]`, 'm'));
     const inner = (h: string) => {

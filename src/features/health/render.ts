@@ -12,7 +12,7 @@ import type { GatewayModel, Route, Upstream } from '../../model/types.ts';
 import type { HttpContribution } from '../../core/feature.ts';
 import type { ChainStage, RouteContext, SteerNeed } from '../../plan/slots.ts';
 import { d, raw, type Block, type Directive } from '../../plan/directive.ts';
-import { bare, ident, q } from '../../plan/quote.ts';
+import { bare, ident, mapSourceValue, q } from '../../plan/quote.ts';
 import { buildRing, CRC_TABLE } from '../../routing/ketama.ts';
 import { breakerRecords, modelChain } from '../../routing/placement.ts';
 import { hashKeyVar } from '../../targets/nginx/route.ts';
@@ -152,6 +152,27 @@ function peerBlocks(m: GatewayModel): Block[] {
   return out;
 }
 
+/**
+ * The steer pick's fast path (njs/lib/health.ts steerPeerFast) for each upstream it can decide
+ * without the preload object: round robin over equal weights, no server `down` in gateway.yaml,
+ * no shared breaker record. "<upstream>|<flags>|<open_for ms>|<weight>|<peer> <peer> …", flags
+ * "h" health check, "b" circuit breaker, "a" admin API (runtime servers and drains possible:
+ * checked at request time). Other upstreams map to "" and take the full pick.
+ */
+function steerFastMap(m: GatewayModel): Block {
+  const records = breakerRecords(m);
+  const lines: string[] = [d('default', '""')];
+  for (const u of managedUpstreams(m)) {
+    const w = u.servers[0]?.weight;
+    const rec = records.get(u.name);
+    if (u.balance !== 'round_robin' || u.servers.some((s) => s.down || s.weight !== w) || (rec && rec.recs.length)) continue;
+    const flags = `${u.healthCheck ? 'h' : ''}${u.circuitBreaker ? 'b' : ''}${m.adminApi ? 'a' : ''}`;
+    const peers = u.servers.map((_, i) => peerBlockName(u, i)).join(' ');
+    lines.push(d(mapSourceValue(bare(u.name, 'name')), q(`${u.name}|${flags}|${u.circuitBreaker?.openMs ?? 0}|${w}|${peers}`, 'expr')));
+  }
+  return { comment: "the steer pick's fast path: what it needs of each upstream it can decide alone (njs/lib/health.ts steerPeerFast)", head: 'map $gw_steer_upstream $gw_steer_fast', lines };
+}
+
 export function healthHttp(m: GatewayModel): HttpContribution {
   const managed = managedUpstreams(m);
   if (!managed.length) return {};
@@ -168,7 +189,7 @@ export function healthHttp(m: GatewayModel): HttpContribution {
     d('js_var', '$gw_steer_upstream'),
   ];
   if (m.adminApi) mapLines.push(d('js_shared_dict_zone', `zone=${RUNTIME_ZONE}:1m`, 'type=string'));
-  const maps: Block[] = [];
+  const maps: Block[] = [steerFastMap(m)];
   const accessLogs: Directive[] = [];
   if (br.length) {
     const codes = [...new Set(br.flatMap((u) => u.circuitBreaker!.on))].sort();

@@ -12,7 +12,7 @@
 import type { Feature } from '../../core/feature.ts';
 import type { GatewayModel, MetricsSettings, Route, SourcePos } from '../../model/types.ts';
 import { d, raw, type Block, type LogField } from '../../plan/directive.ts';
-import { bare, q } from '../../plan/quote.ts';
+import { bare, mapSourceValue, q } from '../../plan/quote.ts';
 import { metricsSchema } from './schema.ts';
 import { hasTokenLimits, tokenLimitsUsed } from '../limits/tokens.ts';
 import { perModel } from '../../model/memo.ts';
@@ -48,8 +48,6 @@ const metricsInput = (budgets: boolean, buckets: number[]): string =>
 
 /** methods counted under their own name; any other is OTHER */
 const COUNTED_METHODS = ['GET', 'POST', 'HEAD', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
-/** a map source value: the words map reads as its own parameters are escaped with "\\" */
-const mapSource = (name: string): string => (['default', 'hostnames', 'include', 'volatile'].includes(name) ? `\\${name}` : name);
 
 export const LLM_BODY_HANDLER = 'gateway.llmBody';
 /** OpenAI-compatible endpoints: a route whose exact or prefix path ends in one is an LLM route */
@@ -151,12 +149,12 @@ function labelMaps(m: GatewayModel): Block[] {
     },
     {
       head: 'map $proxy_host $gw_metrics_upstream',
-      lines: [d('default', 'other'), d('""', 'none'), ...m.upstreams.map((u) => d(mapSource(bare(u.name, 'name')), bare(u.name, 'name')))],
+      lines: [d('default', 'other'), d('""', 'none'), ...m.upstreams.map((u) => d(mapSourceValue(bare(u.name, 'name')), bare(u.name, 'name')))],
     },
     { head: 'map $gw_route $gw_metrics_route', lines: [d('default', '$gw_route'), d('""', '-')] },
     {
       head: 'map $gw_route $gw_metrics_route_kind',
-      lines: [d('default', '";"'), ...kinds.map((r) => d(mapSource(bare(r.name, 'name')), q(`${r.cache ? r.cache.zone : ''};${llm.has(r.name) ? llmFlag : ''}`, 'expr')))],
+      lines: [d('default', '";"'), ...kinds.map((r) => d(mapSourceValue(bare(r.name, 'name')), q(`${r.cache ? r.cache.zone : ''};${llm.has(r.name) ? llmFlag : ''}`, 'expr')))],
     },
   ];
 }

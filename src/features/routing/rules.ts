@@ -2,9 +2,9 @@
 import type { Report } from '../../core/feature.ts';
 import type { GatewayModel, Route } from '../../model/types.ts';
 import { routesUsing } from '../../model/routes.ts';
+import { MAP_KEYWORDS } from '../../plan/quote.ts';
 
 // nginx `map` keywords: a model id spelled like one would not be a plain key.
-const MAP_KEYWORDS = ['default', 'hostnames', 'include', 'volatile'];
 const BODYLESS = ['GET', 'HEAD', 'DELETE', 'OPTIONS'];
 
 /** True when the route authenticates (with `method`: when that method is among its auth methods). */

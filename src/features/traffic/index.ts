@@ -8,7 +8,7 @@
 import type { Feature, Report } from '../../core/feature.ts';
 import type { GatewayModel, Route, RouteTraffic, SourcePos, TrafficSource } from '../../model/types.ts';
 import { d, type Block, type Directive } from '../../plan/directive.ts';
-import { bare, headerVar, ident, q } from '../../plan/quote.ts';
+import { bare, headerVar, ident, MAP_KEYWORDS, q } from '../../plan/quote.ts';
 import { hundredths } from '../../routing/traffic.ts';
 import { trafficSchema } from './schema.ts';
 
@@ -27,7 +27,6 @@ function normalizeTraffic(raw: any, at: (p: string) => SourcePos, p: string): Ro
 
 const id = (r: Route) => ident(r.name);
 export const trafficVar = (r: Route) => `$gw_traffic_${id(r)}`;
-const MAP_KEYWORDS = ['default', 'hostnames', 'include', 'volatile'];
 const NJS_KEYS = ['body_field', 'jwt_claim'];
 const sameSource = (a: TrafficSource, b: TrafficSource) => a.kind === b.kind && a.name.toLowerCase() === b.name.toLowerCase();
 const claimName = (t: RouteTraffic) => t.rules.find((x) => x.source.kind === 'jwt_claim')?.source.name ?? null;
