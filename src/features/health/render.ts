@@ -161,7 +161,9 @@ function peerBlocks(m: GatewayModel): Block[] {
  */
 function steerFastMap(m: GatewayModel): Block {
   const records = breakerRecords(m);
-  const lines: string[] = [d('default', '""')];
+  // volatile: read again for each pick (a fallback chain steers several upstreams in one
+  // request; nginx would otherwise keep the first value if the variable ever became indexed)
+  const lines: string[] = [d('volatile'), d('default', '""')];
   for (const u of managedUpstreams(m)) {
     const w = u.servers[0]?.weight;
     const rec = records.get(u.name);
