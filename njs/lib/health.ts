@@ -471,8 +471,8 @@ function usableFor(
 
 // The fast path of steerPeer (src/njs/bundle.ts, hasFastPath) for an upstream its map entry
 // describes ($gw_steer_fast, src/features/health/render.ts steerFastMap: round robin over equal
-// weights, no server down in gateway.yaml, no shared breaker record): each server's state read
-// straight from the dict, in peerState's order, and the pick weightedPick makes, without the
+// weights, no server down in gateway.yaml): each server's state read straight from the dict (a
+// shared breaker record under its record's key), in peerState's order, and the pick weightedPick makes, without the
 // preload object or a closure. A half-open server (its trial place), runtime servers or no
 // usable server at all: the full pick decides (and counts the turn) instead.
 export function steerPeerFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) => string): string {
@@ -480,7 +480,7 @@ export function steerPeerFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) =
   if (!spec) {
     return full(r);
   }
-  // "<upstream>|<flags>|<open_for ms>|<weight>|<peer> <peer> …"
+  // "<upstream>|<flags>|<open_for ms>|<weight>|<peer> <peer> …[|<record> <record> …]"
   const a = spec.indexOf('|');
   const b = spec.indexOf('|', a + 1);
   const c = spec.indexOf('|', b + 1);
@@ -497,7 +497,10 @@ export function steerPeerFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) =
   const d = sh[ZONE] as NgxSharedDict<number>;
   const health = flags.indexOf('h') >= 0;
   const breaker = flags.indexOf('b') >= 0;
-  const peers = spec.substring(e + 1).split(' ');
+  const f = spec.indexOf('|', e + 1);
+  const peers = (f < 0 ? spec.substring(e + 1) : spec.substring(e + 1, f)).split(' ');
+  // each server's breaker record where some are shared ("<upstream>|<index>"), else its own
+  const recs = f < 0 ? null : spec.substring(f + 1).split(' ');
   const ok: number[] = [];
   let now = 0;
   for (let i = 0; i < peers.length; i++) {
@@ -505,11 +508,12 @@ export function steerPeerFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) =
     if (d.get('dr' + k) === 1 || (health && d.get('hd' + k) === 1)) {
       continue; // draining, or down by its health check
     }
-    if (breaker && d.get('bs' + k) === 1) {
+    const bk = recs === null ? k : '|' + recs[i];
+    if (breaker && d.get('bs' + bk) === 1) {
       if (now === 0) {
         now = Date.now();
       }
-      const at = d.get('bo' + k);
+      const at = d.get('bo' + bk);
       if (now >= (typeof at === 'number' ? at : 0) + +spec.substring(b + 1, c)) {
         return full(r); // half-open: the full pick hands out the trial places
       }

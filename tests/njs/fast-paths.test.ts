@@ -360,7 +360,7 @@ describe('steerPeerFast', () => {
   const OPEN_MS = 30_000;
   const peers = ['gw_peer_api_0', 'gw_peer_api_1', 'gw_peer_api_2'];
   /** the preload object's upstream "api" (what the full pick reads) and the map entry the build writes for it */
-  function setup(opts: { weight: number; health: boolean; breaker: boolean; admin: boolean }) {
+  function setup(opts: { weight: number; health: boolean; breaker: boolean; admin: boolean; shared?: boolean }) {
     g.gw_health_conf = {
       dir: 'state/',
       admin: opts.admin ? 'ab'.repeat(32) : '',
@@ -381,10 +381,13 @@ describe('steerPeerFast', () => {
           hashVar: '',
           health: opts.health ? { path: '/', intervalMs: 1000, timeoutMs: 500, expectStatus: [200], expectBody: null, expectModels: [], rise: 2, fall: 1 } : null,
           breaker: opts.breaker ? { failures: 5, windowMs: 10_000, openMs: OPEN_MS, halfOpen: 1, on: [502, 503, 504] } : null,
+          // server 1 shares the breaker record of upstream "other"'s server 0
+          ...(opts.shared ? { recs: ['', 'other|0', ''], shared: [[], ['other'], []] } : {}),
         },
       },
     };
-    return `api|${opts.health ? 'h' : ''}${opts.breaker ? 'b' : ''}${opts.admin ? 'a' : ''}|${opts.breaker ? OPEN_MS : 0}|${opts.weight}|${peers.join(' ')}`;
+    const recs = opts.shared ? '|api|0 other|0 api|2' : '';
+    return `api|${opts.health ? 'h' : ''}${opts.breaker ? 'b' : ''}${opts.admin ? 'a' : ''}|${opts.breaker ? OPEN_MS : 0}|${opts.weight}|${peers.join(' ')}${recs}`;
   }
   const dictOf = (data: Map<string, number | string>) => ({
     get: (k: string) => data.get(k),
@@ -417,14 +420,17 @@ describe('steerPeerFast', () => {
     ['every server out', { 'hd|api|0': 1, 'hd|api|1': 1, 'bs|api|2': 1, 'bo|api|2': now }],
     ['a runtime server added', { 'rt|api': JSON.stringify([{ address: '10.0.0.9:80', weight: 1, models: [], state: 'active', added_at: '2026-12-01T00:00:00Z' }]) }],
     ['the round-robin turn already far along', { 'rr|api': 1_000_003, 'hd|api|0': 1 }],
+    ['a shared breaker record open (through the other upstream)', { 'bs|other|0': 1, 'bo|other|0': now }],
+    ['a shared breaker record half-open', { 'bs|other|0': 1, 'bo|other|0': now - OPEN_MS - 1000 }],
   ];
   for (const opts of [
     { weight: 1, health: true, breaker: true, admin: false },
     { weight: 3, health: true, breaker: true, admin: true },
     { weight: 1, health: true, breaker: false, admin: false },
+    { weight: 2, health: true, breaker: true, admin: false, shared: true },
   ]) {
     for (const [name, state] of states) {
-      it(`weight ${opts.weight}${opts.breaker ? ', breaker' : ''}${opts.admin ? ', admin API' : ''}: ${name} — the same picks as the full handler`, async () => {
+      it(`weight ${opts.weight}${opts.breaker ? ', breaker' : ''}${opts.shared ? ' (one record shared)' : ''}${opts.admin ? ', admin API' : ''}: ${name} — the same picks as the full handler`, async () => {
         const { steerPeer, steerPeerFast } = (await njsLib('health')) as Record<'steerPeer', Handler> & Record<'steerPeerFast', Fast>;
         const spec = setup(opts);
         const full = picks(steerPeer, spec, state, 7);
@@ -436,7 +442,9 @@ describe('steerPeerFast', () => {
         // it decides alone unless a trial place, a runtime server or no usable server is involved
         // (without a breaker its keys mean nothing, and runtime servers exist only with the admin API)
         const runtime = opts.admin && /runtime/.test(name);
-        const alone = !runtime && (opts.breaker ? !/half-open|every server out/.test(name) : true);
+        // (server 1's breaker keys are its shared record's where it has one: "bs|api|1" then means nothing)
+        const halfOpen = opts.shared ? /shared breaker record half-open/.test(name) : /one breaker half-open/.test(name);
+        const alone = !runtime && (opts.breaker ? !halfOpen && !/every server out/.test(name) : true);
         expect(delegated === 0, `decided alone: ${alone}`).toBe(alone);
       });
     }

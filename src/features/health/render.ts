@@ -154,10 +154,12 @@ function peerBlocks(m: GatewayModel): Block[] {
 
 /**
  * The steer pick's fast path (njs/lib/health.ts steerPeerFast) for each upstream it can decide
- * without the preload object: round robin over equal weights, no server `down` in gateway.yaml,
- * no shared breaker record. "<upstream>|<flags>|<open_for ms>|<weight>|<peer> <peer> …", flags
- * "h" health check, "b" circuit breaker, "a" admin API (runtime servers and drains possible:
- * checked at request time). Other upstreams map to "" and take the full pick.
+ * without the preload object: round robin over equal weights, no server `down` in gateway.yaml.
+ * "<upstream>|<flags>|<open_for ms>|<weight>|<peer> <peer> …", flags "h" health check, "b"
+ * circuit breaker, "a" admin API (runtime servers and drains possible: checked at request
+ * time); where a server shares its breaker record with another upstream, "|<record> <record> …"
+ * follows: each server's record ("<upstream>|<index>", the preload object's recs, its own
+ * included). Other upstreams map to "" and take the full pick.
  */
 function steerFastMap(m: GatewayModel): Block {
   const records = breakerRecords(m);
@@ -166,11 +168,12 @@ function steerFastMap(m: GatewayModel): Block {
   const lines: string[] = [d('volatile'), d('default', '""')];
   for (const u of managedUpstreams(m)) {
     const w = u.servers[0]?.weight;
-    const rec = records.get(u.name);
-    if (u.balance !== 'round_robin' || u.servers.some((s) => s.down || s.weight !== w) || (rec && rec.recs.length)) continue;
+    if (u.balance !== 'round_robin' || u.servers.some((s) => s.down || s.weight !== w)) continue;
     const flags = `${u.healthCheck ? 'h' : ''}${u.circuitBreaker ? 'b' : ''}${m.adminApi ? 'a' : ''}`;
     const peers = u.servers.map((_, i) => peerBlockName(u, i)).join(' ');
-    lines.push(d(mapSourceValue(bare(u.name, 'name')), q(`${u.name}|${flags}|${u.circuitBreaker?.openMs ?? 0}|${w}|${peers}`, 'expr')));
+    const rec = records.get(u.name);
+    const recs = rec && rec.recs.length ? `|${u.servers.map((_, i) => rec.recs[i] || `${u.name}|${i}`).join(' ')}` : '';
+    lines.push(d(mapSourceValue(bare(u.name, 'name')), q(`${u.name}|${flags}|${u.circuitBreaker?.openMs ?? 0}|${w}|${peers}${recs}`, 'expr')));
   }
   return { comment: "the steer pick's fast path: what it needs of each upstream it can decide alone (njs/lib/health.ts steerPeerFast)", head: 'map $gw_steer_upstream $gw_steer_fast', lines };
 }
