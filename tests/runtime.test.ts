@@ -31,7 +31,7 @@ import {
 } from '../src/runtime/nginx/index.ts';
 import { completeRawConf, rewriteRawConf, startGateway, startRawNginx, stopAllGateways, withErrorLog, type Gateway } from './support/nginx.ts';
 import { capture } from './support/capture.ts';
-import { getUrl, openWebSocket, stream } from './support/http.ts';
+import { getUrl, openWebSocket, stream, waitUntil } from './support/http.ts';
 import { freePort } from './support/ports.ts';
 import { closeAll, startEchoUpstream, type EchoUpstream } from './support/upstreams.ts';
 
@@ -278,7 +278,8 @@ describe('njs through a real request', () => {
       expect(compareVersions(ja.njs, '0.8.0')).toBeGreaterThanOrEqual(0);
       expect(ja.njs).toBe(info.njs.version);
       expect(jb.hits).toBe(ja.hits + 1); // shared dict survives across requests (and workers)
-      expect(gw.accessLog()).toContain('GET /b');
+      // nginx writes the line in the log phase, after the response went out: it may trail the answer
+      await waitUntil(() => gw.accessLog().includes('GET /b'), 5000, 'the access log line of GET /b');
     });
   });
 });
