@@ -17,16 +17,13 @@ export const STREAM_PATH = '/stream';
 export const STREAM_CHUNKS = 50;
 
 /**
- * The backend of the benchmark scripts: the `return 200` stub, plus SLOW_PATH, answered after
- * SLOW_MS by an njs timer, for the rows whose cost may depend on how long a request takes
- * (the metrics histograms place a request by its duration; the stub answers within their
- * first bound). Not measured.
+ * The backend of the benchmark scripts: the `return 200` stub, plus two paths answered by njs
+ * for the rows whose cost depends on what a real upstream does: SLOW_PATH after SLOW_MS (the
+ * metrics histograms place a request by its duration; the stub answers within their first
+ * bound) and STREAM_PATH, an SSE stream (the LLM body filter runs once per chunk). Not measured.
  */
 export function benchBackend(ports: number[]): { conf: string; files: Record<string, string> } {
-  // the stub's own text with the slow location and the njs import added
-  const stub = backendConf(ports);
-  const conf = `load_module modules/ngx_http_js_module.so;\n${stub.replace('http {\n', 'http {\n  js_import slow from slow.js;\n').replace('    location / {', `    location = ${SLOW_PATH} { js_content slow.answer; }\n    location = ${STREAM_PATH} { js_content slow.stream; }\n    location / {`)}`;
-  if (!conf.includes('js_import slow') || !conf.includes(`location = ${SLOW_PATH}`)) throw new Error('benchBackend: the stub configuration changed shape');
+  const conf = backendConf(ports, { njs: { file: 'stub.js', locations: [`location = ${SLOW_PATH} { js_content stub.answer; }`, `location = ${STREAM_PATH} { js_content stub.stream; }`] } });
   // the chunks a chat completion streams with stream_options.include_usage (compact JSON, as
   // OpenAI and vLLM send it): every event names the model and carries "usage":null
   const event = (o: Record<string, unknown>) => `data: ${JSON.stringify({ id: 'chatcmpl-bench', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o', ...o })}\n\n`;
@@ -53,7 +50,7 @@ function stream(r) {
 }
 export default { answer: answer, stream: stream };
 `;
-  return { conf, files: { 'slow.js': js } };
+  return { conf, files: { 'stub.js': js } };
 }
 
 /** Secret of the HS256 rows (hand-written reference and gatewayctl provider alike). */

@@ -5,9 +5,10 @@
 /**
  * A `return 200` server on every port: the upstream of every row, in its own nginx (not
  * measured). `statusPort`: a stub_status server there too, whose request counter says how
- * many requests reached the stub.
+ * many requests reached the stub. `njs`: an njs module imported as `stub` and the locations
+ * its handlers answer, beside the `return 200` one (scripts/bench/reference.ts).
  */
-export function backendConf(ports: number[], opts: { statusPort?: number } = {}): string {
+export function backendConf(ports: number[], opts: { statusPort?: number; njs?: { file: string; locations: string[] } } = {}): string {
   const status = opts.statusPort
     ? `  server {
     listen 127.0.0.1:${opts.statusPort};
@@ -15,14 +16,15 @@ export function backendConf(ports: number[], opts: { statusPort?: number } = {})
   }
 `
     : '';
-  return `worker_processes 1;
+  const njs = opts.njs;
+  return `${njs ? 'load_module modules/ngx_http_js_module.so;\n' : ''}worker_processes 1;
 events { worker_connections 4096; }
 http {
   access_log off;
   keepalive_requests 1000000;
-  server {
+${njs ? `  js_import stub from ${njs.file};\n` : ''}  server {
 ${ports.map((p) => `    listen 127.0.0.1:${p} backlog=4096;`).join('\n')}
-    location / { return 200 ok; }
+${njs ? njs.locations.map((l) => `    ${l}\n`).join('') : ''}    location / { return 200 ok; }
   }
 ${status}}
 `;
