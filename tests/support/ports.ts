@@ -32,26 +32,16 @@ const slice = Number(process.env.VITEST_POOL_ID ?? 0) % SLICES;
 // worker (each with a fresh copy of this module) do not begin with the ports the last one used
 let cursor = Math.floor(Math.random() * SLICE);
 
-/** Whether `port` can be listened on right now (closed again at once). */
-function probe(port: number): Promise<boolean> {
+/** Listen on `port` (0: the kernel picks one) and close again at once: the port, or 0 when busy. */
+function probe(port: number): Promise<number> {
   return new Promise((resolve) => {
     const srv = createServer();
     srv.unref();
-    srv.once('error', () => resolve(false));
-    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => srv.close(() => resolve(true)));
-  });
-}
-
-/** The kernel's pick (the ephemeral range): only when a slice has no free port left. */
-function kernelPick(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
+    srv.once('error', () => resolve(0));
+    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => {
       const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
+      const got = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(got));
     });
   });
 }
@@ -61,14 +51,15 @@ export async function freePort(): Promise<number> {
   if (SLICE >= 50) {
     for (let attempt = 0; attempt < SLICE; attempt++) {
       const port = LOW + slice * SLICE + (cursor++ % SLICE);
-      if (!handedOut.has(port) && (await probe(port))) {
+      if (!handedOut.has(port) && (await probe(port)) === port) {
         handedOut.add(port);
         return port;
       }
     }
   }
+  // the kernel's pick (the ephemeral range): only when the slice has no free port left
   for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await kernelPick();
+    const port = await probe(0);
     if (port > 0 && !handedOut.has(port)) {
       handedOut.add(port);
       return port;
