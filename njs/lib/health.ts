@@ -502,7 +502,8 @@ export function steerPeerFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) =
   // each server's breaker record where some are shared ("<upstream>|<index>"), else its own
   const recs = f < 0 ? null : spec.substring(f + 1).split(' ');
   const ok: number[] = [];
-  let now = 0;
+  let now = 0; // the clock and open_for, read once a breaker is found open
+  let openMs = 0;
   for (let i = 0; i < peers.length; i++) {
     const k = '|' + u + '|' + i;
     if (d.get('dr' + k) === 1 || (health && d.get('hd' + k) === 1)) {
@@ -512,9 +513,10 @@ export function steerPeerFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) =
     if (breaker && d.get('bs' + bk) === 1) {
       if (now === 0) {
         now = Date.now();
+        openMs = +spec.substring(b + 1, c);
       }
       const at = d.get('bo' + bk);
-      if (now >= (typeof at === 'number' ? at : 0) + +spec.substring(b + 1, c)) {
+      if (now >= (typeof at === 'number' ? at : 0) + openMs) {
         return full(r); // half-open: the full pick hands out the trial places
       }
       continue; // open
