@@ -73,9 +73,12 @@ function conf(): MetricsConf {
 // call per bound passed (~3k instructions each: a 1 s request took ~30k for each of its two
 // histograms), the comparisons ~200 in all.
 export function bucketIndex(bs: string, t: number): number {
-  if (bs !== '') {
-    return bucketOf(bs, t);
-  }
+  return bs !== '' ? bucketOf(bs, t) : defaultBucket(t);
+}
+
+// bucketIndex for the default bounds (metricsLogFast calls it alone, so its request VM creates
+// this one function and not bucketOf)
+export function defaultBucket(t: number): number {
   if (t <= 0.25) {
     return t <= 0.025 ? (t <= 0.005 ? 0 : t <= 0.01 ? 1 : 2) : t <= 0.05 ? 3 : t <= 0.1 ? 4 : 5;
   }
@@ -303,17 +306,26 @@ function countMore(r: NginxHTTPRequest, d: NgxSharedDict<number>, p: string[], r
 //   8 LLM route: "1", "2" with tokens by client, "" when not
 //   9 "1" when some route reserves token budgets (reconciled here)
 //   10 the first histogram bound   11 all the bounds "0.005,0.01,…", "" for the default ones
+// Fields 0-6 alone where 7-11 would be "", "", "", "0.005", "" (a plain route, default
+// bounds, no budgets): what metricsLogFast reads.
 // Each native call costs about as much as a dict update, so the common path makes few: one
 // split, numbers by unary +, the bucket of a request faster than the first bound without a
 // call. A plain request costs four dict updates (request key, duration sum, two byte
 // counters; the upstream-time sum when proxied; sums only when not zero); the other families
 // only where they apply (countMore: LLM and cached routes, 4xx/5xx answers, retried tries),
 // reading their variables then.
-export function metricsLog(r: NginxHTTPRequest): string {
+//
+// pre and counted come from metricsLogFast when it hands a request over: the fields it split
+// already, and the request key it incremented when that key turned out new (admitted here).
+export function metricsLog(r: NginxHTTPRequest, pre?: string[], counted?: string): string {
   const v = r.variables;
-  const s = v.gw_metrics_in;
   // without metrics the call is there for the token budgets alone
-  const p = s ? s.split(';') : null;
+  const s = pre ? '' : v.gw_metrics_in;
+  const p = pre ? pre : s ? s.split(';') : null;
+  if (p !== null && p.length === 7) {
+    // a plain route's seven fields (src/features/metrics, inputMap): the rest is constant there
+    p.push('', '', '', '0.005', '');
+  }
   if (p === null || p[9] === '1') {
     try {
       const tk = v.gw_tokens;
@@ -349,7 +361,7 @@ export function metricsLog(r: NginxHTTPRequest): string {
       const ui = up < 0 ? -1 : up <= b0 ? 0 : bucketIndex(p[11], up);
       // ONE update counts the request and both histograms (its key is folded with the buckets)
       const key = ui < 0 ? p[0] + '|' + di + '|' : p[0] + '|' + di + '|' + ui;
-      if (d.incr(key, 1, 0) === 1) {
+      if (counted === key || d.incr(key, 1, 0) === 1) {
         admitRequestKey(d, key, p[0], route, di, ui);
       }
       if (t > 0) {
@@ -377,8 +389,8 @@ export function metricsLog(r: NginxHTTPRequest): string {
 // with metrics and circuit breakers: the breakers' log-phase work rides in the same call (one
 // njs call per phase); metricsLog itself holds none of the breaker's code (about twenty
 // functions of njs/lib/health.ts, each created again in every call)
-export function metricsBreakerLog(r: NginxHTTPRequest): string {
-  metricsLog(r);
+export function metricsBreakerLog(r: NginxHTTPRequest, pre?: string[], counted?: string): string {
+  metricsLog(r, pre, counted);
   healthRecordIfFailed(r);
   return '';
 }
@@ -386,11 +398,60 @@ export function metricsBreakerLog(r: NginxHTTPRequest): string {
 // Its fast path (src/njs/bundle.ts, hasFastPath): a request that did not fail (the failure map
 // $gw_health_fail, the same read healthRecordIfFailed starts with) is only counted, so the
 // breaker's functions are not even created; a failed one takes the full handler.
-export function metricsBreakerLogFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) => string): string {
+export function metricsBreakerLogFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest, pre?: string[], counted?: string) => string): string {
   if (r.variables.gw_health_fail === '1') {
     return full(r);
   }
-  return metricsLog(r);
+  return metricsLogFast(r, full);
+}
+
+// metricsLog's fast path (src/njs/bundle.ts, hasFastPath): a request of the common kind —
+// $gw_metrics_in of seven fields (default bounds, no token budgets, neither an LLM nor a
+// cached route), answered below 400, at most one upstream try — counted by one flat function. metricsLog's request VM creates its eight
+// helpers on every call (~4k instructions); this one creates defaultBucket alone. Anything
+// else goes to the full handler with the fields split already (pre), before any update; a
+// request key seen for the first time goes there after its increment (counted), since only
+// the full handler holds the series budget.
+export function metricsLogFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest, pre?: string[], counted?: string) => string): string {
+  const s = r.variables.gw_metrics_in;
+  if (!s) {
+    return full(r);
+  }
+  const p = s.split(';');
+  if (p.length !== 7 || p[2] >= '400') {
+    return full(r, p);
+  }
+  const us = p[4];
+  const up = us === '' ? -1 : +us;
+  if (up !== up) {
+    // several tries ("0.010, 0.003"), or none that answered ("-")
+    return full(r, p);
+  }
+  try {
+    const d = ngx.shared[ZONE] as NgxSharedDict<number>;
+    const route = p[1];
+    const t = +p[3] || 0;
+    const di = t <= 0.005 ? 0 : defaultBucket(t);
+    const key = up < 0 ? p[0] + '|' + di + '|' : p[0] + '|' + di + '|' + (up <= 0.005 ? 0 : defaultBucket(up));
+    if (d.incr(key, 1, 0) === 1) {
+      return full(r, p, key);
+    }
+    if (t > 0) {
+      d.incr('ds|' + route, t, 0);
+    }
+    if (up > 0) {
+      d.incr('us|' + route, up, 0);
+    }
+    d.incr('bi|' + route, +p[5] || 0, 0);
+    d.incr('bo|' + route, +p[6] || 0, 0);
+  } catch (e) {
+    try {
+      (ngx.shared[ZONE] as NgxSharedDict<number>).incr('x|errors', 1, 0);
+    } catch (e2) {
+      // the dict is full: nothing can be counted
+    }
+  }
+  return '';
 }
 
 // ---------------------------------------------------------------------------------------

@@ -326,7 +326,17 @@ function esmParts(code: string, entry: string): EsmParts {
     }
   }
   if (!handlers || !declarations) throw new NjsBundleError(`${entry}: the default export must be an object of named handlers`);
-  return { imports, body: text.slice(0, tail.index).trimEnd(), declarations, exported, handlers, locals };
+  // esbuild keeps the import of a built-in module whose uses it shook out (it cannot know the
+  // import has no side effects); each kept one is a top-level import that runs in every
+  // request's VM (~400 instructions for "fs"), so only the modules the code names stay
+  const named = new Set<string>();
+  const visit = (n: TS.Node): void => {
+    if (ts.isIdentifier(n)) named.add(n.text);
+    ts.forEachChild(n, visit);
+  };
+  visit(sf);
+  const used = imports.filter((i) => named.has(i.name));
+  return { imports: used, body: text.slice(0, tail.index).trimEnd(), declarations, exported, handlers, locals };
 }
 
 /**

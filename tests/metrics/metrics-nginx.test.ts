@@ -17,7 +17,9 @@ import { dashboardQueries, familiesIn } from './dashboard.ts';
 
 const BUCKETS = [0.05, 0.1, 0.2, 0.3, 0.5, 1, 5];
 
-const yaml = (port: number, status: number, upstream: string) => `
+// buckets null: the default bounds (plain routes then take the log-phase fast path,
+// njs/lib/metrics.ts metricsLogFast; custom bounds always take the full handler)
+const yaml = (port: number, status: number, upstream: string, buckets: number[] | null = BUCKETS) => `
 version: 1
 global:
   worker_processes: 2
@@ -67,8 +69,7 @@ routes:
   - name: hello
     match: { exact: /hello }
     respond: { status: 200, body: "hi" }
-metrics:
-  buckets: [${BUCKETS.join(', ')}]
+metrics:${buckets ? `\n  buckets: [${buckets.join(', ')}]` : ' {}'}
 `;
 
 let upstream: EchoUpstream;
@@ -88,12 +89,15 @@ function samples(text: string): Map<string, number> {
   return out;
 }
 
-async function scrape(): Promise<{ text: string; values: Map<string, number> }> {
-  const res = await send({ port: statusPort, path: '/metrics' });
+async function scrape(at = statusPort): Promise<{ text: string; values: Map<string, number> }> {
+  const res = await send({ port: at, path: '/metrics' });
   expect(res.status, res.text).toBe(200);
   expect(String(res.headers['content-type'])).toBe('text/plain; version=0.0.4; charset=utf-8');
   return { text: res.text, values: samples(res.text) };
 }
+
+// countsExactly's own scrape shadows the name
+const scrapeAt = (at: number) => scrape(at);
 
 beforeAll(async () => {
   upstream = await startEchoUpstream({ id: 'app' });
@@ -109,79 +113,96 @@ afterAll(async () => {
   await stopAllGateways();
 });
 
+/** The same traffic, then every family it should move, exactly: on the gateway at (port, statusPort). */
+async function countsExactly(gw: Project, port: number, statusPort: number, apiKey: string): Promise<void> {
+  const scrape = async () => scrapeAt(statusPort);
+  await withErrorLog(gw.gw, async () => {
+    const before = (await scrape()).values;
+    // the scrape itself is not counted (access_log off on the status listener)
+    expect([...before.keys()].filter((k) => k.startsWith('gatewayctl_requests_total{'))).toEqual([]);
+    const sent: [string, string, number][] = [];
+    const go = async (method: string, path: string, status: number, headers: Record<string, string> = {}) => {
+      const res = await send({ port, method, path, headers });
+      expect(res.status, `${method} ${path}: ${res.text}`).toBe(status);
+      sent.push([method, path, status]);
+    };
+    for (let i = 0; i < 5; i++) await go('GET', '/api/x', 200);
+    for (let i = 0; i < 3; i++) await go('POST', '/api/x', 200);
+    for (let i = 0; i < 2; i++) await go('GET', '/api/status/503', 503);
+    await go('GET', '/limited/a', 200);
+    for (let i = 0; i < 2; i++) await go('GET', '/limited/a', 429);
+    await go('GET', '/pages/p', 200); // miss
+    await go('GET', '/pages/p', 200); // hit
+    await go('GET', '/pages/p', 200); // hit
+    await go('GET', '/keyed/a', 401); // no key
+    await go('GET', '/keyed/a', 401, { 'X-API-Key': 'gw_wrong_key_0123456789abcdefghijklmnop' });
+    await go('GET', '/keyed/a', 200, { 'X-API-Key': apiKey });
+    for (let i = 0; i < 4; i++) await go('GET', '/hello', 200);
+    await go('GET', '/nowhere', 404);
+    await go('GET', '/proto/x', 200); // a route named like an Object.prototype property
+
+    // the log phase runs after the answer is sent: poll until the last one is counted
+    let v = (await scrape()).values;
+    for (let i = 0; i < 50 && (v.get('gatewayctl_requests_total{route="-",method="GET",code="404",status_class="4xx",upstream="none"}') ?? 0) < 1; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      v = (await scrape()).values;
+    }
+    const req = (route: string, method: string, code: number, up: string) =>
+      v.get(`gatewayctl_requests_total{route="${route}",method="${method}",code="${code}",status_class="${String(code)[0]}xx",upstream="${up}"}`);
+    expect(req('api', 'GET', 200, 'app')).toBe(5);
+    expect(req('api', 'POST', 200, 'app')).toBe(3);
+    expect(req('api', 'GET', 503, 'app')).toBe(2);
+    expect(req('limited', 'GET', 200, 'app')).toBe(1);
+    expect(req('limited', 'GET', 429, 'none')).toBe(2);
+    expect(req('pages', 'GET', 200, 'app')).toBe(3);
+    expect(req('keyed', 'GET', 401, 'none')).toBe(2);
+    expect(req('keyed', 'GET', 200, 'app')).toBe(1);
+    expect(req('hello', 'GET', 200, 'none')).toBe(4);
+    expect(req('-', 'GET', 404, 'none')).toBe(1);
+    expect(req('constructor', 'GET', 200, 'app')).toBe(1);
+    expect(v.get('gatewayctl_request_duration_seconds_count{route="constructor"}')).toBe(1);
+    const total = [...v.entries()].filter(([k]) => k.startsWith('gatewayctl_requests_total{')).reduce((a, [, x]) => a + x, 0);
+    expect(total).toBe(sent.length);
+
+    // every request is in its route's duration histogram exactly once; upstream times only when proxied
+    expect(v.get('gatewayctl_request_duration_seconds_count{route="api"}')).toBe(10);
+    expect(v.get('gatewayctl_request_duration_seconds_bucket{route="api",le="+Inf"}')).toBe(10);
+    expect(v.get('gatewayctl_upstream_response_duration_seconds_count{route="api"}')).toBe(10);
+    expect(v.get('gatewayctl_request_duration_seconds_count{route="hello"}')).toBe(4);
+    expect(v.has('gatewayctl_upstream_response_duration_seconds_count{route="hello"}')).toBe(false);
+    expect(v.get('gatewayctl_upstream_response_duration_seconds_count{route="pages"}')).toBe(1); // two hits never reach it
+    expect(v.get('gatewayctl_request_duration_seconds_count{route="slow"}')).toBe(0); // configured routes start at zero
+
+    expect(v.get('gatewayctl_cache_requests_total{route="pages",zone="pages",result="miss"}')).toBe(1);
+    expect(v.get('gatewayctl_cache_requests_total{route="pages",zone="pages",result="hit"}')).toBe(2);
+    expect(v.get('gatewayctl_limited_requests_total{route="limited",limit="rate"}')).toBe(2);
+    expect(v.get('gatewayctl_auth_failures_total{route="keyed",reason="missing_key"}')).toBe(1);
+    expect(v.get('gatewayctl_auth_failures_total{route="keyed",reason="unknown_key"}')).toBe(1);
+    expect([...v.keys()].filter((k) => k.startsWith('gatewayctl_auth_failures_total{')).length).toBe(2);
+    expect(v.get('gatewayctl_request_bytes_total{route="hello"}')).toBeGreaterThan(4 * 'GET /hello HTTP/1.1\r\n'.length);
+    expect(v.get('gatewayctl_response_bytes_total{route="hello"}')).toBeGreaterThan(4 * 'hi'.length);
+    // passive peer health: the two 503s the peer answered, by peer address
+    expect(v.get(`gatewayctl_upstream_peer_failures_total{upstream="app",peer="${upstream.address}",code="503"}`)).toBe(2);
+    expect([...v.keys()].filter((k) => k.startsWith('gatewayctl_upstream_peer_failures_total{')).length).toBe(1);
+    expect(v.get('gatewayctl_metrics_overflow_total')).toBe(0);
+    expect(v.get('gatewayctl_metrics_errors_total')).toBe(0);
+  });
+}
 describe('metrics through real nginx', () => {
   it('counts exactly the requests sent, by route, method, code, upstream, cache result, limit and auth reason', async () => {
-    await withErrorLog(project.gw, async () => {
-      const before = (await scrape()).values;
-      // the scrape itself is not counted (access_log off on the status listener)
-      expect([...before.keys()].filter((k) => k.startsWith('gatewayctl_requests_total{'))).toEqual([]);
-      const sent: [string, string, number][] = [];
-      const go = async (method: string, path: string, status: number, headers: Record<string, string> = {}) => {
-        const res = await send({ port, method, path, headers });
-        expect(res.status, `${method} ${path}: ${res.text}`).toBe(status);
-        sent.push([method, path, status]);
-      };
-      for (let i = 0; i < 5; i++) await go('GET', '/api/x', 200);
-      for (let i = 0; i < 3; i++) await go('POST', '/api/x', 200);
-      for (let i = 0; i < 2; i++) await go('GET', '/api/status/503', 503);
-      await go('GET', '/limited/a', 200);
-      for (let i = 0; i < 2; i++) await go('GET', '/limited/a', 429);
-      await go('GET', '/pages/p', 200); // miss
-      await go('GET', '/pages/p', 200); // hit
-      await go('GET', '/pages/p', 200); // hit
-      await go('GET', '/keyed/a', 401); // no key
-      await go('GET', '/keyed/a', 401, { 'X-API-Key': 'gw_wrong_key_0123456789abcdefghijklmnop' });
-      await go('GET', '/keyed/a', 200, { 'X-API-Key': apiKey });
-      for (let i = 0; i < 4; i++) await go('GET', '/hello', 200);
-      await go('GET', '/nowhere', 404);
-      await go('GET', '/proto/x', 200); // a route named like an Object.prototype property
+    await countsExactly(project, port, statusPort, apiKey);
+  });
 
-      // the log phase runs after the answer is sent: poll until the last one is counted
-      let v = (await scrape()).values;
-      for (let i = 0; i < 50 && (v.get('gatewayctl_requests_total{route="-",method="GET",code="404",status_class="4xx",upstream="none"}') ?? 0) < 1; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        v = (await scrape()).values;
-      }
-      const req = (route: string, method: string, code: number, up: string) =>
-        v.get(`gatewayctl_requests_total{route="${route}",method="${method}",code="${code}",status_class="${String(code)[0]}xx",upstream="${up}"}`);
-      expect(req('api', 'GET', 200, 'app')).toBe(5);
-      expect(req('api', 'POST', 200, 'app')).toBe(3);
-      expect(req('api', 'GET', 503, 'app')).toBe(2);
-      expect(req('limited', 'GET', 200, 'app')).toBe(1);
-      expect(req('limited', 'GET', 429, 'none')).toBe(2);
-      expect(req('pages', 'GET', 200, 'app')).toBe(3);
-      expect(req('keyed', 'GET', 401, 'none')).toBe(2);
-      expect(req('keyed', 'GET', 200, 'app')).toBe(1);
-      expect(req('hello', 'GET', 200, 'none')).toBe(4);
-      expect(req('-', 'GET', 404, 'none')).toBe(1);
-      expect(req('constructor', 'GET', 200, 'app')).toBe(1);
-      expect(v.get('gatewayctl_request_duration_seconds_count{route="constructor"}')).toBe(1);
-      const total = [...v.entries()].filter(([k]) => k.startsWith('gatewayctl_requests_total{')).reduce((a, [, x]) => a + x, 0);
-      expect(total).toBe(sent.length);
-
-      // every request is in its route's duration histogram exactly once; upstream times only when proxied
-      expect(v.get('gatewayctl_request_duration_seconds_count{route="api"}')).toBe(10);
-      expect(v.get('gatewayctl_request_duration_seconds_bucket{route="api",le="+Inf"}')).toBe(10);
-      expect(v.get('gatewayctl_upstream_response_duration_seconds_count{route="api"}')).toBe(10);
-      expect(v.get('gatewayctl_request_duration_seconds_count{route="hello"}')).toBe(4);
-      expect(v.has('gatewayctl_upstream_response_duration_seconds_count{route="hello"}')).toBe(false);
-      expect(v.get('gatewayctl_upstream_response_duration_seconds_count{route="pages"}')).toBe(1); // two hits never reach it
-      expect(v.get('gatewayctl_request_duration_seconds_count{route="slow"}')).toBe(0); // configured routes start at zero
-
-      expect(v.get('gatewayctl_cache_requests_total{route="pages",zone="pages",result="miss"}')).toBe(1);
-      expect(v.get('gatewayctl_cache_requests_total{route="pages",zone="pages",result="hit"}')).toBe(2);
-      expect(v.get('gatewayctl_limited_requests_total{route="limited",limit="rate"}')).toBe(2);
-      expect(v.get('gatewayctl_auth_failures_total{route="keyed",reason="missing_key"}')).toBe(1);
-      expect(v.get('gatewayctl_auth_failures_total{route="keyed",reason="unknown_key"}')).toBe(1);
-      expect([...v.keys()].filter((k) => k.startsWith('gatewayctl_auth_failures_total{')).length).toBe(2);
-      expect(v.get('gatewayctl_request_bytes_total{route="hello"}')).toBeGreaterThan(4 * 'GET /hello HTTP/1.1\r\n'.length);
-      expect(v.get('gatewayctl_response_bytes_total{route="hello"}')).toBeGreaterThan(4 * 'hi'.length);
-      // passive peer health: the two 503s the peer answered, by peer address
-      expect(v.get(`gatewayctl_upstream_peer_failures_total{upstream="app",peer="${upstream.address}",code="503"}`)).toBe(2);
-      expect([...v.keys()].filter((k) => k.startsWith('gatewayctl_upstream_peer_failures_total{')).length).toBe(1);
-      expect(v.get('gatewayctl_metrics_overflow_total')).toBe(0);
-      expect(v.get('gatewayctl_metrics_errors_total')).toBe(0);
-    });
+  it('counts the same with the default bounds, where plain requests take the log-phase fast path', async () => {
+    const [p2, s2] = await freePorts(2);
+    const store: KeyFile = { version: 1, keys: [] };
+    const key = createKey(store, { name: 'alice' }, new Date()).key;
+    const gw = await startProject({ 'gateway.yaml': yaml(p2, s2, upstream.address, null), 'keys.yaml': serializeKeys(store) }, [p2, s2]);
+    try {
+      await countsExactly(gw, p2, s2, key);
+    } finally {
+      await gw.stop();
+    }
   });
 
   it('puts requests to a slow upstream in the buckets above its delay', async () => {

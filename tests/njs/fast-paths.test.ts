@@ -239,31 +239,112 @@ describe('routeFast', () => {
   });
 });
 
-describe('metricsBreakerLogFast', () => {
-  const g = globalThis as unknown as { ngx?: unknown };
-  afterEach(() => void delete g.ngx);
-  const line = 'r|plain|GET|200|rr;plain;200;0.003;0.002;120;410;;;;0.005;0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60';
-  function counted(fn: (r: NginxHTTPRequest) => string, fail: string) {
+describe('metricsLogFast / metricsBreakerLogFast', () => {
+  const g = globalThis as unknown as { ngx?: unknown; gw_metrics_conf?: unknown };
+  afterEach(() => {
+    delete g.ngx;
+    delete g.gw_metrics_conf;
+  });
+  type Log = (r: NginxHTTPRequest, pre?: string[], counted?: string) => string;
+  type LogFast = (r: NginxHTTPRequest, full: Log) => string;
+  const lib = async () => (await njsLib('metrics')) as Record<'metricsLog' | 'metricsBreakerLog', Log> & Record<'metricsLogFast' | 'metricsBreakerLogFast', LogFast>;
+  // $gw_metrics_in as src/features/metrics renders it: seven fields on a plain route (default
+  // bounds, no budgets), twelve otherwise
+  const plain = (route: string, status: string, rt: string, urt: string, up = 'rr', method = 'GET') => `r|${route}|${method}|${status}|${up};${route};${status};${rt};${urt};120;410`;
+  const long = (route: string, status: string, rt: string, urt: string, rest: string) => `${plain(route, status, rt, urt)};${rest}`;
+  const DEFAULT = ';;;0.005;';
+  const requests: Array<[string, string]> = [
+    ['a fast request', plain('a', '200', '0.000', '0.000')],
+    ['the same again', plain('a', '200', '0.000', '0.000')],
+    ['a 60 ms request', plain('a', '200', '0.060', '0.058')],
+    ['a 1.2 s request', plain('a', '200', '1.200', '1.198')],
+    ['a request over the last bound', plain('a', '200', '75.000', '74.900')],
+    ['not proxied', plain('a', '204', '0.000', '', 'none')],
+    ['a redirect', plain('b', '301', '0.001', '', 'none', 'HEAD')],
+    ['two tries', plain('a', '200', '0.020', '0.010, 0.003')],
+    ['no try answered', plain('a', '200', '0.020', '-')],
+    ['a redirect between tries', plain('a', '200', '0.020', '0.010 : 0.002')],
+    ['a 404', plain('-', '404', '0.000', '', 'none')],
+    ['a 502', plain('a', '502', '0.100', '0.100')],
+    ['a 429', plain('a', '429', '0.000', '', 'none')],
+    ['another method', plain('a', '200', '0.004', '0.003', 'rr', 'OTHER')],
+    ['a cached route', long('c', '200', '0.002', '0.001', `cache1;${DEFAULT}`)],
+    ['an LLM route', long('l', '200', '0.300', '0.290', `;1${DEFAULT}`)],
+    ['custom bounds', long('a', '200', '0.300', '0.290', ';;;0.1;0.1,1,10')],
+    ['token budgets on', long('a', '200', '0.010', '0.009', ';;1;0.005;')],
+  ];
+  function run(handler: (r: NginxHTTPRequest) => string, lines: string[], maxSeries: number) {
     const data = new Map<string, number>();
     const incr = (k: string, n: number, init = 0) => (data.set(k, (data.has(k) ? data.get(k)! : init) + n), data.get(k)!);
-    g.ngx = { shared: { gw_metrics: { get: (k: string) => data.get(k), incr, delete: (k: string) => data.delete(k) } } };
-    expect(fn(request({ gw_metrics_in: line, gw_health_fail: fail }, {}).r)).toBe('');
+    g.ngx = { shared: { gw_metrics: { get: (k: string) => data.get(k), incr, delete: (k: string) => data.delete(k) }, gw_tokens: { get: () => undefined, incr, delete: () => true } } };
+    g.gw_metrics_conf = { buckets: [], maxSeries, clients: 0, routes: {} };
+    for (const line of lines) {
+      const vars: Vars = { gw_metrics_in: line, upstream_addr: '10.0.0.1:80, 10.0.0.2:80', upstream_status: '502, 200', limit_req_status: 'REJECTED', upstream_cache_status: 'HIT', gw_llm: '0.1|m|3|4|' };
+      expect(handler(request(vars, {}).r)).toBe('');
+    }
     return data;
   }
 
-  it('counts a request that did not fail as the full handler does, without it', async () => {
-    const { metricsBreakerLog, metricsBreakerLogFast } = (await njsLib('metrics')) as Record<'metricsBreakerLog', Handler> & Record<'metricsBreakerLogFast', Fast>;
-    let delegated = 0;
-    const fast = counted((r) => metricsBreakerLogFast(r, () => (delegated++, '')), '');
-    expect(delegated).toBe(0);
-    expect(fast.size).toBeGreaterThan(3);
-    expect(fast).toEqual(counted(metricsBreakerLog, ''));
+  for (const [name, line] of requests) {
+    it(`${name}: the dict ends as the full handler leaves it`, async () => {
+      const { metricsLog, metricsLogFast } = await lib();
+      // twice: the first time the request key is new (admitted by the full handler), then not
+      const lines = [line, line];
+      const fast = run((r) => metricsLogFast(r, metricsLog), lines, 100);
+      expect(fast.size).toBeGreaterThan(2);
+      expect(fast).toEqual(run(metricsLog, lines, 100));
+    });
+  }
+
+  it('decides the common requests itself, and hands the others over before counting anything', async () => {
+    const { metricsLog, metricsLogFast } = await lib();
+    const alone = ['the same again', 'a 60 ms request', 'a 1.2 s request', 'a request over the last bound', 'not proxied', 'a redirect', 'another method'];
+    for (const [name, line] of requests) {
+      const seen: unknown[][] = [];
+      // every key seen once before (the dict the full handler left), so no key is new
+      const data = run(metricsLog, requests.map((x) => x[1]), 100);
+      const snapshot = new Map(data);
+      const full: Log = (...args) => (seen.push(args.slice(1)), '');
+      const r = request({ gw_metrics_in: line }, {}).r;
+      expect(metricsLogFast(r, full)).toBe('');
+      if (alone.includes(name) || name === 'a fast request') {
+        expect(seen, name).toEqual([]);
+        expect(data, name).not.toEqual(snapshot);
+      } else {
+        // the fields split already go along; nothing was counted
+        expect(seen, name).toEqual([[line.split(';')]]);
+        expect(data, name).toEqual(snapshot);
+      }
+    }
   });
 
-  it('hands a failed request to the full handler (the breaker records it), counting nothing itself', async () => {
-    const { metricsBreakerLogFast } = (await njsLib('metrics')) as Record<'metricsBreakerLogFast', Fast>;
+  it('a request key seen for the first time goes to the full handler after its increment, under the series budget', async () => {
+    const { metricsLog, metricsLogFast } = await lib();
+    const lines = ['a', 'b', 'c', 'd', 'a', 'e', 'b'].map((x) => plain(x, '200', '0.000', '0.000'));
+    // a budget of three series: the later label sets are refused and counted as overflow
+    const fast = run((r) => metricsLogFast(r, metricsLog), lines, 3);
+    expect(fast.get('x|overflow')).toBeGreaterThan(0);
+    expect(fast).toEqual(run(metricsLog, lines, 3));
+  });
+
+  it('metricsBreakerLogFast: a request that did not fail is counted as the full handler counts it, without it', async () => {
+    const { metricsBreakerLog, metricsBreakerLogFast } = await lib();
+    const line = plain('a', '200', '0.003', '0.002');
     let delegated = 0;
-    expect(counted((r) => metricsBreakerLogFast(r, () => (delegated++, '')), '1').size).toBe(0);
+    const fast = run((r) => metricsBreakerLogFast(r, (r2, pre, counted) => (delegated++, metricsBreakerLog(r2, pre, counted))), [line, line], 100);
+    // the first time for the new key only
+    expect(delegated).toBe(1);
+    expect(fast.size).toBeGreaterThan(3);
+    expect(fast).toEqual(run(metricsBreakerLog, [line, line], 100));
+  });
+
+  it('metricsBreakerLogFast: a failed request goes to the full handler (the breaker records it), counting nothing itself', async () => {
+    const { metricsBreakerLogFast } = await lib();
+    let delegated = 0;
+    const data = new Map<string, number>();
+    g.ngx = { shared: { gw_metrics: { get: (k: string) => data.get(k), incr: (k: string, n: number) => (data.set(k, n), n), delete: () => true } } };
+    expect(metricsBreakerLogFast(request({ gw_metrics_in: plain('a', '200', '0.003', '0.002'), gw_health_fail: '1' }, {}).r, () => (delegated++, ''))).toBe('');
+    expect(data.size).toBe(0);
     expect(delegated).toBe(1);
   });
 });

@@ -130,7 +130,7 @@ describe('bundleNjs', () => {
     const sf = ts.createSourceFile('gateway.js', code, ts.ScriptTarget.Latest, true, ts.ScriptKind.JS);
     const topFunctions = sf.statements.filter(ts.isFunctionDeclaration).map((f) => f.name!.text);
     // a handler with a fast path (njs/lib/handlers.ts, apiKeyFast...) has a second function, its full handler
-    const fast = ['apiKey', 'jwtCached', 'jwtSync', 'route', 'metricsBreakerLog', 'llmBody', 'steerPeer'];
+    const fast = ['apiKey', 'jwtCached', 'jwtSync', 'route', 'metricsLog', 'metricsBreakerLog', 'llmBody', 'steerPeer'];
     expect(topFunctions.sort()).toEqual([...parts.handlers.map((h) => `gw_${h.name}`), ...fast.map((h) => `gw_${h}_full`)].sort());
     for (const h of all) expect(code).toMatch(new RegExp(`^ {2}${h}: gw_${h}[,\\n]`, 'm'));
     const inner = (h: string) => {
@@ -144,13 +144,14 @@ describe('bundleNjs', () => {
     expect(inner('jwtSync').sort()).toEqual(['jwtCachedFast', 'jwtSyncFast']); // the same cache-hit answer
     expect(inner('apiKey_full')).toContain('hashApiKey');
     expect(inner('jwtSync_full')).toContain('verifyJwtSync');
-    // the log-phase call of a gateway without circuit breakers creates none of their functions
-    expect(inner('metricsLog')).toContain('admitRequestKey');
-    expect(inner('metricsLog')).not.toContain('healthRecord');
+    // the log-phase call of a plain request creates one helper (the default buckets), and none
+    // of the series budget's or the breakers' functions
+    expect(inner('metricsLog').sort()).toEqual(['defaultBucket', 'metricsLogFast']);
+    expect(inner('metricsLog_full')).toContain('admitRequestKey');
+    expect(inner('metricsLog_full')).not.toContain('healthRecord');
     expect(inner('metricsBreakerLog_full')).toContain('healthRecord');
     // a request that did not fail creates none of the breaker's functions either
-    expect(inner('metricsBreakerLog')).toContain('metricsLog');
-    expect(inner('metricsBreakerLog')).not.toContain('healthRecord');
+    expect(inner('metricsBreakerLog').sort()).toEqual(['defaultBucket', 'metricsBreakerLogFast', 'metricsLogFast']);
     expect(inner('apiKey_full')).not.toContain('verifyJwtSync');
     expect(inner('jwt')).toContain('verifyJwt');
     expect(inner('route_full')).not.toContain('verifyJwt');
