@@ -26,21 +26,25 @@ describe('instructions per request relative to plain nginx', () => {
   }, 300_000);
 
   // With metrics on, the log-phase call places each request in the duration histograms: a
-  // request slower than the first bound must cost what a fast one does. Measured: gw_plain
-  // 4.16 with metrics (shared gateway); gw_slow (upstream answers in 60 ms) 1.05x gw_plain
-  // (1.41x when each bound passed was parsed from text per request); gw_stream (a streamed
-  // chat completion, 50 content events and the usage, every event through the LLM body
-  // filter) 18.1x gw_plain, 1.65M instructions (49x, 4.50M, before the filter's fast path).
+  // request slower than the first bound must cost what a fast one does. Measured (shared
+  // gateway, ratio to plain nginx proxy_pass): gw_plain 3.82 with metrics (4.16 before the
+  // log-phase fast path, njs/lib/metrics.ts metricsLogFast), gw_api_key 5.73 with metrics
+  // (6.13 before); gw_slow (upstream answers in 60 ms) 1.05x gw_plain (1.41x when each bound
+  // passed was parsed from text per request); gw_stream (a streamed chat completion, 50
+  // content events and the usage, every event through the LLM body filter) 81x, 1.77M
+  // instructions (4.50M before the filter's fast path).
   it.skipIf(!hasCallgrind() && !process.env.CI)('with metrics, a slow request costs what a fast one does, and a streamed answer stays within its bound', async () => {
     expect(hasCallgrind(), 'valgrind and callgrind_control on PATH').toBe(true);
-    const { rows } = await countInstructions({ requests: 100, metrics: true, only: ['gw_slow', 'gw_stream'] });
+    const { rows } = await countInstructions({ requests: 100, metrics: true, only: ['gw_slow', 'gw_stream', 'gw_api_key'] });
     const table = rows.map((r) => `${r.name}: ${r.ratio.toFixed(2)} (${Math.round(r.perRequest)} instructions/request)`).join('\n');
     const plain = rows.find((r) => r.name === 'gw_plain');
     const slow = rows.find((r) => r.name === 'gw_slow');
     const stream = rows.find((r) => r.name === 'gw_stream');
-    expect(plain && slow && stream, `all rows measured\n${table}`).toBeTruthy();
-    expect(plain!.ratio, `gw_plain with metrics, instruction ratio\n${table}`).toBeLessThanOrEqual(4.5);
+    const apiKey = rows.find((r) => r.name === 'gw_api_key');
+    expect(plain && slow && stream && apiKey, `all rows measured\n${table}`).toBeTruthy();
+    expect(plain!.ratio, `gw_plain with metrics, instruction ratio\n${table}`).toBeLessThanOrEqual(4.15);
+    expect(apiKey!.ratio, `gw_api_key with metrics, instruction ratio\n${table}`).toBeLessThanOrEqual(6.2);
     expect(slow!.perRequest / plain!.perRequest, `gw_slow / gw_plain with metrics\n${table}`).toBeLessThanOrEqual(1.12);
-    expect(stream!.perRequest / plain!.perRequest, `gw_stream / gw_plain with metrics\n${table}`).toBeLessThanOrEqual(21);
+    expect(stream!.ratio, `gw_stream with metrics, instruction ratio\n${table}`).toBeLessThanOrEqual(88);
   }, 300_000);
 });
