@@ -62,15 +62,34 @@ describe('default histogram bounds through real nginx', () => {
         await sleep(100);
         b = await buckets();
       }
+      // each request's own times as nginx measured them (the JSON access log: the same
+      // $request_time and $upstream_response_time the log-phase call reads); on a loaded
+      // machine a request held 0 ms can take more than 5 ms, so the expected bucket comes from
+      // the time taken, not from the time held
+      type Entry = { uri: string; request_time: number; upstream_response_time: string };
+      const entries = project.gw
+        .accessLog()
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Entry)
+        .filter((e) => e.uri.startsWith('/timed/'));
+      expect(entries).toHaveLength(held.length);
+      const times = { request: entries.map((e) => e.request_time), upstream_response: entries.map((e) => Number(e.upstream_response_time)) };
       // le has the configured bounds as Prometheus prints them, then +Inf
       const les = [...DEFAULT_BUCKETS.map(String), '+Inf'];
-      for (const fam of ['request', 'upstream_response']) {
+      const bucketOf = (t: number) => {
+        const i = DEFAULT_BUCKETS.findIndex((bound) => t <= bound);
+        return i < 0 ? DEFAULT_BUCKETS.length : i;
+      };
+      for (const fam of ['request', 'upstream_response'] as const) {
         const got = les.map((le) => b.get(`${fam} ${le}`));
-        // cumulative: bucket i counts the requests whose bucket is i or below; a request held
-        // t ms takes t plus well under 4 ms on loopback, and no default bound lies in that gap
-        const bucketOf = (ms: number) => DEFAULT_BUCKETS.findIndex((bound) => ms / 1000 + 0.004 <= bound);
-        const want = les.map((_, i) => held.filter((ms) => bucketOf(ms) <= i).length);
-        expect(got, `${fam}: le ${les.join(' ')}`).toEqual(want);
+        // cumulative: bucket i counts the requests whose bucket is i or below
+        const want = les.map((_, i) => times[fam].filter((t) => bucketOf(t) <= i).length);
+        expect(got, `${fam}: le ${les.join(' ')}, times ${times[fam].join(' ')}`).toEqual(want);
+        // the held times spread the requests over several buckets, each above its hold
+        expect(new Set(times[fam].map(bucketOf)).size, fam).toBeGreaterThanOrEqual(4);
+        times[fam].forEach((t, i) => expect(t * 1000 + 1, fam).toBeGreaterThanOrEqual(held[i]));
       }
     });
   });
