@@ -385,19 +385,22 @@ const moduleVar = (mod: string) => `gw_module_${mod}`;
 export function handlerChunks(entry: string): NjsModuleParts {
   const handlers = handlerSources(entry).map((x) => {
     const chunk = (imported: string, local: string) => esmParts(esbuildEsm(entry, `import { ${imported} as ${local} } from ${JSON.stringify(x.module)};\nexport default { ${x.name}: ${local} };\n`), `${entry} (${imported})`);
-    const wrap = (fn: string, parts: EsmParts, call: string) => {
+    const wrap = (fn: string, parts: EsmParts, call: string, nested = '') => {
       const lines = [`function ${fn}(r, a, b) {`];
       for (const i of parts.imports) lines.push(`var ${i.name} = ${moduleVar(i.module)};`);
-      lines.push(parts.declarations, `return ${call};`, '}');
+      lines.push(parts.declarations, `return ${call};`);
+      if (nested) lines.push(nested);
+      lines.push('}');
       return lines.join('\n');
     };
     const full = chunk(x.imported, x.local);
     const fast = hasFastPath(entry, x.module, x.imported) ? chunk(`${x.imported}Fast`, `${x.local}Fast`) : null;
+    // the full handler is declared inside the fast one: created when the handler is called, not
+    // in every request VM as a top-level function would be (its own helpers only when it runs)
     const code = fast
       ? [
-          `// handler ${x.name}: its fast path, gw_${x.name}_full when that cannot decide (each created only in a request VM that calls it)`,
-          wrap(`gw_${x.name}`, fast, `${fast.locals[x.name]}(r, gw_${x.name}_full, a, b)`),
-          wrap(`gw_${x.name}_full`, full, `${full.locals[x.name]}(r, a, b)`),
+          `// handler ${x.name}: its fast path, and gw_${x.name}_full when that cannot decide (created only in a request VM that calls it)`,
+          wrap(`gw_${x.name}`, fast, `${fast.locals[x.name]}(r, gw_${x.name}_full, a, b)`, wrap(`gw_${x.name}_full`, full, `${full.locals[x.name]}(r, a, b)`)),
         ].join('\n')
       : [`// handler ${x.name}: its code is created only in a request VM that calls it`, wrap(`gw_${x.name}`, full, `${full.locals[x.name]}(r, a, b)`)].join('\n');
     const modules = [...new Set([...full.imports, ...(fast ? fast.imports : [])].map((i) => i.module))].sort();
