@@ -53,6 +53,8 @@ describe('apiKeyFast', () => {
     '',
     'alice||0',
     'alice|a|b|c|0',
+    'alice|a|b|0|0', // five fields, the fourth a valid expiry
+    'alice|||0|',
     '|||0',
     'alice|||x',
     'alice|||1.5',
@@ -137,12 +139,18 @@ describe('jwtSyncFast / jwtCachedFast', () => {
       put(`${TOKEN}x`, { client: 'stale', role: '', tier: '' }, NOW + 1);
       data.set(cacheKey(GEN, `${TOKEN}x`), `${NOW}\nstale\n\n\n${TOKEN.split('.')[1]}`); // deadline reached
       data.set(cacheKey(GEN, `${TOKEN}y`), `[${NOW + 60},"old","","","p"]`); // not an entry of this format
+      data.set(cacheKey(GEN, `${TOKEN}z`), `${NOW + 60}\nalice\n\n\n${TOKEN.split('.')[1]}\nextra`); // six fields
+      data.set(cacheKey(GEN, `${TOKEN}w`), `${NOW + 60}\nalice\n\n${TOKEN.split('.')[1]}`); // four fields
+      data.set(cacheKey(GEN, `${TOKEN}v`), `\nalice\n\n\n${TOKEN.split('.')[1]}`); // no deadline
       const cases: [string, string][] = [
         [`bearer ${TOKEN}`, GEN], // another spelling of the scheme: the full extraction
         [`Bearer ${TOKEN} `, GEN], // trailing space: hashes to no entry
         [`Bearer  ${TOKEN}`, GEN],
         [`Bearer ${TOKEN}x`, GEN], // stale
         [`Bearer ${TOKEN}y`, GEN], // unreadable
+        [`Bearer ${TOKEN}z`, GEN],
+        [`Bearer ${TOKEN}w`, GEN],
+        [`Bearer ${TOKEN}v`, GEN],
         [`Bearer other.token.value`, GEN], // never verified
         [`Bearer ${TOKEN}`, ''], // no fast path for this provider (cache off, or a claim feeds a hash key)
         [`Bearer ${TOKEN}`, 'another-generation-000'], // rotated keys or policy
