@@ -407,7 +407,8 @@ export function metricsBreakerLogFast(r: NginxHTTPRequest, full: (r: NginxHTTPRe
 
 // metricsLog's fast path (src/njs/bundle.ts, hasFastPath): a request of the common kind —
 // $gw_metrics_in of seven fields (default bounds, no token budgets, neither an LLM nor a
-// cached route), answered below 400, at most one upstream try — counted by one flat function. metricsLog's request VM creates its eight
+// cached route), an answer no other family counts (below 500, not 401, 403 or 429), at most
+// one upstream try — counted by one flat function. metricsLog's request VM creates its eight
 // helpers on every call (~4k instructions); this one creates defaultBucket alone. Anything
 // else goes to the full handler with the fields split already (pre), before any update; a
 // request key seen for the first time goes there after its increment (counted), since only
@@ -418,7 +419,10 @@ export function metricsLogFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest, 
     return full(r);
   }
   const p = s.split(';');
-  if (p.length !== 7 || p[2] >= '400') {
+  // the answers countMore counts more of: auth failures (401, 403), limits (429, 503), peer
+  // failures (5xx); other 4xx (404, 499, …) are counted here
+  const st = p[2];
+  if (p.length !== 7 || (st >= '400' && (st >= '500' || st === '401' || st === '403' || st === '429'))) {
     return full(r, p);
   }
   const us = p[4];

@@ -287,7 +287,7 @@ describe('metricsLogFast / metricsBreakerLogFast', () => {
     g.ngx = { shared: { gw_metrics: { get: (k: string) => data.get(k), incr, delete: (k: string) => data.delete(k) }, gw_tokens: { get: () => undefined, incr, delete: () => true } } };
     g.gw_metrics_conf = { buckets: [], maxSeries, clients: 0, routes: {} };
     for (const line of lines) {
-      const vars: Vars = { gw_metrics_in: line, upstream_addr: '10.0.0.1:80, 10.0.0.2:80', upstream_status: '502, 200', limit_req_status: 'REJECTED', upstream_cache_status: 'HIT', gw_llm: '0.1|m|3|4|' };
+      const vars: Vars = { gw_metrics_in: line, upstream_addr: '10.0.0.1:80, 10.0.0.2:80', upstream_status: '502, 200', limit_req_status: 'REJECTED', gw_auth_status: 'unknown_key', upstream_cache_status: 'HIT', gw_llm: '0.1|m|3|4|' };
       expect(handler(request(vars, {}).r)).toBe('');
     }
     return data;
@@ -306,7 +306,7 @@ describe('metricsLogFast / metricsBreakerLogFast', () => {
 
   it('decides the common requests itself, and hands the others over before counting anything', async () => {
     const { metricsLog, metricsLogFast } = await lib();
-    const alone = ['the same again', 'a 60 ms request', 'a 1.2 s request', 'a request over the last bound', 'not proxied', 'a redirect', 'another method'];
+    const alone = ['the same again', 'a 60 ms request', 'a 1.2 s request', 'a request over the last bound', 'not proxied', 'a redirect', 'another method', 'a 404'];
     for (const [name, line] of requests) {
       const seen: unknown[][] = [];
       // every key seen once before (the dict the full handler left), so no key is new
@@ -324,6 +324,18 @@ describe('metricsLogFast / metricsBreakerLogFast', () => {
         expect(data, name).toEqual(snapshot);
       }
     }
+  });
+
+  it('every status code, proxied or not: the dict ends as the full handler leaves it', async () => {
+    const { metricsLog, metricsLogFast } = await lib();
+    // any family the full handler counts for some code (auth failures, limits, peer failures)
+    // shows here as a difference, whichever code it is
+    const lines: string[] = [];
+    for (let code = 100; code < 600; code++) {
+      lines.push(plain('a', String(code), '0.002', '0.001'), plain('b', String(code), '0.000', '', 'none'));
+    }
+    const all = [...lines, ...lines];
+    expect(run((r) => metricsLogFast(r, metricsLog), all, 100000)).toEqual(run(metricsLog, all, 100000));
   });
 
   it('a request key seen for the first time goes to the full handler after its increment, under the series budget', async () => {
