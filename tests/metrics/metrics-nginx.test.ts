@@ -96,9 +96,6 @@ async function scrape(at = statusPort): Promise<{ text: string; values: Map<stri
   return { text: res.text, values: samples(res.text) };
 }
 
-// countsExactly's own scrape shadows the name
-const scrapeAt = (at: number) => scrape(at);
-
 beforeAll(async () => {
   upstream = await startEchoUpstream({ id: 'app' });
   [port, statusPort] = await freePorts(2);
@@ -115,9 +112,8 @@ afterAll(async () => {
 
 /** The same traffic, then every family it should move, exactly: on the gateway at (port, statusPort). */
 async function countsExactly(gw: Project, port: number, statusPort: number, apiKey: string): Promise<void> {
-  const scrape = async () => scrapeAt(statusPort);
   await withErrorLog(gw.gw, async () => {
-    const before = (await scrape()).values;
+    const before = (await scrape(statusPort)).values;
     // the scrape itself is not counted (access_log off on the status listener)
     expect([...before.keys()].filter((k) => k.startsWith('gatewayctl_requests_total{'))).toEqual([]);
     const sent: [string, string, number][] = [];
@@ -142,10 +138,10 @@ async function countsExactly(gw: Project, port: number, statusPort: number, apiK
     await go('GET', '/proto/x', 200); // a route named like an Object.prototype property
 
     // the log phase runs after the answer is sent: poll until the last one is counted
-    let v = (await scrape()).values;
+    let v = (await scrape(statusPort)).values;
     for (let i = 0; i < 50 && (v.get('gatewayctl_requests_total{route="-",method="GET",code="404",status_class="4xx",upstream="none"}') ?? 0) < 1; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      v = (await scrape()).values;
+      v = (await scrape(statusPort)).values;
     }
     const req = (route: string, method: string, code: number, up: string) =>
       v.get(`gatewayctl_requests_total{route="${route}",method="${method}",code="${code}",status_class="${String(code)[0]}xx",upstream="${up}"}`);
