@@ -48,14 +48,32 @@ export function extractBearer(authorization: string | undefined): string | null 
   return m === null ? null : m[1];
 }
 
-// Key syntax accepted before hashing (gw_live_ + base64url, or any token68-ish value).
+// The decision on a presented key, from `lookup` (hash it, read the key map: "ok", an expiry
+// reason or "unknown_key"). The key map decides first: a key whose hash is in the store is that
+// key, whatever it looks like (every key gatewayctl creates is well-formed anyway), so nginx's
+// candidate ($gw_key_presented, else $gw_key_bearer) can be hashed as it is, with no syntax check
+// on the common path. Only a key the map does not accept is classed: malformed when it could not
+// be a key at all, else unknown. Longer than MAX_API_KEY_LENGTH: malformed, never hashed.
+export function decidePresentedKey(key: string | null, lookup: (key: string) => string): string {
+  if (key === null) {
+    return 'missing_key';
+  }
+  if (key.length > MAX_API_KEY_LENGTH) {
+    return 'malformed_key';
+  }
+  const status = lookup(key);
+  return status === 'unknown_key' && !isWellFormedKey(key) ? 'malformed_key' : status;
+}
+
+// Key syntax (gw_live_ + base64url, or any token68-ish value): a presented key that the key map
+// does not accept and that lacks it is reported as malformed rather than unknown.
 export function isWellFormedKey(key: string): boolean {
   return key.length >= MIN_API_KEY_LENGTH && key.length <= MAX_API_KEY_LENGTH && /^[A-Za-z0-9._~+\/=-]+$/.test(key);
 }
 
-// The same syntax as a character class and length bounds, for the nginx map that picks out a
-// presented key which is already in its final form (docs/njs-auth.md, "fast path"): a header
-// value or bearer token matching it is exactly what extractApiKey + isWellFormedKey return.
+// The same syntax as a character class and length bounds, for the nginx map that picks a bearer
+// token out of `Authorization` ($gw_key_bearer, docs/njs-auth.md, "fast path"): a token matching
+// it is exactly what extractBearer returns.
 export const WELL_FORMED_KEY_CLASS = 'A-Za-z0-9._~+/=-';
 export const MIN_API_KEY_LENGTH = 8;
 

@@ -5,8 +5,9 @@
 // Why two shapes:
 //  * API keys -> `js_set $gw_apikey gateway.apiKey;` (synchronous). Hashing is sync
 //    (createHash) and the key lookup is an nginx `map` on `$gw_key_hash`, so no subrequest
-//    is needed: the handler reads the presented key from `$gw_key_fast` (a map; the full
-//    extraction only for anything unusual), writes `$gw_key_hash` (a js_var), reads
+//    is needed: the handler reads the presented key from `$gw_key_presented` or
+//    `$gw_key_bearer` (maps; the full extraction only for a key the map does not accept),
+//    writes `$gw_key_hash` (a js_var), reads
 //    `$gw_key_meta` (the map, evaluated by nginx right then), and writes the identity
 //    js_vars. It returns "ok" or a reason code that the location tests with
 //    `if ($gw_apikey != ok) { return 401; }`.
@@ -18,7 +19,7 @@
 //    has verified before from the gw_jwt_cache shared dict, and `js_set $gw_jwt_cached
 //    gateway.jwtCached` lets auth_request routes skip the subrequest on a hit.
 // See docs/njs-auth.md for the directive shape.
-import { extractApiKey, extractBearer, hashApiKey, isWellFormedKey, keyExpiry, parseKeyMeta } from './apikey.ts';
+import { decidePresentedKey, extractApiKey, extractBearer, hashApiKey, keyExpiry, MAX_API_KEY_LENGTH, parseKeyMeta } from './apikey.ts';
 import { providerName, safeIdentity, safeRole } from './identity.ts';
 import { logLine, logText } from './logtext.ts';
 import { DEFAULT_MAX_TOKEN_LENGTH, JsonObject, JwtOk, JwtPolicy, verifyJwt, verifyJwtSync } from './jwt.ts';
@@ -47,14 +48,12 @@ function nowSeconds(): number {
 }
 
 // js_set $gw_apikey gateway.apiKey;  -> "ok" | missing_key | malformed_key | unknown_key | expired_key
-// The same value is written to $gw_auth_status for the shared 401 responder.
-// $gw_key_fast (an nginx map, docs/njs-auth.md) already holds the presented key when the key
-// header or the bearer token is exactly a well-formed key, which is what the full extraction
-// below would return; then the call only hashes, reads the key map and writes the identity.
+// The same value is written to $gw_auth_status for the shared 401 responder. This is the full
+// handler: it extracts the presented key itself (apikey.ts); the fast path below takes nginx's
+// candidate instead.
 export function apiKey(r: NginxHTTPRequest): string {
   const v = r.variables;
-  const fast = v.gw_key_fast;
-  const status = fast ? apiKeyLookup(v, fast) : apiKeyCheck(r);
+  const status = apiKeyCheck(r);
   v.gw_auth_status = status;
   return status;
 }
@@ -66,37 +65,42 @@ export function apiKey(r: NginxHTTPRequest): string {
 // what the full handler returns and writes the same variables; tests/njs/fast-paths.test.ts
 // runs both on the same inputs.
 
-// apiKey for a well-formed presented key ($gw_key_fast): the key map's "client|role|tier|expires"
-// read with indexOf, not split (an array, four strings and an object: ~10k instructions).
+// apiKey for a key the key map accepts. The candidate is the route's key header as nginx holds
+// it ($gw_key_presented, a map on the route's header name), else a bearer token of key syntax
+// ($gw_key_bearer, a regex map evaluated only then): hashed as it is, with no syntax check here,
+// since the key map decides first (apikey.ts, decidePresentedKey). A key the map does not accept
+// goes to the full handler, which extracts the key itself and tells malformed from unknown.
+// The key map's "client|role|tier|expires" is read with one split.
 export function apiKeyFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) => string): string {
   const v = r.variables;
-  const key = v.gw_key_fast;
-  if (!key) {
+  const key = v.gw_key_presented || v.gw_key_bearer;
+  // a longer key is malformed and never hashed
+  if (!key || key.length > MAX_API_KEY_LENGTH) {
     return full(r);
   }
   v.gw_key_hash = cr.createHash('sha256').update(key).digest('hex');
   // "client|role|tier|expires" (keys.map): one split, since each native call (indexOf,
   // substring) costs ~1k instructions in a request VM, about what a split adds per field
   const f = (v.gw_key_meta || '').split('|');
-  let status = 'unknown_key';
-  if (f.length === 4 && f[0] !== '') {
-    // no Math or Infinity: a global's lookup costs ~2.5k instructions here
-    const x = f[3];
-    const e = x === '0' ? 0 : +x;
-    if (e >= 0 && e % 1 === 0 && e - e === 0) {
-      // e is a whole number of seconds: floor(now) >= e exactly when now >= e
-      if (e !== 0 && Date.now() / 1000 >= e) {
-        status = 'expired_key';
-      } else {
-        status = 'ok';
-        v.gw_client_id = f[0];
-        if (f[1] !== '') {
-          v.gw_client_role = f[1];
-        }
-        if (f[2] !== '') {
-          v.gw_client_tier = f[2];
-        }
-      }
+  if (f.length !== 4 || f[0] === '') {
+    return full(r);
+  }
+  // no Math or Infinity: a global's lookup costs ~2.5k instructions here
+  const x = f[3];
+  const e = x === '0' ? 0 : +x;
+  if (!(e >= 0 && e % 1 === 0 && e - e === 0)) {
+    return full(r);
+  }
+  // e is a whole number of seconds: floor(now) >= e exactly when now >= e
+  let status = 'expired_key';
+  if (e === 0 || Date.now() / 1000 < e) {
+    status = 'ok';
+    v.gw_client_id = f[0];
+    if (f[1] !== '') {
+      v.gw_client_role = f[1];
+    }
+    if (f[2] !== '') {
+      v.gw_client_tier = f[2];
     }
   }
   v.gw_auth_status = status;
@@ -150,18 +154,13 @@ export function jwtCachedFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) =
 
 function apiKeyCheck(r: NginxHTTPRequest): string {
   const v = r.variables;
-  const headerName = v.gw_key_header || 'X-API-Key';
-  const key = extractApiKey(r.headersIn['Authorization'], r.headersIn[headerName]);
-  if (key === null) {
-    return 'missing_key';
-  }
-  if (!isWellFormedKey(key)) {
-    return 'malformed_key';
-  }
-  return apiKeyLookup(v, key);
+  const key = extractApiKey(r.headersIn['Authorization'], r.headersIn[v.gw_key_header || 'X-API-Key']);
+  return decidePresentedKey(key, function (k: string): string {
+    return apiKeyLookup(v, k);
+  });
 }
 
-// Hash the well-formed key, look it up ($gw_key_meta: the key map, evaluated by nginx when
+// Hash the presented key, look it up ($gw_key_meta: the key map, evaluated by nginx when
 // read) and decide; the clock is read only for keys that expire.
 function apiKeyLookup(v: NginxVariables, key: string): string {
   v.gw_key_hash = hashApiKey(key);

@@ -21,7 +21,7 @@
 // a key of the map and no live revocation pays no dict read and no extra njs call.
 import cr from 'crypto';
 import fs from 'fs';
-import { extractApiKey, hashApiKey, isWellFormedKey, keyExpiry, KeyMeta, parseKeyMeta } from './apikey.ts';
+import { decidePresentedKey, extractApiKey, hashApiKey, keyExpiry, KeyMeta, parseKeyMeta } from './apikey.ts';
 
 export const LIVE_KEYS_ZONE = 'gw_keys';
 
@@ -56,13 +56,18 @@ export function apiKeyLive(r: NginxHTTPRequest): string {
     keysAdmin(r);
     return '';
   }
-  const fast = v.gw_key_fast;
-  let status: string;
-  if (fast) {
-    status = liveLookup(v, fast);
-  } else {
+  const lookup = function (k: string): string {
+    return liveLookup(v, k);
+  };
+  // nginx's candidate first (as gateway.apiKey's fast path takes it), the full extraction when
+  // the key map and the live entries do not accept it
+  const fast = v.gw_key_presented || v.gw_key_bearer;
+  let status = fast ? decidePresentedKey(fast, lookup) : '';
+  if (status !== 'ok' && status !== 'expired_key') {
     const key = extractApiKey(r.headersIn['Authorization'], r.headersIn[v.gw_key_header || 'X-API-Key']);
-    status = key === null ? 'missing_key' : !isWellFormedKey(key) ? 'malformed_key' : liveLookup(v, key);
+    if (key !== fast) {
+      status = decidePresentedKey(key, lookup);
+    }
   }
   v.gw_auth_status = status;
   return status;

@@ -1,8 +1,26 @@
 // API-key helpers of the njs module, and identity sanitising (engine-neutral code).
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { decideApiKey, extractApiKey, extractBearer, hashApiKey, isWellFormedKey, parseKeyMeta } from '../../njs/lib/apikey.ts';
+import { decideApiKey, decidePresentedKey, extractApiKey, extractBearer, hashApiKey, isWellFormedKey, parseKeyMeta } from '../../njs/lib/apikey.ts';
 import { providerName, safeIdentity, safeRole } from '../../njs/lib/identity.ts';
+
+describe('decidePresentedKey', () => {
+  it('the key map decides first; only a key it does not accept is classed as malformed or unknown', () => {
+    const looked: string[] = [];
+    const lookup = (answer: string) => (k: string) => (looked.push(k), answer);
+    expect(decidePresentedKey(null, lookup('ok'))).toBe('missing_key');
+    expect(decidePresentedKey('short', lookup('ok'))).toBe('ok');
+    expect(decidePresentedKey('short', lookup('expired_key'))).toBe('expired_key');
+    expect(decidePresentedKey('short', lookup('unknown_key'))).toBe('malformed_key');
+    expect(decidePresentedKey('has space inside', lookup('unknown_key'))).toBe('malformed_key');
+    expect(decidePresentedKey('gw_live_' + 'A'.repeat(43), lookup('unknown_key'))).toBe('unknown_key');
+    expect(decidePresentedKey('x'.repeat(256), lookup('ok'))).toBe('ok');
+    expect(looked).toEqual(['short', 'short', 'short', 'has space inside', 'gw_live_' + 'A'.repeat(43), 'x'.repeat(256)]);
+    // longer than 256 characters: malformed, never looked up (hashed)
+    expect(decidePresentedKey('x'.repeat(257), lookup('ok'))).toBe('malformed_key');
+    expect(looked).toHaveLength(6);
+  });
+});
 
 describe('extractApiKey', () => {
   it('configured header first, then Authorization: Bearer', () => {

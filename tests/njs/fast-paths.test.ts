@@ -65,26 +65,65 @@ describe('apiKeyFast', () => {
   for (const meta of metas) {
     it(`decides like the full handler on key metadata ${JSON.stringify(meta)}`, () => {
       const keys = { [sha(KEY)]: meta };
-      const full = request({ gw_key_fast: KEY }, { 'X-API-Key': KEY }, keys);
-      const fast = request({ gw_key_fast: KEY }, { 'X-API-Key': KEY }, keys);
+      const full = request({ gw_key_presented: KEY }, { 'X-API-Key': KEY }, keys);
+      const fast = request({ gw_key_presented: KEY }, { 'X-API-Key': KEY }, keys);
       let delegated = 0;
       const got = apiKeyFast(fast.r, (r) => (delegated++, apiKey(r)));
-      expect(got).toBe(apiKey(full.r));
+      const want = apiKey(full.r);
+      expect(got).toBe(want);
       expect(fast.written).toEqual(full.written);
-      expect(delegated).toBe(0);
+      // metadata the key map's writer produces is decided here; anything else the full handler reads
+      expect(delegated).toBe(want === 'ok' || want === 'expired_key' ? 0 : 1);
     });
   }
 
-  it('hands a request without a well-formed presented key to the full handler, untouched', () => {
-    for (const headers of [{}, { 'X-API-Key': '  padded-key-value  ' }, { Authorization: 'bearer   lower-case-scheme' }] as Record<string, string>[]) {
-      const fast = request({ gw_key_fast: '' }, headers);
-      const full = request({ gw_key_fast: '' }, headers);
-      let seen: NginxHTTPRequest | null = null;
-      expect(apiKeyFast(fast.r, (r) => ((seen = r), 'FULL'))).toBe('FULL');
-      expect(seen).toBe(fast.r);
-      expect(fast.written).toEqual({});
-      expect(apiKey(full.r)).not.toBe('ok'); // (no key map entry: the full handler refuses them)
+  // [what nginx's candidate maps hold, the request's headers, the key map, the answer]
+  const handed: [Vars, Record<string, string>, Record<string, string>, string][] = [
+    [{ gw_key_presented: '', gw_key_bearer: '' }, {}, {}, 'missing_key'],
+    [{ gw_key_presented: 'short' }, { 'X-API-Key': 'short' }, {}, 'malformed_key'],
+    [{ gw_key_presented: 'k'.repeat(257) }, { 'X-API-Key': 'k'.repeat(257) }, { [sha('k'.repeat(257))]: 'alice|||0' }, 'malformed_key'],
+    [{ gw_key_presented: `${KEY} x` }, { 'X-API-Key': `${KEY} x` }, { [sha(KEY)]: 'alice|||0' }, 'malformed_key'],
+    [{ gw_key_presented: KEY }, { 'X-API-Key': KEY }, {}, 'unknown_key'],
+    // the key header is not the presented key njs extracts (a repeated header, say): njs decides
+    [{ gw_key_presented: `${KEY}, other` }, { 'X-API-Key': KEY }, { [sha(KEY)]: 'alice|||0' }, 'ok'],
+    // a bearer token that is not plainly one key token: njs's extraction decides
+    [{ gw_key_presented: '', gw_key_bearer: '' }, { Authorization: `Bearer ${KEY} extra` }, { [sha(KEY)]: 'alice|||0' }, 'missing_key'],
+  ];
+  for (const [vars, headers, keys, answer] of handed) {
+    it(`hands ${JSON.stringify(vars).slice(0, 60)} to the full handler, which answers ${answer}, with its end state`, () => {
+      const fast = request({ ...vars }, headers, keys);
+      const full = request({ ...vars }, headers, keys);
+      let delegated = 0;
+      expect(apiKeyFast(fast.r, (r) => (delegated++, apiKey(r)))).toBe(answer);
+      expect(apiKey(full.r)).toBe(answer);
+      expect(delegated).toBe(1);
+      expect(fast.written).toEqual(full.written);
+      expect(fast.written.gw_client_id).toBe(answer === 'ok' ? 'alice' : undefined);
+    });
+  }
+
+  it('hashes nginx\'s bearer candidate when there is no key header', () => {
+    const keys = { [sha(KEY)]: 'bob|reader||0' };
+    const fast = request({ gw_key_presented: '', gw_key_bearer: KEY }, { Authorization: `bearer   ${KEY}` }, keys);
+    const full = request({ gw_key_presented: '', gw_key_bearer: KEY }, { Authorization: `bearer   ${KEY}` }, keys);
+    expect(apiKeyFast(fast.r, () => 'FULL')).toBe('ok');
+    expect(apiKey(full.r)).toBe('ok');
+    expect(fast.written).toEqual(full.written);
+    expect(fast.written).toMatchObject({ gw_client_id: 'bob', gw_client_role: 'reader', gw_auth_status: 'ok' });
+  });
+
+  it('accepts a key whose hash is in the key map whatever it looks like, on both paths; never hashes one over 256 characters', () => {
+    for (const odd of ['short', 'has space', 'k'.repeat(256)]) {
+      const keys = { [sha(odd)]: 'carol|||0' };
+      const fast = request({ gw_key_presented: odd }, { 'X-API-Key': odd }, keys);
+      const full = request({ gw_key_presented: odd }, { 'X-API-Key': odd }, keys);
+      expect(apiKeyFast(fast.r, () => 'FULL'), odd).toBe('ok');
+      expect(apiKey(full.r), odd).toBe('ok');
+      expect(fast.written).toEqual(full.written);
     }
+    const long = request({ gw_key_presented: 'k'.repeat(257) }, { 'X-API-Key': 'k'.repeat(257) }, { [sha('k'.repeat(257))]: 'carol|||0' });
+    expect(apiKey(long.r)).toBe('malformed_key');
+    expect(long.written.gw_key_hash).toBeUndefined();
   });
 });
 

@@ -272,10 +272,12 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
 }
 
 /**
- * The API key fast path: $gw_key_fast is the presented key when the route's key header, or
- * (without one) the bearer token, is exactly a well-formed key — what njs's full extraction
- * (trim, bearer parsing, syntax check) returns for it — else "" and njs runs that extraction.
- * So gateway.apiKey does not look headers up by name or run regexes for ordinary requests.
+ * The API key fast path's candidates: $gw_key_presented is the route's key header as nginx holds
+ * it (a map on the header name each API-key route sets in $gw_key_header), and $gw_key_bearer
+ * the bearer token when it has key syntax, else "". gateway.apiKey hashes the first non-empty
+ * one as it is (the key map decides first: njs/lib/apikey.ts, decidePresentedKey) and runs
+ * njs's full extraction only for a key the map does not accept. So an ordinary request costs
+ * no header lookup by name and no regex (the bearer map runs only without a key header).
  */
 function keyFastMaps(m: GatewayModel): Block[] {
   const headers = new Map<string, string>();
@@ -288,9 +290,9 @@ function keyFastMaps(m: GatewayModel): Block[] {
       lines: [d('default', '""'), ...[...headers.values()].sort().map((h) => d(q(h, 'header'), headerVar(h)))],
     },
     {
-      comment: 'fast path: the presented key when it is already exactly a well-formed key, else "" (njs extracts and checks it)',
-      head: 'map "$gw_key_presented|$http_authorization" $gw_key_fast',
-      lines: [d('default', '""'), d(q(`~^${key}\\|`, 'regex'), '$gw_key_cand'), d(q(`~^\\|[Bb][Ee][Aa][Rr][Ee][Rr] +${key}$`, 'regex'), '$gw_key_cand')],
+      comment: 'the bearer token when it has key syntax, else "" (njs extracts and checks anything else)',
+      head: 'map $http_authorization $gw_key_bearer',
+      lines: [d('default', '""'), d(q(`~^[Bb][Ee][Aa][Rr][Ee][Rr] +${key}$`, 'regex'), '$gw_key_cand')],
     },
   ];
 }
