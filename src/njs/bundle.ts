@@ -397,16 +397,64 @@ export function handlerChunks(entry: string): NjsModuleParts {
     const fast = hasFastPath(entry, x.module, x.imported) ? chunk(`${x.imported}Fast`, `${x.local}Fast`) : null;
     // the full handler is declared inside the fast one: created when the handler is called, not
     // in every request VM as a top-level function would be (its own helpers only when it runs)
-    const code = fast
+    const nestedFull = wrap(`gw_${x.name}_full`, full, `${full.locals[x.name]}(r, a, b)`);
+    const inlined = fast ? inlineFastPath(fast, fast.locals[x.name]) : null;
+    const code = inlined
       ? [
-          `// handler ${x.name}: its fast path, and gw_${x.name}_full when that cannot decide (created only in a request VM that calls it)`,
-          wrap(`gw_${x.name}`, fast, `${fast.locals[x.name]}(r, gw_${x.name}_full, a, b)`, wrap(`gw_${x.name}_full`, full, `${full.locals[x.name]}(r, a, b)`)),
+          `// handler ${x.name}: its fast path (the body of ${fast!.locals[x.name]}), and gw_${x.name}_full when that cannot decide (created only in a request VM that calls it)`,
+          `function gw_${x.name}(${inlined.params.join(', ')}) {`,
+          ...fast!.imports.map((i) => `var ${i.name} = ${moduleVar(i.module)};`),
+          `var ${inlined.full} = gw_${x.name}_full;`,
+          inlined.declarations,
+          '{',
+          inlined.body,
+          '}',
+          nestedFull,
+          '}',
         ].join('\n')
-      : [`// handler ${x.name}: its code is created only in a request VM that calls it`, wrap(`gw_${x.name}`, full, `${full.locals[x.name]}(r, a, b)`)].join('\n');
+      : fast
+        ? [
+            `// handler ${x.name}: its fast path, and gw_${x.name}_full when that cannot decide (created only in a request VM that calls it)`,
+            wrap(`gw_${x.name}`, fast, `${fast.locals[x.name]}(r, gw_${x.name}_full, a, b)`, nestedFull),
+          ].join('\n')
+        : [`// handler ${x.name}: its code is created only in a request VM that calls it`, wrap(`gw_${x.name}`, full, `${full.locals[x.name]}(r, a, b)`)].join('\n');
     const modules = [...new Set([...full.imports, ...(fast ? fast.imports : [])].map((i) => i.module))].sort();
     return { name: x.name, modules, code };
   });
   return { handlers };
+}
+
+/**
+ * The fast path's function `name(r, full, ...)` taken apart so that its body becomes the body of
+ * the handler's own function `gw_<h>(r, ...)`: calling a nested function costs its creation and
+ * a call frame (about 1,100 instructions a request on the API-key route), so the handler runs
+ * the fast path's statements itself, with `full` a variable naming gw_<h>_full. The body goes in
+ * a block, so its `const`/`let` names may shadow the module's. Only for a function with plain
+ * parameters (the first the request, the second `full`) that nothing else in the chunk names,
+ * whose body declares no function and no `var` and does not use `arguments` or `this`; anything else keeps
+ * the nested function (null).
+ */
+function inlineFastPath(parts: EsmParts, name: string): { params: string[]; full: string; declarations: string; body: string } | null {
+  loadTypescript();
+  const text = parts.declarations;
+  const sf = ts.createSourceFile('fast.js', text, ts.ScriptTarget.Latest, true, ts.ScriptKind.JS);
+  const fn = sf.statements.find((st): st is TS.FunctionDeclaration => ts.isFunctionDeclaration(st) && st.name?.text === name);
+  if (!fn?.body || fn.parameters.length < 2 || fn.parameters.some((p) => !ts.isIdentifier(p.name) || p.initializer || p.dotDotDotToken)) return null;
+  let uses = 0;
+  let unsafe = false;
+  const visit = (n: TS.Node, inFast: boolean): void => {
+    if (ts.isIdentifier(n) && n.text === name) uses++;
+    if (inFast && (n.kind === ts.SyntaxKind.ThisKeyword || (ts.isIdentifier(n) && n.text === 'arguments') || ts.isFunctionDeclaration(n) || ts.isFunctionExpression(n) || ts.isArrowFunction(n))) unsafe = true;
+    // a `var` would be hoisted out of the block into the handler's scope, beside the module's names
+    if (inFast && ts.isVariableDeclarationList(n) && !(n.flags & (ts.NodeFlags.Let | ts.NodeFlags.Const))) unsafe = true;
+    ts.forEachChild(n, (c) => visit(c, inFast || n === fn.body));
+  };
+  visit(sf, false);
+  if (uses !== 1 || unsafe) return null;
+  const names = fn.parameters.map((p) => (p.name as TS.Identifier).text);
+  const body = fn.body.statements.length ? text.slice(fn.body.statements[0].getFullStart(), fn.body.statements[fn.body.statements.length - 1].getEnd()) : '';
+  const declarations = (text.slice(0, fn.getFullStart()) + text.slice(fn.getEnd())).trimEnd();
+  return { params: [names[0], ...names.slice(2)], full: names[1], declarations, body };
 }
 
 /**
