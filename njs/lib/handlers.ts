@@ -107,8 +107,8 @@ export function apiKeyFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) => s
   return status;
 }
 
-// The JWT fast paths answer from the verified-token cache entry of the canonical
-// `Authorization: Bearer <token>` under the route's provider generation ($gw_jwt_fast, a map
+// The JWT fast paths answer from the verified-token cache entry of the request's
+// `Authorization` header under the route's provider generation ($gw_jwt_fast, a map
 // the auth feature writes: "" when the cache is off or a claim feeds a hash key, which only
 // the full handler derives). Only a token that passed full verification is ever stored
 // (jwtcache.ts), so a hit is that token.
@@ -124,10 +124,12 @@ export function jwtCachedFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) =
   const gen = v.gw_jwt_fast;
   const h = r.headersIn['Authorization'];
   const d = ngx.shared[JWT_CACHE_ZONE];
-  if (!gen || typeof h !== 'string' || h.substring(0, 7) !== 'Bearer ' || !d) {
+  if (!gen || typeof h !== 'string' || !d) {
     return full(r);
   }
-  const raw = d.get(gen + '.' + cr.createHash('sha256').update(h.substring(7)).digest('base64url'));
+  // keyed by the whole header (jwtcache.ts, cacheKey): an entry exists only for a header whose
+  // token passed full verification, so no scheme check or token cut is needed here
+  const raw = d.get(gen + '.' + cr.createHash('sha256').update(h).digest('base64url'));
   if (typeof raw !== 'string') {
     return full(r);
   }
@@ -218,15 +220,16 @@ function providerConfig(name: string): JwtProvider | undefined {
   return typeof gw_auth === 'undefined' || !gw_auth.jwt ? undefined : gw_auth.jwt[name];
 }
 
-// The verified-token cache (jwtcache.ts) of a provider: its dict and this token's key, or null
-// when the cache is off or the token is too long to have been accepted (never hashed then).
+// The verified-token cache (jwtcache.ts) of a provider: its dict and the key of this token's
+// Authorization header, or null when the cache is off or the token is too long to have been
+// accepted (never hashed then).
 interface CacheSlot {
   dict: JwtCacheDict;
   key: string;
   ttl: number;
 }
 
-function cacheSlot(cfg: JwtProvider, token: string): CacheSlot | null {
+function cacheSlot(cfg: JwtProvider, token: string, authorization: string): CacheSlot | null {
   if (typeof cfg.cacheGen !== 'string' || typeof cfg.cacheTtl !== 'number') {
     return null;
   }
@@ -235,7 +238,7 @@ function cacheSlot(cfg: JwtProvider, token: string): CacheSlot | null {
   if (!dict || token.length > maxLength) {
     return null;
   }
-  return { dict: dict as JwtCacheDict, key: cacheKey(cfg.cacheGen, token), ttl: cfg.cacheTtl };
+  return { dict: dict as JwtCacheDict, key: cacheKey(cfg.cacheGen, authorization), ttl: cfg.cacheTtl };
 }
 
 function remember(slot: CacheSlot | null, res: JwtOk, id: JwtIdentity, cfg: JwtProvider, now: number): void {
@@ -278,8 +281,9 @@ function claimKeyFor(v: NginxHTTPRequest['variables'], claims: string): void {
 export function jwtCached(r: NginxHTTPRequest): string {
   const v = r.variables;
   const cfg = providerConfig(v.gw_jwt_provider || '');
-  const token = extractBearer(r.headersIn['Authorization']);
-  const slot = cfg === undefined || token === null ? null : cacheSlot(cfg, token);
+  const auth = r.headersIn['Authorization'];
+  const token = extractBearer(auth);
+  const slot = cfg === undefined || token === null ? null : cacheSlot(cfg, token, auth as string);
   const hit = slot === null ? null : cacheGet(slot.dict, slot.key, nowSeconds());
   if (hit === null) {
     return 'miss';
@@ -307,12 +311,13 @@ function jwtSyncCheck(r: NginxHTTPRequest): string {
     r.error('gateway jwt: no provider ' + logText(v.gw_jwt_provider) + ' in the gw_auth preload object');
     return 'no_key';
   }
-  const token = extractBearer(r.headersIn['Authorization']);
+  const auth = r.headersIn['Authorization'];
+  const token = extractBearer(auth);
   if (token === null) {
     return 'missing_token';
   }
   const now = nowSeconds();
-  const slot = cacheSlot(cfg, token);
+  const slot = cacheSlot(cfg, token, auth as string);
   const hit = slot === null ? null : cacheGet(slot.dict, slot.key, now);
   if (hit !== null) {
     setIdentity(v, hit.client, hit.role, hit.tier, hit.payload);
@@ -364,13 +369,14 @@ async function jwtCheck(r: NginxHTTPRequest): Promise<void> {
     r.return(500);
     return;
   }
-  const token = extractBearer(r.headersIn['Authorization']);
+  const auth = r.headersIn['Authorization'];
+  const token = extractBearer(auth);
   if (token === null) {
     deny(r, 'missing_token', 'no bearer token');
     return;
   }
   const now = nowSeconds();
-  const slot = cacheSlot(cfg, token);
+  const slot = cacheSlot(cfg, token, auth as string);
   const hit = slot === null ? null : cacheGet(slot.dict, slot.key, now);
   if (hit !== null) {
     r.variables.gw_jwt_cache = 'hit';

@@ -142,6 +142,28 @@ describe('a token seen before is answered from the cache', () => {
     });
   }
 
+  it('another spelling of the header is its own entry: verified in full once, then answered from the cache', async () => {
+    for (const alg of ['HS256', 'ES256'] as const) {
+      const p = alg === 'HS256' ? 'hs' : 'es';
+      const t = await token(alg, { sub: `spelled-${alg}` });
+      const odd = { Authorization: `bearer   ${t}` };
+      for (const [path, headers, cache] of [
+        [`/${p}/spelled1`, odd, 'miss'],
+        [`/${p}/spelled2`, odd, 'hit'],
+        [`/${p}/spelled3`, bearer(t), 'miss'],
+        [`/${p}/spelled4`, bearer(t), 'hit'],
+      ] as const) {
+        const r = await request(url(path), headers);
+        expect(r.status, `${alg} ${path}: ${r.text}`).toBe(200);
+        expect(r.json.headers['x-gateway-client']).toBe(`spelled-${alg}`);
+        expect((await logFor(path))[0], `${alg} ${path}`).toMatchObject({ status: 200, jwt_cache: cache, client: `spelled-${alg}` });
+      }
+      // a tampered token in the spelling of a cached header is still verified, and refused
+      const [h, pl] = t.split('.');
+      expect401(await request(url(`/${p}/spelled5`), { Authorization: `bearer   ${h}.${pl}.AAAA` }), 'bad_signature');
+    }
+  });
+
   it('the cache key is a digest: the token itself is in no log', async () => {
     const t = await token('ES256', { sub: 'no-log' });
     await get('/es/nolog1', t);

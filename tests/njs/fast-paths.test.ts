@@ -144,7 +144,7 @@ describe('jwtSyncFast / jwtCachedFast', () => {
   });
 
   const put = (token: string, id: { client: string; role: string; tier: string }, deadline: number) =>
-    cachePut({ get: (k) => data.get(k), set: (k, v) => data.set(k, v) }, cacheKey(GEN, token), deadline, { ...id, payload: token.split('.')[1] }, NOW);
+    cachePut({ get: (k) => data.get(k), set: (k, v) => data.set(k, v) }, cacheKey(GEN, `Bearer ${token}`), deadline, { ...id, payload: token.split('.')[1] }, NOW);
   const pair = (auth: string, fastGen = GEN) => ({
     fast: request({ gw_jwt_provider: 'p', gw_jwt_fast: fastGen }, { Authorization: auth }),
     full: request({ gw_jwt_provider: 'p', gw_jwt_fast: fastGen }, { Authorization: auth }),
@@ -173,16 +173,16 @@ describe('jwtSyncFast / jwtCachedFast', () => {
       }
     });
 
-    it(`${name}: anything but a live entry for the exact canonical header goes to the full handler, untouched`, () => {
+    it(`${name}: anything but a live entry for the exact header goes to the full handler, untouched`, () => {
       put(TOKEN, { client: 'alice', role: '', tier: '' }, NOW + 60);
       put(`${TOKEN}x`, { client: 'stale', role: '', tier: '' }, NOW + 1);
-      data.set(cacheKey(GEN, `${TOKEN}x`), `${NOW}\nstale\n\n\n${TOKEN.split('.')[1]}`); // deadline reached
-      data.set(cacheKey(GEN, `${TOKEN}y`), `[${NOW + 60},"old","","","p"]`); // not an entry of this format
-      data.set(cacheKey(GEN, `${TOKEN}z`), `${NOW + 60}\nalice\n\n\n${TOKEN.split('.')[1]}\nextra`); // six fields
-      data.set(cacheKey(GEN, `${TOKEN}w`), `${NOW + 60}\nalice\n\n${TOKEN.split('.')[1]}`); // four fields
-      data.set(cacheKey(GEN, `${TOKEN}v`), `\nalice\n\n\n${TOKEN.split('.')[1]}`); // no deadline
+      data.set(cacheKey(GEN, `Bearer ${TOKEN}x`), `${NOW}\nstale\n\n\n${TOKEN.split('.')[1]}`); // deadline reached
+      data.set(cacheKey(GEN, `Bearer ${TOKEN}y`), `[${NOW + 60},"old","","","p"]`); // not an entry of this format
+      data.set(cacheKey(GEN, `Bearer ${TOKEN}z`), `${NOW + 60}\nalice\n\n\n${TOKEN.split('.')[1]}\nextra`); // six fields
+      data.set(cacheKey(GEN, `Bearer ${TOKEN}w`), `${NOW + 60}\nalice\n\n${TOKEN.split('.')[1]}`); // four fields
+      data.set(cacheKey(GEN, `Bearer ${TOKEN}v`), `\nalice\n\n\n${TOKEN.split('.')[1]}`); // no deadline
       const cases: [string, string][] = [
-        [`bearer ${TOKEN}`, GEN], // another spelling of the scheme: the full extraction
+        [`bearer ${TOKEN}`, GEN], // another spelling of the scheme: its own entry, not verified yet
         [`Bearer ${TOKEN} `, GEN], // trailing space: hashes to no entry
         [`Bearer  ${TOKEN}`, GEN],
         [`Bearer ${TOKEN}x`, GEN], // stale

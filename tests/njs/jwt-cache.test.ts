@@ -25,12 +25,13 @@ function dict(): JwtCacheDict & { data: Map<string, string>; timeouts: Map<strin
 const id = { client: 'user-1', role: 'reader', tier: 'free', payload: 'eyJzdWIiOiJ1c2VyLTEifQ' };
 
 describe('cache key', () => {
-  it('is the generation and the SHA-256 of the whole token, never the token', () => {
-    const k = cacheKey('gen1', TOKEN);
-    expect(k).toBe('gen1.' + createHash('sha256').update(TOKEN).digest('base64url'));
+  it('is the generation and the SHA-256 of the whole Authorization header, never the token', () => {
+    const k = cacheKey('gen1', `Bearer ${TOKEN}`);
+    expect(k).toBe('gen1.' + createHash('sha256').update(`Bearer ${TOKEN}`).digest('base64url'));
     for (const part of TOKEN.split('.')) expect(k).not.toContain(part);
-    expect(cacheKey('gen1', TOKEN + 'x')).not.toBe(k); // a changed token has another key
-    expect(cacheKey('gen2', TOKEN)).not.toBe(k); // another generation finds nothing
+    expect(cacheKey('gen1', `Bearer ${TOKEN}x`)).not.toBe(k); // a changed token has another key
+    expect(cacheKey('gen1', `bearer ${TOKEN}`)).not.toBe(k); // so has another spelling of the header
+    expect(cacheKey('gen2', `Bearer ${TOKEN}`)).not.toBe(k); // another generation finds nothing
   });
 });
 

@@ -110,7 +110,7 @@ const authKeys = {
     },
     jwt_cache: {
       description:
-        'cache of verified JWTs in nginx shared memory, keyed by the SHA-256 of the token: a token seen before skips signature verification until min(exp, ttl). Flushed by any change of a provider\'s keys or policy; false = off. See docs/auth.md.',
+        'cache of verified JWTs in nginx shared memory, keyed by the SHA-256 of the Authorization header that carried the token: a token seen before skips signature verification until min(exp, ttl). Flushed by any change of a provider\'s keys or policy; false = off. See docs/auth.md.',
       oneOf: [
         {
           type: 'object',
