@@ -1,6 +1,7 @@
 // API keys: extracting the presented key, hashing it, and deciding on the metadata that
 // nginx looked up for that hash. The lookup itself is an nginx `map` generated at build
-// time (see docs/njs-auth.md): hash -> "client|role|tier|expires". No file reads in njs.
+// time (see docs/njs-auth.md): hash -> "client|role|tier|expires", or "client" alone. No file
+// reads in njs.
 import cr from 'crypto';
 
 export type ApiKeyReason = 'missing_key' | 'malformed_key' | 'unknown_key' | 'expired_key';
@@ -82,12 +83,16 @@ export function hashApiKey(key: string): string {
   return cr.createHash('sha256').update(key).digest('hex');
 }
 
-// "client|role|tier|expires" -> KeyMeta; null for anything else (including "").
+// "client|role|tier|expires", or "client" alone (no role, tier or expiry) -> KeyMeta; null for
+// anything else (including "" and the revoked-key mark "!").
 export function parseKeyMeta(meta: string | undefined): KeyMeta | null {
-  if (typeof meta !== 'string' || meta.length === 0) {
+  if (typeof meta !== 'string' || meta.length === 0 || meta === '!') {
     return null;
   }
   const parts = meta.split('|');
+  if (parts.length === 1) {
+    return { client: parts[0], role: '', tier: '', expires: 0 };
+  }
   if (parts.length !== 4 || parts[0].length === 0) {
     return null;
   }

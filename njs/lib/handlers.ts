@@ -70,7 +70,7 @@ export function apiKey(r: NginxHTTPRequest): string {
 // ($gw_key_bearer, a regex map evaluated only then): hashed as it is, with no syntax check here,
 // since the key map decides first (apikey.ts, decidePresentedKey). A key the map does not accept
 // goes to the full handler, which extracts the key itself and tells malformed from unknown.
-// The key map's "client|role|tier|expires" is read with one split.
+// The key map's "client|role|tier|expires" (or "client" alone) is read with one split.
 export function apiKeyFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) => string): string {
   const v = r.variables;
   const key = v.gw_key_presented || v.gw_key_bearer;
@@ -79,9 +79,19 @@ export function apiKeyFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) => s
     return full(r);
   }
   v.gw_key_hash = cr.createHash('sha256').update(key).digest('hex');
-  // "client|role|tier|expires" (keys.map): one split, since each native call (indexOf,
-  // substring) costs ~1k instructions in a request VM, about what a split adds per field
+  // "client|role|tier|expires", or "client" alone for a key with none of those (keys.map): one
+  // split, since each native call (indexOf, substring) costs ~1k instructions in a request VM,
+  // about what a split adds per field
   const f = (v.gw_key_meta || '').split('|');
+  if (f.length === 1) {
+    // "" (not in the map) and "!" (revoked in the store, live keys on) are no client name
+    if (f[0] === '' || f[0] === '!') {
+      return full(r);
+    }
+    v.gw_client_id = f[0];
+    v.gw_auth_status = 'ok';
+    return 'ok';
+  }
   if (f.length !== 4 || f[0] === '') {
     return full(r);
   }

@@ -54,6 +54,9 @@ describe('hash and metadata', () => {
   it('parseKeyMeta', () => {
     expect(parseKeyMeta('alice|admin|gold|0')).toEqual({ client: 'alice', role: 'admin', tier: 'gold', expires: 0 });
     expect(parseKeyMeta('bob|||1700000000')).toEqual({ client: 'bob', role: '', tier: '', expires: 1700000000 });
+    expect(parseKeyMeta('bob')).toEqual({ client: 'bob', role: '', tier: '', expires: 0 }); // the short form
+    expect(parseKeyMeta('!')).toBeNull(); // revoked in the store (live keys)
+    expect(parseKeyMeta('bob|')).toBeNull();
     expect(parseKeyMeta('')).toBeNull();
     expect(parseKeyMeta(undefined)).toBeNull();
     expect(parseKeyMeta('a|b|c')).toBeNull();

@@ -44,6 +44,9 @@ const NOW = Math.floor(Date.now() / 1000);
 describe('apiKeyFast', () => {
   const metas = [
     'alice|||0',
+    'alice', // no role, tier or expiry: the client name alone
+    '!', // revoked in the store (live keys on)
+    'alice|',
     'alice|||',
     'alice|admin,ops|gold|0',
     'alice||gold|0',

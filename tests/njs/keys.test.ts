@@ -190,6 +190,7 @@ describe('renderKeyMap', () => {
     const a = createKey(f, { name: 'alice', role: 'admin', tier: 'gold' }, T0);
     const b = createKey(f, { name: 'bob' }, T0);
     const c = createKey(f, { name: 'carol', expires: new Date(T0.getTime() + 1000) }, T0);
+    const dv = createKey(f, { name: 'dave' }, T0);
     revokeKey(f, 'bob', T0);
     const later = new Date(T0.getTime() + 5000);
     const text = renderKeyMap(f.keys, later);
@@ -200,6 +201,8 @@ describe('renderKeyMap', () => {
     expect(text).toContain('  default "";');
     const atT0 = renderKeyMap(f.keys, T0);
     expect(atT0).toContain(`"${c.record.hash}" "carol|||${Math.floor(T0.getTime() / 1000) + 1}";`);
+    // no role, tier or expiry: the client name alone (njs splits one string instead of four)
+    expect(atT0).toContain(`"${dv.record.hash}" "dave";`);
   });
 
   it('refuses values that could inject nginx syntax', () => {

@@ -214,7 +214,7 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
     lines.push(d('js_shared_dict_zone', `zone=${LIVE_KEYS_ZONE}:1m`, 'type=string'));
   }
   if (apiKeys) {
-    lines.push('# sha256(key) -> "client|role|tier|expires"; never read $gw_key_meta anywhere else');
+    lines.push('# sha256(key) -> "client|role|tier|expires" or "client"; never read $gw_key_meta anywhere else');
     lines.push(d('include', KEY_MAP_INCLUDE));
   }
 
