@@ -38,7 +38,7 @@ export const authFeature: Feature = {
   cost: {
     njsCalls,
     measured:
-      'scripts/bench.ts: API key +7..8 µs with the key fast path (was +10.5..13); JWT seen before (verified-token cache) HS256 +11.5 µs, ES256 +13 µs; JWT first sight HS256 +43 µs, ES256 +167 µs over the plain baseline; runtime keys (admin_api): the same one call plus a flag-file stat, 96.4-96.5k vs 93.0k instructions per API-key request (scripts/bench/instructions.ts --live-keys), CPU time within noise',
+      'scripts/bench.ts: API key +10 µs CPU over plain proxying with limit and hash (72.0k instructions a request, solo gateway: scripts/bench/instructions.ts), JWT seen before (verified-token cache) HS256 +12.5 µs (87.5k), ES256 (92.9k); JWT first sight HS256 +43 µs, ES256 +167 µs over the plain baseline; runtime keys (admin_api): the same one call plus a flag-file stat, 96.4-96.5k vs 93.0k instructions per API-key request (scripts/bench/instructions.ts --live-keys, measured before the last fast-path changes), CPU time within noise',
   },
   normalize(raw, m, ctx) {
     m.auth = normalizeAuth(raw.auth, ctx.baseDir, ctx.at);
