@@ -401,7 +401,7 @@ export function handlerChunks(entry: string): NjsModuleParts {
     const inlined = fast ? inlineFastPath(fast, fast.locals[x.name]) : null;
     const code = inlined
       ? [
-          `// handler ${x.name}: its fast path (the body of ${fast!.locals[x.name]}), and gw_${x.name}_full when that cannot decide (created only in a request VM that calls it)`,
+          `// handler ${x.name}: its fast path (the body of ${inlined.source}), and gw_${x.name}_full when that cannot decide (created only in a request VM that calls it)`,
           `function gw_${x.name}(${inlined.params.join(', ')}) {`,
           ...fast!.imports.map((i) => `var ${i.name} = ${moduleVar(i.module)};`),
           `var ${inlined.full} = gw_${x.name}_full;`,
@@ -432,29 +432,50 @@ export function handlerChunks(entry: string): NjsModuleParts {
  * a block, so its `const`/`let` names may shadow the module's. Only for a function with plain
  * parameters (the first the request, the second `full`) that nothing else in the chunk names,
  * whose body declares no function and no `var` and does not use `arguments` or `this`; anything else keeps
- * the nested function (null).
+ * the nested function (null). A fast path that only hands over to another with its own
+ * arguments (`return other(r, full)`) has that other one's body inlined, on the same terms.
  */
-function inlineFastPath(parts: EsmParts, name: string): { params: string[]; full: string; declarations: string; body: string } | null {
+function inlineFastPath(parts: EsmParts, name: string): { source: string; params: string[]; full: string; declarations: string; body: string } | null {
   loadTypescript();
   const text = parts.declarations;
   const sf = ts.createSourceFile('fast.js', text, ts.ScriptTarget.Latest, true, ts.ScriptKind.JS);
-  const fn = sf.statements.find((st): st is TS.FunctionDeclaration => ts.isFunctionDeclaration(st) && st.name?.text === name);
-  if (!fn?.body || fn.parameters.length < 2 || fn.parameters.some((p) => !ts.isIdentifier(p.name) || p.initializer || p.dotDotDotToken)) return null;
-  let uses = 0;
+  const decl = (n: string) => sf.statements.find((st): st is TS.FunctionDeclaration => ts.isFunctionDeclaration(st) && st.name?.text === n);
+  const plain = (f: TS.FunctionDeclaration | undefined): f is TS.FunctionDeclaration =>
+    !!f?.body && f.parameters.length >= 2 && f.parameters.every((p) => ts.isIdentifier(p.name) && !p.initializer && !p.dotDotDotToken);
+  const paramNames = (f: TS.FunctionDeclaration) => f.parameters.map((p) => (p.name as TS.Identifier).text);
+  const entry = decl(name);
+  if (!plain(entry)) return null;
+  // a fast path that only hands over to another with its own arguments (`return other(r, full)`:
+  // jwtSyncFast answers as jwtCachedFast does) has that one's body inlined
+  let fn = entry;
+  const only = entry.body!.statements.length === 1 ? entry.body!.statements[0] : undefined;
+  if (only && ts.isReturnStatement(only) && only.expression && ts.isCallExpression(only.expression) && ts.isIdentifier(only.expression.expression)) {
+    const call = only.expression;
+    const other = decl((call.expression as TS.Identifier).text);
+    const own = paramNames(entry);
+    if (plain(other) && call.arguments.length === own.length && call.arguments.every((x, i) => ts.isIdentifier(x) && x.text === own[i]) && other.parameters.length === own.length) fn = other;
+  }
+  // each inlined name must be named nowhere else: its declaration, and the hand-over's call
+  const expected = new Map<string, number>([[name, 1]]);
+  if (fn !== entry) expected.set(fn.name!.text, 2);
+  const uses = new Map<string, number>();
   let unsafe = false;
   const visit = (n: TS.Node, inFast: boolean): void => {
-    if (ts.isIdentifier(n) && n.text === name) uses++;
+    if (ts.isIdentifier(n) && expected.has(n.text)) uses.set(n.text, (uses.get(n.text) ?? 0) + 1);
     if (inFast && (n.kind === ts.SyntaxKind.ThisKeyword || (ts.isIdentifier(n) && n.text === 'arguments') || ts.isFunctionDeclaration(n) || ts.isFunctionExpression(n) || ts.isArrowFunction(n))) unsafe = true;
     // a `var` would be hoisted out of the block into the handler's scope, beside the module's names
     if (inFast && ts.isVariableDeclarationList(n) && !(n.flags & (ts.NodeFlags.Let | ts.NodeFlags.Const))) unsafe = true;
     ts.forEachChild(n, (c) => visit(c, inFast || n === fn.body));
   };
   visit(sf, false);
-  if (uses !== 1 || unsafe) return null;
-  const names = fn.parameters.map((p) => (p.name as TS.Identifier).text);
-  const body = fn.body.statements.length ? text.slice(fn.body.statements[0].getFullStart(), fn.body.statements[fn.body.statements.length - 1].getEnd()) : '';
-  const declarations = (text.slice(0, fn.getFullStart()) + text.slice(fn.getEnd())).trimEnd();
-  return { params: [names[0], ...names.slice(2)], full: names[1], declarations, body };
+  if (unsafe || [...expected].some(([n, k]) => uses.get(n) !== k)) return null;
+  const names = paramNames(fn);
+  const statements = fn.body!.statements;
+  const body = statements.length ? text.slice(statements[0].getFullStart(), statements[statements.length - 1].getEnd()) : '';
+  // drop the inlined declarations, later ones first so the earlier offsets hold
+  let declarations = text;
+  for (const f of [...new Set([entry, fn])].sort((x, y) => y.getFullStart() - x.getFullStart())) declarations = declarations.slice(0, f.getFullStart()) + declarations.slice(f.getEnd());
+  return { source: fn.name!.text, params: [names[0], ...names.slice(2)], full: names[1], declarations: declarations.trimEnd(), body };
 }
 
 /**

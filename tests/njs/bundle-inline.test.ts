@@ -25,6 +25,13 @@ export function flatFast(r: { n: number; log: string[] }, full: (r: { n: number;
   }
   return out;
 }
+// a fast path that only hands over to another: that one's body is inlined
+export function hand(r: { n: number; log: string[] }): string {
+  return 'hand-full:' + r.n;
+}
+export function handFast(r: { n: number; log: string[] }, full: (r: { n: number; log: string[] }) => string): string {
+  return flatFast(r, full);
+}
 // not inlined: a var would be hoisted beside the module's names
 export function hoisted(r: { n: number }): string {
   return 'full:' + r.n;
@@ -42,8 +49,8 @@ export function argsFast(r: { n: number }, full: (r: { n: number }, extra?: stri
   return arguments[2] !== undefined ? full(r, extra) : 'fast:' + r.n;
 }
 `;
-const ENTRY = `import { flat, hoisted, args } from './lib.ts';
-export default { flat: flat, hoisted: hoisted, args: args };
+const ENTRY = `import { flat, hand, hoisted, args } from './lib.ts';
+export default { flat: flat, hand: hand, hoisted: hoisted, args: args };
 `;
 
 function load(): { code: string; h: Record<string, (...a: unknown[]) => string> } {
@@ -61,6 +68,8 @@ describe('inlined fast paths', () => {
   it('inlines a flat fast path and keeps the nested function where inlining is not safe', () => {
     expect(code).toContain('// handler flat: its fast path (the body of flatFast)');
     expect(code).not.toMatch(/function flatFast\b/);
+    expect(code).toContain('// handler hand: its fast path (the body of flatFast)');
+    expect(code).not.toMatch(/function handFast\b/);
     expect(code).toMatch(/function hoistedFast\b/);
     expect(code).toMatch(/function argsFast\b/);
   });
@@ -72,6 +81,8 @@ describe('inlined fast paths', () => {
     const big = r(11);
     expect(h.flat(big)).toBe('full:11');
     expect(big.log).toEqual(['full']);
+    expect(h.hand(r(7))).toBe('fast:7!');
+    expect(h.hand(r(12))).toBe('hand-full:12');
     expect(h.hoisted({ n: 2 })).toBe('fast:2');
     expect(h.hoisted({ n: 4 })).toBe('full:4');
     expect(h.args({ n: 1 })).toBe('fast:1');
