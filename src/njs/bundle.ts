@@ -385,11 +385,13 @@ const moduleVar = (mod: string) => `gw_module_${mod}`;
 export function handlerChunks(entry: string): NjsModuleParts {
   const handlers = handlerSources(entry).map((x) => {
     const chunk = (imported: string, local: string) => esmParts(esbuildEsm(entry, `import { ${imported} as ${local} } from ${JSON.stringify(x.module)};\nexport default { ${x.name}: ${local} };\n`), `${entry} (${imported})`);
-    const wrap = (fn: string, parts: EsmParts, call: string, nested = '') => {
-      const lines = [`function ${fn}(r, a, b) {`];
+    // function fn(params) { the chunk's imports; before; its declarations; after; nested }
+    type Shape = { params?: string; before?: string[]; declarations?: string; after: string[]; nested?: string };
+    const wrap = (fn: string, parts: EsmParts, s: Shape) => {
+      const lines = [`function ${fn}(${s.params ?? 'r, a, b'}) {`];
       for (const i of parts.imports) lines.push(`var ${i.name} = ${moduleVar(i.module)};`);
-      lines.push(parts.declarations, `return ${call};`);
-      if (nested) lines.push(nested);
+      lines.push(...(s.before ?? []), s.declarations ?? parts.declarations, ...s.after);
+      if (s.nested) lines.push(s.nested);
       lines.push('}');
       return lines.join('\n');
     };
@@ -397,27 +399,25 @@ export function handlerChunks(entry: string): NjsModuleParts {
     const fast = hasFastPath(entry, x.module, x.imported) ? chunk(`${x.imported}Fast`, `${x.local}Fast`) : null;
     // the full handler is declared inside the fast one: created when the handler is called, not
     // in every request VM as a top-level function would be (its own helpers only when it runs)
-    const nestedFull = wrap(`gw_${x.name}_full`, full, `${full.locals[x.name]}(r, a, b)`);
+    const nestedFull = wrap(`gw_${x.name}_full`, full, { after: [`return ${full.locals[x.name]}(r, a, b);`] });
     const inlined = fast ? inlineFastPath(fast, fast.locals[x.name]) : null;
     const code = inlined
       ? [
           `// handler ${x.name}: its fast path (the body of ${inlined.source}), and gw_${x.name}_full when that cannot decide (created only in a request VM that calls it)`,
-          `function gw_${x.name}(${inlined.params.join(', ')}) {`,
-          ...fast!.imports.map((i) => `var ${i.name} = ${moduleVar(i.module)};`),
-          `var ${inlined.full} = gw_${x.name}_full;`,
-          inlined.declarations,
-          '{',
-          inlined.body,
-          '}',
-          nestedFull,
-          '}',
+          wrap(`gw_${x.name}`, fast!, {
+            params: inlined.params.join(', '),
+            before: [`var ${inlined.full} = gw_${x.name}_full;`],
+            declarations: inlined.declarations,
+            after: ['{', inlined.body, '}'],
+            nested: nestedFull,
+          }),
         ].join('\n')
       : fast
         ? [
             `// handler ${x.name}: its fast path, and gw_${x.name}_full when that cannot decide (created only in a request VM that calls it)`,
-            wrap(`gw_${x.name}`, fast, `${fast.locals[x.name]}(r, gw_${x.name}_full, a, b)`, nestedFull),
+            wrap(`gw_${x.name}`, fast, { after: [`return ${fast.locals[x.name]}(r, gw_${x.name}_full, a, b);`], nested: nestedFull }),
           ].join('\n')
-        : [`// handler ${x.name}: its code is created only in a request VM that calls it`, wrap(`gw_${x.name}`, full, `${full.locals[x.name]}(r, a, b)`)].join('\n');
+        : [`// handler ${x.name}: its code is created only in a request VM that calls it`, wrap(`gw_${x.name}`, full, { after: [`return ${full.locals[x.name]}(r, a, b);`] })].join('\n');
     const modules = [...new Set([...full.imports, ...(fast ? fast.imports : [])].map((i) => i.module))].sort();
     return { name: x.name, modules, code };
   });
