@@ -8,7 +8,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { cpuNs, workerPid as workerOf } from '../../src/bench/cpu.ts';
+import { cpuNs, cpuSplitUs, workerPid as workerOf } from '../../src/bench/cpu.ts';
 import { startGateway, startRawNginx, type Gateway } from '../../tests/support/nginx.ts';
 import { freePort } from '../../tests/support/ports.ts';
 import { pickClient, run, type ClientKind, type RequestShape } from '../../src/bench/load.ts';
@@ -88,6 +88,9 @@ export interface Row {
   target: Target;
   /** Gateway worker CPU per request, µs. */
   cpuUs: Spread;
+  /** The same, split into user and system (kernel) time, µs (clock ticks: coarser than cpuUs). */
+  userUs: Spread;
+  sysUs: Spread;
   rps: Spread;
   /** Per-round ratios to the baseline of the same round (with `paired`, the baseline measured next to the row). */
   cpuRatio: Spread;
@@ -188,18 +191,22 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
       log(`warm-up ${s.name}: ${Math.round(w.requests / w.seconds)} req/s`);
     }
 
-    const raw: Record<string, { cpu: number[]; rps: number[]; requests: number; reused: boolean }> = {};
+    const raw: Record<string, { cpu: number[]; user: number[]; sys: number[]; rps: number[]; requests: number; reused: boolean }> = {};
     const measure = async (s: Scenario, round: number): Promise<{ cpu: number; rps: number }> => {
       const t = targets[s.target];
       const shape = await shapeFor(s, opts.seconds);
       const c0 = cpuNs(t.worker);
+      const s0 = cpuSplitUs(t.worker);
       const r = await run(client, shape, loadOpts(t.port, opts.seconds));
+      const s1 = cpuSplitUs(t.worker);
       const cpu = (cpuNs(t.worker) - c0) / 1e3 / Math.max(1, r.requests);
       if (r.errors) throw new Error(`${s.name}: ${r.errors} failed requests in round ${round + 1}`);
       if (r.requests === 0) throw new Error(`${s.name}: no request completed in round ${round + 1}`);
       const rps = r.requests / r.seconds;
-      const acc = (raw[s.name] ??= { cpu: [], rps: [], requests: 0, reused: false });
+      const acc = (raw[s.name] ??= { cpu: [], user: [], sys: [], rps: [], requests: 0, reused: false });
       acc.cpu.push(cpu);
+      acc.user.push((s1.user - s0.user) / r.requests);
+      acc.sys.push((s1.sys - s0.sys) / r.requests);
       acc.rps.push(rps);
       acc.requests += r.requests;
       if (shape.tokens && r.requests > shape.tokens.length) acc.reused = true;
@@ -242,6 +249,8 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
       label: s.label,
       target: s.target,
       cpuUs: spread(raw[s.name].cpu),
+      userUs: spread(raw[s.name].user),
+      sysUs: spread(raw[s.name].sys),
       rps: spread(raw[s.name].rps),
       cpuRatio: spread(perRound.map((g) => g[s.name].cpu / g[s.name].base.cpu)),
       rpsRatio: spread(perRound.map((g) => g[s.name].rps / g[s.name].base.rps)),
@@ -264,11 +273,11 @@ export function formatTable(r: Report): string {
   lines.push(`nginx 1 worker each; load: ${r.client}${r.client === 'wrk' ? ` -t${r.threads}` : ''} -c${r.connections}, ${r.seconds}s per scenario x ${r.rounds} rounds (interleaved); ${r.cpus} CPUs`);
   lines.push(`ratios are to the plain nginx proxy ${r.paired ? 'measured next to each row' : 'of the same round'}; figures are median [min–max]`);
   const w = Math.max(...r.rows.map((x) => x.name.length));
-  lines.push(`${'scenario'.padEnd(w)}  ${'req/s ratio'.padStart(19)}  ${'CPU µs/req'.padStart(20)}  ${'CPU ratio'.padStart(19)}  ${'req/s'.padStart(23)}`);
+  lines.push(`${'scenario'.padEnd(w)}  ${'req/s ratio'.padStart(19)}  ${'CPU µs/req'.padStart(20)}  ${'user + sys'.padStart(11)}  ${'CPU ratio'.padStart(19)}  ${'req/s'.padStart(23)}`);
   for (const x of r.rows) {
     const sp = (s: Spread, d: number, width: number) => `${f(s.median, d)} [${f(s.min, d)}–${f(s.max, d)}]`.padStart(width);
     lines.push(
-      `${x.name.padEnd(w)}  ${sp(x.rpsRatio, 2, 19)}  ${sp(x.cpuUs, 1, 20)}  ${sp(x.cpuRatio, 2, 19)}  ${sp({ min: Math.round(x.rps.min), median: Math.round(x.rps.median), max: Math.round(x.rps.max) }, 0, 23)}${x.reusedTokens ? '  (token pool wrapped)' : ''}`,
+      `${x.name.padEnd(w)}  ${sp(x.rpsRatio, 2, 19)}  ${sp(x.cpuUs, 1, 20)}  ${`${f(x.userUs.median, 1)} + ${f(x.sysUs.median, 1)}`.padStart(11)}  ${sp(x.cpuRatio, 2, 19)}  ${sp({ min: Math.round(x.rps.min), median: Math.round(x.rps.median), max: Math.round(x.rps.max) }, 0, 23)}${x.reusedTokens ? '  (token pool wrapped)' : ''}`,
     );
   }
   lines.push('');

@@ -16,6 +16,17 @@ export function cpuNs(pid: number): number {
   return (Number(rest[11]) + Number(rest[12])) * 1e7; // USER_HZ 100
 }
 
+/**
+ * User and system CPU time of one process in µs (/proc/<pid>/stat, clock ticks of 10 ms, so
+ * meaningful over runs of seconds). The split shows what cpuNs cannot: on loopback the kernel
+ * share of a request is not fixed, it grows with how busy the worker is (README, Performance).
+ */
+export function cpuSplitUs(pid: number): { user: number; sys: number } {
+  const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = st.slice(st.lastIndexOf(')') + 2).split(' ');
+  return { user: Number(rest[11]) * 1e4, sys: Number(rest[12]) * 1e4 }; // USER_HZ 100
+}
+
 /** The worker process of an nginx master (one worker). */
 export function workerPid(master: number): number {
   const kids = childPids(master);

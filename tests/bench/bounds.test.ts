@@ -12,6 +12,8 @@ const row = (name: string, ratio: number): Row => ({
   label: name,
   target: 'product',
   cpuUs: at(10 * ratio),
+  userUs: at(4 * ratio),
+  sysUs: at(6 * ratio),
   rps: at(1000 / ratio),
   cpuRatio: at(ratio),
   rpsRatio: at(1 / ratio),

@@ -21,5 +21,11 @@ describe('per-request cost relative to plain nginx', () => {
     expect(Object.keys(bounds.cpuRatio).sort()).toEqual([...GUARDED].sort());
     const table = report.rows.map((r) => `${r.name}: ${r.cpuRatio.median.toFixed(2)} (${r.cpuUs.median.toFixed(1)} µs/req)`).join('\n');
     expect(violations(report, bounds), `measured CPU ratios:\n${table}`).toEqual([]);
+    // the user + system split (clock ticks) adds up to the scheduler's CPU time (ns), within the
+    // ticks' resolution over a round; it is what README's table reports next to it
+    for (const r of report.rows) {
+      expect(r.userUs.median, r.name).toBeGreaterThan(0);
+      expect(Math.abs(r.userUs.median + r.sysUs.median - r.cpuUs.median) / r.cpuUs.median, `${r.name}: ${r.userUs.median.toFixed(1)} + ${r.sysUs.median.toFixed(1)} against ${r.cpuUs.median.toFixed(1)} µs`).toBeLessThan(0.2);
+    }
   }, 180_000);
 });
