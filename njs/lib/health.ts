@@ -1381,17 +1381,16 @@ export function healthRecordIfFailed(r: NginxHTTPRequest): void {
 // ---------------------------------------------------------------------------------------
 // metrics (the metrics feature's /metrics appends these families)
 
+// Both families are declared even with no health check nor breaker configured (no samples), so
+// a dashboard's queries name families every gateway exports; declared here only, once each.
 export function healthMetricLines(now: number): string[] {
   const c = conf();
-  if (c.names.length === 0) {
-    return [];
-  }
-  const d = dict();
-  const states = ['up', 'down', 'open', 'half_open', 'draining', 'disabled'];
   const out: string[] = [];
   out.push('# HELP gatewayctl_upstream_peer_state Server state by upstream and server (1 for the current state).');
   out.push('# TYPE gatewayctl_upstream_peer_state gauge');
   const trans: string[] = [];
+  const d = dict(); // undefined without the zone: then the loop below does not run
+  const states = ['up', 'down', 'open', 'half_open', 'draining', 'disabled'];
   for (let k = 0; k < c.names.length; k++) {
     const u = c.names[k];
     const uc = c.upstreams[u];

@@ -30,9 +30,6 @@
 //   gu|model                             2xx LLM responses whose usage was not seen (budgeted)
 //   gc|client|model|i  gc|client|model|o tokens by client (metrics.llm.client_label) (budgeted)
 //   pf|upstream|peer|code                upstream tries that failed, per peer (passive) (budgeted)
-//   ps|upstream|peer|state               peer state, 1 for the current one and 0 for the others:
-//                                        reserved for active health checks and breakers, which
-//                                        set() it (state: up, down, unhealthy, open, half_open, …)
 //   x|series  x|overflow  x|errors       the budget's own bookkeeping
 // Buckets are stored non-cumulative (one increment per request) and summed when rendered.
 // A proxied request costs at most five updates (request key, two sums when not zero, two
@@ -566,7 +563,6 @@ export function metricsExport(r: NginxHTTPRequest): void {
   const clientTokens: string[] = [];
   const unknown: string[] = [];
   const peerFailures: string[] = [];
-  const peerState: string[] = [];
   let series = 0;
   let overflow = 0;
   let errors = 0;
@@ -610,8 +606,6 @@ export function metricsExport(r: NginxHTTPRequest): void {
       clientTokens.push('gatewayctl_gen_ai_client_usage_tokens_total' + labels(['client', 'model', 'type'], [p[1], p[2], p[3] === 'i' ? 'input' : 'output']) + ' ' + val);
     } else if (t === 'pf' && p.length === 4) {
       peerFailures.push('gatewayctl_upstream_peer_failures_total' + labels(['upstream', 'peer', 'code'], [p[1], p[2], p[3]]) + ' ' + val);
-    } else if (t === 'ps' && p.length === 4) {
-      peerState.push('gatewayctl_upstream_peer_state' + labels(['upstream', 'peer', 'state'], [p[1], p[2], p[3]]) + ' ' + val);
     } else if (k === 'x|series') {
       series = val;
     } else if (k === 'x|overflow') {
@@ -636,7 +630,6 @@ export function metricsExport(r: NginxHTTPRequest): void {
   }
   family(out, 'gatewayctl_gen_ai_usage_unknown_total', 'counter', 'Successful LLM responses whose usage was not seen (stream cut before its final chunk, no usage reported, compressed body), by model.', unknown);
   family(out, 'gatewayctl_upstream_peer_failures_total', 'counter', 'Upstream tries a peer answered with a 5xx or that failed (502 refused/reset, 504 timed out), by upstream, peer and code (passive health).', peerFailures);
-  family(out, 'gatewayctl_upstream_peer_state', 'gauge', 'Peer state by upstream, peer and state (1: the current state), recorded by active health checks and breakers.', peerState);
   histogramLines(out, 'gatewayctl_gen_ai_server_time_to_first_token_seconds', 'model', 'Time from the request to the first body bytes of a successful streamed (SSE) response, by model.', ttft, b);
   const v = r.variables;
   const conns: string[] = [];
@@ -652,7 +645,10 @@ export function metricsExport(r: NginxHTTPRequest): void {
   family(out, 'gatewayctl_metrics_series_limit', 'gauge', 'The series budget (metrics.max_series).', ['gatewayctl_metrics_series_limit ' + c.maxSeries]);
   family(out, 'gatewayctl_metrics_overflow_total', 'counter', 'Requests whose new label set did not fit the series budget.', ['gatewayctl_metrics_overflow_total ' + overflow]);
   family(out, 'gatewayctl_metrics_errors_total', 'counter', 'Requests the metrics handler could not count (e.g. the dict is full).', ['gatewayctl_metrics_errors_total ' + errors]);
-  const health = healthMetricLines(Date.now()); // upstream server states (src/features/health)
+  // upstream server states and transitions (src/features/health): that module renders the
+  // gatewayctl_upstream_peer_* families, from its own dict, and only it (a second HELP/TYPE for
+  // a family is a parse error for promtool and most scrapers)
+  const health = healthMetricLines(Date.now());
   for (let i = 0; i < health.length; i++) {
     out.push(health[i]);
   }

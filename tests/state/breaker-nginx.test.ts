@@ -4,6 +4,7 @@
 // model it serves leaves /v1/models and gets an OpenAI-style 503, /admin/status and /metrics
 // show the open breaker; after open_for one trial goes through (a second one meanwhile is
 // refused) and its success closes the breaker.
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -158,6 +159,12 @@ describe('circuit breaker on a single-server upstream', () => {
       expect(m).toContain(`gatewayctl_upstream_peer_transitions_total{upstream="single",peer="${bad.address}",to="open"} 1`);
       expect(m).not.toContain('upstream="pool",peer='); // no health check nor breaker: no state
       expect(m).toContain(`gatewayctl_upstream_peer_state{upstream="duo",peer="${bad2.address}",state="up"} 1`);
+      // the families of metrics and of the state plane make one valid exposition (each family
+      // has one HELP and one TYPE line: a second one is a parse error for promtool)
+      const lint = spawnSync('promtool', ['check', 'metrics'], { input: m, encoding: 'utf8' });
+      expect(lint.error, 'promtool is required (Debian package prometheus)').toBeUndefined();
+      expect(`${lint.stdout}${lint.stderr}`.trim(), m).toBe('');
+      expect(m.match(/^# TYPE gatewayctl_upstream_peer_state /gm)).toHaveLength(1);
 
       // a reload keeps the state (the shared dict and the flag files stay)
       await g.gw.reload();
