@@ -142,6 +142,10 @@ describe('all metric-producing features at once', () => {
       const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
       expect(lint.error, 'promtool is required (Debian package prometheus)').toBeUndefined();
       expect(`${lint.stdout}${lint.stderr}`.trim(), text).toBe('');
+      // nothing went wrong inside nginx: no njs exception, nothing at error level or above
+      const log = project.gw.errorLog();
+      expect(log).toContain('limiting requests'); // the log read is the gateway's: the refusal above is in it
+      expect(log.split('\n').filter((l) => /js exception|\[(error|crit|alert|emerg)\]/.test(l))).toEqual([]);
     });
   });
 });
