@@ -251,11 +251,16 @@ export function healthStatusLocations(m: GatewayModel): Block[] {
     .filter((u) => u.healthCheck)
     .forEach((u, k) => {
       const h = u.healthCheck!;
+      // the probe settles at h.timeoutMs (its own timer); the fetch may run a little longer, so
+      // that the timer and not the fetch decides, but must be over before the next round: a
+      // periodic handler with a pending fetch is still running when its next turn comes, and
+      // nginx then kills it and logs two errors each interval for as long as a server hangs
+      const fetchTimeoutMs = h.timeoutMs + Math.min(1000, Math.floor((h.intervalMs - h.timeoutMs) / 2));
       out.push({
         comment: `health checks of upstream ${u.name}: GET ${h.path} every ${h.intervalMs} ms (worker 0 only; the root names the upstream)`,
         head: `location @gw_health_probe_${k}`,
         origin: h.at,
-        lines: [d('root', q(`gw-probe/${u.name}`, 'file')), d('js_fetch_timeout', ms(h.timeoutMs + 1000)), d('js_periodic', H.periodic, `interval=${ms(h.intervalMs)}`)],
+        lines: [d('root', q(`gw-probe/${u.name}`, 'file')), d('js_fetch_timeout', ms(fetchTimeoutMs)), d('js_periodic', H.periodic, `interval=${ms(h.intervalMs)}`)],
       });
     });
   if (m.adminApi) {
