@@ -31,9 +31,9 @@ listeners:
 upstreams:
   llm:
     servers: ["${llm}"]
-    health_check: { path: /v1/models, interval: 1s, timeout: 500ms }
   app:
     servers: ["${app}"]
+    health_check: { path: /healthz, interval: 1s, timeout: 500ms }
   flaky:
     servers: ["${bad}"]
     circuit_breaker: { failures: 2, window: 30s, open_for: 30s }
@@ -139,6 +139,7 @@ describe('all metric-producing features at once', () => {
         expect(text, family).toMatch(new RegExp(`^${family}\\{`, 'm'));
       }
       expect(text).toMatch(/^gatewayctl_upstream_peer_state\{upstream="flaky",peer="[^"]+",state="open"\} 1$/m);
+      expect(text).toMatch(/^gatewayctl_upstream_peer_state\{upstream="app",peer="[^"]+",state="up"\} 1$/m);
       const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
       expect(lint.error, 'promtool is required (Debian package prometheus)').toBeUndefined();
       expect(`${lint.stdout}${lint.stderr}`.trim(), text).toBe('');
