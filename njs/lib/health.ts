@@ -305,8 +305,11 @@ function probeOne(u: string, uc: UpstreamConf, i: number | string, address: stri
       });
     })
     .catch(function (e) {
-      if (!settled) {
-        ngx.log(ngx.WARN, 'gatewayctl: probe of ' + address + h.path + ': ' + e);
+      // the first failure of a run only: a server that refuses for an hour would otherwise add
+      // this line every interval (njs's fetch logs the failed connection itself each time); the
+      // transition to down says how the run ended
+      if (!settled && get(d, key('ko', u, i)) === 0) {
+        ngx.log(ngx.WARN, 'gatewayctl: probe of ' + address + h.path + ': ' + e + ' (not repeated until a probe passes)');
       }
       finish(1, 0);
     });
