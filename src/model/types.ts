@@ -132,6 +132,8 @@ export interface MetricsSettings {
     routes: string[]; // LLM routes named in metrics.llm.routes (besides the detected ones)
     clientLabel: boolean; // tokens by client as well
   } | null;
+  /** routes whose requests are not counted (metrics.exclude_routes): no log-phase call for them */
+  excludeRoutes: string[];
   at: SourcePos; // the metrics: key
   /** positions of the keys given (rules point at them), by key */
   keyAt: Record<string, SourcePos>;

@@ -142,3 +142,76 @@ describe('metrics: LLM routes', () => {
     expect(off.files!['conf.d/00-maps.conf']).not.toContain('$gw_llm');
   });
 });
+
+describe('metrics: excluded routes', () => {
+  const EXCL = `version: 1
+listeners:
+  - name: public
+    port: 8080
+upstreams:
+  api:
+    servers: [127.0.0.1:9001]
+  guarded:
+    servers: [127.0.0.1:9002]
+    circuit_breaker: { failures: 3 }
+models:
+  - { id: gpt-4o, upstream: api }
+limits:
+  tokens:
+    per_client: { key: client_ip, window: hour, tokens: 1000 }
+routes:
+  - name: assets
+    match: { prefix: /assets/ }
+    upstream: api
+  - name: default
+    match: { prefix: /d/ }
+    upstream: api
+  - name: chat
+    match: { exact: /v1/chat/completions, methods: [POST] }
+    models: route
+  - name: budget
+    match: { exact: /b/v1/chat/completions, methods: [POST] }
+    models: route
+    token_limits: [per_client]
+  - name: guard
+    match: { prefix: /g/ }
+    upstream: guarded
+`;
+
+  it('GW530 an unknown route, GW531 a route whose other accounting rides in the log-phase call', () => {
+    const got = lines(`${EXCL}metrics:\n  exclude_routes: [assets, nope, chat, budget, guard]\n`);
+    expect(got).toContain('gateway.yaml:34:28 error GW530 metrics.exclude_routes[1]: unknown route "nope" (defined: assets, default, chat, budget, guard)');
+    expect(got).toContain('gateway.yaml:34:34 error GW531 metrics.exclude_routes[2]: route "chat" cannot skip the log-phase call: it is an LLM route (tokens, models and time to first token are counted in that call)');
+    expect(got).toContain('gateway.yaml:34:40 error GW531 metrics.exclude_routes[3]: route "budget" cannot skip the log-phase call: it is an LLM route (tokens, models and time to first token are counted in that call)');
+    expect(got).toContain('gateway.yaml:34:48 error GW531 metrics.exclude_routes[4]: route "guard" cannot skip the log-phase call: it proxies to upstream "guarded", whose circuit breaker records failed tries in that call');
+    expect(got.filter((l) => /GW53[01]/.test(l))).toHaveLength(4); // assets is fine
+    // without LLM accounting: the budgets still reconcile there, and a model route may reach any pool
+    const noLlm = lines(`${EXCL}metrics:\n  llm: { enabled: false }\n  exclude_routes: [budget, chat]\n`);
+    expect(noLlm).toContain('gateway.yaml:35:20 error GW531 metrics.exclude_routes[0]: route "budget" cannot skip the log-phase call: its token budgets and request windows are reconciled in that call');
+    expect(noLlm).toContain('gateway.yaml:35:28 error GW531 metrics.exclude_routes[1]: route "chat" cannot skip the log-phase call: it proxies to upstream "guarded", whose circuit breaker records failed tries in that call');
+  });
+
+  it('an excluded route has no log-phase call and no series; the others keep theirs', () => {
+    const r = run(`${EXCL}metrics:\n  exclude_routes: [assets, default]\n`);
+    expect(r.diagnostics.map(formatDiagnostic)).toEqual([]);
+    const conf = Object.entries(r.files!).filter(([k]) => k.startsWith('conf.d/') || k === 'nginx.conf').map(([, v]) => v).join('\n');
+    // the condition picks "" for the excluded routes (a route named like a map keyword escaped)
+    expect(conf).toMatch(/map \$gw_route \$gw_metrics_counted \{\n\s+default \$gw_metrics;\n\s+assets "";\n\s+\\default "";\n\}/);
+    expect(conf).toContain('access_log "/dev/null" combined if=$gw_metrics_counted;');
+    expect(conf).not.toContain('if=$gw_metrics;');
+    const manifest = JSON.parse(r.files!['manifest.json']) as { routes: { name: string; njsCalls: number }[] };
+    const calls = Object.fromEntries(manifest.routes.map((x) => [x.name, x.njsCalls]));
+    expect(calls.assets).toBe(0);
+    expect(calls.default).toBe(0);
+    expect(calls.guard).toBeGreaterThan(0);
+    const pre = JSON.parse(r.files!['njs/metrics.json']) as { routes: Record<string, unknown> };
+    expect(Object.keys(pre.routes).sort()).toEqual(['budget', 'chat', 'guard']);
+  });
+
+  it('without exclude_routes the condition is the log-phase call itself', () => {
+    const r = run(`${EXCL}metrics: {}\n`);
+    const conf = Object.values(r.files!).join('\n');
+    expect(conf).toContain('access_log "/dev/null" combined if=$gw_metrics;');
+    expect(conf).not.toContain('$gw_metrics_counted');
+  });
+});

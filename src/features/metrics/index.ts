@@ -14,7 +14,7 @@ import type { GatewayModel, MetricsSettings, Route, SourcePos } from '../../mode
 import { d, raw, type Block, type LogField } from '../../plan/directive.ts';
 import { bare, mapSourceValue, q } from '../../plan/quote.ts';
 import { metricsSchema } from './schema.ts';
-import { hasTokenLimits, tokenLimitsUsed } from '../limits/tokens.ts';
+import { hasTokenLimits, routeWindows, tokenLimitsUsed } from '../limits/tokens.ts';
 import { perModel } from '../../model/memo.ts';
 
 export const METRICS_LOG_HANDLER = 'gateway.metricsLog';
@@ -132,6 +132,7 @@ function normalizeMetrics(raw: any, at: (p: string) => SourcePos): MetricsSettin
   for (const k of Object.keys(raw)) keyAt[k] = at(`metrics.${k}`);
   for (const k of Object.keys(raw.llm ?? {})) keyAt[`llm.${k}`] = at(`metrics.llm.${k}`);
   (raw.llm?.routes ?? []).forEach((_: string, i: number) => (keyAt[`llm.routes[${i}]`] = at(`metrics.llm.routes[${i}]`)));
+  (raw.exclude_routes ?? []).forEach((_: string, i: number) => (keyAt[`exclude_routes[${i}]`] = at(`metrics.exclude_routes[${i}]`)));
   return {
     listener: raw.listener === undefined || raw.listener === 'status' ? null : raw.listener,
     path: raw.path ?? '/metrics',
@@ -140,9 +141,26 @@ function normalizeMetrics(raw: any, at: (p: string) => SourcePos): MetricsSettin
     dictSize: raw.dict_size ?? DEFAULT_DICT_SIZE,
     maxSeries: raw.max_series ?? DEFAULT_MAX_SERIES,
     llm: raw.llm?.enabled === false ? null : { routes: raw.llm?.routes ?? [], clientLabel: raw.llm?.client_label === true },
+    excludeRoutes: raw.exclude_routes ?? [],
     at: at('metrics'),
     keyAt,
   };
+}
+
+/**
+ * What besides counting the route's requests needs the log-phase call (metrics.exclude_routes
+ * cannot skip it then): LLM accounting, token budgets and request windows reconcile there, and
+ * with metrics on, circuit breakers record their failures and half-open trials there (a model
+ * route may reach any pool or fallback, so it counts as reaching every breaker).
+ */
+function logCallNeeds(r: Route, m: GatewayModel): string | null {
+  if (isLlmRoute(r, m)) return 'it is an LLM route (tokens, models and time to first token are counted in that call)';
+  if (hasTokenLimits(r, m) || routeWindows(r, m).length > 0) return 'its token budgets and request windows are reconciled in that call';
+  const breakers = new Set(m.upstreams.filter((u) => u.circuitBreaker).map((u) => u.name));
+  if (breakers.size === 0) return null;
+  const reached = [r.upstream, ...(r.traffic?.rules.map((x) => x.upstream) ?? []), ...(r.traffic?.split.map((x) => x.upstream) ?? [])];
+  const hit = r.models === 'route' ? [...breakers][0] : reached.find((u) => u !== null && breakers.has(u));
+  return hit ? `it proxies to upstream "${hit}", whose circuit breaker records failed tries in that call` : null;
 }
 
 /** tokens by client as well (metrics.llm.client_label, on a gateway with LLM routes) */
@@ -176,12 +194,28 @@ function labelMaps(m: GatewayModel): Block[] {
   ];
 }
 
+/**
+ * metrics.exclude_routes: the access-log condition is "" for those routes, so nginx never
+ * evaluates $gw_metrics (a map evaluates the value it picks, and only that one).
+ */
+function excludedRoutesMap(s: MetricsSettings): Block[] {
+  if (s.excludeRoutes.length === 0) return [];
+  return [
+    {
+      comment: 'metrics: routes not counted (metrics.exclude_routes): no log-phase call for them',
+      head: 'map $gw_route $gw_metrics_counted',
+      lines: [d('default', '$gw_metrics'), ...s.excludeRoutes.map((name) => d(mapSourceValue(bare(name, 'name')), '""'))],
+    },
+  ];
+}
+
 /** The configuration the njs handlers read (preload object gw_metrics_conf). */
 export function metricsPreload(m: GatewayModel): string {
   const s = m.metrics!;
   const llm = new Set(llmRoutes(m).map((r) => r.name));
   const routes: Record<string, { cache: string | null; llm: number }> = {};
-  for (const r of m.routes) routes[r.name] = { cache: r.cache?.zone ?? null, llm: llm.has(r.name) ? 1 : 0 };
+  // an excluded route is not counted, so it has no (always empty) histogram in the exposition
+  for (const r of m.routes) if (!s.excludeRoutes.includes(r.name)) routes[r.name] = { cache: r.cache?.zone ?? null, llm: llm.has(r.name) ? 1 : 0 };
   const clients = metricsClients(m) ? 1 : 0;
   return `${JSON.stringify({ buckets: s.buckets, maxSeries: s.maxSeries, clients, routes }, null, 2)}\n`;
 }
@@ -232,7 +266,7 @@ export const metricsFeature: Feature = {
     // the log-phase js_set, whatever the route does; on LLM routes also the body filter (one
     // call per response chunk, counted once here)
     // (also when only token budgets use them: the log-phase call runs for every request then)
-    njsCalls: (r, m) => (logPhaseUsed(m) ? 1 : 0) + (readsLlmBody(r, m) ? 1 : 0),
+    njsCalls: (r, m) => (logPhaseUsed(m) && !m.metrics?.excludeRoutes.includes(r.name) ? 1 : 0) + (readsLlmBody(r, m) ? 1 : 0),
     measured: 'one log-phase js_set (no preload read, labels normalised by nginx maps), three to five shared-dict updates on a proxied route: about +7.6 to +9.6 µs CPU a request on a plain route (≈ 50k instructions, was 93k), about +4.2 to +5.8 µs where njs already runs (≈ 34k instructions, was 78k), and no more for a request slower than the first bound with the default buckets (a 60 ms one paid +37k more before); over the +5 µs target on a plain route (README, Metrics)',
   },
   normalize: (raw, m, ctx) => {
@@ -286,6 +320,16 @@ export const metricsFeature: Feature = {
         err('GW527', s.keyAt['llm.client_label'] ?? pos('llm'), 'metrics.llm.client_label', 'tokens by client need an authenticated client id, but there is no auth: block');
       }
     }
+    s.excludeRoutes.forEach((name, i) => {
+      const r = m.routes.find((x) => x.name === name);
+      const at = s.keyAt[`exclude_routes[${i}]`] ?? pos('exclude_routes');
+      if (!r) {
+        err('GW530', at, `metrics.exclude_routes[${i}]`, `unknown route "${name}" (defined: ${m.routes.map((x) => x.name).join(', ')})`);
+        return;
+      }
+      const needs = logCallNeeds(r, m);
+      if (needs) err('GW531', at, `metrics.exclude_routes[${i}]`, `route "${name}" cannot skip the log-phase call: ${needs}`);
+    });
     const need = (fixedSeries(m, s) + s.maxSeries) * BYTES_PER_SERIES;
     if (sizeBytes(s.dictSize) < need) {
       err(
@@ -329,13 +373,14 @@ export const metricsFeature: Feature = {
       ],
       maps: [
         ...labelMaps(m),
+        ...excludedRoutesMap(s),
         inputMap(tokenLimitsUsed(m), s.buckets),
         ...(llmRoutes(m).length > 0 ? LLM_LOG_MAPS : []),
       ],
       logFields: llmRoutes(m).length > 0 ? LLM_LOG_FIELDS : [],
       accessLogs: [
         raw('# metrics: one njs call per request in the log phase; it counts and returns "", so nothing is written'),
-        d('access_log', q('/dev/null', 'file'), 'combined', 'if=$gw_metrics'),
+        d('access_log', q('/dev/null', 'file'), 'combined', `if=${s.excludeRoutes.length > 0 ? '$gw_metrics_counted' : '$gw_metrics'}`),
       ],
     };
   },

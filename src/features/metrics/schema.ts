@@ -56,6 +56,14 @@ export const metricsSchema: SchemaFragment = {
               },
             },
           },
+          exclude_routes: {
+            type: 'array',
+            maxItems: 1000,
+            uniqueItems: true,
+            items: name,
+            description:
+              'Routes whose requests are not counted: no log-phase njs call for them (a plain route pays about +8 µs a request for it). Not for LLM routes, routes with token budgets, or routes to an upstream with a circuit breaker (their accounting rides in that call).',
+          },
           max_series: {
             type: 'integer',
             minimum: 1,
