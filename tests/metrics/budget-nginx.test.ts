@@ -4,12 +4,10 @@
 // metrics log still runs.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildAndStart, type BuiltGateway } from '../support/gateway.ts';
-import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
-import { freePorts } from '../support/ports.ts';
+import { describe, expect, it } from 'vitest';
+import { echoGatewayForSuite } from '../support/gateway.ts';
+import { withErrorLog } from '../support/nginx.ts';
 import { send, sleep } from '../support/http.ts';
-import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -35,30 +33,10 @@ metrics:
   max_series: 3
 `;
 
-let upstream: EchoUpstream;
-let g: BuiltGateway;
-let port: number;
-let statusPort: number;
-
-beforeAll(async () => {
-  upstream = await startEchoUpstream({ id: 'app' });
-  [port, statusPort] = await freePorts(2);
-  g = await buildAndStart({
-    configPath: path.join(HERE, 'budget.gateway.yaml'),
-    text: yaml,
-    env: { PORT_GW: String(port), PORT_STATUS: String(statusPort), UPSTREAM: upstream.address },
-    ports: [port, statusPort],
-  });
-});
-
-afterAll(async () => {
-  await g?.stop();
-  await upstream?.close();
-  await stopAllGateways();
-});
+const t = echoGatewayForSuite(path.join(HERE, 'budget.gateway.yaml'), yaml);
 
 async function values(): Promise<Map<string, number>> {
-  const res = await send({ port: statusPort, path: '/metrics' });
+  const res = await send({ port: t.statusPort, path: '/metrics' });
   expect(res.status, res.text).toBe(200);
   const out = new Map<string, number>();
   for (const line of res.text.split('\n')) {
@@ -71,7 +49,7 @@ async function values(): Promise<Map<string, number>> {
 
 describe('metrics series budget', () => {
   it('refuses label sets beyond max_series and counts them as overflow', async () => {
-    await withErrorLog(g.gw, async () => {
+    await withErrorLog(t.g.gw, async () => {
       const sent: [string, string, number][] = [
         ['GET', '/a/x', 200], // series 1
         ['GET', '/a/status/404', 404], // series 2
@@ -80,7 +58,7 @@ describe('metrics series budget', () => {
         ['GET', '/a/status/502', 502], // over budget
         ['GET', '/a/x', 200], // an existing series keeps counting
       ];
-      for (const [method, p, status] of sent) expect((await send({ port, method, path: p })).status).toBe(status);
+      for (const [method, p, status] of sent) expect((await send({ port: t.port, method, path: p })).status).toBe(status);
       let v = await values();
       for (let i = 0; i < 50 && v.get('gatewayctl_request_duration_seconds_count{route="a"}') !== sent.length; i++) {
         await sleep(100);
@@ -102,7 +80,7 @@ describe('metrics series budget', () => {
 
       // an admitted label set keeps counting when its latency reaches a bucket it had not (the
       // request key is folded with the bucket indexes; the budget counts label sets)
-      expect((await send({ port, path: '/a/slow?ms=120' })).status).toBe(200);
+      expect((await send({ port: t.port, path: '/a/slow?ms=120' })).status).toBe(200);
       for (let i = 0; i < 50 && v.get('gatewayctl_request_duration_seconds_count{route="a"}') !== sent.length + 1; i++) {
         await sleep(100);
         v = await values();
@@ -115,9 +93,9 @@ describe('metrics series budget', () => {
   });
 
   it('keeps the counters across a reload (nginx reuses the shared dict zone)', async () => {
-    await withErrorLog(g.gw, async () => {
+    await withErrorLog(t.g.gw, async () => {
       const before = await values();
-      await g.gw.reload();
+      await t.g.gw.reload();
       const after = await values();
       expect(after.get('gatewayctl_request_duration_seconds_count{route="a"}')).toBe(before.get('gatewayctl_request_duration_seconds_count{route="a"}'));
       expect(after.get('gatewayctl_metrics_overflow_total')).toBe(4);

@@ -4,12 +4,10 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildAndStart, type BuiltGateway } from '../support/gateway.ts';
-import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
-import { freePorts } from '../support/ports.ts';
+import { describe, expect, it } from 'vitest';
+import { echoGatewayForSuite } from '../support/gateway.ts';
+import { withErrorLog } from '../support/nginx.ts';
 import { send, sleep } from '../support/http.ts';
-import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -37,42 +35,22 @@ metrics:
   exclude_routes: [assets]
 `;
 
-let upstream: EchoUpstream;
-let g: BuiltGateway;
-let port: number;
-let statusPort: number;
-
-beforeAll(async () => {
-  upstream = await startEchoUpstream({ id: 'app' });
-  [port, statusPort] = await freePorts(2);
-  g = await buildAndStart({
-    configPath: path.join(HERE, 'exclude.gateway.yaml'),
-    text: yaml,
-    env: { PORT_GW: String(port), PORT_STATUS: String(statusPort), UPSTREAM: upstream.address },
-    ports: [port, statusPort],
-  });
-});
-
-afterAll(async () => {
-  await g?.stop();
-  await upstream?.close();
-  await stopAllGateways();
-});
+const t = echoGatewayForSuite(path.join(HERE, 'exclude.gateway.yaml'), yaml);
 
 const count = (text: string, re: RegExp) => text.split('\n').filter((l) => re.test(l)).reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
 
 describe('metrics.exclude_routes', () => {
   it('counts the other routes exactly and the excluded one not at all', async () => {
-    await withErrorLog(g.gw, async () => {
-      for (let i = 0; i < 7; i++) expect((await send({ port, path: `/api/${i}` })).status).toBe(200);
-      for (let i = 0; i < 5; i++) expect((await send({ port, path: `/assets/${i}` })).status).toBe(200);
-      expect((await send({ port, path: '/assets/x', method: 'DELETE', headers: { 'Content-Length': '0' } })).status).toBe(200);
+    await withErrorLog(t.g.gw, async () => {
+      for (let i = 0; i < 7; i++) expect((await send({ port: t.port, path: `/api/${i}` })).status).toBe(200);
+      for (let i = 0; i < 5; i++) expect((await send({ port: t.port, path: `/assets/${i}` })).status).toBe(200);
+      expect((await send({ port: t.port, path: '/assets/x', method: 'DELETE', headers: { 'Content-Length': '0' } })).status).toBe(200);
       // a body over max_body is refused while nginx picks the location, before the route names
       // itself ($gw_route): counted under route "-", as on any route
-      expect((await send({ port, path: '/assets/x', method: 'POST', body: 'x'.repeat(4096), headers: { 'Content-Type': 'text/plain' } })).status).toBe(413);
+      expect((await send({ port: t.port, path: '/assets/x', method: 'POST', body: 'x'.repeat(4096), headers: { 'Content-Type': 'text/plain' } })).status).toBe(413);
       let text = '';
       for (let i = 0; i < 40; i++) {
-        text = (await send({ port: statusPort, path: '/metrics' })).text;
+        text = (await send({ port: t.statusPort, path: '/metrics' })).text;
         if (count(text, /^gatewayctl_requests_total\{route="api",/) === 7) break;
         await sleep(50);
       }
@@ -86,7 +64,7 @@ describe('metrics.exclude_routes', () => {
       expect(lint.error, 'promtool is required (Debian package prometheus)').toBeUndefined();
       expect(`${lint.stdout}${lint.stderr}`.trim(), text).toBe('');
       // the requests were served and logged as usual
-      expect(g.gw.accessLog().split('\n').filter((l) => l.includes('"route":"assets"'))).toHaveLength(6);
+      expect(t.g.gw.accessLog().split('\n').filter((l) => l.includes('"route":"assets"'))).toHaveLength(6);
     });
   });
 });

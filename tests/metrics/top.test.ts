@@ -5,13 +5,12 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { capture } from '../support/capture.ts';
-import { buildAndStart, type BuiltGateway } from '../support/gateway.ts';
-import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
+import { echoGatewayForSuite } from '../support/gateway.ts';
+import { withErrorLog } from '../support/nginx.ts';
 import { freePorts } from '../support/ports.ts';
 import { send, sleep } from '../support/http.ts';
-import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
 import { run } from '../../src/commands/top.ts';
 import { quantile, parseExposition, summarize, type TopView } from '../../src/features/metrics/top.ts';
 
@@ -77,31 +76,11 @@ metrics:
   buckets: [0.05, 0.1, 0.2, 0.4, 1]
 `;
 
-let upstream: EchoUpstream;
-let g: BuiltGateway;
-let port: number;
-let statusPort: number;
-
-beforeAll(async () => {
-  upstream = await startEchoUpstream({ id: 'app' });
-  [port, statusPort] = await freePorts(2);
-  g = await buildAndStart({
-    configPath: path.join(HERE, 'top.gateway.yaml'),
-    text: yaml,
-    env: { PORT_GW: String(port), PORT_STATUS: String(statusPort), UPSTREAM: upstream.address },
-    ports: [port, statusPort],
-  });
-});
-
-afterAll(async () => {
-  await g?.stop();
-  await upstream?.close();
-  await stopAllGateways();
-});
+const suite = echoGatewayForSuite(path.join(HERE, 'top.gateway.yaml'), yaml);
 
 /** `gatewayctl top` as a user runs it; its stdout as it comes */
 function top(args: string[]): { child: ChildProcessWithoutNullStreams; out: () => string; exit: Promise<number | null> } {
-  const child = spawn(process.execPath, [CLI, 'top', '--url', `http://127.0.0.1:${statusPort}/metrics`, ...args], { stdio: 'pipe' });
+  const child = spawn(process.execPath, [CLI, 'top', '--url', `http://127.0.0.1:${suite.statusPort}/metrics`, ...args], { stdio: 'pipe' });
   let out = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr.on('data', (b: Buffer) => (out += b.toString()));
@@ -119,7 +98,7 @@ async function until(cond: () => boolean, ms: number, what: () => string): Promi
 
 describe('gatewayctl top against a real gateway', () => {
   it('reports exactly the requests of a window: per route, 5xx ratio, percentiles, cache hit rate', async () => {
-    await withErrorLog(g.gw, async () => {
+    await withErrorLog(suite.g.gw, async () => {
       const t = top(['--json', '--interval', '4']);
       try {
         const windows = () =>
@@ -131,7 +110,7 @@ describe('gatewayctl top against a real gateway', () => {
         await until(() => windows().length >= 1, 20_000, () => `the first window (${t.out()})`);
         // right after a scrape: this traffic falls in the next window (in parallel, so it
         // takes ~150 ms; windows are contiguous, so counts are summed over them anyway)
-        const go = (p: string, status: number) => send({ port, path: p }).then((r) => expect(r.status).toBe(status));
+        const go = (p: string, status: number) => send({ port: suite.port, path: p }).then((r) => expect(r.status).toBe(status));
         await Promise.all([...Array.from({ length: 6 }, () => go('/api/slow?ms=150', 200)), go('/api/status/500', 500), go('/api/status/500', 500)]);
         for (let i = 0; i < 4; i++) await go('/pages/p', 200); // 1 miss, 3 hits
         const after = () => windows().slice(1);

@@ -4,7 +4,8 @@
 //   startProject()   a fresh project directory written from inputs (gateway.yaml, keys, JWKS…)
 // Both compile in-process, write the build under a temp directory, wait until every listed
 // port accepts connections, and remove the directory on stop() (unless
-// GATEWAYCTL_KEEP_PREFIX is set).
+// GATEWAYCTL_KEEP_PREFIX is set). echoGatewayForSuite() wraps buildAndStart() for the common
+// suite: one echo upstream, a public and a status port, started before the file's tests.
 
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,10 @@ import { compile, type CompileOptions } from '../../src/build/compile.ts';
 import { writeBuild } from '../../src/build/write.ts';
 import { formatDiagnostic } from '../../src/model/diagnostics.ts';
 import type { GatewayModel } from '../../src/model/types.ts';
-import { startGateway, type Gateway } from './nginx.ts';
+import { afterAll, beforeAll } from 'vitest';
+import { startGateway, stopAllGateways, type Gateway } from './nginx.ts';
+import { freePorts } from './ports.ts';
+import { startEchoUpstream, type EchoUpstream } from './upstreams.ts';
 
 export interface BuiltGateway {
   gw: Gateway;
@@ -81,4 +85,38 @@ export async function startProject(inputs: Record<string, string>, ports: number
   // workers running as nobody (tests as root) must traverse the project directory
   await chmod(dir, 0o755);
   return { dir, files: r.files, ...(await serveBuild(dir, r.files, ports)) };
+}
+
+export interface EchoGatewaySuite {
+  g: BuiltGateway;
+  upstream: EchoUpstream;
+  /** the public listener's port (${PORT_GW}) */
+  port: number;
+  /** the status listener's port (${PORT_STATUS}) */
+  statusPort: number;
+}
+
+/**
+ * For a test file: an echo upstream ("app") and the gateway built from `text` (its ${PORT_GW},
+ * ${PORT_STATUS} and ${UPSTREAM} filled in), started in beforeAll and stopped in afterAll. The
+ * returned object's fields are set once beforeAll has run.
+ */
+export function echoGatewayForSuite(configPath: string, text: string): EchoGatewaySuite {
+  const s = {} as EchoGatewaySuite;
+  beforeAll(async () => {
+    s.upstream = await startEchoUpstream({ id: 'app' });
+    [s.port, s.statusPort] = await freePorts(2);
+    s.g = await buildAndStart({
+      configPath,
+      text,
+      env: { PORT_GW: String(s.port), PORT_STATUS: String(s.statusPort), UPSTREAM: s.upstream.address },
+      ports: [s.port, s.statusPort],
+    });
+  });
+  afterAll(async () => {
+    await s.g?.stop();
+    await s.upstream?.close();
+    await stopAllGateways();
+  });
+  return s;
 }
