@@ -267,7 +267,7 @@ export const metricsFeature: Feature = {
     // call per response chunk, counted once here)
     // (also when only token budgets use them: the log-phase call runs for every request then)
     njsCalls: (r, m) => (logPhaseUsed(m) && !m.metrics?.excludeRoutes.includes(r.name) ? 1 : 0) + (readsLlmBody(r, m) ? 1 : 0),
-    measured: 'one log-phase js_set (no preload read, labels normalised by nginx maps), three to five shared-dict updates on a proxied route: about +7.6 to +9.6 µs CPU a request on a plain route (≈ 50k instructions, was 93k), about +4.2 to +5.8 µs where njs already runs (≈ 34k instructions, was 78k), and no more for a request slower than the first bound with the default buckets (a 60 ms one paid +37k more before); over the +5 µs target on a plain route (README, Metrics)',
+    measured: 'one log-phase js_set (no preload read, labels normalised by nginx maps), three to five shared-dict updates on a proxied route: about +7.6 to +9.6 µs CPU a request on a plain route (≈ 50k instructions, was 93k), about +4.2 to +5.8 µs where njs already runs (≈ 34k instructions, was 78k), and no more for a request slower than the first bound with the default buckets (a 60 ms one paid +37k more before); over the +5 µs target on a plain route (README, Metrics); a route in metrics.exclude_routes makes no call (≈ 900 instructions for the condition map)',
   },
   normalize: (raw, m, ctx) => {
     m.metrics = normalizeMetrics(raw.metrics, ctx.at);
