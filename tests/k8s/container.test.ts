@@ -39,6 +39,23 @@ const script = (name: string, args: string[] = [], env: Record<string, string> =
 const dockerAsync = (...args: string[]) => promisify(execFile)('docker', args, { env: { ...process.env, DOCKER_HOST: dockerHost }, timeout: 120_000 });
 const docker = (...args: string[]) => spawnSync('docker', args, { encoding: 'utf8', env: { ...process.env, DOCKER_HOST: dockerHost }, timeout: 60_000 });
 
+/**
+ * Until the container listens on `port` (host network). A container that stopped fails with its
+ * logs; a `docker inspect` that fails (a busy engine) is not taken for a stopped container.
+ */
+async function untilListening(name: string, port: number): Promise<void> {
+  const listening = () => spawnSync('bash', ['-c', `exec 3<>/dev/tcp/127.0.0.1/${port}`]).status === 0;
+  const stopped = () => {
+    const i = docker('inspect', '-f', '{{.State.Running}}', name);
+    return i.status === 0 && i.stdout.trim() === 'false';
+  };
+  await waitUntil(() => listening() || stopped(), 20_000, `container ${name} to listen on ${port}`);
+  if (!listening()) {
+    const l = docker('logs', name);
+    throw new Error(`container ${name} stopped before listening on ${port}:\n${l.stdout}\n${l.stderr}`);
+  }
+}
+
 beforeAll(async () => {
   startedEngine = spawnSync('docker', ['version'], { env: { ...process.env, DOCKER_HOST: `unix://${engineDir}/docker.sock` } }).status !== 0;
   dockerHost = script('provision-docker.sh', ['--dir', engineDir, '--quiet']);
@@ -140,7 +157,7 @@ kubernetes:
       return { out: l.stdout, err: l.stderr };
     };
     try {
-      await waitUntil(() => docker('inspect', '-f', '{{.State.Running}}', name).stdout.trim() !== 'true' || spawnSync('bash', ['-c', `exec 3<>/dev/tcp/127.0.0.1/${status}`]).status === 0, 20_000, 'the container to listen');
+      await untilListening(name, status);
       const c = dep.spec.template.spec.containers[0];
       const ready = await send({ port: status, path: c.readinessProbe.httpGet.path });
       expect(ready.status, JSON.stringify(logs())).toBe(200);
@@ -216,7 +233,7 @@ routes:
     containers.push(name);
     const run = docker('run', '-d', '--name', name, '--network', 'host', tag);
     expect(run.status, run.stderr).toBe(0);
-    await waitUntil(() => spawnSync('bash', ['-c', `exec 3<>/dev/tcp/127.0.0.1/${http}`]).status === 0 || docker('inspect', '-f', '{{.State.Running}}', name).stdout.trim() !== 'true', 20_000, 'the gateway to listen');
+    await untilListening(name, http);
     const health = await send({ port: http, path: '/health' });
     expect(health.status, docker('logs', name).stderr).toBe(200);
     const ready = await send({ port: http, path: '/ready' });
