@@ -53,7 +53,8 @@ afterAll(async () => {
 /** the postrotate command of the shipped snippet, for a gateway whose prefix is `prefix` */
 function postrotate(prefix: string): string {
   const text = readFileSync(SNIPPET, 'utf8');
-  const m = /postrotate\n([\s\S]*?)\n\s*endscript/.exec(text);
+  // the directive's own line: the word also ends a comment line above it
+  const m = /^\s*postrotate\n([\s\S]*?)\n\s*endscript/m.exec(text);
   expect(m, 'the snippet has a postrotate script').not.toBeNull();
   expect(text).not.toMatch(/^\s*copytruncate/m);
   return m![1]!.trim().replaceAll(SHIPPED_PREFIX, prefix);
