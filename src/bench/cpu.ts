@@ -11,9 +11,8 @@ export function cpuNs(pid: number): number {
   } catch {
     // fall back to ticks
   }
-  const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = st.slice(st.lastIndexOf(')') + 2).split(' ');
-  return (Number(rest[11]) + Number(rest[12])) * 1e7; // USER_HZ 100
+  const t = cpuSplitUs(pid);
+  return (t.user + t.sys) * 1e3;
 }
 
 /**

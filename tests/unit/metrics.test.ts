@@ -187,7 +187,7 @@ routes:
     expect(got.filter((l) => /GW53[01]/.test(l))).toHaveLength(4); // assets is fine
     // without LLM accounting: the budgets still reconcile there, and a model route may reach any pool
     const noLlm = lines(`${EXCL}metrics:\n  llm: { enabled: false }\n  exclude_routes: [budget, chat]\n`);
-    expect(noLlm).toContain('gateway.yaml:35:20 error GW531 metrics.exclude_routes[0]: route "budget" cannot skip the log-phase call: its token budgets and request windows are reconciled in that call');
+    expect(noLlm).toContain('gateway.yaml:35:20 error GW531 metrics.exclude_routes[0]: route "budget" cannot skip the log-phase call: its token budgets are reconciled in that call (the tokens used replace the reservation)');
     expect(noLlm).toContain('gateway.yaml:35:28 error GW531 metrics.exclude_routes[1]: route "chat" cannot skip the log-phase call: it proxies to upstream "guarded", whose circuit breaker records failed tries in that call');
   });
 

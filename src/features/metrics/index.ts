@@ -14,7 +14,7 @@ import type { GatewayModel, MetricsSettings, Route, SourcePos } from '../../mode
 import { d, raw, type Block, type LogField } from '../../plan/directive.ts';
 import { bare, mapSourceValue, q } from '../../plan/quote.ts';
 import { metricsSchema } from './schema.ts';
-import { hasTokenLimits, routeWindows, tokenLimitsUsed } from '../limits/tokens.ts';
+import { hasTokenLimits, tokenLimitsUsed } from '../limits/tokens.ts';
 import { perModel } from '../../model/memo.ts';
 
 export const METRICS_LOG_HANDLER = 'gateway.metricsLog';
@@ -149,13 +149,14 @@ function normalizeMetrics(raw: any, at: (p: string) => SourcePos): MetricsSettin
 
 /**
  * What besides counting the route's requests needs the log-phase call (metrics.exclude_routes
- * cannot skip it then): LLM accounting, token budgets and request windows reconcile there, and
+ * cannot skip it then): LLM accounting and token budgets are settled there (request windows are
+ * counted when the request is admitted, so they do not need it), and
  * with metrics on, circuit breakers record their failures and half-open trials there (a model
  * route may reach any pool or fallback, so it counts as reaching every breaker).
  */
 function logCallNeeds(r: Route, m: GatewayModel): string | null {
   if (isLlmRoute(r, m)) return 'it is an LLM route (tokens, models and time to first token are counted in that call)';
-  if (hasTokenLimits(r, m) || routeWindows(r, m).length > 0) return 'its token budgets and request windows are reconciled in that call';
+  if (hasTokenLimits(r, m)) return 'its token budgets are reconciled in that call (the tokens used replace the reservation)';
   const breakers = new Set(m.upstreams.filter((u) => u.circuitBreaker).map((u) => u.name));
   if (breakers.size === 0) return null;
   const reached = [r.upstream, ...(r.traffic?.rules.map((x) => x.upstream) ?? []), ...(r.traffic?.split.map((x) => x.upstream) ?? [])];
