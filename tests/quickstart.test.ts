@@ -57,6 +57,14 @@ describe('quick start: gatewayctl up --demo', () => {
       const api = await fetch('http://127.0.0.1:8080/api/users');
       expect(((await api.json()) as { path: string }).path).toBe('/users');
       expect((await fetch('http://127.0.0.1:8081/nginx_status')).status).toBe(200);
+      // the demo counts its traffic: /metrics on the status listener (the log phase runs after
+      // each answer, so poll until the last request above is in)
+      const metrics = await until('the api request in /metrics', async () => {
+        const text = await (await fetch('http://127.0.0.1:8081/metrics')).text();
+        return /^gatewayctl_requests_total\{route="api",method="GET",code="200"/m.test(text) ? text : null;
+      }, 5_000);
+      expect(metrics).toMatch(/^gatewayctl_requests_total\{route="models",method="GET",code="200",status_class="2xx",upstream="llm"\} 1$/m);
+      expect(metrics).toMatch(/^gatewayctl_requests_total\{route="chat",method="POST",code="200"/m);
       // the access log is followed on the terminal
       await until('the access log on the terminal', async () => (out.includes('"route":"chat"') ? true : null), 5_000);
     } catch (e) {
