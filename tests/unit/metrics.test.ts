@@ -53,6 +53,19 @@ describe('metrics rules', () => {
     // the default budget fits the default dict
     expect(lines(`${BASE}metrics: {}\n`)).toEqual([]);
   });
+
+  it('GW524 sizes the histograms of counted routes only: an excluded route takes no room', () => {
+    // 40 routes of 32 series each (1,280 + 4) and max_series 100 need 346k; with 30 of them
+    // excluded, 10 routes (324) and the budget need 106k, which 128k holds
+    const routes = Array.from({ length: 40 }, (_, i) => `  - { name: r${i}, match: { prefix: /r${i}/ }, upstream: api }\n`).join('');
+    const many = BASE.replace(/routes:\n[\s\S]*$/, `routes:\n${routes}`);
+    const excluded = Array.from({ length: 30 }, (_, i) => `r${i}`).join(', ');
+    const all = lines(`${many}metrics:\n  dict_size: 128k\n  max_series: 100\n`);
+    expect(all.some((l) => /error GW524 metrics\.dict_size: dict_size 128k cannot hold the 1284 series/.test(l)), all.join('\n')).toBe(true);
+    expect(lines(`${many}metrics:\n  dict_size: 128k\n  max_series: 100\n  exclude_routes: [${excluded}]\n`)).toEqual([]);
+    const tooSmall = lines(`${many}metrics:\n  dict_size: 64k\n  max_series: 100\n  exclude_routes: [${excluded}]\n`);
+    expect(tooSmall.some((l) => /error GW524 metrics\.dict_size: dict_size 64k cannot hold the 324 series/.test(l)), tooSmall.join('\n')).toBe(true);
+  });
 });
 
 describe('metrics output', () => {

@@ -85,8 +85,12 @@ const sizeBytes = (s: string): number => {
   return u === 'k' ? n * 1024 : u === 'm' ? n * 1024 * 1024 : u === 'g' ? n * 1024 * 1024 * 1024 : n;
 };
 
-/** Series every route has from the start: two histograms (buckets, +Inf, sum) and the byte counters. */
-export const fixedSeries = (m: GatewayModel, s: MetricsSettings): number => m.routes.length * (2 * (s.buckets.length + 2) + 2) + 4;
+/**
+ * Series every counted route has from the start: two histograms (buckets, +Inf, sum) and the
+ * byte counters. A route in exclude_routes has none (it is never counted), so it takes no room.
+ */
+export const fixedSeries = (m: GatewayModel, s: MetricsSettings): number =>
+  m.routes.filter((r) => !s.excludeRoutes.includes(r.name)).length * (2 * (s.buckets.length + 2) + 2) + 4;
 
 const proxies = (r: Route): boolean => r.respond === null && r.models !== 'list' && (r.upstream !== null || r.models === 'route');
 
