@@ -108,6 +108,15 @@ describe('accepted by validate and by nginx -t', () => {
     expect(r.files!['nginx.conf']).toMatch(/map_hash_bucket_size (256|512);/);
   });
 
+  it('rate limit delay: 0 (nginx default: every excess request waits; its delay= takes 1 or more)', async () => {
+    const text = `${BASE.replace('    upstream: api\n', '    upstream: api\n    rate_limits: [z]\n')}limits:\n  rate:\n    z: { rate: 5r/s, burst: 10, delay: 0 }\n`;
+    const r = await nginxAccepts(text);
+    expect(r.files!['conf.d/40-servers.conf']).toContain('limit_req zone=gw_rl_z burst=10;');
+    // divided over a fleet, delay 1 rounds down to 0
+    const fleet = await nginxAccepts(`${text.replace('delay: 0', 'delay: 3')}fleet: { replicas: 4, limits: divided }\n`);
+    expect(fleet.files!['conf.d/40-servers.conf']).toContain('limit_req zone=gw_rl_z burst=2;');
+  });
+
   it('address "[::1]" is built as an IPv6 listen', async () => {
     const r = await nginxAccepts(BASE.replace('    port: 8080\n', '    port: 8080\n    address: "[::1]"\n'));
     expect(r.files!['conf.d/40-servers.conf']).toContain('listen [::1]:8080 default_server;');

@@ -104,8 +104,11 @@ export const limitsFeature: Feature = {
     for (const z of zones) {
       const parts = ['limit_req', `zone=gw_rl_${ident(z.name)}`];
       if (z.burst) parts.push(`burst=${bare(z.burst, 'int')}`);
-      if (z.delay !== null) parts.push(`delay=${bare(z.delay, 'int')}`);
-      else if (z.nodelay) parts.push('nodelay');
+      // delay 0 is nginx's default (every excess request waits) and a value its delay= refuses;
+      // a divided fleet allowance can round a delay down to it
+      if (z.delay !== null) {
+        if (z.delay > 0) parts.push(`delay=${bare(z.delay, 'int')}`);
+      } else if (z.nodelay) parts.push('nodelay');
       (reqLate ? slots.clientLimits : slots.limits).push(d(...parts));
     }
     for (const cz of conns) {
