@@ -55,6 +55,10 @@ routes:
       match: [{ header: X-Canary, value: "1", upstream: canary }]
       split: { green: 30 }
       sticky: { header: X-User }
+  - name: ramped
+    match: { prefix: /ramped/ }
+    upstream: blue
+    traffic: { split: {}, sticky: client_ip }
   - name: tenants
     match: { prefix: /tenant/ }
     upstream: blue
@@ -128,6 +132,13 @@ describe('traffic routing', () => {
       expect(counts[idOf('green')]).toBeGreaterThan(70);
       expect(counts[idOf('green')]).toBeLessThan(130);
       expect(explainTraffic(model, route('split'), {}).shares).toEqual({ green: 0.1, blue: 0.9 });
+    });
+  });
+
+  it('a traffic block that chooses nothing (split: {}, the canary ramped down) sends every request to the route\'s upstream', async () => {
+    await withErrorLog(project.gw, async () => {
+      for (let i = 0; i < 20; i++) expect(await via(`/ramped/${i}`)).toBe(idOf('blue'));
+      expect(explainTraffic(model, route('ramped'), {}).upstream).toBe('blue');
     });
   });
 

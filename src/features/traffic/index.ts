@@ -20,6 +20,9 @@ function normalizeTraffic(raw: any, at: (p: string) => SourcePos, p: string): Ro
     return { source: { kind, name: x[kind] } as TrafficSource, value: String(x.value), upstream: x.upstream, at: at(`${p}.match[${j}]`) };
   });
   const split = Object.entries((raw.split as Record<string, number>) ?? {}).map(([upstream, percent]) => ({ upstream, percent }));
+  // a block that chooses nothing (a canary ramped down by deleting its split entry: split: {})
+  // leaves the route on its own upstream, as if it had no traffic block
+  if (!rules.length && !split.length) return null;
   const s = raw.sticky;
   const sticky = s === 'client_ip' || s === 'client_id' ? { kind: s } : s?.header ? { kind: 'header' as const, name: s.header } : s?.cookie ? { kind: 'cookie' as const, name: s.cookie } : null;
   return { rules, split, sticky, at: at(p) };
