@@ -21,7 +21,7 @@ import { createKey, loadKeys, saveKeys, type KeyFile } from '../keys/store.ts';
 import type { Diagnostic, GatewayModel } from '../model/types.ts';
 import { childPids, findNginx, killProcess, preparePrefix, startNginx, waitFor, waitForPorts, type NginxLocation, type NginxProcess } from '../runtime/nginx/index.ts';
 import { benchAdapter, benchRefusals, stubPortCount } from './adapt.ts';
-import { cpuNs, workerPid } from './cpu.ts';
+import { cpuNs, cpuSplitUs, workerPid } from './cpu.ts';
 import { hasBody, pickClient, run, stopLoad, type ClientKind, type RequestShape } from './load.ts';
 import { backendConf, baselineConf } from './plain.ts';
 import { deriveRequest, type BenchCredentials, type BenchRequest, type RouteOverrides } from './requests.ts';
@@ -67,6 +67,9 @@ export interface ConfigRow {
   /** the pre-flight status */
   status: number | null;
   cpuUs: Spread | null;
+  /** user and system CPU µs/request, medians over the rounds (/proc ticks: README, Performance) */
+  userUs: number | null;
+  sysUs: number | null;
   /** per-round ratios to the plain proxy of the same round */
   cpuRatio: Spread | null;
   /** median CPU per request / the baseline's median */
@@ -89,7 +92,7 @@ export interface ConfigReport {
   cpus: number;
   date: string;
   /** plain nginx CPU µs/request (GET, and POST when some route has a body), instructions/request under callgrind */
-  baseline: { get: Spread; post: Spread | null; instructions: number | null; instructionsPost: number | null };
+  baseline: { get: Spread; post: Spread | null; instructions: number | null; instructionsPost: number | null; getUserUs: number; getSysUs: number };
   rows: ConfigRow[];
   /** what the run changed in the config to run it on loopback */
   notes: string[];
@@ -358,7 +361,7 @@ export async function benchConfig(opts: ConfigBenchOptions): Promise<ConfigRepor
     const plans: Plan[] = [];
     for (const r of model.routes) {
       if (opts.only && !opts.only.includes(r.name)) continue;
-      const row: ConfigRow = { route: r.name, method: '', path: '', credential: null, njsCalls: manifest.routes.find((x) => x.name === r.name)?.njsCalls ?? 0, skipped: null, proxied: false, status: null, cpuUs: null, cpuRatio: null, cpuRatioOfMedians: null, rps: null, requests: 0, upstreamRequests: 0, instructions: null };
+      const row: ConfigRow = { route: r.name, method: '', path: '', credential: null, njsCalls: manifest.routes.find((x) => x.name === r.name)?.njsCalls ?? 0, skipped: null, proxied: false, status: null, cpuUs: null, userUs: null, sysUs: null, cpuRatio: null, cpuRatioOfMedians: null, rps: null, requests: 0, upstreamRequests: 0, instructions: null };
       rows.push(row);
       const own = opts.overrides?.[r.name];
       const headers = { ...opts.allRoutes?.headers, ...own?.headers };
@@ -418,11 +421,16 @@ export async function benchConfig(opts: ConfigBenchOptions): Promise<ConfigRepor
     const cpu: Record<string, number[]> = {};
     const rps: Record<string, number[]> = {};
     const ratios: Record<string, number[]> = {};
+    const split: Record<string, { user: number[]; sys: number[] }> = {};
     const measure = async (it: Item, round: number): Promise<number> => {
       const s0 = it.row ? await stubRequests(stubStatus) : 0;
       const c0 = cpuNs(it.worker);
+      const t0 = cpuSplitUs(it.worker);
       const r = await run(client, it.shape, loadOpts(it.port, opts.seconds));
       const us = (cpuNs(it.worker) - c0) / 1e3 / Math.max(1, r.requests);
+      const t1 = cpuSplitUs(it.worker);
+      (split[it.key] ??= { user: [], sys: [] }).user.push((t1.user - t0.user) / Math.max(1, r.requests));
+      split[it.key].sys.push((t1.sys - t0.sys) / Math.max(1, r.requests));
       if (it.row) {
         it.row.upstreamRequests += (await stubRequests(stubStatus)) - s0;
         it.row.requests += r.requests;
@@ -447,6 +455,8 @@ export async function benchConfig(opts: ConfigBenchOptions): Promise<ConfigRepor
     for (const p of plans) {
       const c = spread(cpu[p.row.route]);
       p.row.cpuUs = c;
+      p.row.userUs = spread(split[p.row.route].user).median;
+      p.row.sysUs = spread(split[p.row.route].sys).median;
       p.row.rps = spread(rps[p.row.route]);
       p.row.cpuRatio = spread(ratios[p.row.route]);
       p.row.cpuRatioOfMedians = c.median / (hasBody(p.shape.method) ? basePostSpread! : baseGetSpread).median;
@@ -477,7 +487,7 @@ export async function benchConfig(opts: ConfigBenchOptions): Promise<ConfigRepor
       threads: opts.threads,
       cpus: availableParallelism(),
       date: new Date().toISOString(),
-      baseline: { get: baseGetSpread, post: basePostSpread, instructions: baseInstr, instructionsPost: baseInstrPost },
+      baseline: { get: baseGetSpread, post: basePostSpread, instructions: baseInstr, instructionsPost: baseInstrPost, getUserUs: spread(split[' get'].user).median, getSysUs: spread(split[' get'].sys).median },
       rows,
       notes,
     };

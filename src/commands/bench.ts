@@ -68,15 +68,15 @@ const sp = (s: Spread, d: number) => `${f(s.median, d)} [${f(s.min, d)}–${f(s.
 export function formatReport(r: ConfigReport): string {
   const lines: string[] = [];
   lines.push(`${r.config}: one nginx worker; load: ${r.client}${r.client === 'wrk' ? ` -t${r.threads}` : ''} -c${r.connections}, ${r.seconds}s per route x ${r.rounds} rounds (interleaved); ${r.cpus} CPUs`);
-  lines.push(`plain nginx proxy_pass (baseline): ${sp(r.baseline.get, 1)} CPU µs/req GET${r.baseline.post ? `, ${sp(r.baseline.post, 1)} POST` : ''}${r.baseline.instructions ? `; ${Math.round(r.baseline.instructions)} instructions/req GET${r.baseline.instructionsPost ? `, ${Math.round(r.baseline.instructionsPost)} POST` : ''}` : ''}`);
-  lines.push('CPU ratio: to the baseline of the same round (body routes to its POST); figures are median [min–max]');
+  lines.push(`plain nginx proxy_pass (baseline): ${sp(r.baseline.get, 1)} CPU µs/req GET (user ${f(r.baseline.getUserUs, 1)} + sys ${f(r.baseline.getSysUs, 1)})${r.baseline.post ? `, ${sp(r.baseline.post, 1)} POST` : ''}${r.baseline.instructions ? `; ${Math.round(r.baseline.instructions)} instructions/req GET${r.baseline.instructionsPost ? `, ${Math.round(r.baseline.instructionsPost)} POST` : ''}` : ''}`);
+  lines.push('CPU ratio: to the baseline of the same round (body routes to its POST); figures are median [min–max]; user + sys: medians from /proc ticks (10 ms each)');
   const instr = r.rows.some((x) => x.instructions);
-  const head = ['route', 'request', 'auth', 'njs', 'CPU µs/req', 'CPU ratio', ...(instr ? ['instr/req', 'instr ratio'] : [])];
+  const head = ['route', 'request', 'auth', 'njs', 'CPU µs/req', 'user + sys', 'CPU ratio', ...(instr ? ['instr/req', 'instr ratio'] : [])];
   const table: string[][] = [head];
   for (const x of r.rows) {
     const req = x.method ? `${x.method} ${x.path}` : '';
     if (x.skipped) {
-      table.push([x.route, req, x.credential ?? '', String(x.njsCalls), 'skipped', '', ...(instr ? ['', ''] : [])]);
+      table.push([x.route, req, x.credential ?? '', String(x.njsCalls), 'skipped', '', '', ...(instr ? ['', ''] : [])]);
       continue;
     }
     table.push([
@@ -85,6 +85,7 @@ export function formatReport(r: ConfigReport): string {
       x.credential ?? '',
       String(x.njsCalls),
       x.cpuUs ? sp(x.cpuUs, 1) : '',
+      x.userUs !== null && x.sysUs !== null ? `${f(x.userUs, 1)} + ${f(x.sysUs, 1)}` : '',
       x.cpuRatio ? sp(x.cpuRatio, 2) : '',
       ...(instr ? [x.instructions ? String(Math.round(x.instructions.perRequest)) : '', x.instructions ? f(x.instructions.ratio, 2) : ''] : []),
     ]);

@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { compile, type Manifest } from '../../src/build/compile.ts';
 import type { ConfigReport } from '../../src/bench/run.ts';
 import { hasCallgrind } from '../../src/bench/run.ts';
+import { formatReport } from '../../src/commands/bench.ts';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'gatewayctl.js');
 
@@ -115,7 +116,15 @@ describe('gatewayctl bench -c', () => {
         expect(Number.isFinite(x) && x > 0, what).toBe(true);
       }
       expect(row.njsCalls, what).toBe(manifest.routes.find((m) => m.name === row.route)!.njsCalls);
+      // user + system time (/proc ticks) accounts for the scheduler's CPU time, within tick noise
+      const ticks = row.userUs! + row.sysUs!;
+      expect(row.userUs! >= 0 && row.sysUs! >= 0, what).toBe(true);
+      expect(ticks, what).toBeGreaterThan(row.cpuUs!.median * 0.5);
+      expect(ticks, what).toBeLessThan(row.cpuUs!.median * 1.5);
     }
+    expect(report.baseline.getUserUs + report.baseline.getSysUs).toBeGreaterThan(0);
+    // the table shows the split
+    expect(formatReport(report)).toMatch(/CPU µs\/req\s+user \+ sys\s+CPU ratio/);
     expect(report.rows.find((x) => x.route === 'keyed')).toMatchObject({ credential: 'api_key', method: 'GET', path: '/keyed/' });
     expect(report.rows.find((x) => x.route === 'hs')).toMatchObject({ credential: 'jwt' });
     expect(report.rows.find((x) => x.route === 'es')).toMatchObject({ credential: 'given' });
