@@ -47,6 +47,20 @@ function quotedBytes(value: string, kind: QuotedKind): number {
 }
 
 /** `buffersBody`: the route keeps the whole request body in memory (as its features declare). */
+/**
+ * Why nginx would refuse a shared-memory zone of this size, or null: it parses k and m only,
+ * refuses zones below a few pages, and maps the whole zone at start (GW243; features check
+ * their own zones with it).
+ */
+export function zoneSizeProblem(size: string): string | null {
+  if (/g$/i.test(size)) return `zone size ${size}: nginx takes zone sizes in k or m (1g is 1024m)`;
+  const n = sizeBytes(size);
+  return n >= ZONE_MIN && n <= ZONE_MAX ? null : `zone size ${size} is out of range: 64k to 1024m`;
+}
+
+/** Longest file path accepted: the system's limit is 4096 bytes with the prefix in front. */
+export const PATH_MAX_BYTES = 1024;
+
 export function checkNginxLimits(m: GatewayModel, err: Report, buffersBody: (r: Route) => boolean): void {
   const long = (at: SourcePos, path: string, value: string, kind: QuotedKind, what: string) => {
     const n = quotedBytes(value, kind);
@@ -129,14 +143,14 @@ export function checkNginxLimits(m: GatewayModel, err: Report, buffersBody: (r: 
   ];
   for (const [f, path, at] of files) {
     if (f && f.split('/').some((part) => Buffer.byteLength(part) > 255)) err('GW246', at, path, 'a file or directory name in this path is longer than 255 bytes');
+    else if (f && Buffer.byteLength(f) > PATH_MAX_BYTES) err('GW246', at, path, `the path is ${Buffer.byteLength(f)} bytes long (at most ${PATH_MAX_BYTES}: the system's limit of 4096 includes the prefix in front of it)`);
     else if (f && /log$|log\.path$/.test(path) && /(^|\/)(\.{0,2})$/.test(f)) err('GW246', at, path, `"${f}" names a directory; a log path names a file`);
   }
 
   // shared-memory zones: nginx refuses tiny ones, and maps big ones at startup
   const zone = (size: string, at: SourcePos, path: string) => {
-    const n = sizeBytes(size);
-    if (/g$/i.test(size)) err('GW243', at, path, `zone size ${size}: nginx takes zone sizes in k or m (1g is 1024m)`);
-    else if (!(n >= ZONE_MIN && n <= ZONE_MAX)) err('GW243', at, path, `zone size ${size} is out of range: 64k to 1024m (10m holds about 160,000 keys)`);
+    const problem = zoneSizeProblem(size);
+    if (problem) err('GW243', at, path, `${problem} (10m holds about 160,000 keys)`);
   };
   for (const z of [...m.rateZones, ...m.connZones]) zone(z.size, z.at, `${z.at.path}.size`);
   for (const c of m.caches) zone(c.size, c.at, `caches.${c.name}.size`);

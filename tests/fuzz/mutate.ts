@@ -56,6 +56,18 @@ const TARGETS: { path: (string | number)[]; values: readonly unknown[] }[] = [
   { path: ['limits', 'rate', 'fz'], values: STRINGS.map((rate) => ({ rate, size: pick(rng(rate.length), ['10m', '0', '1k', '99999999g']) })) },
   { path: ['upstreams', 'fz'], values: STRINGS.map((a) => ({ servers: [a] })) },
   { path: ['caches', 'fz'], values: STRINGS.map((v) => ({ size: v, inactive: v })) },
+  // the state plane, traffic, budgets and metrics: durations, counts, paths and names at their edges
+  { path: ['upstreams', 'fz'], values: [...STRINGS, ...NUMBERS].map((v) => ({ servers: ['127.0.0.1:9001'], health_check: { path: typeof v === 'string' ? v : '/', interval: v, timeout: v } })) },
+  { path: ['upstreams', 'fz'], values: NUMBERS.map((v) => ({ servers: ['127.0.0.1:9001', '127.0.0.1:9002'], health_check: { path: '/h', rise: v, fall: v } })) },
+  { path: ['upstreams', 'fz'], values: [...STRINGS, ...NUMBERS].map((v) => ({ servers: ['127.0.0.1:9001'], circuit_breaker: { failures: typeof v === 'number' ? v : 5, window: v, open_for: v } })) },
+  { path: ['upstreams', 'fz'], values: STRINGS.map((v) => ({ servers: ['127.0.0.1:9001', '127.0.0.1:9002'], sticky: { cookie: v } })) },
+  { path: ['routes', '#', 'traffic'], values: [...STRINGS.map((v) => ({ match: [{ header: 'X-Fz', value: v, upstream: 'fz' }] })), ...NUMBERS.map((v) => ({ split: { fz: v } })), {}, { split: {} }, { match: [] }, { sticky: 'client_ip' }] },
+  { path: ['routes', '#', 'retries'], values: [...NUMBERS.map((tries) => ({ tries })), ...STRINGS.map((timeout) => ({ tries: 2, timeout }))] },
+  { path: ['routes', '#', 'timeouts'], values: STRINGS.map((v) => ({ connect: v, read: v })) },
+  { path: ['routes', '#', 'max_body'], values: [...STRINGS, ...NUMBERS] },
+  { path: ['metrics'], values: [...STRINGS.map((v) => ({ path: v })), ...NUMBERS.map((v) => ({ buckets: [v], max_series: v })), ...STRINGS.map((v) => ({ dict_size: v })), {}, { exclude_routes: [] }] },
+  { path: ['limits', 'tokens', 'fz'], values: [...NUMBERS.map((v) => ({ key: 'client_ip', window: 'hour', tokens: v, default_max_tokens: v })), ...STRINGS.map((v) => ({ key: v, window: v, tokens: 1000 }))] },
+  { path: ['models'], values: STRINGS.map((id) => [{ id, upstream: 'fz' }]) },
 ];
 
 interface Site {

@@ -54,6 +54,13 @@ describe('metrics rules', () => {
     expect(lines(`${BASE}metrics: {}\n`)).toEqual([]);
   });
 
+  it('GW243 a dict size nginx refuses (in g, or over 1024m); one too small for the series stays GW524', () => {
+    expect(lines(`${BASE}metrics:\n  dict_size: 2g\n`)).toEqual(['gateway.yaml:13:3 error GW243 metrics.dict_size: zone size 2g: nginx takes zone sizes in k or m (1g is 1024m)']);
+    expect(lines(`${BASE}metrics:\n  dict_size: 2000m\n`)).toEqual(['gateway.yaml:13:3 error GW243 metrics.dict_size: zone size 2000m is out of range: 64k to 1024m']);
+    expect(lines(`${BASE}metrics:\n  dict_size: 1024m\n`)).toEqual([]);
+    expect(lines(`${BASE}metrics:\n  dict_size: 1k\n`).map((l) => l.split(' ')[2])).toEqual(['GW524']);
+  });
+
   it('GW524 sizes the histograms of counted routes only: an excluded route takes no room', () => {
     // 40 routes of 32 series each (1,280 + 4) and max_series 100 need 346k; with 30 of them
     // excluded, 10 routes (324) and the budget need 106k, which 128k holds

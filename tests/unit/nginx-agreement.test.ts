@@ -65,6 +65,7 @@ describe('refused by validate, positioned, as nginx would refuse them', () => {
     ['a zone size in g (nginx takes k or m)', `${BASE}caches:\n  c: { size: 1g }\n`, /error GW243 caches\.c\.size: zone size 1g: nginx takes zone sizes in k or m/],
     ['max_body in g where the body is buffered in memory', BASE.replace('    upstream: api\n', '    upstream: api\n    max_body: 2g\n    cache: { zone: c, key_includes_body: true }\n') + 'caches:\n  c: {}\n', /error GW244 routes\[0\]\.max_body: max_body 2g is also this route's in-memory body buffer/],
     ['a log file name over 255 bytes', `${BASE}global:\n  access_log: { path: logs/${'a'.repeat(300)}.log }\n`, /gateway\.yaml:13:\d+ error GW246 global\.access_log\.path: a file or directory name in this path is longer than 255 bytes/],
+    ['an auth failure log path over 1024 bytes (each name within 255)', `${BASE}auth:\n  api_keys: { file: keys.yaml }\n  failure_log: logs/${'a/'.repeat(520)}f.log\n`, /gateway\.yaml:\d+:\d+ error GW246 auth\.failure_log: the path is 1050 bytes long \(at most 1024/],
     ['a log path that names a directory', `${BASE}global:\n  access_log: { path: "logs/" }\n`, /error GW246 global\.access_log\.path: "logs\/" names a directory/],
     ['seconds-only durations with ms', BASE.replace('    servers:', '    fail_timeout: 500ms\n    servers:'), /error GW201 upstreams\.api\.fail_timeout/],
     ['units out of order', BASE.replace('    upstream: api\n', '    upstream: api\n    timeouts: { read: 1s1m }\n'), /error GW201 routes\[0\]\.timeouts\.read/],

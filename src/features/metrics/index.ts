@@ -16,6 +16,7 @@ import { bare, mapSourceValue, q } from '../../plan/quote.ts';
 import { metricsSchema } from './schema.ts';
 import { hasTokenLimits, tokenLimitsUsed } from '../limits/tokens.ts';
 import { perModel } from '../../model/memo.ts';
+import { zoneSizeProblem } from '../../model/nginx-limits.ts';
 
 export const METRICS_LOG_HANDLER = 'gateway.metricsLog';
 /** the same call with the circuit breakers' log-phase work (metrics and breakers on) */
@@ -336,7 +337,11 @@ export const metricsFeature: Feature = {
       if (needs) err('GW531', at, `metrics.exclude_routes[${i}]`, `route "${name}" cannot skip the log-phase call: ${needs}`);
     });
     const need = (fixedSeries(m, s) + s.maxSeries) * BYTES_PER_SERIES;
-    if (sizeBytes(s.dictSize) < need) {
+    const zoneProblem = zoneSizeProblem(s.dictSize);
+    if (zoneProblem && (sizeBytes(s.dictSize) >= need || /g$/i.test(s.dictSize))) {
+      // (a dict too small for the series is GW524 below, which says how big it must be)
+      err('GW243', pos('dict_size'), 'metrics.dict_size', zoneProblem);
+    } else if (sizeBytes(s.dictSize) < need) {
       err(
         'GW524',
         pos(s.keyAt.dict_size ? 'dict_size' : 'max_series'),
