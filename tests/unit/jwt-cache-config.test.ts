@@ -79,8 +79,9 @@ describe('auth.jwt_cache', () => {
     expect(preload.jwt.es.cacheTtl).toBeUndefined();
   });
 
-  it('refuses a zone below 32k, a zero or unit-less size, a zero ttl and more than 24h', () => {
-    for (const bad of ['{ size: 16k }', '{ size: 0m }', '{ size: 1024 }', '{ ttl: 0s }', '{ ttl: 25h }', '{ ttl: 5d }', 'true', '{ other: 1 }']) {
+  it('refuses a zone below 32k or over 1024m, a zero or unit-less size, a zero ttl and more than 24h', () => {
+    for (const good of ['{ size: 32k }', '{ size: 1024m }', '{ size: 999m }']) expect(build(`  jwt_cache: ${good}`).ok, good).toBe(true);
+    for (const bad of ['{ size: 16k }', '{ size: 1025m }', '{ size: 9999m }', '{ size: 0m }', '{ size: 1024 }', '{ ttl: 0s }', '{ ttl: 25h }', '{ ttl: 5d }', 'true', '{ other: 1 }']) {
       const r = build(`  jwt_cache: ${bad}`);
       expect(r.ok, bad).toBe(false);
       expect(r.diagnostics.some((d) => d.at?.path?.startsWith('auth.jwt_cache')), bad).toBe(true);
