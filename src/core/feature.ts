@@ -88,6 +88,9 @@ export interface HttpContribution {
   origins?: [Directive, SourcePos][];
   /** keys of each map this feature fills with user-given keys (sizes map_hash_*) */
   mapKeys?: string[][];
+  /** header names this feature passes to proxy_set_header or proxy_hide_header in any
+   *  location (sizes proxy_headers_hash_*: one name too long for a bucket fails nginx -t) */
+  proxyHeaderNames?: string[];
   /** extra JSON access-log fields */
   logFields?: LogField[];
   /** http-level access logs of their own (log_format and access_log lines, placed beside the

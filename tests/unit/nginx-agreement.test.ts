@@ -118,6 +118,26 @@ describe('accepted by validate and by nginx -t', () => {
     expect(fleet.files!['conf.d/40-servers.conf']).toContain('limit_req zone=gw_rl_z burst=2;');
   });
 
+  it('header names up to the schema\'s 64 characters, and 100 hidden headers on one route (proxy_headers_hash sized for them)', async () => {
+    // (50 set and 50 removed: the schema's most)
+    const long = `X-${'a'.repeat(62)}`;
+    const names = Array.from({ length: 50 }, (_, i) => `X-Custom-Header-Number-${String(i).padStart(3, '0')}`);
+    const text = BASE.replace(
+      '    upstream: api\n',
+      `    upstream: api\n    set_headers: { ${long}: v }\n    response_headers:\n      set: { ${names.map((n) => `${n}-S: v`).join(', ')} }\n      remove: [${long}, ${names.slice(1).join(', ')}]\n`,
+    );
+    const dir = path.join(scratch, `c${n++}`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'gateway.yaml'), text);
+    const c = await checkConfig({ config: path.join(dir, 'gateway.yaml') });
+    expect(c.ok, c.nginxOutput).toBe(true);
+    // not even nginx's "could not build optimal proxy_headers_hash" warning
+    expect(c.nginxOutput).not.toMatch(/proxy_headers_hash/);
+    expect(compile(path.join(dir, 'gateway.yaml')).files!['nginx.conf']).toContain('proxy_headers_hash_bucket_size 128;');
+    // a config of ordinary names keeps nginx's defaults
+    expect((await nginxAccepts(BASE)).files!['nginx.conf']).not.toContain('proxy_headers_hash');
+  });
+
   it('address "[::1]" is built as an IPv6 listen', async () => {
     const r = await nginxAccepts(BASE.replace('    port: 8080\n', '    port: 8080\n    address: "[::1]"\n'));
     expect(r.files!['conf.d/40-servers.conf']).toContain('listen [::1]:8080 default_server;');

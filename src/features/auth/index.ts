@@ -7,7 +7,7 @@ import { checkAuthRules } from './rules.ts';
 import { diffModelAuth } from './diff.ts';
 import { normalizeAuth, normalizeRouteAuth } from './normalize.ts';
 import { authInputRequests, buildAuthArtifacts, redactSecrets } from './outputs.ts';
-import { AUTH_CONF, authConf, liveKeys, liveKeysLocations, authFailureLog, authLogFields, authServerLocations, asyncJwt, cachedJwtFirst, routeAuthParts, syncJwt, usesApiKeys } from './render.ts';
+import { AUTH_CONF, authConf, liveKeys, liveKeysLocations, authFailureLog, authLogFields, authServerLocations, asyncJwt, cachedJwtFirst, knownIdentityHeaders, routeAuthParts, syncJwt, usesApiKeys } from './render.ts';
 import { authSchema } from './schema.ts';
 
 function njsCalls(r: Route, m: GatewayModel): number {
@@ -54,7 +54,9 @@ export const authFeature: Feature = {
   http(m) {
     const confFiles: HttpContribution['confFiles'] = {};
     if (m.auth) confFiles[AUTH_CONF] = authConf(m);
-    return { logFields: authLogFields(m), accessLogs: authFailureLog(m), confFiles };
+    // identity headers are set or stripped on every route; credentials stripped where checked
+    const proxyHeaderNames = [...knownIdentityHeaders(m), 'Authorization', ...m.routes.flatMap((r) => (r.auth ? [r.auth.keyHeader] : []))];
+    return { logFields: authLogFields(m), accessLogs: authFailureLog(m), confFiles, proxyHeaderNames };
   },
   serverLocations: (m, _l, routes) => authServerLocations(m, routes),
   statusLocations: liveKeysLocations,

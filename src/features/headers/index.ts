@@ -22,6 +22,7 @@ export const headersFeature: Feature = {
   summary: 'security response headers per listener; request headers set per route',
   cost: { njsCalls: () => 0, measured: 'nginx add_header/proxy_set_header only' },
   listenerResponseHeaders: securityHeaderLines,
+  http: (m) => ({ proxyHeaderNames: m.routes.flatMap((r) => r.setRequestHeaders.map((h) => h.name)) }),
   route(ctx) {
     for (const h of ctx.route.setRequestHeaders) ctx.slots.requestHeaders.push(d('proxy_set_header', settableHeader(h.name), q(h.value, 'text')));
   },

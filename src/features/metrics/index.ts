@@ -370,6 +370,7 @@ export const metricsFeature: Feature = {
           raw('# one njs call per request in the log phase (token budgets: reconciliation); it returns "", so nothing is written'),
           d('access_log', q('/dev/null', 'file'), 'combined', 'if=$gw_metrics'),
         ],
+        proxyHeaderNames: bodyFilterUsed(m) ? ['Accept-Encoding'] : [],
       };
     }
     const llm = bodyFilterUsed(m);
@@ -392,6 +393,8 @@ export const metricsFeature: Feature = {
         raw('# metrics: one njs call per request in the log phase; it counts and returns "", so nothing is written'),
         d('access_log', q('/dev/null', 'file'), 'combined', `if=${s.excludeRoutes.length > 0 ? '$gw_metrics_counted' : '$gw_metrics'}`),
       ],
+      // the LLM body filter asks the upstream for an uncompressed answer
+      proxyHeaderNames: llm ? ['Accept-Encoding'] : [],
     };
   },
   route(ctx) {

@@ -67,7 +67,7 @@ export const proxyFeature: Feature = {
   name: 'proxy',
   summary: 'proxy_pass, forwarding headers, timeouts, retries, WebSocket, streaming',
   cost: { njsCalls: () => 0, measured: 'the baseline: plain proxy_pass with keepalive' },
-  http: (m) => ({ maps: stripMaps(m) }),
+  http: (m) => ({ maps: stripMaps(m), proxyHeaderNames: ['Host', 'Upgrade', 'Connection', m.global.requestId.header, 'X-Real-IP', 'X-Forwarded-For', 'X-Forwarded-Proto', 'X-Forwarded-Host'] }),
   routeResponseHeaders: (ctx) => (ctx.route.streaming ? [d('add_header', 'X-Accel-Buffering', '"no"', 'always')] : []),
   route(ctx) {
     if (ctx.content || ctx.route.answeredBy) return; // answered by the gateway itself

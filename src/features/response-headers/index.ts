@@ -142,6 +142,9 @@ export const responseHeadersFeature: Feature = {
   },
   rules: (m, err) => checkResponseHeaders(m, err), // GW230 (framing names), GW281-GW283, GW292
   listenerResponseHeaders: (l) => levelLines(l.responseHeaders),
+  http: (m) => ({
+    proxyHeaderNames: [...m.listeners.map((l) => l.responseHeaders), ...m.routes.map((r) => r.responseHeaders)].flatMap((h) => (h ? [...h.remove, ...h.set.map((s) => s.name)] : [])),
+  }),
   routeResponseHeaders(ctx) {
     const own = ctx.route.responseHeaders;
     if (!own) return [];

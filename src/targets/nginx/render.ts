@@ -12,7 +12,7 @@ import { acmeLocation, healthLocations, listenLine } from './servers.ts';
 
 /** http-level directives that load the njs bundle (njs/gateway.js, written by the build) as module `gateway`. */
 const NJS_HTTP_LINES = ['js_path "njs/";', 'js_import gateway from gateway.js;'];
-import { sizeHashes } from './hash.ts';
+import { hashFits, sizeHashes } from './hash.ts';
 import { PROJECT_ROOT } from '../../version.ts';
 
 const TEMPLATES = path.join(PROJECT_ROOT, 'templates');
@@ -106,7 +106,7 @@ export function render(m: GatewayModel, features: readonly Feature[], opts: Rend
     return p.parts.join('');
   };
   files['nginx.conf'] = renderConf(
-    mainConf(m, header, brotli, all('logFields') as LogField[], all('accessLogs') as string[], Object.keys(confFiles), [...(all('mapKeys') as string[][]), ...(opts.externalMapKeys ?? [])]),
+    mainConf(m, header, brotli, all('logFields') as LogField[], all('accessLogs') as string[], Object.keys(confFiles), [...(all('mapKeys') as string[][]), ...(opts.externalMapKeys ?? [])], all('proxyHeaderNames') as string[]),
     'nginx.conf',
   );
   files['mime.types'] = readFileSync(path.join(TEMPLATES, 'mime.types'), 'utf8');
@@ -128,7 +128,7 @@ export function render(m: GatewayModel, features: readonly Feature[], opts: Rend
   return { files, lineOrigins, warnings, modules: { njs: m.global.modules.njs, brotli } };
 }
 
-function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: LogField[], featureLogs: string[], featureConfs: string[], mapKeys: string[][]): ConfView {
+function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: LogField[], featureLogs: string[], featureConfs: string[], mapKeys: string[][], proxyHeaderNames: string[]): ConfView {
   const g = m.global;
   const lines: string[] = [];
   if (g.modules.njs) lines.push(d('load_module', 'modules/ngx_http_js_module.so'));
@@ -150,6 +150,7 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: L
     d('tcp_nopush', 'on'),
     d('keepalive_timeout', '65s'),
     ...hashSizeLines(m, mapKeys),
+    ...proxyHeadersHashLines(proxyHeaderNames),
     d('client_body_temp_path', q(`${g.paths.temp}/client_body`, 'file')),
     d('proxy_temp_path', q(`${g.paths.temp}/proxy`, 'file')),
     d('fastcgi_temp_path', q(`${g.paths.temp}/fastcgi`, 'file')),
@@ -237,6 +238,25 @@ function hashSizeLines(m: GatewayModel, mapTables: string[][]): string[] {
   if (s.maxSize !== 512) out.push(d('server_names_hash_max_size', bare(s.maxSize, 'int')));
   if (mp.maxSize !== 2048) out.push(d('map_hash_max_size', bare(mp.maxSize, 'int')));
   return out;
+}
+
+// the names nginx's proxy module puts in these hashes itself: the request headers it sets
+// (ngx_http_proxy_headers) and the response headers it hides (ngx_http_proxy_hide_headers)
+const NGINX_PROXY_HEADERS = ['Host', 'Connection', 'Content-Length', 'Transfer-Encoding', 'TE', 'Keep-Alive', 'Expect', 'Upgrade'];
+const NGINX_HIDDEN_HEADERS = ['Date', 'Server', 'X-Pad', 'X-Accel-Expires', 'X-Accel-Redirect', 'X-Accel-Limit-Rate', 'X-Accel-Buffering', 'X-Accel-Charset'];
+
+/**
+ * proxy_headers_hash_* sized from every header name the features pass to proxy_set_header or
+ * proxy_hide_header: nginx builds one table per location (its set headers, its hidden ones),
+ * each a subset of all these names, and a table of a subset builds wherever the whole set's
+ * does. Nothing is written while nginx's defaults (bucket 64, max 512) hold them: a name over
+ * 46 bytes does not fit a 64-byte bucket, and nginx -t refuses the config.
+ */
+function proxyHeadersHashLines(names: string[]): string[] {
+  const all = [...NGINX_PROXY_HEADERS, ...NGINX_HIDDEN_HEADERS, ...names];
+  if (hashFits(all, 64, 512)) return [];
+  const s = sizeHashes([all], 512);
+  return [d('proxy_headers_hash_bucket_size', bare(s.bucketSize, 'int')), ...(s.maxSize !== 512 ? [d('proxy_headers_hash_max_size', bare(s.maxSize, 'int'))] : [])];
 }
 
 function jsonLogFormat(extra: LogField[] = []): string {
