@@ -10,6 +10,7 @@ import { compile } from '../../src/build/compile.ts';
 import { checkConfig } from '../../src/commands/check.ts';
 import { formatDiagnostic } from '../../src/model/diagnostics.ts';
 import { findOpenssl } from '../../src/tls/openssl.ts';
+import { LONGEST_DERIVED_VARIABLE_AFFIXES } from '../../src/targets/nginx/render.ts';
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'gatewayctl-agree-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -136,6 +137,46 @@ describe('accepted by validate and by nginx -t', () => {
     expect(compile(path.join(dir, 'gateway.yaml')).files!['nginx.conf']).toContain('proxy_headers_hash_bucket_size 128;');
     // a config of ordinary names keeps nginx's defaults
     expect((await nginxAccepts(BASE)).files!['nginx.conf']).not.toContain('proxy_headers_hash');
+  });
+
+  it('names of 63 characters everywhere a feature derives a variable from one (variables_hash sized for them)', async () => {
+    // each name the schema's longest, distinct in its first characters
+    const nm = (p: string) => `${p}${'x'.repeat(63 - p.length)}`;
+    const [rCors, rTraffic, rStrip, rRoles, rSticky, up, upHash, upSticky, green, web, tlsL, zHeader, zTier] = [
+      nm('rcors'), nm('rtraffic'), nm('rstrip'), nm('rroles'), nm('rsticky'), nm('up'), nm('uphash'), nm('upsticky'), nm('green'), nm('web'), nm('tls'), nm('zheader'), nm('ztier'),
+    ];
+    const text = `version: 1
+listeners:
+  - { name: ${web}, port: 8080 }
+  - { name: ${tlsL}, port: 8443, server_names: [gw.example.com], tls: { cert: /etc/ssl/gw.pem, key: /etc/ssl/gw.key, redirect_from: 8081 } }
+upstreams:
+  ${up}: { servers: [127.0.0.1:9001] }
+  ${green}: { servers: [127.0.0.1:9002] }
+  ${upHash}: { servers: [127.0.0.1:9001, 127.0.0.1:9002], balance: consistent_hash, hash_key: { header: X-User } }
+  ${upSticky}: { servers: [127.0.0.1:9001, 127.0.0.1:9002], sticky: { cookie: srv, issue: gateway } }
+auth:
+  api_keys: { file: keys.yaml }
+limits:
+  rate:
+    ${zHeader}: { key: { header: X-Tenant }, rate: 10r/s }
+    ${zTier}: { key: client_id, rate: 10r/s, tier: gold }
+routes:
+  - { name: ${rCors}, match: { prefix: /c/ }, upstream: ${up}, cors: { origins: [https://a.example] }, listeners: [${web}] }
+  - { name: ${rTraffic}, match: { prefix: /t/ }, upstream: ${up}, traffic: { match: [{ header: X-A, value: "1", upstream: ${green} }, { cookie: rel, value: b, upstream: ${green} }], split: { ${green}: 10 }, sticky: { header: X-User } }, listeners: [${web}] }
+  - { name: ${rStrip}, match: { prefix: /s }, upstream: ${upHash}, strip_prefix: true, rate_limits: [${zHeader}], listeners: [${web}] }
+  - { name: ${rRoles}, match: { prefix: /r/ }, upstream: ${up}, auth: { methods: [api_key], roles: [admin] }, rate_limits: [${zTier}], rewrite: /v2/, listeners: [${web}] }
+  - { name: ${rSticky}, match: { prefix: /k/ }, upstream: ${upSticky}, listeners: [${tlsL}] }
+`;
+    const dir = path.join(scratch, `c${n++}`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'keys.yaml'), 'version: 1\nkeys: []\n');
+    const r = await nginxAccepts(text, dir);
+    expect(r.files!['nginx.conf']).toContain('variables_hash_bucket_size 128;');
+    // every derived variable is there, the longest with the most the affixes allow
+    const conf = Object.values(r.files!).join('\n');
+    const derived = [...new Set(conf.match(/\$gw_[a-z0-9_]*x{20,}[a-z0-9_]*/g) ?? [])];
+    expect(derived.length).toBeGreaterThan(10);
+    expect(Math.max(...derived.map((v) => v.length - 1))).toBeLessThanOrEqual(63 + LONGEST_DERIVED_VARIABLE_AFFIXES);
   });
 
   it('address "[::1]" is built as an IPv6 listen', async () => {

@@ -210,6 +210,9 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: L
   };
 }
 
+/** the longest prefix and suffix a feature puts around a name to make a variable of it (tests/unit/nginx-agreement.test.ts builds every one with 63-character names) */
+export const LONGEST_DERIVED_VARIABLE_AFFIXES = 30;
+
 /**
  * server_names_hash_* and map_hash_* sized from the names this config declares (one table
  * per listening port; one per map with user-given keys, as the features declare them): long
@@ -235,6 +238,12 @@ function hashSizeLines(m: GatewayModel, mapTables: string[][]): string[] {
   const s = sizeHashes(serverTables, 512);
   const mp = sizeHashes(mapTables, 2048);
   const out = [d('server_names_hash_bucket_size', bare(s.bucketSize, 'int')), d('map_hash_bucket_size', bare(mp.bucketSize, 'int'))];
+  // variables the features name after a route, upstream, listener, zone or cache
+  // ($gw_cors_preflight_max_age_<route>, $gw_traffic_<route>_<k>, …): one longer than 46
+  // bytes does not fit nginx's default 64-byte bucket of the variables hash (nginx -t:
+  // "could not build variables_hash"); 128 holds every name the schema allows (63 + prefix)
+  const names = [...m.routes, ...m.upstreams, ...m.listeners, ...m.rateZones, ...m.connZones, ...m.caches, ...(m.tokenZones ?? [])].map((x) => x.name);
+  if (Math.max(0, ...names.map((n) => Buffer.byteLength(n))) + LONGEST_DERIVED_VARIABLE_AFFIXES > 46) out.push(d('variables_hash_bucket_size', '128'));
   if (s.maxSize !== 512) out.push(d('server_names_hash_max_size', bare(s.maxSize, 'int')));
   if (mp.maxSize !== 2048) out.push(d('map_hash_max_size', bare(mp.maxSize, 'int')));
   return out;
