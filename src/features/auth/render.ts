@@ -22,7 +22,7 @@ import type { GatewayModel, Route } from '../../model/types.ts';
 import { bare, headerVar, ident, jsonBody, q, RenderError, settableHeader } from '../../plan/quote.ts';
 import { tierKeyVar } from '../limits/index.ts';
 import { uriReplacementMap } from '../proxy/index.ts';
-import { d, jsonLogTemplate, raw, REQUEST_LOG_FIELDS, type Block, type Directive, type LogField } from '../../plan/directive.ts';
+import { d, jsonLogTemplate, raw, requestLogFields, type Block, type Directive, type LogField } from '../../plan/directive.ts';
 import { DEFAULT_IDENTITY_HEADERS } from '../../model/identity.ts';
 import { ERROR_KINDS, openAiErrorBody, type ErrorFormat } from '../../plan/errors.ts';
 import { needsBodyStep } from '../routing/render.ts';
@@ -145,7 +145,7 @@ const labelRe = (s: string) => bare(s, 'token').replace(/\./g, '\\.');
  */
 export function authFailureLog(m: GatewayModel): Directive[] {
   if (!m.auth?.failureLog) return [];
-  return [raw(`log_format gw_auth escape=json ${failureLogFormat()};`), d('access_log', q(m.auth.failureLog, 'file'), 'gw_auth', 'if=$gw_auth_failed')];
+  return [raw(`log_format gw_auth escape=json ${failureLogFormat(m)};`), d('access_log', q(m.auth.failureLog, 'file'), 'gw_auth', 'if=$gw_auth_failed')];
 }
 
 export function authLogFields(m: GatewayModel): LogField[] {
@@ -156,9 +156,9 @@ export function authLogFields(m: GatewayModel): LogField[] {
   return fields;
 }
 
-function failureLogFormat(): string {
+function failureLogFormat(m: GatewayModel): string {
   const fields: LogField[] = [
-    ...REQUEST_LOG_FIELDS,
+    ...requestLogFields(m),
     ['path', '$uri', true], // without the query string
     ['route', '$gw_route', true],
     ['status', '$status', false],

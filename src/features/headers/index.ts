@@ -2,14 +2,14 @@
 // and the request headers a route sets for its upstream (set_headers).
 import type { Feature } from '../../core/feature.ts';
 import type { GatewayModel, Listener, SecurityHeaders } from '../../model/types.ts';
-import { d, type Directive } from '../../plan/directive.ts';
+import { d, requestIdVar, type Directive } from '../../plan/directive.ts';
 import { q, settableHeader } from '../../plan/quote.ts';
 
 /** add_header is not inherited once a level sets any, so every block repeats these. */
 export function securityHeaderLines(l: Listener, m: GatewayModel): Directive[] {
   const s: SecurityHeaders = l.securityHeaders;
   const out: Directive[] = [];
-  out.push(d('add_header', settableHeader(m.global.requestId.header), '$gw_request_id', 'always'));
+  out.push(d('add_header', settableHeader(m.global.requestId.header), requestIdVar(m), 'always'));
   if (s.contentTypeOptions) out.push(d('add_header', 'X-Content-Type-Options', '"nosniff"', 'always'));
   if (s.frameOptions) out.push(d('add_header', 'X-Frame-Options', q(s.frameOptions, 'token'), 'always'));
   if (s.referrerPolicy) out.push(d('add_header', 'Referrer-Policy', q(s.referrerPolicy, 'token'), 'always'));

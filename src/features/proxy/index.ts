@@ -3,7 +3,7 @@
 // route no other feature answered.
 import type { Feature } from '../../core/feature.ts';
 import type { GatewayModel, Route } from '../../model/types.ts';
-import { d, type Block, type Directive } from '../../plan/directive.ts';
+import { d, requestIdVar, type Block, type Directive } from '../../plan/directive.ts';
 import { bare, ident, q, RenderError, settableHeader } from '../../plan/quote.ts';
 
 /**
@@ -92,7 +92,7 @@ export const proxyFeature: Feature = {
     } else {
       up.push(d('proxy_set_header', 'Connection', '""'));
     }
-    up.push(d('proxy_set_header', settableHeader(m.global.requestId.header), '$gw_request_id'));
+    up.push(d('proxy_set_header', settableHeader(m.global.requestId.header), requestIdVar(m)));
     up.push(d('proxy_set_header', 'X-Real-IP', '$remote_addr'));
     up.push(d('proxy_set_header', 'X-Forwarded-For', m.global.trustedProxies.length ? '$gw_forwarded_for' : '$proxy_add_x_forwarded_for'));
     up.push(d('proxy_set_header', 'X-Forwarded-Proto', '$scheme'));

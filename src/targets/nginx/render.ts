@@ -6,7 +6,7 @@ import type { GatewayModel, Listener, Route, SourcePos } from '../../model/types
 import { bare, headerVar, ident, jsonBody, q, RenderError } from '../../plan/quote.ts';
 import type { Feature, HttpContribution } from '../../core/feature.ts';
 import { hashKeySource, hashKeyVar, listenerHeaders, routeBlocks, upstreamLines, type RenderOptions } from './route.ts';
-import { d, jsonLogTemplate, REQUEST_LOG_FIELDS, type Block, type LogField } from '../../plan/directive.ts';
+import { d, jsonLogTemplate, requestLogFields, type Block, type LogField } from '../../plan/directive.ts';
 import { errorLocations, errorPageLines, listenerErrorFormat, routeErrorFormat } from '../../plan/errors.ts';
 import { acmeLocation, healthLocations, listenLine } from './servers.ts';
 
@@ -160,7 +160,7 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: L
   ];
   if (g.accessLog) {
     if (g.accessLog.format === 'json') {
-      http.push(`log_format gw_json escape=json ${jsonLogFormat(logFields)};`);
+      http.push(`log_format gw_json escape=json ${jsonLogFormat(m, logFields)};`);
       http.push(d('access_log', q(g.accessLog.path, 'file'), 'gw_json'));
     } else {
       http.push(d('access_log', q(g.accessLog.path, 'file'), 'combined'));
@@ -268,9 +268,9 @@ function proxyHeadersHashLines(names: string[]): string[] {
   return [d('proxy_headers_hash_bucket_size', bare(s.bucketSize, 'int')), ...(s.maxSize !== 512 ? [d('proxy_headers_hash_max_size', bare(s.maxSize, 'int'))] : [])];
 }
 
-function jsonLogFormat(extra: LogField[] = []): string {
+function jsonLogFormat(m: GatewayModel, extra: LogField[] = []): string {
   const fields: LogField[] = [
-    ...REQUEST_LOG_FIELDS,
+    ...requestLogFields(m),
     ['uri', '$request_uri', true],
     ['status', '$status', false],
     ['bytes_sent', '$body_bytes_sent', false],
