@@ -179,6 +179,16 @@ routes:
     expect(Math.max(...derived.map((v) => v.length - 1))).toBeLessThanOrEqual(63 + LONGEST_DERIVED_VARIABLE_AFFIXES);
   });
 
+  it('an API-key header whose name starts with a digit, on a route that takes a key or a JWT', async () => {
+    const dir = path.join(scratch, `c${n++}`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'keys.yaml'), 'version: 1\nkeys: []\n');
+    writeFileSync(path.join(dir, 'hs.secret'), 'agreement-hs256-secret-0123456789abcdef');
+    const text = `${BASE.replace('    upstream: api\n', '    upstream: api\n    auth: { methods: [api_key, jwt], jwt_provider: hs }\n')}auth:\n  api_keys: { file: keys.yaml, header: 1ms }\n  jwt:\n    hs: { algorithms: [HS256], secret_file: hs.secret }\n`;
+    const r = await nginxAccepts(text, dir);
+    expect(r.files!['conf.d/05-auth.conf']).toContain('map $http_1ms $gw_key_sent_1ms {');
+  });
+
   it('address "[::1]" is built as an IPv6 listen', async () => {
     const r = await nginxAccepts(BASE.replace('    port: 8080\n', '    port: 8080\n    address: "[::1]"\n'));
     expect(r.files!['conf.d/40-servers.conf']).toContain('listen [::1]:8080 default_server;');

@@ -297,7 +297,8 @@ function keyFastMaps(m: GatewayModel): Block[] {
   ];
 }
 
-const keySentVar = (header: string) => `$gw_key_sent_${bare(header.toLowerCase().replace(/-/g, '_'), 'ident')}`;
+// checked with its prefix, as headerVar does: a header name may start with a digit
+const keySentVar = (header: string) => `$${bare(`gw_key_sent_${header.toLowerCase().replace(/-/g, '_')}`, 'ident')}`;
 const roleOkVar = (r: Route) => `$gw_role_ok_${ident(r.name)}`;
 
 /**
