@@ -71,6 +71,14 @@ const proxy = `proxy_pass http://backend; proxy_http_version 1.1; proxy_set_head
  *   /sha      SHA-256 of the API key + a map of REFERENCE_KEYS digests
  *   /hs256    HS256 verify: split, HMAC, compare, JSON.parse, exp
  *   /counter  shared-dict counter in the log phase (what a metrics call costs)
+ *   /sha_lh   /sha with a per-client rate limit and a consistent hash on the client: the
+ *             features the API-key row is named for, by hand
+ *   /sha_full /sha with what the gateway does on every API-key request besides the key, by
+ *             hand: a request id (header both ways), X-Real-IP and X-Forwarded-*, the client
+ *             sent on and client copies of identity headers cleared, three security headers,
+ *             a per-client rate limit and a consistent hash on the client. The floor of the
+ *             product's API-key row for these features: what gw_api_key spends above it is
+ *             gatewayctl's own.
  */
 export function referenceConf(port: number, backend: number): { conf: string; files: Record<string, string> } {
   const map: string[] = [];
@@ -93,12 +101,43 @@ http {
 ${map.join('\n')}
   }
 ${upstreamBlock(backend)}
+  limit_req_zone $ref_client zone=ref_per_client:1m rate=100000r/s;
+  upstream backend_by_client {
+    hash $ref_client consistent;
+    server 127.0.0.1:${backend};
+    server 127.0.0.1:${backend} weight=2;
+    keepalive 32;
+  }
   server {
     listen 127.0.0.1:${port} backlog=4096;
     location /noop { if ($ref_noop = "") { return 500; } ${proxy} }
     location /sha { if ($ref_client = "") { return 401; } ${proxy} }
     location /hs256 { if ($ref_jwt_sub = "") { return 401; } ${proxy} }
     location /counter { access_log /dev/null combined if=$ref_count; ${proxy} }
+    location /sha_lh {
+      limit_req zone=ref_per_client burst=100000 nodelay;
+      if ($ref_client = "") { return 401; }
+      proxy_pass http://backend_by_client; proxy_http_version 1.1; proxy_set_header Connection "";
+    }
+    location /sha_full {
+      limit_req zone=ref_per_client burst=100000 nodelay;
+      if ($ref_client = "") { return 401; }
+      proxy_pass http://backend_by_client; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Request-ID $request_id;
+      proxy_set_header X-Real-IP $remote_addr;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Gateway-Client $ref_client;
+      proxy_set_header X-Gateway-Role "";
+      proxy_set_header X-Gateway-Tier "";
+      proxy_set_header X-API-Key "";
+      add_header X-Request-ID $request_id always;
+      add_header X-Content-Type-Options "nosniff" always;
+      add_header X-Frame-Options "SAMEORIGIN" always;
+      add_header Referrer-Policy "strict-origin-when-cross-origin" always;
+    }
   }
 }
 `;
