@@ -135,10 +135,18 @@ function mutateOnce(text: string, r: () => number): { text: string; describe: st
     doc.setIn(s.path, v);
     return { text: doc.toString({ lineWidth: 0 }), describe: `set ${s.path.join('.')} = ${show(v)}` };
   }
-  if (op < 0.6) {
+  if (op < 0.55) {
     const s = pick(r, all);
     doc.deleteIn(s.path);
     return { text: doc.toString({ lineWidth: 0 }), describe: `remove ${s.path.join('.')}` };
+  }
+  if (op < 0.6) {
+    // a block or list emptied: what is left after deleting its last entry by hand
+    const s = pick(r, all.filter((x) => (isMap(x.node) || isSeq(x.node)) && (x.node as { items: unknown[] }).items.length));
+    if (!s) return { text, describe: 'no-op' };
+    const empty = isMap(s.node) ? {} : [];
+    doc.setIn(s.path, doc.createNode(empty));
+    return { text: doc.toString({ lineWidth: 0 }), describe: `empty ${s.path.join('.')}` };
   }
   if (op < 0.7) {
     const seqs = all.filter((x) => isSeq(x.node) && x.node.items.length);
