@@ -1,7 +1,8 @@
 // Seeded mutations of gateway.yaml documents for the validate-vs-nginx fuzzer: scalars set
 // to boundary values, long strings, odd characters; keys removed, duplicated or renamed;
-// list items duplicated; and values injected at fields where nginx is strict (regexes,
-// addresses, CIDRs, host names). Pure and deterministic: the same seed gives the same text.
+// blocks and lists emptied; list items duplicated; and values injected at fields where nginx
+// is strict (regexes, addresses, CIDRs, host names, durations and sizes of the state plane,
+// traffic, budgets and metrics). Pure and deterministic: the same seed gives the same text.
 import { isMap, isScalar, isSeq, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 
 /** mulberry32: small, fast, good enough for choosing mutations */

@@ -17,7 +17,7 @@ import { formatDiagnostic } from '../../src/model/diagnostics.ts';
 import { mutate } from './mutate.ts';
 
 const SEED = Number(process.env.GATEWAYCTL_FUZZ_SEED ?? 20261201);
-const RUNS = Number(process.env.GATEWAYCTL_FUZZ_RUNS ?? 500);
+const RUNS = Number(process.env.GATEWAYCTL_FUZZ_RUNS ?? 1500);
 const ONLY = process.env.GATEWAYCTL_FUZZ_ONLY === undefined ? null : Number(process.env.GATEWAYCTL_FUZZ_ONLY);
 const ENV = { GOLDEN_UPSTREAM_HOST: '10.9.8.7' }; // the golden include-env case
 const CONCURRENCY = 2;
