@@ -189,6 +189,20 @@ routes:
     expect(r.files!['conf.d/05-auth.conf']).toContain('map $http_1ms $gw_key_sent_1ms {');
   });
 
+  it('CORS on 12 and on 150 routes: nginx builds the variables hash without a warning (sized for the variables the routes define)', async () => {
+    for (const count of [12, 150]) {
+      const routes = Array.from({ length: count }, (_, i) => `  - { name: r${i}, match: { prefix: /r${i}/ }, upstream: api, cors: { origins: [https://a${i}.example] } }\n`).join('');
+      const dir = path.join(scratch, `c${n++}`);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(path.join(dir, 'gateway.yaml'), BASE.replace(/routes:\n[\s\S]*$/, `routes:\n${routes}`));
+      const c = await checkConfig({ config: path.join(dir, 'gateway.yaml') });
+      expect(c.ok, c.nginxOutput).toBe(true);
+      // nginx's default sizes warned "could not build optimal variables_hash" from 12 CORS routes on
+      expect(c.nginxOutput, `${count} routes`).not.toMatch(/variables_hash/);
+      expect(compile(path.join(dir, 'gateway.yaml')).files!['nginx.conf']).toMatch(/variables_hash_max_size \d+;/);
+    }
+  });
+
   it('address "[::1]" is built as an IPv6 listen', async () => {
     const r = await nginxAccepts(BASE.replace('    port: 8080\n', '    port: 8080\n    address: "[::1]"\n'));
     expect(r.files!['conf.d/40-servers.conf']).toContain('listen [::1]:8080 default_server;');

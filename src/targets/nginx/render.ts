@@ -105,12 +105,21 @@ export function render(m: GatewayModel, features: readonly Feature[], opts: Rend
     lineOrigins[rel] = p.origins;
     return p.parts.join('');
   };
+  const coreMaps = mapBlocks(m, features);
+  // every http-level block (map, geo, split_clients) defines a variable, and so may each
+  // map-file line (js_var, js_set): an upper bound of the variables the config adds to nginx's
+  const definedVariables =
+    coreMaps.length +
+    (all('maps') as Block[]).length +
+    (all('cacheMaps') as Block[]).length +
+    (all('mapLines') as string[]).length +
+    Object.values(confFiles).reduce((n, f) => n + f.blocks.length + f.lines.length, 0);
   files['nginx.conf'] = renderConf(
-    mainConf(m, header, brotli, all('logFields') as LogField[], all('accessLogs') as string[], Object.keys(confFiles), [...(all('mapKeys') as string[][]), ...(opts.externalMapKeys ?? [])], all('proxyHeaderNames') as string[]),
+    mainConf(m, header, brotli, all('logFields') as LogField[], all('accessLogs') as string[], Object.keys(confFiles), [...(all('mapKeys') as string[][]), ...(opts.externalMapKeys ?? [])], all('proxyHeaderNames') as string[], definedVariables),
     'nginx.conf',
   );
   files['mime.types'] = readFileSync(path.join(TEMPLATES, 'mime.types'), 'utf8');
-  files[CONF_FILES.maps] = renderConf({ header, lines: all('mapLines') as string[], blocks: [...mapBlocks(m, features), ...(all('maps') as Block[])] }, CONF_FILES.maps);
+  files[CONF_FILES.maps] = renderConf({ header, lines: all('mapLines') as string[], blocks: [...coreMaps, ...(all('maps') as Block[])] }, CONF_FILES.maps);
   files[CONF_FILES.limits] = renderConf({ header, lines: all('limits') as string[], blocks: [] }, CONF_FILES.limits);
   files[CONF_FILES.caches] = renderConf({ header, lines: all('caches') as string[], blocks: all('cacheMaps') as Block[] }, CONF_FILES.caches);
   files[CONF_FILES.upstreams] = renderConf({
@@ -128,7 +137,7 @@ export function render(m: GatewayModel, features: readonly Feature[], opts: Rend
   return { files, lineOrigins, warnings, modules: { njs: m.global.modules.njs, brotli } };
 }
 
-function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: LogField[], featureLogs: string[], featureConfs: string[], mapKeys: string[][], proxyHeaderNames: string[]): ConfView {
+function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: LogField[], featureLogs: string[], featureConfs: string[], mapKeys: string[][], proxyHeaderNames: string[], definedVariables: number): ConfView {
   const g = m.global;
   const lines: string[] = [];
   if (g.modules.njs) lines.push(d('load_module', 'modules/ngx_http_js_module.so'));
@@ -149,7 +158,7 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: L
     d('sendfile', 'on'),
     d('tcp_nopush', 'on'),
     d('keepalive_timeout', '65s'),
-    ...hashSizeLines(m, mapKeys),
+    ...hashSizeLines(m, mapKeys, definedVariables),
     ...proxyHeadersHashLines(proxyHeaderNames),
     d('client_body_temp_path', q(`${g.paths.temp}/client_body`, 'file')),
     d('proxy_temp_path', q(`${g.paths.temp}/proxy`, 'file')),
@@ -210,6 +219,12 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: L
   };
 }
 
+/** variables nginx and its modules define by name (core, upstream, proxy, ssl, realip, js, …), generously */
+const NGINX_OWN_VARIABLES = 300;
+/** about how many nginx's default variables_hash (64-byte buckets, max_size 1024) holds
+ *  without a warning, by the count below: 10 CORS routes (344) built quietly, 12 (352) did not */
+const VARIABLES_AT_DEFAULT = 344;
+
 /** the longest prefix and suffix a feature puts around a name to make a variable of it (tests/unit/nginx-agreement.test.ts builds every one with 63-character names) */
 export const LONGEST_DERIVED_VARIABLE_AFFIXES = 30;
 
@@ -218,7 +233,7 @@ export const LONGEST_DERIVED_VARIABLE_AFFIXES = 30;
  * per listening port; one per map with user-given keys, as the features declare them): long
  * host names, CORS origins and large API key sets build where nginx's defaults would refuse them.
  */
-function hashSizeLines(m: GatewayModel, mapTables: string[][]): string[] {
+function hashSizeLines(m: GatewayModel, mapTables: string[][], definedVariables: number): string[] {
   const ports = new Map<string, string[]>();
   const add = (addr: string | null, port: number, names: string[]) => {
     const k = `${addr ?? '*'}:${port}`;
@@ -243,7 +258,15 @@ function hashSizeLines(m: GatewayModel, mapTables: string[][]): string[] {
   // bytes does not fit nginx's default 64-byte bucket of the variables hash (nginx -t:
   // "could not build variables_hash"); 128 holds every name the schema allows (63 + prefix)
   const names = [...m.routes, ...m.upstreams, ...m.listeners, ...m.rateZones, ...m.connZones, ...m.caches, ...(m.tokenZones ?? [])].map((x) => x.name);
-  if (Math.max(0, ...names.map((n) => Buffer.byteLength(n))) + LONGEST_DERIVED_VARIABLE_AFFIXES > 46) out.push(d('variables_hash_bucket_size', '128'));
+  const longNames = Math.max(0, ...names.map((n) => Buffer.byteLength(n))) + LONGEST_DERIVED_VARIABLE_AFFIXES > 46;
+  // and many of them: nginx's own ~300 variables fill its default table (1024 slots of one
+  // 64-byte bucket each); a few dozen more of the gateway's (a CORS route defines five) and
+  // nginx warns "could not build optimal variables_hash" and picks other sizes itself. Sized
+  // here instead: buckets of two or three names, up to four slots a variable
+  const variables = NGINX_OWN_VARIABLES + definedVariables;
+  const many = variables > VARIABLES_AT_DEFAULT;
+  if (longNames || many) out.push(d('variables_hash_bucket_size', '128'));
+  if (many) out.push(d('variables_hash_max_size', bare(Math.min(262144, 2 ** Math.ceil(Math.log2(4 * variables))), 'int')));
   if (s.maxSize !== 512) out.push(d('server_names_hash_max_size', bare(s.maxSize, 'int')));
   if (mp.maxSize !== 2048) out.push(d('map_hash_max_size', bare(mp.maxSize, 'int')));
   return out;
