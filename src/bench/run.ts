@@ -427,10 +427,12 @@ export async function benchConfig(opts: ConfigBenchOptions): Promise<ConfigRepor
       const c0 = cpuNs(it.worker);
       const t0 = cpuSplitUs(it.worker);
       const r = await run(client, it.shape, loadOpts(it.port, opts.seconds));
-      const us = (cpuNs(it.worker) - c0) / 1e3 / Math.max(1, r.requests);
+      const n = Math.max(1, r.requests);
+      const us = (cpuNs(it.worker) - c0) / 1e3 / n;
       const t1 = cpuSplitUs(it.worker);
-      (split[it.key] ??= { user: [], sys: [] }).user.push((t1.user - t0.user) / Math.max(1, r.requests));
-      split[it.key].sys.push((t1.sys - t0.sys) / Math.max(1, r.requests));
+      const sp = (split[it.key] ??= { user: [], sys: [] });
+      sp.user.push((t1.user - t0.user) / n);
+      sp.sys.push((t1.sys - t0.sys) / n);
       if (it.row) {
         it.row.upstreamRequests += (await stubRequests(stubStatus)) - s0;
         it.row.requests += r.requests;

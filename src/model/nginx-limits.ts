@@ -46,7 +46,6 @@ function quotedBytes(value: string, kind: QuotedKind): number {
   }
 }
 
-/** `buffersBody`: the route keeps the whole request body in memory (as its features declare). */
 /**
  * Why nginx would refuse a shared-memory zone of this size, or null: it parses k and m only,
  * refuses zones below a few pages, and maps the whole zone at start (GW243; features check
@@ -61,6 +60,7 @@ export function zoneSizeProblem(size: string): string | null {
 /** Longest file path accepted: the system's limit is 4096 bytes with the prefix in front. */
 export const PATH_MAX_BYTES = 1024;
 
+/** `buffersBody`: the route keeps the whole request body in memory (as its features declare). */
 export function checkNginxLimits(m: GatewayModel, err: Report, buffersBody: (r: Route) => boolean): void {
   const long = (at: SourcePos, path: string, value: string, kind: QuotedKind, what: string) => {
     const n = quotedBytes(value, kind);

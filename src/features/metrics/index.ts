@@ -16,7 +16,7 @@ import { bare, mapSourceValue, q } from '../../plan/quote.ts';
 import { metricsSchema } from './schema.ts';
 import { hasTokenLimits, tokenLimitsUsed } from '../limits/tokens.ts';
 import { perModel } from '../../model/memo.ts';
-import { zoneSizeProblem } from '../../model/nginx-limits.ts';
+import { sizeBytes, zoneSizeProblem } from '../../model/nginx-limits.ts';
 
 export const METRICS_LOG_HANDLER = 'gateway.metricsLog';
 /** the same call with the circuit breakers' log-phase work (metrics and breakers on) */
@@ -80,11 +80,6 @@ export const DEFAULT_MAX_SERIES = 5000;
 /** a shared-dict entry (rbtree node, key, value, slab rounding), generously: what GW524 sizes with */
 export const BYTES_PER_SERIES = 256;
 
-const sizeBytes = (s: string): number => {
-  const n = Number.parseInt(s, 10);
-  const u = s.slice(-1).toLowerCase();
-  return u === 'k' ? n * 1024 : u === 'm' ? n * 1024 * 1024 : u === 'g' ? n * 1024 * 1024 * 1024 : n;
-};
 
 /**
  * Series every counted route has from the start: two histograms (buckets, +Inf, sum) and the
@@ -337,9 +332,10 @@ export const metricsFeature: Feature = {
       if (needs) err('GW531', at, `metrics.exclude_routes[${i}]`, `route "${name}" cannot skip the log-phase call: ${needs}`);
     });
     const need = (fixedSeries(m, s) + s.maxSeries) * BYTES_PER_SERIES;
+    // a size nginx cannot take is GW243, except one merely too small for the series: GW524
+    // says how big it must be
     const zoneProblem = zoneSizeProblem(s.dictSize);
-    if (zoneProblem && (sizeBytes(s.dictSize) >= need || /g$/i.test(s.dictSize))) {
-      // (a dict too small for the series is GW524 below, which says how big it must be)
+    if (zoneProblem && /g$/i.test(s.dictSize)) {
       err('GW243', pos('dict_size'), 'metrics.dict_size', zoneProblem);
     } else if (sizeBytes(s.dictSize) < need) {
       err(
@@ -348,6 +344,8 @@ export const metricsFeature: Feature = {
         s.keyAt.dict_size ? 'metrics.dict_size' : 'metrics.max_series',
         `dict_size ${s.dictSize} cannot hold the ${fixedSeries(m, s)} series of the routes' histograms plus max_series ${s.maxSeries} (about ${BYTES_PER_SERIES} bytes each: at least ${Math.ceil(need / 1024)}k)`,
       );
+    } else if (zoneProblem) {
+      err('GW243', pos('dict_size'), 'metrics.dict_size', zoneProblem);
     }
   },
   outputs: (m) => {

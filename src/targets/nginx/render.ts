@@ -158,7 +158,8 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: L
     d('sendfile', 'on'),
     d('tcp_nopush', 'on'),
     d('keepalive_timeout', '65s'),
-    ...hashSizeLines(m, mapKeys, definedVariables),
+    ...hashSizeLines(m, mapKeys),
+    ...variablesHashLines(m, definedVariables),
     ...proxyHeadersHashLines(proxyHeaderNames),
     d('client_body_temp_path', q(`${g.paths.temp}/client_body`, 'file')),
     d('proxy_temp_path', q(`${g.paths.temp}/proxy`, 'file')),
@@ -233,7 +234,7 @@ export const LONGEST_DERIVED_VARIABLE_AFFIXES = 30;
  * per listening port; one per map with user-given keys, as the features declare them): long
  * host names, CORS origins and large API key sets build where nginx's defaults would refuse them.
  */
-function hashSizeLines(m: GatewayModel, mapTables: string[][], definedVariables: number): string[] {
+function hashSizeLines(m: GatewayModel, mapTables: string[][]): string[] {
   const ports = new Map<string, string[]>();
   const add = (addr: string | null, port: number, names: string[]) => {
     const k = `${addr ?? '*'}:${port}`;
@@ -253,23 +254,30 @@ function hashSizeLines(m: GatewayModel, mapTables: string[][], definedVariables:
   const s = sizeHashes(serverTables, 512);
   const mp = sizeHashes(mapTables, 2048);
   const out = [d('server_names_hash_bucket_size', bare(s.bucketSize, 'int')), d('map_hash_bucket_size', bare(mp.bucketSize, 'int'))];
-  // variables the features name after a route, upstream, listener, zone or cache
-  // ($gw_cors_preflight_max_age_<route>, $gw_traffic_<route>_<k>, …): one longer than 46
-  // bytes does not fit nginx's default 64-byte bucket of the variables hash (nginx -t:
-  // "could not build variables_hash"); 128 holds every name the schema allows (63 + prefix)
-  const names = [...m.routes, ...m.upstreams, ...m.listeners, ...m.rateZones, ...m.connZones, ...m.caches, ...(m.tokenZones ?? [])].map((x) => x.name);
-  const longNames = Math.max(0, ...names.map((n) => Buffer.byteLength(n))) + LONGEST_DERIVED_VARIABLE_AFFIXES > 46;
-  // and many of them: nginx's own ~300 variables fill its default table (1024 slots of one
-  // 64-byte bucket each); a few dozen more of the gateway's (a CORS route defines five) and
-  // nginx warns "could not build optimal variables_hash" and picks other sizes itself. Sized
-  // here instead: buckets of two or three names, up to four slots a variable
-  const variables = NGINX_OWN_VARIABLES + definedVariables;
-  const many = variables > VARIABLES_AT_DEFAULT;
-  if (longNames || many) out.push(d('variables_hash_bucket_size', '128'));
-  if (many) out.push(d('variables_hash_max_size', bare(Math.min(262144, 2 ** Math.ceil(Math.log2(4 * variables))), 'int')));
   if (s.maxSize !== 512) out.push(d('server_names_hash_max_size', bare(s.maxSize, 'int')));
   if (mp.maxSize !== 2048) out.push(d('map_hash_max_size', bare(mp.maxSize, 'int')));
   return out;
+}
+
+/**
+ * variables_hash_* for the variables the features define. One named after a route, upstream,
+ * listener, zone or cache ($gw_cors_preflight_max_age_<route>, $gw_traffic_<route>_<k>, …)
+ * longer than 46 bytes does not fit nginx's default 64-byte bucket (nginx -t: "could not build
+ * variables_hash"); 128 holds every name the schema allows (63 + affixes). And many of them:
+ * nginx's own ~300 variables fill its default table (1024 slots of one 64-byte bucket each); a
+ * few dozen more of the gateway's (a CORS route defines five) and nginx warns "could not build
+ * optimal variables_hash" and picks other sizes itself. Sized here instead: buckets of two or
+ * three names, up to four slots a variable. Nothing is written while the defaults hold.
+ */
+function variablesHashLines(m: GatewayModel, definedVariables: number): string[] {
+  const names = [...m.routes, ...m.upstreams, ...m.listeners, ...m.rateZones, ...m.connZones, ...m.caches, ...(m.tokenZones ?? [])].map((x) => x.name);
+  const longNames = Math.max(0, ...names.map((n) => Buffer.byteLength(n))) + LONGEST_DERIVED_VARIABLE_AFFIXES > 46;
+  const variables = NGINX_OWN_VARIABLES + definedVariables;
+  const many = variables > VARIABLES_AT_DEFAULT;
+  return [
+    ...(longNames || many ? [d('variables_hash_bucket_size', '128')] : []),
+    ...(many ? [d('variables_hash_max_size', bare(Math.min(262144, 2 ** Math.ceil(Math.log2(4 * variables))), 'int'))] : []),
+  ];
 }
 
 // the names nginx's proxy module puts in these hashes itself: the request headers it sets
