@@ -4,7 +4,7 @@
 //
 //   npx tsx scripts/bench.ts [--seconds 3] [--rounds 3] [--warmup 1] [--connections 32]
 //        [--threads 2] [--client auto|wrk|node] [--only name,name] [--json] [--quiet]
-//        [--paired] [--no-jwt-cache] [--metrics] [--live-keys] [--guard] [--write-bounds tests/bench/bounds.json [--merge]]
+//        [--paired] [--solo] [--no-jwt-cache] [--metrics] [--live-keys] [--guard] [--write-bounds tests/bench/bounds.json [--merge]]
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { BASELINE, DEFAULTS, formatTable, runBench, type Report } from './bench/lib.ts';
 import { boundsFromReport, GUARD_RUN, GUARDED } from './bench/bounds.ts';
@@ -32,6 +32,7 @@ const report: Report = await runBench({
   noJwtCache: argv.includes('--no-jwt-cache'),
   metrics: argv.includes('--metrics'),
   liveKeys: argv.includes('--live-keys'),
+  solo: argv.includes('--solo'),
   only: (val('--only')?.split(',') ?? (guard ? GUARDED : undefined))?.filter((n) => n && n !== BASELINE),
   log: quiet ? undefined : (l) => process.stderr.write(`${l}\n`),
 });

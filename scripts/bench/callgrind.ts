@@ -10,11 +10,10 @@ import path from 'node:path';
 import { startGateway, startRawNginx, stopAllGateways, type Gateway } from '../../tests/support/nginx.ts';
 import { freePort } from '../../tests/support/ports.ts';
 import { BASELINE, SCENARIOS } from './lib.ts';
-import { buildProduct, hsToken, productYaml, writeCredentials } from './product.ts';
-import { benchBackend, baselineConf, referenceConf, SLOW_PATH, STREAM_PATH } from './reference.ts';
+import { buildProduct, copyCredentials, hsToken, productYaml, routeOfPath, writeCredentials } from './product.ts';
+import { benchBackend, baselineConf, referenceConf } from './reference.ts';
 
 // the product route of each scenario path (scripts/bench/product.ts)
-const ROUTE_OF: Record<string, string> = { '/plain': 'plain', [SLOW_PATH]: 'slow', [STREAM_PATH]: 'stream', '/traffic': 'traffic', '/checked': 'checked', '/steered': 'steered', '/apikey': 'apikey', '/hs': 'hs', '/es': 'es', '/body': 'body', '/v1/chat/completions': 'model' };
 const root = path.resolve(import.meta.dirname, '../..');
 
 export interface InstructionRow {
@@ -123,11 +122,6 @@ export function selfCosts(file: string): Map<string, number> {
   return costs;
 }
 
-/** The credential files of `from` (keys.yaml, hs.secret, jwks.json) copied into `to`. */
-async function writeCredentialsLike(from: string, to: string): Promise<void> {
-  for (const f of ['keys.yaml', 'hs.secret', 'jwks.json']) await writeFile(path.join(to, f), readFileSync(path.join(from, f)));
-}
-
 const totalOf = (file: string): number => {
   const m = readFileSync(file, 'utf8').match(/^(?:summary|totals): (\d+)/m);
   return m ? Number(m[1]) : 0;
@@ -158,10 +152,10 @@ export async function countInstructions(opts: InstructionOptions): Promise<{ row
     const targets = { baseline: { gw: baseline, port: basePort }, reference: { gw: reference, port: refPort }, product: { gw: product, port: gwPort } };
     // --solo: a gateway of its own per route, built in its own directory
     const soloTarget = async (routePath: string): Promise<{ gw: Gateway; port: number }> => {
-      const route = ROUTE_OF[routePath];
+      const route = routeOfPath(routePath);
       const dir = path.join(work, `solo-${route}`);
       mkdirSync(dir);
-      await writeCredentialsLike(work, dir);
+      await copyCredentials(work, dir);
       const port = await freePort();
       const soloHealth = route === 'checked' || route === 'steered' || opts.liveKeys ? { status: await freePort(), dead: await freePort() } : undefined;
       const text = productYaml(port, [backA, backB], { routes: [route], metrics: opts.metrics, liveKeys: opts.liveKeys, health: soloHealth });

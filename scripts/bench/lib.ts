@@ -5,6 +5,7 @@
 // CPU time of the serving worker from /proc. Rounds interleave the scenarios (each round in
 // a rotated order), so drift on a shared machine hits every row alike; every row is also
 // reported as a ratio to the baseline measured in the same round.
+import { mkdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,7 +13,7 @@ import { cpuNs, cpuSplitUs, workerPid as workerOf } from '../../src/bench/cpu.ts
 import { startGateway, startRawNginx, type Gateway } from '../../tests/support/nginx.ts';
 import { freePort } from '../../tests/support/ports.ts';
 import { pickClient, run, type ClientKind, type RequestShape } from '../../src/bench/load.ts';
-import { buildProduct, hsToken, productYaml, writeCredentials, type Credentials } from './product.ts';
+import { buildProduct, copyCredentials, hsToken, productYaml, routeOfPath, writeCredentials, type Credentials } from './product.ts';
 import { benchBackend, baselineConf, referenceConf, referenceKey, SLOW_MS, SLOW_PATH, STREAM_CHUNKS, STREAM_PATH } from './reference.ts';
 
 export type Target = 'baseline' | 'reference' | 'product';
@@ -74,6 +75,13 @@ export interface BenchOptions {
   metrics?: boolean;
   /** Build the product with `admin_api:` (runtime keys: the API-key route's flag test). */
   liveKeys?: boolean;
+  /**
+   * Each gatewayctl row on a gateway of its own with only its route (and `plain`), as the
+   * hand-written rows each carry only their own feature: its njs module then holds only the
+   * handlers that route calls (each handler in the module costs every njs request ~800
+   * instructions: README, "Performance"). By default every row shares one gateway.
+   */
+  solo?: boolean;
   log?: (line: string) => void;
 }
 
@@ -108,6 +116,8 @@ export interface Report {
   seconds: number;
   rounds: number;
   paired: boolean;
+  /** Each gatewayctl row ran on a gateway of its own route (BenchOptions.solo). */
+  solo: boolean;
   connections: number;
   threads: number;
   cpus: number;
@@ -159,20 +169,41 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
     const reference = await startRawNginx(ref.conf, [refPort], { files: ref.files });
     started.push(reference);
     const creds = await writeCredentials(work);
-    // health-checked upstreams probe from the measured worker: only when their rows run
-    const health = scenarios.some((s) => s.name.startsWith('gw_health')) || opts.liveKeys ? { status: await freePort(), dead: await freePort() } : undefined;
-    const yaml = productYaml(gwPort, [backA, backB], { jwtCache: !opts.noJwtCache, metrics: opts.metrics, liveKeys: opts.liveKeys, health });
-    await writeFile(path.join(work, 'gateway.yaml'), yaml);
-    const dist = buildProduct(work, yaml);
-    const product = await startGateway({ distDir: dist, ports: [gwPort] });
-    started.push(product);
-
+    // the product gateway of a set of routes (all when null), built in its own directory
+    const productGateway = async (routes: string[] | null, port: number): Promise<Gateway> => {
+      const dir = routes ? path.join(work, `solo-${routes.join('-') || 'plain'}`) : work;
+      if (routes) {
+        mkdirSync(dir);
+        await copyCredentials(work, dir);
+      }
+      // health-checked upstreams probe from the measured worker: only when their rows run
+      const wantsHealth = routes ? routes.some((r) => r === 'checked' || r === 'steered') : scenarios.some((s) => s.name.startsWith('gw_health'));
+      const health = wantsHealth || opts.liveKeys ? { status: await freePort(), dead: await freePort() } : undefined;
+      const yaml = productYaml(port, [backA, backB], { jwtCache: !opts.noJwtCache, metrics: opts.metrics, liveKeys: opts.liveKeys, health, routes: routes ?? undefined });
+      await writeFile(path.join(dir, 'gateway.yaml'), yaml);
+      const gw = await startGateway({ distDir: buildProduct(dir, yaml), ports: [port] });
+      started.push(gw);
+      return gw;
+    };
+    const allCreds = { ...creds, refHsToken: await hsToken(Math.floor(Date.now() / 1000) + 6 * 3600) };
     const targets: Record<Target, { port: number; worker: number }> = {
       baseline: { port: basePort, worker: workerPid(baseline) },
       reference: { port: refPort, worker: workerPid(reference) },
-      product: { port: gwPort, worker: workerPid(product) },
+      product: { port: gwPort, worker: 0 },
     };
-    const allCreds = { ...creds, refHsToken: await hsToken(Math.floor(Date.now() / 1000) + 6 * 3600) };
+    // --solo: a gateway per product row; else one for all of them
+    const soloTargets: Record<string, { port: number; worker: number }> = {};
+    if (opts.solo) {
+      for (const s of scenarios) {
+        if (s.target !== 'product') continue;
+        const route = routeOfPath(s.shape(allCreds).path);
+        const port = await freePort();
+        soloTargets[s.name] = { port, worker: workerPid(await productGateway(route === 'plain' ? [] : [route], port)) };
+      }
+    } else if (scenarios.some((s) => s.target === 'product')) {
+      targets.product.worker = workerPid(await productGateway(null, gwPort));
+    }
+    const targetOf = (s: Scenario) => soloTargets[s.name] ?? targets[s.target];
     const loadOpts = (port: number, seconds: number) => ({ port, seconds, connections: opts.connections, threads: opts.threads, workDir: work });
 
     // first-sight rows get a new pool of tokens for every measurement, sized from the warm-up rate
@@ -184,7 +215,7 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
     };
 
     for (const s of scenarios) {
-      const t = targets[s.target];
+      const t = targetOf(s);
       const shape = await shapeFor(s, opts.warmup);
       await check(t.port, shape, s.name);
       const w = await run(client, shape, loadOpts(t.port, opts.warmup));
@@ -195,7 +226,7 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
 
     const raw: Record<string, { cpu: number[]; user: number[]; sys: number[]; rps: number[]; requests: number; reused: boolean }> = {};
     const measure = async (s: Scenario, round: number): Promise<{ cpu: number; rps: number }> => {
-      const t = targets[s.target];
+      const t = targetOf(s);
       const shape = await shapeFor(s, opts.seconds);
       const c0 = cpuNs(t.worker);
       const s0 = cpuSplitUs(t.worker);
@@ -261,7 +292,7 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
       ...(s.freshTokens ? { reusedTokens: raw[s.name].reused } : {}),
     }));
     const { availableParallelism } = await import('node:os');
-    return { client, seconds: opts.seconds, rounds: opts.rounds, paired: !!opts.paired, connections: opts.connections, threads: opts.threads, cpus: availableParallelism(), date: new Date().toISOString(), rows };
+    return { client, seconds: opts.seconds, rounds: opts.rounds, paired: !!opts.paired, solo: !!opts.solo, connections: opts.connections, threads: opts.threads, cpus: availableParallelism(), date: new Date().toISOString(), rows };
   } finally {
     for (const g of started.reverse()) await g.stop().catch(() => {});
     await rm(work, { recursive: true, force: true });
@@ -273,6 +304,7 @@ const f = (x: number, d: number) => x.toFixed(d);
 export function formatTable(r: Report): string {
   const lines: string[] = [];
   lines.push(`nginx 1 worker each; load: ${r.client}${r.client === 'wrk' ? ` -t${r.threads}` : ''} -c${r.connections}, ${r.seconds}s per scenario x ${r.rounds} rounds (interleaved); ${r.cpus} CPUs`);
+  lines.push(r.solo ? 'gatewayctl rows: each on a gateway with only its own route (--solo)' : 'gatewayctl rows: one gateway with every route (--solo: a gateway each)');
   lines.push(`ratios are to the plain nginx proxy ${r.paired ? 'measured next to each row' : 'of the same round'}; figures are median [min–max]`);
   const w = Math.max(...r.rows.map((x) => x.name.length));
   lines.push(`${'scenario'.padEnd(w)}  ${'req/s ratio'.padStart(19)}  ${'CPU µs/req'.padStart(20)}  ${'user + sys'.padStart(11)}  ${'CPU ratio'.padStart(19)}  ${'req/s'.padStart(23)}`);

@@ -1,6 +1,6 @@
 // The gatewayctl side of the benchmark: one gateway.yaml with a route per product scenario,
 // compiled by the real compiler, plus the credentials those routes accept.
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { compile } from '../../src/build/compile.ts';
@@ -123,6 +123,19 @@ export async function writeCredentials(dir: string): Promise<Credentials> {
     },
   };
 }
+
+/** The credential files of `from` (keys.yaml, hs.secret, jwks.json) copied into `to` (a gateway of one route accepts what the shared one does). */
+export async function copyCredentials(from: string, to: string): Promise<void> {
+  for (const f of ['keys.yaml', 'hs.secret', 'jwks.json']) await writeFile(path.join(to, f), await readFile(path.join(from, f)));
+}
+
+/** The productYaml route a scenario's request path goes to. */
+export function routeOfPath(requestPath: string): string {
+  const route = ROUTE_OF[requestPath];
+  if (!route) throw new Error(`no bench route serves ${requestPath}`);
+  return route;
+}
+const ROUTE_OF: Record<string, string> = { '/plain': 'plain', [SLOW_PATH]: 'slow', [STREAM_PATH]: 'stream', '/traffic': 'traffic', '/checked': 'checked', '/steered': 'steered', '/apikey': 'apikey', '/hs': 'hs', '/es': 'es', '/body': 'body', '/v1/chat/completions': 'model' };
 
 /** An HS256 token for HS_SECRET with `sub: bench` (accepted by both HS256 rows). */
 export function hsToken(exp: number): Promise<string> {

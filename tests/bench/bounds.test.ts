@@ -25,6 +25,7 @@ const report = (ratios: Record<string, number>): Report => ({
   seconds: 0.5,
   rounds: 5,
   paired: true,
+  solo: false,
   connections: 32,
   threads: 2,
   cpus: 2,

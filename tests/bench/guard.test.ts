@@ -28,4 +28,13 @@ describe('per-request cost relative to plain nginx', () => {
       expect(Math.abs(r.userUs.median + r.sysUs.median - r.cpuUs.median) / r.cpuUs.median, `${r.name}: ${r.userUs.median.toFixed(1)} + ${r.sysUs.median.toFixed(1)} against ${r.cpuUs.median.toFixed(1)} µs`).toBeLessThan(0.2);
     }
   }, 180_000);
+
+  // --solo (README, "Performance"): each gatewayctl row on a gateway built with only its route,
+  // as a deployment doing one thing; the same load and the same pre-flight (every row answers 200)
+  it('--solo measures each gatewayctl row on a gateway of its own route', async () => {
+    const report = await runBench({ seconds: 0.3, rounds: 1, warmup: 0.2, connections: 8, threads: 1, solo: true, only: ['gw_plain', 'gw_api_key', 'gw_jwt_hs256'] });
+    expect(report.solo).toBe(true);
+    expect(report.rows.map((r) => r.name).sort()).toEqual([BASELINE, 'gw_api_key', 'gw_jwt_hs256', 'gw_plain'].sort());
+    for (const r of report.rows) expect(r.requests, r.name).toBeGreaterThan(0);
+  }, 120_000);
 });
