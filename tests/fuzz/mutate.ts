@@ -41,7 +41,7 @@ export const STRINGS: readonly string[] = [
   '[[:foo:]]', '\\', 'a\\', '(?#c)a', '\\Z\\z\\A', 'x*+', '(?=a)*', '\\0', '\\o{777}', '\\e',
 ];
 
-/** Field paths (with a placeholder index) where nginx is strict, and the kind of values to put there. */
+/** Field paths (with a placeholder: '#' a list index, '*' an existing key) where nginx is strict, and the kind of values to put there. */
 const TARGETS: { path: (string | number)[]; values: readonly unknown[] }[] = [
   { path: ['routes', '#', 'match'], values: STRINGS.filter((s) => /[\\()[\]{}?*+|^$]/.test(s)).map((regex) => ({ regex })) },
   { path: ['routes', '#', 'match', 'host'], values: STRINGS },
@@ -69,6 +69,24 @@ const TARGETS: { path: (string | number)[]; values: readonly unknown[] }[] = [
   { path: ['metrics'], values: [...STRINGS.map((v) => ({ path: v })), ...NUMBERS.map((v) => ({ buckets: [v], max_series: v })), ...STRINGS.map((v) => ({ dict_size: v })), {}, { exclude_routes: [] }] },
   { path: ['limits', 'tokens', 'fz'], values: [...NUMBERS.map((v) => ({ key: 'client_ip', window: 'hour', tokens: v, default_max_tokens: v })), ...STRINGS.map((v) => ({ key: v, window: v, tokens: 1000 }))] },
   { path: ['models'], values: STRINGS.map((id) => [{ id, upstream: 'fz' }]) },
+  // auth, response headers, answers, rewrites, TLS, logs and connection limits: names and texts
+  // that reach header names, variables, quoted strings and file paths
+  { path: ['routes', '#', 'auth'], values: [...STRINGS.map((key_header) => ({ methods: ['api_key'], key_header })), ...STRINGS.map((role) => ({ methods: ['api_key'], roles: [role] })), ...STRINGS.map((v) => ({ methods: ['jwt'], claim_values: { [v || 'x']: v } }))] },
+  { path: ['auth', 'identity_headers'], values: [...STRINGS.map((client) => ({ client })), ...STRINGS.map((v) => ({ role: v, tier: false }))] },
+  ...['issuer', 'audience', 'leeway', 'role_claim', 'tier_claim', 'client_claim'].map((f) => ({ path: ['auth', 'jwt', '*', f], values: STRINGS })),
+  { path: ['auth', 'jwt', '*', 'claim_values'], values: STRINGS.map((v) => ({ [v || 'x']: v })) },
+  { path: ['auth', 'jwt', '*', 'required_claims'], values: STRINGS.map((v) => [v]) },
+  { path: ['upstreams', '*', 'servers'], values: STRINGS.map((a) => [a, '127.0.0.1:9001']) },
+  { path: ['routes', '#'], values: [...NUMBERS.map((status) => ({ name: 'fz', match: { exact: '/fz' }, respond: { status } })), ...STRINGS.map((body) => ({ name: 'fz', match: { prefix: '/fz/' }, respond: { status: 200, body } }))] },
+  { path: ['auth', 'api_keys'], values: STRINGS.map((header) => ({ file: 'keys.yaml', header })) },
+  { path: ['routes', '#', 'response_headers'], values: [...STRINGS.map((v) => ({ set: { 'X-Fz': v } })), ...STRINGS.map((h) => ({ set: { [h]: 'v' } })), ...STRINGS.map((h) => ({ remove: [h] }))] },
+  { path: ['listeners', '#', 'response_headers'], values: [...STRINGS.map((v) => ({ set: { 'X-Fz': { value: v, always: false } } })), ...STRINGS.map((h) => ({ remove: [h] }))] },
+  { path: ['listeners', '#', 'security_headers'], values: STRINGS.map((content_security_policy) => ({ preset: 'strict', content_security_policy })) },
+  { path: ['routes', '#', 'set_headers'], values: STRINGS.map((h) => ({ [h]: 'v' })) },
+  { path: ['routes', '#', 'rewrite'], values: STRINGS },
+  { path: ['listeners', '#', 'tls'], values: [...STRINGS.map((v) => ({ cert: v, key: v })), ...NUMBERS.map((max_age) => ({ cert: 'c.pem', key: 'k.pem', hsts: { max_age } }))] },
+  { path: ['global', 'access_log'], values: [...STRINGS.map((path) => ({ path })), false, { format: 'combined' }] },
+  { path: ['limits', 'conn', 'fz'], values: [...NUMBERS.map((max) => ({ max })), ...STRINGS.map((size) => ({ max: 10, size }))] },
 ];
 
 interface Site {
@@ -176,6 +194,14 @@ function mutateOnce(text: string, r: () => number): { text: string; describe: st
     const n = isSeq(list) ? list.items.length : 0;
     if (!n) return { text, describe: 'no-op' };
     path[hole] = Math.floor(r() * n);
+  }
+  // '*': one of the map's existing keys (a provider, an upstream, a zone the config defines)
+  const star = path.indexOf('*');
+  if (star >= 0) {
+    const map = doc.getIn(path.slice(0, star)) as unknown;
+    const keys = isMap(map) ? map.items.map((x) => (isScalar(x.key) ? String(x.key.value) : '')).filter(Boolean) : [];
+    if (!keys.length) return { text, describe: 'no-op' };
+    path[star] = pick(r, keys);
   }
   const v = pick(r, t.values);
   doc.setIn(path, doc.createNode(v));
