@@ -48,13 +48,16 @@ function nowSeconds(): number {
 }
 
 // js_set $gw_apikey gateway.apiKey;  -> "ok" | missing_key | malformed_key | unknown_key | expired_key
-// The same value is written to $gw_auth_status for the shared 401 responder. This is the full
+// A refusal's reason is also written to $gw_auth_status for the shared 401 responder. This is the full
 // handler: it extracts the presented key itself (apikey.ts); the fast path below takes nginx's
 // candidate instead.
 export function apiKey(r: NginxHTTPRequest): string {
-  const v = r.variables;
   const status = apiKeyCheck(r);
-  v.gw_auth_status = status;
+  // an accepted key leaves $gw_auth_status empty: the access log's "auth" field reads "ok" from
+  // the written key hash ($gw_auth_outcome, auth/render.ts), one variable write less a request
+  if (status !== 'ok') {
+    r.variables.gw_auth_status = status;
+  }
   return status;
 }
 
@@ -89,7 +92,6 @@ export function apiKeyFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) => s
       return full(r);
     }
     v.gw_client_id = f[0];
-    v.gw_auth_status = 'ok';
     return 'ok';
   }
   if (f.length !== 4 || f[0] === '') {
@@ -102,9 +104,7 @@ export function apiKeyFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) => s
     return full(r);
   }
   // e is a whole number of seconds: floor(now) >= e exactly when now >= e
-  let status = 'expired_key';
   if (e === 0 || Date.now() / 1000 < e) {
-    status = 'ok';
     v.gw_client_id = f[0];
     if (f[1] !== '') {
       v.gw_client_role = f[1];
@@ -112,9 +112,10 @@ export function apiKeyFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) => s
     if (f[2] !== '') {
       v.gw_client_tier = f[2];
     }
+    return 'ok';
   }
-  v.gw_auth_status = status;
-  return status;
+  v.gw_auth_status = 'expired_key';
+  return 'expired_key';
 }
 
 // The JWT fast paths answer from the verified-token cache entry of the request's

@@ -93,6 +93,10 @@ routes:
     match: { prefix: /key/ }
     upstream: app
     auth: api_key
+  - name: key-get
+    match: { prefix: /key-get/, methods: [GET] }
+    upstream: app
+    auth: api_key
   - name: key-keep
     match: { prefix: /key-keep/ }
     upstream: app
@@ -557,5 +561,25 @@ describe('public routes and logging', () => {
     const access = project.gw.accessLog().trim().split('\n').map((l) => JSON.parse(l));
     expect(access.some((l) => l.route === 'key' && l.auth === 'ok' && l.client === 'alice')).toBe(true);
     expect(access.some((l) => l.route === 'jwt' && l.auth === 'ok' && l.client === 'u-RS256')).toBe(true);
+  });
+
+  it('the access log says ok for an accepted key, the reason for a refused one, nothing before the key check', async () => {
+    // an accepted API key writes no status in njs: the log reads "ok" from its written hash
+    const stamp = Date.now();
+    expect((await get(`/key-get/ok-${stamp}`, { 'X-API-Key': keys.alice })).status).toBe(200);
+    expect((await get(`/key-get/bad-${stamp}`, { 'X-API-Key': `${keys.alice}x` })).status).toBe(401);
+    // a 405 is answered before the key is looked at, whatever key comes with it
+    expect((await request(url(`/key-get/post-${stamp}`), { 'X-API-Key': keys.alice }, { method: 'POST', body: '{}' })).status).toBe(405);
+    expect((await get(`/public/p-${stamp}`)).status).toBe(200);
+    let access: Record<string, unknown>[] = [];
+    for (let i = 0; i < 40 && access.filter((l) => String(l.uri).endsWith(`-${stamp}`)).length < 4; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      access = project.gw.accessLog().trim().split('\n').map((l) => JSON.parse(l));
+    }
+    const at = (p: string) => access.find((l) => l.uri === p);
+    expect(at(`/key-get/ok-${stamp}`)).toMatchObject({ status: 200, auth: 'ok', client: 'alice' });
+    expect(at(`/key-get/bad-${stamp}`)).toMatchObject({ status: 401, auth: 'unknown_key', client: '' });
+    expect(at(`/key-get/post-${stamp}`)).toMatchObject({ status: 405, auth: '', client: '' });
+    expect(at(`/public/p-${stamp}`)).toMatchObject({ status: 200, auth: '', client: '' });
   });
 });
