@@ -54,7 +54,7 @@ function nowSeconds(): number {
 export function apiKey(r: NginxHTTPRequest): string {
   const status = apiKeyCheck(r);
   // an accepted key leaves $gw_auth_status empty: the access log's "auth" field reads "ok" from
-  // the written key hash ($gw_auth_outcome, auth/render.ts), one variable write less a request
+  // the identity written ($gw_auth_outcome, auth/render.ts), one variable write less a request
   if (status !== 'ok') {
     r.variables.gw_auth_status = status;
   }
@@ -161,7 +161,6 @@ export function jwtCachedFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) =
   }
   v.gw_client_claims = f[4];
   v.gw_jwt_cache = 'hit';
-  v.gw_auth_status = 'ok';
   return 'ok';
 }
 
@@ -301,17 +300,18 @@ export function jwtCached(r: NginxHTTPRequest): string {
   }
   setIdentity(v, hit.client, hit.role, hit.tier, hit.payload);
   v.gw_jwt_cache = 'hit';
-  v.gw_auth_status = 'ok';
   return 'ok';
 }
 
 // js_set $gw_jwt gateway.jwtSync;  (routes whose provider accepts HS256 only)
 // One synchronous njs call in the route's own location, like API keys: no auth_request
-// subrequest. $gw_jwt_provider names the provider; returns "ok" or a reason code, also
-// written to $gw_auth_status, and sets the identity variables.
+// subrequest. $gw_jwt_provider names the provider; returns "ok" or a reason code (a reason is
+// also written to $gw_auth_status) and sets the identity variables.
 export function jwtSync(r: NginxHTTPRequest): string {
   const status = jwtSyncCheck(r);
-  r.variables.gw_auth_status = status;
+  if (status !== 'ok') {
+    r.variables.gw_auth_status = status;
+  }
   return status;
 }
 

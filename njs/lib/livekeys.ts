@@ -69,7 +69,10 @@ export function apiKeyLive(r: NginxHTTPRequest): string {
       status = decidePresentedKey(key, lookup);
     }
   }
-  v.gw_auth_status = status;
+  // an accepted key leaves $gw_auth_status empty, as gateway.apiKey does ($gw_auth_outcome)
+  if (status !== 'ok') {
+    v.gw_auth_status = status;
+  }
   return status;
 }
 

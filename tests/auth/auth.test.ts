@@ -563,16 +563,18 @@ describe('public routes and logging', () => {
     expect(access.some((l) => l.route === 'jwt' && l.auth === 'ok' && l.client === 'u-RS256')).toBe(true);
   });
 
-  it('the access log says ok for an accepted key, the reason for a refused one, nothing before the key check', async () => {
-    // an accepted API key writes no status in njs: the log reads "ok" from its written hash
+  it('the access log says ok for an accepted credential, the reason for a refused one, nothing before the check', async () => {
+    // an accepted credential writes no status in njs: the log reads "ok" from the identity written
     const stamp = Date.now();
     expect((await get(`/key-get/ok-${stamp}`, { 'X-API-Key': keys.alice })).status).toBe(200);
     expect((await get(`/key-get/bad-${stamp}`, { 'X-API-Key': `${keys.alice}x` })).status).toBe(401);
     // a 405 is answered before the key is looked at, whatever key comes with it
     expect((await request(url(`/key-get/post-${stamp}`), { 'X-API-Key': keys.alice }, { method: 'POST', body: '{}' })).status).toBe(405);
     expect((await get(`/public/p-${stamp}`)).status).toBe(200);
+    // the same for a JWT verified in place (HS256 in the route's own location)
+    expect((await get(`/hs/ok-${stamp}`, bearer(await token('HS256', new TextEncoder().encode(HS_SECRET), null, { sub: 'svc-log' })))).status).toBe(200);
     let access: Record<string, unknown>[] = [];
-    for (let i = 0; i < 40 && access.filter((l) => String(l.uri).endsWith(`-${stamp}`)).length < 4; i++) {
+    for (let i = 0; i < 40 && access.filter((l) => String(l.uri).endsWith(`-${stamp}`)).length < 5; i++) {
       await new Promise((r) => setTimeout(r, 50));
       access = project.gw.accessLog().trim().split('\n').map((l) => JSON.parse(l));
     }
@@ -581,5 +583,6 @@ describe('public routes and logging', () => {
     expect(at(`/key-get/bad-${stamp}`)).toMatchObject({ status: 401, auth: 'unknown_key', client: '' });
     expect(at(`/key-get/post-${stamp}`)).toMatchObject({ status: 405, auth: '', client: '' });
     expect(at(`/public/p-${stamp}`)).toMatchObject({ status: 200, auth: '', client: '' });
+    expect(at(`/hs/ok-${stamp}`)).toMatchObject({ status: 200, auth: 'ok', client: 'svc-log' });
   });
 });

@@ -150,8 +150,8 @@ export function authFailureLog(m: GatewayModel): Directive[] {
 
 export function authLogFields(m: GatewayModel): LogField[] {
   if (!m.auth) return [];
-  // an accepted API key leaves $gw_auth_status empty ($gw_auth_outcome: "ok" then, see authConf)
-  const fields: LogField[] = [['auth', usesApiKeys(m) ? '$gw_auth_outcome' : '$gw_auth_status', true], ['client', '$gw_client_id', true]];
+  // an accepted credential leaves $gw_auth_status empty ($gw_auth_outcome: "ok" then, see authConf)
+  const fields: LogField[] = [['auth', '$gw_auth_outcome', true], ['client', '$gw_client_id', true]];
   // hit | miss for JWT requests when the verified-token cache is on
   if (m.auth.jwtCache) fields.push(['jwt_cache', '$gw_jwt_cache', true]);
   return fields;
@@ -232,18 +232,16 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
       d('role_denied', q('Bearer realm="gateway", error="insufficient_scope"', 'text')),
     ],
   });
-  if (keyRoutes) {
-    // gateway.apiKey writes $gw_auth_status only for a refused key (one njs variable write less
-    // on every accepted one): a request whose key hash was written and that has no reason was
-    // accepted. Read at log time only: a request that never reached the key check (a CORS
-    // preflight, a 405) wrote no hash and logs "".
-    blocks.push({
-      comment: 'the auth outcome for the access log: "ok" for an accepted API key, else $gw_auth_status',
-      head: 'map $gw_auth_status $gw_auth_outcome',
-      lines: [d('""', '$gw_key_accepted'), d('default', '$gw_auth_status')],
-    });
-    blocks.push({ head: 'map $gw_key_hash $gw_key_accepted', lines: [d('""', '""'), d('default', 'ok')] });
-  }
+  // The njs handlers write $gw_auth_status only with a refusal's reason (one njs variable write
+  // less on every accepted request); every acceptance writes the client's identity, which no
+  // refusal does. Read at log time only: a request that never reached the check (a CORS
+  // preflight, a 405) wrote neither and logs "".
+  blocks.push({
+    comment: 'the auth outcome for the access log: "ok" for an accepted credential, else $gw_auth_status',
+    head: 'map $gw_auth_status $gw_auth_outcome',
+    lines: [d('""', '$gw_auth_identified'), d('default', '$gw_auth_status')],
+  });
+  blocks.push({ head: 'map $gw_client_id $gw_auth_identified', lines: [d('""', '""'), d('default', 'ok')] });
   blocks.push({
     comment: 'failed authentication (any reason code) goes to the auth-failure log',
     head: 'map $gw_auth_status $gw_auth_failed',
