@@ -29,6 +29,26 @@ describe('buildJwtProvider', () => {
     expect(() => buildJwtProvider({ name: 'm', algorithms: ['RS256'], jwks: { keys } })).toThrow(/no key usable with RS256/);
   });
 
+  it('EC keys carry their public point for the raw import, which WebCrypto reads as the same key', async () => {
+    for (const alg of ['ES256', 'ES384'] as const) {
+      const ec = await generateKeyPair(alg, { extractable: true });
+      const jwk = { ...(await exportJWK(ec.publicKey)), kid: 'e' };
+      const [key] = buildJwtProvider({ name: 'm', algorithms: [alg], jwks: { keys: [jwk] } }).keys;
+      const raw = Buffer.from(key.raw!, 'base64url');
+      expect(raw[0]).toBe(4);
+      expect(raw.subarray(1)).toEqual(Buffer.concat([Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')]));
+      // the raw import and the JWK import give one key: the JWK export of one is the other
+      const namedCurve = jwk.crv!;
+      const fromRaw = await crypto.subtle.importKey('raw', raw, { name: 'ECDSA', namedCurve }, true, ['verify']);
+      expect(await crypto.subtle.exportKey('jwk', fromRaw)).toMatchObject({ kty: 'EC', crv: namedCurve, x: jwk.x, y: jwk.y });
+    }
+    // coordinates of the wrong length for the curve: no raw point (the JWK import decides at runtime)
+    const ec = await generateKeyPair('ES256', { extractable: true });
+    const jwk = { ...(await exportJWK(ec.publicKey)), kid: 'e' };
+    const [short] = buildJwtProvider({ name: 'm', algorithms: ['ES256'], jwks: { keys: [{ ...jwk, x: jwk.x!.slice(4) }] } }).keys;
+    expect(short.raw).toBeUndefined();
+  });
+
   it('HMAC secrets become oct JWKs, with minimum lengths', () => {
     const out = buildJwtProvider({ name: 'h', algorithms: ['HS256'], secrets: [{ kid: 's', secret: SECRET }] });
     expect(out.keys).toEqual([{ kty: 'oct', kid: 's', use: 'sig', k: Buffer.from(SECRET).toString('base64url') }]);
