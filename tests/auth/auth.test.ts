@@ -19,7 +19,7 @@ let project: AuthProject;
 let upstream: EchoUpstream;
 let port: number;
 const keys: Record<string, string> = {};
-let rsa: CryptoKeyPair, ec: CryptoKeyPair, rsaOther: CryptoKeyPair;
+let rsa: CryptoKeyPair, ec: CryptoKeyPair, ec384: CryptoKeyPair, rsaOther: CryptoKeyPair;
 let rsaPublicPem: string;
 
 const url = (p: string) => `http://127.0.0.1:${port}${p}`;
@@ -75,7 +75,7 @@ auth:
   api_keys: { file: keys.yaml }
   jwt:
     main:
-      algorithms: [RS256, ES256]
+      algorithms: [RS256, ES256, ES384]
       jwks_file: jwks.json
       issuer: ${ISS}
       audience: ${AUD}
@@ -178,6 +178,7 @@ beforeAll(async () => {
   rsa = await generateKeyPair('RS256', { extractable: true });
   rsaOther = await generateKeyPair('RS256', { extractable: true });
   ec = await generateKeyPair('ES256', { extractable: true });
+  ec384 = await generateKeyPair('ES384', { extractable: true });
   const pub = async (k: CryptoKeyPair, kid: string, alg: string): Promise<JWK> => ({ ...(await exportJWK(k.publicKey)), kid, alg, use: 'sig' });
   const { createPublicKey } = await import('node:crypto');
   rsaPublicPem = createPublicKey({ key: (await exportJWK(rsa.publicKey)) as never, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString();
@@ -186,7 +187,7 @@ beforeAll(async () => {
     {
       'gateway.yaml': gatewayYaml(upstream.address),
       'keys.yaml': serializeKeys(store),
-      'jwks.json': JSON.stringify({ keys: [await pub(rsa, 'rsa1', 'RS256'), await pub(ec, 'ec1', 'ES256')] }, null, 2),
+      'jwks.json': JSON.stringify({ keys: [await pub(rsa, 'rsa1', 'RS256'), await pub(ec, 'ec1', 'ES256'), await pub(ec384, 'ec2', 'ES384')] }, null, 2),
     },
     [port],
     // the key map is built an hour ago: dave's key is still in it and expires at request time
@@ -297,10 +298,12 @@ describe('API keys', () => {
 });
 
 describe('JWT', () => {
-  it('RS256 and ES256 from the JWKS file → 200 with identity and claims; token stripped', async () => {
+  it('RS256, ES256 and ES384 from the JWKS file → 200 with identity and claims; token stripped', async () => {
+    // (EC keys go through WebCrypto's raw import of the point the build stored)
     for (const [alg, pair, kid] of [
       ['RS256', rsa, 'rsa1'],
       ['ES256', ec, 'ec1'],
+      ['ES384', ec384, 'ec2'],
     ] as const) {
       const t = await token(alg, pair.privateKey, kid, { sub: `u-${alg}`, role: 'reader', tier: 'pro' });
       const r = await get('/jwt/a/b?c=1', { ...bearer(t), 'X-Gateway-Client': 'mallory' });
