@@ -3,14 +3,14 @@
 // script for what is measured.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startGateway, startRawNginx, stopAllGateways, type Gateway } from '../../tests/support/nginx.ts';
 import { freePort } from '../../tests/support/ports.ts';
 import { BASELINE, SCENARIOS } from './lib.ts';
-import { buildProduct, copyCredentials, hsToken, productYaml, routeOfPath, writeCredentials } from './product.ts';
+import { buildProductFor, HEALTH_ROUTES, hsToken, routeOfPath, writeCredentials } from './product.ts';
 import { benchBackend, baselineConf, referenceConf } from './reference.ts';
 
 // the product route of each scenario path (scripts/bench/product.ts)
@@ -145,22 +145,15 @@ export async function countInstructions(opts: InstructionOptions): Promise<{ row
     // the state-plane rows need health-checked upstreams, whose probes run in the measured
     // worker (counted in every row's window): only when such a row is asked for
     const wantsHealth = !only || only.some((n) => n.startsWith('gw_health')) || !!opts.liveKeys;
-    const health = wantsHealth ? { status: await freePort(), dead: await freePort() } : undefined;
-    const yaml = productYaml(gwPort, [backA, backB], { metrics: opts.metrics, health, liveKeys: opts.liveKeys });
-    await writeFile(path.join(work, 'gateway.yaml'), yaml);
-    const product = await startGateway({ distDir: buildProduct(work, yaml), ports: [gwPort], ...slow });
+    const dist = await buildProductFor(work, null, gwPort, [backA, backB], { metrics: opts.metrics, liveKeys: opts.liveKeys, health: wantsHealth });
+    const product = await startGateway({ distDir: dist, ports: [gwPort], ...slow });
     const targets = { baseline: { gw: baseline, port: basePort }, reference: { gw: reference, port: refPort }, product: { gw: product, port: gwPort } };
     // --solo: a gateway of its own per route, built in its own directory
     const soloTarget = async (routePath: string): Promise<{ gw: Gateway; port: number }> => {
       const route = routeOfPath(routePath);
-      const dir = path.join(work, `solo-${route}`);
-      mkdirSync(dir);
-      await copyCredentials(work, dir);
       const port = await freePort();
-      const soloHealth = route === 'checked' || route === 'steered' || opts.liveKeys ? { status: await freePort(), dead: await freePort() } : undefined;
-      const text = productYaml(port, [backA, backB], { routes: [route], metrics: opts.metrics, liveKeys: opts.liveKeys, health: soloHealth });
-      await writeFile(path.join(dir, 'gateway.yaml'), text);
-      return { gw: await startGateway({ distDir: buildProduct(dir, text), ports: [port], ...slow }), port };
+      const dist = await buildProductFor(work, [route], port, [backA, backB], { metrics: opts.metrics, liveKeys: opts.liveKeys, health: HEALTH_ROUTES.includes(route) || !!opts.liveKeys });
+      return { gw: await startGateway({ distDir: dist, ports: [port], ...slow }), port };
     };
     const allCreds = { ...creds, refHsToken: await hsToken(Math.floor(Date.now() / 1000) + 6 * 3600) };
 

@@ -5,15 +5,14 @@
 // CPU time of the serving worker from /proc. Rounds interleave the scenarios (each round in
 // a rotated order), so drift on a shared machine hits every row alike; every row is also
 // reported as a ratio to the baseline measured in the same round.
-import { mkdirSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { cpuNs, cpuSplitUs, workerPid as workerOf } from '../../src/bench/cpu.ts';
 import { startGateway, startRawNginx, type Gateway } from '../../tests/support/nginx.ts';
 import { freePort } from '../../tests/support/ports.ts';
 import { pickClient, run, type ClientKind, type RequestShape } from '../../src/bench/load.ts';
-import { buildProduct, copyCredentials, hsToken, productYaml, routeOfPath, writeCredentials, type Credentials } from './product.ts';
+import { buildProductFor, HEALTH_ROUTES, hsToken, routeOfPath, writeCredentials, type Credentials } from './product.ts';
 import { benchBackend, baselineConf, referenceConf, referenceKey, SLOW_MS, SLOW_PATH, STREAM_CHUNKS, STREAM_PATH } from './reference.ts';
 
 export type Target = 'baseline' | 'reference' | 'product';
@@ -169,19 +168,12 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
     const reference = await startRawNginx(ref.conf, [refPort], { files: ref.files });
     started.push(reference);
     const creds = await writeCredentials(work);
-    // the product gateway of a set of routes (all when null), built in its own directory
+    // the product gateway of a set of routes (all when null); health-checked upstreams probe
+    // from the measured worker: only when their rows run
     const productGateway = async (routes: string[] | null, port: number): Promise<Gateway> => {
-      const dir = routes ? path.join(work, `solo-${routes.join('-') || 'plain'}`) : work;
-      if (routes) {
-        mkdirSync(dir);
-        await copyCredentials(work, dir);
-      }
-      // health-checked upstreams probe from the measured worker: only when their rows run
-      const wantsHealth = routes ? routes.some((r) => r === 'checked' || r === 'steered') : scenarios.some((s) => s.name.startsWith('gw_health'));
-      const health = wantsHealth || opts.liveKeys ? { status: await freePort(), dead: await freePort() } : undefined;
-      const yaml = productYaml(port, [backA, backB], { jwtCache: !opts.noJwtCache, metrics: opts.metrics, liveKeys: opts.liveKeys, health, routes: routes ?? undefined });
-      await writeFile(path.join(dir, 'gateway.yaml'), yaml);
-      const gw = await startGateway({ distDir: buildProduct(dir, yaml), ports: [port] });
+      const health = (routes ? routes.some((r) => HEALTH_ROUTES.includes(r)) : scenarios.some((s) => s.name.startsWith('gw_health'))) || !!opts.liveKeys;
+      const dist = await buildProductFor(work, routes, port, [backA, backB], { jwtCache: !opts.noJwtCache, metrics: opts.metrics, liveKeys: opts.liveKeys, health });
+      const gw = await startGateway({ distDir: dist, ports: [port] });
       started.push(gw);
       return gw;
     };

@@ -1,11 +1,12 @@
 // The gatewayctl side of the benchmark: one gateway.yaml with a route per product scenario,
 // compiled by the real compiler, plus the credentials those routes accept.
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { compile } from '../../src/build/compile.ts';
 import { writeBuild } from '../../src/build/write.ts';
 import { createKey, saveKeys, type KeyFile } from '../../src/keys/store.ts';
+import { freePort } from '../../tests/support/ports.ts';
 import { HS_SECRET, SLOW_PATH, STREAM_PATH } from './reference.ts';
 
 /** A per-client limit high enough never to reject a benchmark request (it still counts). */
@@ -124,10 +125,33 @@ export async function writeCredentials(dir: string): Promise<Credentials> {
   };
 }
 
-/** The credential files of `from` (keys.yaml, hs.secret, jwks.json) copied into `to` (a gateway of one route accepts what the shared one does). */
-export async function copyCredentials(from: string, to: string): Promise<void> {
-  for (const f of ['keys.yaml', 'hs.secret', 'jwks.json']) await writeFile(path.join(to, f), await readFile(path.join(from, f)));
+/**
+ * Build the product for a gateway listening on `port`: of every route, in `work` itself (routes
+ * null), or of `routes` and `plain` only (`--solo`), in a directory of its own under `work`
+ * with the credentials of `work` (so it accepts what the shared one does). `health` adds the
+ * status listener and the dead port of the state-plane routes (their probes run in the
+ * measured worker, so only when such a route is measured). Returns the dist directory.
+ */
+export async function buildProductFor(
+  work: string,
+  routes: string[] | null,
+  port: number,
+  backends: [number, number],
+  opts: { jwtCache?: boolean; metrics?: boolean; liveKeys?: boolean; health: boolean },
+): Promise<string> {
+  const dir = routes ? path.join(work, `solo-${routes.join('-') || 'plain'}`) : work;
+  if (routes) {
+    await mkdir(dir);
+    for (const f of ['keys.yaml', 'hs.secret', 'jwks.json']) await writeFile(path.join(dir, f), await readFile(path.join(work, f)));
+  }
+  const health = opts.health ? { status: await freePort(), dead: await freePort() } : undefined;
+  const yaml = productYaml(port, backends, { jwtCache: opts.jwtCache, metrics: opts.metrics, liveKeys: opts.liveKeys, health, routes: routes ?? undefined });
+  await writeFile(path.join(dir, 'gateway.yaml'), yaml);
+  return buildProduct(dir, yaml);
 }
+
+/** The state-plane routes: their upstreams are health-checked. */
+export const HEALTH_ROUTES = ['checked', 'steered'];
 
 /** The productYaml route a scenario's request path goes to. */
 export function routeOfPath(requestPath: string): string {
