@@ -186,11 +186,16 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
     // --solo: a gateway per product row; else one for all of them
     const soloTargets: Record<string, { port: number; worker: number }> = {};
     if (opts.solo) {
+      // rows of one route (ES256 first sight and repeated) share its gateway
+      const byRoute: Record<string, { port: number; worker: number }> = {};
       for (const s of scenarios) {
         if (s.target !== 'product') continue;
         const route = routeOfPath(s.shape(allCreds).path);
-        const port = await freePort();
-        soloTargets[s.name] = { port, worker: workerPid(await productGateway(route === 'plain' ? [] : [route], port)) };
+        if (!byRoute[route]) {
+          const port = await freePort();
+          byRoute[route] = { port, worker: workerPid(await productGateway(route === 'plain' ? [] : [route], port)) };
+        }
+        soloTargets[s.name] = byRoute[route];
       }
     } else if (scenarios.some((s) => s.target === 'product')) {
       targets.product.worker = workerPid(await productGateway(null, gwPort));
