@@ -189,6 +189,18 @@ routes:
     expect(r.files!['conf.d/05-auth.conf']).toContain('map $http_1ms $gw_key_sent_1ms {');
   });
 
+  it('an API-key header of the schema\'s 64 characters on a route that takes a key or a JWT (the key-sent variable is named after it)', async () => {
+    const dir = path.join(scratch, `c${n++}`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'keys.yaml'), 'version: 1\nkeys: []\n');
+    writeFileSync(path.join(dir, 'hs.secret'), 'agreement-hs256-secret-0123456789abcdef');
+    const header = 'a'.repeat(64);
+    const text = `${BASE.replace('    upstream: api\n', '    upstream: api\n    auth: { methods: [api_key, jwt], jwt_provider: hs }\n')}auth:\n  api_keys: { file: keys.yaml, header: ${header} }\n  jwt:\n    hs: { algorithms: [HS256], secret_file: hs.secret }\n`;
+    const r = await nginxAccepts(text, dir);
+    expect(r.files!['conf.d/05-auth.conf']).toContain(`$gw_key_sent_${header} {`);
+    expect(r.files!['nginx.conf']).toContain('variables_hash_bucket_size 128;');
+  });
+
   it('CORS on 12 and on 150 routes: nginx builds the variables hash without a warning (sized for the variables the routes define)', async () => {
     for (const count of [12, 150]) {
       const routes = Array.from({ length: count }, (_, i) => `  - { name: r${i}, match: { prefix: /r${i}/ }, upstream: api, cors: { origins: [https://a${i}.example] } }\n`).join('');

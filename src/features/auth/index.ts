@@ -7,7 +7,7 @@ import { checkAuthRules } from './rules.ts';
 import { diffModelAuth } from './diff.ts';
 import { normalizeAuth, normalizeRouteAuth } from './normalize.ts';
 import { authInputRequests, buildAuthArtifacts, redactSecrets } from './outputs.ts';
-import { AUTH_CONF, authConf, liveKeys, liveKeysLocations, authFailureLog, authLogFields, authServerLocations, asyncJwt, cachedJwtFirst, knownIdentityHeaders, routeAuthParts, syncJwt, usesApiKeys } from './render.ts';
+import { AUTH_CONF, authConf, liveKeys, liveKeysLocations, authFailureLog, authLogFields, authServerLocations, asyncJwt, cachedJwtFirst, headerNamedVariables, knownIdentityHeaders, routeAuthParts, syncJwt, usesApiKeys } from './render.ts';
 import { authSchema } from './schema.ts';
 
 function njsCalls(r: Route, m: GatewayModel): number {
@@ -56,7 +56,7 @@ export const authFeature: Feature = {
     if (m.auth) confFiles[AUTH_CONF] = authConf(m);
     // identity headers are set or stripped on every route; credentials stripped where checked
     const proxyHeaderNames = [...knownIdentityHeaders(m), 'Authorization', ...m.routes.flatMap((r) => (r.auth ? [r.auth.keyHeader] : []))];
-    return { logFields: authLogFields(m), accessLogs: authFailureLog(m), confFiles, proxyHeaderNames };
+    return { logFields: authLogFields(m), accessLogs: authFailureLog(m), confFiles, proxyHeaderNames, variableNames: headerNamedVariables(m) };
   },
   serverLocations: (m, _l, routes) => authServerLocations(m, routes),
   statusLocations: liveKeysLocations,

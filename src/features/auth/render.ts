@@ -310,6 +310,11 @@ function keyFastMaps(m: GatewayModel): Block[] {
 
 // checked with its prefix, as headerVar does: a header name may start with a digit
 const keySentVar = (header: string) => `$${bare(`gw_key_sent_${header.toLowerCase().replace(/-/g, '_')}`, 'ident')}`;
+
+/** The variables named after an API-key header (routes accepting a key or a JWT): their length follows the header name's. */
+export function headerNamedVariables(m: GatewayModel): string[] {
+  return [...new Set(m.routes.filter(either).map((r) => keySentVar(r.auth!.keyHeader).slice(1)))];
+}
 const roleOkVar = (r: Route) => `$gw_role_ok_${ident(r.name)}`;
 
 /**

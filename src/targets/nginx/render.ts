@@ -115,7 +115,7 @@ export function render(m: GatewayModel, features: readonly Feature[], opts: Rend
     (all('mapLines') as string[]).length +
     Object.values(confFiles).reduce((n, f) => n + f.blocks.length + f.lines.length, 0);
   files['nginx.conf'] = renderConf(
-    mainConf(m, header, brotli, all('logFields') as LogField[], all('accessLogs') as string[], Object.keys(confFiles), [...(all('mapKeys') as string[][]), ...(opts.externalMapKeys ?? [])], all('proxyHeaderNames') as string[], definedVariables),
+    mainConf(m, header, brotli, all('logFields') as LogField[], all('accessLogs') as string[], Object.keys(confFiles), [...(all('mapKeys') as string[][]), ...(opts.externalMapKeys ?? [])], all('proxyHeaderNames') as string[], definedVariables, all('variableNames') as string[]),
     'nginx.conf',
   );
   files['mime.types'] = readFileSync(path.join(TEMPLATES, 'mime.types'), 'utf8');
@@ -137,7 +137,18 @@ export function render(m: GatewayModel, features: readonly Feature[], opts: Rend
   return { files, lineOrigins, warnings, modules: { njs: m.global.modules.njs, brotli } };
 }
 
-function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: LogField[], featureLogs: string[], featureConfs: string[], mapKeys: string[][], proxyHeaderNames: string[], definedVariables: number): ConfView {
+function mainConf(
+  m: GatewayModel,
+  header: string,
+  brotli: boolean,
+  logFields: LogField[],
+  featureLogs: string[],
+  featureConfs: string[],
+  mapKeys: string[][],
+  proxyHeaderNames: string[],
+  definedVariables: number,
+  variableNames: string[],
+): ConfView {
   const g = m.global;
   const lines: string[] = [];
   if (g.modules.njs) lines.push(d('load_module', 'modules/ngx_http_js_module.so'));
@@ -159,7 +170,7 @@ function mainConf(m: GatewayModel, header: string, brotli: boolean, logFields: L
     d('tcp_nopush', 'on'),
     d('keepalive_timeout', '65s'),
     ...hashSizeLines(m, mapKeys),
-    ...variablesHashLines(m, definedVariables),
+    ...variablesHashLines(m, definedVariables, variableNames),
     ...proxyHeadersHashLines(proxyHeaderNames),
     d('client_body_temp_path', q(`${g.paths.temp}/client_body`, 'file')),
     d('proxy_temp_path', q(`${g.paths.temp}/proxy`, 'file')),
@@ -269,9 +280,10 @@ function hashSizeLines(m: GatewayModel, mapTables: string[][]): string[] {
  * optimal variables_hash" and picks other sizes itself. Sized here instead: buckets of two or
  * three names, up to four slots a variable. Nothing is written while the defaults hold.
  */
-function variablesHashLines(m: GatewayModel, definedVariables: number): string[] {
+function variablesHashLines(m: GatewayModel, definedVariables: number, variableNames: string[]): string[] {
   const names = [...m.routes, ...m.upstreams, ...m.listeners, ...m.rateZones, ...m.connZones, ...m.caches, ...(m.tokenZones ?? [])].map((x) => x.name);
-  const longNames = Math.max(0, ...names.map((n) => Buffer.byteLength(n))) + LONGEST_DERIVED_VARIABLE_AFFIXES > 46;
+  const longest = (xs: string[], affixes: number) => Math.max(0, ...xs.map((n) => Buffer.byteLength(n) + affixes));
+  const longNames = Math.max(longest(names, LONGEST_DERIVED_VARIABLE_AFFIXES), longest(variableNames, 0)) > 46;
   const variables = NGINX_OWN_VARIABLES + definedVariables;
   const many = variables > VARIABLES_AT_DEFAULT;
   return [
