@@ -252,8 +252,7 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
     lines: [d('default', '"forbidden"'), d('role_denied', '"role not allowed on this route"')],
   });
   // API-key header sent? (routes accepting both methods: a sent key decides, else the JWT)
-  const sent = [...new Set(m.routes.filter(either).map((r) => r.auth!.keyHeader.toLowerCase()))].sort();
-  for (const h of sent) {
+  for (const h of keySentHeaders(m)) {
     blocks.push({ head: `map ${headerVar(h)} ${keySentVar(h)}`, lines: [d('default', '1'), d('""', '0')] });
   }
   for (const r of m.routes) {
@@ -311,9 +310,12 @@ function keyFastMaps(m: GatewayModel): Block[] {
 // checked with its prefix, as headerVar does: a header name may start with a digit
 const keySentVar = (header: string) => `$${bare(`gw_key_sent_${header.toLowerCase().replace(/-/g, '_')}`, 'ident')}`;
 
-/** The variables named after an API-key header (routes accepting a key or a JWT): their length follows the header name's. */
+/** The key headers whose presence decides a route that accepts a key or a JWT (lowercased, each once). */
+const keySentHeaders = (m: GatewayModel): string[] => [...new Set(m.routes.filter(either).map((r) => r.auth!.keyHeader.toLowerCase()))].sort();
+
+/** The variables named after an API-key header (their maps: authConf): their length follows the header name's. */
 export function headerNamedVariables(m: GatewayModel): string[] {
-  return [...new Set(m.routes.filter(either).map((r) => keySentVar(r.auth!.keyHeader).slice(1)))];
+  return keySentHeaders(m).map((h) => keySentVar(h).slice(1));
 }
 const roleOkVar = (r: Route) => `$gw_role_ok_${ident(r.name)}`;
 
