@@ -24,7 +24,7 @@ import { providerName, safeIdentity, safeRole } from './identity.ts';
 import { logLine, logText } from './logtext.ts';
 import { DEFAULT_MAX_TOKEN_LENGTH, JsonObject, JwtOk, JwtPolicy, verifyJwt, verifyJwtSync } from './jwt.ts';
 import { claimKeyFrom } from './keys.ts';
-import { CacheSettings, CachedIdentity, JWT_CACHE_ZONE, JwtCacheDict, cacheDeadline, cacheGet, cacheKey, cachePut } from './jwtcache.ts';
+import { CacheSettings, CachedIdentity, JWT_CACHE_ZONE, JwtCacheDict, RAW_KEY_MAX, cacheDeadline, cacheGet, cacheKey, cachePut } from './jwtcache.ts';
 import cr from 'crypto';
 
 export interface JwtProvider extends JwtPolicy, CacheSettings {
@@ -138,9 +138,10 @@ export function jwtCachedFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) =
   if (!gen || typeof h !== 'string' || !d) {
     return full(r);
   }
-  // keyed by the whole header (jwtcache.ts, cacheKey): an entry exists only for a header whose
-  // token passed full verification, so no scheme check or token cut is needed here
-  const raw = d.get(gen + '.' + cr.createHash('sha256').update(h).digest('base64url'));
+  // keyed by the whole header (jwtcache.ts, cacheKey: the header itself, or its SHA-256 when
+  // longer than RAW_KEY_MAX): an entry exists only for a header whose token passed full
+  // verification, so no scheme check or token cut is needed here
+  const raw = d.get(h.length <= RAW_KEY_MAX ? gen + '.' + h : gen + ':' + cr.createHash('sha256').update(h).digest('base64url'));
   if (typeof raw !== 'string') {
     return full(r);
   }

@@ -3,13 +3,27 @@
 // WebCrypto key import and verify, which njs cannot keep between requests: every request runs
 // in a fresh VM clone). Engine-neutral (the dict is passed in), unit-tested under Node.
 //
-//   key    <generation>.<SHA-256 of the Authorization header as sent, base64url>: never the
-//          token itself. The header, scheme and all, rather than the token: the header names
-//          exactly one token, and the fast paths hash it without cutting the token out (two
-//          substring calls and a copy of the token, ~4k instructions a request). Another
-//          spelling of the same token ("bearer  <token>") is another entry, verified in full
-//          once. The generation (cacheGen in the preload object) is a digest of the provider's
-//          keys, secrets and policy, so a rotated secret or JWKS, or another policy, finds nothing.
+//   key    <generation>.<the Authorization header as sent> for a header of at most RAW_KEY_MAX
+//          characters, <generation>:<SHA-256 of the header, base64url> for a longer one. The
+//          header itself, not a digest of it: njs's SHA-256 of a ~200-byte header (the object,
+//          the blocks, the encoding) cost ~12k instructions on every cached request, a sixth of
+//          the whole request, where the dict hashes its key in C (crc32) and compares it whole.
+//          Exactly as safe against tampering: an entry is found only by the identical header
+//          (any change is another key; for a digest key it would take a SHA-256 second
+//          preimage). The price is that shared memory holds the bearer tokens of live entries
+//          (never past min(exp, ttl)): nginx's own memory, read by nothing but the handlers,
+//          never written to disk (the zone has no state file and must never get one), and no
+//          more exposed than the HMAC secrets of the preload object beside it. A longer header
+//          (a JWT with many claims) takes the digest, so an entry's key stays small; the
+//          separators differ (":" vs "."), and the generation has a fixed length, so a header
+//          spelled like a digest can never find a digest key.
+//          The header, scheme and all, rather than the token: the header names exactly one
+//          token, and the fast paths use it without cutting the token out (two substring calls
+//          and a copy of the token, ~4k instructions a request). Another spelling of the same
+//          token ("bearer  <token>") is another entry, verified in full once. The generation
+//          (cacheGen in the preload object, 22 characters of base64url) is a digest of the
+//          provider's keys, secrets and policy, so a rotated secret or JWKS, or another policy,
+//          finds nothing.
 //   value  "deadline\nclient\nrole\ntier\npayload segment": what a full verification produced.
 //          deadline = min(exp + leeway, verified + ttl) in unix seconds (verified + ttl without
 //          exp); an entry is served only while now < deadline, which is exactly when the claim
@@ -41,9 +55,13 @@ export interface CacheSettings {
 
 export const JWT_CACHE_ZONE = 'gw_jwt_cache';
 
-// authorization: the request's Authorization header value, from which the token was extracted
+/** The longest Authorization header that is its own cache key (longer ones are keyed by their SHA-256). */
+export const RAW_KEY_MAX = 2048;
+
+// authorization: the request's Authorization header value, from which the token was extracted.
+// The fast path in handlers.ts (jwtCachedFast) builds the same key inline: keep the two in step.
 export function cacheKey(gen: string, authorization: string): string {
-  return gen + '.' + cr.createHash('sha256').update(authorization).digest('base64url');
+  return authorization.length <= RAW_KEY_MAX ? gen + '.' + authorization : gen + ':' + cr.createHash('sha256').update(authorization).digest('base64url');
 }
 
 // The cached identity for this key, or null (absent, stale or unreadable: verify in full).

@@ -65,11 +65,30 @@ const upstreamBlock = (backend: number) => `  upstream backend {
   }`;
 const proxy = `proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";`;
 
+// the minimal HS256 verifier (split, HMAC, compare, JSON.parse, exp): the sub, or ""
+const HS256_FN = `function hs256(r) {
+  var h = r.headersIn.Authorization;
+  if (!h || h.slice(0, 7) !== 'Bearer ') return '';
+  var parts = h.slice(7).split('.');
+  if (parts.length !== 3) return '';
+  var sig = crypto.createHmac('sha256', SECRET).update(parts[0] + '.' + parts[1]).digest('base64url');
+  if (sig !== parts[2]) return '';
+  var p;
+  try { p = JSON.parse(Buffer.from(parts[1], 'base64url').toString()); } catch (e) { return ''; }
+  if (typeof p.exp !== 'number' || p.exp <= Date.now() / 1000) return '';
+  return typeof p.sub === 'string' ? p.sub : '';
+}`;
+
 /**
  * Minimal njs reference points, one location each:
  *   /noop     js_set no-op (the floor of any njs on the path)
  *   /sha      SHA-256 of the API key + a map of REFERENCE_KEYS digests
  *   /hs256    HS256 verify: split, HMAC, compare, JSON.parse, exp
+ *   /hs256_cached, /hs256_cached_raw
+ *             /hs256 behind a cache of verified tokens in a shared dict (sub until exp),
+ *             keyed by the SHA-256 of the Authorization header or by the header itself: the
+ *             floor of a token seen before, for the product's JWT rows; a module of its own,
+ *             imported in these locations only, so the other rows' VM keeps its size
  *   /counter  shared-dict counter in the log phase (what a metrics call costs)
  *   /sha_lh   /sha with a per-client rate limit and a consistent hash on the client: the
  *             features the API-key row is named for, by hand
@@ -95,6 +114,9 @@ http {
   js_set $ref_key_digest ref.keyDigest;
   js_set $ref_jwt_sub ref.hs256;
   js_set $ref_count ref.count;
+  js_shared_dict_zone zone=ref_jwt_cache:4m;
+  js_set $ref_jwt_cached refc.hs256Cached;
+  js_set $ref_jwt_cached_raw refc.hs256CachedRaw;
   map_hash_bucket_size 128;
   map $ref_key_digest $ref_client {
     default "";
@@ -113,6 +135,9 @@ ${upstreamBlock(backend)}
     location /noop { if ($ref_noop = "") { return 500; } ${proxy} }
     location /sha { if ($ref_client = "") { return 401; } ${proxy} }
     location /hs256 { if ($ref_jwt_sub = "") { return 401; } ${proxy} }
+    # a module of their own (imported here only): the other rows' VM does not grow by its exports
+    location /hs256_cached { js_import refc from ref_cache.js; if ($ref_jwt_cached = "") { return 401; } ${proxy} }
+    location /hs256_cached_raw { js_import refc from ref_cache.js; if ($ref_jwt_cached_raw = "") { return 401; } ${proxy} }
     location /counter { access_log /dev/null combined if=$ref_count; ${proxy} }
     location /sha_lh {
       limit_req zone=ref_per_client burst=100000 nodelay;
@@ -148,23 +173,41 @@ function keyDigest(r) {
   var k = r.headersIn['X-API-Key'];
   return k ? crypto.createHash('sha256').update(k).digest('hex') : '';
 }
-function hs256(r) {
-  var h = r.headersIn.Authorization;
-  if (!h || h.slice(0, 7) !== 'Bearer ') return '';
-  var parts = h.slice(7).split('.');
-  if (parts.length !== 3) return '';
-  var sig = crypto.createHmac('sha256', SECRET).update(parts[0] + '.' + parts[1]).digest('base64url');
-  if (sig !== parts[2]) return '';
-  var p;
-  try { p = JSON.parse(Buffer.from(parts[1], 'base64url').toString()); } catch (e) { return ''; }
-  if (typeof p.exp !== 'number' || p.exp <= Date.now() / 1000) return '';
-  return typeof p.sub === 'string' ? p.sub : '';
-}
+${HS256_FN}
 function count(r) {
   ngx.shared.bench_metrics.incr('requests', 1, 0);
   return '';
 }
 export default { noop: noop, keyDigest: keyDigest, hs256: hs256, count: count };
 `;
-  return { conf, files: { 'ref.js': js } };
+  // the verified-token cache rows: /hs256 with a cache of verified tokens in front of it
+  const cacheJs = `var crypto = require('crypto');
+var SECRET = ${JSON.stringify(HS_SECRET)};
+${HS256_FN}
+// the subject of a verified token, cached until its exp (minimal: no generation, no identity
+// but sub), keyed by the SHA-256 of the Authorization header or by the header itself
+function hs256Cached(r) {
+  var h = r.headersIn.Authorization;
+  if (!h) return '';
+  var k = crypto.createHash('sha256').update(h).digest('base64url');
+  return cachedSub(r, ngx.shared.ref_jwt_cache, k);
+}
+function hs256CachedRaw(r) {
+  var h = r.headersIn.Authorization;
+  if (!h || h.length > 2048) return '';
+  return cachedSub(r, ngx.shared.ref_jwt_cache, h);
+}
+function cachedSub(r, d, k) {
+  var v = d.get(k);
+  if (typeof v === 'string') {
+    var i = v.indexOf(' ');
+    if (Date.now() / 1000 < +v.slice(0, i)) return v.slice(i + 1);
+  }
+  var sub = hs256(r);
+  if (sub) d.set(k, JSON.parse(Buffer.from(r.headersIn.Authorization.slice(7).split('.')[1], 'base64url').toString()).exp + ' ' + sub);
+  return sub;
+}
+export default { hs256Cached: hs256Cached, hs256CachedRaw: hs256CachedRaw };
+`;
+  return { conf, files: { 'ref.js': js, 'ref_cache.js': cacheJs } };
 }

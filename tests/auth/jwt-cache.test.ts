@@ -13,6 +13,7 @@ import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
 import { startProject, type Project } from '../support/gateway.ts';
 import { request, sleep, waitUntil, type FetchReply as Reply } from '../support/http.ts';
 import { writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { createKey, serializeKeys, type KeyFile } from '../../src/keys/store.ts';
 
 const SECRET_A = 'hs256-secret-for-the-cache-tests-0123456789';
@@ -164,12 +165,39 @@ describe('a token seen before is answered from the cache', () => {
     }
   });
 
-  it('the cache key is a digest: the token itself is in no log', async () => {
+  it('the token itself is in no log', async () => {
     const t = await token('ES256', { sub: 'no-log' });
     await get('/es/nolog1', t);
     await get('/es/nolog2', t);
     expect(project.gw.accessLog() + project.gw.errorLog()).not.toContain(t.split('.')[2]);
   });
+
+  // A header past 2,048 characters is keyed by its SHA-256 (njs/lib/jwtcache.ts, cacheKey)
+  for (const alg of ['HS256', 'ES256'] as const) {
+    const p = alg === 'HS256' ? 'hs' : 'es';
+    it(`${alg}: a header longer than 2,048 characters is cached under its digest, and a header spelled as that digest finds nothing`, async () => {
+      const t = await token(alg, { sub: `long-${alg}`, pad: 'x'.repeat(1800) });
+      expect(`Bearer ${t}`.length).toBeGreaterThan(2048);
+      for (const [path, cache] of [[`/${p}/long1`, 'miss'], [`/${p}/long2`, 'hit']] as const) {
+        const r = await get(path, t);
+        expect(r.status, r.text).toBe(200);
+        expect(r.json.headers['x-gateway-client']).toBe(`long-${alg}`);
+        expect((await logFor(path))[0], path).toMatchObject({ status: 200, jwt_cache: cache, client: `long-${alg}` });
+      }
+      // the digest key of that header, sent as a header of its own (bare and as a bearer
+      // token): another kind of key, never the cached identity
+      const digest = createHash('sha256').update(`Bearer ${t}`).digest('base64url');
+      const bare = await request(url(`/${p}/long3`), { Authorization: digest });
+      expect(bare.status, bare.text).toBe(401);
+      const asToken = await get(`/${p}/long4`, digest);
+      expect(asToken.status, asToken.text).toBe(401);
+      // tampered past the 2,048th character: another digest, verified in full, refused
+      const [h, pl, sig] = t.split('.');
+      const claims = JSON.parse(Buffer.from(pl, 'base64url').toString());
+      const forged = Buffer.from(JSON.stringify({ ...claims, role: 'admin' })).toString('base64url');
+      expect401(await get(`/${p}-admin/long5`, `${h}.${forged}.${sig}`), 'bad_signature');
+    });
+  }
 });
 
 describe('the cache weakens nothing', () => {
@@ -187,7 +215,7 @@ describe('the cache weakens nothing', () => {
       const mid = Math.floor(sig.length / 2);
       const flipped = sig.slice(0, mid) + (sig[mid] === 'A' ? 'B' : 'A') + sig.slice(mid + 1);
       expect401(await get(`/${p}/t4`, `${h}.${pl}.${flipped}`), 'bad_signature');
-      const longer = await get(`/${p}/t5`, `${t}x`); // another digest: verified in full, never the cached identity
+      const longer = await get(`/${p}/t5`, `${t}x`); // another key: verified in full, never the cached identity
       expect(longer.status, longer.text).toBe(401);
       expect(['malformed', 'bad_signature']).toContain(longer.json.error.reason);
     });

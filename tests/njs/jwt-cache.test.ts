@@ -3,7 +3,7 @@
 // behaviour through real nginx (expiry, tampering, rotation, roles) is in tests/auth/jwt-cache.test.ts.
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { cacheDeadline, cacheGet, cacheKey, cachePut, type JwtCacheDict } from '../../njs/lib/jwtcache.ts';
+import { RAW_KEY_MAX, cacheDeadline, cacheGet, cacheKey, cachePut, type JwtCacheDict } from '../../njs/lib/jwtcache.ts';
 import { buildAuthPreload, cacheGeneration } from '../../src/njs/preload.ts';
 
 const NOW = 1_800_000_000;
@@ -25,13 +25,30 @@ function dict(): JwtCacheDict & { data: Map<string, string>; timeouts: Map<strin
 const id = { client: 'user-1', role: 'reader', tier: 'free', payload: 'eyJzdWIiOiJ1c2VyLTEifQ' };
 
 describe('cache key', () => {
-  it('is the generation and the SHA-256 of the whole Authorization header, never the token', () => {
+  it('is the generation and the whole Authorization header as sent', () => {
     const k = cacheKey('gen1', `Bearer ${TOKEN}`);
-    expect(k).toBe('gen1.' + createHash('sha256').update(`Bearer ${TOKEN}`).digest('base64url'));
-    for (const part of TOKEN.split('.')) expect(k).not.toContain(part);
+    expect(k).toBe(`gen1.Bearer ${TOKEN}`);
     expect(cacheKey('gen1', `Bearer ${TOKEN}x`)).not.toBe(k); // a changed token has another key
     expect(cacheKey('gen1', `bearer ${TOKEN}`)).not.toBe(k); // so has another spelling of the header
     expect(cacheKey('gen2', `Bearer ${TOKEN}`)).not.toBe(k); // another generation finds nothing
+  });
+
+  it('is the SHA-256 of the header past RAW_KEY_MAX characters, under another separator', () => {
+    const at = `Bearer ${'a'.repeat(RAW_KEY_MAX - 7)}`;
+    expect(at.length).toBe(RAW_KEY_MAX);
+    expect(cacheKey('gen1', at)).toBe(`gen1.${at}`);
+    const past = `${at}b`;
+    const digest = createHash('sha256').update(past).digest('base64url');
+    expect(cacheKey('gen1', past)).toBe(`gen1:${digest}`);
+    // a short header spelled as that digest is a raw key: it can never find the digest entry
+    expect(cacheKey('gen1', digest)).not.toBe(cacheKey('gen1', past));
+  });
+
+  it('generations have one length, so the separator always sits at the same place', () => {
+    // 22 characters of base64url: never a "." or ":" inside, so "gen.header" and "gen:digest"
+    // of two generations cannot meet either
+    expect(cacheGeneration('a', {} as never)).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(cacheGeneration('a-much-longer-provider-name', { algorithms: ['RS256'] } as never)).toMatch(/^[A-Za-z0-9_-]{22}$/);
   });
 });
 

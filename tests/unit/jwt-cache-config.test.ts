@@ -38,11 +38,12 @@ routes:
 }
 
 describe('auth.jwt_cache', () => {
-  it('is on by default: 1m, 5m; generation and ttl in the preload object; one js_set before the subrequest', () => {
+  it('is on by default: 2m, 5m; generation and ttl in the preload object; one js_set before the subrequest', () => {
     const r = build('');
     expect(r.ok, r.diagnostics.map((d) => d.message).join('\n')).toBe(true);
     const auth = r.files!['conf.d/05-auth.conf'];
-    expect(auth).toContain('js_shared_dict_zone zone=gw_jwt_cache:1m timeout=300s evict;');
+    // the whole line: the zone never gets a state= file (its keys are live bearer tokens, njs/lib/jwtcache.ts)
+    expect(auth).toContain('js_shared_dict_zone zone=gw_jwt_cache:2m timeout=300s evict;');
     expect(auth).toContain('js_set $gw_jwt_cached gateway.jwtCached;');
     const preload = JSON.parse(r.files!['njs/auth.json']);
     for (const p of ['hs', 'es']) {

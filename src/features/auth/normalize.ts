@@ -14,7 +14,9 @@ type Raw = any;
 export const DEFAULT_KEY_HEADER = 'X-API-Key';
 export const DEFAULT_FAILURE_LOG = 'logs/auth.log';
 export const DEFAULT_MAX_TOKEN_LENGTH = 4096;
-export const DEFAULT_JWT_CACHE = { size: '1m', ttlSeconds: 300 } as const;
+// 2m: an entry holds its header as the key (njs/lib/jwtcache.ts), ~600 bytes of slab for a
+// 200-byte token, so ~3,000 tokens
+export const DEFAULT_JWT_CACHE = { size: '2m', ttlSeconds: 300 } as const;
 
 /** "90s" / "5m" / "1h" / "45" → seconds. */
 export function ttlSeconds(v: string | undefined): number {

@@ -183,7 +183,7 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
   }
   if (jwt) lines.push(d('js_preload_object', 'gw_auth', 'from', q(PRELOAD_FILE, 'file')));
   if (jwt && a.jwtCache) {
-    lines.push('# verified JWTs by SHA-256 of the Authorization header (never the token) and provider generation, until min(exp, ttl)');
+    lines.push('# verified JWTs by provider generation and Authorization header (its SHA-256 past 2048 characters), until min(exp, ttl); no state file, ever');
     lines.push(d('js_shared_dict_zone', `zone=gw_jwt_cache:${bare(a.jwtCache.size, 'size')}`, `timeout=${a.jwtCache.ttlSeconds}s`, 'evict'));
     lines.push(d('js_var', '$gw_jwt_cache'));
   }

@@ -110,13 +110,13 @@ const authKeys = {
     },
     jwt_cache: {
       description:
-        'cache of verified JWTs in nginx shared memory, keyed by the SHA-256 of the Authorization header that carried the token: a token seen before skips signature verification until min(exp, ttl). Flushed by any change of a provider\'s keys or policy; false = off. See docs/auth.md.',
+        'cache of verified JWTs in nginx shared memory, keyed by the Authorization header that carried the token (by its SHA-256 past 2048 characters): a token seen before skips signature verification until min(exp, ttl). Flushed by any change of a provider\'s keys or policy; false = off. See docs/auth.md.',
       oneOf: [
         {
           type: 'object',
           additionalProperties: false,
           properties: {
-            size: { type: 'string', pattern: '^((3[2-9]|[4-9][0-9]|[1-9][0-9]{2,5})[kK]|([1-9][0-9]{0,2}|10[01][0-9]|102[0-4])[mM])$', description: 'shared memory for the cache, 32k..1024m (default 1m; nginx maps all of it at start); the oldest entries are evicted when it is full' },
+            size: { type: 'string', pattern: '^((3[2-9]|[4-9][0-9]|[1-9][0-9]{2,5})[kK]|([1-9][0-9]{0,2}|10[01][0-9]|102[0-4])[mM])$', description: 'shared memory for the cache, 32k..1024m (default 2m, ~3,000 tokens of 200 bytes; nginx maps all of it at start); the oldest entries are evicted when it is full' },
             ttl: { type: 'string', pattern: '^([1-9][0-9]{0,4}s?|[1-9][0-9]{0,3}m|([1-9]|1[0-9]|2[0-4])h)$', description: 'longest time a verified token is served from the cache, e.g. 90s, 5m, 1h (default 5m, at most 24h for h); never past its exp' },
           },
         },
