@@ -5,7 +5,7 @@
 // tests/njs/nginx-auth.test.ts, tests/auth/ and tests/routing/auth-keys-nginx.test.ts.
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { cacheKey, cachePut, JWT_CACHE_ZONE } from '../../njs/lib/jwtcache.ts';
+import { cacheKey, cachePut, JWT_CACHE_ZONE, RAW_KEY_MAX } from '../../njs/lib/jwtcache.ts';
 
 // handlers.ts and routing.ts bring njs-types (whose global `process` is not Node's) into any
 // program that imports them by name: loaded by a computed path, so this file stays a Node one.
@@ -176,6 +176,20 @@ describe('jwtSyncFast / jwtCachedFast', () => {
         expect(fast.written).not.toHaveProperty('gw_auth_status');
         expect(fast.written.gw_client_id).toBe(id.client);
         expect(fast.written.gw_jwt_cache).toBe('hit');
+      }
+    });
+
+    it(`${name}: finds the entry the full handler stored under either kind of key (the header, or its SHA-256 past RAW_KEY_MAX)`, () => {
+      for (const pad of [0, RAW_KEY_MAX]) {
+        data.clear();
+        const token = TOKEN + 'A'.repeat(pad); // only the key's kind matters here, not the signature
+        put(token, { client: 'alice', role: '', tier: '' }, NOW + 60);
+        expect([...data.keys()][0].startsWith(pad ? `${GEN}:` : `${GEN}.`)).toBe(true);
+        const { fast } = pair(`Bearer ${token}`);
+        let delegated = 0;
+        expect(fastFn(fast.r, () => (delegated++, 'FULL'))).toBe('ok');
+        expect(delegated).toBe(0);
+        expect(fast.written.gw_client_id).toBe('alice');
       }
     });
 
