@@ -42,6 +42,7 @@ export const SCENARIOS: Scenario[] = [
   { name: 'njs_hs256', label: 'minimal njs HS256 verify', target: 'reference', shape: (c) => ({ method: 'GET', path: '/hs256', header: ['Authorization', `Bearer ${c.refHsToken}`] }) },
   { name: 'njs_hs256_cached', label: 'minimal njs HS256 with a verified-token cache keyed by SHA-256(token)', target: 'reference', shape: (c) => ({ method: 'GET', path: '/hs256_cached', header: ['Authorization', `Bearer ${c.refHsToken}`] }) },
   { name: 'njs_hs256_cached_raw', label: 'minimal njs HS256 with a verified-token cache keyed by the token', target: 'reference', shape: (c) => ({ method: 'GET', path: '/hs256_cached_raw', header: ['Authorization', `Bearer ${c.refHsToken}`] }) },
+  { name: 'njs_hs256_cached_full', label: 'hand-written cached HS256 (keyed by the token) with the JWT row\'s other per-request features', target: 'reference', shape: (c) => ({ method: 'GET', path: '/hs256_cached_full', header: ['Authorization', `Bearer ${c.refHsToken}`] }) },
   { name: 'njs_log_counter', label: 'njs shared-dict counter in the log phase', target: 'reference', shape: () => ({ method: 'GET', path: '/counter', header: NO_CRED }) },
   { name: 'gw_plain', label: 'gatewayctl: plain route', target: 'product', shape: () => ({ method: 'GET', path: '/plain', header: NO_CRED }) },
   { name: 'gw_slow', label: `gatewayctl: plain route, upstream answers in ${SLOW_MS} ms`, target: 'product', slow: true, shape: () => ({ method: 'GET', path: SLOW_PATH, header: NO_CRED }) },

@@ -89,6 +89,10 @@ const HS256_FN = `function hs256(r) {
  *             keyed by the SHA-256 of the Authorization header or by the header itself: the
  *             floor of a token seen before, for the product's JWT rows; a module of its own,
  *             imported in these locations only, so the other rows' VM keeps its size
+ *   /hs256_cached_full
+ *             /hs256_cached_raw with /sha_full's other features (a per-client limit on the
+ *             subject, no consistent hash, Authorization cleared): the JWT row's floor, as
+ *             /sha_full is the API-key row's
  *   /counter  shared-dict counter in the log phase (what a metrics call costs)
  *   /sha_lh   /sha with a per-client rate limit and a consistent hash on the client: the
  *             features the API-key row is named for, by hand
@@ -124,6 +128,7 @@ ${map.join('\n')}
   }
 ${upstreamBlock(backend)}
   limit_req_zone $ref_client zone=ref_per_client:1m rate=100000r/s;
+  limit_req_zone $ref_jwt_cached_raw zone=ref_per_sub:1m rate=100000r/s;
   upstream backend_by_client {
     hash $ref_client consistent;
     server 127.0.0.1:${backend};
@@ -158,6 +163,26 @@ ${upstreamBlock(backend)}
       proxy_set_header X-Gateway-Role "";
       proxy_set_header X-Gateway-Tier "";
       proxy_set_header X-API-Key "";
+      add_header X-Request-ID $request_id always;
+      add_header X-Content-Type-Options "nosniff" always;
+      add_header X-Frame-Options "SAMEORIGIN" always;
+      add_header Referrer-Policy "strict-origin-when-cross-origin" always;
+    }
+    location /hs256_cached_full {
+      js_import refc from ref_cache.js;
+      limit_req zone=ref_per_sub burst=100000 nodelay;
+      if ($ref_jwt_cached_raw = "") { return 401; }
+      proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Request-ID $request_id;
+      proxy_set_header X-Real-IP $remote_addr;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Gateway-Client $ref_jwt_cached_raw;
+      proxy_set_header X-Gateway-Role "";
+      proxy_set_header X-Gateway-Tier "";
+      proxy_set_header Authorization "";
       add_header X-Request-ID $request_id always;
       add_header X-Content-Type-Options "nosniff" always;
       add_header X-Frame-Options "SAMEORIGIN" always;
