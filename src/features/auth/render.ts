@@ -27,6 +27,7 @@ import { DEFAULT_IDENTITY_HEADERS } from '../../model/identity.ts';
 import { ERROR_KINDS, openAiErrorBody, type ErrorFormat } from '../../plan/errors.ts';
 import { needsBodyStep } from '../routing/render.ts';
 import { MAX_API_KEY_LENGTH, MIN_API_KEY_LENGTH, WELL_FORMED_KEY_CLASS } from '../../../njs/lib/apikey.ts';
+import { RAW_KEY_MAX } from '../../../njs/lib/jwtcache.ts';
 import { perModel } from '../../model/memo.ts';
 
 export const AUTH_CONF = 'conf.d/05-auth.conf';
@@ -183,7 +184,7 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
   }
   if (jwt) lines.push(d('js_preload_object', 'gw_auth', 'from', q(PRELOAD_FILE, 'file')));
   if (jwt && a.jwtCache) {
-    lines.push('# verified JWTs by provider generation and Authorization header (its SHA-256 past 2048 characters), until min(exp, ttl); no state file, ever');
+    lines.push(`# verified JWTs by provider generation and Authorization header (its SHA-256 past ${RAW_KEY_MAX} characters), until min(exp, ttl); no state file, ever`);
     lines.push(d('js_shared_dict_zone', `zone=gw_jwt_cache:${bare(a.jwtCache.size, 'size')}`, `timeout=${a.jwtCache.ttlSeconds}s`, 'evict'));
     lines.push(d('js_var', '$gw_jwt_cache'));
   }

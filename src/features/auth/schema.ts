@@ -2,6 +2,7 @@
 // limit zones.
 import type { SchemaFragment } from '../../core/feature.ts';
 import { PATTERNS } from '../../config/schema.ts';
+import { RAW_KEY_MAX } from '../../../njs/lib/jwtcache.ts';
 
 /** the JWT algorithms the njs handler verifies (src/njs/preload.ts checks keys against them) */
 export const SUPPORTED_JWT_ALGS = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384'] as const;
@@ -110,7 +111,7 @@ const authKeys = {
     },
     jwt_cache: {
       description:
-        'cache of verified JWTs in nginx shared memory, keyed by the Authorization header that carried the token (by its SHA-256 past 2048 characters): a token seen before skips signature verification until min(exp, ttl). Flushed by any change of a provider\'s keys or policy; false = off. See docs/auth.md.',
+        `cache of verified JWTs in nginx shared memory, keyed by the Authorization header that carried the token (by its SHA-256 past ${RAW_KEY_MAX} characters): a token seen before skips signature verification until min(exp, ttl). Flushed by any change of a provider's keys or policy; false = off. See docs/auth.md.`,
       oneOf: [
         {
           type: 'object',
