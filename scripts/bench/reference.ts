@@ -103,6 +103,31 @@ const HS256_FN = `function hs256(r) {
  *             product's API-key row for these features: what gw_api_key spends above it is
  *             gatewayctl's own.
  */
+/**
+ * What every gatewayctl route does besides its own feature, by hand: a request id both ways,
+ * X-Real-IP and X-Forwarded-*, the client sent on, client copies of the identity headers and
+ * the credential cleared, three security headers (the /sha_full and /hs256_cached_full rows).
+ */
+const routeDefaults = (client: string, credentialHeader: string): string =>
+  [
+    'proxy_set_header Host $host;',
+    'proxy_set_header X-Request-ID $request_id;',
+    'proxy_set_header X-Real-IP $remote_addr;',
+    'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+    'proxy_set_header X-Forwarded-Proto $scheme;',
+    'proxy_set_header X-Forwarded-Host $host;',
+    `proxy_set_header X-Gateway-Client ${client};`,
+    'proxy_set_header X-Gateway-Role "";',
+    'proxy_set_header X-Gateway-Tier "";',
+    `proxy_set_header ${credentialHeader} "";`,
+    'add_header X-Request-ID $request_id always;',
+    'add_header X-Content-Type-Options "nosniff" always;',
+    'add_header X-Frame-Options "SAMEORIGIN" always;',
+    'add_header Referrer-Policy "strict-origin-when-cross-origin" always;',
+  ]
+    .map((l) => `      ${l}`)
+    .join('\n');
+
 export function referenceConf(port: number, backend: number): { conf: string; files: Record<string, string> } {
   const map: string[] = [];
   for (let i = 0; i < REFERENCE_KEYS; i++) map.push(`    ${createHash('sha256').update(referenceKey(i)).digest('hex')} client${i};`);
@@ -153,40 +178,14 @@ ${upstreamBlock(backend)}
       limit_req zone=ref_per_client burst=100000 nodelay;
       if ($ref_client = "") { return 401; }
       proxy_pass http://backend_by_client; proxy_http_version 1.1; proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Request-ID $request_id;
-      proxy_set_header X-Real-IP $remote_addr;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_set_header X-Forwarded-Host $host;
-      proxy_set_header X-Gateway-Client $ref_client;
-      proxy_set_header X-Gateway-Role "";
-      proxy_set_header X-Gateway-Tier "";
-      proxy_set_header X-API-Key "";
-      add_header X-Request-ID $request_id always;
-      add_header X-Content-Type-Options "nosniff" always;
-      add_header X-Frame-Options "SAMEORIGIN" always;
-      add_header Referrer-Policy "strict-origin-when-cross-origin" always;
+${routeDefaults('$ref_client', 'X-API-Key')}
     }
     location /hs256_cached_full {
       js_import refc from ref_cache.js;
       limit_req zone=ref_per_sub burst=100000 nodelay;
       if ($ref_jwt_cached_raw = "") { return 401; }
       proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Request-ID $request_id;
-      proxy_set_header X-Real-IP $remote_addr;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_set_header X-Forwarded-Host $host;
-      proxy_set_header X-Gateway-Client $ref_jwt_cached_raw;
-      proxy_set_header X-Gateway-Role "";
-      proxy_set_header X-Gateway-Tier "";
-      proxy_set_header Authorization "";
-      add_header X-Request-ID $request_id always;
-      add_header X-Content-Type-Options "nosniff" always;
-      add_header X-Frame-Options "SAMEORIGIN" always;
-      add_header Referrer-Policy "strict-origin-when-cross-origin" always;
+${routeDefaults('$ref_jwt_cached_raw', 'Authorization')}
     }
   }
 }
