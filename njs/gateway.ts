@@ -5,7 +5,7 @@ import { apiKey, jwt, jwtCached, jwtSync } from './lib/handlers.ts';
 import { route } from './lib/routing.ts';
 import { fallbackBody } from './lib/fallback.ts';
 import { bodyDigest } from './lib/cache.ts';
-import { metricsBreakerLog, metricsExport, metricsLog } from './lib/metrics.ts';
+import { metricsBreakerLog, metricsDrain, metricsExport, metricsLog } from './lib/metrics.ts';
 import { llmBody } from './lib/llm.ts';
 import { apiKeyLive } from './lib/livekeys.ts';
 import { healthAnswer, healthLog, healthPeriodic, steerPeer } from './lib/health.ts';
@@ -22,6 +22,7 @@ export default {
   metricsLog: metricsLog,
   metricsBreakerLog: metricsBreakerLog,
   metricsExport: metricsExport,
+  metricsDrain: metricsDrain,
   llmBody: llmBody,
   steerPeer: steerPeer,
   healthLog: healthLog,

@@ -36,6 +36,7 @@
 // byte counters); the cache, limit, auth and LLM families only where they apply, reading
 // their variables then.
 
+import fs from 'fs';
 import { reconcileBudgets } from './budgets.ts';
 
 interface RouteConf {
@@ -48,6 +49,9 @@ import { healthMetricLines, healthRecordIfFailed } from './health.ts';
 // read by /metrics, and by the log-phase call only when a new key meets the series budget
 interface MetricsConf {
   buckets: number[];
+  bounds?: string; // the bounds as text for bucketIndex ("" for the default ones)
+  spool?: string; // the counting log's directory under the prefix, with a trailing "/"
+
   maxSeries: number;
   clients: number; // 1: tokens by client as well
   routes: { [name: string]: RouteConf };
@@ -59,7 +63,7 @@ const ZONE = 'gw_metrics';
 
 function conf(): MetricsConf {
   if (typeof gw_metrics_conf === 'undefined') {
-    return { buckets: [], maxSeries: 0, clients: 0, routes: {} };
+    return { buckets: [], bounds: '', maxSeries: 0, clients: 0, routes: {} };
   }
   return gw_metrics_conf;
 }
@@ -130,9 +134,9 @@ function maxSeries(): number {
 // a request key seen for the first time (its incr returned 1): the label set's budget marker
 // (whose value is how many bucket combinations the set was seen in) admits it, so a label set
 // admitted before keeps counting in buckets it had not reached yet; over the budget the key
-// is removed again, counted as overflow, and the request still counts in its route's
-// histograms (false)
-function admitRequestKey(d: NgxSharedDict<number>, key: string, set: string, route: string, di: number, ui: number): void {
+// is removed again, counted as overflow, and the requests (n: one from the log-phase call,
+// a batch's from the counting log) still count in their route's histograms
+function admitRequestKey(d: NgxSharedDict<number>, key: string, set: string, route: string, di: number, ui: number, n: number): void {
   const setKey = 's|' + set;
   if (d.incr(setKey, 1, 0) !== 1) {
     return;
@@ -143,16 +147,22 @@ function admitRequestKey(d: NgxSharedDict<number>, key: string, set: string, rou
   d.delete(key);
   d.delete(setKey);
   d.incr('x|series', -1, 0);
-  d.incr('x|overflow', 1, 0);
-  d.incr('d|' + route + '|' + di, 1, 0);
+  d.incr('x|overflow', n, 0);
+  d.incr('d|' + route + '|' + di, n, 0);
   if (ui >= 0) {
-    d.incr('u|' + route + '|' + ui, 1, 0);
+    d.incr('u|' + route + '|' + ui, n, 0);
   }
+}
+
+// The variables countMore reads: the request's own (r.variables, in the log-phase call) or
+// those the counting log wrote beside the fields (countLogLine).
+interface CountVars {
+  [name: string]: string | undefined;
 }
 
 // the families that count only some requests (cache results, LLM usage, limits, auth
 // failures, peer failures): their helpers are created only when a request reaches here
-function countMore(r: NginxHTTPRequest, d: NgxSharedDict<number>, p: string[], route: string, status: string, bs: string, proxied: boolean): void {
+function countMore(vars: CountVars, d: NgxSharedDict<number>, p: string[], route: string, status: string, bs: string, proxied: boolean): void {
   // add n (> 0) to a key whose labels come from the request: a new key takes a place of the
   // budget or, when the budget is spent, is removed again and counted as overflow (false)
   function add(d: NgxSharedDict<number>, key: string, n: number): boolean {
@@ -194,8 +204,7 @@ function countMore(r: NginxHTTPRequest, d: NgxSharedDict<number>, p: string[], r
   // passive peer health: each try of this request that a peer answered with a 5xx (or that
   // nginx ended with 502/504: refused, reset, timed out), from $upstream_addr and
   // $upstream_status ("10.0.0.1:80, 10.0.0.2:80 : 10.0.0.3:80" / "502, 200 : 200")
-  function countPeerFailures(d: NgxSharedDict<number>, r: NginxHTTPRequest, upstream: string): void {
-    const v = r.variables;
+  function countPeerFailures(d: NgxSharedDict<number>, v: CountVars, upstream: string): void {
     const addrs = (v.upstream_addr || '').split(/, | : /);
     const codes = (v.upstream_status || '').split(/, | : /);
     for (let i = 0; i < addrs.length && i < codes.length; i++) {
@@ -208,8 +217,7 @@ function countMore(r: NginxHTTPRequest, d: NgxSharedDict<number>, p: string[], r
 
   // $gw_llm, written by the body filter: "ttft|model|input|output|flag" (njs/lib/llm.ts);
   // clients: tokens by client as well (metrics.llm.client_label)
-  function countLlm(d: NgxSharedDict<number>, r: NginxHTTPRequest, route: string, status: string, bs: string, clients: boolean): void {
-    const v = r.variables;
+  function countLlm(d: NgxSharedDict<number>, v: CountVars, route: string, status: string, bs: string, clients: boolean): void {
     const s = v.gw_llm || '';
     // "i": the body step's mark (token budgets), no body seen yet
     const f = s === '' || s === 'i' ? ['', v.gw_model || '', '', '', ''] : s.split('|');
@@ -260,16 +268,16 @@ function countMore(r: NginxHTTPRequest, d: NgxSharedDict<number>, p: string[], r
   }
 
   if (p[7] !== '') {
-    const cs = r.variables.upstream_cache_status || '';
+    const cs = vars.upstream_cache_status || '';
     if (cs !== '') {
       add(d, 'c|' + route + '|' + p[7] + '|' + cs.toLowerCase(), 1);
     }
   }
   if (p[8] !== '') {
-    countLlm(d, r, route, status, bs, p[8] === '2');
+    countLlm(d, vars, route, status, bs, p[8] === '2');
   }
   if (status === '429' || status === '503') {
-    const v = r.variables;
+    const v = vars;
     if (v.limit_req_status === 'REJECTED') {
       add(d, 'l|' + route + '|rate', 1);
     } else if (v.limit_conn_status === 'REJECTED') {
@@ -278,10 +286,10 @@ function countMore(r: NginxHTTPRequest, d: NgxSharedDict<number>, p: string[], r
   }
   if (proxied && (status.charAt(0) === '5' || p[4].indexOf(',') >= 0)) {
     // the upstream label: the last field of the label set "r|route|method|code|upstream"
-    countPeerFailures(d, r, p[0].substring(p[0].lastIndexOf('|') + 1));
+    countPeerFailures(d, vars, p[0].substring(p[0].lastIndexOf('|') + 1));
   }
   if (status === '401' || status === '403') {
-    const a = r.variables.gw_auth_status || '';
+    const a = vars.gw_auth_status || '';
     if (a !== '' && a !== 'ok') {
       add(d, 'a|' + route + '|' + a, 1);
     }
@@ -359,7 +367,7 @@ export function metricsLog(r: NginxHTTPRequest, pre?: string[], counted?: string
       // ONE update counts the request and both histograms (its key is folded with the buckets)
       const key = ui < 0 ? p[0] + '|' + di + '|' : p[0] + '|' + di + '|' + ui;
       if (counted === key || d.incr(key, 1, 0) === 1) {
-        admitRequestKey(d, key, p[0], route, di, ui);
+        admitRequestKey(d, key, p[0], route, di, ui, 1);
       }
       // (the same four sums are written out in metricsLogFast: keep the two in step)
       if (t > 0) {
@@ -371,7 +379,7 @@ export function metricsLog(r: NginxHTTPRequest, pre?: string[], counted?: string
       d.incr('bi|' + route, +p[5] || 0, 0);
       d.incr('bo|' + route, +p[6] || 0, 0);
       if (p[7] !== '' || p[8] !== '' || status >= '400' || (tries && ui >= 0)) {
-        countMore(r, d, p, route, status, p[11], ui >= 0);
+        countMore(r.variables as CountVars, d, p, route, status, p[11], ui >= 0);
       }
     } catch (e) {
       try {
@@ -460,6 +468,272 @@ export function metricsLogFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest, 
 }
 
 // ---------------------------------------------------------------------------------------
+// the counting log (src/features/metrics, countingLog): routes that need no log-phase call
+// are counted from a log nginx writes, one file per worker
+//
+//   access_log "temp/metrics/count.$pid.log" gw_metrics_count if=$gw_metrics_count;
+//   location @gw_metrics_spool { js_periodic gateway.metricsDrain interval=250ms worker_affinity=all; }
+//
+// A request costs nginx one formatted line and one write(2), and no njs at all; every 250 ms
+// each worker reads its own file, truncates it and counts the lines in one batch: the sums
+// and request keys are added up in the batch and written once each. Exact: only the worker
+// that writes a file truncates it, and a worker runs its periodic handler and its requests'
+// log phases one after the other, never at once; nginx writes each line with a write(2) of
+// its own on a descriptor opened O_APPEND, so after the truncation the next line lands at
+// the start. The file of a worker that has exited (a reload, a crash) is claimed by whichever
+// worker renames it first, read, removed and counted.
+//
+// A line (src/features/metrics, COUNT_LINE):
+//   0 the request key's label set "r|route|method|code|upstream"   1 $request_time
+//   2 $upstream_response_time   3 $request_length   4 $bytes_sent   5 $status
+//   6 the route's cache zone ("" when not cached)   7 "" (an LLM route is never counted here)
+//   then what countMore reads, split only when it runs:
+//   8 $upstream_cache_status  9 $limit_req_status  10 $limit_conn_status  11 $gw_auth_status
+//   12 $upstream_status  13 $upstream_addr (last: a unix socket path may hold ";", so
+//   anything after field 12 is the address)
+// nginx writes an empty variable as "-" ($upstream_response_time of a request not proxied too).
+// The bounds are the same on every line, so they come from the preload object, once a batch.
+// Splitting costs ~600 instructions a field in njs, so a line holds no field twice and the
+// split stops at field 7.
+
+// a line countMore counts more of, counted after the batch's request keys (so that, as in
+// metricsLog, a request's own label set meets the series budget before its rarer families)
+interface MoreLine {
+  vars: CountVars;
+  p: string[];
+  proxied: boolean;
+}
+
+// the variables countMore reads, from a whole line (the access log writes an empty one as "-")
+function moreLine(line: string, p: string[], b0: number, bs: string, proxied: boolean): MoreLine | null {
+  const f = line.split(';');
+  if (f.length < 14) {
+    return null;
+  }
+  const addr = f.length === 14 ? f[13] : f.slice(13).join(';');
+  const vars: CountVars = {
+    upstream_cache_status: f[8] === '-' ? '' : f[8],
+    limit_req_status: f[9] === '-' ? '' : f[9],
+    limit_conn_status: f[10] === '-' ? '' : f[10],
+    gw_auth_status: f[11] === '-' ? '' : f[11],
+    upstream_status: f[12] === '-' ? '' : f[12],
+    upstream_addr: addr === '-' ? '' : addr,
+  };
+  // countMore's view of $gw_metrics_in (metricsLog): label set, route, status, times, bytes,
+  // cache zone, LLM flag, budgets flag, bounds
+  const route = p[0].split('|')[1];
+  return { vars: vars, p: [p[0], route, p[5], p[1], p[2], p[3], p[4], p[6], '', '', String(b0), bs], proxied: proxied };
+}
+
+// The lines of one read (whole lines: nginx writes each with one write(2)), counted as
+// metricsLog counts a request, in one batch: by label set, the requests by bucket slot
+// (di * stride + ui + 1) and the sums of the request and upstream times and the bytes in and
+// out, in an array ([ds, us, bi, bo, slots]); then each request key is written once, under the
+// series budget as metricsLog admits it, each route's sums once, and the rarer families
+// (countMore) last. The loop is flat on purpose: a function call a line costs ~450
+// instructions, a property of an object ~300 more than an array's element.
+export function countLogText(d: NgxSharedDict<number>, text: string): number {
+  const lines = text.split('\n');
+  const c = conf();
+  const bs = c.bounds || '';
+  const b0 = c.buckets.length > 0 ? c.buckets[0] : 0.005;
+  const stride = c.buckets.length + 2;
+  const sets: { [labels: string]: Array<number | number[]> } = {};
+  const more: MoreLine[] = [];
+  let errors = 0;
+  // the text ends with "\n": the last element is empty (anything else is a cut line)
+  const n = lines.length - 1;
+  if (lines[n] !== '') {
+    errors++;
+  }
+  // var, not let or const, in this loop: njs gives a block's let and const a new scope on
+  // every iteration (+1,200 instructions a line)
+  /* eslint-disable no-var */
+  for (var i = 0; i < n; i++) {
+    var line = lines[i];
+    var p = line.split(';', 8);
+    if (p.length < 8) {
+      errors++;
+      continue;
+    }
+    var t = +p[1] || 0;
+    var di = t <= b0 ? 0 : bs === '' ? defaultBucket(t) : bucketOf(bs, t);
+    var us = p[2];
+    var up = -1;
+    var tries = false;
+    if (us !== '-') {
+      up = +us;
+      if (up !== up) {
+        // several tries ("0.010, 0.003"), or none that answered
+        up = upstreamSeconds(us);
+        tries = true;
+      }
+    }
+    var ui = up < 0 ? -1 : up <= b0 ? 0 : bs === '' ? defaultBucket(up) : bucketOf(bs, up);
+    var a = sets[p[0]];
+    if (a === undefined) {
+      a = [0, 0, 0, 0, []];
+      sets[p[0]] = a;
+    }
+    var slots = a[4] as number[];
+    var slot = di * stride + ui + 1;
+    slots[slot] = (slots[slot] || 0) + 1;
+    if (t > 0) {
+      (a[0] as number) += t;
+    }
+    if (up > 0) {
+      (a[1] as number) += up;
+    }
+    (a[2] as number) += +p[3] || 0;
+    (a[3] as number) += +p[4] || 0;
+    if (p[6] !== '' || p[5] >= '400' || (tries && ui >= 0)) {
+      var m = moreLine(line, p, b0, bs, ui >= 0);
+      if (m === null) {
+        errors++;
+      } else {
+        more.push(m);
+      }
+    }
+  }
+  /* eslint-enable no-var */
+
+  // as metricsLog: the time sums only when not zero, the byte counters always
+  const sums: { [route: string]: number[] } = {};
+  const labels = Object.keys(sets);
+  for (let i = 0; i < labels.length; i++) {
+    const set = labels[i];
+    const a = sets[set];
+    // "r|route|method|code|upstream": names cannot hold "|"
+    const route = set.split('|')[1];
+    const slots = a[4] as number[];
+    for (let slot = 0; slot < slots.length; slot++) {
+      const count = slots[slot];
+      if (!count) {
+        continue;
+      }
+      const ui = (slot % stride) - 1;
+      const di = (slot - ui - 1) / stride;
+      const key = ui < 0 ? set + '|' + di + '|' : set + '|' + di + '|' + ui;
+      if (d.incr(key, count, 0) === count) {
+        admitRequestKey(d, key, set, route, di, ui, count);
+      }
+    }
+    let r = sums[route];
+    if (r === undefined) {
+      r = [0, 0, 0, 0];
+      sums[route] = r;
+    }
+    for (let k = 0; k < 4; k++) {
+      r[k] += a[k] as number;
+    }
+  }
+  const routes = Object.keys(sums);
+  for (let i = 0; i < routes.length; i++) {
+    const route = routes[i];
+    const r = sums[route];
+    if (r[0] > 0) {
+      d.incr('ds|' + route, r[0], 0);
+    }
+    if (r[1] > 0) {
+      d.incr('us|' + route, r[1], 0);
+    }
+    d.incr('bi|' + route, r[2], 0);
+    d.incr('bo|' + route, r[3], 0);
+  }
+  for (let i = 0; i < more.length; i++) {
+    const x = more[i];
+    try {
+      countMore(x.vars, d, x.p, x.p[1], x.p[2], bs, x.proxied);
+    } catch (e) {
+      errors++;
+    }
+  }
+  if (errors > 0) {
+    d.incr('x|errors', errors, 0);
+  }
+  return n;
+}
+
+// the spool directory, with a trailing "/" (metrics.json: "temp/metrics/", relative to the prefix)
+function spoolDir(): string {
+  return ngx.prefix + (typeof gw_metrics_conf === 'undefined' || !gw_metrics_conf.spool ? 'temp/metrics/' : gw_metrics_conf.spool);
+}
+
+// this worker's file: read, truncated, counted (nothing else in this worker runs meanwhile)
+function drainOwn(d: NgxSharedDict<number>, dir: string): void {
+  const f = dir + 'count.' + process.pid + '.log';
+  let text: string;
+  try {
+    text = fs.readFileSync(f, 'utf8') as string;
+  } catch (e) {
+    // no request of this worker has been counted yet
+    return;
+  }
+  if (text.length === 0) {
+    return;
+  }
+  fs.writeFileSync(f, '');
+  countLogText(d, text);
+}
+
+// whether a process runs (its /proc entry); where there is no /proc, every process does
+function running(pid: string): boolean {
+  try {
+    fs.accessSync('/proc/' + pid);
+    return true;
+  } catch (e) {
+    try {
+      fs.accessSync('/proc/self');
+    } catch (e2) {
+      return true;
+    }
+    return false;
+  }
+}
+
+// the files of workers that have exited: "count.<pid>.log", or "count.<pid>.log.<claimer>"
+// when a worker claimed it and exited before counting it. Renamed to this worker's claim
+// first (one rename wins), then read, removed and counted.
+function drainExited(d: NgxSharedDict<number>, dir: string): void {
+  const own = String(process.pid);
+  const names = fs.readdirSync(dir) as string[];
+  for (let i = 0; i < names.length; i++) {
+    const m = /^count\.(\d+)\.log(?:\.(\d+))?$/.exec(names[i]);
+    if (m === null) {
+      continue;
+    }
+    const holder = m[2] !== undefined ? m[2] : m[1];
+    if (holder === own || running(holder)) {
+      continue;
+    }
+    const claimed = dir + 'count.' + m[1] + '.log.' + own;
+    try {
+      fs.renameSync(dir + names[i], claimed);
+    } catch (e) {
+      // another worker claimed it first
+      continue;
+    }
+    const text = fs.readFileSync(claimed, 'utf8') as string;
+    fs.unlinkSync(claimed);
+    if (text.length > 0) {
+      countLogText(d, text);
+    }
+  }
+}
+
+// js_periodic gateway.metricsDrain (every worker, 250 ms)
+export function metricsDrain(): void {
+  const d = ngx.shared[ZONE] as NgxSharedDict<number>;
+  const dir = spoolDir();
+  try {
+    drainOwn(d, dir);
+    drainExited(d, dir);
+  } catch (e) {
+    ngx.log(ngx.ERR, 'gateway metrics: counting log: ' + String((e as Error).message).substring(0, 300));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // exposition
 
 function esc(s: string): string {
@@ -541,6 +815,12 @@ function samplesOf(name: string, all: { [labels: string]: number }): string[] {
 // js_content of /metrics
 export function metricsExport(r: NginxHTTPRequest): void {
   const d = ngx.shared[ZONE] as NgxSharedDict<number>;
+  // this worker's lines not yet counted (other workers' within their next 250 ms)
+  try {
+    drainOwn(d, spoolDir());
+  } catch (e) {
+    // counted by the next periodic run
+  }
   const c = conf();
   const b = c.buckets;
   const items = d.items(100000000);

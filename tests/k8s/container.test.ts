@@ -17,7 +17,7 @@ import { compile } from '../../src/build/compile.ts';
 import { writeBuild } from '../../src/build/write.ts';
 import { compileK8s } from '../../src/commands/build-k8s.ts';
 import { formatDiagnostic } from '../../src/model/diagnostics.ts';
-import { httpsRequest, send, waitUntil } from '../support/http.ts';
+import { httpsRequest, send, sendCounted, waitUntil } from '../support/http.ts';
 import { findOpenssl } from '../../src/tls/openssl.ts';
 import { freePorts } from '../support/ports.ts';
 import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
@@ -174,7 +174,7 @@ kubernetes:
       expect((await send({ port: http, path: '/v1/models' })).status).toBe(200);
       const hit = await send({ port: http, path: '/v1/models' });
       expect(hit.headers['x-cache-status'] ?? hit.status).toBeTruthy();
-      expect((await send({ port: status, path: '/metrics' })).text).toMatch(/^gatewayctl_requests_total\{route="api"/m);
+      expect((await sendCounted({ port: status, path: '/metrics' })).text).toMatch(/^gatewayctl_requests_total\{route="api"/m);
       // the access log is the container's stdout
       await waitUntil(() => /"route":"api"/.test(logs().out), 5000, 'the access log line on stdout');
       // termination as the kubelet does it: the preStop hook (the drain wait), then the

@@ -16,7 +16,7 @@ import { formatDiagnostic } from '../../src/model/diagnostics.ts';
 import { findOpenssl } from '../../src/tls/openssl.ts';
 import { capture } from '../support/capture.ts';
 import { fileMode } from '../support/files.ts';
-import { httpsRequest, send } from '../support/http.ts';
+import { httpsRequest, send, sendCounted } from '../support/http.ts';
 import { startGateway, stopAllGateways, withErrorLog } from '../support/nginx.ts';
 import { freePorts } from '../support/ports.ts';
 import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
@@ -221,7 +221,7 @@ describe('build --target k8s', () => {
         const tls = await httpsRequest(ports[1], 'gw.example.test', ca, '/ready');
         expect(tls.status).toBe(200);
         // metrics from the status listener (the metrics Service's port)
-        expect((await send({ port: ports[2], path: '/metrics' })).text).toMatch(/^gatewayctl_requests_total\{route="api"/m);
+        expect((await sendCounted({ port: ports[2], path: '/metrics' })).text).toMatch(/^gatewayctl_requests_total\{route="api"/m);
       });
     } finally {
       await gw.stop();

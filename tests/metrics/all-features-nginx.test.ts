@@ -13,7 +13,7 @@ import { createKey, serializeKeys, type KeyFile } from '../../src/keys/store.ts'
 import { startProject, type Project } from '../support/gateway.ts';
 import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
 import { freePorts } from '../support/ports.ts';
-import { send, sleep } from '../support/http.ts';
+import { send, sendCounted, sleep } from '../support/http.ts';
 import { closeAll, startEchoUpstream, startFixedStatusUpstream, type EchoUpstream, type FixedStatusUpstream } from '../support/upstreams.ts';
 import { startOpenAiUpstream, type OpenAiUpstream } from '../support/openai-upstream.ts';
 
@@ -127,7 +127,7 @@ describe('all metric-producing features at once', () => {
       // the log phase runs after each answer is sent: wait for the last request to be counted
       let text = '';
       for (let i = 0; i < 50; i++) {
-        text = (await send({ port: statusPort, path: '/metrics' })).text;
+        text = (await sendCounted({ port: statusPort, path: '/metrics' })).text;
         if (/^gatewayctl_requests_total\{route="-",[^}]*code="404"[^}]*\} 1$/m.test(text)) break;
         await sleep(100);
       }

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { echoGatewayForSuite } from '../support/gateway.ts';
 import { withErrorLog } from '../support/nginx.ts';
-import { send, sleep } from '../support/http.ts';
+import { send, sendCounted, sleep } from '../support/http.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -36,7 +36,7 @@ metrics:
 const t = echoGatewayForSuite(path.join(HERE, 'budget.gateway.yaml'), yaml);
 
 async function values(): Promise<Map<string, number>> {
-  const res = await send({ port: t.statusPort, path: '/metrics' });
+  const res = await sendCounted({ port: t.statusPort, path: '/metrics' });
   expect(res.status, res.text).toBe(200);
   const out = new Map<string, number>();
   for (const line of res.text.split('\n')) {

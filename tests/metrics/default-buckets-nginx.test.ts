@@ -7,7 +7,7 @@ import { DEFAULT_BUCKETS } from '../../src/features/metrics/index.ts';
 import { startProject, type Project } from '../support/gateway.ts';
 import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
 import { freePorts } from '../support/ports.ts';
-import { send, sleep } from '../support/http.ts';
+import { send, sendCounted, sleep } from '../support/http.ts';
 import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
 
 let upstream: EchoUpstream;
@@ -41,7 +41,7 @@ afterAll(async () => {
 });
 
 async function buckets(): Promise<Map<string, number>> {
-  const res = await send({ port: statusPort, path: '/metrics' });
+  const res = await sendCounted({ port: statusPort, path: '/metrics' });
   expect(res.status, res.text).toBe(200);
   const out = new Map<string, number>();
   for (const line of res.text.split('\n')) {

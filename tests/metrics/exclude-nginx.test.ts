@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { echoGatewayForSuite } from '../support/gateway.ts';
 import { withErrorLog } from '../support/nginx.ts';
-import { send, sleep } from '../support/http.ts';
+import { send, sendCounted, sleep } from '../support/http.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -50,7 +50,7 @@ describe('metrics.exclude_routes', () => {
       expect((await send({ port: t.port, path: '/assets/x', method: 'POST', body: 'x'.repeat(4096), headers: { 'Content-Type': 'text/plain' } })).status).toBe(413);
       let text = '';
       for (let i = 0; i < 40; i++) {
-        text = (await send({ port: t.statusPort, path: '/metrics' })).text;
+        text = (await sendCounted({ port: t.statusPort, path: '/metrics' })).text;
         if (count(text, /^gatewayctl_requests_total\{route="api",/) === 7) break;
         await sleep(50);
       }

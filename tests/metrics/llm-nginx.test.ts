@@ -10,7 +10,7 @@ import { createKey, serializeKeys, type KeyFile } from '../../src/keys/store.ts'
 import { startProject, type Project } from '../support/gateway.ts';
 import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
 import { freePorts } from '../support/ports.ts';
-import { send, sleep } from '../support/http.ts';
+import { send, sendCounted, sleep } from '../support/http.ts';
 import { mockOptions, startOpenAiUpstream, type OpenAiUpstream } from '../support/openai-upstream.ts';
 
 const yaml = (port: number, status: number, upstream: string) => `
@@ -74,7 +74,7 @@ afterAll(async () => {
 const client = (key: string, base = '/v1') => new OpenAI({ apiKey: key, baseURL: `http://127.0.0.1:${port}${base}`, maxRetries: 0, defaultHeaders: { 'Accept-Encoding': 'gzip' } });
 
 async function metrics(): Promise<Map<string, number>> {
-  const res = await send({ port: statusPort, path: '/metrics' });
+  const res = await sendCounted({ port: statusPort, path: '/metrics' });
   expect(res.status, res.text).toBe(200);
   const out = new Map<string, number>();
   for (const line of res.text.split('\n')) {

@@ -11,7 +11,7 @@ import { createKey, serializeKeys, type KeyFile } from '../../src/keys/store.ts'
 import { startProject, type Project } from '../support/gateway.ts';
 import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
 import { freePort, freePorts } from '../support/ports.ts';
-import { send, sleep } from '../support/http.ts';
+import { send, sendCounted, sleep } from '../support/http.ts';
 import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
 import { dashboardQueries, familiesIn } from './dashboard.ts';
 
@@ -90,7 +90,7 @@ function samples(text: string): Map<string, number> {
 }
 
 async function scrape(at = statusPort): Promise<{ text: string; values: Map<string, number> }> {
-  const res = await send({ port: at, path: '/metrics' });
+  const res = await sendCounted({ port: at, path: '/metrics' });
   expect(res.status, res.text).toBe(200);
   expect(String(res.headers['content-type'])).toBe('text/plain; version=0.0.4; charset=utf-8');
   return { text: res.text, values: samples(res.text) };

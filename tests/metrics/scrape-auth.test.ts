@@ -10,7 +10,7 @@ import { formatDiagnostic } from '../../src/model/diagnostics.ts';
 import { startProject, type Project } from '../support/gateway.ts';
 import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
 import { freePort } from '../support/ports.ts';
-import { send } from '../support/http.ts';
+import { send, sendCounted } from '../support/http.ts';
 import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -57,9 +57,9 @@ describe('metrics behind auth on a listener route', () => {
   it('answers the exposition to the ops key only (401 without a key, 403 for another role) and counts the traffic', async () => {
     await withErrorLog(project.gw, async () => {
       for (let i = 0; i < 3; i++) expect((await send({ port, path: `/api/x${i}` })).status).toBe(200);
-      expect((await send({ port, path: '/metrics' })).status).toBe(401);
-      expect((await send({ port, path: '/metrics', headers: { 'X-API-Key': keys.user } })).status).toBe(403);
-      const ok = await send({ port, path: '/metrics', headers: { 'X-API-Key': keys.ops } });
+      expect((await sendCounted({ port, path: '/metrics' })).status).toBe(401);
+      expect((await sendCounted({ port, path: '/metrics', headers: { 'X-API-Key': keys.user } })).status).toBe(403);
+      const ok = await sendCounted({ port, path: '/metrics', headers: { 'X-API-Key': keys.ops } });
       expect(ok.status).toBe(200);
       expect(ok.headers['content-type']).toContain('text/plain');
       expect(ok.text).toMatch(/^gatewayctl_requests_total\{route="api",method="GET",code="200",status_class="2xx",upstream="app"\} 3$/m);

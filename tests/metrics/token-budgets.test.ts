@@ -12,7 +12,7 @@ import { createKey, serializeKeys, type KeyFile } from '../../src/keys/store.ts'
 import { startProject, type Project } from '../support/gateway.ts';
 import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
 import { freePorts } from '../support/ports.ts';
-import { send, sleep } from '../support/http.ts';
+import { send, sendCounted, sleep } from '../support/http.ts';
 import { mockOptions, startOpenAiUpstream, type OpenAiUpstream } from '../support/openai-upstream.ts';
 import { deadPort } from '../support/upstreams.ts';
 
@@ -349,7 +349,7 @@ describe('token budgets beside metrics: one log-phase call and one body filter f
         rest = await probe();
       }
       expect(rest).toBe(1000 - 20);
-      const m = await send({ port: status2, path: '/metrics' });
+      const m = await sendCounted({ port: status2, path: '/metrics' });
       expect(m.text).toContain('gatewayctl_gen_ai_usage_tokens_total{model="gpt-4o",type="input"} 9');
       expect(m.text).toContain('gatewayctl_gen_ai_usage_tokens_total{model="gpt-4o",type="output"} 11');
       expect(m.text).toContain('gatewayctl_metrics_errors_total 0');

@@ -619,3 +619,87 @@ describe('steerPeerFast', () => {
     expect(got.out).toEqual([peers[1], peers[2], peers[0]]);
   });
 });
+
+describe('countLogText (the counting log) against metricsLog', () => {
+  const g = globalThis as unknown as { ngx?: unknown; gw_metrics_conf?: unknown };
+  afterEach(() => {
+    delete g.ngx;
+    delete g.gw_metrics_conf;
+  });
+  type Log = (r: NginxHTTPRequest, pre?: string[], counted?: string) => string;
+  type Dict = { get(k: string): number | undefined; incr(k: string, n: number, init?: number): number; delete(k: string): boolean };
+  const lib = async () => (await njsLib('metrics')) as { metricsLog: Log; countLogText: (d: Dict, text: string) => number };
+  // what the log-phase call reads: $gw_metrics_in (twelve fields) and the variables countMore reads
+  const VARS = { upstream_addr: '10.0.0.1:80, 10.0.0.2:80', upstream_status: '502, 200', limit_req_status: 'REJECTED', gw_auth_status: 'unknown_key', upstream_cache_status: 'HIT' };
+  const DEFAULT_BOUNDS = ';;;0.005;';
+  const input = (route: string, status: string, rt: string, urt: string, rest = DEFAULT_BOUNDS, up = 'rr') => `r|${route}|GET|${status}|${up};${route};${status};${rt};${urt};120;410;${rest}`;
+  // the counting log's line for the same request, as nginx writes it (COUNT_LINE in
+  // src/features/metrics; an empty variable as "-")
+  const logLine = (inp: string, vars: Record<string, string>) => {
+    const f = inp.split(';');
+    const extra = ['upstream_cache_status', 'limit_req_status', 'limit_conn_status', 'gw_auth_status', 'upstream_status', 'upstream_addr'].map((k) => vars[k] || '-');
+    return [f[0], f[3], f[4] || '-', f[5], f[6], f[2], f[7], f[8], ...extra].join(';') + '\n';
+  };
+  const requests: string[] = [
+    input('a', '200', '0.000', '0.000'),
+    input('a', '200', '0.060', '0.058'),
+    input('a', '200', '1.200', '1.198'),
+    input('a', '200', '75.000', '74.900'),
+    input('a', '204', '0.000', '', DEFAULT_BOUNDS, 'none'),
+    input('a', '200', '0.020', '0.010, 0.003'),
+    input('a', '200', '0.020', '-'),
+    input('-', '404', '0.000', '', DEFAULT_BOUNDS, 'none'),
+    input('a', '502', '0.100', '0.100'),
+    input('a', '429', '0.000', '', DEFAULT_BOUNDS, 'none'),
+    input('a', '401', '0.000', '', DEFAULT_BOUNDS, 'none'),
+    input('c', '200', '0.002', '0.001', `cache1${DEFAULT_BOUNDS}`),
+  ];
+  function withDict(maxSeries: number, fn: (d: Dict) => void, buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], bounds = ''): Map<string, number> {
+    const data = new Map<string, number>();
+    const d: Dict = { get: (k) => data.get(k), incr: (k, n, init = 0) => (data.set(k, (data.has(k) ? data.get(k)! : init) + n), data.get(k)!), delete: (k) => data.delete(k) };
+    g.ngx = { shared: { gw_metrics: d } };
+    g.gw_metrics_conf = { buckets, bounds, maxSeries, clients: 0, routes: {} };
+    fn(d);
+    // sums added in another order may differ in the last bits
+    return new Map([...data].map(([k, v]) => [k, Math.round(v * 1e9) / 1e9]));
+  }
+
+  it('the counting log leaves the dict as the log-phase call leaves it, request by request and in one batch', async () => {
+    const { metricsLog, countLogText } = await lib();
+    const all = [...requests, ...requests];
+    const called = withDict(100, () => {
+      for (const inp of all) expect(metricsLog(request({ ...VARS, gw_metrics_in: inp }, {}).r)).toBe('');
+    });
+    expect(called.get('a|a|unknown_key')).toBe(2);
+    expect(called.get('l|a|rate')).toBe(2);
+    expect(called.get('c|c|cache1|hit')).toBe(2);
+    expect(called.get('pf|rr|10.0.0.1:80|502')).toBeGreaterThan(0);
+    const text = all.map((inp) => logLine(inp, VARS)).join('');
+    expect(withDict(100, (d) => expect(countLogText(d, text)).toBe(all.length))).toEqual(called);
+    expect(withDict(100, (d) => all.forEach((inp) => countLogText(d, logLine(inp, VARS))))).toEqual(called);
+  });
+
+  it('configured bounds come from the preload object, as the log-phase call reads them from its line', async () => {
+    const { metricsLog, countLogText } = await lib();
+    const all = ['0.000', '0.050', '0.300', '2.000', '20.000'].map((t) => input('a', '200', t, t, ';;;0.1;0.1,1,10'));
+    const called = withDict(100, () => all.forEach((inp) => metricsLog(request({ gw_metrics_in: inp }, {}).r)));
+    expect(called.get('r|a|GET|200|rr|3|3')).toBe(1);
+    expect(withDict(100, (d) => countLogText(d, all.map((inp) => logLine(inp, {})).join('')), [0.1, 1, 10], '0.1,1,10')).toEqual(called);
+  });
+
+  it('admits new request keys under the series budget as the log-phase call does, counting the batch\'s overflow', async () => {
+    const { metricsLog, countLogText } = await lib();
+    const all = ['a', 'b', 'c', 'd', 'a', 'e', 'b', 'e'].map((x) => input(x, '200', '0.000', '0.000'));
+    const called = withDict(3, () => all.forEach((inp) => metricsLog(request({ gw_metrics_in: inp }, {}).r)));
+    expect(called.get('x|overflow')).toBe(3);
+    expect(withDict(3, (d) => countLogText(d, all.map((inp) => logLine(inp, {})).join('')))).toEqual(called);
+  });
+
+  it('a cut or malformed line is counted as an error, the others still count', async () => {
+    const { countLogText } = await lib();
+    const good = logLine(input('a', '200', '0.001', '0.001'), {});
+    const data = withDict(100, (d) => countLogText(d, `${good}r|a|GET;broken\n${good}r|a|GET|200|rr;0.001`));
+    expect(data.get('x|errors')).toBe(2);
+    expect(data.get('r|a|GET|200|rr|0|0')).toBe(2);
+  });
+});

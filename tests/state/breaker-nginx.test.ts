@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAndStart, type BuiltGateway } from '../support/gateway.ts';
 import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
 import { freePorts } from '../support/ports.ts';
-import { send, sleep, waitUntil } from '../support/http.ts';
+import { send, sendCounted, sleep, waitUntil } from '../support/http.ts';
 import { closeAll, startEchoUpstream, startFixedStatusUpstream, type EchoUpstream, type FixedStatusUpstream } from '../support/upstreams.ts';
 
 const FAILURES = 3;
@@ -154,7 +154,7 @@ describe('circuit breaker on a single-server upstream', () => {
       });
       expect(cs.text).not.toContain('127.0.0.1');
 
-      const m = (await send({ port: statusPort, path: '/metrics' })).text;
+      const m = (await sendCounted({ port: statusPort, path: '/metrics' })).text;
       expect(m).toContain(`gatewayctl_upstream_peer_state{upstream="single",peer="${bad.address}",state="open"} 1`);
       expect(m).toContain(`gatewayctl_upstream_peer_transitions_total{upstream="single",peer="${bad.address}",to="open"} 1`);
       expect(m).not.toContain('upstream="pool",peer='); // no health check nor breaker: no state

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAndStart, type BuiltGateway } from '../support/gateway.ts';
 import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
 import { freePorts } from '../support/ports.ts';
-import { send, sleep, waitUntil } from '../support/http.ts';
+import { send, sendCounted, sleep, waitUntil } from '../support/http.ts';
 import { capture } from '../support/capture.ts';
 import { closeAll, deadPort, startEchoUpstream, startFixedStatusUpstream, type EchoUpstream, type FixedStatusUpstream } from '../support/upstreams.ts';
 import { run as statusCommand } from '../../src/commands/status.ts';
@@ -162,7 +162,7 @@ describe('a server in two upstreams with the same circuit_breaker: one breaker r
       expect(ups.get('pool_b')!.peers[0].state).toBe('open');
       expect(ups.get('pool_c')!.steered).toBe(false);
 
-      const m = (await send({ port: statusPort, path: '/metrics' })).text;
+      const m = (await sendCounted({ port: statusPort, path: '/metrics' })).text;
       for (const u of ['pool_a', 'pool_b']) {
         expect(m).toContain(`gatewayctl_upstream_peer_state{upstream="${u}",peer="${bad.address}",state="open"} 1`);
         expect(m).toContain(`gatewayctl_upstream_peer_transitions_total{upstream="${u}",peer="${bad.address}",to="open"} 1`);

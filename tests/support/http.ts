@@ -380,3 +380,16 @@ export async function openWebSocket(port: number, pathname: string, host = '127.
     close: () => void sock.destroy(),
   };
 }
+
+/**
+ * How long a request takes to reach /metrics at most: each worker counts its counting log every
+ * 250 ms (src/features/metrics, METRICS_DRAIN_INTERVAL), and a scrape counts only its own
+ * worker's lines at once. Twice that, plus the timer's slack.
+ */
+export const COUNTING_LAG_MS = 600;
+
+/** send() after every worker has counted the requests answered before it (a scrape of /metrics). */
+export async function sendCounted(req: HttpRequest): Promise<HttpResponse> {
+  await sleep(COUNTING_LAG_MS);
+  return send(req);
+}

@@ -76,24 +76,35 @@ describe('metrics rules', () => {
 });
 
 describe('metrics output', () => {
-  it('metrics: {} serves /metrics on the status listener with the default buckets, one njs call per route', () => {
+  it('metrics: {} serves /metrics on the status listener with the default buckets, and counts a plain route from the counting log (no njs call)', () => {
     const r = run(`${BASE}metrics: {}\n`);
     expect(r.diagnostics).toEqual([]);
     const servers = r.files!['conf.d/40-servers.conf'];
     const status = servers.slice(servers.indexOf('internal status listener'));
     expect(status).toContain('location = "/metrics" {');
     expect(status).toContain('js_content gateway.metricsExport;');
-    expect(servers).toContain('# route a (routes[0]); njs calls per request: 1 (metrics 1)');
+    expect(servers).not.toMatch(/# route a \(routes\[0\]\); njs calls per request: [1-9]/);
+    expect(JSON.parse(r.files!['manifest.json']).routes[0].njsCalls).toBe(0);
     expect(JSON.parse(r.files!['njs/metrics.json']).buckets).toEqual(DEFAULT_BUCKETS);
+    expect(JSON.parse(r.files!['njs/metrics.json']).spool).toBe('temp/metrics/');
     expect(DEFAULT_BUCKETS[0]).toBe(0.005);
     expect(DEFAULT_BUCKETS[DEFAULT_BUCKETS.length - 1]).toBe(60);
-    expect(r.files!['nginx.conf']).toContain('access_log "/dev/null" combined if=$gw_metrics;');
+    // the counting log: one file per worker, under an empty document root nginx creates
+    const main = r.files!['nginx.conf'];
+    expect(main).toContain('access_log "temp/metrics/count.$pid.log" gw_metrics_count if=$gw_metrics_count;');
+    expect(main).toContain('root "temp/empty";');
+    expect(main).toContain('open_log_file_cache max=8 inactive=60s valid=60s min_uses=1;');
+    expect(main).toContain('log_format gw_metrics_count "r|$gw_metrics_route|$gw_metrics_method|$status|$gw_metrics_upstream;$request_time;$upstream_response_time;$request_length;$bytes_sent;$status;$gw_metrics_route_kind;$upstream_cache_status;$limit_req_status;$limit_conn_status;;$upstream_status;$upstream_addr";');
+    // no route needs the log-phase call: there is none
+    expect(main).not.toContain('/dev/null');
+    expect(r.files!['conf.d/00-maps.conf']).not.toContain('js_set $gw_metrics ');
+    expect(status).toMatch(/location @gw_metrics_spool \{\n\s+scgi_temp_path "temp\/metrics";\n\s+client_body_temp_path "temp\/empty";\n\s+js_periodic gateway.metricsDrain interval=250ms worker_affinity=all;\n\s+\}/);
   });
 
   it('access_log: false keeps the metrics log (no `access_log off` beside it)', () => {
     const r = run(BASE.replace('listeners:', 'global:\n  access_log: false\nlisteners:') + 'metrics: {}\n');
     expect(r.files!['nginx.conf']).not.toContain('access_log off;');
-    expect(r.files!['nginx.conf']).toContain('if=$gw_metrics;');
+    expect(r.files!['nginx.conf']).toContain('if=$gw_metrics_count;');
     // without metrics the main log is still switched off
     expect(run(BASE.replace('listeners:', 'global:\n  access_log: false\nlisteners:')).files!['nginx.conf']).toContain('access_log off;');
   });
@@ -215,9 +226,12 @@ routes:
     const r = run(`${EXCL}metrics:\n  exclude_routes: [assets, default]\n`);
     expect(r.diagnostics.map(formatDiagnostic)).toEqual([]);
     const conf = Object.entries(r.files!).filter(([k]) => k.startsWith('conf.d/') || k === 'nginx.conf').map(([, v]) => v).join('\n');
-    // the condition picks "" for the excluded routes (a route named like a map keyword escaped)
-    expect(conf).toMatch(/map \$gw_route \$gw_metrics_counted \{\n\s+default \$gw_metrics;\n\s+assets "";\n\s+\\default "";\n\}/);
-    expect(conf).toContain('access_log "/dev/null" combined if=$gw_metrics_counted;');
+    // neither log counts the excluded routes (a route named like a map keyword escaped); the
+    // routes a feature needs the log-phase call on are counted there, not in the counting log
+    expect(conf).toMatch(/map \$gw_route \$gw_metrics_count \{\n\s+default "1";\n\s+assets "";\n\s+\\default "";\n\s+chat "";\n\s+budget "";\n\s+guard "";\n\}/);
+    expect(conf).toMatch(/map \$gw_route \$gw_metrics_call \{\n\s+default "";\n\s+chat \$gw_metrics;\n\s+budget \$gw_metrics;\n\s+guard \$gw_metrics;\n\}/);
+    expect(conf).toContain('access_log "/dev/null" combined if=$gw_metrics_call;');
+    expect(conf).toContain('access_log "temp/metrics/count.$pid.log" gw_metrics_count if=$gw_metrics_count;');
     expect(conf).not.toContain('if=$gw_metrics;');
     const manifest = JSON.parse(r.files!['manifest.json']) as { routes: { name: string; njsCalls: number }[] };
     const calls = Object.fromEntries(manifest.routes.map((x) => [x.name, x.njsCalls]));
@@ -228,10 +242,15 @@ routes:
     expect(Object.keys(pre.routes).sort()).toEqual(['budget', 'chat', 'guard']);
   });
 
-  it('without exclude_routes the condition is the log-phase call itself', () => {
+  it('without exclude_routes every route is counted: in the log-phase call where a feature needs it, else from the counting log', () => {
     const r = run(`${EXCL}metrics: {}\n`);
     const conf = Object.values(r.files!).join('\n');
-    expect(conf).toContain('access_log "/dev/null" combined if=$gw_metrics;');
-    expect(conf).not.toContain('$gw_metrics_counted');
+    expect(conf).toMatch(/map \$gw_route \$gw_metrics_count \{\n\s+default "1";\n\s+chat "";\n\s+budget "";\n\s+guard "";\n\}/);
+    expect(conf).toContain('access_log "/dev/null" combined if=$gw_metrics_call;');
+    const manifest = JSON.parse(r.files!['manifest.json']) as { routes: { name: string; njsCalls: number }[] };
+    const calls = Object.fromEntries(manifest.routes.map((x) => [x.name, x.njsCalls]));
+    expect(calls.assets).toBe(0);
+    expect(calls.default).toBe(0);
+    expect(calls.guard).toBe(1);
   });
 });

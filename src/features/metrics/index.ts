@@ -2,16 +2,23 @@
 // updated by ONE njs call per request in the log phase, served at /metrics in the Prometheus
 // text exposition format (njs/lib/metrics.ts).
 //
-// The log-phase call: `js_set $gw_metrics gateway.metricsLog;` is the condition of an
-// http-level `access_log /dev/null combined if=$gw_metrics;`. nginx evaluates the condition
-// when it logs the request (after the response is sent, so $request_time, $status,
-// $upstream_* and $bytes_sent are final); the handler counts and returns "", so nothing is
-// ever written. Locations with `access_log off` (health, status, the scrape itself) are not
-// counted. The handler reads its configuration (buckets, series budget, each route's cache
-// zone, the upstream names) from the preload object njs/metrics.json.
+// Two ways a request is counted, decided per route by a map on $gw_route:
+// - The counting log (most routes): nginx writes one line per request to a file of the
+//   worker's own, `access_log "temp/metrics/count.$pid.log" gw_metrics_count if=$gw_metrics_count;`,
+//   and a js_periodic handler in every worker counts its file in batches every 250 ms
+//   (njs/lib/metrics.ts, metricsDrain): no njs call per request at all.
+// - The log-phase call, on routes where a feature needs one (LLM accounting, token budgets,
+//   circuit breakers: logCallNeeds): `js_set $gw_metrics gateway.metricsLog;` is the condition
+//   of an http-level `access_log /dev/null combined if=$gw_metrics_call;`. nginx evaluates the
+//   condition when it logs the request (after the response is sent, so $request_time,
+//   $status, $upstream_* and $bytes_sent are final); the handler counts and returns "", so
+//   nothing is ever written.
+// Locations with `access_log off` (health, status, the scrape itself) are not counted. The
+// handlers read their configuration (buckets, series budget, each route's cache zone) from
+// the preload object njs/metrics.json.
 import type { Feature } from '../../core/feature.ts';
 import type { GatewayModel, MetricsSettings, Route, SourcePos } from '../../model/types.ts';
-import { d, raw, type Block, type LogField } from '../../plan/directive.ts';
+import { d, raw, type Block, type Directive, type LogField } from '../../plan/directive.ts';
 import { bare, mapSourceValue, q } from '../../plan/quote.ts';
 import { metricsSchema } from './schema.ts';
 import { hasTokenLimits, tokenLimitsUsed } from '../limits/tokens.ts';
@@ -22,6 +29,27 @@ export const METRICS_LOG_HANDLER = 'gateway.metricsLog';
 /** the same call with the circuit breakers' log-phase work (metrics and breakers on) */
 export const METRICS_BREAKER_LOG_HANDLER = 'gateway.metricsBreakerLog';
 export const METRICS_EXPORT_HANDLER = 'gateway.metricsExport';
+/** js_periodic: every worker counts its counting log (njs/lib/metrics.ts, metricsDrain) */
+export const METRICS_DRAIN_HANDLER = 'gateway.metricsDrain';
+/**
+ * The counting log's directory, one file per worker (count.<pid>.log): under the temp path
+ * (relative to the prefix, writable wherever nginx runs: an emptyDir on Kubernetes' read-only
+ * root). nginx creates it at start, owned by the workers' user: a *_temp_path names it (as the
+ * health feature's flag directory).
+ */
+export const metricsSpoolDir = (m: GatewayModel): string => `${m.global.paths.temp}/metrics`;
+/**
+ * The document root of every location that sets none: nginx writes a log whose path holds a
+ * variable only where the location's root exists, and no location of the gateway serves
+ * files, so it is an empty directory nginx creates as well (never the spool itself: a request
+ * no location answers would be served from it).
+ */
+// (a sibling of the spool, not inside it: nginx creates the spool for the workers' user, mode
+// 0700, and a master without CAP_DAC_OVERRIDE, as in the Kubernetes container, could not create
+// anything inside it)
+const emptyRoot = (m: GatewayModel): string => `${m.global.paths.temp}/empty`;
+/** how often each worker counts its counting log: a scrape lags by at most this */
+export const METRICS_DRAIN_INTERVAL = '250ms';
 export const METRICS_ZONE = 'gw_metrics';
 export const METRICS_PRELOAD = 'njs/metrics.json';
 /**
@@ -112,14 +140,17 @@ const isLlmRoute = (r: Route, m: GatewayModel): boolean => llmRouteNames(m).has(
 // The log-phase call and the LLM body filter are shared: token budgets (src/features/limits/
 // tokens.ts) reconcile in the same call and read the usage through the same filter, with or
 // without metrics. One call per phase, whichever features use it.
-/** the shared log-phase call is rendered: metrics, or routes with token budgets */
-const logPhaseUsed = (m: GatewayModel): boolean => m.metrics !== null || tokenLimitsUsed(m);
+/**
+ * the shared log-phase call is rendered: routes counted there (metrics on), or routes with
+ * token budgets (metrics off: every request then, as budgets are reconciled there)
+ */
+const logPhaseUsed = (m: GatewayModel): boolean => (m.metrics !== null ? callRoutes(m).length > 0 : tokenLimitsUsed(m));
 /**
  * With metrics on, circuit breakers record failed tries in the same call (src/features/health
  * renders its own log call only without metrics); the handler holding the breaker's code is
  * used only then, the lighter one everywhere else.
  */
-const breakerLogUsed = (m: GatewayModel): boolean => m.metrics !== null && m.upstreams.some((u) => u.circuitBreaker);
+const breakerLogUsed = (m: GatewayModel): boolean => m.metrics !== null && logPhaseUsed(m) && m.upstreams.some((u) => u.circuitBreaker);
 const logHandler = (m: GatewayModel): string => (breakerLogUsed(m) ? METRICS_BREAKER_LOG_HANDLER : METRICS_LOG_HANDLER);
 /** the route's responses pass the shared body filter */
 const readsLlmBody = (r: Route, m: GatewayModel): boolean => isLlmRoute(r, m) || hasTokenLimits(r, m);
@@ -164,6 +195,16 @@ function logCallNeeds(r: Route, m: GatewayModel): string | null {
   return hit ? `it proxies to upstream "${hit}", whose circuit breaker records failed tries in that call` : null;
 }
 
+/**
+ * The routes counted in the log-phase call (a feature needs it there, logCallNeeds); every
+ * other counted route, and a request no route took, is counted from the counting log.
+ */
+const callRoutes = perModel((m: GatewayModel): readonly Route[] => {
+  const s = m.metrics;
+  if (!s) return [];
+  return m.routes.filter((r) => !s.excludeRoutes.includes(r.name) && logCallNeeds(r, m) !== null);
+});
+
 /** tokens by client as well (metrics.llm.client_label, on a gateway with LLM routes) */
 const metricsClients = (m: GatewayModel): boolean => !!m.metrics?.llm?.clientLabel && llmRoutes(m).length > 0;
 
@@ -196,17 +237,67 @@ function labelMaps(m: GatewayModel): Block[] {
 }
 
 /**
- * metrics.exclude_routes: the access-log condition is "" for those routes, so nginx never
- * evaluates $gw_metrics (a map evaluates the value it picks, and only that one).
+ * Which log counts a request, by route: $gw_metrics_count ("1": the counting log) and, where
+ * some route is counted in the log-phase call, $gw_metrics_call (that call's js_set, which a map
+ * evaluates only for the value it picks). A route in metrics.exclude_routes has neither.
  */
-function excludedRoutesMap(s: MetricsSettings): Block[] {
-  if (s.excludeRoutes.length === 0) return [];
-  return [
+function countMaps(m: GatewayModel, s: MetricsSettings): Block[] {
+  const calls = callRoutes(m);
+  const name = (r: Route) => mapSourceValue(bare(r.name, 'name'));
+  const notInFile = [...calls.map((r) => r.name), ...s.excludeRoutes];
+  const out: Block[] = [
     {
-      comment: 'metrics: routes not counted (metrics.exclude_routes): no log-phase call for them',
-      head: 'map $gw_route $gw_metrics_counted',
-      lines: [d('default', '$gw_metrics'), ...s.excludeRoutes.map((name) => d(mapSourceValue(bare(name, 'name')), '""'))],
+      comment: 'metrics: requests counted from the counting log (every route that needs no log-phase call, and requests no route took)',
+      head: 'map $gw_route $gw_metrics_count',
+      lines: [d('default', '"1"'), ...m.routes.filter((r) => notInFile.includes(r.name)).map((r) => d(name(r), '""'))],
     },
+  ];
+  if (calls.length > 0) {
+    out.push({
+      comment: 'metrics: routes counted in the log-phase call (LLM accounting, token budgets or a circuit breaker need it)',
+      head: 'map $gw_route $gw_metrics_call',
+      lines: [d('default', '""'), ...calls.map((r) => d(name(r), '$gw_metrics'))],
+    });
+  }
+  return out;
+}
+
+/**
+ * The counting log's line (njs/lib/metrics.ts countLogLine reads it): the request key's label
+ * set, the two times, the bytes, the status and the route's cache zone and LLM flag (""
+ * here); then what countMore reads for the rarer families, the upstream address last. The
+ * bounds are the preload object's, so no line repeats them.
+ */
+const countLine = (m: GatewayModel): string =>
+  [
+    REQUEST_FIELDS[0],
+    '$request_time',
+    '$upstream_response_time',
+    '$request_length',
+    '$bytes_sent',
+    '$status',
+    '$gw_metrics_route_kind',
+    '$upstream_cache_status',
+    '$limit_req_status',
+    '$limit_conn_status',
+    m.auth ? '$gw_auth_status' : '',
+    '$upstream_status',
+    '$upstream_addr',
+  ].join(';');
+
+/** The counting log (http level): its format, its per-worker file, and what that needs. */
+function countingLog(m: GatewayModel, s: MetricsSettings): Directive[] {
+  return [
+    raw('# metrics: the counting log, one file per worker, counted by each worker every ' + METRICS_DRAIN_INTERVAL + ' (gateway.metricsDrain); no njs call per request'),
+    d('log_format', 'gw_metrics_count', q(countLine(m), 'expr')),
+    raw('# the per-worker file stays open; a log path with a variable is written only where the location\'s root exists,'),
+    raw('# which nginx then checks on every request: the cache answers it (found files only; the health flags keep their own)'),
+    d('open_log_file_cache', 'max=8', 'inactive=60s', 'valid=60s', 'min_uses=1'),
+    d('open_file_cache', 'max=64', 'inactive=60s'),
+    d('root', q(emptyRoot(m), 'file')),
+    // our own path with the worker's pid: an expr, not a file name (file names hold no "$"),
+    // so the temp path is checked as a file name first
+    d('access_log', q(`${q(metricsSpoolDir(m), 'file').slice(1, -1)}/count.$pid.log`, 'expr'), 'gw_metrics_count', 'if=$gw_metrics_count'),
   ];
 }
 
@@ -218,7 +309,9 @@ export function metricsPreload(m: GatewayModel): string {
   // an excluded route is not counted, so it has no (always empty) histogram in the exposition
   for (const r of m.routes) if (!s.excludeRoutes.includes(r.name)) routes[r.name] = { cache: r.cache?.zone ?? null, llm: llm.has(r.name) ? 1 : 0 };
   const clients = metricsClients(m) ? 1 : 0;
-  return `${JSON.stringify({ buckets: s.buckets, maxSeries: s.maxSeries, clients, routes }, null, 2)}\n`;
+  // bounds: the text bucketIndex reads ("" for the default ones, held in code), for the counting log
+  const bounds = isDefaultBuckets(s.buckets) ? '' : s.buckets.map((b) => String(b)).join(',');
+  return `${JSON.stringify({ buckets: s.buckets, bounds, maxSeries: s.maxSeries, clients, spool: `${metricsSpoolDir(m)}/`, routes }, null, 2)}\n`;
 }
 
 // the JSON access log's LLM fields, from $gw_llm ("ttft|model|input|output|flag", written by
@@ -239,6 +332,21 @@ const LLM_LOG_FIELDS: LogField[] = [
   ['output_tokens', '$gw_log_llm_output_tokens', false],
   ['ttft', '$gw_log_llm_ttft', false],
 ];
+
+/**
+ * Every worker counts its counting log (js_periodic, worker_affinity=all). The *_temp_path
+ * directives make nginx create the spool and the empty root at start, owned by the workers'
+ * user, wherever the prefix is.
+ */
+const spoolLocation = (m: GatewayModel): Block => ({
+  comment: `metrics: every worker counts its counting log every ${METRICS_DRAIN_INTERVAL}; *_temp_path makes nginx create ${metricsSpoolDir(m)}/ and ${emptyRoot(m)}/ for the workers' user`,
+  head: 'location @gw_metrics_spool',
+  lines: [
+    d('scgi_temp_path', q(metricsSpoolDir(m), 'file')),
+    d('client_body_temp_path', q(emptyRoot(m), 'file')),
+    d('js_periodic', METRICS_DRAIN_HANDLER, `interval=${METRICS_DRAIN_INTERVAL}`, 'worker_affinity=all'),
+  ],
+});
 
 function metricsLocation(s: MetricsSettings): Block {
   return {
@@ -261,21 +369,25 @@ export const metricsFeature: Feature = {
     { handler: METRICS_LOG_HANDLER, phase: 'log', used: (m) => logPhaseUsed(m) && !breakerLogUsed(m) },
     { handler: METRICS_BREAKER_LOG_HANDLER, phase: 'log', used: breakerLogUsed },
     { handler: METRICS_EXPORT_HANDLER, phase: 'js_content', used: (m) => m.metrics !== null },
+    // js_periodic, like a js_content handler: no request VM of a request runs it
+    { handler: METRICS_DRAIN_HANDLER, phase: 'js_content', used: (m) => m.metrics !== null },
     { handler: LLM_BODY_HANDLER, phase: 'body_filter', used: bodyFilterUsed },
   ],
   cost: {
     // the log-phase js_set, whatever the route does; on LLM routes also the body filter (one
     // call per response chunk, counted once here)
     // (also when only token budgets use them: the log-phase call runs for every request then)
-    njsCalls: (r, m) => (logPhaseUsed(m) && !m.metrics?.excludeRoutes.includes(r.name) ? 1 : 0) + (readsLlmBody(r, m) ? 1 : 0),
-    measured: 'one log-phase js_set (no preload read, labels normalised by nginx maps), three to five shared-dict updates on a proxied route: about +7.6 to +9.6 µs CPU a request on a plain route (≈ 50k instructions, was 93k), about +4.2 to +5.8 µs where njs already runs (≈ 34k instructions, was 78k), and no more for a request slower than the first bound with the default buckets (a 60 ms one paid +37k more before); over the +5 µs target on a plain route (README, Metrics); a route in metrics.exclude_routes makes no call (≈ 900 instructions for the condition map)',
+    // (with metrics on, only on the routes counted in that call: the others are counted from the
+    // counting log, with no njs call)
+    njsCalls: (r, m) => ((m.metrics ? callRoutes(m).includes(r) : logPhaseUsed(m)) ? 1 : 0) + (readsLlmBody(r, m) ? 1 : 0),
+    measured: 'a plain route is counted from the counting log, with no njs call: one log line and one write(2) a request in nginx, and its share of each worker\'s batch every 250 ms (≈ 17k instructions a line): +3.2 µs CPU a request on the benchmark\'s plain route, same run as the minimal log-phase counter (+3.4 µs) and the log-phase call it replaces (+6.9 µs) (README, Metrics, Refusals and cost). Routes whose LLM accounting, token budgets or circuit breakers need the log-phase js_set keep it (≈ 34k instructions where njs already runs); a route in metrics.exclude_routes is not counted at all'
   },
   normalize: (raw, m, ctx) => {
     m.metrics = normalizeMetrics(raw.metrics, ctx.at);
     const routes = (raw.routes as { metrics?: boolean }[] | undefined) ?? [];
     for (const r of m.routes) if (routes[r.index]?.metrics === true) r.answeredBy = 'metrics';
   },
-  needsNjs: logPhaseUsed,
+  needsNjs: (m) => m.metrics !== null || tokenLimitsUsed(m),
   rules(m, err) {
     for (const r of m.routes.filter((x) => x.answeredBy === 'metrics')) {
       const p = `routes[${r.index}]`;
@@ -372,24 +484,30 @@ export const metricsFeature: Feature = {
       };
     }
     const llm = bodyFilterUsed(m);
+    const call = logPhaseUsed(m);
     return {
       mapLines: [
         raw('# metrics: counters and histograms (njs/lib/metrics.ts), configuration from the preload object'),
         d('js_shared_dict_zone', `zone=${METRICS_ZONE}:${bare(s.dictSize, 'size')}`, 'type=number'),
         d('js_preload_object', 'gw_metrics_conf', 'from', q(METRICS_PRELOAD, 'file')),
-        d('js_set', '$gw_metrics', logHandler(m)),
+        ...(call ? [d('js_set', '$gw_metrics', logHandler(m))] : []),
         ...(llm ? [d('js_var', '$gw_llm'), d('js_var', '$gw_llm_scan')] : []),
       ],
       maps: [
         ...labelMaps(m),
-        ...excludedRoutesMap(s),
-        inputMap(tokenLimitsUsed(m), s.buckets),
+        ...countMaps(m, s),
+        ...(call ? [inputMap(tokenLimitsUsed(m), s.buckets)] : []),
         ...(llmRoutes(m).length > 0 ? LLM_LOG_MAPS : []),
       ],
       logFields: llmRoutes(m).length > 0 ? LLM_LOG_FIELDS : [],
       accessLogs: [
-        raw('# metrics: one njs call per request in the log phase; it counts and returns "", so nothing is written'),
-        d('access_log', q('/dev/null', 'file'), 'combined', `if=${s.excludeRoutes.length > 0 ? '$gw_metrics_counted' : '$gw_metrics'}`),
+        ...countingLog(m, s),
+        ...(call
+          ? [
+              raw('# metrics: one njs call per request in the log phase on the routes that need it; it counts and returns "", so nothing is written'),
+              d('access_log', q('/dev/null', 'file'), 'combined', 'if=$gw_metrics_call'),
+            ]
+          : []),
       ],
       // the LLM body filter asks the upstream for an uncompressed answer
       proxyHeaderNames: llm ? ['Accept-Encoding'] : [],
@@ -409,6 +527,6 @@ export const metricsFeature: Feature = {
     }
     ctx.slots.streaming.push(d('js_body_filter', LLM_BODY_HANDLER, 'buffer_type=buffer'));
   },
-  statusLocations: (m) => (m.metrics && m.metrics.listener === null ? [metricsLocation(m.metrics)] : []),
-  serverLocations: (m, l) => (m.metrics && m.metrics.listener === l.name ? [metricsLocation(m.metrics)] : []),
+  statusLocations: (m) => (m.metrics && m.metrics.listener === null ? [metricsLocation(m.metrics), spoolLocation(m)] : []),
+  serverLocations: (m, l) => (m.metrics && m.metrics.listener === l.name ? [metricsLocation(m.metrics), spoolLocation(m)] : []),
 };

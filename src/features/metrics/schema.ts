@@ -22,7 +22,7 @@ export const metricsSchema: SchemaFragment = {
         type: 'object',
         additionalProperties: false,
         description:
-          'Prometheus metrics at /metrics: request counts, latency histograms, bytes, cache results, limits and auth failures, counted by one njs call per request in the log phase.',
+          'Prometheus metrics at /metrics: request counts, latency histograms, bytes, cache results, limits and auth failures. Counted inside nginx from a per-worker counting log (no njs call per request; visible within 250 ms), or, on routes whose LLM accounting, token budgets or circuit breaker need it, by one njs call in the log phase.',
         properties: {
           enabled: { type: 'boolean', description: 'Default true when metrics: is present.' },
           listener: { ...name, description: '"status" (default: the internal status listener, global.status) or the name of a listener.' },
@@ -62,7 +62,7 @@ export const metricsSchema: SchemaFragment = {
             uniqueItems: true,
             items: name,
             description:
-              'Routes whose requests are not counted: no log-phase njs call for them (a plain route pays about +8 µs a request for it). Not for LLM routes, routes with token budgets, or routes to an upstream with a circuit breaker (their accounting rides in that call).',
+              'Routes whose requests are not counted: no counting-log line for them (a plain route pays about +3 µs a request for one). Not for LLM routes, routes with token budgets, or routes to an upstream with a circuit breaker (their accounting rides in the log-phase call).',
           },
           max_series: {
             type: 'integer',

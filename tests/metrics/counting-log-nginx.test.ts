@@ -1,0 +1,123 @@
+// The counting log (src/features/metrics, njs/lib/metrics.ts metricsDrain): a route no feature
+// needs the log-phase call on is counted from one file per worker, which each worker counts
+// every 250 ms. Through real nginx with two workers: counts stay exact across a reload (the
+// old workers' lines are counted by them or, once they have exited, by a new worker), a file
+// left by a process that has exited is counted once and removed, so is a claim left by a
+// claimer that has exited, and the file of a process that still runs is never touched.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startProject, type Project } from '../support/gateway.ts';
+import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
+import { freePorts } from '../support/ports.ts';
+import { send, sendCounted, sleep } from '../support/http.ts';
+import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
+
+let upstream: EchoUpstream;
+let project: Project;
+let port: number;
+let statusPort: number;
+
+beforeAll(async () => {
+  upstream = await startEchoUpstream({ id: 'app' });
+  [port, statusPort] = await freePorts(2);
+  const yaml = `
+version: 1
+global:
+  worker_processes: 2
+  status: { listen: "127.0.0.1:${statusPort}" }
+listeners:
+  - { name: public, address: 127.0.0.1, port: ${port} }
+upstreams:
+  app: { servers: ["${upstream.address}"] }
+routes:
+  - { name: plain, match: { prefix: /plain/ }, upstream: app, strip_prefix: true }
+metrics: {}
+`;
+  project = await startProject({ 'gateway.yaml': yaml }, [port, statusPort]);
+});
+
+afterAll(async () => {
+  await project?.stop();
+  await upstream?.close();
+  await stopAllGateways();
+});
+
+async function samples(): Promise<Map<string, number>> {
+  const res = await sendCounted({ port: statusPort, path: '/metrics' });
+  expect(res.status, res.text).toBe(200);
+  const out = new Map<string, number>();
+  for (const line of res.text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}
+
+const requests = (v: Map<string, number>, code: number): number =>
+  v.get(`gatewayctl_requests_total{route="plain",method="GET",code="${code}",status_class="${String(code)[0]}xx",upstream="app"}`) ?? 0;
+
+/** the pid of a process that has exited */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', '0']);
+  expect(r.status).toBe(0);
+  return r.pid;
+}
+
+/** A counting-log line as nginx writes it for this gateway (default bounds, no auth). */
+const line = (code: number): string => `r|plain|GET|${code}|app;0.002;0.001;90;180;${code};;;-;-;-;;${code};${upstream.address}\n`;
+
+describe('the counting log through real nginx (two workers)', () => {
+  it('counts every request exactly once across a reload', async () => {
+    await withErrorLog(project.gw, async () => {
+      const before = requests(await samples(), 200);
+      for (let i = 0; i < 40; i++) expect((await send({ port, path: '/plain/a' })).status).toBe(200);
+      await project.gw.reload();
+      for (let i = 0; i < 30; i++) expect((await send({ port, path: '/plain/b' })).status).toBe(200);
+      // the old workers' last lines are counted once they have exited (a new worker claims them)
+      let n = requests(await samples(), 200) - before;
+      for (let i = 0; i < 20 && n < 70; i++) {
+        await sleep(250);
+        n = requests(await samples(), 200) - before;
+      }
+      expect(n).toBe(70);
+      // and never twice
+      await sleep(1000);
+      const v = await samples();
+      expect(requests(v, 200) - before).toBe(70);
+      expect(v.get('gatewayctl_metrics_errors_total')).toBe(0);
+    });
+  });
+
+  it('counts the file of a process that has exited once and removes it; leaves a running process\'s file alone', async () => {
+    const dir = path.join(project.gw.prefix, 'temp', 'metrics');
+    const exited = deadPid();
+    const claimer = deadPid();
+    const orphan = path.join(dir, `count.${exited}.log`);
+    const claim = path.join(dir, `count.${exited + 100000}.log.${claimer}`);
+    // this test runner runs: its "file" is a live writer's, never read
+    const live = path.join(dir, `count.${process.pid}.log`);
+    try {
+      writeFileSync(orphan, line(297).repeat(3));
+      writeFileSync(claim, line(298).repeat(2));
+      writeFileSync(live, line(299));
+      await sleep(800);
+      const v = await samples();
+      expect(requests(v, 297)).toBe(3);
+      expect(requests(v, 298)).toBe(2);
+      expect(requests(v, 299)).toBe(0);
+      expect(existsSync(orphan)).toBe(false);
+      expect(readdirSync(dir).filter((f) => f.includes(`.${exited}.`) || f.endsWith(`.${claimer}`))).toEqual([]);
+      expect(existsSync(live)).toBe(true);
+      // counted once: another round of every worker adds nothing
+      await sleep(600);
+      const again = await samples();
+      expect(requests(again, 297)).toBe(3);
+      expect(requests(again, 298)).toBe(2);
+    } finally {
+      rmSync(live, { force: true });
+    }
+  });
+});
