@@ -122,6 +122,22 @@ export function selfCosts(file: string): Map<string, number> {
   return costs;
 }
 
+/**
+ * A dist whose counting log (metrics) is counted only when scraped: callgrind counts a window
+ * of wall time, and under valgrind the periodic count (every 250 ms) would land in it by the
+ * clock, not by the requests (a 60 ms request would pay for more runs than a fast one). The
+ * scrape at the end of each window counts every line the window wrote instead, and the cost of
+ * a scrape with nothing to count is subtracted.
+ */
+function untimedCount(dist: string): string {
+  const file = path.join(dist, 'conf.d', '40-servers.conf');
+  const text = readFileSync(file, 'utf8');
+  if (text.includes('js_periodic gateway.metricsDrain interval=')) {
+    writeFileSync(file, text.replace(/js_periodic gateway\.metricsDrain interval=\w+/, 'js_periodic gateway.metricsDrain interval=3600s'));
+  }
+  return dist;
+}
+
 const totalOf = (file: string): number => {
   const m = readFileSync(file, 'utf8').match(/^(?:summary|totals): (\d+)/m);
   return m ? Number(m[1]) : 0;
@@ -145,14 +161,14 @@ export async function countInstructions(opts: InstructionOptions): Promise<{ row
     // the state-plane rows need health-checked upstreams, whose probes run in the measured
     // worker (counted in every row's window): only when such a row is asked for
     const wantsHealth = !only || only.some((n) => n.startsWith('gw_health')) || !!opts.liveKeys;
-    const dist = await buildProductFor(work, null, gwPort, [backA, backB], { metrics: opts.metrics, liveKeys: opts.liveKeys, health: wantsHealth });
+    const dist = untimedCount(await buildProductFor(work, null, gwPort, [backA, backB], { metrics: opts.metrics, liveKeys: opts.liveKeys, health: wantsHealth }));
     const product = await startGateway({ distDir: dist, ports: [gwPort], ...slow });
     const targets = { baseline: { gw: baseline, port: basePort }, reference: { gw: reference, port: refPort }, product: { gw: product, port: gwPort } };
     // --solo: a gateway of its own per route, built in its own directory
     const soloTarget = async (routePath: string): Promise<{ gw: Gateway; port: number }> => {
       const route = routeOfPath(routePath);
       const port = await freePort();
-      const dist = await buildProductFor(work, [route], port, [backA, backB], { metrics: opts.metrics, liveKeys: opts.liveKeys, health: HEALTH_ROUTES.includes(route) || !!opts.liveKeys });
+      const dist = untimedCount(await buildProductFor(work, [route], port, [backA, backB], { metrics: opts.metrics, liveKeys: opts.liveKeys, health: HEALTH_ROUTES.includes(route) || !!opts.liveKeys }));
       return { gw: await startGateway({ distDir: dist, ports: [port], ...slow }), port };
     };
     const allCreds = { ...creds, refHsToken: await hsToken(Math.floor(Date.now() / 1000) + 6 * 3600) };
@@ -171,15 +187,35 @@ export async function countInstructions(opts: InstructionOptions): Promise<{ row
         const status = await send(agent, t.port, shape.method, shape.path, headers, body);
         if (status !== 200) throw new Error(`${s.name}: HTTP ${status}`);
       }
+      // with metrics, the counting log's lines are counted by a scrape at the end of the window
+      // (untimedCount): the warm-up's lines first, outside it
+      const counting = !!opts.metrics && s.target === 'product';
+      const scrape = async () => {
+        const status = await send(agent, t.port, 'GET', '/metrics', {});
+        if (status !== 200) throw new Error(`${s.name}: /metrics HTTP ${status}`);
+      };
+      if (counting) await scrape();
+      const dump = (label: string): string => {
+        const before = new Set(readdirSync(work));
+        callgrindControl(['-d', label, String(pid)]);
+        const file = readdirSync(work).find((f) => f.startsWith(`callgrind.${pid}.`) && !before.has(f)) ?? readdirSync(work).filter((f) => f.startsWith(`callgrind.${pid}.`)).sort().at(-1);
+        if (!file) throw new Error(`${s.name}: no callgrind dump`);
+        return path.join(work, file);
+      };
       callgrindControl(['-z', String(pid)]);
       for (let i = 0; i < N; i++) await send(agent, t.port, shape.method, shape.path, headers, body);
-      const before = new Set(readdirSync(work));
-      callgrindControl(['-d', `${s.name}`, String(pid)]);
+      if (counting) await scrape();
+      const file = dump(s.name);
+      let total = totalOf(file);
+      if (counting) {
+        // less what a scrape costs with nothing to count (the exposition itself)
+        callgrindControl(['-z', String(pid)]);
+        await scrape();
+        total -= totalOf(dump(`${s.name}-scrape`));
+      }
       agent.destroy();
       if (t !== targets[s.target]) await t.gw.stop();
-      const file = readdirSync(work).find((f) => f.startsWith(`callgrind.${pid}.`) && !before.has(f)) ?? readdirSync(work).filter((f) => f.startsWith(`callgrind.${pid}.`)).sort().at(-1);
-      if (!file) throw new Error(`${s.name}: no callgrind dump`);
-      rows.push({ name: s.name, label: s.label, perRequest: totalOf(path.join(work, file)) / N, file: path.join(work, file) });
+      rows.push({ name: s.name, label: s.label, perRequest: total / N, file });
       opts.log?.(`${s.name}: ${Math.round(rows.at(-1)!.perRequest)} instructions/request`);
     }
     const base = rows.find((r) => r.name === BASELINE)!.perRequest;

@@ -30,14 +30,15 @@ describe('instructions per request relative to plain nginx', () => {
     }
   }, 300_000);
 
-  // With metrics on, the log-phase call places each request in the duration histograms: a
-  // request slower than the first bound must cost what a fast one does. Measured (shared
-  // gateway, ratio to plain nginx proxy_pass): gw_plain 3.67 with metrics (4.16 before the
-  // log-phase fast path, njs/lib/metrics.ts metricsLogFast), gw_api_key 5.15 with metrics
-  // (6.13 before); gw_slow (upstream answers in 60 ms) 1.05x gw_plain (1.41x when each bound
-  // passed was parsed from text per request); gw_stream (a streamed chat completion, 50
-  // content events and the usage, every event through the LLM body filter) 79x, 1.74M
-  // instructions (4.50M before the filter's fast path).
+  // With metrics on, a plain route is counted from the counting log (one log line, its share of
+  // the periodic count: the scrape at the window's end counts the window's lines,
+  // scripts/bench/callgrind.ts untimedCount), the API-key route too; a request slower than the
+  // first bound must cost what a fast one does. Measured (shared gateway, ratio to plain nginx
+  // proxy_pass): gw_plain 2.73 with metrics (3.67 with the log-phase call, 4.16 before its fast
+  // path), gw_api_key 5.08 (5.15 with the log-phase call); gw_slow (upstream answers in 60 ms)
+  // 1.06x gw_plain; gw_stream (a streamed chat completion, 50 content events and the usage,
+  // every event through the LLM body filter) 80x, 1.75M instructions (4.50M before the
+  // filter's fast path).
   it.skipIf(!hasCallgrind() && !process.env.CI)('with metrics, a slow request costs what a fast one does, and a streamed answer stays within its bound', async () => {
     expect(hasCallgrind(), 'valgrind and callgrind_control on PATH').toBe(true);
     const { rows } = await countInstructions({ requests: 100, metrics: true, only: ['gw_slow', 'gw_stream', 'gw_api_key'] });
@@ -47,7 +48,7 @@ describe('instructions per request relative to plain nginx', () => {
     const stream = rows.find((r) => r.name === 'gw_stream');
     const apiKey = rows.find((r) => r.name === 'gw_api_key');
     expect(plain && slow && stream && apiKey, `all rows measured\n${table}`).toBeTruthy();
-    expect(plain!.ratio, `gw_plain with metrics, instruction ratio\n${table}`).toBeLessThanOrEqual(3.96);
+    expect(plain!.ratio, `gw_plain with metrics, instruction ratio\n${table}`).toBeLessThanOrEqual(3.0);
     expect(apiKey!.ratio, `gw_api_key with metrics, instruction ratio\n${table}`).toBeLessThanOrEqual(5.56);
     expect(slow!.perRequest / plain!.perRequest, `gw_slow / gw_plain with metrics\n${table}`).toBeLessThanOrEqual(1.12);
     expect(stream!.ratio, `gw_stream with metrics, instruction ratio\n${table}`).toBeLessThanOrEqual(86);
