@@ -87,6 +87,8 @@ describe('metrics output', () => {
     expect(JSON.parse(r.files!['manifest.json']).routes[0].njsCalls).toBe(0);
     expect(JSON.parse(r.files!['njs/metrics.json']).buckets).toEqual(DEFAULT_BUCKETS);
     expect(JSON.parse(r.files!['njs/metrics.json']).spool).toBe('temp/metrics/');
+    // js_periodic counts the counting log: njs 0.8.1 at least
+    expect(JSON.parse(r.files!['manifest.json']).requires.njs).toBe('0.8.1');
     expect(DEFAULT_BUCKETS[0]).toBe(0.005);
     expect(DEFAULT_BUCKETS[DEFAULT_BUCKETS.length - 1]).toBe(60);
     // the counting log: one file per worker, under an empty document root nginx creates

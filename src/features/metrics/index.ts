@@ -373,6 +373,8 @@ export const metricsFeature: Feature = {
     { handler: METRICS_DRAIN_HANDLER, phase: 'js_content', used: (m) => m.metrics !== null },
     { handler: LLM_BODY_HANDLER, phase: 'body_filter', used: bodyFilterUsed },
   ],
+  // js_periodic (the counting log's count) came with njs 0.8.1
+  requires: (m) => (m.metrics ? [{ njs: '0.8.1', why: 'js_periodic (the counting log of metrics)', at: m.metrics.at }] : []),
   cost: {
     // the log-phase js_set, whatever the route does; on LLM routes also the body filter (one
     // call per response chunk, counted once here)
