@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { echoGatewayForSuite } from '../support/gateway.ts';
 import { withErrorLog } from '../support/nginx.ts';
-import { send, sendCounted, sleep } from '../support/http.ts';
+import { scrapeSamples, send, sleep } from '../support/http.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -35,17 +35,7 @@ metrics:
 
 const t = echoGatewayForSuite(path.join(HERE, 'budget.gateway.yaml'), yaml);
 
-async function values(): Promise<Map<string, number>> {
-  const res = await sendCounted({ port: t.statusPort, path: '/metrics' });
-  expect(res.status, res.text).toBe(200);
-  const out = new Map<string, number>();
-  for (const line of res.text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
-}
+const values = async (): Promise<Map<string, number>> => (await scrapeSamples(t.statusPort)).values;
 
 describe('metrics series budget', () => {
   it('refuses label sets beyond max_series and counts them as overflow', async () => {

@@ -7,54 +7,33 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startProject, type Project } from '../support/gateway.ts';
-import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
-import { freePorts } from '../support/ports.ts';
-import { send, sendCounted, sleep } from '../support/http.ts';
-import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { echoGatewayForSuite } from '../support/gateway.ts';
+import { withErrorLog } from '../support/nginx.ts';
+import { scrapeSamples, send, sleep } from '../support/http.ts';
 
-let upstream: EchoUpstream;
-let project: Project;
-let port: number;
-let statusPort: number;
+const HERE = path.dirname(fileURLToPath(import.meta.url));
 
-beforeAll(async () => {
-  upstream = await startEchoUpstream({ id: 'app' });
-  [port, statusPort] = await freePorts(2);
-  const yaml = `
+const yaml = `
 version: 1
 global:
   worker_processes: 2
-  status: { listen: "127.0.0.1:${statusPort}" }
+  status: { listen: "127.0.0.1:\${PORT_STATUS}" }
 listeners:
-  - { name: public, address: 127.0.0.1, port: ${port} }
+  - name: public
+    address: 127.0.0.1
+    port: \${PORT_GW}
 upstreams:
-  app: { servers: ["${upstream.address}"] }
+  app: { servers: ["\${UPSTREAM}"] }
 routes:
   - { name: plain, match: { prefix: /plain/ }, upstream: app, strip_prefix: true }
 metrics: {}
 `;
-  project = await startProject({ 'gateway.yaml': yaml }, [port, statusPort]);
-});
 
-afterAll(async () => {
-  await project?.stop();
-  await upstream?.close();
-  await stopAllGateways();
-});
+const t = echoGatewayForSuite(path.join(HERE, 'counting-log.gateway.yaml'), yaml);
 
-async function samples(): Promise<Map<string, number>> {
-  const res = await sendCounted({ port: statusPort, path: '/metrics' });
-  expect(res.status, res.text).toBe(200);
-  const out = new Map<string, number>();
-  for (const line of res.text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
-}
+const samples = async (): Promise<Map<string, number>> => (await scrapeSamples(t.statusPort)).values;
 
 const requests = (v: Map<string, number>, code: number): number =>
   v.get(`gatewayctl_requests_total{route="plain",method="GET",code="${code}",status_class="${String(code)[0]}xx",upstream="app"}`) ?? 0;
@@ -67,15 +46,15 @@ function deadPid(): number {
 }
 
 /** A counting-log line as nginx writes it for this gateway (default bounds, no auth). */
-const line = (code: number): string => `r|plain|GET|${code}|app;0.002;0.001;90;180;${code};;;-;-;-;;${code};${upstream.address}\n`;
+const line = (code: number): string => `r|plain|GET|${code}|app;0.002;0.001;90;180;${code};;;-;-;-;;${code};${t.upstream.address}\n`;
 
 describe('the counting log through real nginx (two workers)', () => {
   it('counts every request exactly once across a reload', async () => {
-    await withErrorLog(project.gw, async () => {
+    await withErrorLog(t.g.gw, async () => {
       const before = requests(await samples(), 200);
-      for (let i = 0; i < 40; i++) expect((await send({ port, path: '/plain/a' })).status).toBe(200);
-      await project.gw.reload();
-      for (let i = 0; i < 30; i++) expect((await send({ port, path: '/plain/b' })).status).toBe(200);
+      for (let i = 0; i < 40; i++) expect((await send({ port: t.port, path: '/plain/a' })).status).toBe(200);
+      await t.g.gw.reload();
+      for (let i = 0; i < 30; i++) expect((await send({ port: t.port, path: '/plain/b' })).status).toBe(200);
       // the old workers' last lines are counted once they have exited (a new worker claims them)
       let n = requests(await samples(), 200) - before;
       for (let i = 0; i < 20 && n < 70; i++) {
@@ -92,7 +71,7 @@ describe('the counting log through real nginx (two workers)', () => {
   });
 
   it('counts the file of a process that has exited once and removes it; leaves a running process\'s file alone', async () => {
-    const dir = path.join(project.gw.prefix, 'temp', 'metrics');
+    const dir = path.join(t.g.gw.prefix, 'temp', 'metrics');
     const exited = deadPid();
     const claimer = deadPid();
     const orphan = path.join(dir, `count.${exited}.log`);

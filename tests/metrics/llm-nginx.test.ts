@@ -10,7 +10,7 @@ import { createKey, serializeKeys, type KeyFile } from '../../src/keys/store.ts'
 import { startProject, type Project } from '../support/gateway.ts';
 import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
 import { freePorts } from '../support/ports.ts';
-import { send, sendCounted, sleep } from '../support/http.ts';
+import { scrapeSamples, send, sleep } from '../support/http.ts';
 import { mockOptions, startOpenAiUpstream, type OpenAiUpstream } from '../support/openai-upstream.ts';
 
 const yaml = (port: number, status: number, upstream: string) => `
@@ -73,17 +73,7 @@ afterAll(async () => {
 
 const client = (key: string, base = '/v1') => new OpenAI({ apiKey: key, baseURL: `http://127.0.0.1:${port}${base}`, maxRetries: 0, defaultHeaders: { 'Accept-Encoding': 'gzip' } });
 
-async function metrics(): Promise<Map<string, number>> {
-  const res = await sendCounted({ port: statusPort, path: '/metrics' });
-  expect(res.status, res.text).toBe(200);
-  const out = new Map<string, number>();
-  for (const line of res.text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
-}
+const metrics = async (): Promise<Map<string, number>> => (await scrapeSamples(statusPort)).values;
 
 /** poll an async condition (the log phase runs after the answer is sent) */
 async function until(cond: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {

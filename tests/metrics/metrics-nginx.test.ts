@@ -11,7 +11,7 @@ import { createKey, serializeKeys, type KeyFile } from '../../src/keys/store.ts'
 import { startProject, type Project } from '../support/gateway.ts';
 import { stopAllGateways, withErrorLog } from '../support/nginx.ts';
 import { freePort, freePorts } from '../support/ports.ts';
-import { send, sendCounted, sleep } from '../support/http.ts';
+import { scrapeSamples, send, sleep } from '../support/http.ts';
 import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
 import { dashboardQueries, familiesIn } from './dashboard.ts';
 
@@ -78,22 +78,10 @@ let port: number;
 let statusPort: number;
 let apiKey: string;
 
-/** one sample per line: name{labels} value */
-function samples(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
-}
-
 async function scrape(at = statusPort): Promise<{ text: string; values: Map<string, number> }> {
-  const res = await sendCounted({ port: at, path: '/metrics' });
-  expect(res.status, res.text).toBe(200);
+  const { text, values, res } = await scrapeSamples(at);
   expect(String(res.headers['content-type'])).toBe('text/plain; version=0.0.4; charset=utf-8');
-  return { text: res.text, values: samples(res.text) };
+  return { text, values };
 }
 
 beforeAll(async () => {

@@ -393,3 +393,21 @@ export async function sendCounted(req: HttpRequest): Promise<HttpResponse> {
   await sleep(COUNTING_LAG_MS);
   return send(req);
 }
+
+/** The samples of a Prometheus text exposition, one per line: `name{labels} value`. */
+export function exposedSamples(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}
+
+/** GET /metrics once every worker has counted the requests answered before it; throws unless 200. */
+export async function scrapeSamples(port: number): Promise<{ text: string; values: Map<string, number>; res: HttpResponse }> {
+  const res = await sendCounted({ port, path: '/metrics' });
+  if (res.status !== 200) throw new Error(`/metrics answered ${res.status}: ${res.text.slice(0, 300)}`);
+  return { text: res.text, values: exposedSamples(res.text), res };
+}
