@@ -1,5 +1,6 @@
-// Prometheus metrics (src/features/metrics): one log-phase call per request counts everything,
-// /metrics renders the shared dict in the text exposition format.
+// Prometheus metrics (src/features/metrics): each worker counts its counting log in batches
+// (metricsDrain, below), or one log-phase call counts a request where a feature needs that call
+// (metricsLog); /metrics renders the shared dict in the text exposition format.
 //
 //   js_shared_dict_zone zone=gw_metrics:4m type=number;
 //   js_preload_object gw_metrics_conf from njs/metrics.json;
@@ -36,8 +37,16 @@
 // byte counters); the cache, limit, auth and LLM families only where they apply, reading
 // their variables then.
 
-import fs from 'fs';
+import type fsModule from 'fs';
 import { reconcileBudgets } from './budgets.ts';
+
+// fs is required where the counting log is read (the periodic count, a scrape), not imported:
+// the bundle binds a module-level import in every request VM of the gateway (≈ 400
+// instructions a request, on every route that runs njs). Through globalThis, so that esbuild
+// leaves the call alone (a bare require() becomes its Proxy-based shim, which njs lacks).
+function files(): typeof fsModule {
+  return (globalThis as unknown as { require(id: 'fs'): typeof fsModule }).require('fs');
+}
 
 interface RouteConf {
   cache: string | null;
@@ -661,6 +670,7 @@ function spoolDir(): string {
 
 // this worker's file: read, truncated, counted (nothing else in this worker runs meanwhile)
 function drainOwn(d: NgxSharedDict<number>, dir: string): void {
+  const fs = files();
   const f = dir + 'count.' + process.pid + '.log';
   let text: string;
   try {
@@ -678,6 +688,7 @@ function drainOwn(d: NgxSharedDict<number>, dir: string): void {
 
 // whether a process runs (its /proc entry); where there is no /proc, every process does
 function running(pid: string): boolean {
+  const fs = files();
   try {
     fs.accessSync('/proc/' + pid);
     return true;
@@ -695,6 +706,7 @@ function running(pid: string): boolean {
 // when a worker claimed it and exited before counting it. Renamed to this worker's claim
 // first (one rename wins), then read, removed and counted.
 function drainExited(d: NgxSharedDict<number>, dir: string): void {
+  const fs = files();
   const own = String(process.pid);
   const names = fs.readdirSync(dir) as string[];
   for (let i = 0; i < names.length; i++) {

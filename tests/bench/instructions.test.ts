@@ -35,7 +35,7 @@ describe('instructions per request relative to plain nginx', () => {
   // scripts/bench/callgrind.ts untimedCount), the API-key route too; a request slower than the
   // first bound must cost what a fast one does. Measured (shared gateway, ratio to plain nginx
   // proxy_pass): gw_plain 2.73 with metrics (3.67 with the log-phase call, 4.16 before its fast
-  // path), gw_api_key 5.08 (5.15 with the log-phase call); gw_slow (upstream answers in 60 ms)
+  // path), gw_api_key 5.01 (5.15 with the log-phase call); gw_slow (upstream answers in 60 ms)
   // 1.06x gw_plain; gw_stream (a streamed chat completion, 50 content events and the usage,
   // every event through the LLM body filter) 80x, 1.75M instructions (4.50M before the
   // filter's fast path).

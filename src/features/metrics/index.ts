@@ -1,6 +1,7 @@
 // Prometheus metrics: counters and histograms in an njs shared dict (`js_shared_dict_zone`),
-// updated by ONE njs call per request in the log phase, served at /metrics in the Prometheus
-// text exposition format (njs/lib/metrics.ts).
+// updated from a per-worker counting log or, where a feature needs it, by ONE njs call per
+// request in the log phase; served at /metrics in the Prometheus text exposition format
+// (njs/lib/metrics.ts).
 //
 // Two ways a request is counted, decided per route by a map on $gw_route:
 // - The counting log (most routes): nginx writes one line per request to a file of the
@@ -41,12 +42,11 @@ export const metricsSpoolDir = (m: GatewayModel): string => `${m.global.paths.te
 /**
  * The document root of every location that sets none: nginx writes a log whose path holds a
  * variable only where the location's root exists, and no location of the gateway serves
- * files, so it is an empty directory nginx creates as well (never the spool itself: a request
- * no location answers would be served from it).
+ * files, so it is an empty directory nginx creates as well. Never the spool itself (a request
+ * no location answers would be served from it), and a sibling of it, not inside: nginx creates
+ * the spool for the workers' user, mode 0700, and a master without CAP_DAC_OVERRIDE (the
+ * Kubernetes container) could not create anything inside it.
  */
-// (a sibling of the spool, not inside it: nginx creates the spool for the workers' user, mode
-// 0700, and a master without CAP_DAC_OVERRIDE, as in the Kubernetes container, could not create
-// anything inside it)
 const emptyRoot = (m: GatewayModel): string => `${m.global.paths.temp}/empty`;
 /** how often each worker counts its counting log: a scrape lags by at most this */
 export const METRICS_DRAIN_INTERVAL = '250ms';
@@ -286,7 +286,7 @@ const countLine = (m: GatewayModel): string =>
   ].join(';');
 
 /** The counting log (http level): its format, its per-worker file, and what that needs. */
-function countingLog(m: GatewayModel, s: MetricsSettings): Directive[] {
+function countingLog(m: GatewayModel): Directive[] {
   return [
     raw('# metrics: the counting log, one file per worker, counted by each worker every ' + METRICS_DRAIN_INTERVAL + ' (gateway.metricsDrain); no njs call per request'),
     d('log_format', 'gw_metrics_count', q(countLine(m), 'expr')),
@@ -503,7 +503,7 @@ export const metricsFeature: Feature = {
       ],
       logFields: llmRoutes(m).length > 0 ? LLM_LOG_FIELDS : [],
       accessLogs: [
-        ...countingLog(m, s),
+        ...countingLog(m),
         ...(call
           ? [
               raw('# metrics: one njs call per request in the log phase on the routes that need it; it counts and returns "", so nothing is written'),
