@@ -1,9 +1,10 @@
 // The counting log (src/features/metrics, njs/lib/metrics.ts metricsDrain): a route no feature
 // needs the log-phase call on is counted from one file per worker, which each worker counts
 // every 250 ms. Through real nginx with two workers: counts stay exact across a reload (the
-// old workers' lines are counted by them or, once they have exited, by a new worker), a file
-// left by a process that has exited is counted once and removed, so is a claim left by a
-// claimer that has exited, and the file of a process that still runs is never touched.
+// old workers' lines are counted by them or, once they have exited, by a new worker), also
+// under concurrent load with a reload in the middle; a file left by a process that has exited
+// is counted once and removed, so is a claim left by a claimer that has exited, and the file
+// of a process that still runs is never touched.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -66,6 +67,36 @@ describe('the counting log through real nginx (two workers)', () => {
       await sleep(1000);
       const v = await samples();
       expect(requests(v, 200) - before).toBe(70);
+      expect(v.get('gatewayctl_metrics_errors_total')).toBe(0);
+    });
+  });
+
+  it('counts exactly under concurrent load on both workers, a reload in the middle', async () => {
+    await withErrorLog(t.g.gw, async () => {
+      const before = requests(await samples(), 200);
+      // 20 clients at once, 1,200 requests: both workers write while their counts run
+      const total = 1200;
+      let sent = 0;
+      let reloaded: Promise<void> | null = null;
+      const client = async () => {
+        while (sent < total) {
+          sent++;
+          if (sent === total / 2) reloaded = t.g.gw.reload();
+          expect((await send({ port: t.port, path: `/plain/c${sent % 7}` })).status).toBe(200);
+        }
+      };
+      await Promise.all(Array.from({ length: 20 }, client));
+      await reloaded;
+      let n = requests(await samples(), 200) - before;
+      for (let i = 0; i < 20 && n < total; i++) {
+        await sleep(250);
+        n = requests(await samples(), 200) - before;
+      }
+      expect(n).toBe(total);
+      await sleep(1000);
+      const v = await samples();
+      expect(requests(v, 200) - before).toBe(total);
+      expect(v.get('gatewayctl_request_duration_seconds_count{route="plain"}')).toBe(requests(v, 200));
       expect(v.get('gatewayctl_metrics_errors_total')).toBe(0);
     });
   });
