@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { cacheKey, cachePut, JWT_CACHE_ZONE, RAW_KEY_MAX } from '../../njs/lib/jwtcache.ts';
+import { DEFAULT_BUCKETS } from '../../src/features/metrics/index.ts';
 
 // handlers.ts and routing.ts bring njs-types (whose global `process` is not Node's) into any
 // program that imports them by name: loaded by a computed path, so this file stays a Node one.
@@ -654,7 +655,7 @@ describe('countLogText (the counting log) against metricsLog', () => {
     input('a', '401', '0.000', '', DEFAULT_BOUNDS, 'none'),
     input('c', '200', '0.002', '0.001', `cache1${DEFAULT_BOUNDS}`),
   ];
-  function withDict(maxSeries: number, fn: (d: Dict) => void, buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], bounds = ''): Map<string, number> {
+  function withDict(maxSeries: number, fn: (d: Dict) => void, buckets: number[] = DEFAULT_BUCKETS, bounds = ''): Map<string, number> {
     const data = new Map<string, number>();
     const d: Dict = { get: (k) => data.get(k), incr: (k, n, init = 0) => (data.set(k, (data.has(k) ? data.get(k)! : init) + n), data.get(k)!), delete: (k) => data.delete(k) };
     g.ngx = { shared: { gw_metrics: d } };
