@@ -3,20 +3,30 @@
 // and a gateway.yaml with many routes and upstreams.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { hashKey, KEY_PREFIX, serializeKeys, type ApiKeyRecord } from '../src/keys/store.ts';
+import { hashKey, KEY_PREFIX, md5Key, serializeKeys, type ApiKeyRecord } from '../src/keys/store.ts';
+
+/**
+ * The plaintext key of index i: deterministic, distinct from anything `keys create` makes (those
+ * are random), in the form `keys create` makes (its id, then 43 characters), so nginx checks it
+ * itself. An index past the store's end gives a key with an id no record has.
+ */
+export function scaleKey(i: number): string {
+  return `${KEY_PREFIX}${i.toString(16).padStart(12, '0')}scale${String(i).padStart(38, '0')}`;
+}
 
 /** Writes a store of `n` active keys (client-0 … client-<n-1>) and returns one plaintext key. */
 export function generateScaleKeys(file: string, n: number): { sample: { key: string; name: string }; records: ApiKeyRecord[] } {
   const records: ApiKeyRecord[] = new Array(n);
   let sample = { key: '', name: '' };
   for (let i = 0; i < n; i++) {
-    // deterministic per index, distinct from anything `keys create` makes (those are random)
-    const key = `${KEY_PREFIX}scale${String(i).padStart(40, '0')}`;
+    const id = i.toString(16).padStart(12, '0');
+    const key = scaleKey(i);
     if (i === Math.floor(n / 2)) sample = { key, name: `client-${i}` };
     records[i] = {
-      id: `key_${i.toString(16).padStart(12, '0')}`,
+      id: `key_${id}`,
       name: `client-${i}`,
       hash: hashKey(key),
+      md5: md5Key(key),
       role: i % 10 === 0 ? 'admin' : '',
       tier: i % 3 === 0 ? 'gold' : '',
       created: '2026-01-01T00:00:00.000Z',

@@ -13,11 +13,20 @@ export const KEYS_FILE_VERSION = 1;
 export const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 export const HASH_RE = /^[0-9a-f]{64}$/;
 export const ID_RE = /^key_[0-9a-f]{12}$/;
+/** base64url MD5 of a key that carries its id (nginx's secure_link checks it: renderNativeKeyMaps) */
+export const MD5_RE = /^[A-Za-z0-9_-]{22}$/;
+/**
+ * A key that carries its record's id: `gw_live_` + the id's 12 hex digits + 32 random bytes in
+ * base64url. nginx looks the id up and checks the key's MD5 itself, without njs; a key without
+ * an id (made before ids were part of keys, or created live by the admin API) is checked by njs.
+ */
+export const NATIVE_KEY_RE = /^gw_live_([0-9a-f]{12})[A-Za-z0-9_-]{43}$/;
 
 export interface ApiKeyRecord {
   id: string; // key_<12 hex>
   name: string; // client name, forwarded as X-Gateway-Client
   hash: string; // sha256 hex of the full key
+  md5: string | null; // base64url MD5 of the full key, for keys that carry their id (NATIVE_KEY_RE)
   role: string; // '' when unset
   tier: string; // '' when unset
   created: string; // ISO 8601
@@ -47,8 +56,20 @@ export function hashKey(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');
 }
 
-export function generateKey(): string {
-  return KEY_PREFIX + randomBytes(32).toString('base64url');
+/** A new key carrying its record's id (`key_<12 hex>`), so nginx can check it without njs. */
+export function generateKey(id: string): string {
+  if (!ID_RE.test(id)) throw new Error(`invalid key id ${JSON.stringify(id)}`);
+  return KEY_PREFIX + id.slice(4) + randomBytes(32).toString('base64url');
+}
+
+/**
+ * The MD5 nginx's secure_link checks a key against, base64url. MD5 only ever sees a key of 32
+ * random bytes the gateway made (NATIVE_KEY_RE): what protects the key is preimage resistance,
+ * which MD5 keeps (collisions need an attacker who chooses both inputs). Stored next to the
+ * SHA-256 as the SHA-256 is: neither gives the key back.
+ */
+export function md5Key(key: string): string {
+  return createHash('md5').update(key, 'utf8').digest('base64url');
 }
 
 export function generateId(): string {
@@ -139,11 +160,11 @@ export function parseKeys(text: string, file: string): KeyFile {
   return scanKeys(text) ?? parseKeysYaml(text, file);
 }
 
-const FIELDS = ['id', 'name', 'hash', 'role', 'tier', 'created', 'expires', 'revoked', 'replacedBy'] as const;
+const FIELDS = ['id', 'name', 'hash', 'md5', 'role', 'tier', 'created', 'expires', 'revoked', 'replacedBy'] as const;
 type Field = (typeof FIELDS)[number];
 const FIELD_SET = new Set<string>(FIELDS);
 /** `  - field: value` (a new entry) or `    field: value` */
-const ENTRY_LINE = /^(  - |    )([A-Za-z]+): (.*)$/;
+const ENTRY_LINE = /^(  - |    )([A-Za-z][A-Za-z0-9]*): (.*)$/;
 /** a plain scalar without spaces or indicators… */
 const PLAIN = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 /** …that YAML's core schema (the yaml package's default) reads as something other than a string */
@@ -238,15 +259,16 @@ function validRecord(r: Record<string, string | null>): ApiKeyRecord | null {
   const id = get('id', true, ID_RE);
   const name = get('name', true, NAME_RE);
   const hash = get('hash', true, HASH_RE);
+  const md5 = get('md5', false, MD5_RE);
   const role = get('role', false, NAME_RE);
   const tier = get('tier', false, NAME_RE);
   const created = get('created', true);
   const expires = get('expires', false);
   const revoked = get('revoked', false);
   const replacedBy = get('replacedBy', false, ID_RE);
-  if (!id || !name || !hash || !created || role === undefined || tier === undefined) return null;
+  if (!id || !name || !hash || !created || md5 === undefined || role === undefined || tier === undefined) return null;
   if (expires === undefined || revoked === undefined || replacedBy === undefined) return null;
-  return { id, name, hash, role: role ?? '', tier: tier ?? '', created, expires, revoked, replacedBy };
+  return { id, name, hash, md5, role: role ?? '', tier: tier ?? '', created, expires, revoked, replacedBy };
 }
 
 /** parseKeys through the YAML parser, with positions for every error. */
@@ -280,7 +302,7 @@ function parseKeysYaml(text: string, file: string): KeyFile {
     const m = item as import('yaml').YAMLMap;
     for (const pair of m.items) {
       const k = isScalar(pair.key) ? String(pair.key.value) : '';
-      if (!['id', 'name', 'hash', 'role', 'tier', 'created', 'expires', 'revoked', 'replacedBy'].includes(k)) {
+      if (!FIELD_SET.has(k)) {
         bad(pair.key as YamlNode, `unknown field ${JSON.stringify(k)}`);
       }
     }
@@ -293,7 +315,7 @@ function parseKeysYaml(text: string, file: string): KeyFile {
       if (!isScalar(n) || typeof n.value !== 'string') return bad(n, `${field} must be a string`);
       const v = n.value as string;
       // a malformed hash may be a plaintext key pasted in by mistake: never echo it
-      if (re && !re.test(v)) bad(n, field === 'hash' ? `${field} is not ${what}` : `${field} ${JSON.stringify(v)} is not ${what}`);
+      if (re && !re.test(v)) bad(n, field === 'hash' || field === 'md5' ? `${field} is not ${what}` : `${field} ${JSON.stringify(v)} is not ${what}`);
       return v;
     };
     const date = (field: string, required: boolean): string | null => {
@@ -305,6 +327,7 @@ function parseKeysYaml(text: string, file: string): KeyFile {
       id: str('id', true, ID_RE, 'a key id (key_ + 12 hex)')!,
       name: str('name', true, NAME_RE, 'a valid name ([A-Za-z0-9_.-]{1,64})')!,
       hash: str('hash', true, HASH_RE, 'a lowercase sha256 hex digest')!,
+      md5: str('md5', false, MD5_RE, 'a base64url md5 digest (22 characters)'),
       role: str('role', false, NAME_RE, 'a valid role ([A-Za-z0-9_.-]{1,64})') ?? '',
       tier: str('tier', false, NAME_RE, 'a valid tier ([A-Za-z0-9_.-]{1,64})') ?? '',
       created: date('created', true)!,
@@ -349,6 +372,8 @@ function serializeKeyChunks(data: KeyFile): string[] {
     for (const k of data.keys.slice(i, i + 2000)) {
       let first = true;
       for (const f of FIELDS) {
+        // a key without an id of its own has no md5: no line, so older files keep their text
+        if (f === 'md5' && k.md5 === null) continue;
         lines.push(`${first ? '  - ' : '    '}${f}: ${yamlScalar(k[f])}`);
         first = false;
       }
@@ -425,13 +450,14 @@ export function createKey(file: KeyFile, opts: CreateOptions, now: Date): { key:
   if (currentKey(file, opts.name, now)) {
     throw new Error(`a key named ${opts.name} already exists (use \`keys rotate ${opts.name}\`)`);
   }
-  const key = generateKey();
   let id = generateId();
   while (file.keys.some((k) => k.id === id)) id = generateId();
+  const key = generateKey(id);
   const record: ApiKeyRecord = {
     id,
     name: opts.name,
     hash: hashKey(key),
+    md5: md5Key(key),
     role: opts.role ?? '',
     tier: opts.tier ?? '',
     created: now.toISOString(),
@@ -505,8 +531,7 @@ export function renderKeyMap(keys: ApiKeyRecord[], now: Date, variables = { from
     if (k.tier !== '' && !NAME_RE.test(k.tier)) throw new Error(`key ${k.id}: invalid tier ${JSON.stringify(k.tier)}`);
     if (seen.has(k.hash)) throw new Error(`key ${k.id}: duplicate hash`);
     seen.add(k.hash);
-    const expires =
-      k.expires === null ? (k.revoked === null ? 0 : unixSeconds(k.revoked)) : k.revoked === null ? unixSeconds(k.expires) : Math.min(unixSeconds(k.expires), unixSeconds(k.revoked));
+    const expires = keyExpiry(k);
     // the common key (no role, tier or expiry) maps to its client name alone: njs's split then
     // makes one string, not four (≈ 1,700 instructions a request, njs/lib/handlers.ts apiKeyFast)
     const meta = k.role === '' && k.tier === '' && expires === 0 ? k.name : `${k.name}|${k.role}|${k.tier}|${expires}`;
@@ -528,4 +553,55 @@ export function renderKeyMap(keys: ApiKeyRecord[], now: Date, variables = { from
   for (const e of entries) lines.push(e);
   lines.push('}');
   return lines.join('\n') + '\n';
+}
+
+/**
+ * The nginx include of the native lane (src/features/auth/render.ts, nativeKeyMaps): for each
+ * active key that carries its id and has an MD5, the id's "md5[,expires]" (nginx's secure_link
+ * refuses an expired one by itself) and, keyed by the id secure_link has checked, the client,
+ * role and tier. Only active keys: a revoked or unknown id finds nothing here and goes to njs,
+ * which names the reason. Every value is validated again (no nginx syntax from the file).
+ */
+export function renderNativeKeyMaps(keys: ApiKeyRecord[], now: Date): string {
+  const check: string[] = [];
+  const client: string[] = [];
+  const role: string[] = [];
+  const tier: string[] = [];
+  const seen = new Set<string>();
+  for (const k of keys) {
+    if (k.md5 === null || !isActive(k, now)) continue;
+    if (!ID_RE.test(k.id)) throw new Error(`key ${JSON.stringify(k.id)}: invalid id`);
+    if (!MD5_RE.test(k.md5)) throw new Error(`key ${k.id}: invalid md5`);
+    if (!NAME_RE.test(k.name)) throw new Error(`key ${k.id}: invalid name ${JSON.stringify(k.name)}`);
+    if (k.role !== '' && !NAME_RE.test(k.role)) throw new Error(`key ${k.id}: invalid role ${JSON.stringify(k.role)}`);
+    if (k.tier !== '' && !NAME_RE.test(k.tier)) throw new Error(`key ${k.id}: invalid tier ${JSON.stringify(k.tier)}`);
+    const id = k.id.slice(4);
+    if (seen.has(id)) throw new Error(`key ${k.id}: duplicate id`);
+    seen.add(id);
+    const expires = keyExpiry(k);
+    check.push(`  "${id}" "${k.md5}${expires ? `,${expires}` : ''}";`);
+    client.push(`  "${id}" "${k.name}";`);
+    if (k.role !== '') role.push(`  "${id}" "${k.role}";`);
+    if (k.tier !== '') tier.push(`  "${id}" "${k.tier}";`);
+  }
+  const map = (from: string, to: string, entries: string[]) => [`map ${from} ${to} {`, '  default "";', ...entries.sort(), '}'];
+  return [
+    '# Generated by gatewayctl from the API key store; do not edit.',
+    '# key id -> "md5,expires" (base64url MD5 of the key; expires: unix seconds, none = never)',
+    ...map('$gw_key_native_id', '$gw_key_native_check', check),
+    '# checked key id -> client, role, tier',
+    ...map('$gw_key_verified_id', '$gw_key_native_client', client),
+    ...map('$gw_key_verified_id', '$gw_key_native_role', role),
+    ...map('$gw_key_verified_id', '$gw_key_native_tier', tier),
+  ].join('\n') + '\n';
+}
+
+/** Unix seconds a key stops working (its expiry or a future revocation: rotation grace), 0 = never. */
+function keyExpiry(k: ApiKeyRecord): number {
+  return k.expires === null ? (k.revoked === null ? 0 : unixSeconds(k.revoked)) : k.revoked === null ? unixSeconds(k.expires) : Math.min(unixSeconds(k.expires), unixSeconds(k.revoked));
+}
+
+/** The ids of the native lane's maps (they size map_hash_* with the key map's hashes). */
+export function nativeKeyIds(keys: ApiKeyRecord[], now: Date): string[] {
+  return keys.filter((k) => k.md5 !== null && isActive(k, now)).map((k) => k.id.slice(4));
 }

@@ -19,7 +19,8 @@ export const raw = (line: string): Directive => line as Directive;
 
 export interface Block {
   comment?: string;
-  head: string; // e.g. `location = "/health"`
+  /** e.g. `location = "/health"`; "" for an inline group (inlineDirectives) */
+  head: string;
   lines: string[];
   blocks?: Block[];
   /** the gateway.yaml entry this block comes from (nested blocks inherit it); `check` maps
@@ -27,6 +28,15 @@ export interface Block {
   origin?: SourcePos;
   /** per-line entries where a line comes from elsewhere than the block (raw snippets) */
   lineOrigins?: (SourcePos | undefined)[];
+}
+
+/**
+ * Directives printed in place among a block's nested blocks, without braces: rewrite-phase
+ * directives (`set`) that must run after the `if` checks before them (a block's own lines print
+ * before all of its nested blocks).
+ */
+export function inlineDirectives(lines: string[], comment?: string): Block {
+  return { head: '', lines, ...(comment ? { comment } : {}) };
 }
 
 /** A JSON access-log field: name, nginx variable, whether the value is quoted (strings) or not (numbers). */

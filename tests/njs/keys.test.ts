@@ -9,11 +9,15 @@ import {
   hashKey,
   KeyStoreError,
   loadKeys,
+  md5Key,
+  NATIVE_KEY_RE,
   parseKeys,
   parseWhen,
   renderKeyMap,
+  renderNativeKeyMaps,
   revokeKey,
   rotateKey,
+  serializeKeys,
   type KeyFile,
 } from '../../src/keys/store.ts';
 
@@ -41,12 +45,15 @@ describe('keys command', () => {
     const r = await cli('create', { name: 'alice', role: 'admin', tier: 'gold', expires: '90d' });
     expect(r.code).toBe(0);
     const key = r.out.trim();
-    expect(key).toMatch(/^gw_live_[A-Za-z0-9_-]{43}$/);
+    // the key carries its record's id (nginx checks it without njs), then 32 random bytes
+    expect(key).toMatch(/^gw_live_[0-9a-f]{12}[A-Za-z0-9_-]{43}$/);
     expect(r.err).toMatch(/shown only once/);
     const text = await readFile(file, 'utf8');
     expect(text).not.toContain(key);
-    expect(text).not.toContain(key.slice(8));
+    expect(text).not.toContain(key.slice(20));
     expect(text).toContain(hashKey(key));
+    expect(text).toContain(`md5: ${JSON.stringify(md5Key(key)).replace(/^"([A-Za-z0-9_][A-Za-z0-9_.-]*)"$/, '$1')}`);
+    expect(text).toContain(`id: key_${NATIVE_KEY_RE.exec(key)![1]}`);
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     const data = await loadKeys(file);
     expect(data.keys).toHaveLength(1);
@@ -181,6 +188,67 @@ keys:
     expect(at(good.replace('    created: 2026-01-01T00:00:00Z\n', ''))).toMatch(/^3:5 missing created/);
     expect(at('- just a list\n')).toMatch(/^1:1 keys file must be a mapping/);
     expect(at(good + good.split('\n').slice(2).join('\n'))).toMatch(/duplicate id/);
+    // an md5 line is optional; a malformed one is reported without echoing it
+    expect(parseKeys(good.replace('    created:', `    md5: ${'A'.repeat(22)}\n    created:`), 'k.yaml').keys[0].md5).toBe('A'.repeat(22));
+    expect(parseKeys(good, 'k.yaml').keys[0].md5).toBeNull();
+    const badMd5 = at(good.replace('    created:', '    md5: gw_live_pasted_key_here_by_mistake\n    created:'));
+    expect(badMd5).toMatch(/^6:10 md5 is not a base64url md5 digest/);
+    expect(badMd5).not.toContain('pasted');
+  });
+
+  it('a key without an id of its own keeps its text: no md5 line is written for it', () => {
+    const f: KeyFile = { version: 1, keys: [] };
+    createKey(f, { name: 'new' }, T0);
+    f.keys.push({ ...f.keys[0], id: 'key_00000000000a', name: 'old', md5: null });
+    const text = serializeKeys(f);
+    expect(text.match(/md5: /g)).toHaveLength(1);
+    expect(parseKeys(text, 'k.yaml')).toEqual(f);
+  });
+});
+
+describe('renderNativeKeyMaps', () => {
+  it('maps each active key carrying its id to its MD5 (with its expiry) and, once checked, its identity', () => {
+    const f: KeyFile = { version: 1, keys: [] };
+    const a = createKey(f, { name: 'alice', role: 'admin', tier: 'gold' }, T0);
+    const b = createKey(f, { name: 'bob' }, T0);
+    const c = createKey(f, { name: 'carol', expires: new Date(T0.getTime() + 10_000) }, T0);
+    const dv = createKey(f, { name: 'dave' }, T0);
+    const r = rotateKey(f, 'dave', T0, new Date(T0.getTime() + 60_000));
+    revokeKey(f, 'bob', T0);
+    f.keys.push({ ...b.record, id: 'key_00000000000b', name: 'olga', revoked: null, md5: null });
+    const id = (k: string) => NATIVE_KEY_RE.exec(k)![1];
+    const text = renderNativeKeyMaps(f.keys, T0);
+    const t0 = Math.floor(T0.getTime() / 1000);
+    expect(text).toContain(`"${id(a.key)}" "${md5Key(a.key)}";`);
+    expect(text).toContain(`"${id(c.key)}" "${md5Key(c.key)},${t0 + 10}";`);
+    // the rotated-out key until its grace period ends, the new one without an end
+    expect(text).toContain(`"${id(dv.key)}" "${md5Key(dv.key)},${t0 + 60}";`);
+    expect(text).toContain(`"${id(r.key)}" "${md5Key(r.key)}";`);
+    // revoked (bob) and without an md5 (olga): nothing, so njs decides
+    expect(text).not.toContain(id(b.key));
+    expect(text).not.toContain('00000000000b');
+    const maps = Object.fromEntries(
+      [...text.matchAll(/^map \$(\S+) \$(\S+) \{\n((?:  .*\n)*)\}/gm)].map((m) => [m[2], { from: m[1], body: m[3] }]),
+    );
+    expect(Object.keys(maps)).toEqual(['gw_key_native_check', 'gw_key_native_client', 'gw_key_native_role', 'gw_key_native_tier']);
+    expect(maps.gw_key_native_check.from).toBe('gw_key_native_id');
+    // identity only for an id secure_link has checked
+    for (const v of ['client', 'role', 'tier']) expect(maps[`gw_key_native_${v}`].from).toBe('gw_key_verified_id');
+    expect(maps.gw_key_native_client.body).toContain(`"${id(a.key)}" "alice";`);
+    expect(maps.gw_key_native_role.body).toBe(`  default "";\n  "${id(a.key)}" "admin";\n`);
+    expect(maps.gw_key_native_tier.body).toBe(`  default "";\n  "${id(a.key)}" "gold";\n`);
+    // past carol's expiry she is left out, as in the key map
+    expect(renderNativeKeyMaps(f.keys, new Date(T0.getTime() + 20_000))).not.toContain(id(c.key));
+  });
+
+  it('refuses values that could inject nginx syntax', () => {
+    const f: KeyFile = { version: 1, keys: [] };
+    createKey(f, { name: 'alice' }, T0);
+    f.keys[0].md5 = 'x" ; } include /etc/passwd; #';
+    expect(() => renderNativeKeyMaps(f.keys, T0)).toThrow(/invalid md5/);
+    f.keys[0].md5 = 'A'.repeat(22);
+    f.keys[0].name = 'x"; }';
+    expect(() => renderNativeKeyMaps(f.keys, T0)).toThrow(/invalid name/);
   });
 });
 

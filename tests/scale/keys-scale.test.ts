@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { createKey, loadKeys, parseKeys, saveKeys, scanKeys, serializeKeys, type ApiKeyRecord, type KeyFile } from '../../src/keys/store.ts';
-import { generateScaleKeys, scaleConfig } from '../../scripts/scale-fixtures.ts';
+import { generateScaleKeys, scaleConfig, scaleKey } from '../../scripts/scale-fixtures.ts';
 import { startProject, type Project } from '../support/gateway.ts';
 import { withErrorLog } from '../support/nginx.ts';
 import { freePort } from '../support/ports.ts';
@@ -155,6 +155,10 @@ describe('20,000 keys and 300 routes', () => {
     expect(entries.length).toBe(N);
     const hashes = entries.map((l) => l.slice(3, 67));
     expect(hashes).toEqual([...records.map((k) => k.hash)].sort());
+    // every key carries its id: one entry per key in the native lane's check and client maps
+    const native = readFileSync(path.join(dir, 'dist/conf.d/keys-native.map'), 'utf8');
+    expect(native.split('\n').filter((l) => /^ {2}"[0-9a-f]{12}" "[A-Za-z0-9_-]{22}(,\d+)?";$/.test(l)).length).toBe(N);
+    expect(native.split('\n').filter((l) => /^ {2}"[0-9a-f]{12}" "client-\d+";$/.test(l)).length).toBe(N);
     const manifest = JSON.parse(readFileSync(path.join(dir, 'dist/manifest.json'), 'utf8'));
     expect(manifest.routes).toHaveLength(300);
     const conf = readFileSync(path.join(dir, 'dist/nginx.conf'), 'utf8');
@@ -171,10 +175,10 @@ describe('20,000 keys and 300 routes', () => {
       const ok = await request(gw.url('/r40/x'), { 'X-API-Key': sample.key });
       expect(ok.status).toBe(200);
       expect(ok.json.headers['x-gateway-client']).toBe(sample.name);
-      const last = await request(gw.url('/r41/x'), { Authorization: `Bearer gw_live_scale${String(N - 1).padStart(40, '0')}` });
+      const last = await request(gw.url('/r41/x'), { Authorization: `Bearer ${scaleKey(N - 1)}` });
       expect(last.status).toBe(200);
       expect(last.json.headers['x-gateway-client']).toBe(`client-${N - 1}`);
-      const bad = await request(gw.url('/r40/x'), { 'X-API-Key': 'gw_live_scale' + String(N).padStart(40, '0') });
+      const bad = await request(gw.url('/r40/x'), { 'X-API-Key': scaleKey(N) });
       expect(bad.status).toBe(401);
     });
   });

@@ -8,7 +8,7 @@ import { trafficReadsClaims } from '../traffic/index.ts';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
-import { isActive, KEYS_FILE_MAX_BYTES, KeyStoreError, keysFileTooLarge, parseKeys, renderKeyMap } from '../../keys/store.ts';
+import { isActive, KEYS_FILE_MAX_BYTES, KeyStoreError, keysFileTooLarge, nativeKeyIds, parseKeys, renderKeyMap, renderNativeKeyMaps } from '../../keys/store.ts';
 import { formatBytes } from '../../config/load.ts';
 import type { InputRequest, Inputs } from '../../config/inputs.ts';
 
@@ -40,10 +40,11 @@ function inputText(inputs: Inputs, file: string, what: string): { text: string }
 import { authPreloadText, buildAuthPreload, PreloadError, renderAuthPreload, type AuthPreloadObject, type JwtProviderInput } from '../../njs/preload.ts';
 import { q } from '../../plan/quote.ts';
 import type { ClaimValueRule, Diagnostic, GatewayModel, SourcePos } from '../../model/types.ts';
-import { jwtFastMap, liveKeys, routeJwtProvider } from './render.ts';
+import { jwtFastMap, liveKeys, routeJwtProvider, usesApiKeys } from './render.ts';
 
 export const AUTH_FILES = {
   keyMap: 'conf.d/keys.map',
+  nativeKeyMap: 'conf.d/keys-native.map',
   jwtFastMap: 'conf.d/jwt-fast.map',
   preload: 'njs/auth.json',
 };
@@ -173,6 +174,10 @@ export function buildAuthArtifacts(m: GatewayModel, inputs: Inputs, opts: AuthBu
         const keys = parseKeys(text, display(k.file)).keys;
         files[AUTH_FILES.keyMap] = renderKeyMap(keys, now, undefined, { revokedMarks: liveKeys(m) });
         mapKeys.push(keys.filter((x) => isActive(x, now)).map((x) => x.hash));
+        if (usesApiKeys(m)) {
+          files[AUTH_FILES.nativeKeyMap] = renderNativeKeyMaps(keys, now);
+          mapKeys.push(nativeKeyIds(keys, now));
+        }
       } catch (e) {
         if (e instanceof KeyStoreError) {
           const msg = e.message.replace(/^.*?:\d+:\d+: /, '').replace(/^[^:]*: /, '');

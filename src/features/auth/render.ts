@@ -22,7 +22,7 @@ import type { GatewayModel, Route } from '../../model/types.ts';
 import { bare, headerVar, ident, jsonBody, q, RenderError, settableHeader } from '../../plan/quote.ts';
 import { tierKeyVar } from '../limits/index.ts';
 import { uriReplacementMap } from '../proxy/index.ts';
-import { d, jsonLogTemplate, raw, requestLogFields, type Block, type Directive, type LogField } from '../../plan/directive.ts';
+import { d, inlineDirectives, jsonLogTemplate, raw, requestLogFields, type Block, type Directive, type LogField } from '../../plan/directive.ts';
 import { DEFAULT_IDENTITY_HEADERS } from '../../model/identity.ts';
 import { ERROR_KINDS, openAiErrorBody, type ErrorFormat } from '../../plan/errors.ts';
 import { needsBodyStep } from '../routing/render.ts';
@@ -32,6 +32,7 @@ import { perModel } from '../../model/memo.ts';
 
 export const AUTH_CONF = 'conf.d/05-auth.conf';
 export const KEY_MAP_INCLUDE = 'conf.d/keys.map';
+export const NATIVE_KEY_MAP_INCLUDE = 'conf.d/keys-native.map';
 /** provider -> its verified-token cache generation, for the JWT handlers' fast path (outputs.ts) */
 export const JWT_FAST_MAP_INCLUDE = 'conf.d/jwt-fast.map';
 
@@ -68,8 +69,12 @@ export const LIVE_KEYS_ZONE = 'gw_keys';
 /** An API-key route's choice of handler with runtime keys, before the key check (see authConf). */
 export const LIVE_KEY_CHECKS: Block[] = [
   { head: 'if ($gw_apikey = unknown_key)', lines: [d('set', '$gw_apikey', '$gw_apikey_live')] },
-  // a stat() per request (no open_file_cache: a revocation applies to the very next request)
-  { head: 'if (-f $document_root/../state/keys-revoked)', lines: [d('set', '$gw_apikey', '$gw_apikey_live')] },
+  // a stat() per request (no open_file_cache: a revocation applies to the very next request);
+  // the live entries decide, so a natively checked key's identity is not kept
+  {
+    head: 'if (-f $document_root/../state/keys-revoked)',
+    lines: [d('set', '$gw_client_id', '""'), d('set', '$gw_client_role', '""'), d('set', '$gw_client_tier', '""'), d('set', '$gw_apikey', '$gw_apikey_live')],
+  },
 ];
 
 /** /admin/keys on the status listener: create, revoke, rotate and list keys at runtime. */
@@ -204,8 +209,9 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
     lines.push(d('include', JWT_FAST_MAP_INCLUDE));
   }
   if (keyRoutes) {
-    lines.push('# one njs call per request: hash the presented key, look it up in the key map, set the identity');
-    lines.push(d('js_set', liveKeys(m) ? '$gw_apikey_std' : '$gw_apikey', 'gateway.apiKey'));
+    lines.push('# a key that carries its id is checked by nginx (conf.d/keys-native.map, secure_link in the route);');
+    lines.push('# any other key takes one njs call: hash it, look it up in the key map, set the identity');
+    lines.push(d('js_set', '$gw_apikey_std', 'gateway.apiKey'));
   }
   if (liveKeys(m)) {
     lines.push('# runtime keys (admin API, njs/lib/livekeys.ts): each API-key route sets $gw_apikey to $gw_apikey_std, and to');
@@ -219,9 +225,14 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
     lines.push('# sha256(key) -> "client|role|tier|expires" or "client"; never read $gw_key_meta anywhere else');
     lines.push(d('include', KEY_MAP_INCLUDE));
   }
+  if (keyRoutes) {
+    lines.push('# key id -> "md5,expires" and, once secure_link has checked the key, its client, role and tier');
+    lines.push(d('include', NATIVE_KEY_MAP_INCLUDE));
+  }
 
   const blocks: Block[] = [];
   if (apiKeys) blocks.push(...keyFastMaps(m));
+  if (keyRoutes) blocks.push(...nativeKeyMaps(m));
   blocks.push({
     comment: 'RFC 6750 challenge: no error attribute when no credentials were presented',
     head: 'map $gw_auth_status $gw_auth_challenge',
@@ -290,6 +301,57 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
  * njs's full extraction only for a key the map does not accept. So an ordinary request costs
  * no header lookup by name and no regex (the bearer map runs only without a key header).
  */
+/**
+ * The native lane: a key that carries its id (NATIVE_KEY_RE in src/keys/store.ts) is checked by
+ * nginx alone. The id picks the key's "md5,expires" (keys-native.map); `secure_link` in the
+ * route compares the presented key's MD5 with it and says "1" (match, not expired); only then
+ * does the id reach the maps of the client, role and tier, and $gw_apikey read "ok" without
+ * njs. Anything else (no id, an unknown id, a wrong key, an expired or revoked one) falls to
+ * gateway.apiKey, which tells the reasons apart as before.
+ */
+function nativeKeyMaps(m: GatewayModel): Block[] {
+  return [
+    {
+      comment: 'the key the route was given: its header, else a bearer token of key syntax',
+      head: 'map $gw_key_presented $gw_key_candidate',
+      lines: [d('""', '$gw_key_bearer'), d('default', '$gw_key_presented')],
+    },
+    {
+      comment: 'the id a key carries (gw_live_ + 12 hex + 43 base64url), else ""',
+      head: 'map $gw_key_candidate $gw_key_native_id',
+      lines: [d('default', '""'), d(q(`~^${NATIVE_KEY_PATTERN}$`, 'regex'), '$gw_key_nid')],
+    },
+    {
+      comment: 'the id once secure_link has matched the key and it has not expired, else ""',
+      head: 'map $secure_link $gw_key_verified_id',
+      lines: [d('default', '""'), d('1', '$gw_key_native_id')],
+    },
+    {
+      comment: liveKeys(m)
+        ? 'a checked key is accepted here; any other goes to gateway.apiKey (the routes then ask the live entries)'
+        : 'a checked key is accepted here; any other goes to gateway.apiKey',
+      head: `map $gw_key_verified_id ${liveKeys(m) ? '$gw_apikey_fast' : '$gw_apikey'}`,
+      lines: [d('""', '$gw_apikey_std'), d('default', 'ok')],
+    },
+  ];
+}
+
+/** The native key form as an nginx regex, capturing the id as $gw_key_nid. */
+const NATIVE_KEY_PATTERN = 'gw_live_(?<gw_key_nid>[0-9a-f]{12})[A-Za-z0-9_-]{43}';
+
+/** secure_link in an API-key route's location: the key's MD5 against its id's entry. */
+const NATIVE_KEY_CHECK: Directive[] = [d('secure_link', '$gw_key_native_check'), d('secure_link_md5', '$gw_key_candidate')];
+
+/**
+ * The identity of a natively checked key ("" for any other: gateway.apiKey writes its own when
+ * the key check calls it). Set right before the key check, after the route's other checks, so
+ * a request refused before it (a 405, a CORS preflight) logs no identity.
+ */
+const NATIVE_KEY_IDENTITY: Block = inlineDirectives(
+  [d('set', '$gw_client_id', '$gw_key_native_client'), d('set', '$gw_client_role', '$gw_key_native_role'), d('set', '$gw_client_tier', '$gw_key_native_tier')],
+  'a key nginx checked itself (conf.d/keys-native.map): its identity',
+);
+
 function keyFastMaps(m: GatewayModel): Block[] {
   const headers = new Map<string, string>();
   for (const r of m.routes) if (has(r, 'api_key')) headers.set(r.auth!.keyHeader.toLowerCase(), r.auth!.keyHeader);
@@ -421,7 +483,7 @@ export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseH
     const check: Block = { head: `if (${roleOkVar(r)} = 0)`, lines: [d('set', '$gw_auth_status', 'role_denied'), d('return', '403')] };
     (jwt ? out.lateBlocks : out.blocks).push(check);
   }
-  if (key) out.early.push(d('set', '$gw_key_header', q(ra.keyHeader, 'header')));
+  if (key) out.early.push(d('set', '$gw_key_header', q(ra.keyHeader, 'header')), ...NATIVE_KEY_CHECK);
   if (key && !jwt) out.blocks.unshift({ head: 'if ($gw_apikey != ok)', lines: [d('return', '401')] });
   if (jwtInPlace) {
     out.early.push(d('set', '$gw_jwt_provider', q(routeJwtProvider(r)!, 'token')));
@@ -480,9 +542,10 @@ export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseH
   out.proxyHeaders.push(...identityStripLines(r, m, sent));
   if (key && liveKeys(m)) {
     // runtime keys: the flag file says whether some key of the map is revoked live (a stat, no njs)
-    out.early.push(d('set', '$gw_apikey', '$gw_apikey_std'));
+    out.early.push(d('set', '$gw_apikey', '$gw_apikey_fast'));
     out.blocks.unshift(...LIVE_KEY_CHECKS);
   }
+  if (key) out.blocks.unshift(NATIVE_KEY_IDENTITY);
   return out;
 }
 

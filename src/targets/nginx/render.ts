@@ -23,6 +23,12 @@ export type LineOrigins = (SourcePos | null)[];
 /** A block: its comment line, `head {`, its lines indented by four spaces, nested blocks indented, `}`. */
 function blockText(b: Required<Block>, indent: string, inherited: SourcePos | null, out: Printer): void {
   const o = b.origin ?? inherited;
+  if (b.head === '') {
+    // an inline group (inlineDirectives): its lines in place, as the enclosing block's own
+    if (b.comment) out.push(`${indent}# ${b.comment}\n`, o);
+    b.lines.forEach((l, i) => out.push(`${indent}${l}\n`, b.lineOrigins[i] ?? o));
+    return;
+  }
   if (b.comment) out.push(`${indent}# ${b.comment}\n`, o);
   out.push(`${indent}${b.head} {\n`, o);
   b.lines.forEach((l, i) => out.push(`${indent}    ${l}\n`, b.lineOrigins[i] ?? o));
