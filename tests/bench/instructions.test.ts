@@ -7,7 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { countInstructions, hasCallgrind } from '../../scripts/bench/callgrind.ts';
 
-// measured (ratio to plain nginx proxy_pass, solo gateways): gw_plain 1.36, gw_api_key 3.18,
+// measured (ratio to plain nginx proxy_pass, solo gateways): gw_plain 1.36, gw_api_key 2.16 (3.18
+// while every key went through njs: the bound fails if a key in the native form calls njs again),
 // gw_jwt_hs256 3.32, gw_jwt_es256_repeat 3.48 (3.85, 4.13 while the cache was keyed by the
 // SHA-256 of the header, njs/lib/jwtcache.ts; 3.91, 4.19 while an accepted credential
 // also wrote $gw_auth_status), gw_model 3.72, gw_body_hash 3.36 (headers and
@@ -16,7 +17,7 @@ import { countInstructions, hasCallgrind } from '../../scripts/bench/callgrind.t
 // the key metadata and the cache entry read with one split; nginx's key candidate hashed as it
 // is; the cache keyed by the whole Authorization header);
 // bounds leave ~8% for other CPUs (OpenSSL picks its crypto code paths by CPU).
-const BOUNDS: Record<string, number> = { gw_plain: 1.47, gw_api_key: 3.43, gw_jwt_hs256: 3.59, gw_jwt_es256_repeat: 3.76, gw_model: 4.02, gw_body_hash: 3.63 };
+const BOUNDS: Record<string, number> = { gw_plain: 1.47, gw_api_key: 2.34, gw_jwt_hs256: 3.59, gw_jwt_es256_repeat: 3.76, gw_model: 4.02, gw_body_hash: 3.63 };
 
 describe('instructions per request relative to plain nginx', () => {
   it.skipIf(!hasCallgrind() && !process.env.CI)('every guarded gatewayctl path stays within its instruction ratio', async () => {
@@ -35,7 +36,7 @@ describe('instructions per request relative to plain nginx', () => {
   // scripts/bench/callgrind.ts untimedCount), the API-key route too; a request slower than the
   // first bound must cost what a fast one does. Measured (shared gateway, ratio to plain nginx
   // proxy_pass): gw_plain 2.73 with metrics (3.67 with the log-phase call, 4.16 before its fast
-  // path), gw_api_key 5.01 (5.15 with the log-phase call); gw_slow (upstream answers in 60 ms)
+  // path), gw_api_key 3.61 (5.01 while every key went through njs, 5.15 with the log-phase call); gw_slow (upstream answers in 60 ms)
   // 1.06x gw_plain; gw_stream (a streamed chat completion, 50 content events and the usage,
   // every event through the LLM body filter) 80x, 1.75M instructions (4.50M before the
   // filter's fast path).
@@ -49,7 +50,7 @@ describe('instructions per request relative to plain nginx', () => {
     const apiKey = rows.find((r) => r.name === 'gw_api_key');
     expect(plain && slow && stream && apiKey, `all rows measured\n${table}`).toBeTruthy();
     expect(plain!.ratio, `gw_plain with metrics, instruction ratio\n${table}`).toBeLessThanOrEqual(3.0);
-    expect(apiKey!.ratio, `gw_api_key with metrics, instruction ratio\n${table}`).toBeLessThanOrEqual(5.56);
+    expect(apiKey!.ratio, `gw_api_key with metrics, instruction ratio\n${table}`).toBeLessThanOrEqual(3.9);
     expect(slow!.perRequest / plain!.perRequest, `gw_slow / gw_plain with metrics\n${table}`).toBeLessThanOrEqual(1.12);
     expect(stream!.ratio, `gw_stream with metrics, instruction ratio\n${table}`).toBeLessThanOrEqual(86);
   }, 300_000);

@@ -1,4 +1,5 @@
-// Authentication: API keys (SHA-256 in a key map, one js_set), JWT providers (HS256-only in one
+// Authentication: API keys (a key carrying its id checked by nginx's secure_link against an MD5
+// by id, any other by SHA-256 in a key map, one js_set), JWT providers (HS256-only in one
 // js_set, others through an auth_request subrequest to njs and a hand-over), roles, identity
 // headers, tier limits and the auth-failure log. docs/auth.md, docs/njs-auth.md.
 import type { Feature, HttpContribution } from '../../core/feature.ts';
@@ -13,7 +14,8 @@ import { authSchema } from './schema.ts';
 function njsCalls(r: Route, m: GatewayModel): number {
   const methods = r.auth?.methods ?? [];
   let n = 0;
-  if (methods.includes('api_key')) n += 1; // js_set $gw_apikey
+  // js_set $gw_apikey_std: at most one; a key carrying its id is checked by nginx with none
+  if (methods.includes('api_key')) n += 1;
   if (methods.includes('jwt')) n += 1; // js_set $gw_jwt (HS256 only) or the auth_request js_content
   // js_set $gw_jwt_cached before the subrequest: a cache hit makes it the only JWT call, a miss
   // adds it to the subrequest's (counted: the price of first sight)
@@ -38,7 +40,7 @@ export const authFeature: Feature = {
   cost: {
     njsCalls,
     measured:
-      'scripts/bench.ts: API key +10 µs CPU over plain proxying with limit and hash (72.0k instructions a request, solo gateway: scripts/bench/instructions.ts), JWT seen before (verified-token cache) HS256 +12.5 µs (87.5k), ES256 (92.9k); JWT first sight HS256 +43 µs, ES256 +167 µs over the plain baseline; runtime keys (admin_api): the same one call plus a flag-file stat, 96.4-96.5k vs 93.0k instructions per API-key request (scripts/bench/instructions.ts --live-keys, measured before the last fast-path changes), CPU time within noise',
+      'scripts/bench.ts: API key carrying its id (checked by nginx, no njs) +4 µs CPU over plain proxying with limit and hash, req/s ratio 0.77 (47.1k instructions a request, solo gateway: scripts/bench/instructions.ts); a key without an id (one njs call) +10 µs (72.0k), JWT seen before (verified-token cache) HS256 +12.5 µs (87.5k), ES256 (92.9k); JWT first sight HS256 +43 µs, ES256 +167 µs over the plain baseline; runtime keys (admin_api): the same one call plus a flag-file stat, 96.4-96.5k vs 93.0k instructions per API-key request (scripts/bench/instructions.ts --live-keys, measured before the last fast-path changes), CPU time within noise',
   },
   normalize(raw, m, ctx) {
     m.auth = normalizeAuth(raw.auth, ctx.baseDir, ctx.at);
