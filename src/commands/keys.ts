@@ -96,13 +96,16 @@ export async function run(action: string, opts: KeysOptions = {}): Promise<numbe
           created: k.created,
           expires: k.expires,
           status: status(k, now),
+          // who checks it on the hot path: nginx for a key carrying its id, njs for an older one
+          // (rotate it to move it to nginx; docs/auth.md, "How it runs in nginx")
+          checkedBy: k.md5 === null ? 'njs' : 'nginx',
         }));
         if (opts.json) {
           out(JSON.stringify(rows, null, 2) + '\n');
           return 0;
         }
-        const header = ['ID', 'NAME', 'HASH', 'ROLE', 'TIER', 'STATUS', 'CREATED', 'EXPIRES'];
-        const table = [header, ...rows.map((r) => [r.id, r.name, r.hash, r.role || '-', r.tier || '-', r.status, r.created, r.expires ?? '-'])];
+        const header = ['ID', 'NAME', 'HASH', 'ROLE', 'TIER', 'STATUS', 'CHECKED BY', 'CREATED', 'EXPIRES'];
+        const table = [header, ...rows.map((r) => [r.id, r.name, r.hash, r.role || '-', r.tier || '-', r.status, r.checkedBy, r.created, r.expires ?? '-'])];
         const widths = header.map((_, i) => Math.max(...table.map((row) => row[i].length)));
         for (const row of table) out(row.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd() + '\n');
         return 0;

@@ -89,6 +89,13 @@ describe('keys command', () => {
     expect(r.out).toMatch(/bob .*revoked/);
     const j = JSON.parse((await cli('list', { json: true })).out);
     expect(j.map((x: { name: string; status: string }) => `${x.name}:${x.status}`)).toEqual(['alice:active', 'bob:revoked']);
+    // a key made before keys carried their id (no md5) is checked by njs: list says so
+    const data = await loadKeys(file);
+    data.keys[1].md5 = null;
+    await writeFile(file, serializeKeys(data));
+    expect((await cli('list')).out).toMatch(/alice .*active +nginx/);
+    expect((await cli('list')).out).toMatch(/bob .*revoked +njs/);
+    expect(JSON.parse((await cli('list', { json: true })).out).map((x: { checkedBy: string }) => x.checkedBy)).toEqual(['nginx', 'njs']);
   });
 
   it('revoke by name or id; unknown target fails', async () => {
