@@ -164,12 +164,21 @@ export async function countInstructions(opts: InstructionOptions): Promise<{ row
     const dist = untimedCount(await buildProductFor(work, null, gwPort, [backA, backB], { metrics: opts.metrics, liveKeys: opts.liveKeys, health: wantsHealth }));
     const product = await startGateway({ distDir: dist, ports: [gwPort], ...slow });
     const targets = { baseline: { gw: baseline, port: basePort }, reference: { gw: reference, port: refPort }, product: { gw: product, port: gwPort } };
-    // --solo: a gateway of its own per route, built in its own directory
+    // --solo: a gateway of its own per route, built in its own directory; rows of one route
+    // (an API key with and without an id) share it
+    const soloByRoute: Record<string, { gw: Gateway; port: number }> = {};
     const soloTarget = async (routePath: string): Promise<{ gw: Gateway; port: number }> => {
       const route = routeOfPath(routePath);
+      if (soloByRoute[route]) return soloByRoute[route];
+      // rows of one route are next to each other: the previous route's gateway is done
+      for (const k of Object.keys(soloByRoute)) {
+        await soloByRoute[k].gw.stop();
+        delete soloByRoute[k];
+      }
       const port = await freePort();
       const dist = untimedCount(await buildProductFor(work, [route], port, [backA, backB], { metrics: opts.metrics, liveKeys: opts.liveKeys, health: HEALTH_ROUTES.includes(route) || !!opts.liveKeys }));
-      return { gw: await startGateway({ distDir: dist, ports: [port], ...slow }), port };
+      soloByRoute[route] = { gw: await startGateway({ distDir: dist, ports: [port], ...slow }), port };
+      return soloByRoute[route];
     };
     const allCreds = { ...creds, refHsToken: await hsToken(Math.floor(Date.now() / 1000) + 6 * 3600) };
 
@@ -214,7 +223,7 @@ export async function countInstructions(opts: InstructionOptions): Promise<{ row
         total -= totalOf(dump(`${s.name}-scrape`));
       }
       agent.destroy();
-      if (t !== targets[s.target]) await t.gw.stop();
+      // a solo gateway stops with the others at the end (rows of one route share it)
       rows.push({ name: s.name, label: s.label, perRequest: total / N, file });
       opts.log?.(`${s.name}: ${Math.round(rows.at(-1)!.perRequest)} instructions/request`);
     }

@@ -49,6 +49,7 @@ export const SCENARIOS: Scenario[] = [
   { name: 'gw_stream', label: `gatewayctl: streamed chat completion, ${STREAM_CHUNKS} content events + usage (one request)`, target: 'product', slow: true, shape: () => ({ method: 'GET', path: STREAM_PATH, header: NO_CRED }) },
   { name: 'gw_traffic', label: 'gatewayctl: traffic rules (header, cookie) + sticky 90/10 split', target: 'product', shape: () => ({ method: 'GET', path: '/traffic', header: NO_CRED }) },
   { name: 'gw_api_key', label: 'gatewayctl: API key + per-client limit + consistent hash', target: 'product', shape: (c) => ({ method: 'GET', path: '/apikey', header: ['X-API-Key', c.apiKey] }) },
+  { name: 'gw_api_key_njs', label: 'gatewayctl: the same, a key without an id (checked by njs)', target: 'product', shape: (c) => ({ method: 'GET', path: '/apikey', header: ['X-API-Key', c.apiKeyNjs] }) },
   { name: 'gw_jwt_hs256', label: 'gatewayctl: JWT HS256 + per-client limit', target: 'product', shape: (c) => ({ method: 'GET', path: '/hs', header: ['Authorization', `Bearer ${c.hsToken}`] }) },
   { name: 'gw_jwt_es256_repeat', label: 'gatewayctl: JWT ES256 + per-client limit, same token', target: 'product', shape: (c) => ({ method: 'GET', path: '/es', header: ['Authorization', `Bearer ${c.esToken}`] }) },
   { name: 'gw_jwt_es256_first', label: 'gatewayctl: JWT ES256 + per-client limit, each token new', target: 'product', freshTokens: true, shape: (c) => ({ method: 'GET', path: '/es', header: ['Authorization', 'Bearer -'] }) },

@@ -1,11 +1,12 @@
 // The gatewayctl side of the benchmark: one gateway.yaml with a route per product scenario,
 // compiled by the real compiler, plus the credentials those routes accept.
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { compile } from '../../src/build/compile.ts';
 import { writeBuild } from '../../src/build/write.ts';
-import { createKey, saveKeys, type KeyFile } from '../../src/keys/store.ts';
+import { createKey, hashKey, KEY_PREFIX, saveKeys, type KeyFile } from '../../src/keys/store.ts';
 import { freePort } from '../../tests/support/ports.ts';
 import { HS_SECRET, SLOW_PATH, STREAM_PATH } from './reference.ts';
 
@@ -91,7 +92,10 @@ ${opts.metrics ? `metrics: { listener: public${!kept || kept.includes('stream') 
 }
 
 export interface Credentials {
+  /** a key carrying its id: nginx checks it (the native lane) */
   apiKey: string;
+  /** a key without an id (made before keys carried one): njs checks it */
+  apiKeyNjs: string;
   hsToken: string;
   esToken: string;
   /** Distinct ES256 tokens (one `jti` each) for the first-sight row. */
@@ -102,6 +106,9 @@ export interface Credentials {
 export async function writeCredentials(dir: string): Promise<Credentials> {
   const store: KeyFile = { version: 1, keys: [] };
   const apiKey = createKey(store, { name: 'bench' }, new Date()).key;
+  // the older form: no id in the key, no md5 in its record
+  const apiKeyNjs = KEY_PREFIX + randomBytes(32).toString('base64url');
+  store.keys.push({ ...store.keys[0], id: 'key_00000000b0b0', name: 'bench-njs', hash: hashKey(apiKeyNjs), md5: null });
   await saveKeys(path.join(dir, 'keys.yaml'), store);
   await writeFile(path.join(dir, 'hs.secret'), HS_SECRET);
   const ec = await generateKeyPair('ES256', { extractable: true });
@@ -115,6 +122,7 @@ export async function writeCredentials(dir: string): Promise<Credentials> {
   let fresh = 0;
   return {
     apiKey,
+    apiKeyNjs,
     hsToken: await hsToken(exp),
     esToken: await es(),
     esFresh: async (n) => {
