@@ -20,7 +20,8 @@ export const MD5_RE = /^[A-Za-z0-9_-]{22}$/;
  * base64url. nginx looks the id up and checks the key's MD5 itself, without njs; a key without
  * an id (made before ids were part of keys, or created live by the admin API) is checked by njs.
  */
-export const NATIVE_KEY_RE = /^gw_live_([0-9a-f]{12})[A-Za-z0-9_-]{43}$/;
+export const NATIVE_KEY_PARTS = { id: '[0-9a-f]{12}', secret: '[A-Za-z0-9_-]{43}' } as const;
+export const NATIVE_KEY_RE = new RegExp(`^${KEY_PREFIX}(${NATIVE_KEY_PARTS.id})${NATIVE_KEY_PARTS.secret}$`);
 
 export interface ApiKeyRecord {
   id: string; // key_<12 hex>

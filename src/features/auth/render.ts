@@ -7,7 +7,8 @@
 //   server       one `location = /_gw_auth/jwt/<provider>` (internal, js_content) per provider
 //                used by the server's routes.
 //   route        api_key only: everything in the rewrite phase of the route's own location
-//                (`if ($gw_apikey != ok)`, role check), so limits keyed by the client work as is.
+//                (secure_link for a key carrying its id, `if ($gw_apikey != ok)`, role check),
+//                so limits keyed by the client work as is.
 //                jwt (alone or with api_key): auth_request runs in the access phase, after
 //                limit_req; the public location authenticates and hands over (try_files) to
 //                the named location @gw_route_<name>_auth, where the role check, limits keyed
@@ -29,6 +30,7 @@ import { needsBodyStep } from '../routing/render.ts';
 import { MAX_API_KEY_LENGTH, MIN_API_KEY_LENGTH, WELL_FORMED_KEY_CLASS } from '../../../njs/lib/apikey.ts';
 import { RAW_KEY_MAX } from '../../../njs/lib/jwtcache.ts';
 import { perModel } from '../../model/memo.ts';
+import { KEY_PREFIX, NATIVE_KEY_PARTS } from '../../keys/store.ts';
 
 export const AUTH_CONF = 'conf.d/05-auth.conf';
 export const KEY_MAP_INCLUDE = 'conf.d/keys.map';
@@ -214,7 +216,7 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
     lines.push(d('js_set', '$gw_apikey_std', 'gateway.apiKey'));
   }
   if (liveKeys(m)) {
-    lines.push('# runtime keys (admin API, njs/lib/livekeys.ts): each API-key route sets $gw_apikey to $gw_apikey_std, and to');
+    lines.push('# runtime keys (admin API, njs/lib/livekeys.ts): each API-key route sets $gw_apikey to $gw_apikey_fast, and to');
     lines.push('# $gw_apikey_live (the live entries) only when the key map does not accept the key or while a key of the');
     lines.push('# map is revoked live (the flag file state/keys-revoked): the common request makes no further njs call');
     lines.push(d('js_set', '$gw_apikey_live', 'gateway.apiKeyLive'));
@@ -301,6 +303,24 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
  * njs's full extraction only for a key the map does not accept. So an ordinary request costs
  * no header lookup by name and no regex (the bearer map runs only without a key header).
  */
+function keyFastMaps(m: GatewayModel): Block[] {
+  const headers = new Map<string, string>();
+  for (const r of m.routes) if (has(r, 'api_key')) headers.set(r.auth!.keyHeader.toLowerCase(), r.auth!.keyHeader);
+  const key = `(?<gw_key_cand>[${WELL_FORMED_KEY_CLASS}]{${MIN_API_KEY_LENGTH},${MAX_API_KEY_LENGTH}})`;
+  return [
+    {
+      comment: "the route's API-key header ($gw_key_header is set in each API-key route)",
+      head: 'map $gw_key_header $gw_key_presented',
+      lines: [d('default', '""'), ...[...headers.values()].sort().map((h) => d(q(h, 'header'), headerVar(h)))],
+    },
+    {
+      comment: 'the bearer token when it has key syntax, else "" (njs extracts and checks anything else)',
+      head: 'map $http_authorization $gw_key_bearer',
+      lines: [d('default', '""'), d(q(`~^[Bb][Ee][Aa][Rr][Ee][Rr] +${key}$`, 'regex'), '$gw_key_cand')],
+    },
+  ];
+}
+
 /**
  * The native lane: a key that carries its id (NATIVE_KEY_RE in src/keys/store.ts) is checked by
  * nginx alone. The id picks the key's "md5,expires" (keys-native.map); `secure_link` in the
@@ -336,8 +356,8 @@ function nativeKeyMaps(m: GatewayModel): Block[] {
   ];
 }
 
-/** The native key form as an nginx regex, capturing the id as $gw_key_nid. */
-const NATIVE_KEY_PATTERN = 'gw_live_(?<gw_key_nid>[0-9a-f]{12})[A-Za-z0-9_-]{43}';
+/** The native key form (src/keys/store.ts) as an nginx regex, capturing the id as $gw_key_nid. */
+const NATIVE_KEY_PATTERN = `${KEY_PREFIX}(?<gw_key_nid>${NATIVE_KEY_PARTS.id})${NATIVE_KEY_PARTS.secret}`;
 
 /** secure_link in an API-key route's location: the key's MD5 against its id's entry. */
 const NATIVE_KEY_CHECK: Directive[] = [d('secure_link', '$gw_key_native_check'), d('secure_link_md5', '$gw_key_candidate')];
@@ -351,24 +371,6 @@ const NATIVE_KEY_IDENTITY: Block = inlineDirectives(
   [d('set', '$gw_client_id', '$gw_key_native_client'), d('set', '$gw_client_role', '$gw_key_native_role'), d('set', '$gw_client_tier', '$gw_key_native_tier')],
   'a key nginx checked itself (conf.d/keys-native.map): its identity',
 );
-
-function keyFastMaps(m: GatewayModel): Block[] {
-  const headers = new Map<string, string>();
-  for (const r of m.routes) if (has(r, 'api_key')) headers.set(r.auth!.keyHeader.toLowerCase(), r.auth!.keyHeader);
-  const key = `(?<gw_key_cand>[${WELL_FORMED_KEY_CLASS}]{${MIN_API_KEY_LENGTH},${MAX_API_KEY_LENGTH}})`;
-  return [
-    {
-      comment: "the route's API-key header ($gw_key_header is set in each API-key route)",
-      head: 'map $gw_key_header $gw_key_presented',
-      lines: [d('default', '""'), ...[...headers.values()].sort().map((h) => d(q(h, 'header'), headerVar(h)))],
-    },
-    {
-      comment: 'the bearer token when it has key syntax, else "" (njs extracts and checks anything else)',
-      head: 'map $http_authorization $gw_key_bearer',
-      lines: [d('default', '""'), d(q(`~^[Bb][Ee][Aa][Rr][Ee][Rr] +${key}$`, 'regex'), '$gw_key_cand')],
-    },
-  ];
-}
 
 // checked with its prefix, as headerVar does: a header name may start with a digit
 const keySentVar = (header: string) => `$${bare(`gw_key_sent_${header.toLowerCase().replace(/-/g, '_')}`, 'ident')}`;
