@@ -121,7 +121,9 @@ export function apiKeyFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) => s
 // The JWT fast paths answer from the verified-token cache entry of the request's
 // `Authorization` header under the route's provider generation ($gw_jwt_fast, a map
 // the auth feature writes: "" when the cache is off or a claim feeds a hash key, which only
-// the full handler derives). Only a token that passed full verification is ever stored
+// the full handler derives, and for a provider keyed by the header's SHA-256, whose
+// generation is in $gw_jwt_fast_sha256 instead: read only when $gw_jwt_fast is empty, so the
+// default key costs nothing more). Only a token that passed full verification is ever stored
 // (jwtcache.ts), so a hit is that token.
 
 // jwtSync on a cache hit: what jwtCached answers then (the same identity, "ok").
@@ -135,13 +137,23 @@ export function jwtCachedFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) =
   const gen = v.gw_jwt_fast;
   const h = r.headersIn['Authorization'];
   const d = ngx.shared[JWT_CACHE_ZONE];
-  if (!gen || typeof h !== 'string' || !d) {
+  if (typeof h !== 'string' || !d) {
     return full(r);
   }
   // keyed by the whole header (jwtcache.ts, cacheKey: the header itself, or its SHA-256 when
-  // longer than RAW_KEY_MAX): an entry exists only for a header whose token passed full
-  // verification, so no scheme check or token cut is needed here
-  const raw = d.get(h.length <= RAW_KEY_MAX ? gen + '.' + h : gen + ':' + cr.createHash('sha256').update(h).digest('base64url'));
+  // longer than RAW_KEY_MAX or for a provider keyed by it): an entry exists only for a header
+  // whose token passed full verification, so no scheme check or token cut is needed here
+  let key = '';
+  if (gen) {
+    key = h.length <= RAW_KEY_MAX ? gen + '.' + h : gen + ':' + cr.createHash('sha256').update(h).digest('base64url');
+  } else {
+    const hashedGen = v.gw_jwt_fast_sha256;
+    if (!hashedGen) {
+      return full(r);
+    }
+    key = hashedGen + ':' + cr.createHash('sha256').update(h).digest('base64url');
+  }
+  const raw = d.get(key);
   if (typeof raw !== 'string') {
     return full(r);
   }
@@ -249,7 +261,7 @@ function cacheSlot(cfg: JwtProvider, token: string, authorization: string): Cach
   if (!dict || token.length > maxLength) {
     return null;
   }
-  return { dict: dict as JwtCacheDict, key: cacheKey(cfg.cacheGen, authorization), ttl: cfg.cacheTtl };
+  return { dict: dict as JwtCacheDict, key: cacheKey(cfg.cacheGen, authorization, cfg.cacheHashed === true), ttl: cfg.cacheTtl };
 }
 
 function remember(slot: CacheSlot | null, res: JwtOk, id: JwtIdentity, cfg: JwtProvider, now: number): void {

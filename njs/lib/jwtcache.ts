@@ -51,6 +51,7 @@ export interface CachedIdentity {
 export interface CacheSettings {
   cacheGen?: string;
   cacheTtl?: number;
+  cacheHashed?: boolean;
 }
 
 export const JWT_CACHE_ZONE = 'gw_jwt_cache';
@@ -59,9 +60,11 @@ export const JWT_CACHE_ZONE = 'gw_jwt_cache';
 export const RAW_KEY_MAX = 2048;
 
 // authorization: the request's Authorization header value, from which the token was extracted.
-// The fast path in handlers.ts (jwtCachedFast) builds the same key inline: keep the two in step.
-export function cacheKey(gen: string, authorization: string): string {
-  return authorization.length <= RAW_KEY_MAX ? gen + '.' + authorization : gen + ':' + cr.createHash('sha256').update(authorization).digest('base64url');
+// hashed: the provider keys every entry by the header's SHA-256 (jwt_cache.key: sha256), so
+// shared memory holds no token. The fast path in handlers.ts (jwtCachedFast) builds the
+// header-keyed form inline (the build gives it no hashed provider): keep the two in step.
+export function cacheKey(gen: string, authorization: string, hashed?: boolean): string {
+  return !hashed && authorization.length <= RAW_KEY_MAX ? gen + '.' + authorization : gen + ':' + cr.createHash('sha256').update(authorization).digest('base64url');
 }
 
 // The cached identity for this key, or null (absent, stale or unreadable: verify in full).

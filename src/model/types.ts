@@ -477,6 +477,9 @@ export interface AuthSettings {
 export interface JwtCacheSettings {
   size: string; // nginx size of the shared dict zone, e.g. 1m
   ttlSeconds: number; // an entry lives min(exp + leeway, verified + ttl)
+  /** what an entry is keyed by: the Authorization header itself (fast) or its SHA-256 (no
+   *  bearer token in shared memory; every hit hashes the header) */
+  key: 'header' | 'sha256';
 }
 
 export interface JwtProviderSettings {

@@ -42,12 +42,16 @@ export interface JwtProviderOutput extends JwtPolicy {
   /** verified-token cache (absent = off): the generation every cache key starts with, and the ttl in seconds */
   cacheGen?: string;
   cacheTtl?: number;
+  /** entries keyed by the SHA-256 of the Authorization header (`jwt_cache.key: sha256`) */
+  cacheHashed?: true;
 }
 
 /** Options of the preload object: the verified-token cache (docs/auth.md). */
 export interface AuthPreloadOptions {
   /** seconds a verified token may be served from the cache; absent = no cache */
   jwtCacheTtl?: number;
+  /** key entries by the SHA-256 of the Authorization header, never the header itself */
+  jwtCacheHashed?: boolean;
   /** some upstream hashes on a JWT claim: the JWT handlers derive $gw_claim_key in their own
    *  call (one njs call for identity and claims) instead of a js_set of its own */
   claimHash?: boolean;
@@ -212,6 +216,8 @@ export function buildAuthPreload(providers: JwtProviderInput[], opts: AuthPreloa
     const out = buildJwtProvider(input);
     if (opts.jwtCacheTtl !== undefined) {
       if (!Number.isInteger(opts.jwtCacheTtl) || opts.jwtCacheTtl < 1) throw new PreloadError(input.name, 'cache ttl must be a positive number of seconds');
+      // the key mode is part of the generation: switching it finds none of the old entries
+      if (opts.jwtCacheHashed) out.cacheHashed = true;
       out.cacheGen = cacheGeneration(input.name, out);
       out.cacheTtl = opts.jwtCacheTtl;
     }

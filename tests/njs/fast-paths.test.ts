@@ -225,6 +225,30 @@ describe('jwtSyncFast / jwtCachedFast', () => {
     });
   }
 
+  it('a provider keyed by the SHA-256 of the header (jwt_cache.key: sha256): its generation in $gw_jwt_fast_sha256 finds the entry the full handler stored', () => {
+    g.gw_auth = { version: 1, jwt: { p: { algorithms: ['HS256'], keys: [], cacheGen: GEN, cacheTtl: 300, maxLength: 4096, cacheHashed: true } } };
+    const auth = `Bearer ${TOKEN}`;
+    cachePut({ get: (k) => data.get(k), set: (k, v) => data.set(k, v) }, cacheKey(GEN, auth, true), NOW + 60, { client: 'alice', role: 'admin', tier: '', payload: TOKEN.split('.')[1] }, NOW);
+    expect([...data.keys()]).toEqual([`${GEN}:${createHash('sha256').update(auth).digest('base64url')}`]);
+    for (const [name, fastFn, fullFn] of [
+      ['jwtSync', jwtSyncFast, jwtSync],
+      ['jwtCached', jwtCachedFast, jwtCached],
+    ] as const) {
+      const vars = { gw_jwt_provider: 'p', gw_jwt_fast: '', gw_jwt_fast_sha256: GEN };
+      const fast = request(vars, { Authorization: auth });
+      const full = request(vars, { Authorization: auth });
+      let delegated = 0;
+      expect(fastFn(fast.r, (r) => (delegated++, fullFn(r))), name).toBe('ok');
+      expect(delegated, name).toBe(0);
+      expect(fullFn(full.r), name).toBe('ok');
+      expect(fast.written, name).toEqual(full.written);
+      expect(fast.written.gw_client_role).toBe('admin');
+      // the header-keyed spelling of the same generation finds nothing: another kind of key
+      const other = request({ gw_jwt_provider: 'p', gw_jwt_fast: GEN }, { Authorization: auth });
+      expect(fastFn(other.r, () => 'FULL'), name).toBe('FULL');
+    }
+  });
+
   it('without the cache dict the full handler decides', () => {
     g.ngx = { shared: {} };
     const { fast } = pair(`Bearer ${TOKEN}`);

@@ -44,6 +44,14 @@ describe('cache key', () => {
     expect(cacheKey('gen1', digest)).not.toBe(cacheKey('gen1', past));
   });
 
+  it('is always the SHA-256 of the header for a provider keyed by it (jwt_cache.key: sha256)', () => {
+    const h = `Bearer ${TOKEN}`;
+    const digest = createHash('sha256').update(h).digest('base64url');
+    expect(cacheKey('gen1', h, true)).toBe(`gen1:${digest}`);
+    expect(cacheKey('gen1', h, true)).not.toContain(TOKEN);
+    expect(cacheKey('gen1', h, false)).toBe(`gen1.${h}`);
+  });
+
   it('generations have one length, so the separator always sits at the same place', () => {
     // 22 characters of base64url: never a "." or ":" inside, so "gen.header" and "gen:digest"
     // of two generations cannot meet either

@@ -16,7 +16,7 @@ export const DEFAULT_FAILURE_LOG = 'logs/auth.log';
 export const DEFAULT_MAX_TOKEN_LENGTH = 4096;
 // 2m: an entry holds its header as the key (njs/lib/jwtcache.ts), ~600 bytes of slab for a
 // 200-byte token, so ~3,000 tokens
-export const DEFAULT_JWT_CACHE = { size: '2m', ttlSeconds: 300 } as const;
+export const DEFAULT_JWT_CACHE = { size: '2m', ttlSeconds: 300, key: 'header' } as const;
 
 /** "90s" / "5m" / "1h" / "45" → seconds. */
 export function ttlSeconds(v: string | undefined): number {
@@ -29,7 +29,7 @@ export function ttlSeconds(v: string | undefined): number {
 function normalizeJwtCache(c: Raw): JwtCacheSettings | null {
   if (c === false) return null;
   const o: Raw = c ?? {};
-  return { size: o.size ?? DEFAULT_JWT_CACHE.size, ttlSeconds: ttlSeconds(o.ttl) };
+  return { size: o.size ?? DEFAULT_JWT_CACHE.size, ttlSeconds: ttlSeconds(o.ttl), key: o.key ?? DEFAULT_JWT_CACHE.key };
 }
 
 const list = (v: Raw): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);

@@ -119,6 +119,11 @@ const authKeys = {
           properties: {
             size: { type: 'string', pattern: '^((3[2-9]|[4-9][0-9]|[1-9][0-9]{2,5})[kK]|([1-9][0-9]{0,2}|10[01][0-9]|102[0-4])[mM])$', description: 'shared memory for the cache, 32k..1024m (default 2m, ~3,000 tokens of 200 bytes; nginx maps all of it at start); the oldest entries are evicted when it is full' },
             ttl: { type: 'string', pattern: '^([1-9][0-9]{0,4}s?|[1-9][0-9]{0,3}m|([1-9]|1[0-9]|2[0-4])h)$', description: 'longest time a verified token is served from the cache, e.g. 90s, 5m, 1h (default 5m, at most 24h for h); never past its exp' },
+            key: {
+              enum: ['header', 'sha256'],
+              description:
+                'what an entry is keyed by: header (default) the Authorization header itself, the fastest (shared memory then holds the bearer tokens of live entries); sha256 its SHA-256, so no token is kept in shared memory, at the price of hashing the header on every request (docs/auth.md, "Verified-token cache")',
+            },
           },
         },
         { const: false },
