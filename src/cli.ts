@@ -219,7 +219,7 @@ liveOpts(
 );
 keys
   .command('map')
-  .description('print the nginx key map (hashes of active keys; `build` writes it to conf.d/keys.map)')
+  .description('print the nginx key map (digests of active keys: by SHA-256, and by id for keys nginx checks itself; `build` writes it to conf.d/keys.map)')
   .option('--out <file>', 'write it here (mode 0600) instead of stdout')
   .addOption(keysFile())
   .addHelpText('after', '\nExamples:\n  $ gatewayctl keys map\n  $ gatewayctl keys map --file keys.yaml --out dist/conf.d/keys.map')

@@ -33,7 +33,7 @@ export function writeBuild(outDir: string, files: Record<string, string>, recogn
  * (digests over the providers' keys: they change when a secret does).
  */
 export function isPrivateOutput(rel: string): boolean {
-  return /secret|\.key$/.test(rel) || rel === 'njs/auth.json' || rel.endsWith('keys.map') || rel.endsWith('keys-native.map') || rel.endsWith('jwt-fast.map');
+  return /secret|\.key$/.test(rel) || rel === 'njs/auth.json' || rel.endsWith('keys.map') || rel.endsWith('jwt-fast.map');
 }
 
 function listFiles(dir: string, base = dir): string[] {

@@ -219,7 +219,8 @@ export async function run(action: string, opts: KeysOptions = {}): Promise<numbe
       }
       case 'map': {
         const data = await loadKeys(file);
-        const text = renderKeyMap(data.keys, now);
+        // with the native lane's maps: the include a build writes, whole
+        const text = renderKeyMap(data.keys, now, undefined, { native: true });
         if (opts.out) {
           await mkdir(path.dirname(path.resolve(opts.out)), { recursive: true });
           const tmp = `${opts.out}.${process.pid}.tmp`;

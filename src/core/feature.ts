@@ -103,6 +103,9 @@ export interface HttpContribution {
   accessLogs?: Directive[];
   /** files of their own (relative path → text), included from http{} */
   confFiles?: Record<string, { lines: string[]; blocks: Block[] }>;
+  /** how many variables the map blocks of files written by `outputs` and included from
+   *  http{} define (the key map): counted with the others for variables_hash */
+  includedVariables?: number;
 }
 
 /** a JSON Schema (draft 2020-12) object, as JSON */

@@ -207,8 +207,7 @@ describe.runIf('auth' in (gatewaySchema(FEATURES).properties as Record<string, u
     expect(r.code).toBe(1);
     const j = JSON.parse(r.stdout);
     expect(j.semantic.changes).toEqual([]); // keys are data, not config
-    // a new key: its SHA-256 in the key map, its id and MD5 in the native lane's maps
-    expect(j.files.map((f: { path: string }) => f.path)).toEqual(['conf.d/keys-native.map', 'conf.d/keys.map']);
+    expect(j.files.map((f: { path: string }) => f.path)).toEqual(['conf.d/keys.map']);
   });
 });
 

@@ -114,8 +114,7 @@ describe('build --target k8s', () => {
     const objects = parseObjects(k8s(project()));
     const [cm] = byKind(objects, 'ConfigMap');
     const [secret] = byKind(objects, 'Secret');
-    // both key maps hold digests of the keys: mode 0600 in dist/, the Secret here
-    expect(Object.keys(secret.data).sort()).toEqual(['conf.d_keys-native.map', 'conf.d_keys.map', 'tls_secure.crt', 'tls_secure.key']);
+    expect(Object.keys(secret.data).sort()).toEqual(['conf.d_keys.map', 'tls_secure.crt', 'tls_secure.key']);
     expect(Buffer.from(secret.data['tls_secure.key'], 'base64').toString()).toBe(readFileSync(path.join(work, 'tls/gw.key'), 'utf8'));
     const configText = JSON.stringify(cm.data);
     expect(configText).not.toContain('PRIVATE KEY');

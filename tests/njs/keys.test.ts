@@ -139,6 +139,22 @@ describe('keys command', () => {
     expect(await readFile(out, 'utf8')).toBe(r.out);
   });
 
+  it('map writes both views of the store in one include: a revoked key leaves the native maps too', async () => {
+    const alice = (await cli('create', { name: 'alice' })).out.trim();
+    const bob = (await cli('create', { name: 'bob' })).out.trim();
+    await cli('revoke', { target: 'bob' });
+    const out = path.join(dir, 'dist', 'keys.map');
+    expect((await cli('map', { out })).code).toBe(0);
+    const text = await readFile(out, 'utf8');
+    expect((await stat(out)).mode & 0o777).toBe(0o600);
+    expect(text).toContain(`"${hashKey(alice)}" "alice";`);
+    expect(text).toContain(`"${NATIVE_KEY_RE.exec(alice)![1]}" "${md5Key(alice)}";`);
+    expect(text).not.toContain(hashKey(bob));
+    expect(text).not.toContain(NATIVE_KEY_RE.exec(bob)![1]);
+    expect(text.match(/^map /gm)).toHaveLength(5);
+    expect((await cli('map')).out).toBe(text);
+  });
+
   it('concurrent creates do not lose updates (lock file)', async () => {
     const results = await Promise.all(Array.from({ length: 8 }, (_, i) => cli('create', { name: `c${i}` })));
     expect(results.map((r) => r.code)).toEqual(Array(8).fill(0));

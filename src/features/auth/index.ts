@@ -58,7 +58,9 @@ export const authFeature: Feature = {
     if (m.auth) confFiles[AUTH_CONF] = authConf(m);
     // identity headers are set or stripped on every route; credentials stripped where checked
     const proxyHeaderNames = [...knownIdentityHeaders(m), 'Authorization', ...m.routes.flatMap((r) => (r.auth ? [r.auth.keyHeader] : []))];
-    return { logFields: authLogFields(m), accessLogs: authFailureLog(m), confFiles, proxyHeaderNames, variableNames: headerNamedVariables(m) };
+    // conf.d/keys.map: the key map, and the native lane's four where a route takes API keys
+    const includedVariables = m.auth?.apiKeys ? (usesApiKeys(m) ? 5 : 1) : 0;
+    return { logFields: authLogFields(m), accessLogs: authFailureLog(m), confFiles, proxyHeaderNames, variableNames: headerNamedVariables(m), includedVariables };
   },
   serverLocations: (m, _l, routes) => authServerLocations(m, routes),
   statusLocations: liveKeysLocations,

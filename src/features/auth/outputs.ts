@@ -8,7 +8,7 @@ import { trafficReadsClaims } from '../traffic/index.ts';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
-import { isActive, KEYS_FILE_MAX_BYTES, KeyStoreError, keysFileTooLarge, nativeKeyIds, parseKeys, renderKeyMap, renderNativeKeyMaps } from '../../keys/store.ts';
+import { isActive, KEYS_FILE_MAX_BYTES, KeyStoreError, keysFileTooLarge, nativeKeyIds, parseKeys, renderKeyMap } from '../../keys/store.ts';
 import { formatBytes } from '../../config/load.ts';
 import type { InputRequest, Inputs } from '../../config/inputs.ts';
 
@@ -44,7 +44,6 @@ import { jwtFastMap, liveKeys, routeJwtProvider, usesApiKeys } from './render.ts
 
 export const AUTH_FILES = {
   keyMap: 'conf.d/keys.map',
-  nativeKeyMap: 'conf.d/keys-native.map',
   jwtFastMap: 'conf.d/jwt-fast.map',
   preload: 'njs/auth.json',
 };
@@ -172,12 +171,11 @@ export function buildAuthArtifacts(m: GatewayModel, inputs: Inputs, opts: AuthBu
     if (text !== null) {
       try {
         const keys = parseKeys(text, display(k.file)).keys;
-        files[AUTH_FILES.keyMap] = renderKeyMap(keys, now, undefined, { revokedMarks: liveKeys(m) });
+        // the native lane's maps only where a route reads them (they name its variables)
+        const native = usesApiKeys(m);
+        files[AUTH_FILES.keyMap] = renderKeyMap(keys, now, undefined, { revokedMarks: liveKeys(m), native });
         mapKeys.push(keys.filter((x) => isActive(x, now)).map((x) => x.hash));
-        if (usesApiKeys(m)) {
-          files[AUTH_FILES.nativeKeyMap] = renderNativeKeyMaps(keys, now);
-          mapKeys.push(nativeKeyIds(keys, now));
-        }
+        if (native) mapKeys.push(nativeKeyIds(keys, now));
       } catch (e) {
         if (e instanceof KeyStoreError) {
           const msg = e.message.replace(/^.*?:\d+:\d+: /, '').replace(/^[^:]*: /, '');

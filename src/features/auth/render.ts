@@ -34,7 +34,6 @@ import { KEY_PREFIX, NATIVE_KEY_PARTS } from '../../keys/store.ts';
 
 export const AUTH_CONF = 'conf.d/05-auth.conf';
 export const KEY_MAP_INCLUDE = 'conf.d/keys.map';
-export const NATIVE_KEY_MAP_INCLUDE = 'conf.d/keys-native.map';
 /** provider -> its verified-token cache generation, for the JWT handlers' fast path (outputs.ts) */
 export const JWT_FAST_MAP_INCLUDE = 'conf.d/jwt-fast.map';
 
@@ -211,7 +210,7 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
     lines.push(d('include', JWT_FAST_MAP_INCLUDE));
   }
   if (keyRoutes) {
-    lines.push('# a key that carries its id is checked by nginx (conf.d/keys-native.map, secure_link in the route);');
+    lines.push('# a key that carries its id is checked by nginx (the native maps of conf.d/keys.map, secure_link in the route);');
     lines.push('# any other key takes one njs call: hash it, look it up in the key map, set the identity');
     lines.push(d('js_set', '$gw_apikey_std', 'gateway.apiKey'));
   }
@@ -225,11 +224,8 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
   }
   if (apiKeys) {
     lines.push('# sha256(key) -> "client|role|tier|expires" or "client"; never read $gw_key_meta anywhere else');
+    if (keyRoutes) lines.push('# and key id -> "md5,expires", then, once secure_link has checked the key, its client, role and tier');
     lines.push(d('include', KEY_MAP_INCLUDE));
-  }
-  if (keyRoutes) {
-    lines.push('# key id -> "md5,expires" and, once secure_link has checked the key, its client, role and tier');
-    lines.push(d('include', NATIVE_KEY_MAP_INCLUDE));
   }
 
   const blocks: Block[] = [];
@@ -323,7 +319,7 @@ function keyFastMaps(m: GatewayModel): Block[] {
 
 /**
  * The native lane: a key that carries its id (NATIVE_KEY_RE in src/keys/store.ts) is checked by
- * nginx alone. The id picks the key's "md5,expires" (keys-native.map); `secure_link` in the
+ * nginx alone. The id picks the key's "md5,expires" (conf.d/keys.map); `secure_link` in the
  * route compares the presented key's MD5 with it and says "1" (match, not expired); only then
  * does the id reach the maps of the client, role and tier, and $gw_apikey read "ok" without
  * njs. Anything else (no id, an unknown id, a wrong key, an expired or revoked one) falls to
@@ -369,7 +365,7 @@ const NATIVE_KEY_CHECK: Directive[] = [d('secure_link', '$gw_key_native_check'),
  */
 const NATIVE_KEY_IDENTITY: Block = inlineDirectives(
   [d('set', '$gw_client_id', '$gw_key_native_client'), d('set', '$gw_client_role', '$gw_key_native_role'), d('set', '$gw_client_tier', '$gw_key_native_tier')],
-  'a key nginx checked itself (conf.d/keys-native.map): its identity',
+  'a key nginx checked itself (the native maps of conf.d/keys.map): its identity',
 );
 
 // checked with its prefix, as headerVar does: a header name may start with a digit

@@ -71,7 +71,7 @@ const authKeys = {
       type: 'object',
       additionalProperties: false,
       required: ['file'],
-      description: 'API keys: the store written by `gatewayctl keys` (digests only: SHA-256, and MD5 for keys that carry their id); read at build time into conf.d/keys.map and conf.d/keys-native.map.',
+      description: 'API keys: the store written by `gatewayctl keys` (digests only: SHA-256, and MD5 for keys that carry their id); read at build time into conf.d/keys.map.',
       properties: {
         file: { type: 'string', pattern: FILE, description: 'keys file, relative to gateway.yaml (e.g. keys.yaml)' },
         header: { type: 'string', pattern: HEADER, description: 'request header carrying the key (default X-API-Key); `Authorization: Bearer <key>` is accepted too' },

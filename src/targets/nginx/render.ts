@@ -119,7 +119,8 @@ export function render(m: GatewayModel, features: readonly Feature[], opts: Rend
     (all('maps') as Block[]).length +
     (all('cacheMaps') as Block[]).length +
     (all('mapLines') as string[]).length +
-    Object.values(confFiles).reduce((n, f) => n + f.blocks.length + f.lines.length, 0);
+    Object.values(confFiles).reduce((n, f) => n + f.blocks.length + f.lines.length, 0) +
+    http.reduce((n, h) => n + (h.includedVariables ?? 0), 0);
   files['nginx.conf'] = renderConf(
     mainConf(m, header, brotli, all('logFields') as LogField[], all('accessLogs') as string[], Object.keys(confFiles), [...(all('mapKeys') as string[][]), ...(opts.externalMapKeys ?? [])], all('proxyHeaderNames') as string[], definedVariables, all('variableNames') as string[]),
     'nginx.conf',
