@@ -464,7 +464,9 @@ export interface UnsafeSnippet {
 export type AuthMethod = 'api_key' | 'jwt';
 
 export interface AuthSettings {
-  apiKeys: { file: string; header: string; at: SourcePos } | null; // file: absolute path of the keys store
+  /** file: absolute path of the keys store; nativeLane (set when the store is read): it holds
+   *  a key nginx can check itself (an MD5), so API-key routes get the native lane */
+  apiKeys: { file: string; header: string; at: SourcePos; nativeLane?: boolean } | null;
   jwt: JwtProviderSettings[];
   /** upstream request headers carrying the identity; null = not forwarded (the client's copy of the default name is still removed) */
   identityHeaders: { client: string | null; role: string | null; tier: string | null; method: string | null; claims: string | null };

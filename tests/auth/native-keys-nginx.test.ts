@@ -8,7 +8,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKey, hashKey, md5Key, NATIVE_KEY_RE, revokeKey, rotateKey, serializeKeys, type KeyFile } from '../../src/keys/store.ts';
+import { createKey, hashKey, md5Key, NATIVE_KEY_RE, renderKeyMap, revokeKey, rotateKey, serializeKeys, type KeyFile } from '../../src/keys/store.ts';
+import { writeFileSync } from 'node:fs';
 import { freePort } from '../support/ports.ts';
 import { startEchoUpstream, type EchoUpstream } from '../support/upstreams.ts';
 import { startProject, type Project } from '../support/gateway.ts';
@@ -177,5 +178,40 @@ describe('API keys nginx checks itself', () => {
     const wait = build.getTime() + 4000 + 1100 - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     expect401(await get('/key/e', { 'X-API-Key': keys.eve }), 'expired_key');
+  });
+});
+
+describe('a store of keys without an id', () => {
+  let old: Project;
+  let oldPort: number;
+  const store: KeyFile = { version: 1, keys: [] };
+  const legacy = 'gw_live_' + Buffer.alloc(32, 9).toString('base64url');
+
+  beforeAll(async () => {
+    oldPort = await freePort();
+    store.keys.push({ id: 'key_00000000abcd', name: 'legacy', hash: hashKey(legacy), md5: null, role: '', tier: '', created: new Date(Date.now() - 60_000).toISOString(), expires: null, revoked: null, replacedBy: null });
+    old = await startProject({ 'gateway.yaml': gatewayYaml(upstream.address).replace(`port: ${port}`, `port: ${oldPort}`), 'keys.yaml': serializeKeys(store) }, [oldPort]);
+  });
+  afterAll(async () => {
+    await old?.stop();
+  });
+
+  it('keeps its one njs call: the routes get no secure_link, the key map include still names the native maps', async () => {
+    expect(old.files['conf.d/40-servers.conf']).not.toContain('secure_link');
+    expect(old.files['conf.d/keys.map']).toContain('map $gw_key_native_id $gw_key_native_check {');
+    const r = await request(`http://127.0.0.1:${oldPort}/key/a`, { 'X-API-Key': legacy });
+    expect(r.status, r.text).toBe(200);
+    expect(r.json.headers['x-gateway-client']).toBe('legacy');
+  });
+
+  it('a key of the new form brought in by `keys map --out` and a reload works (through njs until the next build)', async () => {
+    const fresh = createKey(store, { name: 'fresh', tier: 'free' }, new Date()).key;
+    // what `gatewayctl keys map --out dist/conf.d/keys.map` writes
+    writeFileSync(path.join(old.distDir, 'conf.d', 'keys.map'), renderKeyMap(store.keys, new Date(), undefined, { native: true }), { mode: 0o600 });
+    await old.gw.reload();
+    const r = await request(`http://127.0.0.1:${oldPort}/key/b`, { 'X-API-Key': fresh });
+    expect(r.status, r.text).toBe(200);
+    expect(r.json.headers['x-gateway-client']).toBe('fresh');
+    expect((await request(`http://127.0.0.1:${oldPort}/key/c`, { 'X-API-Key': legacy })).status).toBe(200);
   });
 });

@@ -3,7 +3,10 @@
 import type { DiffSink } from '../../diff/types.ts';
 import { claimValuesLoosened, deepDiff, fieldText, fmt, hasAuth, same } from '../../diff/semantic.ts';
 
-export function diffModelAuth(c: DiffSink, a: unknown, b: unknown): void {
+export function diffModelAuth(c: DiffSink, before: unknown, after: unknown): void {
+  // whether the key store holds keys nginx checks itself is the store's data, not configuration
+  const a = withoutStoreFacts(before);
+  const b = withoutStoreFacts(after);
   if (same(a, b)) return;
   if (hasAuth(a) && !hasAuth(b)) {
     c.add('auth', 'removed', 'auth', 'auth configuration removed (clients are no longer authenticated)', 'auth-removed');
@@ -21,3 +24,10 @@ export function diffModelAuth(c: DiffSink, a: unknown, b: unknown): void {
   }
 }
 
+
+function withoutStoreFacts(x: unknown): unknown {
+  const auth = x as { apiKeys?: { nativeLane?: boolean } | null } | null | undefined;
+  if (!auth?.apiKeys || !('nativeLane' in auth.apiKeys)) return x;
+  const { nativeLane: _, ...apiKeys } = auth.apiKeys;
+  return { ...auth, apiKeys };
+}

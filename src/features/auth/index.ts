@@ -49,6 +49,17 @@ export const authFeature: Feature = {
   },
   needsNjs: (m) => m.auth !== null, // the auth handlers live in the njs module
   inputs: authInputRequests,
+  // API-key routes check keys in nginx (secure_link) once the store holds a key in that form;
+  // a store of older keys only keeps their njs call as it was. A heuristic on the text, safe
+  // both ways: a false "yes" adds the lane (correct, unused), a false "no" leaves those keys
+  // to njs (correct, slower); the store itself is parsed, with positions, by outputs
+  finalize(m, inputs) {
+    const k = m.auth?.apiKeys;
+    if (!k) return [];
+    const v = inputs.text(k.file);
+    k.nativeLane = v?.kind === 'text' && /\bmd5\s*:/.test(v.text);
+    return [];
+  },
   outputs: (m, inputs, ctx) => buildAuthArtifacts(m, inputs, ctx),
   diff: (a, b, c) => diffModelAuth(c, a.auth, b.auth),
   redact: redactSecrets, // HMAC secrets in njs/auth.json as short hashes

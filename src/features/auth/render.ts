@@ -324,6 +324,12 @@ function keyFastMaps(m: GatewayModel): Block[] {
  * does the id reach the maps of the client, role and tier, and $gw_apikey read "ok" without
  * njs. Anything else (no id, an unknown id, a wrong key, an expired or revoked one) falls to
  * gateway.apiKey, which tells the reasons apart as before.
+ *
+ * These maps are always there where routes take API keys (the key map include names their
+ * variables, and `keys map --out` may bring keys of the new form into a build made without
+ * any); a route checks keys itself (secure_link, the identity) only when the store held such
+ * a key at build time (apiKeys.nativeLane): without secure_link in the location, $secure_link
+ * is "" at once and the chain costs two map lookups before the njs call.
  */
 function nativeKeyMaps(m: GatewayModel): Block[] {
   return [
@@ -481,7 +487,8 @@ export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseH
     const check: Block = { head: `if (${roleOkVar(r)} = 0)`, lines: [d('set', '$gw_auth_status', 'role_denied'), d('return', '403')] };
     (jwt ? out.lateBlocks : out.blocks).push(check);
   }
-  if (key) out.early.push(d('set', '$gw_key_header', q(ra.keyHeader, 'header')), ...NATIVE_KEY_CHECK);
+  const nativeLane = key && !!a.apiKeys?.nativeLane;
+  if (key) out.early.push(d('set', '$gw_key_header', q(ra.keyHeader, 'header')), ...(nativeLane ? NATIVE_KEY_CHECK : []));
   if (key && !jwt) out.blocks.unshift({ head: 'if ($gw_apikey != ok)', lines: [d('return', '401')] });
   if (jwtInPlace) {
     out.early.push(d('set', '$gw_jwt_provider', q(routeJwtProvider(r)!, 'token')));
@@ -543,7 +550,7 @@ export function routeAuthParts(r: Route, m: GatewayModel, rid: string, responseH
     out.early.push(d('set', '$gw_apikey', '$gw_apikey_fast'));
     out.blocks.unshift(...LIVE_KEY_CHECKS);
   }
-  if (key) out.blocks.unshift(NATIVE_KEY_IDENTITY);
+  if (nativeLane) out.blocks.unshift(NATIVE_KEY_IDENTITY);
   return out;
 }
 
