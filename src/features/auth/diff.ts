@@ -24,7 +24,6 @@ export function diffModelAuth(c: DiffSink, before: unknown, after: unknown): voi
   }
 }
 
-
 function withoutStoreFacts(x: unknown): unknown {
   const auth = x as { apiKeys?: { nativeLane?: boolean } | null } | null | undefined;
   if (!auth?.apiKeys || !('nativeLane' in auth.apiKeys)) return x;
