@@ -60,7 +60,7 @@ export function hashKey(key: string): string {
 /** A new key carrying its record's id (`key_<12 hex>`), so nginx can check it without njs. */
 export function generateKey(id: string): string {
   if (!ID_RE.test(id)) throw new Error(`invalid key id ${JSON.stringify(id)}`);
-  return KEY_PREFIX + id.slice(4) + randomBytes(32).toString('base64url');
+  return KEY_PREFIX + idDigits(id) + randomBytes(32).toString('base64url');
 }
 
 /**
@@ -511,6 +511,13 @@ function unixSeconds(iso: string | null): number {
   return iso === null ? 0 : Math.floor(Date.parse(iso) / 1000);
 }
 
+/** A key's client, role and tier, checked again before they are printed into a map value. */
+function checkMapLabels(k: ApiKeyRecord): void {
+  if (k.name !== '' && !NAME_RE.test(k.name)) throw new Error(`key ${k.id}: invalid name ${JSON.stringify(k.name)}`);
+  if (k.role !== '' && !NAME_RE.test(k.role)) throw new Error(`key ${k.id}: invalid role ${JSON.stringify(k.role)}`);
+  if (k.tier !== '' && !NAME_RE.test(k.tier)) throw new Error(`key ${k.id}: invalid tier ${JSON.stringify(k.tier)}`);
+}
+
 // The nginx include for the API-key lookup. Only active keys; every value is validated
 // against NAME_RE / HASH_RE again here so nothing from the file can inject nginx syntax.
 // A key revoked in the future (rotation grace) stays in, with that time as its expiry.
@@ -531,9 +538,7 @@ export function renderKeyMap(keys: ApiKeyRecord[], now: Date, variables = { from
   const entries: string[] = [];
   for (const k of active) {
     if (!HASH_RE.test(k.hash)) throw new Error(`key ${k.id}: invalid hash`);
-    if (k.name !== '' && !NAME_RE.test(k.name)) throw new Error(`key ${k.id}: invalid name ${JSON.stringify(k.name)}`);
-    if (k.role !== '' && !NAME_RE.test(k.role)) throw new Error(`key ${k.id}: invalid role ${JSON.stringify(k.role)}`);
-    if (k.tier !== '' && !NAME_RE.test(k.tier)) throw new Error(`key ${k.id}: invalid tier ${JSON.stringify(k.tier)}`);
+    checkMapLabels(k);
     if (seen.has(k.hash)) throw new Error(`key ${k.id}: duplicate hash`);
     seen.add(k.hash);
     const expires = keyExpiry(k);
@@ -562,8 +567,8 @@ export function renderKeyMap(keys: ApiKeyRecord[], now: Date, variables = { from
 
 /**
  * The native lane's part of the key map include (src/features/auth/render.ts, nativeKeyMaps;
- * renderKeyMap with `native`): for each
- * active key that carries its id and has an MD5, the id's "md5[,expires]" (nginx's secure_link
+ * renderKeyMap with `native`): for each active key that carries its id and has an MD5
+ * (nativeRecords), the id's "md5[,expires]" (nginx's secure_link
  * refuses an expired one by itself) and, keyed by the id secure_link has checked, the client,
  * role and tier. Only active keys: a revoked or unknown id finds nothing here and goes to njs,
  * which names the reason. Every value is validated again (no nginx syntax from the file).
@@ -574,14 +579,12 @@ export function renderNativeKeyMaps(keys: ApiKeyRecord[], now: Date): string {
   const role: string[] = [];
   const tier: string[] = [];
   const seen = new Set<string>();
-  for (const k of keys) {
-    if (k.md5 === null || !isActive(k, now)) continue;
+  for (const k of nativeRecords(keys, now)) {
     if (!ID_RE.test(k.id)) throw new Error(`key ${JSON.stringify(k.id)}: invalid id`);
-    if (!MD5_RE.test(k.md5)) throw new Error(`key ${k.id}: invalid md5`);
+    if (!MD5_RE.test(k.md5!)) throw new Error(`key ${k.id}: invalid md5`);
     if (!NAME_RE.test(k.name)) throw new Error(`key ${k.id}: invalid name ${JSON.stringify(k.name)}`);
-    if (k.role !== '' && !NAME_RE.test(k.role)) throw new Error(`key ${k.id}: invalid role ${JSON.stringify(k.role)}`);
-    if (k.tier !== '' && !NAME_RE.test(k.tier)) throw new Error(`key ${k.id}: invalid tier ${JSON.stringify(k.tier)}`);
-    const id = k.id.slice(4);
+    checkMapLabels(k);
+    const id = idDigits(k.id);
     if (seen.has(id)) throw new Error(`key ${k.id}: duplicate id`);
     seen.add(id);
     const expires = keyExpiry(k);
@@ -607,7 +610,17 @@ function keyExpiry(k: ApiKeyRecord): number {
   return k.expires === null ? (k.revoked === null ? 0 : unixSeconds(k.revoked)) : k.revoked === null ? unixSeconds(k.expires) : Math.min(unixSeconds(k.expires), unixSeconds(k.revoked));
 }
 
+/** The records the native lane's maps hold: active, with an MD5. */
+function nativeRecords(keys: ApiKeyRecord[], now: Date): ApiKeyRecord[] {
+  return keys.filter((k) => k.md5 !== null && isActive(k, now));
+}
+
+/** The 12 hex digits of a record id (`key_<12 hex>`): what a key carries and the native maps are keyed by. */
+function idDigits(id: string): string {
+  return id.slice('key_'.length);
+}
+
 /** The ids of the native lane's maps (they size map_hash_* with the key map's hashes). */
 export function nativeKeyIds(keys: ApiKeyRecord[], now: Date): string[] {
-  return keys.filter((k) => k.md5 !== null && isActive(k, now)).map((k) => k.id.slice(4));
+  return nativeRecords(keys, now).map((k) => idDigits(k.id));
 }
