@@ -104,6 +104,14 @@ export interface Row {
   /** The same, split into user and system (kernel) time, µs (clock ticks: coarser than cpuUs). */
   userUs: Spread;
   sysUs: Spread;
+  /**
+   * The worker's CPU over all of the row's measured rounds, µs: by the scheduler (what cpuUs
+   * divides) and as user + system clock ticks (what userUs and sysUs divide). Totals, not
+   * medians: a round's ticks are read to 10 ms, which on a loaded machine is a large share of
+   * a half-second round, so only the sums show whether the split adds up.
+   */
+  cpuTotalUs: number;
+  ticksTotalUs: number;
   rps: Spread;
   /** Per-round ratios to the baseline of the same round (with `paired`, the baseline measured next to the row). */
   cpuRatio: Spread;
@@ -225,7 +233,7 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
       log(`warm-up ${s.name}: ${Math.round(w.requests / w.seconds)} req/s`);
     }
 
-    const raw: Record<string, { cpu: number[]; user: number[]; sys: number[]; rps: number[]; requests: number; reused: boolean }> = {};
+    const raw: Record<string, { cpu: number[]; user: number[]; sys: number[]; rps: number[]; requests: number; cpuTotal: number; ticksTotal: number; reused: boolean }> = {};
     const measure = async (s: Scenario, round: number): Promise<{ cpu: number; rps: number }> => {
       const t = targetOf(s);
       const shape = await shapeFor(s, opts.seconds);
@@ -233,11 +241,14 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
       const s0 = cpuSplitUs(t.worker);
       const r = await run(client, shape, loadOpts(t.port, opts.seconds));
       const s1 = cpuSplitUs(t.worker);
-      const cpu = (cpuNs(t.worker) - c0) / 1e3 / Math.max(1, r.requests);
+      const cpuWindow = (cpuNs(t.worker) - c0) / 1e3;
+      const cpu = cpuWindow / Math.max(1, r.requests);
       if (r.errors) throw new Error(`${s.name}: ${r.errors} failed requests in round ${round + 1}`);
       if (r.requests === 0) throw new Error(`${s.name}: no request completed in round ${round + 1}`);
       const rps = r.requests / r.seconds;
-      const acc = (raw[s.name] ??= { cpu: [], user: [], sys: [], rps: [], requests: 0, reused: false });
+      const acc = (raw[s.name] ??= { cpu: [], user: [], sys: [], rps: [], requests: 0, cpuTotal: 0, ticksTotal: 0, reused: false });
+      acc.cpuTotal += cpuWindow;
+      acc.ticksTotal += s1.user - s0.user + (s1.sys - s0.sys);
       acc.cpu.push(cpu);
       acc.user.push((s1.user - s0.user) / r.requests);
       acc.sys.push((s1.sys - s0.sys) / r.requests);
@@ -285,6 +296,8 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
       cpuUs: spread(raw[s.name].cpu),
       userUs: spread(raw[s.name].user),
       sysUs: spread(raw[s.name].sys),
+      cpuTotalUs: raw[s.name].cpuTotal,
+      ticksTotalUs: raw[s.name].ticksTotal,
       rps: spread(raw[s.name].rps),
       cpuRatio: spread(perRound.map((g) => g[s.name].cpu / g[s.name].base.cpu)),
       rpsRatio: spread(perRound.map((g) => g[s.name].rps / g[s.name].base.rps)),

@@ -14,6 +14,8 @@ const row = (name: string, ratio: number): Row => ({
   cpuUs: at(10 * ratio),
   userUs: at(4 * ratio),
   sysUs: at(6 * ratio),
+  cpuTotalUs: 10_000 * ratio,
+  ticksTotalUs: 10_000 * ratio,
   rps: at(1000 / ratio),
   cpuRatio: at(ratio),
   rpsRatio: at(1 / ratio),

@@ -21,11 +21,14 @@ describe('per-request cost relative to plain nginx', () => {
     expect(Object.keys(bounds.cpuRatio).sort()).toEqual([...GUARDED].sort());
     const table = report.rows.map((r) => `${r.name}: ${r.cpuRatio.median.toFixed(2)} (${r.cpuUs.median.toFixed(1)} µs/req)`).join('\n');
     expect(violations(report, bounds), `measured CPU ratios:\n${table}`).toEqual([]);
-    // the user + system split (clock ticks) adds up to the scheduler's CPU time (ns), within the
-    // ticks' resolution over a round; it is what README's table reports next to it
+    // the user + system split (clock ticks) adds up to the scheduler's CPU time (ns) over the
+    // row's rounds, within the ticks' resolution: each round's reading is to 10 ms, and the
+    // kernel scales ticks to the scheduler's time only at each reading, so a round can be off
+    // by about two ticks; beyond that, 10%. It is what README's table reports next to it.
     for (const r of report.rows) {
       expect(r.userUs.median, r.name).toBeGreaterThan(0);
-      expect(Math.abs(r.userUs.median + r.sysUs.median - r.cpuUs.median) / r.cpuUs.median, `${r.name}: ${r.userUs.median.toFixed(1)} + ${r.sysUs.median.toFixed(1)} against ${r.cpuUs.median.toFixed(1)} µs`).toBeLessThan(0.2);
+      const slack = 0.1 * r.cpuTotalUs + report.rounds * 2 * 10_000;
+      expect(Math.abs(r.ticksTotalUs - r.cpuTotalUs), `${r.name}: user + sys ${(r.ticksTotalUs / 1e3).toFixed(0)} ms against ${(r.cpuTotalUs / 1e3).toFixed(0)} ms of CPU over ${report.rounds} rounds`).toBeLessThan(slack);
     }
   }, 180_000);
 
