@@ -54,12 +54,15 @@ export function hasCallgrind(): boolean {
 // A wrapper runtime: bin/nginx runs the project's nginx under callgrind; modules/ beside it.
 // One process (master_process off): callgrind_control reaches only the process valgrind
 // started, not a forked worker.
+// The runtime measured: the project's (.runtime/), or the one GATEWAYCTL_NGINX names (a
+// provisioned wrapper such as .runtime-next/bin/nginx, whose modules/ is beside its bin/).
 function callgrindRuntime(work: string): string {
   const rt = path.join(work, 'cg-runtime');
+  const source = process.env.GATEWAYCTL_NGINX ? path.dirname(path.dirname(path.resolve(process.env.GATEWAYCTL_NGINX))) : path.join(root, '.runtime');
   mkdirSync(path.join(rt, 'bin'), { recursive: true });
-  if (!existsSync(path.join(rt, 'modules'))) symlinkSync(path.join(root, '.runtime/modules'), path.join(rt, 'modules'));
-  const real = readFileSync(path.join(root, '.runtime/bin/nginx'), 'utf8').match(/^exec (.*) "\$@"$/m)?.[1];
-  if (!real) throw new Error('.runtime/bin/nginx is not the provisioned wrapper');
+  if (!existsSync(path.join(rt, 'modules'))) symlinkSync(path.join(source, 'modules'), path.join(rt, 'modules'));
+  const real = readFileSync(path.join(source, 'bin/nginx'), 'utf8').match(/^exec (.*) "\$@"$/m)?.[1];
+  if (!real) throw new Error(`${path.join(source, 'bin/nginx')} is not a provisioned wrapper`);
   const out = path.join(work, 'callgrind.%p');
   const bin = path.join(rt, 'bin', 'nginx');
   // nginx keeps only the last -g: add master_process off to the one the runner passes

@@ -13,6 +13,8 @@
 // --solo: each gatewayctl scenario on a gateway with only its own route (and `plain`), so its
 // njs module holds only the handlers that route calls, as in a deployment doing one thing;
 // by default all scenarios share one gateway, whose module holds every handler.
+// GATEWAYCTL_NGINX=.runtime-next/bin/nginx counts on the newer runtime (nginx 1.30 + njs 1.0;
+// scripts/provision-runtime.sh --next) instead of the project's.
 // The guard tests/bench/instructions.test.ts runs the same library (scripts/bench/callgrind.ts).
 import { BASELINE } from './lib.ts';
 import { countInstructions, selfCosts } from './callgrind.ts';
