@@ -24,7 +24,7 @@ import { providerName, safeIdentity, safeRole } from './identity.ts';
 import { logLine, logText } from './logtext.ts';
 import { DEFAULT_MAX_TOKEN_LENGTH, JsonObject, JwtOk, JwtPolicy, verifyJwt, verifyJwtSync } from './jwt.ts';
 import { claimKeyFrom } from './keys.ts';
-import { CacheSettings, CachedIdentity, JWT_CACHE_ZONE, JwtCacheDict, RAW_KEY_MAX, cacheDeadline, cacheGet, cacheKey, cachePut } from './jwtcache.ts';
+import { CacheSettings, CachedIdentity, JWT_CACHE_ZONE, JwtCacheDict, RAW_KEY_MAX, TIMED_MARK, cacheDeadline, cacheGet, cacheKey, cachePut, perEntryTimeouts } from './jwtcache.ts';
 import cr from 'crypto';
 
 export interface JwtProvider extends JwtPolicy, CacheSettings {
@@ -157,13 +157,20 @@ export function jwtCachedFast(r: NginxHTTPRequest, full: (r: NginxHTTPRequest) =
   if (typeof raw !== 'string') {
     return full(r);
   }
-  // the entry (jwtcache.ts): "deadline\nclient\nrole\ntier\npayload", served while now < deadline
-  // (one split: each indexOf or substring would cost ~1k instructions)
+  // the entry (jwtcache.ts): "deadline\nclient\nrole\ntier\npayload", served while now < deadline,
+  // or a timed one, "...\npayload\nt", which the dict returns only before its deadline: served
+  // without reading the clock (one split: each indexOf or substring would cost ~1k instructions)
   const f = raw.split('\n');
-  const now = Date.now();
-  // (an empty or unreadable deadline reads 0 or NaN: not before it)
-  if (f.length !== 5 || !((now - (now % 1000)) / 1000 < +f[0])) {
-    return full(r);
+  if (f.length === 6) {
+    if (f[5] !== TIMED_MARK) {
+      return full(r);
+    }
+  } else {
+    const now = Date.now();
+    // (an empty or unreadable deadline reads 0 or NaN: not before it)
+    if (f.length !== 5 || !((now - (now % 1000)) / 1000 < +f[0])) {
+      return full(r);
+    }
   }
   v.gw_client_id = f[1];
   if (f[2] !== '') {
@@ -267,7 +274,10 @@ function cacheSlot(cfg: JwtProvider, token: string, authorization: string): Cach
 function remember(slot: CacheSlot | null, res: JwtOk, id: JwtIdentity, cfg: JwtProvider, now: number): void {
   if (slot !== null) {
     const cached: CachedIdentity = { client: id.client, role: id.role, tier: id.tier, payload: res.payloadSegment };
-    cachePut(slot.dict, slot.key, cacheDeadline(res.claims, cfg.leeway, slot.ttl, now), cached, now);
+    // timed entries where the dict takes a timeout per entry (njs 0.8.5): the fast paths then
+    // read no clock (jwtcache.ts)
+    const timed = perEntryTimeouts(typeof njs === 'object' ? njs.version_number : undefined);
+    cachePut(slot.dict, slot.key, cacheDeadline(res.claims, cfg.leeway, slot.ttl, now), cached, now, timed ? Date.now() : undefined);
   }
 }
 

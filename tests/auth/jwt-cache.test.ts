@@ -233,14 +233,22 @@ describe('the cache weakens nothing', () => {
       expect((await logFor(`/${p}-admin/r4`))[0]).toMatchObject({ status: 200, jwt_cache: 'hit' });
     });
 
-    it(`${alg}: a token that expires while cached is refused from then on`, async () => {
-      const t = await token(alg, { sub: `short-${alg}` }, 2);
+    it(`${alg}: a token that expires while cached is refused from then on; its entry ends a second before exp, by the dict's own timeout`, async () => {
+      const t = await token(alg, { sub: `short-${alg}` }, 4);
       const exp = JSON.parse(Buffer.from(t.split('.')[1], 'base64url').toString()).exp as number;
       expect((await get(`/${p}/e1`, t)).status).toBe(200);
       expect((await get(`/${p}/e2`, t)).status).toBe(200);
       expect((await logFor(`/${p}/e2`))[0]).toMatchObject({ jwt_cache: 'hit' });
+      // both runtimes' njs (>= 0.8.5) time the entry: the dict drops it TIMED_MARGIN_MS (1 s)
+      // before exp, and the fast path, which reads no clock for it, finds nothing; the token,
+      // still valid, is verified in full and, with less than the margin left, not cached again
+      await sleep(Math.max(0, exp * 1000 - 500 - Date.now()));
+      expect((await get(`/${p}/e3`, t)).status).toBe(200);
+      expect((await get(`/${p}/e4`, t)).status).toBe(200);
+      expect((await logFor(`/${p}/e3`))[0]).toMatchObject({ status: 200, jwt_cache: 'miss' });
+      expect((await logFor(`/${p}/e4`))[0]).toMatchObject({ status: 200, jwt_cache: 'miss' });
       await sleep(Math.max(0, exp * 1000 - Date.now()) + 300);
-      expect401(await get(`/${p}/e3`, t), 'expired');
+      expect401(await get(`/${p}/e5`, t), 'expired');
     });
   }
 

@@ -5,7 +5,7 @@
 // tests/njs/nginx-auth.test.ts, tests/auth/ and tests/routing/auth-keys-nginx.test.ts.
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { cacheKey, cachePut, JWT_CACHE_ZONE, RAW_KEY_MAX } from '../../njs/lib/jwtcache.ts';
+import { cacheKey, cachePut, JWT_CACHE_ZONE, RAW_KEY_MAX, TIMED_MARK } from '../../njs/lib/jwtcache.ts';
 import { DEFAULT_BUCKETS } from '../../src/features/metrics/index.ts';
 
 // handlers.ts and routing.ts bring njs-types (whose global `process` is not Node's) into any
@@ -180,6 +180,26 @@ describe('jwtSyncFast / jwtCachedFast', () => {
       }
     });
 
+    it(`${name}: a timed entry is answered without reading the clock, as the full handler answers it; an untimed one reads it`, () => {
+      const id = { client: 'bob smith', role: 'admin,ops', tier: 'gold' };
+      const clock = vi.spyOn(Date, 'now');
+      try {
+        for (const timed of [true, false]) {
+          data.clear();
+          cachePut({ get: (k) => data.get(k), set: (k, v) => data.set(k, v) }, cacheKey(GEN, `Bearer ${TOKEN}`), NOW + 60, { ...id, payload: TOKEN.split('.')[1] }, NOW, timed ? Date.now() : undefined);
+          expect([...data.values()][0].endsWith(`\n${TIMED_MARK}`)).toBe(timed);
+          const { fast, full } = pair(`Bearer ${TOKEN}`);
+          clock.mockClear();
+          expect(fastFn(fast.r, () => 'FULL')).toBe('ok');
+          expect(clock).toHaveBeenCalledTimes(timed ? 0 : 1);
+          expect(fullFn(full.r)).toBe('ok');
+          expect(fast.written).toEqual(full.written);
+        }
+      } finally {
+        clock.mockRestore();
+      }
+    });
+
     it(`${name}: finds the entry the full handler stored under either kind of key (the header, or its SHA-256 past RAW_KEY_MAX)`, () => {
       for (const pad of [0, RAW_KEY_MAX]) {
         data.clear();
@@ -199,7 +219,7 @@ describe('jwtSyncFast / jwtCachedFast', () => {
       put(`${TOKEN}x`, { client: 'stale', role: '', tier: '' }, NOW + 1);
       data.set(cacheKey(GEN, `Bearer ${TOKEN}x`), `${NOW}\nstale\n\n\n${TOKEN.split('.')[1]}`); // deadline reached
       data.set(cacheKey(GEN, `Bearer ${TOKEN}y`), `[${NOW + 60},"old","","","p"]`); // not an entry of this format
-      data.set(cacheKey(GEN, `Bearer ${TOKEN}z`), `${NOW + 60}\nalice\n\n\n${TOKEN.split('.')[1]}\nextra`); // six fields
+      data.set(cacheKey(GEN, `Bearer ${TOKEN}z`), `${NOW + 60}\nalice\n\n\n${TOKEN.split('.')[1]}\nextra`); // six fields, the sixth not the timed mark
       data.set(cacheKey(GEN, `Bearer ${TOKEN}w`), `${NOW + 60}\nalice\n\n${TOKEN.split('.')[1]}`); // four fields
       data.set(cacheKey(GEN, `Bearer ${TOKEN}v`), `\nalice\n\n\n${TOKEN.split('.')[1]}`); // no deadline
       const cases: [string, string][] = [

@@ -3,7 +3,7 @@
 // behaviour through real nginx (expiry, tampering, rotation, roles) is in tests/auth/jwt-cache.test.ts.
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { RAW_KEY_MAX, cacheDeadline, cacheGet, cacheKey, cachePut, type JwtCacheDict } from '../../njs/lib/jwtcache.ts';
+import { RAW_KEY_MAX, TIMED_MARGIN_MS, TIMED_MARK, cacheDeadline, cacheGet, cacheKey, cachePut, perEntryTimeouts, type JwtCacheDict } from '../../njs/lib/jwtcache.ts';
 import { buildAuthPreload, cacheGeneration } from '../../src/njs/preload.ts';
 
 const NOW = 1_800_000_000;
@@ -115,6 +115,36 @@ describe('cacheGet', () => {
       d.data.set('k', bad);
       expect(cacheGet(d, 'k', NOW), bad).toBeNull();
     }
+  });
+
+  it('a timed entry (the dict takes a timeout per entry) ends TIMED_MARGIN_MS before its deadline, by the dict', () => {
+    const d = dict();
+    const nowMs = NOW * 1000 + 250;
+    cachePut(d, 'k', NOW + 60, id, NOW, nowMs);
+    expect(d.data.get('k')).toBe(`${NOW + 60}\nuser-1\nreader\nfree\neyJzdWIiOiJ1c2VyLTEifQ\n${TIMED_MARK}`);
+    // from the precise clock, not the second: never past the deadline
+    expect(d.timeouts.get('k')).toBe((NOW + 60) * 1000 - nowMs - TIMED_MARGIN_MS);
+    // the full handler reads it as any entry, deadline and all
+    expect(cacheGet(d, 'k', NOW + 59)).toEqual(id);
+    expect(cacheGet(d, 'k', NOW + 60)).toBeNull();
+    // less than the margin left: not cached
+    cachePut(d, 'k2', NOW + 1, id, NOW, (NOW + 1) * 1000 - TIMED_MARGIN_MS);
+    cachePut(d, 'k3', NOW + 1, id, NOW, (NOW + 1) * 1000 - TIMED_MARGIN_MS - 1);
+    expect(d.data.has('k2')).toBe(false);
+    expect(d.timeouts.get('k3')).toBe(1);
+    // a sixth field other than the mark is no entry
+    d.data.set('k4', `${NOW + 60}\na\nb\nc\nd\n${TIMED_MARK}x`);
+    expect(cacheGet(d, 'k4', NOW)).toBeNull();
+  });
+
+  it('entries are timed on njs 0.8.5 and later, whose dict takes a timeout per entry', () => {
+    expect(perEntryTimeouts(0x000805)).toBe(true);
+    expect(perEntryTimeouts(0x000809)).toBe(true);
+    expect(perEntryTimeouts(0x010002)).toBe(true);
+    expect(perEntryTimeouts(0x000804)).toBe(false);
+    expect(perEntryTimeouts(0x000800)).toBe(false);
+    expect(perEntryTimeouts(undefined)).toBe(false);
+    expect(perEntryTimeouts('0.8.9')).toBe(false);
   });
 
   it('a dict that refuses the value only means no caching', () => {

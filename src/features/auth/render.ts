@@ -191,6 +191,8 @@ export function authConf(m: GatewayModel): { lines: string[]; blocks: Block[] } 
   if (jwt) lines.push(d('js_preload_object', 'gw_auth', 'from', q(PRELOAD_FILE, 'file')));
   if (jwt && a.jwtCache) {
     lines.push(`# verified JWTs by provider generation and Authorization header (its SHA-256 past ${RAW_KEY_MAX} characters), until min(exp, ttl); no state file, ever`);
+    // timeout= always: with it the dict checks each entry's own timeout on every get, which the
+    // fast paths rely on to serve timed entries without a clock (njs/lib/jwtcache.ts)
     lines.push(d('js_shared_dict_zone', `zone=gw_jwt_cache:${bare(a.jwtCache.size, 'size')}`, `timeout=${a.jwtCache.ttlSeconds}s`, 'evict'));
     lines.push(d('js_var', '$gw_jwt_cache'));
   }
