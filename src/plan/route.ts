@@ -186,8 +186,10 @@ export function routeNjsCalls(r: Route, m: GatewayModel, features: readonly Feat
   return { total: Object.values(byFeature).reduce((a, b) => a + b, 0), byFeature };
 }
 
+// "at most": the features count the calls a request may take (an API key nginx checks itself
+// takes none of auth's; a JWT cache hit skips the subrequest's)
 const njsCallsNote = (c: NjsCalls): string =>
-  c.total ? `; njs calls per request: ${c.total} (${Object.entries(c.byFeature).map(([f, n]) => `${f} ${n}`).join(', ')})` : '';
+  c.total ? `; njs calls per request: at most ${c.total} (${Object.entries(c.byFeature).map(([f, n]) => `${f} ${n}`).join(', ')})` : '';
 
 /**
  * Plan one route: the core names the route and adds the error pages and the raw snippet;
