@@ -42,7 +42,9 @@ describe('auth.jwt_cache', () => {
     const r = build('');
     expect(r.ok, r.diagnostics.map((d) => d.message).join('\n')).toBe(true);
     const auth = r.files!['conf.d/05-auth.conf'];
-    // the whole line: the zone never gets a state= file (its keys are live bearer tokens, njs/lib/jwtcache.ts)
+    // the whole line: the zone never gets a state= file (its keys are live bearer tokens), and
+    // always has timeout=, without which the dict would never expire a timed entry, which the
+    // fast paths serve without a clock (njs/lib/jwtcache.ts)
     expect(auth).toContain('js_shared_dict_zone zone=gw_jwt_cache:2m timeout=300s evict;');
     expect(auth).toContain('js_set $gw_jwt_cached gateway.jwtCached;');
     const preload = JSON.parse(r.files!['njs/auth.json']);
