@@ -7,6 +7,7 @@ import { mkdtemp } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { findNginx } from '../../src/runtime/nginx/index.ts';
 import { startGateway, startRawNginx, stopAllGateways, type Gateway } from '../../tests/support/nginx.ts';
 import { freePort } from '../../tests/support/ports.ts';
 import { BASELINE, SCENARIOS } from './lib.ts';
@@ -54,15 +55,15 @@ export function hasCallgrind(): boolean {
 // A wrapper runtime: bin/nginx runs the project's nginx under callgrind; modules/ beside it.
 // One process (master_process off): callgrind_control reaches only the process valgrind
 // started, not a forked worker.
-// The runtime measured: the project's (.runtime/), or the one GATEWAYCTL_NGINX names (a
-// provisioned wrapper such as .runtime-next/bin/nginx, whose modules/ is beside its bin/).
-function callgrindRuntime(work: string): string {
+// The runtime measured is the one findNginx() picks: GATEWAYCTL_NGINX (e.g. the provisioned
+// .runtime-next/bin/nginx), else the project's .runtime/.
+async function callgrindRuntime(work: string): Promise<string> {
   const rt = path.join(work, 'cg-runtime');
-  const source = process.env.GATEWAYCTL_NGINX ? path.dirname(path.dirname(path.resolve(process.env.GATEWAYCTL_NGINX))) : path.join(root, '.runtime');
+  const { bin: wrapper, modulesDir } = await findNginx();
   mkdirSync(path.join(rt, 'bin'), { recursive: true });
-  if (!existsSync(path.join(rt, 'modules'))) symlinkSync(path.join(source, 'modules'), path.join(rt, 'modules'));
-  const real = readFileSync(path.join(source, 'bin/nginx'), 'utf8').match(/^exec (.*) "\$@"$/m)?.[1];
-  if (!real) throw new Error(`${path.join(source, 'bin/nginx')} is not a provisioned wrapper`);
+  if (modulesDir && !existsSync(path.join(rt, 'modules'))) symlinkSync(modulesDir, path.join(rt, 'modules'));
+  const real = readFileSync(wrapper, 'utf8').match(/^exec (.*) "\$@"$/m)?.[1];
+  if (!real) throw new Error(`${wrapper} is not a provisioned wrapper (scripts/provision-runtime.sh)`);
   const out = path.join(work, 'callgrind.%p');
   const bin = path.join(rt, 'bin', 'nginx');
   // nginx keeps only the last -g: add master_process off to the one the runner passes
@@ -151,7 +152,7 @@ export async function countInstructions(opts: InstructionOptions): Promise<{ row
   const only = opts.only;
   const solo = !!opts.solo;
   const work = await mkdtemp(path.join(tmpdir(), 'gatewayctl-cg-'));
-  const nginx = callgrindRuntime(work);
+  const nginx = await callgrindRuntime(work);
   try {
     const [backA, backB, basePort, refPort, gwPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
     const backend = benchBackend([backA, backB]);

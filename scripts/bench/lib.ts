@@ -246,12 +246,14 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
       if (r.errors) throw new Error(`${s.name}: ${r.errors} failed requests in round ${round + 1}`);
       if (r.requests === 0) throw new Error(`${s.name}: no request completed in round ${round + 1}`);
       const rps = r.requests / r.seconds;
+      const user = s1.user - s0.user;
+      const sys = s1.sys - s0.sys;
       const acc = (raw[s.name] ??= { cpu: [], user: [], sys: [], rps: [], requests: 0, cpuTotal: 0, ticksTotal: 0, reused: false });
       acc.cpuTotal += cpuWindow;
-      acc.ticksTotal += s1.user - s0.user + (s1.sys - s0.sys);
+      acc.ticksTotal += user + sys;
       acc.cpu.push(cpu);
-      acc.user.push((s1.user - s0.user) / r.requests);
-      acc.sys.push((s1.sys - s0.sys) / r.requests);
+      acc.user.push(user / r.requests);
+      acc.sys.push(sys / r.requests);
       acc.rps.push(rps);
       acc.requests += r.requests;
       if (shape.tokens && r.requests > shape.tokens.length) acc.reused = true;

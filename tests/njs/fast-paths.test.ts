@@ -149,8 +149,9 @@ describe('jwtSyncFast / jwtCachedFast', () => {
     delete g.gw_auth;
   });
 
-  const put = (token: string, id: { client: string; role: string; tier: string }, deadline: number) =>
-    cachePut({ get: (k) => data.get(k), set: (k, v) => data.set(k, v) }, cacheKey(GEN, `Bearer ${token}`), deadline, { ...id, payload: token.split('.')[1] }, NOW);
+  // timedNowMs: store a timed entry (njs >= 0.8.5), as the full handler does there
+  const put = (token: string, id: { client: string; role: string; tier: string }, deadline: number, timedNowMs?: number) =>
+    cachePut({ get: (k) => data.get(k), set: (k, v) => data.set(k, v) }, cacheKey(GEN, `Bearer ${token}`), deadline, { ...id, payload: token.split('.')[1] }, NOW, timedNowMs);
   const pair = (auth: string, fastGen = GEN) => ({
     fast: request({ gw_jwt_provider: 'p', gw_jwt_fast: fastGen }, { Authorization: auth }),
     full: request({ gw_jwt_provider: 'p', gw_jwt_fast: fastGen }, { Authorization: auth }),
@@ -186,7 +187,7 @@ describe('jwtSyncFast / jwtCachedFast', () => {
       try {
         for (const timed of [true, false]) {
           data.clear();
-          cachePut({ get: (k) => data.get(k), set: (k, v) => data.set(k, v) }, cacheKey(GEN, `Bearer ${TOKEN}`), NOW + 60, { ...id, payload: TOKEN.split('.')[1] }, NOW, timed ? Date.now() : undefined);
+          put(TOKEN, id, NOW + 60, timed ? Date.now() : undefined);
           expect([...data.values()][0].endsWith(`\n${TIMED_MARK}`)).toBe(timed);
           const { fast, full } = pair(`Bearer ${TOKEN}`);
           clock.mockClear();
