@@ -8,7 +8,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { cpuNs, cpuSplitUs, workerPid as workerOf } from '../../src/bench/cpu.ts';
+import { cpuNs, cpuSplitUs, waitForWorker } from '../../src/bench/cpu.ts';
 import { startGateway, startRawNginx, type Gateway } from '../../tests/support/nginx.ts';
 import { freePort } from '../../tests/support/ports.ts';
 import { pickClient, run, type ClientKind, type RequestShape } from '../../src/bench/load.ts';
@@ -145,7 +145,8 @@ export function spread(xs: number[]): Spread {
   return { min: s[0], median, max: s[s.length - 1] };
 }
 
-const workerPid = (gw: Gateway): number => workerOf(gw.pid);
+// (nginx answers on its ports before its worker exists: wait for it)
+const workerPid = (gw: Gateway): Promise<number> => waitForWorker(gw.pid);
 
 /** Pre-flight: one request per scenario must answer 200, so no row measures an error path. */
 async function check(port: number, s: RequestShape, name: string): Promise<void> {
@@ -191,8 +192,8 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
     };
     const allCreds = { ...creds, refHsToken: await hsToken(Math.floor(Date.now() / 1000) + 6 * 3600) };
     const targets: Record<Target, { port: number; worker: number }> = {
-      baseline: { port: basePort, worker: workerPid(baseline) },
-      reference: { port: refPort, worker: workerPid(reference) },
+      baseline: { port: basePort, worker: await workerPid(baseline) },
+      reference: { port: refPort, worker: await workerPid(reference) },
       product: { port: gwPort, worker: 0 },
     };
     // --solo: a gateway per product row; else one for all of them
@@ -205,12 +206,12 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
         const route = routeOfPath(s.shape(allCreds).path);
         if (!byRoute[route]) {
           const port = await freePort();
-          byRoute[route] = { port, worker: workerPid(await productGateway(route === 'plain' ? [] : [route], port)) };
+          byRoute[route] = { port, worker: await workerPid(await productGateway(route === 'plain' ? [] : [route], port)) };
         }
         soloTargets[s.name] = byRoute[route];
       }
     } else if (scenarios.some((s) => s.target === 'product')) {
-      targets.product.worker = workerPid(await productGateway(null, gwPort));
+      targets.product.worker = await workerPid(await productGateway(null, gwPort));
     }
     const targetOf = (s: Scenario) => soloTargets[s.name] ?? targets[s.target];
     const loadOpts = (port: number, seconds: number) => ({ port, seconds, connections: opts.connections, threads: opts.threads, workDir: work });

@@ -1,6 +1,6 @@
 // CPU time of a process from /proc: what the benchmarks divide by the requests served.
 import { readdirSync, readFileSync } from 'node:fs';
-import { childPids } from '../runtime/nginx/index.ts';
+import { childPids, waitFor } from '../runtime/nginx/index.ts';
 
 /** CPU time of one process in ns: sum_exec_runtime of its threads (/proc/<pid>/task/<tid>/schedstat), else utime+stime ticks. */
 export function cpuNs(pid: number): number {
@@ -26,17 +26,27 @@ export function cpuSplitUs(pid: number): { user: number; sys: number } {
   return { user: Number(rest[11]) * 1e4, sys: Number(rest[12]) * 1e4 }; // USER_HZ 100
 }
 
+const isWorker = (p: number): boolean => {
+  try {
+    return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('worker process');
+  } catch {
+    return false;
+  }
+};
+
 /** The worker process of an nginx master (one worker). */
 export function workerPid(master: number): number {
   const kids = childPids(master);
-  const worker = kids.find((p) => {
-    try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('worker process');
-    } catch {
-      return false;
-    }
-  });
-  const pid = worker ?? kids[0];
+  const pid = kids.find(isWorker) ?? kids[0];
   if (!pid) throw new Error('nginx has no worker process');
   return pid;
+}
+
+/**
+ * The worker of a master once it has one: nginx binds its ports before it forks the worker,
+ * so a master whose ports answer may not have one yet (on a loaded machine, for a while).
+ */
+export async function waitForWorker(master: number, timeoutMs = 30_000): Promise<number> {
+  await waitFor(async () => childPids(master).some(isWorker), timeoutMs, `nginx ${master} to start its worker`);
+  return workerPid(master);
 }

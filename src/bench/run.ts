@@ -19,9 +19,9 @@ import { compile, type Manifest } from '../build/compile.ts';
 import { writeBuild } from '../build/write.ts';
 import { createKey, loadKeys, saveKeys, type KeyFile } from '../keys/store.ts';
 import type { Diagnostic, GatewayModel } from '../model/types.ts';
-import { childPids, findNginx, killProcess, preparePrefix, startNginx, waitFor, waitForPorts, type NginxLocation, type NginxProcess } from '../runtime/nginx/index.ts';
+import { childPids, findNginx, killProcess, preparePrefix, startNginx, waitForPorts, type NginxLocation, type NginxProcess } from '../runtime/nginx/index.ts';
 import { benchAdapter, benchRefusals, stubPortCount } from './adapt.ts';
-import { cpuNs, cpuSplitUs, workerPid } from './cpu.ts';
+import { cpuNs, cpuSplitUs, waitForWorker } from './cpu.ts';
 import { hasBody, pickClient, run, stopLoad, type ClientKind, type RequestShape } from './load.ts';
 import { backendConf, baselineConf } from './plain.ts';
 import { deriveRequest, type BenchCredentials, type BenchRequest, type RouteOverrides } from './requests.ts';
@@ -197,18 +197,6 @@ async function launchRaw(loc: NginxLocation, bin: string, dir: string, text: str
   return launch(loc, bin, dir, conf, ports);
 }
 
-/** The worker of a master (nginx binds its ports before it forks the worker). */
-async function workerOf(master: number): Promise<number> {
-  const isWorker = (p: number) => {
-    try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('worker process');
-    } catch {
-      return false;
-    }
-  };
-  await waitFor(async () => childPids(master).some(isWorker), 30_000, `nginx ${master} to start its worker`);
-  return workerPid(master);
-}
 
 /** One request; resolves with the status. */
 function once(port: number, r: RequestShape): Promise<number> {
@@ -395,8 +383,8 @@ export async function benchConfig(opts: ConfigBenchOptions): Promise<ConfigRepor
     await probe.stop();
     const gateway = await launch(loc, loc.bin, path.join(work, 'gateway'), path.join(dist, 'nginx.conf'), gwPorts, manifest.prefixDirs);
     started.push(gateway);
-    const gwWorker = await workerOf(gateway.proc.pid);
-    const baseWorker = await workerOf(baseline.proc.pid);
+    const gwWorker = await waitForWorker(gateway.proc.pid);
+    const baseWorker = await waitForWorker(baseline.proc.pid);
 
     const loadOpts = (port: number, seconds: number) => ({ port, seconds, connections: opts.connections, threads: opts.threads, workDir: work });
     const baseShapes = { get: { method: 'GET', path: '/', header: ['X-Bench', '1'] as [string, string] }, post: { method: 'POST', path: '/', header: ['X-Bench', '1'] as [string, string] } };
