@@ -74,6 +74,8 @@ describe('quick start: gatewayctl up --demo', () => {
     }
     expect(await exited, out).toBe(0);
     expect(out).toContain('stopping');
+    // the demo starts clean: no nginx warning (a hash nginx had to size itself, say)
+    expect(out).not.toMatch(/\[warn\]/);
     for (const port of [8080, 8081, 9101, 9102, 9201]) expect(await portOpen(port), `port ${port}`).toBe(false);
   });
 });

@@ -281,20 +281,27 @@ function hashSizeLines(m: GatewayModel, mapTables: string[][]): string[] {
  * variables_hash_* for the variables the features define. One named after a route, upstream,
  * listener, zone or cache ($gw_cors_preflight_max_age_<route>, $gw_traffic_<route>_<k>, …)
  * longer than 46 bytes does not fit nginx's default 64-byte bucket (nginx -t: "could not build
- * variables_hash"); 128 holds every name the schema allows (63 + affixes). And many of them:
+ * variables_hash"); 128 holds every such name the schema allows (63 + affixes), 256 a longer
+ * header-named one. And many of them:
  * nginx's own ~300 variables fill its default table (1024 slots of one 64-byte bucket each); a
  * few dozen more of the gateway's (a CORS route defines five) and nginx warns "could not build
  * optimal variables_hash" and picks other sizes itself. Sized here instead: buckets of two or
- * three names, up to four slots a variable. Nothing is written while the defaults hold.
+ * three names, up to four slots a variable.
+ * The bucket is always 128 bytes: whether two names share a 64-byte bucket depends on the names
+ * (their hash), not only on how many there are, and the bundled demo config, 23 variables of its
+ * own, drew that warning on every start and reload with the defaults. The table is built once per
+ * configuration; requests look variables up by index, never through it.
  */
 function variablesHashLines(m: GatewayModel, definedVariables: number, variableNames: string[]): string[] {
   const names = [...m.routes, ...m.upstreams, ...m.listeners, ...m.rateZones, ...m.connZones, ...m.caches, ...(m.tokenZones ?? [])].map((x) => x.name);
   const longest = (xs: string[], affixes: number) => Math.max(0, ...xs.map((n) => Buffer.byteLength(n) + affixes));
-  const longNames = Math.max(longest(names, LONGEST_DERIVED_VARIABLE_AFFIXES), longest(variableNames, 0)) > 46;
+  // a bucket holding one name takes (pointer + name + 2, aligned to 8) + a closing pointer:
+  // 128 bytes hold a name of up to 110 (every entity-named variable: 63 + the affixes)
+  const longName = Math.max(longest(names, LONGEST_DERIVED_VARIABLE_AFFIXES), longest(variableNames, 0)) > 110;
   const variables = NGINX_OWN_VARIABLES + definedVariables;
   const many = variables > VARIABLES_AT_DEFAULT;
   return [
-    ...(longNames || many ? [d('variables_hash_bucket_size', '128')] : []),
+    d('variables_hash_bucket_size', longName ? '256' : '128'),
     ...(many ? [d('variables_hash_max_size', bare(Math.min(262144, 2 ** Math.ceil(Math.log2(4 * variables))), 'int'))] : []),
   ];
 }
