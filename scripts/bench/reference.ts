@@ -146,7 +146,9 @@ http {
   js_shared_dict_zone zone=ref_jwt_cache:4m;
   js_set $ref_jwt_cached refc.hs256Cached;
   js_set $ref_jwt_cached_raw refc.hs256CachedRaw;
-  map_hash_bucket_size 128;
+  # 1,000 digests of 64 characters: a 128-byte bucket holds one, and nginx then warns 'could
+  # not build optimal map_hash' on every start (gatewayctl sizes its own: src/targets/nginx/hash.ts)
+  map_hash_bucket_size 256;
   map $ref_key_digest $ref_client {
     default "";
 ${map.join('\n')}
