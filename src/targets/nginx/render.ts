@@ -287,10 +287,11 @@ function hashSizeLines(m: GatewayModel, mapTables: string[][]): string[] {
  * few dozen more of the gateway's (a CORS route defines five) and nginx warns "could not build
  * optimal variables_hash" and picks other sizes itself. Sized here instead: buckets of two or
  * three names, up to four slots a variable.
- * The bucket is always 128 bytes: whether two names share a 64-byte bucket depends on the names
- * (their hash), not only on how many there are, and the bundled demo config, 23 variables of its
- * own, drew that warning on every start and reload with the defaults. The table is built once per
- * configuration; requests look variables up by index, never through it.
+ * The bucket is written always, never below 128 bytes: whether two names share a 64-byte bucket
+ * depends on the names (their hash), not only on how many there are, and the bundled demo
+ * config, 23 variables of its own, drew that warning on every start and reload with the
+ * defaults. The table is built once per configuration; requests look variables up by index,
+ * never through it.
  */
 function variablesHashLines(m: GatewayModel, definedVariables: number, variableNames: string[]): string[] {
   const names = [...m.routes, ...m.upstreams, ...m.listeners, ...m.rateZones, ...m.connZones, ...m.caches, ...(m.tokenZones ?? [])].map((x) => x.name);
