@@ -91,10 +91,6 @@ export interface HttpContribution {
   /** header names this feature passes to proxy_set_header or proxy_hide_header in any
    *  location (sizes proxy_headers_hash_*: one name too long for a bucket fails nginx -t) */
   proxyHeaderNames?: string[];
-  /** names (without `$`) of variables this feature defines from a user string other than a
-   *  route, upstream, listener, zone or cache name (a header name), which the variables_hash
-   *  bucket must hold (entity-named ones are sized from the entity names) */
-  variableNames?: string[];
   /** extra JSON access-log fields */
   logFields?: LogField[];
   /** http-level access logs of their own (log_format and access_log lines, placed beside the

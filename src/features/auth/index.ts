@@ -8,7 +8,7 @@ import { checkAuthRules } from './rules.ts';
 import { diffModelAuth } from './diff.ts';
 import { normalizeAuth, normalizeRouteAuth } from './normalize.ts';
 import { authInputRequests, buildAuthArtifacts, redactSecrets } from './outputs.ts';
-import { AUTH_CONF, authConf, liveKeys, liveKeysLocations, authFailureLog, authLogFields, authServerLocations, asyncJwt, cachedJwtFirst, headerNamedVariables, knownIdentityHeaders, routeAuthParts, syncJwt, usesApiKeys } from './render.ts';
+import { AUTH_CONF, authConf, liveKeys, liveKeysLocations, authFailureLog, authLogFields, authServerLocations, asyncJwt, cachedJwtFirst, knownIdentityHeaders, routeAuthParts, syncJwt, usesApiKeys } from './render.ts';
 import { authSchema } from './schema.ts';
 
 function njsCalls(r: Route, m: GatewayModel): number {
@@ -71,7 +71,7 @@ export const authFeature: Feature = {
     const proxyHeaderNames = [...knownIdentityHeaders(m), 'Authorization', ...m.routes.flatMap((r) => (r.auth ? [r.auth.keyHeader] : []))];
     // conf.d/keys.map: the key map, and the native lane's four where a route takes API keys
     const includedVariables = m.auth?.apiKeys ? (usesApiKeys(m) ? 5 : 1) : 0;
-    return { logFields: authLogFields(m), accessLogs: authFailureLog(m), confFiles, proxyHeaderNames, variableNames: headerNamedVariables(m), includedVariables };
+    return { logFields: authLogFields(m), accessLogs: authFailureLog(m), confFiles, proxyHeaderNames, includedVariables };
   },
   serverLocations: (m, _l, routes) => authServerLocations(m, routes),
   statusLocations: liveKeysLocations,

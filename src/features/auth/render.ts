@@ -382,10 +382,6 @@ const keySentVar = (header: string) => `$${bare(`gw_key_sent_${header.toLowerCas
 /** The key headers whose presence decides a route that accepts a key or a JWT (lowercased, each once). */
 const keySentHeaders = (m: GatewayModel): string[] => [...new Set(m.routes.filter(either).map((r) => r.auth!.keyHeader.toLowerCase()))].sort();
 
-/** The variables named after an API-key header (their maps: authConf): their length follows the header name's. */
-export function headerNamedVariables(m: GatewayModel): string[] {
-  return keySentHeaders(m).map((h) => keySentVar(h).slice(1));
-}
 const roleOkVar = (r: Route) => `$gw_role_ok_${ident(r.name)}`;
 
 /**

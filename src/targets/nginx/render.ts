@@ -122,7 +122,7 @@ export function render(m: GatewayModel, features: readonly Feature[], opts: Rend
     Object.values(confFiles).reduce((n, f) => n + f.blocks.length + f.lines.length, 0) +
     http.reduce((n, h) => n + (h.includedVariables ?? 0), 0);
   files['nginx.conf'] = renderConf(
-    mainConf(m, header, brotli, all('logFields') as LogField[], all('accessLogs') as string[], Object.keys(confFiles), [...(all('mapKeys') as string[][]), ...(opts.externalMapKeys ?? [])], all('proxyHeaderNames') as string[], definedVariables, all('variableNames') as string[]),
+    mainConf(m, header, brotli, all('logFields') as LogField[], all('accessLogs') as string[], Object.keys(confFiles), [...(all('mapKeys') as string[][]), ...(opts.externalMapKeys ?? [])], all('proxyHeaderNames') as string[], definedVariables),
     'nginx.conf',
   );
   files['mime.types'] = readFileSync(path.join(TEMPLATES, 'mime.types'), 'utf8');
@@ -154,7 +154,6 @@ function mainConf(
   mapKeys: string[][],
   proxyHeaderNames: string[],
   definedVariables: number,
-  variableNames: string[],
 ): ConfView {
   const g = m.global;
   const lines: string[] = [];
@@ -177,7 +176,7 @@ function mainConf(
     d('tcp_nopush', 'on'),
     d('keepalive_timeout', '65s'),
     ...hashSizeLines(m, mapKeys),
-    ...variablesHashLines(m, definedVariables, variableNames),
+    ...variablesHashLines(definedVariables),
     ...proxyHeadersHashLines(proxyHeaderNames),
     d('client_body_temp_path', q(`${g.paths.temp}/client_body`, 'file')),
     d('proxy_temp_path', q(`${g.paths.temp}/proxy`, 'file')),
@@ -244,7 +243,7 @@ const NGINX_OWN_VARIABLES = 300;
  *  without a warning, by the count below: 10 CORS routes (344) built quietly, 12 (352) did not */
 const VARIABLES_AT_DEFAULT = 344;
 
-/** the longest prefix and suffix a feature puts around a name to make a variable of it (tests/unit/nginx-agreement.test.ts builds every one with 63-character names) */
+/** the longest prefix and suffix a feature puts around a name to make a variable of it, which the variables_hash bucket must hold (variablesHashLines; tests/unit/nginx-agreement.test.ts builds every one with 63-character names) */
 export const LONGEST_DERIVED_VARIABLE_AFFIXES = 30;
 
 /**
@@ -278,32 +277,26 @@ function hashSizeLines(m: GatewayModel, mapTables: string[][]): string[] {
 }
 
 /**
- * variables_hash_* for the variables the features define. One named after a route, upstream,
- * listener, zone or cache ($gw_cors_preflight_max_age_<route>, $gw_traffic_<route>_<k>, …)
- * longer than 46 bytes does not fit nginx's default 64-byte bucket (nginx -t: "could not build
- * variables_hash"); 128 holds every such name the schema allows (63 + affixes), 256 a longer
- * header-named one. And many of them:
- * nginx's own ~300 variables fill its default table (1024 slots of one 64-byte bucket each); a
- * few dozen more of the gateway's (a CORS route defines five) and nginx warns "could not build
- * optimal variables_hash" and picks other sizes itself. Sized here instead: buckets of two or
- * three names, up to four slots a variable.
- * The bucket is written always, never below 128 bytes: whether two names share a 64-byte bucket
- * depends on the names (their hash), not only on how many there are, and the bundled demo
- * config, 23 variables of its own, drew that warning on every start and reload with the
- * defaults. The table is built once per configuration; requests look variables up by index,
- * never through it.
+ * variables_hash_* for the variables the features define. nginx's default bucket, 64 bytes,
+ * holds a name of up to 46 bytes: one named after a route, upstream, listener, zone or cache
+ * ($gw_cors_preflight_max_age_<route>, $gw_traffic_<route>_<k>, …) can be longer (nginx -t:
+ * "could not build variables_hash"). A bucket holding one name takes (pointer + name + 2,
+ * aligned to 8) + a closing pointer, so 128 bytes hold a name of up to 110: every entity-named
+ * variable (63 + LONGEST_DERIVED_VARIABLE_AFFIXES) and every header-named one
+ * ($gw_key_sent_<header>, headers of at most 64 characters). The bucket is written always:
+ * whether names share a 64-byte bucket depends on their hashes, not only on how many there
+ * are, and the bundled demo config, 23 variables of its own, drew "could not build optimal
+ * variables_hash" on every start and reload with the defaults. And many variables: nginx's own
+ * ~300 fill its default table (1024 slots); a few dozen more of the gateway's (a CORS route
+ * defines five) and it picks other sizes itself, with that warning. Sized here instead: up to
+ * four slots a variable. The table is built once per configuration; requests look variables up
+ * by index, never through it.
  */
-function variablesHashLines(m: GatewayModel, definedVariables: number, variableNames: string[]): string[] {
-  const names = [...m.routes, ...m.upstreams, ...m.listeners, ...m.rateZones, ...m.connZones, ...m.caches, ...(m.tokenZones ?? [])].map((x) => x.name);
-  const longest = (xs: string[], affixes: number) => Math.max(0, ...xs.map((n) => Buffer.byteLength(n) + affixes));
-  // a bucket holding one name takes (pointer + name + 2, aligned to 8) + a closing pointer:
-  // 128 bytes hold a name of up to 110 (every entity-named variable: 63 + the affixes)
-  const longName = Math.max(longest(names, LONGEST_DERIVED_VARIABLE_AFFIXES), longest(variableNames, 0)) > 110;
+function variablesHashLines(definedVariables: number): string[] {
   const variables = NGINX_OWN_VARIABLES + definedVariables;
-  const many = variables > VARIABLES_AT_DEFAULT;
   return [
-    d('variables_hash_bucket_size', longName ? '256' : '128'),
-    ...(many ? [d('variables_hash_max_size', bare(Math.min(262144, 2 ** Math.ceil(Math.log2(4 * variables))), 'int'))] : []),
+    d('variables_hash_bucket_size', '128'),
+    ...(variables > VARIABLES_AT_DEFAULT ? [d('variables_hash_max_size', bare(Math.min(262144, 2 ** Math.ceil(Math.log2(4 * variables))), 'int'))] : []),
   ];
 }
 
