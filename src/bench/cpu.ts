@@ -1,6 +1,6 @@
 // CPU time of a process from /proc: what the benchmarks divide by the requests served.
 import { readdirSync, readFileSync } from 'node:fs';
-import { childPids, waitFor } from '../runtime/nginx/index.ts';
+import { childPids, processTitleIncludes, waitFor } from '../runtime/nginx/index.ts';
 
 /** CPU time of one process in ns: sum_exec_runtime of its threads (/proc/<pid>/task/<tid>/schedstat), else utime+stime ticks. */
 export function cpuNs(pid: number): number {
@@ -26,13 +26,7 @@ export function cpuSplitUs(pid: number): { user: number; sys: number } {
   return { user: Number(rest[11]) * 1e4, sys: Number(rest[12]) * 1e4 }; // USER_HZ 100
 }
 
-const isWorker = (p: number): boolean => {
-  try {
-    return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('worker process');
-  } catch {
-    return false;
-  }
-};
+const isWorker = (p: number): boolean => processTitleIncludes(p, 'worker process');
 
 /** The worker process of an nginx master (one worker). */
 export function workerPid(master: number): number {

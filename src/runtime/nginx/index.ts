@@ -36,7 +36,7 @@ export {
 } from './versions.ts';
 export { PREFIX_DIRS, preparePrefix, type PrefixLayout } from './prefix.ts';
 export { parseNginxErrors, testConfig, type ConfigError, type ConfigTestResult } from './test-config.ts';
-export { DEFAULT_PID_FILE, childPids, isRunning, pidAlive, pidFileFor, readPid } from './pid.ts';
+export { DEFAULT_PID_FILE, childPids, isRunning, pidAlive, pidFileFor, processTitleIncludes, readPid } from './pid.ts';
 export { startNginx, type NginxProcess, type StartOptions } from './start.ts';
 export { reloadNginx, type ReloadOptions } from './reload.ts';
 export { killProcess, stopNginx, type StopOptions } from './stop.ts';

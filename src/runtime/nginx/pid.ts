@@ -91,6 +91,19 @@ export function childPids(pid: number): number[] {
   return out;
 }
 
+/**
+ * Whether process `pid`'s command line holds `text` (nginx retitles its processes: "nginx:
+ * worker process", "nginx: worker process is shutting down"); false once it has exited, which
+ * a worker may do between childPids() listing it and this read.
+ */
+export function processTitleIncludes(pid: number, text: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text);
+  } catch {
+    return false;
+  }
+}
+
 /** True when PREFIX's pid file names a live nginx master. */
 export async function isRunning(prefix: string, opts: { pidFile?: string } = {}): Promise<boolean> {
   const pid = await readPid(prefix, opts);
