@@ -197,7 +197,6 @@ async function launchRaw(loc: NginxLocation, bin: string, dir: string, text: str
   return launch(loc, bin, dir, conf, ports);
 }
 
-
 /** One request; resolves with the status. */
 function once(port: number, r: RequestShape): Promise<number> {
   return new Promise((resolve, reject) => {
