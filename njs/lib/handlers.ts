@@ -44,7 +44,9 @@ export interface AuthPreload {
 declare const gw_auth: AuthPreload | undefined;
 
 function nowSeconds(): number {
-  return Math.floor(Date.now() / 1000);
+  // whole seconds without Math.floor (a global lookup, ~2,500 instructions in a request VM)
+  const ms = Date.now();
+  return (ms - (ms % 1000)) / 1000;
 }
 
 // js_set $gw_apikey gateway.apiKey;  -> "ok" | missing_key | malformed_key | unknown_key | expired_key

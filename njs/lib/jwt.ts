@@ -120,8 +120,10 @@ export function listHas(list: ArrayLike<unknown> | undefined, v: unknown): boole
   return false;
 }
 
+// ({}).hasOwnProperty rather than Object.prototype.hasOwnProperty: in a request VM the global
+// `Object` costs ~2,500 instructions a lookup, and this runs for several claims a token
 function has(o: JsonObject, name: string): boolean {
-  return Object.prototype.hasOwnProperty.call(o, name);
+  return {}.hasOwnProperty.call(o, name);
 }
 
 // Split and decode a compact JWS; no signature check.
@@ -345,7 +347,8 @@ function numericClaim(claims: JsonObject, name: string): number | null | undefin
     return undefined;
   }
   const v = claims[name];
-  return typeof v === 'number' && isFinite(v) ? v : null;
+  // finite: v - v is 0 for a finite number, NaN for NaN and ±Infinity (isFinite is a global)
+  return typeof v === 'number' && v - v === 0 ? v : null;
 }
 
 // Registered-claim checks (RFC 7519 §4.1); nowSec in unix seconds.

@@ -115,7 +115,8 @@ export function cacheEntry(raw: string, nowSec: number): CachedIdentity | null {
 export function cacheDeadline(claims: { [k: string]: unknown }, leeway: number | undefined, ttl: number, nowSec: number): number {
   const limit = nowSec + ttl;
   const exp = claims.exp;
-  if (typeof exp === 'number' && isFinite(exp)) {
+  // finite without the global isFinite (~2,500 instructions a lookup in a request VM)
+  if (typeof exp === 'number' && exp - exp === 0) {
     const end = exp + (typeof leeway === 'number' ? leeway : 0);
     return end < limit ? end : limit;
   }
@@ -136,7 +137,10 @@ export function cachePut(dict: JwtCacheDict, key: string, deadline: number, id: 
     }
     const value = deadline + '\n' + id.client + '\n' + id.role + '\n' + id.tier + '\n' + id.payload;
     if (typeof timedNowMs === 'number') {
-      const timeout = Math.floor(deadline * 1000 - timedNowMs - TIMED_MARGIN_MS);
+      // whole milliseconds without the global Math (as above): rounded toward zero, which is
+      // floor for the positive values that are stored (x - x % 1 is exact for them)
+      const left = deadline * 1000 - timedNowMs - TIMED_MARGIN_MS;
+      const timeout = left - (left % 1);
       if (timeout >= 1) {
         dict.set(key, value + '\n' + TIMED_MARK, timeout);
       }

@@ -132,6 +132,11 @@ describe('cacheGet', () => {
     cachePut(d, 'k3', NOW + 1, id, NOW, (NOW + 1) * 1000 - TIMED_MARGIN_MS - 1);
     expect(d.data.has('k2')).toBe(false);
     expect(d.timeouts.get('k3')).toBe(1);
+    // whole milliseconds, rounded down, from a fractional clock or deadline
+    cachePut(d, 'k5', NOW + 60, id, NOW, NOW * 1000 + 250.75);
+    expect(d.timeouts.get('k5')).toBe(58_749);
+    cachePut(d, 'k6', NOW + 60.5, id, NOW, NOW * 1000 + 250.25);
+    expect(d.timeouts.get('k6')).toBe(59_249);
     // a sixth field other than the mark is no entry
     d.data.set('k4', `${NOW + 60}\na\nb\nc\nd\n${TIMED_MARK}x`);
     expect(cacheGet(d, 'k4', NOW)).toBeNull();
