@@ -30,7 +30,8 @@ export interface InstructionRow {
 
 export interface InstructionOptions {
   requests: number;
-  /** scenarios besides the baseline and gw_plain; all when absent */
+  /** scenarios besides the baseline and gw_plain; all when absent (the first-sight rows, whose
+   *  every request signs a new token, only when named) */
   only?: string[];
   /** each gatewayctl scenario on a gateway of its own route */
   solo?: boolean;
@@ -38,6 +39,8 @@ export interface InstructionOptions {
   metrics?: boolean;
   /** gateways with `admin_api:` (API keys through gateway.apiKeyLive: runtime keys on) */
   liveKeys?: boolean;
+  /** gateways with `auth.jwt_cache: false` (what the verified-token cache saves) */
+  noJwtCache?: boolean;
   log?: (line: string) => void;
 }
 
@@ -165,7 +168,7 @@ export async function countInstructions(opts: InstructionOptions): Promise<{ row
     // the state-plane rows need health-checked upstreams, whose probes run in the measured
     // worker (counted in every row's window): only when such a row is asked for
     const wantsHealth = !only || only.some((n) => n.startsWith('gw_health')) || !!opts.liveKeys;
-    const dist = untimedCount(await buildProductFor(work, null, gwPort, [backA, backB], { metrics: opts.metrics, liveKeys: opts.liveKeys, health: wantsHealth }));
+    const dist = untimedCount(await buildProductFor(work, null, gwPort, [backA, backB], { jwtCache: !opts.noJwtCache, metrics: opts.metrics, liveKeys: opts.liveKeys, health: wantsHealth }));
     const product = await startGateway({ distDir: dist, ports: [gwPort], ...slow });
     const targets = { baseline: { gw: baseline, port: basePort }, reference: { gw: reference, port: refPort }, product: { gw: product, port: gwPort } };
     // --solo: a gateway of its own per route, built in its own directory; rows of one route
@@ -180,7 +183,7 @@ export async function countInstructions(opts: InstructionOptions): Promise<{ row
         delete soloByRoute[k];
       }
       const port = await freePort();
-      const dist = untimedCount(await buildProductFor(work, [route], port, [backA, backB], { metrics: opts.metrics, liveKeys: opts.liveKeys, health: HEALTH_ROUTES.includes(route) || !!opts.liveKeys }));
+      const dist = untimedCount(await buildProductFor(work, [route], port, [backA, backB], { jwtCache: !opts.noJwtCache, metrics: opts.metrics, liveKeys: opts.liveKeys, health: HEALTH_ROUTES.includes(route) || !!opts.liveKeys }));
       soloByRoute[route] = { gw: await startGateway({ distDir: dist, ports: [port], ...slow }), port };
       return soloByRoute[route];
     };
@@ -188,16 +191,21 @@ export async function countInstructions(opts: InstructionOptions): Promise<{ row
 
     const rows: Omit<InstructionRow, 'ratio'>[] = [];
     for (const s of SCENARIOS) {
-      if (s.freshTokens) continue; // first sight needs a new token per request: not a steady path
       if (only && s.name !== BASELINE && s.name !== 'gw_plain' && !only.includes(s.name)) continue;
+      // first sight (all rows: only when named, its tokens take a while to sign): a new token
+      // for every request, warm-up included
+      if (s.freshTokens && !only) continue;
       const t = solo && s.target === 'product' && s.name !== 'gw_plain' ? await soloTarget(s.shape(allCreds).path) : targets[s.target];
       const shape = s.shape(allCreds);
       const headers = { [shape.header[0]]: shape.header[1] };
+      const tokens = s.freshTokens ? await creds.fresh(s.freshTokens, N + 50) : null;
+      let sent = 0;
+      const next = (): Record<string, string> => (tokens ? { Authorization: `Bearer ${tokens[sent++]}` } : headers);
       const body = shape.method === 'POST' ? JSON.stringify({ model: 'gpt-4o', user: 'bench-user', messages: [{ role: 'user', content: 'hi' }] }) : undefined;
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
       const pid = workerPid(t.gw);
       for (let i = 0; i < 50; i++) {
-        const status = await send(agent, t.port, shape.method, shape.path, headers, body);
+        const status = await send(agent, t.port, shape.method, shape.path, next(), body);
         if (status !== 200) throw new Error(`${s.name}: HTTP ${status}`);
       }
       // with metrics, the counting log's lines are counted by a scrape at the end of the window
@@ -216,7 +224,7 @@ export async function countInstructions(opts: InstructionOptions): Promise<{ row
         return path.join(work, file);
       };
       callgrindControl(['-z', String(pid)]);
-      for (let i = 0; i < N; i++) await send(agent, t.port, shape.method, shape.path, headers, body);
+      for (let i = 0; i < N; i++) await send(agent, t.port, shape.method, shape.path, next(), body);
       if (counting) await scrape();
       const file = dump(s.name);
       let total = totalOf(file);

@@ -2,7 +2,7 @@
 // figure on a busy machine as on an idle one (CPU-time benchmarks are not), so it shows where a
 // path's cost goes and whether a change removed any, function by function.
 //
-//   npx tsx scripts/bench/instructions.ts [--requests 400] [--only gw_api_key,...] [--top 25] [--solo] [--metrics] [--live-keys] [--json]
+//   npx tsx scripts/bench/instructions.ts [--requests 400] [--only gw_api_key,...] [--top 25] [--solo] [--metrics] [--live-keys] [--no-jwt-cache] [--json]
 //
 // Each scenario of scripts/bench/lib.ts runs against its nginx (one process, under callgrind):
 // warm-up requests, counters zeroed, N requests on one keep-alive connection, counters dumped.
@@ -13,6 +13,7 @@
 // --solo: each gatewayctl scenario on a gateway with only its own route (and `plain`), so its
 // njs module holds only the handlers that route calls, as in a deployment doing one thing;
 // by default all scenarios share one gateway, whose module holds every handler.
+// --no-jwt-cache: gateways built with `auth.jwt_cache: false` (every JWT verified in full).
 // GATEWAYCTL_NGINX=.runtime-next/bin/nginx counts on the newer runtime (nginx 1.30 + njs 1.0;
 // scripts/provision-runtime.sh --next) instead of the project's.
 // The guard tests/bench/instructions.test.ts runs the same library (scripts/bench/callgrind.ts).
@@ -25,7 +26,7 @@ const N = Number(val('--requests') ?? 400);
 const TOP = Number(val('--top') ?? 0);
 const json = argv.includes('--json');
 
-const { rows } = await countInstructions({ requests: N, only: val('--only')?.split(','), solo: argv.includes('--solo'), metrics: argv.includes('--metrics'), liveKeys: argv.includes('--live-keys'), log: json ? undefined : (l) => process.stderr.write(`${l}\n`) });
+const { rows } = await countInstructions({ requests: N, only: val('--only')?.split(','), solo: argv.includes('--solo'), metrics: argv.includes('--metrics'), liveKeys: argv.includes('--live-keys'), noJwtCache: argv.includes('--no-jwt-cache'), log: json ? undefined : (l) => process.stderr.write(`${l}\n`) });
 if (json) {
   console.log(JSON.stringify(rows.map(({ name, perRequest, ratio }) => ({ name, perRequest: Math.round(perRequest), ratio: Number(ratio.toFixed(3)) })), null, 2));
 } else {

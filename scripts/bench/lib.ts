@@ -22,8 +22,8 @@ export interface Scenario {
   label: string;
   target: Target;
   shape: (c: Credentials & { refHsToken: string }) => RequestShape;
-  /** Fresh ES256 tokens for every measurement (first sight). */
-  freshTokens?: boolean;
+  /** Fresh tokens of this algorithm for every measurement (first sight). */
+  freshTokens?: 'ES256' | 'HS256';
   /** Latency-bound (the backend waits): counted by callgrind (scripts/bench/instructions.ts),
    *  left out of CPU-time runs unless asked for by name (its CPU per request is not comparable). */
   slow?: boolean;
@@ -51,8 +51,9 @@ export const SCENARIOS: Scenario[] = [
   { name: 'gw_api_key', label: 'gatewayctl: API key + per-client limit + consistent hash', target: 'product', shape: (c) => ({ method: 'GET', path: '/apikey', header: ['X-API-Key', c.apiKey] }) },
   { name: 'gw_api_key_njs', label: 'gatewayctl: the same, a key without an id (checked by njs)', target: 'product', shape: (c) => ({ method: 'GET', path: '/apikey', header: ['X-API-Key', c.apiKeyNjs] }) },
   { name: 'gw_jwt_hs256', label: 'gatewayctl: JWT HS256 + per-client limit', target: 'product', shape: (c) => ({ method: 'GET', path: '/hs', header: ['Authorization', `Bearer ${c.hsToken}`] }) },
+  { name: 'gw_jwt_hs256_first', label: 'gatewayctl: JWT HS256 + per-client limit, each token new', target: 'product', freshTokens: 'HS256', shape: () => ({ method: 'GET', path: '/hs', header: ['Authorization', 'Bearer -'] }) },
   { name: 'gw_jwt_es256_repeat', label: 'gatewayctl: JWT ES256 + per-client limit, same token', target: 'product', shape: (c) => ({ method: 'GET', path: '/es', header: ['Authorization', `Bearer ${c.esToken}`] }) },
-  { name: 'gw_jwt_es256_first', label: 'gatewayctl: JWT ES256 + per-client limit, each token new', target: 'product', freshTokens: true, shape: (c) => ({ method: 'GET', path: '/es', header: ['Authorization', 'Bearer -'] }) },
+  { name: 'gw_jwt_es256_first', label: 'gatewayctl: JWT ES256 + per-client limit, each token new', target: 'product', freshTokens: 'ES256', shape: () => ({ method: 'GET', path: '/es', header: ['Authorization', 'Bearer -'] }) },
   { name: 'gw_model', label: 'gatewayctl: model routing (POST)', target: 'product', shape: () => ({ method: 'POST', path: '/v1/chat/completions', header: NO_CRED }) },
   { name: 'gw_body_hash', label: 'gatewayctl: consistent hash on a body field (POST)', target: 'product', shape: () => ({ method: 'POST', path: '/body', header: NO_CRED }) },
   { name: 'gw_health', label: 'gatewayctl: plain route, health check + breaker, all up', target: 'product', shape: () => ({ method: 'GET', path: '/checked', header: NO_CRED }) },
@@ -220,7 +221,7 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Rep
     const freshRate: Record<string, number> = {};
     const shapeFor = async (s: Scenario, seconds: number): Promise<RequestShape> => {
       const shape = s.shape(allCreds);
-      if (s.freshTokens) shape.tokens = await creds.esFresh(Math.ceil((freshRate[s.name] ?? 2000) * seconds * 1.5) + opts.connections * 4);
+      if (s.freshTokens) shape.tokens = await creds.fresh(s.freshTokens, Math.ceil((freshRate[s.name] ?? 2000) * seconds * 1.5) + opts.connections * 4);
       return shape;
     };
 

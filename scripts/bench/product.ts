@@ -98,8 +98,8 @@ export interface Credentials {
   apiKeyNjs: string;
   hsToken: string;
   esToken: string;
-  /** Distinct ES256 tokens (one `jti` each) for the first-sight row. */
-  esFresh: (n: number) => Promise<string[]>;
+  /** Distinct tokens (one `jti` each) for the first-sight rows. */
+  fresh: (alg: 'ES256' | 'HS256', n: number) => Promise<string[]>;
 }
 
 /** Write keys.yaml, hs.secret and jwks.json into `dir` and return what clients send. */
@@ -119,15 +119,17 @@ export async function writeCredentials(dir: string): Promise<Credentials> {
     if (jti) t.setJti(jti);
     return t.sign(ec.privateKey as CryptoKey);
   };
+  const hsKey = new TextEncoder().encode(HS_SECRET);
+  const hs = (jti: string) => new SignJWT({ sub: 'bench' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(exp).setJti(jti).sign(hsKey);
   let fresh = 0;
   return {
     apiKey,
     apiKeyNjs,
     hsToken: await hsToken(exp),
     esToken: await es(),
-    esFresh: async (n) => {
+    fresh: async (alg, n) => {
       const out: string[] = [];
-      for (let i = 0; i < n; i++) out.push(await es(`fresh-${process.pid}-${fresh++}`));
+      for (let i = 0; i < n; i++) out.push(await (alg === 'ES256' ? es : hs)(`fresh-${process.pid}-${fresh++}`));
       return out;
     },
   };
