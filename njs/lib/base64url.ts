@@ -7,6 +7,9 @@
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
+// The definition of canonical base64url, spelled out: the alphabet, no impossible length, the
+// unused bits zero. The request path decodes with b64uDecode's round trip instead (cheaper in
+// njs); the tests hold the two together on both engines (tests/njs/base64url-nginx.test.ts).
 export function isBase64Url(s: string): boolean {
   if (typeof s !== 'string' || s.length % 4 === 1) {
     return false;
