@@ -30,7 +30,7 @@ export function isBase64Url(s: string): boolean {
 // the decoder skips what is not in the alphabet, stops at padding and drops a lone last
 // character and unused low bits, and the encoder writes the one canonical spelling of the
 // bytes without padding, so the bytes encode back to `s` exactly when `s` is canonical
-// base64url (the same set isBase64Url accepts; tests/njs/jwt.test.ts holds the two together).
+// base64url (the set isBase64Url defines; tests/njs/base64url-nginx.test.ts holds the two together).
 // In an njs request VM, isBase64Url's regex and two string calls cost ~9,500 instructions a
 // segment, the second encoding ~1,500.
 export function b64uDecode(s: string): Buffer | null {

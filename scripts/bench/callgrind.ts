@@ -192,8 +192,8 @@ export async function countInstructions(opts: InstructionOptions): Promise<{ row
     const rows: Omit<InstructionRow, 'ratio'>[] = [];
     for (const s of SCENARIOS) {
       if (only && s.name !== BASELINE && s.name !== 'gw_plain' && !only.includes(s.name)) continue;
-      // first sight (all rows: only when named, its tokens take a while to sign): a new token
-      // for every request, warm-up included
+      // a first-sight row runs only when named (its every request, warm-up included, sends a
+      // token signed for it alone)
       if (s.freshTokens && !only) continue;
       const t = solo && s.target === 'product' && s.name !== 'gw_plain' ? await soloTarget(s.shape(allCreds).path) : targets[s.target];
       const shape = s.shape(allCreds);
