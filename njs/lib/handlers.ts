@@ -24,6 +24,7 @@ import { providerName, safeIdentity, safeRole } from './identity.ts';
 import { logLine, logText } from './logtext.ts';
 import { DEFAULT_MAX_TOKEN_LENGTH, JsonObject, JwtOk, JwtPolicy, verifyJwt, verifyJwtSync } from './jwt.ts';
 import { claimKeyFrom } from './keys.ts';
+import { hasOwn } from './json.ts';
 import { CacheSettings, CachedIdentity, JWT_CACHE_ZONE, JwtCacheDict, RAW_KEY_MAX, TIMED_MARK, cacheDeadline, cacheGet, cacheKey, cachePut, perEntryTimeouts } from './jwtcache.ts';
 import cr from 'crypto';
 
@@ -225,7 +226,7 @@ function deny(r: NginxHTTPRequest, reason: string, detail: string): void {
 }
 
 function claimIdentity(claims: JsonObject, name: string | undefined, role: boolean): string | null | undefined {
-  if (typeof name !== 'string' || name.length === 0 || !Object.prototype.hasOwnProperty.call(claims, name)) {
+  if (typeof name !== 'string' || name.length === 0 || !hasOwn(claims, name)) {
     return undefined;
   }
   return role ? safeRole(claims[name]) : safeIdentity(claims[name]);

@@ -18,3 +18,11 @@ export function parseObject(text: string | undefined | null): JsonObject | null 
   }
   return v as JsonObject;
 }
+
+// Whether `o` has its own member `name` (a JSON document's, never an inherited one such as
+// "constructor"). ({}).hasOwnProperty rather than Object.prototype.hasOwnProperty: in a
+// request VM the global `Object` costs ~2,500 instructions a lookup, and the JWT checks ask
+// this for several claims a token.
+export function hasOwn(o: JsonObject, name: string): boolean {
+  return {}.hasOwnProperty.call(o, name);
+}

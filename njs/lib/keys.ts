@@ -1,7 +1,7 @@
 // Hash keys as njs derives them (engine-neutral: also used by `gatewayctl route`, so the CLI
 // reads a body exactly as the gateway does). njs subset: no classes, spread, optional chaining.
 import { b64uDecodeString } from './base64url.ts';
-import { parseObject } from './json.ts';
+import { hasOwn, parseObject } from './json.ts';
 
 export { parseObject };
 
@@ -11,7 +11,7 @@ export const MAX_KEY_LENGTH = 512;
 // A member as a hash key: strings as they are, finite numbers and booleans as text,
 // anything else (objects, arrays, null, missing, over-long) as "" (the fallback).
 export function keyOf(doc: { [k: string]: unknown } | null, name: string): string {
-  if (doc === null || !Object.prototype.hasOwnProperty.call(doc, name)) {
+  if (doc === null || !hasOwn(doc, name)) {
     return '';
   }
   const v = doc[name];
